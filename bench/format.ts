@@ -1,0 +1,77 @@
+/**
+ * Formatting throughput: the fixture events (re-addressed so most skbs are
+ * distinct, with advancing timestamps) formatted 1M times as text and as JSON
+ * lines, through the sinks and a BatchedWriter into a writer that discards.
+ *
+ *   node dist/bench/format.js [count]
+ */
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { JsonSink, TextSink } from '../src/output/sinks.js';
+import { BatchedWriter } from '../src/output/stream.js';
+import type { TextOptions } from '../src/output/text.js';
+import type { Sink } from '../src/output/sink.js';
+import type { TraceEvent } from '../src/trace/event.js';
+
+interface RawEvent extends Omit<TraceEvent, 'timeNs' | 'sinceStartNs' | 'skb'> {
+  timeNs: string;
+  sinceStartNs: string;
+  skb: string;
+}
+
+function loadEvents(): TraceEvent[] {
+  const raw = JSON.parse(
+    readFileSync(new URL('../../fixtures/events/basic.json', import.meta.url), 'utf8'),
+  ) as { events: RawEvent[] };
+  return raw.events.map((e) => ({
+    ...e,
+    timeNs: BigInt(e.timeNs),
+    sinceStartNs: BigInt(e.sinceStartNs),
+    skb: BigInt(e.skb),
+  }));
+}
+
+/** 8192 variants: 1 µs apart, skbs spread over 2048 addresses. */
+function variants(base: TraceEvent[]): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  for (let i = 0; i < 8192; i++) {
+    const e = base[i % base.length]!;
+    out.push({
+      ...e,
+      timeNs: e.timeNs + BigInt(i) * 1000n,
+      sinceStartNs: e.sinceStartNs + BigInt(i) * 1000n,
+      skb: e.skb + BigInt(i % 2048) * 0x100n,
+    });
+  }
+  return out;
+}
+
+class NullWriter extends Writable {
+  bytes = 0;
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.bytes += chunk.length;
+    cb();
+  }
+}
+
+async function run(name: string, make: (w: BatchedWriter) => Sink, events: TraceEvent[], count: number): Promise<void> {
+  const sink = make(new BatchedWriter(new NullWriter(), { isTTY: false, maxDelayMs: 0 }));
+  // Warm up the JIT before timing.
+  for (let i = 0; i < 50_000; i++) sink.event(events[i % events.length]!);
+  const n = events.length;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) sink.event(events[i % n]!);
+  await sink.close();
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`${name}: ${(count / s / 1e6).toFixed(2)}M events/s`);
+}
+
+const count = Number(process.argv[2] ?? 1_000_000);
+const events = variants(loadEvents());
+const plain: TextOptions = { tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false };
+const full: TextOptions = { tuple: true, meta: true, stack: false, caller: true, tcpFlags: true, timestamp: 'absolute', color: false };
+
+await run('text', (w) => new TextSink(w, { ...plain, tuple: true, header: false }), events, count);
+await run('text (all columns, absolute time)', (w) => new TextSink(w, { ...full, header: false }), events, count);
+await run('text (all columns, colour)', (w) => new TextSink(w, { ...full, color: true, header: false }), events, count);
+await run('json', (w) => new JsonSink(w, { stack: false }), events, count);

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * The records pktpath probes send to user space, and the configuration user
+ * space gives them. This header is the one definition of that layout:
+ * src/decode/event.ts decodes it, and a test compares both against the BTF of
+ * the compiled probes.
+ */
+#ifndef PKTPATH_EVENT_H
+#define PKTPATH_EVENT_H
+
+#define PKTPATH_EVENT_VERSION 1
+
+/* What kind of record a ring entry is (first u32 of every record). */
+enum record_type {
+	RECORD_EVENT = 1,
+};
+
+/* event.flags: which optional parts of an event hold data. */
+enum event_flags {
+	EVENT_HAS_TUPLE  = 1 << 0, /* tuple was parsed from IPv4/IPv6 headers */
+	EVENT_HAS_STACK  = 1 << 1, /* stack_id names an entry of the stacks map */
+	EVENT_HAS_REASON = 1 << 2, /* drop_reason is valid (kfree_skb) */
+	EVENT_HAS_CALLER = 1 << 3, /* caller is the address that freed/handled the skb */
+	EVENT_HAS_NFHOOK = 1 << 4, /* hook/pf are a netfilter hook and family */
+	EVENT_HAS_TCDIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
+};
+
+/* Addresses are in network byte order; IPv4 uses the first 4 bytes. */
+struct tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;     /* host byte order */
+	__u16 dport;     /* host byte order */
+	__u8 l3;         /* 4, 6, or 0 when the packet is not IP */
+	__u8 l4proto;    /* IPPROTO_* */
+	__u8 tcp_flags;  /* FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 */
+	__u8 _pad;
+};
+
+struct event {
+	__u32 type;        /* enum record_type */
+	__u32 flags;       /* enum event_flags */
+	__u64 ts_ns;       /* CLOCK_MONOTONIC */
+	__u64 skb;         /* struct sk_buff address: identifies the packet */
+	__u64 caller;      /* EVENT_HAS_CALLER */
+	__u32 point_id;    /* index of the observation point, given by user space */
+	__u32 cpu;
+	__u32 pid;         /* thread group id of the current task */
+	__u32 netns;       /* network namespace inode */
+	__u32 mark;
+	__u32 ifindex;
+	__u32 len;         /* skb->len */
+	__u32 mtu;         /* of skb->dev, 0 without a device */
+	__s32 stack_id;    /* EVENT_HAS_STACK */
+	__u32 drop_reason; /* EVENT_HAS_REASON: enum skb_drop_reason */
+	__u16 protocol;    /* ethertype, host byte order */
+	__u8 hook;         /* EVENT_HAS_NFHOOK / EVENT_HAS_TCDIR */
+	__u8 pf;           /* EVENT_HAS_NFHOOK: NFPROTO_* */
+	__u32 _pad;
+	char comm[16];
+	struct tuple tuple;
+};
+
+/* config.flags */
+enum config_flags {
+	CONFIG_STACK = 1 << 0, /* capture the kernel stack (tracepoints only) */
+};
+
+/* Filter on the parsed tuple; a zero field does not filter. */
+struct filter {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 addr[16];     /* either direction */
+	__u8 saddr_l3;     /* 0: no source address filter, else 4 or 6 */
+	__u8 daddr_l3;
+	__u8 addr_l3;
+	__u8 l4proto;      /* 0: any */
+	__u8 has_l4proto;
+	__u8 _pad[3];
+	__u16 sport;       /* 0: any */
+	__u16 dport;
+	__u16 port;        /* either direction */
+	__u16 _pad2;
+};
+
+/* Read-only per-program configuration, written by user space before load. */
+struct config {
+	__u32 point_id;
+	__u32 flags;        /* enum config_flags */
+	__s32 skb_arg;      /* tracepoints: argument holding the skb */
+	__s32 reason_arg;   /* tracepoints: argument holding the drop reason, -1 if none */
+	__s32 location_arg; /* tracepoints: argument holding the caller address, -1 if none */
+	__u32 has_filter;
+	struct filter filter;
+};
+
+#endif

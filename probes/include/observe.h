@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * What every observation point does with an skb: parse its headers, run the
+ * filter, and only for a match reserve a record, fill it and send it. Each
+ * attach family (tracepoint, tc, netfilter) is a thin wrapper around observe().
+ */
+#ifndef PKTPATH_OBSERVE_H
+#define PKTPATH_OBSERVE_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "event.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Written by user space before load; the verifier folds these constants, so
+ * disabled features cost nothing in the probe. */
+const volatile struct config CONFIG = {};
+
+/* Shared by every probe object: the first object loaded creates them, the
+ * others reuse their file descriptors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 127 * sizeof(__u64));
+} stacks SEC(".maps");
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IP_MF 0x2000
+/* IPv6 extension headers (uapi/linux/in6.h, not in vmlinux.h). */
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_DSTOPTS 60
+#define IP_OFFSET 0x1FFF
+
+static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
+{
+	return bpf_probe_read_kernel(dst, len, src);
+}
+
+/* Offset of the network header from skb->head, or -1. The network header is
+ * not always set (before the stack parsed the frame); fall back to the
+ * Ethernet header, skipping VLAN tags. */
+static __always_inline int network_offset(struct sk_buff *skb, unsigned char *head)
+{
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 mh = BPF_CORE_READ(skb, mac_header);
+
+	if (nh != 0 && nh != (__u16)~0U)
+		return nh;
+	if (mh == (__u16)~0U)
+		return -1;
+
+	__u32 off = mh + ETH_HLEN;
+	__be16 ethertype = 0;
+	read_bytes(&ethertype, sizeof(ethertype), head + mh + 12);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD))
+			break;
+		read_bytes(&ethertype, sizeof(ethertype), head + off + 2);
+		off += 4;
+	}
+	return off;
+}
+
+static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple *t)
+{
+	t->l4proto = proto;
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
+		__be16 ports[2] = {};
+		read_bytes(ports, sizeof(ports), l4);
+		t->sport = bpf_ntohs(ports[0]);
+		t->dport = bpf_ntohs(ports[1]);
+		if (proto == IPPROTO_TCP)
+			read_bytes(&t->tcp_flags, 1, l4 + 13);
+	}
+}
+
+/* Fill t from the IPv4/IPv6 and transport headers. Returns 0 when the packet
+ * is IP. */
+static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	int off = network_offset(skb, head);
+	if (off < 0)
+		return -1;
+
+	__u16 protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
+		return -1;
+
+	unsigned char *nh = head + off;
+	__u8 vhl = 0;
+	read_bytes(&vhl, 1, nh);
+
+	if ((vhl >> 4) == 4 && protocol != ETH_P_IPV6) {
+		struct iphdr ip;
+		if (read_bytes(&ip, sizeof(ip), nh))
+			return -1;
+		t->l3 = 4;
+		__builtin_memcpy(t->saddr, &ip.saddr, 4);
+		__builtin_memcpy(t->daddr, &ip.daddr, 4);
+		t->l4proto = ip.protocol;
+		/* Later fragments carry no transport header. */
+		if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
+			return 0;
+		parse_l4(nh + (ip.ihl & 0xf) * 4, ip.protocol, t);
+		return 0;
+	}
+	if ((vhl >> 4) == 6 && protocol != ETH_P_IP) {
+		struct ipv6hdr ip6;
+		if (read_bytes(&ip6, sizeof(ip6), nh))
+			return -1;
+		t->l3 = 6;
+		__builtin_memcpy(t->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(t->daddr, &ip6.daddr, 16);
+		__u8 next = ip6.nexthdr;
+		unsigned char *p = nh + sizeof(ip6);
+		/* A bounded walk over the extension headers that may precede the
+		 * transport header. */
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			__u8 ext[2] = {};
+			if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
+				read_bytes(ext, 2, p);
+				next = ext[0];
+				p += (ext[1] + 1) * 8;
+			} else if (next == IPPROTO_FRAGMENT) {
+				__be16 frag = 0;
+				read_bytes(ext, 2, p);
+				read_bytes(&frag, 2, p + 2);
+				next = ext[0];
+				p += 8;
+				if (bpf_ntohs(frag) & 0xFFF8) {
+					t->l4proto = next;
+					return 0;
+				}
+			} else if (next == IPPROTO_AH) {
+				read_bytes(ext, 2, p);
+				next = ext[0];
+				p += (ext[1] + 2) * 4;
+			} else {
+				break;
+			}
+		}
+		parse_l4(p, next, t);
+		return 0;
+	}
+	return -1;
+}
+
+/* `b` points into CONFIG: it must stay volatile, or the compiler folds the
+ * read to the zero CONFIG is declared with. */
+static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, __u8 l3)
+{
+	if (l3 == 4)
+		return *(const __u32 *)a == *(const volatile __u32 *)b;
+	return ((const __u64 *)a)[0] == ((const volatile __u64 *)b)[0] &&
+	       ((const __u64 *)a)[1] == ((const volatile __u64 *)b)[1];
+}
+
+static __always_inline bool filter_match(const struct tuple *t, bool is_ip)
+{
+	if (!CONFIG.has_filter)
+		return true;
+	if (!is_ip)
+		return false;
+
+	const volatile struct filter *f = &CONFIG.filter;
+	if (f->saddr_l3 && (f->saddr_l3 != t->l3 || !addr_eq(t->saddr, f->saddr, t->l3)))
+		return false;
+	if (f->daddr_l3 && (f->daddr_l3 != t->l3 || !addr_eq(t->daddr, f->daddr, t->l3)))
+		return false;
+	if (f->addr_l3 && (f->addr_l3 != t->l3 ||
+			   (!addr_eq(t->saddr, f->addr, t->l3) &&
+			    !addr_eq(t->daddr, f->addr, t->l3))))
+		return false;
+	if (f->has_l4proto && f->l4proto != t->l4proto)
+		return false;
+	if (f->sport && f->sport != t->sport)
+		return false;
+	if (f->dport && f->dport != t->dport)
+		return false;
+	if (f->port && f->port != t->sport && f->port != t->dport)
+		return false;
+	return true;
+}
+
+static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
+{
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	if (n)
+		*n += 1;
+}
+
+/* Where a probe stands and what it knows beyond the skb. */
+struct site {
+	void *ctx;          /* program context, for the stack */
+	__u32 flags;        /* EVENT_HAS_* the wrapper fills below */
+	__u32 netns;        /* 0: derive from the skb */
+	__u64 caller;
+	__u32 drop_reason;
+	__u8 hook;
+	__u8 pf;
+	bool stack_ok;      /* the program type may call bpf_get_stackid */
+};
+
+/* The filter runs first; nothing is reserved, read or captured for packets
+ * that do not match. */
+static __always_inline void observe(struct sk_buff *skb, const struct site *site)
+{
+	struct tuple t = {};
+	bool is_ip = parse_tuple(skb, &t) == 0;
+
+	if (!filter_match(&t, is_ip))
+		return;
+
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	e->type = RECORD_EVENT;
+	e->flags = site->flags | (is_ip ? EVENT_HAS_TUPLE : 0);
+	e->ts_ns = bpf_ktime_get_ns();
+	e->skb = (__u64)skb;
+	e->caller = site->caller;
+	e->point_id = CONFIG.point_id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->netns = site->netns ? site->netns : skb_netns(skb, dev);
+	e->mark = BPF_CORE_READ(skb, mark);
+	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+	e->len = BPF_CORE_READ(skb, len);
+	e->mtu = dev ? BPF_CORE_READ(dev, mtu) : 0;
+	e->stack_id = -1;
+	e->drop_reason = site->drop_reason;
+	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	e->hook = site->hook;
+	e->pf = site->pf;
+	e->_pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(&e->tuple, &t, sizeof(t));
+
+	/* The costliest step, and only for matching packets. */
+	if (site->stack_ok && (CONFIG.flags & CONFIG_STACK)) {
+		long id = bpf_get_stackid(site->ctx, &stacks, 0);
+		if (id >= 0) {
+			e->stack_id = id;
+			e->flags |= EVENT_HAS_STACK;
+		}
+	}
+
+	/* User space polls the ring on a short timer: no wakeup per record. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+#endif

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * Netfilter observer: one program, linked at each hook (IPv4 and IPv6) of each
+ * traced namespace. The hook and family come from the hook state, the
+ * namespace from state->net. It always accepts.
+ */
+#include "include/observe.h"
+
+#define NF_ACCEPT 1
+
+SEC("netfilter")
+int pktpath_nf(struct bpf_nf_ctx *ctx)
+{
+	const struct nf_hook_state *state = ctx->state;
+	struct site site = {
+		.ctx = ctx,
+		.flags = EVENT_HAS_NFHOOK,
+		.hook = BPF_CORE_READ(state, hook),
+		.pf = BPF_CORE_READ(state, pf),
+		.netns = BPF_CORE_READ(state, net, ns.inum),
+	};
+	observe(ctx->skb, &site);
+	return NF_ACCEPT;
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * tc observer: attached at ingress and egress of each traced device (tcx links
+ * where the kernel has them, clsact otherwise). It never changes the verdict.
+ */
+#include "include/observe.h"
+
+#define TC_NEXT (-1) /* TCX_NEXT and TC_ACT_UNSPEC: let the next program decide */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+SEC("tc")
+int pktpath_tc(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+	struct site site = {
+		.ctx = ctx,
+		.flags = EVENT_HAS_TCDIR,
+		.hook = BPF_CORE_READ_BITFIELD_PROBED(skb, tc_at_ingress) ? 0 : 1,
+	};
+	observe(skb, &site);
+	return TC_NEXT;
+}

@@ -1,0 +1,34 @@
+/** Reading maps from user space. */
+import { libbpf } from './native.js';
+
+let possibleCpus = 0;
+export function numPossibleCpus(): number {
+  if (!possibleCpus) possibleCpus = libbpf.num_possible_cpus() as number;
+  return possibleCpus;
+}
+
+/** Sum over CPUs of a per-CPU array's u64 value at `index`. */
+export function sumPerCpuU64(fd: number, index = 0): bigint {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(index);
+  const value = Buffer.alloc(numPossibleCpus() * 8);
+  if ((libbpf.map_lookup_elem(fd, key, value) as number) < 0) return 0n;
+  let sum = 0n;
+  for (let i = 0; i < value.length; i += 8) sum += value.readBigUInt64LE(i);
+  return sum;
+}
+
+/** A stack of a STACK_TRACE map, innermost first, without trailing zeros. */
+export function readStack(fd: number, id: number, depth = 127): bigint[] {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(id);
+  const value = Buffer.alloc(depth * 8);
+  if ((libbpf.map_lookup_elem(fd, key, value) as number) < 0) return [];
+  const out: bigint[] = [];
+  for (let i = 0; i < value.length; i += 8) {
+    const ip = value.readBigUInt64LE(i);
+    if (ip === 0n) break;
+    out.push(ip);
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+/** An eBPF object file: open, configure, load, and find its programs and maps. */
+import { BpfError, remedyFor } from './errors.js';
+import { installLogCapture, logMark, logTailSince } from './log.js';
+import { type Ptr, errno, isNull, libbpf } from './native.js';
+
+export const ProgType = { SCHED_CLS: 3, TRACING: 26, NETFILTER: 32 } as const;
+export const AttachType = { TRACE_RAW_TP: 23, NETFILTER: 45, TCX_INGRESS: 46, TCX_EGRESS: 47 } as const;
+
+export class BpfProgram {
+  constructor(readonly ptr: Ptr, readonly name: string, private readonly objectName: string) {}
+
+  setAutoload(on: boolean): void {
+    libbpf.program__set_autoload(this.ptr, on);
+  }
+  setType(type: number, expectedAttachType?: number): void {
+    this.check(libbpf.program__set_type(this.ptr, type), 'setting the program type');
+    if (expectedAttachType !== undefined) {
+      this.check(libbpf.program__set_expected_attach_type(this.ptr, expectedAttachType), 'setting the attach type');
+    }
+  }
+  /** For BTF-typed programs: the kernel function or tracepoint to attach to. */
+  setAttachTarget(target: string): void {
+    this.check(libbpf.program__set_attach_target(this.ptr, 0, target), `setting the attach target ${target}`);
+  }
+  get fd(): number {
+    return libbpf.program__fd(this.ptr) as number;
+  }
+  private check(rc: number, what: string): void {
+    if (rc < 0) throw new BpfError(`${what} of ${this.objectName}/${this.name}`, rc);
+  }
+}
+
+export class BpfMap {
+  constructor(readonly ptr: Ptr, readonly name: string) {}
+  get fd(): number {
+    return libbpf.map__fd(this.ptr) as number;
+  }
+  /** Shares a map already created by another object (before load). */
+  reuseFd(fd: number): void {
+    const rc = libbpf.map__reuse_fd(this.ptr, fd) as number;
+    if (rc < 0) throw new BpfError(`sharing map ${this.name}`, rc);
+  }
+  setMaxEntries(n: number): void {
+    const rc = libbpf.map__set_max_entries(this.ptr, n) as number;
+    if (rc < 0) throw new BpfError(`sizing map ${this.name} to ${n}`, rc);
+  }
+  setInitialValue(data: Buffer): void {
+    const rc = libbpf.map__set_initial_value(this.ptr, data, data.length) as number;
+    if (rc < 0) throw new BpfError(`setting the initial value of ${this.name} (${data.length} bytes)`, rc);
+  }
+}
+
+export class BpfObject {
+  private closed = false;
+
+  private constructor(private readonly ptr: Ptr, readonly path: string, readonly label: string) {}
+
+  /** `label` names this instance in errors (e.g. the observation point). */
+  static open(path: string, label = path): BpfObject {
+    installLogCapture();
+    const mark = logMark();
+    const ptr = libbpf.object__open_file(path, null) as Ptr | null;
+    if (isNull(ptr)) {
+      const e = -errno();
+      throw new BpfError(`opening ${path}`, e, logTailSince(mark),
+        e === -2 ? 'run `npm run build` to build the probes' : remedyFor(e));
+    }
+    return new BpfObject(ptr!, path, label);
+  }
+
+  program(name: string): BpfProgram {
+    const p = libbpf.object__find_program_by_name(this.ptr, name) as Ptr | null;
+    if (isNull(p)) throw new BpfError(`finding program ${name} in ${this.path}`, -2);
+    return new BpfProgram(p!, name, this.label);
+  }
+
+  map(name: string): BpfMap {
+    const p = libbpf.object__find_map_by_name(this.ptr, name) as Ptr | null;
+    if (isNull(p)) throw new BpfError(`finding map ${name} in ${this.path}`, -2);
+    return new BpfMap(p!, name);
+  }
+
+  /** The object's `const volatile` globals (its .rodata map). */
+  rodata(): BpfMap {
+    return this.map('.rodata');
+  }
+
+  load(): void {
+    const mark = logMark();
+    const rc = libbpf.object__load(this.ptr) as number;
+    if (rc < 0) {
+      throw new BpfError(`loading ${this.label}`, rc, logTailSince(mark), remedyFor(rc));
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libbpf.object__close(this.ptr);
+  }
+}

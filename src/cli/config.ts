@@ -1,0 +1,184 @@
+/**
+ * TraceConfig: what the user asked for, validated. Everything here is pure;
+ * each bad value becomes a UsageError with a one-line message before anything
+ * touches the kernel.
+ */
+import { parseAddress } from '../decode/addr.js';
+import type { TupleFilter } from '../decode/config.js';
+
+export interface Addr {
+  l3: 4 | 6;
+  bytes: Uint8Array;
+  text: string;
+}
+
+export type TimestampMode = 'none' | 'current' | 'relative' | 'absolute';
+export type ColorMode = 'auto' | 'always' | 'never';
+export type Family = 'tracepoints' | 'tc' | 'netfilter' | 'funcs';
+export const FAMILIES: readonly Family[] = ['tracepoints', 'tc', 'netfilter', 'funcs'];
+export type Backend = 'auto' | 'tracepoint' | 'kprobe' | 'kprobe-multi' | 'fentry';
+export const BACKENDS: readonly Backend[] = ['auto', 'tracepoint', 'kprobe', 'kprobe-multi', 'fentry'];
+
+export interface OutputConfig {
+  tuple: boolean;
+  meta: boolean;
+  stack: boolean;
+  caller: boolean;
+  tcpFlags: boolean;
+  json: boolean;
+  file: string | null;
+  limitLines: number;
+  timestamp: TimestampMode;
+  color: ColorMode;
+}
+
+export interface TraceConfig {
+  filter: TupleFilter;
+  output: OutputConfig;
+  families: Set<Family>;
+  backend: Backend;
+  /** Which observation points to attach (full-name match). */
+  filterFunc: RegExp | null;
+  /** Ring buffer size in bytes (power of two). */
+  ringSize: number;
+  /** Stop after this many seconds (0: until a signal). */
+  duration: number;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parseIp(flag: string, text: string): Addr {
+  const a = parseAddress(text.trim());
+  if (!a) throw new UsageError(`${flag}: '${text}' is not an IPv4 or IPv6 address`);
+  return { ...a, text: text.trim() };
+}
+
+export const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132 };
+
+export function parseProto(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t in PROTOCOLS) return PROTOCOLS[t]!;
+  if (/^\d+$/.test(t) && Number(t) <= 255) return Number(t);
+  throw new UsageError(`--filter-proto: '${text}' is not a protocol (tcp, udp, icmp, icmp6, sctp or 0-255)`);
+}
+
+export function parsePort(flag: string, text: string): number {
+  const t = text.trim();
+  if (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > 65535) {
+    throw new UsageError(`${flag}: '${text}' is not a port (1-65535)`);
+  }
+  return Number(t);
+}
+
+export function parseCount(flag: string, text: string): number {
+  const t = text.trim();
+  if (!/^\d+$/.test(t)) throw new UsageError(`${flag}: '${text}' is not a non-negative whole number`);
+  return Number(t);
+}
+
+/** Sizes like 16M, 512K, 1G, or bytes; rounded up to a power of two of at least one page. */
+export function parseSize(flag: string, text: string): number {
+  const m = /^(\d+)([kmg]i?b?)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`${flag}: '${text}' is not a size (e.g. 16M)`);
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const mult = unit === 'k' ? 1 << 10 : unit === 'm' ? 1 << 20 : unit === 'g' ? 1 << 30 : 1;
+  const bytes = Number(m[1]) * mult;
+  if (bytes < 4096 || bytes > 1 << 30) throw new UsageError(`${flag}: ${text} is out of range (4K-1G)`);
+  let size = 4096;
+  while (size < bytes) size *= 2;
+  return size;
+}
+
+export function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(text)) return text as T;
+  throw new UsageError(`${flag}: '${text}' is not one of ${choices.join(', ')}`);
+}
+
+export function parseFamilies(text: string): Set<Family> {
+  const out = new Set<Family>();
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    out.add(parseChoice('--attach', part, FAMILIES));
+  }
+  if (out.size === 0) throw new UsageError('--attach: name at least one of ' + FAMILIES.join(', '));
+  return out;
+}
+
+export function parseRegex(flag: string, text: string): RegExp {
+  try {
+    return new RegExp(`^(?:${text})$`);
+  } catch (e) {
+    throw new UsageError(`${flag}: '${text}' is not a regular expression: ${(e as Error).message}`);
+  }
+}
+
+/** Raw option values as commander hands them over. */
+export interface RawOptions {
+  filterSrcIp?: string;
+  filterDstIp?: string;
+  filterIp?: string;
+  filterProto?: string;
+  filterSrcPort?: string;
+  filterDstPort?: string;
+  filterPort?: string;
+  filterFunc?: string;
+  outputTuple?: boolean;
+  outputMeta?: boolean;
+  outputStack?: boolean;
+  outputCaller?: boolean;
+  outputTcpFlags?: boolean;
+  outputJson?: boolean;
+  outputFile?: string;
+  outputLimitLines?: string;
+  timestamp?: string;
+  color?: string;
+  backend?: string;
+  attach?: string;
+  ringSize?: string;
+  duration?: string;
+}
+
+export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
+  if (expression.length > 0) {
+    throw new UsageError(`pcap-filter expressions are not supported yet ('${expression.join(' ')}'); use the --filter-* flags`);
+  }
+  const filter: TupleFilter = {};
+  if (o.filterSrcIp !== undefined) filter.srcIp = parseIp('--filter-src-ip', o.filterSrcIp);
+  if (o.filterDstIp !== undefined) filter.dstIp = parseIp('--filter-dst-ip', o.filterDstIp);
+  if (o.filterIp !== undefined) filter.ip = parseIp('--filter-ip', o.filterIp);
+  if (o.filterProto !== undefined) filter.proto = parseProto(o.filterProto);
+  if (o.filterSrcPort !== undefined) filter.srcPort = parsePort('--filter-src-port', o.filterSrcPort);
+  if (o.filterDstPort !== undefined) filter.dstPort = parsePort('--filter-dst-port', o.filterDstPort);
+  if (o.filterPort !== undefined) filter.port = parsePort('--filter-port', o.filterPort);
+  const l3s = [filter.srcIp, filter.dstIp, filter.ip].filter(Boolean).map((a) => a!.l3);
+  if (new Set(l3s).size > 1) throw new UsageError('the address filters mix IPv4 and IPv6: no packet can match');
+  if ((filter.srcPort || filter.dstPort || filter.port) && filter.proto !== undefined &&
+      ![6, 17, 132].includes(filter.proto)) {
+    throw new UsageError('port filters need a protocol with ports (tcp, udp, sctp)');
+  }
+
+  const output: OutputConfig = {
+    tuple: !!o.outputTuple,
+    meta: !!o.outputMeta,
+    stack: !!o.outputStack,
+    caller: !!o.outputCaller,
+    tcpFlags: !!o.outputTcpFlags,
+    json: !!o.outputJson,
+    file: o.outputFile ?? null,
+    limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
+    timestamp: parseChoice('--timestamp', o.timestamp ?? 'none', ['none', 'current', 'relative', 'absolute'] as const),
+    color: parseChoice('--color', o.color ?? 'auto', ['auto', 'always', 'never'] as const),
+  };
+  if (output.file !== null && output.file.trim() === '') throw new UsageError('--output-file: the path is empty');
+
+  return {
+    filter,
+    output,
+    families: parseFamilies(o.attach ?? 'tracepoints,tc,netfilter,funcs'),
+    backend: parseChoice('--backend', o.backend ?? 'auto', BACKENDS),
+    filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc) : null,
+    ringSize: parseSize('--ring-size', o.ringSize ?? '16M'),
+    duration: o.duration !== undefined ? parseCount('--duration', o.duration) : 0,
+  };
+}

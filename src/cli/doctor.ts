@@ -1,0 +1,48 @@
+/** `pktpath doctor`: what this kernel allows, measured, and what pktpath will use. */
+import fs from 'node:fs';
+import Table from 'cli-table3';
+import { kernelFeatures } from '../kernel/features.js';
+import { missingPrivileges } from '../kernel/privileges.js';
+import { kernelRelease, probeMechanisms } from '../kernel/probe-features.js';
+import { kernelBtf } from '../kernel/view.js';
+import { EXIT_FAILURE, EXIT_OK } from './main.js';
+
+function lockdown(): string {
+  try {
+    const text = fs.readFileSync('/sys/kernel/security/lockdown', 'utf8');
+    return /\[(\w+)\]/.exec(text)?.[1] ?? text.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function doctor(): Promise<number> {
+  const out = process.stdout;
+  out.write(`kernel:   ${kernelRelease()}\n`);
+  const btf = kernelBtf();
+  out.write(`BTF:      ${btf ? '/sys/kernel/btf/vmlinux' : 'missing (CONFIG_DEBUG_INFO_BTF): tracepoint probes cannot load'}\n`);
+  out.write(`lockdown: ${lockdown()}\n`);
+  const missing = missingPrivileges();
+  if (missing) {
+    out.write(`privileges: missing ${missing}; run as root to measure what the kernel allows\n`);
+    return EXIT_FAILURE;
+  }
+
+  const results = probeMechanisms();
+  const table = new Table({ head: ['mechanism', 'status', 'detail'], style: { head: [], border: [] } });
+  for (const r of results) table.push([r.mechanism, r.ok ? 'works' : 'refused', r.ok ? '' : r.detail]);
+  out.write(`${table.toString()}\n`);
+
+  const ok = (name: string) => results.find((r) => r.mechanism.startsWith(name))?.ok === true;
+  const f = kernelFeatures(btf);
+  const uses: string[] = [];
+  if (ok('tp_btf')) uses.push('skb tracepoints (tp_btf)');
+  if (ok('tcx') && f.tcx) uses.push('tc ingress/egress (tcx links)');
+  if (ok('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
+  const funcs = ok('kprobe-multi') ? 'kprobe-multi' : ok('kprobe') ? 'kprobe' : ok('fentry') ? 'fentry' : null;
+  out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
+  out.write(funcs
+    ? `skb function probes: ${funcs} is available (not used by this version)\n`
+    : 'skb function probes: unavailable here (no kprobes, no fentry); the path is observed at tracepoints, tc and netfilter\n');
+  return uses.length > 0 ? EXIT_OK : EXIT_FAILURE;
+}

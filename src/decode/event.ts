@@ -1,0 +1,116 @@
+/**
+ * The one decoder of the kernel→user record defined in probes/include/event.h.
+ * Offsets are written out once here; test/unit/layout.test.ts checks them
+ * against the BTF of the compiled probes.
+ */
+import { formatAddress } from './addr.js';
+
+export const RECORD_EVENT = 1;
+
+export const EventFlags = {
+  tuple: 1 << 0,
+  stack: 1 << 1,
+  reason: 1 << 2,
+  caller: 1 << 3,
+  nfHook: 1 << 4,
+  tcDir: 1 << 5,
+} as const;
+
+/** Field offsets of `struct event` (and its nested `struct tuple`). */
+export const EVENT_LAYOUT = {
+  size: 128,
+  fields: {
+    type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
+    netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
+    protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96,
+  },
+  tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
+} as const;
+
+export interface Tuple {
+  l3: 4 | 6;
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  l4proto: number;
+  tcpFlags: number;
+}
+
+/** A record as the probe wrote it, with numbers still numbers. */
+export interface RawEvent {
+  flags: number;
+  tsNs: bigint;
+  skb: bigint;
+  caller: bigint;
+  pointId: number;
+  cpu: number;
+  pid: number;
+  netns: number;
+  mark: number;
+  ifindex: number;
+  len: number;
+  mtu: number;
+  stackId: number;
+  dropReason: number;
+  protocol: number;
+  hook: number;
+  pf: number;
+  comm: string;
+  tuple: Tuple | null;
+}
+
+const F = EVENT_LAYOUT.fields;
+const T = F.tuple;
+const TF = EVENT_LAYOUT.tuple.fields;
+
+function readComm(bytes: Uint8Array, at: number): string {
+  let end = at;
+  while (end < at + 16 && bytes[end] !== 0) end++;
+  let s = '';
+  for (let i = at; i < end; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}
+
+/**
+ * Decodes one event record. `view` and `bytes` cover the same memory; `at` is
+ * the record's offset in them. Returns null for records of another type.
+ */
+export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawEvent | null {
+  if (view.getUint32(at + F.type, true) !== RECORD_EVENT) return null;
+  const flags = view.getUint32(at + F.flags, true);
+  let tuple: Tuple | null = null;
+  if (flags & EventFlags.tuple) {
+    const l3 = bytes[at + T + TF.l3] === 6 ? 6 : 4;
+    tuple = {
+      l3,
+      saddr: formatAddress(bytes, at + T + TF.saddr, l3),
+      daddr: formatAddress(bytes, at + T + TF.daddr, l3),
+      sport: view.getUint16(at + T + TF.sport, true),
+      dport: view.getUint16(at + T + TF.dport, true),
+      l4proto: bytes[at + T + TF.l4proto]!,
+      tcpFlags: bytes[at + T + TF.tcp_flags]!,
+    };
+  }
+  return {
+    flags,
+    tsNs: view.getBigUint64(at + F.ts_ns, true),
+    skb: view.getBigUint64(at + F.skb, true),
+    caller: view.getBigUint64(at + F.caller, true),
+    pointId: view.getUint32(at + F.point_id, true),
+    cpu: view.getUint32(at + F.cpu, true),
+    pid: view.getUint32(at + F.pid, true),
+    netns: view.getUint32(at + F.netns, true),
+    mark: view.getUint32(at + F.mark, true),
+    ifindex: view.getUint32(at + F.ifindex, true),
+    len: view.getUint32(at + F.len, true),
+    mtu: view.getUint32(at + F.mtu, true),
+    stackId: view.getInt32(at + F.stack_id, true),
+    dropReason: view.getUint32(at + F.drop_reason, true),
+    protocol: view.getUint16(at + F.protocol, true),
+    hook: bytes[at + F.hook]!,
+    pf: bytes[at + F.pf]!,
+    comm: readComm(bytes, at + F.comm),
+    tuple,
+  };
+}

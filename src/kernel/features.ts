@@ -1,0 +1,28 @@
+/**
+ * What the running kernel offers, read cheaply from its BTF and sysfs (no
+ * program is loaded). `pktpath doctor` goes further and tries each mechanism.
+ */
+import fs from 'node:fs';
+import type { Btf } from '../bpf/btf.js';
+
+export interface KernelFeatures {
+  /** BTF-typed tracepoints (tp_btf) need kernel BTF. */
+  tracing: boolean;
+  /** tcx links (Linux 6.6+). */
+  tcx: boolean;
+  /** BPF netfilter links (Linux 6.4+). */
+  netfilter: boolean;
+  /** kprobe PMU present (CONFIG_KPROBES). */
+  kprobe: boolean;
+}
+
+export function kernelFeatures(btf: Btf | null): KernelFeatures {
+  const attachTypes = btf?.enumValues('bpf_attach_type');
+  const names = new Set(attachTypes ? attachTypes.values() : []);
+  return {
+    tracing: btf !== null,
+    tcx: names.has('BPF_TCX_INGRESS'),
+    netfilter: names.has('BPF_NETFILTER'),
+    kprobe: fs.existsSync('/sys/bus/event_source/devices/kprobe/type'),
+  };
+}

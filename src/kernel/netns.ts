@@ -1,0 +1,106 @@
+/**
+ * Network namespaces: naming them, entering them on the calling thread (where
+ * netfilter links, tcx links and interface lookups apply), and listing their
+ * devices.
+ */
+import fs from 'node:fs';
+import { c, errno, isNull, koffi } from '../bpf/native.js';
+
+const CLONE_NEWNET = 0x40000000;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+export const NETNS_RUN_DIR = '/run/netns';
+
+export interface Netns {
+  /** Inode of the namespace: what probes report. */
+  inode: number;
+  /** Name under /run/netns, '' for the namespace pktpath runs in (when unnamed). */
+  name: string;
+  /** Path to open it. */
+  path: string;
+}
+
+export function inodeOf(path: string): number {
+  return fs.statSync(path).ino;
+}
+
+export function currentNetns(): Netns {
+  const path = `/proc/self/task/${c.gettid()}/ns/net`;
+  return { inode: inodeOf(path), name: '', path };
+}
+
+/** Namespaces named under /run/netns (where `ip netns` and CNIs name them). */
+export function namedNetns(dir = NETNS_RUN_DIR): Netns[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: Netns[] = [];
+  for (const name of names.sort()) {
+    const path = `${dir}/${name}`;
+    try {
+      out.push({ inode: inodeOf(path), name, path });
+    } catch {
+      // A stale name whose namespace is gone.
+    }
+  }
+  return out;
+}
+
+/** Runs fn with the calling thread inside the namespace at `path`, then returns to where it was. */
+export function withNetns<T>(path: string, fn: () => T): T {
+  const here = `/proc/self/task/${c.gettid()}/ns/net`;
+  if (inodeOf(path) === inodeOf(here)) return fn();
+  const origin = c.open(here, O_RDONLY | O_CLOEXEC) as number;
+  if (origin < 0) throw new Error(`cannot open ${here}: errno ${errno()}`);
+  const target = c.open(path, O_RDONLY | O_CLOEXEC) as number;
+  if (target < 0) {
+    c.close(origin);
+    throw new Error(`cannot open network namespace ${path}: errno ${errno()}`);
+  }
+  try {
+    if ((c.setns(target, CLONE_NEWNET) as number) < 0) {
+      throw new Error(`cannot enter network namespace ${path}: errno ${errno()}`);
+    }
+    try {
+      return fn();
+    } finally {
+      if ((c.setns(origin, CLONE_NEWNET) as number) < 0) {
+        // Staying in the wrong namespace would misplace every later attachment.
+        throw new Error(`cannot return from network namespace ${path}: errno ${errno()}`);
+      }
+    }
+  } finally {
+    c.close(target);
+    c.close(origin);
+  }
+}
+
+export interface Iface {
+  ifindex: number;
+  name: string;
+}
+
+const IfNameIndex = koffi.struct('pktpath_if_nameindex', { if_index: 'uint32_t', if_name: 'char *' });
+
+/** Devices of the calling thread's namespace. */
+export function listIfaces(): Iface[] {
+  const p = c.if_nameindex();
+  if (isNull(p)) return [];
+  try {
+    const out: Iface[] = [];
+    const size = koffi.sizeof(IfNameIndex);
+    for (let i = 0; ; i++) {
+      const entry = koffi.decode(p, i * size, IfNameIndex) as { if_index: number; if_name: string | null };
+      if (entry.if_index === 0) break;
+      out.push({ ifindex: entry.if_index, name: entry.if_name ?? '' });
+    }
+    return out;
+  } finally {
+    c.if_freenameindex(p);
+  }
+}
+
+export { IfNameIndex };

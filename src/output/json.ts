@@ -1,0 +1,117 @@
+/**
+ * JSON lines records (`--output-json`). Field names and order are a contract
+ * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
+ * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
+ */
+import type { LostNotice, ProbeType, TraceEvent } from '../trace/event.js';
+import { formatIface, formatProcess, formatSkb, formatTime, tcpFlagNames } from './format.js';
+
+export const JSON_SCHEMA_VERSION = 1;
+
+export type JsonProto = 'tcp' | 'udp' | 'icmp' | 'icmp6' | number;
+
+export interface JsonTuple {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: JsonProto;
+  /** `SYN|ACK` style; '' when no flag is set or the packet is not TCP. */
+  flags: string;
+}
+
+export interface JsonRecord {
+  v: typeof JSON_SCHEMA_VERSION;
+  time: string;
+  skb: string;
+  cpu: number;
+  process: string;
+  pid: number;
+  netns: number;
+  netns_name: string;
+  mark: number;
+  iface: string;
+  ifindex: number;
+  proto: number;
+  mtu: number;
+  len: number;
+  tuple: JsonTuple | null;
+  func: string;
+  probe: { type: ProbeType; name: string };
+  drop_reason: string | null;
+  caller: string | null;
+  /** Present only when stacks are requested. */
+  stack?: string[];
+}
+
+export interface JsonLostRecord {
+  v: typeof JSON_SCHEMA_VERSION;
+  type: 'lost';
+  time: string;
+  count: number;
+  total: number;
+}
+
+/** The schema names these four; every other protocol stays a number (sctp included). */
+function jsonProto(n: number): JsonProto {
+  switch (n) {
+    case 6:
+      return 'tcp';
+    case 17:
+      return 'udp';
+    case 1:
+      return 'icmp';
+    case 58:
+      return 'icmp6';
+    default:
+      return n;
+  }
+}
+
+export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
+  const t = e.tuple;
+  const rec: JsonRecord = {
+    v: JSON_SCHEMA_VERSION,
+    time: formatTime(e.timeNs),
+    skb: formatSkb(e.skb),
+    cpu: e.cpu,
+    process: formatProcess(e.comm, e.pid),
+    pid: e.pid,
+    netns: e.netns,
+    netns_name: e.netnsName,
+    mark: e.mark,
+    iface: formatIface(e.ifname, e.ifindex),
+    ifindex: e.ifindex,
+    proto: e.protocol,
+    mtu: e.mtu,
+    len: e.len,
+    tuple:
+      t === null
+        ? null
+        : {
+            saddr: t.saddr,
+            daddr: t.daddr,
+            sport: t.sport,
+            dport: t.dport,
+            proto: jsonProto(t.l4proto),
+            flags: t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '',
+          },
+    func: e.func,
+    probe: { type: e.probe.type, name: e.probe.name },
+    drop_reason: e.dropReason,
+    caller: e.caller,
+  };
+  if (opts.stack) rec.stack = e.stack ?? [];
+  return rec;
+}
+
+/** The in-band record written whenever the kernel dropped records. */
+export function lostRecord(n: LostNotice): JsonLostRecord {
+  return {
+    v: JSON_SCHEMA_VERSION,
+    type: 'lost',
+    time: formatTime(n.timeNs),
+    count: n.count,
+    total: n.total,
+  };
+}

@@ -1,0 +1,9 @@
+/** The output pipeline: every event goes to every sink. */
+import type { LostNotice, TraceEvent } from '../trace/event.js';
+
+export interface Sink {
+  event(e: TraceEvent): void;
+  lost(notice: LostNotice): void;
+  /** Flushes and releases; called once. */
+  close(): Promise<void>;
+}

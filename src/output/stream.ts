@@ -1,0 +1,184 @@
+/**
+ * Line output with batching. One write(2) per event caps a tracer at a few
+ * hundred thousand lines a second, so lines are gathered and written in
+ * batches of ~64 KiB. On a terminal the batch is written at the end of the
+ * current turn of the event loop so output stays live; elsewhere a short
+ * timer bounds how stale a half-full batch can get (`pktpath | grep` shows
+ * matches without waiting for 64 KiB).
+ */
+import type { Writable } from 'node:stream';
+
+export interface BatchedWriterOptions {
+  /** Called once when the reader went away (EPIPE, e.g. `| head`): stop quietly. */
+  onClosed?: () => void;
+  /** Called once on any other write error (disk full, …); writing stops. */
+  onError?: (err: Error) => void;
+  /** Defaults to the destination's own `isTTY`. */
+  isTTY?: boolean;
+  /** Flush once the batch reaches this many characters. Default 64 KiB. */
+  batchSize?: number;
+  /** When not a TTY, flush a non-empty batch after at most this long. Default 100 ms; 0 turns it off. */
+  maxDelayMs?: number;
+  /** Whether close() ends the destination. Default: yes, except for process.stdout/stderr. */
+  end?: boolean;
+}
+
+export const DEFAULT_BATCH_SIZE = 64 * 1024;
+const DEFAULT_MAX_DELAY_MS = 100;
+
+type Dest = Writable & { isTTY?: boolean };
+
+function isBrokenPipe(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+}
+
+export class BatchedWriter {
+  private readonly dest: Dest;
+  private readonly tty: boolean;
+  private readonly batchSize: number;
+  private readonly maxDelayMs: number;
+  private readonly endOnClose: boolean;
+  private readonly onClosed: (() => void) | undefined;
+  private readonly onError: ((err: Error) => void) | undefined;
+  private batch = '';
+  private immediate: NodeJS.Immediate | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private isClosed = false;
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(dest: Writable, opts: BatchedWriterOptions = {}) {
+    this.dest = dest as Dest;
+    this.tty = opts.isTTY ?? this.dest.isTTY === true;
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.maxDelayMs = opts.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    this.endOnClose =
+      opts.end ?? !((dest as unknown) === process.stdout || (dest as unknown) === process.stderr);
+    this.onClosed = opts.onClosed;
+    this.onError = opts.onError;
+    // Stays attached after close(): a final flush may still hit a closed pipe.
+    dest.on('error', (err: Error) => this.fail(err));
+  }
+
+  /** True once the destination is gone or failed; writes are then dropped. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Appends one line (a newline is added). */
+  write(line: string): void {
+    if (this.isClosed) return;
+    this.batch += line + '\n';
+    if (this.batch.length >= this.batchSize) {
+      this.flush();
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Writes out the current batch now. */
+  flush(): void {
+    this.cancelScheduled();
+    if (this.isClosed || this.batch === '') return;
+    const chunk = this.batch;
+    this.batch = '';
+    try {
+      this.dest.write(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  /** Resolves when the destination has room again (immediately unless it asked for a pause). */
+  drain(): Promise<void> {
+    if (this.isClosed || !this.dest.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.dest.off('drain', done);
+        this.dest.off('close', done);
+        resolve();
+      };
+      this.dest.on('drain', done);
+      this.dest.on('close', done);
+    });
+  }
+
+  /**
+   * Flushes and ends the destination (process.stdout/stderr are only flushed).
+   * Rejects if a write failed for a reason other than a closed pipe.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.cancelScheduled();
+    if (!this.isClosed) {
+      const chunk = this.batch;
+      this.batch = '';
+      await new Promise<void>((resolve) => {
+        const done = (err?: Error | null): void => {
+          if (err) this.fail(err);
+          resolve();
+        };
+        try {
+          if (this.endOnClose) {
+            if (chunk !== '') this.dest.end(chunk, done);
+            else this.dest.end(done);
+          } else if (chunk !== '' || this.dest.writableLength > 0) {
+            // The callback of the last write runs after every earlier one.
+            this.dest.write(chunk, done);
+          } else {
+            resolve();
+          }
+        } catch (err) {
+          done(err as Error);
+        }
+      });
+      this.isClosed = true;
+    }
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private schedule(): void {
+    if (this.tty) {
+      this.immediate ??= setImmediate(() => {
+        this.immediate = null;
+        this.flush();
+      });
+    } else if (this.maxDelayMs > 0 && this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, this.maxDelayMs);
+      this.timer.unref();
+    }
+  }
+
+  private cancelScheduled(): void {
+    if (this.immediate !== null) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
+    }
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private fail(err: Error): void {
+    const wasClosed = this.isClosed;
+    this.isClosed = true;
+    this.batch = '';
+    this.cancelScheduled();
+    if (isBrokenPipe(err)) {
+      if (!wasClosed) this.onClosed?.();
+      return;
+    }
+    if (this.failure !== null) return;
+    this.failure = err;
+    this.onError?.(err);
+  }
+}

@@ -1,0 +1,46 @@
+/** The observation points pktpath knows, by family. */
+import type { NfFamily, NfHookName } from '../bpf/link.js';
+
+/**
+ * Tracepoints that carry an skb, in the order a packet usually meets them.
+ * Their prototypes (where the skb, drop reason and caller are) are read from
+ * the running kernel's BTF, never assumed.
+ */
+export const SKB_TRACEPOINTS: readonly string[] = [
+  'net_dev_queue',
+  'qdisc_enqueue',
+  'qdisc_dequeue',
+  'net_dev_start_xmit',
+  'net_dev_xmit',
+  'netif_rx',
+  'napi_gro_receive_entry',
+  'netif_receive_skb',
+  'skb_copy_datagram_iovec',
+  'tcp_retransmit_skb',
+  'tcp_send_reset',
+  'tcp_bad_csum',
+  'udp_fail_queue_rcv_skb',
+  'sock_rcvqueue_full',
+  'icmp_send',
+  'kfree_skb',
+  'consume_skb',
+];
+
+export const TC_DIRECTIONS = ['ingress', 'egress'] as const;
+
+export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];
+export const NF_HOOKS: readonly NfHookName[] = ['pre_routing', 'local_in', 'forward', 'local_out', 'post_routing'];
+/** Hook numbers in kernel order, to name what the probe reports. */
+export const NF_HOOK_BY_NUMBER: readonly NfHookName[] = NF_HOOKS;
+export const NF_FAMILY_BY_PROTO: Readonly<Record<number, NfFamily>> = { 2: 'ipv4', 10: 'ipv6' };
+
+/** Right after conntrack (-200), before DNAT (-100): the state conntrack gave, the tuple before NAT. */
+export const NF_PRIORITY = -199;
+
+export function tcPointName(direction: 'ingress' | 'egress'): string {
+  return `tc:${direction}`;
+}
+
+export function nfPointName(family: NfFamily, hook: NfHookName): string {
+  return `nf:${family}:${hook}`;
+}

@@ -1,0 +1,132 @@
+/**
+ * From what the user asked (TraceConfig) and what the kernel offers
+ * (KernelView) to a ProbePlan: which probes go where, and what cannot be
+ * observed on this kernel. Pure: no system calls.
+ */
+import type { NfFamily, NfHookName } from '../bpf/link.js';
+import type { Family, TraceConfig } from '../cli/config.js';
+import type { Iface, Netns } from '../kernel/netns.js';
+import { NF_FAMILIES, NF_HOOKS, SKB_TRACEPOINTS, TC_DIRECTIONS, nfPointName, tcPointName } from './catalog.js';
+
+/** One parameter of a tracepoint, as BTF describes it (without the leading context pointer). */
+export interface TracepointParam {
+  index: number;
+  typeName: string;
+}
+
+export interface KernelView {
+  /** Prototype of each catalog tracepoint, null when this kernel lacks it. */
+  tracepoints: Map<string, TracepointParam[] | null>;
+  features: {
+    tracing: boolean;
+    tcx: boolean;
+    netfilter: boolean;
+    kprobe: boolean;
+  };
+  /** Namespaces where tc and netfilter observers may go, with their devices. */
+  namespaces: Array<{ netns: Netns; ifaces: Iface[] }>;
+}
+
+export interface TracepointPoint {
+  name: string;
+  skbArg: number;
+  reasonArg: number;
+  locationArg: number;
+}
+
+export interface TcPlacement {
+  netns: Netns;
+  iface: Iface;
+  direction: 'ingress' | 'egress';
+}
+
+export interface NfPlacement {
+  netns: Netns;
+  family: NfFamily;
+  hook: NfHookName;
+}
+
+export interface ProbePlan {
+  tracepoints: TracepointPoint[];
+  tc: TcPlacement[];
+  netfilter: NfPlacement[];
+  /** What will not be observed, and why; shown to the user. */
+  notes: string[];
+}
+
+const SKB_PTR = /^(const )?struct sk_buff \*$/;
+const DROP_REASON = /^(const )?enum skb_drop_reason$/;
+const VOID_PTR = /^(const )?void \*$/;
+
+/** Where the skb, drop reason and caller sit in a tracepoint's arguments; null without an skb. */
+export function tracepointPoint(name: string, params: TracepointParam[]): TracepointPoint | null {
+  const skb = params.find((p) => SKB_PTR.test(p.typeName));
+  if (!skb) return null;
+  const reason = params.find((p) => DROP_REASON.test(p.typeName));
+  const location = params.find((p) => VOID_PTR.test(p.typeName));
+  return { name, skbArg: skb.index, reasonArg: reason?.index ?? -1, locationArg: location?.index ?? -1 };
+}
+
+function wants(cfg: TraceConfig, family: Family, pointName: string): boolean {
+  return cfg.families.has(family) && (cfg.filterFunc === null || cfg.filterFunc.test(pointName));
+}
+
+export function planProbes(cfg: TraceConfig, kernel: KernelView): ProbePlan {
+  const plan: ProbePlan = { tracepoints: [], tc: [], netfilter: [], notes: [] };
+
+  if (cfg.families.has('tracepoints')) {
+    if (!kernel.features.tracing) {
+      plan.notes.push('tracepoints: this kernel has no BTF-typed tracepoints (tp_btf); skb tracepoints are not observed');
+    } else {
+      for (const name of SKB_TRACEPOINTS) {
+        if (!wants(cfg, 'tracepoints', name)) continue;
+        const params = kernel.tracepoints.get(name);
+        if (!params) {
+          plan.notes.push(`tracepoint ${name}: not in this kernel`);
+          continue;
+        }
+        const point = tracepointPoint(name, params);
+        if (point) plan.tracepoints.push(point);
+        else plan.notes.push(`tracepoint ${name}: carries no skb in this kernel`);
+      }
+    }
+  }
+
+  const tcWanted = TC_DIRECTIONS.filter((d) => wants(cfg, 'tc', tcPointName(d)));
+  if (tcWanted.length > 0) {
+    if (!kernel.features.tcx) {
+      plan.notes.push('tc: this kernel has no tcx links (Linux 6.6+); tc hooks are not observed');
+    } else {
+      for (const { netns, ifaces } of kernel.namespaces) {
+        for (const iface of ifaces) for (const direction of tcWanted) plan.tc.push({ netns, iface, direction });
+      }
+    }
+  }
+
+  const nfWanted: Array<{ family: NfFamily; hook: NfHookName }> = [];
+  for (const family of NF_FAMILIES) {
+    for (const hook of NF_HOOKS) if (wants(cfg, 'netfilter', nfPointName(family, hook))) nfWanted.push({ family, hook });
+  }
+  if (nfWanted.length > 0) {
+    if (!kernel.features.netfilter) {
+      plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+); netfilter hooks are not observed');
+    } else {
+      for (const { netns } of kernel.namespaces) for (const w of nfWanted) plan.netfilter.push({ netns, ...w });
+    }
+  }
+
+  if (cfg.families.has('funcs') && cfg.backend !== 'tracepoint') {
+    plan.notes.push(kernel.features.kprobe
+      ? 'funcs: function probes are not supported by this version of pktpath'
+      : 'funcs: this kernel allows no kprobes or fentry; skb functions are observed through tracepoints, tc and netfilter only');
+  }
+  return plan;
+}
+
+/** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */
+export function planPointNames(plan: ProbePlan): string[] {
+  const names = plan.tracepoints.map((t) => t.name);
+  for (const t of plan.tc) names.push(tcPointName(t.direction));
+  for (const n of plan.netfilter) names.push(nfPointName(n.family, n.hook));
+  return [...new Set(names)];
+}

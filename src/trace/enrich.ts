@@ -1,0 +1,98 @@
+/** RawEvent → TraceEvent: numbers become the names a user reads. */
+import { EventFlags, type RawEvent } from '../decode/event.js';
+import type { Kallsyms } from '../kernel/kallsyms.js';
+import { NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName } from '../plan/catalog.js';
+import type { ProbeType, TraceEvent } from './event.js';
+
+/** What each point id stands for; tc and netfilter probes name their hook at run time. */
+export interface PointInfo {
+  type: ProbeType;
+  name: string;
+}
+
+export interface NameBook {
+  netns: Map<number, string>;
+  /** `${netns}:${ifindex}` → device name. */
+  ifaces: Map<string, string>;
+}
+
+export interface EnrichOptions {
+  points: PointInfo[];
+  names: NameBook;
+  dropReasons: Map<number, string>;
+  /** CLOCK_MONOTONIC ns when the trace started, and the wall clock then. */
+  startMonoNs: bigint;
+  startWallNs: bigint;
+  symbols: Kallsyms | null;
+  /** Reads a stack by id (innermost first); null when stacks are off. */
+  readStack: ((id: number) => bigint[]) | null;
+}
+
+export class Enricher {
+  private readonly stackCache = new Map<number, string[]>();
+
+  constructor(private readonly o: EnrichOptions) {}
+
+  pointName(raw: RawEvent): { type: ProbeType; name: string; func: string } {
+    const p = this.o.points[raw.pointId] ?? { type: 'tracepoint' as ProbeType, name: `point#${raw.pointId}` };
+    if (raw.flags & EventFlags.nfHook) {
+      const family = NF_FAMILY_BY_PROTO[raw.pf];
+      const hook = NF_HOOK_BY_NUMBER[raw.hook];
+      const func = family && hook ? nfPointName(family, hook) : `nf:${raw.pf}:${raw.hook}`;
+      return { type: p.type, name: func, func };
+    }
+    if (raw.flags & EventFlags.tcDir) {
+      const func = tcPointName(raw.hook === 0 ? 'ingress' : 'egress');
+      return { type: p.type, name: func, func };
+    }
+    return { type: p.type, name: p.name, func: p.name };
+  }
+
+  enrich(raw: RawEvent): TraceEvent {
+    const point = this.pointName(raw);
+    const sinceStartNs = raw.tsNs - this.o.startMonoNs;
+    let dropReason: string | null = null;
+    if (raw.flags & EventFlags.reason) {
+      dropReason = this.o.dropReasons.get(raw.dropReason) ?? `reason#${raw.dropReason}`;
+    }
+    let caller: string | null = null;
+    if ((raw.flags & EventFlags.caller) && raw.caller !== 0n && this.o.symbols) {
+      caller = this.o.symbols.format(raw.caller);
+    }
+    let stack: string[] | null = null;
+    if ((raw.flags & EventFlags.stack) && this.o.readStack) stack = this.stack(raw.stackId);
+    return {
+      timeNs: this.o.startWallNs + sinceStartNs,
+      sinceStartNs,
+      skb: raw.skb,
+      cpu: raw.cpu,
+      pid: raw.pid,
+      comm: raw.comm,
+      netns: raw.netns,
+      netnsName: this.o.names.netns.get(raw.netns) ?? '',
+      mark: raw.mark,
+      ifindex: raw.ifindex,
+      ifname: this.o.names.ifaces.get(`${raw.netns}:${raw.ifindex}`) ?? '',
+      protocol: raw.protocol,
+      mtu: raw.mtu,
+      len: raw.len,
+      tuple: raw.tuple,
+      func: point.func,
+      probe: { type: point.type, name: point.name },
+      dropReason,
+      caller,
+      stack,
+    };
+  }
+
+  /** Stack ids are stable (no BPF_F_REUSE_STACKID), so a symbolized stack is cached. */
+  private stack(id: number): string[] {
+    let s = this.stackCache.get(id);
+    if (!s) {
+      const ips = this.o.readStack!(id);
+      s = ips.map((ip) => (this.o.symbols ? this.o.symbols.format(ip) : `0x${ip.toString(16)}`));
+      this.stackCache.set(id, s);
+    }
+    return s;
+  }
+}

@@ -1,0 +1,47 @@
+/** What a user reads: an observation of one packet at one point, with names. */
+import type { Tuple } from '../decode/event.js';
+
+export type { Tuple };
+
+export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry';
+
+export interface TraceEvent {
+  /** Wall-clock time, nanoseconds since the epoch. */
+  timeNs: bigint;
+  /** Nanoseconds since the trace started (for --timestamp relative). */
+  sinceStartNs: bigint;
+  skb: bigint;
+  cpu: number;
+  pid: number;
+  comm: string;
+  netns: number;
+  /** Name under /run/netns, '' when it has none. */
+  netnsName: string;
+  mark: number;
+  ifindex: number;
+  /** Interface name in its namespace, '' when unknown. */
+  ifname: string;
+  /** Ethertype. */
+  protocol: number;
+  mtu: number;
+  len: number;
+  tuple: Tuple | null;
+  /** Observation point, e.g. `netif_receive_skb`, `tc:ingress`, `nf:ipv4:pre_routing`. */
+  func: string;
+  probe: { type: ProbeType; name: string };
+  /** Drop reason without the SKB_DROP_REASON_ prefix, for kfree_skb. */
+  dropReason: string | null;
+  /** Symbolized caller (e.g. the function that freed the skb), when known. */
+  caller: string | null;
+  /** Kernel stack, innermost first, when --output-stack. */
+  stack: string[] | null;
+}
+
+/** Records the kernel could not hand over (ring full). */
+export interface LostNotice {
+  timeNs: bigint;
+  /** Lost since the previous notice. */
+  count: number;
+  /** Lost since the trace started. */
+  total: number;
+}

@@ -1,0 +1,94 @@
+/**
+ * pktpath's own probe objects (probes/*.bpf.c), instantiated per observation
+ * point. All instances share one ring buffer, one lost counter and one stack
+ * map: the first instance creates them, the others reuse them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BpfError } from '../bpf/errors.js';
+import { BpfObject, type BpfProgram, ProgType, AttachType } from '../bpf/object.js';
+import { encodeConfig, type ProbeConfig } from '../decode/config.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export function probesDir(): string {
+  return process.env.PKTPATH_PROBES_DIR ?? path.resolve(HERE, '../../../probes/build');
+}
+
+export const PROBE_OBJECTS = {
+  tracepoint: { file: 'tracepoint.bpf.o', program: 'pktpath_tp' },
+  tc: { file: 'tc.bpf.o', program: 'pktpath_tc' },
+  netfilter: { file: 'netfilter.bpf.o', program: 'pktpath_nf' },
+} as const;
+export type ProbeKind = keyof typeof PROBE_OBJECTS;
+
+const SHARED_MAPS = ['events', 'lost', 'stacks'] as const;
+
+export interface ProbeInstance {
+  object: BpfObject;
+  program: BpfProgram;
+}
+
+export class ProbeSet {
+  private readonly instances: ProbeInstance[] = [];
+  private shared: Record<(typeof SHARED_MAPS)[number], number> | null = null;
+
+  constructor(readonly ringSize: number, readonly dir = probesDir()) {}
+
+  /** Loads one instance of a probe; `attachTarget` names the tracepoint for tracepoint probes. */
+  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string): ProbeInstance {
+    const spec = PROBE_OBJECTS[kind];
+    const file = path.join(this.dir, spec.file);
+    if (!fs.existsSync(file)) {
+      throw new BpfError(`opening probe ${file}`, -2, [], 'run `npm run build` to build the probes');
+    }
+    const object = BpfObject.open(file, label);
+    try {
+      const program = object.program(spec.program);
+      object.rodata().setInitialValue(encodeConfig(config));
+      if (this.shared) {
+        for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared[name]);
+      } else {
+        object.map('events').setMaxEntries(this.ringSize);
+      }
+      if (kind === 'tracepoint') program.setAttachTarget(attachTarget!);
+      // libbpf 1.1 does not know the "netfilter" section: say what it is.
+      if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
+      object.load();
+      if (!this.shared) {
+        this.shared = { events: object.map('events').fd, lost: object.map('lost').fd, stacks: object.map('stacks').fd };
+      }
+      const inst = { object, program };
+      this.instances.push(inst);
+      return inst;
+    } catch (e) {
+      object.close();
+      throw e;
+    }
+  }
+
+  get eventsFd(): number {
+    return this.requireShared().events;
+  }
+  get lostFd(): number {
+    return this.requireShared().lost;
+  }
+  get stacksFd(): number {
+    return this.requireShared().stacks;
+  }
+  get loaded(): boolean {
+    return this.shared !== null;
+  }
+
+  private requireShared() {
+    if (!this.shared) throw new Error('no probe is loaded');
+    return this.shared;
+  }
+
+  /** Unloads every instance (links must be closed first). */
+  close(): void {
+    for (const inst of this.instances.splice(0).reverse()) inst.object.close();
+    this.shared = null;
+  }
+}

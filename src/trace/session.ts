@@ -1,0 +1,254 @@
+/**
+ * A trace session: attach per plan, read the ring, decode, enrich, fan out to
+ * the sinks, and detach on every way out. Links are fd-owned, so a session
+ * killed outright still leaves nothing attached.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Link } from '../bpf/link.js';
+import { attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
+import { readStack, sumPerCpuU64 } from '../bpf/maps.js';
+import { RingReader } from '../bpf/ringbuf.js';
+import type { TraceConfig } from '../cli/config.js';
+import { decodeEvent } from '../decode/event.js';
+import type { ProbeConfig } from '../decode/config.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { withNetns } from '../kernel/netns.js';
+import { dropReasonNames } from '../kernel/view.js';
+import type { Sink } from '../output/sink.js';
+import { NF_PRIORITY, nfPointName } from '../plan/catalog.js';
+import type { KernelView, ProbePlan } from '../plan/plan.js';
+import { Enricher, type NameBook, type PointInfo } from './enrich.js';
+import { ProbeSet } from './probes.js';
+
+const POLL_MS = 5;
+const LOST_CHECK_MS = 250;
+
+export interface SessionHooks {
+  /** Progress and warnings for a person (stderr). */
+  status(line: string): void;
+}
+
+export interface Summary {
+  events: number;
+  lost: number;
+  attached: number;
+  attachMs: number;
+  durationMs: number;
+  stoppedBy: string;
+  perPoint: Map<string, number>;
+  drops: Map<string, number>;
+}
+
+export class TraceSession {
+  private readonly links: Link[] = [];
+  private readonly probes: ProbeSet;
+  private readonly points: PointInfo[] = [];
+  private ring: RingReader | null = null;
+  private enricher: Enricher | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private lostTimer: NodeJS.Timeout | null = null;
+  private lostSeen = 0n;
+  private events = 0;
+  private readonly perPoint = new Map<string, number>();
+  private readonly drops = new Map<string, number>();
+  private stopReason: string | null = null;
+  private wake: (() => void) | null = null;
+  private readonly startMonoNs = process.hrtime.bigint();
+  private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+
+  constructor(
+    private readonly cfg: TraceConfig,
+    private readonly plan: ProbePlan,
+    private readonly kernel: KernelView,
+    private readonly sinks: Sink[],
+    private readonly hooks: SessionHooks,
+  ) {
+    this.probes = new ProbeSet(cfg.ringSize);
+  }
+
+  /** Ends the session; safe to call any number of times, from signal handlers too. */
+  stop(reason: string): void {
+    if (this.stopReason !== null) return;
+    this.stopReason = reason;
+    this.wake?.();
+  }
+
+  async run(): Promise<Summary> {
+    const t0 = performance.now();
+    let attachMs = 0;
+    try {
+      this.attach();
+      attachMs = performance.now() - t0;
+      this.hooks.status(this.attachedLine(attachMs));
+      this.startReading();
+      if (this.cfg.duration > 0) setTimeout(() => this.stop('duration'), this.cfg.duration * 1000).unref();
+      if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
+      this.pump();
+      this.checkLost();
+    } finally {
+      this.stopReading();
+      closeAll(this.links);
+      this.ring?.close();
+      this.probes.close();
+      await Promise.allSettled(this.sinks.map((s) => s.close()));
+    }
+    return {
+      events: this.events,
+      lost: Number(this.lostSeen),
+      attached: this.points.length,
+      attachMs,
+      durationMs: performance.now() - t0,
+      stoppedBy: this.stopReason ?? 'error',
+      perPoint: this.perPoint,
+      drops: this.drops,
+    };
+  }
+
+  private attachedLine(ms: number): string {
+    const tp = this.plan.tracepoints.length;
+    const tcDevs = new Set(this.plan.tc.map((t) => `${t.netns.inode}:${t.iface.ifindex}`)).size;
+    const nfNs = new Set(this.plan.netfilter.map((n) => n.netns.inode)).size;
+    return `pktpath: attached ${this.links.length} links: ${tp} tracepoints, tc on ${tcDevs} devices, ` +
+      `netfilter in ${nfNs} namespaces (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+  }
+
+  private addPoint(info: PointInfo): number {
+    this.points.push(info);
+    return this.points.length - 1;
+  }
+
+  private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
+    return {
+      pointId,
+      stack: this.cfg.output.stack,
+      skbArg: 0,
+      reasonArg: -1,
+      locationArg: -1,
+      filter: this.cfg.filter,
+      ...extra,
+    };
+  }
+
+  /** Loads and attaches every probe of the plan. A point that fails is reported and skipped; none at all is an error. */
+  private attach(): void {
+    const failures: Error[] = [];
+    const attempt = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (e) {
+        failures.push(e as Error);
+        this.hooks.status(`pktpath: not observed: ${what}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    };
+
+    for (const tp of this.plan.tracepoints) {
+      attempt(`tracepoint ${tp.name}`, () => {
+        const id = this.addPoint({ type: 'tracepoint', name: tp.name });
+        const cfg = this.probeConfig(id, { skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg });
+        const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name);
+        this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
+      });
+    }
+
+    if (this.plan.tc.length > 0) {
+      attempt('tc', () => {
+        const id = this.addPoint({ type: 'tc', name: 'tc' });
+        const inst = this.probes.load('tc', this.probeConfig(id), 'tc observer');
+        for (const t of this.plan.tc) {
+          const where = `tc ${t.direction} on ${t.iface.name} (netns ${t.netns.name || t.netns.inode})`;
+          attempt(where, () => withNetns(t.netns.path, () => {
+            this.links.push(attachTcx(inst.program, t.iface.ifindex, t.direction, where));
+          }));
+        }
+      });
+    }
+
+    if (this.plan.netfilter.length > 0) {
+      attempt('netfilter', () => {
+        const id = this.addPoint({ type: 'netfilter', name: 'netfilter' });
+        const inst = this.probes.load('netfilter', this.probeConfig(id), 'netfilter observer');
+        for (const n of this.plan.netfilter) {
+          const where = `${nfPointName(n.family, n.hook)} (netns ${n.netns.name || n.netns.inode})`;
+          attempt(where, () => withNetns(n.netns.path, () => {
+            this.links.push(attachNetfilter(inst.program, n.family, n.hook, NF_PRIORITY, where));
+          }));
+        }
+      });
+    }
+
+    if (this.links.length === 0) {
+      throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
+    }
+  }
+
+  private names(): NameBook {
+    const netns = new Map<number, string>();
+    const ifaces = new Map<string, string>();
+    for (const { netns: ns, ifaces: list } of this.kernel.namespaces) {
+      if (ns.name) netns.set(ns.inode, ns.name);
+      for (const i of list) ifaces.set(`${ns.inode}:${i.ifindex}`, i.name);
+    }
+    return { netns, ifaces };
+  }
+
+  private startReading(): void {
+    const out = this.cfg.output;
+    // Symbols are read after attaching, so that our own programs resolve too.
+    const symbols = out.stack || out.caller || out.json ? Kallsyms.load() : null;
+    const stacksFd = this.probes.stacksFd;
+    this.enricher = new Enricher({
+      points: this.points,
+      names: this.names(),
+      dropReasons: dropReasonNames(),
+      startMonoNs: this.startMonoNs,
+      startWallNs: this.startWallNs,
+      symbols,
+      readStack: out.stack ? (id) => readStack(stacksFd, id) : null,
+    });
+    this.ring = new RingReader(this.probes.eventsFd, this.cfg.ringSize);
+    this.pollTimer = setInterval(() => this.pump(), POLL_MS);
+    this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
+  }
+
+  private stopReading(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.lostTimer) clearInterval(this.lostTimer);
+    this.pollTimer = this.lostTimer = null;
+  }
+
+  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
+    const limit = this.cfg.output.limitLines;
+    if (limit > 0 && this.events >= limit) return;
+    const raw = decodeEvent(view, bytes, at);
+    if (!raw) return;
+    const e = this.enricher!.enrich(raw);
+    this.events++;
+    this.perPoint.set(e.func, (this.perPoint.get(e.func) ?? 0) + 1);
+    if (e.dropReason !== null && e.func === 'kfree_skb') {
+      this.drops.set(e.dropReason, (this.drops.get(e.dropReason) ?? 0) + 1);
+    }
+    for (const s of this.sinks) s.event(e);
+    if (limit > 0 && this.events >= limit) this.stop('limit');
+  };
+
+  private pump(): void {
+    if (!this.ring) return;
+    const limit = this.cfg.output.limitLines;
+    this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
+  }
+
+  /** Lost records are reported in-band, where they happened in the stream. */
+  private checkLost(): void {
+    if (!this.probes.loaded) return;
+    const total = sumPerCpuU64(this.probes.lostFd);
+    if (total <= this.lostSeen) return;
+    const count = Number(total - this.lostSeen);
+    this.lostSeen = total;
+    const notice = {
+      timeNs: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)),
+      count,
+      total: Number(total),
+    };
+    for (const s of this.sinks) s.lost(notice);
+  }
+}

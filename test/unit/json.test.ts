@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { JSON_SCHEMA_VERSION, lostRecord, toJsonRecord } from '../../src/output/json.js';
+import { JsonSink } from '../../src/output/sinks.js';
+import { BatchedWriter } from '../../src/output/stream.js';
+import type { LostNotice, TraceEvent } from '../../src/trace/event.js';
+
+const root = new URL('../../../', import.meta.url);
+
+interface RawFixture {
+  events: Array<Omit<TraceEvent, 'timeNs' | 'sinceStartNs' | 'skb'> & { timeNs: string; sinceStartNs: string; skb: string }>;
+  lost: Array<Omit<LostNotice, 'timeNs'> & { timeNs: string }>;
+}
+
+function loadFixture(): { events: TraceEvent[]; lost: LostNotice[] } {
+  const raw = JSON.parse(readFileSync(new URL('fixtures/events/basic.json', root), 'utf8')) as RawFixture;
+  return {
+    events: raw.events.map((e) => ({ ...e, timeNs: BigInt(e.timeNs), sinceStartNs: BigInt(e.sinceStartNs), skb: BigInt(e.skb) })),
+    lost: raw.lost.map((n) => ({ ...n, timeNs: BigInt(n.timeNs) })),
+  };
+}
+
+class Collect extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.text += chunk.toString('utf8');
+    cb();
+  }
+}
+
+const { events, lost } = loadFixture();
+
+const FIELDS = [
+  'v', 'time', 'skb', 'cpu', 'process', 'pid', 'netns', 'netns_name', 'mark', 'iface', 'ifindex',
+  'proto', 'mtu', 'len', 'tuple', 'func', 'probe', 'drop_reason', 'caller',
+];
+
+test('golden: JSON lines with stacks and a lost record', async () => {
+  const out = new Collect();
+  const sink = new JsonSink(new BatchedWriter(out, { isTTY: false }), { stack: true });
+  for (const e of events) sink.event(e);
+  for (const n of lost) sink.lost(n);
+  await sink.close();
+  const golden = new URL('fixtures/golden/basic.jsonl', root);
+  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(golden, out.text);
+  assert.equal(out.text, readFileSync(golden, 'utf8'));
+});
+
+test('fields and their order', () => {
+  assert.equal(JSON_SCHEMA_VERSION, 1);
+  for (const e of events) {
+    assert.deepEqual(Object.keys(toJsonRecord(e, { stack: false })), FIELDS);
+    assert.deepEqual(Object.keys(toJsonRecord(e, { stack: true })), [...FIELDS, 'stack']);
+  }
+  const withTuple = toJsonRecord(events[0]!, { stack: false });
+  assert.deepEqual(Object.keys(withTuple.tuple!), ['saddr', 'daddr', 'sport', 'dport', 'proto', 'flags']);
+  assert.deepEqual(Object.keys(withTuple.probe), ['type', 'name']);
+  assert.deepEqual(Object.keys(lostRecord(lost[0]!)), ['v', 'type', 'time', 'count', 'total']);
+});
+
+test('values of a TCP SYN', () => {
+  const r = toJsonRecord(events[0]!, { stack: false });
+  assert.deepEqual(r, {
+    v: 1,
+    time: '2026-11-27T05:30:00.123456789Z',
+    skb: '0xffff8880045c3e00',
+    cpu: 2,
+    process: 'curl:4242',
+    pid: 4242,
+    netns: 4026531840,
+    netns_name: '',
+    mark: 0,
+    iface: 'veth-cli:7',
+    ifindex: 7,
+    proto: 0x0800,
+    mtu: 1500,
+    len: 74,
+    tuple: { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, proto: 'tcp', flags: 'SYN' },
+    func: 'net_dev_queue',
+    probe: { type: 'tracepoint', name: 'net_dev_queue' },
+    drop_reason: null,
+    caller: null,
+  });
+});
+
+test('drop, stack, caller, non-IP, unnamed iface, long comm, other protocols', () => {
+  const drop = toJsonRecord(events[4]!, { stack: true });
+  assert.equal(drop.drop_reason, 'NETFILTER_DROP');
+  assert.equal(drop.caller, 'nf_hook_slow+0x91');
+  assert.deepEqual(drop.stack, ['kfree_skb_reason+0x9e', 'nf_hook_slow+0x91', 'ip_rcv+0x5c', '__netif_receive_skb_one_core+0x86']);
+  assert.equal(drop.netns_name, 'srv');
+  assert.equal(drop.mark, 31);
+
+  // A requested stack that was not captured is an empty array, not missing.
+  assert.deepEqual(toJsonRecord(events[0]!, { stack: true }).stack, []);
+
+  const dns = toJsonRecord(events[2]!, { stack: false });
+  assert.equal(dns.process, 'systemd-resolved:612');
+  assert.deepEqual(dns.tuple, { saddr: '2001:db8::1', daddr: '2001:db8::2', sport: 5000, dport: 53, proto: 'udp', flags: '' });
+
+  const ping = toJsonRecord(events[5]!, { stack: false });
+  assert.equal(ping.iface, '9');
+  assert.equal(ping.tuple!.proto, 'icmp');
+
+  const arp = toJsonRecord(events[6]!, { stack: false });
+  assert.equal(arp.tuple, null);
+  assert.equal(arp.proto, 0x0806);
+  assert.equal(arp.pid, 0);
+
+  const gre = toJsonRecord(events[7]!, { stack: false });
+  assert.equal(gre.tuple!.proto, 47);
+  assert.equal(gre.mark, 0xffffffff);
+
+  const synack = toJsonRecord(events[8]!, { stack: false });
+  assert.equal(synack.tuple!.flags, 'SYN|ACK');
+
+  const sctp = toJsonRecord({ ...events[0]!, tuple: { ...events[0]!.tuple!, l4proto: 132 } }, { stack: false });
+  assert.equal(sctp.tuple!.proto, 132);
+  assert.equal(sctp.tuple!.flags, '');
+});
+
+test('zero values are written', () => {
+  const zero = toJsonRecord(
+    { ...events[6]!, cpu: 0, netns: 0, mark: 0, ifindex: 0, ifname: '', mtu: 0, len: 0, protocol: 0, caller: null },
+    { stack: false },
+  );
+  const line = JSON.parse(JSON.stringify(zero)) as Record<string, unknown>;
+  for (const k of ['cpu', 'pid', 'netns', 'mark', 'ifindex', 'proto', 'mtu', 'len']) assert.equal(line[k], 0, k);
+  assert.equal(line['iface'], '0');
+  assert.equal(line['netns_name'], '');
+  assert.equal(line['caller'], null);
+  assert.equal(line['drop_reason'], null);
+});
+
+test('lost record', () => {
+  assert.equal(
+    JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34 })),
+    '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34}',
+  );
+});

@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { setImmediate as nextImmediate } from 'node:timers/promises';
+import { BatchedWriter } from '../../src/output/stream.js';
+
+class Collect extends Writable {
+  chunks: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.chunks.push(chunk.toString('utf8'));
+    cb();
+  }
+}
+
+class Broken extends Writable {
+  writes = 0;
+  constructor(private readonly code: string) {
+    super();
+  }
+  override _write(_chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writes++;
+    const err = new Error(`write ${this.code}`) as NodeJS.ErrnoException;
+    err.code = this.code;
+    cb(err);
+  }
+}
+
+test('batches lines until flush', async () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0 });
+  w.write('a');
+  w.write('b');
+  await nextImmediate();
+  assert.deepEqual(out.chunks, []);
+  w.flush();
+  assert.deepEqual(out.chunks, ['a\nb\n']);
+  w.write('c');
+  await w.close();
+  assert.deepEqual(out.chunks, ['a\nb\n', 'c\n']);
+  assert.ok(out.writableEnded);
+});
+
+test('flushes once the batch passes its size', () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0, batchSize: 10 });
+  w.write('12345');
+  assert.equal(out.chunks.length, 0);
+  w.write('67890');
+  assert.deepEqual(out.chunks, ['12345\n67890\n']);
+});
+
+test('default batch is about 64 KiB', () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0 });
+  const line = 'x'.repeat(99);
+  for (let i = 0; i < 655; i++) w.write(line);
+  assert.equal(out.chunks.length, 0);
+  w.write(line);
+  assert.equal(out.chunks.length, 1);
+  assert.equal(out.chunks[0]!.length, 656 * 100);
+});
+
+test('on a TTY, lines written in one turn go out together at its end', async () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: true });
+  w.write('a');
+  w.write('b');
+  assert.deepEqual(out.chunks, []);
+  await nextImmediate();
+  assert.deepEqual(out.chunks, ['a\nb\n']);
+  w.write('c');
+  await nextImmediate();
+  assert.deepEqual(out.chunks, ['a\nb\n', 'c\n']);
+});
+
+test('not a TTY: a half-full batch goes out after the delay', async () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 5 });
+  w.write('a');
+  await nextImmediate();
+  assert.deepEqual(out.chunks, []);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(out.chunks, ['a\n']);
+});
+
+test('EPIPE: onClosed once, no throw, later writes dropped, close resolves', async () => {
+  const out = new Broken('EPIPE');
+  let closedCalls = 0;
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0, onClosed: () => closedCalls++ });
+  w.write('a');
+  w.flush();
+  await nextImmediate();
+  assert.equal(closedCalls, 1);
+  assert.equal(w.closed, true);
+  w.write('b');
+  w.flush();
+  w.write('c');
+  await nextImmediate();
+  assert.equal(out.writes, 1);
+  await w.close();
+  assert.equal(closedCalls, 1);
+});
+
+test('EPIPE during the final flush of close()', async () => {
+  const out = new Broken('EPIPE');
+  let closedCalls = 0;
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0, onClosed: () => closedCalls++ });
+  w.write('a');
+  await w.close();
+  await nextImmediate();
+  assert.ok(closedCalls <= 1);
+});
+
+test('other write errors: onError once and close() rejects', async () => {
+  const out = new Broken('ENOSPC');
+  const errors: Error[] = [];
+  let closedCalls = 0;
+  const w = new BatchedWriter(out, {
+    isTTY: false,
+    maxDelayMs: 0,
+    onError: (e) => errors.push(e),
+    onClosed: () => closedCalls++,
+  });
+  w.write('a');
+  w.flush();
+  await nextImmediate();
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal(closedCalls, 0);
+  await assert.rejects(w.close(), /ENOSPC/);
+});
+
+test('does not end process.stdout', async () => {
+  const w = new BatchedWriter(process.stdout, { isTTY: false, maxDelayMs: 0 });
+  await w.close();
+  assert.equal(process.stdout.writableEnded, false);
+});
+
+test('writes a file and ends it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-stream-'));
+  try {
+    const path = join(dir, 'out.txt');
+    const w = new BatchedWriter(createWriteStream(path), { batchSize: 16 });
+    for (let i = 0; i < 100; i++) w.write(`line ${i}`);
+    await w.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    assert.equal(lines.length, 101);
+    assert.equal(lines[99], 'line 99');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
