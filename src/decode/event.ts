@@ -18,7 +18,7 @@ export const EventFlags = {
 
 /** Field offsets of `struct event` (and its nested `struct tuple`). */
 export const EVENT_LAYOUT = {
-  size: 128,
+  size: 136,
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,

@@ -94,15 +94,51 @@ export function formatSkb(skb: bigint): string {
   return s;
 }
 
+/**
+ * Memo for values that repeat across events (marks, namespace inodes): they
+ * take few distinct values, and large numbers are slow to stringify.
+ */
+class StringMemo {
+  private readonly map = new Map<number, string>();
+  constructor(
+    private readonly make: (n: number) => string,
+    private readonly max = 1024,
+  ) {}
+  get(n: number): string {
+    let s = this.map.get(n);
+    if (s === undefined) {
+      s = this.make(n);
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(n, s);
+    }
+    return s;
+  }
+}
+
+const hexMemo = new StringMemo((n) => '0x' + n.toString(16));
+const decimalMemo = new StringMemo((n) => String(n));
+
 /** `0x` and lower-case hex without padding, e.g. a mark `0x1f`. */
 export function formatHex(n: number): string {
-  return '0x' + (n >>> 0).toString(16);
+  return n === 0 ? '0x0' : hexMemo.get(n >>> 0);
 }
+
+/** Decimal text of a number that repeats across events (e.g. a netns inode). */
+export function formatDecimal(n: number): string {
+  return decimalMemo.get(n);
+}
+
+const ETHERTYPES: string[] = [];
 
 /** An ethertype as `0x` and 4 hex digits, e.g. `0x0800`. */
 export function formatEthertype(proto: number): string {
-  const h = (proto & 0xffff).toString(16);
-  return '0x' + HEX_ZEROS.slice(0, 4 - h.length) + h;
+  const p = proto & 0xffff;
+  let s = ETHERTYPES[p];
+  if (s === undefined) {
+    const h = p.toString(16);
+    s = ETHERTYPES[p] = '0x' + HEX_ZEROS.slice(0, 4 - h.length) + h;
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -229,7 +265,19 @@ export function formatProcess(comm: string, pid: number): string {
   return comm + ':' + pid;
 }
 
+// Interface names per ifindex, checked against the name since ifindexes repeat across namespaces.
+const ifaceNames = new Map<number, string>();
+const ifaceStrs = new Map<number, string>();
+
 /** `name:ifindex`, or just the ifindex when the name is unknown. */
 export function formatIface(ifname: string, ifindex: number): string {
-  return ifname === '' ? String(ifindex) : ifname + ':' + ifindex;
+  if (ifaceNames.get(ifindex) === ifname) return ifaceStrs.get(ifindex)!;
+  const s = ifname === '' ? String(ifindex) : ifname + ':' + ifindex;
+  if (ifaceNames.size >= 4096) {
+    ifaceNames.clear();
+    ifaceStrs.clear();
+  }
+  ifaceNames.set(ifindex, ifname);
+  ifaceStrs.set(ifindex, s);
+  return s;
 }

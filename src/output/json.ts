@@ -4,7 +4,7 @@
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
 import type { LostNotice, ProbeType, TraceEvent } from '../trace/event.js';
-import { formatIface, formatProcess, formatSkb, formatTime, tcpFlagNames } from './format.js';
+import { formatDecimal, formatIface, formatProcess, formatSkb, formatTime, tcpFlagNames } from './format.js';
 
 export const JSON_SCHEMA_VERSION = 1;
 
@@ -103,6 +103,69 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   };
   if (opts.stack) rec.stack = e.stack ?? [];
   return rec;
+}
+
+// Strings that JSON.stringify would write as they are between quotes: no quote,
+// backslash, control character or lone surrogate.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+function strOrNull(s: string | null): string {
+  return s === null ? 'null' : str(s);
+}
+
+/**
+ * `JSON.stringify(toJsonRecord(e, opts))`, built directly: the generic
+ * serializer walks a fresh object per event and costs several times more,
+ * which matters at a million events a second. Tests check both agree.
+ */
+export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
+  let s =
+    '{"v":1,"time":"' + formatTime(e.timeNs) +
+    '","skb":"' + formatSkb(e.skb) +
+    '","cpu":' + e.cpu +
+    ',"process":' + str(formatProcess(e.comm, e.pid)) +
+    ',"pid":' + e.pid +
+    ',"netns":' + formatDecimal(e.netns) +
+    ',"netns_name":' + str(e.netnsName) +
+    ',"mark":' + formatDecimal(e.mark) +
+    ',"iface":' + str(formatIface(e.ifname, e.ifindex)) +
+    ',"ifindex":' + e.ifindex +
+    ',"proto":' + e.protocol +
+    ',"mtu":' + e.mtu +
+    ',"len":' + e.len;
+  const t = e.tuple;
+  if (t === null) {
+    s += ',"tuple":null';
+  } else {
+    const p = jsonProto(t.l4proto);
+    s +=
+      ',"tuple":{"saddr":' + str(t.saddr) +
+      ',"daddr":' + str(t.daddr) +
+      ',"sport":' + t.sport +
+      ',"dport":' + t.dport +
+      ',"proto":' + (typeof p === 'number' ? String(p) : '"' + p + '"') +
+      ',"flags":"' + (t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '') + '"}';
+  }
+  s +=
+    ',"func":' + str(e.func) +
+    ',"probe":{"type":' + str(e.probe.type) + ',"name":' + str(e.probe.name) +
+    '},"drop_reason":' + strOrNull(e.dropReason) +
+    ',"caller":' + strOrNull(e.caller);
+  if (opts.stack) {
+    const st = e.stack;
+    if (st === null || st.length === 0) {
+      s += ',"stack":[]';
+    } else {
+      s += ',"stack":[' + str(st[0]!);
+      for (let i = 1; i < st.length; i++) s += ',' + str(st[i]!);
+      s += ']';
+    }
+  }
+  return s + '}';
 }
 
 /** The in-band record written whenever the kernel dropped records. */

@@ -1,6 +1,6 @@
 /** Text and JSON-lines sinks over a BatchedWriter. */
 import type { LostNotice, TraceEvent } from '../trace/event.js';
-import { lostRecord, toJsonRecord } from './json.js';
+import { jsonLine, lostRecord } from './json.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { TextFormatter, type TextOptions } from './text.js';
@@ -53,7 +53,7 @@ export class JsonSink implements Sink {
 
   event(e: TraceEvent): void {
     if (this.out.closed) return;
-    this.out.write(JSON.stringify(toJsonRecord(e, this.opts)));
+    this.out.write(jsonLine(e, this.opts));
   }
 
   lost(notice: LostNotice): void {

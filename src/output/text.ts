@@ -7,6 +7,7 @@
 import { Chalk } from 'chalk';
 import type { LostNotice, TraceEvent } from '../trace/event.js';
 import {
+  formatDecimal,
   formatEthertype,
   formatHex,
   formatIface,
@@ -168,7 +169,7 @@ export class TextFormatter {
       ' ' + pad(processColumn(e.comm, e.pid), W.process);
     if (o.meta) {
       s +=
-        ' ' + pad(String(e.netns), W.netns) +
+        ' ' + pad(formatDecimal(e.netns), W.netns) +
         ' ' + pad(formatHex(e.mark), W.mark) +
         ' ' + pad(formatIface(e.ifname, e.ifindex), W.iface) +
         ' ' + pad(formatEthertype(e.protocol), W.proto) +

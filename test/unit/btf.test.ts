@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Btf, BtfKind } from '../../src/bpf/btf.js';
+import { eventBtf } from '../helpers/probe-btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -396,38 +395,6 @@ test('tracepoint.bpf.o: .BTF parses, struct config and globals', { skip: havePro
   assert.ok(btf.findOne('LICENSE', 'VAR') !== null);
   assert.ok([...btf.idsOfKind('FUNC')].length >= 1);
 });
-
-/**
- * struct event only reaches a probe's BTF if a global or map refers to it, so
- * when the probe object does not carry it, compile the header on its own.
- */
-function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | string {
-  if (haveProbe) {
-    const raw = readElfSection(PROBE, '.BTF');
-    if (raw) {
-      const btf = Btf.parse(raw);
-      if (btf.findOne('event', 'STRUCT') !== null) return { btf, from: PROBE, cleanup: () => {} };
-    }
-  }
-  const clang = ['clang-19', 'clang'].find((c) => {
-    try { execFileSync(c, ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
-  });
-  if (!clang) return 'no clang to compile probes/include/event.h';
-  const dir = mkdtempSync(join(tmpdir(), 'pktpath-btf-'));
-  const src = join(dir, 'layout.c');
-  const obj = join(dir, 'layout.o');
-  writeFileSync(src, [
-    'typedef unsigned char __u8; typedef unsigned short __u16; typedef unsigned int __u32;',
-    'typedef int __s32; typedef unsigned long long __u64;',
-    '#include "event.h"',
-    'struct event pktpath_event_layout;',
-    '',
-  ].join('\n'));
-  execFileSync(clang, ['-g', '-O2', '-target', 'bpf', '-I', join(root, 'probes/include'), '-c', src, '-o', obj]);
-  const raw = readElfSection(obj, '.BTF');
-  if (!raw) throw new Error(`${obj} has no .BTF`);
-  return { btf: Btf.parse(raw), from: obj, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 test('probe BTF: struct event layout', (t) => {
   const got = eventBtf();

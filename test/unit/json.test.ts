@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { JSON_SCHEMA_VERSION, lostRecord, toJsonRecord } from '../../src/output/json.js';
+import { JSON_SCHEMA_VERSION, jsonLine, lostRecord, toJsonRecord } from '../../src/output/json.js';
 import { JsonSink } from '../../src/output/sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import type { LostNotice, TraceEvent } from '../../src/trace/event.js';
@@ -139,4 +139,24 @@ test('lost record', () => {
     JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34 })),
     '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34}',
   );
+});
+
+test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
+  const odd: TraceEvent = {
+    ...events[4]!,
+    comm: 'a"b\\c\n\u0001',
+    netnsName: 'ns "q"',
+    ifname: 'eth\t0',
+    func: 'f\u2028g',
+    caller: 'caller \ud83d\ude00 \ud800',
+    dropReason: 'X\u007f',
+    stack: ['a', 'b"c', '\u0000'],
+  };
+  for (const e of [...events, odd]) {
+    for (const stack of [false, true]) {
+      const line = jsonLine(e, { stack });
+      assert.equal(line, JSON.stringify(toJsonRecord(e, { stack })));
+      JSON.parse(line);
+    }
+  }
 });

@@ -1,0 +1,45 @@
+/** The BTF that describes probes/include/event.h, for layout tests. */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Btf } from '../../src/bpf/btf.js';
+import { readElfSection } from '../../src/bpf/elf.js';
+
+export const root = fileURLToPath(new URL('../../../', import.meta.url));
+export const PROBE = join(root, 'probes/build/tracepoint.bpf.o');
+const haveProbe = existsSync(PROBE);
+
+/**
+ * struct event only reaches a probe's BTF if a global or map refers to it, so
+ * when the probe object does not carry it, compile the header on its own.
+ */
+export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | string {
+  if (haveProbe) {
+    const raw = readElfSection(PROBE, '.BTF');
+    if (raw) {
+      const btf = Btf.parse(raw);
+      if (btf.findOne('event', 'STRUCT') !== null) return { btf, from: PROBE, cleanup: () => {} };
+    }
+  }
+  const clang = ['clang-19', 'clang'].find((c) => {
+    try { execFileSync(c, ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
+  });
+  if (!clang) return 'no clang to compile probes/include/event.h';
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-btf-'));
+  const src = join(dir, 'layout.c');
+  const obj = join(dir, 'layout.o');
+  writeFileSync(src, [
+    'typedef unsigned char __u8; typedef unsigned short __u16; typedef unsigned int __u32;',
+    'typedef int __s32; typedef unsigned long long __u64;',
+    '#include "event.h"',
+    'struct event pktpath_event_layout;',
+    '',
+  ].join('\n'));
+  execFileSync(clang, ['-g', '-O2', '-target', 'bpf', '-I', join(root, 'probes/include'), '-c', src, '-o', obj]);
+  const raw = readElfSection(obj, '.BTF');
+  if (!raw) throw new Error(`${obj} has no .BTF`);
+  return { btf: Btf.parse(raw), from: obj, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+

@@ -1,0 +1,110 @@
+/** Runs the real pktpath binary for end-to-end tests and collects its JSON output. */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { root } from './probe-btf.js';
+
+export const PKTPATH = join(root, 'bin/pktpath');
+
+export interface JsonEvent {
+  v: number;
+  type?: string;
+  time: string;
+  skb: string;
+  process: string;
+  netns: number;
+  netns_name: string;
+  mark: number;
+  iface: string;
+  ifindex: number;
+  len: number;
+  tuple: { saddr: string; daddr: string; sport: number; dport: number; proto: string | number; flags: string } | null;
+  func: string;
+  probe: { type: string; name: string };
+  drop_reason: string | null;
+  caller: string | null;
+  stack?: string[];
+}
+
+export interface TracerRun {
+  child: ChildProcess;
+  /** Sends SIGINT and resolves with what the tracer wrote. */
+  stop(): Promise<{ code: number | null; events: JsonEvent[]; stdout: string; stderr: string }>;
+}
+
+/** Starts pktpath with `args` (JSON output added) and resolves once it has attached. */
+export function startTracer(args: string[], timeoutMs = 30_000): Promise<TracerRun> {
+  const child = spawn(process.execPath, [PKTPATH, '--output-json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pktpath did not attach in ${timeoutMs} ms:\n${stderr}`));
+    }, timeoutMs);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/pktpath: attached /.test(stderr)) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          async stop() {
+            // The ring is polled every few ms; let the last packets arrive.
+            await new Promise((r) => setTimeout(r, 300));
+            child.kill('SIGINT');
+            const code = await exited;
+            const events = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonEvent);
+            return { code, events, stdout, stderr };
+          },
+        });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      if (!/pktpath: attached /.test(stderr)) reject(new Error(`pktpath exited with ${code} before attaching:\n${stderr}`));
+    });
+  });
+}
+
+/** Runs pktpath to completion (for usage errors and short runs). */
+export function runPktpath(args: string[], opts: { prefix?: string[] } = {}): { code: number; stdout: string; stderr: string } {
+  const cmd = [...(opts.prefix ?? []), process.execPath, PKTPATH, ...args];
+  try {
+    const stdout = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    return { code: 0, stdout, stderr: '' };
+  } catch (e) {
+    const err = e as { status: number | null; stdout: string; stderr: string };
+    return { code: err.status ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** BPF programs of pktpath still loaded in the kernel (by name). */
+export function ourPrograms(): string[] {
+  const out = execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  const progs = JSON.parse(out) as Array<{ name?: string }>;
+  return progs.map((p) => p.name ?? '').filter((n) => n.startsWith('pktpath_') || n.startsWith('feature_'));
+}
+
+/** Waits until the kernel has released every program of ours (release is asynchronous). */
+export async function waitNoPrograms(timeoutMs = 10_000): Promise<string[]> {
+  const until = Date.now() + timeoutMs;
+  let left = ourPrograms();
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = ourPrograms();
+  }
+  return left;
+}
+
+/** Indices of `wanted` found in order within `seq` (a subsequence); throws naming the first missing. */
+export function assertSubsequence(seq: string[], wanted: string[]): void {
+  let i = 0;
+  for (const w of wanted) {
+    const at = seq.indexOf(w, i);
+    if (at < 0) {
+      throw new Error(`expected '${w}' after position ${i} in the path:\n  ${seq.join(' → ')}\nwanted: ${wanted.join(' → ')}`);
+    }
+    i = at + 1;
+  }
+}
