@@ -12,10 +12,14 @@ SEC("netfilter")
 int pktpath_nf(struct bpf_nf_ctx *ctx)
 {
 	const struct nf_hook_state *state = ctx->state;
+	__u8 hook = BPF_CORE_READ(state, hook);
 	struct site site = {
 		.ctx = ctx,
 		.flags = EVENT_HAS_NFHOOK,
-		.hook = BPF_CORE_READ(state, hook),
+		.hook = hook,
+		/* skb->dev is not set yet on the way out: name the output device there. */
+		.dev = hook == NF_INET_LOCAL_OUT || hook == NF_INET_POST_ROUTING ?
+			BPF_CORE_READ(state, out) : BPF_CORE_READ(state, in),
 		.pf = BPF_CORE_READ(state, pf),
 		.netns = BPF_CORE_READ(state, net, ns.inum),
 	};

@@ -41,6 +41,8 @@ int pktpath_tp(__u64 *ctx)
 		site.caller = tp_arg(ctx, CONFIG.location_arg);
 		site.flags |= EVENT_HAS_CALLER;
 	}
+	if (CONFIG.dev_arg >= 0)
+		site.dev = (struct net_device *)tp_arg(ctx, CONFIG.dev_arg);
 	observe(skb, &site);
 	return 0;
 }

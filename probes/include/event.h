@@ -90,6 +90,7 @@ struct config {
 	__s32 skb_arg;      /* tracepoints: argument holding the skb */
 	__s32 reason_arg;   /* tracepoints: argument holding the drop reason, -1 if none */
 	__s32 location_arg; /* tracepoints: argument holding the caller address, -1 if none */
+	__s32 dev_arg;      /* tracepoints: argument holding the device, -1 if none */
 	__u32 has_filter;
 	struct filter filter;
 };

@@ -228,6 +228,7 @@ static __always_inline void count_lost(void)
 /* Where a probe stands and what it knows beyond the skb. */
 struct site {
 	void *ctx;          /* program context, for the stack */
+	struct net_device *dev; /* the device the point names, when it names one */
 	__u32 flags;        /* EVENT_HAS_* the wrapper fills below */
 	__u32 netns;        /* 0: derive from the skb */
 	__u64 caller;
@@ -253,7 +254,9 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		return;
 	}
 
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	/* A point's own device argument is right even when skb->dev has already
+	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
+	struct net_device *dev = site->dev ? site->dev : BPF_CORE_READ(skb, dev);
 
 	e->type = RECORD_EVENT;
 	e->flags = site->flags | (is_ip ? EVENT_HAS_TUPLE : 0);

@@ -93,6 +93,7 @@ export function buildProgram(run: (p: Promise<number>) => void): Command {
   const program = addTraceOptions(new Command('pktpath'))
     .description('Trace the path of packets through the Linux kernel.')
     .version('0.1.0')
+    .enablePositionalOptions()
     .showHelpAfterError(false)
     .action((expression: string[], opts: RawOptions) => run(trace(opts, expression)));
 

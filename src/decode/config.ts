@@ -6,8 +6,8 @@
 import type { Addr } from '../cli/config.js';
 
 export const CONFIG_LAYOUT = {
-  size: 88,
-  fields: { point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, has_filter: 20, filter: 24 },
+  size: 92,
+  fields: { point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, has_filter: 24, filter: 28 },
   filter: {
     size: 64,
     fields: {
@@ -35,6 +35,7 @@ export interface ProbeConfig {
   skbArg: number;
   reasonArg: number;
   locationArg: number;
+  devArg: number;
   filter: TupleFilter;
 }
 
@@ -50,6 +51,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeInt32LE(cfg.reasonArg, F.reason_arg);
   b.writeInt32LE(cfg.locationArg, F.location_arg);
+  b.writeInt32LE(cfg.devArg, F.dev_arg);
   const f = cfg.filter;
   b.writeUInt32LE(filterIsEmpty(f) ? 0 : 1, F.has_filter);
   const at = F.filter;

@@ -55,7 +55,7 @@ function tryFeatureProgram(mechanism: string, program: string): MechanismResult 
   }
 }
 
-const noFilter = { pointId: 0, stack: false, skbArg: 0, reasonArg: -1, locationArg: -1, filter: {} };
+const noFilter = { pointId: 0, stack: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1, filter: {} };
 
 export function probeMechanisms(): MechanismResult[] {
   const results: MechanismResult[] = [];

@@ -104,13 +104,19 @@ class StringMemo {
     private readonly make: (n: number) => string,
     private readonly max = 1024,
   ) {}
+  private lastN = NaN;
+  private lastS = '';
   get(n: number): string {
+    // Runs of events from one namespace are common; skip the map for them.
+    if (n === this.lastN) return this.lastS;
     let s = this.map.get(n);
     if (s === undefined) {
       s = this.make(n);
       if (this.map.size >= this.max) this.map.clear();
       this.map.set(n, s);
     }
+    this.lastN = n;
+    this.lastS = s;
     return s;
   }
 }
@@ -125,7 +131,7 @@ export function formatHex(n: number): string {
 
 /** Decimal text of a number that repeats across events (e.g. a netns inode). */
 export function formatDecimal(n: number): string {
-  return decimalMemo.get(n);
+  return n === 0 ? '0' : decimalMemo.get(n);
 }
 
 const ETHERTYPES: string[] = [];

@@ -105,12 +105,18 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   return rec;
 }
 
-// Strings that JSON.stringify would write as they are between quotes: no quote,
-// backslash, control character or lone surrogate.
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
+/**
+ * Quotes a string as JSON.stringify does. Most strings here (names, symbols,
+ * addresses) need no escaping; a plain scan for the characters that do is
+ * cheaper than a regular expression on such short strings.
+ */
 function str(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Control characters, '"', '\\', and surrogates (lone ones are escaped).
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
 }
 
 function strOrNull(s: string | null): string {

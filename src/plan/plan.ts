@@ -32,6 +32,7 @@ export interface TracepointPoint {
   skbArg: number;
   reasonArg: number;
   locationArg: number;
+  devArg: number;
 }
 
 export interface TcPlacement {
@@ -57,6 +58,7 @@ export interface ProbePlan {
 const SKB_PTR = /^(const )?struct sk_buff \*$/;
 const DROP_REASON = /^(const )?enum skb_drop_reason$/;
 const VOID_PTR = /^(const )?void \*$/;
+const DEV_PTR = /^(const )?struct net_device \*$/;
 
 /** Where the skb, drop reason and caller sit in a tracepoint's arguments; null without an skb. */
 export function tracepointPoint(name: string, params: TracepointParam[]): TracepointPoint | null {
@@ -64,7 +66,14 @@ export function tracepointPoint(name: string, params: TracepointParam[]): Tracep
   if (!skb) return null;
   const reason = params.find((p) => DROP_REASON.test(p.typeName));
   const location = params.find((p) => VOID_PTR.test(p.typeName));
-  return { name, skbArg: skb.index, reasonArg: reason?.index ?? -1, locationArg: location?.index ?? -1 };
+  const dev = params.find((p) => DEV_PTR.test(p.typeName));
+  return {
+    name,
+    skbArg: skb.index,
+    reasonArg: reason?.index ?? -1,
+    locationArg: location?.index ?? -1,
+    devArg: dev?.index ?? -1,
+  };
 }
 
 function wants(cfg: TraceConfig, family: Family, pointName: string): boolean {

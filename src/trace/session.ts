@@ -124,6 +124,7 @@ export class TraceSession {
       skbArg: 0,
       reasonArg: -1,
       locationArg: -1,
+      devArg: -1,
       filter: this.cfg.filter,
       ...extra,
     };
@@ -144,7 +145,9 @@ export class TraceSession {
     for (const tp of this.plan.tracepoints) {
       attempt(`tracepoint ${tp.name}`, () => {
         const id = this.addPoint({ type: 'tracepoint', name: tp.name });
-        const cfg = this.probeConfig(id, { skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg });
+        const cfg = this.probeConfig(id, {
+          skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
+        });
         const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name);
         this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
       });

@@ -379,9 +379,8 @@ test('tracepoint.bpf.o: .BTF parses, struct config and globals', { skip: havePro
   assert.ok(btf.ownCount > 10);
   const config = btf.structLayout('config');
   assert.ok(config);
-  assert.equal(config.size, 88);
-  const offsets = Object.fromEntries([...config.members].map(([n, m]) => [n, m.offset]));
-  assert.deepEqual(offsets, { point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, has_filter: 20, filter: 24 });
+  // Offsets are held against src/decode/config.ts by layout.test.ts.
+  assert.equal(config.members.get('point_id')?.offset, 0);
   assert.equal(btf.typeName(config.members.get('skb_arg')!.typeId), '__s32');
 
   // `const volatile struct config CONFIG` lives in .rodata.
