@@ -1,7 +1,7 @@
 /**
  * Small pure formatters shared by the text and JSON sinks. They run once per
  * event at up to millions of events per second, so the hot ones use lookup
- * tables and one-entry caches instead of building strings from scratch.
+ * tables and small caches instead of building every string from scratch.
  */
 import type { TraceEvent, Tuple } from '../trace/event.js';
 
@@ -100,12 +100,14 @@ export function formatSkb(skb: bigint): string {
  */
 class StringMemo {
   private readonly map = new Map<number, string>();
+  private lastN = NaN;
+  private lastS = '';
+
   constructor(
     private readonly make: (n: number) => string,
     private readonly max = 1024,
   ) {}
-  private lastN = NaN;
-  private lastS = '';
+
   get(n: number): string {
     // Runs of events from one namespace are common; skip the map for them.
     if (n === this.lastN) return this.lastS;

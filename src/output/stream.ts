@@ -11,7 +11,11 @@ import type { Writable } from 'node:stream';
 export interface BatchedWriterOptions {
   /** Called once when the reader went away (EPIPE, e.g. `| head`): stop quietly. */
   onClosed?: () => void;
-  /** Called once on any other write error (disk full, …); writing stops. */
+  /**
+   * Called once on any other write error (disk full, …); writing stops and
+   * close() rejects with the error. Without it, onClosed is called instead so
+   * the tracer still stops.
+   */
   onError?: (err: Error) => void;
   /** Defaults to the destination's own `isTTY`. */
   isTTY?: boolean;
@@ -179,6 +183,7 @@ export class BatchedWriter {
     }
     if (this.failure !== null) return;
     this.failure = err;
-    this.onError?.(err);
+    if (this.onError !== undefined) this.onError(err);
+    else if (!wasClosed) this.onClosed?.();
   }
 }

@@ -92,11 +92,14 @@ function paintOf(style: (s: string) => string): Paint {
   return [open ?? '', close ?? ''];
 }
 
-/** Index into the palette for an skb: kernel addresses are aligned, so mix the bits first. */
+/**
+ * Index into the palette for an skb. Only the low 32 bits are used (one BigInt
+ * operation per event); they differ between live skbs, and being slab-aligned
+ * they are mixed before taking the remainder.
+ */
 export function skbColorIndex(skb: bigint, paletteSize: number = PALETTE.length): number {
-  const lo = Number(skb & 0xffffffffn);
-  const hi = Number((skb >> 32n) & 0xffffffffn);
-  let h = Math.imul(lo ^ (lo >>> 16), 0x45d9f3b) ^ hi;
+  let h = Number(skb & 0xffffffffn);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
   h ^= h >>> 16;
   return (h >>> 0) % paletteSize;

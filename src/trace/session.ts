@@ -41,6 +41,8 @@ export interface Summary {
 
 export class TraceSession {
   private readonly links: Link[] = [];
+  /** What really got attached, for the status line. */
+  private readonly attached = { tracepoints: 0, tcDevices: new Set<string>(), nfNamespaces: new Set<number>() };
   private readonly probes: ProbeSet;
   private readonly points: PointInfo[] = [];
   private ring: RingReader | null = null;
@@ -105,11 +107,9 @@ export class TraceSession {
   }
 
   private attachedLine(ms: number): string {
-    const tp = this.plan.tracepoints.length;
-    const tcDevs = new Set(this.plan.tc.map((t) => `${t.netns.inode}:${t.iface.ifindex}`)).size;
-    const nfNs = new Set(this.plan.netfilter.map((n) => n.netns.inode)).size;
-    return `pktpath: attached ${this.links.length} links: ${tp} tracepoints, tc on ${tcDevs} devices, ` +
-      `netfilter in ${nfNs} namespaces (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+    const a = this.attached;
+    return `pktpath: attached ${this.links.length} links: ${a.tracepoints} tracepoints, tc on ${a.tcDevices.size} devices, ` +
+      `netfilter in ${a.nfNamespaces.size} namespaces (${ms.toFixed(0)} ms); Ctrl-C to stop`;
   }
 
   private addPoint(info: PointInfo): number {
@@ -150,6 +150,7 @@ export class TraceSession {
         });
         const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name);
         this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
+        this.attached.tracepoints++;
       });
     }
 
@@ -161,6 +162,7 @@ export class TraceSession {
           const where = `tc ${t.direction} on ${t.iface.name} (netns ${t.netns.name || t.netns.inode})`;
           attempt(where, () => withNetns(t.netns.path, () => {
             this.links.push(attachTcx(inst.program, t.iface.ifindex, t.direction, where));
+            this.attached.tcDevices.add(`${t.netns.inode}:${t.iface.ifindex}`);
           }));
         }
       });
@@ -174,6 +176,7 @@ export class TraceSession {
           const where = `${nfPointName(n.family, n.hook)} (netns ${n.netns.name || n.netns.inode})`;
           attempt(where, () => withNetns(n.netns.path, () => {
             this.links.push(attachNetfilter(inst.program, n.family, n.hook, NF_PRIORITY, where));
+            this.attached.nfNamespaces.add(n.netns.inode);
           }));
         }
       });

@@ -133,6 +133,17 @@ test('other write errors: onError once and close() rejects', async () => {
   await assert.rejects(w.close(), /ENOSPC/);
 });
 
+test('other write errors without onError: onClosed so the tracer stops', async () => {
+  const out = new Broken('ENOSPC');
+  let closedCalls = 0;
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0, onClosed: () => closedCalls++ });
+  w.write('a');
+  w.flush();
+  await nextImmediate();
+  assert.equal(closedCalls, 1);
+  await assert.rejects(w.close(), /ENOSPC/);
+});
+
 test('does not end process.stdout', async () => {
   const w = new BatchedWriter(process.stdout, { isTTY: false, maxDelayMs: 0 });
   await w.close();
@@ -152,4 +163,25 @@ test('writes a file and ends it', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('drain waits for a destination that asked for a pause', async () => {
+  let release: (() => void) | null = null;
+  const out = new Writable({
+    highWaterMark: 4,
+    write(_chunk, _enc, cb): void {
+      release = () => cb();
+    },
+  });
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0 });
+  w.write('0123456789');
+  w.flush();
+  let drained = false;
+  const p = w.drain().then(() => (drained = true));
+  await nextImmediate();
+  assert.equal(drained, false);
+  release!();
+  await p;
+  assert.equal(drained, true);
+  await w.drain();
 });

@@ -85,7 +85,6 @@ test('colour: escape codes present, header bold, drop reason red', () => {
   assert.match(f.formatLost(lost[0]!), ESC);
   // Without the escapes the line is the plain one.
   const plain = new TextFormatter({ ...all, color: false });
-  // eslint-disable-next-line no-control-regex
   const strip = (s: string): string => s.replace(/\u001b\[[0-9;]*m/g, '');
   for (const e of events) assert.equal(strip(f.formatEvent(e)), plain.formatEvent(e));
 });
