@@ -93,14 +93,18 @@ export class Kallsyms {
     return { name: this.names[i]!, offset, address: this.addressAt(i) };
   }
 
-  /** `name+0xoff`, or the address in hex when no symbol covers it. */
+  /** `name+0xoff` (`name+0xoff [module]` in a module), or the address in hex when no symbol covers it. */
   format(addr: bigint): string {
     const hi = Number((addr >> 32n) & 0xffffffffn);
     const lo = Number(addr & 0xffffffffn);
     const i = this.indexOf(hi, lo);
     if (i < 0) return `0x${addr.toString(16)}`;
     const offset = (hi - this.hi[i]!) * 0x1_0000_0000 + (lo - this.lo[i]!);
-    return `${this.names[i]}+0x${offset.toString(16)}`;
+    const name = this.names[i]!;
+    const mod = name.indexOf(' [');
+    return mod < 0
+      ? `${name}+0x${offset.toString(16)}`
+      : `${name.slice(0, mod)}+0x${offset.toString(16)}${name.slice(mod)}`;
   }
 
   /**

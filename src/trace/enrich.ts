@@ -90,9 +90,16 @@ export class Enricher {
     let s = this.stackCache.get(id);
     if (!s) {
       const ips = this.o.readStack!(id);
-      s = ips.map((ip) => (this.o.symbols ? this.o.symbols.format(ip) : `0x${ip.toString(16)}`));
+      s = dropProbeFrames(ips.map((ip) => (this.o.symbols ? this.o.symbols.format(ip) : `0x${ip.toString(16)}`)));
       this.stackCache.set(id, s);
     }
     return s;
   }
+}
+
+/** The innermost frames are pktpath's own program and the tracepoint glue that called it: not the packet's story. */
+export function dropProbeFrames(frames: string[]): string[] {
+  let i = 0;
+  while (i < frames.length && /( \[bpf\]$|^bpf_trace_run\d|^__bpf_trace_|^__traceiter_)/.test(frames[i]!)) i++;
+  return i < frames.length ? frames.slice(i) : frames;
 }

@@ -140,7 +140,7 @@ describe('drops', () => {
       }
     }`);
     try {
-      const tracer = await startTracer(['--filter-dst-ip', '192.0.2.3', '--filter-proto', 'icmp', '--output-caller']);
+      const tracer = await startTracer(['--filter-dst-ip', '192.0.2.3', '--filter-proto', 'icmp', '--output-caller', '--output-stack']);
       const ping = await lab.exec(A, ['ping', '-c', '1', '-W', '1', '192.0.2.3']);
       const { events } = await tracer.stop();
       assert.notEqual(ping.code, 0, 'the ping should have been dropped');
@@ -149,6 +149,12 @@ describe('drops', () => {
       assert.equal(drop.drop_reason, 'NETFILTER_DROP');
       assert.equal(drop.netns_name, B);
       assert.match(drop.caller ?? '', /^\w+\+0x[0-9a-f]+$/);
+      // The stack says who dropped it: netfilter's hook walk, symbolized.
+      assert.ok(drop.stack && drop.stack.length > 3, 'no stack');
+      for (const frame of drop.stack) assert.match(frame, /^[\w.]+\+0x[0-9a-f]+( \[\w+\])?$/);
+      assert.ok(drop.stack.some((f) => f.startsWith('nf_hook_slow+')), drop.stack.join('\n'));
+      // Stacks only at tracepoints: the tc and netfilter program types cannot take one.
+      assert.ok(events.filter((e) => e.probe.type !== 'tracepoint').every((e) => (e.stack ?? []).length === 0));
       // It got as far as local_in and no further.
       const path = funcs(events.filter((e) => e.skb === drop.skb));
       assertSubsequence(path, ['nf:ipv4:pre_routing', 'nf:ipv4:local_in', 'kfree_skb']);

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatAddress, parseAddress } from '../../src/decode/addr.js';
+import { EVENT_LAYOUT, EventFlags, RECORD_EVENT, decodeEvent } from '../../src/decode/event.js';
+
+const F = EVENT_LAYOUT.fields;
+const TF = EVENT_LAYOUT.tuple.fields;
+
+/** A record as a probe writes it, at an offset inside a larger buffer (as in the ring). */
+function record(at: number, fill: (v: DataView, b: Uint8Array) => void): { view: DataView; bytes: Uint8Array } {
+  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + 8);
+  const view = new DataView(buf, 0);
+  const bytes = new Uint8Array(buf);
+  const v = new DataView(buf, at);
+  const b = new Uint8Array(buf, at);
+  v.setUint32(F.type, RECORD_EVENT, true);
+  fill(v, b);
+  return { view, bytes };
+}
+
+test('decodes every field of an IPv4 TCP event', () => {
+  const { view, bytes } = record(24, (v, b) => {
+    v.setUint32(F.flags, EventFlags.tuple | EventFlags.reason | EventFlags.caller, true);
+    v.setBigUint64(F.ts_ns, 123456789n, true);
+    v.setBigUint64(F.skb, 0xffff888104870900n, true);
+    v.setBigUint64(F.caller, 0xffffffff81000010n, true);
+    v.setUint32(F.point_id, 5, true);
+    v.setUint32(F.cpu, 1, true);
+    v.setUint32(F.pid, 4242, true);
+    v.setUint32(F.netns, 4026531840, true);
+    v.setUint32(F.mark, 0xdead, true);
+    v.setUint32(F.ifindex, 7, true);
+    v.setUint32(F.len, 60, true);
+    v.setUint32(F.mtu, 1500, true);
+    v.setInt32(F.stack_id, -1, true);
+    v.setUint32(F.drop_reason, 12, true);
+    v.setUint16(F.protocol, 0x0800, true);
+    b[F.hook] = 3;
+    b[F.pf] = 2;
+    b.set([...Buffer.from('curl')], F.comm);
+    const t = F.tuple;
+    b.set([192, 0, 2, 1], t + TF.saddr);
+    b.set([192, 0, 2, 2], t + TF.daddr);
+    v.setUint16(t + TF.sport, 43210, true);
+    v.setUint16(t + TF.dport, 80, true);
+    b[t + TF.l3] = 4;
+    b[t + TF.l4proto] = 6;
+    b[t + TF.tcp_flags] = 0x12;
+  });
+  const e = decodeEvent(view, bytes, 24)!;
+  assert.deepEqual(e, {
+    flags: EventFlags.tuple | EventFlags.reason | EventFlags.caller,
+    tsNs: 123456789n, skb: 0xffff888104870900n, caller: 0xffffffff81000010n, pointId: 5, cpu: 1, pid: 4242,
+    netns: 4026531840, mark: 0xdead, ifindex: 7, len: 60, mtu: 1500, stackId: -1, dropReason: 12,
+    protocol: 0x0800, hook: 3, pf: 2, comm: 'curl',
+    tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
+  });
+});
+
+test('IPv6 tuples; no tuple without the flag; other record types are skipped', () => {
+  const { view, bytes } = record(0, (v, b) => {
+    v.setUint32(F.flags, EventFlags.tuple, true);
+    b.set([...parseAddress('2001:db8::1')!.bytes], F.tuple + TF.saddr);
+    b.set([...parseAddress('2001:db8::2')!.bytes], F.tuple + TF.daddr);
+    b[F.tuple + TF.l3] = 6;
+    b[F.tuple + TF.l4proto] = 58;
+    b.set([...Buffer.from('a-very-long-comm-name')].slice(0, 16), F.comm);
+  });
+  const e = decodeEvent(view, bytes, 0)!;
+  assert.equal(e.tuple?.saddr, '2001:db8::1');
+  assert.equal(e.tuple?.daddr, '2001:db8::2');
+  assert.equal(e.comm, 'a-very-long-comm');
+  view.setUint32(F.flags, 0, true);
+  assert.equal(decodeEvent(view, bytes, 0)!.tuple, null);
+  view.setUint32(F.type, 99, true);
+  assert.equal(decodeEvent(view, bytes, 0), null);
+});
+
+test('addresses: RFC 5952 text, round trips, and rejects', () => {
+  for (const text of ['192.0.2.1', '0.0.0.0', '2001:db8::1', '::', '::1', '2001:db8:0:1:1:1:1:1', 'fe80::1:2', '::ffff:192.0.2.1', '2001:db8::1:0:0:1']) {
+    const a = parseAddress(text)!;
+    assert.ok(a, text);
+    assert.equal(formatAddress(a.bytes, 0, a.l3), text);
+  }
+  assert.equal(formatAddress(parseAddress('2001:0db8:0000:0000:0000:0000:0000:0001')!.bytes, 0, 6), '2001:db8::1');
+  assert.equal(formatAddress(parseAddress('2001:db8:0:0:1:0:0:1')!.bytes, 0, 6), '2001:db8::1:0:0:1');
+  for (const bad of ['300.1.1.1', '1.2.3', '01.2.3.4', '1.2.3.4.5', '2001:db8:::1', '1::2::3', '12345::', 'x', '', '1:2:3:4:5:6:7:8:9']) {
+    assert.equal(parseAddress(bad), null, bad);
+  }
+});
+
+test('stack frames of the probe itself are dropped', async () => {
+  const { dropProbeFrames } = await import('../../src/trace/enrich.js');
+  assert.deepEqual(dropProbeFrames([
+    'bpf_prog_3077b84defea7ff5_pktpath_tp+0xd33 [bpf]', 'bpf_trace_run4+0x8b', '__traceiter_kfree_skb+0x2f',
+    'sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e',
+  ]), ['sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e']);
+  assert.deepEqual(dropProbeFrames(['x [bpf]']), ['x [bpf]']);
+});

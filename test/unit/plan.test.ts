@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildConfig } from '../../src/cli/config.js';
+import { type KernelView, planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
+
+const ns = (inode: number, name: string) => ({ inode, name, path: `/run/netns/${name}` });
+
+function kernel(over: Partial<KernelView['features']> = {}): KernelView {
+  return {
+    tracepoints: new Map([
+      ['kfree_skb', [
+        { index: 0, typeName: 'struct sk_buff *' }, { index: 1, typeName: 'void *' },
+        { index: 2, typeName: 'enum skb_drop_reason' }, { index: 3, typeName: 'struct sock *' },
+      ]],
+      ['net_dev_start_xmit', [{ index: 0, typeName: 'const struct sk_buff *' }, { index: 1, typeName: 'const struct net_device *' }]],
+      ['qdisc_dequeue', [
+        { index: 0, typeName: 'struct Qdisc *' }, { index: 1, typeName: 'const struct netdev_queue *' },
+        { index: 2, typeName: 'int' }, { index: 3, typeName: 'struct sk_buff *' },
+      ]],
+      ['udp_fail_queue_rcv_skb', [{ index: 0, typeName: 'int' }, { index: 1, typeName: 'struct sock *' }]],
+      ['netif_rx', null],
+    ]),
+    features: { tracing: true, tcx: true, netfilter: true, kprobe: false, ...over },
+    namespaces: [
+      { netns: ns(1, ''), ifaces: [{ ifindex: 1, name: 'lo' }] },
+      { netns: ns(2, 'b'), ifaces: [{ ifindex: 1, name: 'lo' }, { ifindex: 2, name: 'veth-b' }] },
+    ],
+  };
+}
+
+test('tracepoint arguments are located by type, whatever the kernel version put where', () => {
+  assert.deepEqual(tracepointPoint('kfree_skb', kernel().tracepoints.get('kfree_skb')!),
+    { name: 'kfree_skb', skbArg: 0, reasonArg: 2, locationArg: 1, devArg: -1 });
+  assert.deepEqual(tracepointPoint('qdisc_dequeue', kernel().tracepoints.get('qdisc_dequeue')!)?.skbArg, 3);
+  assert.deepEqual(tracepointPoint('net_dev_start_xmit', kernel().tracepoints.get('net_dev_start_xmit')!)?.devArg, 1);
+  // An older kfree_skb without a reason, and a tracepoint with no skb at all.
+  assert.equal(tracepointPoint('kfree_skb', [{ index: 0, typeName: 'struct sk_buff *' }, { index: 1, typeName: 'void *' }])?.reasonArg, -1);
+  assert.equal(tracepointPoint('udp_fail_queue_rcv_skb', kernel().tracepoints.get('udp_fail_queue_rcv_skb')!), null);
+});
+
+test('the plan places tc on every device and netfilter in every namespace, and says what is missing', () => {
+  const plan = planProbes(buildConfig({}, []), kernel());
+  assert.deepEqual(plan.tracepoints.map((t) => t.name), ['qdisc_dequeue', 'net_dev_start_xmit', 'kfree_skb']);
+  assert.equal(plan.tc.length, 3 * 2);
+  assert.equal(plan.netfilter.length, 2 * 10);
+  assert.ok(plan.notes.some((n) => /netif_rx: not in this kernel/.test(n)));
+  assert.ok(plan.notes.some((n) => /udp_fail_queue_rcv_skb: carries no skb/.test(n)));
+  assert.ok(plan.notes.some((n) => /no kprobes or fentry/.test(n)));
+});
+
+test('--filter-func and --attach narrow the plan; missing features are reported, not hidden', () => {
+  const only = planProbes(buildConfig({ filterFunc: 'kfree_skb|tc:ingress|nf:ipv6:.*' }, []), kernel());
+  assert.deepEqual(planPointNames(only), ['kfree_skb', 'tc:ingress', 'nf:ipv6:pre_routing', 'nf:ipv6:local_in',
+    'nf:ipv6:forward', 'nf:ipv6:local_out', 'nf:ipv6:post_routing']);
+  const tpOnly = planProbes(buildConfig({ attach: 'tracepoints' }, []), kernel());
+  assert.equal(tpOnly.tc.length + tpOnly.netfilter.length, 0);
+  const old = planProbes(buildConfig({}, []), kernel({ tcx: false, netfilter: false }));
+  assert.equal(old.tc.length + old.netfilter.length, 0);
+  assert.ok(old.notes.some((n) => /no tcx links/.test(n)));
+  assert.ok(old.notes.some((n) => /no BPF netfilter links/.test(n)));
+});
