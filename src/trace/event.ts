@@ -35,6 +35,12 @@ export interface TraceEvent {
   caller: string | null;
   /** Kernel stack, innermost first, when --output-stack. */
   stack: string[] | null;
+  /**
+   * The first bytes of the packet at this point, when packet capture is on
+   * (--output-pcap). `l2` tells whether they start at the Ethernet header or
+   * at the network header (points where no MAC header exists yet).
+   */
+  packet?: { data: Uint8Array; origLen: number; l2: boolean } | null;
 }
 
 /** Records the kernel could not hand over (ring full). */
