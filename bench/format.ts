@@ -1,12 +1,14 @@
 /**
  * Formatting throughput: the fixture events (re-addressed so most skbs are
  * distinct, with advancing timestamps) formatted 1M times as text and as JSON
- * lines, through the sinks and a BatchedWriter into a writer that discards.
+ * lines, through the sinks and a BatchedWriter into a writer that discards;
+ * and the same events carrying 128-byte packets, as pcapng.
  *
  *   node dist/bench/format.js [count]
  */
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { PcapngSink } from '../src/output/pcapng.js';
 import { JsonSink, TextSink } from '../src/output/sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { TextOptions } from '../src/output/text.js';
@@ -59,8 +61,17 @@ class NullWriter extends Writable {
   }
 }
 
+/** The variants with 128 bytes of packet each, half from the MAC header and half from the IP header. */
+function withPackets(events: TraceEvent[]): TraceEvent[] {
+  const data = new Uint8Array(128).map((_, i) => i);
+  return events.map((e, i) => ({ ...e, packet: { data, origLen: Math.max(e.len, 128), l2: i % 2 === 0 } }));
+}
+
 async function run(name: string, make: (w: BatchedWriter) => Sink, events: TraceEvent[], count: number): Promise<void> {
-  const sink = make(new BatchedWriter(new NullWriter(), { isTTY: false, maxDelayMs: 0 }));
+  await runSink(name, make(new BatchedWriter(new NullWriter(), { isTTY: false, maxDelayMs: 0 })), events, count);
+}
+
+async function runSink(name: string, sink: Sink, events: TraceEvent[], count: number): Promise<void> {
   // Warm up the JIT before timing.
   for (let i = 0; i < 50_000; i++) sink.event(events[i % events.length]!);
   const n = events.length;
@@ -80,3 +91,4 @@ await run('text', (w) => new TextSink(w, { ...plain, tuple: true, header: false 
 await run('text (all columns, absolute time)', (w) => new TextSink(w, { ...full, header: false }), events, count);
 await run('text (all columns, colour)', (w) => new TextSink(w, { ...full, color: true, header: false }), events, count);
 await run('json', (w) => new JsonSink(w, { stack: false }), events, count);
+await runSink('pcapng (128-byte packets)', new PcapngSink(new NullWriter(), { snaplen: 256, maxDelayMs: 0 }), withPackets(events), count);

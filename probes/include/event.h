@@ -10,6 +10,14 @@
 
 #define PKTPATH_EVENT_VERSION 1
 
+/* Indices of the per-CPU track_stats counters. */
+enum track_stat {
+	TRACK_ADDED = 0, /* skbs that matched and are followed */
+	TRACK_FREED = 1, /* followed skbs forgotten when freed */
+	TRACK_FULL = 2,  /* could not be followed: no room (should stay 0 with LRU) */
+	TRACK_STATS = 3,
+};
+
 /* What kind of record a ring entry is (first u32 of every record). */
 enum record_type {
 	RECORD_EVENT = 1,
@@ -63,24 +71,11 @@ struct event {
 
 /* config.flags */
 enum config_flags {
-	CONFIG_STACK = 1 << 0, /* capture the kernel stack (tracepoints only) */
-};
-
-/* Filter on the parsed tuple; a zero field does not filter. */
-struct filter {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u8 addr[16];     /* either direction */
-	__u8 saddr_l3;     /* 0: no source address filter, else 4 or 6 */
-	__u8 daddr_l3;
-	__u8 addr_l3;
-	__u8 l4proto;      /* 0: any */
-	__u8 has_l4proto;
-	__u8 _pad[3];
-	__u16 sport;       /* 0: any */
-	__u16 dport;
-	__u16 port;        /* either direction */
-	__u16 _pad2;
+	CONFIG_STACK = 1 << 0,  /* capture the kernel stack (tracepoints only) */
+	CONFIG_FILTER = 1 << 1, /* run the injected pcap filter (probes/include/filter.h) */
+	CONFIG_MARK = 1 << 2,   /* (skb->mark & mark_mask) == mark */
+	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
+	CONFIG_FREES = 1 << 4,  /* this point frees the skb (kfree_skb, consume_skb): stop following it */
 };
 
 /* Read-only per-program configuration, written by user space before load. */
@@ -91,8 +86,10 @@ struct config {
 	__s32 reason_arg;   /* tracepoints: argument holding the drop reason, -1 if none */
 	__s32 location_arg; /* tracepoints: argument holding the caller address, -1 if none */
 	__s32 dev_arg;      /* tracepoints: argument holding the device, -1 if none */
-	__u32 has_filter;
-	struct filter filter;
+	__u32 netns;        /* only packets in this network namespace (inode), 0: any */
+	__u32 ifindex;      /* only packets on this device (of netns), 0: any */
+	__u32 mark;         /* CONFIG_MARK */
+	__u32 mark_mask;
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "event.h"
+#include "filter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -39,6 +40,23 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, 127 * sizeof(__u64));
 } stacks SEC(".maps");
+
+/* skbs (and their data buffers, shared with clones) being followed by
+ * --filter-track-skb. LRU: an skb freed where no probe sees it is evicted in
+ * time instead of filling the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRACK_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} track_stats SEC(".maps");
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -170,41 +188,40 @@ static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 	return -1;
 }
 
-/* `b` points into CONFIG: it must stay volatile, or the compiler folds the
- * read to the zero CONFIG is declared with. */
-static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, __u8 l3)
+/* Runs the injected pcap filter on the skb's bytes: from the Ethernet header
+ * when the skb has one in front of its IP header, else from the IP header. */
+static __always_inline bool pcap_match(struct sk_buff *skb)
 {
-	if (l3 == 4)
-		return *(const __u32 *)a == *(const volatile __u32 *)b;
-	return ((const __u64 *)a)[0] == ((const volatile __u64 *)b)[0] &&
-	       ((const __u64 *)a)[1] == ((const volatile __u64 *)b)[1];
-}
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 mh = BPF_CORE_READ(skb, mac_header);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u32 tail = BPF_CORE_READ(skb, tail);
+	__u32 len = BPF_CORE_READ(skb, len);
+	bool nh_set = nh != 0 && nh != (__u16)~0U;
+	bool l2 = mh != (__u16)~0U && (!nh_set || nh >= mh + ETH_HLEN);
+	__u32 start;
 
-static __always_inline bool filter_match(const struct tuple *t, bool is_ip)
-{
-	if (!CONFIG.has_filter)
-		return true;
-	if (!is_ip)
+	if (l2)
+		start = mh;
+	else if (nh_set)
+		start = nh;
+	else
+		return false; /* no header located: nothing to match against */
+	if (tail <= start)
 		return false;
 
-	const volatile struct filter *f = &CONFIG.filter;
-	if (f->saddr_l3 && (f->saddr_l3 != t->l3 || !addr_eq(t->saddr, f->saddr, t->l3)))
-		return false;
-	if (f->daddr_l3 && (f->daddr_l3 != t->l3 || !addr_eq(t->daddr, f->daddr, t->l3)))
-		return false;
-	if (f->addr_l3 && (f->addr_l3 != t->l3 ||
-			   (!addr_eq(t->saddr, f->addr, t->l3) &&
-			    !addr_eq(t->daddr, f->addr, t->l3))))
-		return false;
-	if (f->has_l4proto && f->l4proto != t->l4proto)
-		return false;
-	if (f->sport && f->sport != t->sport)
-		return false;
-	if (f->dport && f->dport != t->dport)
-		return false;
-	if (f->port && f->port != t->sport && f->port != t->dport)
-		return false;
-	return true;
+	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
+	scratch[FILTER_CAPLEN] = tail - start;
+	/* What a capture at this point would call the packet's length. */
+	scratch[FILTER_WIRELEN] = len + (__u32)(data - (head + start));
+
+	unsigned long verdict;
+	if (l2)
+		verdict = FILTER_REGION(FILTER_MAGIC_L2, head + start, scratch);
+	else
+		verdict = FILTER_REGION(FILTER_MAGIC_L3, head + start, scratch);
+	return verdict != 0;
 }
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
@@ -217,12 +234,40 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *d
 	return 0;
 }
 
-static __always_inline void count_lost(void)
+static __always_inline void count(void *map, __u32 index)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__u64 *n = bpf_map_lookup_elem(map, &index);
 	if (n)
 		*n += 1;
+}
+
+static __always_inline bool is_tracked(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+	if (bpf_map_lookup_elem(&tracked, &key))
+		return true;
+	/* A clone shares the data buffer of the skb it was cloned from. */
+	key = (__u64)BPF_CORE_READ(skb, head);
+	return bpf_map_lookup_elem(&tracked, &key) != NULL;
+}
+
+static __always_inline void track(struct sk_buff *skb)
+{
+	__u8 one = 1;
+	__u64 key = (__u64)skb;
+	if (bpf_map_update_elem(&tracked, &key, &one, BPF_NOEXIST) == 0)
+		count(&track_stats, TRACK_ADDED);
+	key = (__u64)BPF_CORE_READ(skb, head);
+	bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
+}
+
+static __always_inline void untrack(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+	if (bpf_map_delete_elem(&tracked, &key) == 0)
+		count(&track_stats, TRACK_FREED);
+	key = (__u64)BPF_CORE_READ(skb, head);
+	bpf_map_delete_elem(&tracked, &key);
 }
 
 /* Where a probe stands and what it knows beyond the skb. */
@@ -238,25 +283,54 @@ struct site {
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
 };
 
+/* Does this packet interest the user? The cheap checks first, the pcap filter
+ * last; a followed skb passes whatever its headers have become. */
+static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 *netns)
+{
+	if ((CONFIG.flags & CONFIG_TRACK) && is_tracked(skb))
+		return true;
+	if (CONFIG.netns) {
+		if (!*netns)
+			*netns = skb_netns(skb, dev);
+		if (*netns != CONFIG.netns)
+			return false;
+	}
+	if (CONFIG.ifindex) {
+		__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+		if (ifindex != CONFIG.ifindex)
+			return false;
+	}
+	if ((CONFIG.flags & CONFIG_MARK) && (BPF_CORE_READ(skb, mark) & CONFIG.mark_mask) != CONFIG.mark)
+		return false;
+	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
+		return false;
+	if (CONFIG.flags & CONFIG_TRACK)
+		track(skb);
+	return true;
+}
+
 /* The filter runs first; nothing is reserved, read or captured for packets
  * that do not match. */
 static __always_inline void observe(struct sk_buff *skb, const struct site *site)
 {
-	struct tuple t = {};
-	bool is_ip = parse_tuple(skb, &t) == 0;
-
-	if (!filter_match(&t, is_ip))
-		return;
-
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return;
-	}
-
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
 	struct net_device *dev = site->dev ? site->dev : BPF_CORE_READ(skb, dev);
+	__u32 netns = site->netns;
+
+	if (!wanted(skb, dev, &netns))
+		return;
+	if (!netns)
+		netns = skb_netns(skb, dev);
+
+	struct tuple t = {};
+	bool is_ip = parse_tuple(skb, &t) == 0;
+
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&lost, 0);
+		goto out;
+	}
 
 	e->type = RECORD_EVENT;
 	e->flags = site->flags | (is_ip ? EVENT_HAS_TUPLE : 0);
@@ -266,7 +340,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->point_id = CONFIG.point_id;
 	e->cpu = bpf_get_smp_processor_id();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->netns = site->netns ? site->netns : skb_netns(skb, dev);
+	e->netns = netns;
 	e->mark = BPF_CORE_READ(skb, mark);
 	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
 	e->len = BPF_CORE_READ(skb, len);
@@ -291,6 +365,9 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 
 	/* User space polls the ring on a short timer: no wakeup per record. */
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+out:
+	if ((CONFIG.flags & (CONFIG_TRACK | CONFIG_FREES)) == (CONFIG_TRACK | CONFIG_FREES))
+		untrack(skb);
 }
 
 #endif

@@ -39,6 +39,9 @@ export const libbpf = {
   program__set_expected_attach_type: libbpfSo.func('int bpf_program__set_expected_attach_type(bpf_program *prog, int type)'),
   program__set_attach_target: libbpfSo.func('int bpf_program__set_attach_target(bpf_program *prog, int attach_prog_fd, const char *attach_func_name)'),
   program__attach: libbpfSo.func('bpf_link *bpf_program__attach(bpf_program *prog)'),
+  program__insns: libbpfSo.func('const void *bpf_program__insns(bpf_program *prog)'),
+  program__insn_cnt: libbpfSo.func('size_t bpf_program__insn_cnt(bpf_program *prog)'),
+  program__set_insns: libbpfSo.func('int bpf_program__set_insns(bpf_program *prog, const void *insns, size_t cnt)'),
 
   map__fd: libbpfSo.func('int bpf_map__fd(bpf_map *map)'),
   map__reuse_fd: libbpfSo.func('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
@@ -91,6 +94,11 @@ export function viewOf(p: Ptr, len: number): ArrayBuffer {
 /** Reads a NUL-terminated C string. */
 export function cString(p: Ptr): string {
   return koffi.decode(p, 'char', -1) as string;
+}
+
+/** Copies `len` bytes of native memory into a Buffer. */
+export function copyBytes(p: Ptr, len: number): Buffer {
+  return Buffer.from(new Uint8Array(koffi.view(p, len)).slice());
 }
 
 export function readPtrArray(p: Ptr, type: string, count: number): unknown[] {

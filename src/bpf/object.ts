@@ -1,7 +1,7 @@
 /** An eBPF object file: open, configure, load, and find its programs and maps. */
 import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
-import { type Ptr, errno, isNull, libbpf } from './native.js';
+import { type Ptr, copyBytes, errno, isNull, libbpf } from './native.js';
 
 export const ProgType = { SCHED_CLS: 3, TRACING: 26, NETFILTER: 32 } as const;
 export const AttachType = { TRACE_RAW_TP: 23, NETFILTER: 45, TCX_INGRESS: 46, TCX_EGRESS: 47 } as const;
@@ -24,6 +24,15 @@ export class BpfProgram {
   }
   get fd(): number {
     return libbpf.program__fd(this.ptr) as number;
+  }
+  /** The program's instructions as libbpf will load them (before load: not yet relocated). */
+  insns(): Buffer {
+    const count = Number(libbpf.program__insn_cnt(this.ptr));
+    return copyBytes(libbpf.program__insns(this.ptr) as Ptr, count * 8);
+  }
+  /** Replaces the instructions before load; same count keeps libbpf's relocation indices valid. */
+  setInsns(insns: Buffer): void {
+    this.check(libbpf.program__set_insns(this.ptr, insns, insns.length / 8) as number, 'setting the instructions');
   }
   private check(rc: number, what: string): void {
     if (rc < 0) throw new BpfError(`${what} of ${this.objectName}/${this.name}`, rc);

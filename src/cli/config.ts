@@ -4,7 +4,7 @@
  * touches the kernel.
  */
 import { parseAddress } from '../decode/addr.js';
-import type { TupleFilter } from '../decode/config.js';
+import { type FlagFilter, combineExpression } from '../filter/expression.js';
 
 export interface Addr {
   l3: 4 | 6;
@@ -32,8 +32,19 @@ export interface OutputConfig {
   color: ColorMode;
 }
 
+export interface FilterConfig {
+  /** tcpdump expression (the user's, ANDed with the classic flags'); '' for none. */
+  expression: string;
+  /** --filter-netns as given: a path, a name under /run/netns, or inode:N. */
+  netns: string | null;
+  /** --filter-ifname, resolved in that namespace (or pktpath's own). */
+  ifname: string | null;
+  mark: { value: number; mask: number } | null;
+  trackSkb: boolean;
+}
+
 export interface TraceConfig {
-  filter: TupleFilter;
+  filter: FilterConfig;
   output: OutputConfig;
   families: Set<Family>;
   backend: Backend;
@@ -123,6 +134,10 @@ export interface RawOptions {
   filterDstPort?: string;
   filterPort?: string;
   filterFunc?: string;
+  filterNetns?: string;
+  filterIfname?: string;
+  filterMark?: string;
+  filterTrackSkb?: boolean;
   outputTuple?: boolean;
   outputMeta?: boolean;
   outputStack?: boolean;
@@ -139,11 +154,19 @@ export interface RawOptions {
   duration?: string;
 }
 
-export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
-  if (expression.length > 0) {
-    throw new UsageError(`pcap-filter expressions are not supported yet ('${expression.join(' ')}'); use the --filter-* flags`);
+/** VALUE or VALUE/MASK, decimal or 0x-hex, 32 bits. */
+export function parseMark(text: string): { value: number; mask: number } {
+  const m = /^\s*(0x[0-9a-f]+|\d+)\s*(?:\/\s*(0x[0-9a-f]+|\d+)\s*)?$/i.exec(text);
+  const num = (t: string) => (t.toLowerCase().startsWith('0x') ? parseInt(t, 16) : Number(t));
+  if (!m || num(m[1]!) > 0xffffffff || (m[2] !== undefined && num(m[2]) > 0xffffffff)) {
+    throw new UsageError(`--filter-mark: '${text}' is not VALUE[/MASK] (32-bit numbers, e.g. 0x10/0xff)`);
   }
-  const filter: TupleFilter = {};
+  const mask = m[2] !== undefined ? num(m[2]) : 0xffffffff;
+  return { value: (num(m[1]!) & mask) >>> 0, mask: mask >>> 0 };
+}
+
+export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
+  const filter: FlagFilter = {};
   if (o.filterSrcIp !== undefined) filter.srcIp = parseIp('--filter-src-ip', o.filterSrcIp);
   if (o.filterDstIp !== undefined) filter.dstIp = parseIp('--filter-dst-ip', o.filterDstIp);
   if (o.filterIp !== undefined) filter.ip = parseIp('--filter-ip', o.filterIp);
@@ -172,8 +195,19 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
   };
   if (output.file !== null && output.file.trim() === '') throw new UsageError('--output-file: the path is empty');
 
+  if (o.filterIfname !== undefined && !/^[^\s/]{1,15}$/.test(o.filterIfname)) {
+    throw new UsageError(`--filter-ifname: '${o.filterIfname}' is not an interface name`);
+  }
+  if (o.filterNetns !== undefined && o.filterNetns.trim() === '') throw new UsageError('--filter-netns: empty');
+
   return {
-    filter,
+    filter: {
+      expression: combineExpression(expression, filter),
+      netns: o.filterNetns?.trim() ?? null,
+      ifname: o.filterIfname ?? null,
+      mark: o.filterMark !== undefined ? parseMark(o.filterMark) : null,
+      trackSkb: !!o.filterTrackSkb,
+    },
     output,
     families: parseFamilies(o.attach ?? 'tracepoints,tc,netfilter,funcs'),
     backend: parseChoice('--backend', o.backend ?? 'auto', BACKENDS),

@@ -12,6 +12,7 @@ import { planProbes } from '../plan/plan.js';
 import { TraceSession } from '../trace/session.js';
 import { buildConfig } from './config.js';
 import { EXIT_FAILURE, EXIT_OK, summaryLine } from './main.js';
+import { activateFilter } from './filter.js';
 import { createSinks } from './output.js';
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '../lab/peer.js');
@@ -35,12 +36,14 @@ export async function demo(): Promise<number> {
     await Promise.all([udp, tcp].map((c) => new Promise((r) => c.stdout!.once('data', r))));
 
     const cfg = buildConfig({ filterIp: '192.0.2.2', outputTuple: true, outputTcpFlags: true, outputMeta: true }, []);
+    const { filter, notes } = activateFilter(cfg.filter);
     const kernel = gatherKernelView();
     // Only the demo's own namespaces: what runs elsewhere on this machine is not its business.
     kernel.namespaces = kernel.namespaces.filter((n) => n.netns.name === a || n.netns.name === b);
     const plan = planProbes(cfg, kernel);
+    for (const note of notes) process.stderr.write(`pktpath: ${note}\n`);
     const { sinks } = createSinks(cfg.output);
-    const session = new TraceSession(cfg, plan, kernel, sinks, { status: (l) => process.stderr.write(`${l}\n`) });
+    const session = new TraceSession(cfg, plan, kernel, filter, sinks, { status: (l) => process.stderr.write(`${l}\n`) });
     const running = session.run();
     await new Promise<void>((resolve) => {
       // run() attaches synchronously before its first await.

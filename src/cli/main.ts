@@ -5,10 +5,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BpfError } from '../bpf/errors.js';
 import { missingPrivileges } from '../kernel/privileges.js';
-import { gatherKernelView } from '../kernel/view.js';
-import { planPointNames, planProbes } from '../plan/plan.js';
+import { gatherKernelView, ifacesOf } from '../kernel/view.js';
+import { narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { TraceSession, type Summary } from '../trace/session.js';
 import { type RawOptions, type TraceConfig, UsageError, buildConfig } from './config.js';
+import { activateFilter } from './filter.js';
 import { createSinks } from './output.js';
 
 export const EXIT_OK = 0;
@@ -27,7 +28,7 @@ function requirePrivileges(): void {
 
 function addTraceOptions(cmd: Command): Command {
   return cmd
-    .argument('[expression...]', 'pcap-filter expression (not supported yet)')
+    .argument('[expression...]', 'pcap-filter expression, as tcpdump takes it (e.g. "tcp and dst port 80")')
     .option('--filter-src-ip <ip>', 'source IPv4/IPv6 address')
     .option('--filter-dst-ip <ip>', 'destination IPv4/IPv6 address')
     .option('--filter-ip <ip>', 'source or destination address')
@@ -36,6 +37,10 @@ function addTraceOptions(cmd: Command): Command {
     .option('--filter-dst-port <port>', 'destination port')
     .option('--filter-port <port>', 'source or destination port')
     .option('--filter-func <regex>', 'observation points to attach (full-name match, e.g. "kfree_skb|tc:.*")')
+    .option('--filter-netns <netns>', 'only this network namespace: /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N')
+    .option('--filter-ifname <name>', 'only packets on this device (in --filter-netns, else in the current namespace)')
+    .option('--filter-mark <value[/mask]>', 'only packets whose skb mark matches')
+    .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
     .option('--output-tuple', 'print the 5-tuple')
     .option('--output-meta', 'print netns, mark, interface, protocol, MTU and length')
     .option('--output-stack', 'print the kernel stack (at tracepoints)')
@@ -52,10 +57,13 @@ function addTraceOptions(cmd: Command): Command {
     .option('--duration <seconds>', 'stop after this many seconds');
 }
 
-function planFor(cfg: TraceConfig) {
-  const kernel = gatherKernelView();
+/** Filter, kernel view and plan of a run; usage errors surface here, before anything is attached. */
+function prepare(cfg: TraceConfig) {
+  const { filter, notes } = activateFilter(cfg.filter);
+  const kernel = narrowView(gatherKernelView(), filter, ifacesOf);
   const plan = planProbes(cfg, kernel);
-  return { kernel, plan };
+  plan.notes.unshift(...notes);
+  return { filter, kernel, plan };
 }
 
 export function summaryLine(s: Summary): string {
@@ -67,10 +75,10 @@ export function summaryLine(s: Summary): string {
 async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   const cfg = buildConfig(opts, expression);
   requirePrivileges();
-  const { kernel, plan } = planFor(cfg);
+  const { filter, kernel, plan } = prepare(cfg);
   for (const note of plan.notes) process.stderr.write(`pktpath: ${note}\n`);
   const { sinks, onClosed } = createSinks(cfg.output);
-  const session = new TraceSession(cfg, plan, kernel, sinks, { status: (l) => process.stderr.write(`${l}\n`) });
+  const session = new TraceSession(cfg, plan, kernel, filter, sinks, { status: (l) => process.stderr.write(`${l}\n`) });
   onClosed(() => session.stop('output closed'));
   const onSignal = () => session.stop('signal');
   process.on('SIGINT', onSignal);
@@ -83,7 +91,7 @@ async function trace(opts: RawOptions, expression: string[]): Promise<number> {
 
 async function list(opts: RawOptions, expression: string[]): Promise<number> {
   const cfg = buildConfig(opts, expression);
-  const { plan } = planFor(cfg);
+  const { plan } = prepare(cfg);
   for (const name of planPointNames(plan)) process.stdout.write(`${name}\n`);
   for (const note of plan.notes) process.stderr.write(`pktpath: ${note}\n`);
   return EXIT_OK;

@@ -104,3 +104,40 @@ export function listIfaces(): Iface[] {
 }
 
 export { IfNameIndex };
+
+export class NetnsNotFound extends Error {
+  override name = 'NetnsNotFound';
+}
+
+/**
+ * --filter-netns: `/proc/PID/ns/net` (or any nsfs path), `/run/netns/NAME`, a
+ * bare NAME, or `inode:N` (looked up among named namespaces and processes).
+ */
+export function resolveNetns(spec: string, dir = NETNS_RUN_DIR): Netns {
+  const named = namedNetns(dir);
+  const byInode = (inode: number) => named.find((n) => n.inode === inode);
+  const inodeMatch = /^inode:(\d+)$/.exec(spec);
+  if (inodeMatch) {
+    const inode = Number(inodeMatch[1]);
+    const hit = byInode(inode);
+    if (hit) return hit;
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      const path = `/proc/${pid}/ns/net`;
+      try {
+        if (inodeOf(path) === inode) return { inode, name: '', path };
+      } catch {
+        // The process went away.
+      }
+    }
+    throw new NetnsNotFound(`--filter-netns: no network namespace with inode ${inode}`);
+  }
+  const path = spec.includes('/') ? spec : `${dir}/${spec}`;
+  let inode: number;
+  try {
+    inode = inodeOf(path);
+  } catch {
+    throw new NetnsNotFound(`--filter-netns: no network namespace '${spec}'${spec.includes('/') ? '' : ` (not in ${dir})`}`);
+  }
+  const hit = byInode(inode);
+  return hit ?? { inode, name: '', path };
+}

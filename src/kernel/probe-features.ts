@@ -55,7 +55,10 @@ function tryFeatureProgram(mechanism: string, program: string): MechanismResult 
   }
 }
 
-const noFilter = { pointId: 0, stack: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1, filter: {} };
+const noFilter = {
+  pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
+  netns: 0, ifindex: 0, mark: null, track: false, frees: false,
+};
 
 export function probeMechanisms(): MechanismResult[] {
   const results: MechanismResult[] = [];

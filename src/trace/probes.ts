@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { BpfError } from '../bpf/errors.js';
 import { BpfObject, type BpfProgram, ProgType, AttachType } from '../bpf/object.js';
 import { encodeConfig, type ProbeConfig } from '../decode/config.js';
+import type { CompiledFilter } from '../filter/expression.js';
+import { FILTER_MAGIC, injectRegion } from '../filter/inject.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -23,7 +25,7 @@ export const PROBE_OBJECTS = {
 } as const;
 export type ProbeKind = keyof typeof PROBE_OBJECTS;
 
-const SHARED_MAPS = ['events', 'lost', 'stacks'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked', 'track_stats'] as const;
 
 export interface ProbeInstance {
   object: BpfObject;
@@ -36,8 +38,12 @@ export class ProbeSet {
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
-  /** Loads one instance of a probe; `attachTarget` names the tracepoint for tracepoint probes. */
-  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string): ProbeInstance {
+  /**
+   * Loads one instance of a probe; `attachTarget` names the tracepoint for
+   * tracepoint probes, `filter` is injected into its filter regions.
+   */
+  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string,
+    filter: CompiledFilter | null = null): ProbeInstance {
     const spec = PROBE_OBJECTS[kind];
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
@@ -53,11 +59,17 @@ export class ProbeSet {
         object.map('events').setMaxEntries(this.ringSize);
       }
       if (kind === 'tracepoint') program.setAttachTarget(attachTarget!);
+      if (filter) {
+        let insns = program.insns();
+        insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${label}: L2 filter`);
+        insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${label}: L3 filter`);
+        program.setInsns(insns);
+      }
       // libbpf 1.1 does not know the "netfilter" section: say what it is.
       if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       object.load();
       if (!this.shared) {
-        this.shared = { events: object.map('events').fd, lost: object.map('lost').fd, stacks: object.map('stacks').fd };
+        this.shared = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<(typeof SHARED_MAPS)[number], number>;
       }
       const inst = { object, program };
       this.instances.push(inst);
@@ -76,6 +88,12 @@ export class ProbeSet {
   }
   get stacksFd(): number {
     return this.requireShared().stacks;
+  }
+  get trackedFd(): number {
+    return this.requireShared().tracked;
+  }
+  get trackStatsFd(): number {
+    return this.requireShared().track_stats;
   }
   get loaded(): boolean {
     return this.shared !== null;

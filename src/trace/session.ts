@@ -11,6 +11,7 @@ import { RingReader } from '../bpf/ringbuf.js';
 import type { TraceConfig } from '../cli/config.js';
 import { decodeEvent } from '../decode/event.js';
 import type { ProbeConfig } from '../decode/config.js';
+import type { ActiveFilter } from '../filter/active.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { withNetns } from '../kernel/netns.js';
 import { dropReasonNames } from '../kernel/view.js';
@@ -21,6 +22,8 @@ import { Enricher, type NameBook, type PointInfo } from './enrich.js';
 import { ProbeSet } from './probes.js';
 
 const POLL_MS = 5;
+/** Where an skb ends: a followed skb is forgotten there. */
+const FREEING_TRACEPOINTS = new Set(['kfree_skb', 'consume_skb']);
 const LOST_CHECK_MS = 250;
 
 export interface SessionHooks {
@@ -62,6 +65,7 @@ export class TraceSession {
     private readonly cfg: TraceConfig,
     private readonly plan: ProbePlan,
     private readonly kernel: KernelView,
+    private readonly filter: ActiveFilter,
     private readonly sinks: Sink[],
     private readonly hooks: SessionHooks,
   ) {
@@ -121,11 +125,16 @@ export class TraceSession {
     return {
       pointId,
       stack: this.cfg.output.stack,
+      filter: this.filter.compiled !== null,
       skbArg: 0,
       reasonArg: -1,
       locationArg: -1,
       devArg: -1,
-      filter: this.cfg.filter,
+      netns: this.filter.netns?.inode ?? 0,
+      ifindex: this.filter.ifindex,
+      mark: this.filter.mark,
+      track: this.filter.trackSkb,
+      frees: false,
       ...extra,
     };
   }
@@ -147,8 +156,9 @@ export class TraceSession {
         const id = this.addPoint({ type: 'tracepoint', name: tp.name });
         const cfg = this.probeConfig(id, {
           skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
+          frees: FREEING_TRACEPOINTS.has(tp.name),
         });
-        const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name);
+        const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name, this.filter.compiled);
         this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
         this.attached.tracepoints++;
       });
@@ -157,7 +167,7 @@ export class TraceSession {
     if (this.plan.tc.length > 0) {
       attempt('tc', () => {
         const id = this.addPoint({ type: 'tc', name: 'tc' });
-        const inst = this.probes.load('tc', this.probeConfig(id), 'tc observer');
+        const inst = this.probes.load('tc', this.probeConfig(id), 'tc observer', undefined, this.filter.compiled);
         for (const t of this.plan.tc) {
           const where = `tc ${t.direction} on ${t.iface.name} (netns ${t.netns.name || t.netns.inode})`;
           attempt(where, () => withNetns(t.netns.path, () => {
@@ -171,7 +181,7 @@ export class TraceSession {
     if (this.plan.netfilter.length > 0) {
       attempt('netfilter', () => {
         const id = this.addPoint({ type: 'netfilter', name: 'netfilter' });
-        const inst = this.probes.load('netfilter', this.probeConfig(id), 'netfilter observer');
+        const inst = this.probes.load('netfilter', this.probeConfig(id), 'netfilter observer', undefined, this.filter.compiled);
         for (const n of this.plan.netfilter) {
           const where = `${nfPointName(n.family, n.hook)} (netns ${n.netns.name || n.netns.inode})`;
           attempt(where, () => withNetns(n.netns.path, () => {

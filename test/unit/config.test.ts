@@ -4,23 +4,28 @@ import { UsageError, buildConfig, parseSize } from '../../src/cli/config.js';
 import { CONFIG_LAYOUT, encodeConfig } from '../../src/decode/config.js';
 import { missingPrivileges } from '../../src/kernel/privileges.js';
 
-test('classic filter flags become a tuple filter', () => {
+test('classic filter flags become one tcpdump expression, ANDed with the user\'s', () => {
   const cfg = buildConfig({
     filterSrcIp: '192.0.2.1', filterDstIp: ' 192.0.2.2 ', filterProto: 'TCP', filterDstPort: '8080',
   }, []);
-  assert.equal(cfg.filter.srcIp?.text, '192.0.2.1');
-  assert.deepEqual([...cfg.filter.dstIp!.bytes], [192, 0, 2, 2]);
-  assert.equal(cfg.filter.proto, 6);
-  assert.equal(cfg.filter.dstPort, 8080);
+  assert.equal(cfg.filter.expression, 'ip src host 192.0.2.1 and ip dst host 192.0.2.2 and tcp and dst port 8080');
   assert.equal(cfg.ringSize, 16 << 20);
   assert.deepEqual([...cfg.families].sort(), ['funcs', 'netfilter', 'tc', 'tracepoints']);
+  assert.equal(buildConfig({ filterPort: '53' }, ['udp', 'or', 'icmp']).filter.expression, '(udp or icmp) and port 53');
+  assert.equal(buildConfig({}, ['icmp']).filter.expression, 'icmp');
+  assert.equal(buildConfig({}, []).filter.expression, '');
 });
 
 test('IPv6 addresses and protocol numbers', () => {
-  const cfg = buildConfig({ filterIp: '2001:db8::2', filterProto: '58' }, []);
-  assert.equal(cfg.filter.ip?.l3, 6);
-  assert.equal(cfg.filter.ip?.bytes[15], 2);
-  assert.equal(cfg.filter.proto, 58);
+  const cfg = buildConfig({ filterIp: '2001:db8::2', filterProto: '47' }, []);
+  assert.equal(cfg.filter.expression, 'ip6 host 2001:db8::2 and (ip proto 47 or ip6 proto 47)');
+  assert.equal(buildConfig({ filterProto: '58' }, []).filter.expression, 'icmp6');
+});
+
+test('--filter-mark takes VALUE[/MASK]', () => {
+  assert.deepEqual(buildConfig({ filterMark: '0x10' }, []).filter.mark, { value: 0x10, mask: 0xffffffff });
+  assert.deepEqual(buildConfig({ filterMark: '0x1234/0xff' }, []).filter.mark, { value: 0x34, mask: 0xff });
+  assert.deepEqual(buildConfig({ filterMark: '7/15' }, []).filter.mark, { value: 7, mask: 15 });
 });
 
 for (const [opts, message] of [
@@ -40,6 +45,9 @@ for (const [opts, message] of [
   [{ filterFunc: '(' }, /--filter-func/],
   [{ ringSize: '1K' }, /--ring-size/],
   [{ outputLimitLines: '-1' }, /--output-limit-lines/],
+  [{ filterMark: 'x' }, /--filter-mark: 'x' is not VALUE\[\/MASK\]/],
+  [{ filterMark: '0x100000000' }, /--filter-mark/],
+  [{ filterIfname: 'a/b' }, /--filter-ifname/],
 ] as const) {
   test(`rejects ${JSON.stringify(opts)}`, () => {
     assert.throws(() => buildConfig(opts, []), (e: unknown) => e instanceof UsageError && message.test(e.message));
@@ -61,26 +69,26 @@ test('sizes round up to a power of two', () => {
 });
 
 test('the probe configuration is encoded at the offsets of struct config', () => {
-  const cfg = buildConfig({ filterDstIp: '2001:db8::2', filterProto: 'udp', filterSrcPort: '53', filterPort: '5353' }, []);
-  const b = encodeConfig({ pointId: 7, stack: true, skbArg: 3, reasonArg: 2, locationArg: -1, devArg: 1, filter: cfg.filter });
+  const b = encodeConfig({
+    pointId: 7, stack: true, filter: true, skbArg: 3, reasonArg: 2, locationArg: -1, devArg: 1,
+    netns: 4026531840, ifindex: 9, mark: { value: 0x34, mask: 0xff }, track: true, frees: true,
+  });
   const F = CONFIG_LAYOUT.fields;
-  const FF = CONFIG_LAYOUT.filter.fields;
   assert.equal(b.length, CONFIG_LAYOUT.size);
   assert.equal(b.readUInt32LE(F.point_id), 7);
-  assert.equal(b.readUInt32LE(F.flags), 1);
+  assert.equal(b.readUInt32LE(F.flags), 0x1f);
   assert.equal(b.readInt32LE(F.skb_arg), 3);
   assert.equal(b.readInt32LE(F.location_arg), -1);
   assert.equal(b.readInt32LE(F.dev_arg), 1);
-  assert.equal(b.readUInt32LE(F.has_filter), 1);
-  assert.equal(b[F.filter + FF.daddr_l3], 6);
-  assert.equal(b[F.filter + FF.daddr + 15], 2);
-  assert.equal(b[F.filter + FF.saddr_l3], 0);
-  assert.equal(b[F.filter + FF.l4proto], 17);
-  assert.equal(b[F.filter + FF.has_l4proto], 1);
-  assert.equal(b.readUInt16LE(F.filter + FF.sport), 53);
-  assert.equal(b.readUInt16LE(F.filter + FF.port), 5353);
-  const none = encodeConfig({ pointId: 0, stack: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1, filter: {} });
-  assert.equal(none.readUInt32LE(F.has_filter), 0);
+  assert.equal(b.readUInt32LE(F.netns), 4026531840);
+  assert.equal(b.readUInt32LE(F.ifindex), 9);
+  assert.equal(b.readUInt32LE(F.mark), 0x34);
+  assert.equal(b.readUInt32LE(F.mark_mask), 0xff);
+  const none = encodeConfig({
+    pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
+    netns: 0, ifindex: 0, mark: null, track: false, frees: false,
+  });
+  assert.equal(none.readUInt32LE(F.flags), 0);
 });
 
 test('privileges are read from the effective capability set', () => {

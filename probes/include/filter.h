@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * The pcap filter: two regions of no-op instructions, one for packets that
+ * start at their Ethernet header (L2) and one for packets that start at their
+ * IP header (L3). Before load, user space overwrites each region with the
+ * tcpdump expression translated to eBPF (src/filter), in place, so no other
+ * instruction moves. The register contract is in src/filter/cbpf-to-ebpf.ts.
+ */
+#ifndef PKTPATH_FILTER_H
+#define PKTPATH_FILTER_H
+
+#define FILTER_REGION_INSNS 4096
+#define FILTER_MAGIC_L2 0x70706c32 /* marks the start of the L2 region */
+#define FILTER_MAGIC_L3 0x70706c33
+
+/* Scratch layout shared with the translator: M[16], caplen, wirelen, load buffer. */
+#define FILTER_SCRATCH_WORDS 20
+#define FILTER_CAPLEN 16
+#define FILTER_WIRELEN 17
+
+#define __stringify_1(x) #x
+#define __stringify(x) __stringify_1(x)
+
+/* r8 = packet start, r9 = scratch; the region leaves the verdict in r0. Only
+ * the two operands are not clobbered, so the compiler must place them in
+ * registers the region does not touch before reading them. */
+#define FILTER_REGION(magic, data, scratch)                                      \
+	({                                                                           \
+		unsigned long __d = (unsigned long)(data);                           \
+		unsigned long __s = (unsigned long)(scratch);                        \
+		asm volatile("r8 = %[d]\n\t"                                         \
+			     "r9 = %[s]\n\t"                                         \
+			     "r0 = " __stringify(magic) "\n\t"                       \
+			     ".rept " __stringify(FILTER_REGION_INSNS) " - 1\n\t"    \
+			     "goto +0\n\t"                                           \
+			     ".endr\n\t"                                             \
+			     "%[d] = r0\n\t"                                         \
+			     : [d] "+r"(__d), [s] "+r"(__s)                          \
+			     :                                                       \
+			     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory"); \
+		__d;                                                                 \
+	})
+
+#endif

@@ -1,0 +1,45 @@
+/** Turns the filter the user asked for into the one the probes run: compiled, resolved against this system. */
+import type { ActiveFilter } from '../filter/active.js';
+import { compileFilter } from '../filter/expression.js';
+import { FilterSyntaxError } from '../filter/pcap.js';
+import { InjectError } from '../filter/inject.js';
+import { TranslateError } from '../filter/cbpf-to-ebpf.js';
+import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
+import { type FilterConfig, UsageError } from './config.js';
+
+/** Every problem here is the user's input: a UsageError (exit 2), before anything is attached. */
+export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: string[] } {
+  let compiled = null;
+  const notes: string[] = [];
+  if (f.expression) {
+    try {
+      compiled = compileFilter(f.expression);
+    } catch (e) {
+      if (e instanceof FilterSyntaxError || e instanceof TranslateError || e instanceof InjectError) {
+        throw new UsageError(e.message);
+      }
+      throw e;
+    }
+    notes.push(...compiled.notes);
+  }
+  let netns = null;
+  if (f.netns !== null) {
+    try {
+      netns = resolveNetns(f.netns);
+    } catch (e) {
+      if (e instanceof NetnsNotFound) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  let ifindex = 0;
+  if (f.ifname !== null) {
+    const where = netns ?? currentNetns();
+    const iface = withNetns(where.path, listIfaces).find((i) => i.name === f.ifname);
+    if (!iface) {
+      throw new UsageError(`--filter-ifname: no device '${f.ifname}' in network namespace ${where.name || where.inode}`);
+    }
+    ifindex = iface.ifindex;
+    netns = where;
+  }
+  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, trackSkb: f.trackSkb }, notes };
+}

@@ -1,0 +1,16 @@
+/** The filter of a run, resolved against this system: what the probes are loaded with. */
+import type { Netns } from '../kernel/netns.js';
+import type { CompiledFilter } from './expression.js';
+
+export interface ActiveFilter {
+  /** The pcap filter, null when there is no expression. */
+  compiled: CompiledFilter | null;
+  netns: Netns | null;
+  /** The device of --filter-ifname in that namespace, 0 for any. */
+  ifindex: number;
+  ifname: string | null;
+  mark: { value: number; mask: number } | null;
+  trackSkb: boolean;
+}
+
+export const NO_FILTER: ActiveFilter = { compiled: null, netns: null, ifindex: 0, ifname: null, mark: null, trackSkb: false };

@@ -1,0 +1,38 @@
+/**
+ * Writes a translated filter into a probe's filter region (probes/include/filter.h):
+ * the region starts with `r0 = MAGIC` and is FILTER_REGION_INSNS long. The
+ * code replaces it in place and the rest stays no-ops, so no instruction
+ * outside the region moves and libpcap-independent relocations stay valid.
+ */
+import { Alu, Class, INSN_SIZE, NOP, Src, type EbpfInsn, encode } from './ebpf.js';
+
+export const FILTER_REGION_INSNS = 4096;
+export const FILTER_MAGIC = { l2: 0x70706c32, l3: 0x70706c33 } as const;
+
+const MOV64_K = Class.ALU64 | Alu.MOV | Src.K;
+
+/** Index of the region marked by `magic`, or -1. */
+export function findRegion(insns: Buffer, magic: number): number {
+  for (let o = 0; o + INSN_SIZE <= insns.length; o += INSN_SIZE) {
+    if (insns[o] === MOV64_K && (insns[o + 1]! & 0x0f) === 0 && insns.readInt32LE(o + 4) === magic) return o / INSN_SIZE;
+  }
+  return -1;
+}
+
+export class InjectError extends Error {
+  override name = 'InjectError';
+}
+
+/** Returns a copy of `insns` with the region marked by `magic` replaced by `code`. */
+export function injectRegion(insns: Buffer, magic: number, code: EbpfInsn[], what: string): Buffer {
+  const at = findRegion(insns, magic);
+  if (at < 0) throw new InjectError(`${what}: the probe has no filter region (marker 0x${magic.toString(16)})`);
+  if ((at + FILTER_REGION_INSNS) * INSN_SIZE > insns.length) throw new InjectError(`${what}: the filter region is truncated`);
+  if (code.length > FILTER_REGION_INSNS) {
+    throw new InjectError(`${what}: the filter needs ${code.length} eBPF instructions; the probe has room for ${FILTER_REGION_INSNS}`);
+  }
+  const out = Buffer.from(insns);
+  const padded = [...code, ...new Array<EbpfInsn>(FILTER_REGION_INSNS - code.length).fill(NOP)];
+  encode(padded, out, at * INSN_SIZE);
+  return out;
+}

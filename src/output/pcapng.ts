@@ -1,0 +1,365 @@
+/**
+ * pcapng output (`--output-pcap`): the packet bytes captured at each
+ * observation point, readable by Wireshark and tshark.
+ *
+ * File layout (little-endian, one section):
+ *   Section Header Block          shb_userappl "pktpath"
+ *   Interface Description Block   one per (netns, ifindex, link type) seen, written
+ *                                 just before its first packet; if_name "eth0@srv",
+ *                                 if_tsresol 9 (nanoseconds), snaplen
+ *   Enhanced Packet Block         one per event carrying packet bytes; opt_comment
+ *                                 "nf:ipv4:local_in skb=0xffff888104870900 netns=srv"
+ *
+ * Link types: Ethernet (1) for bytes that start at the MAC header, raw IP (101)
+ * for points where no MAC header exists yet. Every block is padded to 32 bits.
+ */
+import type { Writable } from 'node:stream';
+import type { LostNotice, TraceEvent } from '../trace/event.js';
+import { formatSkb } from './format.js';
+import type { Sink } from './sink.js';
+
+export const BLOCK_SHB = 0x0a0d0d0a;
+export const BLOCK_IDB = 0x00000001;
+export const BLOCK_EPB = 0x00000006;
+export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+export const LINKTYPE_ETHERNET = 1;
+export const LINKTYPE_RAW = 101;
+
+const OPT_ENDOFOPT = 0;
+const OPT_COMMENT = 1;
+const SHB_USERAPPL = 4;
+const IF_NAME = 2;
+const IF_DESCRIPTION = 3;
+const IF_TSRESOL = 9;
+
+export const DEFAULT_SNAPLEN = 256;
+export const MAX_SNAPLEN = 65535;
+
+/** EPB without packet data or options: type, length, interface, ts hi/lo, caplen, origlen, trailing length. */
+const EPB_FIXED = 32;
+/** Comment option header and the end-of-options marker. */
+const EPB_OPTS_FIXED = 8;
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** Appends one option (code, length, value padded to 32 bits) at `off`; returns the new offset. */
+function putOption(buf: Buffer, off: number, code: number, value: Buffer): number {
+  buf.writeUInt16LE(code, off);
+  buf.writeUInt16LE(value.length, off + 2);
+  value.copy(buf, off + 4);
+  const end = off + 4 + pad4(value.length);
+  buf.fill(0, off + 4 + value.length, end);
+  return end;
+}
+
+/** A whole block of `type` around `body` (fixed fields then options), with both length fields. */
+function block(type: number, body: Buffer, options: Array<[code: number, value: Buffer]>): Buffer {
+  let optLen = 0;
+  for (const [, v] of options) optLen += 4 + pad4(v.length);
+  if (options.length > 0) optLen += 4;
+  const total = 8 + body.length + optLen + 4;
+  const buf = Buffer.alloc(total);
+  buf.writeUInt32LE(type, 0);
+  buf.writeUInt32LE(total, 4);
+  body.copy(buf, 8);
+  let off = 8 + body.length;
+  for (const [code, v] of options) off = putOption(buf, off, code, v);
+  if (options.length > 0) off = putOption(buf, off, OPT_ENDOFOPT, Buffer.alloc(0));
+  buf.writeUInt32LE(total, off);
+  return buf;
+}
+
+/** The Section Header Block that starts the file. */
+export function sectionHeaderBlock(application = 'pktpath'): Buffer {
+  const body = Buffer.alloc(16);
+  body.writeUInt32LE(BYTE_ORDER_MAGIC, 0);
+  body.writeUInt16LE(1, 4); // major
+  body.writeUInt16LE(0, 6); // minor
+  body.writeBigInt64LE(-1n, 8); // section length: not known while streaming
+  return block(BLOCK_SHB, body, [[SHB_USERAPPL, Buffer.from(application)]]);
+}
+
+export interface InterfaceInfo {
+  linktype: number;
+  snaplen: number;
+  /** if_name, e.g. `eth0@srv`. */
+  name: string;
+  /** if_description, e.g. `ifindex 3 in netns 4026532449`. */
+  description: string;
+}
+
+/** An Interface Description Block with nanosecond timestamps. */
+export function interfaceDescriptionBlock(i: InterfaceInfo): Buffer {
+  const body = Buffer.alloc(8);
+  body.writeUInt16LE(i.linktype, 0);
+  body.writeUInt32LE(i.snaplen, 4);
+  return block(BLOCK_IDB, body, [
+    [IF_NAME, Buffer.from(i.name)],
+    [IF_DESCRIPTION, Buffer.from(i.description)],
+    [IF_TSRESOL, Buffer.from([9])],
+  ]);
+}
+
+/** The comment of a packet: where it was seen, which skb, which namespace, and why it was dropped. */
+export function packetComment(e: TraceEvent): string {
+  let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + (e.netnsName !== '' ? e.netnsName : String(e.netns));
+  if (e.dropReason !== null) s += ' reason=' + e.dropReason;
+  return s;
+}
+
+export interface PcapngEncoderOptions {
+  /** Bytes of each packet kept at most (1..65535). */
+  snaplen: number;
+}
+
+/**
+ * Turns events into pcapng blocks, tracking which interfaces have been
+ * described. Pure: it writes into buffers it is given and keeps no I/O.
+ */
+export class PcapngEncoder {
+  readonly snaplen: number;
+  /** Interface ids per netns, then per (ifindex << 1 | l2). */
+  private readonly ifaces = new Map<number, Map<number, number>>();
+  private nextId = 0;
+
+  constructor(opts: PcapngEncoderOptions) {
+    if (!Number.isInteger(opts.snaplen) || opts.snaplen < 1 || opts.snaplen > MAX_SNAPLEN) {
+      throw new RangeError(`snaplen ${opts.snaplen} is out of range (1-${MAX_SNAPLEN})`);
+    }
+    this.snaplen = opts.snaplen;
+  }
+
+  /** Interfaces described so far. */
+  get interfaceCount(): number {
+    return this.nextId;
+  }
+
+  /**
+   * Bytes encodeInto may need for `e` at most (an IDB included); 0 when the
+   * event carries no packet.
+   */
+  maxEncodedSize(e: TraceEvent): number {
+    const p = e.packet;
+    if (p == null) return 0;
+    const cap = Math.min(p.data.length, this.snaplen);
+    // Strings are UTF-16 in JS; a code unit takes at most 3 bytes in UTF-8.
+    // The comment adds under 64 ASCII bytes to its names, the IDB under 200.
+    const comment = (e.func.length + e.netnsName.length + (e.dropReason?.length ?? 0)) * 3 + 64;
+    const idb = 200 + (e.ifname.length + e.netnsName.length) * 3;
+    return idb + EPB_FIXED + pad4(cap) + EPB_OPTS_FIXED + pad4(comment);
+  }
+
+  /**
+   * Writes the blocks for `e` (its interface's IDB first if it is new, then
+   * an EPB) into `buf` at `off`, which must have maxEncodedSize(e) bytes
+   * free. Returns the offset after them; `off` itself when `e` has no packet.
+   */
+  encodeInto(e: TraceEvent, buf: Buffer, off: number): number {
+    const p = e.packet;
+    if (p == null) return off;
+    const id = this.interfaceId(e, p.l2, buf, off);
+    if (id.written > 0) off += id.written;
+
+    const cap = Math.min(p.data.length, this.snaplen);
+    const start = off;
+    buf.writeUInt32LE(BLOCK_EPB, off);
+    buf.writeUInt32LE(id.id, off + 8);
+    const ts = e.timeNs;
+    buf.writeUInt32LE(Number((ts >> 32n) & 0xffffffffn), off + 12);
+    buf.writeUInt32LE(Number(ts & 0xffffffffn), off + 16);
+    buf.writeUInt32LE(cap, off + 20);
+    buf.writeUInt32LE(Math.max(p.origLen, cap), off + 24);
+    off += 28;
+    buf.set(cap === p.data.length ? p.data : p.data.subarray(0, cap), off);
+    off += cap;
+    const dataEnd = start + 28 + pad4(cap);
+    if (off < dataEnd) buf.fill(0, off, dataEnd);
+    off = dataEnd;
+
+    // The comment is written in place and its length filled in after.
+    const n = buf.write(packetComment(e), off + 4, 'utf8');
+    buf.writeUInt16LE(OPT_COMMENT, off);
+    buf.writeUInt16LE(n, off + 2);
+    const commentEnd = off + 4 + pad4(n);
+    if (off + 4 + n < commentEnd) buf.fill(0, off + 4 + n, commentEnd);
+    off = commentEnd;
+    buf.writeUInt32LE(0, off); // opt_endofopt
+    off += 4;
+
+    const total = off + 4 - start;
+    buf.writeUInt32LE(total, start + 4);
+    buf.writeUInt32LE(total, off);
+    return off + 4;
+  }
+
+  /** The id of the event's interface, writing its IDB at `off` when it is new. */
+  private interfaceId(e: TraceEvent, l2: boolean, buf: Buffer, off: number): { id: number; written: number } {
+    let byIf = this.ifaces.get(e.netns);
+    if (byIf === undefined) {
+      byIf = new Map();
+      this.ifaces.set(e.netns, byIf);
+    }
+    const key = e.ifindex * 2 + (l2 ? 1 : 0);
+    const known = byIf.get(key);
+    if (known !== undefined) return { id: known, written: 0 };
+    const id = this.nextId++;
+    byIf.set(key, id);
+    const ns = e.netnsName !== '' ? e.netnsName : String(e.netns);
+    const idb = interfaceDescriptionBlock({
+      linktype: l2 ? LINKTYPE_ETHERNET : LINKTYPE_RAW,
+      snaplen: this.snaplen,
+      name: (e.ifname !== '' ? e.ifname : 'if' + e.ifindex) + '@' + ns,
+      description: `ifindex ${e.ifindex} in netns ${e.netns}` + (l2 ? '' : ', from the network header'),
+    });
+    idb.copy(buf, off);
+    return { id, written: idb.length };
+  }
+}
+
+/** A whole pcapng file for `events`, in memory (tests, small tools). */
+export function buildPcapng(events: Iterable<TraceEvent>, opts: PcapngEncoderOptions): Buffer {
+  const enc = new PcapngEncoder(opts);
+  const parts: Buffer[] = [sectionHeaderBlock()];
+  for (const e of events) {
+    const size = enc.maxEncodedSize(e);
+    if (size === 0) continue;
+    const buf = Buffer.allocUnsafe(size);
+    parts.push(buf.subarray(0, enc.encodeInto(e, buf, 0)));
+  }
+  return Buffer.concat(parts);
+}
+
+export interface PcapngSinkOptions extends PcapngEncoderOptions {
+  /** Bytes gathered before a write. Default 256 KiB. */
+  chunkSize?: number;
+  /** A non-empty chunk is written after at most this long. Default 100 ms; 0 turns it off. */
+  maxDelayMs?: number;
+  /** Called once when writing fails; the sink stops and close() rejects. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Writes events with packet bytes as pcapng to a stream. Blocks are encoded
+ * into one large buffer and written in chunks: one write per packet would
+ * cost more than the encoding.
+ */
+export class PcapngSink implements Sink {
+  private readonly enc: PcapngEncoder;
+  private readonly chunkSize: number;
+  private readonly maxDelayMs: number;
+  private readonly onError: ((err: Error) => void) | undefined;
+  private chunk: Buffer;
+  private used = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+  private packetCount = 0;
+  private skippedCount = 0;
+
+  constructor(
+    private readonly dest: Writable,
+    opts: PcapngSinkOptions,
+  ) {
+    this.enc = new PcapngEncoder(opts);
+    this.chunkSize = opts.chunkSize ?? 256 * 1024;
+    this.maxDelayMs = opts.maxDelayMs ?? 100;
+    this.onError = opts.onError;
+    this.chunk = Buffer.allocUnsafe(this.chunkSize);
+    dest.on('error', (err: Error) => this.fail(err));
+    const shb = sectionHeaderBlock();
+    shb.copy(this.chunk, 0);
+    this.used = shb.length;
+  }
+
+  /** Packets written. */
+  get packets(): number {
+    return this.packetCount;
+  }
+
+  /** Events that carried no packet bytes (capture off at that point). */
+  get skipped(): number {
+    return this.skippedCount;
+  }
+
+  event(e: TraceEvent): void {
+    if (this.failure !== null || this.closing !== null) return;
+    const need = this.enc.maxEncodedSize(e);
+    if (need === 0) {
+      this.skippedCount++;
+      return;
+    }
+    if (this.used + need > this.chunk.length) {
+      this.flush();
+      // A packet larger than a whole chunk gets a buffer of its own.
+      if (need > this.chunk.length) this.chunk = Buffer.allocUnsafe(need);
+    }
+    this.used = this.enc.encodeInto(e, this.chunk, this.used);
+    this.packetCount++;
+    this.schedule();
+  }
+
+  /** Lost records carry no packets; the text and JSON outputs report them. */
+  lost(_notice: LostNotice): void {}
+
+  /** Writes out what has been encoded so far. */
+  flush(): void {
+    this.cancelTimer();
+    if (this.used === 0 || this.failure !== null) return;
+    const out = this.chunk.subarray(0, this.used);
+    // The stream keeps a reference to what it is given until written.
+    this.chunk = Buffer.allocUnsafe(this.chunkSize);
+    this.used = 0;
+    try {
+      this.dest.write(out);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.flush();
+    if (this.failure === null) {
+      await new Promise<void>((resolve) => {
+        try {
+          this.dest.end((err?: Error | null) => {
+            if (err) this.fail(err);
+            resolve();
+          });
+        } catch (err) {
+          this.fail(err as Error);
+          resolve();
+        }
+      });
+    }
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private schedule(): void {
+    if (this.maxDelayMs <= 0 || this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, this.maxDelayMs);
+    this.timer.unref();
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private fail(err: Error): void {
+    this.cancelTimer();
+    this.used = 0;
+    if (this.failure !== null) return;
+    this.failure = err;
+    this.onError?.(err);
+  }
+}

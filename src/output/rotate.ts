@@ -1,0 +1,147 @@
+/**
+ * `--output-file PATH --output-file-max-size BYTES --output-file-max-backups N`:
+ * a file destination that never grows past its size. When the next line would
+ * not fit, PATH is closed and shifted to PATH.1 (PATH.1 to PATH.2, …, keeping
+ * N backups, the oldest deleted) and a new PATH is opened.
+ *
+ * Lines are never split across files: chunks are cut only after a newline
+ * (BatchedWriter hands over whole lines). A single line longer than the limit
+ * goes, whole, into a file of its own.
+ */
+import { promises as fsp } from 'node:fs';
+import { Writable } from 'node:stream';
+
+export interface RotatingFileOptions {
+  /** Rotate before a write that would take the file past this many bytes. */
+  maxSize: number;
+  /** Rotated files kept (PATH.1 … PATH.N); 0 keeps none. */
+  maxBackups: number;
+}
+
+const NEWLINE = 0x0a;
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+}
+
+export class RotatingFileWriter extends Writable {
+  readonly path: string;
+  private readonly maxSize: number;
+  private readonly maxBackups: number;
+  private file: fsp.FileHandle | null = null;
+  private size = 0;
+  private rotationCount = 0;
+
+  constructor(path: string, opts: RotatingFileOptions) {
+    // Checked before super(): the stream opens the file on the next tick.
+    if (!Number.isSafeInteger(opts.maxSize) || opts.maxSize < 1) throw new RangeError(`max size ${opts.maxSize} is not a positive size`);
+    if (!Number.isSafeInteger(opts.maxBackups) || opts.maxBackups < 0) throw new RangeError(`max backups ${opts.maxBackups} is not a count`);
+    super({ decodeStrings: true });
+    this.path = path;
+    this.maxSize = opts.maxSize;
+    this.maxBackups = opts.maxBackups;
+  }
+
+  /** How many times the file was rotated. */
+  get rotations(): number {
+    return this.rotationCount;
+  }
+
+  /** Bytes in the current file. */
+  get currentSize(): number {
+    return this.size;
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    // Truncates, as a plain --output-file does: a new trace starts a new file.
+    fsp.open(this.path, 'w').then(
+      (fh) => {
+        this.file = fh;
+        cb();
+      },
+      (err: Error) => cb(err),
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeChunk(chunk).then(() => cb(), (err: Error) => cb(err));
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    const all = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.writeChunk(all).then(() => cb(), (err: Error) => cb(err));
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.closeFile().then(() => cb(), (err: Error) => cb(err));
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.closeFile().then(() => cb(err), (closeErr: Error) => cb(err ?? closeErr));
+  }
+
+  /** Writes `chunk`, rotating at line ends wherever the current file would overflow. */
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const room = this.maxSize - this.size;
+      const rest = chunk.length - off;
+      if (rest <= room) {
+        await this.put(chunk.subarray(off));
+        return;
+      }
+      // The most whole lines that fit: cut after the last newline within the room.
+      let cut = room > 0 ? chunk.lastIndexOf(NEWLINE, off + room - 1) : -1;
+      if (cut >= off) {
+        await this.put(chunk.subarray(off, cut + 1));
+        off = cut + 1;
+        await this.rotate();
+        continue;
+      }
+      if (this.size > 0) {
+        await this.rotate();
+        continue;
+      }
+      // An empty file and a line longer than the limit: that line alone.
+      cut = chunk.indexOf(NEWLINE, off);
+      const end = cut === -1 ? chunk.length : cut + 1;
+      await this.put(chunk.subarray(off, end));
+      off = end;
+      if (off < chunk.length) await this.rotate();
+    }
+  }
+
+  private async put(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return;
+    const fh = this.file!;
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await fh.write(buf, done, buf.length - done);
+      done += bytesWritten;
+    }
+    this.size += buf.length;
+  }
+
+  /** Closes PATH, shifts PATH.i to PATH.i+1 (dropping the oldest) and PATH to PATH.1, opens a new PATH. */
+  private async rotate(): Promise<void> {
+    await this.closeFile();
+    if (this.maxBackups === 0) {
+      await fsp.unlink(this.path).catch(ignoreMissing);
+    } else {
+      await fsp.unlink(`${this.path}.${this.maxBackups}`).catch(ignoreMissing);
+      for (let i = this.maxBackups - 1; i >= 1; i--) {
+        await fsp.rename(`${this.path}.${i}`, `${this.path}.${i + 1}`).catch(ignoreMissing);
+      }
+      await fsp.rename(this.path, `${this.path}.1`);
+    }
+    this.file = await fsp.open(this.path, 'w');
+    this.size = 0;
+    this.rotationCount++;
+  }
+
+  private async closeFile(): Promise<void> {
+    const fh = this.file;
+    this.file = null;
+    if (fh !== null) await fh.close();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The end-of-trace summary for stderr: totals, events per observation point
+ * (most first) and drops per reason, as cli-table3 tables.
+ */
+import { Chalk } from 'chalk';
+import Table from 'cli-table3';
+
+/** What a finished trace reports; the session's Summary has this shape. */
+export interface TraceSummary {
+  events: number;
+  lost: number;
+  /** Observation points attached. */
+  attached: number;
+  attachMs: number;
+  durationMs: number;
+  stoppedBy: string;
+  perPoint: Map<string, number>;
+  drops: Map<string, number>;
+}
+
+export interface SummaryOptions {
+  color: boolean;
+  /** Rows per table at most; the rest are added up in one row. Default 30. */
+  maxRows?: number;
+}
+
+/** `1234567` → `1,234,567`. */
+export function groupDigits(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** `850 ms`, `12.3 s`, `4 min 05 s`. */
+export function formatRunTime(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+/** Entries by count, most first, then by name; past `max`, one row adds up the rest. */
+function ranked(m: Map<string, number>, max: number, what: string): Array<[string, number]> {
+  const rows = [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  if (rows.length <= max) return rows;
+  const rest = rows.slice(max - 1);
+  const sum = rest.reduce((n, [, c]) => n + c, 0);
+  return [...rows.slice(0, max - 1), [`… ${rest.length} more ${what}`, sum]];
+}
+
+// No colour from cli-table3 itself: colour, when on, is chalk's, so it follows --color.
+const STYLE = { head: [] as string[], border: [] as string[], compact: true };
+
+function table(head: string[] | null, rows: Array<[string, string]>): string {
+  const t = new Table({ ...(head ? { head } : {}), style: STYLE, colAligns: ['left', 'right'] });
+  for (const r of rows) t.push(r);
+  return t.toString();
+}
+
+/** The summary as tables, one after another, without a trailing newline. */
+export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
+  const c = new Chalk({ level: opts.color ? 1 : 0 });
+  const max = Math.max(2, opts.maxRows ?? 30);
+
+  const dropped = [...s.drops.values()].reduce((n, v) => n + v, 0);
+  const totals: Array<[string, string]> = [
+    ['events', groupDigits(s.events)],
+    ['dropped packets', dropped > 0 ? c.red(groupDigits(dropped)) : '0'],
+    ['lost records', s.lost > 0 ? c.yellow(groupDigits(s.lost)) : '0'],
+    ['run time', formatRunTime(s.durationMs)],
+    ['points attached', groupDigits(s.attached)],
+    ['attach time', formatRunTime(s.attachMs)],
+    ['stopped by', s.stoppedBy],
+  ];
+  const parts = [table(null, totals)];
+
+  if (s.perPoint.size > 0) {
+    const rows = ranked(s.perPoint, max, 'points').map(([k, v]): [string, string] => [k, groupDigits(v)]);
+    parts.push(table([c.bold('observation point'), c.bold('events')], rows));
+  }
+  if (s.drops.size > 0) {
+    const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [c.red(k), groupDigits(v)]);
+    parts.push(table([c.bold('drop reason'), c.bold('packets')], rows));
+  }
+  return parts.join('\n');
+}

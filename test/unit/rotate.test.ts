@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RotatingFileWriter } from '../../src/output/rotate.js';
+import { BatchedWriter } from '../../src/output/stream.js';
+
+function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pktpath-rotate-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+/** `line 01\n`-style lines, all `width` bytes with the newline. */
+function lines(n: number, width = 10): string[] {
+  return Array.from({ length: n }, (_, i) => `line ${String(i + 1).padStart(width - 6, '0')}`);
+}
+
+function end(w: RotatingFileWriter): Promise<void> {
+  return new Promise((resolve, reject) => {
+    w.on('error', reject);
+    w.end(() => resolve());
+  });
+}
+
+/** PATH.N … PATH.1, PATH: oldest first. */
+function filesOldestFirst(path: string, backups: number): string[] {
+  const out: string[] = [];
+  for (let i = backups; i >= 1; i--) if (existsSync(`${path}.${i}`)) out.push(`${path}.${i}`);
+  out.push(path);
+  return out;
+}
+
+test('rotates at line boundaries, keeps the newest lines in PATH', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  const w = new RotatingFileWriter(path, { maxSize: 35, maxBackups: 5 });
+  const all = lines(10);
+  w.write(all.join('\n') + '\n');
+  await end(w);
+  assert.equal(w.rotations, 3);
+  assert.equal(readFileSync(path, 'utf8'), 'line 0010\n');
+  assert.equal(readFileSync(`${path}.1`, 'utf8'), 'line 0007\nline 0008\nline 0009\n');
+  assert.equal(readFileSync(`${path}.3`, 'utf8'), 'line 0001\nline 0002\nline 0003\n');
+  assert.ok(!existsSync(`${path}.4`));
+  for (const f of filesOldestFirst(path, 5)) assert.ok(statSync(f).size <= 35, f);
+}));
+
+test('keeps at most N backups, deleting the oldest', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 2 });
+  for (const l of lines(9)) w.write(l + '\n');
+  await end(w);
+  assert.deepEqual(readdirSync(dir).sort(), ['trace.txt', 'trace.txt.1', 'trace.txt.2']);
+  const kept = filesOldestFirst(path, 2).map((f) => readFileSync(f, 'utf8')).join('');
+  assert.equal(kept, lines(9).slice(4).map((l) => l + '\n').join(''));
+}));
+
+test('no backups: the file starts over', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  const w = new RotatingFileWriter(path, { maxSize: 25, maxBackups: 0 });
+  for (const l of lines(5)) w.write(l + '\n');
+  await end(w);
+  assert.deepEqual(readdirSync(dir), ['trace.txt']);
+  assert.equal(readFileSync(path, 'utf8'), 'line 0005\n');
+}));
+
+test('a line longer than the limit gets a file of its own, whole', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  const w = new RotatingFileWriter(path, { maxSize: 12, maxBackups: 5 });
+  const long = 'x'.repeat(30);
+  w.write(`short 1\n${long}\nshort 2\n`);
+  w.write(`${long}\n`);
+  await end(w);
+  assert.deepEqual(filesOldestFirst(path, 5).map((f) => readFileSync(f, 'utf8')), ['short 1\n', `${long}\n`, 'short 2\n', `${long}\n`]);
+}));
+
+test('a chunk that fits exactly does not rotate; existing backups shift', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  writeFileSync(`${path}.1`, 'from an older run\n');
+  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 3 });
+  w.write('line 0001\nline 0002\n');
+  await new Promise((r) => w.write('', r));
+  assert.equal(w.rotations, 0);
+  assert.equal(w.currentSize, 20);
+  w.write('line 0003\n');
+  await end(w);
+  assert.equal(w.rotations, 1);
+  assert.equal(readFileSync(`${path}.2`, 'utf8'), 'from an older run\n');
+  assert.equal(readFileSync(`${path}.1`, 'utf8'), 'line 0001\nline 0002\n');
+  assert.equal(readFileSync(path, 'utf8'), 'line 0003\n');
+}));
+
+test('through a BatchedWriter: every line once, in order, none split', withDir(async (dir) => {
+  const path = join(dir, 'trace.jsonl');
+  const dest = new RotatingFileWriter(path, { maxSize: 1000, maxBackups: 100 });
+  const writer = new BatchedWriter(dest, { isTTY: false, maxDelayMs: 0, batchSize: 700 });
+  const want: string[] = [];
+  for (let i = 0; i < 500; i++) {
+    const line = JSON.stringify({ n: i, pad: 'p'.repeat(i % 37) });
+    want.push(line);
+    writer.write(line);
+  }
+  await writer.close();
+  const files = filesOldestFirst(path, 100);
+  assert.ok(files.length > 10);
+  const got: string[] = [];
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8');
+    assert.ok(text.length <= 1000, `${f} is ${text.length} bytes`);
+    assert.ok(text.endsWith('\n'), `${f} ends with a whole line`);
+    for (const l of text.split('\n').slice(0, -1)) got.push(l);
+  }
+  assert.deepEqual(got, want);
+}));
+
+test('a file that cannot be opened is an error on the stream', withDir(async (dir) => {
+  const w = new RotatingFileWriter(join(dir, 'missing', 'trace.txt'), { maxSize: 100, maxBackups: 1 });
+  const err = await new Promise<Error>((resolve) => w.on('error', resolve));
+  assert.match(err.message, /ENOENT/);
+}));
+
+test('bad limits are rejected', () => {
+  assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 0, maxBackups: 1 }), /not a positive size/);
+  assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 10, maxBackups: -1 }), /not a count/);
+});

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatRunTime, formatSummary, groupDigits, type TraceSummary } from '../../src/output/summary.js';
+
+const ESC = /\u001b\[/;
+
+function summary(over: Partial<TraceSummary> = {}): TraceSummary {
+  return {
+    events: 1234567,
+    lost: 12,
+    attached: 57,
+    attachMs: 812.4,
+    durationMs: 12_345,
+    stoppedBy: 'signal',
+    perPoint: new Map([
+      ['tc:ingress', 20],
+      ['netif_receive_skb', 1234000],
+      ['kfree_skb', 7],
+      ['consume_skb', 20],
+      ['nf:ipv4:local_in', 540],
+    ]),
+    drops: new Map([['NO_SOCKET', 2], ['NETFILTER_DROP', 5]]),
+    ...over,
+  };
+}
+
+/** The rows of the table whose header cell is `head`, as [name, value] pairs. */
+function rowsUnder(text: string, head: string): Array<[string, string]> {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.includes(head));
+  assert.ok(start >= 0, `a table headed ${head}`);
+  const rows: Array<[string, string]> = [];
+  for (const l of lines.slice(start + 2)) {
+    if (!l.startsWith('│')) break;
+    const cells = l.split('│').slice(1, -1).map((c) => c.trim());
+    rows.push([cells[0]!, cells[1]!]);
+  }
+  return rows;
+}
+
+test('no escape codes without colour; the counts are there', () => {
+  const text = formatSummary(summary(), { color: false });
+  assert.doesNotMatch(text, ESC);
+  assert.match(text, /│ events +│ +1,234,567 │/);
+  assert.match(text, /│ lost records +│ +12 │/);
+  assert.match(text, /│ dropped packets +│ +7 │/);
+  assert.match(text, /│ run time +│ +12\.3 s │/);
+  assert.match(text, /│ points attached +│ +57 │/);
+  assert.match(text, /│ attach time +│ +812 ms │/);
+  assert.match(text, /│ stopped by +│ +signal │/);
+  assert.ok(!text.endsWith('\n'));
+});
+
+test('points by count, most first, ties by name; drops by count', () => {
+  const text = formatSummary(summary(), { color: false });
+  assert.deepEqual(rowsUnder(text, 'observation point'), [
+    ['netif_receive_skb', '1,234,000'],
+    ['nf:ipv4:local_in', '540'],
+    ['consume_skb', '20'],
+    ['tc:ingress', '20'],
+    ['kfree_skb', '7'],
+  ]);
+  assert.deepEqual(rowsUnder(text, 'drop reason'), [['NETFILTER_DROP', '5'], ['NO_SOCKET', '2']]);
+});
+
+test('long lists end with one row adding up the rest', () => {
+  const perPoint = new Map(Array.from({ length: 10 }, (_, i): [string, number] => [`point_${i}`, 100 - i]));
+  const text = formatSummary(summary({ perPoint }), { color: false, maxRows: 4 });
+  assert.deepEqual(rowsUnder(text, 'observation point'), [
+    ['point_0', '100'], ['point_1', '99'], ['point_2', '98'], ['… 7 more points', String(97 + 96 + 95 + 94 + 93 + 92 + 91)],
+  ]);
+});
+
+test('no points and no drops: only the totals', () => {
+  const text = formatSummary(summary({ events: 0, lost: 0, perPoint: new Map(), drops: new Map() }), { color: false });
+  assert.doesNotMatch(text, /observation point|drop reason/);
+  assert.match(text, /│ dropped packets +│ +0 │/);
+});
+
+test('colour: headers, drops and losses painted, same cells underneath', () => {
+  const text = formatSummary(summary(), { color: true });
+  assert.match(text, ESC);
+  assert.match(text, /\u001b\[31mNETFILTER_DROP\u001b\[39m/);
+  assert.match(text, /\u001b\[33m12\u001b\[39m/);
+  // eslint-disable-next-line no-control-regex
+  assert.equal(text.replace(/\u001b\[[0-9;]*m/g, ''), formatSummary(summary(), { color: false }));
+});
+
+test('numbers and times', () => {
+  assert.equal(groupDigits(0), '0');
+  assert.equal(groupDigits(999), '999');
+  assert.equal(groupDigits(1000), '1,000');
+  assert.equal(groupDigits(1234567), '1,234,567');
+  assert.equal(formatRunTime(0.4), '0 ms');
+  assert.equal(formatRunTime(999.4), '999 ms');
+  assert.equal(formatRunTime(1500), '1.5 s');
+  assert.equal(formatRunTime(245_000), '4 min 05 s');
+});
