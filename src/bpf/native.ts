@@ -22,6 +22,8 @@ koffi.opaque('bpf_link');
 const PrintFn = koffi.proto('int pktpath_libbpf_print(int level, const char *fmt, void *args)');
 
 export const libbpf = {
+  /** Binds a further libbpf function on first use. */
+  bind: (decl: string) => libbpfSo.func(decl),
   set_print: libbpfSo.func('void *libbpf_set_print(pktpath_libbpf_print *fn)'),
   num_possible_cpus: libbpfSo.func('int libbpf_num_possible_cpus(void)'),
 

@@ -98,15 +98,37 @@ function memOffset(k: number, i: number): number {
   return SCRATCH.mem + 4 * k;
 }
 
+/** Which classic instructions can run: the verifier refuses unreachable eBPF, so dead ones are not emitted. */
+function reachable(prog: CbpfInsn[]): boolean[] {
+  const seen = new Array<boolean>(prog.length).fill(false);
+  const work = [0];
+  while (work.length > 0) {
+    const i = work.pop()!;
+    if (i >= prog.length || seen[i]) continue;
+    seen[i] = true;
+    const c = prog[i]!.code;
+    if (cls(c) === C.RET) continue;
+    if (cls(c) === C.JMP) {
+      if (op(c) === Jmp.JA) work.push(i + 1 + (prog[i]!.k >>> 0));
+      else work.push(i + 1 + prog[i]!.jt, i + 1 + prog[i]!.jf);
+    } else {
+      work.push(i + 1);
+    }
+  }
+  return seen;
+}
+
 /** Translates a classic program; the result falls through at its end with the verdict in r0. */
 export function translate(prog: CbpfInsn[]): EbpfInsn[] {
   if (prog.length === 0) throw new TranslateError('empty program');
+  const live = reachable(prog);
   const e = new Emitter();
   const starts: number[] = [];
   e.emit(mov32K(R_A, 0), mov32K(R_X, 0));
 
   prog.forEach((ins, i) => {
     starts.push(e.code.length);
+    if (!live[i]) return;
     const c = ins.code;
     const k = ins.k >>> 0;
     const next = (d: number): Target => {
@@ -199,8 +221,12 @@ export function translate(prog: CbpfInsn[]): EbpfInsn[] {
   });
 
   // Falling off the last instruction cannot happen in a valid classic program; reject if it does.
+  // The shared rejection is emitted only when something jumps to it: the verifier refuses dead code.
+  const lastLive = live.lastIndexOf(true);
+  const fallsOff = cls(prog[lastLive]!.code) !== C.RET;
+  const needFail = fallsOff || e.pending.some((p) => p.target.to === 'fail');
   const fail = e.code.length;
-  e.emit(mov32K(0, 0));
+  if (needFail) e.emit(mov32K(0, 0));
   const end = e.code.length;
 
   for (const p of e.pending) {

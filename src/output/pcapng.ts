@@ -15,7 +15,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { LostNotice, TraceEvent } from '../trace/event.js';
-import { formatSkb } from './format.js';
+import { formatDecimal, formatSkb } from './format.js';
 import type { Sink } from './sink.js';
 
 export const BLOCK_SHB = 0x0a0d0d0a;
@@ -39,6 +39,11 @@ export const MAX_SNAPLEN = 65535;
 const EPB_FIXED = 32;
 /** Comment option header and the end-of-options marker. */
 const EPB_OPTS_FIXED = 8;
+
+/** Bytes an EPB may take at most: a JS string's UTF-16 unit is at most 3 bytes of UTF-8, and each part pads by at most 3. */
+function epbBound(cap: number, comment: string): number {
+  return EPB_FIXED + cap + 3 + EPB_OPTS_FIXED + comment.length * 3 + 3;
+}
 
 const pad4 = (n: number): number => (n + 3) & ~3;
 
@@ -100,9 +105,23 @@ export function interfaceDescriptionBlock(i: InterfaceInfo): Buffer {
   ]);
 }
 
+/**
+ * `buf.write(s, off, 'utf8')`, with a plain loop for ASCII: comments are short
+ * ASCII strings, for which Buffer#write's argument handling costs more than the copy.
+ */
+function writeUtf8(buf: Buffer, s: string, off: number): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return buf.write(s, off, 'utf8');
+    buf[off + i] = c;
+  }
+  return n;
+}
+
 /** The comment of a packet: where it was seen, which skb, which namespace, and why it was dropped. */
 export function packetComment(e: TraceEvent): string {
-  let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + (e.netnsName !== '' ? e.netnsName : String(e.netns));
+  let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + (e.netnsName !== '' ? e.netnsName : formatDecimal(e.netns));
   if (e.dropReason !== null) s += ' reason=' + e.dropReason;
   return s;
 }
@@ -121,6 +140,12 @@ export class PcapngEncoder {
   /** Interface ids per netns, then per (ifindex << 1 | l2). */
   private readonly ifaces = new Map<number, Map<number, number>>();
   private nextId = 0;
+  // Runs of packets on one interface are the common case: skip the maps for them.
+  private lastNetns = -1;
+  private lastKey = -1;
+  private lastId = -1;
+  // DataView writes are cheaper than Buffer's checked writeUInt32LE; one view per buffer.
+  private view: DataView | null = null;
 
   constructor(opts: PcapngEncoderOptions) {
     if (!Number.isInteger(opts.snaplen) || opts.snaplen < 1 || opts.snaplen > MAX_SNAPLEN) {
@@ -142,77 +167,99 @@ export class PcapngEncoder {
     const p = e.packet;
     if (p == null) return 0;
     const cap = Math.min(p.data.length, this.snaplen);
-    // Strings are UTF-16 in JS; a code unit takes at most 3 bytes in UTF-8.
-    // The comment adds under 64 ASCII bytes to its names, the IDB under 200.
-    const comment = (e.func.length + e.netnsName.length + (e.dropReason?.length ?? 0)) * 3 + 64;
+    // An IDB is its two names and under 200 bytes more.
     const idb = 200 + (e.ifname.length + e.netnsName.length) * 3;
-    return idb + EPB_FIXED + pad4(cap) + EPB_OPTS_FIXED + pad4(comment);
+    return idb + epbBound(cap, packetComment(e));
   }
 
   /**
    * Writes the blocks for `e` (its interface's IDB first if it is new, then
-   * an EPB) into `buf` at `off`, which must have maxEncodedSize(e) bytes
-   * free. Returns the offset after them; `off` itself when `e` has no packet.
+   * an EPB) into `buf` from `off`. Returns the offset after them; `off` itself
+   * when `e` has no packet; -1 when they might not fit before `buf.length`,
+   * in which case nothing was written or recorded (maxEncodedSize(e) bytes
+   * are always enough).
    */
   encodeInto(e: TraceEvent, buf: Buffer, off: number): number {
     const p = e.packet;
     if (p == null) return off;
-    const id = this.interfaceId(e, p.l2, buf, off);
-    if (id.written > 0) off += id.written;
+    const data = p.data;
+    const cap = data.length < this.snaplen ? data.length : this.snaplen;
+    const comment = packetComment(e);
+    const room = buf.length - off;
+    const epbMax = epbBound(cap, comment);
+    if (room < epbMax) return -1;
 
-    const cap = Math.min(p.data.length, this.snaplen);
+    let id = this.lastId;
+    const key = e.ifindex * 2 + (p.l2 ? 1 : 0);
+    if (e.netns !== this.lastNetns || key !== this.lastKey) {
+      const known = this.ifaces.get(e.netns)?.get(key);
+      if (known === undefined) {
+        const idb = this.describe(e, p.l2);
+        if (room < idb.length + epbMax) return -1;
+        idb.copy(buf, off);
+        off += idb.length;
+        id = this.register(e.netns, key);
+      } else {
+        id = known;
+      }
+      this.lastNetns = e.netns;
+      this.lastKey = key;
+      this.lastId = id;
+    }
+
+    let v = this.view;
+    if (v === null || v.buffer !== buf.buffer || v.byteOffset !== buf.byteOffset) {
+      v = this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
     const start = off;
-    buf.writeUInt32LE(BLOCK_EPB, off);
-    buf.writeUInt32LE(id.id, off + 8);
+    v.setUint32(off, BLOCK_EPB, true);
+    v.setUint32(off + 8, id, true);
+    // Timestamp as two 32-bit words, high first, in nanoseconds (if_tsresol 9).
     const ts = e.timeNs;
-    buf.writeUInt32LE(Number((ts >> 32n) & 0xffffffffn), off + 12);
-    buf.writeUInt32LE(Number(ts & 0xffffffffn), off + 16);
-    buf.writeUInt32LE(cap, off + 20);
-    buf.writeUInt32LE(Math.max(p.origLen, cap), off + 24);
+    v.setUint32(off + 12, Number(ts >> 32n) >>> 0, true);
+    v.setUint32(off + 16, Number(BigInt.asUintN(32, ts)), true);
+    v.setUint32(off + 20, cap, true);
+    v.setUint32(off + 24, p.origLen > cap ? p.origLen : cap, true);
     off += 28;
-    buf.set(cap === p.data.length ? p.data : p.data.subarray(0, cap), off);
+    buf.set(cap === data.length ? data : data.subarray(0, cap), off);
     off += cap;
-    const dataEnd = start + 28 + pad4(cap);
-    if (off < dataEnd) buf.fill(0, off, dataEnd);
-    off = dataEnd;
+    while ((off & 3) !== (start & 3)) buf[off++] = 0;
 
     // The comment is written in place and its length filled in after.
-    const n = buf.write(packetComment(e), off + 4, 'utf8');
-    buf.writeUInt16LE(OPT_COMMENT, off);
-    buf.writeUInt16LE(n, off + 2);
-    const commentEnd = off + 4 + pad4(n);
-    if (off + 4 + n < commentEnd) buf.fill(0, off + 4 + n, commentEnd);
-    off = commentEnd;
-    buf.writeUInt32LE(0, off); // opt_endofopt
+    const n = writeUtf8(buf, comment, off + 4);
+    v.setUint16(off, OPT_COMMENT, true);
+    v.setUint16(off + 2, n, true);
+    off += 4 + n;
+    while ((off & 3) !== (start & 3)) buf[off++] = 0;
+    v.setUint32(off, 0, true); // opt_endofopt
     off += 4;
 
     const total = off + 4 - start;
-    buf.writeUInt32LE(total, start + 4);
-    buf.writeUInt32LE(total, off);
+    v.setUint32(start + 4, total, true);
+    v.setUint32(off, total, true);
     return off + 4;
   }
 
-  /** The id of the event's interface, writing its IDB at `off` when it is new. */
-  private interfaceId(e: TraceEvent, l2: boolean, buf: Buffer, off: number): { id: number; written: number } {
-    let byIf = this.ifaces.get(e.netns);
+  private register(netns: number, key: number): number {
+    let byIf = this.ifaces.get(netns);
     if (byIf === undefined) {
       byIf = new Map();
-      this.ifaces.set(e.netns, byIf);
+      this.ifaces.set(netns, byIf);
     }
-    const key = e.ifindex * 2 + (l2 ? 1 : 0);
-    const known = byIf.get(key);
-    if (known !== undefined) return { id: known, written: 0 };
     const id = this.nextId++;
     byIf.set(key, id);
+    return id;
+  }
+
+  /** The IDB of the event's interface. */
+  private describe(e: TraceEvent, l2: boolean): Buffer {
     const ns = e.netnsName !== '' ? e.netnsName : String(e.netns);
-    const idb = interfaceDescriptionBlock({
+    return interfaceDescriptionBlock({
       linktype: l2 ? LINKTYPE_ETHERNET : LINKTYPE_RAW,
       snaplen: this.snaplen,
       name: (e.ifname !== '' ? e.ifname : 'if' + e.ifindex) + '@' + ns,
       description: `ifindex ${e.ifindex} in netns ${e.netns}` + (l2 ? '' : ', from the network header'),
     });
-    idb.copy(buf, off);
-    return { id, written: idb.length };
   }
 }
 
@@ -283,17 +330,19 @@ export class PcapngSink implements Sink {
 
   event(e: TraceEvent): void {
     if (this.failure !== null || this.closing !== null) return;
-    const need = this.enc.maxEncodedSize(e);
-    if (need === 0) {
+    if (e.packet == null) {
       this.skippedCount++;
       return;
     }
-    if (this.used + need > this.chunk.length) {
+    let next = this.enc.encodeInto(e, this.chunk, this.used);
+    if (next < 0) {
       this.flush();
       // A packet larger than a whole chunk gets a buffer of its own.
+      const need = this.enc.maxEncodedSize(e);
       if (need > this.chunk.length) this.chunk = Buffer.allocUnsafe(need);
+      next = this.enc.encodeInto(e, this.chunk, 0);
     }
-    this.used = this.enc.encodeInto(e, this.chunk, this.used);
+    this.used = next;
     this.packetCount++;
     this.schedule();
   }
