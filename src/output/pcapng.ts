@@ -8,7 +8,8 @@
  *                                 just before its first packet; if_name "eth0@srv",
  *                                 if_tsresol 9 (nanoseconds), snaplen
  *   Enhanced Packet Block         one per event carrying packet bytes; opt_comment
- *                                 "nf:ipv4:local_in skb=0xffff888104870900 netns=srv"
+ *                                 "nf:ipv4:local_in skb=0xffff888104870900 netns=srv",
+ *                                 and " reason=NETFILTER_DROP" where it was dropped
  *
  * Link types: Ethernet (1) for bytes that start at the MAC header, raw IP (101)
  * for points where no MAC header exists yet. Every block is padded to 32 bits.
@@ -208,7 +209,7 @@ export class PcapngEncoder {
     }
 
     let v = this.view;
-    if (v === null || v.buffer !== buf.buffer || v.byteOffset !== buf.byteOffset) {
+    if (v === null || v.buffer !== buf.buffer || v.byteOffset !== buf.byteOffset || v.byteLength !== buf.byteLength) {
       v = this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     }
     const start = off;

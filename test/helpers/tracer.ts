@@ -16,6 +16,7 @@ export interface JsonEvent {
   mark: number;
   iface: string;
   ifindex: number;
+  proto: number;
   len: number;
   tuple: { saddr: string; daddr: string; sport: number; dport: number; proto: string | number; flags: string } | null;
   func: string;

@@ -174,7 +174,6 @@ test('colour: the same text with escapes around it', async () => {
   const text = await scenario({ color: true });
   assert.match(text, /\u001b\[31mreason=NETFILTER_DROP\u001b\[39m/);
   assert.match(text, /\u001b\[1m0xffff888001000200 /);
-  // eslint-disable-next-line no-control-regex
   assert.equal(text.replace(/\u001b\[[0-9;]*m/g, ''), await scenario());
 });
 

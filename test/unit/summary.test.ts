@@ -82,7 +82,6 @@ test('colour: headers, drops and losses painted, same cells underneath', () => {
   assert.match(text, ESC);
   assert.match(text, /\u001b\[31mNETFILTER_DROP\u001b\[39m/);
   assert.match(text, /\u001b\[33m12\u001b\[39m/);
-  // eslint-disable-next-line no-control-regex
   assert.equal(text.replace(/\u001b\[[0-9;]*m/g, ''), formatSummary(summary(), { color: false }));
 });
 
