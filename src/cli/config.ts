@@ -5,6 +5,7 @@
  */
 import { parseAddress } from '../decode/addr.js';
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
+import { type OutputFileOptions, type RawOutputFileOptions, parseOutputFileOptions } from './output-options.js';
 
 export interface Addr {
   l3: 4 | 6;
@@ -30,6 +31,8 @@ export interface OutputConfig {
   limitLines: number;
   timestamp: TimestampMode;
   color: ColorMode;
+  /** Rotation, pcapng, grouping. */
+  files: OutputFileOptions;
 }
 
 export interface FilterConfig {
@@ -125,7 +128,7 @@ export function parseRegex(flag: string, text: string): RegExp {
 }
 
 /** Raw option values as commander hands them over. */
-export interface RawOptions {
+export interface RawOptions extends RawOutputFileOptions {
   filterSrcIp?: string;
   filterDstIp?: string;
   filterIp?: string;
@@ -192,6 +195,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
     timestamp: parseChoice('--timestamp', o.timestamp ?? 'none', ['none', 'current', 'relative', 'absolute'] as const),
     color: parseChoice('--color', o.color ?? 'auto', ['auto', 'always', 'never'] as const),
+    files: parseOutputFileOptions(o),
   };
   if (output.file !== null && output.file.trim() === '') throw new UsageError('--output-file: the path is empty');
 

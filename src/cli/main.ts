@@ -10,6 +10,8 @@ import { narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { TraceSession, type Summary } from '../trace/session.js';
 import { type RawOptions, type TraceConfig, UsageError, buildConfig } from './config.js';
 import { activateFilter } from './filter.js';
+import { addOutputFileOptions } from './output-options.js';
+import { formatSummary } from '../output/summary.js';
 import { createSinks } from './output.js';
 
 export const EXIT_OK = 0;
@@ -27,7 +29,7 @@ function requirePrivileges(): void {
 }
 
 function addTraceOptions(cmd: Command): Command {
-  return cmd
+  return addOutputFileOptions(cmd)
     .argument('[expression...]', 'pcap-filter expression, as tcpdump takes it (e.g. "tcp and dst port 80")')
     .option('--filter-src-ip <ip>', 'source IPv4/IPv6 address')
     .option('--filter-dst-ip <ip>', 'destination IPv4/IPv6 address')
@@ -86,6 +88,10 @@ async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   process.on('SIGHUP', onSignal);
   const summary = await session.run();
   process.stderr.write(`${summaryLine(summary)}\n`);
+  if (process.stderr.isTTY) {
+    const color = cfg.output.color === 'always' || (cfg.output.color === 'auto' && !process.env.NO_COLOR);
+    process.stderr.write(`${formatSummary(summary, { color: cfg.output.color !== 'never' && color })}\n`);
+  }
   return EXIT_OK;
 }
 

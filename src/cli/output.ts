@@ -1,8 +1,8 @@
 /** Builds the sinks a TraceConfig asks for. */
-import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { OutputConfig } from './config.js';
 import { JsonSink, TextSink } from '../output/sinks.js';
+import { createOutputSinks, openOutputFile } from './output-options.js';
 import type { Sink } from '../output/sink.js';
 import { BatchedWriter } from '../output/stream.js';
 
@@ -21,7 +21,7 @@ export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): 
 
 export function createSinks(out: OutputConfig, stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
   let closedHandler: () => void = () => {};
-  const dest: Writable = out.file !== null ? fs.createWriteStream(out.file, { flags: 'w' }) : stdout;
+  const dest: Writable = out.file !== null ? openOutputFile(out.file, out.files) : stdout;
   const writer = new BatchedWriter(dest, {
     onClosed: () => closedHandler(),
     onError: (err) => {
@@ -29,17 +29,21 @@ export function createSinks(out: OutputConfig, stdout: Writable & { isTTY?: bool
       closedHandler();
     },
   });
-  const sink: Sink = out.json
-    ? new JsonSink(writer, { stack: out.stack })
-    : new TextSink(writer, {
-      header: true,
-      tuple: out.tuple,
-      meta: out.meta,
-      stack: out.stack,
-      caller: out.caller,
-      tcpFlags: out.tcpFlags,
-      timestamp: out.timestamp,
-      color: useColor(out, stdout.isTTY === true),
-    });
-  return { sinks: [sink], onClosed: (fn) => (closedHandler = fn) };
+  const text = {
+    tuple: out.tuple,
+    meta: out.meta,
+    stack: out.stack,
+    caller: out.caller,
+    tcpFlags: out.tcpFlags,
+    timestamp: out.timestamp,
+    color: useColor(out, stdout.isTTY === true),
+  };
+  const more = createOutputSinks(out.files, {
+    writer,
+    text,
+    onError: (m) => process.stderr.write(`pktpath: ${m}\n`),
+  });
+  const main: Sink = more.main ??
+    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
+  return { sinks: [main, ...more.extra], onClosed: (fn) => (closedHandler = fn) };
 }

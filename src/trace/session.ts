@@ -16,6 +16,7 @@ import { Kallsyms } from '../kernel/kallsyms.js';
 import { withNetns } from '../kernel/netns.js';
 import { dropReasonNames } from '../kernel/view.js';
 import type { Sink } from '../output/sink.js';
+import type { TraceSummary } from '../output/summary.js';
 import { NF_PRIORITY, nfPointName } from '../plan/catalog.js';
 import type { KernelView, ProbePlan } from '../plan/plan.js';
 import { Enricher, type NameBook, type PointInfo } from './enrich.js';
@@ -31,16 +32,7 @@ export interface SessionHooks {
   status(line: string): void;
 }
 
-export interface Summary {
-  events: number;
-  lost: number;
-  attached: number;
-  attachMs: number;
-  durationMs: number;
-  stoppedBy: string;
-  perPoint: Map<string, number>;
-  drops: Map<string, number>;
-}
+export type { TraceSummary as Summary } from '../output/summary.js';
 
 export class TraceSession {
   private readonly links: Link[] = [];
@@ -79,7 +71,7 @@ export class TraceSession {
     this.wake?.();
   }
 
-  async run(): Promise<Summary> {
+  async run(): Promise<TraceSummary> {
     const t0 = performance.now();
     let attachMs = 0;
     try {

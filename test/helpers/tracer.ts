@@ -2,6 +2,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from './probe-btf.js';
+import { validateJsonLine } from './schema.js';
 
 export const PKTPATH = join(root, 'bin/pktpath');
 
@@ -55,7 +56,13 @@ export function startTracer(args: string[], timeoutMs = 30_000): Promise<TracerR
             await new Promise((r) => setTimeout(r, 300));
             child.kill('SIGINT');
             const code = await exited;
-            const events = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonEvent);
+            const lines = stdout.split('\n').filter(Boolean);
+            // Every line pktpath writes must validate against the published schema.
+            for (const line of lines) {
+              const problem = validateJsonLine(line);
+              if (problem) throw new Error(`output line does not validate against schema/event.v1.json: ${problem}\n${line}`);
+            }
+            const events = lines.map((l) => JSON.parse(l) as JsonEvent).filter((e) => e.type === undefined);
             return { code, events, stdout, stderr };
           },
         });
