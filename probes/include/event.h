@@ -31,6 +31,7 @@ enum event_flags {
 	EVENT_HAS_CALLER = 1 << 3, /* caller is the address that freed/handled the skb */
 	EVENT_HAS_NFHOOK = 1 << 4, /* hook/pf are a netfilter hook and family */
 	EVENT_HAS_TCDIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
+	EVENT_HAS_PACKET = 1 << 6, /* cap_len packet bytes follow the event */
 };
 
 /* Addresses are in network byte order; IPv4 uses the first 4 bytes. */
@@ -67,6 +68,11 @@ struct event {
 	__u32 _pad;
 	char comm[16];
 	struct tuple tuple;
+	__u32 cap_len;      /* EVENT_HAS_PACKET: bytes captured, after the event */
+	__u32 cap_orig_len; /* the packet's length from where the capture starts */
+	__u8 cap_l2;        /* the capture starts at the Ethernet header (else the IP header) */
+	__u8 _pad2[7];
+	/* __u8 packet[cap_len] */
 };
 
 /* config.flags */
@@ -90,6 +96,7 @@ struct config {
 	__u32 ifindex;      /* only packets on this device (of netns), 0: any */
 	__u32 mark;         /* CONFIG_MARK */
 	__u32 mark_mask;
+	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
 };
 
 #endif

@@ -188,40 +188,78 @@ static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 	return -1;
 }
 
-/* Runs the injected pcap filter on the skb's bytes: from the Ethernet header
- * when the skb has one in front of its IP header, else from the IP header. */
-static __always_inline bool pcap_match(struct sk_buff *skb)
+/* Where the packet's bytes start for filtering and capture: at the Ethernet
+ * header when the skb has one in front of its IP header, else at the IP
+ * header. Returns false when neither is known. */
+struct packet_view {
+	unsigned char *start;
+	__u32 caplen;  /* linear bytes from start */
+	__u32 wirelen; /* what a capture at this point would call the packet's length */
+	bool l2;
+};
+
+static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view *v)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	unsigned char *data = BPF_CORE_READ(skb, data);
 	__u16 mh = BPF_CORE_READ(skb, mac_header);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u32 tail = BPF_CORE_READ(skb, tail);
-	__u32 len = BPF_CORE_READ(skb, len);
 	bool nh_set = nh != 0 && nh != (__u16)~0U;
-	bool l2 = mh != (__u16)~0U && (!nh_set || nh >= mh + ETH_HLEN);
 	__u32 start;
 
-	if (l2)
+	v->l2 = mh != (__u16)~0U && (!nh_set || nh >= mh + ETH_HLEN);
+	if (v->l2)
 		start = mh;
 	else if (nh_set)
 		start = nh;
 	else
-		return false; /* no header located: nothing to match against */
+		return false;
 	if (tail <= start)
 		return false;
+	v->start = head + start;
+	v->caplen = tail - start;
+	v->wirelen = BPF_CORE_READ(skb, len) + (__u32)(data - v->start);
+	return true;
+}
+
+/* Runs the injected pcap filter on the skb's bytes. */
+static __always_inline bool pcap_match(struct sk_buff *skb)
+{
+	struct packet_view v;
+	if (!packet_view(skb, &v))
+		return false; /* no header located: nothing to match against */
 
 	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
-	scratch[FILTER_CAPLEN] = tail - start;
-	/* What a capture at this point would call the packet's length. */
-	scratch[FILTER_WIRELEN] = len + (__u32)(data - (head + start));
+	scratch[FILTER_CAPLEN] = v.caplen;
+	scratch[FILTER_WIRELEN] = v.wirelen;
 
 	unsigned long verdict;
-	if (l2)
-		verdict = FILTER_REGION(FILTER_MAGIC_L2, head + start, scratch);
+	if (v.l2)
+		verdict = FILTER_REGION(FILTER_MAGIC_L2, v.start, scratch);
 	else
-		verdict = FILTER_REGION(FILTER_MAGIC_L3, head + start, scratch);
+		verdict = FILTER_REGION(FILTER_MAGIC_L3, v.start, scratch);
 	return verdict != 0;
+}
+
+/* Copies up to CONFIG.snaplen bytes of the packet after the event. */
+static __always_inline void capture(struct sk_buff *skb, struct event *e)
+{
+	struct packet_view v;
+	if (!packet_view(skb, &v))
+		return;
+	__u32 n = v.caplen < CONFIG.snaplen ? v.caplen : CONFIG.snaplen;
+	/* For the verifier: an unsigned length that fits what was reserved
+	 * (--pcap-snaplen is at most 65535). */
+	n &= 0xffff;
+	if (n > CONFIG.snaplen)
+		return;
+	if (bpf_probe_read_kernel((void *)(e + 1), n, v.start))
+		return;
+	e->cap_len = n;
+	e->cap_orig_len = v.wirelen;
+	e->cap_l2 = v.l2;
+	e->flags |= EVENT_HAS_PACKET;
 }
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
@@ -326,7 +364,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	struct tuple t = {};
 	bool is_ip = parse_tuple(skb, &t) == 0;
 
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* The size must be a constant for the verifier: CONFIG is frozen, so it is. */
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + CONFIG.snaplen, 0);
 	if (!e) {
 		count(&lost, 0);
 		goto out;
@@ -353,6 +392,12 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->tuple, &t, sizeof(t));
+	e->cap_len = 0;
+	e->cap_orig_len = 0;
+	e->cap_l2 = 0;
+	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+	if (CONFIG.snaplen)
+		capture(skb, e);
 
 	/* The costliest step, and only for matching packets. */
 	if (site->stack_ok && (CONFIG.flags & CONFIG_STACK)) {

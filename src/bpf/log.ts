@@ -2,7 +2,7 @@
  * libbpf's messages (including the verifier log on a failed load) are caught
  * here instead of going to stderr, so errors can quote the tail that matters.
  */
-import { PrintFn, c, koffi } from './native.js';
+import { PrintFn, c, cString, koffi } from './native.js';
 import { libbpf } from './native.js';
 
 const LEVEL_WARN = 0;
@@ -10,13 +10,15 @@ const LEVEL_INFO = 1;
 
 const lines: string[] = [];
 const MAX_LINES = 4000;
-const buf = Buffer.alloc(16384);
 let installed = false;
 let echoLevel = -1;
 
 function onPrint(level: number, fmt: string, args: unknown): number {
-  const n = c.vsnprintf(buf, buf.length, fmt, args) as number;
-  const text = buf.toString('utf8', 0, Math.max(0, Math.min(n, buf.length - 1)));
+  const out: unknown[] = [null];
+  const n = c.vasprintf(out, fmt, args) as number;
+  if (n < 0 || out[0] === null) return 0;
+  const text = cString(out[0] as bigint);
+  c.free(out[0]);
   if (level <= echoLevel) process.stderr.write(text);
   if (level > LEVEL_INFO) return 0;
   for (const line of text.split('\n')) {

@@ -64,7 +64,9 @@ const SYS_bpf = 321;
 export const c = {
   /** bpf(2). Declared with fixed arguments: on x86_64 that matches the variadic ABI for integers. */
   bpf: libc.func('long syscall(long nr, int cmd, void *attr, uint32_t size)') as (nr: number, cmd: number, attr: Buffer, size: number) => number,
-  vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *args)'),
+  /** Formats a va_list into a buffer it allocates: the verifier log is one message of any size. */
+  vasprintf: libc.func('int vasprintf(_Out_ void **out, const char *fmt, void *args)'),
+  free: libc.func('void free(void *ptr)'),
   close: libc.func('int close(int fd)'),
   open: libc.func('int open(const char *path, int flags)'),
   setns: libc.func('int setns(int fd, int nstype)'),

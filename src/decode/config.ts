@@ -5,10 +5,10 @@
  */
 
 export const CONFIG_LAYOUT = {
-  size: 40,
+  size: 44,
   fields: {
     point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, netns: 24, ifindex: 28,
-    mark: 32, mark_mask: 36,
+    mark: 32, mark_mask: 36, snaplen: 40,
   },
 } as const;
 
@@ -30,6 +30,8 @@ export interface ProbeConfig {
   /** Follow matched skbs (--filter-track-skb); `frees`: this point frees the skb. */
   track: boolean;
   frees: boolean;
+  /** Packet bytes to capture per event (0: none). */
+  snaplen: number;
 }
 
 export function encodeConfig(cfg: ProbeConfig): Buffer {
@@ -47,5 +49,6 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.ifindex, F.ifindex);
   b.writeUInt32LE(cfg.mark?.value ?? 0, F.mark);
   b.writeUInt32LE(cfg.mark?.mask ?? 0, F.mark_mask);
+  b.writeUInt32LE(cfg.snaplen, F.snaplen);
   return b;
 }

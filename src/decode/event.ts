@@ -14,15 +14,16 @@ export const EventFlags = {
   caller: 1 << 3,
   nfHook: 1 << 4,
   tcDir: 1 << 5,
+  packet: 1 << 6,
 } as const;
 
 /** Field offsets of `struct event` (and its nested `struct tuple`). */
 export const EVENT_LAYOUT = {
-  size: 136,
+  size: 152,
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
-    protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96,
+    protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
   },
   tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
 } as const;
@@ -58,6 +59,8 @@ export interface RawEvent {
   pf: number;
   comm: string;
   tuple: Tuple | null;
+  /** Packet bytes captured after the event (a copy: the ring is reused). */
+  packet: { data: Uint8Array; origLen: number; l2: boolean } | null;
 }
 
 const F = EVENT_LAYOUT.fields;
@@ -70,6 +73,16 @@ function readComm(bytes: Uint8Array, at: number): string {
   let s = '';
   for (let i = at; i < end; i++) s += String.fromCharCode(bytes[i]!);
   return s;
+}
+
+function readPacket(view: DataView, bytes: Uint8Array, at: number): RawEvent['packet'] {
+  const len = view.getUint32(at + F.cap_len, true);
+  const from = at + EVENT_LAYOUT.size;
+  return {
+    data: bytes.slice(from, from + len),
+    origLen: view.getUint32(at + F.cap_orig_len, true),
+    l2: bytes[at + F.cap_l2] !== 0,
+  };
 }
 
 /**
@@ -112,5 +125,6 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     pf: bytes[at + F.pf]!,
     comm: readComm(bytes, at + F.comm),
     tuple,
+    packet: flags & EventFlags.packet ? readPacket(view, bytes, at) : null,
   };
 }

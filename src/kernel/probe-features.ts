@@ -57,7 +57,7 @@ function tryFeatureProgram(mechanism: string, program: string): MechanismResult 
 
 const noFilter = {
   pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
-  netns: 0, ifindex: 0, mark: null, track: false, frees: false,
+  netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
 };
 
 export function probeMechanisms(): MechanismResult[] {

@@ -82,6 +82,7 @@ export class Enricher {
       dropReason,
       caller,
       stack,
+      packet: raw.packet,
     };
   }
 

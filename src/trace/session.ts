@@ -127,6 +127,7 @@ export class TraceSession {
       mark: this.filter.mark,
       track: this.filter.trackSkb,
       frees: false,
+      snaplen: this.cfg.output.files.pcap !== null ? this.cfg.output.files.snaplen : 0,
       ...extra,
     };
   }

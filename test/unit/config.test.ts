@@ -71,7 +71,7 @@ test('sizes round up to a power of two', () => {
 test('the probe configuration is encoded at the offsets of struct config', () => {
   const b = encodeConfig({
     pointId: 7, stack: true, filter: true, skbArg: 3, reasonArg: 2, locationArg: -1, devArg: 1,
-    netns: 4026531840, ifindex: 9, mark: { value: 0x34, mask: 0xff }, track: true, frees: true,
+    netns: 4026531840, ifindex: 9, mark: { value: 0x34, mask: 0xff }, track: true, frees: true, snaplen: 128,
   });
   const F = CONFIG_LAYOUT.fields;
   assert.equal(b.length, CONFIG_LAYOUT.size);
@@ -84,9 +84,10 @@ test('the probe configuration is encoded at the offsets of struct config', () =>
   assert.equal(b.readUInt32LE(F.ifindex), 9);
   assert.equal(b.readUInt32LE(F.mark), 0x34);
   assert.equal(b.readUInt32LE(F.mark_mask), 0xff);
+  assert.equal(b.readUInt32LE(F.snaplen), 128);
   const none = encodeConfig({
     pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
-    netns: 0, ifindex: 0, mark: null, track: false, frees: false,
+    netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
   });
   assert.equal(none.readUInt32LE(F.flags), 0);
 });

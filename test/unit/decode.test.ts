@@ -8,7 +8,7 @@ const TF = EVENT_LAYOUT.tuple.fields;
 
 /** A record as a probe writes it, at an offset inside a larger buffer (as in the ring). */
 function record(at: number, fill: (v: DataView, b: Uint8Array) => void): { view: DataView; bytes: Uint8Array } {
-  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + 8);
+  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + 64);
   const view = new DataView(buf, 0);
   const bytes = new Uint8Array(buf);
   const v = new DataView(buf, at);
@@ -54,6 +54,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     netns: 4026531840, mark: 0xdead, ifindex: 7, len: 60, mtu: 1500, stackId: -1, dropReason: 12,
     protocol: 0x0800, hook: 3, pf: 2, comm: 'curl',
     tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
+    packet: null,
   });
 });
 
@@ -96,4 +97,18 @@ test('stack frames of the probe itself are dropped', async () => {
     'sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e',
   ]), ['sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e']);
   assert.deepEqual(dropProbeFrames(['x [bpf]']), ['x [bpf]']);
+});
+
+test('captured packet bytes follow the event', () => {
+  const { view, bytes } = record(8, (v, b) => {
+    v.setUint32(F.flags, EventFlags.packet, true);
+    v.setUint32(F.cap_len, 4, true);
+    v.setUint32(F.cap_orig_len, 98, true);
+    b[F.cap_l2] = 1;
+    b.set([0x45, 0, 0, 84], EVENT_LAYOUT.size);
+  });
+  const e = decodeEvent(view, bytes, 8)!;
+  assert.deepEqual(e.packet, { data: Uint8Array.from([0x45, 0, 0, 84]), origLen: 98, l2: true });
+  bytes[8 + EVENT_LAYOUT.size] = 0;
+  assert.equal(e.packet!.data[0], 0x45, 'a copy, not a view of the ring');
 });
