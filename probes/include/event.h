@@ -14,8 +14,7 @@
 enum track_stat {
 	TRACK_ADDED = 0, /* skbs that matched and are followed */
 	TRACK_FREED = 1, /* followed skbs forgotten when freed */
-	TRACK_FULL = 2,  /* could not be followed: no room (should stay 0 with LRU) */
-	TRACK_STATS = 3,
+	TRACK_STATS = 2,
 };
 
 /* What kind of record a ring entry is (first u32 of every record). */

@@ -41,15 +41,22 @@ struct {
 	__uint(value_size, 127 * sizeof(__u64));
 } stacks SEC(".maps");
 
-/* skbs (and their data buffers, shared with clones) being followed by
- * --filter-track-skb. LRU: an skb freed where no probe sees it is evicted in
- * time instead of filling the map. */
+/* skbs followed by --filter-track-skb, and their data buffers (shared with
+ * clones). LRU: an skb freed where no probe sees it is evicted in time instead
+ * of filling the map; user space counts evictions from the stats below. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __u8);
-} tracked SEC(".maps");
+} tracked_skbs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked_heads SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -282,30 +289,30 @@ static __always_inline void count(void *map, __u32 index)
 static __always_inline bool is_tracked(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb;
-	if (bpf_map_lookup_elem(&tracked, &key))
+	if (bpf_map_lookup_elem(&tracked_skbs, &key))
 		return true;
 	/* A clone shares the data buffer of the skb it was cloned from. */
 	key = (__u64)BPF_CORE_READ(skb, head);
-	return bpf_map_lookup_elem(&tracked, &key) != NULL;
+	return bpf_map_lookup_elem(&tracked_heads, &key) != NULL;
 }
 
 static __always_inline void track(struct sk_buff *skb)
 {
 	__u8 one = 1;
 	__u64 key = (__u64)skb;
-	if (bpf_map_update_elem(&tracked, &key, &one, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_NOEXIST) == 0)
 		count(&track_stats, TRACK_ADDED);
 	key = (__u64)BPF_CORE_READ(skb, head);
-	bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
+	bpf_map_update_elem(&tracked_heads, &key, &one, BPF_ANY);
 }
 
 static __always_inline void untrack(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb;
-	if (bpf_map_delete_elem(&tracked, &key) == 0)
+	if (bpf_map_delete_elem(&tracked_skbs, &key) == 0)
 		count(&track_stats, TRACK_FREED);
 	key = (__u64)BPF_CORE_READ(skb, head);
-	bpf_map_delete_elem(&tracked, &key);
+	bpf_map_delete_elem(&tracked_heads, &key);
 }
 
 /* Where a probe stands and what it knows beyond the skb. */

@@ -32,3 +32,15 @@ export function readStack(fd: number, id: number, depth = 127): bigint[] {
   }
   return out;
 }
+
+/** Number of keys of a hash map (walks it: for an end-of-run report, not a hot path). */
+export function countKeys(fd: number, keySize: number): number {
+  let prev: Buffer | null = null;
+  const next = Buffer.alloc(keySize);
+  let n = 0;
+  while ((libbpf.map_get_next_key(fd, prev, next) as number) === 0) {
+    n++;
+    prev = Buffer.from(next);
+  }
+  return n;
+}

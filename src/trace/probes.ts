@@ -25,7 +25,7 @@ export const PROBE_OBJECTS = {
 } as const;
 export type ProbeKind = keyof typeof PROBE_OBJECTS;
 
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked', 'track_stats'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
 
 export interface ProbeInstance {
   object: BpfObject;
@@ -89,8 +89,8 @@ export class ProbeSet {
   get stacksFd(): number {
     return this.requireShared().stacks;
   }
-  get trackedFd(): number {
-    return this.requireShared().tracked;
+  get trackedSkbsFd(): number {
+    return this.requireShared().tracked_skbs;
   }
   get trackStatsFd(): number {
     return this.requireShared().track_stats;

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Link } from '../bpf/link.js';
 import { attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
-import { readStack, sumPerCpuU64 } from '../bpf/maps.js';
+import { countKeys, readStack, sumPerCpuU64 } from '../bpf/maps.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import type { TraceConfig } from '../cli/config.js';
 import { decodeEvent } from '../decode/event.js';
@@ -23,6 +23,9 @@ import { Enricher, type NameBook, type PointInfo } from './enrich.js';
 import { ProbeSet } from './probes.js';
 
 const POLL_MS = 5;
+/** Indices of the track_stats counters (enum track_stat in event.h). */
+const TRACK_ADDED = 0;
+const TRACK_FREED = 1;
 /** Where an skb ends: a followed skb is forgotten there. */
 const FREEING_TRACEPOINTS = new Set(['kfree_skb', 'consume_skb']);
 const LOST_CHECK_MS = 250;
@@ -83,6 +86,7 @@ export class TraceSession {
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
       this.pump();
       this.checkLost();
+      if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
     } finally {
       this.stopReading();
       closeAll(this.links);
@@ -244,6 +248,16 @@ export class TraceSession {
     if (!this.ring) return;
     const limit = this.cfg.output.limitLines;
     this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
+  }
+
+  /** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
+  private trackingLine(): string {
+    const added = Number(sumPerCpuU64(this.probes.trackStatsFd, TRACK_ADDED));
+    const freed = Number(sumPerCpuU64(this.probes.trackStatsFd, TRACK_FREED));
+    const live = countKeys(this.probes.trackedSkbsFd, 8);
+    const evicted = Math.max(0, added - freed - live);
+    return `pktpath: --filter-track-skb followed ${added} skbs: ${freed} forgotten when freed, ${live} still followed, ` +
+      `${evicted} evicted (skbs freed where no probe saw it, or the map full)`;
   }
 
   /** Lost records are reported in-band, where they happened in the stream. */

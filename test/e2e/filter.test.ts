@@ -41,11 +41,15 @@ async function mixedTraffic(): Promise<void> {
   for (const r of results) assert.equal(r.code, 0, r.stderr);
 }
 
+/** stderr of the last traceWith run (status lines). */
+let lastStderr = '';
+
 async function traceWith(args: string[], traffic: () => Promise<void> = mixedTraffic): Promise<JsonEvent[]> {
   const tracer = await startTracer(args);
   // The tracer is stopped whatever the traffic did, so no test leaves it running.
   const sent = await traffic().then(() => null, (e: unknown) => e);
   const result = await tracer.stop();
+  lastStderr = result.stderr;
   if (sent) throw sent;
   assert.equal(result.code, 0, result.stderr);
   return result.events;
@@ -201,6 +205,11 @@ describe('--filter-track-skb', () => {
       const afterNat = syn.find((e) => e.func === 'nf:ipv4:local_in');
       assert.equal(before?.tuple?.dport, 80);
       assert.equal(afterNat?.tuple?.dport, 8080, `path: ${syn.map((e) => `${e.func}:${e.tuple?.dport}`).join(' ')}`);
+      // The followed skbs are accounted for at exit.
+      const m = /--filter-track-skb followed (\d+) skbs: (\d+) forgotten when freed, (\d+) still followed, (\d+) evicted/.exec(lastStderr);
+      assert.ok(m, lastStderr);
+      assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0);
+      assert.equal(Number(m[1]), Number(m[2]) + Number(m[3]) + Number(m[4]));
       // Without tracking, the rewritten packet no longer matches.
       const plain = await traceWith(['tcp and dst port 80'], connect);
       assert.ok(plain.length > 0);
