@@ -100,5 +100,48 @@ async function benchFlood(): Promise<void> {
   }
 }
 
-if (!process.argv.includes('--flood-only')) await benchAttach();
-await benchFlood();
+/**
+ * What the in-kernel filter costs traffic it rejects: iperf3 TCP throughput and
+ * small-packet UDP rate over veth, without pktpath and with pktpath attached
+ * (every family, an expression matching none of it), alternated in one run.
+ */
+async function benchFilterCost(): Promise<void> {
+  const lab = new Lab('ppfcost');
+  try {
+    const { a, b } = twoHosts(lab);
+    const server = lab.spawn(b, ['iperf3', '-s', '-B', '192.0.2.2', '--forceflush']);
+    await new Promise((r) => server.stdout!.once('data', r));
+    const iperf = async (args: string[]) => {
+      const r = await lab.exec(a, ['iperf3', '-c', '192.0.2.2', '-t', '3', '-J', ...args], 30_000);
+      return JSON.parse(r.stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { packets: number; lost_packets: number; seconds: number } } };
+    };
+    const tcp = async () => (await iperf([])).end.sum_received!.bits_per_second / 1e9;
+    const udp = async () => {
+      const s = (await iperf(['-u', '-b', '0', '-l', '64'])).end.sum!;
+      return (s.packets - s.lost_packets) / s.seconds / 1e3;
+    };
+    const expression = ['udp', 'port', '9'];
+    const results = { tcp: { base: [] as number[], traced: [] as number[] }, udp: { base: [] as number[], traced: [] as number[] } };
+    for (let round = 0; round < 3; round++) {
+      results.tcp.base.push(await tcp());
+      results.udp.base.push(await udp());
+      const run = await startPktpath(expression);
+      results.tcp.traced.push(await tcp());
+      results.udp.traced.push(await udp());
+      const res = await run.stop();
+      if (res.events !== 0) console.log(`  (the expression matched ${res.events} events)`);
+    }
+    console.log(`filter cost: pktpath attached to every point, expression '${expression.join(' ')}' matching none of the traffic; medians of 3 alternated runs`);
+    const t = { base: median(results.tcp.base), traced: median(results.tcp.traced) };
+    const u = { base: median(results.udp.base), traced: median(results.udp.traced) };
+    console.log(`  TCP throughput:        ${t.base.toFixed(2)} Gbit/s without, ${t.traced.toFixed(2)} with: ratio ${(t.traced / t.base).toFixed(3)} (goal ≥ 0.95)`);
+    console.log(`  UDP 64-byte datagrams: ${u.base.toFixed(0)} kpps without, ${u.traced.toFixed(0)} with: ratio ${(u.traced / u.base).toFixed(3)} (goal ≥ 0.85)`);
+  } finally {
+    lab.cleanup();
+  }
+}
+
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+if (!only || only === 'attach') await benchAttach();
+if (!only || only === 'flood') await benchFlood();
+if (!only || only === 'filter') await benchFilterCost();

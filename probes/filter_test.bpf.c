@@ -19,8 +19,8 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 static __always_inline __u32 run(struct __sk_buff *ctx, __u32 skip, bool l3)
 {
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u32 len = BPF_CORE_READ(skb, len);
+	unsigned char *data = skb->data;
+	__u32 len = skb->len;
 	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
 
 	if (len < skip)

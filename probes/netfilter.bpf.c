@@ -12,16 +12,18 @@ SEC("netfilter")
 int pktpath_nf(struct bpf_nf_ctx *ctx)
 {
 	const struct nf_hook_state *state = ctx->state;
-	__u8 hook = BPF_CORE_READ(state, hook);
+	__u8 hook = state->hook;
 	struct site site = {
 		.ctx = ctx,
 		.flags = EVENT_HAS_NFHOOK,
+		/* Linked after conntrack (-200): _nfct is set for tracked packets. */
+		.ct = SITE_CT_NFCT,
 		.hook = hook,
 		/* skb->dev is not set yet on the way out: name the output device there. */
 		.dev = hook == NF_INET_LOCAL_OUT || hook == NF_INET_POST_ROUTING ?
-			BPF_CORE_READ(state, out) : BPF_CORE_READ(state, in),
-		.pf = BPF_CORE_READ(state, pf),
-		.netns = BPF_CORE_READ(state, net, ns.inum),
+			state->out : state->in,
+		.pf = state->pf,
+		.netns = state->net->ns.inum,
 	};
 	observe(ctx->skb, &site);
 	return NF_ACCEPT;

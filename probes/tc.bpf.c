@@ -3,6 +3,8 @@
  * tc observer: attached at ingress and egress of each traced device (tcx links
  * where the kernel has them, clsact otherwise). It never changes the verdict.
  */
+/* The conntrack lookup kfuncs are for tc programs. */
+#define PKTPATH_CT_LOOKUP 1
 #include "include/observe.h"
 
 #define TC_NEXT (-1) /* TCX_NEXT and TC_ACT_UNSPEC: let the next program decide */
@@ -16,7 +18,8 @@ int pktpath_tc(struct __sk_buff *ctx)
 	struct site site = {
 		.ctx = ctx,
 		.flags = EVENT_HAS_TCDIR,
-		.hook = BPF_CORE_READ_BITFIELD_PROBED(skb, tc_at_ingress) ? 0 : 1,
+		.ct = SITE_CT_LOOKUP,
+		.hook = BPF_CORE_READ_BITFIELD(skb, tc_at_ingress) ? 0 : 1,
 	};
 	observe(skb, &site);
 	return TC_NEXT;

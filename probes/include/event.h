@@ -31,7 +31,17 @@ enum event_flags {
 	EVENT_HAS_NFHOOK = 1 << 4, /* hook/pf are a netfilter hook and family */
 	EVENT_HAS_TCDIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
 	EVENT_HAS_PACKET = 1 << 6, /* cap_len packet bytes follow the event */
+	EVENT_HAS_CT     = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
 };
+
+/* ct.source: where the conntrack view came from. */
+enum ct_source {
+	CT_SOURCE_NFCT = 1,   /* skb->_nfct, at a netfilter hook after conntrack ran */
+	CT_SOURCE_LOOKUP = 2, /* bpf_skb_ct_lookup() on the packet's tuple, at tc */
+};
+
+#define CT_CTINFO_UNTRACKED 7   /* IP_CT_UNTRACKED: no entry, on purpose (notrack) */
+#define CT_CTINFO_NONE 0xff     /* lookups have no ctinfo: see dir and status */
 
 /* Addresses are in network byte order; IPv4 uses the first 4 bytes. */
 struct tuple {
@@ -43,6 +53,32 @@ struct tuple {
 	__u8 l4proto;    /* IPPROTO_* */
 	__u8 tcp_flags;  /* FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 */
 	__u8 _pad;
+};
+
+/* One direction of a conntrack entry. Addresses in network byte order. */
+struct ct_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;    /* host byte order; 0 for protocols without ports */
+	__u16 dport;
+	__u8 l3;        /* 4, 6, or 0 for another family */
+	__u8 l4proto;   /* IPPROTO_* */
+	__u8 _pad[2];
+};
+
+/* EVENT_HAS_CT */
+struct ct_section {
+	__u64 id;        /* struct nf_conn address: the same for every packet of the connection */
+	__u32 status;    /* IPS_* bits */
+	__u32 mark;      /* 0 without CONFIG_NF_CONNTRACK_MARK */
+	__s32 error;     /* CT_SOURCE_LOOKUP: 0 when found, else -errno (-ENOENT: no entry yet) */
+	__u16 zone;      /* 0 without CONFIG_NF_CONNTRACK_ZONES */
+	__u8 source;     /* enum ct_source */
+	__u8 ctinfo;     /* CT_SOURCE_NFCT: enum ip_conntrack_info, CT_CTINFO_UNTRACKED; else CT_CTINFO_NONE */
+	__u8 dir;        /* the packet's direction: 0 original, 1 reply */
+	__u8 _pad[7];
+	struct ct_tuple orig;
+	struct ct_tuple reply;
 };
 
 struct event {
@@ -71,6 +107,7 @@ struct event {
 	__u32 cap_orig_len; /* the packet's length from where the capture starts */
 	__u8 cap_l2;        /* the capture starts at the Ethernet header (else the IP header) */
 	__u8 _pad2[7];
+	struct ct_section ct; /* EVENT_HAS_CT */
 	/* __u8 packet[cap_len] */
 };
 

@@ -13,8 +13,14 @@
 #include <bpf/bpf_endian.h>
 #include "event.h"
 #include "filter.h"
+#include "ct.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Every skb, device and socket pointer the probes get is typed (BTF), so
+ * fields are read with plain loads, which CO-RE relocates and the verifier
+ * guards, not one bpf_probe_read_kernel() call each: it matters at millions
+ * of packets a second. Packet bytes still need bpf_probe_read_kernel(). */
 
 /* Written by user space before load; the verifier folds these constants, so
  * disabled features cost nothing in the probe. */
@@ -88,8 +94,8 @@ static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
  * Ethernet header, skipping VLAN tags. */
 static __always_inline int network_offset(struct sk_buff *skb, unsigned char *head)
 {
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 mh = BPF_CORE_READ(skb, mac_header);
+	__u16 nh = skb->network_header;
+	__u16 mh = skb->mac_header;
 
 	if (nh != 0 && nh != (__u16)~0U)
 		return nh;
@@ -126,12 +132,12 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple
  * is IP. */
 static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *head = skb->head;
 	int off = network_offset(skb, head);
 	if (off < 0)
 		return -1;
 
-	__u16 protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u16 protocol = bpf_ntohs(skb->protocol);
 	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return -1;
 
@@ -207,11 +213,11 @@ struct packet_view {
 
 static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view *v)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u16 mh = BPF_CORE_READ(skb, mac_header);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u32 tail = BPF_CORE_READ(skb, tail);
+	unsigned char *head = skb->head;
+	unsigned char *data = skb->data;
+	__u16 mh = skb->mac_header;
+	__u16 nh = skb->network_header;
+	__u32 tail = skb->tail;
 	bool nh_set = nh != 0 && nh != (__u16)~0U;
 	__u32 start;
 
@@ -226,7 +232,7 @@ static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view 
 		return false;
 	v->start = head + start;
 	v->caplen = tail - start;
-	v->wirelen = BPF_CORE_READ(skb, len) + (__u32)(data - v->start);
+	v->wirelen = skb->len + (__u32)(data - v->start);
 	return true;
 }
 
@@ -272,10 +278,10 @@ static __always_inline void capture(struct sk_buff *skb, struct event *e)
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
 {
 	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+		return dev->nd_net.net->ns.inum;
+	struct sock *sk = skb->sk;
 	if (sk)
-		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return 0;
 }
 
@@ -292,7 +298,7 @@ static __always_inline bool is_tracked(struct sk_buff *skb)
 	if (bpf_map_lookup_elem(&tracked_skbs, &key))
 		return true;
 	/* A clone shares the data buffer of the skb it was cloned from. */
-	key = (__u64)BPF_CORE_READ(skb, head);
+	key = (__u64)skb->head;
 	return bpf_map_lookup_elem(&tracked_heads, &key) != NULL;
 }
 
@@ -302,7 +308,7 @@ static __always_inline void track(struct sk_buff *skb)
 	__u64 key = (__u64)skb;
 	if (bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_NOEXIST) == 0)
 		count(&track_stats, TRACK_ADDED);
-	key = (__u64)BPF_CORE_READ(skb, head);
+	key = (__u64)skb->head;
 	bpf_map_update_elem(&tracked_heads, &key, &one, BPF_ANY);
 }
 
@@ -311,7 +317,7 @@ static __always_inline void untrack(struct sk_buff *skb)
 	__u64 key = (__u64)skb;
 	if (bpf_map_delete_elem(&tracked_skbs, &key) == 0)
 		count(&track_stats, TRACK_FREED);
-	key = (__u64)BPF_CORE_READ(skb, head);
+	key = (__u64)skb->head;
 	bpf_map_delete_elem(&tracked_heads, &key);
 }
 
@@ -325,7 +331,14 @@ struct site {
 	__u32 drop_reason;
 	__u8 hook;
 	__u8 pf;
+	__u8 ct;            /* enum site_ct: where this point learns the conntrack state */
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
+};
+
+enum site_ct {
+	SITE_CT_NONE = 0,
+	SITE_CT_NFCT = 1,   /* netfilter hooks: skb->_nfct */
+	SITE_CT_LOOKUP = 2, /* tc: bpf_skb_ct_lookup(), needs PKTPATH_CT_LOOKUP */
 };
 
 /* Does this packet interest the user? The cheap checks first, the pcap filter
@@ -341,11 +354,11 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 			return false;
 	}
 	if (CONFIG.ifindex) {
-		__u32 ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+		__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
 		if (ifindex != CONFIG.ifindex)
 			return false;
 	}
-	if ((CONFIG.flags & CONFIG_MARK) && (BPF_CORE_READ(skb, mark) & CONFIG.mark_mask) != CONFIG.mark)
+	if ((CONFIG.flags & CONFIG_MARK) && (skb->mark & CONFIG.mark_mask) != CONFIG.mark)
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
 		return false;
@@ -360,7 +373,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 {
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
-	struct net_device *dev = site->dev ? site->dev : BPF_CORE_READ(skb, dev);
+	struct net_device *dev = site->dev ? site->dev : skb->dev;
 	__u32 netns = site->netns;
 
 	if (!wanted(skb, dev, &netns))
@@ -387,13 +400,13 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->cpu = bpf_get_smp_processor_id();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->netns = netns;
-	e->mark = BPF_CORE_READ(skb, mark);
-	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
-	e->len = BPF_CORE_READ(skb, len);
-	e->mtu = dev ? BPF_CORE_READ(dev, mtu) : 0;
+	e->mark = skb->mark;
+	e->ifindex = dev ? dev->ifindex : skb->skb_iif;
+	e->len = skb->len;
+	e->mtu = dev ? dev->mtu : 0;
 	e->stack_id = -1;
 	e->drop_reason = site->drop_reason;
-	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	e->protocol = bpf_ntohs(skb->protocol);
 	e->hook = site->hook;
 	e->pf = site->pf;
 	e->_pad = 0;
@@ -403,6 +416,13 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->cap_orig_len = 0;
 	e->cap_l2 = 0;
 	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+	__builtin_memset(&e->ct, 0, sizeof(e->ct));
+	if (site->ct == SITE_CT_NFCT && ct_from_skb(skb, &e->ct))
+		e->flags |= EVENT_HAS_CT;
+#ifdef PKTPATH_CT_LOOKUP
+	if (site->ct == SITE_CT_LOOKUP && is_ip && ct_lookup(site->ctx, &t, &e->ct))
+		e->flags |= EVENT_HAS_CT;
+#endif
 	if (CONFIG.snaplen)
 		capture(skb, e);
 

@@ -26,6 +26,8 @@ export interface OutputConfig {
   stack: boolean;
   caller: boolean;
   tcpFlags: boolean;
+  /** --output-ct: conntrack state in text lines (JSON carries it whenever known). */
+  ct: boolean;
   json: boolean;
   file: string | null;
   limitLines: number;
@@ -146,6 +148,7 @@ export interface RawOptions extends RawOutputFileOptions {
   outputStack?: boolean;
   outputCaller?: boolean;
   outputTcpFlags?: boolean;
+  outputCt?: boolean;
   outputJson?: boolean;
   outputFile?: string;
   outputLimitLines?: string;
@@ -190,6 +193,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     stack: !!o.outputStack,
     caller: !!o.outputCaller,
     tcpFlags: !!o.outputTcpFlags,
+    ct: !!o.outputCt,
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,

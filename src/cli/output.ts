@@ -35,6 +35,7 @@ export function createSinks(out: OutputConfig, stdout: Writable & { isTTY?: bool
     stack: out.stack,
     caller: out.caller,
     tcpFlags: out.tcpFlags,
+    ct: out.ct,
     timestamp: out.timestamp,
     color: useColor(out, stdout.isTTY === true),
   };

@@ -15,17 +15,30 @@ export const EventFlags = {
   nfHook: 1 << 4,
   tcDir: 1 << 5,
   packet: 1 << 6,
+  ct: 1 << 7,
 } as const;
+
+/** ct_section.source */
+export const CtSource = { nfct: 1, lookup: 2 } as const;
+/** ct_section.ctinfo for untracked packets, and for lookups (which have none). */
+export const CT_CTINFO_UNTRACKED = 7;
+export const CT_CTINFO_NONE = 0xff;
 
 /** Field offsets of `struct event` (and its nested `struct tuple`). */
 export const EVENT_LAYOUT = {
-  size: 152,
+  size: 264,
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
     protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
+    ct: 152,
   },
   tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
+  ct_section: {
+    size: 112,
+    fields: { id: 0, status: 8, mark: 12, error: 16, zone: 20, source: 22, ctinfo: 23, dir: 24, orig: 32, reply: 72 },
+  },
+  ct_tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37 } },
 } as const;
 
 export interface Tuple {
@@ -36,6 +49,36 @@ export interface Tuple {
   dport: number;
   l4proto: number;
   tcpFlags: number;
+}
+
+/** One direction of a conntrack entry. */
+export interface CtTuple {
+  l3: 4 | 6;
+  saddr: string;
+  daddr: string;
+  /** 0 for protocols without ports. */
+  sport: number;
+  dport: number;
+  l4proto: number;
+}
+
+/** The conntrack section as the probe wrote it. */
+export interface RawCt {
+  /** ct_section.source: CtSource.nfct or CtSource.lookup. */
+  source: number;
+  /** struct nf_conn address; 0n when there is no entry (untracked, lookup found nothing). */
+  id: bigint;
+  status: number;
+  mark: number;
+  zone: number;
+  /** Lookups: 0 when found, else -errno. */
+  error: number;
+  /** enum ip_conntrack_info, CT_CTINFO_UNTRACKED, or CT_CTINFO_NONE for lookups. */
+  ctinfo: number;
+  /** 0 original direction, 1 reply. */
+  dir: number;
+  orig: CtTuple | null;
+  reply: CtTuple | null;
 }
 
 /** A record as the probe wrote it, with numbers still numbers. */
@@ -61,6 +104,8 @@ export interface RawEvent {
   tuple: Tuple | null;
   /** Packet bytes captured after the event (a copy: the ring is reused). */
   packet: { data: Uint8Array; origLen: number; l2: boolean } | null;
+  /** EVENT_HAS_CT */
+  ct: RawCt | null;
 }
 
 const F = EVENT_LAYOUT.fields;
@@ -82,6 +127,42 @@ function readPacket(view: DataView, bytes: Uint8Array, at: number): RawEvent['pa
     data: bytes.slice(from, from + len),
     origLen: view.getUint32(at + F.cap_orig_len, true),
     l2: bytes[at + F.cap_l2] !== 0,
+  };
+}
+
+const C = F.ct;
+const CF = EVENT_LAYOUT.ct_section.fields;
+const CTF = EVENT_LAYOUT.ct_tuple.fields;
+
+function readCtTuple(view: DataView, bytes: Uint8Array, at: number): CtTuple | null {
+  const l3 = bytes[at + CTF.l3];
+  // An entry always has an IPv4 or IPv6 tuple; anything else is not one we can name.
+  if (l3 !== 4 && l3 !== 6) return null;
+  return {
+    l3,
+    saddr: formatAddress(bytes, at + CTF.saddr, l3),
+    daddr: formatAddress(bytes, at + CTF.daddr, l3),
+    sport: view.getUint16(at + CTF.sport, true),
+    dport: view.getUint16(at + CTF.dport, true),
+    l4proto: bytes[at + CTF.l4proto]!,
+  };
+}
+
+/** Decodes the conntrack section of the event at `at` (whose EVENT_HAS_CT flag is set). */
+export function decodeCt(view: DataView, bytes: Uint8Array, at: number): RawCt {
+  const c = at + C;
+  const id = view.getBigUint64(c + CF.id, true);
+  return {
+    source: bytes[c + CF.source]!,
+    id,
+    status: view.getUint32(c + CF.status, true),
+    mark: view.getUint32(c + CF.mark, true),
+    zone: view.getUint16(c + CF.zone, true),
+    error: view.getInt32(c + CF.error, true),
+    ctinfo: bytes[c + CF.ctinfo]!,
+    dir: bytes[c + CF.dir]!,
+    orig: id === 0n ? null : readCtTuple(view, bytes, c + CF.orig),
+    reply: id === 0n ? null : readCtTuple(view, bytes, c + CF.reply),
   };
 }
 
@@ -126,5 +207,6 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     comm: readComm(bytes, at + F.comm),
     tuple,
     packet: flags & EventFlags.packet ? readPacket(view, bytes, at) : null,
+    ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,
   };
 }

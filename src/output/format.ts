@@ -3,6 +3,7 @@
  * event at up to millions of events per second, so the hot ones use lookup
  * tables and small caches instead of building every string from scratch.
  */
+import { type CtInfo, natChanges } from '../trace/ct.js';
 import type { TraceEvent, Tuple } from '../trace/event.js';
 
 export type TimestampMode = 'none' | 'current' | 'relative' | 'absolute';
@@ -287,5 +288,29 @@ export function formatIface(ifname: string, ifindex: number): string {
   }
   ifaceNames.set(ifindex, ifname);
   ifaceStrs.set(ifindex, s);
+  return s;
+}
+
+function endpoint(addr: string, port: number, withPort: boolean): string {
+  const a = addr.includes(':') ? '[' + addr + ']' : addr;
+  return withPort ? a + ':' + port : a;
+}
+
+/**
+ * The conntrack column: `ct:ESTABLISHED/REPLY status=SEEN_REPLY|ASSURED|CONFIRMED`,
+ * then the translations the entry records (`DNAT 203.0.113.1:80 → 198.51.100.2:8080`).
+ * `ct:untracked` for notrack'ed packets, `ct:none` when a lookup found no entry.
+ */
+export function formatCt(ct: CtInfo): string {
+  if (ct.state === 'UNTRACKED') return 'ct:untracked';
+  if (!ct.found) return 'ct:none';
+  let s = 'ct:' + ct.state + (ct.dir === 'reply' ? '/REPLY' : '');
+  if (ct.status.length > 0) s += ' status=' + ct.status.join('|');
+  if (ct.mark !== 0) s += ' ctmark=' + formatHex(ct.mark);
+  if (ct.zone !== 0) s += ' zone=' + ct.zone;
+  const ported = ct.orig !== null && PORTED.has(ct.orig.l4proto);
+  for (const n of natChanges(ct)) {
+    s += ' ' + n.kind + ' ' + endpoint(n.from.addr, n.from.port, ported) + ' \u2192 ' + endpoint(n.to.addr, n.to.port, ported);
+  }
   return s;
 }

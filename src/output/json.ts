@@ -3,6 +3,7 @@
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
+import type { CtInfo, CtTuple } from '../trace/ct.js';
 import type { LostNotice, ProbeType, TraceEvent } from '../trace/event.js';
 import { formatDecimal, formatIface, formatProcess, formatSkb, formatTime, tcpFlagNames } from './format.js';
 
@@ -18,6 +19,29 @@ export interface JsonTuple {
   proto: JsonProto;
   /** `SYN|ACK` style; '' when no flag is set or the packet is not TCP. */
   flags: string;
+}
+
+export interface JsonCtTuple {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: JsonProto;
+}
+
+export interface JsonCt {
+  source: CtInfo['source'];
+  found: boolean;
+  state: CtInfo['state'];
+  dir: CtInfo['dir'];
+  /** Address of the entry, `0x…`: groups the packets of one connection. */
+  id: string;
+  status: string[];
+  zone: number;
+  mark: number;
+  error: number;
+  orig: JsonCtTuple | null;
+  reply: JsonCtTuple | null;
 }
 
 export interface JsonRecord {
@@ -40,6 +64,8 @@ export interface JsonRecord {
   probe: { type: ProbeType; name: string };
   drop_reason: string | null;
   caller: string | null;
+  /** Present only when the point knows the packet's conntrack state. */
+  ct?: JsonCt;
   /** Present only when stacks are requested. */
   stack?: string[];
 }
@@ -66,6 +92,26 @@ function jsonProto(n: number): JsonProto {
     default:
       return n;
   }
+}
+
+function jsonCtTuple(t: CtTuple | null): JsonCtTuple | null {
+  return t === null ? null : { saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, proto: jsonProto(t.l4proto) };
+}
+
+export function toJsonCt(ct: CtInfo): JsonCt {
+  return {
+    source: ct.source,
+    found: ct.found,
+    state: ct.state,
+    dir: ct.dir,
+    id: '0x' + ct.id.toString(16).padStart(16, '0'),
+    status: ct.status,
+    zone: ct.zone,
+    mark: ct.mark,
+    error: ct.error,
+    orig: jsonCtTuple(ct.orig),
+    reply: jsonCtTuple(ct.reply),
+  };
 }
 
 export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
@@ -101,6 +147,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     drop_reason: e.dropReason,
     caller: e.caller,
   };
+  if (e.ct) rec.ct = toJsonCt(e.ct);
   if (opts.stack) rec.stack = e.stack ?? [];
   return rec;
 }
@@ -161,6 +208,8 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
     ',"probe":{"type":' + str(e.probe.type) + ',"name":' + str(e.probe.name) +
     '},"drop_reason":' + strOrNull(e.dropReason) +
     ',"caller":' + strOrNull(e.caller);
+  // Conntrack sections are rare next to the core fields: the generic path is fine here.
+  if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {

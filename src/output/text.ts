@@ -1,12 +1,13 @@
 /**
  * Text lines in pwru's column order:
- *   [TIME] SKB CPU PROCESS [NETNS MARK/x IFACE PROTO MTU LEN] [TUPLE] FUNC [CALLER] [reason=…]
+ *   [TIME] SKB CPU PROCESS [NETNS MARK/x IFACE PROTO MTU LEN] [TUPLE] FUNC [CALLER] [ct:…] [reason=…]
  * Columns are padded to fixed widths so lines of different packets line up;
  * values longer than their column push the rest right (only PROCESS is cut).
  */
 import { Chalk } from 'chalk';
 import type { LostNotice, TraceEvent } from '../trace/event.js';
 import {
+  formatCt,
   formatDecimal,
   formatEthertype,
   formatHex,
@@ -24,6 +25,8 @@ export interface TextOptions {
   stack: boolean;
   caller: boolean;
   tcpFlags: boolean;
+  /** Append the conntrack state where the point knows it (--output-ct). */
+  ct?: boolean;
   timestamp: TimestampMode;
   color: boolean;
   /** Chalk level when `color` is set: 1 = 16 colours, 2 = 256, 3 = truecolor. Default 1. */
@@ -187,6 +190,7 @@ export class TextFormatter {
       if (n > 0) s += PADS[n]!;
       s += ' ' + (e.caller ?? '-');
     }
+    if (o.ct && e.ct) s += ' ' + formatCt(e.ct);
     if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
 
     if (o.stack && e.stack !== null) {

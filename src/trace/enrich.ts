@@ -2,6 +2,7 @@
 import { EventFlags, type RawEvent } from '../decode/event.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
 import { NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName } from '../plan/catalog.js';
+import { ctInfo } from './ct.js';
 import type { ProbeType, TraceEvent } from './event.js';
 
 /** What each point id stands for; tc and netfilter probes name their hook at run time. */
@@ -83,6 +84,7 @@ export class Enricher {
       caller,
       stack,
       packet: raw.packet,
+      ct: raw.ct === null ? null : ctInfo(raw.ct),
     };
   }
 

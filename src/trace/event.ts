@@ -1,7 +1,8 @@
 /** What a user reads: an observation of one packet at one point, with names. */
 import type { Tuple } from '../decode/event.js';
+import type { CtInfo } from './ct.js';
 
-export type { Tuple };
+export type { Tuple, CtInfo };
 
 export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry';
 
@@ -41,6 +42,12 @@ export interface TraceEvent {
    * at the network header (points where no MAC header exists yet).
    */
   packet?: { data: Uint8Array; origLen: number; l2: boolean } | null;
+  /**
+   * Conntrack: the entry attached to the skb at netfilter hooks, or a lookup
+   * of the packet's tuple at tc. Null (or absent) where the point cannot know,
+   * or where conntrack is not active for the packet.
+   */
+  ct?: CtInfo | null;
 }
 
 /** Records the kernel could not hand over (ring full). */

@@ -55,6 +55,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     protocol: 0x0800, hook: 3, pf: 2, comm: 'curl',
     tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
     packet: null,
+    ct: null,
   });
 });
 

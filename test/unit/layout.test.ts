@@ -27,12 +27,14 @@ function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Re
   }
 }
 
-test('struct event and struct tuple match src/decode/event.ts', (t) => {
+test('struct event, tuple, ct_section and ct_tuple match src/decode/event.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
   try {
     assertStruct(got.btf, 'event', EVENT_LAYOUT);
     assertStruct(got.btf, 'tuple', EVENT_LAYOUT.tuple);
+    assertStruct(got.btf, 'ct_section', EVENT_LAYOUT.ct_section);
+    assertStruct(got.btf, 'ct_tuple', EVENT_LAYOUT.ct_tuple);
   } finally {
     got.cleanup();
   }

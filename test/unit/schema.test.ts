@@ -35,12 +35,17 @@ test('lines without stacks, and zero values, validate', () => {
 });
 
 test('a conntrack section validates', () => {
-  const ct = { state: 'ESTABLISHED', status: 0x18a, zone: 0, mark: 0,
-    orig: { saddr: '192.0.2.1', daddr: '198.51.100.2', sport: 43210, dport: 80, proto: 'tcp' },
-    reply: { saddr: '10.0.0.2', daddr: '192.0.2.1', sport: 8080, dport: 43210, proto: 'tcp' } };
+  const ct = { source: 'nfct', found: true, state: 'ESTABLISHED', dir: 'reply', id: '0xffff888104870900',
+    status: ['SEEN_REPLY', 'ASSURED', 'CONFIRMED', 'DST_NAT', 'DST_NAT_DONE'], zone: 0, mark: 0, error: 0,
+    orig: { saddr: '192.0.2.1', daddr: '203.0.113.1', sport: 43210, dport: 80, proto: 'tcp' },
+    reply: { saddr: '198.51.100.2', daddr: '192.0.2.1', sport: 8080, dport: 43210, proto: 'tcp' } };
   assert.equal(validateJsonLine(mutated(eventLine, (r) => (r['ct'] = ct))), null);
+  const untracked = { ...ct, state: 'UNTRACKED', dir: 'orig', id: '0x0000000000000000', status: [], orig: null, reply: null };
+  assert.equal(validateJsonLine(mutated(eventLine, (r) => (r['ct'] = untracked))), null);
   const bad = mutated(eventLine, (r) => (r['ct'] = { ...ct, zone: 'zero' }));
   assert.match(validateJsonLine(bad) ?? '', /\/ct\/zone must be integer/);
+  const numeric = mutated(eventLine, (r) => (r['ct'] = { ...ct, status: 0x18a }));
+  assert.match(validateJsonLine(numeric) ?? '', /\/ct\/status must be array/);
 });
 
 test('a missing field fails', () => {
