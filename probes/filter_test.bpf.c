@@ -16,7 +16,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
-static __always_inline __u32 run(struct __sk_buff *ctx, __u32 skip, bool l3)
+static __always_inline __u32 run(struct __sk_buff *ctx, __u32 skip, bool l3, bool prefetch)
 {
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
 	unsigned char *data = skb->data;
@@ -27,19 +27,35 @@ static __always_inline __u32 run(struct __sk_buff *ctx, __u32 skip, bool l3)
 		return 0;
 	scratch[FILTER_CAPLEN] = len - skip;
 	scratch[FILTER_WIRELEN] = len - skip;
+	if (prefetch)
+		filter_prefetch(scratch, data + skip);
 	if (l3)
 		return FILTER_REGION(FILTER_MAGIC_L3, data + skip, scratch);
 	return FILTER_REGION(FILTER_MAGIC_L2, data + skip, scratch);
 }
 
+/* With the prefetch, as the probes run it, and without, so both paths of
+ * every translated load are held against libpcap. */
 SEC("tc")
 int filter_test_l2(struct __sk_buff *ctx)
 {
-	return run(ctx, 0, false);
+	return run(ctx, 0, false, true);
 }
 
 SEC("tc")
 int filter_test_l3(struct __sk_buff *ctx)
 {
-	return run(ctx, ETH_HLEN, true);
+	return run(ctx, ETH_HLEN, true, true);
+}
+
+SEC("tc")
+int filter_test_l2_slow(struct __sk_buff *ctx)
+{
+	return run(ctx, 0, false, false);
+}
+
+SEC("tc")
+int filter_test_l3_slow(struct __sk_buff *ctx)
+{
+	return run(ctx, ETH_HLEN, true, false);
 }

@@ -13,10 +13,24 @@
 #define FILTER_MAGIC_L2 0x70706c32 /* marks the start of the L2 region */
 #define FILTER_MAGIC_L3 0x70706c33
 
-/* Scratch layout shared with the translator: M[16], caplen, wirelen, load buffer. */
-#define FILTER_SCRATCH_WORDS 20
+/* Scratch layout shared with the translator (in 32-bit words): M[16], caplen,
+ * wirelen, a load buffer, whether the prefetch holds the packet's first bytes,
+ * and the prefetch itself. */
+#define FILTER_SCRATCH_WORDS 36
 #define FILTER_CAPLEN 16
 #define FILTER_WIRELEN 17
+#define FILTER_PREFETCH_OK 19
+#define FILTER_PREFETCH 20
+#define FILTER_PREFETCH_BYTES 64
+
+/* Copies the packet's first bytes once, so that most filter loads cost no
+ * helper call. Reading past the linear data is harmless: the translated
+ * loads check the captured length first. */
+static __always_inline void filter_prefetch(__u32 *scratch, const void *start)
+{
+	if (bpf_probe_read_kernel(&scratch[FILTER_PREFETCH], FILTER_PREFETCH_BYTES, start) == 0)
+		scratch[FILTER_PREFETCH_OK] = 1;
+}
 
 #define __stringify_1(x) #x
 #define __stringify(x) __stringify_1(x)

@@ -246,6 +246,7 @@ static __always_inline bool pcap_match(struct sk_buff *skb)
 	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
 	scratch[FILTER_CAPLEN] = v.caplen;
 	scratch[FILTER_WIRELEN] = v.wirelen;
+	filter_prefetch(scratch, v.start);
 
 	unsigned long verdict;
 	if (v.l2)

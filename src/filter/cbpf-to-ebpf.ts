@@ -8,7 +8,9 @@
  *   on entry  r8 = address of the packet's first byte (the Ethernet header for
  *             the L2 variant, the IP header for L3), r9 = scratch buffer on
  *             the stack: M[0..15] at 0, captured length at 64, wire length at
- *             68, a 4-byte load buffer at 72;
+ *             68, a 4-byte load buffer at 72, at 76 a word saying whether the
+ *             packet's first 64 bytes were copied to 80..143 (a prefetch: most
+ *             loads of a filter fall there and cost no helper call);
  *   on exit   r0 = the classic program's return value (0: no match), and
  *             control falls off the end of the generated code.
  *   r6 holds A, r7 holds X; r0-r5 are scratch (the helper call clobbers them).
@@ -20,7 +22,8 @@ export const R_A = 6;
 export const R_X = 7;
 export const R_DATA = 8;
 export const R_SCRATCH = 9;
-export const SCRATCH = { mem: 0, caplen: 64, wirelen: 68, buf: 72, size: 80 } as const;
+export const SCRATCH = { mem: 0, caplen: 64, wirelen: 68, buf: 72, prefetchOk: 76, prefetch: 80, size: 144 } as const;
+export const PREFETCH_BYTES = 64;
 
 // Classic BPF fields.
 const cls = (c: number) => c & 0x07;
@@ -62,7 +65,12 @@ const ldxW = (dst: number, base: number, off: number) => insn(Class.LDX | Mode.M
 const stxW = (base: number, off: number, s: number) => insn(Class.STX | Mode.MEM | Size.W, base, s, off);
 const ja = () => insn(Class.JMP | Jmp.JA);
 
-/** A = P[off .. off+bytes) in network order, or fail when outside the captured bytes. `off` is in r4. */
+/**
+ * dst = P[off .. off+bytes) in network order, or fail when outside the
+ * captured bytes. `off` is in r4. From the prefetched copy when it holds those
+ * bytes (byte loads: the verifier wants aligned stack access), else through
+ * bpf_probe_read_kernel.
+ */
 function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4): void {
   e.emit(
     mov64X(5, 4),
@@ -70,6 +78,27 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4): void {
     ldxW(1, R_SCRATCH, SCRATCH.caplen),
   );
   e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
+
+  // Fast path: in the prefetched bytes. The constant bound on r4 is what lets the verifier accept the stack load.
+  const slowJumps: number[] = [];
+  e.emit(ldxW(1, R_SCRATCH, SCRATCH.prefetchOk));
+  slowJumps.push(e.code.length);
+  e.emit(insn(Class.JMP | Jmp.JEQ | Src.K, 1, 0, 0, 0));
+  slowJumps.push(e.code.length);
+  e.emit(insn(Class.JMP | Jmp.JGT | Src.K, 4, 0, 0, PREFETCH_BYTES - bytes));
+  e.emit(mov64X(1, R_SCRATCH), insn(Class.ALU64 | Alu.ADD | Src.X, 1, 4));
+  for (let i = 0; i < bytes; i++) {
+    const reg = i === 0 ? dst : 2;
+    e.emit(insn(Class.LDX | Mode.MEM | Size.B, reg, 1, SCRATCH.prefetch + i));
+    if (i > 0) {
+      e.emit(insn(Class.ALU | Alu.LSH | Src.K, dst, 0, 0, 8), insn(Class.ALU | Alu.OR | Src.X, dst, 2));
+    }
+  }
+  const doneJump = e.code.length;
+  e.emit(ja());
+  const slow = e.code.length;
+  for (const at of slowJumps) e.code[at]!.off = slow - (at + 1);
+
   e.emit(
     mov64X(1, R_SCRATCH),
     insn(Class.ALU64 | Alu.ADD | Src.K, 1, 0, 0, SCRATCH.buf),
@@ -82,6 +111,7 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4): void {
   const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
   e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_SCRATCH, SCRATCH.buf));
   if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
+  e.code[doneJump]!.off = e.code.length - (doneJump + 1);
 }
 
 function bytesOf(c: number, i: number): 1 | 2 | 4 {

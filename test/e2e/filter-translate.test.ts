@@ -19,13 +19,14 @@ const PACKETS = corpus();
 const open: BpfObject[] = [];
 after(() => open.forEach((o) => o.close()));
 
-/** Loads the test probe with `prog` translated into its L2 or L3 region. */
-function load(prog: CbpfInsn[], l3: boolean) {
+const PROGRAMS = ['filter_test_l2', 'filter_test_l3', 'filter_test_l2_slow', 'filter_test_l3_slow'];
+
+/** Loads the test probe with `prog` translated into its L2 or L3 region; `slow`: without the prefetch. */
+function load(prog: CbpfInsn[], l3: boolean, slow: boolean) {
   const obj = BpfObject.open(join(probesDir(), 'filter_test.bpf.o'), 'filter test');
   open.push(obj);
-  const name = l3 ? 'filter_test_l3' : 'filter_test_l2';
-  obj.program('filter_test_l2').setAutoload(!l3);
-  obj.program('filter_test_l3').setAutoload(l3);
+  const name = `filter_test_${l3 ? 'l3' : 'l2'}${slow ? '_slow' : ''}`;
+  for (const p of PROGRAMS) obj.program(p).setAutoload(p === name);
   const p = obj.program(name);
   p.setInsns(injectRegion(p.insns(), l3 ? FILTER_MAGIC.l3 : FILTER_MAGIC.l2, translate(prog), name));
   obj.load();
@@ -33,14 +34,16 @@ function load(prog: CbpfInsn[], l3: boolean) {
 }
 
 function agree(what: string, prog: CbpfInsn[], l3: boolean): { matched: number } {
-  const p = load(prog, l3);
   let matched = 0;
-  for (const { name, frame } of PACKETS) {
-    const packet = l3 ? frame.subarray(14) : frame;
-    const want = pcapVerdict(prog, packet);
-    const got = testRun(p, frame);
-    assert.equal(got, want, `${what} on '${name}': kernel ${got}, libpcap ${want}`);
-    if (want) matched++;
+  for (const slow of [false, true]) {
+    const p = load(prog, l3, slow);
+    for (const { name, frame } of PACKETS) {
+      const packet = l3 ? frame.subarray(14) : frame;
+      const want = pcapVerdict(prog, packet);
+      const got = testRun(p, frame);
+      assert.equal(got, want, `${what}${slow ? ' (no prefetch)' : ''} on '${name}': kernel ${got}, libpcap ${want}`);
+      if (want && !slow) matched++;
+    }
   }
   return { matched };
 }
