@@ -1,34 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { BatchedWriter } from '../../src/output/stream.js';
 import { TextSink } from '../../src/output/sinks.js';
 import { TextFormatter, formatLost, processColumn, skbColorIndex, type TextOptions } from '../../src/output/text.js';
-import type { LostNotice, TraceEvent } from '../../src/trace/event.js';
+import type { TraceEvent } from '../../src/trace/event.js';
 
-const root = new URL('../../../', import.meta.url);
-
-interface RawFixture {
-  events: Array<Omit<TraceEvent, 'timeNs' | 'sinceStartNs' | 'skb'> & { timeNs: string; sinceStartNs: string; skb: string }>;
-  lost: Array<Omit<LostNotice, 'timeNs'> & { timeNs: string }>;
-}
-
-function loadFixture(): { events: TraceEvent[]; lost: LostNotice[] } {
-  const raw = JSON.parse(readFileSync(new URL('fixtures/events/basic.json', root), 'utf8')) as RawFixture;
-  return {
-    events: raw.events.map((e) => ({ ...e, timeNs: BigInt(e.timeNs), sinceStartNs: BigInt(e.sinceStartNs), skb: BigInt(e.skb) })),
-    lost: raw.lost.map((n) => ({ ...n, timeNs: BigInt(n.timeNs) })),
-  };
-}
-
-class Collect extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.text += chunk.toString('utf8');
-    cb();
-  }
-}
+import { Collect, loadFixture, root } from '../helpers/fixtures.js';
 
 const ESC = /\u001b\[/;
 const { events, lost } = loadFixture();
