@@ -73,10 +73,12 @@ async function benchFlood(): Promise<void> {
     console.log('flood: iperf3 UDP, 64-byte datagrams, 3 s per rate, 192.0.2.1 → 192.0.2.2 over veth, traced to a file');
     console.log('  rate (Mbit/s)  packets/s  records  records/s  records/packet  lost  output MiB');
     for (const mbit of [5, 20, 50]) {
-      for (const format of ['text', 'json'] as const) {
+      for (const format of ['text', 'json', 'pcap'] as const) {
         const out = join(dir, `trace.${format}`);
-        const args = ['--filter-dst-ip', '192.0.2.2', '--filter-proto', 'udp', '--output-tuple', '--output-file', out];
+        const args = ['--filter-dst-ip', '192.0.2.2', '--filter-proto', 'udp', '--output-tuple'];
         if (format === 'json') args.push('--output-json');
+        // pcapng beside the text output, which goes nowhere.
+        args.push(...(format === 'pcap' ? ['--output-pcap', out, '--output-file', '/dev/null'] : ['--output-file', out]));
         const run = await startPktpath(args);
         const t0 = performance.now();
         const client = await lab.exec(a, ['iperf3', '-c', '192.0.2.2', '-u', '-b', `${mbit}M`, '-l', '64', '-t', '3', '-J'], 30_000);
