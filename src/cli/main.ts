@@ -48,6 +48,7 @@ function addTraceOptions(cmd: Command): Command {
     .option('--output-stack', 'print the kernel stack (at tracepoints)')
     .option('--output-caller', 'print the calling function where the point has one')
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
+    .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
     .option('--output-json', 'write JSON lines (schema v1)')
     .option('--output-file <path>', 'write to a file instead of stdout')
     .option('--output-limit-lines <n>', 'stop after n events')
