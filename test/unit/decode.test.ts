@@ -113,3 +113,11 @@ test('captured packet bytes follow the event', () => {
   bytes[8 + EVENT_LAYOUT.size] = 0;
   assert.equal(e.packet!.data[0], 0x45, 'a copy, not a view of the ring');
 });
+
+test('the unused rest of a filter region is skipped by a branch the verifier knows is taken', async () => {
+  const { skipRest } = await import('../../src/filter/inject.js');
+  const rest = skipRest(100);
+  assert.equal(rest.length, 100);
+  assert.deepEqual([rest[1]!.code, rest[1]!.off], [0x15, 98]);
+  assert.equal(skipRest(2).length, 2);
+});
