@@ -314,3 +314,23 @@ export function formatCt(ct: CtInfo): string {
   }
   return s;
 }
+
+/**
+ * What changed in a packet's tuple since the point before it: `DNAT 192.0.2.2:80 → 198.51.100.2:8080`
+ * when only the destination moved, `SNAT …` when only the source did, both when both did, and the
+ * whole tuples (`tuple A → B`) when the packet became another one (encapsulation, decapsulation).
+ */
+export function formatTupleChange(before: Tuple, after: Tuple): string {
+  const ported = PORTED.has(after.l4proto);
+  if (before.l4proto !== after.l4proto || before.l3 !== after.l3) {
+    return 'tuple ' + formatTuple(before, { tcpFlags: false }) + ' \u2192 ' + formatTuple(after, { tcpFlags: false });
+  }
+  const parts: string[] = [];
+  if (before.daddr !== after.daddr || before.dport !== after.dport) {
+    parts.push('DNAT ' + endpoint(before.daddr, before.dport, ported) + ' \u2192 ' + endpoint(after.daddr, after.dport, ported));
+  }
+  if (before.saddr !== after.saddr || before.sport !== after.sport) {
+    parts.push('SNAT ' + endpoint(before.saddr, before.sport, ported) + ' \u2192 ' + endpoint(after.saddr, after.sport, ported));
+  }
+  return parts.join(' ');
+}

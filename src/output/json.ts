@@ -4,6 +4,7 @@
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
 import type { CtInfo, CtTuple } from '../trace/ct.js';
+import type { Tuple } from '../decode/event.js';
 import type { LostNotice, ProbeType, TraceEvent } from '../trace/event.js';
 import { formatDecimal, formatIface, formatProcess, formatSkb, formatTime, tcpFlagNames } from './format.js';
 
@@ -60,6 +61,8 @@ export interface JsonRecord {
   mtu: number;
   len: number;
   tuple: JsonTuple | null;
+  /** The tuple at the previous point that saw this skb, when it changed since (NAT, tunnels). */
+  tuple_before?: JsonTuple | null;
   func: string;
   probe: { type: ProbeType; name: string };
   drop_reason: string | null;
@@ -114,6 +117,18 @@ export function toJsonCt(ct: CtInfo): JsonCt {
   };
 }
 
+function jsonTuple(t: Tuple | null): JsonTuple | null {
+  if (t === null) return null;
+  return {
+    saddr: t.saddr,
+    daddr: t.daddr,
+    sport: t.sport,
+    dport: t.dport,
+    proto: jsonProto(t.l4proto),
+    flags: t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '',
+  };
+}
+
 export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
   const t = e.tuple;
   const rec: JsonRecord = {
@@ -131,17 +146,8 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     proto: e.protocol,
     mtu: e.mtu,
     len: e.len,
-    tuple:
-      t === null
-        ? null
-        : {
-            saddr: t.saddr,
-            daddr: t.daddr,
-            sport: t.sport,
-            dport: t.dport,
-            proto: jsonProto(t.l4proto),
-            flags: t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '',
-          },
+    tuple: jsonTuple(t),
+    ...(e.tupleBefore ? { tuple_before: jsonTuple(e.tupleBefore) } : {}),
     func: e.func,
     probe: { type: e.probe.type, name: e.probe.name },
     drop_reason: e.dropReason,
@@ -203,6 +209,8 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
       ',"proto":' + (typeof p === 'number' ? String(p) : '"' + p + '"') +
       ',"flags":"' + (t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '') + '"}';
   }
+  // Tuple changes are rare next to the core fields: the generic path is fine here.
+  if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
   s +=
     ',"func":' + str(e.func) +
     ',"probe":{"type":' + str(e.probe.type) + ',"name":' + str(e.probe.name) +

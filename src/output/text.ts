@@ -15,6 +15,7 @@ import {
   formatSkb,
   formatTimestamp,
   formatTuple,
+  formatTupleChange,
   timestampWidth,
   type TimestampMode,
 } from './format.js';
@@ -190,6 +191,7 @@ export class TextFormatter {
       if (n > 0) s += PADS[n]!;
       s += ' ' + (e.caller ?? '-');
     }
+    if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
     if (o.ct && e.ct) s += ' ' + formatCt(e.ct);
     if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
 

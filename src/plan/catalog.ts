@@ -37,6 +37,20 @@ export const NF_FAMILY_BY_PROTO: Readonly<Record<number, NfFamily>> = { 2: 'ipv4
 /** Right after conntrack (-200), before DNAT (-100): the state conntrack gave, the tuple before NAT. */
 export const NF_PRIORITY = -199;
 
+/**
+ * With --output-ct, a second observer per hook right after NAT: after DNAT
+ * (-100) on the way in and out, after SNAT (100) on the way out and to local
+ * sockets. Its points are named like the hook with ":nat" appended.
+ */
+export const NF_NAT_PRIORITY: Partial<Record<NfHookName, number>> = {
+  pre_routing: -99,
+  local_out: -99,
+  post_routing: 101,
+  local_in: 101,
+};
+export const NF_AFTER_NAT = 'netfilter:nat';
+export const NF_AFTER_NAT_SUFFIX = ':nat';
+
 export function tcPointName(direction: 'ingress' | 'egress'): string {
   return `tc:${direction}`;
 }

@@ -1,7 +1,9 @@
 /** RawEvent → TraceEvent: numbers become the names a user reads. */
-import { EventFlags, type RawEvent } from '../decode/event.js';
+import { EventFlags, type RawEvent, type Tuple } from '../decode/event.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
-import { NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName } from '../plan/catalog.js';
+import {
+  NF_AFTER_NAT, NF_AFTER_NAT_SUFFIX, NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName,
+} from '../plan/catalog.js';
 import { ctInfo } from './ct.js';
 import type { ProbeType, TraceEvent } from './event.js';
 
@@ -27,10 +29,22 @@ export interface EnrichOptions {
   symbols: Kallsyms | null;
   /** Reads a stack by id (innermost first); null when stacks are off. */
   readStack: ((id: number) => bigint[]) | null;
+  /** Note where an skb's tuple changes between points (costs a map lookup per event). */
+  tupleChanges: boolean;
+}
+
+/** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
+const MAX_REMEMBERED_SKBS = 65536;
+const END_POINTS = new Set(['kfree_skb', 'consume_skb']);
+
+export function sameTuple(a: Tuple, b: Tuple): boolean {
+  return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport &&
+    a.l4proto === b.l4proto;
 }
 
 export class Enricher {
   private readonly stackCache = new Map<number, string[]>();
+  private readonly lastTuple = new Map<bigint, Tuple>();
 
   constructor(private readonly o: EnrichOptions) {}
 
@@ -39,7 +53,9 @@ export class Enricher {
     if (raw.flags & EventFlags.nfHook) {
       const family = NF_FAMILY_BY_PROTO[raw.pf];
       const hook = NF_HOOK_BY_NUMBER[raw.hook];
-      const func = family && hook ? nfPointName(family, hook) : `nf:${raw.pf}:${raw.hook}`;
+      const base = family && hook ? nfPointName(family, hook) : `nf:${raw.pf}:${raw.hook}`;
+      // The second netfilter observer sits after NAT on the same hook.
+      const func = p.name === NF_AFTER_NAT ? `${base}${NF_AFTER_NAT_SUFFIX}` : base;
       return { type: p.type, name: func, func };
     }
     if (raw.flags & EventFlags.tcDir) {
@@ -62,6 +78,7 @@ export class Enricher {
     }
     let stack: string[] | null = null;
     if ((raw.flags & EventFlags.stack) && this.o.readStack) stack = this.stack(raw.stackId);
+    const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.func) : null;
     return {
       timeNs: this.o.startWallNs + sinceStartNs,
       sinceStartNs,
@@ -85,7 +102,21 @@ export class Enricher {
       stack,
       packet: raw.packet,
       ct: raw.ct === null ? null : ctInfo(raw.ct),
+      ...(tupleBefore ? { tupleBefore } : {}),
     };
+  }
+
+  /** The skb's previous tuple when it differs from this one. */
+  private tupleChange(skb: bigint, tuple: Tuple | null, func: string): Tuple | null {
+    const before = this.lastTuple.get(skb);
+    if (END_POINTS.has(func)) this.lastTuple.delete(skb);
+    else if (tuple) {
+      if (before === undefined && this.lastTuple.size >= MAX_REMEMBERED_SKBS) {
+        this.lastTuple.delete(this.lastTuple.keys().next().value!);
+      }
+      this.lastTuple.set(skb, tuple);
+    }
+    return before && tuple && !sameTuple(before, tuple) ? before : null;
   }
 
   /** Stack ids are stable (no BPF_F_REUSE_STACKID), so a symbolized stack is cached. */

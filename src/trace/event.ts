@@ -27,6 +27,11 @@ export interface TraceEvent {
   mtu: number;
   len: number;
   tuple: Tuple | null;
+  /**
+   * The tuple this skb had at the previous point that saw it, when it has
+   * changed since (NAT, encapsulation, decapsulation); absent otherwise.
+   */
+  tupleBefore?: Tuple | null;
   /** Observation point, e.g. `netif_receive_skb`, `tc:ingress`, `nf:ipv4:pre_routing`. */
   func: string;
   probe: { type: ProbeType; name: string };

@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Link } from '../bpf/link.js';
-import { attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
+import { type NfHookName, attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
 import { countKeys, readStack, sumPerCpuU64 } from '../bpf/maps.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import type { TraceConfig } from '../cli/config.js';
@@ -17,7 +17,7 @@ import { withNetns } from '../kernel/netns.js';
 import { dropReasonNames } from '../kernel/view.js';
 import type { Sink } from '../output/sink.js';
 import type { TraceSummary } from '../output/summary.js';
-import { NF_PRIORITY, nfPointName } from '../plan/catalog.js';
+import { NF_AFTER_NAT, NF_NAT_PRIORITY, NF_PRIORITY, nfPointName } from '../plan/catalog.js';
 import type { KernelView, ProbePlan } from '../plan/plan.js';
 import { Enricher, type NameBook, type PointInfo } from './enrich.js';
 import { ProbeSet } from './probes.js';
@@ -176,22 +176,32 @@ export class TraceSession {
     }
 
     if (this.plan.netfilter.length > 0) {
-      attempt('netfilter', () => {
-        const id = this.addPoint({ type: 'netfilter', name: 'netfilter' });
-        const inst = this.probes.load('netfilter', this.probeConfig(id), 'netfilter observer', undefined, this.filter.compiled);
-        for (const n of this.plan.netfilter) {
-          const where = `${nfPointName(n.family, n.hook)} (netns ${n.netns.name || n.netns.inode})`;
-          attempt(where, () => withNetns(n.netns.path, () => {
-            this.links.push(attachNetfilter(inst.program, n.family, n.hook, NF_PRIORITY, where));
-            this.attached.nfNamespaces.add(n.netns.inode);
-          }));
-        }
-      });
+      this.attachNetfilter(attempt, 'netfilter', () => NF_PRIORITY);
+      // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
+      if (this.cfg.output.ct) this.attachNetfilter(attempt, NF_AFTER_NAT, (hook) => NF_NAT_PRIORITY[hook]);
     }
 
     if (this.links.length === 0) {
       throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
     }
+  }
+
+  /** One netfilter observer instance, linked at each planned hook where `priority` gives a priority. */
+  private attachNetfilter(attempt: (what: string, fn: () => void) => void, name: string,
+    priority: (hook: NfHookName) => number | undefined): void {
+    attempt(name, () => {
+      const id = this.addPoint({ type: 'netfilter', name });
+      const inst = this.probes.load('netfilter', this.probeConfig(id), `${name} observer`, undefined, this.filter.compiled);
+      for (const n of this.plan.netfilter) {
+        const prio = priority(n.hook);
+        if (prio === undefined) continue;
+        const where = `${nfPointName(n.family, n.hook)} at priority ${prio} (netns ${n.netns.name || n.netns.inode})`;
+        attempt(where, () => withNetns(n.netns.path, () => {
+          this.links.push(attachNetfilter(inst.program, n.family, n.hook, prio, where));
+          this.attached.nfNamespaces.add(n.netns.inode);
+        }));
+      }
+    });
   }
 
   private names(): NameBook {
@@ -217,6 +227,7 @@ export class TraceSession {
       startWallNs: this.startWallNs,
       symbols,
       readStack: out.stack ? (id) => readStack(stacksFd, id) : null,
+      tupleChanges: out.ct || out.json,
     });
     this.ring = new RingReader(this.probes.eventsFd, this.cfg.ringSize);
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);

@@ -228,6 +228,27 @@ describe('NAT on a router (A2 — R — B2): DNAT 203.0.113.1:80 → 198.51.100.
     assert.deepEqual(atA2 && [atA2.tuple!.saddr, atA2.tuple!.sport, atA2.tuple!.daddr], ['203.0.113.1', 80, '192.0.2.1']);
   });
 
+  test('with --output-ct, a second look after NAT on the same hook shows each rewrite where it happens', async () => {
+    const nat = await traceWith(['--output-ct', 'tcp and (port 80 or port 8080)'], async () => {
+      await serveTcp(B2, 8080);
+      const r = await lab.exec(A2, [process.execPath, PEER, 'tcp-connect', '203.0.113.1', '80', 'hello']);
+      assert.equal(r.code, 0, r.stderr);
+    });
+    type Changed = CtEvent & { tuple_before?: { saddr: string; daddr: string; sport: number; dport: number } };
+    const r = inNs(nat, R) as Changed[];
+    const dnat = r.find((e) => e.func === 'nf:ipv4:pre_routing:nat' && flags(e) === 'SYN');
+    assert.ok(dnat, describeEvents(nat));
+    assert.deepEqual([dnat.tuple!.daddr, dnat.tuple!.dport], ['198.51.100.2', 8080]);
+    assert.deepEqual([dnat.tuple_before?.daddr, dnat.tuple_before?.dport], ['203.0.113.1', 80]);
+    const snat = r.find((e) => e.func === 'nf:ipv4:post_routing:nat' && flags(e) === 'SYN');
+    assert.ok(snat, describeEvents(nat));
+    assert.equal(snat.tuple!.saddr, '198.51.100.1');
+    assert.equal(snat.tuple_before?.saddr, '192.0.2.1');
+    // Only where the tuple changed.
+    const before = r.find((e) => e.func === 'nf:ipv4:pre_routing' && flags(e) === 'SYN');
+    assert.equal(before?.tuple_before, undefined);
+  });
+
   test('no ct in A2 or B2, where nothing uses conntrack', () => {
     for (const e of [...inNs(events, A2), ...inNs(events, B2)].filter((x) => x.func.startsWith('nf:'))) {
       assert.equal(e.ct, undefined, `${e.netns_name} ${e.func}`);
@@ -309,6 +330,10 @@ describe('text output with --output-ct', () => {
     assert.match(synack, /ct:ESTABLISHED\/REPLY status=[A-Z_|]*SEEN_REPLY/);
     assert.match(synack, /DNAT 203\.0\.113\.1:80 \u2192 198\.51\.100\.2:8080/);
     assert.match(synack, /SNAT 192\.0\.2\.1:\d+ \u2192 198\.51\.100\.1:\d+/);
+    // The line of the hook where DNAT happened says so, with the tuples before and after.
+    const dnatLine = lines.find((l) => l.includes('nf:ipv4:pre_routing:nat') && l.includes('->198.51.100.2:8080(tcp)'));
+    assert.ok(dnatLine, text);
+    assert.match(dnatLine, /nf:ipv4:pre_routing:nat DNAT 203\.0\.113\.1:80 \u2192 198\.51\.100\.2:8080/);
     // A2's netfilter lines carry no ct text.
     const a2nf = lines.filter((l) => l.includes('nf:ipv4:') && l.includes('a2-r'));
     assert.ok(a2nf.length > 0, text);

@@ -104,3 +104,17 @@ test('formatIface', () => {
   assert.equal(formatIface('eth0', 2), 'eth0:2');
   assert.equal(formatIface('', 9), '9');
 });
+
+test('tuple changes: DNAT, SNAT, both, and a different packet altogether', async () => {
+  const { formatTupleChange } = await import('../../src/output/format.js');
+  const t = (saddr: string, sport: number, daddr: string, dport: number, l4proto = 6) =>
+    ({ l3: 4 as const, saddr, daddr, sport, dport, l4proto, tcpFlags: 0 });
+  assert.equal(formatTupleChange(t('192.0.2.1', 5000, '203.0.113.1', 80), t('192.0.2.1', 5000, '198.51.100.2', 8080)),
+    'DNAT 203.0.113.1:80 \u2192 198.51.100.2:8080');
+  assert.equal(formatTupleChange(t('192.0.2.1', 5000, '198.51.100.2', 80), t('198.51.100.1', 6000, '198.51.100.2', 80)),
+    'SNAT 192.0.2.1:5000 \u2192 198.51.100.1:6000');
+  assert.equal(formatTupleChange(t('192.0.2.1', 1, '192.0.2.2', 2), t('192.0.2.9', 1, '192.0.2.8', 2)),
+    'DNAT 192.0.2.2:2 \u2192 192.0.2.8:2 SNAT 192.0.2.1:1 \u2192 192.0.2.9:1');
+  assert.equal(formatTupleChange(t('203.0.113.1', 0, '203.0.113.2', 0, 1), t('192.0.2.1', 4242, '192.0.2.2', 4789, 17)),
+    'tuple 203.0.113.1->203.0.113.2(icmp) \u2192 192.0.2.1:4242->192.0.2.2:4789(udp)');
+});
