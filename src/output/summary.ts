@@ -16,6 +16,8 @@ export interface TraceSummary {
   stoppedBy: string;
   perPoint: Map<string, number>;
   drops: Map<string, number>;
+  /** Drops by reason and where (the freeing caller, symbolized): `REASON\tlocation`. */
+  dropSites?: Map<string, number>;
 }
 
 export interface SummaryOptions {
@@ -49,8 +51,10 @@ function ranked(m: Map<string, number>, max: number, what: string): Array<[strin
 // No colour from cli-table3 itself: colour, when on, is chalk's, so it follows --color.
 const STYLE = { head: [] as string[], border: [] as string[], compact: true };
 
-function table(head: string[] | null, rows: Array<[string, string]>): string {
-  const t = new Table({ ...(head ? { head } : {}), style: STYLE, colAligns: ['left', 'right'] });
+function table(head: string[] | null, rows: string[][]): string {
+  // The last column holds the counts.
+  const aligns = rows[0] && rows[0].length > 2 ? ['left', 'left', 'right'] : ['left', 'right'];
+  const t = new Table({ ...(head ? { head } : {}), style: STYLE, colAligns: aligns as Array<'left' | 'right'> });
   for (const r of rows) t.push(r);
   return t.toString();
 }
@@ -76,7 +80,13 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
     const rows = ranked(s.perPoint, max, 'points').map(([k, v]): [string, string] => [k, groupDigits(v)]);
     parts.push(table([c.bold('observation point'), c.bold('events')], rows));
   }
-  if (s.drops.size > 0) {
+  if (s.dropSites && s.dropSites.size > 0) {
+    const rows = ranked(s.dropSites, max, 'drop sites').map(([k, v]): string[] => {
+      const [reason, where] = k.split('\t');
+      return [c.red(reason!), where ?? '', groupDigits(v)];
+    });
+    parts.push(table([c.bold('drop reason'), c.bold('location'), c.bold('packets')], rows));
+  } else if (s.drops.size > 0) {
     const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [c.red(k), groupDigits(v)]);
     parts.push(table([c.bold('drop reason'), c.bold('packets')], rows));
   }

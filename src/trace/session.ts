@@ -51,6 +51,7 @@ export class TraceSession {
   private events = 0;
   private readonly perPoint = new Map<string, number>();
   private readonly drops = new Map<string, number>();
+  private readonly dropSites = new Map<string, number>();
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
   private readonly startMonoNs = process.hrtime.bigint();
@@ -103,6 +104,7 @@ export class TraceSession {
       stoppedBy: this.stopReason ?? 'error',
       perPoint: this.perPoint,
       drops: this.drops,
+      dropSites: this.dropSites,
     };
   }
 
@@ -216,8 +218,8 @@ export class TraceSession {
 
   private startReading(): void {
     const out = this.cfg.output;
-    // Symbols are read after attaching, so that our own programs resolve too.
-    const symbols = out.stack || out.caller || out.json ? Kallsyms.load() : null;
+    // Symbols are read after attaching, so that our own programs resolve too; drop locations need them always.
+    const symbols = Kallsyms.load();
     const stacksFd = this.probes.stacksFd;
     this.enricher = new Enricher({
       points: this.points,
@@ -250,6 +252,8 @@ export class TraceSession {
     this.perPoint.set(e.func, (this.perPoint.get(e.func) ?? 0) + 1);
     if (e.dropReason !== null && e.func === 'kfree_skb') {
       this.drops.set(e.dropReason, (this.drops.get(e.dropReason) ?? 0) + 1);
+      const site = `${e.dropReason}\t${e.caller ?? '?'}`;
+      this.dropSites.set(site, (this.dropSites.get(site) ?? 0) + 1);
     }
     for (const s of this.sinks) s.event(e);
     if (limit > 0 && this.events >= limit) this.stop('limit');

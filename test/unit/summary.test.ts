@@ -95,3 +95,14 @@ test('numbers and times', () => {
   assert.equal(formatRunTime(1500), '1.5 s');
   assert.equal(formatRunTime(245_000), '4 min 05 s');
 });
+
+test('drops are tabulated by reason and location when locations are known', async () => {
+  const { formatSummary } = await import('../../src/output/summary.js');
+  const out = formatSummary({
+    events: 3, lost: 0, attached: 19, attachMs: 400, durationMs: 2000, stoppedBy: 'signal',
+    perPoint: new Map([['kfree_skb', 3]]), drops: new Map([['NETFILTER_DROP', 2], ['NO_SOCKET', 1]]),
+    dropSites: new Map([['NETFILTER_DROP\tnf_hook_slow+0x8e', 2], ['NO_SOCKET\t__udp4_lib_rcv+0x5e1', 1]]),
+  }, { color: false });
+  assert.match(out, /NETFILTER_DROP\s*│?\s*nf_hook_slow\+0x8e\s*│?\s*2/);
+  assert.match(out, /NO_SOCKET\s*│?\s*__udp4_lib_rcv\+0x5e1\s*│?\s*1/);
+});
