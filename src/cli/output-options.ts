@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
+import { ConnectionSink } from '../output/connections.js';
 import { JourneySink, type JourneyOptions } from '../output/journey.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN, PcapngSink } from '../output/pcapng.js';
 import { RotatingFileWriter } from '../output/rotate.js';
@@ -16,7 +17,7 @@ import { UsageError, parseCount } from './config.js';
 export const DEFAULT_MAX_BACKUPS = 5;
 const MAX_BACKUPS = 1000;
 
-export type GroupBy = 'skb';
+export type GroupBy = 'skb' | 'ct';
 
 export interface OutputFileOptions {
   /** Rotate --output-file before it passes this many bytes; null: never. */
@@ -51,7 +52,7 @@ export function addOutputFileOptions(cmd: Command): Command {
     .addOption(
       new Option('--pcap-snaplen <bytes>', `bytes of each packet to capture (1-${MAX_SNAPLEN})`).default(String(DEFAULT_SNAPLEN)),
     )
-    .option('--group-by <what>', 'print each packet\'s path as one block when it ends: skb');
+    .option('--group-by <what>', 'skb: each packet\'s path as one block when it ends; ct: the packets of each connection together');
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
@@ -74,9 +75,8 @@ function parseRange(flag: string, text: string, min: number, max: number): numbe
 
 function parseGroupBy(text: string): GroupBy {
   const t = text.trim().toLowerCase();
-  if (t === 'skb') return 'skb';
-  if (t === 'ct') throw new UsageError(`--group-by: 'ct' (by connection) is not supported yet; use skb`);
-  throw new UsageError(`--group-by: '${text}' is not one of skb`);
+  if (t === 'skb' || t === 'ct') return t;
+  throw new UsageError(`--group-by: '${text}' is not one of skb, ct`);
 }
 
 export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOptions {
@@ -131,7 +131,8 @@ export interface OutputSinks {
 
 /** The sinks these options add to, or put in place of, the text/JSON sink. */
 export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContext): OutputSinks {
-  const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, ctx.text) : null;
+  const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, ctx.text)
+    : opts.groupBy === 'ct' ? new ConnectionSink(ctx.writer, ctx.text) : null;
   const extra: Sink[] = [];
   if (opts.pcap !== null) {
     const path = opts.pcap;

@@ -34,38 +34,20 @@ import {
   formatTuple,
   type TimestampMode,
 } from './format.js';
+import { type CollectorOptions, type EndKind, PacketCollector } from './packets.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { COLUMN_WIDTHS, STACK_INDENT, formatLost } from './text.js';
 
-/** Observation points after which an skb is gone. */
-export const END_POINTS: ReadonlySet<string> = new Set(['kfree_skb', 'consume_skb']);
+export { END_POINTS, DEFAULT_IDLE_MS } from './packets.js';
 
-export const DEFAULT_IDLE_MS = 1000;
-const DEFAULT_MAX_OPEN = 65536;
-
-export interface JourneyOptions {
+export interface JourneyOptions extends CollectorOptions {
   color: boolean;
   /** Chalk level when `color` is set. Default 1. */
   colorLevel?: 1 | 2 | 3;
   tcpFlags: boolean;
   stack: boolean;
   timestamp: TimestampMode;
-  /** A packet with no event for this long is printed as unfinished. Default 1 s. */
-  idleMs?: number;
-  /** Packets held at most; past it the oldest is printed as unfinished. Default 65536. */
-  maxOpen?: number;
-  /** Milliseconds on a monotonic clock. Default performance.now. */
-  clock?: () => number;
-  /** Calls `fn` every `everyMs` until the returned function is called. Default: an unref'd setInterval. */
-  every?: (fn: () => void, everyMs: number) => () => void;
-}
-
-type EndKind = 'end' | 'idle' | 'stopped';
-
-interface Journey {
-  events: TraceEvent[];
-  lastSeen: number;
 }
 
 type Paint = (s: string) => string;
@@ -97,18 +79,8 @@ function netnsLabel(e: TraceEvent): string {
   return e.netnsName !== '' ? e.netnsName : String(e.netns);
 }
 
-function defaultEvery(fn: () => void, everyMs: number): () => void {
-  const t = setInterval(fn, everyMs);
-  t.unref();
-  return () => clearInterval(t);
-}
-
 export class JourneySink implements Sink {
-  private readonly open = new Map<bigint, Journey>();
-  private readonly idleMs: number;
-  private readonly maxOpen: number;
-  private readonly clock: () => number;
-  private readonly stopTimer: () => void;
+  private readonly packets: PacketCollector;
   private readonly paints: Paints;
   private readonly tupleOpts: { tcpFlags: boolean };
   private closed = false;
@@ -117,9 +89,6 @@ export class JourneySink implements Sink {
     private readonly out: BatchedWriter,
     private readonly opts: JourneyOptions,
   ) {
-    this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
-    this.maxOpen = opts.maxOpen ?? DEFAULT_MAX_OPEN;
-    this.clock = opts.clock ?? (() => performance.now());
     this.tupleOpts = { tcpFlags: opts.tcpFlags };
     if (opts.color) {
       const c = new Chalk({ level: opts.colorLevel ?? 1 });
@@ -127,32 +96,19 @@ export class JourneySink implements Sink {
     } else {
       this.paints = { header: plain, delta: plain, drop: plain, ok: plain, change: plain };
     }
-    // Sweeping a few times per idle period bounds how late an idle packet is printed.
-    this.stopTimer = (opts.every ?? defaultEvery)(() => this.sweep(), Math.max(10, this.idleMs / 4));
+    this.packets = new PacketCollector(opts, (events, how) => {
+      if (!this.out.closed) this.out.write(this.formatJourney(events, how));
+    });
   }
 
   /** Packets being followed. */
   get openCount(): number {
-    return this.open.size;
+    return this.packets.openCount;
   }
 
   event(e: TraceEvent): void {
     if (this.closed || this.out.closed) return;
-    const now = this.clock();
-    let j = this.open.get(e.skb);
-    if (j === undefined) {
-      if (this.open.size >= this.maxOpen) this.evictOldest();
-      j = { events: [e], lastSeen: now };
-      this.open.set(e.skb, j);
-    } else {
-      j.events.push(e);
-      j.lastSeen = now;
-    }
-    if (END_POINTS.has(e.func)) {
-      // The address is free again: the next event on it is another packet.
-      this.open.delete(e.skb);
-      this.out.write(this.formatJourney(j.events, 'end'));
-    }
+    this.packets.add(e);
   }
 
   lost(notice: LostNotice): void {
@@ -161,32 +117,16 @@ export class JourneySink implements Sink {
   }
 
   /** Prints the packets idle for the idle period or longer. */
-  sweep(now: number = this.clock()): void {
-    if (this.out.closed) return;
-    for (const [skb, j] of this.open) {
-      if (now - j.lastSeen >= this.idleMs) {
-        this.open.delete(skb);
-        this.out.write(this.formatJourney(j.events, 'idle'));
-      }
-    }
+  sweep(now?: number): void {
+    this.packets.sweep(now);
   }
 
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.stopTimer();
-      for (const j of this.open.values()) this.out.write(this.formatJourney(j.events, 'stopped'));
-      this.open.clear();
+      this.packets.stop();
     }
     return this.out.close();
-  }
-
-  private evictOldest(): void {
-    const first = this.open.entries().next();
-    if (first.done === true) return;
-    const [skb, j] = first.value;
-    this.open.delete(skb);
-    this.out.write(this.formatJourney(j.events, 'idle'));
   }
 
   /** One packet's block, without a trailing newline. */

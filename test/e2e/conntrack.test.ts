@@ -299,31 +299,37 @@ describe('drops, with the reason names of this kernel', () => {
   });
 });
 
+/** Runs pktpath with text output to a file while `traffic` runs; returns the text. */
+async function textTrace(args: string[], traffic: () => Promise<void>): Promise<string> {
+  const file = join(root, `dist/ct-text-${process.pid}.txt`);
+  const child = spawn(process.execPath, [PKTPATH, ...args, '--output-file', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('pktpath: attached ')) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`pktpath exited with ${code}:\n${stderr}`)));
+    });
+    await traffic();
+    await new Promise((res) => setTimeout(res, 300));
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((res) => child.once('exit', res));
+  }
+  const text = readFileSync(file, 'utf8');
+  rmSync(file, { force: true });
+  return text;
+}
+
 describe('text output with --output-ct', () => {
   test('ct state, status and NAT on a line; nothing where there is no conntrack', async () => {
-    const file = join(root, `dist/ct-text-${process.pid}.txt`);
-    const child = spawn(process.execPath, [
-      PKTPATH, '--output-ct', '--output-tuple', '--output-meta', '--output-file', file, 'tcp and (port 80 or port 8080)',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stderr!.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (stderr.includes('pktpath: attached ')) resolve();
-        });
-        child.on('exit', (code) => reject(new Error(`pktpath exited with ${code}:\n${stderr}`)));
-      });
+    const text = await textTrace(['--output-ct', '--output-tuple', '--output-meta', 'tcp and (port 80 or port 8080)'], async () => {
       await serveTcp(B2, 8080);
       const r = await lab.exec(A2, [process.execPath, PEER, 'tcp-connect', '203.0.113.1', '80', 'hello']);
       assert.equal(r.code, 0, r.stderr);
-      await new Promise((res) => setTimeout(res, 300));
-    } finally {
-      child.kill('SIGINT');
-      await new Promise((res) => child.once('exit', res));
-    }
-    const text = readFileSync(file, 'utf8');
-    rmSync(file, { force: true });
+    });
     const lines = text.split('\n');
     const synack = lines.find((l) => l.includes('nf:ipv4:pre_routing') && l.includes('198.51.100.2:8080->198.51.100.1'));
     assert.ok(synack, text);
@@ -338,5 +344,28 @@ describe('text output with --output-ct', () => {
     const a2nf = lines.filter((l) => l.includes('nf:ipv4:') && l.includes('a2-r'));
     assert.ok(a2nf.length > 0, text);
     for (const l of a2nf) assert.doesNotMatch(l, /ct:/);
+  });
+});
+
+describe('--group-by ct', () => {
+  test('the packets of the connection together, original and reply direction, in time order', async () => {
+    const text = await textTrace(['--group-by', 'ct', 'tcp port 8080'], async () => {
+      await serveTcp(B, 8080);
+      const r = await lab.exec(A, [process.execPath, PEER, 'tcp-connect', '192.0.2.2', '8080', 'hello']);
+      assert.equal(r.code, 0, r.stderr);
+    });
+    const block = text.split('\n').reduce<string[][]>((acc, l) => {
+      if (l.startsWith('connection 0x')) acc.push([l]);
+      else if (acc.length > 0 && l.startsWith('    ')) acc[acc.length - 1]!.push(l);
+      return acc;
+    }, []).find((b) => / tcp 192\.0\.2\.1:\d+ ⇄ 192\.0\.2\.2:8080 /.test(b[0]!));
+    assert.ok(block, text);
+    assert.match(block[0]!, /status=[A-Z_|]*SEEN_REPLY/);
+    const packets = block.slice(1).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(packets.slice(0, 2).map((p) => [p[1], p[2]]), [['→', 'SYN'], ['←', 'SYN|ACK']]);
+    assert.ok(packets.some((p) => p[1] === '→' && p[2] === 'PSH|ACK'), block.join('\n'));
+    assert.ok(packets.some((p) => p[1] === '←'), 'reply direction');
+    const times = block.slice(1).map((l) => l.trim().split(/\s+/)[0]);
+    assert.ok(times.every((t) => t!.startsWith('+')));
   });
 });

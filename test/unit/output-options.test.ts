@@ -85,8 +85,7 @@ test('bad values are one-line usage errors', () => {
     [['--pcap-snaplen', '1.5'], "--pcap-snaplen: '1.5' is not a non-negative whole number"],
     [['--output-pcap', ' '], '--output-pcap: needs a file name'],
     [['--output-file', 'same', '--output-pcap', 'same'], "--output-pcap: 'same' is also the --output-file"],
-    [['--group-by', 'ct'], "--group-by: 'ct' (by connection) is not supported yet; use skb"],
-    [['--group-by', 'flow'], "--group-by: 'flow' is not one of skb"],
+    [['--group-by', 'flow'], "--group-by: 'flow' is not one of skb, ct"],
     [['--group-by', 'skb', '--output-json'], '--group-by: prints text blocks; it does not combine with --output-json'],
   ];
   for (const [args, message] of cases) assert.equal(usageError(args), message, args.join(' '));

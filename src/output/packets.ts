@@ -1,0 +1,108 @@
+/**
+ * Gathers events into packets: the events of one skb address, from the first
+ * until the skb is freed (kfree_skb, consume_skb), goes idle, or the trace
+ * stops. The grouped outputs (--group-by skb, --group-by ct) are built on it.
+ */
+import type { TraceEvent } from '../trace/event.js';
+
+/** Observation points after which an skb is gone. */
+export const END_POINTS: ReadonlySet<string> = new Set(['kfree_skb', 'consume_skb']);
+
+export const DEFAULT_IDLE_MS = 1000;
+const DEFAULT_MAX_OPEN = 65536;
+
+/** How a packet's events ended: freed, idle (or evicted for room), or the trace stopped. */
+export type EndKind = 'end' | 'idle' | 'stopped';
+
+export interface CollectorOptions {
+  /** A packet with no event for this long is complete. Default 1 s. */
+  idleMs?: number;
+  /** Packets held at most; past it the oldest is complete. Default 65536. */
+  maxOpen?: number;
+  /** Milliseconds on a monotonic clock. Default performance.now. */
+  clock?: () => number;
+  /** Calls `fn` every `everyMs` until the returned function is called. Default: an unref'd setInterval. */
+  every?: (fn: () => void, everyMs: number) => () => void;
+}
+
+interface Open {
+  events: TraceEvent[];
+  lastSeen: number;
+}
+
+function defaultEvery(fn: () => void, everyMs: number): () => void {
+  const t = setInterval(fn, everyMs);
+  t.unref();
+  return () => clearInterval(t);
+}
+
+export class PacketCollector {
+  private readonly open = new Map<bigint, Open>();
+  private readonly idleMs: number;
+  private readonly maxOpen: number;
+  readonly clock: () => number;
+  private readonly stopTimer: () => void;
+
+  constructor(
+    opts: CollectorOptions,
+    /** Receives each complete packet's events, in the order they were seen. */
+    private readonly complete: (events: TraceEvent[], how: EndKind) => void,
+    /** Runs after each sweep, for consumers with timeouts of their own. */
+    private readonly afterSweep: (now: number) => void = () => {},
+  ) {
+    this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
+    this.maxOpen = opts.maxOpen ?? DEFAULT_MAX_OPEN;
+    this.clock = opts.clock ?? (() => performance.now());
+    // Sweeping a few times per idle period bounds how late an idle packet completes.
+    this.stopTimer = (opts.every ?? defaultEvery)(() => this.sweep(), Math.max(10, this.idleMs / 4));
+  }
+
+  /** Packets being followed. */
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  add(e: TraceEvent): void {
+    const now = this.clock();
+    let p = this.open.get(e.skb);
+    if (p === undefined) {
+      if (this.open.size >= this.maxOpen) this.evictOldest();
+      p = { events: [e], lastSeen: now };
+      this.open.set(e.skb, p);
+    } else {
+      p.events.push(e);
+      p.lastSeen = now;
+    }
+    if (END_POINTS.has(e.func)) {
+      // The address is free again: the next event on it is another packet.
+      this.open.delete(e.skb);
+      this.complete(p.events, 'end');
+    }
+  }
+
+  /** Completes the packets idle for the idle period or longer. */
+  sweep(now: number = this.clock()): void {
+    for (const [skb, p] of this.open) {
+      if (now - p.lastSeen >= this.idleMs) {
+        this.open.delete(skb);
+        this.complete(p.events, 'idle');
+      }
+    }
+    this.afterSweep(now);
+  }
+
+  /** Completes every packet still open; no more sweeps. */
+  stop(): void {
+    this.stopTimer();
+    for (const p of this.open.values()) this.complete(p.events, 'stopped');
+    this.open.clear();
+  }
+
+  private evictOldest(): void {
+    const first = this.open.entries().next();
+    if (first.done === true) return;
+    const [skb, p] = first.value;
+    this.open.delete(skb);
+    this.complete(p.events, 'idle');
+  }
+}
