@@ -19,7 +19,7 @@ export interface BatchedWriterOptions {
   onError?: (err: Error) => void;
   /** Defaults to the destination's own `isTTY`. */
   isTTY?: boolean;
-  /** Flush once the batch reaches this many characters. Default 64 KiB. */
+  /** Flush once the batch reaches this many bytes. Default 64 KiB. */
   batchSize?: number;
   /** When not a TTY, flush a non-empty batch after at most this long. Default 100 ms; 0 turns it off. */
   maxDelayMs?: number;
@@ -29,6 +29,8 @@ export interface BatchedWriterOptions {
 
 export const DEFAULT_BATCH_SIZE = 64 * 1024;
 const DEFAULT_MAX_DELAY_MS = 100;
+/** Room past the batch size so a typical line always fits without checking its exact size. */
+const SLACK = 16 * 1024;
 
 type Dest = Writable & { isTTY?: boolean };
 
@@ -45,7 +47,14 @@ export class BatchedWriter {
   private readonly endOnClose: boolean;
   private readonly onClosed: (() => void) | undefined;
   private readonly onError: ((err: Error) => void) | undefined;
-  private batch = '';
+  /**
+   * Lines are encoded straight into this buffer as they come. Concatenating
+   * them into one big string instead costs far more: the rope has to be
+   * flattened and encoded again when the batch is written. A buffer is
+   * handed to the destination whole and never reused.
+   */
+  private buf: Buffer | null = null;
+  private len = 0;
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
   private isClosed = false;
@@ -73,8 +82,14 @@ export class BatchedWriter {
   /** Appends one line (a newline is added). */
   write(line: string): void {
     if (this.isClosed) return;
-    this.batch += line + '\n';
-    if (this.batch.length >= this.batchSize) {
+    let buf = this.buf;
+    let len = this.len;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; only look closer when that might not fit.
+    if (buf === null || buf.length - len <= line.length * 3) buf = this.reserve(line);
+    len += buf.write(line, len);
+    buf[len++] = 0x0a;
+    this.len = len;
+    if (len >= this.batchSize) {
       this.flush();
       return;
     }
@@ -84,14 +99,32 @@ export class BatchedWriter {
   /** Writes out the current batch now. */
   flush(): void {
     this.cancelScheduled();
-    if (this.isClosed || this.batch === '') return;
-    const chunk = this.batch;
-    this.batch = '';
+    if (this.isClosed || this.len === 0) return;
+    const chunk = this.take();
     try {
       this.dest.write(chunk);
     } catch (err) {
       this.fail(err as Error);
     }
+  }
+
+  /** The batch buffer, grown if needed so that `line` and a newline fit. */
+  private reserve(line: string): Buffer {
+    const need = this.len + Buffer.byteLength(line) + 1;
+    const buf = this.buf;
+    if (buf !== null && buf.length >= need) return buf;
+    const next = Buffer.allocUnsafe(Math.max(need + SLACK, this.batchSize + SLACK));
+    if (buf !== null) buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+    return next;
+  }
+
+  /** Detaches the filled part of the batch. */
+  private take(): Buffer {
+    const chunk = this.buf!.subarray(0, this.len);
+    this.buf = null;
+    this.len = 0;
+    return chunk;
   }
 
   /** Resolves when the destination has room again (immediately unless it asked for a pause). */
@@ -120,8 +153,7 @@ export class BatchedWriter {
   private async doClose(): Promise<void> {
     this.cancelScheduled();
     if (!this.isClosed) {
-      const chunk = this.batch;
-      this.batch = '';
+      const chunk = this.len > 0 ? this.take() : null;
       await new Promise<void>((resolve) => {
         const done = (err?: Error | null): void => {
           if (err) this.fail(err);
@@ -129,11 +161,11 @@ export class BatchedWriter {
         };
         try {
           if (this.endOnClose) {
-            if (chunk !== '') this.dest.end(chunk, done);
+            if (chunk !== null) this.dest.end(chunk, done);
             else this.dest.end(done);
-          } else if (chunk !== '' || this.dest.writableLength > 0) {
+          } else if (chunk !== null || this.dest.writableLength > 0) {
             // The callback of the last write runs after every earlier one.
-            this.dest.write(chunk, done);
+            this.dest.write(chunk ?? '', done);
           } else {
             resolve();
           }
@@ -175,7 +207,8 @@ export class BatchedWriter {
   private fail(err: Error): void {
     const wasClosed = this.isClosed;
     this.isClosed = true;
-    this.batch = '';
+    this.buf = null;
+    this.len = 0;
     this.cancelScheduled();
     if (isBrokenPipe(err)) {
       if (!wasClosed) this.onClosed?.();

@@ -138,3 +138,32 @@ test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
     }
   }
 });
+
+test('cached pieces follow every field that changes', () => {
+  const e = events[0]!;
+  const t = e.tuple!;
+  const changed: TraceEvent[] = [
+    { ...e, comm: 'wget' },
+    { ...e, pid: e.pid + 1 },
+    { ...e, netnsName: 'other' },
+    { ...e, netns: e.netns + 1 },
+    { ...e, ifname: 'eth\u00e90' },
+    { ...e, ifname: '' },
+    { ...e, protocol: 0x86dd },
+    { ...e, mtu: 9000 },
+    { ...e, tuple: { ...t, tcpFlags: 0x12 } },
+    { ...e, tuple: { ...t, saddr: '192.0.2.9' } },
+    { ...e, tuple: { ...t, l4proto: 132 } },
+    { ...e, func: 'tc:egress' },
+    { ...e, probe: { ...e.probe, name: 'other' } },
+    { ...e, dropReason: 'NETFILTER_DROP' },
+    { ...e, caller: 'ip_rcv+0x1c' },
+    { ...e, skb: e.skb + 0x100n },
+    { ...e, timeNs: e.timeNs + 5_000_000_000n },
+  ];
+  for (const x of [e, ...changed, e]) {
+    for (const stack of [false, true]) {
+      assert.equal(jsonLine(x, { stack }), JSON.stringify(toJsonRecord(x, { stack })));
+    }
+  }
+});

@@ -185,3 +185,14 @@ test('drain waits for a destination that asked for a pause', async () => {
   assert.equal(drained, true);
   await w.drain();
 });
+
+test('non-ASCII and lines longer than the batch are written whole', async () => {
+  const out = new Collect();
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0, batchSize: 64 });
+  const long = 'x'.repeat(50_000) + '\u2192';
+  w.write('a \u2192 b');
+  w.write(long);
+  w.write('\ud83d\ude00 end');
+  await w.close();
+  assert.equal(out.chunks.join(''), 'a \u2192 b\n' + long + '\n\ud83d\ude00 end\n');
+});
