@@ -51,16 +51,8 @@ export interface Tuple {
   tcpFlags: number;
 }
 
-/** One direction of a conntrack entry. */
-export interface CtTuple {
-  l3: 4 | 6;
-  saddr: string;
-  daddr: string;
-  /** 0 for protocols without ports. */
-  sport: number;
-  dport: number;
-  l4proto: number;
-}
+/** One direction of a conntrack entry: a tuple without TCP flags (ports are 0 for protocols without). */
+export type CtTuple = Omit<Tuple, 'tcpFlags'>;
 
 /** The conntrack section as the probe wrote it. */
 export interface RawCt {

@@ -102,14 +102,7 @@ function buildTuple(t: Tuple, tcpFlags: boolean): string {
 
 // The packets of a flow repeat their tuple at every point they pass, so
 // formatted tuples are kept in a small direct-mapped cache keyed by content.
-interface TupleEntry {
-  l3: number;
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  l4proto: number;
-  tcpFlags: number;
+interface TupleEntry extends Tuple {
   withFlags: boolean;
   s: string;
 }

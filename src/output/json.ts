@@ -287,13 +287,7 @@ function protoMtuSeg(proto: number, mtu: number): string {
   return s;
 }
 
-interface TupleSeg {
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  l4proto: number;
-  tcpFlags: number;
+interface TupleSeg extends Omit<Tuple, 'l3'> {
   s: string;
 }
 
