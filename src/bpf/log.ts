@@ -5,7 +5,6 @@
 import { PrintFn, c, cString, koffi } from './native.js';
 import { libbpf } from './native.js';
 
-const LEVEL_WARN = 0;
 const LEVEL_INFO = 1;
 
 const lines: string[] = [];
@@ -48,4 +47,3 @@ export function logTailSince(mark: number, max = 20): string[] {
   return since.slice(-max).map((l) => l.replace(/^libbpf: /, ''));
 }
 
-export { LEVEL_WARN };

@@ -105,8 +105,5 @@ export function copyBytes(p: Ptr, len: number): Buffer {
   return Buffer.from(new Uint8Array(koffi.view(p, len)).slice());
 }
 
-export function readPtrArray(p: Ptr, type: string, count: number): unknown[] {
-  return koffi.decode(p, type, count) as unknown[];
-}
 
 export { PrintFn, koffi };

@@ -12,5 +12,3 @@ export interface ActiveFilter {
   mark: { value: number; mask: number } | null;
   trackSkb: boolean;
 }
-
-export const NO_FILTER: ActiveFilter = { compiled: null, netns: null, ifindex: 0, ifname: null, mark: null, trackSkb: false };

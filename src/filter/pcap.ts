@@ -80,7 +80,3 @@ export function pcapVerdict(program: CbpfInsn[], packet: Uint8Array, wireLen = p
   return p.bpf_filter(program, packet, wireLen, packet.length) as number;
 }
 
-/** True when the program accepts nothing (a lone `ret #0`). */
-export function rejectsEverything(program: CbpfInsn[]): boolean {
-  return program.length === 1 && program[0]!.code === 0x06 && program[0]!.k === 0;
-}
