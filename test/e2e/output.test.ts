@@ -123,3 +123,17 @@ test('--group-by skb: one block per packet, its hops in order, how it ended', as
     at = i;
   }
 });
+
+test('a ring too small for the traffic: records are lost, and the stream says so in-band, never silently', async () => {
+  const tracer = await startTracer(['--filter-dst-ip', '192.0.2.2', '--ring-size', '4K']);
+  // A burst: far more records than a 4 KiB ring holds between two reads.
+  await lab.exec(A, ['ping', '-f', '-c', '300', '-W', '1', '192.0.2.2']);
+  const { stdout, stderr } = await tracer.stop();
+  const lost = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type?: string; count?: number; total?: number })
+    .filter((r) => r.type === 'lost');
+  assert.ok(lost.length > 0, 'no in-band lost record');
+  const total = lost[lost.length - 1]!.total!;
+  assert.equal(lost.reduce((n, r) => n + r.count!, 0), total);
+  const summary = /pktpath: \d+ events, (\d+) lost/.exec(stderr);
+  assert.equal(Number(summary?.[1]), total, stderr);
+});
