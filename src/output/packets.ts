@@ -5,8 +5,10 @@
  */
 import type { TraceEvent } from '../trace/event.js';
 
+import { FREEING_POINTS } from '../plan/catalog.js';
+
 /** Observation points after which an skb is gone. */
-export const END_POINTS: ReadonlySet<string> = new Set(['kfree_skb', 'consume_skb']);
+export const END_POINTS = FREEING_POINTS;
 
 export const DEFAULT_IDLE_MS = 1000;
 const DEFAULT_MAX_OPEN = 65536;

@@ -26,6 +26,9 @@ export const SKB_TRACEPOINTS: readonly string[] = [
   'consume_skb',
 ];
 
+/** Points where an skb ends (freed): a followed skb is forgotten there, a grouped packet is complete. */
+export const FREEING_POINTS: ReadonlySet<string> = new Set(['kfree_skb', 'consume_skb']);
+
 export const TC_DIRECTIONS = ['ingress', 'egress'] as const;
 
 export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];

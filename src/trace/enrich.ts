@@ -2,7 +2,7 @@
 import { EventFlags, type RawEvent, type Tuple } from '../decode/event.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
 import {
-  NF_AFTER_NAT, NF_AFTER_NAT_SUFFIX, NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName,
+  FREEING_POINTS, NF_AFTER_NAT, NF_AFTER_NAT_SUFFIX, NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName,
 } from '../plan/catalog.js';
 import { ctInfo } from './ct.js';
 import type { ProbeType, TraceEvent } from './event.js';
@@ -35,7 +35,6 @@ export interface EnrichOptions {
 
 /** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
 const MAX_REMEMBERED_SKBS = 65536;
-const END_POINTS = new Set(['kfree_skb', 'consume_skb']);
 
 export function sameTuple(a: Tuple, b: Tuple): boolean {
   return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport &&
@@ -109,7 +108,7 @@ export class Enricher {
   /** The skb's previous tuple when it differs from this one. */
   private tupleChange(skb: bigint, tuple: Tuple | null, func: string): Tuple | null {
     const before = this.lastTuple.get(skb);
-    if (END_POINTS.has(func)) this.lastTuple.delete(skb);
+    if (FREEING_POINTS.has(func)) this.lastTuple.delete(skb);
     else if (tuple) {
       if (before === undefined && this.lastTuple.size >= MAX_REMEMBERED_SKBS) {
         this.lastTuple.delete(this.lastTuple.keys().next().value!);

@@ -17,7 +17,7 @@ import { withNetns } from '../kernel/netns.js';
 import { dropReasonNames } from '../kernel/view.js';
 import type { Sink } from '../output/sink.js';
 import type { TraceSummary } from '../output/summary.js';
-import { NF_AFTER_NAT, NF_NAT_PRIORITY, NF_PRIORITY, nfPointName } from '../plan/catalog.js';
+import { FREEING_POINTS, NF_AFTER_NAT, NF_NAT_PRIORITY, NF_PRIORITY, nfPointName } from '../plan/catalog.js';
 import type { KernelView, ProbePlan } from '../plan/plan.js';
 import { Enricher, type NameBook, type PointInfo } from './enrich.js';
 import { ProbeSet } from './probes.js';
@@ -26,8 +26,6 @@ const POLL_MS = 5;
 /** Indices of the track_stats counters (enum track_stat in event.h). */
 const TRACK_ADDED = 0;
 const TRACK_FREED = 1;
-/** Where an skb ends: a followed skb is forgotten there. */
-const FREEING_TRACEPOINTS = new Set(['kfree_skb', 'consume_skb']);
 const LOST_CHECK_MS = 250;
 
 export interface SessionHooks {
@@ -155,7 +153,7 @@ export class TraceSession {
         const id = this.addPoint({ type: 'tracepoint', name: tp.name });
         const cfg = this.probeConfig(id, {
           skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
-          frees: FREEING_TRACEPOINTS.has(tp.name),
+          frees: FREEING_POINTS.has(tp.name),
         });
         const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name, this.filter.compiled);
         this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
