@@ -3,9 +3,8 @@
  * until the skb is freed (kfree_skb, consume_skb), goes idle, or the trace
  * stops. The grouped outputs (--group-by skb, --group-by ct) are built on it.
  */
-import type { TraceEvent } from '../trace/event.js';
-
 import { FREEING_POINTS } from '../plan/catalog.js';
+import type { TraceEvent } from '../trace/event.js';
 
 /** Observation points after which an skb is gone. */
 export const END_POINTS = FREEING_POINTS;
