@@ -5,8 +5,9 @@
  * values longer than their column push the rest right (only PROCESS is cut).
  */
 import { Chalk } from 'chalk';
-import type { LostNotice, TraceEvent } from '../trace/event.js';
+import type { LostNotice, TraceEvent, Tuple } from '../trace/event.js';
 import {
+  flat,
   formatCt,
   formatDecimal,
   formatEthertype,
@@ -16,7 +17,11 @@ import {
   formatTimestamp,
   formatTuple,
   formatTupleChange,
+  nanos9,
   timestampWidth,
+  tupleSlot,
+  utcFraction,
+  utcSecondPrefix,
   type TimestampMode,
 } from './format.js';
 
@@ -109,6 +114,122 @@ export function skbColorIndex(skb: bigint, paletteSize: number = PALETTE.length)
   return (h >>> 0) % paletteSize;
 }
 
+// Pieces of a line kept between events. A line joined from ~30 short strings
+// is a deep rope the writer has to flatten; joined from a handful of cached,
+// already flat column groups it costs a fraction. Each cache is direct-mapped:
+// a slot holds the last value that hashed there and is checked against the
+// event's values before use. Every piece ends with the space before the next column.
+
+/** Small numbers padded to a column, e.g. `pad(String(cpu), 3) + ' '`, by value. */
+class NumberColumn {
+  // NaN matches no key, so empty slots need no separate check.
+  private readonly keys: Float64Array;
+  private readonly strs: string[];
+
+  constructor(
+    private readonly width: number,
+    private readonly slots: number,
+  ) {
+    this.keys = new Float64Array(slots).fill(NaN);
+    this.strs = new Array<string>(slots).fill('');
+  }
+
+  get(n: number): string {
+    const slot = n & (this.slots - 1);
+    if (this.keys[slot] === n) return this.strs[slot]!;
+    const s = flat(pad(String(n), this.width) + ' ');
+    this.keys[slot] = n;
+    this.strs[slot] = s;
+    return s;
+  }
+}
+
+const cpuColumn = new NumberColumn(COLUMN_WIDTHS.cpu, 1024);
+const lenColumn = new NumberColumn(COLUMN_WIDTHS.len, 4096);
+
+const PROC_SLOTS = 1024;
+const procPids: number[] = new Array<number>(PROC_SLOTS).fill(NaN);
+const procComms: string[] = new Array<string>(PROC_SLOTS).fill('');
+const procCols: string[] = new Array<string>(PROC_SLOTS).fill('');
+
+/** The padded PROCESS column and its trailing space. */
+function processSeg(comm: string, pid: number): string {
+  // The comm's end is mixed in: softirq work runs as pid 0 under one swapper/N per CPU.
+  const h = pid + Math.imul(comm.length, 131) + (comm.length > 0 ? Math.imul(comm.charCodeAt(comm.length - 1), 31) : 0);
+  const slot = (h ^ (h >>> 10)) & (PROC_SLOTS - 1);
+  if (procPids[slot] === pid && procComms[slot] === comm) return procCols[slot]!;
+  const s = flat(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' ');
+  procPids[slot] = pid;
+  procComms[slot] = comm;
+  procCols[slot] = s;
+  return s;
+}
+
+interface MetaEntry {
+  netns: number;
+  mark: number;
+  ifindex: number;
+  ifname: string;
+  protocol: number;
+  mtu: number;
+  s: string;
+}
+
+const META_SLOTS = 512;
+const metaCache: (MetaEntry | null)[] = new Array<MetaEntry | null>(META_SLOTS).fill(null);
+
+/**
+ * NETNS MARK/x IFACE PROTO MTU, padded, with the space before LEN. LEN varies
+ * between the packets of one interface and stays a piece of its own.
+ */
+function metaSeg(e: TraceEvent): string {
+  const netns = e.netns;
+  const mark = e.mark;
+  const ifindex = e.ifindex;
+  const protocol = e.protocol;
+  const mtu = e.mtu;
+  const h = (netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu) | 0;
+  const slot = (h ^ (h >>> 9) ^ (h >>> 18)) & (META_SLOTS - 1);
+  const c = metaCache[slot];
+  if (
+    c != null && c.netns === netns && c.ifindex === ifindex && c.mark === mark &&
+    c.protocol === protocol && c.mtu === mtu && c.ifname === e.ifname
+  ) {
+    return c.s;
+  }
+  const W = COLUMN_WIDTHS;
+  const s = flat(
+    pad(formatDecimal(netns), W.netns) + ' ' +
+    pad(formatHex(mark), W.mark) + ' ' +
+    pad(formatIface(e.ifname, ifindex), W.iface) + ' ' +
+    pad(formatEthertype(protocol), W.proto) + ' ' +
+    pad(String(mtu), W.mtu) + ' ',
+  );
+  metaCache[slot] = { netns, mark, ifindex, ifname: e.ifname, protocol, mtu, s };
+  return s;
+}
+
+interface TupleCol extends Tuple {
+  s: string;
+}
+
+/** The padded TUPLE column of an event without a tuple. */
+const NO_TUPLE = pad('', COLUMN_WIDTHS.tuple) + ' ';
+
+interface PointEntry {
+  func: string;
+  caller: string | null;
+  dropReason: string | null;
+  paint: number;
+  /** FUNC and CALLER. */
+  head: string;
+  /** With the drop reason, when there is one. */
+  line: string;
+}
+
+const TUPLE_SLOTS = 1024;
+const POINT_SLOTS = 512;
+
 export class TextFormatter {
   private readonly opts: TextOptions;
   private readonly tsWidth: number;
@@ -117,6 +238,16 @@ export class TextFormatter {
   private readonly red: Paint;
   private readonly yellow: Paint;
   private readonly tupleOpts: { tcpFlags: boolean };
+
+  // Per formatter: colours, TCP flags and the CALLER column change these pieces.
+  private readonly skbKeys: bigint[] = new Array<bigint>(4096).fill(-1n);
+  private readonly skbCols: string[] = new Array<string>(4096).fill('');
+  private readonly skbPaints = new Uint8Array(4096);
+  /** Palette index of the skb of the event being formatted. */
+  private paint = 0;
+  private readonly tupleCols: (TupleCol | null)[] = new Array<TupleCol | null>(TUPLE_SLOTS).fill(null);
+  private readonly points: (PointEntry | null)[] = new Array<PointEntry | null>(POINT_SLOTS).fill(null);
+  private timePrefix = '';
 
   constructor(opts: TextOptions) {
     this.opts = { ...opts };
@@ -158,47 +289,115 @@ export class TextFormatter {
   /** One event: its line, then one line per stack frame when stacks are shown. No trailing newline. */
   formatEvent(e: TraceEvent): string {
     const o = this.opts;
-    const W = COLUMN_WIDTHS;
-    let s = '';
-    if (this.tsWidth > 0) s = pad(formatTimestamp(e, o.timestamp), this.tsWidth) + ' ';
+    let s = this.timeSeg(e) + this.skbSeg(e.skb) + cpuColumn.get(e.cpu) + processSeg(e.comm, e.pid);
+    if (o.meta) s += metaSeg(e) + lenColumn.get(e.len);
+    if (o.tuple) s += this.tupleSeg(e.tuple);
 
-    let open = '';
-    let close = '';
-    if (this.paints !== null) {
-      const p = this.paints[skbColorIndex(e.skb, this.paints.length)]!;
-      open = p[0];
-      close = p[1];
+    const point = this.pointSeg(e);
+    const ct = o.ct === true && e.ct ? e.ct : null;
+    if (!e.tupleBefore && ct === null) {
+      s += point.line;
+    } else {
+      // Tuple changes and conntrack go between CALLER and the drop reason.
+      s += point.head;
+      if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
+      if (ct !== null) s += ' ' + formatCt(ct);
+      if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
     }
-
-    s +=
-      open + formatSkb(e.skb) + close +
-      ' ' + pad(String(e.cpu), W.cpu) +
-      ' ' + pad(processColumn(e.comm, e.pid), W.process);
-    if (o.meta) {
-      s +=
-        ' ' + pad(formatDecimal(e.netns), W.netns) +
-        ' ' + pad(formatHex(e.mark), W.mark) +
-        ' ' + pad(formatIface(e.ifname, e.ifindex), W.iface) +
-        ' ' + pad(formatEthertype(e.protocol), W.proto) +
-        ' ' + pad(String(e.mtu), W.mtu) +
-        ' ' + pad(String(e.len), W.len);
-    }
-    if (o.tuple) s += ' ' + pad(formatTuple(e.tuple, this.tupleOpts), W.tuple);
-
-    s += ' ' + open + e.func + close;
-    if (o.caller) {
-      const n = W.func - e.func.length;
-      if (n > 0) s += PADS[n]!;
-      s += ' ' + (e.caller ?? '-');
-    }
-    if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
-    if (o.ct && e.ct) s += ' ' + formatCt(e.ct);
-    if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
 
     if (o.stack && e.stack !== null) {
       for (const frame of e.stack) s += '\n' + STACK_INDENT + frame;
     }
     return s;
+  }
+
+  /** The TIME column and its space; '' without one. */
+  private timeSeg(e: TraceEvent): string {
+    const mode = this.opts.timestamp;
+    if (mode === 'none') return '';
+    if (mode === 'absolute') {
+      // Second prefix (one string per second) and the digits: two pieces, both flat.
+      // The column is exactly as wide as the value, so there is no padding.
+      const frac = utcFraction(e.timeNs);
+      const p = utcSecondPrefix();
+      if (p !== this.timePrefix) this.timePrefix = flat(p);
+      return this.timePrefix + (nanos9(frac) + 'Z ');
+    }
+    return pad(formatTimestamp(e, mode), this.tsWidth) + ' ';
+  }
+
+  /** The SKB column in its packet's colour, and its space; sets `paint` to that colour. */
+  private skbSeg(skb: bigint): string {
+    const lo = Number(skb & 0xffffffffn);
+    const slot = ((lo >>> 8) ^ (lo >>> 20)) & 4095;
+    if (this.skbKeys[slot] === skb) {
+      this.paint = this.skbPaints[slot]!;
+      return this.skbCols[slot]!;
+    }
+    let s: string;
+    let paint = 0;
+    if (this.paints === null) {
+      s = flat(formatSkb(skb) + ' ');
+    } else {
+      paint = skbColorIndex(skb, this.paints.length);
+      const p = this.paints[paint]!;
+      s = flat(p[0] + formatSkb(skb) + p[1] + ' ');
+    }
+    this.skbKeys[slot] = skb;
+    this.skbCols[slot] = s;
+    this.skbPaints[slot] = paint;
+    this.paint = paint;
+    return s;
+  }
+
+  /** The padded TUPLE column and its space. */
+  private tupleSeg(t: Tuple | null): string {
+    if (t === null) return NO_TUPLE;
+    const slot = tupleSlot(t, false);
+    const c = this.tupleCols[slot];
+    if (
+      c != null && c.sport === t.sport && c.dport === t.dport && c.l4proto === t.l4proto &&
+      c.tcpFlags === t.tcpFlags && c.l3 === t.l3 && c.saddr === t.saddr && c.daddr === t.daddr
+    ) {
+      return c.s;
+    }
+    const s = flat(pad(formatTuple(t, this.tupleOpts), COLUMN_WIDTHS.tuple) + ' ');
+    this.tupleCols[slot] = {
+      l3: t.l3, saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport,
+      l4proto: t.l4proto, tcpFlags: t.tcpFlags, s,
+    };
+    return s;
+  }
+
+  /** FUNC in the packet's colour, CALLER and the drop reason. Runs after skbSeg. */
+  private pointSeg(e: TraceEvent): PointEntry {
+    const func = e.func;
+    const caller = this.opts.caller ? e.caller : null;
+    const drop = e.dropReason;
+    const paint = this.paint;
+    const h =
+      Math.imul(func.length, 31) + paint +
+      (func.length > 0 ? Math.imul(func.charCodeAt(func.length - 1), 131) : 0) +
+      (drop === null ? 0 : Math.imul(drop.length, 13)) + (caller === null ? 0 : Math.imul(caller.length, 17));
+    const slot = (h ^ (h >>> 9)) & (POINT_SLOTS - 1);
+    const c = this.points[slot];
+    if (c != null && c.func === func && c.paint === paint && c.caller === caller && c.dropReason === drop) return c;
+
+    let head = func;
+    if (this.paints !== null) {
+      const p = this.paints[paint]!;
+      head = p[0] + func + p[1];
+    }
+    if (this.opts.caller) {
+      const n = COLUMN_WIDTHS.func - func.length;
+      if (n > 0) head += PADS[n]!;
+      head += ' ' + (caller ?? '-');
+    }
+    head = flat(head);
+    const line = drop === null ? head : flat(head + ' ' + this.red[0] + 'reason=' + drop + this.red[1]);
+    const entry: PointEntry = { func, caller, dropReason: drop, paint, head, line };
+    this.points[slot] = entry;
+    return entry;
   }
 
   /** The lost-records warning, yellow when colour is on. */

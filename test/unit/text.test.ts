@@ -122,3 +122,63 @@ test('lost notice', () => {
   );
   assert.match(formatLost({ timeNs: 0n, count: 1, total: 1 }), /^!! lost 1 record \(total 1\)/);
 });
+
+test('cached columns follow every value they are built from', () => {
+  const f = new TextFormatter({ ...all, stack: false, timestamp: 'none' });
+  const plain = events[0]!;
+  const variants: Array<[Partial<TraceEvent>, string]> = [
+    [{ comm: 'swapper/1', pid: 0 }, ' swapper/1:0 '],
+    [{ comm: 'swapper/3', pid: 0 }, ' swapper/3:0 '],
+    [{ comm: 'purl' }, ' purl:4242 '],
+    [{ cpu: 17 }, ' 17  curl:4242'],
+    [{ cpu: 0 }, ' 0   curl:4242'],
+    [{ len: 1514 }, ' 1500  1514  192.0.2.1'],
+    [{ len: 200000 }, ' 1500  200000 192.0.2.1'],
+    [{ mtu: 9000 }, ' 9000  74    '],
+    [{ mark: 0xffffffff }, ' 0xffffffff veth-cli:7 '],
+    [{ ifname: 'eth1' }, ' eth1:7           0x0800 '],
+    [{ protocol: 0x86dd }, ' 0x86dd 1500 '],
+    [{ netns: 4026532449 }, ' 4026532449 0x0 '],
+    [{ tuple: { ...plain.tuple!, dport: 8080 } }, '192.0.2.2:8080(tcp:SYN)'],
+    [{ tuple: { ...plain.tuple!, tcpFlags: 0x12 } }, '192.0.2.2:80(tcp:SYN|ACK)'],
+    [{ tuple: null }, ' ' + ' '.repeat(48) + ' net_dev_queue'],
+    [{ func: 'tc:egress', caller: 'sch_direct_xmit+0x2a' }, ' tc:egress                sch_direct_xmit+0x2a'],
+    [{ func: 'tc:egress', caller: null }, ' tc:egress                -'],
+    [{ dropReason: 'NO_SOCKET' }, ' - reason=NO_SOCKET'],
+  ];
+  // Twice over, so the second round reads what the first one cached.
+  for (let round = 0; round < 2; round++) {
+    for (const [change, expected] of variants) {
+      const line = f.formatEvent({ ...plain, ...change });
+      assert.ok(line.includes(expected), `${JSON.stringify(change)}: ${line}`);
+      assert.ok(f.formatEvent(plain).includes(' 2   curl:4242        4026531840 0x0        veth-cli:7       0x0800 1500  74    192.0.2.1:43210->192.0.2.2:80(tcp:SYN)'));
+    }
+  }
+});
+
+test('colour: FUNC takes the colour of its skb, also when the point repeats', () => {
+  const f = new TextFormatter({ ...all, stack: false, timestamp: 'none', color: true, colorLevel: 3 });
+  const base = events[0]!;
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0n; i < 20n; i++) {
+      const line = f.formatEvent({ ...base, skb: base.skb + i * 0x100n });
+      const m = /^(\u001b\[[0-9;]*m)0x\S+\u001b\[[0-9;]*m .* (\u001b\[[0-9;]*m)net_dev_queue/.exec(line);
+      assert.ok(m, line);
+      assert.equal(m[2], m[1]);
+    }
+  }
+});
+
+test('tuple change and conntrack go between CALLER and the drop reason', () => {
+  const f = new TextFormatter({ ...all, stack: false, timestamp: 'none', ct: true });
+  const drop = events.find((e) => e.dropReason !== null && e.tuple !== null)!;
+  const e: TraceEvent = {
+    ...drop,
+    tupleBefore: { ...drop.tuple!, daddr: '203.0.113.1' },
+    ct: { source: 'nfct', found: true, state: 'NEW', dir: 'orig', id: 1n, status: [], zone: 0, mark: 0, error: 0, orig: null, reply: null },
+  };
+  const line = f.formatEvent(e);
+  assert.match(line, / nf_hook_slow\+0x91 DNAT 203\.0\.113\.1:\d+ \u2192 192\.0\.2\.2:\d+ ct:NEW reason=NETFILTER_DROP$/);
+  // The same point without them is unchanged.
+  assert.match(f.formatEvent(drop), / nf_hook_slow\+0x91 reason=NETFILTER_DROP$/);
+});
