@@ -103,13 +103,21 @@ struct event {
 	__u32 _pad;
 	char comm[16];
 	struct tuple tuple;
-	__u32 cap_len;      /* EVENT_HAS_PACKET: bytes captured, after the event */
+	__u32 cap_len;      /* EVENT_HAS_PACKET: bytes captured, at cap_offset */
 	__u32 cap_orig_len; /* the packet's length from where the capture starts */
 	__u8 cap_l2;        /* the capture starts at the Ethernet header (else the IP header) */
-	__u8 _pad2[7];
-	struct ct_section ct; /* EVENT_HAS_CT */
-	/* __u8 packet[cap_len] */
+	__u8 _pad2;
+	__u16 cap_offset;   /* where the packet bytes start, from the start of the record */
+	__u32 _pad3;
 };
+
+/*
+ * A record is a struct event, then a struct ct_section at points that read
+ * conntrack (netfilter hooks, tc; EVENT_HAS_CT says whether it holds an
+ * entry), then the captured packet bytes at cap_offset. Points that know no
+ * conntrack (tracepoints) send records without the section: most records are
+ * theirs, and the ring holds more of them.
+ */
 
 /* config.flags */
 enum config_flags {

@@ -256,8 +256,8 @@ static __always_inline bool pcap_match(struct sk_buff *skb)
 	return verdict != 0;
 }
 
-/* Copies up to CONFIG.snaplen bytes of the packet after the event. */
-static __always_inline void capture(struct sk_buff *skb, struct event *e)
+/* Copies up to CONFIG.snaplen bytes of the packet to `to`, in the record `e`. */
+static __always_inline void capture(struct sk_buff *skb, struct event *e, void *to)
 {
 	struct packet_view v;
 	if (!packet_view(skb, &v))
@@ -268,7 +268,7 @@ static __always_inline void capture(struct sk_buff *skb, struct event *e)
 	n &= 0xffff;
 	if (n > CONFIG.snaplen)
 		return;
-	if (bpf_probe_read_kernel((void *)(e + 1), n, v.start))
+	if (bpf_probe_read_kernel(to, n, v.start))
 		return;
 	e->cap_len = n;
 	e->cap_orig_len = v.wirelen;
@@ -385,8 +385,10 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	struct tuple t = {};
 	bool is_ip = parse_tuple(skb, &t) == 0;
 
-	/* The size must be a constant for the verifier: CONFIG is frozen, so it is. */
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + CONFIG.snaplen, 0);
+	/* The size must be a constant for the verifier: site->ct is one after
+	 * inlining, and CONFIG is frozen. */
+	const __u32 ct_space = site->ct != SITE_CT_NONE ? sizeof(struct ct_section) : 0;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + ct_space + CONFIG.snaplen, 0);
 	if (!e) {
 		count(&lost, 0);
 		goto out;
@@ -416,16 +418,21 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->cap_len = 0;
 	e->cap_orig_len = 0;
 	e->cap_l2 = 0;
-	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
-	__builtin_memset(&e->ct, 0, sizeof(e->ct));
-	if (site->ct == SITE_CT_NFCT && ct_from_skb(skb, &e->ct))
-		e->flags |= EVENT_HAS_CT;
+	e->_pad2 = 0;
+	e->cap_offset = sizeof(*e) + ct_space;
+	e->_pad3 = 0;
+	if (ct_space) {
+		struct ct_section *c = (struct ct_section *)(e + 1);
+		__builtin_memset(c, 0, sizeof(*c));
+		if (site->ct == SITE_CT_NFCT && ct_from_skb(skb, c))
+			e->flags |= EVENT_HAS_CT;
 #ifdef PKTPATH_CT_LOOKUP
-	if (site->ct == SITE_CT_LOOKUP && is_ip && ct_lookup(site->ctx, &t, &e->ct))
-		e->flags |= EVENT_HAS_CT;
+		if (site->ct == SITE_CT_LOOKUP && is_ip && ct_lookup(site->ctx, &t, c))
+			e->flags |= EVENT_HAS_CT;
 #endif
+	}
 	if (CONFIG.snaplen)
-		capture(skb, e);
+		capture(skb, e, (void *)(e + 1) + ct_space);
 
 	/* The costliest step, and only for matching packets. */
 	if (site->stack_ok && (CONFIG.flags & CONFIG_STACK)) {

@@ -26,12 +26,13 @@ export const CT_CTINFO_NONE = 0xff;
 
 /** Field offsets of `struct event` (and its nested `struct tuple`). */
 export const EVENT_LAYOUT = {
-  size: 264,
+  /** struct event; a struct ct_section follows at points that read conntrack, the packet bytes at cap_offset. */
+  size: 152,
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
     protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
-    ct: 152,
+    cap_offset: 146,
   },
   tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
   ct_section: {
@@ -114,7 +115,7 @@ function readComm(bytes: Uint8Array, at: number): string {
 
 function readPacket(view: DataView, bytes: Uint8Array, at: number): RawEvent['packet'] {
   const len = view.getUint32(at + F.cap_len, true);
-  const from = at + EVENT_LAYOUT.size;
+  const from = at + view.getUint16(at + F.cap_offset, true);
   return {
     data: bytes.slice(from, from + len),
     origLen: view.getUint32(at + F.cap_orig_len, true),
@@ -122,7 +123,8 @@ function readPacket(view: DataView, bytes: Uint8Array, at: number): RawEvent['pa
   };
 }
 
-const C = F.ct;
+/** The conntrack section follows the event. */
+const C = EVENT_LAYOUT.size;
 const CF = EVENT_LAYOUT.ct_section.fields;
 const CTF = EVENT_LAYOUT.ct_tuple.fields;
 

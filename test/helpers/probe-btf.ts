@@ -35,6 +35,7 @@ export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | st
     'typedef int __s32; typedef unsigned long long __u64;',
     '#include "event.h"',
     'struct event pktpath_event_layout;',
+    'struct ct_section pktpath_ct_layout;',
     '',
   ].join('\n'));
   execFileSync(clang, ['-g', '-O2', '-target', 'bpf', '-I', join(root, 'probes/include'), '-c', src, '-o', obj]);

@@ -36,12 +36,13 @@ function writeTuple(v: DataView, b: Uint8Array, at: number, t: { s: string; d: s
 /** A record with a CT section, at offset 8 of a larger buffer (as in the ring). */
 function record(fill: (v: DataView, b: Uint8Array, ct: number) => void, flags: number = EventFlags.ct) {
   const at = 8;
-  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + 16);
+  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + EVENT_LAYOUT.ct_section.size + 16);
   const v = new DataView(buf, at);
   const b = new Uint8Array(buf, at);
   v.setUint32(F.type, RECORD_EVENT, true);
   v.setUint32(F.flags, flags, true);
-  fill(v, b, F.ct);
+  // The section follows the event.
+  fill(v, b, EVENT_LAYOUT.size);
   return decodeEvent(new DataView(buf), new Uint8Array(buf), at)!;
 }
 

@@ -105,6 +105,7 @@ test('captured packet bytes follow the event', () => {
     v.setUint32(F.flags, EventFlags.packet, true);
     v.setUint32(F.cap_len, 4, true);
     v.setUint32(F.cap_orig_len, 98, true);
+    v.setUint16(F.cap_offset, EVENT_LAYOUT.size, true);
     b[F.cap_l2] = 1;
     b.set([0x45, 0, 0, 84], EVENT_LAYOUT.size);
   });
