@@ -1,8 +1,23 @@
 /** Text forms of IP addresses, as `ip` and pwru print them. */
 
+// A flow repeats its two addresses in every record: IPv4 text is cached by
+// value in a small direct-mapped table.
+const V4_SLOTS = 1024;
+const v4Keys = new Int32Array(V4_SLOTS).fill(-1);
+const v4Text: string[] = new Array<string>(V4_SLOTS).fill('');
+
 /** Formats the 4 (IPv4) or 16 (IPv6) bytes at `at` in network order. */
 export function formatAddress(bytes: Uint8Array, at: number, l3: 4 | 6): string {
-  if (l3 === 4) return `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+  if (l3 === 4) {
+    const key = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0;
+    const slot = (key ^ (key >>> 10) ^ (key >>> 20)) & (V4_SLOTS - 1);
+    // -1 is 255.255.255.255: never taken from the cache, always formatted.
+    if (v4Keys[slot] === key && key !== -1) return v4Text[slot]!;
+    const text = `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+    v4Keys[slot] = key;
+    v4Text[slot] = text;
+    return text;
+  }
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[at + i]! << 8) | bytes[at + i + 1]!);
   return formatIPv6Groups(groups);

@@ -105,11 +105,26 @@ const F = EVENT_LAYOUT.fields;
 const T = F.tuple;
 const TF = EVENT_LAYOUT.tuple.fields;
 
+// Consecutive records mostly come from the same task: the last comm is kept
+// with its bytes, and reused when they match.
+const lastCommBytes = new Uint8Array(16);
+let lastComm = '';
+
 function readComm(bytes: Uint8Array, at: number): string {
+  let same = true;
+  for (let i = 0; i < 16; i++) {
+    if (bytes[at + i] !== lastCommBytes[i]) {
+      same = false;
+      break;
+    }
+  }
+  if (same) return lastComm;
   let end = at;
   while (end < at + 16 && bytes[end] !== 0) end++;
   let s = '';
   for (let i = at; i < end; i++) s += String.fromCharCode(bytes[i]!);
+  lastCommBytes.set(bytes.subarray(at, at + 16));
+  lastComm = s;
   return s;
 }
 

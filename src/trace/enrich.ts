@@ -44,6 +44,7 @@ export function sameTuple(a: Tuple, b: Tuple): boolean {
 export class Enricher {
   private readonly stackCache = new Map<number, string[]>();
   private readonly lastTuple = new Map<bigint, Tuple>();
+  private readonly ifacesByNetns = new Map<number, Map<number, string>>();
 
   constructor(private readonly o: EnrichOptions) {}
 
@@ -89,7 +90,7 @@ export class Enricher {
       netnsName: this.o.names.netns.get(raw.netns) ?? '',
       mark: raw.mark,
       ifindex: raw.ifindex,
-      ifname: this.o.names.ifaces.get(`${raw.netns}:${raw.ifindex}`) ?? '',
+      ifname: this.ifaceName(raw.netns, raw.ifindex),
       protocol: raw.protocol,
       mtu: raw.mtu,
       len: raw.len,
@@ -101,8 +102,23 @@ export class Enricher {
       stack,
       packet: raw.packet,
       ct: raw.ct === null ? null : ctInfo(raw.ct),
-      ...(tupleBefore ? { tupleBefore } : {}),
+      // Always present (null when unchanged): one object shape for every event keeps the sinks fast.
+      tupleBefore,
     };
+  }
+
+  /** Device names per namespace, without building a key string per event. */
+  private ifaceName(netns: number, ifindex: number): string {
+    let byIndex = this.ifacesByNetns.get(netns);
+    if (byIndex === undefined) {
+      byIndex = new Map();
+      for (const [key, name] of this.o.names.ifaces) {
+        const [ns, idx] = key.split(':');
+        if (Number(ns) === netns) byIndex.set(Number(idx), name);
+      }
+      this.ifacesByNetns.set(netns, byIndex);
+    }
+    return byIndex.get(ifindex) ?? '';
   }
 
   /** The skb's previous tuple when it differs from this one. */

@@ -1,0 +1,90 @@
+/**
+ * The whole user-space pipeline on recorded kernel records, no kernel: ring
+ * records (struct event, built with the layout of src/decode/event.ts) are
+ * decoded, enriched and formatted to a discarding writer, as the session does.
+ * Prints records/s for text and JSON lines.
+ *
+ *   node dist/bench/pipeline.js [count]
+ */
+import { Writable } from 'node:stream';
+import { parseAddress } from '../src/decode/addr.js';
+import { EVENT_LAYOUT, EventFlags, RECORD_EVENT, decodeEvent } from '../src/decode/event.js';
+import { JsonSink, TextSink } from '../src/output/sinks.js';
+import { BatchedWriter } from '../src/output/stream.js';
+import type { Sink } from '../src/output/sink.js';
+import { Enricher } from '../src/trace/enrich.js';
+
+const F = EVENT_LAYOUT.fields;
+const TF = EVENT_LAYOUT.tuple.fields;
+const RECORDS = 4096;
+const STRIDE = EVENT_LAYOUT.size + 8;
+
+/** A ring-like buffer of records: ~12 points per packet, ~340 packets, like a veth flood. */
+function records(): { view: DataView; bytes: Uint8Array } {
+  const buf = new ArrayBuffer(RECORDS * STRIDE);
+  const view = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  const s = parseAddress('192.0.2.1')!.bytes;
+  const d = parseAddress('192.0.2.2')!.bytes;
+  for (let i = 0; i < RECORDS; i++) {
+    const at = i * STRIDE + 8;
+    view.setUint32(at + F.type, RECORD_EVENT, true);
+    view.setUint32(at + F.flags, EventFlags.tuple, true);
+    view.setBigUint64(at + F.ts_ns, 1_000_000_000n + BigInt(i) * 800n, true);
+    view.setBigUint64(at + F.skb, 0xffff888100000000n + BigInt((i / 12) | 0) * 0x100n, true);
+    view.setUint32(at + F.point_id, i % 12, true);
+    view.setUint32(at + F.cpu, i & 1, true);
+    view.setUint32(at + F.pid, 4242, true);
+    view.setUint32(at + F.netns, 4026531840 + (i % 2), true);
+    view.setUint32(at + F.ifindex, 2, true);
+    view.setUint32(at + F.len, 92, true);
+    view.setUint32(at + F.mtu, 1500, true);
+    view.setInt32(at + F.stack_id, -1, true);
+    view.setUint16(at + F.protocol, 0x0800, true);
+    bytes.set(Buffer.from('iperf3'), at + F.comm);
+    bytes.set(s, at + F.tuple + TF.saddr);
+    bytes.set(d, at + F.tuple + TF.daddr);
+    view.setUint16(at + F.tuple + TF.sport, 40000 + (((i / 12) | 0) % 7), true);
+    view.setUint16(at + F.tuple + TF.dport, 5201, true);
+    bytes[at + F.tuple + TF.l3] = 4;
+    bytes[at + F.tuple + TF.l4proto] = 17;
+  }
+  return { view, bytes };
+}
+
+class Discard extends Writable {
+  override _write(_c: unknown, _e: BufferEncoding, cb: () => void): void {
+    cb();
+  }
+}
+
+async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: number): Promise<void> {
+  const { view, bytes } = records();
+  const points = ['net_dev_queue', 'net_dev_start_xmit', 'net_dev_xmit', 'netif_rx', 'netif_receive_skb', 'consume_skb',
+    'tc', 'tc', 'netfilter', 'netfilter', 'netfilter', 'netfilter'].map((n) => ({ type: 'tracepoint' as const, name: n }));
+  const enricher = new Enricher({
+    points,
+    names: { netns: new Map([[4026531841, 'b']]), ifaces: new Map([['4026531840:2', 'veth-a'], ['4026531841:2', 'veth-b']]) },
+    dropReasons: new Map(),
+    startMonoNs: 1_000_000_000n,
+    startWallNs: 1_795_000_000_000_000_000n,
+    symbols: null,
+    readStack: null,
+    tupleChanges: true,
+  });
+  const sink = makeSink(new BatchedWriter(new Discard(), { isTTY: false }));
+  const t0 = performance.now();
+  for (let n = 0; n < count; n++) {
+    const at = (n % RECORDS) * STRIDE + 8;
+    const raw = decodeEvent(view, bytes, at);
+    if (raw) sink.event(enricher.enrich(raw));
+  }
+  await sink.close();
+  const s = (performance.now() - t0) / 1000;
+  console.log(`${name}: ${(count / s / 1e6).toFixed(2)}M records/s (decode, enrich, format, write)`);
+}
+
+const count = Number(process.argv[2] ?? 1_000_000);
+const text = { tuple: true, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none' as const, color: false };
+await run('text', (w) => new TextSink(w, { header: true, ...text }), count);
+await run('json', (w) => new JsonSink(w, { stack: false }), count);
