@@ -17,21 +17,7 @@ import { PKTPATH, type JsonEvent, startTracer, waitNoPrograms } from '../helpers
 
 const PEER = join(root, 'dist/src/lab/peer.js');
 
-interface CtTuple { saddr: string; daddr: string; sport: number; dport: number; proto: string | number }
-interface JsonCt {
-  source: 'nfct' | 'tc-lookup';
-  found: boolean;
-  state: string;
-  dir: 'orig' | 'reply';
-  id: string;
-  status: string[];
-  zone: number;
-  mark: number;
-  error: number;
-  orig: CtTuple | null;
-  reply: CtTuple | null;
-}
-type CtEvent = JsonEvent & { ct?: JsonCt };
+type CtEvent = JsonEvent;
 
 const lab = new Lab(`ppct${process.pid % 10000}`);
 let A = '';

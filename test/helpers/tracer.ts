@@ -3,29 +3,12 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from './probe-btf.js';
 import { validateJsonLine } from './schema.js';
+import type { JsonRecord } from '../../src/output/json.js';
 
 export const PKTPATH = join(root, 'bin/pktpath');
 
-export interface JsonEvent {
-  v: number;
-  type?: string;
-  time: string;
-  skb: string;
-  process: string;
-  netns: number;
-  netns_name: string;
-  mark: number;
-  iface: string;
-  ifindex: number;
-  proto: number;
-  len: number;
-  tuple: { saddr: string; daddr: string; sport: number; dport: number; proto: string | number; flags: string } | null;
-  func: string;
-  probe: { type: string; name: string };
-  drop_reason: string | null;
-  caller: string | null;
-  stack?: string[];
-}
+/** An event line of --output-json, as src/output/json.ts defines it (lost records are filtered out). */
+export type JsonEvent = JsonRecord & { type?: undefined };
 
 export interface TracerRun {
   child: ChildProcess;
