@@ -12,7 +12,7 @@ import { type RawOptions, type TraceConfig, UsageError, buildConfig } from './co
 import { activateFilter } from './filter.js';
 import { addOutputFileOptions } from './output-options.js';
 import { formatSummary } from '../output/summary.js';
-import { createSinks } from './output.js';
+import { colorFor, createSinks } from './output.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -90,8 +90,7 @@ async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   const summary = await session.run();
   process.stderr.write(`${summaryLine(summary)}\n`);
   if (process.stderr.isTTY) {
-    const color = cfg.output.color === 'always' || (cfg.output.color === 'auto' && !process.env.NO_COLOR);
-    process.stderr.write(`${formatSummary(summary, { color: cfg.output.color !== 'never' && color })}\n`);
+    process.stderr.write(`${formatSummary(summary, { color: colorFor(cfg.output.color, true) })}\n`);
   }
   return EXIT_OK;
 }

@@ -14,9 +14,14 @@ export interface SinkSetup {
 
 /** Colour only for a terminal, never with NO_COLOR or into a file, unless forced. */
 export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): boolean {
-  if (out.color === 'always') return true;
-  if (out.color === 'never') return false;
-  return isTTY && out.file === null && !out.json && !('NO_COLOR' in env && env.NO_COLOR !== '');
+  return colorFor(out.color, isTTY && out.file === null && !out.json, env);
+}
+
+/** --color for one stream: `auto` colours a terminal unless NO_COLOR is set. */
+export function colorFor(mode: OutputConfig['color'], isTTY: boolean, env = process.env): boolean {
+  if (mode === 'always') return true;
+  if (mode === 'never') return false;
+  return isTTY && !('NO_COLOR' in env && env.NO_COLOR !== '');
 }
 
 export function createSinks(out: OutputConfig, stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
