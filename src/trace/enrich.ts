@@ -41,12 +41,32 @@ export function sameTuple(a: Tuple, b: Tuple): boolean {
     a.l4proto === b.l4proto;
 }
 
+interface NamedPoint {
+  func: string;
+  /** Shared by every event of the point: sinks only read it. */
+  probe: { type: ProbeType; name: string };
+}
+
 export class Enricher {
   private readonly stackCache = new Map<number, string[]>();
   private readonly lastTuple = new Map<bigint, Tuple>();
   private readonly ifacesByNetns = new Map<number, Map<number, string>>();
 
+  /** Named points by (point id, hook, family): names are built once, not per event. */
+  private readonly named = new Map<number, NamedPoint>();
+
   constructor(private readonly o: EnrichOptions) {}
+
+  private point(raw: RawEvent): NamedPoint {
+    const key = raw.pointId * 0x40000 + (raw.flags & (EventFlags.nfHook | EventFlags.tcDir) ? (raw.hook << 8) | raw.pf | 0x10000 : 0);
+    let p = this.named.get(key);
+    if (p === undefined) {
+      const n = this.pointName(raw);
+      p = { func: n.func, probe: { type: n.type, name: n.name } };
+      this.named.set(key, p);
+    }
+    return p;
+  }
 
   pointName(raw: RawEvent): { type: ProbeType; name: string; func: string } {
     const p = this.o.points[raw.pointId] ?? { type: 'tracepoint' as ProbeType, name: `point#${raw.pointId}` };
@@ -66,7 +86,7 @@ export class Enricher {
   }
 
   enrich(raw: RawEvent): TraceEvent {
-    const point = this.pointName(raw);
+    const point = this.point(raw);
     const sinceStartNs = raw.tsNs - this.o.startMonoNs;
     let dropReason: string | null = null;
     if (raw.flags & EventFlags.reason) {
@@ -96,7 +116,7 @@ export class Enricher {
       len: raw.len,
       tuple: raw.tuple,
       func: point.func,
-      probe: { type: point.type, name: point.name },
+      probe: point.probe,
       dropReason,
       caller,
       stack,

@@ -27,7 +27,10 @@ const ping = (count = 1, interval = '0.2') => lab.exec(A, ['ping', '-c', String(
 
 /** Runs `pktpath args` under `sh -c` (for pipes and env), sends traffic once attached, waits for it to end. */
 async function runWithTraffic(shell: string, traffic: () => Promise<unknown>, env: NodeJS.ProcessEnv = {}) {
-  const child = spawn('bash', ['-o', 'pipefail', '-c', shell], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so a stop reaches pktpath and not only the shell.
+  const child = spawn('bash', ['-o', 'pipefail', '-c', shell], {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
   let stdout = '';
   let stderr = '';
   // Under a terminal (script), stderr arrives on stdout too: watch both.
@@ -44,7 +47,7 @@ async function runWithTraffic(shell: string, traffic: () => Promise<unknown>, en
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   await Promise.race([attached, exited]);
   await traffic();
-  const timer = setTimeout(() => child.kill('SIGINT'), 5000);
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 5000);
   const code = await exited;
   clearTimeout(timer);
   return { code, stdout, stderr };
@@ -87,7 +90,12 @@ test('--output-file with rotation keeps every file under the limit', async () =>
 });
 
 test('| head -n 5 ends quietly: exit 0, no stack trace, nothing left attached', async () => {
-  const r = await runWithTraffic(`${pktpath} --filter-dst-ip 192.0.2.2 | head -n 5`, () => ping(5, '0.05'));
+  // Like any writer, pktpath learns that the reader left at its next write: more packets follow.
+  const r = await runWithTraffic(`${pktpath} --filter-dst-ip 192.0.2.2 | head -n 5`, async () => {
+    await ping(5, '0.05');
+    await new Promise((res) => setTimeout(res, 300));
+    await ping(3, '0.05');
+  });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').length, 5);
   assert.doesNotMatch(r.stderr, /Error|at .*\.js:\d+/);
