@@ -13,7 +13,7 @@ import { JsonSink, TextSink } from '../src/output/sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { TextOptions } from '../src/output/text.js';
 import type { Sink } from '../src/output/sink.js';
-import type { TraceEvent } from '../src/trace/event.js';
+import type { TraceEvent } from '../src/output/event.js';
 
 interface RawEvent extends Omit<TraceEvent, 'timeNs' | 'sinceStartNs' | 'skb'> {
   timeNs: string;

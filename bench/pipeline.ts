@@ -8,7 +8,8 @@
  */
 import { Writable } from 'node:stream';
 import { parseAddress } from '../src/decode/addr.js';
-import { EVENT_LAYOUT, EventFlags, RECORD_EVENT, decodeEvent } from '../src/decode/event.js';
+import { decodeEvent } from '../src/decode/event.js';
+import { EVENT_LAYOUT, EventFlags, RecordType } from '../src/decode/layout.js';
 import { JsonSink, TextSink } from '../src/output/sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { Sink } from '../src/output/sink.js';
@@ -28,7 +29,7 @@ function records(): { view: DataView; bytes: Uint8Array } {
   const d = parseAddress('192.0.2.2')!.bytes;
   for (let i = 0; i < RECORDS; i++) {
     const at = i * STRIDE + 8;
-    view.setUint32(at + F.type, RECORD_EVENT, true);
+    view.setUint32(at + F.type, RecordType.event, true);
     view.setUint32(at + F.flags, EventFlags.tuple, true);
     view.setBigUint64(at + F.ts_ns, 1_000_000_000n + BigInt(i) * 800n, true);
     view.setBigUint64(at + F.skb, 0xffff888100000000n + BigInt((i / 12) | 0) * 0x100n, true);
@@ -64,12 +65,12 @@ async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: nu
     'tc', 'tc', 'netfilter', 'netfilter', 'netfilter', 'netfilter'].map((n) => ({ type: 'tracepoint' as const, name: n }));
   const enricher = new Enricher({
     points,
-    names: { netns: new Map([[4026531841, 'b']]), ifaces: new Map([['4026531840:2', 'veth-a'], ['4026531841:2', 'veth-b']]) },
+    names: { netns: new Map([[4026531841, 'b']]), ifaces: new Map([[4026531840, new Map([[2, 'veth-a']])], [4026531841, new Map([[2, 'veth-b']])]]) },
     dropReasons: new Map(),
     startMonoNs: 1_000_000_000n,
     startWallNs: 1_795_000_000_000_000_000n,
     symbols: null,
-    readStack: null,
+    stacks: null,
     tupleChanges: true,
   });
   const sink = makeSink(new BatchedWriter(new Discard(), { isTTY: false }));

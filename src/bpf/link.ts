@@ -3,12 +3,12 @@
  * the kernel detaches it when the handle is closed or when the process dies,
  * even by SIGKILL.
  */
+import fs from 'node:fs';
+import { AttachType, Cmd } from './abi.js';
 import { BpfError, remedyFor } from './errors.js';
 import { logMark, logTailSince } from './log.js';
-import { type Ptr, c, errno, isNull, libbpf, sysBpf } from './native.js';
-import { AttachType, type BpfProgram } from './object.js';
-
-const BPF_LINK_CREATE = 28;
+import { type Ptr, c, errno, isNull, libbpf, nativeStrings, sysBpf, sysPerfEventOpen } from './native.js';
+import type { BpfProgram } from './object.js';
 
 export interface Link {
   /** What this link attaches, for messages: e.g. "tcx ingress on veth0 (netns pp-b)". */
@@ -16,7 +16,12 @@ export interface Link {
   close(): void;
 }
 
-/** A link created by libbpf (tp_btf, raw_tp, kprobe...). */
+/** What attaching needs of a loaded program: its fd (from an object or built from instructions). */
+export interface LoadedProgram {
+  readonly fd: number;
+}
+
+/** A link created by libbpf (tp_btf, fentry, ...). */
 class LibbpfLink implements Link {
   private ptr: Ptr | null;
   constructor(ptr: Ptr, readonly description: string) {
@@ -29,7 +34,7 @@ class LibbpfLink implements Link {
   }
 }
 
-/** A link created with BPF_LINK_CREATE: closing the fd detaches it. */
+/** A link that is a file descriptor (BPF_LINK_CREATE, BPF_RAW_TRACEPOINT_OPEN): closing it detaches. */
 class FdLink implements Link {
   private fd: number;
   constructor(fd: number, readonly description: string) {
@@ -42,7 +47,7 @@ class FdLink implements Link {
   }
 }
 
-/** Attaches a BTF-typed program (tp_btf, fentry) to the target it was loaded for. */
+/** Attaches a BTF-typed program of an object (tp_btf, fentry) to the target it was loaded for. */
 export function attachTracing(prog: BpfProgram, description: string): Link {
   const mark = logMark();
   const ptr = libbpf.program__attach(prog.ptr) as Ptr | null;
@@ -53,7 +58,17 @@ export function attachTracing(prog: BpfProgram, description: string): Link {
   return new LibbpfLink(ptr!, description);
 }
 
-function linkCreate(prog: BpfProgram, target: number, attachType: number, extra: (attr: Buffer) => void,
+/**
+ * BPF_RAW_TRACEPOINT_OPEN: a raw_tp program to tracepoint `name`, or a
+ * BTF-typed program (tp_btf, fentry) to the target it was loaded for (name null).
+ */
+export function attachRawTracepoint(prog: LoadedProgram, name: string | null, description: string): Link {
+  const fd = libbpf.raw_tracepoint_open(name, prog.fd);
+  if (fd < 0) throw new BpfError(`attaching ${description}`, fd, [], remedyFor(fd));
+  return new FdLink(fd, description);
+}
+
+function linkCreate(prog: LoadedProgram, target: number, attachType: number, extra: (attr: Buffer) => void,
   description: string): Link {
   const attr = Buffer.alloc(64);
   attr.writeUInt32LE(prog.fd, 0);
@@ -61,7 +76,7 @@ function linkCreate(prog: BpfProgram, target: number, attachType: number, extra:
   attr.writeUInt32LE(attachType, 8);
   attr.writeUInt32LE(0, 12);
   extra(attr);
-  const fd = sysBpf(BPF_LINK_CREATE, attr);
+  const fd = sysBpf(Cmd.LINK_CREATE, attr);
   if (fd < 0) throw new BpfError(`attaching ${description}`, fd, [], remedyFor(fd));
   return new FdLink(fd, description);
 }
@@ -72,7 +87,7 @@ export type TcDirection = 'ingress' | 'egress';
  * A tcx link on a device of the calling thread's network namespace (Linux 6.6+).
  * It runs after the programs already there and does not change their verdicts.
  */
-export function attachTcx(prog: BpfProgram, ifindex: number, direction: TcDirection, description: string): Link {
+export function attachTcx(prog: LoadedProgram, ifindex: number, direction: TcDirection, description: string): Link {
   const type = direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
   return linkCreate(prog, ifindex, type, () => {}, description);
 }
@@ -83,7 +98,7 @@ export type NfHookName = keyof typeof NfHook;
 export type NfFamily = keyof typeof NfProto;
 
 /** A netfilter hook in the calling thread's network namespace (Linux 6.4+). */
-export function attachNetfilter(prog: BpfProgram, family: NfFamily, hook: NfHookName, priority: number,
+export function attachNetfilter(prog: LoadedProgram, family: NfFamily, hook: NfHookName, priority: number,
   description: string): Link {
   return linkCreate(prog, 0, AttachType.NETFILTER, (attr) => {
     attr.writeUInt32LE(NfProto[family], 16);
@@ -91,6 +106,51 @@ export function attachNetfilter(prog: BpfProgram, family: NfFamily, hook: NfHook
     attr.writeInt32LE(priority, 24);
     attr.writeUInt32LE(0, 28);
   }, description);
+}
+
+const KPROBE_PMU_TYPE = '/sys/bus/event_source/devices/kprobe/type';
+const PERF_ATTR_SIZE = 128;
+const PERF_FLAG_FD_CLOEXEC = 8;
+
+/** A kprobe on `func` through the kprobe PMU (perf_event_open) and a BPF_PERF_EVENT link. */
+export function attachKprobe(prog: LoadedProgram, func: string, description: string): Link {
+  let pmuType: number;
+  try {
+    pmuType = Number(fs.readFileSync(KPROBE_PMU_TYPE, 'utf8').trim());
+  } catch {
+    throw new BpfError(`attaching ${description}`, -2, [], 'this kernel has no kprobe PMU (CONFIG_KPROBES)');
+  }
+  const name = nativeStrings([func]);
+  try {
+    const attr = Buffer.alloc(PERF_ATTR_SIZE);
+    attr.writeUInt32LE(pmuType, 0);
+    attr.writeUInt32LE(PERF_ATTR_SIZE, 4);
+    attr.writeBigUInt64LE(name.addresses[0]!, 56); // kprobe_func (config1)
+    const perfFd = sysPerfEventOpen(attr, -1, 0, PERF_FLAG_FD_CLOEXEC);
+    if (perfFd < 0) throw new BpfError(`attaching ${description}`, perfFd, [], remedyFor(perfFd));
+    try {
+      // The link keeps its own reference to the perf event.
+      return linkCreate(prog, perfFd, AttachType.PERF_EVENT, () => {}, description);
+    } finally {
+      c.close(perfFd);
+    }
+  } finally {
+    name.free();
+  }
+}
+
+/** kprobe-multi: one link for every function in `funcs` (Linux 5.18+, CONFIG_FPROBE). */
+export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], description: string): Link {
+  const names = nativeStrings(funcs);
+  try {
+    return linkCreate(prog, 0, AttachType.TRACE_KPROBE_MULTI, (attr) => {
+      attr.writeUInt32LE(0, 16); // flags
+      attr.writeUInt32LE(funcs.length, 20); // cnt
+      attr.writeBigUInt64LE(names.array, 24); // syms
+    }, description);
+  } finally {
+    names.free();
+  }
 }
 
 /** Closes links in reverse order of creation; never throws. */

@@ -1,7 +1,8 @@
 /**
- * The native surface the loader stands on: libbpf (libbpf.so.1) and a few libc
- * calls, bound with koffi. Nothing else in pktpath imports koffi; the other
- * modules of src/bpf wrap these calls in handles that own what they open.
+ * The native surface pktpath stands on — libbpf (libbpf.so.1), libpcap
+ * (libpcap.so.0.8, bound on first use) and a few libc calls — bound with
+ * koffi. This is the only module that imports koffi: every other one gets
+ * plain JS values, numbers and Buffers from here.
  *
  * Conventions: pointer-returning libbpf calls give a BigInt address or null
  * and set errno; int-returning calls return a negative errno.
@@ -18,12 +19,52 @@ koffi.opaque('bpf_program');
 koffi.opaque('bpf_map');
 koffi.opaque('bpf_link');
 
-/** `void (*)(level, fmt, va_list)`: va_list is passed through to vsnprintf. */
+/** `void (*)(level, fmt, va_list)`: va_list is passed through to vasprintf. */
 const PrintFn = koffi.proto('int pktpath_libbpf_print(int level, const char *fmt, void *args)');
 
+const TestRunOpts = koffi.struct('pktpath_bpf_test_run_opts', {
+  sz: 'size_t',
+  data_in: 'const void *',
+  data_out: 'void *',
+  data_size_in: 'uint32_t',
+  data_size_out: 'uint32_t',
+  ctx_in: 'const void *',
+  ctx_out: 'void *',
+  ctx_size_in: 'uint32_t',
+  ctx_size_out: 'uint32_t',
+  retval: 'uint32_t',
+  repeat: 'int',
+  duration: 'uint32_t',
+  flags: 'uint32_t',
+  cpu: 'uint32_t',
+  batch_size: 'uint32_t',
+});
+
+/** libbpf 1.1's struct bpf_prog_load_opts (its `sz` tells libbpf which fields it has). */
+const ProgLoadOpts = koffi.struct('pktpath_bpf_prog_load_opts', {
+  sz: 'size_t',
+  attempts: 'int',
+  expected_attach_type: 'int',
+  prog_btf_fd: 'uint32_t',
+  prog_flags: 'uint32_t',
+  prog_ifindex: 'uint32_t',
+  kern_version: 'uint32_t',
+  attach_btf_id: 'uint32_t',
+  attach_prog_fd: 'uint32_t',
+  attach_btf_obj_fd: 'uint32_t',
+  fd_array: 'const int *',
+  func_info: 'const void *',
+  func_info_cnt: 'uint32_t',
+  func_info_rec_size: 'uint32_t',
+  line_info: 'const void *',
+  line_info_cnt: 'uint32_t',
+  line_info_rec_size: 'uint32_t',
+  log_level: 'uint32_t',
+  log_size: 'uint32_t',
+  log_buf: 'char *',
+});
+
 export const libbpf = {
-  /** Binds a further libbpf function on first use. */
-  bind: (decl: string) => libbpfSo.func(decl),
   set_print: libbpfSo.func('void *libbpf_set_print(pktpath_libbpf_print *fn)'),
   num_possible_cpus: libbpfSo.func('int libbpf_num_possible_cpus(void)'),
 
@@ -32,9 +73,7 @@ export const libbpf = {
   object__close: libbpfSo.func('void bpf_object__close(bpf_object *obj)'),
   object__find_program_by_name: libbpfSo.func('bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),
   object__find_map_by_name: libbpfSo.func('bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
-  object__next_program: libbpfSo.func('bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prev)'),
 
-  program__name: libbpfSo.func('const char *bpf_program__name(bpf_program *prog)'),
   program__fd: libbpfSo.func('int bpf_program__fd(bpf_program *prog)'),
   program__set_autoload: libbpfSo.func('int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
   program__set_type: libbpfSo.func('int bpf_program__set_type(bpf_program *prog, int type)'),
@@ -49,36 +88,49 @@ export const libbpf = {
   map__reuse_fd: libbpfSo.func('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
   map__set_max_entries: libbpfSo.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
   map__set_initial_value: libbpfSo.func('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),
-  map__initial_value: libbpfSo.func('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *size)'),
 
-  link__fd: libbpfSo.func('int bpf_link__fd(bpf_link *link)'),
   link__destroy: libbpfSo.func('int bpf_link__destroy(bpf_link *link)'),
 
   map_lookup_elem: libbpfSo.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
   map_get_next_key: libbpfSo.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
+  raw_tracepoint_open: libbpfSo.func('int bpf_raw_tracepoint_open(const char *name, int prog_fd)') as
+    (name: string | null, progFd: number) => number,
+  prog_test_run_opts: libbpfSo.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ pktpath_bpf_test_run_opts *opts)'),
+  prog_load: libbpfSo.func('int bpf_prog_load(int type, const char *name, const char *license, const void *insns, size_t cnt, const pktpath_bpf_prog_load_opts *opts)'),
 };
 
 /** x86_64 syscall numbers. */
 const SYS_bpf = 321;
+const SYS_perf_event_open = 298;
 
 export const c = {
   /** bpf(2). Declared with fixed arguments: on x86_64 that matches the variadic ABI for integers. */
   bpf: libc.func('long syscall(long nr, int cmd, void *attr, uint32_t size)') as (nr: number, cmd: number, attr: Buffer, size: number) => number,
+  perf_event_open: libc.func('long syscall(long nr, void *attr, int pid, int cpu, int group_fd, unsigned long flags)') as
+    (nr: number, attr: Buffer, pid: number, cpu: number, groupFd: number, flags: number) => number,
   /** Formats a va_list into a buffer it allocates: the verifier log is one message of any size. */
   vasprintf: libc.func('int vasprintf(_Out_ void **out, const char *fmt, void *args)'),
   free: libc.func('void free(void *ptr)'),
-  close: libc.func('int close(int fd)'),
-  open: libc.func('int open(const char *path, int flags)'),
-  setns: libc.func('int setns(int fd, int nstype)'),
+  close: libc.func('int close(int fd)') as (fd: number) => number,
+  open: libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number,
+  setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
-  if_nameindex: libc.func('void *if_nameindex(void)'),
-  if_freenameindex: libc.func('void if_freenameindex(void *ptr)'),
-  gettid: libc.func('int gettid(void)'),
+  gettid: libc.func('int gettid(void)') as () => number,
 };
+
+const if_nameindex = libc.func('void *if_nameindex(void)');
+const if_freenameindex = libc.func('void if_freenameindex(void *ptr)');
+const IfNameIndex = koffi.struct('pktpath_if_nameindex', { if_index: 'uint32_t', if_name: 'char *' });
 
 export function sysBpf(cmd: number, attr: Buffer): number {
   const rc = c.bpf(SYS_bpf, cmd, attr, attr.length);
+  return rc < 0 ? -koffi.errno() : rc;
+}
+
+/** perf_event_open(2) with an attr Buffer; a negative errno on failure. */
+export function sysPerfEventOpen(attr: Buffer, pid: number, cpu: number, flags: number): number {
+  const rc = c.perf_event_open(SYS_perf_event_open, attr, pid, cpu, -1, flags);
   return rc < 0 ? -koffi.errno() : rc;
 }
 
@@ -105,5 +157,148 @@ export function copyBytes(p: Ptr, len: number): Buffer {
   return Buffer.from(new Uint8Array(koffi.view(p, len)).slice());
 }
 
+/**
+ * C strings in native memory that stay put (for attributes that carry
+ * pointers, such as perf_event_attr.kprobe_func), with their addresses and an
+ * array of those addresses. Freed with free().
+ */
+export function nativeStrings(strings: string[]): { addresses: bigint[]; array: bigint; free: () => void } {
+  const blocks = strings.map((s) => {
+    const bytes = Buffer.from(`${s}\0`);
+    const p = koffi.alloc('uint8_t', bytes.length);
+    koffi.encode(p, 'uint8_t', [...bytes], bytes.length);
+    return p;
+  });
+  const addresses = blocks.map((p) => koffi.address(p) as bigint);
+  const array = koffi.alloc('uint64_t', Math.max(1, addresses.length));
+  koffi.encode(array, 'uint64_t', addresses, addresses.length);
+  return {
+    addresses,
+    array: koffi.address(array) as bigint,
+    free: () => {
+      for (const p of blocks) koffi.free(p);
+      koffi.free(array);
+    },
+  };
+}
 
-export { PrintFn, koffi };
+/** Devices of the calling thread's network namespace: if_nameindex(3). */
+export function interfaces(): Array<{ ifindex: number; name: string }> {
+  const p = if_nameindex();
+  if (isNull(p)) return [];
+  try {
+    const out: Array<{ ifindex: number; name: string }> = [];
+    const size = koffi.sizeof(IfNameIndex);
+    for (let i = 0; ; i++) {
+      const entry = koffi.decode(p, i * size, IfNameIndex) as { if_index: number; if_name: string | null };
+      if (entry.if_index === 0) break;
+      out.push({ ifindex: entry.if_index, name: entry.if_name ?? '' });
+    }
+    return out;
+  } finally {
+    if_freenameindex(p);
+  }
+}
+
+/** Routes libbpf's messages to `fn` (text already formatted); returns nothing to undo: it lasts the process. */
+export function setLibbpfPrint(fn: (level: number, text: string) => void): void {
+  const cb = koffi.register((level: number, fmt: string, args: unknown): number => {
+    const out: unknown[] = [null];
+    const n = c.vasprintf(out, fmt, args) as number;
+    if (n < 0 || out[0] === null) return 0;
+    const text = cString(out[0] as bigint);
+    c.free(out[0]);
+    fn(level, text);
+    return 0;
+  }, koffi.pointer(PrintFn));
+  libbpf.set_print(cb);
+}
+
+/** BPF_PROG_TEST_RUN through libbpf: the program's return value, or a negative errno. */
+export function progTestRun(progFd: number, data: Uint8Array): { rc: number; retval: number } {
+  const opts: Record<string, unknown> = {
+    sz: koffi.sizeof(TestRunOpts), data_in: data, data_out: null, data_size_in: data.length, data_size_out: 0,
+    ctx_in: null, ctx_out: null, ctx_size_in: 0, ctx_size_out: 0, retval: 0, repeat: 1, duration: 0, flags: 0,
+    cpu: 0, batch_size: 0,
+  };
+  const rc = libbpf.prog_test_run_opts(progFd, opts) as number;
+  return { rc, retval: opts.retval as number };
+}
+
+export interface ProgLoadAttrs {
+  expectedAttachType: number;
+  attachBtfId: number;
+  /** Filled with the verifier's log when the load fails. */
+  log: Buffer;
+}
+
+/** bpf_prog_load(3) of raw instructions, with the verifier's log: a program fd, or a negative errno. */
+export function progLoad(type: number, name: string, license: string, insns: Buffer, attrs: ProgLoadAttrs): number {
+  attrs.log.fill(0);
+  const opts = {
+    sz: koffi.sizeof(ProgLoadOpts), attempts: 0, expected_attach_type: attrs.expectedAttachType, prog_btf_fd: 0,
+    prog_flags: 0, prog_ifindex: 0, kern_version: 0, attach_btf_id: attrs.attachBtfId, attach_prog_fd: 0,
+    attach_btf_obj_fd: 0, fd_array: null, func_info: null, func_info_cnt: 0, func_info_rec_size: 0, line_info: null,
+    line_info_cnt: 0, line_info_rec_size: 0, log_level: 1, log_size: attrs.log.length, log_buf: attrs.log,
+  };
+  return libbpf.prog_load(type, name, license, insns, insns.length / 8, opts) as number;
+}
+
+/** libpcap: compile a tcpdump expression; run classic BPF with libpcap's own interpreter. */
+export interface Libpcap {
+  /** Classic BPF instructions, or libpcap's error message. */
+  compile(linkType: number, snaplen: number, expression: string, netmask: number): { insns: CbpfInsnRaw[] } | { error: string };
+  /** bpf_filter(3): the verdict of a classic program on a packet. */
+  filter(program: CbpfInsnRaw[], packet: Uint8Array, wireLen: number): number;
+}
+
+/** struct bpf_insn of classic BPF. */
+export interface CbpfInsnRaw {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+let pcapLib: Libpcap | null = null;
+
+/** Binds libpcap on first use: only runs with a filter expression need it. */
+export function libpcap(): Libpcap {
+  if (pcapLib) return pcapLib;
+  let so: ReturnType<typeof koffi.load>;
+  try {
+    so = koffi.load('libpcap.so.0.8');
+  } catch (e) {
+    throw new Error(`cannot load libpcap (libpcap.so.0.8): ${(e as Error).message}; install libpcap0.8`);
+  }
+  koffi.opaque('pcap_t');
+  const Insn = koffi.struct('pktpath_bpf_insn', { code: 'uint16_t', jt: 'uint8_t', jf: 'uint8_t', k: 'uint32_t' });
+  koffi.struct('pktpath_bpf_program', { bf_len: 'uint32_t', bf_insns: 'void *' });
+  const openDead = so.func('pcap_t *pcap_open_dead(int linktype, int snaplen)');
+  const compile = so.func('int pcap_compile(pcap_t *p, _Out_ pktpath_bpf_program *fp, const char *str, int optimize, uint32_t netmask)');
+  const geterr = so.func('const char *pcap_geterr(pcap_t *p)');
+  const freecode = so.func('void pcap_freecode(pktpath_bpf_program *fp)');
+  const close = so.func('void pcap_close(pcap_t *p)');
+  const bpfFilter = so.func('uint32_t bpf_filter(const pktpath_bpf_insn *pc, const uint8_t *p, uint32_t wirelen, uint32_t buflen)');
+  pcapLib = {
+    compile(linkType, snaplen, expression, netmask) {
+      const handle = openDead(linkType, snaplen);
+      if (!handle) throw new Error('pcap_open_dead failed');
+      try {
+        const program: { bf_len: number; bf_insns: unknown } = { bf_len: 0, bf_insns: null };
+        if ((compile(handle, program, expression, 1, netmask) as number) < 0) return { error: geterr(handle) as string };
+        try {
+          return { insns: koffi.decode(program.bf_insns, Insn, program.bf_len) as CbpfInsnRaw[] };
+        } finally {
+          freecode(program);
+        }
+      } finally {
+        close(handle);
+      }
+    },
+    filter(program, packet, wireLen) {
+      return bpfFilter(program, packet, wireLen, packet.length) as number;
+    },
+  };
+  return pcapLib;
+}

@@ -1,10 +1,7 @@
-/** An eBPF object file: open, configure, load, and find its programs and maps. */
+/** An eBPF object file (through libbpf): open, configure, load, and find its programs and maps. */
 import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
 import { type Ptr, copyBytes, errno, isNull, libbpf } from './native.js';
-
-export const ProgType = { SCHED_CLS: 3, TRACING: 26, NETFILTER: 32 } as const;
-export const AttachType = { TRACE_RAW_TP: 23, NETFILTER: 45, TCX_INGRESS: 46, TCX_EGRESS: 47 } as const;
 
 export class BpfProgram {
   constructor(readonly ptr: Ptr, readonly name: string, private readonly objectName: string) {}

@@ -1,41 +1,20 @@
 /**
- * TraceConfig: what the user asked for, validated. Everything here is pure;
- * each bad value becomes a UsageError with a one-line message before anything
- * touches the kernel.
+ * TraceConfig: what the user asked for, validated, as the contracts of the
+ * layers below take it (the filter, the attach selection, the outputs).
+ * Everything here is pure; each bad value becomes a UsageError with a
+ * one-line message before anything touches the kernel.
  */
-import { parseAddress } from '../decode/addr.js';
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
-import { type OutputFileOptions, type RawOutputFileOptions, parseOutputFileOptions } from './output-options.js';
-
-export interface Addr {
-  l3: 4 | 6;
-  bytes: Uint8Array;
-  text: string;
-}
-
-export type TimestampMode = 'none' | 'current' | 'relative' | 'absolute';
-export type ColorMode = 'auto' | 'always' | 'never';
-export type Family = 'tracepoints' | 'tc' | 'netfilter' | 'funcs';
-export const FAMILIES: readonly Family[] = ['tracepoints', 'tc', 'netfilter', 'funcs'];
-export type Backend = 'auto' | 'tracepoint' | 'kprobe' | 'kprobe-multi' | 'fentry';
-export const BACKENDS: readonly Backend[] = ['auto', 'tracepoint', 'kprobe', 'kprobe-multi', 'fentry'];
-
-export interface OutputConfig {
-  tuple: boolean;
-  meta: boolean;
-  stack: boolean;
-  caller: boolean;
-  tcpFlags: boolean;
-  /** --output-ct: conntrack state in text lines (JSON carries it whenever known). */
-  ct: boolean;
-  json: boolean;
-  file: string | null;
-  limitLines: number;
-  timestamp: TimestampMode;
-  color: ColorMode;
-  /** Rotation, pcapng, grouping. */
-  files: OutputFileOptions;
-}
+import { IPPROTO } from '../decode/protocols.js';
+import {
+  COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
+} from '../output/config.js';
+import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
+import { type AttachSelection, FAMILIES } from '../plan/plan.js';
+import {
+  UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
+  parseRegex, parseRingSize,
+} from './values.js';
 
 export interface FilterConfig {
   /** tcpdump expression (the user's, ANDed with the classic flags'); '' for none. */
@@ -50,83 +29,23 @@ export interface FilterConfig {
 
 export interface TraceConfig {
   filter: FilterConfig;
+  attach: AttachSelection;
   output: OutputConfig;
-  families: Set<Family>;
-  backend: Backend;
-  /** Which observation points to attach (full-name match). */
-  filterFunc: RegExp | null;
   /** Ring buffer size in bytes (power of two). */
   ringSize: number;
   /** Stop after this many seconds (0: until a signal). */
   duration: number;
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-export function parseIp(flag: string, text: string): Addr {
-  const a = parseAddress(text.trim());
-  if (!a) throw new UsageError(`${flag}: '${text}' is not an IPv4 or IPv6 address`);
-  return { ...a, text: text.trim() };
-}
-
-export const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132 };
-
-export function parseProto(text: string): number {
-  const t = text.trim().toLowerCase();
-  if (t in PROTOCOLS) return PROTOCOLS[t]!;
-  if (/^\d+$/.test(t) && Number(t) <= 255) return Number(t);
-  throw new UsageError(`--filter-proto: '${text}' is not a protocol (tcp, udp, icmp, icmp6, sctp or 0-255)`);
-}
-
-export function parsePort(flag: string, text: string): number {
-  const t = text.trim();
-  if (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > 65535) {
-    throw new UsageError(`${flag}: '${text}' is not a port (1-65535)`);
-  }
-  return Number(t);
-}
-
-export function parseCount(flag: string, text: string): number {
-  const t = text.trim();
-  if (!/^\d+$/.test(t)) throw new UsageError(`${flag}: '${text}' is not a non-negative whole number`);
-  return Number(t);
-}
-
-/** Sizes like 16M, 512K, 1G, or bytes; rounded up to a power of two of at least one page. */
-export function parseSize(flag: string, text: string): number {
-  const m = /^(\d+)([kmg]i?b?)?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`${flag}: '${text}' is not a size (e.g. 16M)`);
-  const unit = (m[2] ?? '').toLowerCase()[0];
-  const mult = unit === 'k' ? 1 << 10 : unit === 'm' ? 1 << 20 : unit === 'g' ? 1 << 30 : 1;
-  const bytes = Number(m[1]) * mult;
-  if (bytes < 4096 || bytes > 1 << 30) throw new UsageError(`${flag}: ${text} is out of range (4K-1G)`);
-  let size = 4096;
-  while (size < bytes) size *= 2;
-  return size;
-}
-
-export function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
-  if ((choices as readonly string[]).includes(text)) return text as T;
-  throw new UsageError(`${flag}: '${text}' is not one of ${choices.join(', ')}`);
-}
-
-export function parseFamilies(text: string): Set<Family> {
-  const out = new Set<Family>();
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    out.add(parseChoice('--attach', part, FAMILIES));
-  }
-  if (out.size === 0) throw new UsageError('--attach: name at least one of ' + FAMILIES.join(', '));
-  return out;
-}
-
-export function parseRegex(flag: string, text: string): RegExp {
-  try {
-    return new RegExp(`^(?:${text})$`);
-  } catch (e) {
-    throw new UsageError(`${flag}: '${text}' is not a regular expression: ${(e as Error).message}`);
-  }
+/** The file options as commander hands them over (with the flags they depend on). */
+export interface RawOutputFileOptions {
+  outputFile?: string;
+  outputJson?: boolean;
+  outputFileMaxSize?: string;
+  outputFileMaxBackups?: string;
+  outputPcap?: string;
+  pcapSnaplen?: string;
+  groupBy?: string;
 }
 
 /** Raw option values as commander hands them over. */
@@ -149,26 +68,43 @@ export interface RawOptions extends RawOutputFileOptions {
   outputCaller?: boolean;
   outputTcpFlags?: boolean;
   outputCt?: boolean;
-  outputJson?: boolean;
-  outputFile?: string;
   outputLimitLines?: string;
   timestamp?: string;
   color?: string;
-  backend?: string;
   attach?: string;
   ringSize?: string;
   duration?: string;
 }
 
-/** VALUE or VALUE/MASK, decimal or 0x-hex, 32 bits. */
-export function parseMark(text: string): { value: number; mask: number } {
-  const m = /^\s*(0x[0-9a-f]+|\d+)\s*(?:\/\s*(0x[0-9a-f]+|\d+)\s*)?$/i.exec(text);
-  const num = (t: string) => (t.toLowerCase().startsWith('0x') ? parseInt(t, 16) : Number(t));
-  if (!m || num(m[1]!) > 0xffffffff || (m[2] !== undefined && num(m[2]) > 0xffffffff)) {
-    throw new UsageError(`--filter-mark: '${text}' is not VALUE[/MASK] (32-bit numbers, e.g. 0x10/0xff)`);
+const MAX_BACKUPS = 1000;
+
+/** Protocols tcpdump's `port` applies to. */
+const PORT_PROTOCOLS: readonly number[] = [IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP];
+
+export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOptions {
+  const file = raw.outputFile ?? null;
+  let maxSize: number | null = null;
+  if (raw.outputFileMaxSize !== undefined) {
+    maxSize = parseByteSize('--output-file-max-size', raw.outputFileMaxSize);
+    if (file === null) throw new UsageError('--output-file-max-size: rotation needs --output-file');
   }
-  const mask = m[2] !== undefined ? num(m[2]) : 0xffffffff;
-  return { value: (num(m[1]!) & mask) >>> 0, mask: mask >>> 0 };
+  const maxBackups = raw.outputFileMaxBackups === undefined
+    ? DEFAULT_MAX_BACKUPS
+    : parseRange('--output-file-max-backups', raw.outputFileMaxBackups, 0, MAX_BACKUPS);
+
+  let pcap: string | null = null;
+  if (raw.outputPcap !== undefined) {
+    pcap = raw.outputPcap.trim();
+    if (pcap === '') throw new UsageError('--output-pcap: needs a file name');
+    if (pcap === file) throw new UsageError(`--output-pcap: '${pcap}' is also the --output-file`);
+  }
+  const snaplen = raw.pcapSnaplen === undefined ? DEFAULT_SNAPLEN : parseRange('--pcap-snaplen', raw.pcapSnaplen, 1, MAX_SNAPLEN);
+
+  const groupBy = raw.groupBy === undefined ? null : parseChoice('--group-by', raw.groupBy.trim().toLowerCase(), GROUP_BY);
+  if (groupBy !== null && raw.outputJson === true) {
+    throw new UsageError('--group-by: prints text blocks; it does not combine with --output-json');
+  }
+  return { maxSize, maxBackups, pcap, snaplen, groupBy };
 }
 
 export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
@@ -176,14 +112,14 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
   if (o.filterSrcIp !== undefined) filter.srcIp = parseIp('--filter-src-ip', o.filterSrcIp);
   if (o.filterDstIp !== undefined) filter.dstIp = parseIp('--filter-dst-ip', o.filterDstIp);
   if (o.filterIp !== undefined) filter.ip = parseIp('--filter-ip', o.filterIp);
-  if (o.filterProto !== undefined) filter.proto = parseProto(o.filterProto);
+  if (o.filterProto !== undefined) filter.proto = parseProto('--filter-proto', o.filterProto);
   if (o.filterSrcPort !== undefined) filter.srcPort = parsePort('--filter-src-port', o.filterSrcPort);
   if (o.filterDstPort !== undefined) filter.dstPort = parsePort('--filter-dst-port', o.filterDstPort);
   if (o.filterPort !== undefined) filter.port = parsePort('--filter-port', o.filterPort);
   const l3s = [filter.srcIp, filter.dstIp, filter.ip].filter(Boolean).map((a) => a!.l3);
   if (new Set(l3s).size > 1) throw new UsageError('the address filters mix IPv4 and IPv6: no packet can match');
   if ((filter.srcPort || filter.dstPort || filter.port) && filter.proto !== undefined &&
-      ![6, 17, 132].includes(filter.proto)) {
+      !PORT_PROTOCOLS.includes(filter.proto)) {
     throw new UsageError('port filters need a protocol with ports (tcp, udp, sctp)');
   }
 
@@ -197,8 +133,8 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
-    timestamp: parseChoice('--timestamp', o.timestamp ?? 'none', ['none', 'current', 'relative', 'absolute'] as const),
-    color: parseChoice('--color', o.color ?? 'auto', ['auto', 'always', 'never'] as const),
+    timestamp: parseChoice('--timestamp', o.timestamp ?? 'none', TIMESTAMP_MODES),
+    color: parseChoice('--color', o.color ?? 'auto', COLOR_MODES),
     files: parseOutputFileOptions(o),
   };
   if (output.file !== null && output.file.trim() === '') throw new UsageError('--output-file: the path is empty');
@@ -213,14 +149,16 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       expression: combineExpression(expression, filter),
       netns: o.filterNetns?.trim() ?? null,
       ifname: o.filterIfname ?? null,
-      mark: o.filterMark !== undefined ? parseMark(o.filterMark) : null,
+      mark: o.filterMark !== undefined ? parseMark('--filter-mark', o.filterMark) : null,
       trackSkb: !!o.filterTrackSkb,
     },
+    attach: {
+      families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
+      filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc) : null,
+      afterNat: output.ct,
+    },
     output,
-    families: parseFamilies(o.attach ?? 'tracepoints,tc,netfilter,funcs'),
-    backend: parseChoice('--backend', o.backend ?? 'auto', BACKENDS),
-    filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc) : null,
-    ringSize: parseSize('--ring-size', o.ringSize ?? '16M'),
+    ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
     duration: o.duration !== undefined ? parseCount('--duration', o.duration) : 0,
   };
 }

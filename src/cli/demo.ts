@@ -5,15 +5,13 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, twoHosts } from '../lab/lab.js';
-import { gatherKernelView } from '../kernel/view.js';
 import { missingPrivileges } from '../kernel/privileges.js';
-import { planProbes } from '../plan/plan.js';
-import { TraceSession } from '../trace/session.js';
+import { Lab, twoHosts } from '../lab/lab.js';
+import { summaryLine } from '../output/summary.js';
+import type { TraceSession } from '../trace/session.js';
 import { buildConfig } from './config.js';
-import { EXIT_FAILURE, EXIT_OK, summaryLine } from './main.js';
-import { activateFilter } from './filter.js';
-import { createSinks } from './output.js';
+import { EXIT_FAILURE, EXIT_OK } from './exit.js';
+import { prepare, runTrace } from './run.js';
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '../lab/peer.js');
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
@@ -36,19 +34,15 @@ export async function demo(): Promise<number> {
     await Promise.all([udp, tcp].map((c) => new Promise((r) => c.stdout!.once('data', r))));
 
     const cfg = buildConfig({ filterIp: '192.0.2.2', outputTuple: true, outputTcpFlags: true, outputMeta: true }, []);
-    const { filter, notes } = activateFilter(cfg.filter);
-    const kernel = gatherKernelView();
     // Only the demo's own namespaces: what runs elsewhere on this machine is not its business.
-    kernel.namespaces = kernel.namespaces.filter((n) => n.netns.name === a || n.netns.name === b);
-    const plan = planProbes(cfg, kernel);
-    for (const note of notes) process.stderr.write(`pktpath: ${note}\n`);
-    const { sinks } = createSinks(cfg.output);
-    const session = new TraceSession(cfg, plan, kernel, filter, sinks, { status: (l) => process.stderr.write(`${l}\n`) });
-    const running = session.run();
-    await new Promise<void>((resolve) => {
-      // run() attaches synchronously before its first await.
-      setImmediate(resolve);
+    const prepared = prepare(cfg, (name) => name === a || name === b);
+    let session: TraceSession | null = null;
+    const running = runTrace(cfg, prepared, {
+      say: (line) => process.stderr.write(`${line}\n`),
+      started: (s) => (session = s),
     });
+    // The session attaches before its first await.
+    await new Promise<void>((resolve) => setImmediate(resolve));
 
     say('ping 192.0.2.1 → 192.0.2.2');
     await lab.exec(a, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
@@ -59,7 +53,7 @@ export async function demo(): Promise<number> {
     say('TCP 192.0.2.1 → 192.0.2.2:8080 (connect, send, echo, close)');
     await lab.exec(a, [process.execPath, PEER, 'tcp-connect', '192.0.2.2', '8080', 'hello']);
     await pause(300);
-    session.stop('demo done');
+    (session as TraceSession | null)?.stop('demo done');
     const summary = await running;
     process.stderr.write(`${summaryLine(summary)}\n`);
     return summary.events > 0 ? EXIT_OK : EXIT_FAILURE;

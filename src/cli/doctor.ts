@@ -1,11 +1,11 @@
 /** `pktpath doctor`: what this kernel allows, measured, and what pktpath will use. */
 import fs from 'node:fs';
 import Table from 'cli-table3';
+import { kernelBtf } from '../kernel/btf.js';
 import { kernelFeatures } from '../kernel/features.js';
+import { kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';
-import { kernelRelease, probeMechanisms } from '../kernel/probe-features.js';
-import { kernelBtf } from '../kernel/view.js';
-import { EXIT_FAILURE, EXIT_OK } from './main.js';
+import { EXIT_FAILURE, EXIT_OK } from './exit.js';
 
 function lockdown(): string {
   try {

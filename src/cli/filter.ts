@@ -5,7 +5,8 @@ import { FilterSyntaxError } from '../filter/pcap.js';
 import { InjectError } from '../filter/inject.js';
 import { TranslateError } from '../filter/cbpf-to-ebpf.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
-import { type FilterConfig, UsageError } from './config.js';
+import type { FilterConfig } from './config.js';
+import { UsageError } from './values.js';
 
 /** Every problem here is the user's input: a UsageError (exit 2), before anything is attached. */
 export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: string[] } {

@@ -1,22 +1,21 @@
-/** Text forms of IP addresses, as `ip` and pwru print them. */
+/** IP addresses: their text forms, as `ip` and pwru print them, and parsing what users type. */
+import { NumberText } from './cache.js';
 
-// A flow repeats its two addresses in every record: IPv4 text is cached by
-// value in a small direct-mapped table.
-const V4_SLOTS = 1024;
-const v4Keys = new Int32Array(V4_SLOTS).fill(-1);
-const v4Text: string[] = new Array<string>(V4_SLOTS).fill('');
+/** An address the user gave: its family, network-order bytes and the text as typed. */
+export interface Addr {
+  l3: 4 | 6;
+  bytes: Uint8Array;
+  text: string;
+}
+
+// A flow repeats its two addresses in every record: IPv4 text is kept by value.
+const v4Text = new NumberText(1024, (key) =>
+  `${key >>> 24}.${(key >>> 16) & 0xff}.${(key >>> 8) & 0xff}.${key & 0xff}`);
 
 /** Formats the 4 (IPv4) or 16 (IPv6) bytes at `at` in network order. */
 export function formatAddress(bytes: Uint8Array, at: number, l3: 4 | 6): string {
   if (l3 === 4) {
-    const key = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0;
-    const slot = (key ^ (key >>> 10) ^ (key >>> 20)) & (V4_SLOTS - 1);
-    // -1 is 255.255.255.255: never taken from the cache, always formatted.
-    if (v4Keys[slot] === key && key !== -1) return v4Text[slot]!;
-    const text = `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
-    v4Keys[slot] = key;
-    v4Text[slot] = text;
-    return text;
+    return v4Text.get(((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0);
   }
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[at + i]! << 8) | bytes[at + i + 1]!);

@@ -1,18 +1,8 @@
 /**
  * Encoder of `struct config` (probes/include/event.h): the read-only settings
- * each probe instance is loaded with. Offsets are checked against the BTF of
- * the compiled probes by test/unit/layout.test.ts.
+ * each probe instance is loaded with.
  */
-
-export const CONFIG_LAYOUT = {
-  size: 44,
-  fields: {
-    point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, netns: 24, ifindex: 28,
-    mark: 32, mark_mask: 36, snaplen: 40,
-  },
-} as const;
-
-export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, frees: 1 << 4 } as const;
+import { CONFIG_LAYOUT, ConfigFlags } from './layout.js';
 
 export interface ProbeConfig {
   pointId: number;

@@ -16,7 +16,7 @@
  *   r6 holds A, r7 holds X; r0-r5 are scratch (the helper call clobbers them).
  */
 import type { CbpfInsn } from './pcap.js';
-import { Alu, Class, Helper, Jmp, Mode, Size, Src, TO_BE, type EbpfInsn, insn } from './ebpf.js';
+import { Alu, Class, Helper, Jmp, Mode, Size, Src, TO_BE, type EbpfInsn, insn } from '../bpf/insn.js';
 
 export const R_A = 6;
 export const R_X = 7;

@@ -3,9 +3,10 @@
  * ANDed with the user's own, then compiled by libpcap for both the L2 and the
  * L3 variant and translated to eBPF.
  */
-import type { Addr } from '../cli/config.js';
+import type { Addr } from '../decode/addr.js';
+import { protocolName } from '../decode/protocols.js';
 import { translate } from './cbpf-to-ebpf.js';
-import type { EbpfInsn } from './ebpf.js';
+import type { EbpfInsn } from '../bpf/insn.js';
 import { type CbpfInsn, FilterSyntaxError, LinkType, compilePcap } from './pcap.js';
 
 export interface FlagFilter {
@@ -18,8 +19,6 @@ export interface FlagFilter {
   port?: number;
 }
 
-const PROTO_WORDS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmp6', 132: 'sctp' };
-
 /** The tcpdump expression equivalent to the classic flags ('' when none is set). */
 export function flagsToExpression(f: FlagFilter): string {
   const parts: string[] = [];
@@ -28,7 +27,7 @@ export function flagsToExpression(f: FlagFilter): string {
   if (f.srcIp) parts.push(`${family(f.srcIp)} src host ${f.srcIp.text}`);
   if (f.dstIp) parts.push(`${family(f.dstIp)} dst host ${f.dstIp.text}`);
   if (f.ip) parts.push(`${family(f.ip)} host ${f.ip.text}`);
-  if (f.proto !== undefined) parts.push(PROTO_WORDS[f.proto] ?? `(ip proto ${f.proto} or ip6 proto ${f.proto})`);
+  if (f.proto !== undefined) parts.push(protocolName(f.proto) ?? `(ip proto ${f.proto} or ip6 proto ${f.proto})`);
   if (f.srcPort) parts.push(`src port ${f.srcPort}`);
   if (f.dstPort) parts.push(`dst port ${f.dstPort}`);
   if (f.port) parts.push(`port ${f.port}`);

@@ -4,7 +4,7 @@
  * code replaces it in place and the rest stays no-ops, so no instruction
  * outside the region moves and libpcap-independent relocations stay valid.
  */
-import { Alu, Class, INSN_SIZE, Jmp, NOP, Src, type EbpfInsn, encode, insn } from './ebpf.js';
+import { Alu, Class, INSN_SIZE, Jmp, NOP, Src, type EbpfInsn, encode, insn } from '../bpf/insn.js';
 
 export const FILTER_REGION_INSNS = 4096;
 export const FILTER_MAGIC = { l2: 0x70706c32, l3: 0x70706c33 } as const;

@@ -3,7 +3,7 @@
  * program is loaded). `pktpath doctor` goes further and tries each mechanism.
  */
 import fs from 'node:fs';
-import type { Btf } from '../bpf/btf.js';
+import type { Btf } from '../bpf/btf/btf.js';
 
 export interface KernelFeatures {
   /** BTF-typed tracepoints (tp_btf) need kernel BTF. */

@@ -4,7 +4,7 @@
  * devices.
  */
 import fs from 'node:fs';
-import { c, errno, isNull, koffi } from '../bpf/native.js';
+import { c, errno, interfaces } from '../bpf/native.js';
 
 const CLONE_NEWNET = 0x40000000;
 const O_RDONLY = 0;
@@ -83,27 +83,10 @@ export interface Iface {
   name: string;
 }
 
-const IfNameIndex = koffi.struct('pktpath_if_nameindex', { if_index: 'uint32_t', if_name: 'char *' });
-
 /** Devices of the calling thread's namespace. */
 export function listIfaces(): Iface[] {
-  const p = c.if_nameindex();
-  if (isNull(p)) return [];
-  try {
-    const out: Iface[] = [];
-    const size = koffi.sizeof(IfNameIndex);
-    for (let i = 0; ; i++) {
-      const entry = koffi.decode(p, i * size, IfNameIndex) as { if_index: number; if_name: string | null };
-      if (entry.if_index === 0) break;
-      out.push({ ifindex: entry.if_index, name: entry.if_name ?? '' });
-    }
-    return out;
-  } finally {
-    c.if_freenameindex(p);
-  }
+  return interfaces();
 }
-
-export { IfNameIndex };
 
 export class NetnsNotFound extends Error {
   override name = 'NetnsNotFound';

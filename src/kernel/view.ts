@@ -1,22 +1,24 @@
-/** Gathers the KernelView the planner needs: tracepoint prototypes, features, namespaces and devices. */
-import { Btf } from '../bpf/btf.js';
-import type { KernelView, TracepointParam } from '../plan/plan.js';
-import { SKB_TRACEPOINTS } from '../plan/catalog.js';
-import { kernelFeatures } from './features.js';
+/**
+ * The KernelView: what the planner needs to know of the running kernel and
+ * system — tracepoint prototypes, features, namespaces and their devices —
+ * gathered once, as plain data, so planning stays a pure function.
+ */
+import { kernelBtf, tracepointProto } from './btf.js';
+import { type KernelFeatures, kernelFeatures } from './features.js';
 import { type Iface, type Netns, currentNetns, listIfaces, namedNetns, withNetns } from './netns.js';
 
-let vmlinux: Btf | null | undefined;
+/** One parameter of a tracepoint, as BTF describes it (without the leading context pointer). */
+export interface TracepointParam {
+  index: number;
+  typeName: string;
+}
 
-/** The running kernel's BTF, parsed once; null when the kernel has none. */
-export function kernelBtf(): Btf | null {
-  if (vmlinux === undefined) {
-    try {
-      vmlinux = Btf.loadVmlinux();
-    } catch {
-      vmlinux = null;
-    }
-  }
-  return vmlinux;
+export interface KernelView {
+  /** Prototype of each tracepoint asked about, null when this kernel lacks it. */
+  tracepoints: Map<string, TracepointParam[] | null>;
+  features: KernelFeatures;
+  /** Namespaces where tc and netfilter observers may go, with their devices. */
+  namespaces: Array<{ netns: Netns; ifaces: Iface[] }>;
 }
 
 /** The namespace pktpath runs in, then every named one; each once. */
@@ -31,12 +33,13 @@ export function ifacesOf(netns: Netns): Iface[] {
   return withNetns(netns.path, listIfaces);
 }
 
-export function gatherKernelView(): KernelView {
+/** The view for a plan over `tracepoints` (the names pktpath knows). */
+export function gatherKernelView(tracepoints: readonly string[]): KernelView {
   const btf = kernelBtf();
-  const tracepoints = new Map<string, TracepointParam[] | null>();
-  for (const name of SKB_TRACEPOINTS) {
-    const proto = btf?.tracepointProto(name) ?? null;
-    tracepoints.set(name, proto && proto.map((p) => ({ index: p.index, typeName: p.typeName })));
+  const protos = new Map<string, TracepointParam[] | null>();
+  for (const name of tracepoints) {
+    const proto = btf ? tracepointProto(btf, name) : null;
+    protos.set(name, proto && proto.map((p) => ({ index: p.index, typeName: p.typeName })));
   }
   const namespaces = tracedNamespaces().map((netns) => {
     let ifaces: Iface[] = [];
@@ -47,13 +50,5 @@ export function gatherKernelView(): KernelView {
     }
     return { netns, ifaces };
   });
-  return { tracepoints, features: kernelFeatures(btf), namespaces };
-}
-
-/** skb_drop_reason value → name without its SKB_DROP_REASON_ prefix. */
-export function dropReasonNames(): Map<number, string> {
-  const out = new Map<number, string>();
-  const values = kernelBtf()?.enumValues('skb_drop_reason');
-  if (values) for (const [v, name] of values) out.set(v, name.replace(/^SKB_DROP_REASON_/, ''));
-  return out;
+  return { tracepoints: protos, features: kernelFeatures(btf), namespaces };
 }

@@ -12,12 +12,12 @@
  *     +0.000µs     →  SYN      0xffff888103238a00  nf:ipv4:local_out → tc:egress → … → consume_skb  consumed
  *     +41.210µs    ←  SYN|ACK  0xffff888103238f00  nf:ipv4:local_out → … → consume_skb  consumed
  */
-import { Chalk } from 'chalk';
-import type { LostNotice, TraceEvent, Tuple } from '../trace/event.js';
-import type { CtInfo } from '../trace/ct.js';
-import { formatDuration } from './journey.js';
-import { formatSkb, formatTuple, tcpFlagNames } from './format.js';
-import { type CollectorOptions, type EndKind, PacketCollector } from './packets.js';
+import type { CtInfo } from '../decode/ct.js';
+import { IPPROTO, protocolName, tcpFlagNames } from '../decode/protocols.js';
+import type { LostNotice, TraceEvent, Tuple } from './event.js';
+import { formatDuration, formatEndpoint, formatSkb } from './format.js';
+import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
+import { type ColorLevel, type Styles, stylesFor } from './paint.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { formatLost } from './text.js';
@@ -26,7 +26,7 @@ export const DEFAULT_CONNECTION_IDLE_MS = 2000;
 
 export interface ConnectionOptions extends CollectorOptions {
   color: boolean;
-  colorLevel?: 1 | 2 | 3;
+  colorLevel?: ColorLevel;
   /** A connection with no packet for this long is printed. Default 2 s. */
   connectionIdleMs?: number;
 }
@@ -47,7 +47,7 @@ interface Connection {
   lastSeen: number;
 }
 
-const endpoint = (addr: string, port: number) => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+const endpoint = (addr: string, port: number) => formatEndpoint(addr, port, true);
 
 /** The same key for both directions of a flow. */
 export function flowKey(t: Tuple): string {
@@ -72,18 +72,12 @@ export class ConnectionSink implements Sink {
   private readonly packets: PacketCollector;
   private readonly connections = new Map<string, Connection>();
   private readonly idleMs: number;
-  private readonly paint: { header: (s: string) => string; drop: (s: string) => string; dim: (s: string) => string };
+  private readonly paint: Styles;
   private closed = false;
 
   constructor(private readonly out: BatchedWriter, opts: ConnectionOptions) {
     this.idleMs = opts.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS;
-    if (opts.color) {
-      const c = new Chalk({ level: opts.colorLevel ?? 1 });
-      this.paint = { header: c.bold, drop: c.red, dim: c.dim };
-    } else {
-      const plain = (s: string) => s;
-      this.paint = { header: plain, drop: plain, dim: plain };
-    }
+    this.paint = stylesFor(opts.color, opts.colorLevel);
     this.packets = new PacketCollector(opts, (events, how) => this.addPacket(events, how), (now) => this.flushIdle(now));
   }
 
@@ -143,7 +137,7 @@ export class ConnectionSink implements Sink {
     const tEnd = packets[packets.length - 1]!.events[packets[packets.length - 1]!.events.length - 1]!.timeNs;
     const orig = c.ct?.orig ?? null;
     const id = c.ct ? formatSkb(c.ct.id) : '(no conntrack)';
-    const proto = c.first ? formatTuple(c.first, { tcpFlags: false }).replace(/^.*\(([^)]*)\)$/, '$1') : '?';
+    const proto = c.first ? protocolName(c.first.l4proto) ?? String(c.first.l4proto) : '?';
     const ends = orig
       ? `${endpoint(orig.saddr, orig.sport)} ⇄ ${endpoint(orig.daddr, orig.dport)}`
       : c.first ? `${endpoint(c.first.saddr, c.first.sport)} ⇄ ${endpoint(c.first.daddr, c.first.dport)}` : '-';
@@ -161,12 +155,9 @@ export class ConnectionSink implements Sink {
       const last = p.events[p.events.length - 1]!;
       const t = first.tuple;
       const reply = p.reply ?? (t !== null && c.first !== null && !(t.saddr === c.first.saddr && t.sport === c.first.sport));
-      const flags = t && t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) || '-' : '';
+      const flags = t && t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) || '-' : '';
       const path = p.events.map((e) => e.func).join(' → ');
-      let end: string;
-      if (p.how === 'idle') end = 'unfinished (idle)';
-      else if (p.how === 'stopped') end = 'unfinished (trace stopped)';
-      else end = last.dropReason !== null ? this.paint.drop(`dropped: ${last.dropReason}`) : 'consumed';
+      const end = describeEnding(last, p.how, this.paint);
       s += `\n    ${this.paint.dim(('+' + formatDuration(first.timeNs - prev)).padEnd(12))} ${reply ? '←' : '→'}  ` +
         `${flags.padEnd(8)} ${formatSkb(first.skb)}  ${path}  ${end}`;
       prev = first.timeNs;

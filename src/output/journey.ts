@@ -23,42 +23,23 @@
  * Marker lines (`tuple:`, `mark:`) sit before the first hop where the value
  * differs from the hop before: NAT, tunnels and marking rules show up there.
  */
-import { Chalk } from 'chalk';
-import type { LostNotice, TraceEvent } from '../trace/event.js';
-import {
-  formatHex,
-  formatIface,
-  formatProcess,
-  formatSkb,
-  formatTimestamp,
-  formatTuple,
-  type TimestampMode,
-} from './format.js';
-import { type CollectorOptions, type EndKind, PacketCollector } from './packets.js';
+import type { TimestampMode } from './config.js';
+import type { LostNotice, TraceEvent } from './event.js';
+import { formatDuration, formatHex, formatIface, formatProcess, formatSkb, formatTimestamp, netnsLabel } from './format.js';
+import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
+import { type ColorLevel, type Styles, stylesFor } from './paint.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { COLUMN_WIDTHS, STACK_INDENT, formatLost } from './text.js';
-
-export { END_POINTS, DEFAULT_IDLE_MS } from './packets.js';
+import { formatTuple } from './tuple.js';
 
 export interface JourneyOptions extends CollectorOptions {
   color: boolean;
   /** Chalk level when `color` is set. Default 1. */
-  colorLevel?: 1 | 2 | 3;
+  colorLevel?: ColorLevel;
   tcpFlags: boolean;
   stack: boolean;
   timestamp: TimestampMode;
-}
-
-type Paint = (s: string) => string;
-const plain: Paint = (s) => s;
-
-interface Paints {
-  header: Paint;
-  delta: Paint;
-  drop: Paint;
-  ok: Paint;
-  change: Paint;
 }
 
 const PAD_HOP = { delta: 12, func: COLUMN_WIDTHS.func, iface: COLUMN_WIDTHS.iface } as const;
@@ -67,21 +48,9 @@ function pad(s: string, width: number): string {
   return s.length >= width ? s : s + ' '.repeat(width - s.length);
 }
 
-/** `12.345µs`, `1.234ms` or `2.500s`. */
-export function formatDuration(ns: bigint): string {
-  const n = Number(ns);
-  if (n < 1e6) return (n / 1e3).toFixed(3) + 'µs';
-  if (n < 1e9) return (n / 1e6).toFixed(3) + 'ms';
-  return (n / 1e9).toFixed(3) + 's';
-}
-
-function netnsLabel(e: TraceEvent): string {
-  return e.netnsName !== '' ? e.netnsName : String(e.netns);
-}
-
 export class JourneySink implements Sink {
   private readonly packets: PacketCollector;
-  private readonly paints: Paints;
+  private readonly paints: Styles;
   private readonly tupleOpts: { tcpFlags: boolean };
   private closed = false;
 
@@ -90,12 +59,7 @@ export class JourneySink implements Sink {
     private readonly opts: JourneyOptions,
   ) {
     this.tupleOpts = { tcpFlags: opts.tcpFlags };
-    if (opts.color) {
-      const c = new Chalk({ level: opts.colorLevel ?? 1 });
-      this.paints = { header: c.bold, delta: c.dim, drop: c.red, ok: c.green, change: c.yellow };
-    } else {
-      this.paints = { header: plain, delta: plain, drop: plain, ok: plain, change: plain };
-    }
+    this.paints = stylesFor(opts.color, opts.colorLevel);
     this.packets = new PacketCollector(opts, (events, how) => {
       if (!this.out.closed) this.out.write(this.formatJourney(events, how));
     });
@@ -113,12 +77,7 @@ export class JourneySink implements Sink {
 
   lost(notice: LostNotice): void {
     if (this.closed || this.out.closed) return;
-    this.out.write(this.paints.change(formatLost(notice)));
-  }
-
-  /** Prints the packets idle for the idle period or longer. */
-  sweep(now?: number): void {
-    this.packets.sweep(now);
+    this.out.write(this.paints.warn(formatLost(notice)));
   }
 
   close(): Promise<void> {
@@ -139,15 +98,15 @@ export class JourneySink implements Sink {
     if (this.opts.timestamp !== 'none') head = formatTimestamp(first, this.opts.timestamp) + ' ';
     head += formatSkb(first.skb) + ' ' + (formatTuple(first.tuple, this.tupleOpts) || '-') + ' ' + formatProcess(first.comm, first.pid);
     const hops = events.length === 1 ? '1 hop' : events.length + ' hops';
-    let s = p.header(head) + '  ' + hops + ' in ' + formatDuration(last.timeNs - first.timeNs) + ', ' + this.ending(last, how);
+    let s = p.header(head) + '  ' + hops + ' in ' + formatDuration(last.timeNs - first.timeNs) + ', ' + describeEnding(last, how, this.paints);
 
     let prev: TraceEvent | null = null;
     let prevTuple = '';
     for (const e of events) {
       const tuple = e.tuple === null ? '' : formatTuple(e.tuple, { tcpFlags: false });
       if (prev !== null) {
-        if (tuple !== '' && prevTuple !== '' && tuple !== prevTuple) s += '\n' + p.change('    tuple: ' + prevTuple + ' ⇒ ' + tuple);
-        if (e.mark !== prev.mark) s += '\n' + p.change('    mark: ' + formatHex(prev.mark) + ' ⇒ ' + formatHex(e.mark));
+        if (tuple !== '' && prevTuple !== '' && tuple !== prevTuple) s += '\n' + p.warn('    tuple: ' + prevTuple + ' ⇒ ' + tuple);
+        if (e.mark !== prev.mark) s += '\n' + p.warn('    mark: ' + formatHex(prev.mark) + ' ⇒ ' + formatHex(e.mark));
       }
       if (tuple !== '') prevTuple = tuple;
       s += '\n' + this.hop(e, prev === null ? 0n : e.timeNs - prev.timeNs);
@@ -159,7 +118,7 @@ export class JourneySink implements Sink {
   private hop(e: TraceEvent, deltaNs: bigint): string {
     const p = this.paints;
     let s =
-      '  ' + p.delta(pad('+' + formatDuration(deltaNs), PAD_HOP.delta)) +
+      '  ' + p.dim(pad('+' + formatDuration(deltaNs), PAD_HOP.delta)) +
       ' ' + pad(e.func, PAD_HOP.func) +
       ' ' + pad(formatIface(e.ifname, e.ifindex), PAD_HOP.iface) +
       ' ' + netnsLabel(e);
@@ -169,13 +128,5 @@ export class JourneySink implements Sink {
       for (const frame of e.stack) s += '\n  ' + STACK_INDENT + frame;
     }
     return s;
-  }
-
-  private ending(last: TraceEvent, how: EndKind): string {
-    const p = this.paints;
-    if (how === 'idle') return p.change('unfinished (idle)');
-    if (how === 'stopped') return p.change('unfinished (trace stopped)');
-    if (last.func === 'consume_skb' && last.dropReason === null) return p.ok('consumed');
-    return p.drop(last.dropReason !== null ? 'dropped: ' + last.dropReason : 'dropped');
   }
 }

@@ -3,59 +3,20 @@
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
-import type { CtInfo, CtTuple } from '../trace/ct.js';
-import type { Tuple } from '../decode/event.js';
-import type { LostNotice, ProbeType, TraceEvent } from '../trace/event.js';
+import { AddressText, SlotCache, flat } from '../decode/cache.js';
+import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
+import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import { type JsonCt, toJsonCt } from './ct.js';
+import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
-  flat,
-  formatDecimal,
-  formatIface,
-  formatProcess,
-  formatSkb,
-  formatTime,
-  nanos9,
-  tcpFlagNames,
-  tupleSlot,
-  utcFraction,
-  utcSecondPrefix,
+  formatDecimal, formatIface, formatProcess, formatSkb, formatTime, nanos9, utcFraction, utcSecondPrefix,
 } from './format.js';
+import { type JsonTuple, jsonProto, jsonTuple } from './tuple.js';
+
+export type { JsonCt, JsonCtTuple } from './ct.js';
+export type { JsonProto, JsonTuple } from './tuple.js';
 
 export const JSON_SCHEMA_VERSION = 1;
-
-export type JsonProto = 'tcp' | 'udp' | 'icmp' | 'icmp6' | number;
-
-export interface JsonTuple {
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  proto: JsonProto;
-  /** `SYN|ACK` style; '' when no flag is set or the packet is not TCP. */
-  flags: string;
-}
-
-export interface JsonCtTuple {
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  proto: JsonProto;
-}
-
-export interface JsonCt {
-  source: CtInfo['source'];
-  found: boolean;
-  state: CtInfo['state'];
-  dir: CtInfo['dir'];
-  /** Address of the entry, `0x…`: groups the packets of one connection. */
-  id: string;
-  status: string[];
-  zone: number;
-  mark: number;
-  error: number;
-  orig: JsonCtTuple | null;
-  reply: JsonCtTuple | null;
-}
 
 export interface JsonRecord {
   v: typeof JSON_SCHEMA_VERSION;
@@ -91,54 +52,6 @@ export interface JsonLostRecord {
   time: string;
   count: number;
   total: number;
-}
-
-/** The schema names these four; every other protocol stays a number (sctp included). */
-function jsonProto(n: number): JsonProto {
-  switch (n) {
-    case 6:
-      return 'tcp';
-    case 17:
-      return 'udp';
-    case 1:
-      return 'icmp';
-    case 58:
-      return 'icmp6';
-    default:
-      return n;
-  }
-}
-
-function jsonCtTuple(t: CtTuple | null): JsonCtTuple | null {
-  return t === null ? null : { saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, proto: jsonProto(t.l4proto) };
-}
-
-export function toJsonCt(ct: CtInfo): JsonCt {
-  return {
-    source: ct.source,
-    found: ct.found,
-    state: ct.state,
-    dir: ct.dir,
-    id: '0x' + ct.id.toString(16).padStart(16, '0'),
-    status: ct.status,
-    zone: ct.zone,
-    mark: ct.mark,
-    error: ct.error,
-    orig: jsonCtTuple(ct.orig),
-    reply: jsonCtTuple(ct.reply),
-  };
-}
-
-function jsonTuple(t: Tuple | null): JsonTuple | null {
-  if (t === null) return null;
-  return {
-    saddr: t.saddr,
-    daddr: t.daddr,
-    sport: t.sport,
-    dport: t.dport,
-    proto: jsonProto(t.l4proto),
-    flags: t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '',
-  };
 }
 
 export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
@@ -208,113 +121,70 @@ function timeHead(ns: bigint): number {
   return frac;
 }
 
-const SKB_SLOTS = 4096;
-const skbKeys: bigint[] = new Array<bigint>(SKB_SLOTS).fill(-1n);
-const skbSegs: string[] = new Array<string>(SKB_SLOTS).fill('');
-
 /** `Z","skb":"0x…","cpu":` */
-function skbSeg(skb: bigint): string {
-  const lo = Number(skb & 0xffffffffn);
-  const slot = ((lo >>> 8) ^ (lo >>> 20)) & (SKB_SLOTS - 1);
-  if (skbKeys[slot] === skb) return skbSegs[slot]!;
-  const s = flat('Z","skb":"' + formatSkb(skb) + '","cpu":');
-  skbKeys[slot] = skb;
-  skbSegs[slot] = s;
-  return s;
-}
+const skbSegs = new AddressText(4096, (skb) => 'Z","skb":"' + formatSkb(skb) + '","cpu":');
 
-const PROC_SLOTS = 1024;
-const procPids: number[] = new Array<number>(PROC_SLOTS).fill(-1);
-const procComms: string[] = new Array<string>(PROC_SLOTS).fill('');
-const procSegs: string[] = new Array<string>(PROC_SLOTS).fill('');
+const procSegs = new SlotCache(1024, () => ({ pid: NaN, comm: '', text: '' }));
 
 /** `,"process":"comm:pid","pid":pid,"netns":` */
 function procSeg(comm: string, pid: number): string {
-  const slot = pid & (PROC_SLOTS - 1);
-  if (procPids[slot] === pid && procComms[slot] === comm) return procSegs[slot]!;
-  const s = flat(',"process":' + str(formatProcess(comm, pid)) + ',"pid":' + pid + ',"netns":');
-  procPids[slot] = pid;
-  procComms[slot] = comm;
-  procSegs[slot] = s;
-  return s;
+  const c = procSegs.at(pid);
+  if (c.pid === pid && c.comm === comm) return c.text;
+  c.pid = pid;
+  c.comm = comm;
+  return (c.text = flat(',"process":' + str(formatProcess(comm, pid)) + ',"pid":' + pid + ',"netns":'));
 }
 
-const NS_SLOTS = 256;
-const nsKeys: number[] = new Array<number>(NS_SLOTS).fill(-1);
-const nsNames: string[] = new Array<string>(NS_SLOTS).fill('');
-const nsSegs: string[] = new Array<string>(NS_SLOTS).fill('');
+const netnsSegs = new SlotCache(256, () => ({ netns: NaN, name: '', text: '' }));
 
 /** `inode,"netns_name":"name","mark":` */
 function netnsSeg(netns: number, name: string): string {
-  const slot = (netns ^ (netns >>> 8)) & (NS_SLOTS - 1);
-  if (nsKeys[slot] === netns && nsNames[slot] === name) return nsSegs[slot]!;
-  const s = flat(formatDecimal(netns) + ',"netns_name":' + str(name) + ',"mark":');
-  nsKeys[slot] = netns;
-  nsNames[slot] = name;
-  nsSegs[slot] = s;
-  return s;
+  const c = netnsSegs.at(netns ^ (netns >>> 8));
+  if (c.netns === netns && c.name === name) return c.text;
+  c.netns = netns;
+  c.name = name;
+  return (c.text = flat(formatDecimal(netns) + ',"netns_name":' + str(name) + ',"mark":'));
 }
 
-const IF_SLOTS = 1024;
-const ifKeys: number[] = new Array<number>(IF_SLOTS).fill(-1);
-const ifNames: string[] = new Array<string>(IF_SLOTS).fill('');
-const ifSegs: string[] = new Array<string>(IF_SLOTS).fill('');
+const ifaceSegs = new SlotCache(1024, () => ({ ifindex: NaN, ifname: '', text: '' }));
 
 /** `,"iface":"name:ifindex","ifindex":ifindex,"proto":` */
 function ifaceSeg(ifname: string, ifindex: number): string {
-  const slot = ifindex & (IF_SLOTS - 1);
-  if (ifKeys[slot] === ifindex && ifNames[slot] === ifname) return ifSegs[slot]!;
-  const s = flat(',"iface":' + str(formatIface(ifname, ifindex)) + ',"ifindex":' + ifindex + ',"proto":');
-  ifKeys[slot] = ifindex;
-  ifNames[slot] = ifname;
-  ifSegs[slot] = s;
-  return s;
+  const c = ifaceSegs.at(ifindex);
+  if (c.ifindex === ifindex && c.ifname === ifname) return c.text;
+  c.ifindex = ifindex;
+  c.ifname = ifname;
+  return (c.text = flat(',"iface":' + str(formatIface(ifname, ifindex)) + ',"ifindex":' + ifindex + ',"proto":'));
 }
 
-const PM_SLOTS = 256;
-const pmProtos: number[] = new Array<number>(PM_SLOTS).fill(-1);
-const pmMtus: number[] = new Array<number>(PM_SLOTS).fill(-1);
-const pmSegs: string[] = new Array<string>(PM_SLOTS).fill('');
+const protoMtuSegs = new SlotCache(256, () => ({ proto: NaN, mtu: 0, text: '' }));
 
 /** `proto,"mtu":mtu,"len":` */
 function protoMtuSeg(proto: number, mtu: number): string {
-  const slot = (proto ^ (proto >>> 8) ^ mtu ^ (mtu >>> 8)) & (PM_SLOTS - 1);
-  if (pmProtos[slot] === proto && pmMtus[slot] === mtu) return pmSegs[slot]!;
-  const s = flat(proto + ',"mtu":' + mtu + ',"len":');
-  pmProtos[slot] = proto;
-  pmMtus[slot] = mtu;
-  pmSegs[slot] = s;
-  return s;
+  const c = protoMtuSegs.at(proto ^ (proto >>> 8) ^ mtu ^ (mtu >>> 8));
+  if (c.proto === proto && c.mtu === mtu) return c.text;
+  c.proto = proto;
+  c.mtu = mtu;
+  return (c.text = flat(proto + ',"mtu":' + mtu + ',"len":'));
 }
 
-interface TupleSeg extends Omit<Tuple, 'l3'> {
-  s: string;
-}
-
-const TUPLE_SLOTS = 1024;
-const tupleSegs: (TupleSeg | null)[] = new Array<TupleSeg | null>(TUPLE_SLOTS).fill(null);
+const tupleSegs = new SlotCache(1024, (): { tuple: Tuple | null; text: string } => ({ tuple: null, text: '' }));
 
 /** `,"tuple":{…}` */
 function tupleSeg(t: Tuple): string {
-  const slot = tupleSlot(t, false);
-  const c = tupleSegs[slot];
-  if (
-    c != null && c.sport === t.sport && c.dport === t.dport && c.l4proto === t.l4proto &&
-    c.tcpFlags === t.tcpFlags && c.saddr === t.saddr && c.daddr === t.daddr
-  ) {
-    return c.s;
-  }
+  const c = tupleSegs.at(tupleHash(t));
+  if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.text;
   const p = jsonProto(t.l4proto);
-  const s = flat(
+  const text = flat(
     ',"tuple":{"saddr":' + str(t.saddr) +
     ',"daddr":' + str(t.daddr) +
     ',"sport":' + t.sport +
     ',"dport":' + t.dport +
     ',"proto":' + (typeof p === 'number' ? String(p) : '"' + p + '"') +
-    ',"flags":"' + (t.l4proto === 6 ? tcpFlagNames(t.tcpFlags) : '') + '"}',
+    ',"flags":"' + (t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) : '') + '"}',
   );
-  tupleSegs[slot] = { saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto: t.l4proto, tcpFlags: t.tcpFlags, s };
-  return s;
+  c.tuple = t;
+  return (c.text = text);
 }
 
 interface PointSeg {
@@ -329,8 +199,7 @@ interface PointSeg {
   closed: string;
 }
 
-const POINT_SLOTS = 512;
-const pointSegs: (PointSeg | null)[] = new Array<PointSeg | null>(POINT_SLOTS).fill(null);
+const pointSegs = new SlotCache<PointSeg>(512, () => ({ func: '', type: '', name: '', dropReason: null, caller: null, open: '', closed: '' }));
 
 /** `,"func":…,"probe":{…},"drop_reason":…,"caller":…`, with or without the final `}`. */
 function pointSeg(e: TraceEvent): PointSeg {
@@ -342,10 +211,9 @@ function pointSeg(e: TraceEvent): PointSeg {
     Math.imul(func.length, 31) + Math.imul(probe.name.length, 7) + probe.type.length +
     (func.length > 0 ? Math.imul(func.charCodeAt(func.length - 1), 131) : 0) +
     (drop === null ? 0 : Math.imul(drop.length, 13)) + (caller === null ? 0 : Math.imul(caller.length, 17));
-  const slot = (h ^ (h >>> 9)) & (POINT_SLOTS - 1);
-  const c = pointSegs[slot];
+  const c = pointSegs.at(h ^ (h >>> 9));
   if (
-    c != null && c.func === func && c.name === probe.name && c.type === probe.type &&
+    c.func === func && c.name === probe.name && c.type === probe.type &&
     c.dropReason === drop && c.caller === caller
   ) {
     return c;
@@ -356,9 +224,14 @@ function pointSeg(e: TraceEvent): PointSeg {
     '},"drop_reason":' + strOrNull(drop) +
     ',"caller":' + strOrNull(caller),
   );
-  const seg: PointSeg = { func, type: probe.type, name: probe.name, dropReason: drop, caller, open, closed: flat(open + '}') };
-  pointSegs[slot] = seg;
-  return seg;
+  c.func = func;
+  c.type = probe.type;
+  c.name = probe.name;
+  c.dropReason = drop;
+  c.caller = caller;
+  c.open = open;
+  c.closed = flat(open + '}');
+  return c;
 }
 
 /**
@@ -371,7 +244,7 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   const t = e.tuple;
   let s =
     head + nanos9(frac) +
-    skbSeg(e.skb) + e.cpu +
+    skbSegs.get(e.skb) + e.cpu +
     procSeg(e.comm, e.pid) +
     netnsSeg(e.netns, e.netnsName) + formatDecimal(e.mark) +
     ifaceSeg(e.ifname, e.ifindex) +

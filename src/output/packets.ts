@@ -3,17 +3,27 @@
  * until the skb is freed (kfree_skb, consume_skb), goes idle, or the trace
  * stops. The grouped outputs (--group-by skb, --group-by ct) are built on it.
  */
-import { FREEING_POINTS } from '../plan/catalog.js';
-import type { TraceEvent } from '../trace/event.js';
-
-/** Observation points after which an skb is gone. */
-export const END_POINTS = FREEING_POINTS;
+import { FREEING_POINTS } from '../decode/points.js';
+import type { TraceEvent } from './event.js';
+import type { Styles } from './paint.js';
 
 export const DEFAULT_IDLE_MS = 1000;
 const DEFAULT_MAX_OPEN = 65536;
 
 /** How a packet's events ended: freed, idle (or evicted for room), or the trace stopped. */
 export type EndKind = 'end' | 'idle' | 'stopped';
+
+/**
+ * How a packet's path ended, in words: `consumed` (freed by consume_skb without
+ * a reason), `dropped: REASON` (or `dropped`), `unfinished (idle)` or
+ * `unfinished (trace stopped)`; in the style of each.
+ */
+export function describeEnding(last: TraceEvent, how: EndKind, styles: Styles): string {
+  if (how === 'idle') return styles.warn('unfinished (idle)');
+  if (how === 'stopped') return styles.warn('unfinished (trace stopped)');
+  if (last.func === 'consume_skb' && last.dropReason === null) return styles.ok('consumed');
+  return styles.drop(last.dropReason !== null ? 'dropped: ' + last.dropReason : 'dropped');
+}
 
 export interface CollectorOptions {
   /** A packet with no event for this long is complete. Default 1 s. */
@@ -74,7 +84,7 @@ export class PacketCollector {
       p.events.push(e);
       p.lastSeen = now;
     }
-    if (END_POINTS.has(e.func)) {
+    if (FREEING_POINTS.has(e.func)) {
       // The address is free again: the next event on it is another packet.
       this.open.delete(e.skb);
       this.complete(p.events, 'end');

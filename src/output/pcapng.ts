@@ -15,9 +15,10 @@
  * for points where no MAC header exists yet. Every block is padded to 32 bits.
  */
 import type { Writable } from 'node:stream';
-import type { LostNotice, TraceEvent } from '../trace/event.js';
-import { formatDecimal, formatSkb } from './format.js';
+import type { LostNotice, TraceEvent } from './event.js';
+import { formatSkb, netnsLabel } from './format.js';
 import type { Sink } from './sink.js';
+import { BatchedWriter } from './stream.js';
 
 export const BLOCK_SHB = 0x0a0d0d0a;
 export const BLOCK_IDB = 0x00000001;
@@ -122,7 +123,7 @@ function writeUtf8(buf: Buffer, s: string, off: number): number {
 
 /** The comment of a packet: where it was seen, which skb, which namespace, and why it was dropped. */
 export function packetComment(e: TraceEvent): string {
-  let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + (e.netnsName !== '' ? e.netnsName : formatDecimal(e.netns));
+  let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + netnsLabel(e);
   if (e.dropReason !== null) s += ' reason=' + e.dropReason;
   return s;
 }
@@ -254,7 +255,7 @@ export class PcapngEncoder {
 
   /** The IDB of the event's interface. */
   private describe(e: TraceEvent, l2: boolean): Buffer {
-    const ns = e.netnsName !== '' ? e.netnsName : String(e.netns);
+    const ns = netnsLabel(e);
     return interfaceDescriptionBlock({
       linktype: l2 ? LINKTYPE_ETHERNET : LINKTYPE_RAW,
       snaplen: this.snaplen,
@@ -288,35 +289,27 @@ export interface PcapngSinkOptions extends PcapngEncoderOptions {
 
 /**
  * Writes events with packet bytes as pcapng to a stream. Blocks are encoded
- * into one large buffer and written in chunks: one write per packet would
+ * in place into the batches of a BatchedWriter: one write per packet would
  * cost more than the encoding.
  */
 export class PcapngSink implements Sink {
   private readonly enc: PcapngEncoder;
-  private readonly chunkSize: number;
-  private readonly maxDelayMs: number;
-  private readonly onError: ((err: Error) => void) | undefined;
-  private chunk: Buffer;
-  private used = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private failure: Error | null = null;
-  private closing: Promise<void> | null = null;
+  private readonly out: BatchedWriter;
   private packetCount = 0;
   private skippedCount = 0;
+  private closed = false;
 
-  constructor(
-    private readonly dest: Writable,
-    opts: PcapngSinkOptions,
-  ) {
+  constructor(dest: Writable, opts: PcapngSinkOptions) {
     this.enc = new PcapngEncoder(opts);
-    this.chunkSize = opts.chunkSize ?? 256 * 1024;
-    this.maxDelayMs = opts.maxDelayMs ?? 100;
-    this.onError = opts.onError;
-    this.chunk = Buffer.allocUnsafe(this.chunkSize);
-    dest.on('error', (err: Error) => this.fail(err));
-    const shb = sectionHeaderBlock();
-    shb.copy(this.chunk, 0);
-    this.used = shb.length;
+    const onError = opts.onError;
+    this.out = new BatchedWriter(dest, {
+      batchSize: opts.chunkSize ?? 256 * 1024,
+      maxDelayMs: opts.maxDelayMs ?? 100,
+      isTTY: false,
+      end: true,
+      ...(onError ? { onError, onClosed: () => onError(new Error('its reader went away')) } : {}),
+    });
+    this.out.writeBytes(sectionHeaderBlock());
   }
 
   /** Packets written. */
@@ -330,22 +323,20 @@ export class PcapngSink implements Sink {
   }
 
   event(e: TraceEvent): void {
-    if (this.failure !== null || this.closing !== null) return;
+    const out = this.out;
+    if (this.closed || out.closed) return;
     if (e.packet == null) {
       this.skippedCount++;
       return;
     }
-    let next = this.enc.encodeInto(e, this.chunk, this.used);
+    let next = this.enc.encodeInto(e, out.buffer(0), out.length);
     if (next < 0) {
-      this.flush();
-      // A packet larger than a whole chunk gets a buffer of its own.
-      const need = this.enc.maxEncodedSize(e);
-      if (need > this.chunk.length) this.chunk = Buffer.allocUnsafe(need);
-      next = this.enc.encodeInto(e, this.chunk, 0);
+      // The batch is full: write it out, and take one with room for this packet.
+      out.flush();
+      next = this.enc.encodeInto(e, out.buffer(this.enc.maxEncodedSize(e)), out.length);
     }
-    this.used = next;
+    out.commit(next);
     this.packetCount++;
-    this.schedule();
   }
 
   /** Lost records carry no packets; the text and JSON outputs report them. */
@@ -353,63 +344,11 @@ export class PcapngSink implements Sink {
 
   /** Writes out what has been encoded so far. */
   flush(): void {
-    this.cancelTimer();
-    if (this.used === 0 || this.failure !== null) return;
-    const out = this.chunk.subarray(0, this.used);
-    // The stream keeps a reference to what it is given until written.
-    this.chunk = Buffer.allocUnsafe(this.chunkSize);
-    this.used = 0;
-    try {
-      this.dest.write(out);
-    } catch (err) {
-      this.fail(err as Error);
-    }
+    this.out.flush();
   }
 
   close(): Promise<void> {
-    this.closing ??= this.doClose();
-    return this.closing;
-  }
-
-  private async doClose(): Promise<void> {
-    this.flush();
-    if (this.failure === null) {
-      await new Promise<void>((resolve) => {
-        try {
-          this.dest.end((err?: Error | null) => {
-            if (err) this.fail(err);
-            resolve();
-          });
-        } catch (err) {
-          this.fail(err as Error);
-          resolve();
-        }
-      });
-    }
-    if (this.failure !== null) throw this.failure;
-  }
-
-  private schedule(): void {
-    if (this.maxDelayMs <= 0 || this.timer !== null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.flush();
-    }, this.maxDelayMs);
-    this.timer.unref();
-  }
-
-  private cancelTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  private fail(err: Error): void {
-    this.cancelTimer();
-    this.used = 0;
-    if (this.failure !== null) return;
-    this.failure = err;
-    this.onError?.(err);
+    this.closed = true;
+    return this.out.close();
   }
 }

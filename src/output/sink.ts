@@ -1,5 +1,5 @@
 /** The output pipeline: every event goes to every sink. */
-import type { LostNotice, TraceEvent } from '../trace/event.js';
+import type { LostNotice, TraceEvent } from './event.js';
 
 export interface Sink {
   event(e: TraceEvent): void;

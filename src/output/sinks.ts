@@ -1,5 +1,5 @@
 /** Text and JSON-lines sinks over a BatchedWriter. */
-import type { LostNotice, TraceEvent } from '../trace/event.js';
+import type { LostNotice, TraceEvent } from './event.js';
 import { jsonLine, lostRecord } from './json.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';

@@ -1,6 +1,7 @@
 /**
- * Line output with batching. One write(2) per event caps a tracer at a few
- * hundred thousand lines a second, so lines are gathered and written in
+ * The one writer of every output: lines (text, JSON) or encoded bytes
+ * (pcapng) are gathered and written in batches. One write(2) per event caps a
+ * tracer at a few hundred thousand lines a second, so they go out in
  * batches of ~64 KiB. On a terminal the batch is written at the end of the
  * current turn of the event loop so output stays live; elsewhere a short
  * timer bounds how stale a half-full batch can get (`pktpath | grep` shows
@@ -85,11 +86,39 @@ export class BatchedWriter {
     let buf = this.buf;
     let len = this.len;
     // UTF-8 takes at most 3 bytes per UTF-16 unit; only look closer when that might not fit.
-    if (buf === null || buf.length - len <= line.length * 3) buf = this.reserve(line);
+    if (buf === null || buf.length - len <= line.length * 3) buf = this.grow(len + Buffer.byteLength(line) + 1);
     len += buf.write(line, len);
     buf[len++] = 0x0a;
-    this.len = len;
-    if (len >= this.batchSize) {
+    this.commit(len);
+  }
+
+  /** Appends bytes as they are. */
+  writeBytes(bytes: Uint8Array): void {
+    if (this.isClosed) return;
+    const at = this.len;
+    this.buffer(bytes.length).set(bytes, at);
+    this.commit(at + bytes.length);
+  }
+
+  /** Bytes in the current batch: where the next ones go in buffer(). */
+  get length(): number {
+    return this.len;
+  }
+
+  /**
+   * The batch buffer with at least `min` bytes free past `length`, for
+   * writers that encode in place (pcapng); commit() what they wrote.
+   */
+  buffer(min: number): Buffer {
+    const buf = this.buf;
+    if (buf !== null && buf.length - this.len >= min) return buf;
+    return this.grow(this.len + min);
+  }
+
+  /** The batch now ends at `end`: the bytes up to it were written into buffer(). */
+  commit(end: number): void {
+    this.len = end;
+    if (end >= this.batchSize) {
       this.flush();
       return;
     }
@@ -108,9 +137,8 @@ export class BatchedWriter {
     }
   }
 
-  /** The batch buffer, grown if needed so that `line` and a newline fit. */
-  private reserve(line: string): Buffer {
-    const need = this.len + Buffer.byteLength(line) + 1;
+  /** The batch buffer, grown if needed to hold `need` bytes. */
+  private grow(need: number): Buffer {
     const buf = this.buf;
     if (buf !== null && buf.length >= need) return buf;
     const next = Buffer.allocUnsafe(Math.max(need + SLACK, this.batchSize + SLACK));

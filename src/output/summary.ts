@@ -2,8 +2,8 @@
  * The end-of-trace summary for stderr: totals, events per observation point
  * (most first) and drops per reason, as cli-table3 tables.
  */
-import { Chalk } from 'chalk';
 import Table from 'cli-table3';
+import { stylesFor } from './paint.js';
 
 /** What a finished trace reports; the session's Summary has this shape. */
 export interface TraceSummary {
@@ -24,6 +24,13 @@ export interface SummaryOptions {
   color: boolean;
   /** Rows per table at most; the rest are added up in one row. Default 30. */
   maxRows?: number;
+}
+
+/** The one-line summary every run ends with (stderr). */
+export function summaryLine(s: TraceSummary): string {
+  const drops = [...s.drops].map(([r, n]) => `${r}×${n}`).join(', ');
+  return `pktpath: ${s.events} events, ${s.lost} lost, in ${(s.durationMs / 1000).toFixed(1)} s` +
+    (drops ? `; drops: ${drops}` : '');
 }
 
 /** `1234567` → `1,234,567`. */
@@ -61,14 +68,14 @@ function table(head: string[] | null, rows: string[][]): string {
 
 /** The summary as tables, one after another, without a trailing newline. */
 export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
-  const c = new Chalk({ level: opts.color ? 1 : 0 });
+  const st = stylesFor(opts.color);
   const max = Math.max(2, opts.maxRows ?? 30);
 
   const dropped = [...s.drops.values()].reduce((n, v) => n + v, 0);
   const totals: Array<[string, string]> = [
     ['events', groupDigits(s.events)],
-    ['dropped packets', dropped > 0 ? c.red(groupDigits(dropped)) : '0'],
-    ['lost records', s.lost > 0 ? c.yellow(groupDigits(s.lost)) : '0'],
+    ['dropped packets', dropped > 0 ? st.drop(groupDigits(dropped)) : '0'],
+    ['lost records', s.lost > 0 ? st.warn(groupDigits(s.lost)) : '0'],
     ['run time', formatRunTime(s.durationMs)],
     ['points attached', groupDigits(s.attached)],
     ['attach time', formatRunTime(s.attachMs)],
@@ -78,17 +85,17 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
 
   if (s.perPoint.size > 0) {
     const rows = ranked(s.perPoint, max, 'points').map(([k, v]): [string, string] => [k, groupDigits(v)]);
-    parts.push(table([c.bold('observation point'), c.bold('events')], rows));
+    parts.push(table([st.header('observation point'), st.header('events')], rows));
   }
   if (s.dropSites && s.dropSites.size > 0) {
     const rows = ranked(s.dropSites, max, 'drop sites').map(([k, v]): string[] => {
       const [reason, where] = k.split('\t');
-      return [c.red(reason!), where ?? '', groupDigits(v)];
+      return [st.drop(reason!), where ?? '', groupDigits(v)];
     });
-    parts.push(table([c.bold('drop reason'), c.bold('location'), c.bold('packets')], rows));
+    parts.push(table([st.header('drop reason'), st.header('location'), st.header('packets')], rows));
   } else if (s.drops.size > 0) {
-    const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [c.red(k), groupDigits(v)]);
-    parts.push(table([c.bold('drop reason'), c.bold('packets')], rows));
+    const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [st.drop(k), groupDigits(v)]);
+    parts.push(table([st.header('drop reason'), st.header('packets')], rows));
   }
   return parts.join('\n');
 }

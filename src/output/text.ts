@@ -4,26 +4,17 @@
  * Columns are padded to fixed widths so lines of different packets line up;
  * values longer than their column push the rest right (only PROCESS is cut).
  */
-import { Chalk } from 'chalk';
-import type { LostNotice, TraceEvent, Tuple } from '../trace/event.js';
+import { NumberText, SlotCache, addressHash, flat } from '../decode/cache.js';
+import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import type { TimestampMode } from './config.js';
+import { formatCt } from './ct.js';
+import type { LostNotice, TraceEvent } from './event.js';
 import {
-  flat,
-  formatCt,
-  formatDecimal,
-  formatEthertype,
-  formatHex,
-  formatIface,
-  formatSkb,
-  formatTimestamp,
-  formatTuple,
-  formatTupleChange,
-  nanos9,
-  timestampWidth,
-  tupleSlot,
-  utcFraction,
-  utcSecondPrefix,
-  type TimestampMode,
+  formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, nanos9, timestampWidth,
+  utcFraction, utcSecondPrefix,
 } from './format.js';
+import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, stylesFor } from './paint.js';
+import { formatTuple, formatTupleChange } from './tuple.js';
 
 export interface TextOptions {
   tuple: boolean;
@@ -36,7 +27,7 @@ export interface TextOptions {
   timestamp: TimestampMode;
   color: boolean;
   /** Chalk level when `color` is set: 1 = 16 colours, 2 = 256, 3 = truecolor. Default 1. */
-  colorLevel?: 1 | 2 | 3;
+  colorLevel?: ColorLevel;
 }
 
 export const COLUMN_WIDTHS = {
@@ -79,34 +70,12 @@ export function formatLost(n: LostNotice): string {
   return `!! lost ${n.count} ${what} (total ${n.total}): ring full; raise --ring-size or narrow the filter`;
 }
 
-type Paint = readonly [open: string, close: string];
-
-// Packet colours; red is left out because it marks drops.
-const PALETTE = [
-  'cyan',
-  'green',
-  'yellow',
-  'blue',
-  'magenta',
-  'cyanBright',
-  'greenBright',
-  'yellowBright',
-  'blueBright',
-  'magentaBright',
-] as const;
-
-/** The escape sequences a chalk style wraps text in, taken apart once so each event only concatenates. */
-function paintOf(style: (s: string) => string): Paint {
-  const [open, close] = style('\u0000').split('\u0000');
-  return [open ?? '', close ?? ''];
-}
-
 /**
  * Index into the palette for an skb. Only the low 32 bits are used (one BigInt
  * operation per event); they differ between live skbs, and being slab-aligned
  * they are mixed before taking the remainder.
  */
-export function skbColorIndex(skb: bigint, paletteSize: number = PALETTE.length): number {
+export function skbColorIndex(skb: bigint, paletteSize: number = PACKET_COLORS): number {
   let h = Number(skb & 0xffffffffn);
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
@@ -116,53 +85,28 @@ export function skbColorIndex(skb: bigint, paletteSize: number = PALETTE.length)
 
 // Pieces of a line kept between events. A line joined from ~30 short strings
 // is a deep rope the writer has to flatten; joined from a handful of cached,
-// already flat column groups it costs a fraction. Each cache is direct-mapped:
-// a slot holds the last value that hashed there and is checked against the
-// event's values before use. Every piece ends with the space before the next column.
+// already flat column groups it costs a fraction. Every piece ends with the
+// space before the next column.
 
 /** Small numbers padded to a column, e.g. `pad(String(cpu), 3) + ' '`, by value. */
-class NumberColumn {
-  // NaN matches no key, so empty slots need no separate check.
-  private readonly keys: Float64Array;
-  private readonly strs: string[];
-
-  constructor(
-    private readonly width: number,
-    private readonly slots: number,
-  ) {
-    this.keys = new Float64Array(slots).fill(NaN);
-    this.strs = new Array<string>(slots).fill('');
-  }
-
-  get(n: number): string {
-    const slot = n & (this.slots - 1);
-    if (this.keys[slot] === n) return this.strs[slot]!;
-    const s = flat(pad(String(n), this.width) + ' ');
-    this.keys[slot] = n;
-    this.strs[slot] = s;
-    return s;
-  }
+function numberColumn(width: number, slots: number): NumberText {
+  return new NumberText(slots, (n) => pad(String(n), width) + ' ');
 }
 
-const cpuColumn = new NumberColumn(COLUMN_WIDTHS.cpu, 1024);
-const lenColumn = new NumberColumn(COLUMN_WIDTHS.len, 4096);
+const cpuColumn = numberColumn(COLUMN_WIDTHS.cpu, 1024);
+const lenColumn = numberColumn(COLUMN_WIDTHS.len, 4096);
 
-const PROC_SLOTS = 1024;
-const procPids: number[] = new Array<number>(PROC_SLOTS).fill(NaN);
-const procComms: string[] = new Array<string>(PROC_SLOTS).fill('');
-const procCols: string[] = new Array<string>(PROC_SLOTS).fill('');
+const procCols = new SlotCache(1024, () => ({ pid: NaN, comm: '', text: '' }));
 
 /** The padded PROCESS column and its trailing space. */
 function processSeg(comm: string, pid: number): string {
   // The comm's end is mixed in: softirq work runs as pid 0 under one swapper/N per CPU.
   const h = pid + Math.imul(comm.length, 131) + (comm.length > 0 ? Math.imul(comm.charCodeAt(comm.length - 1), 31) : 0);
-  const slot = (h ^ (h >>> 10)) & (PROC_SLOTS - 1);
-  if (procPids[slot] === pid && procComms[slot] === comm) return procCols[slot]!;
-  const s = flat(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' ');
-  procPids[slot] = pid;
-  procComms[slot] = comm;
-  procCols[slot] = s;
-  return s;
+  const c = procCols.at(h ^ (h >>> 10));
+  if (c.pid === pid && c.comm === comm) return c.text;
+  c.pid = pid;
+  c.comm = comm;
+  return (c.text = flat(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' '));
 }
 
 interface MetaEntry {
@@ -172,45 +116,40 @@ interface MetaEntry {
   ifname: string;
   protocol: number;
   mtu: number;
-  s: string;
+  text: string;
 }
 
-const META_SLOTS = 512;
-const metaCache: (MetaEntry | null)[] = new Array<MetaEntry | null>(META_SLOTS).fill(null);
+const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, mark: 0, ifindex: 0, ifname: '', protocol: 0, mtu: 0, text: '' }));
 
 /**
  * NETNS MARK/x IFACE PROTO MTU, padded, with the space before LEN. LEN varies
  * between the packets of one interface and stays a piece of its own.
  */
 function metaSeg(e: TraceEvent): string {
-  const netns = e.netns;
-  const mark = e.mark;
-  const ifindex = e.ifindex;
-  const protocol = e.protocol;
-  const mtu = e.mtu;
-  const h = (netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu) | 0;
-  const slot = (h ^ (h >>> 9) ^ (h >>> 18)) & (META_SLOTS - 1);
-  const c = metaCache[slot];
+  const { netns, mark, ifindex, protocol, mtu } = e;
+  const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
+  const c = metaCols.at(h ^ (h >>> 9) ^ (h >>> 18));
   if (
-    c != null && c.netns === netns && c.ifindex === ifindex && c.mark === mark &&
+    c.netns === netns && c.ifindex === ifindex && c.mark === mark &&
     c.protocol === protocol && c.mtu === mtu && c.ifname === e.ifname
   ) {
-    return c.s;
+    return c.text;
   }
   const W = COLUMN_WIDTHS;
-  const s = flat(
+  const text = flat(
     pad(formatDecimal(netns), W.netns) + ' ' +
     pad(formatHex(mark), W.mark) + ' ' +
     pad(formatIface(e.ifname, ifindex), W.iface) + ' ' +
     pad(formatEthertype(protocol), W.proto) + ' ' +
     pad(String(mtu), W.mtu) + ' ',
   );
-  metaCache[slot] = { netns, mark, ifindex, ifname: e.ifname, protocol, mtu, s };
-  return s;
-}
-
-interface TupleCol extends Tuple {
-  s: string;
+  c.netns = netns;
+  c.mark = mark;
+  c.ifindex = ifindex;
+  c.ifname = e.ifname;
+  c.protocol = protocol;
+  c.mtu = mtu;
+  return (c.text = text);
 }
 
 /** The padded TUPLE column of an event without a tuple. */
@@ -227,9 +166,6 @@ interface PointEntry {
   line: string;
 }
 
-const TUPLE_SLOTS = 1024;
-const POINT_SLOTS = 512;
-
 export class TextFormatter {
   private readonly opts: TextOptions;
   private readonly tsWidth: number;
@@ -240,29 +176,22 @@ export class TextFormatter {
   private readonly tupleOpts: { tcpFlags: boolean };
 
   // Per formatter: colours, TCP flags and the CALLER column change these pieces.
-  private readonly skbKeys: bigint[] = new Array<bigint>(4096).fill(-1n);
-  private readonly skbCols: string[] = new Array<string>(4096).fill('');
-  private readonly skbPaints = new Uint8Array(4096);
+  private readonly skbCols = new SlotCache(4096, () => ({ skb: -1n, text: '', paint: 0 }));
   /** Palette index of the skb of the event being formatted. */
   private paint = 0;
-  private readonly tupleCols: (TupleCol | null)[] = new Array<TupleCol | null>(TUPLE_SLOTS).fill(null);
-  private readonly points: (PointEntry | null)[] = new Array<PointEntry | null>(POINT_SLOTS).fill(null);
+  private readonly tupleCols = new SlotCache(1024, (): { tuple: Tuple | null; text: string } => ({ tuple: null, text: '' }));
+  private readonly points = new SlotCache<PointEntry>(512, () => ({ func: '', caller: null, dropReason: null, paint: -1, head: '', line: '' }));
   private timePrefix = '';
 
   constructor(opts: TextOptions) {
     this.opts = { ...opts };
     this.tsWidth = timestampWidth(opts.timestamp);
     this.tupleOpts = { tcpFlags: opts.tcpFlags };
-    if (opts.color) {
-      const c = new Chalk({ level: opts.colorLevel ?? 1 });
-      this.paints = PALETTE.map((name) => paintOf(c[name]));
-      this.bold = paintOf(c.bold);
-      this.red = paintOf(c.red);
-      this.yellow = paintOf(c.yellow);
-    } else {
-      this.paints = null;
-      this.bold = this.red = this.yellow = ['', ''];
-    }
+    const styles = stylesFor(opts.color, opts.colorLevel);
+    this.paints = packetPaints(opts.color, opts.colorLevel);
+    this.bold = paintOf(styles.header);
+    this.red = paintOf(styles.drop);
+    this.yellow = paintOf(styles.warn);
   }
 
   /** The column header, one line. */
@@ -328,45 +257,34 @@ export class TextFormatter {
 
   /** The SKB column in its packet's colour, and its space; sets `paint` to that colour. */
   private skbSeg(skb: bigint): string {
-    const lo = Number(skb & 0xffffffffn);
-    const slot = ((lo >>> 8) ^ (lo >>> 20)) & 4095;
-    if (this.skbKeys[slot] === skb) {
-      this.paint = this.skbPaints[slot]!;
-      return this.skbCols[slot]!;
+    const c = this.skbCols.at(addressHash(skb));
+    if (c.skb === skb) {
+      this.paint = c.paint;
+      return c.text;
     }
-    let s: string;
+    let text: string;
     let paint = 0;
     if (this.paints === null) {
-      s = flat(formatSkb(skb) + ' ');
+      text = flat(formatSkb(skb) + ' ');
     } else {
       paint = skbColorIndex(skb, this.paints.length);
       const p = this.paints[paint]!;
-      s = flat(p[0] + formatSkb(skb) + p[1] + ' ');
+      text = flat(p[0] + formatSkb(skb) + p[1] + ' ');
     }
-    this.skbKeys[slot] = skb;
-    this.skbCols[slot] = s;
-    this.skbPaints[slot] = paint;
+    c.skb = skb;
+    c.text = text;
+    c.paint = paint;
     this.paint = paint;
-    return s;
+    return text;
   }
 
   /** The padded TUPLE column and its space. */
   private tupleSeg(t: Tuple | null): string {
     if (t === null) return NO_TUPLE;
-    const slot = tupleSlot(t, false);
-    const c = this.tupleCols[slot];
-    if (
-      c != null && c.sport === t.sport && c.dport === t.dport && c.l4proto === t.l4proto &&
-      c.tcpFlags === t.tcpFlags && c.l3 === t.l3 && c.saddr === t.saddr && c.daddr === t.daddr
-    ) {
-      return c.s;
-    }
-    const s = flat(pad(formatTuple(t, this.tupleOpts), COLUMN_WIDTHS.tuple) + ' ');
-    this.tupleCols[slot] = {
-      l3: t.l3, saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport,
-      l4proto: t.l4proto, tcpFlags: t.tcpFlags, s,
-    };
-    return s;
+    const c = this.tupleCols.at(tupleHash(t));
+    if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.text;
+    c.tuple = t;
+    return (c.text = flat(pad(formatTuple(t, this.tupleOpts), COLUMN_WIDTHS.tuple) + ' '));
   }
 
   /** FUNC in the packet's colour, CALLER and the drop reason. Runs after skbSeg. */
@@ -379,9 +297,8 @@ export class TextFormatter {
       Math.imul(func.length, 31) + paint +
       (func.length > 0 ? Math.imul(func.charCodeAt(func.length - 1), 131) : 0) +
       (drop === null ? 0 : Math.imul(drop.length, 13)) + (caller === null ? 0 : Math.imul(caller.length, 17));
-    const slot = (h ^ (h >>> 9)) & (POINT_SLOTS - 1);
-    const c = this.points[slot];
-    if (c != null && c.func === func && c.paint === paint && c.caller === caller && c.dropReason === drop) return c;
+    const c = this.points.at(h ^ (h >>> 9));
+    if (c.func === func && c.paint === paint && c.caller === caller && c.dropReason === drop) return c;
 
     let head = func;
     if (this.paints !== null) {
@@ -395,9 +312,13 @@ export class TextFormatter {
     }
     head = flat(head);
     const line = drop === null ? head : flat(head + ' ' + this.red[0] + 'reason=' + drop + this.red[1]);
-    const entry: PointEntry = { func, caller, dropReason: drop, paint, head, line };
-    this.points[slot] = entry;
-    return entry;
+    c.func = func;
+    c.caller = caller;
+    c.dropReason = drop;
+    c.paint = paint;
+    c.head = head;
+    c.line = line;
+    return c;
   }
 
   /** The lost-records warning, yellow when colour is on. */

@@ -1,5 +1,5 @@
-/** The observation points pktpath knows, by family. */
-import type { NfFamily, NfHookName } from '../bpf/link.js';
+/** The observation points pktpath knows, by family, and where netfilter observers sit among the kernel's own hooks. */
+import type { NfHookName } from '../decode/points.js';
 
 /**
  * Tracepoints that carry an skb, in the order a packet usually meets them.
@@ -26,17 +26,6 @@ export const SKB_TRACEPOINTS: readonly string[] = [
   'consume_skb',
 ];
 
-/** Points where an skb ends (freed): a followed skb is forgotten there, a grouped packet is complete. */
-export const FREEING_POINTS: ReadonlySet<string> = new Set(['kfree_skb', 'consume_skb']);
-
-export const TC_DIRECTIONS = ['ingress', 'egress'] as const;
-
-export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];
-export const NF_HOOKS: readonly NfHookName[] = ['pre_routing', 'local_in', 'forward', 'local_out', 'post_routing'];
-/** Hook numbers in kernel order, to name what the probe reports. */
-export const NF_HOOK_BY_NUMBER: readonly NfHookName[] = NF_HOOKS;
-export const NF_FAMILY_BY_PROTO: Readonly<Record<number, NfFamily>> = { 2: 'ipv4', 10: 'ipv6' };
-
 /** Right after conntrack (-200), before DNAT (-100): the state conntrack gave, the tuple before NAT. */
 export const NF_PRIORITY = -199;
 
@@ -51,13 +40,3 @@ export const NF_NAT_PRIORITY: Partial<Record<NfHookName, number>> = {
   post_routing: 101,
   local_in: 101,
 };
-export const NF_AFTER_NAT = 'netfilter:nat';
-export const NF_AFTER_NAT_SUFFIX = ':nat';
-
-export function tcPointName(direction: 'ingress' | 'egress'): string {
-  return `tc:${direction}`;
-}
-
-export function nfPointName(family: NfFamily, hook: NfHookName): string {
-  return `nf:${family}:${hook}`;
-}

@@ -1,56 +1,29 @@
 /**
- * From what the user asked (TraceConfig) and what the kernel offers
- * (KernelView) to a ProbePlan: which probes go where, and what cannot be
- * observed on this kernel. Pure: no system calls.
+ * From what the user asked (an AttachSelection) and what the kernel offers
+ * (a KernelView) to a ProbePlan: which probes go where, at which priority, and
+ * what cannot be observed on this kernel. Pure: no system calls.
  */
-import type { NfFamily, NfHookName } from '../bpf/link.js';
-import type { Family, TraceConfig } from '../cli/config.js';
+import {
+  type NfFamily, type NfHookName, NF_FAMILIES, NF_HOOKS, TC_DIRECTIONS, nfPointName, tcPointName,
+} from '../decode/points.js';
 import type { Iface, Netns } from '../kernel/netns.js';
-import { NF_FAMILIES, NF_HOOKS, SKB_TRACEPOINTS, TC_DIRECTIONS, nfPointName, tcPointName } from './catalog.js';
+import type { KernelView, TracepointParam } from '../kernel/view.js';
+import type { AttachPlan, TracepointAttachment } from '../trace/attachments.js';
+import { NF_NAT_PRIORITY, NF_PRIORITY, SKB_TRACEPOINTS } from './catalog.js';
 
-/** One parameter of a tracepoint, as BTF describes it (without the leading context pointer). */
-export interface TracepointParam {
-  index: number;
-  typeName: string;
+export type Family = 'tracepoints' | 'tc' | 'netfilter';
+export const FAMILIES: readonly Family[] = ['tracepoints', 'tc', 'netfilter'];
+
+/** Which observation points the user wants. */
+export interface AttachSelection {
+  families: Set<Family>;
+  /** Full-name match of the points to attach (--filter-func); null for all. */
+  filterFunc: RegExp | null;
+  /** A second netfilter look after NAT (--output-ct). */
+  afterNat: boolean;
 }
 
-export interface KernelView {
-  /** Prototype of each catalog tracepoint, null when this kernel lacks it. */
-  tracepoints: Map<string, TracepointParam[] | null>;
-  features: {
-    tracing: boolean;
-    tcx: boolean;
-    netfilter: boolean;
-    kprobe: boolean;
-  };
-  /** Namespaces where tc and netfilter observers may go, with their devices. */
-  namespaces: Array<{ netns: Netns; ifaces: Iface[] }>;
-}
-
-export interface TracepointPoint {
-  name: string;
-  skbArg: number;
-  reasonArg: number;
-  locationArg: number;
-  devArg: number;
-}
-
-export interface TcPlacement {
-  netns: Netns;
-  iface: Iface;
-  direction: 'ingress' | 'egress';
-}
-
-export interface NfPlacement {
-  netns: Netns;
-  family: NfFamily;
-  hook: NfHookName;
-}
-
-export interface ProbePlan {
-  tracepoints: TracepointPoint[];
-  tc: TcPlacement[];
-  netfilter: NfPlacement[];
+export interface ProbePlan extends AttachPlan {
   /** What will not be observed, and why; shown to the user. */
   notes: string[];
 }
@@ -61,7 +34,7 @@ const VOID_PTR = /^(const )?void \*$/;
 const DEV_PTR = /^(const )?struct net_device \*$/;
 
 /** Where the skb, drop reason and caller sit in a tracepoint's arguments; null without an skb. */
-export function tracepointPoint(name: string, params: TracepointParam[]): TracepointPoint | null {
+export function tracepointPoint(name: string, params: TracepointParam[]): TracepointAttachment | null {
   const skb = params.find((p) => SKB_PTR.test(p.typeName));
   if (!skb) return null;
   const reason = params.find((p) => DROP_REASON.test(p.typeName));
@@ -92,19 +65,19 @@ export function narrowView(kernel: KernelView, only: { netns: Netns | null; ifin
   return { ...kernel, namespaces };
 }
 
-function wants(cfg: TraceConfig, family: Family, pointName: string): boolean {
-  return cfg.families.has(family) && (cfg.filterFunc === null || cfg.filterFunc.test(pointName));
+function wants(sel: AttachSelection, family: Family, pointName: string): boolean {
+  return sel.families.has(family) && (sel.filterFunc === null || sel.filterFunc.test(pointName));
 }
 
-export function planProbes(cfg: TraceConfig, kernel: KernelView): ProbePlan {
+export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = { tracepoints: [], tc: [], netfilter: [], notes: [] };
 
-  if (cfg.families.has('tracepoints')) {
+  if (sel.families.has('tracepoints')) {
     if (!kernel.features.tracing) {
       plan.notes.push('tracepoints: this kernel has no BTF-typed tracepoints (tp_btf); skb tracepoints are not observed');
     } else {
       for (const name of SKB_TRACEPOINTS) {
-        if (!wants(cfg, 'tracepoints', name)) continue;
+        if (!wants(sel, 'tracepoints', name)) continue;
         const params = kernel.tracepoints.get(name);
         if (!params) {
           plan.notes.push(`tracepoint ${name}: not in this kernel`);
@@ -117,7 +90,7 @@ export function planProbes(cfg: TraceConfig, kernel: KernelView): ProbePlan {
     }
   }
 
-  const tcWanted = TC_DIRECTIONS.filter((d) => wants(cfg, 'tc', tcPointName(d)));
+  const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
   if (tcWanted.length > 0) {
     if (!kernel.features.tcx) {
       plan.notes.push('tc: this kernel has no tcx links (Linux 6.6+); tc hooks are not observed');
@@ -130,26 +103,31 @@ export function planProbes(cfg: TraceConfig, kernel: KernelView): ProbePlan {
 
   const nfWanted: Array<{ family: NfFamily; hook: NfHookName }> = [];
   for (const family of NF_FAMILIES) {
-    for (const hook of NF_HOOKS) if (wants(cfg, 'netfilter', nfPointName(family, hook))) nfWanted.push({ family, hook });
+    for (const hook of NF_HOOKS) if (wants(sel, 'netfilter', nfPointName(family, hook))) nfWanted.push({ family, hook });
   }
   if (nfWanted.length > 0) {
     if (!kernel.features.netfilter) {
       plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+); netfilter hooks are not observed');
     } else {
-      for (const { netns } of kernel.namespaces) for (const w of nfWanted) plan.netfilter.push({ netns, ...w });
+      for (const { netns } of kernel.namespaces) {
+        for (const w of nfWanted) plan.netfilter.push({ netns, ...w, priority: NF_PRIORITY, afterNat: false });
+      }
+      // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
+      if (sel.afterNat) {
+        for (const { netns } of kernel.namespaces) {
+          for (const w of nfWanted) {
+            const priority = NF_NAT_PRIORITY[w.hook];
+            if (priority !== undefined) plan.netfilter.push({ netns, ...w, priority, afterNat: true });
+          }
+        }
+      }
     }
-  }
-
-  if (cfg.families.has('funcs') && cfg.backend !== 'tracepoint') {
-    plan.notes.push(kernel.features.kprobe
-      ? 'funcs: function probes are not supported by this version of pktpath'
-      : 'funcs: this kernel allows no kprobes or fentry; skb functions are observed through tracepoints, tc and netfilter only');
   }
   return plan;
 }
 
 /** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */
-export function planPointNames(plan: ProbePlan): string[] {
+export function planPointNames(plan: AttachPlan): string[] {
   const names = plan.tracepoints.map((t) => t.name);
   for (const t of plan.tc) names.push(tcPointName(t.direction));
   for (const n of plan.netfilter) names.push(nfPointName(n.family, n.hook));

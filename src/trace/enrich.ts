@@ -1,22 +1,30 @@
 /** RawEvent → TraceEvent: numbers become the names a user reads. */
-import { EventFlags, type RawEvent, type Tuple } from '../decode/event.js';
+import type { StackTraceMap } from '../bpf/maps.js';
+import { ctInfo } from '../decode/ct.js';
+import type { RawEvent } from '../decode/event.js';
+import { EventFlags } from '../decode/layout.js';
+import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
+import { type Tuple, sameTuple } from '../decode/tuple.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
-import {
-  FREEING_POINTS, NF_AFTER_NAT, NF_AFTER_NAT_SUFFIX, NF_FAMILY_BY_PROTO, NF_HOOK_BY_NUMBER, nfPointName, tcPointName,
-} from '../plan/catalog.js';
-import { ctInfo } from './ct.js';
-import type { ProbeType, TraceEvent } from './event.js';
+import type { Iface, Netns } from '../kernel/netns.js';
+import type { TraceEvent } from '../output/event.js';
 
-/** What each point id stands for; tc and netfilter probes name their hook at run time. */
-export interface PointInfo {
-  type: ProbeType;
-  name: string;
-}
+export type { PointInfo };
 
+/** Names of namespaces (by inode) and of their devices (by inode, then ifindex). */
 export interface NameBook {
   netns: Map<number, string>;
-  /** `${netns}:${ifindex}` → device name. */
-  ifaces: Map<string, string>;
+  ifaces: Map<number, Map<number, string>>;
+}
+
+/** The names of the namespaces a session observes and of their devices. */
+export function nameBook(namespaces: ReadonlyArray<{ netns: Netns; ifaces: Iface[] }>): NameBook {
+  const book: NameBook = { netns: new Map(), ifaces: new Map() };
+  for (const { netns, ifaces } of namespaces) {
+    if (netns.name) book.netns.set(netns.inode, netns.name);
+    book.ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
+  }
+  return book;
 }
 
 export interface EnrichOptions {
@@ -27,19 +35,14 @@ export interface EnrichOptions {
   startMonoNs: bigint;
   startWallNs: bigint;
   symbols: Kallsyms | null;
-  /** Reads a stack by id (innermost first); null when stacks are off. */
-  readStack: ((id: number) => bigint[]) | null;
+  /** Where stacks are read by id; null when stacks are off. */
+  stacks: Pick<StackTraceMap, 'read'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
 }
 
 /** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
 const MAX_REMEMBERED_SKBS = 65536;
-
-export function sameTuple(a: Tuple, b: Tuple): boolean {
-  return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport &&
-    a.l4proto === b.l4proto;
-}
 
 interface NamedPoint {
   func: string;
@@ -50,7 +53,7 @@ interface NamedPoint {
 export class Enricher {
   private readonly stackCache = new Map<number, string[]>();
   private readonly lastTuple = new Map<bigint, Tuple>();
-  private readonly ifacesByNetns = new Map<number, Map<number, string>>();
+  private static readonly NO_IFACES: ReadonlyMap<number, string> = new Map();
 
   /** Named points by (point id, hook, family): names are built once, not per event. */
   private readonly named = new Map<number, NamedPoint>();
@@ -62,27 +65,15 @@ export class Enricher {
     let p = this.named.get(key);
     if (p === undefined) {
       const n = this.pointName(raw);
-      p = { func: n.func, probe: { type: n.type, name: n.name } };
+      p = { func: n.func, probe: { type: n.type, name: n.func } };
       this.named.set(key, p);
     }
     return p;
   }
 
-  pointName(raw: RawEvent): { type: ProbeType; name: string; func: string } {
+  pointName(raw: RawEvent): { type: ProbeType; func: string } {
     const p = this.o.points[raw.pointId] ?? { type: 'tracepoint' as ProbeType, name: `point#${raw.pointId}` };
-    if (raw.flags & EventFlags.nfHook) {
-      const family = NF_FAMILY_BY_PROTO[raw.pf];
-      const hook = NF_HOOK_BY_NUMBER[raw.hook];
-      const base = family && hook ? nfPointName(family, hook) : `nf:${raw.pf}:${raw.hook}`;
-      // The second netfilter observer sits after NAT on the same hook.
-      const func = p.name === NF_AFTER_NAT ? `${base}${NF_AFTER_NAT_SUFFIX}` : base;
-      return { type: p.type, name: func, func };
-    }
-    if (raw.flags & EventFlags.tcDir) {
-      const func = tcPointName(raw.hook === 0 ? 'ingress' : 'egress');
-      return { type: p.type, name: func, func };
-    }
-    return { type: p.type, name: p.name, func: p.name };
+    return { type: p.type, func: recordPointName(p, raw.flags, raw.hook, raw.pf) };
   }
 
   enrich(raw: RawEvent): TraceEvent {
@@ -97,7 +88,7 @@ export class Enricher {
       caller = this.o.symbols.format(raw.caller);
     }
     let stack: string[] | null = null;
-    if ((raw.flags & EventFlags.stack) && this.o.readStack) stack = this.stack(raw.stackId);
+    if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.stack(raw.stackId);
     const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.func) : null;
     return {
       timeNs: this.o.startWallNs + sinceStartNs,
@@ -127,18 +118,8 @@ export class Enricher {
     };
   }
 
-  /** Device names per namespace, without building a key string per event. */
   private ifaceName(netns: number, ifindex: number): string {
-    let byIndex = this.ifacesByNetns.get(netns);
-    if (byIndex === undefined) {
-      byIndex = new Map();
-      for (const [key, name] of this.o.names.ifaces) {
-        const [ns, idx] = key.split(':');
-        if (Number(ns) === netns) byIndex.set(Number(idx), name);
-      }
-      this.ifacesByNetns.set(netns, byIndex);
-    }
-    return byIndex.get(ifindex) ?? '';
+    return (this.o.names.ifaces.get(netns) ?? Enricher.NO_IFACES).get(ifindex) ?? '';
   }
 
   /** The skb's previous tuple when it differs from this one. */
@@ -158,7 +139,7 @@ export class Enricher {
   private stack(id: number): string[] {
     let s = this.stackCache.get(id);
     if (!s) {
-      const ips = this.o.readStack!(id);
+      const ips = this.o.stacks!.read(id);
       s = dropProbeFrames(ips.map((ip) => (this.o.symbols ? this.o.symbols.format(ip) : `0x${ip.toString(16)}`)));
       this.stackCache.set(id, s);
     }

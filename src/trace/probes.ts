@@ -1,14 +1,17 @@
 /**
  * pktpath's own probe objects (probes/*.bpf.c), instantiated per observation
- * point. All instances share one ring buffer, one lost counter and one stack
- * map: the first instance creates them, the others reuse them.
+ * point. All instances share one ring buffer, one lost counter, one stack map
+ * and the skb-tracking maps: the first instance creates them, the others
+ * reuse them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
-import { BpfObject, type BpfProgram, ProgType, AttachType } from '../bpf/object.js';
-import { encodeConfig, type ProbeConfig } from '../decode/config.js';
+import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
+import { BpfObject, type BpfProgram } from '../bpf/object.js';
+import { type ProbeConfig, encodeConfig } from '../decode/config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, injectRegion } from '../filter/inject.js';
 
@@ -25,7 +28,20 @@ export const PROBE_OBJECTS = {
 } as const;
 export type ProbeKind = keyof typeof PROBE_OBJECTS;
 
+/** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
+type SharedMap = (typeof SHARED_MAPS)[number];
+
+/** The shared maps as user space reads them. */
+export interface ProbeMaps {
+  /** The ring buffer's fd, for the reader to map. */
+  eventsFd: number;
+  lost: PerCpuArray;
+  stacks: StackTraceMap;
+  trackedSkbs: HashMap;
+  /** Indexed by TrackStat. */
+  trackStats: PerCpuArray;
+}
 
 export interface ProbeInstance {
   object: BpfObject;
@@ -34,7 +50,8 @@ export interface ProbeInstance {
 
 export class ProbeSet {
   private readonly instances: ProbeInstance[] = [];
-  private shared: Record<(typeof SHARED_MAPS)[number], number> | null = null;
+  private shared: Record<SharedMap, number> | null = null;
+  private mapHandles: ProbeMaps | null = null;
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
@@ -69,7 +86,15 @@ export class ProbeSet {
       if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       object.load();
       if (!this.shared) {
-        this.shared = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<(typeof SHARED_MAPS)[number], number>;
+        const fds = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<SharedMap, number>;
+        this.shared = fds;
+        this.mapHandles = {
+          eventsFd: fds.events,
+          lost: new PerCpuArray(fds.lost),
+          stacks: new StackTraceMap(fds.stacks),
+          trackedSkbs: new HashMap(fds.tracked_skbs, 8),
+          trackStats: new PerCpuArray(fds.track_stats),
+        };
       }
       const inst = { object, program };
       this.instances.push(inst);
@@ -80,33 +105,15 @@ export class ProbeSet {
     }
   }
 
-  get eventsFd(): number {
-    return this.requireShared().events;
-  }
-  get lostFd(): number {
-    return this.requireShared().lost;
-  }
-  get stacksFd(): number {
-    return this.requireShared().stacks;
-  }
-  get trackedSkbsFd(): number {
-    return this.requireShared().tracked_skbs;
-  }
-  get trackStatsFd(): number {
-    return this.requireShared().track_stats;
-  }
-  get loaded(): boolean {
-    return this.shared !== null;
-  }
-
-  private requireShared() {
-    if (!this.shared) throw new Error('no probe is loaded');
-    return this.shared;
+  /** The shared maps; null until the first instance is loaded. */
+  get maps(): ProbeMaps | null {
+    return this.mapHandles;
   }
 
   /** Unloads every instance (links must be closed first). */
   close(): void {
     for (const inst of this.instances.splice(0).reverse()) inst.object.close();
     this.shared = null;
+    this.mapHandles = null;
   }
 }

@@ -1,39 +1,49 @@
 /**
- * A trace session: attach per plan, read the ring, decode, enrich, fan out to
- * the sinks, and detach on every way out. Links are fd-owned, so a session
- * killed outright still leaves nothing attached.
+ * A trace session: attach what the plan says, read the ring, decode, enrich,
+ * fan out to the sinks, and detach on every way out. Links are fd-owned, so a
+ * session killed outright still leaves nothing attached.
  */
 import { performance } from 'node:perf_hooks';
-import type { Link } from '../bpf/link.js';
-import { type NfHookName, attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
-import { countKeys, readStack, sumPerCpuU64 } from '../bpf/maps.js';
+import { type Link, attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
 import { RingReader } from '../bpf/ringbuf.js';
-import type { TraceConfig } from '../cli/config.js';
-import { decodeEvent } from '../decode/event.js';
 import type { ProbeConfig } from '../decode/config.js';
+import { decodeEvent } from '../decode/event.js';
+import { TrackStat } from '../decode/layout.js';
+import { FREEING_POINTS, type PointInfo, nfPointName } from '../decode/points.js';
 import type { ActiveFilter } from '../filter/active.js';
+import { dropReasonNames } from '../kernel/btf.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { withNetns } from '../kernel/netns.js';
-import { dropReasonNames } from '../kernel/view.js';
+import type { KernelView } from '../kernel/view.js';
 import type { Sink } from '../output/sink.js';
 import type { TraceSummary } from '../output/summary.js';
-import { FREEING_POINTS, NF_AFTER_NAT, NF_NAT_PRIORITY, NF_PRIORITY, nfPointName } from '../plan/catalog.js';
-import type { KernelView, ProbePlan } from '../plan/plan.js';
-import { Enricher, type NameBook, type PointInfo } from './enrich.js';
+import type { AttachPlan, NfAttachment } from './attachments.js';
+import { Enricher, nameBook } from './enrich.js';
 import { ProbeSet } from './probes.js';
 
 const POLL_MS = 5;
-/** Indices of the track_stats counters (enum track_stat in event.h). */
-const TRACK_ADDED = 0;
-const TRACK_FREED = 1;
 const LOST_CHECK_MS = 250;
+
+/** What a session is asked to do beyond where to attach. */
+export interface SessionOptions {
+  /** Ring buffer size in bytes (power of two). */
+  ringSize: number;
+  /** Stop after this many seconds (0: until stop()). */
+  duration: number;
+  /** Stop after this many events (0: no limit). */
+  limit: number;
+  /** Capture kernel stacks where the point allows it. */
+  stack: boolean;
+  /** Packet bytes to capture per event (0: none). */
+  snaplen: number;
+  /** Note where an skb's tuple changes between points (NAT, tunnels). */
+  tupleChanges: boolean;
+}
 
 export interface SessionHooks {
   /** Progress and warnings for a person (stderr). */
   status(line: string): void;
 }
-
-export type { TraceSummary as Summary } from '../output/summary.js';
 
 export class TraceSession {
   private readonly links: Link[] = [];
@@ -56,14 +66,15 @@ export class TraceSession {
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
-    private readonly cfg: TraceConfig,
-    private readonly plan: ProbePlan,
-    private readonly kernel: KernelView,
+    private readonly opts: SessionOptions,
+    private readonly plan: AttachPlan,
+    /** Where the plan's namespaces and devices get their names from. */
+    private readonly kernel: Pick<KernelView, 'namespaces'>,
     private readonly filter: ActiveFilter,
     private readonly sinks: Sink[],
     private readonly hooks: SessionHooks,
   ) {
-    this.probes = new ProbeSet(cfg.ringSize);
+    this.probes = new ProbeSet(opts.ringSize);
   }
 
   /** Ends the session; safe to call any number of times, from signal handlers too. */
@@ -81,7 +92,7 @@ export class TraceSession {
       attachMs = performance.now() - t0;
       this.hooks.status(this.attachedLine(attachMs));
       this.startReading();
-      if (this.cfg.duration > 0) setTimeout(() => this.stop('duration'), this.cfg.duration * 1000).unref();
+      if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
       this.pump();
       this.checkLost();
@@ -120,7 +131,7 @@ export class TraceSession {
   private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
     return {
       pointId,
-      stack: this.cfg.output.stack,
+      stack: this.opts.stack,
       filter: this.filter.compiled !== null,
       skbArg: 0,
       reasonArg: -1,
@@ -131,7 +142,7 @@ export class TraceSession {
       mark: this.filter.mark,
       track: this.filter.trackSkb,
       frees: false,
-      snaplen: this.cfg.output.files.pcap !== null ? this.cfg.output.files.snaplen : 0,
+      snaplen: this.opts.snaplen,
       ...extra,
     };
   }
@@ -175,61 +186,47 @@ export class TraceSession {
       });
     }
 
-    if (this.plan.netfilter.length > 0) {
-      this.attachNetfilter(attempt, 'netfilter', () => NF_PRIORITY);
-      // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
-      if (this.cfg.output.ct) this.attachNetfilter(attempt, NF_AFTER_NAT, (hook) => NF_NAT_PRIORITY[hook]);
-    }
+    // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
+    const beforeNat = this.plan.netfilter.filter((n) => !n.afterNat);
+    const afterNat = this.plan.netfilter.filter((n) => n.afterNat);
+    if (beforeNat.length > 0) this.attachNetfilter(attempt, { type: 'netfilter', name: 'netfilter' }, beforeNat);
+    if (afterNat.length > 0) this.attachNetfilter(attempt, { type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }, afterNat);
 
     if (this.links.length === 0) {
       throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
     }
   }
 
-  /** One netfilter observer instance, linked at each planned hook where `priority` gives a priority. */
-  private attachNetfilter(attempt: (what: string, fn: () => void) => void, name: string,
-    priority: (hook: NfHookName) => number | undefined): void {
-    attempt(name, () => {
-      const id = this.addPoint({ type: 'netfilter', name });
-      const inst = this.probes.load('netfilter', this.probeConfig(id), `${name} observer`, undefined, this.filter.compiled);
-      for (const n of this.plan.netfilter) {
-        const prio = priority(n.hook);
-        if (prio === undefined) continue;
-        const where = `${nfPointName(n.family, n.hook)} at priority ${prio} (netns ${n.netns.name || n.netns.inode})`;
+  /** One netfilter observer instance, linked at each of `hooks`. */
+  private attachNetfilter(attempt: (what: string, fn: () => void) => void, point: PointInfo, hooks: NfAttachment[]): void {
+    attempt(point.name, () => {
+      const id = this.addPoint(point);
+      const inst = this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.filter.compiled);
+      for (const n of hooks) {
+        const where = `${nfPointName(n.family, n.hook)} at priority ${n.priority} (netns ${n.netns.name || n.netns.inode})`;
         attempt(where, () => withNetns(n.netns.path, () => {
-          this.links.push(attachNetfilter(inst.program, n.family, n.hook, prio, where));
+          this.links.push(attachNetfilter(inst.program, n.family, n.hook, n.priority, where));
           this.attached.nfNamespaces.add(n.netns.inode);
         }));
       }
     });
   }
 
-  private names(): NameBook {
-    const netns = new Map<number, string>();
-    const ifaces = new Map<string, string>();
-    for (const { netns: ns, ifaces: list } of this.kernel.namespaces) {
-      if (ns.name) netns.set(ns.inode, ns.name);
-      for (const i of list) ifaces.set(`${ns.inode}:${i.ifindex}`, i.name);
-    }
-    return { netns, ifaces };
-  }
-
   private startReading(): void {
-    const out = this.cfg.output;
+    const maps = this.probes.maps!;
     // Symbols are read after attaching, so that our own programs resolve too; drop locations need them always.
     const symbols = Kallsyms.load();
-    const stacksFd = this.probes.stacksFd;
     this.enricher = new Enricher({
       points: this.points,
-      names: this.names(),
+      names: nameBook(this.kernel.namespaces),
       dropReasons: dropReasonNames(),
       startMonoNs: this.startMonoNs,
       startWallNs: this.startWallNs,
       symbols,
-      readStack: out.stack ? (id) => readStack(stacksFd, id) : null,
-      tupleChanges: out.ct || out.json,
+      stacks: this.opts.stack ? maps.stacks : null,
+      tupleChanges: this.opts.tupleChanges,
     });
-    this.ring = new RingReader(this.probes.eventsFd, this.cfg.ringSize);
+    this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);
     this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
   }
@@ -241,7 +238,7 @@ export class TraceSession {
   }
 
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
-    const limit = this.cfg.output.limitLines;
+    const limit = this.opts.limit;
     if (limit > 0 && this.events >= limit) return;
     const raw = decodeEvent(view, bytes, at);
     if (!raw) return;
@@ -259,15 +256,16 @@ export class TraceSession {
 
   private pump(): void {
     if (!this.ring) return;
-    const limit = this.cfg.output.limitLines;
+    const limit = this.opts.limit;
     this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
   }
 
   /** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
   private trackingLine(): string {
-    const added = Number(sumPerCpuU64(this.probes.trackStatsFd, TRACK_ADDED));
-    const freed = Number(sumPerCpuU64(this.probes.trackStatsFd, TRACK_FREED));
-    const live = countKeys(this.probes.trackedSkbsFd, 8);
+    const maps = this.probes.maps!;
+    const added = Number(maps.trackStats.sum(TrackStat.added));
+    const freed = Number(maps.trackStats.sum(TrackStat.freed));
+    const live = maps.trackedSkbs.count();
     const evicted = Math.max(0, added - freed - live);
     return `pktpath: --filter-track-skb followed ${added} skbs: ${freed} forgotten when freed, ${live} still followed, ` +
       `${evicted} evicted (skbs freed where no probe saw it, or the map full)`;
@@ -275,8 +273,9 @@ export class TraceSession {
 
   /** Lost records are reported in-band, where they happened in the stream. */
   private checkLost(): void {
-    if (!this.probes.loaded) return;
-    const total = sumPerCpuU64(this.probes.lostFd);
+    const maps = this.probes.maps;
+    if (!maps) return;
+    const total = maps.lost.sum();
     if (total <= this.lostSeen) return;
     const count = Number(total - this.lostSeen);
     this.lostSeen = total;

@@ -1,7 +1,7 @@
 /** Recorded events of fixtures/events (bigints stored as strings), and a Writable that keeps what it is given. */
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import type { LostNotice, TraceEvent } from '../../src/trace/event.js';
+import type { LostNotice, TraceEvent } from '../../src/output/event.js';
 
 export const root = new URL('../../../', import.meta.url);
 

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Btf } from '../../src/bpf/btf.js';
+import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Btf, BtfKind } from '../../src/bpf/btf.js';
+import { Btf, BtfKind } from '../../src/bpf/btf/btf.js';
+import { spellType } from '../../src/bpf/btf/spell.js';
+import { functionsTakingPointerTo, tracepointProto } from '../../src/kernel/btf.js';
 import { eventBtf } from '../helpers/probe-btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
 
@@ -180,29 +182,29 @@ test('synthetic BTF: names, resolve, sizeof, typeName', () => {
   assert.throws(() => btf.sizeof(9), /no size/);
   assert.throws(() => btf.sizeof(15), /no size/);
 
-  assert.equal(btf.typeName(0), 'void');
-  assert.equal(btf.typeName(1), 'int');
-  assert.equal(btf.typeName(2), 'struct foo *');
-  assert.equal(btf.typeName(3), 'struct foo');
-  assert.equal(btf.typeName(4), 'foo_t');
-  assert.equal(btf.typeName(5), 'const foo_t');
-  assert.equal(btf.typeName(6), 'enum color');
-  assert.equal(btf.typeName(7), 'enum big');
-  assert.equal(btf.typeName(10), 'int[4]');
-  assert.equal(btf.typeName(14), 'void *');
-  assert.equal(btf.typeName(15), 'union bar');
-  assert.equal(btf.typeName(16), 'union (anon)');
-  assert.equal(btf.typeName(23), 'struct foo *');
-  assert.equal(btf.typeName(24), 'int(struct foo *, ...)');
-  assert.equal(btf.typeName(25), 'volatile int');
-  assert.equal(btf.typeName(26), 'struct foo * restrict');
-  assert.equal(btf.typeName(27), 'int (*)(struct foo *, int)');
+  assert.equal(spellType(btf, 0), 'void');
+  assert.equal(spellType(btf, 1), 'int');
+  assert.equal(spellType(btf, 2), 'struct foo *');
+  assert.equal(spellType(btf, 3), 'struct foo');
+  assert.equal(spellType(btf, 4), 'foo_t');
+  assert.equal(spellType(btf, 5), 'const foo_t');
+  assert.equal(spellType(btf, 6), 'enum color');
+  assert.equal(spellType(btf, 7), 'enum big');
+  assert.equal(spellType(btf, 10), 'int[4]');
+  assert.equal(spellType(btf, 14), 'void *');
+  assert.equal(spellType(btf, 15), 'union bar');
+  assert.equal(spellType(btf, 16), 'union (anon)');
+  assert.equal(spellType(btf, 23), 'struct foo *');
+  assert.equal(spellType(btf, 24), 'int(struct foo *, ...)');
+  assert.equal(spellType(btf, 25), 'volatile int');
+  assert.equal(spellType(btf, 26), 'struct foo * restrict');
+  assert.equal(spellType(btf, 27), 'int (*)(struct foo *, int)');
 });
 
 test('synthetic BTF: tracepoint, enum, layout and function helpers', () => {
   const btf = Btf.parse(syntheticBlob());
-  assert.deepEqual(btf.tracepointProto('foo_tp'), [{ index: 0, typeId: 2, typeName: 'struct foo *' }]);
-  assert.equal(btf.tracepointProto('missing'), null);
+  assert.deepEqual(tracepointProto(btf, 'foo_tp'), [{ index: 0, typeId: 2, typeName: 'struct foo *' }]);
+  assert.equal(tracepointProto(btf, 'missing'), null);
 
   assert.deepEqual(btf.enumValues('color'), new Map([[-1, 'RED'], [2, 'GREEN']]));
   assert.deepEqual(btf.enumValues('big'), new Map([[7, 'SMALL'], [Number(0xffffffff00000001n), 'HUGE']]));
@@ -218,11 +220,11 @@ test('synthetic BTF: tracepoint, enum, layout and function helpers', () => {
   assert.deepEqual(foo?.members.get('b'), { offset: 0, bitOffset: 3, bitSize: 5, typeId: 1 });
   assert.equal(btf.structLayout('color'), null);
 
-  assert.deepEqual(btf.functionsTakingPointerTo('foo'), [
+  assert.deepEqual(functionsTakingPointerTo(btf, 'foo'), [
     { name: 'do_foo', id: 9, position: 1 },
     { name: 'other', id: 28, position: 1 },
   ]);
-  assert.deepEqual(btf.functionsTakingPointerTo('outer'), []);
+  assert.deepEqual(functionsTakingPointerTo(btf, 'outer'), []);
   assert.deepEqual([...btf.idsOfKind('FUNC')], [9, 28]);
 });
 
@@ -234,8 +236,8 @@ test('synthetic BTF: split BTF continues ids and strings of its base', () => {
   assert.equal(id, 29);
   assert.equal(split.firstId, 29);
   assert.equal(split.maxId, 29);
-  assert.equal(split.typeName(29), 'struct mod_s');
-  assert.equal(split.typeName(2), 'struct foo *');
+  assert.equal(spellType(split, 29), 'struct mod_s');
+  assert.equal(spellType(split, 2), 'struct foo *');
   assert.deepEqual(split.findByName('mod_s'), [29]);
   assert.deepEqual(split.findByName('foo'), [3]);
   assert.equal(split.structLayout('mod_s')?.members.get('f')?.typeId, 2);
@@ -294,7 +296,7 @@ test(`vmlinux: ${vmlinux?.ownCount ?? 0} types parsed in ${parseMs.toFixed(1)} m
 });
 
 test('vmlinux: kfree_skb tracepoint prototype', { skip: skipVm }, () => {
-  const args = vmlinux!.tracepointProto('kfree_skb');
+  const args = tracepointProto(vmlinux!, 'kfree_skb');
   assert.deepEqual(args?.map((a) => [a.index, a.typeName]), [
     [0, 'struct sk_buff *'],
     [1, 'void *'],
@@ -306,13 +308,13 @@ test('vmlinux: kfree_skb tracepoint prototype', { skip: skipVm }, () => {
 
 test('vmlinux: skb argument positions of other tracepoints', { skip: skipVm }, () => {
   const btf = vmlinux!;
-  const xmit = btf.tracepointProto('net_dev_start_xmit');
+  const xmit = tracepointProto(btf, 'net_dev_start_xmit');
   assert.match(xmit?.[0]?.typeName ?? '', /^(const )?struct sk_buff \*$/);
-  const deq = btf.tracepointProto('qdisc_dequeue');
+  const deq = tracepointProto(btf, 'qdisc_dequeue');
   assert.equal(deq?.[3]?.typeName, 'struct sk_buff *');
   assert.notEqual(deq?.[0]?.typeName, 'struct sk_buff *');
-  assert.equal(btf.tracepointProto('no_such_tracepoint_xyz'), null);
-  assert.equal(btf.tracepointProto(''), null);
+  assert.equal(tracepointProto(btf, 'no_such_tracepoint_xyz'), null);
+  assert.equal(tracepointProto(btf, ''), null);
 });
 
 test('vmlinux: skb_drop_reason values by name', { skip: skipVm }, () => {
@@ -336,23 +338,23 @@ test('vmlinux: struct sk_buff layout and common type names', { skip: skipVm }, (
     assert.ok(m, `no member ${name}`);
     assert.ok(m.offset + btf.sizeof(m.typeId) <= skb.size);
   }
-  assert.equal(btf.typeName(skb.members.get('len')!.typeId), 'unsigned int');
-  assert.equal(btf.typeName(skb.members.get('head')!.typeId), 'unsigned char *');
-  assert.equal(btf.typeName(skb.members.get('dev')!.typeId), 'struct net_device *');
+  assert.equal(spellType(btf, skb.members.get('len')!.typeId), 'unsigned int');
+  assert.equal(spellType(btf, skb.members.get('head')!.typeId), 'unsigned char *');
+  assert.equal(spellType(btf, skb.members.get('dev')!.typeId), 'struct net_device *');
   assert.equal(btf.sizeof(skb.members.get('mark')!.typeId), 4);
   assert.equal(btf.sizeof(skb.id), skb.size);
   assert.ok(!skb.members.has(''));
 
   const u32 = btf.findOne('u32', 'TYPEDEF')!;
-  assert.equal(btf.typeName(u32), 'u32');
+  assert.equal(spellType(btf, u32), 'u32');
   assert.equal(btf.sizeof(u32), 4);
-  assert.equal(btf.typeName(btf.resolve(u32)), 'unsigned int');
+  assert.equal(spellType(btf, btf.resolve(u32)), 'unsigned int');
 });
 
 test('vmlinux: functions taking struct sk_buff *', { skip: skipVm }, () => {
   const btf = vmlinux!;
   const t0 = performance.now();
-  const fns = btf.functionsTakingPointerTo('sk_buff');
+  const fns = functionsTakingPointerTo(btf, 'sk_buff');
   const ms = performance.now() - t0;
   assert.ok(fns.length > 500, `${fns.length} functions`);
   assert.ok(ms < 2000, `${ms} ms`);
@@ -361,10 +363,10 @@ test('vmlinux: functions taking struct sk_buff *', { skip: skipVm }, () => {
   assert.equal(byName.get('ip_finish_output'), 3);
   for (const f of fns) {
     const proto = btf.typeAs(btf.typeAs(f.id, 'FUNC').type, 'FUNC_PROTO');
-    assert.match(btf.typeName(proto.params[f.position - 1]!.type), /struct sk_buff \*/);
+    assert.match(spellType(btf, proto.params[f.position - 1]!.type), /struct sk_buff \*/);
     assert.ok(f.position >= 1 && f.position <= 5);
   }
-  const first = btf.functionsTakingPointerTo('sk_buff', 1);
+  const first = functionsTakingPointerTo(btf, 'sk_buff', 1);
   assert.ok(first.every((f) => f.position === 1));
   assert.ok(!first.some((f) => f.name === 'ip_finish_output'));
   assert.ok(first.some((f) => f.name === 'ip_rcv'));
@@ -381,7 +383,7 @@ test('tracepoint.bpf.o: .BTF parses, struct config and globals', { skip: havePro
   assert.ok(config);
   // Offsets are held against src/decode/config.ts by layout.test.ts.
   assert.equal(config.members.get('point_id')?.offset, 0);
-  assert.equal(btf.typeName(config.members.get('skb_arg')!.typeId), '__s32');
+  assert.equal(spellType(btf, config.members.get('skb_arg')!.typeId), '__s32');
 
   // `const volatile struct config CONFIG` lives in .rodata.
   const rodata = btf.findOne('.rodata', 'DATASEC');
@@ -390,7 +392,7 @@ test('tracepoint.bpf.o: .BTF parses, struct config and globals', { skip: havePro
   const cfg = vars.find((v) => v.name === 'CONFIG');
   assert.ok(cfg);
   assert.equal(btf.resolve(cfg.type), config.id);
-  assert.equal(btf.typeName(cfg.type), 'const volatile struct config');
+  assert.equal(spellType(btf, cfg.type), 'const volatile struct config');
   assert.ok(btf.findOne('LICENSE', 'VAR') !== null);
   assert.ok([...btf.idsOfKind('FUNC')].length >= 1);
 });
@@ -405,13 +407,13 @@ test('probe BTF: struct event layout', (t) => {
     const tuple = event.members.get('tuple');
     assert.ok(tuple);
     assert.equal(tuple.offset, 96);
-    assert.equal(btf.typeName(tuple.typeId), 'struct tuple');
+    assert.equal(spellType(btf, tuple.typeId), 'struct tuple');
     assert.equal(btf.sizeof(tuple.typeId), 40);
     // Offsets are held against src/decode/event.ts by layout.test.ts.
     assert.ok(event.size >= 136);
     assert.equal(event.members.get('ts_ns')?.offset, 8);
     assert.equal(event.members.get('comm')?.offset, 80);
-    assert.equal(btf.typeName(event.members.get('comm')!.typeId), 'char[16]');
+    assert.equal(spellType(btf, event.members.get('comm')!.typeId), 'char[16]');
   } finally {
     got.cleanup();
   }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UsageError, buildConfig, parseSize } from '../../src/cli/config.js';
-import { CONFIG_LAYOUT, encodeConfig } from '../../src/decode/config.js';
+import { buildConfig } from '../../src/cli/config.js';
+import { UsageError, parseRingSize } from '../../src/cli/values.js';
+import { encodeConfig } from '../../src/decode/config.js';
+import { CONFIG_LAYOUT } from '../../src/decode/layout.js';
 import { missingPrivileges } from '../../src/kernel/privileges.js';
 
 test('classic filter flags become one tcpdump expression, ANDed with the user\'s', () => {
@@ -10,7 +12,7 @@ test('classic filter flags become one tcpdump expression, ANDed with the user\'s
   }, []);
   assert.equal(cfg.filter.expression, 'ip src host 192.0.2.1 and ip dst host 192.0.2.2 and tcp and dst port 8080');
   assert.equal(cfg.ringSize, 16 << 20);
-  assert.deepEqual([...cfg.families].sort(), ['funcs', 'netfilter', 'tc', 'tracepoints']);
+  assert.deepEqual([...cfg.attach.families].sort(), ['netfilter', 'tc', 'tracepoints']);
   assert.equal(buildConfig({ filterPort: '53' }, ['udp', 'or', 'icmp']).filter.expression, '(udp or icmp) and port 53');
   assert.equal(buildConfig({}, ['icmp']).filter.expression, 'icmp');
   assert.equal(buildConfig({}, []).filter.expression, '');
@@ -40,7 +42,7 @@ for (const [opts, message] of [
   [{ filterSrcIp: '192.0.2.1', filterDstIp: '2001:db8::1' }, /mix IPv4 and IPv6/],
   [{ timestamp: 'later' }, /--timestamp/],
   [{ color: 'sometimes' }, /--color/],
-  [{ backend: 'dtrace' }, /--backend/],
+  [{ attach: 'funcs' }, /--attach: 'funcs' is not one of tracepoints, tc, netfilter/],
   [{ attach: 'tc,bogus' }, /--attach: 'bogus'/],
   [{ filterFunc: '(' }, /--filter-func/],
   [{ ringSize: '1K' }, /--ring-size/],
@@ -55,7 +57,7 @@ for (const [opts, message] of [
 }
 
 test('--filter-func matches whole names', () => {
-  const re = buildConfig({ filterFunc: 'tc:.*|kfree_skb' }, []).filterFunc!;
+  const re = buildConfig({ filterFunc: 'tc:.*|kfree_skb' }, []).attach.filterFunc!;
   assert.ok(re.test('tc:ingress'));
   assert.ok(re.test('kfree_skb'));
   assert.ok(!re.test('kfree_skb_reason'));
@@ -63,9 +65,14 @@ test('--filter-func matches whole names', () => {
 });
 
 test('sizes round up to a power of two', () => {
-  assert.equal(parseSize('--ring-size', '16M'), 16 << 20);
-  assert.equal(parseSize('--ring-size', '5000'), 8192);
-  assert.equal(parseSize('--ring-size', '3m'), 4 << 20);
+  assert.equal(parseRingSize('--ring-size', '16M'), 16 << 20);
+  assert.equal(parseRingSize('--ring-size', '5000'), 8192);
+  assert.equal(parseRingSize('--ring-size', '3m'), 4 << 20);
+  // The one size grammar: the same units and spellings as --output-file-max-size.
+  assert.equal(parseRingSize('--ring-size', '1.5M'), 2 << 20);
+  assert.equal(parseRingSize('--ring-size', '64 KiB'), 64 << 10);
+  assert.throws(() => parseRingSize('--ring-size', '2G'), /--ring-size: 2G is out of range \(4K-1G\)/);
+  assert.throws(() => parseRingSize('--ring-size', '16Q'), /--ring-size: '16Q' is not a size \(e\.g\. 16M\)/);
 });
 
 test('the probe configuration is encoded at the offsets of struct config', () => {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionSink, flowKey } from '../../src/output/connections.js';
 import { BatchedWriter } from '../../src/output/stream.js';
-import type { TraceEvent } from '../../src/trace/event.js';
-import type { CtInfo } from '../../src/trace/ct.js';
+import type { TraceEvent } from '../../src/output/event.js';
+import type { CtInfo } from '../../src/decode/ct.js';
 import { Collect } from '../helpers/fixtures.js';
 
 const tuple = (saddr: string, sport: number, daddr: string, dport: number, flags: number) =>

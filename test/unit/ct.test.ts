@@ -2,12 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAddress } from '../../src/decode/addr.js';
-import { CtSource, EVENT_LAYOUT, EventFlags, RECORD_EVENT, type RawCt, decodeEvent } from '../../src/decode/event.js';
-import { formatCt } from '../../src/output/format.js';
+import { decodeEvent } from '../../src/decode/event.js';
+import { CtSource, EVENT_LAYOUT, EventFlags, RecordType } from '../../src/decode/layout.js';
+import { formatCt } from '../../src/output/ct.js';
 import { jsonLine, toJsonRecord } from '../../src/output/json.js';
 import { TextFormatter } from '../../src/output/text.js';
-import { type CtInfo, ctInfo, ctStatusNames, natChanges } from '../../src/trace/ct.js';
-import type { TraceEvent } from '../../src/trace/event.js';
+import { type CtInfo, type RawCt, ctInfo, ctStatusNames, natChanges } from '../../src/decode/ct.js';
+import type { TraceEvent } from '../../src/output/event.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
 const F = EVENT_LAYOUT.fields;
@@ -39,7 +40,7 @@ function record(fill: (v: DataView, b: Uint8Array, ct: number) => void, flags: n
   const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + EVENT_LAYOUT.ct_section.size + 16);
   const v = new DataView(buf, at);
   const b = new Uint8Array(buf, at);
-  v.setUint32(F.type, RECORD_EVENT, true);
+  v.setUint32(F.type, RecordType.event, true);
   v.setUint32(F.flags, flags, true);
   // The section follows the event.
   fill(v, b, EVENT_LAYOUT.size);

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress, parseAddress } from '../../src/decode/addr.js';
-import { EVENT_LAYOUT, EventFlags, RECORD_EVENT, decodeEvent } from '../../src/decode/event.js';
+import { decodeEvent } from '../../src/decode/event.js';
+import { EVENT_LAYOUT, EventFlags, RecordType } from '../../src/decode/layout.js';
 
 const F = EVENT_LAYOUT.fields;
 const TF = EVENT_LAYOUT.tuple.fields;
@@ -13,7 +14,7 @@ function record(at: number, fill: (v: DataView, b: Uint8Array) => void): { view:
   const bytes = new Uint8Array(buf);
   const v = new DataView(buf, at);
   const b = new Uint8Array(buf, at);
-  v.setUint32(F.type, RECORD_EVENT, true);
+  v.setUint32(F.type, RecordType.event, true);
   fill(v, b);
   return { view, bytes };
 }

@@ -7,11 +7,10 @@ import {
   formatSkb,
   formatTime,
   formatTimestamp,
-  formatTuple,
-  protoName,
-  tcpFlagNames,
 } from '../../src/output/format.js';
-import type { Tuple } from '../../src/trace/event.js';
+import { formatTuple } from '../../src/output/tuple.js';
+import { protocolName, tcpFlagNames } from '../../src/decode/protocols.js';
+import type { Tuple } from '../../src/output/event.js';
 
 const tcp4: Tuple = { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 };
 const udp6: Tuple = { l3: 6, saddr: '2001:db8::1', daddr: '2001:db8::2', sport: 80, dport: 5000, l4proto: 17, tcpFlags: 0 };
@@ -44,13 +43,13 @@ test('formatTuple: null is empty', () => {
   assert.equal(formatTuple(null, { tcpFlags: true }), '');
 });
 
-test('protoName', () => {
-  assert.equal(protoName(6), 'tcp');
-  assert.equal(protoName(17), 'udp');
-  assert.equal(protoName(1), 'icmp');
-  assert.equal(protoName(58), 'icmp6');
-  assert.equal(protoName(132), 'sctp');
-  assert.equal(protoName(47), 47);
+test('protocolName', () => {
+  assert.equal(protocolName(6), 'tcp');
+  assert.equal(protocolName(17), 'udp');
+  assert.equal(protocolName(1), 'icmp');
+  assert.equal(protocolName(58), 'icmp6');
+  assert.equal(protocolName(132), 'sctp');
+  assert.equal(protocolName(47), undefined);
 });
 
 test('tcpFlagNames: bit order like pwru', () => {
@@ -106,7 +105,7 @@ test('formatIface', () => {
 });
 
 test('tuple changes: DNAT, SNAT, both, and a different packet altogether', async () => {
-  const { formatTupleChange } = await import('../../src/output/format.js');
+  const { formatTupleChange } = await import('../../src/output/tuple.js');
   const t = (saddr: string, sport: number, daddr: string, dport: number, l4proto = 6) =>
     ({ l3: 4 as const, saddr, daddr, sport, dport, l4proto, tcpFlags: 0 });
   assert.equal(formatTupleChange(t('192.0.2.1', 5000, '203.0.113.1', 80), t('192.0.2.1', 5000, '198.51.100.2', 8080)),

@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { JourneySink, formatDuration, type JourneyOptions } from '../../src/output/journey.js';
+import { formatDuration } from '../../src/output/format.js';
+import { JourneySink, type JourneyOptions } from '../../src/output/journey.js';
 import { BatchedWriter } from '../../src/output/stream.js';
-import type { TraceEvent, Tuple } from '../../src/trace/event.js';
+import type { TraceEvent, Tuple } from '../../src/output/event.js';
 
 const root = new URL('../../../', import.meta.url);
 

@@ -6,10 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Btf } from '../../src/bpf/btf.js';
+import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
-import { CONFIG_LAYOUT } from '../../src/decode/config.js';
-import { EVENT_LAYOUT } from '../../src/decode/event.js';
+import { CONFIG_LAYOUT, EVENT_LAYOUT } from '../../src/decode/layout.js';
 import { PROBE, eventBtf } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {

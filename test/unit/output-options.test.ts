@@ -5,21 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
-import { UsageError } from '../../src/cli/config.js';
-import {
-  addOutputFileOptions,
-  createOutputSinks,
-  openOutputFile,
-  parseByteSize,
-  parseOutputFileOptions,
-  type OutputFileOptions,
-  type RawOutputFileOptions,
-} from '../../src/cli/output-options.js';
+import { type RawOutputFileOptions, parseOutputFileOptions } from '../../src/cli/config.js';
+import { addOutputFileOptions } from '../../src/cli/options.js';
+import { UsageError, parseByteSize } from '../../src/cli/values.js';
+import type { OutputFileOptions } from '../../src/output/config.js';
+import { createOutputSinks, openOutputFile } from '../../src/output/create.js';
 import { JourneySink } from '../../src/output/journey.js';
 import { PcapngSink } from '../../src/output/pcapng.js';
 import { RotatingFileWriter } from '../../src/output/rotate.js';
 import { BatchedWriter } from '../../src/output/stream.js';
-import type { TraceEvent } from '../../src/trace/event.js';
+import type { TraceEvent } from '../../src/output/event.js';
 
 /** What commander hands over for these arguments. */
 function raw(args: string[]): RawOutputFileOptions {

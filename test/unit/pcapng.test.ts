@@ -16,7 +16,7 @@ import {
   buildPcapng,
   packetComment,
 } from '../../src/output/pcapng.js';
-import type { TraceEvent } from '../../src/trace/event.js';
+import type { TraceEvent } from '../../src/output/event.js';
 
 // ---------------------------------------------------------------------------
 // Real packets

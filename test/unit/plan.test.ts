@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/config.js';
-import { type KernelView, planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
+import type { KernelView } from '../../src/kernel/view.js';
+import { planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
 
 const ns = (inode: number, name: string) => ({ inode, name, path: `/run/netns/${name}` });
 
@@ -39,22 +40,35 @@ test('tracepoint arguments are located by type, whatever the kernel version put 
 });
 
 test('the plan places tc on every device and netfilter in every namespace, and says what is missing', () => {
-  const plan = planProbes(buildConfig({}, []), kernel());
+  const plan = planProbes(buildConfig({}, []).attach, kernel());
   assert.deepEqual(plan.tracepoints.map((t) => t.name), ['qdisc_dequeue', 'net_dev_start_xmit', 'kfree_skb']);
   assert.equal(plan.tc.length, 3 * 2);
   assert.equal(plan.netfilter.length, 2 * 10);
   assert.ok(plan.notes.some((n) => /netif_rx: not in this kernel/.test(n)));
   assert.ok(plan.notes.some((n) => /udp_fail_queue_rcv_skb: carries no skb/.test(n)));
-  assert.ok(plan.notes.some((n) => /no kprobes or fentry/.test(n)));
+  // Every netfilter observer sits right after conntrack, before NAT.
+  assert.ok(plan.netfilter.every((n) => n.priority === -199 && !n.afterNat));
+});
+
+test('with --output-ct, a second netfilter look right after NAT where NAT rewrites', () => {
+  const plan = planProbes(buildConfig({ outputCt: true }, []).attach, kernel());
+  const after = plan.netfilter.filter((n) => n.afterNat);
+  // Every hook but forward, in both families and both namespaces.
+  assert.equal(after.length, 2 * 2 * 4);
+  assert.ok(!after.some((n) => n.hook === 'forward'));
+  const prio = (hook: string) => after.find((n) => n.hook === hook)!.priority;
+  assert.deepEqual([prio('pre_routing'), prio('local_out'), prio('post_routing'), prio('local_in')], [-99, -99, 101, 101]);
+  // The points keep their names: `list` shows each hook once.
+  assert.equal(planPointNames(plan).filter((n) => n.startsWith('nf:')).length, 10);
 });
 
 test('--filter-func and --attach narrow the plan; missing features are reported, not hidden', () => {
-  const only = planProbes(buildConfig({ filterFunc: 'kfree_skb|tc:ingress|nf:ipv6:.*' }, []), kernel());
+  const only = planProbes(buildConfig({ filterFunc: 'kfree_skb|tc:ingress|nf:ipv6:.*' }, []).attach, kernel());
   assert.deepEqual(planPointNames(only), ['kfree_skb', 'tc:ingress', 'nf:ipv6:pre_routing', 'nf:ipv6:local_in',
     'nf:ipv6:forward', 'nf:ipv6:local_out', 'nf:ipv6:post_routing']);
-  const tpOnly = planProbes(buildConfig({ attach: 'tracepoints' }, []), kernel());
+  const tpOnly = planProbes(buildConfig({ attach: 'tracepoints' }, []).attach, kernel());
   assert.equal(tpOnly.tc.length + tpOnly.netfilter.length, 0);
-  const old = planProbes(buildConfig({}, []), kernel({ tcx: false, netfilter: false }));
+  const old = planProbes(buildConfig({}, []).attach, kernel({ tcx: false, netfilter: false }));
   assert.equal(old.tc.length + old.netfilter.length, 0);
   assert.ok(old.notes.some((n) => /no tcx links/.test(n)));
   assert.ok(old.notes.some((n) => /no BPF netfilter links/.test(n)));

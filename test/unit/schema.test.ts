@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jsonLine } from '../../src/output/json.js';
-import type { TraceEvent } from '../../src/trace/event.js';
+import type { TraceEvent } from '../../src/output/event.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
 const root = new URL('../../../', import.meta.url);

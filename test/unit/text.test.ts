@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { BatchedWriter } from '../../src/output/stream.js';
 import { TextSink } from '../../src/output/sinks.js';
 import { TextFormatter, formatLost, processColumn, skbColorIndex, type TextOptions } from '../../src/output/text.js';
-import type { TraceEvent } from '../../src/trace/event.js';
+import type { TraceEvent } from '../../src/output/event.js';
 
 import { Collect, loadFixture, root } from '../helpers/fixtures.js';
 

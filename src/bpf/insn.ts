@@ -31,6 +31,11 @@ export function insn(code: number, dst = 0, src = 0, off = 0, imm = 0): EbpfInsn
 /** `ja +0`: a no-op, the filler of the probes' filter regions. */
 export const NOP: EbpfInsn = insn(Class.JMP | Jmp.JA);
 
+/** `r0 = k; exit`: the whole of a program that only returns. */
+export function returnImm(k: number): EbpfInsn[] {
+  return [insn(Class.ALU64 | Alu.MOV | Src.K, 0, 0, 0, k), insn(Class.JMP | Jmp.EXIT)];
+}
+
 export function encode(insns: EbpfInsn[], out = Buffer.alloc(insns.length * INSN_SIZE), at = 0): Buffer {
   insns.forEach((i, n) => {
     const o = at + n * INSN_SIZE;
@@ -39,14 +44,5 @@ export function encode(insns: EbpfInsn[], out = Buffer.alloc(insns.length * INSN
     out.writeInt16LE(i.off, o + 2);
     out.writeInt32LE(i.imm | 0, o + 4);
   });
-  return out;
-}
-
-export function decode(buf: Buffer): EbpfInsn[] {
-  const out: EbpfInsn[] = [];
-  for (let o = 0; o + INSN_SIZE <= buf.length; o += INSN_SIZE) {
-    const regs = buf.readUInt8(o + 1);
-    out.push({ code: buf.readUInt8(o), dst: regs & 0xf, src: regs >> 4, off: buf.readInt16LE(o + 2), imm: buf.readInt32LE(o + 4) });
-  }
   return out;
 }

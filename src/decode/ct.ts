@@ -1,11 +1,71 @@
 /**
- * The conntrack section in the terms users know from `conntrack -L` and nft's
- * `ct state`: a state, a direction, status flag names, and the entry's two
- * tuples (which differ where NAT applies).
+ * The conntrack section: what netfilter's connection tracking knows of the
+ * packet, decoded from `struct ct_section` and named in the terms users know
+ * from `conntrack -L` and nft's `ct state`: a state, a direction, status flag
+ * names, and the entry's two tuples (which differ where NAT applies).
  */
-import { CT_CTINFO_NONE, CT_CTINFO_UNTRACKED, CtSource, type CtTuple, type RawCt } from '../decode/event.js';
+import { formatAddress } from './addr.js';
+import { CT_CTINFO_NONE, CT_CTINFO_UNTRACKED, CtSource, EVENT_LAYOUT } from './layout.js';
+import type { Tuple } from './tuple.js';
 
-export type { CtTuple };
+/** One direction of a conntrack entry: a tuple without TCP flags (ports are 0 for protocols without). */
+export type CtTuple = Omit<Tuple, 'tcpFlags'>;
+
+/** The conntrack section as the probe wrote it. */
+export interface RawCt {
+  /** ct_section.source: CtSource.nfct or CtSource.lookup. */
+  source: number;
+  /** struct nf_conn address; 0n when there is no entry (untracked, lookup found nothing). */
+  id: bigint;
+  status: number;
+  mark: number;
+  zone: number;
+  /** Lookups: 0 when found, else -errno. */
+  error: number;
+  /** enum ip_conntrack_info, CT_CTINFO_UNTRACKED, or CT_CTINFO_NONE for lookups. */
+  ctinfo: number;
+  /** 0 original direction, 1 reply. */
+  dir: number;
+  orig: CtTuple | null;
+  reply: CtTuple | null;
+}
+
+/** The section follows the event. */
+const C = EVENT_LAYOUT.size;
+const CF = EVENT_LAYOUT.ct_section.fields;
+const CTF = EVENT_LAYOUT.ct_tuple.fields;
+
+function readCtTuple(view: DataView, bytes: Uint8Array, at: number): CtTuple | null {
+  const l3 = bytes[at + CTF.l3];
+  // An entry always has an IPv4 or IPv6 tuple; anything else is not one we can name.
+  if (l3 !== 4 && l3 !== 6) return null;
+  return {
+    l3,
+    saddr: formatAddress(bytes, at + CTF.saddr, l3),
+    daddr: formatAddress(bytes, at + CTF.daddr, l3),
+    sport: view.getUint16(at + CTF.sport, true),
+    dport: view.getUint16(at + CTF.dport, true),
+    l4proto: bytes[at + CTF.l4proto]!,
+  };
+}
+
+/** Decodes the conntrack section of the event record at `at` (whose EVENT_HAS_CT flag is set). */
+export function decodeCt(view: DataView, bytes: Uint8Array, at: number): RawCt {
+  const c = at + C;
+  const id = view.getBigUint64(c + CF.id, true);
+  return {
+    source: bytes[c + CF.source]!,
+    id,
+    status: view.getUint32(c + CF.status, true),
+    mark: view.getUint32(c + CF.mark, true),
+    zone: view.getUint16(c + CF.zone, true),
+    error: view.getInt32(c + CF.error, true),
+    ctinfo: bytes[c + CF.ctinfo]!,
+    dir: bytes[c + CF.dir]!,
+    orig: id === 0n ? null : readCtTuple(view, bytes, c + CF.orig),
+    reply: id === 0n ? null : readCtTuple(view, bytes, c + CF.reply),
+  };
+}
 
 /** NONE: a lookup found no entry (yet). */
 export type CtState = 'NEW' | 'ESTABLISHED' | 'RELATED' | 'UNTRACKED' | 'NONE';

@@ -4,144 +4,17 @@
  *
  * vmlinux carries ~130k types, so parsing only records where each type
  * starts; types are decoded on demand and the name index is built on first use.
+ * What pktpath asks of the kernel's BTF (tracepoint prototypes, skb
+ * functions) is in src/kernel/btf.ts; C spelling of types in ./spell.ts.
  */
 
 import { readFileSync } from 'node:fs';
+import {
+  BTF_MAGIC, BtfKind, KIND_NAMES, type BtfEnumValue, type BtfHeader, type BtfLinkage, type BtfMember, type BtfParam,
+  type BtfRefKind, type BtfType, type BtfTypeOf, type BtfVarSecinfo, type StructLayout, type StructMemberLayout,
+} from './types.js';
 
-export const BTF_MAGIC = 0xeb9f;
-
-export const BtfKind = {
-  UNKN: 0,
-  INT: 1,
-  PTR: 2,
-  ARRAY: 3,
-  STRUCT: 4,
-  UNION: 5,
-  ENUM: 6,
-  FWD: 7,
-  TYPEDEF: 8,
-  VOLATILE: 9,
-  CONST: 10,
-  RESTRICT: 11,
-  FUNC: 12,
-  FUNC_PROTO: 13,
-  VAR: 14,
-  DATASEC: 15,
-  FLOAT: 16,
-  DECL_TAG: 17,
-  TYPE_TAG: 18,
-  ENUM64: 19,
-} as const;
-
-export type BtfKindName = Exclude<keyof typeof BtfKind, 'UNKN'>;
-
-const KIND_NAMES: readonly (BtfKindName | 'VOID')[] = [
-  'VOID', 'INT', 'PTR', 'ARRAY', 'STRUCT', 'UNION', 'ENUM', 'FWD', 'TYPEDEF', 'VOLATILE',
-  'CONST', 'RESTRICT', 'FUNC', 'FUNC_PROTO', 'VAR', 'DATASEC', 'FLOAT', 'DECL_TAG',
-  'TYPE_TAG', 'ENUM64',
-];
-
-export interface BtfHeader {
-  magic: number;
-  version: number;
-  flags: number;
-  hdrLen: number;
-  typeOff: number;
-  typeLen: number;
-  strOff: number;
-  strLen: number;
-}
-
-export interface BtfMember {
-  name: string;
-  type: number;
-  /** Offset from the start of the struct, in bits. */
-  bitOffset: number;
-  /** Width of a bitfield; 0 for an ordinary member. */
-  bitSize: number;
-}
-
-export interface BtfEnumValue<V extends number | bigint = number> {
-  name: string;
-  value: V;
-}
-
-export interface BtfParam {
-  name: string;
-  type: number;
-}
-
-export interface BtfVarSecinfo {
-  type: number;
-  offset: number;
-  size: number;
-}
-
-export type BtfLinkage = 'static' | 'global' | 'extern';
-
-interface Common {
-  id: number;
-  name: string;
-}
-
-/** Kinds that only point at another type. */
-export type BtfRefKind = 'PTR' | 'TYPEDEF' | 'VOLATILE' | 'CONST' | 'RESTRICT' | 'TYPE_TAG';
-
-export type BtfType =
-  | (Common & { kind: 'VOID' })
-  | (Common & {
-      kind: 'INT';
-      size: number;
-      bits: number;
-      bitOffset: number;
-      signed: boolean;
-      char: boolean;
-      bool: boolean;
-    })
-  | { [K in BtfRefKind]: Common & { kind: K; type: number } }[BtfRefKind]
-  | (Common & { kind: 'ARRAY'; type: number; indexType: number; nelems: number })
-  | (Common & { kind: 'STRUCT'; size: number; members: BtfMember[] })
-  | (Common & { kind: 'UNION'; size: number; members: BtfMember[] })
-  | (Common & { kind: 'ENUM'; size: number; signed: boolean; values: BtfEnumValue<number>[] })
-  | (Common & { kind: 'ENUM64'; size: number; signed: boolean; values: BtfEnumValue<bigint>[] })
-  | (Common & { kind: 'FWD'; fwdKind: 'struct' | 'union' })
-  | (Common & { kind: 'FUNC'; type: number; linkage: BtfLinkage })
-  | (Common & { kind: 'FUNC_PROTO'; ret: number; params: BtfParam[]; variadic: boolean })
-  | (Common & { kind: 'VAR'; type: number; linkage: BtfLinkage })
-  | (Common & { kind: 'DATASEC'; size: number; vars: BtfVarSecinfo[] })
-  | (Common & { kind: 'FLOAT'; size: number })
-  | (Common & { kind: 'DECL_TAG'; type: number; componentIdx: number });
-
-export type BtfTypeOf<K extends BtfType['kind']> = Extract<BtfType, { kind: K }>;
-
-export interface TracepointArg {
-  /** Position among the tracepoint's own arguments (the context pointer excluded). */
-  index: number;
-  typeId: number;
-  typeName: string;
-}
-
-export interface StructMemberLayout {
-  /** Byte offset (rounded down for bitfields). */
-  offset: number;
-  bitOffset: number;
-  bitSize: number;
-  typeId: number;
-}
-
-export interface StructLayout {
-  id: number;
-  size: number;
-  /** Members of anonymous inner structs and unions appear flattened, as C sees them. */
-  members: Map<string, StructMemberLayout>;
-}
-
-export interface FunctionArgMatch {
-  name: string;
-  id: number;
-  /** 1-based argument position. */
-  position: number;
-}
+export * from './types.js';
 
 const LINKAGE: readonly BtfLinkage[] = ['static', 'global', 'extern'];
 const HDR_MIN = 24;
@@ -395,11 +268,6 @@ export class Btf {
     throw new Error(`BTF: modifier chain too deep at ${id}`);
   }
 
-  /** C-like spelling: `struct sk_buff *`, `enum skb_drop_reason`, `u32`, `const char *`. */
-  typeName(id: number): string {
-    return this.spell(id, 0);
-  }
-
   /** Size in bytes; throws for types without one (void, functions, forward declarations). */
   sizeof(id: number): number {
     let elems = 1;
@@ -426,32 +294,10 @@ export class Btf {
           id = this.refType(id);
           continue;
         default:
-          throw new Error(`BTF: ${this.typeName(id)} (${this.kindName(id)} ${id}) has no size`);
+          throw new Error(`BTF: ${this.nameOf(id) || '(anon)'} (${this.kindName(id)} ${id}) has no size`);
       }
     }
     throw new Error(`BTF: type chain too deep at ${id}`);
-  }
-
-  /**
-   * Arguments of tracepoint `name`, from its `btf_trace_<name>` typedef, without
-   * the leading context pointer. Null when the kernel has no such tracepoint.
-   */
-  tracepointProto(name: string): TracepointArg[] | null {
-    const proto = this.tracepointProtoId(name);
-    if (proto === null) return null;
-    const params = this.typeAs(proto, 'FUNC_PROTO').params;
-    return params.slice(1).map((p, index) => ({ index, typeId: p.type, typeName: this.typeName(p.type) }));
-  }
-
-  /** Id of the FUNC_PROTO behind `btf_trace_<name>`, or null. */
-  tracepointProtoId(name: string): number | null {
-    for (const td of this.findByName(`btf_trace_${name}`, 'TYPEDEF')) {
-      const ptr = this.resolve(td);
-      if (this.kindOf(ptr) !== BtfKind.PTR) continue;
-      const proto = this.resolve(this.refType(ptr));
-      if (this.kindOf(proto) === BtfKind.FUNC_PROTO) return proto;
-    }
-    return null;
   }
 
   /**
@@ -484,48 +330,6 @@ export class Btf {
     return { id, size: this.sizeField(id), members };
   }
 
-  /**
-   * FUNCs taking a `struct <structName> *` (through any typedefs and qualifiers)
-   * among their first `maxArgs` arguments; the first such position is reported.
-   */
-  functionsTakingPointerTo(structName: string, maxArgs = 5): FunctionArgMatch[] {
-    const out: FunctionArgMatch[] = [];
-    const matches = new Map<number, boolean>();
-    const isTarget = (typeId: number): boolean => {
-      let hit = matches.get(typeId);
-      if (hit === undefined) {
-        const ptr = this.resolve(typeId);
-        hit = false;
-        if (this.kindOf(ptr) === BtfKind.PTR) {
-          const target = this.resolve(this.refType(ptr));
-          const k = this.kindOf(target);
-          hit = (k === BtfKind.STRUCT || (k === BtfKind.FWD && !this.fwdIsUnion(target))) &&
-            this.nameOf(target) === structName;
-        }
-        matches.set(typeId, hit);
-      }
-      return hit;
-    };
-    const v = this.view;
-    for (let i = 0; i < this.kinds.length; i++) {
-      if (this.kinds[i] !== BtfKind.FUNC) continue;
-      const id = this.firstId + i;
-      const proto = this.resolve(this.refType(id));
-      if (this.kindOf(proto) !== BtfKind.FUNC_PROTO) continue;
-      const { at, owner } = this.locate(proto);
-      const pv = owner.view;
-      const n = Math.min(pv.getUint32(at + 4, true) & 0xffff, maxArgs);
-      for (let j = 0; j < n; j++) {
-        const type = pv.getUint32(at + 12 + j * 8 + 4, true);
-        if (type !== 0 && isTarget(type)) {
-          out.push({ name: this.str(v.getUint32(this.offsets[i]!, true)), id, position: j + 1 });
-          break;
-        }
-      }
-    }
-    return out;
-  }
-
   /** All own type ids of one kind, in id order. */
   *idsOfKind(kind: BtfType['kind']): IterableIterator<number> {
     const k = BtfKind[kind as keyof typeof BtfKind];
@@ -549,15 +353,29 @@ export class Btf {
     return owner.view.getUint32(at + 8, true);
   }
 
-  private refType(id: number): number {
+  /** The type a modifier, pointer, typedef, FUNC or VAR refers to, without decoding it. */
+  refType(id: number): number {
     return this.word(id);
+  }
+
+  /** vlen: members, enum values or parameters of a type, without decoding it. */
+  vlen(id: number): number {
+    const { at, owner } = this.locate(id);
+    return owner.view.getUint32(at + 4, true) & 0xffff;
+  }
+
+  /** Type of parameter `i` of a FUNC_PROTO, without decoding the prototype. */
+  paramType(protoId: number, i: number): number {
+    const { at, owner } = this.locate(protoId);
+    return owner.view.getUint32(at + 12 + i * 8 + 4, true);
   }
 
   private sizeField(id: number): number {
     return this.word(id);
   }
 
-  private fwdIsUnion(id: number): boolean {
+  /** Whether a FWD declares a union (else a struct). */
+  fwdIsUnion(id: number): boolean {
     const { at, owner } = this.locate(id);
     return owner.view.getUint32(at + 4, true) >>> 31 === 1;
   }
@@ -594,68 +412,6 @@ export class Btf {
         out.set(m.name, { offset: Math.floor(bitOffset / 8), bitOffset, bitSize: m.bitSize, typeId: m.type });
       }
     }
-  }
-
-  private spell(id: number, depth: number): string {
-    if (depth > MAX_DEPTH) return '...';
-    const t = this.type(id);
-    const name = t.name || '(anon)';
-    switch (t.kind) {
-      case 'VOID':
-        return 'void';
-      case 'INT':
-      case 'FLOAT':
-      case 'TYPEDEF':
-      case 'FUNC':
-      case 'VAR':
-      case 'DATASEC':
-        return name;
-      case 'STRUCT':
-        return `struct ${name}`;
-      case 'UNION':
-        return `union ${name}`;
-      case 'ENUM':
-      case 'ENUM64':
-        return `enum ${name}`;
-      case 'FWD':
-        return `${t.fwdKind} ${name}`;
-      case 'PTR': {
-        const target = this.resolveTags(t.type);
-        if (this.kindOf(target) === BtfKind.FUNC_PROTO) return this.spellProto(target, '(*)', depth + 1);
-        const inner = this.spell(t.type, depth + 1);
-        return inner.endsWith('*') ? `${inner}*` : `${inner} *`;
-      }
-      case 'CONST':
-      case 'VOLATILE':
-      case 'RESTRICT': {
-        const q = t.kind.toLowerCase();
-        const inner = this.spell(t.type, depth + 1);
-        // Qualifiers of a pointer follow the star.
-        return this.kindOf(this.resolveTags(t.type)) === BtfKind.PTR ? `${inner} ${q}` : `${q} ${inner}`;
-      }
-      case 'TYPE_TAG':
-        return this.spell(t.type, depth + 1);
-      case 'ARRAY':
-        return `${this.spell(t.type, depth + 1)}[${t.nelems}]`;
-      case 'FUNC_PROTO':
-        return this.spellProto(id, '', depth + 1);
-      case 'DECL_TAG':
-        return `${name} tag of ${this.spell(t.type, depth + 1)}`;
-    }
-  }
-
-  private spellProto(id: number, declarator: string, depth: number): string {
-    const t = this.typeAs(id, 'FUNC_PROTO');
-    const args = t.params.map((p) => this.spell(p.type, depth + 1));
-    if (t.variadic) args.push('...');
-    const ret = this.spell(t.ret, depth + 1);
-    const sep = declarator && !ret.endsWith('*') ? ' ' : '';
-    return `${ret}${sep}${declarator}(${args.length ? args.join(', ') : 'void'})`;
-  }
-
-  private resolveTags(id: number): number {
-    while (this.kindOf(id) === BtfKind.TYPE_TAG) id = this.refType(id);
-    return id;
   }
 }
 
@@ -718,4 +474,18 @@ function scanTypes(view: DataView): { offsets: Uint32Array; kinds: Uint8Array } 
 function isAscii(bytes: Uint8Array): boolean {
   for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
   return true;
+}
+
+let vmlinux: Btf | null | undefined;
+
+/** The running kernel's BTF, parsed once; null when the kernel has none (CONFIG_DEBUG_INFO_BTF). */
+export function vmlinuxBtf(): Btf | null {
+  if (vmlinux === undefined) {
+    try {
+      vmlinux = Btf.loadVmlinux();
+    } catch {
+      vmlinux = null;
+    }
+  }
+  return vmlinux;
 }

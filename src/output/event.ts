@@ -1,10 +1,14 @@
-/** What a user reads: an observation of one packet at one point, with names. */
-import type { Tuple } from '../decode/event.js';
-import type { CtInfo } from './ct.js';
+/**
+ * What the output pipeline is given: an observation of one packet at one
+ * point, with the names a user reads (the session's enricher makes them from
+ * decoded records; recorded fixtures are replayed as them).
+ */
+import type { CtInfo } from '../decode/ct.js';
+import type { CapturedPacket } from '../decode/packet.js';
+import type { ProbeType } from '../decode/points.js';
+import type { Tuple } from '../decode/tuple.js';
 
-export type { Tuple, CtInfo };
-
-export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry';
+export type { CtInfo, ProbeType, Tuple };
 
 export interface TraceEvent {
   /** Wall-clock time, nanoseconds since the epoch. */
@@ -46,7 +50,7 @@ export interface TraceEvent {
    * (--output-pcap). `l2` tells whether they start at the Ethernet header or
    * at the network header (points where no MAC header exists yet).
    */
-  packet?: { data: Uint8Array; origLen: number; l2: boolean } | null;
+  packet?: CapturedPacket | null;
   /**
    * Conntrack: the entry attached to the skb at netfilter hooks, or a lookup
    * of the packet's tuple at tc. Null (or absent) where the point cannot know,

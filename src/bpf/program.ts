@@ -1,0 +1,49 @@
+/**
+ * A program loaded from instructions built in user space (no object file):
+ * what feature probes are made of. The handle owns the program's fd.
+ */
+import { BpfError, remedyFor } from './errors.js';
+import { type EbpfInsn, encode } from './insn.js';
+import { c, progLoad } from './native.js';
+
+export interface ProgramSpec {
+  type: number;
+  /** The kernel keeps 15 characters. */
+  name: string;
+  insns: EbpfInsn[];
+  expectedAttachType?: number;
+  /** BTF id of the attach target in vmlinux (tracing programs). */
+  attachBtfId?: number;
+  license?: string;
+}
+
+const LOG_SIZE = 64 * 1024;
+
+export class Program {
+  private constructor(private fdValue: number, readonly name: string) {}
+
+  static load(spec: ProgramSpec): Program {
+    const log = Buffer.alloc(LOG_SIZE);
+    const fd = progLoad(spec.type, spec.name, spec.license ?? 'Dual BSD/GPL', encode(spec.insns), {
+      expectedAttachType: spec.expectedAttachType ?? 0,
+      attachBtfId: spec.attachBtfId ?? 0,
+      log,
+    });
+    if (fd < 0) {
+      const text = log.toString('utf8', 0, Math.max(0, log.indexOf(0)));
+      const tail = text.split('\n').filter((l) => l.trim() !== '').slice(-5);
+      throw new BpfError(`loading ${spec.name}`, fd, tail, remedyFor(fd));
+    }
+    return new Program(fd, spec.name);
+  }
+
+  get fd(): number {
+    return this.fdValue;
+  }
+
+  close(): void {
+    if (this.fdValue < 0) return;
+    c.close(this.fdValue);
+    this.fdValue = -1;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The one assembly of a trace: config → filter → kernel view → plan →
+ * session → sinks. `pktpath` itself, `pktpath list` and the demo all go
+ * through here.
+ */
+import { gatherKernelView, ifacesOf, type KernelView } from '../kernel/view.js';
+import { createSinks } from '../output/create.js';
+import type { TraceSummary } from '../output/summary.js';
+import { SKB_TRACEPOINTS } from '../plan/catalog.js';
+import { type ProbePlan, narrowView, planProbes } from '../plan/plan.js';
+import { type SessionOptions, TraceSession } from '../trace/session.js';
+import type { ActiveFilter } from '../filter/active.js';
+import type { TraceConfig } from './config.js';
+import { activateFilter } from './filter.js';
+
+export interface Prepared {
+  filter: ActiveFilter;
+  kernel: KernelView;
+  plan: ProbePlan;
+}
+
+/**
+ * The filter, kernel view and plan of a run; usage errors surface here,
+ * before anything is attached. `only` narrows the namespaces considered (the demo's own).
+ */
+export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
+  const { filter, notes } = activateFilter(cfg.filter);
+  let view = gatherKernelView(SKB_TRACEPOINTS);
+  if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
+  const kernel = narrowView(view, filter, ifacesOf);
+  const plan = planProbes(cfg.attach, kernel);
+  plan.notes.unshift(...notes);
+  return { filter, kernel, plan };
+}
+
+export function sessionOptions(cfg: TraceConfig): SessionOptions {
+  const out = cfg.output;
+  return {
+    ringSize: cfg.ringSize,
+    duration: cfg.duration,
+    limit: out.limitLines,
+    stack: out.stack,
+    snaplen: out.files.pcap !== null ? out.files.snaplen : 0,
+    tupleChanges: out.ct || out.json,
+  };
+}
+
+export interface RunHooks {
+  /** A line for a person (stderr). */
+  say(line: string): void;
+  /** Called with the session once it exists, to stop it (signals, the demo's end). */
+  started?(session: TraceSession): void;
+}
+
+/** Runs a trace to its end: the plan's notes, the session, the sinks; returns what the session reports. */
+export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
+  const { filter, kernel, plan } = prepared;
+  for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
+  const { sinks, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
+  const session = new TraceSession(sessionOptions(cfg), plan, kernel, filter, sinks, { status: hooks.say });
+  onClosed(() => session.stop('output closed'));
+  hooks.started?.(session);
+  return session.run();
+}

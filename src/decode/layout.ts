@@ -1,0 +1,61 @@
+/**
+ * The kernel↔user layout of probes/include/event.h, mirrored once in TS:
+ * offsets of every struct, and the values of its enums. test/unit/layout.test.ts
+ * holds all of it against the BTF clang emits for the header.
+ */
+
+/** enum record_type: the first u32 of every ring record. */
+export const RecordType = { event: 1 } as const;
+
+/** enum event_flags: which optional parts of an event hold data. */
+export const EventFlags = {
+  tuple: 1 << 0,
+  stack: 1 << 1,
+  reason: 1 << 2,
+  caller: 1 << 3,
+  nfHook: 1 << 4,
+  tcDir: 1 << 5,
+  packet: 1 << 6,
+  ct: 1 << 7,
+} as const;
+
+/** enum config_flags */
+export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, frees: 1 << 4 } as const;
+
+/** enum track_stat: indices of the per-CPU track_stats counters. */
+export const TrackStat = { added: 0, freed: 1 } as const;
+
+/** enum ct_source: where a conntrack section came from. */
+export const CtSource = { nfct: 1, lookup: 2 } as const;
+/** ct_section.ctinfo for untracked packets, and for lookups (which have none). */
+export const CT_CTINFO_UNTRACKED = 7;
+export const CT_CTINFO_NONE = 0xff;
+
+/**
+ * A record is a struct event, then a struct ct_section at points that read
+ * conntrack, then the captured packet bytes at cap_offset.
+ */
+export const EVENT_LAYOUT = {
+  size: 152,
+  fields: {
+    type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
+    netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
+    protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
+    cap_offset: 146,
+  },
+  tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
+  ct_section: {
+    size: 112,
+    fields: { id: 0, status: 8, mark: 12, error: 16, zone: 20, source: 22, ctinfo: 23, dir: 24, orig: 32, reply: 72 },
+  },
+  ct_tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37 } },
+} as const;
+
+/** struct config: the read-only settings each probe instance is loaded with. */
+export const CONFIG_LAYOUT = {
+  size: 44,
+  fields: {
+    point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, netns: 24, ifindex: 28,
+    mark: 32, mark_mask: 36, snaplen: 40,
+  },
+} as const;

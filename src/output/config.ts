@@ -1,0 +1,40 @@
+/** What the output pipeline is asked to produce: the options every sink is built from (parsed in src/cli). */
+
+export type TimestampMode = 'none' | 'current' | 'relative' | 'absolute';
+export const TIMESTAMP_MODES: readonly TimestampMode[] = ['none', 'current', 'relative', 'absolute'];
+
+export type ColorMode = 'auto' | 'always' | 'never';
+export const COLOR_MODES: readonly ColorMode[] = ['auto', 'always', 'never'];
+
+export type GroupBy = 'skb' | 'ct';
+export const GROUP_BY: readonly GroupBy[] = ['skb', 'ct'];
+
+export const DEFAULT_MAX_BACKUPS = 5;
+
+export interface OutputFileOptions {
+  /** Rotate --output-file before it passes this many bytes; null: never. */
+  maxSize: number | null;
+  maxBackups: number;
+  /** pcapng file for packet bytes; null: none. */
+  pcap: string | null;
+  /** Bytes of each packet captured and written. */
+  snaplen: number;
+  groupBy: GroupBy | null;
+}
+
+export interface OutputConfig {
+  tuple: boolean;
+  meta: boolean;
+  stack: boolean;
+  caller: boolean;
+  tcpFlags: boolean;
+  /** --output-ct: conntrack state in text lines (JSON carries it whenever known). */
+  ct: boolean;
+  json: boolean;
+  file: string | null;
+  limitLines: number;
+  timestamp: TimestampMode;
+  color: ColorMode;
+  /** Rotation, pcapng, grouping. */
+  files: OutputFileOptions;
+}

@@ -1,0 +1,95 @@
+/**
+ * The sinks an OutputConfig asks for: text or JSON lines (or grouped blocks)
+ * on stdout or --output-file, and pcapng beside them. Every output of a run
+ * is built here.
+ */
+import fs from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { OutputConfig, OutputFileOptions } from './config.js';
+import { ConnectionSink } from './connections.js';
+import { JourneySink, type JourneyOptions } from './journey.js';
+import { colorFor } from './paint.js';
+import { PcapngSink } from './pcapng.js';
+import { RotatingFileWriter } from './rotate.js';
+import type { Sink } from './sink.js';
+import { JsonSink, TextSink } from './sinks.js';
+import { BatchedWriter } from './stream.js';
+
+/** Colour only for a terminal, never with NO_COLOR or into a file, unless forced. */
+export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): boolean {
+  return colorFor(out.color, isTTY && out.file === null && !out.json, env);
+}
+
+/** The destination of --output-file: rotating when a maximum size is set. */
+export function openOutputFile(path: string, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups'>): Writable {
+  if (opts.maxSize === null) return fs.createWriteStream(path, { flags: 'w' });
+  return new RotatingFileWriter(path, { maxSize: opts.maxSize, maxBackups: opts.maxBackups });
+}
+
+export interface OutputSinkContext {
+  /** The main output (stdout or --output-file) the text sink would write to. */
+  writer: BatchedWriter;
+  /** The text sink's options; grouped blocks follow its colour, timestamps, flags and stacks. */
+  text: Omit<JourneyOptions, 'idleMs' | 'maxOpen' | 'clock' | 'every'>;
+  /** A side output failed (e.g. the pcap file); the message names the file. */
+  onError: (message: string) => void;
+  /** Opens the pcapng file. Default: a new file stream. */
+  openPcap?: (path: string) => Writable;
+}
+
+export interface OutputSinks {
+  /** Takes the place of the text sink on the main writer when set (--group-by). */
+  main: Sink | null;
+  /** Written to alongside the main sink (--output-pcap). */
+  extra: Sink[];
+}
+
+/** The sinks the file options add to, or put in place of, the text/JSON sink. */
+export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContext): OutputSinks {
+  const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, ctx.text)
+    : opts.groupBy === 'ct' ? new ConnectionSink(ctx.writer, ctx.text) : null;
+  const extra: Sink[] = [];
+  if (opts.pcap !== null) {
+    const path = opts.pcap;
+    const dest = (ctx.openPcap ?? ((p: string) => fs.createWriteStream(p, { flags: 'w' })))(path);
+    extra.push(new PcapngSink(dest, {
+      snaplen: opts.snaplen,
+      onError: (err) => ctx.onError(`cannot write ${path}: ${err.message}`),
+    }));
+  }
+  return { main, extra };
+}
+
+export interface SinkSetup {
+  sinks: Sink[];
+  /** Called when the reader of the main output went away (`| head`) or it failed. */
+  onClosed: (fn: () => void) => void;
+}
+
+/** Every sink of a run. Problems writing are told through `warn` (a line for a person). */
+export function createSinks(out: OutputConfig, warn: (line: string) => void,
+  stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
+  let closedHandler: () => void = () => {};
+  const dest: Writable = out.file !== null ? openOutputFile(out.file, out.files) : stdout;
+  const writer = new BatchedWriter(dest, {
+    onClosed: () => closedHandler(),
+    onError: (err) => {
+      warn(`cannot write output: ${err.message}`);
+      closedHandler();
+    },
+  });
+  const text = {
+    tuple: out.tuple,
+    meta: out.meta,
+    stack: out.stack,
+    caller: out.caller,
+    tcpFlags: out.tcpFlags,
+    ct: out.ct,
+    timestamp: out.timestamp,
+    color: useColor(out, stdout.isTTY === true),
+  };
+  const more = createOutputSinks(out.files, { writer, text, onError: warn });
+  const main: Sink = more.main ??
+    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
+  return { sinks: [main, ...more.extra], onClosed: (fn) => (closedHandler = fn) };
+}
