@@ -15,7 +15,7 @@ int pktpath_nf(struct bpf_nf_ctx *ctx)
 	__u8 hook = state->hook;
 	struct site site = {
 		.ctx = ctx,
-		.flags = EVENT_HAS_NFHOOK,
+		.flags = EVENT_HAS_NF_HOOK,
 		/* Linked after conntrack (-200): _nfct is set for tracked packets. */
 		.ct = SITE_CT_NFCT,
 		.hook = hook,

@@ -17,7 +17,7 @@ int pktpath_tc(struct __sk_buff *ctx)
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
 	struct site site = {
 		.ctx = ctx,
-		.flags = EVENT_HAS_TCDIR,
+		.flags = EVENT_HAS_TC_DIR,
 		.ct = SITE_CT_LOOKUP,
 		.hook = BPF_CORE_READ_BITFIELD(skb, tc_at_ingress) ? 0 : 1,
 	};

@@ -2,8 +2,9 @@
 /*
  * The records pktpath probes send to user space, and the configuration user
  * space gives them. This header is the one definition of that layout:
- * src/decode/event.ts decodes it, and a test compares both against the BTF of
- * the compiled probes.
+ * src/decode/layout.ts mirrors it (held by test/unit/layout.test.ts), and
+ * each section has one C helper (sections/), one decoder (src/decode) and
+ * one formatter (src/output).
  */
 #ifndef PKTPATH_EVENT_H
 #define PKTPATH_EVENT_H
@@ -24,14 +25,14 @@ enum record_type {
 
 /* event.flags: which optional parts of an event hold data. */
 enum event_flags {
-	EVENT_HAS_TUPLE  = 1 << 0, /* tuple was parsed from IPv4/IPv6 headers */
-	EVENT_HAS_STACK  = 1 << 1, /* stack_id names an entry of the stacks map */
-	EVENT_HAS_REASON = 1 << 2, /* drop_reason is valid (kfree_skb) */
-	EVENT_HAS_CALLER = 1 << 3, /* caller is the address that freed/handled the skb */
-	EVENT_HAS_NFHOOK = 1 << 4, /* hook/pf are a netfilter hook and family */
-	EVENT_HAS_TCDIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
-	EVENT_HAS_PACKET = 1 << 6, /* cap_len packet bytes follow the event */
-	EVENT_HAS_CT     = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
+	EVENT_HAS_TUPLE   = 1 << 0, /* tuple was parsed from IPv4/IPv6 headers */
+	EVENT_HAS_STACK   = 1 << 1, /* stack_id names an entry of the stacks map */
+	EVENT_HAS_REASON  = 1 << 2, /* drop_reason is valid (kfree_skb) */
+	EVENT_HAS_CALLER  = 1 << 3, /* caller is the address that freed/handled the skb */
+	EVENT_HAS_NF_HOOK = 1 << 4, /* hook/pf are a netfilter hook and family */
+	EVENT_HAS_TC_DIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
+	EVENT_HAS_PACKET  = 1 << 6, /* cap_len packet bytes follow the event */
+	EVENT_HAS_CT      = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -98,8 +99,8 @@ struct event {
 	__s32 stack_id;    /* EVENT_HAS_STACK */
 	__u32 drop_reason; /* EVENT_HAS_REASON: enum skb_drop_reason */
 	__u16 protocol;    /* ethertype, host byte order */
-	__u8 hook;         /* EVENT_HAS_NFHOOK / EVENT_HAS_TCDIR */
-	__u8 pf;           /* EVENT_HAS_NFHOOK: NFPROTO_* */
+	__u8 hook;         /* EVENT_HAS_NF_HOOK / EVENT_HAS_TC_DIR */
+	__u8 pf;           /* EVENT_HAS_NF_HOOK: NFPROTO_* */
 	__u32 _pad;
 	char comm[16];
 	struct tuple tuple;

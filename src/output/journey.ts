@@ -30,7 +30,8 @@ import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } 
 import { type ColorLevel, type Styles, stylesFor } from './paint.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
-import { COLUMN_WIDTHS, STACK_INDENT, formatLost } from './text.js';
+import { stackLines } from './stack.js';
+import { COLUMN_WIDTHS, formatLost } from './text.js';
 import { formatTuple } from './tuple.js';
 
 export interface JourneyOptions extends CollectorOptions {
@@ -125,7 +126,7 @@ export class JourneySink implements Sink {
     if (e.dropReason !== null) s += '  ' + p.drop('reason=' + e.dropReason);
     if (e.caller !== null) s += '  caller=' + e.caller;
     if (this.opts.stack && e.stack !== null) {
-      for (const frame of e.stack) s += '\n  ' + STACK_INDENT + frame;
+      s += stackLines(e.stack, '  ');
     }
     return s;
   }

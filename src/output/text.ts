@@ -14,6 +14,7 @@ import {
   utcFraction, utcSecondPrefix,
 } from './format.js';
 import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, stylesFor } from './paint.js';
+import { stackLines } from './stack.js';
 import { formatTuple, formatTupleChange } from './tuple.js';
 
 export interface TextOptions {
@@ -45,9 +46,6 @@ export const COLUMN_WIDTHS = {
   /** FUNC is only padded when a CALLER column follows it. */
   func: 24,
 } as const;
-
-/** Indent of stack frame lines under their event. */
-export const STACK_INDENT = '    ';
 
 const MAX_PAD = 64;
 const PADS: readonly string[] = Array.from({ length: MAX_PAD + 1 }, (_, i) => ' '.repeat(i));
@@ -235,7 +233,7 @@ export class TextFormatter {
     }
 
     if (o.stack && e.stack !== null) {
-      for (const frame of e.stack) s += '\n' + STACK_INDENT + frame;
+      s += stackLines(e.stack);
     }
     return s;
   }

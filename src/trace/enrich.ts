@@ -1,5 +1,4 @@
 /** RawEvent → TraceEvent: numbers become the names a user reads. */
-import type { StackTraceMap } from '../bpf/maps.js';
 import { ctInfo } from '../decode/ct.js';
 import type { RawEvent } from '../decode/event.js';
 import { EventFlags } from '../decode/layout.js';
@@ -8,6 +7,7 @@ import { type Tuple, sameTuple } from '../decode/tuple.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { TraceEvent } from '../output/event.js';
+import type { StackSymbols } from './stacks.js';
 
 export type { PointInfo };
 
@@ -35,8 +35,8 @@ export interface EnrichOptions {
   startMonoNs: bigint;
   startWallNs: bigint;
   symbols: Kallsyms | null;
-  /** Where stacks are read by id; null when stacks are off. */
-  stacks: Pick<StackTraceMap, 'read'> | null;
+  /** Symbolizes stacks by id; null when stacks are off. */
+  stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
 }
@@ -51,7 +51,6 @@ interface NamedPoint {
 }
 
 export class Enricher {
-  private readonly stackCache = new Map<number, string[]>();
   private readonly lastTuple = new Map<bigint, Tuple>();
   private static readonly NO_IFACES: ReadonlyMap<number, string> = new Map();
 
@@ -88,7 +87,7 @@ export class Enricher {
       caller = this.o.symbols.format(raw.caller);
     }
     let stack: string[] | null = null;
-    if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.stack(raw.stackId);
+    if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.o.stacks.frames(raw.stackId);
     const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.func) : null;
     return {
       timeNs: this.o.startWallNs + sinceStartNs,
@@ -134,22 +133,4 @@ export class Enricher {
     }
     return before && tuple && !sameTuple(before, tuple) ? before : null;
   }
-
-  /** Stack ids are stable (no BPF_F_REUSE_STACKID), so a symbolized stack is cached. */
-  private stack(id: number): string[] {
-    let s = this.stackCache.get(id);
-    if (!s) {
-      const ips = this.o.stacks!.read(id);
-      s = dropProbeFrames(ips.map((ip) => (this.o.symbols ? this.o.symbols.format(ip) : `0x${ip.toString(16)}`)));
-      this.stackCache.set(id, s);
-    }
-    return s;
-  }
-}
-
-/** The innermost frames are pktpath's own program and the tracepoint glue that called it: not the packet's story. */
-export function dropProbeFrames(frames: string[]): string[] {
-  let i = 0;
-  while (i < frames.length && /( \[bpf\]$|^bpf_trace_run\d|^__bpf_trace_|^__traceiter_)/.test(frames[i]!)) i++;
-  return i < frames.length ? frames.slice(i) : frames;
 }

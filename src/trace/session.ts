@@ -19,6 +19,7 @@ import type { Sink } from '../output/sink.js';
 import type { TraceSummary } from '../output/summary.js';
 import type { AttachPlan, NfAttachment } from './attachments.js';
 import { Enricher, nameBook } from './enrich.js';
+import { StackSymbols } from './stacks.js';
 import { ProbeSet } from './probes.js';
 
 const POLL_MS = 5;
@@ -223,7 +224,7 @@ export class TraceSession {
       startMonoNs: this.startMonoNs,
       startWallNs: this.startWallNs,
       symbols,
-      stacks: this.opts.stack ? maps.stacks : null,
+      stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
     });
     this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);

@@ -93,7 +93,7 @@ test('addresses: RFC 5952 text, round trips, and rejects', () => {
 });
 
 test('stack frames of the probe itself are dropped', async () => {
-  const { dropProbeFrames } = await import('../../src/trace/enrich.js');
+  const { dropProbeFrames } = await import('../../src/trace/stacks.js');
   assert.deepEqual(dropProbeFrames([
     'bpf_prog_3077b84defea7ff5_pktpath_tp+0xd33 [bpf]', 'bpf_trace_run4+0x8b', '__traceiter_kfree_skb+0x2f',
     'sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e',

@@ -1,14 +1,15 @@
 /**
  * The kernel↔user layout is written once in C (probes/include/event.h) and
- * once in TS (src/decode). These tests hold the TS offsets against the BTF
- * clang emits for the C header and for the built probes.
+ * mirrored once in TS (src/decode/layout.ts). These tests hold the TS offsets
+ * and enum values against the BTF clang emits for the C header and for the
+ * built probes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
-import { CONFIG_LAYOUT, EVENT_LAYOUT } from '../../src/decode/layout.js';
+import { CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, TrackStat } from '../../src/decode/layout.js';
 import { PROBE, eventBtf } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {
@@ -26,7 +27,37 @@ function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Re
   }
 }
 
-test('struct event, tuple, ct_section and ct_tuple match src/decode/event.ts', (t) => {
+/** Every value of the TS mirror is the C enum's, and every C value (but counts) has a TS name. */
+function assertEnum(btf: Btf, name: string, prefix: string, mirror: Record<string, number>): void {
+  const values = btf.enumValues(name);
+  assert.ok(values, `enum ${name} missing`);
+  const cNames = new Map([...values].map(([v, n]) => [n, v]));
+  const upper = (key: string) => prefix + key.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  for (const [key, value] of Object.entries(mirror)) {
+    assert.equal(cNames.get(upper(key)), value, `${upper(key)} of enum ${name}`);
+  }
+  const mirrored = new Set(Object.keys(mirror).map(upper));
+  for (const cName of cNames.keys()) {
+    if (cName.endsWith('_STATS')) continue;
+    assert.ok(mirrored.has(cName), `enum ${name}: ${cName} has no TS counterpart`);
+  }
+}
+
+test('enums of event.h match src/decode/layout.ts', (t) => {
+  const got = eventBtf();
+  if (typeof got === 'string') return t.skip(got);
+  try {
+    assertEnum(got.btf, 'record_type', 'RECORD_', RecordType);
+    assertEnum(got.btf, 'event_flags', 'EVENT_HAS_', EventFlags);
+    assertEnum(got.btf, 'config_flags', 'CONFIG_', ConfigFlags);
+    assertEnum(got.btf, 'track_stat', 'TRACK_', TrackStat);
+    assertEnum(got.btf, 'ct_source', 'CT_SOURCE_', CtSource);
+  } finally {
+    got.cleanup();
+  }
+});
+
+test('struct event, tuple, ct_section and ct_tuple match src/decode/layout.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
   try {
@@ -39,7 +70,7 @@ test('struct event, tuple, ct_section and ct_tuple match src/decode/event.ts', (
   }
 });
 
-test('struct config matches src/decode/config.ts, CONFIG at the start of .rodata', (t) => {
+test('struct config matches src/decode/layout.ts, CONFIG at the start of .rodata', (t) => {
   if (!existsSync(PROBE)) return t.skip('probes not built');
   const btf = Btf.parse(readElfSection(PROBE, '.BTF')!);
   assertStruct(btf, 'config', CONFIG_LAYOUT);

@@ -5,18 +5,18 @@
  * vmlinux carries ~130k types, so parsing only records where each type
  * starts; types are decoded on demand and the name index is built on first use.
  * What pktpath asks of the kernel's BTF (tracepoint prototypes, skb
- * functions) is in src/kernel/btf.ts; C spelling of types in ./spell.ts.
+ * functions) is in src/kernel/btf.ts; the record format in ./wire.ts, C
+ * spelling of types in ./spell.ts.
  */
 
 import { readFileSync } from 'node:fs';
 import {
-  BTF_MAGIC, BtfKind, KIND_NAMES, type BtfEnumValue, type BtfHeader, type BtfLinkage, type BtfMember, type BtfParam,
-  type BtfRefKind, type BtfType, type BtfTypeOf, type BtfVarSecinfo, type StructLayout, type StructMemberLayout,
+  BTF_MAGIC, BtfKind, KIND_NAMES, type BtfHeader, type BtfType, type BtfTypeOf, type StructLayout, type StructMemberLayout,
 } from './types.js';
+import { decodeType, scanTypes } from './wire.js';
 
 export * from './types.js';
 
-const LINKAGE: readonly BtfLinkage[] = ['static', 'global', 'extern'];
 const HDR_MIN = 24;
 const MAX_DEPTH = 32;
 
@@ -36,6 +36,7 @@ export class Btf {
   private readonly kinds: Uint8Array;
   private nameIndex: Map<string, number[]> | null = null;
   private readonly decoder = new TextDecoder();
+  private readonly readString = (off: number): string => this.str(off);
 
   private constructor(buf: Uint8Array, base: Btf | null) {
     if (buf.byteLength < HDR_MIN) throw new Error('BTF: blob too short');
@@ -134,107 +135,7 @@ export class Btf {
   type(id: number): BtfType {
     if (id === 0) return { kind: 'VOID', id: 0, name: '' };
     if (id < this.firstId) return this.base!.type(id);
-    const v = this.view;
-    const at = this.offsets[this.index(id)]!;
-    const name = this.str(v.getUint32(at, true));
-    const info = v.getUint32(at + 4, true);
-    const sizeOrType = v.getUint32(at + 8, true);
-    const vlen = info & 0xffff;
-    const kindFlag = info >>> 31 === 1;
-    const kind = (info >>> 24) & 0x1f;
-    const p = at + 12;
-    switch (kind) {
-      case BtfKind.INT: {
-        const e = v.getUint32(p, true);
-        const enc = (e >>> 24) & 0x0f;
-        return {
-          kind: 'INT', id, name, size: sizeOrType,
-          bits: e & 0xff, bitOffset: (e >>> 16) & 0xff,
-          signed: (enc & 1) !== 0, char: (enc & 2) !== 0, bool: (enc & 4) !== 0,
-        };
-      }
-      case BtfKind.PTR:
-      case BtfKind.TYPEDEF:
-      case BtfKind.VOLATILE:
-      case BtfKind.CONST:
-      case BtfKind.RESTRICT:
-      case BtfKind.TYPE_TAG:
-        return { kind: KIND_NAMES[kind] as BtfRefKind, id, name, type: sizeOrType };
-      case BtfKind.ARRAY:
-        return {
-          kind: 'ARRAY', id, name,
-          type: v.getUint32(p, true), indexType: v.getUint32(p + 4, true), nelems: v.getUint32(p + 8, true),
-        };
-      case BtfKind.STRUCT:
-      case BtfKind.UNION: {
-        const members: BtfMember[] = new Array(vlen);
-        for (let i = 0; i < vlen; i++) {
-          const m = p + i * 12;
-          const off = v.getUint32(m + 8, true);
-          members[i] = {
-            name: this.str(v.getUint32(m, true)),
-            type: v.getUint32(m + 4, true),
-            // With kind_flag the top byte holds the bitfield width.
-            bitOffset: kindFlag ? off & 0xffffff : off,
-            bitSize: kindFlag ? off >>> 24 : 0,
-          };
-        }
-        return { kind: kind === BtfKind.STRUCT ? 'STRUCT' : 'UNION', id, name, size: sizeOrType, members };
-      }
-      case BtfKind.ENUM: {
-        const values: BtfEnumValue<number>[] = new Array(vlen);
-        for (let i = 0; i < vlen; i++) {
-          const m = p + i * 8;
-          const value = kindFlag ? v.getInt32(m + 4, true) : v.getUint32(m + 4, true);
-          values[i] = { name: this.str(v.getUint32(m, true)), value };
-        }
-        return { kind: 'ENUM', id, name, size: sizeOrType, signed: kindFlag, values };
-      }
-      case BtfKind.ENUM64: {
-        const values: BtfEnumValue<bigint>[] = new Array(vlen);
-        for (let i = 0; i < vlen; i++) {
-          const m = p + i * 12;
-          const lo = BigInt(v.getUint32(m + 4, true));
-          const hi = BigInt(v.getUint32(m + 8, true));
-          const raw = (hi << 32n) | lo;
-          values[i] = { name: this.str(v.getUint32(m, true)), value: kindFlag ? BigInt.asIntN(64, raw) : raw };
-        }
-        return { kind: 'ENUM64', id, name, size: sizeOrType, signed: kindFlag, values };
-      }
-      case BtfKind.FWD:
-        return { kind: 'FWD', id, name, fwdKind: kindFlag ? 'union' : 'struct' };
-      case BtfKind.FUNC:
-        return { kind: 'FUNC', id, name, type: sizeOrType, linkage: LINKAGE[vlen] ?? 'static' };
-      case BtfKind.FUNC_PROTO: {
-        const params: BtfParam[] = [];
-        let variadic = false;
-        for (let i = 0; i < vlen; i++) {
-          const m = p + i * 8;
-          const nameOff = v.getUint32(m, true);
-          const type = v.getUint32(m + 4, true);
-          // A trailing unnamed void parameter marks `...`.
-          if (i === vlen - 1 && type === 0 && nameOff === 0) { variadic = true; break; }
-          params.push({ name: this.str(nameOff), type });
-        }
-        return { kind: 'FUNC_PROTO', id, name, ret: sizeOrType, params, variadic };
-      }
-      case BtfKind.VAR:
-        return { kind: 'VAR', id, name, type: sizeOrType, linkage: LINKAGE[v.getUint32(p, true)] ?? 'static' };
-      case BtfKind.DATASEC: {
-        const vars: BtfVarSecinfo[] = new Array(vlen);
-        for (let i = 0; i < vlen; i++) {
-          const m = p + i * 12;
-          vars[i] = { type: v.getUint32(m, true), offset: v.getUint32(m + 4, true), size: v.getUint32(m + 8, true) };
-        }
-        return { kind: 'DATASEC', id, name, size: sizeOrType, vars };
-      }
-      case BtfKind.FLOAT:
-        return { kind: 'FLOAT', id, name, size: sizeOrType };
-      case BtfKind.DECL_TAG:
-        return { kind: 'DECL_TAG', id, name, type: sizeOrType, componentIdx: v.getInt32(p, true) };
-      default:
-        throw new Error(`BTF: type ${id} has unknown kind ${kind}`);
-    }
+    return decodeType(this.view, this.offsets[this.index(id)]!, id, this.readString);
   }
 
   /** Like `type`, but checks the kind. */
@@ -413,62 +314,6 @@ export class Btf {
       }
     }
   }
-}
-
-/** Size of the data following the 12-byte common part of a type. */
-function extraSize(kind: number, vlen: number): number {
-  switch (kind) {
-    case BtfKind.INT:
-    case BtfKind.VAR:
-    case BtfKind.DECL_TAG:
-      return 4;
-    case BtfKind.ARRAY:
-      return 12;
-    case BtfKind.STRUCT:
-    case BtfKind.UNION:
-    case BtfKind.DATASEC:
-    case BtfKind.ENUM64:
-      return vlen * 12;
-    case BtfKind.ENUM:
-    case BtfKind.FUNC_PROTO:
-      return vlen * 8;
-    case BtfKind.PTR:
-    case BtfKind.FWD:
-    case BtfKind.TYPEDEF:
-    case BtfKind.VOLATILE:
-    case BtfKind.CONST:
-    case BtfKind.RESTRICT:
-    case BtfKind.FUNC:
-    case BtfKind.FLOAT:
-    case BtfKind.TYPE_TAG:
-      return 0;
-    default:
-      return -1;
-  }
-}
-
-function scanTypes(view: DataView): { offsets: Uint32Array; kinds: Uint8Array } {
-  const len = view.byteLength;
-  // Every type takes at least 12 bytes, which bounds the count.
-  let offsets = new Uint32Array(Math.floor(len / 12));
-  let kinds = new Uint8Array(offsets.length);
-  let n = 0;
-  let at = 0;
-  while (at < len) {
-    if (at + 12 > len) throw new Error(`BTF: truncated type at byte ${at}`);
-    const info = view.getUint32(at + 4, true);
-    const kind = (info >>> 24) & 0x1f;
-    const extra = extraSize(kind, info & 0xffff);
-    if (extra < 0) throw new Error(`BTF: type ${n + 1} has unknown kind ${kind}`);
-    offsets[n] = at;
-    kinds[n] = kind;
-    n++;
-    at += 12 + extra;
-  }
-  if (at !== len) throw new Error('BTF: last type extends past the type section');
-  offsets = offsets.slice(0, n);
-  kinds = kinds.slice(0, n);
-  return { offsets, kinds };
 }
 
 function isAscii(bytes: Uint8Array): boolean {

@@ -8,10 +8,17 @@
  *    packet's tuple with the bpf_skb_ct_lookup kfunc (TCP and UDP only).
  * Every nf_conn field is read through CO-RE, optional ones behind
  * bpf_core_field_exists, so the probe loads on kernels built without them.
- * Included by observe.h, after vmlinux.h and event.h.
+ * Decoded by src/decode/ct.ts, formatted by src/output/ct.ts.
  */
-#ifndef PKTPATH_CT_H
-#define PKTPATH_CT_H
+#ifndef PKTPATH_SECTION_CT_H
+#define PKTPATH_SECTION_CT_H
+
+/* Where a point learns the conntrack state. */
+enum site_ct {
+	SITE_CT_NONE = 0,
+	SITE_CT_NFCT = 1,   /* netfilter hooks: skb->_nfct */
+	SITE_CT_LOOKUP = 2, /* tc: bpf_skb_ct_lookup(), needs PKTPATH_CT_LOOKUP */
+};
 
 #define PKTPATH_AF_INET 2
 #define PKTPATH_AF_INET6 10
@@ -132,5 +139,24 @@ static __always_inline bool ct_lookup(struct __sk_buff *ctx, const struct tuple 
 	return true;
 }
 #endif
+
+/* Bytes a point of this kind reserves for the section after the event: a
+ * constant once inlined, as the verifier wants for the reservation. */
+#define CT_SECTION_SPACE(source) ((source) != SITE_CT_NONE ? sizeof(struct ct_section) : 0)
+
+/* The section after the event `e`, whose tuple is parsed (`is_ip`): zeroed,
+ * then filled from the point's source; EVENT_HAS_CT when it holds an entry
+ * or a lookup's result. */
+static __always_inline void section_ct(struct event *e, struct sk_buff *skb, void *ctx, __u8 source, bool is_ip)
+{
+	struct ct_section *c = (struct ct_section *)(e + 1);
+	__builtin_memset(c, 0, sizeof(*c));
+	if (source == SITE_CT_NFCT && ct_from_skb(skb, c))
+		e->flags |= EVENT_HAS_CT;
+#ifdef PKTPATH_CT_LOOKUP
+	if (source == SITE_CT_LOOKUP && is_ip && ct_lookup(ctx, &e->tuple, c))
+		e->flags |= EVENT_HAS_CT;
+#endif
+}
 
 #endif

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * The configuration every probe instance is loaded with, and the maps all
+ * instances share: the first object loaded creates them, the others reuse
+ * their file descriptors (src/trace/probes.ts).
+ */
+#ifndef PKTPATH_MAPS_H
+#define PKTPATH_MAPS_H
+
+/* Written by user space before load; the verifier folds these constants, so
+ * disabled features cost nothing in the probe. */
+const volatile struct config CONFIG = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} events SEC(".maps");
+
+/* Records the ring had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 127 * sizeof(__u64));
+} stacks SEC(".maps");
+
+/* skbs followed by --filter-track-skb, and their data buffers (shared with
+ * clones). LRU: an skb freed where no probe sees it is evicted in time instead
+ * of filling the map; user space counts evictions from the stats below. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked_skbs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} tracked_heads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRACK_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} track_stats SEC(".maps");
+
+/* Adds one to a per-CPU counter. */
+static __always_inline void count(void *map, __u32 index)
+{
+	__u64 *n = bpf_map_lookup_elem(map, &index);
+	if (n)
+		*n += 1;
+}
+
+#endif

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Does this packet interest the user? Namespace, device and mark first (a
+ * field each), the pcap filter last; an skb followed by --filter-track-skb
+ * passes whatever its headers have become.
+ */
+#ifndef PKTPATH_MATCH_H
+#define PKTPATH_MATCH_H
+
+#include "filter.h"
+#include "packet.h"
+#include "track.h"
+
+/* Runs the injected pcap filter on the skb's bytes. */
+static __always_inline bool pcap_match(struct sk_buff *skb)
+{
+	struct packet_view v;
+	if (!packet_view(skb, &v))
+		return false; /* no header located: nothing to match against */
+
+	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
+	scratch[FILTER_CAPLEN] = v.caplen;
+	scratch[FILTER_WIRELEN] = v.wirelen;
+	filter_prefetch(scratch, v.start);
+
+	unsigned long verdict;
+	if (v.l2)
+		verdict = FILTER_REGION(FILTER_MAGIC_L2, v.start, scratch);
+	else
+		verdict = FILTER_REGION(FILTER_MAGIC_L3, v.start, scratch);
+	return verdict != 0;
+}
+
+static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
+{
+	if (dev)
+		return dev->nd_net.net->ns.inum;
+	struct sock *sk = skb->sk;
+	if (sk)
+		return sk->__sk_common.skc_net.net->ns.inum;
+	return 0;
+}
+
+/* `*netns` is the point's namespace when it knows it (0: derived here when needed). */
+static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 *netns)
+{
+	if ((CONFIG.flags & CONFIG_TRACK) && is_tracked(skb))
+		return true;
+	if (CONFIG.netns) {
+		if (!*netns)
+			*netns = skb_netns(skb, dev);
+		if (*netns != CONFIG.netns)
+			return false;
+	}
+	if (CONFIG.ifindex) {
+		__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
+		if (ifindex != CONFIG.ifindex)
+			return false;
+	}
+	if ((CONFIG.flags & CONFIG_MARK) && (skb->mark & CONFIG.mark_mask) != CONFIG.mark)
+		return false;
+	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
+		return false;
+	if (CONFIG.flags & CONFIG_TRACK)
+		track(skb);
+	return true;
+}
+
+#endif

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Where an skb's bytes are: the network header (for the tuple), and the
+ * start the filter and the capture use (the Ethernet header when there is
+ * one in front of the IP header, else the IP header). Headers are parsed
+ * with bpf_probe_read_kernel: packet bytes are not BTF-typed memory.
+ */
+#ifndef PKTPATH_PACKET_H
+#define PKTPATH_PACKET_H
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IP_MF 0x2000
+/* IPv6 extension headers (uapi/linux/in6.h, not in vmlinux.h). */
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_DSTOPTS 60
+#define IP_OFFSET 0x1FFF
+
+static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
+{
+	return bpf_probe_read_kernel(dst, len, src);
+}
+
+/* Offset of the network header from skb->head, or -1. The network header is
+ * not always set (before the stack parsed the frame); fall back to the
+ * Ethernet header, skipping VLAN tags. */
+static __always_inline int network_offset(struct sk_buff *skb, unsigned char *head)
+{
+	__u16 nh = skb->network_header;
+	__u16 mh = skb->mac_header;
+
+	if (nh != 0 && nh != (__u16)~0U)
+		return nh;
+	if (mh == (__u16)~0U)
+		return -1;
+
+	__u32 off = mh + ETH_HLEN;
+	__be16 ethertype = 0;
+	read_bytes(&ethertype, sizeof(ethertype), head + mh + 12);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD))
+			break;
+		read_bytes(&ethertype, sizeof(ethertype), head + off + 2);
+		off += 4;
+	}
+	return off;
+}
+
+static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple *t)
+{
+	t->l4proto = proto;
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
+		__be16 ports[2] = {};
+		read_bytes(ports, sizeof(ports), l4);
+		t->sport = bpf_ntohs(ports[0]);
+		t->dport = bpf_ntohs(ports[1]);
+		if (proto == IPPROTO_TCP)
+			read_bytes(&t->tcp_flags, 1, l4 + 13);
+	}
+}
+
+/* Fill t from the IPv4/IPv6 and transport headers. Returns 0 when the packet
+ * is IP. */
+static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
+{
+	unsigned char *head = skb->head;
+	int off = network_offset(skb, head);
+	if (off < 0)
+		return -1;
+
+	__u16 protocol = bpf_ntohs(skb->protocol);
+	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
+		return -1;
+
+	unsigned char *nh = head + off;
+	__u8 vhl = 0;
+	read_bytes(&vhl, 1, nh);
+
+	if ((vhl >> 4) == 4 && protocol != ETH_P_IPV6) {
+		struct iphdr ip;
+		if (read_bytes(&ip, sizeof(ip), nh))
+			return -1;
+		t->l3 = 4;
+		__builtin_memcpy(t->saddr, &ip.saddr, 4);
+		__builtin_memcpy(t->daddr, &ip.daddr, 4);
+		t->l4proto = ip.protocol;
+		/* Later fragments carry no transport header. */
+		if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
+			return 0;
+		parse_l4(nh + (ip.ihl & 0xf) * 4, ip.protocol, t);
+		return 0;
+	}
+	if ((vhl >> 4) == 6 && protocol != ETH_P_IP) {
+		struct ipv6hdr ip6;
+		if (read_bytes(&ip6, sizeof(ip6), nh))
+			return -1;
+		t->l3 = 6;
+		__builtin_memcpy(t->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(t->daddr, &ip6.daddr, 16);
+		__u8 next = ip6.nexthdr;
+		unsigned char *p = nh + sizeof(ip6);
+		/* A bounded walk over the extension headers that may precede the
+		 * transport header. */
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			__u8 ext[2] = {};
+			if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS) {
+				read_bytes(ext, 2, p);
+				next = ext[0];
+				p += (ext[1] + 1) * 8;
+			} else if (next == IPPROTO_FRAGMENT) {
+				__be16 frag = 0;
+				read_bytes(ext, 2, p);
+				read_bytes(&frag, 2, p + 2);
+				next = ext[0];
+				p += 8;
+				if (bpf_ntohs(frag) & 0xFFF8) {
+					t->l4proto = next;
+					return 0;
+				}
+			} else if (next == IPPROTO_AH) {
+				read_bytes(ext, 2, p);
+				next = ext[0];
+				p += (ext[1] + 2) * 4;
+			} else {
+				break;
+			}
+		}
+		parse_l4(p, next, t);
+		return 0;
+	}
+	return -1;
+}
+
+/* Where the packet's bytes start for filtering and capture: at the Ethernet
+ * header when the skb has one in front of its IP header, else at the IP
+ * header. Returns false when neither is known. */
+struct packet_view {
+	unsigned char *start;
+	__u32 caplen;  /* linear bytes from start */
+	__u32 wirelen; /* what a capture at this point would call the packet's length */
+	bool l2;
+};
+
+static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view *v)
+{
+	unsigned char *head = skb->head;
+	unsigned char *data = skb->data;
+	__u16 mh = skb->mac_header;
+	__u16 nh = skb->network_header;
+	__u32 tail = skb->tail;
+	bool nh_set = nh != 0 && nh != (__u16)~0U;
+	__u32 start;
+
+	v->l2 = mh != (__u16)~0U && (!nh_set || nh >= mh + ETH_HLEN);
+	if (v->l2)
+		start = mh;
+	else if (nh_set)
+		start = nh;
+	else
+		return false;
+	if (tail <= start)
+		return false;
+	v->start = head + start;
+	v->caplen = tail - start;
+	v->wirelen = skb->len + (__u32)(data - v->start);
+	return true;
+}
+
+#endif

@@ -1,0 +1,114 @@
+/**
+ * The layers of src/, held against every import of every file: a file
+ * imports only from its own layer or the ones below it, the loader (bpf/)
+ * and the lab import nothing else of pktpath, and no files import each other
+ * in a circle. docs/ARCHITECTURE.md describes the same order.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { root } from '../helpers/fixtures.js';
+
+/** Top to bottom: each layer may import the ones after it. */
+export const LAYERS = ['cli', 'plan', 'trace', 'output', 'filter', 'decode', 'kernel', 'bpf'] as const;
+/** Folders that import nothing else of pktpath: the loader could be published alone; the lab serves the demo and tests. */
+const STANDALONE = new Set(['bpf', 'lab']);
+
+const SRC = new URL('src/', root).pathname;
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? sources(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : []);
+}
+
+/** Every module a file names: static imports and re-exports (type-only ones too), and dynamic imports. */
+export function importsOf(text: string): string[] {
+  const out: string[] = [];
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  for (const m of code.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  for (const m of code.matchAll(/(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  for (const m of code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1]!);
+  return out;
+}
+
+interface Edge {
+  from: string;
+  to: string;
+}
+
+/** The imports between files of src/, as paths relative to it (`cli/main.ts`). */
+function graph(): Edge[] {
+  const edges: Edge[] = [];
+  for (const file of sources(SRC)) {
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+      edges.push({ from: relative(SRC, file), to: relative(SRC, target) });
+    }
+  }
+  return edges;
+}
+
+const layerOf = (path: string) => path.split('/')[0]!;
+
+test('the import reader sees static, type-only, re-exported and dynamic imports, not comments', () => {
+  const text = [
+    "import { a } from './a.js';",
+    "import type { B } from '../b/b.js';",
+    "import {\n  c,\n  d,\n} from './c.js';",
+    "export { e } from './e.js';",
+    "export type * from './f.js';",
+    "const g = await import('./g.js');",
+    "import './side.js';",
+    "// import { no } from './comment.js';",
+    "/* import { no } from './block.js'; */",
+  ].join('\n');
+  assert.deepEqual(importsOf(text).sort(), ['../b/b.js', './a.js', './c.js', './e.js', './f.js', './g.js', './side.js']);
+});
+
+test('every folder of src/ has its place', () => {
+  const folders = new Set(sources(SRC).map((f) => layerOf(relative(SRC, f))));
+  for (const f of folders) {
+    assert.ok((LAYERS as readonly string[]).includes(f) || STANDALONE.has(f), `src/${f}/ is in no layer: place it in LAYERS`);
+  }
+});
+
+test('imports only point down the layers, and the loader and the lab import nothing else of pktpath', () => {
+  const rank = (layer: string) => (LAYERS as readonly string[]).indexOf(layer);
+  const wrong: string[] = [];
+  for (const { from, to } of graph()) {
+    const a = layerOf(from);
+    const b = layerOf(to);
+    if (a === b) continue;
+    if (STANDALONE.has(a)) wrong.push(`${from} → ${to}: src/${a}/ imports nothing else of pktpath`);
+    else if (rank(b) >= 0 && rank(b) < rank(a)) wrong.push(`${from} → ${to}: ${b} is above ${a}`);
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('no import circles between files', () => {
+  const next = new Map<string, string[]>();
+  for (const { from, to } of graph()) next.set(from, [...(next.get(from) ?? []), to]);
+  const state = new Map<string, 'open' | 'done'>();
+  const circles: string[] = [];
+  const visit = (file: string, path: string[]): void => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') {
+      circles.push([...path.slice(path.indexOf(file)), file].join(' → '));
+      return;
+    }
+    state.set(file, 'open');
+    for (const to of next.get(file) ?? []) visit(to, [...path, file]);
+    state.set(file, 'done');
+  };
+  for (const file of next.keys()) visit(file, []);
+  assert.deepEqual(circles, []);
+});
+
+test('docs/ARCHITECTURE.md names the layers in this order', () => {
+  const doc = readFileSync(new URL('docs/ARCHITECTURE.md', root), 'utf8');
+  // The layer table: rows that start with a layer's folder, e.g. "| `cli/` |".
+  const rows = [...doc.matchAll(/^\|\s*`src\/(\w+)\/`/gm)].map((m) => m[1]!);
+  assert.deepEqual(rows.filter((r) => !STANDALONE.has(r) || r === 'bpf'), [...LAYERS]);
+});
