@@ -1,6 +1,6 @@
 /**
  * The whole user-space pipeline on recorded kernel records, no kernel: ring
- * records (struct event, built with the layout of src/decode/event.ts) are
+ * records (struct event, built with the layout of src/decode/layout.ts) are
  * decoded, enriched and formatted to a discarding writer, as the session does.
  * Prints records/s for text and JSON lines.
  *

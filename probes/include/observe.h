@@ -86,7 +86,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->_pad3 = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
-	/* The sections, in record order; the stack last: it is the costliest. */
+	/* The sections; the stack last: it is the costliest. */
 	bool is_ip = section_tuple(e, skb);
 	if (ct_space)
 		section_ct(e, skb, site->ctx, site->ct, is_ip);

@@ -12,7 +12,6 @@ import { interfaces } from './native.js';
 import { Program, type ProgramSpec } from './program.js';
 
 export type Mechanism = 'tp_btf' | 'raw_tp' | 'tcx' | 'netfilter' | 'kprobe' | 'kprobe-multi' | 'fentry';
-export const MECHANISMS: readonly Mechanism[] = ['tp_btf', 'raw_tp', 'tcx', 'netfilter', 'kprobe', 'kprobe-multi', 'fentry'];
 
 /** A function and a tracepoint every kernel with networking has. */
 const PROBE_FUNCTION = 'ip_rcv';

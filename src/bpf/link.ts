@@ -111,8 +111,14 @@ export function attachNetfilter(prog: LoadedProgram, family: NfFamily, hook: NfH
 const KPROBE_PMU_TYPE = '/sys/bus/event_source/devices/kprobe/type';
 const PERF_ATTR_SIZE = 128;
 const PERF_FLAG_FD_CLOEXEC = 8;
+const PERF_EVENT_IOC_ENABLE = 0x2400;
+const PERF_EVENT_IOC_SET_BPF = 0x40042408;
 
-/** A kprobe on `func` through the kprobe PMU (perf_event_open) and a BPF_PERF_EVENT link. */
+/**
+ * A kprobe on `func` through the kprobe PMU (perf_event_open): a BPF_PERF_EVENT
+ * link (Linux 5.15+), else the program set on the perf event itself, whose fd
+ * then is the link.
+ */
 export function attachKprobe(prog: LoadedProgram, func: string, description: string): Link {
   let pmuType: number;
   try {
@@ -126,13 +132,23 @@ export function attachKprobe(prog: LoadedProgram, func: string, description: str
     attr.writeUInt32LE(pmuType, 0);
     attr.writeUInt32LE(PERF_ATTR_SIZE, 4);
     attr.writeBigUInt64LE(name.addresses[0]!, 56); // kprobe_func (config1)
-    const perfFd = sysPerfEventOpen(attr, -1, 0, PERF_FLAG_FD_CLOEXEC);
+    let perfFd = sysPerfEventOpen(attr, -1, 0, PERF_FLAG_FD_CLOEXEC);
     if (perfFd < 0) throw new BpfError(`attaching ${description}`, perfFd, [], remedyFor(perfFd));
     try {
       // The link keeps its own reference to the perf event.
       return linkCreate(prog, perfFd, AttachType.PERF_EVENT, () => {}, description);
+    } catch (e) {
+      if (!(e instanceof BpfError) || e.errno !== -22) throw e;
+      // Before BPF_PERF_EVENT links: the perf event holds the program.
+      if (c.ioctl(perfFd, PERF_EVENT_IOC_SET_BPF, prog.fd) < 0 || c.ioctl(perfFd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
+        const err = -errno();
+        throw new BpfError(`attaching ${description}`, err, [], remedyFor(err));
+      }
+      const link = new FdLink(perfFd, description);
+      perfFd = -1;
+      return link;
     } finally {
-      c.close(perfFd);
+      if (perfFd >= 0) c.close(perfFd);
     }
   } finally {
     name.free();

@@ -117,6 +117,7 @@ export const c = {
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
   gettid: libc.func('int gettid(void)') as () => number,
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, int arg)') as (fd: number, request: number, arg: number) => number,
 };
 
 const if_nameindex = libc.func('void *if_nameindex(void)');

@@ -1,10 +1,11 @@
 /** `pktpath doctor`: what this kernel allows, measured, and what pktpath will use. */
 import fs from 'node:fs';
 import Table from 'cli-table3';
-import { kernelBtf } from '../kernel/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/btf.js';
 import { kernelFeatures } from '../kernel/features.js';
-import { kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
+import { describeRefusal, kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';
+import { probeLoads } from '../trace/probes.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
 
 function lockdown(): string {
@@ -19,7 +20,7 @@ function lockdown(): string {
 export async function doctor(): Promise<number> {
   const out = process.stdout;
   out.write(`kernel:   ${kernelRelease()}\n`);
-  const btf = kernelBtf();
+  const btf = vmlinuxBtf();
   out.write(`BTF:      ${btf ? '/sys/kernel/btf/vmlinux' : 'missing (CONFIG_DEBUG_INFO_BTF): tracepoint probes cannot load'}\n`);
   out.write(`lockdown: ${lockdown()}\n`);
   const missing = missingPrivileges();
@@ -33,12 +34,18 @@ export async function doctor(): Promise<number> {
   for (const r of results) table.push([r.mechanism, r.ok ? 'works' : 'refused', r.ok ? '' : r.detail]);
   out.write(`${table.toString()}\n`);
 
+  // The mechanism working is not enough: pktpath's own probe must pass this kernel's verifier too.
+  const loads = probeLoads();
+  const probes = new Table({ head: ['pktpath probe', 'status', 'detail'], style: { head: [], border: [] } });
+  for (const [kind, err] of Object.entries(loads)) probes.push([kind, err ? 'refused' : 'loads', err ? describeRefusal(err) : '']);
+  out.write(`${probes.toString()}\n`);
+
   const ok = (name: string) => results.find((r) => r.mechanism.startsWith(name))?.ok === true;
   const f = kernelFeatures(btf);
   const uses: string[] = [];
-  if (ok('tp_btf')) uses.push('skb tracepoints (tp_btf)');
-  if (ok('tcx') && f.tcx) uses.push('tc ingress/egress (tcx links)');
-  if (ok('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
+  if (ok('tp_btf') && !loads.tracepoint) uses.push('skb tracepoints (tp_btf)');
+  if (ok('tcx') && f.tcx && !loads.tc) uses.push('tc ingress/egress (tcx links)');
+  if (ok('netfilter') && !loads.netfilter) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
   const funcs = ok('kprobe-multi') ? 'kprobe-multi' : ok('kprobe') ? 'kprobe' : ok('fentry') ? 'fentry' : null;
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
   out.write(funcs

@@ -1,7 +1,7 @@
 /**
  * The one assembly of a trace: config → filter → kernel view → plan →
- * session → sinks. `pktpath` itself, `pktpath list` and the demo all go
- * through here.
+ * session → sinks. `pktpath` itself and the demo run through runTrace();
+ * `pktpath list` stops after prepare(), at the plan.
  */
 import { gatherKernelView, ifacesOf, type KernelView } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';

@@ -1,18 +1,25 @@
 /**
  * Small caches for values that recur from record to record — the same skb,
  * process, device and flow at a dozen points a packet — at millions of
- * records a second. One mechanism, SlotCache: direct-mapped, a slot per hash
- * holds the last entry that fell there, and a newer one simply takes its
- * place, so there is nothing to evict, count or clear, and a lookup is an
- * array read and a comparison. NumberText and AddressText are its two
- * commonest uses: a text by one number or one address.
+ * records a second. One mechanism: direct-mapped, a slot per hash holds the
+ * last entry that fell there, and a newer one simply takes its place, so
+ * there is nothing to evict, count or clear, and a lookup is an array read
+ * and a comparison. SlotCache keeps entries of several fields; NumberText and
+ * AddressText, its two commonest uses (a text by one number, by one
+ * address), keep their keys in flat arrays, which is what the hottest
+ * lookups need.
  */
+
+function checkSize(size: number): void {
+  if (size <= 0 || (size & (size - 1)) !== 0) throw new RangeError(`cache size ${size} is not a power of two`);
+}
 
 /**
  * Entries by hash, each slot holding one entry from the start: the caller
  * compares the entry's key fields with its own, and on a miss overwrites the
  * entry in place, so a miss allocates nothing and every entry has one shape.
- * The low bits of the hash pick the slot: hashes put what varies there.
+ * The low bits of the hash pick the slot: hashes put what varies there, and
+ * stay 32-bit integers (a double would make every lookup take the slow path).
  */
 export class SlotCache<E> {
   private readonly slots: E[];
@@ -20,7 +27,7 @@ export class SlotCache<E> {
 
   /** `size` slots, a power of two; `empty` makes an entry whose key matches nothing. */
   constructor(size: number, empty: () => E) {
-    if (size <= 0 || (size & (size - 1)) !== 0) throw new RangeError(`cache size ${size} is not a power of two`);
+    checkSize(size);
     this.slots = Array.from({ length: size }, empty);
     this.mask = size - 1;
   }
@@ -31,36 +38,63 @@ export class SlotCache<E> {
   }
 }
 
-/** The text made from a number (an inode, a length, an IPv4 address), kept by value; its low bits pick the slot. */
+/** The text made from a number (an inode, a length, an IPv4 address), kept by value. */
 export class NumberText {
-  private readonly cache: SlotCache<{ key: number; text: string }>;
+  // NaN equals nothing: an empty slot is a miss.
+  private readonly keys: Float64Array;
+  private readonly texts: string[];
+  private readonly mask: number;
 
   constructor(size: number, private readonly make: (n: number) => string) {
-    // NaN equals nothing: an empty slot is a miss.
-    this.cache = new SlotCache(size, () => ({ key: NaN, text: '' }));
+    checkSize(size);
+    this.keys = new Float64Array(size).fill(NaN);
+    this.texts = new Array<string>(size).fill('');
+    this.mask = size - 1;
   }
 
   get(n: number): string {
-    const c = this.cache.at(n);
-    if (c.key === n) return c.text;
-    c.key = n;
-    return (c.text = flat(this.make(n)));
+    // Integer bits only (inodes and IPv4 addresses pass 2^31), the higher ones folded in.
+    const slot = (n ^ (n >>> 10) ^ (n >>> 20)) & this.mask;
+    if (this.keys[slot] === n) return this.texts[slot]!;
+    const text = flat(this.make(n));
+    this.keys[slot] = n;
+    this.texts[slot] = text;
+    return text;
   }
 }
 
-/** The text made from a kernel address (an skb), kept by value. */
+/**
+ * The text made from a kernel address (an skb), kept by value, with a small
+ * number made along with it (e.g. the skb's colour): `note` after get().
+ */
 export class AddressText {
-  private readonly cache: SlotCache<{ key: bigint; text: string }>;
+  private readonly keys: bigint[];
+  private readonly texts: string[];
+  private readonly notes: Uint8Array;
+  private readonly mask: number;
+  /** The note of the address of the last get(). */
+  note = 0;
 
-  constructor(size: number, private readonly make: (a: bigint) => string) {
-    this.cache = new SlotCache(size, () => ({ key: -1n, text: '' }));
+  constructor(size: number, private readonly make: (a: bigint) => string,
+    private readonly noteOf: (a: bigint) => number = () => 0) {
+    checkSize(size);
+    this.keys = new Array<bigint>(size).fill(-1n);
+    this.texts = new Array<string>(size).fill('');
+    this.notes = new Uint8Array(size);
+    this.mask = size - 1;
   }
 
   get(a: bigint): string {
-    const c = this.cache.at(addressHash(a));
-    if (c.key === a) return c.text;
-    c.key = a;
-    return (c.text = flat(this.make(a)));
+    const slot = addressHash(a) & this.mask;
+    if (this.keys[slot] === a) {
+      this.note = this.notes[slot]!;
+      return this.texts[slot]!;
+    }
+    const text = flat(this.make(a));
+    this.keys[slot] = a;
+    this.texts[slot] = text;
+    this.note = this.notes[slot] = this.noteOf(a);
+    return text;
   }
 }
 

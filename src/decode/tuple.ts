@@ -2,14 +2,15 @@
 import { formatAddress } from './addr.js';
 import { EVENT_LAYOUT } from './layout.js';
 
+/** Never changed once decoded: the text caches of src/output keep the tuples they were made from. */
 export interface Tuple {
-  l3: 4 | 6;
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  l4proto: number;
-  tcpFlags: number;
+  readonly l3: 4 | 6;
+  readonly saddr: string;
+  readonly daddr: string;
+  readonly sport: number;
+  readonly dport: number;
+  readonly l4proto: number;
+  readonly tcpFlags: number;
 }
 
 const TF = EVENT_LAYOUT.tuple.fields;

@@ -6,8 +6,6 @@
 import { type Btf, BtfKind, vmlinuxBtf } from '../bpf/btf/btf.js';
 import { spellType } from '../bpf/btf/spell.js';
 
-export { vmlinuxBtf as kernelBtf };
-
 /** One argument of a tracepoint, as BTF describes it (without the leading context pointer). */
 export interface TracepointArg {
   /** Position among the tracepoint's own arguments. */

@@ -1,8 +1,7 @@
 /**
- * What the running kernel offers, read cheaply from its BTF and sysfs (no
+ * What the running kernel offers, read cheaply from its BTF (no
  * program is loaded). `pktpath doctor` goes further and tries each mechanism.
  */
-import fs from 'node:fs';
 import type { Btf } from '../bpf/btf/btf.js';
 
 export interface KernelFeatures {
@@ -12,8 +11,6 @@ export interface KernelFeatures {
   tcx: boolean;
   /** BPF netfilter links (Linux 6.4+). */
   netfilter: boolean;
-  /** kprobe PMU present (CONFIG_KPROBES). */
-  kprobe: boolean;
 }
 
 export function kernelFeatures(btf: Btf | null): KernelFeatures {
@@ -23,6 +20,5 @@ export function kernelFeatures(btf: Btf | null): KernelFeatures {
     tracing: btf !== null,
     tcx: names.has('BPF_TCX_INGRESS'),
     netfilter: names.has('BPF_NETFILTER'),
-    kprobe: fs.existsSync('/sys/bus/event_source/devices/kprobe/type'),
   };
 }

@@ -23,7 +23,8 @@ const LABELS: ReadonlyArray<[Mechanism, string]> = [
   ['fentry', 'fentry'],
 ];
 
-function describe(e: Error): string {
+/** What the kernel refused, in one line: the step, the errno, the verifier's last word. */
+export function describeRefusal(e: Error): string {
   if (e instanceof BpfError) {
     const log = e.logTail.filter((l) => !/^-- (BEGIN|END)|processed \d+ insns/.test(l)).slice(-1)[0];
     return `${e.action.replace(/^(loading|attaching|finding) /, '$1: ')} → ${e.errno ? errnoName(e.errno) : 'failed'}` +
@@ -35,7 +36,7 @@ function describe(e: Error): string {
 export function probeMechanisms(): MechanismResult[] {
   return LABELS.map(([m, mechanism]) => {
     const r = probeFeature(m);
-    return r.ok ? { mechanism, ok: true, detail: 'works' } : { mechanism, ok: false, detail: describe(r.error) };
+    return r.ok ? { mechanism, ok: true, detail: 'works' } : { mechanism, ok: false, detail: describeRefusal(r.error) };
   });
 }
 

@@ -3,7 +3,8 @@
  * system — tracepoint prototypes, features, namespaces and their devices —
  * gathered once, as plain data, so planning stays a pure function.
  */
-import { kernelBtf, tracepointProto } from './btf.js';
+import { vmlinuxBtf } from '../bpf/btf/btf.js';
+import { tracepointProto } from './btf.js';
 import { type KernelFeatures, kernelFeatures } from './features.js';
 import { type Iface, type Netns, currentNetns, listIfaces, namedNetns, withNetns } from './netns.js';
 
@@ -35,7 +36,7 @@ export function ifacesOf(netns: Netns): Iface[] {
 
 /** The view for a plan over `tracepoints` (the names pktpath knows). */
 export function gatherKernelView(tracepoints: readonly string[]): KernelView {
-  const btf = kernelBtf();
+  const btf = vmlinuxBtf();
   const protos = new Map<string, TracepointParam[] | null>();
   for (const name of tracepoints) {
     const proto = btf ? tracepointProto(btf, name) : null;

@@ -283,7 +283,7 @@ export interface PcapngSinkOptions extends PcapngEncoderOptions {
   chunkSize?: number;
   /** A non-empty chunk is written after at most this long. Default 100 ms; 0 turns it off. */
   maxDelayMs?: number;
-  /** Called once when writing fails; the sink stops and close() rejects. */
+  /** Called once when writing fails; the sink stops, and close() rejects (but when the reader went away: EPIPE). */
   onError?: (err: Error) => void;
 }
 

@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { stylesFor } from './paint.js';
 
-/** What a finished trace reports; the session's Summary has this shape. */
+/** What a finished trace session reports. */
 export interface TraceSummary {
   events: number;
   lost: number;

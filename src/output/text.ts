@@ -4,7 +4,7 @@
  * Columns are padded to fixed widths so lines of different packets line up;
  * values longer than their column push the rest right (only PROCESS is cut).
  */
-import { NumberText, SlotCache, addressHash, flat } from '../decode/cache.js';
+import { AddressText, NumberText, SlotCache, flat } from '../decode/cache.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import type { TimestampMode } from './config.js';
 import { formatCt } from './ct.js';
@@ -174,7 +174,7 @@ export class TextFormatter {
   private readonly tupleOpts: { tcpFlags: boolean };
 
   // Per formatter: colours, TCP flags and the CALLER column change these pieces.
-  private readonly skbCols = new SlotCache(4096, () => ({ skb: -1n, text: '', paint: 0 }));
+  private readonly skbCols: AddressText;
   /** Palette index of the skb of the event being formatted. */
   private paint = 0;
   private readonly tupleCols = new SlotCache(1024, (): { tuple: Tuple | null; text: string } => ({ tuple: null, text: '' }));
@@ -186,7 +186,13 @@ export class TextFormatter {
     this.tsWidth = timestampWidth(opts.timestamp);
     this.tupleOpts = { tcpFlags: opts.tcpFlags };
     const styles = stylesFor(opts.color, opts.colorLevel);
-    this.paints = packetPaints(opts.color, opts.colorLevel);
+    const paints = (this.paints = packetPaints(opts.color, opts.colorLevel));
+    this.skbCols = paints === null
+      ? new AddressText(4096, (skb) => formatSkb(skb) + ' ')
+      : new AddressText(4096, (skb) => {
+        const p = paints[skbColorIndex(skb, paints.length)]!;
+        return p[0] + formatSkb(skb) + p[1] + ' ';
+      }, (skb) => skbColorIndex(skb, paints.length));
     this.bold = paintOf(styles.header);
     this.red = paintOf(styles.drop);
     this.yellow = paintOf(styles.warn);
@@ -255,24 +261,8 @@ export class TextFormatter {
 
   /** The SKB column in its packet's colour, and its space; sets `paint` to that colour. */
   private skbSeg(skb: bigint): string {
-    const c = this.skbCols.at(addressHash(skb));
-    if (c.skb === skb) {
-      this.paint = c.paint;
-      return c.text;
-    }
-    let text: string;
-    let paint = 0;
-    if (this.paints === null) {
-      text = flat(formatSkb(skb) + ' ');
-    } else {
-      paint = skbColorIndex(skb, this.paints.length);
-      const p = this.paints[paint]!;
-      text = flat(p[0] + formatSkb(skb) + p[1] + ' ');
-    }
-    c.skb = skb;
-    c.text = text;
-    c.paint = paint;
-    this.paint = paint;
+    const text = this.skbCols.get(skb);
+    this.paint = this.skbCols.note;
     return text;
   }
 

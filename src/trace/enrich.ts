@@ -9,8 +9,6 @@ import type { Iface, Netns } from '../kernel/netns.js';
 import type { TraceEvent } from '../output/event.js';
 import type { StackSymbols } from './stacks.js';
 
-export type { PointInfo };
-
 /** Names of namespaces (by inode) and of their devices (by inode, then ifindex). */
 export interface NameBook {
   netns: Map<number, string>;

@@ -50,8 +50,8 @@ export interface ProbeInstance {
 
 export class ProbeSet {
   private readonly instances: ProbeInstance[] = [];
-  private shared: Record<SharedMap, number> | null = null;
-  private mapHandles: ProbeMaps | null = null;
+  /** The shared maps' fds (for the next instances to reuse) and their handles, once the first instance is loaded. */
+  private shared: { fds: Record<SharedMap, number>; maps: ProbeMaps } | null = null;
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
@@ -71,7 +71,7 @@ export class ProbeSet {
       const program = object.program(spec.program);
       object.rodata().setInitialValue(encodeConfig(config));
       if (this.shared) {
-        for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared[name]);
+        for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared.fds[name]);
       } else {
         object.map('events').setMaxEntries(this.ringSize);
       }
@@ -87,13 +87,15 @@ export class ProbeSet {
       object.load();
       if (!this.shared) {
         const fds = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<SharedMap, number>;
-        this.shared = fds;
-        this.mapHandles = {
-          eventsFd: fds.events,
-          lost: new PerCpuArray(fds.lost),
-          stacks: new StackTraceMap(fds.stacks),
-          trackedSkbs: new HashMap(fds.tracked_skbs, 8),
-          trackStats: new PerCpuArray(fds.track_stats),
+        this.shared = {
+          fds,
+          maps: {
+            eventsFd: fds.events,
+            lost: new PerCpuArray(fds.lost),
+            stacks: new StackTraceMap(fds.stacks),
+            trackedSkbs: new HashMap(fds.tracked_skbs, 8),
+            trackStats: new PerCpuArray(fds.track_stats),
+          },
         };
       }
       const inst = { object, program };
@@ -107,13 +109,40 @@ export class ProbeSet {
 
   /** The shared maps; null until the first instance is loaded. */
   get maps(): ProbeMaps | null {
-    return this.mapHandles;
+    return this.shared?.maps ?? null;
   }
 
   /** Unloads every instance (links must be closed first). */
   close(): void {
     for (const inst of this.instances.splice(0).reverse()) inst.object.close();
     this.shared = null;
-    this.mapHandles = null;
   }
 }
+
+/** A configuration that loads a probe with every optional part off: what `pktpath doctor` tries. */
+const PLAIN: ProbeConfig = {
+  pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
+  netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
+};
+
+/**
+ * Whether each of pktpath's own probes loads on this kernel (the verifier
+ * accepts it, its helpers and kfuncs resolve), without attaching anything:
+ * null when it does, else why not.
+ */
+export function probeLoads(): Record<ProbeKind, Error | null> {
+  const out = {} as Record<ProbeKind, Error | null>;
+  for (const kind of Object.keys(PROBE_OBJECTS) as ProbeKind[]) {
+    const set = new ProbeSet(1 << 16);
+    try {
+      set.load(kind, PLAIN, `pktpath's ${kind} probe`, kind === 'tracepoint' ? 'netif_receive_skb' : undefined);
+      out[kind] = null;
+    } catch (e) {
+      out[kind] = e as Error;
+    } finally {
+      set.close();
+    }
+  }
+  return out;
+}
+

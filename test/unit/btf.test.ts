@@ -381,7 +381,7 @@ test('tracepoint.bpf.o: .BTF parses, struct config and globals', { skip: havePro
   assert.ok(btf.ownCount > 10);
   const config = btf.structLayout('config');
   assert.ok(config);
-  // Offsets are held against src/decode/config.ts by layout.test.ts.
+  // Offsets are held against src/decode/layout.ts by layout.test.ts.
   assert.equal(config.members.get('point_id')?.offset, 0);
   assert.equal(spellType(btf, config.members.get('skb_arg')!.typeId), '__s32');
 
@@ -409,7 +409,7 @@ test('probe BTF: struct event layout', (t) => {
     assert.equal(tuple.offset, 96);
     assert.equal(spellType(btf, tuple.typeId), 'struct tuple');
     assert.equal(btf.sizeof(tuple.typeId), 40);
-    // Offsets are held against src/decode/event.ts by layout.test.ts.
+    // Offsets are held against src/decode/layout.ts by layout.test.ts.
     assert.ok(event.size >= 136);
     assert.equal(event.members.get('ts_ns')?.offset, 8);
     assert.equal(event.members.get('comm')?.offset, 80);

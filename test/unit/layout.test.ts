@@ -46,6 +46,7 @@ function assertEnum(btf: Btf, name: string, prefix: string, mirror: Record<strin
 test('enums of event.h match src/decode/layout.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
+  if (got.from === PROBE) return t.skip('no clang: the built probe carries the structs, not the enums');
   try {
     assertEnum(got.btf, 'record_type', 'RECORD_', RecordType);
     assertEnum(got.btf, 'event_flags', 'EVENT_HAS_', EventFlags);

@@ -21,7 +21,7 @@ function kernel(over: Partial<KernelView['features']> = {}): KernelView {
       ['udp_fail_queue_rcv_skb', [{ index: 0, typeName: 'int' }, { index: 1, typeName: 'struct sock *' }]],
       ['netif_rx', null],
     ]),
-    features: { tracing: true, tcx: true, netfilter: true, kprobe: false, ...over },
+    features: { tracing: true, tcx: true, netfilter: true, ...over },
     namespaces: [
       { netns: ns(1, ''), ifaces: [{ ifindex: 1, name: 'lo' }] },
       { netns: ns(2, 'b'), ifaces: [{ ifindex: 1, name: 'lo' }, { ifindex: 2, name: 'veth-b' }] },
