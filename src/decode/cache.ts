@@ -75,7 +75,8 @@ export class AddressText {
   /** The note of the address of the last get(). */
   note = 0;
 
-  constructor(size: number, private readonly make: (a: bigint) => string,
+  /** `noteOf` gives the note (0-255), `make` the text, which may use it. */
+  constructor(size: number, private readonly make: (a: bigint, note: number) => string,
     private readonly noteOf: (a: bigint) => number = () => 0) {
     checkSize(size);
     this.keys = new Array<bigint>(size).fill(-1n);
@@ -90,10 +91,11 @@ export class AddressText {
       this.note = this.notes[slot]!;
       return this.texts[slot]!;
     }
-    const text = flat(this.make(a));
+    const note = this.noteOf(a);
+    const text = flat(this.make(a, note));
     this.keys[slot] = a;
     this.texts[slot] = text;
-    this.note = this.notes[slot] = this.noteOf(a);
+    this.note = this.notes[slot] = note;
     return text;
   }
 }

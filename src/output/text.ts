@@ -189,10 +189,8 @@ export class TextFormatter {
     const paints = (this.paints = packetPaints(opts.color, opts.colorLevel));
     this.skbCols = paints === null
       ? new AddressText(4096, (skb) => formatSkb(skb) + ' ')
-      : new AddressText(4096, (skb) => {
-        const p = paints[skbColorIndex(skb, paints.length)]!;
-        return p[0] + formatSkb(skb) + p[1] + ' ';
-      }, (skb) => skbColorIndex(skb, paints.length));
+      : new AddressText(4096, (skb, paint) => paints[paint]![0] + formatSkb(skb) + paints[paint]![1] + ' ',
+        (skb) => skbColorIndex(skb, paints.length));
     this.bold = paintOf(styles.header);
     this.red = paintOf(styles.drop);
     this.yellow = paintOf(styles.warn);
