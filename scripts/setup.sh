@@ -14,6 +14,8 @@ for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${NEED[$cmd]}")
 done
 [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+# GNU time, for the benchmarks' peak RSS (`time` alone is the shell's keyword).
+[ -x /usr/bin/time ] || missing+=(time)
 ldconfig -p | grep -q 'libbpf.so.1 ' || missing+=(libbpf1)
 ldconfig -p | grep -q 'libpcap.so.0.8 ' || missing+=(libpcap0.8)
 if [ ${#missing[@]} -gt 0 ]; then

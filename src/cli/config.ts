@@ -35,6 +35,8 @@ export interface TraceConfig {
   ringSize: number;
   /** Stop after this many seconds (0: until a signal). */
   duration: number;
+  /** Created once everything is attached, removed on exit (--ready-file). */
+  readyFile: string | null;
 }
 
 /** The file options as commander hands them over (with the flags they depend on). */
@@ -74,6 +76,7 @@ export interface RawOptions extends RawOutputFileOptions {
   attach?: string;
   ringSize?: string;
   duration?: string;
+  readyFile?: string;
 }
 
 const MAX_BACKUPS = 1000;
@@ -105,6 +108,11 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
     throw new UsageError('--group-by: prints text blocks; it does not combine with --output-json');
   }
   return { maxSize, maxBackups, pcap, snaplen, groupBy };
+}
+
+function nonEmptyPath(flag: string, text: string): string {
+  if (text.trim() === '') throw new UsageError(`${flag}: the path is empty`);
+  return text;
 }
 
 export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
@@ -160,5 +168,6 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
     duration: o.duration !== undefined ? parseCount('--duration', o.duration) : 0,
+    readyFile: o.readyFile !== undefined ? nonEmptyPath('--ready-file', o.readyFile) : null,
   };
 }

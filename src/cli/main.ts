@@ -2,29 +2,22 @@
  * pktpath's command line: argv → TraceConfig → runTrace. Usage errors exit 2
  * with one line, runtime failures exit 1, a normal stop exits 0.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { BpfError } from '../bpf/errors.js';
-import { missingPrivileges } from '../kernel/privileges.js';
 import { colorFor } from '../output/paint.js';
 import { formatSummary, summaryLine } from '../output/summary.js';
 import { planPointNames } from '../plan/plan.js';
 import { type RawOptions, buildConfig } from './config.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './exit.js';
 import { addTraceOptions } from './options.js';
+import { addRegressCommands } from './regress.js';
 import { prepare, runTrace } from './run.js';
+import { InputFileError } from '../regress/errors.js';
+import type { RecordOptions } from './record.js';
 import { UsageError } from './values.js';
 
-const VERSION = '0.1.0';
+import { VERSION } from './version.js';
 
-function fail(code: number, message: string): never {
-  process.stderr.write(`pktpath: ${message}\n`);
-  process.exit(code);
-}
-
-function requirePrivileges(): void {
-  const missing = missingPrivileges();
-  if (missing) fail(EXIT_FAILURE, `needs root to load its probes (missing ${missing}); run it with sudo`);
-}
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -52,7 +45,7 @@ async function list(opts: RawOptions, expression: string[]): Promise<number> {
   return EXIT_OK;
 }
 
-export function buildProgram(run: (p: Promise<number>) => void): Command {
+export function buildProgram(run: (p: Promise<number>) => void, argv: string[] = process.argv): Command {
   const program = addTraceOptions(new Command('pktpath'))
     .description('Trace the path of packets through the Linux kernel.')
     .version(VERSION)
@@ -63,6 +56,15 @@ export function buildProgram(run: (p: Promise<number>) => void): Command {
   addTraceOptions(program.command('list'))
     .description('list the observation points a trace with these options would attach, without attaching')
     .action((expression: string[], opts: RawOptions) => run(list(opts, expression)));
+
+  addTraceOptions(program.command('record'))
+    .usage('--out FILE [options] [expression...] -- COMMAND [ARGS...]')
+    .description('attach, run COMMAND (the traffic), and write its trace as JSON lines that start with a header')
+    .addOption(new Option('--out <file>', 'the trace file').helpGroup('Record:'))
+    .addOption(new Option('--drain <ms>', 'after COMMAND exits, keep reading this long').default('250').helpGroup('Record:'))
+    .action((operands: string[], opts: RecordOptions) => run(import('./record.js').then((m) => m.record(opts, operands, argv))));
+
+  addRegressCommands(program, run);
 
   program.command('doctor')
     .description('what this kernel allows, and what pktpath will use')
@@ -75,7 +77,7 @@ export function buildProgram(run: (p: Promise<number>) => void): Command {
 }
 
 export function describeError(e: unknown): { code: number; message: string } {
-  if (e instanceof UsageError) return { code: EXIT_USAGE, message: e.message };
+  if (e instanceof UsageError || e instanceof InputFileError) return { code: EXIT_USAGE, message: e.message };
   if (e instanceof BpfError) return { code: EXIT_FAILURE, message: e.message };
   return { code: EXIT_FAILURE, message: (e as Error)?.message ?? String(e) };
 }
@@ -86,7 +88,7 @@ export function main(argv: string[]): void {
       const { code, message } = describeError(e);
       fail(code, message);
     });
-  });
+  }, argv);
   program.exitOverride();
   program.configureOutput({
     writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'pktpath: ')),

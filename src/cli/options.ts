@@ -68,6 +68,7 @@ export function addTraceOptions(cmd: Command): Command {
 
   cmd.optionsGroup(GROUP.session)
     .option('--ring-size <size>', 'ring buffer size (rounded up to a power of two)', '16M')
-    .option('--duration <seconds>', 'stop after this many seconds');
+    .option('--duration <seconds>', 'stop after this many seconds')
+    .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes');
   return cmd.optionsGroup('Options:');
 }

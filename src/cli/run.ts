@@ -3,15 +3,21 @@
  * session → sinks. `pktpath` itself and the demo run through runTrace();
  * `pktpath list` stops after prepare(), at the plan.
  */
+import fs from 'node:fs';
+import { currentNetns } from '../kernel/netns.js';
+import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { formatTime } from '../output/format.js';
+import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
 import type { TraceSummary } from '../output/summary.js';
 import { SKB_TRACEPOINTS } from '../plan/catalog.js';
-import { type ProbePlan, narrowView, planProbes } from '../plan/plan.js';
+import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
 import type { TraceConfig } from './config.js';
 import { activateFilter } from './filter.js';
+import { VERSION } from './version.js';
 
 export interface Prepared {
   filter: ActiveFilter;
@@ -45,20 +51,58 @@ export function sessionOptions(cfg: TraceConfig): SessionOptions {
   };
 }
 
+/** The record a recorded trace starts with: what made it. */
+export function traceHeader(prepared: Prepared, argv: string[], command: string[] | null): JsonHeaderRecord {
+  const self = currentNetns().inode;
+  return {
+    v: JSON_SCHEMA_VERSION,
+    type: 'header',
+    pktpath: VERSION,
+    kernel: kernelRelease(),
+    time: formatTime(BigInt(Date.now()) * 1_000_000n),
+    argv,
+    command,
+    points: planPointNames(prepared.plan),
+    notes: prepared.plan.notes,
+    namespaces: prepared.kernel.namespaces.map(({ netns }) => ({ inode: netns.inode, name: netns.name, self: netns.inode === self })),
+  };
+}
+
 export interface RunHooks {
   /** A line for a person (stderr). */
   say(line: string): void;
   /** Called with the session once it exists, to stop it (signals, the demo's end). */
   started?(session: TraceSession): void;
+  /** Everything that could be attached is: traffic may start. */
+  attached?(): void;
+  /** Starts JSON output (`pktpath record`). */
+  header?: JsonHeaderRecord;
 }
 
-/** Runs a trace to its end: the plan's notes, the session, the sinks; returns what the session reports. */
+/**
+ * Runs a trace to its end: the plan's notes, the session, the sinks, the
+ * ready file while attached; returns what the session reports.
+ */
 export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
-  const { sinks, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
-  const session = new TraceSession(sessionOptions(cfg), plan, kernel, filter, sinks, { status: hooks.say });
+  const { sinks, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`), process.stdout, hooks.header);
+  let ready = false;
+  const session = new TraceSession(sessionOptions(cfg), plan, kernel, filter, sinks, {
+    status: hooks.say,
+    attached: () => {
+      if (cfg.readyFile !== null) {
+        fs.writeFileSync(cfg.readyFile, '');
+        ready = true;
+      }
+      hooks.attached?.();
+    },
+  });
   onClosed(() => session.stop('output closed'));
   hooks.started?.(session);
-  return session.run();
+  try {
+    return await session.run();
+  } finally {
+    if (ready) fs.rmSync(cfg.readyFile!, { force: true });
+  }
 }

@@ -11,6 +11,7 @@ import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
 import { PcapngSink } from './pcapng.js';
 import { RotatingFileWriter } from './rotate.js';
+import type { JsonHeaderRecord } from './json.js';
 import type { Sink } from './sink.js';
 import { JsonSink, TextSink } from './sinks.js';
 import { BatchedWriter } from './stream.js';
@@ -66,9 +67,12 @@ export interface SinkSetup {
   onClosed: (fn: () => void) => void;
 }
 
-/** Every sink of a run. Problems writing are told through `warn` (a line for a person). */
+/**
+ * Every sink of a run. Problems writing are told through `warn` (a line for
+ * a person). `header` starts JSON output (a recorded trace).
+ */
 export function createSinks(out: OutputConfig, warn: (line: string) => void,
-  stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
+  stdout: Writable & { isTTY?: boolean } = process.stdout, header?: JsonHeaderRecord): SinkSetup {
   let closedHandler: () => void = () => {};
   const dest: Writable = out.file !== null ? openOutputFile(out.file, out.files) : stdout;
   const writer = new BatchedWriter(dest, {
@@ -90,6 +94,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
   };
   const more = createOutputSinks(out.files, { writer, text, onError: warn });
   const main: Sink = more.main ??
-    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
+    (out.json ? new JsonSink(writer, { stack: out.stack, ...(header ? { header } : {}) })
+      : new TextSink(writer, { header: true, ...text }));
   return { sinks: [main, ...more.extra], onClosed: (fn) => (closedHandler = fn) };
 }

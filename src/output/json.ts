@@ -46,6 +46,30 @@ export interface JsonRecord {
   stack?: string[];
 }
 
+/**
+ * The first line of a recorded trace (`pktpath record`): what made it, so a
+ * trace explains itself and normalisation can name what the events only number.
+ */
+export interface JsonHeaderRecord {
+  v: typeof JSON_SCHEMA_VERSION;
+  type: 'header';
+  /** pktpath's version. */
+  pktpath: string;
+  /** The kernel, as `uname -srm` would say. */
+  kernel: string;
+  time: string;
+  /** pktpath's own arguments. */
+  argv: string[];
+  /** The command whose traffic was traced; null for a plain trace. */
+  command: string[] | null;
+  /** The observation points attached, by name. */
+  points: string[];
+  /** What could not be observed on this kernel, and why. */
+  notes: string[];
+  /** The namespaces observed: inode, name (empty when it has none), whether it is pktpath's own. */
+  namespaces: Array<{ inode: number; name: string; self: boolean }>;
+}
+
 export interface JsonLostRecord {
   v: typeof JSON_SCHEMA_VERSION;
   type: 'lost';

@@ -1,6 +1,6 @@
 /** Text and JSON-lines sinks over a BatchedWriter. */
 import type { LostNotice, TraceEvent } from './event.js';
-import { jsonLine, lostRecord } from './json.js';
+import { type JsonHeaderRecord, jsonLine, lostRecord } from './json.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { TextFormatter, type TextOptions } from './text.js';
@@ -39,6 +39,8 @@ export class TextSink implements Sink {
 
 export interface JsonSinkOptions {
   stack: boolean;
+  /** Written as the first line (`pktpath record`). */
+  header?: JsonHeaderRecord;
 }
 
 export class JsonSink implements Sink {
@@ -49,6 +51,7 @@ export class JsonSink implements Sink {
     opts: JsonSinkOptions,
   ) {
     this.opts = { stack: opts.stack };
+    if (opts.header) out.write(JSON.stringify(opts.header));
   }
 
   event(e: TraceEvent): void {

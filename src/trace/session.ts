@@ -44,6 +44,8 @@ export interface SessionOptions {
 export interface SessionHooks {
   /** Progress and warnings for a person (stderr). */
   status(line: string): void;
+  /** Everything the plan asked for that could be attached is: traffic may start. */
+  attached?(): void;
 }
 
 export class TraceSession {
@@ -92,6 +94,7 @@ export class TraceSession {
       this.attach();
       attachMs = performance.now() - t0;
       this.hooks.status(this.attachedLine(attachMs));
+      this.hooks.attached?.();
       this.startReading();
       if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));

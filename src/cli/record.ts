@@ -1,0 +1,89 @@
+/**
+ * `pktpath record --out FILE [options] [expression] -- COMMAND [ARGS…]`:
+ * attach, run the command that makes the traffic, stop when it has exited
+ * and the last records have drained, and leave a JSON-lines trace that starts
+ * with a header saying what made it. The exit status is the command's
+ * (127 when it cannot be run), or 1 when tracing itself failed.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import os from 'node:os';
+import { summaryLine } from '../output/summary.js';
+import type { TraceSession } from '../trace/session.js';
+import { type RawOptions, buildConfig } from './config.js';
+import { requirePrivileges } from './exit.js';
+import { prepare, runTrace, traceHeader } from './run.js';
+import { UsageError, parseCount } from './values.js';
+
+export interface RecordOptions extends RawOptions {
+  out?: string;
+  drain?: string;
+}
+
+/** Exit status of a command that cannot be found or run, as a shell gives it. */
+const EXIT_NOT_FOUND = 127;
+const DEFAULT_DRAIN_MS = 250;
+
+/** The operands commander collected, split at `--`: the filter expression before, the command after. */
+export function splitCommand(operands: string[], argv: string[]): { expression: string[]; command: string[] } {
+  const dashes = argv.indexOf('--');
+  if (dashes < 0) throw new UsageError('record: name the command that makes the traffic after --, e.g. -- ping -c 1 192.0.2.2');
+  const after = argv.length - dashes - 1;
+  const command = operands.slice(operands.length - after);
+  if (command.length === 0) throw new UsageError('record: no command after --');
+  return { expression: operands.slice(0, operands.length - after), command };
+}
+
+function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal ? os.constants.signals[signal] ?? 0 : 0);
+}
+
+export async function record(opts: RecordOptions, operands: string[], argv: string[]): Promise<number> {
+  if (opts.out === undefined || opts.out.trim() === '') throw new UsageError('record: --out FILE is required');
+  if (opts.outputFile !== undefined) throw new UsageError('record: the trace goes to --out; --output-file does not combine with it');
+  const drainMs = opts.drain !== undefined ? parseCount('--drain', opts.drain) : DEFAULT_DRAIN_MS;
+  const { expression, command } = splitCommand(operands, argv);
+  const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
+  requirePrivileges();
+  const prepared = prepare(cfg);
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+
+  let session: TraceSession | null = null;
+  let child: ChildProcess | null = null;
+  let status = 0;
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (child && child.exitCode === null) child.kill(signal);
+    else session?.stop('signal');
+  };
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    const summary = await runTrace(cfg, prepared, {
+      say,
+      header: traceHeader(prepared, argv.slice(2), command),
+      started: (s) => (session = s),
+      attached: () => {
+        child = spawn(command[0]!, command.slice(1), { stdio: ['inherit', 'inherit', 'inherit'] });
+        child.once('error', (e: NodeJS.ErrnoException) => {
+          say(`pktpath: ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
+          status = EXIT_NOT_FOUND;
+          session?.stop('command failed');
+        });
+        child.once('exit', (code, signal) => {
+          status = statusOf(code, signal);
+          // Records of the command's last packets may still be in the ring.
+          setTimeout(() => session?.stop('command exited'), drainMs);
+        });
+      },
+    });
+    say(summaryLine(summary));
+    return status;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    const c = child as ChildProcess | null;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+}

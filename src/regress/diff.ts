@@ -1,0 +1,204 @@
+/**
+ * `pktpath diff A B`: what changed between two normalised traces, per flow —
+ * a flow or packet only on one side, a hop added or removed, another
+ * conntrack state, NAT rewrite or ending — in words, and for a terminal as
+ * marked lines in the spirit of `diff -u`.
+ */
+import { stylesFor } from '../output/paint.js';
+import type { NormalizedHop as Hop, NormalizedPacket } from './journeys.js';
+import { type Normalized, endText, hopText } from './normalize.js';
+
+export type ChangeKind =
+  | 'flow-removed' | 'flow-added' | 'packet-removed' | 'packet-added'
+  | 'hop-removed' | 'hop-added' | 'ct' | 'nat' | 'end';
+
+export interface Change {
+  kind: ChangeKind;
+  flow: string;
+  /** The packet, as `> tuple FLAGS`, where the change is within one. */
+  packet?: string;
+  /** What changed, in words. */
+  what: string;
+}
+
+/** One line of a packet's side-by-side view: kept, only in A, only in B. */
+interface Line {
+  mark: ' ' | '-' | '+';
+  text: string;
+}
+
+export interface PacketDiff {
+  flow: string;
+  packet: string;
+  lines: Line[];
+}
+
+export interface DiffResult {
+  changes: Change[];
+  /** The packets that differ, line by line, for people. */
+  packets: PacketDiff[];
+  lost: { a: number; b: number };
+}
+
+const packetName = (p: NormalizedPacket) => `${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}`;
+const hopKey = (h: Hop) => `${h.at} ${h.netns} ${h.iface}`;
+const where = (h: Hop) => `${h.at} in ${h.netns || 'no namespace'}${h.iface ? `/${h.iface}` : ''}`;
+
+/** Pairs of indices of a longest common subsequence by key; greedy in order when the product is too large. */
+export function align<T>(a: readonly T[], b: readonly T[], key: (x: T) => string): Array<[number, number]> {
+  const ka = a.map(key);
+  const kb = b.map(key);
+  if (a.length * b.length > 4_000_000) {
+    const pairs: Array<[number, number]> = [];
+    let j = 0;
+    for (let i = 0; i < ka.length && j < kb.length; i++) {
+      const at = kb.indexOf(ka[i]!, j);
+      if (at >= 0) {
+        pairs.push([i, at]);
+        j = at + 1;
+      }
+    }
+    return pairs;
+  }
+  const n = a.length;
+  const m = b.length;
+  const len: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      len[i]![j] = ka[i] === kb[j] ? len[i + 1]![j + 1]! + 1 : Math.max(len[i + 1]![j]!, len[i]![j + 1]!);
+    }
+  }
+  const pairs: Array<[number, number]> = [];
+  for (let i = 0, j = 0; i < n && j < m;) {
+    if (ka[i] === kb[j]) pairs.push([i++, j++]);
+    else if (len[i + 1]![j]! >= len[i]![j + 1]!) i++;
+    else j++;
+  }
+  return pairs;
+}
+
+function byFlow(packets: readonly NormalizedPacket[]): Map<string, NormalizedPacket[]> {
+  const m = new Map<string, NormalizedPacket[]>();
+  for (const p of packets) {
+    let list = m.get(p.flow);
+    if (!list) m.set(p.flow, (list = []));
+    list.push(p);
+  }
+  return m;
+}
+
+/** The changes between two packets taken as the same one. */
+function diffPacket(flow: string, pa: NormalizedPacket, pb: NormalizedPacket, changes: Change[]): Line[] | null {
+  const packet = packetName(pa);
+  const before = changes.length;
+  const lines: Line[] = [];
+  const pairs = align(pa.hops, pb.hops, hopKey);
+  let i = 0;
+  let j = 0;
+  const removed = (h: Hop) => {
+    changes.push({ kind: 'hop-removed', flow, packet, what: `no longer passes ${where(h)}` });
+    lines.push({ mark: '-', text: hopText(h) });
+  };
+  const added = (h: Hop) => {
+    changes.push({ kind: 'hop-added', flow, packet, what: `now passes ${where(h)}` });
+    lines.push({ mark: '+', text: hopText(h) });
+  };
+  for (const [ia, ib] of [...pairs, [pa.hops.length, pb.hops.length] as [number, number]]) {
+    while (i < ia) removed(pa.hops[i++]!);
+    while (j < ib) added(pb.hops[j++]!);
+    if (ia === pa.hops.length) break;
+    const ha = pa.hops[ia]!;
+    const hb = pb.hops[ib]!;
+    if ((ha.ct ?? '') !== (hb.ct ?? '')) {
+      changes.push({ kind: 'ct', flow, packet, what: `conntrack at ${where(ha)}: ${ha.ct ?? 'not seen'} → ${hb.ct ?? 'not seen'}` });
+    }
+    if ((ha.nat ?? '') !== (hb.nat ?? '')) {
+      changes.push({ kind: 'nat', flow, packet, what: `rewrite at ${where(ha)}: ${ha.nat ?? 'none'} → ${hb.nat ?? 'none'}` });
+    }
+    if (hopText(ha) === hopText(hb)) lines.push({ mark: ' ', text: hopText(ha) });
+    else lines.push({ mark: '-', text: hopText(ha) }, { mark: '+', text: hopText(hb) });
+    i = ia + 1;
+    j = ib + 1;
+  }
+  const ea = endText(pa.end);
+  const eb = endText(pb.end);
+  if (ea !== eb) {
+    changes.push({ kind: 'end', flow, packet, what: `ending: ${ea} → ${eb}` });
+    lines.push({ mark: '-', text: ea }, { mark: '+', text: eb });
+  } else {
+    lines.push({ mark: ' ', text: ea });
+  }
+  return changes.length > before ? lines : null;
+}
+
+const packetKey = (p: NormalizedPacket) => `${p.dir} ${p.tuple} ${p.flags}`;
+
+export function diffTraces(a: Normalized, b: Normalized): DiffResult {
+  const changes: Change[] = [];
+  const packets: PacketDiff[] = [];
+  const fa = byFlow(a.packets);
+  const fb = byFlow(b.packets);
+  const flows = [...new Set([...fa.keys(), ...fb.keys()])].sort();
+  const whole = (mark: '-' | '+', p: NormalizedPacket): Line[] =>
+    [...p.hops.map((h) => ({ mark, text: hopText(h) })), { mark, text: endText(p.end) }];
+  for (const flow of flows) {
+    const pa = fa.get(flow);
+    const pb = fb.get(flow);
+    if (!pb) {
+      changes.push({ kind: 'flow-removed', flow, what: `flow only in the first trace (${pa!.length} packets)` });
+      for (const p of pa!) packets.push({ flow, packet: packetName(p), lines: whole('-', p) });
+      continue;
+    }
+    if (!pa) {
+      changes.push({ kind: 'flow-added', flow, what: `flow only in the second trace (${pb.length} packets)` });
+      for (const p of pb) packets.push({ flow, packet: packetName(p), lines: whole('+', p) });
+      continue;
+    }
+    const pairs = align(pa, pb, packetKey);
+    let i = 0;
+    let j = 0;
+    for (const [ia, ib] of [...pairs, [pa.length, pb.length] as [number, number]]) {
+      for (; i < ia; i++) {
+        changes.push({ kind: 'packet-removed', flow, packet: packetName(pa[i]!), what: 'packet only in the first trace' });
+        packets.push({ flow, packet: packetName(pa[i]!), lines: whole('-', pa[i]!) });
+      }
+      for (; j < ib; j++) {
+        changes.push({ kind: 'packet-added', flow, packet: packetName(pb[j]!), what: 'packet only in the second trace' });
+        packets.push({ flow, packet: packetName(pb[j]!), lines: whole('+', pb[j]!) });
+      }
+      if (ia === pa.length) break;
+      const lines = diffPacket(flow, pa[ia]!, pb[ib]!, changes);
+      if (lines) packets.push({ flow, packet: packetName(pa[ia]!), lines });
+      i = ia + 1;
+      j = ib + 1;
+    }
+  }
+  return { changes, packets, lost: { a: a.header.lost, b: b.header.lost } };
+}
+
+/** For a terminal: the differing packets with marked lines, then each change in words. */
+export function formatDiff(r: DiffResult, opts: { a: string; b: string; color: boolean }): string {
+  const st = stylesFor(opts.color);
+  const mark = { ' ': (s: string) => s, '-': st.drop, '+': st.ok };
+  let out = '';
+  if (r.changes.length === 0) {
+    out += `the traces are the same: ${opts.a}, ${opts.b}\n`;
+  } else {
+    out += st.drop(`--- ${opts.a}`) + '\n' + st.ok(`+++ ${opts.b}`) + '\n';
+    let flow = '';
+    for (const p of r.packets) {
+      if (p.flow !== flow) {
+        flow = p.flow;
+        out += st.header(`@@ flow ${flow}`) + '\n';
+      }
+      out += `  ${p.packet}\n`;
+      for (const l of p.lines) out += mark[l.mark](`${l.mark}     ${l.text}`) + '\n';
+    }
+    out += st.header(`${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`) + '\n';
+    for (const c of r.changes) out += `  ${c.flow}${c.packet ? ` [${c.packet}]` : ''}: ${c.what}\n`;
+  }
+  for (const [side, n] of [[opts.a, r.lost.a], [opts.b, r.lost.b]] as const) {
+    if (n > 0) out += st.warn(`${side}: ${n} records were lost while recording; hops may be missing`) + '\n';
+  }
+  return out;
+}

@@ -1,0 +1,217 @@
+/**
+ * Expectation files (YAML, schema/expect.v1.json): parsed with `yaml`,
+ * validated with `ajv` against the published schema, then turned into typed
+ * expectations. Every problem is one line naming the file and line.
+ */
+import fs from 'node:fs';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import { LineCounter, isNode, parseDocument } from 'yaml';
+import { InputFileError } from './errors.js';
+import { type Cidr, parseCidr } from './vars.js';
+
+// ajv is CommonJS: under NodeNext its class is the default export's `default`.
+const Ajv2020 = Ajv2020Module.default;
+
+export const EXPECT_SCHEMA_URL = new URL('../../../schema/expect.v1.json', import.meta.url);
+
+export class ExpectFileError extends InputFileError {
+  override name = 'ExpectFileError';
+}
+
+export type Ending = 'dropped' | 'ended';
+
+/** An address or CIDR, with a port or not. */
+export interface Endpoint {
+  net: Cidr;
+  port: number | null;
+  text: string;
+}
+
+/** POINT[@NETNS[/IFACE]], POINT with `*` for any run of characters. */
+export interface PointPattern {
+  point: RegExp;
+  netns: string | null;
+  iface: string | null;
+  text: string;
+}
+
+export interface Match {
+  proto?: string;
+  src?: Endpoint;
+  dst?: Endpoint;
+  sport?: number;
+  dport?: number;
+  flags?: string[];
+  passes?: PointPattern;
+  ends?: Ending;
+  reason?: string;
+}
+
+export interface Count {
+  min: number;
+  max: number;
+  text: string;
+}
+
+export interface Expectation {
+  name: string;
+  /** The line it starts on, for reports. */
+  line: number;
+  match: Match;
+  connection: boolean;
+  count: Count;
+  passes?: PointPattern[];
+  avoids?: PointPattern[];
+  reachesSocket?: boolean;
+  ends?: Ending;
+  reason?: string;
+  ct?: string[];
+  dnat?: Endpoint;
+  snat?: Endpoint;
+}
+
+export interface Expectations {
+  file: string;
+  vars: string[];
+  varNetns: string | null;
+  expect: Expectation[];
+}
+
+let validate: ReturnType<InstanceType<typeof Ajv2020>['compile']> | null = null;
+
+function schemaValidator() {
+  if (validate === null) {
+    const ajv = new Ajv2020({ allErrors: false, allowUnionTypes: true });
+    validate = ajv.compile(JSON.parse(fs.readFileSync(EXPECT_SCHEMA_URL, 'utf8')) as object);
+  }
+  return validate;
+}
+
+const PROTO_NUMBERS: Record<string, string> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmp6', sctp: '132' };
+
+export function parseEndpoint(text: string): Endpoint | null {
+  const t = text.trim();
+  let addr = t;
+  let port: number | null = null;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  const v4 = /^([0-9.]+(?:\/\d+)?):(\d+)$/.exec(t);
+  if (v6) {
+    addr = v6[1]!;
+    port = v6[2] !== undefined ? Number(v6[2]) : null;
+  } else if (v4) {
+    addr = v4[1]!;
+    port = Number(v4[2]);
+  }
+  if (port !== null && port > 65535) return null;
+  const net = parseCidr(addr);
+  return net ? { net, port, text: t } : null;
+}
+
+export function parsePointPattern(text: string): PointPattern {
+  const at = text.indexOf('@');
+  const point = at < 0 ? text : text.slice(0, at);
+  const place = at < 0 ? null : text.slice(at + 1);
+  const slash = place === null ? -1 : place.indexOf('/');
+  const escaped = point.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return {
+    point: new RegExp(`^${escaped}$`),
+    netns: place === null ? null : slash < 0 ? place : place.slice(0, slash),
+    iface: place === null || slash < 0 ? null : place.slice(slash + 1),
+    text,
+  };
+}
+
+function parseCount(c: unknown): Count {
+  if (c === undefined) return { min: 1, max: Infinity, text: 'at least 1' };
+  if (typeof c === 'number') return { min: c, max: c, text: `exactly ${c}` };
+  const o = c as { at_least?: number; at_most?: number; exactly?: number };
+  if (o.at_least !== undefined) return { min: o.at_least, max: Infinity, text: `at least ${o.at_least}` };
+  if (o.at_most !== undefined) return { min: 0, max: o.at_most, text: `at most ${o.at_most}` };
+  return { min: o.exactly!, max: o.exactly!, text: `exactly ${o.exactly}` };
+}
+
+/** Parses and checks an expectation file's text. */
+export function parseExpectations(file: string, text: string): Expectations {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const lineOf = (offset: number) => lines.linePos(offset).line;
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new ExpectFileError(file, lineOf(e.pos[0]), `not YAML: ${e.message.split('\n')[0]}`);
+  }
+  const data: unknown = doc.toJS();
+  /** The line of the node at a schema path (`/expect/0/match/dst`), or of its nearest parent that exists. */
+  const lineAt = (path: Array<string | number>): number => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lineOf(node.range[0]);
+    }
+    return 0;
+  };
+  const check = schemaValidator();
+  if (!check(data)) {
+    const err = check.errors![0]!;
+    const path = err.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+    const extra = (err.params as { additionalProperty?: string }).additionalProperty;
+    const what = extra !== undefined
+      ? `unknown key '${extra}'`
+      : `${err.instancePath ? `${err.instancePath.slice(1).replace(/\//g, '.')} ` : ''}${err.message ?? 'is not valid'}`;
+    throw new ExpectFileError(file, lineAt(extra !== undefined ? [...path, extra] : path), what);
+  }
+  const raw = data as {
+    vars?: string[]; var_netns?: string;
+    expect: Array<Record<string, unknown> & { name: string; match?: Record<string, unknown> }>;
+  };
+  const endpoint = (path: Array<string | number>, v: unknown): Endpoint => {
+    const e = parseEndpoint(String(v));
+    if (!e) throw new ExpectFileError(file, lineAt(path), `'${String(v)}' is not an address, CIDR or address:port`);
+    return e;
+  };
+  for (const [i, v] of (raw.vars ?? []).entries()) {
+    if (!parseCidr(v)) throw new ExpectFileError(file, lineAt(['vars', i]), `vars: '${v}' is not an address or CIDR`);
+  }
+  if (raw.var_netns !== undefined) {
+    try {
+      new RegExp(raw.var_netns);
+    } catch (e) {
+      throw new ExpectFileError(file, lineAt(['var_netns']), `var_netns: not a regular expression: ${(e as Error).message}`);
+    }
+  }
+  const expect = raw.expect.map((x, i): Expectation => {
+    const at = (...p: Array<string | number>) => ['expect', i, ...p];
+    const m = x.match ?? {};
+    const match: Match = {};
+    if (m.proto !== undefined) match.proto = typeof m.proto === 'number' ? String(m.proto) : PROTO_NUMBERS[m.proto as string]!;
+    if (m.src !== undefined) match.src = endpoint(at('match', 'src'), m.src);
+    if (m.dst !== undefined) match.dst = endpoint(at('match', 'dst'), m.dst);
+    if (m.sport !== undefined) match.sport = m.sport as number;
+    if (m.dport !== undefined) match.dport = m.dport as number;
+    if (m.flags !== undefined) match.flags = (m.flags as string).split('|');
+    if (m.passes !== undefined) match.passes = parsePointPattern(m.passes as string);
+    if (m.ends !== undefined) match.ends = m.ends as Ending;
+    if (m.reason !== undefined) match.reason = m.reason as string;
+    const e: Expectation = {
+      name: x.name, line: lineAt(at()), match, connection: x.connection === true, count: parseCount(x.count),
+    };
+    if (x.passes !== undefined) e.passes = (x.passes as string[]).map(parsePointPattern);
+    if (x.avoids !== undefined) e.avoids = (x.avoids as string[]).map(parsePointPattern);
+    if (x.reaches_socket !== undefined) e.reachesSocket = x.reaches_socket as boolean;
+    if (x.ends !== undefined) e.ends = x.ends as Ending;
+    if (x.reason !== undefined) e.reason = x.reason as string;
+    if (x.ct !== undefined) e.ct = x.ct as string[];
+    if (x.dnat !== undefined) e.dnat = endpoint(at('dnat'), x.dnat);
+    if (x.snat !== undefined) e.snat = endpoint(at('snat'), x.snat);
+    return e;
+  });
+  return { file, vars: raw.vars ?? [], varNetns: raw.var_netns ?? null, expect };
+}
+
+export function loadExpectations(file: string): Expectations {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ExpectFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseExpectations(file, text);
+}

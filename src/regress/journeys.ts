@@ -1,0 +1,377 @@
+/**
+ * Journeys: the canonical, per-packet form of a trace that `normalize`,
+ * `diff` and `assert` share. The events of one skb, from its first point to
+ * the point that frees it, become one journey: the ordered hops with
+ * namespace and device names, conntrack states and rewrites, and how it
+ * ended. Kernel addresses, times, pids and CPUs are gone. Built from a
+ * stream, in memory bounded by the skbs in flight and the distinct paths.
+ *
+ * The normalised form (FlowSet) goes further, to what the datapath decides
+ * and timing does not: per flow, each distinct path a kind of packet took
+ * (see `packetKind`), once; values that differ per run as placeholders
+ * (./vars.ts), numbered in the order of the output.
+ */
+import { FREEING_POINTS } from '../decode/points.js';
+import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
+import type { JsonTuple } from '../output/tuple.js';
+import { NO_VARS, Placeholders, type VarOptions } from './vars.js';
+
+/** A tuple; ports as their decimal text. */
+export interface FlowTuple {
+  proto: string;
+  saddr: string;
+  sport: string;
+  daddr: string;
+  dport: string;
+  ported: boolean;
+}
+
+/** One point a packet passed, with raw values. */
+export interface Hop {
+  /** The observation point. */
+  at: string;
+  /** Namespace name (`self`: pktpath's own, unnamed one; `unnamed`: another). */
+  netns: string;
+  /** Device name; '' where the point names none. */
+  iface: string;
+  /** Conntrack state where the point knows it: NEW, ESTABLISHED/REPLY, UNTRACKED, NONE (a lookup found no entry). */
+  ct?: string;
+  /** The tuple changed since the hop before (NAT, tunnels): from what, to what. */
+  rewrite?: { from: FlowTuple; to: FlowTuple };
+}
+
+export interface Ending {
+  /**
+   * dropped: kfree_skb with a reason; ended: any other end — freed by
+   * consume_skb or kfree_skb without a reason, freed where no tracepoint
+   * sees it, or still in flight when the trace stopped. Which of those a
+   * delivered packet takes depends on timing (was its reader waiting?), not
+   * on the datapath, so they are one.
+   */
+  how: 'dropped' | 'ended';
+  /** dropped: the kernel's drop reason, where and by which function. */
+  reason?: string;
+  netns?: string;
+  iface?: string;
+  by?: string;
+}
+
+/** A journey whose end was seen (or the trace ended). */
+export interface Journey {
+  time: string;
+  first: FlowTuple | null;
+  /** The tuple at the last point that saw one: after every rewrite. */
+  last: FlowTuple | null;
+  /** TCP flags as first seen ('' otherwise). */
+  flags: string;
+  /** The conntrack entry's original direction, where a point showed it: names the connection. */
+  ctOrig: FlowTuple | null;
+  hops: Hop[];
+  end: Ending;
+}
+
+/** A hop as normalised output writes it. */
+export interface NormalizedHop {
+  at: string;
+  netns: string;
+  iface: string;
+  ct?: string;
+  /** `DNAT a → b`, `SNAT a → b`, both, or `tuple A → B` when the packet became another (encapsulation). */
+  nat?: string;
+}
+
+/** One distinct path of one kind of packet in one flow, normalised. */
+export interface NormalizedPacket {
+  type: 'packet';
+  /** The connection or flow, named from its opening side: `tcp 192.0.2.1:$p1 > 192.0.2.2:80`. */
+  flow: string;
+  /** `>` from the flow's opening side, `<` from the other. */
+  dir: '>' | '<';
+  /** What kind of packet (packetKind): SYN, SYN|ACK, RST, or '' for the rest. */
+  flags: string;
+  /** Its tuple, as first seen. */
+  tuple: string;
+  hops: NormalizedHop[];
+  end: Ending;
+  /** How many packets took this path: counted (written with --counts), not compared. */
+  repeat: number;
+}
+
+export interface NormalizedHeader {
+  v: 1;
+  type: 'normalized';
+  /** From the recorded trace's header, when it had one. */
+  kernel: string | null;
+  command: string[] | null;
+  /** What was made a placeholder. */
+  vars: string[];
+  packets: number;
+  /** Records the ring lost while recording: a trace with losses may miss hops. */
+  lost: number;
+}
+
+export interface JourneyOptions {
+  vars: VarOptions;
+  /** Keep ARP and IPv6 neighbour discovery (link-local, multicast): timing decides whether they happen. */
+  keepNeighbour: boolean;
+}
+
+/** For assertions: raw values, everything kept. */
+export const RAW_JOURNEYS: JourneyOptions = { vars: NO_VARS, keepNeighbour: true };
+
+/** The values a text form takes, raw or as placeholders. */
+interface Names {
+  address(a: string): string;
+  port(p: string): string;
+  netns(n: string): string;
+}
+
+const RAW: Names = { address: (a) => a, port: (p) => p, netns: (n) => n };
+
+function endpoint(addr: string, port: string, ported: boolean, n: Names): string {
+  const a0 = n.address(addr);
+  const a = a0.includes(':') ? `[${a0}]` : a0;
+  return ported ? `${a}:${n.port(port)}` : a;
+}
+
+/** `192.0.2.1:$p1 > 192.0.2.2:80`; addresses alone for protocols without ports. */
+export function tupleText(t: FlowTuple, n: Names = RAW): string {
+  return `${endpoint(t.saddr, t.sport, t.ported, n)} > ${endpoint(t.daddr, t.dport, t.ported, n)}`;
+}
+
+function rewriteText(a: FlowTuple, b: FlowTuple, n: Names): string {
+  if (a.proto !== b.proto) return `tuple ${a.proto} ${tupleText(a, n)} → ${b.proto} ${tupleText(b, n)}`;
+  const parts: string[] = [];
+  if (a.daddr !== b.daddr || a.dport !== b.dport) {
+    parts.push(`DNAT ${endpoint(a.daddr, a.dport, a.ported, n)} → ${endpoint(b.daddr, b.dport, b.ported, n)}`);
+  }
+  if (a.saddr !== b.saddr || a.sport !== b.sport) {
+    parts.push(`SNAT ${endpoint(a.saddr, a.sport, a.ported, n)} → ${endpoint(b.saddr, b.sport, b.ported, n)}`);
+  }
+  return parts.join(' ');
+}
+
+/** The hop as normalised output writes it: names through `n`, the rewrite in words. */
+export function normalizedHop(h: Hop, n: Names = RAW): NormalizedHop {
+  const out: NormalizedHop = { at: h.at, netns: n.netns(h.netns), iface: h.iface };
+  if (h.ct !== undefined) out.ct = h.ct;
+  if (h.rewrite) out.nat = rewriteText(h.rewrite.from, h.rewrite.to, n);
+  return out;
+}
+
+const sameTuple = (a: FlowTuple, b: FlowTuple) =>
+  a.proto === b.proto && a.saddr === b.saddr && a.sport === b.sport && a.daddr === b.daddr && a.dport === b.dport;
+
+/** Link-local and multicast: neighbour discovery, router solicitations, MLD. */
+const isNeighbourAddress = (a: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:)/i.test(a);
+
+const PORTED = new Set(['tcp', 'udp', 'sctp', '136', '33']);
+
+function flowTuple(t: JsonTuple): FlowTuple {
+  const proto = String(t.proto);
+  return { proto, saddr: t.saddr, sport: String(t.sport), daddr: t.daddr, dport: String(t.dport), ported: PORTED.has(proto) };
+}
+
+interface Open {
+  time: string;
+  /** (point, netns, device, tuple) of every hop: a packet passes each once, so a second time is another packet. */
+  seen: Set<string>;
+  first: FlowTuple | null;
+  flags: string;
+  ctOrig: FlowTuple | null;
+  hops: Hop[];
+  last: FlowTuple | null;
+  neighbour: boolean;
+}
+
+/**
+ * Whether an event on an open journey's skb belongs to another packet: the
+ * kernel frees some skbs where no tracepoint sees it (TCP, GRO, UDP reads),
+ * and the next packet may get the same memory. A packet does not turn around
+ * (its tuple reversed), does not change its TCP flags, and passes each point
+ * of each device once.
+ */
+function anotherPacket(j: Open, r: JsonRecord, t: FlowTuple | null, seenKey: string): boolean {
+  if (r.func === 'skb_copy_datagram_iovec' || FREEING_POINTS.has(r.func)) return false;
+  if (t !== null && j.last !== null && t.saddr === j.last.daddr && t.daddr === j.last.saddr && t.saddr !== t.daddr) return true;
+  if (r.tuple !== null && r.tuple.proto === 'tcp' && j.first?.proto === 'tcp' && r.tuple.flags !== j.flags) return true;
+  return j.seen.has(seenKey);
+}
+
+/** Events in, journeys out (`done`), in the order they end; raw values. */
+export class JourneyBuilder {
+  private readonly open = new Map<string, Open>();
+  private selfNetns = -1;
+  lost = 0;
+
+  constructor(private readonly opts: Pick<JourneyOptions, 'keepNeighbour'>, private readonly done: (j: Journey) => void) {}
+
+  header(h: JsonHeaderRecord): void {
+    this.selfNetns = h.namespaces.find((n) => n.self)?.inode ?? -1;
+  }
+
+  private netnsName(r: JsonRecord): string {
+    if (r.netns_name !== '') return r.netns_name;
+    return r.netns === this.selfNetns ? 'self' : r.netns === 0 ? '' : 'unnamed';
+  }
+
+  event(r: JsonRecord): void {
+    let j = this.open.get(r.skb);
+    const t = r.tuple === null ? null : flowTuple(r.tuple);
+    const netns = this.netnsName(r);
+    const colon = r.iface.lastIndexOf(':');
+    const iface = colon > 0 ? r.iface.slice(0, colon) : '';
+    const seenKey = `${r.func} ${netns} ${iface} ${t ? tupleText(t) : ''}`;
+    if (j !== undefined && anotherPacket(j, r, t, seenKey)) {
+      // The skb was freed where no tracepoint sees it, and its memory holds a new packet.
+      this.open.delete(r.skb);
+      this.finish(j, { how: 'ended' });
+      j = undefined;
+    }
+    if (j === undefined) {
+      j = { time: r.time, seen: new Set(), first: t, flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t, neighbour: r.tuple === null };
+      this.open.set(r.skb, j);
+    }
+    if (r.tuple !== null && (isNeighbourAddress(r.tuple.saddr) || isNeighbourAddress(r.tuple.daddr))) j.neighbour = true;
+    if (j.first === null && t !== null) {
+      j.first = t;
+      j.flags = r.tuple!.flags;
+    }
+    if (FREEING_POINTS.has(r.func)) {
+      this.open.delete(r.skb);
+      const dropped = r.func === 'kfree_skb' && r.drop_reason !== null && r.drop_reason !== 'NOT_SPECIFIED';
+      this.finish(j, dropped
+        ? { how: 'dropped', reason: r.drop_reason!, netns, iface, by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
+        : { how: 'ended' });
+      return;
+    }
+    // A retransmission is the same packet again: the point that says so is not part of its path.
+    if (r.func === 'tcp_retransmit_skb') return;
+    j.seen.add(seenKey);
+    // A socket may read one skb in several calls.
+    if (r.func === 'skb_copy_datagram_iovec' && j.hops[j.hops.length - 1]?.at === r.func) return;
+    const hop: Hop = { at: r.func, netns, iface };
+    if (r.ct) {
+      hop.ct = r.ct.found ? r.ct.state + (r.ct.dir === 'reply' ? '/REPLY' : '') : r.ct.state === 'UNTRACKED' ? 'UNTRACKED' : 'NONE';
+      if (j.ctOrig === null && r.ct.orig) j.ctOrig = flowTuple({ ...r.ct.orig, flags: '' });
+    }
+    if (t !== null) {
+      if (j.last !== null && !sameTuple(j.last, t)) hop.rewrite = { from: j.last, to: t };
+      j.last = t;
+    }
+    j.hops.push(hop);
+  }
+
+  /** Packets still in flight when the trace ended. */
+  end(): void {
+    for (const j of this.open.values()) this.finish(j, { how: 'ended' });
+    this.open.clear();
+  }
+
+  private finish(j: Open, end: Ending): void {
+    if (j.neighbour && !this.opts.keepNeighbour) return;
+    // Seen only where it was freed: nothing of a path to compare (a drop is still news).
+    if (j.hops.length === 0 && end.how !== 'dropped') return;
+    this.done({ time: j.time, first: j.first, last: j.last, flags: j.flags, ctOrig: j.ctOrig, hops: j.hops, end });
+  }
+}
+
+/**
+ * The flow a journey belongs to: its conntrack entry's original direction
+ * where a point showed it (so both directions and both sides of a NAT are one
+ * flow), else its first tuple; the key is the same for both directions.
+ */
+export function flowOf(j: Journey): { key: string; named: FlowTuple | null } {
+  const t = j.ctOrig ?? j.first;
+  if (!t) return { key: 'other', named: null };
+  const a = endpoint(t.saddr, t.sport, t.ported, RAW);
+  const b = endpoint(t.daddr, t.dport, t.ported, RAW);
+  return { key: `${t.proto} ${a < b ? `${a} ${b}` : `${b} ${a}`}`, named: t };
+}
+
+/** `>` when the journey comes from the side that opened its flow. */
+export function directionIn(j: Journey, opener: FlowTuple | null): '>' | '<' {
+  return !opener || !j.first || (j.first.saddr === opener.saddr && j.first.sport === opener.sport) ? '>' : '<';
+}
+
+/**
+ * The kinds of packet a flow's paths are told apart by. A TCP connection's
+ * opening (SYN, SYN|ACK) and resets have paths of their own; how the rest is
+ * cut into segments, which carry ACK, PSH or FIN, and in what order they
+ * cross is timing, so they are one kind.
+ */
+export function packetKind(j: Pick<Journey, 'flags'>): string {
+  const f = new Set(j.flags.split('|'));
+  if (f.has('RST')) return 'RST';
+  if (f.has('SYN')) return f.has('ACK') ? 'SYN|ACK' : 'SYN';
+  return '';
+}
+
+const KIND_ORDER: Record<string, number> = { SYN: 0, 'SYN|ACK': 1, '': 2, RST: 3 };
+
+interface Path {
+  dir: '>' | '<';
+  kind: string;
+  journey: Journey;
+  repeat: number;
+}
+
+interface Flow {
+  named: FlowTuple | null;
+  time: string;
+  paths: Map<string, Path>;
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Journeys gathered into flows, and each flow into its distinct paths: one
+ * per direction, kind of packet and way through the kernel, with how many
+ * packets took it. The output order depends on nothing that timing decides:
+ * flows by name, paths by kind, direction and way, each compared with its
+ * variable values masked; placeholders are numbered in that order.
+ */
+export class FlowSet {
+  private readonly flows = new Map<string, Flow>();
+
+  add(j: Journey): void {
+    const { key, named } = flowOf(j);
+    let flow = this.flows.get(key);
+    if (!flow) {
+      flow = { named, time: j.time, paths: new Map() };
+      this.flows.set(key, flow);
+    }
+    const dir = directionIn(j, flow.named);
+    const kind = packetKind(j);
+    const sig = JSON.stringify([dir, kind, j.hops.map((h) => normalizedHop(h)), j.end]);
+    const path = flow.paths.get(sig);
+    if (path) path.repeat++;
+    else flow.paths.set(sig, { dir, kind, journey: j, repeat: 1 });
+  }
+
+  /** Every path of every flow, normalised with `vars`. */
+  packets(vars: VarOptions): NormalizedPacket[] {
+    const masked = new Placeholders(vars, true);
+    const render = (n: Names, flow: Flow, p: Path): NormalizedPacket => ({
+      type: 'packet',
+      flow: flow.named ? `${flow.named.proto} ${tupleText(flow.named, n)}` : 'other (not IP)',
+      dir: p.dir,
+      flags: p.kind,
+      tuple: p.journey.first ? tupleText(p.journey.first, n) : '',
+      hops: p.journey.hops.map((h) => normalizedHop(h, n)),
+      end: p.journey.end.how === 'dropped' ? { ...p.journey.end, netns: n.netns(p.journey.end.netns ?? '') } : p.journey.end,
+      repeat: p.repeat,
+    });
+    const flows = [...this.flows.values()].map((f) => ({ f, key: f.named ? `${f.named.proto} ${tupleText(f.named, masked)}` : '~' }));
+    flows.sort((a, b) => compare(a.key, b.key) || compare(a.f.time, b.f.time));
+    const names = new Placeholders(vars);
+    const out: NormalizedPacket[] = [];
+    for (const { f } of flows) {
+      const paths = [...f.paths.values()].map((p) => ({ p, key: JSON.stringify(render(masked, f, { ...p, repeat: 0 })) }));
+      paths.sort((a, b) => KIND_ORDER[a.p.kind]! - KIND_ORDER[b.p.kind]! || compare(a.p.dir === '>' ? '0' : '1', b.p.dir === '>' ? '0' : '1') ||
+        compare(a.key, b.key) || compare(a.p.journey.time, b.p.journey.time));
+      for (const { p } of paths) out.push(render(names, f, p));
+    }
+    return out;
+  }
+}
