@@ -10,7 +10,7 @@ import os from 'node:os';
 import { summaryLine } from '../output/summary.js';
 import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
-import { requirePrivileges } from './exit.js';
+import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { prepare, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
 
@@ -19,9 +19,9 @@ export interface RecordOptions extends RawOptions {
   drain?: string;
 }
 
-/** Exit status of a command that cannot be found or run, as a shell gives it. */
+/** Exit statuses of a command that cannot be found, or found but not run, as a shell gives them. */
 const EXIT_NOT_FOUND = 127;
-const DEFAULT_DRAIN_MS = 250;
+const EXIT_NOT_EXECUTABLE = 126;
 
 /** The operands commander collected, split at `--`: the filter expression before, the command after. */
 export function splitCommand(operands: string[], argv: string[]): { expression: string[]; command: string[] } {
@@ -41,7 +41,7 @@ function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
 export async function record(opts: RecordOptions, operands: string[], argv: string[]): Promise<number> {
   if (opts.out === undefined || opts.out.trim() === '') throw new UsageError('record: --out FILE is required');
   if (opts.outputFile !== undefined) throw new UsageError('record: the trace goes to --out; --output-file does not combine with it');
-  const drainMs = opts.drain !== undefined ? parseCount('--drain', opts.drain) : DEFAULT_DRAIN_MS;
+  const drainMs = parseCount('--drain', opts.drain ?? '250');
   const { expression, command } = splitCommand(operands, argv);
   const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
   requirePrivileges();
@@ -50,25 +50,26 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
 
   let session: TraceSession | null = null;
   let child: ChildProcess | null = null;
-  let status = 0;
+  /** The command's exit status, once it has one. */
+  let status: number | null = null;
+  const running = () => child !== null && child.exitCode === null && child.signalCode === null;
+  // Signals go to the command: the trace ends when it does. Without one running, they end the trace.
   const forward = (signal: NodeJS.Signals) => () => {
-    if (child && child.exitCode === null) child.kill(signal);
+    if (running()) child!.kill(signal);
     else session?.stop('signal');
   };
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, forward(sig)] as const);
+  for (const [sig, fn] of handlers) process.on(sig, fn);
   try {
     const summary = await runTrace(cfg, prepared, {
       say,
-      header: traceHeader(prepared, argv.slice(2), command),
+      header: (notObserved) => traceHeader(prepared, argv.slice(2), command, notObserved),
       started: (s) => (session = s),
       attached: () => {
         child = spawn(command[0]!, command.slice(1), { stdio: ['inherit', 'inherit', 'inherit'] });
         child.once('error', (e: NodeJS.ErrnoException) => {
           say(`pktpath: ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
-          status = EXIT_NOT_FOUND;
+          status = e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
           session?.stop('command failed');
         });
         child.once('exit', (code, signal) => {
@@ -79,11 +80,14 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
       },
     });
     say(summaryLine(summary));
+    if (status === null) {
+      // The trace ended first (--duration, its output failed): the trace is not whole.
+      say(`pktpath: the trace stopped (${summary.stoppedBy}) before ${command[0]} exited`);
+      return EXIT_FAILURE;
+    }
     return status;
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-    const c = child as ChildProcess | null;
-    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const [sig, fn] of handlers) process.off(sig, fn);
+    if (running()) child!.kill('SIGKILL');
   }
 }

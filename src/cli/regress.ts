@@ -52,13 +52,22 @@ function journeyOptions(f: VarFlags, expectations: Expectations | null): { opts:
   return { opts: { vars, keepNeighbour: !!f.keepNeighbour }, vars: described };
 }
 
-async function normalize(file: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean }): Promise<number> {
+/** A file to write, opened now: a path that cannot be written is bad input. */
+function openOut(path: string): fs.WriteStream {
+  try {
+    return fs.createWriteStream(path, { fd: fs.openSync(path, 'w') });
+  } catch (e) {
+    throw new UsageError(`--out: cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function normalize(file: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean }): Promise<number> {
   const { normalizeFile, writeNormalized, writeNormalizedText } = await import('../regress/normalize.js');
   const expectations = f.expect ? await loadExpectations(f.expect) : null;
   const { opts, vars } = journeyOptions(f, expectations);
   const n = await normalizeFile(file, opts, vars);
-  const out = f.out ? fs.createWriteStream(f.out) : process.stdout;
-  (f.text ? writeNormalizedText : writeNormalized)(n, out, { counts: !!f.counts });
+  const out = f.out ? openOut(f.out) : process.stdout;
+  (f.text ? writeNormalizedText : writeNormalized)(n, out, { counts: !!f.counts, noSource: f.source === false });
   if (f.out) await new Promise<void>((resolve, reject) => (out as fs.WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
   return EXIT_OK;
 }
@@ -69,7 +78,8 @@ async function diff(a: string, b: string, f: VarFlags & { json?: boolean; color?
   const color = useColor(f.color);
   const expectations = f.expect ? await loadExpectations(f.expect) : null;
   const { opts, vars } = journeyOptions(f, expectations);
-  const [na, nb] = await Promise.all([normalizeFile(a, opts, vars), normalizeFile(b, opts, vars)]);
+  const na = await normalizeFile(a, opts, vars);
+  const nb = await normalizeFile(b, opts, vars);
   const result = diffTraces(na, nb);
   if (f.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(formatDiff(result, { a, b, color }));
@@ -97,8 +107,9 @@ export function addRegressCommands(program: Command, run: (p: Promise<number>) =
     .option('--expect <file>', 'take the variable parts from this expectation file')
     .option('--text', 'for a person: a block per flow, a line per hop')
     .option('--counts', 'also write how many packets took each path (they differ between runs)')
+    .option('--no-source', 'leave the kernel and command out of the header (golden files shared between machines)')
     .option('--out <file>', 'write here instead of stdout')
-    .action((trace: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean }) => run(normalize(trace, f)));
+    .action((trace: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean }) => run(normalize(trace, f)));
 
   addVarOptions(program.command('diff')
     .argument('<a>', 'the trace to compare from (raw or normalised)')

@@ -8,6 +8,7 @@ import { currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
 import type { TraceSummary } from '../output/summary.js';
@@ -52,7 +53,7 @@ export function sessionOptions(cfg: TraceConfig): SessionOptions {
 }
 
 /** The record a recorded trace starts with: what made it. */
-export function traceHeader(prepared: Prepared, argv: string[], command: string[] | null): JsonHeaderRecord {
+export function traceHeader(prepared: Prepared, argv: string[], command: string[] | null, notObserved: string[]): JsonHeaderRecord {
   const self = currentNetns().inode;
   return {
     v: JSON_SCHEMA_VERSION,
@@ -63,7 +64,7 @@ export function traceHeader(prepared: Prepared, argv: string[], command: string[
     argv,
     command,
     points: planPointNames(prepared.plan),
-    notes: prepared.plan.notes,
+    notes: [...prepared.plan.notes, ...notObserved.map((n) => `not observed: ${n}`)],
     namespaces: prepared.kernel.namespaces.map(({ netns }) => ({ inode: netns.inode, name: netns.name, self: netns.inode === self })),
   };
 }
@@ -75,8 +76,8 @@ export interface RunHooks {
   started?(session: TraceSession): void;
   /** Everything that could be attached is: traffic may start. */
   attached?(): void;
-  /** Starts JSON output (`pktpath record`). */
-  header?: JsonHeaderRecord;
+  /** The record JSON output starts with, made once attached (`pktpath record`). */
+  header?: (notObserved: string[]) => JsonHeaderRecord;
 }
 
 /**
@@ -86,11 +87,12 @@ export interface RunHooks {
 export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
-  const { sinks, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`), process.stdout, hooks.header);
+  const { sinks, main, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
   let ready = false;
   const session = new TraceSession(sessionOptions(cfg), plan, kernel, filter, sinks, {
     status: hooks.say,
-    attached: () => {
+    attached: (notObserved) => {
+      if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
       if (cfg.readyFile !== null) {
         fs.writeFileSync(cfg.readyFile, '');
         ready = true;

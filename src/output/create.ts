@@ -11,7 +11,6 @@ import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
 import { PcapngSink } from './pcapng.js';
 import { RotatingFileWriter } from './rotate.js';
-import type { JsonHeaderRecord } from './json.js';
 import type { Sink } from './sink.js';
 import { JsonSink, TextSink } from './sinks.js';
 import { BatchedWriter } from './stream.js';
@@ -63,16 +62,15 @@ export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContex
 
 export interface SinkSetup {
   sinks: Sink[];
+  /** The sink on stdout or --output-file. */
+  main: Sink;
   /** Called when the reader of the main output went away (`| head`) or it failed. */
   onClosed: (fn: () => void) => void;
 }
 
-/**
- * Every sink of a run. Problems writing are told through `warn` (a line for
- * a person). `header` starts JSON output (a recorded trace).
- */
+/** Every sink of a run. Problems writing are told through `warn` (a line for a person). */
 export function createSinks(out: OutputConfig, warn: (line: string) => void,
-  stdout: Writable & { isTTY?: boolean } = process.stdout, header?: JsonHeaderRecord): SinkSetup {
+  stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
   let closedHandler: () => void = () => {};
   const dest: Writable = out.file !== null ? openOutputFile(out.file, out.files) : stdout;
   const writer = new BatchedWriter(dest, {
@@ -94,7 +92,6 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
   };
   const more = createOutputSinks(out.files, { writer, text, onError: warn });
   const main: Sink = more.main ??
-    (out.json ? new JsonSink(writer, { stack: out.stack, ...(header ? { header } : {}) })
-      : new TextSink(writer, { header: true, ...text }));
-  return { sinks: [main, ...more.extra], onClosed: (fn) => (closedHandler = fn) };
+    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
+  return { sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn) };
 }

@@ -216,7 +216,7 @@ export function netnsLabel(e: Pick<TraceEvent, 'netns' | 'netnsName'>): string {
 }
 
 /** `addr:port` (`[addr]:port` for IPv6); the address alone without a port. */
-export function formatEndpoint(addr: string, port: number, withPort: boolean): string {
+export function formatEndpoint(addr: string, port: number | string, withPort: boolean): string {
   const a = addr.includes(':') ? '[' + addr + ']' : addr;
   return withPort ? a + ':' + port : a;
 }

@@ -39,8 +39,6 @@ export class TextSink implements Sink {
 
 export interface JsonSinkOptions {
   stack: boolean;
-  /** Written as the first line (`pktpath record`). */
-  header?: JsonHeaderRecord;
 }
 
 export class JsonSink implements Sink {
@@ -51,7 +49,11 @@ export class JsonSink implements Sink {
     opts: JsonSinkOptions,
   ) {
     this.opts = { stack: opts.stack };
-    if (opts.header) out.write(JSON.stringify(opts.header));
+  }
+
+  /** The line a recorded trace starts with: call before the first event. */
+  header(h: JsonHeaderRecord): void {
+    this.out.write(JSON.stringify(h));
   }
 
   event(e: TraceEvent): void {

@@ -6,7 +6,7 @@
  */
 import { stylesFor } from '../output/paint.js';
 import type { Endpoint, Expectation, Expectations, Match, PointPattern } from './expect.js';
-import { type FlowTuple, type Hop, type Journey, RAW_JOURNEYS, flowOf, normalizedHop, tupleText } from './journeys.js';
+import { type FlowTuple, type Hop, type Journey, RAW_JOURNEYS, directionIn, flowOf, normalizedHop, tupleText } from './journeys.js';
 import { endText, hopText, journeysOf } from './normalize.js';
 import { cidrContains } from './vars.js';
 
@@ -47,7 +47,8 @@ function mismatches(m: Match, u: Unit): string[] {
     const have = new Set(u.head.flags.split('|'));
     if (!m.flags.every((f) => have.has(f))) out.push(`flags ${u.head.flags || 'none'}, not ${m.flags.join('|')}`);
   }
-  if (m.passes !== undefined && !u.hops.some((h) => matchesPoint(m.passes!, h))) out.push(`does not pass ${m.passes.text}`);
+  // All of `match` is about the first packet, in a connection too.
+  if (m.passes !== undefined && !u.head.hops.some((h) => matchesPoint(m.passes!, h))) out.push(`does not pass ${m.passes.text}`);
   if (m.ends !== undefined && u.head.end.how !== m.ends) out.push(`ends ${u.head.end.how}, not ${m.ends}`);
   if (m.reason !== undefined && u.head.end.reason !== m.reason) out.push(`drop reason ${u.head.end.reason ?? 'none'}, not ${m.reason}`);
   return out;
@@ -75,7 +76,9 @@ function rewrittenTo(e: Endpoint, first: FlowTuple | null, last: FlowTuple | nul
 /** What the unit fails of the expectation's requirements, in words; [] when it does them all. */
 function failures(x: Expectation, u: Unit): string[] {
   const out: string[] = [];
-  const ending = u.packets[u.packets.length - 1]!.end;
+  // A connection ends dropped when one of its packets was.
+  const ending = u.packets.find((p) => p.end.how === 'dropped' && (x.reason === undefined || p.end.reason === x.reason))?.end ??
+    u.packets.find((p) => p.end.how === 'dropped')?.end ?? u.head.end;
   if (x.passes) {
     const k = passedInOrder(x.passes, u.hops);
     if (k < x.passes.length) {
@@ -99,11 +102,13 @@ function failures(x: Expectation, u: Unit): string[] {
       out.push(`conntrack states ${seen.length ? seen.join(' → ') : 'none seen'}: no ${x.ct[k]} after ${k === 0 ? 'the start' : x.ct.slice(0, k).join(' → ')}`);
     }
   }
-  if (x.dnat && !u.packets.some((p) => rewrittenTo(x.dnat!, p.first, p.last, 'dst'))) {
+  // Rewrites as the opening side's packets get them (a reply's are the reverse).
+  const forward = u.packets.filter((p) => directionIn(p, u.head.first) === '>');
+  if (x.dnat && !forward.some((p) => rewrittenTo(x.dnat!, p.first, p.last, 'dst'))) {
     const rewrite = u.head.hops.find((h) => h.rewrite);
     out.push(`not DNATed to ${x.dnat.text}${rewrite ? ` (${normalizedHop(rewrite).nat})` : ''}`);
   }
-  if (x.snat && !u.packets.some((p) => rewrittenTo(x.snat!, p.first, p.last, 'src'))) out.push(`not SNATed to ${x.snat.text}`);
+  if (x.snat && !forward.some((p) => rewrittenTo(x.snat!, p.first, p.last, 'src'))) out.push(`not SNATed to ${x.snat.text}`);
   return out;
 }
 
@@ -139,7 +144,9 @@ export function evaluate(x: Expectation, journeys: Journey[]): Result {
   const base = { name: x.name, line: x.line };
   if (selected.length < x.count.min || selected.length > x.count.max) {
     const details: string[] = [];
-    if (selected.length < x.count.min) {
+    if (selected.length > 0) {
+      for (const u of selected.slice(0, 3)) details.push(`matched: ${describe(u)[0]}`);
+    } else {
       // The nearest: the one that fails the fewest of the selection's fields.
       let best: { u: Unit; miss: string[] } | null = null;
       for (const u of all) {
@@ -147,8 +154,6 @@ export function evaluate(x: Expectation, journeys: Journey[]): Result {
         if (best === null || miss.length < best.miss.length) best = { u, miss };
       }
       if (best) details.push(`nearest: ${describe(best.u).join('\n  ')}`, `differs: ${best.miss.join('; ')}`);
-    } else {
-      for (const u of selected.slice(0, 3)) details.push(`matched: ${describe(u)[0]}`);
     }
     return { ...base, ok: false, message: `expected ${x.count.text} ${what} matching, found ${selected.length}`, details };
   }

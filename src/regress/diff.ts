@@ -131,7 +131,29 @@ function diffPacket(flow: string, pa: NormalizedPacket, pb: NormalizedPacket, ch
   return changes.length > before ? lines : null;
 }
 
+/** The same kind of packet in the same direction: what can be compared hop by hop. */
 const packetKey = (p: NormalizedPacket) => `${p.dir} ${p.tuple} ${p.flags}`;
+/** The same path exactly. */
+const pathKey = (p: NormalizedPacket) => `${packetKey(p)} ${p.hops.map((h) => `${hopKey(h)} ${h.ct ?? ''} ${h.nat ?? ''}`).join(',')} ${endText(p.end)}`;
+
+/**
+ * Pairs of paths taken as the same, in order: first the paths found
+ * unchanged in both, then in each stretch between them the same kind of
+ * packet in the same direction, whose hops are then compared.
+ */
+function pairPaths(a: NormalizedPacket[], b: NormalizedPacket[]): Array<[number, number]> {
+  const same = align(a, b, pathKey);
+  const pairs: Array<[number, number]> = [];
+  let i = 0;
+  let j = 0;
+  for (const [ia, ib] of [...same, [a.length, b.length] as [number, number]]) {
+    for (const [x, y] of align(a.slice(i, ia), b.slice(j, ib), packetKey)) pairs.push([i + x, j + y]);
+    if (ia < a.length) pairs.push([ia, ib]);
+    i = ia + 1;
+    j = ib + 1;
+  }
+  return pairs;
+}
 
 export function diffTraces(a: Normalized, b: Normalized): DiffResult {
   const changes: Change[] = [];
@@ -145,25 +167,25 @@ export function diffTraces(a: Normalized, b: Normalized): DiffResult {
     const pa = fa.get(flow);
     const pb = fb.get(flow);
     if (!pb) {
-      changes.push({ kind: 'flow-removed', flow, what: `flow only in the first trace (${pa!.length} packets)` });
+      changes.push({ kind: 'flow-removed', flow, what: `flow only in the first trace (${pa!.length} path${pa!.length === 1 ? '' : 's'})` });
       for (const p of pa!) packets.push({ flow, packet: packetName(p), lines: whole('-', p) });
       continue;
     }
     if (!pa) {
-      changes.push({ kind: 'flow-added', flow, what: `flow only in the second trace (${pb.length} packets)` });
+      changes.push({ kind: 'flow-added', flow, what: `flow only in the second trace (${pb.length} path${pb.length === 1 ? '' : 's'})` });
       for (const p of pb) packets.push({ flow, packet: packetName(p), lines: whole('+', p) });
       continue;
     }
-    const pairs = align(pa, pb, packetKey);
+    const pairs = pairPaths(pa, pb);
     let i = 0;
     let j = 0;
     for (const [ia, ib] of [...pairs, [pa.length, pb.length] as [number, number]]) {
       for (; i < ia; i++) {
-        changes.push({ kind: 'packet-removed', flow, packet: packetName(pa[i]!), what: 'packet only in the first trace' });
+        changes.push({ kind: 'packet-removed', flow, packet: packetName(pa[i]!), what: 'path only in the first trace' });
         packets.push({ flow, packet: packetName(pa[i]!), lines: whole('-', pa[i]!) });
       }
       for (; j < ib; j++) {
-        changes.push({ kind: 'packet-added', flow, packet: packetName(pb[j]!), what: 'packet only in the second trace' });
+        changes.push({ kind: 'packet-added', flow, packet: packetName(pb[j]!), what: 'path only in the second trace' });
         packets.push({ flow, packet: packetName(pb[j]!), lines: whole('+', pb[j]!) });
       }
       if (ia === pa.length) break;

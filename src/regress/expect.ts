@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { LineCounter, isNode, parseDocument } from 'yaml';
+import { protocolName } from '../decode/protocols.js';
 import { InputFileError } from './errors.js';
 import { type Cidr, parseCidr } from './vars.js';
 
@@ -87,7 +88,6 @@ function schemaValidator() {
   return validate;
 }
 
-const PROTO_NUMBERS: Record<string, string> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmp6', sctp: '132' };
 
 export function parseEndpoint(text: string): Endpoint | null {
   const t = text.trim();
@@ -140,6 +140,9 @@ export function parseExpectations(file: string, text: string): Expectations {
     throw new ExpectFileError(file, lineOf(e.pos[0]), `not YAML: ${e.message.split('\n')[0]}`);
   }
   const data: unknown = doc.toJS();
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ExpectFileError(file, 0, 'is empty or not a mapping: it needs `expect:` and a list of expectations');
+  }
   /** The line of the node at a schema path (`/expect/0/match/dst`), or of its nearest parent that exists. */
   const lineAt = (path: Array<string | number>): number => {
     for (let n = path.length; n >= 0; n--) {
@@ -153,9 +156,11 @@ export function parseExpectations(file: string, text: string): Expectations {
     const err = check.errors![0]!;
     const path = err.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
     const extra = (err.params as { additionalProperty?: string }).additionalProperty;
-    const what = extra !== undefined
-      ? `unknown key '${extra}'`
-      : `${err.instancePath ? `${err.instancePath.slice(1).replace(/\//g, '.')} ` : ''}${err.message ?? 'is not valid'}`;
+    const at = err.instancePath.slice(1).replace(/\//g, '.');
+    const what = extra !== undefined ? `unknown key '${extra}'`
+      // count's forms are alternatives: say them all, not the first one's complaint.
+      : /\/count(\/|$)/.test(err.instancePath) ? `${at.replace(/\.count.*$/, '.count')}: a number, or one of { at_least: N }, { at_most: N }, { exactly: N }`
+      : `${at ? `${at} ` : ''}${err.message ?? 'is not valid'}`;
     throw new ExpectFileError(file, lineAt(extra !== undefined ? [...path, extra] : path), what);
   }
   const raw = data as {
@@ -181,7 +186,8 @@ export function parseExpectations(file: string, text: string): Expectations {
     const at = (...p: Array<string | number>) => ['expect', i, ...p];
     const m = x.match ?? {};
     const match: Match = {};
-    if (m.proto !== undefined) match.proto = typeof m.proto === 'number' ? String(m.proto) : PROTO_NUMBERS[m.proto as string]!;
+    // As journeys name protocols: by name where pktpath has one, else the number.
+    if (m.proto !== undefined) match.proto = typeof m.proto === 'number' ? protocolName(m.proto) ?? String(m.proto) : m.proto as string;
     if (m.src !== undefined) match.src = endpoint(at('match', 'src'), m.src);
     if (m.dst !== undefined) match.dst = endpoint(at('match', 'dst'), m.dst);
     if (m.sport !== undefined) match.sport = m.sport as number;

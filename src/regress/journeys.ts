@@ -12,6 +12,8 @@
  * (./vars.ts), numbered in the order of the output.
  */
 import { FREEING_POINTS } from '../decode/points.js';
+import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
+import { formatEndpoint } from '../output/format.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
 import type { JsonTuple } from '../output/tuple.js';
 import { NO_VARS, Placeholders, type VarOptions } from './vars.js';
@@ -82,6 +84,7 @@ export interface NormalizedHop {
 
 /** One distinct path of one kind of packet in one flow, normalised. */
 export interface NormalizedPacket {
+  v: 1;
   type: 'packet';
   /** The connection or flow, named from its opening side: `tcp 192.0.2.1:$p1 > 192.0.2.2:80`. */
   flow: string;
@@ -129,9 +132,7 @@ interface Names {
 const RAW: Names = { address: (a) => a, port: (p) => p, netns: (n) => n };
 
 function endpoint(addr: string, port: string, ported: boolean, n: Names): string {
-  const a0 = n.address(addr);
-  const a = a0.includes(':') ? `[${a0}]` : a0;
-  return ported ? `${a}:${n.port(port)}` : a;
+  return formatEndpoint(n.address(addr), ported ? n.port(port) : port, ported);
 }
 
 /** `192.0.2.1:$p1 > 192.0.2.2:80`; addresses alone for protocols without ports. */
@@ -162,14 +163,17 @@ export function normalizedHop(h: Hop, n: Names = RAW): NormalizedHop {
 const sameTuple = (a: FlowTuple, b: FlowTuple) =>
   a.proto === b.proto && a.saddr === b.saddr && a.sport === b.sport && a.daddr === b.daddr && a.dport === b.dport;
 
-/** Link-local and multicast: neighbour discovery, router solicitations, MLD. */
+/** IPv6 link-local and multicast: neighbour discovery, router solicitations, MLD. */
 const isNeighbourAddress = (a: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:)/i.test(a);
 
-const PORTED = new Set(['tcp', 'udp', 'sctp', '136', '33']);
-
+/** A JSON tuple with its protocol by name where pktpath has one (sctp too, which JSON leaves a number). */
 function flowTuple(t: JsonTuple): FlowTuple {
-  const proto = String(t.proto);
-  return { proto, saddr: t.saddr, sport: String(t.sport), daddr: t.daddr, dport: String(t.dport), ported: PORTED.has(proto) };
+  const number = typeof t.proto === 'number' ? t.proto : protocolNumber(t.proto) ?? -1;
+  return {
+    proto: protocolName(number) ?? String(t.proto),
+    saddr: t.saddr, sport: String(t.sport), daddr: t.daddr, dport: String(t.dport),
+    ported: PORTED_PROTOCOLS.has(number),
+  };
 }
 
 interface Open {
@@ -229,7 +233,7 @@ export class JourneyBuilder {
       j = undefined;
     }
     if (j === undefined) {
-      j = { time: r.time, seen: new Set(), first: t, flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t, neighbour: r.tuple === null };
+      j = { time: r.time, seen: new Set(), first: t, flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t, neighbour: false };
       this.open.set(r.skb, j);
     }
     if (r.tuple !== null && (isNeighbourAddress(r.tuple.saddr) || isNeighbourAddress(r.tuple.daddr))) j.neighbour = true;
@@ -269,7 +273,8 @@ export class JourneyBuilder {
   }
 
   private finish(j: Open, end: Ending): void {
-    if (j.neighbour && !this.opts.keepNeighbour) return;
+    // Not IP (ARP) or IPv6 link-local and multicast (neighbour discovery, MLD).
+    if ((j.first === null || j.neighbour) && !this.opts.keepNeighbour) return;
     // Seen only where it was freed: nothing of a path to compare (a drop is still news).
     if (j.hops.length === 0 && end.how !== 'dropped') return;
     this.done({ time: j.time, first: j.first, last: j.last, flags: j.flags, ctOrig: j.ctOrig, hops: j.hops, end });
@@ -310,14 +315,17 @@ export function packetKind(j: Pick<Journey, 'flags'>): string {
 const KIND_ORDER: Record<string, number> = { SYN: 0, 'SYN|ACK': 1, '': 2, RST: 3 };
 
 interface Path {
-  dir: '>' | '<';
+  /** Where its first tuple comes from: the direction, once the flow's name is known. */
+  from: string;
   kind: string;
   journey: Journey;
   repeat: number;
 }
 
 interface Flow {
+  /** What names the flow: its conntrack entry's original direction, else its earliest packet's tuple. */
   named: FlowTuple | null;
+  byCt: boolean;
   time: string;
   paths: Map<string, Path>;
 }
@@ -327,51 +335,83 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /**
  * Journeys gathered into flows, and each flow into its distinct paths: one
  * per direction, kind of packet and way through the kernel, with how many
- * packets took it. The output order depends on nothing that timing decides:
- * flows by name, paths by kind, direction and way, each compared with its
- * variable values masked; placeholders are numbered in that order.
+ * packets took it. Nothing timing decides reaches the output: a flow is
+ * named from its conntrack entry or its earliest packet, whatever order its
+ * packets ended in; placeholders are numbered within each flow (its name
+ * first, then its paths in an order computed with the variable values
+ * masked); flows that then have the same name (two connections of one
+ * client to one service) are one, their paths united; flows are written by
+ * name, paths by kind, direction and way.
  */
 export class FlowSet {
   private readonly flows = new Map<string, Flow>();
 
   add(j: Journey): void {
-    const { key, named } = flowOf(j);
+    const { key } = flowOf(j);
     let flow = this.flows.get(key);
     if (!flow) {
-      flow = { named, time: j.time, paths: new Map() };
+      flow = { named: j.ctOrig ?? j.first, byCt: j.ctOrig !== null, time: j.time, paths: new Map() };
       this.flows.set(key, flow);
+    } else if (j.ctOrig !== null && !flow.byCt) {
+      flow.named = j.ctOrig;
+      flow.byCt = true;
+    } else if (!flow.byCt && j.time < flow.time && j.first !== null) {
+      flow.named = j.first;
     }
-    const dir = directionIn(j, flow.named);
+    if (j.time < flow.time) flow.time = j.time;
+    const from = j.first ? `${j.first.saddr} ${j.first.sport}` : '';
     const kind = packetKind(j);
-    const sig = JSON.stringify([dir, kind, j.hops.map((h) => normalizedHop(h)), j.end]);
+    const sig = JSON.stringify([from, kind, j.hops.map((h) => normalizedHop(h)), j.end]);
     const path = flow.paths.get(sig);
     if (path) path.repeat++;
-    else flow.paths.set(sig, { dir, kind, journey: j, repeat: 1 });
+    else flow.paths.set(sig, { from, kind, journey: j, repeat: 1 });
   }
 
   /** Every path of every flow, normalised with `vars`. */
   packets(vars: VarOptions): NormalizedPacket[] {
     const masked = new Placeholders(vars, true);
     const render = (n: Names, flow: Flow, p: Path): NormalizedPacket => ({
+      v: 1,
       type: 'packet',
-      flow: flow.named ? `${flow.named.proto} ${tupleText(flow.named, n)}` : 'other (not IP)',
-      dir: p.dir,
+      flow: flowName(flow.named, n),
+      dir: directionIn(p.journey, flow.named),
       flags: p.kind,
       tuple: p.journey.first ? tupleText(p.journey.first, n) : '',
       hops: p.journey.hops.map((h) => normalizedHop(h, n)),
       end: p.journey.end.how === 'dropped' ? { ...p.journey.end, netns: n.netns(p.journey.end.netns ?? '') } : p.journey.end,
       repeat: p.repeat,
     });
-    const flows = [...this.flows.values()].map((f) => ({ f, key: f.named ? `${f.named.proto} ${tupleText(f.named, masked)}` : '~' }));
-    flows.sort((a, b) => compare(a.key, b.key) || compare(a.f.time, b.f.time));
-    const names = new Placeholders(vars);
+    const byName = new Map<string, Map<string, NormalizedPacket>>();
+    for (const f of this.flows.values()) {
+      const names = new Placeholders(vars);
+      const name = flowName(f.named, names);
+      const paths = [...f.paths.values()].map((p) => ({ p, key: pathKey(render(masked, f, p)) }));
+      paths.sort((a, b) => compare(a.key, b.key));
+      let united = byName.get(name);
+      if (!united) byName.set(name, (united = new Map()));
+      for (const { p } of paths) {
+        const packet = render(names, f, p);
+        const key = pathKey(packet);
+        const same = united.get(key);
+        if (same) same.repeat += packet.repeat;
+        else united.set(key, packet);
+      }
+    }
     const out: NormalizedPacket[] = [];
-    for (const { f } of flows) {
-      const paths = [...f.paths.values()].map((p) => ({ p, key: JSON.stringify(render(masked, f, { ...p, repeat: 0 })) }));
-      paths.sort((a, b) => KIND_ORDER[a.p.kind]! - KIND_ORDER[b.p.kind]! || compare(a.p.dir === '>' ? '0' : '1', b.p.dir === '>' ? '0' : '1') ||
-        compare(a.key, b.key) || compare(a.p.journey.time, b.p.journey.time));
-      for (const { p } of paths) out.push(render(names, f, p));
+    for (const name of [...byName.keys()].sort(compare)) {
+      const paths = [...byName.get(name)!.entries()].sort((a, b) => compare(a[0], b[0]));
+      for (const [, p] of paths) out.push(p);
     }
     return out;
   }
+}
+
+function flowName(named: FlowTuple | null, n: Names): string {
+  return named ? `${named.proto} ${tupleText(named, n)}` : 'other (not IP)';
+}
+
+/** Orders paths: by kind (SYN, SYN|ACK, the rest, RST), direction, then way; counts aside. */
+function pathKey(p: NormalizedPacket): string {
+  const { repeat: _repeat, ...rest } = p;
+  return `${KIND_ORDER[p.flags]} ${p.dir === '>' ? 0 : 1} ${JSON.stringify(rest)}`;
 }

@@ -1,9 +1,9 @@
 /**
  * `pktpath normalize`: a trace in its canonical form — a header, then one
- * journey per line, flows in order of their names, each flow in time order —
- * so that two runs of one scenario give the same file. Also the reader every
- * comparison starts from: a raw trace is normalised on the fly, a normalised
- * one is read back as it is.
+ * path per line (./journeys.ts says which, and in what order) — so that two
+ * runs of one scenario give the same lines. Also the reader every comparison
+ * starts from: a raw trace is normalised on the fly, a normalised one is read
+ * back as it is.
  */
 import type { Writable } from 'node:stream';
 import {
@@ -16,26 +16,16 @@ export interface Normalized {
   packets: NormalizedPacket[];
 }
 
-/** Every journey of a trace file, raw (as `assert` reads them), in the order they end. */
-export async function journeysOf(file: string, opts: Pick<JourneyOptions, 'keepNeighbour'>, each: (j: Journey) => void): Promise<{ lost: number }> {
-  const builder = new JourneyBuilder(opts, each);
-  for await (const line of readTrace(file)) {
-    if (line.kind === 'event') builder.event(line.record);
-    else if (line.kind === 'header') builder.header(line.record);
-    else if (line.kind === 'lost') builder.lost += line.count;
-    else throw new TraceFileError(file, line.line, 'a normalised trace: this needs the recorded one');
-  }
-  builder.end();
-  return { lost: builder.lost };
-}
+type Source = Pick<NormalizedHeader, 'kernel' | 'command'>;
 
-/** The normalised form of a trace file, raw or already normalised. */
-export async function normalizeFile(file: string, opts: JourneyOptions, varsText: string[]): Promise<Normalized> {
-  const flows = new FlowSet();
-  const builder = new JourneyBuilder(opts, (j) => flows.add(j));
-  let source: { kernel: string | null; command: string[] | null } = { kernel: null, command: null };
-  let normalized: NormalizedHeader | null = null;
-  const packets: NormalizedPacket[] = [];
+/**
+ * Reads a trace file into `builder` (a recorded or plain one), or returns
+ * what a normalised one holds; the one loop over a file's lines.
+ */
+async function read(file: string, builder: JourneyBuilder): Promise<{ source: Source; normalized: Normalized | null }> {
+  let source: Source = { kernel: null, command: null };
+  let normalized: Normalized | null = null;
+  let events = false;
   for await (const line of readTrace(file)) {
     switch (line.kind) {
       case 'header':
@@ -43,36 +33,55 @@ export async function normalizeFile(file: string, opts: JourneyOptions, varsText
         source = { kernel: line.record.kernel, command: line.record.command };
         break;
       case 'event':
+        if (normalized) throw new TraceFileError(file, line.line, 'an event in a normalised trace');
+        events = true;
         builder.event(line.record);
         break;
       case 'lost':
         builder.lost += line.count;
         break;
       case 'normalized':
-        normalized = line.record;
+        if (events || normalized) throw new TraceFileError(file, line.line, 'a normalised header in the middle of a trace');
+        normalized = { header: line.record, packets: [] };
         break;
       case 'packet':
-        packets.push(line.record);
+        if (!normalized) throw new TraceFileError(file, line.line, 'a normalised packet before the normalised header');
+        normalized.packets.push({ ...line.record, repeat: line.record.repeat ?? 1 });
         break;
     }
   }
-  if (normalized !== null) return { header: normalized, packets };
   builder.end();
-  const out = flows.packets(opts.vars);
-  return {
-    header: { v: 1, type: 'normalized', ...source, vars: varsText, packets: out.length, lost: builder.lost },
-    packets: out,
-  };
+  return { source, normalized };
+}
+
+/** Every journey of a recorded trace, raw (as `assert` reads them), in the order they end. */
+export async function journeysOf(file: string, opts: Pick<JourneyOptions, 'keepNeighbour'>, each: (j: Journey) => void): Promise<{ lost: number }> {
+  const builder = new JourneyBuilder(opts, each);
+  const { normalized } = await read(file, builder);
+  if (normalized) throw new TraceFileError(file, 1, 'a normalised trace: this needs the recorded one');
+  return { lost: builder.lost };
+}
+
+/** The normalised form of a trace file, raw or already normalised. */
+export async function normalizeFile(file: string, opts: JourneyOptions, varsText: string[]): Promise<Normalized> {
+  const flows = new FlowSet();
+  const builder = new JourneyBuilder(opts, (j) => flows.add(j));
+  const { source, normalized } = await read(file, builder);
+  if (normalized) return normalized;
+  const packets = flows.packets(opts.vars);
+  return { header: { v: 1, type: 'normalized', ...source, vars: varsText, packets: packets.length, lost: builder.lost }, packets };
 }
 
 export interface WriteOptions {
   /** Write how many packets took each path: timing decides them, so two runs differ there. */
   counts: boolean;
+  /** Leave out where the trace came from (kernel, command): for golden files shared between machines. */
+  noSource?: boolean;
 }
 
 /** Writes the normalised form as JSON lines. */
 export function writeNormalized(n: Normalized, out: Writable, opts: WriteOptions = { counts: false }): void {
-  out.write(`${JSON.stringify(n.header)}\n`);
+  out.write(`${JSON.stringify(opts.noSource ? { ...n.header, kernel: null, command: null } : n.header)}\n`);
   for (const p of n.packets) {
     if (opts.counts) out.write(`${JSON.stringify(p)}\n`);
     else {

@@ -63,7 +63,13 @@ export function classify(text: string): TraceLine {
     case 'normalized':
       return { kind: 'normalized', record: r as unknown as NormalizedHeader };
     case 'packet':
-      if (typeof r.flow !== 'string' || !Array.isArray(r.hops)) throw new Error('packet without a flow or hops');
+      if (typeof r.flow !== 'string' || !Array.isArray(r.hops) || !isObject(r.end) || typeof r.end.how !== 'string' ||
+          (r.dir !== '>' && r.dir !== '<')) {
+        throw new Error('not a normalised packet: flow, dir, hops or end missing');
+      }
+      if (!r.hops.every((h: unknown) => isObject(h) && typeof h.at === 'string' && typeof h.netns === 'string')) {
+        throw new Error('not a normalised packet: a hop without its point or namespace');
+      }
       return { kind: 'packet', record: r as unknown as NormalizedPacket };
     default:
       throw new Error(`unknown record type ${JSON.stringify(r.type)}`);

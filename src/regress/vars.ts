@@ -2,7 +2,7 @@
  * What differs between two runs of one scenario and is not the datapath's
  * doing: addresses handed out at run time (pod IPs), ephemeral ports, the
  * names of namespaces made per run. Each such value becomes a placeholder,
- * numbered in the order the trace first shows it: `$a1`, `$p1`, `$n1`.
+ * `$a1`, `$p1`, `$n1`, numbered within its flow in the order of the output.
  */
 import { parseAddress } from '../decode/addr.js';
 

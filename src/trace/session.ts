@@ -44,12 +44,14 @@ export interface SessionOptions {
 export interface SessionHooks {
   /** Progress and warnings for a person (stderr). */
   status(line: string): void;
-  /** Everything the plan asked for that could be attached is: traffic may start. */
-  attached?(): void;
+  /** Everything the plan asked for that could be attached is (`notObserved`: what could not, and why): traffic may start. */
+  attached?(notObserved: string[]): void;
 }
 
 export class TraceSession {
   private readonly links: Link[] = [];
+  /** What the plan asked for and could not be attached, and why. */
+  private readonly notObserved: string[] = [];
   /** What really got attached, for the status line. */
   private readonly attached = { tracepoints: 0, tcDevices: new Set<string>(), nfNamespaces: new Set<number>() };
   private readonly probes: ProbeSet;
@@ -94,7 +96,7 @@ export class TraceSession {
       this.attach();
       attachMs = performance.now() - t0;
       this.hooks.status(this.attachedLine(attachMs));
-      this.hooks.attached?.();
+      this.hooks.attached?.(this.notObserved);
       this.startReading();
       if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
@@ -159,7 +161,9 @@ export class TraceSession {
         fn();
       } catch (e) {
         failures.push(e as Error);
-        this.hooks.status(`pktpath: not observed: ${what}: ${(e as Error).message.split('\n')[0]}`);
+        const line = `${what}: ${(e as Error).message.split('\n')[0]}`;
+        this.notObserved.push(line);
+        this.hooks.status(`pktpath: not observed: ${line}`);
       }
     };
 

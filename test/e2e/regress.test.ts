@@ -79,6 +79,12 @@ test('record: a header that explains the trace, then the events; every line vali
 
   const exit3 = await pktpath(['record', '--out', file('exit3.jsonl'), '--filter-ip', '192.0.2.2', '--', 'sh', '-c', 'exit 3']);
   assert.equal(exit3.code, 3, exit3.stderr);
+  const killed = await pktpath(['record', '--out', file('killed.jsonl'), '--filter-ip', '192.0.2.2', '--', 'sh', '-c', 'kill -TERM $$']);
+  assert.equal(killed.code, 128 + 15, killed.stderr);
+  // The trace ending first (--duration) is no whole trace of the command: 1.
+  const short = await pktpath(['record', '--out', file('short.jsonl'), '--filter-ip', '192.0.2.2', '--duration', '1', '--', 'sleep', '30']);
+  assert.equal(short.code, 1, short.stderr);
+  assert.match(short.stderr, /the trace stopped \(duration\) before sleep exited/);
   const missing = await pktpath(['record', '--out', file('missing.jsonl'), '--', 'no-such-command-pktpath']);
   assert.equal(missing.code, 127, missing.stderr);
   assert.match(missing.stderr, /no-such-command-pktpath: command not found/);
@@ -96,9 +102,10 @@ test('runs of one scenario normalise to identical output, and to the golden one'
   }
   const normalized: string[] = [];
   for (const t of runs) {
-    const n = await pktpath(['normalize', t]);
+    // Without the header's source (the command names this checkout's paths), the whole file compares.
+    const n = await pktpath(['normalize', '--no-source', t]);
     assert.equal(n.code, 0, n.stderr);
-    normalized.push(n.stdout.split('\n').slice(1).join('\n'));
+    normalized.push(n.stdout);
   }
   for (const [i, n] of normalized.entries()) assert.equal(n, normalized[0], `run ${i} differs from the first`);
   const d = await pktpath(['diff', runs[0]!, runs[3]!, '--color', 'never']);
@@ -106,6 +113,9 @@ test('runs of one scenario normalise to identical output, and to the golden one'
 
   if (UPDATE) writeFileSync(GOLDEN, normalized[0]!);
   assert.equal(normalized[0], readFileSync(GOLDEN, 'utf8'), 'the scenario\'s journeys differ from fixtures/golden/regress (npm run golden:update)');
+  // The golden file is a normalised trace diff reads back.
+  const g = await pktpath(['diff', GOLDEN, runs[1]!, '--color', 'never']);
+  assert.equal(g.code, 0, g.stdout + g.stderr);
 });
 
 test('a dropping nft rule, a DNAT and a removed route each make diff exit 1 and say what changed', async () => {

@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { root } from '../helpers/fixtures.js';
 
 /** Top to bottom: each layer may import the ones after it. */
-export const LAYERS = ['cli', 'regress', 'plan', 'trace', 'output', 'filter', 'decode', 'kernel', 'bpf'] as const;
+export const LAYERS = ['cli', 'plan', 'trace', 'regress', 'output', 'filter', 'decode', 'kernel', 'bpf'] as const;
 /** Folders that import nothing else of pktpath: the loader could be published alone; the lab serves the demo and tests. */
 const STANDALONE = new Set(['bpf', 'lab']);
 

@@ -214,7 +214,7 @@ test('bad expectation files: one line with the file and line', () => {
   const cases: Array<[string, RegExp]> = [
     ['expect:\n  - name: x\n    match: { dst: [1, 2\n', /^e\.yaml:4: not YAML: Flow sequence/],
     ['expect:\n  - name: x\n    colour: red\n', /^e\.yaml:3: unknown key 'colour'/],
-    ['expect:\n  - name: x\n    count: many\n', /^e\.yaml:3: expect\.0\.count /],
+    ['expect:\n  - name: x\n    count: many\n', /^e\.yaml:3: expect\.0\.count: a number, or one of/],
     ['expect:\n  - name: x\n    match:\n      dst: 300.1.1.1\n', /^e\.yaml:4: '300\.1\.1\.1' is not an address/],
     ['vars: [nope]\nexpect:\n  - name: x\n', /^e\.yaml:1: vars: 'nope' is not an address or CIDR/],
     ['expect: []\n', /^e\.yaml:1: expect must NOT have fewer than 1 items/],
@@ -238,4 +238,87 @@ test('raw journeys keep addresses and ports, for assertions', () => {
   for (const r of handshake(40001, 1)) b.event(r);
   b.end();
   assert.equal(out[0]!.first!.sport, '40001');
+});
+
+test('a normalised trace reads back: diff of it against its raw trace is empty; a packet line without its header is refused', async () => {
+  const t = writeTrace(handshake(40001, 1));
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-regress-'));
+  try {
+    const n = await normalizeFile(t.file, defaults, []);
+    const { writeNormalized } = await import('../../src/regress/normalize.js');
+    const { Writable } = await import('node:stream');
+    let text = '';
+    writeNormalized(n, new Writable({ write: (c, _e, cb) => { text += c.toString(); cb(); } }), { counts: false, noSource: true });
+    const file = join(dir, 'n.jsonl');
+    writeFileSync(file, text);
+    assert.deepEqual(diffTraces(await normalizeFile(file, defaults, []), n).changes, []);
+    writeFileSync(file, text.split('\n').slice(1).join('\n'));
+    await assert.rejects(normalizeFile(file, defaults, []), /n\.jsonl:1: a normalised packet before the normalised header/);
+  } finally {
+    t.done();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the flow is named from its earliest packet, whatever order its packets ended in', () => {
+  const flows = new FlowSet();
+  const b = new JourneyBuilder(defaults, (j) => flows.add(j));
+  const [syn, synOut, synEnd, reply, replyIn, replyEnd] = handshake(40001, 1);
+  // The SYN|ACK ends before the SYN does (the SYN is freed last).
+  for (const r of [syn!, synOut!, synEnd!, reply!, replyIn!, replyEnd!].filter((r) => r.func !== 'consume_skb' || r.skb !== syn!.skb)) b.event(r);
+  b.event(handshake(40001, 1).find((r) => r.func === 'consume_skb' && r.skb === syn!.skb)!);
+  b.end();
+  const packets = flows.packets(defaults.vars);
+  assert.equal(packets[0]!.flow, 'tcp 192.0.2.1:$p1 > 192.0.2.2:80');
+  assert.deepEqual(packets.map((p) => `${p.dir}${p.flags}`), ['>SYN', '<SYN|ACK']);
+});
+
+test('placeholders are numbered per flow: a new flow does not renumber the others; two connections of one client are one flow', () => {
+  const run = (records: JsonRecord[]) => {
+    const flows = new FlowSet();
+    const b = new JourneyBuilder(defaults, (j) => flows.add(j));
+    for (const r of records) b.event(r);
+    b.end();
+    return flows.packets(defaults.vars);
+  };
+  const before = run(handshake(40001, 1));
+  const udp: Tcp = { saddr: '192.0.2.1', daddr: '192.0.2.0', sport: 50000, dport: 53, proto: 'udp', flags: '' };
+  const after = run([ev(9, 'net_dev_queue', 'a', 'veth-a', udp), ev(9, 'consume_skb', 'a', 'veth-a', udp), ...handshake(40001, 1)]);
+  assert.deepEqual(after.filter((p) => p.flow.startsWith('tcp')), before);
+  const twice = run([...handshake(40001, 1), ...handshake(40777, 0x20)]);
+  assert.deepEqual(twice.map((p) => ({ ...p, repeat: 1 })), before);
+  assert.deepEqual(twice.map((p) => p.repeat), [2, 2]);
+});
+
+test('sctp keeps its ports; an expectation may name a protocol by number', () => {
+  const out: Journey[] = [];
+  const b = new JourneyBuilder(RAW_JOURNEYS, (j) => out.push(j));
+  const sctp = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40001, dport: 38412, proto: 132, flags: '' } as unknown as Tcp;
+  b.event(ev(1, 'net_dev_queue', 'a', 'veth-a', sctp));
+  b.end();
+  assert.equal(out[0]!.first!.proto, 'sctp');
+  assert.equal(out[0]!.first!.ported, true);
+  const tcpByNumber = parseExpectations('e.yaml', 'expect:\n  - name: t\n    match: { proto: 6 }\n').expect[0]!;
+  const journeys: Journey[] = [];
+  const jb = new JourneyBuilder(RAW_JOURNEYS, (j) => journeys.push(j));
+  for (const r of handshake(40001, 1)) jb.event(r);
+  jb.end();
+  assert.equal(evaluate(tcpByNumber, journeys).ok, true);
+});
+
+test('diff pairs unchanged paths first: a path gone is one change, not a cascade', async () => {
+  const other: Tcp = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40001, dport: 53, proto: 'udp', flags: '' };
+  const two = [
+    ev(1, 'nf:ipv4:local_out', 'a', 'veth-a', other), ev(1, 'consume_skb', 'a', 'veth-a', other),
+    ev(2, 'nf:ipv4:local_out', 'a', 'veth-a', other), ev(2, 'tc:egress', 'a', 'veth-a', other), ev(2, 'consume_skb', 'a', 'veth-a', other),
+  ];
+  const a = writeTrace(two);
+  const b = writeTrace(two.slice(2));
+  try {
+    const r = diffTraces(await normalizeFile(a.file, defaults, []), await normalizeFile(b.file, defaults, []));
+    assert.deepEqual(r.changes.map((c) => c.kind), ['packet-removed']);
+  } finally {
+    a.done();
+    b.done();
+  }
 });
