@@ -18,6 +18,7 @@ done
 [ -x /usr/bin/time ] || missing+=(time)
 ldconfig -p | grep -q 'libbpf.so.1 ' || missing+=(libbpf1)
 ldconfig -p | grep -q 'libpcap.so.0.8 ' || missing+=(libpcap0.8)
+ldconfig -p | grep -q 'libnftables.so.1 ' || missing+=(libnftables1)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "pktpath setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2

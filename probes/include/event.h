@@ -33,6 +33,7 @@ enum event_flags {
 	EVENT_HAS_TC_DIR  = 1 << 5, /* hook is a tc direction (0 ingress, 1 egress) */
 	EVENT_HAS_PACKET  = 1 << 6, /* cap_len packet bytes follow the event */
 	EVENT_HAS_CT      = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
+	EVENT_HAS_OWN_SRC_MAC = 1 << 8, /* tc egress: the frame's Ethernet source is the device's own address */
 };
 
 /* ct.source: where the conntrack view came from. */

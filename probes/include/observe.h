@@ -16,6 +16,7 @@
 #include "maps.h"
 #include "match.h"
 #include "sections/ct.h"
+#include "sections/l2.h"
 #include "sections/packet.h"
 #include "sections/stack.h"
 #include "sections/tuple.h"
@@ -39,6 +40,7 @@ struct site {
 	__u8 pf;
 	__u8 ct;            /* enum site_ct: where this point learns the conntrack state */
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
+	bool l2_source;     /* tc egress: say whether the frame's source is the device's address */
 };
 
 /* The filter runs first; nothing is reserved, read or captured for packets
@@ -90,6 +92,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	bool is_ip = section_tuple(e, skb);
 	if (ct_space)
 		section_ct(e, skb, site->ctx, site->ct, is_ip);
+	if (site->l2_source)
+		section_l2_source(e, skb, dev);
 	section_packet(e, skb, (void *)(e + 1) + ct_space);
 	section_stack(e, site->ctx, site->stack_ok);
 

@@ -83,13 +83,17 @@ function linkCreate(prog: LoadedProgram, target: number, attachType: number, ext
 
 export type TcDirection = 'ingress' | 'egress';
 
+/** BPF_F_BEFORE / BPF_F_AFTER without a relative program: the front or the end of a tcx chain. */
+const TCX_FLAGS = { first: 1 << 3, last: 1 << 4 } as const;
+
 /**
- * A tcx link on a device of the calling thread's network namespace (Linux 6.6+).
- * It runs after the programs already there and does not change their verdicts.
+ * A tcx link on a device of the calling thread's network namespace (Linux 6.6+),
+ * at the end of the chain (after the programs already there) or at its front.
  */
-export function attachTcx(prog: LoadedProgram, ifindex: number, direction: TcDirection, description: string): Link {
+export function attachTcx(prog: LoadedProgram, ifindex: number, direction: TcDirection, description: string,
+  position: 'first' | 'last' = 'last'): Link {
   const type = direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
-  return linkCreate(prog, ifindex, type, () => {}, description);
+  return linkCreate(prog, ifindex, type, (attr) => attr.writeUInt32LE(TCX_FLAGS[position], 12), description);
 }
 
 export const NfProto = { ipv4: 2, ipv6: 10 } as const;

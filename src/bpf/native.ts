@@ -1,6 +1,7 @@
 /**
  * The native surface pktpath stands on — libbpf (libbpf.so.1), libpcap
- * (libpcap.so.0.8, bound on first use) and a few libc calls — bound with
+ * (libpcap.so.0.8) and libnftables (libnftables.so.1), both bound on first
+ * use, and a few libc calls — bound with
  * koffi. This is the only module that imports koffi: every other one gets
  * plain JS values, numbers and Buffers from here.
  *
@@ -118,6 +119,12 @@ export const c = {
   munmap: libc.func('int munmap(void *addr, size_t length)'),
   gettid: libc.func('int gettid(void)') as () => number,
   ioctl: libc.func('int ioctl(int fd, unsigned long request, int arg)') as (fd: number, request: number, arg: number) => number,
+  socket: libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number,
+  bind: libc.func('int bind(int fd, const void *addr, uint32_t len)') as (fd: number, addr: Buffer, len: number) => number,
+  send: libc.func('long send(int fd, const void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
+  recv: libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
+  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as
+    (fd: number, level: number, name: number, value: Buffer, len: number) => number,
 };
 
 const if_nameindex = libc.func('void *if_nameindex(void)');
@@ -181,6 +188,22 @@ export function nativeStrings(strings: string[]): { addresses: bigint[]; array: 
       koffi.free(array);
     },
   };
+}
+
+/**
+ * Native memory of `size` bytes for the duration of `fn`, which gets its
+ * address (for syscall attributes that carry pointers) and returns a result;
+ * the bytes are copied out afterwards.
+ */
+export function withNativeMemory<T>(size: number, fn: (address: bigint) => T): { result: T; bytes: Buffer } {
+  const p = koffi.alloc('uint8_t', Math.max(1, size));
+  try {
+    koffi.encode(p, 'uint8_t', new Array<number>(size).fill(0), size);
+    const result = fn(koffi.address(p) as bigint);
+    return { result, bytes: Buffer.from(koffi.decode(p, 'uint8_t', size) as number[]) };
+  } finally {
+    koffi.free(p);
+  }
 }
 
 /** Devices of the calling thread's network namespace: if_nameindex(3). */
@@ -302,4 +325,69 @@ export function libpcap(): Libpcap {
     },
   };
   return pcapLib;
+}
+
+/**
+ * libnftables (the library behind `nft`): nft commands run in the network
+ * namespace of the thread that created the context (its netlink socket is
+ * opened then), with output and errors captured as text.
+ */
+export interface NftContextHandle {
+  /** Runs nft commands; the output on success, else the error text. */
+  run(commands: string): { ok: true; output: string } | { ok: false; error: string };
+  free(): void;
+}
+
+/** nft_ctx_output_set_flags(): no counter values, handles on rules (`# handle N`), JSON output. */
+export const NftOutput = { stateless: 1 << 2, handle: 1 << 3, json: 1 << 4 } as const;
+
+interface Libnftables {
+  newContext(outputFlags: number): NftContextHandle;
+}
+
+let nftLib: Libnftables | null = null;
+
+/** Binds libnftables on first use: only --output-nft and the inventory need it. */
+export function libnftables(): Libnftables {
+  if (nftLib) return nftLib;
+  let so: ReturnType<typeof koffi.load>;
+  try {
+    so = koffi.load('libnftables.so.1');
+  } catch (e) {
+    throw new Error(`cannot load libnftables (libnftables.so.1): ${(e as Error).message}; install libnftables1`);
+  }
+  koffi.opaque('nft_ctx');
+  const ctxNew = so.func('nft_ctx *nft_ctx_new(uint32_t flags)');
+  const ctxFree = so.func('void nft_ctx_free(nft_ctx *ctx)');
+  const setFlags = so.func('void nft_ctx_output_set_flags(nft_ctx *ctx, uint32_t flags)');
+  const bufferOutput = so.func('int nft_ctx_buffer_output(nft_ctx *ctx)');
+  const bufferError = so.func('int nft_ctx_buffer_error(nft_ctx *ctx)');
+  const output = so.func('const char *nft_ctx_get_output_buffer(nft_ctx *ctx)');
+  const error = so.func('const char *nft_ctx_get_error_buffer(nft_ctx *ctx)');
+  const runCmd = so.func('int nft_run_cmd_from_buffer(nft_ctx *ctx, const char *buf)');
+  nftLib = {
+    newContext(outputFlags) {
+      let ctx: unknown = ctxNew(0);
+      if (!ctx) throw new Error('nft_ctx_new failed');
+      setFlags(ctx, outputFlags);
+      bufferOutput(ctx);
+      bufferError(ctx);
+      return {
+        run(commands) {
+          if (ctx === null) throw new Error('nft context already freed');
+          const rc = runCmd(ctx, commands) as number;
+          // Reading a buffer resets it: read both every time.
+          const out = (output(ctx) as string | null) ?? '';
+          const err = (error(ctx) as string | null) ?? '';
+          return rc === 0 ? { ok: true, output: out } : { ok: false, error: err.trim() || `nft failed (${rc})` };
+        },
+        free() {
+          if (ctx === null) return;
+          ctxFree(ctx);
+          ctx = null;
+        },
+      };
+    },
+  };
+  return nftLib;
 }

@@ -5,6 +5,7 @@
  * one-line message before anything touches the kernel.
  */
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
+import { flagsToNft } from '../filter/nft.js';
 import { IPPROTO } from '../decode/protocols.js';
 import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
@@ -25,6 +26,11 @@ export interface FilterConfig {
   ifname: string | null;
   mark: { value: number; mask: number } | null;
   trackSkb: boolean;
+  /**
+   * The filter as nft conditions (one per rule), for --output-nft's trace
+   * table; null when a tcpdump expression says more than nft can be told.
+   */
+  nftMatch: string[] | null;
 }
 
 export interface TraceConfig {
@@ -70,6 +76,7 @@ export interface RawOptions extends RawOutputFileOptions {
   outputCaller?: boolean;
   outputTcpFlags?: boolean;
   outputCt?: boolean;
+  outputNft?: boolean;
   outputLimitLines?: string;
   timestamp?: string;
   color?: string;
@@ -138,6 +145,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     caller: !!o.outputCaller,
     tcpFlags: !!o.outputTcpFlags,
     ct: !!o.outputCt,
+    nft: !!o.outputNft,
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
@@ -152,13 +160,15 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
   }
   if (o.filterNetns !== undefined && o.filterNetns.trim() === '') throw new UsageError('--filter-netns: empty');
 
+  const mark = o.filterMark !== undefined ? parseMark('--filter-mark', o.filterMark) : null;
   return {
     filter: {
       expression: combineExpression(expression, filter),
       netns: o.filterNetns?.trim() ?? null,
       ifname: o.filterIfname ?? null,
-      mark: o.filterMark !== undefined ? parseMark('--filter-mark', o.filterMark) : null,
+      mark,
       trackSkb: !!o.filterTrackSkb,
+      nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },
     attach: {
       families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),

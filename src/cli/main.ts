@@ -66,6 +66,17 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
 
   addRegressCommands(program, run);
 
+  program.command('datapath')
+    .description('list the BPF programs (tc, XDP, netfilter, cgroup) and nft base chains on the packet path of each traced namespace')
+    .option('--json', 'one JSON object (schema/datapath.v1.json)')
+    .option('--filter-netns <netns>', 'only this network namespace')
+    .option('--all', 'list devices without programs too')
+    .action((opts: import('./datapath.js').DatapathOptions) => run(import('./datapath.js').then((m) => m.datapath(opts))));
+
+  program.command('cleanup')
+    .description('remove nft trace tables left by pktpath sessions that are gone (--output-nft), in every traced namespace')
+    .action(() => run(import('./cleanup.js').then((m) => m.cleanup())));
+
   program.command('doctor')
     .description('what this kernel allows, and what pktpath will use')
     .action(() => run(import('./doctor.js').then((m) => m.doctor())));

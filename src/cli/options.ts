@@ -56,6 +56,8 @@ export function addTraceOptions(cmd: Command): Command {
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
+    .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
+      'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
     .addOption(new Option('--color <when>', 'auto, always or never').default('auto'));
 
   cmd.optionsGroup(GROUP.files)

@@ -4,9 +4,9 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import fs from 'node:fs';
-import { currentNetns } from '../kernel/netns.js';
+import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
-import { gatherKernelView, ifacesOf, type KernelView } from '../kernel/view.js';
+import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
@@ -24,6 +24,8 @@ export interface Prepared {
   filter: ActiveFilter;
   kernel: KernelView;
   plan: ProbePlan;
+  /** The namespaces a live trace follows. */
+  scope: () => Netns[];
 }
 
 /**
@@ -37,12 +39,21 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
   const kernel = narrowView(view, filter, ifacesOf);
   const plan = planProbes(cfg.attach, kernel);
   plan.notes.unshift(...notes);
-  return { filter, kernel, plan };
+  return { filter, kernel, plan, scope: traceScope(filter, only) };
 }
 
-export function sessionOptions(cfg: TraceConfig): SessionOptions {
+/** The namespaces a live trace follows: --filter-netns's, else pktpath's own and every named one (narrowed by `only`). */
+export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => boolean): () => Netns[] {
+  const fixed = filter.netns;
+  if (fixed !== null) return () => [fixed];
+  return only ? () => tracedNamespaces().filter((n) => only(n.name)) : tracedNamespaces;
+}
+
+export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null): SessionOptions {
   const out = cfg.output;
   return {
+    nft: out.nft ? { matches: cfg.filter.nftMatch } : null,
+    scope,
     ringSize: cfg.ringSize,
     duration: cfg.duration,
     limit: out.limitLines,
@@ -89,7 +100,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
   const { sinks, main, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
   let ready = false;
-  const session = new TraceSession(sessionOptions(cfg), plan, kernel, filter, sinks, {
+  const session = new TraceSession(sessionOptions(cfg, prepared.scope), plan, kernel, filter, sinks, {
     status: hooks.say,
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));

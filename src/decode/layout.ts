@@ -17,6 +17,7 @@ export const EventFlags = {
   tcDir: 1 << 5,
   packet: 1 << 6,
   ct: 1 << 7,
+  ownSrcMac: 1 << 8,
 } as const;
 
 /** enum config_flags */

@@ -10,7 +10,7 @@ import { EventFlags } from './layout.js';
 export type { NfFamily, NfHookName, TcDirection };
 
 /** The kind of probe behind a point (JSON `probe.type`). */
-export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry';
+export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry' | 'nft';
 
 export const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];
 export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];
@@ -35,6 +35,8 @@ export interface PointInfo {
   name: string;
   /** Appended to the names of netfilter hooks (`:nat`: the observer after NAT). */
   suffix?: string;
+  /** tc: the observer first in the tcx chain (before other programs) or last. */
+  position?: 'first' | 'last';
 }
 
 /** The name of the point that wrote a record: tc and netfilter probes name their hook in each record. */

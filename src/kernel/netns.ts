@@ -29,6 +29,17 @@ export function currentNetns(): Netns {
   return { inode: inodeOf(path), name: '', path };
 }
 
+let nsfsDevice: number | null = null;
+
+/**
+ * Whether `path` is a namespace file (of nsfs), not the plain file `ip netns
+ * add` creates first and mounts the namespace on a moment later.
+ */
+export function isNamespaceFile(st: fs.Stats): boolean {
+  nsfsDevice ??= fs.statSync('/proc/self/ns/net').dev;
+  return st.dev === nsfsDevice;
+}
+
 /** Namespaces named under /run/netns (where `ip netns` and CNIs name them). */
 export function namedNetns(dir = NETNS_RUN_DIR): Netns[] {
   let names: string[];
@@ -41,7 +52,8 @@ export function namedNetns(dir = NETNS_RUN_DIR): Netns[] {
   for (const name of names.sort()) {
     const path = `${dir}/${name}`;
     try {
-      out.push({ inode: inodeOf(path), name, path });
+      const st = fs.statSync(path);
+      if (isNamespaceFile(st)) out.push({ inode: st.ino, name, path });
     } catch {
       // A stale name whose namespace is gone.
     }

@@ -30,6 +30,8 @@ export interface OutputConfig {
   tcpFlags: boolean;
   /** --output-ct: conntrack state in text lines (JSON carries it whenever known). */
   ct: boolean;
+  /** --output-nft: nft rule evaluations of the traced packets (nftables' own tracing). */
+  nft: boolean;
   json: boolean;
   file: string | null;
   limitLines: number;

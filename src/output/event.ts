@@ -7,8 +7,10 @@ import type { CtInfo } from '../decode/ct.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
+import type { NftEvaluation } from './nft.js';
+import type { TcVerdict } from './verdict.js';
 
-export type { CtInfo, ProbeType, Tuple };
+export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
 
 export interface TraceEvent {
   /** Wall-clock time, nanoseconds since the epoch. */
@@ -57,6 +59,18 @@ export interface TraceEvent {
    * or where conntrack is not active for the packet.
    */
   ct?: CtInfo | null;
+  /**
+   * At a tc hook where other programs run: what they did with the skb
+   * (pass, drop, redirect), and whether that is observed or inferred.
+   */
+  verdict?: TcVerdict | null;
+  /**
+   * tc egress: the frame's Ethernet source is the device's own address (a
+   * header the stack or the neighbour code built, not one carried over).
+   */
+  ownSrcMac?: boolean;
+  /** Events of nftables' own tracing (--output-nft): the rule evaluation they report. */
+  nft?: NftEvaluation | null;
 }
 
 /** Records the kernel could not hand over (ring full). */

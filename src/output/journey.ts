@@ -27,12 +27,14 @@ import type { TimestampMode } from './config.js';
 import type { LostNotice, TraceEvent } from './event.js';
 import { formatDuration, formatHex, formatIface, formatProcess, formatSkb, formatTimestamp, netnsLabel } from './format.js';
 import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
+import { formatNft } from './nft.js';
 import { type ColorLevel, type Styles, stylesFor } from './paint.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { stackLines } from './stack.js';
 import { COLUMN_WIDTHS, formatLost } from './text.js';
 import { formatTuple } from './tuple.js';
+import { formatVerdict } from './verdict.js';
 
 export interface JourneyOptions extends CollectorOptions {
   color: boolean;
@@ -123,6 +125,8 @@ export class JourneySink implements Sink {
       ' ' + pad(e.func, PAD_HOP.func) +
       ' ' + pad(formatIface(e.ifname, e.ifindex), PAD_HOP.iface) +
       ' ' + netnsLabel(e);
+    if (e.verdict) s += '  ' + (e.verdict.action === 'drop' ? p.drop(formatVerdict(e.verdict)) : formatVerdict(e.verdict));
+    if (e.nft) s += '  ' + (e.nft.verdict === 'drop' ? p.drop(formatNft(e.nft)) : formatNft(e.nft));
     if (e.dropReason !== null) s += '  ' + p.drop('reason=' + e.dropReason);
     if (e.caller !== null) s += '  caller=' + e.caller;
     if (this.opts.stack && e.stack !== null) {

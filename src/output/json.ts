@@ -7,6 +7,8 @@ import { AddressText, SlotCache, flat } from '../decode/cache.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import { type JsonCt, toJsonCt } from './ct.js';
+import { type JsonNft, toJsonNft } from './nft.js';
+import { type JsonVerdict, toJsonVerdict } from './verdict.js';
 import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
   formatDecimal, formatIface, formatProcess, formatSkb, formatTime, nanos9, utcFraction, utcSecondPrefix,
@@ -42,6 +44,10 @@ export interface JsonRecord {
   caller: string | null;
   /** Present only when the point knows the packet's conntrack state. */
   ct?: JsonCt;
+  /** At tc hooks where other programs run: what they did. */
+  verdict?: JsonVerdict;
+  /** nftables trace events (--output-nft): the rule evaluation. */
+  nft?: JsonNft;
   /** Present only when stacks are requested. */
   stack?: string[];
 }
@@ -103,6 +109,8 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     caller: e.caller,
   };
   if (e.ct) rec.ct = toJsonCt(e.ct);
+  if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
+  if (e.nft) rec.nft = toJsonNft(e.nft);
   if (opts.stack) rec.stack = e.stack ?? [];
   return rec;
 }
@@ -277,10 +285,12 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   // Tuple changes are rare next to the core fields: the generic path is fine here.
   if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
   const point = pointSeg(e);
-  if (!e.ct && !opts.stack) return s + point.closed;
+  if (!e.ct && !opts.stack && !e.verdict && !e.nft) return s + point.closed;
   s += point.open;
-  // Conntrack sections are rare next to the core fields: the generic path is fine here.
+  // Conntrack, verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
+  if (e.verdict) s += ',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict));
+  if (e.nft) s += ',"nft":' + JSON.stringify(toJsonNft(e.nft));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {

@@ -18,6 +18,15 @@ export interface TraceSummary {
   drops: Map<string, number>;
   /** Drops by reason and where (the freeing caller, symbolized): `REASON\tlocation`. */
   dropSites?: Map<string, number>;
+  /** Namespaces and devices that came and went while tracing. */
+  topology?: TopologyCounts;
+}
+
+export interface TopologyCounts {
+  namespacesAdded: number;
+  namespacesRemoved: number;
+  devicesAdded: number;
+  devicesRemoved: number;
 }
 
 export interface SummaryOptions {

@@ -14,7 +14,9 @@ import {
   utcFraction, utcSecondPrefix,
 } from './format.js';
 import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, stylesFor } from './paint.js';
+import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
+import { formatVerdict } from './verdict.js';
 import { formatTuple, formatTupleChange } from './tuple.js';
 
 export interface TextOptions {
@@ -226,13 +228,15 @@ export class TextFormatter {
 
     const point = this.pointSeg(e);
     const ct = o.ct === true && e.ct ? e.ct : null;
-    if (!e.tupleBefore && ct === null) {
+    if (!e.tupleBefore && ct === null && !e.verdict && !e.nft) {
       s += point.line;
     } else {
       // Tuple changes and conntrack go between CALLER and the drop reason.
       s += point.head;
       if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
       if (ct !== null) s += ' ' + formatCt(ct);
+      if (e.verdict) s += ' ' + this.marked(formatVerdict(e.verdict), e.verdict.action === 'drop');
+      if (e.nft) s += ' ' + this.marked(formatNft(e.nft), e.nft.verdict === 'drop');
       if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
     }
 
@@ -305,6 +309,12 @@ export class TextFormatter {
     c.head = head;
     c.line = line;
     return c;
+  }
+
+  /** A verdict: bold, red when it drops. */
+  private marked(text: string, drop: boolean): string {
+    const p = drop ? this.red : this.bold;
+    return p[0] + text + p[1];
   }
 
   /** The lost-records warning, yellow when colour is on. */

@@ -70,7 +70,7 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 }
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
-  const plan: ProbePlan = { tracepoints: [], tc: [], netfilter: [], notes: [] };
+  const plan: ProbePlan = { tracepoints: [], tc: [], netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [] };
 
   if (sel.families.has('tracepoints')) {
     if (!kernel.features.tracing) {
@@ -95,6 +95,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     if (!kernel.features.tcx) {
       plan.notes.push('tc: this kernel has no tcx links (Linux 6.6+); tc hooks are not observed');
     } else {
+      plan.template.tcDirections = [...tcWanted];
       for (const { netns, ifaces } of kernel.namespaces) {
         for (const iface of ifaces) for (const direction of tcWanted) plan.tc.push({ netns, iface, direction });
       }
@@ -109,16 +110,18 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     if (!kernel.features.netfilter) {
       plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+); netfilter hooks are not observed');
     } else {
-      for (const { netns } of kernel.namespaces) {
-        for (const w of nfWanted) plan.netfilter.push({ netns, ...w, priority: NF_PRIORITY, afterNat: false });
-      }
+      const hooks = nfWanted.map((w) => ({ ...w, priority: NF_PRIORITY, afterNat: false }));
       // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
       if (sel.afterNat) {
+        for (const w of nfWanted) {
+          const priority = NF_NAT_PRIORITY[w.hook];
+          if (priority !== undefined) hooks.push({ ...w, priority, afterNat: true });
+        }
+      }
+      plan.template.netfilter = hooks;
+      for (const afterNat of [false, true]) {
         for (const { netns } of kernel.namespaces) {
-          for (const w of nfWanted) {
-            const priority = NF_NAT_PRIORITY[w.hook];
-            if (priority !== undefined) plan.netfilter.push({ netns, ...w, priority, afterNat: true });
-          }
+          for (const h of hooks) if (h.afterNat === afterNat) plan.netfilter.push({ netns, ...h });
         }
       }
     }

@@ -35,4 +35,9 @@ export interface AttachPlan {
   tracepoints: TracepointAttachment[];
   tc: TcAttachment[];
   netfilter: NfAttachment[];
+  /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
+  template: {
+    tcDirections: TcDirection[];
+    netfilter: Array<Omit<NfAttachment, 'netns'>>;
+  };
 }

@@ -112,6 +112,9 @@ export class Enricher {
       ct: raw.ct === null ? null : ctInfo(raw.ct),
       // Always present (null when unchanged): one object shape for every event keeps the sinks fast.
       tupleBefore,
+      verdict: null,
+      nft: null,
+      ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
   }
 

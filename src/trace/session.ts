@@ -4,7 +4,8 @@
  * session killed outright still leaves nothing attached.
  */
 import { performance } from 'node:perf_hooks';
-import { type Link, attachNetfilter, attachTcx, attachTracing, closeAll } from '../bpf/link.js';
+import { type Link, attachNetfilter, attachTracing, closeAll } from '../bpf/link.js';
+import { progIdOfFd } from '../bpf/objects.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import type { ProbeConfig } from '../decode/config.js';
 import { decodeEvent } from '../decode/event.js';
@@ -13,17 +14,25 @@ import { FREEING_POINTS, type PointInfo, nfPointName } from '../decode/points.js
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames } from '../kernel/btf.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import { withNetns } from '../kernel/netns.js';
+import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
+import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
 import type { KernelView } from '../kernel/view.js';
+import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
-import type { TraceSummary } from '../output/summary.js';
+import type { TopologyCounts, TraceSummary } from '../output/summary.js';
 import type { AttachPlan, NfAttachment } from './attachments.js';
-import { Enricher, nameBook } from './enrich.js';
+import { Enricher, type NameBook, nameBook } from './enrich.js';
+import { NftTracer } from './nft.js';
 import { StackSymbols } from './stacks.js';
-import { ProbeSet } from './probes.js';
+import { type ProbeInstance, ProbeSet } from './probes.js';
+import { TcObservers } from './tc.js';
+import { Topology, type TopologyListener } from './topology.js';
+import { VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
 const LOST_CHECK_MS = 250;
+/** How often namespaces, devices and tc chains are looked at again (a change shows within this, plus attaching). */
+const TOPOLOGY_MS = 250;
 
 /** What a session is asked to do beyond where to attach. */
 export interface SessionOptions {
@@ -39,6 +48,16 @@ export interface SessionOptions {
   snaplen: number;
   /** Note where an skb's tuple changes between points (NAT, tunnels). */
   tupleChanges: boolean;
+  /**
+   * --output-nft: nftables' tracing in every traced namespace, for the
+   * packets `matches` selects (nft conditions, one per rule; null: all).
+   */
+  nft: { matches: string[] | null } | null;
+  /**
+   * The namespaces to observe as they come and go (a listing, called each
+   * topology tick); null: only those of the plan, as they were at the start.
+   */
+  scope: (() => Netns[]) | null;
 }
 
 export interface SessionHooks {
@@ -49,19 +68,29 @@ export interface SessionHooks {
 }
 
 export class TraceSession {
+  /** Tracepoint links; tc and netfilter observers are kept per device and namespace. */
   private readonly links: Link[] = [];
+  private readonly nfLinks = new Map<number, Link[]>();
   /** What the plan asked for and could not be attached, and why. */
   private readonly notObserved: string[] = [];
-  /** What really got attached, for the status line. */
-  private readonly attached = { tracepoints: 0, tcDevices: new Set<string>(), nfNamespaces: new Set<number>() };
+  private tracepoints = 0;
+  private tc: TcObservers | null = null;
+  private nfInstances: { beforeNat: ProbeInstance | null; afterNat: ProbeInstance | null } = { beforeNat: null, afterNat: null };
+  private nft: NftTracer | null = null;
+  private topology: Topology | null = null;
+  private readonly topologyCounts: TopologyCounts = { namespacesAdded: 0, namespacesRemoved: 0, devicesAdded: 0, devicesRemoved: 0 };
   private readonly probes: ProbeSet;
   private readonly points: PointInfo[] = [];
+  private readonly names: NameBook;
   private ring: RingReader | null = null;
   private enricher: Enricher | null = null;
+  private stage: VerdictStage | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private lostTimer: NodeJS.Timeout | null = null;
+  private topologyTimer: NodeJS.Timeout | null = null;
   private lostSeen = 0n;
   private events = 0;
+  private nowMs = 0;
   private readonly perPoint = new Map<string, number>();
   private readonly drops = new Map<string, number>();
   private readonly dropSites = new Map<string, number>();
@@ -80,6 +109,7 @@ export class TraceSession {
     private readonly hooks: SessionHooks,
   ) {
     this.probes = new ProbeSet(opts.ringSize);
+    this.names = nameBook(kernel.namespaces);
   }
 
   /** Ends the session; safe to call any number of times, from signal handlers too. */
@@ -101,11 +131,14 @@ export class TraceSession {
       if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
       this.pump();
+      this.stage?.flush();
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
+      const t = this.topologyCounts;
+      if (t.namespacesAdded + t.namespacesRemoved + t.devicesAdded + t.devicesRemoved > 0) this.hooks.status(this.topologyLine());
     } finally {
       this.stopReading();
-      closeAll(this.links);
+      this.detach();
       this.ring?.close();
       this.probes.close();
       await Promise.allSettled(this.sinks.map((s) => s.close()));
@@ -120,13 +153,39 @@ export class TraceSession {
       perPoint: this.perPoint,
       drops: this.drops,
       dropSites: this.dropSites,
+      topology: { ...this.topologyCounts },
     };
   }
 
+  private detach(): void {
+    this.topology?.close();
+    this.nft?.close();
+    this.tc?.closeAll();
+    for (const links of this.nfLinks.values()) closeAll(links);
+    this.nfLinks.clear();
+    closeAll(this.links);
+  }
+
+  private linkCount(): number {
+    let n = this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0);
+    for (const l of this.nfLinks.values()) n += l.length;
+    return n;
+  }
+
   private attachedLine(ms: number): string {
-    const a = this.attached;
-    return `pktpath: attached ${this.links.length} links: ${a.tracepoints} tracepoints, tc on ${a.tcDevices.size} devices, ` +
-      `netfilter in ${a.nfNamespaces.size} namespaces (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+    const tc = this.tc;
+    const devices = tc?.deviceCount ?? 0;
+    const first = tc?.firstCount ?? 0;
+    const nft = this.nft ? `, nft tracing in ${this.nft.namespaceCount} ${plural(this.nft.namespaceCount, 'namespace')}` : '';
+    return `pktpath: attached ${this.linkCount()} links: ${this.tracepoints} tracepoints, tc on ${devices} ${plural(devices, 'device')}` +
+      (first > 0 ? ` (first in the chain too at ${first} ${plural(first, 'hook')} with other programs)` : '') +
+      `, netfilter in ${this.nfLinks.size} ${plural(this.nfLinks.size, 'namespace')}${nft} (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+  }
+
+  private topologyLine(): string {
+    const t = this.topologyCounts;
+    return `pktpath: while tracing: namespaces +${t.namespacesAdded} -${t.namespacesRemoved}, devices +${t.devicesAdded} -${t.devicesRemoved}; ` +
+      `at the end tc on ${this.tc?.deviceCount ?? 0} devices, netfilter in ${this.nfLinks.size} namespaces`;
   }
 
   private addPoint(info: PointInfo): number {
@@ -153,18 +212,25 @@ export class TraceSession {
     };
   }
 
+  /** Runs fn; a failure is reported as not observed and returned. */
+  private attempt(what: string, fn: () => void): Error | null {
+    try {
+      fn();
+      return null;
+    } catch (e) {
+      const line = `${what}: ${(e as Error).message.split('\n')[0]}`;
+      this.notObserved.push(line);
+      this.hooks.status(`pktpath: not observed: ${line}`);
+      return e as Error;
+    }
+  }
+
   /** Loads and attaches every probe of the plan. A point that fails is reported and skipped; none at all is an error. */
   private attach(): void {
     const failures: Error[] = [];
     const attempt = (what: string, fn: () => void) => {
-      try {
-        fn();
-      } catch (e) {
-        failures.push(e as Error);
-        const line = `${what}: ${(e as Error).message.split('\n')[0]}`;
-        this.notObserved.push(line);
-        this.hooks.status(`pktpath: not observed: ${line}`);
-      }
+      const e = this.attempt(what, fn);
+      if (e) failures.push(e);
     };
 
     for (const tp of this.plan.tracepoints) {
@@ -176,49 +242,123 @@ export class TraceSession {
         });
         const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name, this.filter.compiled);
         this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
-        this.attached.tracepoints++;
+        this.tracepoints++;
       });
     }
 
-    if (this.plan.tc.length > 0) {
+    // Followed from the start, so that devices and chains that change while attaching are not missed.
+    if (this.opts.scope !== null) {
+      this.topology = new Topology(this.opts.scope, this.filter.ifindex === 0, this.topologyListener);
+      this.topology.start(this.kernel.namespaces);
+    }
+
+    if (this.plan.template.tcDirections.length > 0) {
       attempt('tc', () => {
-        const id = this.addPoint({ type: 'tc', name: 'tc' });
-        const inst = this.probes.load('tc', this.probeConfig(id), 'tc observer', undefined, this.filter.compiled);
-        for (const t of this.plan.tc) {
-          const where = `tc ${t.direction} on ${t.iface.name} (netns ${t.netns.name || t.netns.inode})`;
-          attempt(where, () => withNetns(t.netns.path, () => {
-            this.links.push(attachTcx(inst.program, t.iface.ifindex, t.direction, where));
-            this.attached.tcDevices.add(`${t.netns.inode}:${t.iface.ifindex}`);
-          }));
-        }
+        const last = this.tcInstance('last');
+        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status);
+        const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
+        for (const t of this.plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
+        for (const { netns, iface } of byDevice.values()) attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
       });
     }
 
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
-    const beforeNat = this.plan.netfilter.filter((n) => !n.afterNat);
-    const afterNat = this.plan.netfilter.filter((n) => n.afterNat);
-    if (beforeNat.length > 0) this.attachNetfilter(attempt, { type: 'netfilter', name: 'netfilter' }, beforeNat);
-    if (afterNat.length > 0) this.attachNetfilter(attempt, { type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }, afterNat);
+    const template = this.plan.template.netfilter;
+    if (template.some((h) => !h.afterNat)) {
+      attempt('netfilter', () => (this.nfInstances.beforeNat = this.nfInstance({ type: 'netfilter', name: 'netfilter' })));
+    }
+    if (template.some((h) => h.afterNat)) {
+      attempt('netfilter:nat', () => (this.nfInstances.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' })));
+    }
+    for (const n of this.plan.netfilter) attempt(nfWhere(n), () => this.attachNfHook(n));
 
-    if (this.links.length === 0) {
+    if (this.linkCount() === 0) {
       throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
+    }
+
+    if (this.opts.nft) {
+      const nft = (this.nft = new NftTracer(this.opts.nft.matches, this.names, this.hooks.status));
+      for (const { netns } of this.kernel.namespaces) {
+        const e = this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => nft.add(netns));
+        if (e) failures.push(e);
+      }
+      if (nft.namespaceCount === 0) throw failures[failures.length - 1] ?? new Error('--output-nft: no namespace to trace');
     }
   }
 
-  /** One netfilter observer instance, linked at each of `hooks`. */
-  private attachNetfilter(attempt: (what: string, fn: () => void) => void, point: PointInfo, hooks: NfAttachment[]): void {
-    attempt(point.name, () => {
-      const id = this.addPoint(point);
-      const inst = this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.filter.compiled);
-      for (const n of hooks) {
-        const where = `${nfPointName(n.family, n.hook)} at priority ${n.priority} (netns ${n.netns.name || n.netns.inode})`;
-        attempt(where, () => withNetns(n.netns.path, () => {
-          this.links.push(attachNetfilter(inst.program, n.family, n.hook, n.priority, where));
-          this.attached.nfNamespaces.add(n.netns.inode);
-        }));
+  /** A tc observer instance: `last` in every traced chain, `first` where other programs run. */
+  private tcInstance(position: 'first' | 'last'): ProbeInstance['program'] & { id: number } {
+    const id = this.addPoint({ type: 'tc', name: 'tc', position });
+    const inst = this.probes.load('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.filter.compiled);
+    return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
+  }
+
+  private nfInstance(point: PointInfo): ProbeInstance {
+    const id = this.addPoint(point);
+    return this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.filter.compiled);
+  }
+
+  /** tc observers on a device (both directions the plan wants); `rtnl` of its namespace, or one opened for it. */
+  private attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
+    withNetns(netns.path, () => {
+      const sock = rtnl ?? this.topology?.rtnlOf(netns.inode) ?? NetlinkSocket.open(NETLINK_ROUTE);
+      try {
+        this.tc!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netns.name || netns.inode})`);
+      } finally {
+        if (sock !== rtnl && sock !== this.topology?.rtnlOf(netns.inode)) sock.close();
       }
     });
   }
+
+  private attachNfHook(n: NfAttachment): void {
+    const inst = n.afterNat ? this.nfInstances.afterNat : this.nfInstances.beforeNat;
+    if (!inst) return;
+    withNetns(n.netns.path, () => {
+      const link = attachNetfilter(inst.program, n.family, n.hook, n.priority, nfWhere(n));
+      let list = this.nfLinks.get(n.netns.inode);
+      if (!list) this.nfLinks.set(n.netns.inode, (list = []));
+      list.push(link);
+    });
+  }
+
+  /** What the session does when namespaces and devices come and go. */
+  private readonly topologyListener: TopologyListener = {
+    namespaceAdded: (netns, ifaces, rtnl) => {
+      const t0 = performance.now();
+      this.topologyCounts.namespacesAdded++;
+      this.names.netns.set(netns.inode, netns.name);
+      this.names.ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
+      if (this.tc) for (const iface of ifaces) this.attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, rtnl));
+      for (const h of this.plan.template.netfilter) this.attempt(nfWhere({ ...h, netns }), () => this.attachNfHook({ ...h, netns }));
+      if (this.nft) this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => this.nft!.add(netns));
+      this.hooks.status(`pktpath: netns ${netns.name || netns.inode} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
+        `netfilter at ${this.nfLinks.get(netns.inode)?.length ?? 0} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
+    },
+    namespaceRemoved: (netns) => {
+      this.topologyCounts.namespacesRemoved++;
+      this.tc?.remove(netns.inode);
+      closeAll(this.nfLinks.get(netns.inode) ?? []);
+      this.nfLinks.delete(netns.inode);
+      this.nft?.remove(netns.inode);
+      this.hooks.status(`pktpath: netns ${netns.name || netns.inode} went away: its observers are released`);
+    },
+    deviceAdded: (netns, iface, rtnl) => {
+      this.topologyCounts.devicesAdded++;
+      this.names.ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
+      if (!this.tc) return;
+      const where = tcWhere(netns, iface);
+      if (this.attempt(where, () => this.attachTc(netns, iface, rtnl)) === null) this.hooks.status(`pktpath: device appeared: ${where}`);
+    },
+    deviceRemoved: (netns, ifindex) => {
+      this.topologyCounts.devicesRemoved++;
+      this.tc?.remove(netns.inode, ifindex);
+    },
+    deviceRenamed: (netns, iface) => {
+      this.names.ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
+      this.tc?.rename(netns.inode, iface.ifindex, iface.name);
+    },
+    refresh: (netns, rtnl, legacyChanged) => this.tc?.refresh(netns, rtnl, legacyChanged),
+  };
 
   private startReading(): void {
     const maps = this.probes.maps!;
@@ -226,7 +366,7 @@ export class TraceSession {
     const symbols = Kallsyms.load();
     this.enricher = new Enricher({
       points: this.points,
-      names: nameBook(this.kernel.namespaces),
+      names: this.names,
       dropReasons: dropReasonNames(),
       startMonoNs: this.startMonoNs,
       startWallNs: this.startWallNs,
@@ -234,23 +374,33 @@ export class TraceSession {
       stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
     });
+    const tc = this.tc;
+    this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
     this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);
     this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
+    if (this.topology !== null) this.topologyTimer = setInterval(() => this.followTopology(), TOPOLOGY_MS);
+  }
+
+  private followTopology(): void {
+    try {
+      this.topology?.tick();
+    } catch (e) {
+      this.hooks.status(`pktpath: following namespaces and devices: ${(e as Error).message}`);
+    }
   }
 
   private stopReading(): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.lostTimer) clearInterval(this.lostTimer);
-    this.pollTimer = this.lostTimer = null;
+    if (this.topologyTimer) clearInterval(this.topologyTimer);
+    this.pollTimer = this.lostTimer = this.topologyTimer = null;
   }
 
-  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
+  /** An event leaves the session: counted, and handed to every sink. */
+  private readonly emit = (e: TraceEvent): void => {
     const limit = this.opts.limit;
     if (limit > 0 && this.events >= limit) return;
-    const raw = decodeEvent(view, bytes, at);
-    if (!raw) return;
-    const e = this.enricher!.enrich(raw);
     this.events++;
     this.perPoint.set(e.func, (this.perPoint.get(e.func) ?? 0) + 1);
     if (e.dropReason !== null && e.func === 'kfree_skb') {
@@ -262,12 +412,28 @@ export class TraceSession {
     if (limit > 0 && this.events >= limit) this.stop('limit');
   };
 
+  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
+    const limit = this.opts.limit;
+    if (limit > 0 && this.events >= limit) return;
+    const raw = decodeEvent(view, bytes, at);
+    if (!raw) return;
+    const e = this.enricher!.enrich(raw);
+    this.nft?.note(e);
+    this.stage!.push(e, this.points[raw.pointId]?.position ?? null, this.nowMs);
+  };
+
   private pump(): void {
     if (!this.ring) return;
+    this.nowMs = performance.now();
     const limit = this.opts.limit;
     this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
+    if (this.nft) {
+      const nowNs = BigInt(Math.round((performance.timeOrigin + this.nowMs) * 1e6));
+      for (const e of this.nft.poll(nowNs, nowNs - this.startWallNs)) this.stage!.push(e, null, this.nowMs);
+    }
+    this.stage!.tick(this.nowMs);
+    if (this.topology?.pending) this.followTopology();
   }
-
   /** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
   private trackingLine(): string {
     const maps = this.probes.maps!;
@@ -295,3 +461,8 @@ export class TraceSession {
     for (const s of this.sinks) s.lost(notice);
   }
 }
+
+const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`);
+const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netns.name || netns.inode})`;
+const nfWhere = (n: Pick<NfAttachment, 'family' | 'hook' | 'priority' | 'netns'>) =>
+  `${nfPointName(n.family, n.hook)} at priority ${n.priority} (netns ${n.netns.name || n.netns.inode})`;

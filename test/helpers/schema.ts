@@ -53,3 +53,15 @@ export function validateJsonLine(line: string): string | null {
     .map((err) => `${err.instancePath || '/'} ${err.message ?? 'is invalid'}${err.params && 'additionalProperty' in err.params ? ` (${String(err.params['additionalProperty'])})` : ''}`)
     .join('; ');
 }
+
+let datapath: ValidateFunction | null = null;
+
+/** Checks `pktpath datapath --json` output against schema/datapath.v1.json: null when valid, else why not. */
+export function validateDatapath(value: unknown): string | null {
+  if (datapath === null) {
+    const ajv = new Ajv2020({ allErrors: true, allowUnionTypes: true });
+    datapath = ajv.compile(JSON.parse(readFileSync(new URL('../../../schema/datapath.v1.json', import.meta.url), 'utf8')) as object);
+  }
+  if (datapath(value)) return null;
+  return (datapath.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ');
+}

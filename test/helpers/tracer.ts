@@ -16,9 +16,14 @@ export interface TracerRun {
   stop(): Promise<{ code: number | null; events: JsonEvent[]; stdout: string; stderr: string }>;
 }
 
-/** Starts pktpath with `args` (JSON output added) and resolves once it has attached. */
-export function startTracer(args: string[], timeoutMs = 30_000): Promise<TracerRun> {
-  const child = spawn(process.execPath, [PKTPATH, '--output-json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts pktpath with `args` (JSON output added) and resolves once it has
+ * attached. `prefix` runs it through another command (e.g. `ip netns exec NS`,
+ * so that the test's namespace is pktpath's own).
+ */
+export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[] = []): Promise<TracerRun> {
+  const cmd = [...prefix, process.execPath, PKTPATH, '--output-json', ...args];
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,7 +1,7 @@
 /**
  * The layers of src/, held against every import of every file: a file
  * imports only from its own layer or the ones below it, the loader (bpf/)
- * and the lab import nothing else of pktpath, and no files import each other
+ * and the lab (but for the loader) import nothing else of pktpath, and no files import each other
  * in a circle. docs/ARCHITECTURE.md describes the same order.
  */
 import { test } from 'node:test';
@@ -12,8 +12,13 @@ import { root } from '../helpers/fixtures.js';
 
 /** Top to bottom: each layer may import the ones after it. */
 export const LAYERS = ['cli', 'plan', 'trace', 'regress', 'output', 'filter', 'decode', 'kernel', 'bpf'] as const;
-/** Folders that import nothing else of pktpath: the loader could be published alone; the lab serves the demo and tests. */
+/**
+ * Folders that import nothing else of pktpath: the loader could be published
+ * alone; the lab serves the demo and tests, and may use the loader (it loads
+ * other programs the way a CNI agent does).
+ */
 const STANDALONE = new Set(['bpf', 'lab']);
+const STANDALONE_MAY_USE: Readonly<Record<string, string>> = { lab: 'bpf' };
 
 const SRC = new URL('src/', root).pathname;
 
@@ -74,14 +79,16 @@ test('every folder of src/ has its place', () => {
   }
 });
 
-test('imports only point down the layers, and the loader and the lab import nothing else of pktpath', () => {
+test('imports only point down the layers, and the loader and the lab (but for the loader) import nothing else of pktpath', () => {
   const rank = (layer: string) => (LAYERS as readonly string[]).indexOf(layer);
   const wrong: string[] = [];
   for (const { from, to } of graph()) {
     const a = layerOf(from);
     const b = layerOf(to);
     if (a === b) continue;
-    if (STANDALONE.has(a)) wrong.push(`${from} → ${to}: src/${a}/ imports nothing else of pktpath`);
+    if (STANDALONE.has(a)) {
+      if (STANDALONE_MAY_USE[a] !== b) wrong.push(`${from} → ${to}: src/${a}/ imports nothing else of pktpath`);
+    }
     else if (rank(b) >= 0 && rank(b) < rank(a)) wrong.push(`${from} → ${to}: ${b} is above ${a}`);
   }
   assert.deepEqual(wrong, []);

@@ -1,0 +1,159 @@
+/**
+ * The BPF programs and links loaded on this machine, whoever loaded them:
+ * walked by id (BPF_PROG_GET_NEXT_ID, BPF_LINK_GET_NEXT_ID), described by
+ * BPF_OBJ_GET_INFO_BY_FD, and what is attached to a device's tcx hook
+ * (BPF_PROG_QUERY). Type numbers are named from the kernel's BTF by the
+ * caller; offsets are those of struct bpf_prog_info and struct bpf_link_info
+ * (test/unit/objects.test.ts holds them against the kernel's BTF).
+ */
+import { AttachType } from './abi.js';
+import { c, sysBpf, withNativeMemory } from './native.js';
+
+const Cmd = {
+  PROG_GET_NEXT_ID: 11,
+  PROG_GET_FD_BY_ID: 13,
+  OBJ_GET_INFO_BY_FD: 15,
+  PROG_QUERY: 16,
+  LINK_GET_FD_BY_ID: 30,
+  LINK_GET_NEXT_ID: 31,
+} as const;
+
+export const PROG_INFO = { size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96 } as const;
+export const LINK_INFO = { size: 64, type: 0, id: 4, prog_id: 8, union: 16 } as const;
+
+export interface ProgInfo {
+  id: number;
+  type: number;
+  name: string;
+  /** Hex of the 8-byte tag: a hash of the instructions, the same wherever the program is loaded. */
+  tag: string;
+}
+
+export interface LinkInfo {
+  id: number;
+  type: number;
+  progId: number;
+  /** The type-specific part of struct bpf_link_info (16 bytes on): read by the caller who knows the type. */
+  detail: Buffer;
+}
+
+function nextIds(cmd: number): number[] {
+  const ids: number[] = [];
+  const attr = Buffer.alloc(16);
+  let start = 0;
+  for (;;) {
+    attr.writeUInt32LE(start, 0);
+    attr.writeUInt32LE(0, 4);
+    if (sysBpf(cmd, attr) < 0) return ids;
+    start = attr.readUInt32LE(4);
+    ids.push(start);
+  }
+}
+
+function fdById(cmd: number, id: number): number {
+  const attr = Buffer.alloc(16);
+  attr.writeUInt32LE(id, 0);
+  return sysBpf(cmd, attr);
+}
+
+function infoByFd(fd: number, size: number): Buffer | null {
+  const { result, bytes } = withNativeMemory(size, (address) => {
+    const attr = Buffer.alloc(16);
+    attr.writeUInt32LE(fd, 0);
+    attr.writeUInt32LE(size, 4);
+    attr.writeBigUInt64LE(address, 8);
+    return sysBpf(Cmd.OBJ_GET_INFO_BY_FD, attr);
+  });
+  return result < 0 ? null : bytes;
+}
+
+/** The id of the program behind a program fd (e.g. one pktpath loaded); 0 when the kernel does not say. */
+export function progIdOfFd(fd: number): number {
+  const b = infoByFd(fd, PROG_INFO.size);
+  return b ? b.readUInt32LE(PROG_INFO.id) : 0;
+}
+
+function progInfoOfFd(fd: number): ProgInfo | null {
+  const b = infoByFd(fd, PROG_INFO.size);
+  if (!b) return null;
+  const nameEnd = b.indexOf(0, PROG_INFO.name);
+  return {
+    id: b.readUInt32LE(PROG_INFO.id),
+    type: b.readUInt32LE(PROG_INFO.type),
+    name: b.toString('latin1', PROG_INFO.name, nameEnd < 0 || nameEnd > PROG_INFO.name + 16 ? PROG_INFO.name + 16 : nameEnd),
+    tag: b.subarray(PROG_INFO.tag, PROG_INFO.tag + 8).toString('hex'),
+  };
+}
+
+/** Info of the program with this id; null when it is gone. */
+export function progInfoById(id: number): ProgInfo | null {
+  const fd = fdById(Cmd.PROG_GET_FD_BY_ID, id);
+  if (fd < 0) return null;
+  try {
+    return progInfoOfFd(fd);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** Info of every program loaded (those that went away while walking are skipped). */
+export function programs(): ProgInfo[] {
+  return nextIds(Cmd.PROG_GET_NEXT_ID).map(progInfoById).filter((p): p is ProgInfo => p !== null);
+}
+
+/** Info of every link. */
+export function linkInfos(): LinkInfo[] {
+  const out: LinkInfo[] = [];
+  for (const id of nextIds(Cmd.LINK_GET_NEXT_ID)) {
+    const fd = fdById(Cmd.LINK_GET_FD_BY_ID, id);
+    if (fd < 0) continue;
+    try {
+      const b = infoByFd(fd, LINK_INFO.size);
+      if (!b) continue;
+      out.push({
+        id: b.readUInt32LE(LINK_INFO.id),
+        type: b.readUInt32LE(LINK_INFO.type),
+        progId: b.readUInt32LE(LINK_INFO.prog_id),
+        detail: b.subarray(LINK_INFO.union),
+      });
+    } finally {
+      c.close(fd);
+    }
+  }
+  return out;
+}
+
+export interface TcxChain {
+  /** Program ids in the order they run. */
+  progIds: number[];
+  /** The link of each, 0 for programs attached without one. */
+  linkIds: number[];
+  /** Bumped by the kernel on every change of the chain. */
+  revision: bigint;
+}
+
+const MAX_CHAIN = 64;
+
+/** The tcx chain of a device of the calling thread's namespace; null where the kernel has no tcx. */
+export function tcxChain(ifindex: number, direction: 'ingress' | 'egress'): TcxChain | null {
+  const ids = MAX_CHAIN * 4;
+  const { result, bytes } = withNativeMemory(ids * 2, (address) => {
+    const attr = Buffer.alloc(72);
+    attr.writeUInt32LE(ifindex, 0);
+    attr.writeUInt32LE(direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS, 4);
+    attr.writeBigUInt64LE(address, 16); // prog_ids
+    attr.writeUInt32LE(MAX_CHAIN, 24); // prog_cnt
+    attr.writeBigUInt64LE(address + BigInt(ids), 40); // link_ids
+    const rc = sysBpf(Cmd.PROG_QUERY, attr);
+    return rc < 0 ? null : { count: attr.readUInt32LE(24), revision: attr.readBigUInt64LE(56) };
+  });
+  if (result === null) return null;
+  const n = Math.min(result.count, MAX_CHAIN);
+  const progIds: number[] = [];
+  const linkIds: number[] = [];
+  for (let i = 0; i < n; i++) {
+    progIds.push(bytes.readUInt32LE(i * 4));
+    linkIds.push(bytes.readUInt32LE(ids + i * 4));
+  }
+  return { progIds, linkIds, revision: result.revision };
+}

@@ -1,0 +1,81 @@
+/**
+ * The verdict section: what the programs at a tc hook did with the skb —
+ * passed it, dropped it, redirected it (peer, neighbour or plain) — and which
+ * programs were there. Text (`REDIRECT peer → eth0@pod-b by cni_redirect#412`)
+ * and JSON forms.
+ */
+
+export type VerdictAction = 'pass' | 'drop' | 'redirect' | 'stolen' | 'unknown';
+/** peer: bpf_redirect_peer (into the peer's namespace, no transmit); neigh: bpf_redirect_neigh; plain: bpf_redirect. */
+export type RedirectKind = 'peer' | 'neigh' | 'plain' | 'unknown';
+
+export interface VerdictTarget {
+  kind: RedirectKind;
+  /** Where the skb went: the device's tc ingress or its transmit path. */
+  direction: 'ingress' | 'egress';
+  ifindex: number;
+  ifname: string;
+  netns: number;
+  netnsName: string;
+}
+
+export interface TcVerdict {
+  action: VerdictAction;
+  target: VerdictTarget | null;
+  /** The programs that decided, in the order they run (more than one: one of them did it). */
+  by: Array<{ id: number; name: string }>;
+  /** The kernel's drop reason, for drops. */
+  reason: string | null;
+  /**
+   * False when pktpath's observers on both sides of the programs saw it
+   * (passed: seen after them), true when it is read from the skb's next
+   * observation (a drop, a redirect, a verdict of programs pktpath cannot
+   * follow in the chain).
+   */
+  inferred: boolean;
+  /** How it was told, for a person: e.g. "next seen at tc:ingress of eth0@pod-b, no transmit between". */
+  evidence: string;
+}
+
+const ACTION_TEXT: Readonly<Record<VerdictAction, string>> = {
+  pass: 'PASS', drop: 'DROP', redirect: 'REDIRECT', stolen: 'STOLEN', unknown: 'VERDICT?',
+};
+
+function programsText(by: TcVerdict['by']): string {
+  const names = by.map((p) => `${p.name || 'prog'}#${p.id}`);
+  return names.length <= 1 ? names.join('') : `one of ${names.join(', ')}`;
+}
+
+const where = (t: VerdictTarget) =>
+  `${t.ifname || `if${t.ifindex}`}${t.netnsName ? `@${t.netnsName}` : t.netns ? `@${t.netns}` : ''}`;
+
+/** `REDIRECT peer → eth0@pod-b by cni_redirect#412 [inferred]`, `DROP by cni_policy#7 (TC_INGRESS)`. */
+export function formatVerdict(v: TcVerdict): string {
+  let s = ACTION_TEXT[v.action];
+  if (v.target) s += ` ${v.target.kind === 'unknown' ? '' : `${v.target.kind} `}\u2192 ${where(v.target)}${v.target.direction === 'egress' ? ' (egress)' : ''}`;
+  if (v.by.length > 0) s += ` by ${programsText(v.by)}`;
+  if (v.reason !== null) s += ` (${v.reason})`;
+  if (v.inferred) s += ' [inferred]';
+  return s;
+}
+
+export interface JsonVerdict {
+  action: VerdictAction;
+  target: { kind: RedirectKind; direction: 'ingress' | 'egress'; ifindex: number; iface: string; netns: number; netns_name: string } | null;
+  by: Array<{ id: number; name: string }>;
+  reason: string | null;
+  inferred: boolean;
+  evidence: string;
+}
+
+export function toJsonVerdict(v: TcVerdict): JsonVerdict {
+  const t = v.target;
+  return {
+    action: v.action,
+    target: t && { kind: t.kind, direction: t.direction, ifindex: t.ifindex, iface: t.ifname, netns: t.netns, netns_name: t.netnsName },
+    by: v.by.map((p) => ({ id: p.id, name: p.name })),
+    reason: v.reason,
+    inferred: v.inferred,
+    evidence: v.evidence,
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * pktpath's tc observers on the devices of a session: the last program of
+ * each traced tcx chain, and the first too where other programs run there,
+ * so their verdicts show (./verdicts.ts). Devices come and go while a trace
+ * runs; chains change when a CNI attaches or detaches programs. Both are
+ * followed: `add`, `remove`, and `refresh` for chains that changed.
+ */
+import { type Link, type LoadedProgram, attachTcx } from '../bpf/link.js';
+import { tcxChain } from '../bpf/objects.js';
+import { type ProgRef, ProgramBook, tcHooks } from '../kernel/datapath.js';
+import { type NetlinkSocket } from '../kernel/netlink.js';
+import type { Iface, Netns } from '../kernel/netns.js';
+import type { Direction, HookLookup, HookPrograms } from './verdicts.js';
+
+interface Hook {
+  netns: Netns;
+  iface: Iface;
+  direction: Direction;
+  last: Link;
+  first: Link | null;
+  programs: HookPrograms;
+  revision: bigint;
+}
+
+/** The observer programs: `first` is loaded when a hook first needs it. */
+export interface TcPrograms {
+  last: LoadedProgram & { id: number };
+  first(): LoadedProgram & { id: number };
+}
+
+const key = (inode: number, ifindex: number, direction: Direction) => `${inode}:${ifindex}:${direction}`;
+
+export class TcObservers {
+  private readonly hooks = new Map<string, Hook>();
+  private readonly own = new Set<number>();
+  private firstProgram: (LoadedProgram & { id: number }) | null = null;
+  /** Program ids are never reused: one book serves the whole session. */
+  private readonly book = new ProgramBook(this.own);
+
+  constructor(
+    private readonly programs: TcPrograms,
+    private readonly directions: readonly Direction[],
+    private readonly status: (line: string) => void,
+  ) {
+    this.own.add(programs.last.id);
+  }
+
+  /** Other programs at a hook, for the verdict stage. */
+  readonly lookup: HookLookup = (netns, ifindex, direction) => this.hooks.get(key(netns, ifindex, direction))?.programs;
+
+  get deviceCount(): number {
+    return new Set([...this.hooks.values()].map((h) => `${h.netns.inode}:${h.iface.ifindex}`)).size;
+  }
+
+  get hookCount(): number {
+    return this.hooks.size;
+  }
+
+  /** Hooks where pktpath also observes first, before other programs. */
+  get firstCount(): number {
+    return [...this.hooks.values()].filter((h) => h.first !== null).length;
+  }
+
+  /**
+   * Attaches at each direction of a device of `netns` (the calling thread must
+   * be in it: withNetns). `rtnl`: a route socket of that namespace, for legacy
+   * tc. Throws when the device cannot be observed.
+   */
+  add(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null, describe: (d: Direction) => string): void {
+    for (const direction of this.directions) {
+      const k = key(netns.inode, iface.ifindex, direction);
+      if (this.hooks.has(k)) continue;
+      const last = attachTcx(this.programs.last, iface.ifindex, direction, describe(direction), 'last');
+      const hook: Hook = { netns, iface, direction, last, first: null, programs: { between: [], after: [] }, revision: -1n };
+      this.hooks.set(k, hook);
+      this.place(hook, rtnl, describe(direction));
+    }
+  }
+
+  /** Re-reads the chains of a namespace's hooks (calling thread in it) and places first observers where needed. */
+  refresh(netns: Netns, rtnl: NetlinkSocket | null, legacyChanged: ReadonlySet<number>): void {
+    for (const hook of this.hooks.values()) {
+      if (hook.netns.inode !== netns.inode) continue;
+      const chain = tcxChain(hook.iface.ifindex, hook.direction);
+      if (chain && chain.revision === hook.revision && !legacyChanged.has(hook.iface.ifindex)) continue;
+      this.place(hook, rtnl, hook.last.description);
+    }
+  }
+
+  /** Releases the observers of a device, or of a whole namespace (ifindex undefined). */
+  remove(inode: number, ifindex?: number): number {
+    let n = 0;
+    for (const [k, h] of this.hooks) {
+      if (h.netns.inode !== inode || (ifindex !== undefined && h.iface.ifindex !== ifindex)) continue;
+      h.first?.close();
+      h.last.close();
+      this.hooks.delete(k);
+      n++;
+    }
+    return n;
+  }
+
+  rename(inode: number, ifindex: number, name: string): void {
+    for (const h of this.hooks.values()) if (h.netns.inode === inode && h.iface.ifindex === ifindex) h.iface = { ifindex, name };
+  }
+
+  closeAll(): void {
+    for (const h of this.hooks.values()) {
+      h.first?.close();
+      h.last.close();
+    }
+    this.hooks.clear();
+  }
+
+  /** Which other programs run at a hook, relative to pktpath's observers; adds or drops the first observer. */
+  private place(hook: Hook, rtnl: NetlinkSocket | null, description: string): void {
+    const book = this.book;
+    const read = () => {
+      const chain = tcxChain(hook.iface.ifindex, hook.direction);
+      const programs = tcHooks(book, rtnl, hook.iface.ifindex)[hook.direction];
+      const ids = chain?.progIds ?? [];
+      const lastAt = ids.indexOf(this.programs.last.id);
+      const foreign = (p: ProgRef) => !p.own && !this.own.has(p.id);
+      const tcx = programs.tcx.map((p, i) => ({ p, i })).filter(({ p }) => foreign(p));
+      return {
+        revision: chain?.revision ?? 0n,
+        between: tcx.filter(({ i }) => lastAt < 0 || i < lastAt).map(({ p }) => p),
+        after: [...tcx.filter(({ i }) => lastAt >= 0 && i > lastAt).map(({ p }) => p), ...programs.legacy.filter(foreign)],
+      };
+    };
+    let r = read();
+    if (r.between.length > 0 && hook.first === null) {
+      try {
+        const first = (this.firstProgram ??= this.programs.first());
+        this.own.add(first.id);
+        hook.first = attachTcx(first, hook.iface.ifindex, hook.direction, `${description} (first in the chain)`, 'first');
+        r = read();
+      } catch (e) {
+        this.status(`pktpath: ${description}: other programs run there, but pktpath cannot observe before them ` +
+          `(${(e as Error).message.split('\n')[0]}); their verdicts are inferred from the next observation`);
+        r = { ...r, after: [...r.between, ...r.after], between: [] };
+      }
+    } else if (r.between.length === 0 && hook.first !== null) {
+      hook.first.close();
+      hook.first = null;
+    }
+    hook.programs = { between: r.between, after: r.after };
+    hook.revision = r.revision;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The namespaces and devices a session observes, followed while it runs: a
+ * namespace named under /run/netns after the start (a pod), a device added,
+ * renamed or removed (a veth), legacy tc filters changed. Each tick lists
+ * what is there and reports the differences; a watch on /run/netns and
+ * rtnetlink's tc group make changes show within a tick.
+ */
+import fs from 'node:fs';
+import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
+import { type Iface, NETNS_RUN_DIR, type Netns, listIfaces, withNetns } from '../kernel/netns.js';
+
+const RTNLGRP_TC = 4;
+const RTM_NEWTFILTER = 44;
+const RTM_DELTFILTER = 45;
+
+export interface TopologyListener {
+  namespaceAdded(netns: Netns, ifaces: Iface[], rtnl: NetlinkSocket): void;
+  namespaceRemoved(netns: Netns): void;
+  deviceAdded(netns: Netns, iface: Iface, rtnl: NetlinkSocket): void;
+  deviceRemoved(netns: Netns, ifindex: number): void;
+  deviceRenamed(netns: Netns, iface: Iface): void;
+  /** Once per namespace per tick, inside it: `legacyChanged` names devices whose tc filters changed. */
+  refresh(netns: Netns, rtnl: NetlinkSocket, legacyChanged: ReadonlySet<number>): void;
+}
+
+interface Watched {
+  netns: Netns;
+  devices: Map<number, string>;
+  /** Requests (legacy tc dumps) and the tc group's notifications of this namespace. */
+  rtnl: NetlinkSocket;
+  tcEvents: NetlinkSocket;
+}
+
+export class Topology {
+  private readonly watched = new Map<number, Watched>();
+  private watcher: fs.FSWatcher | null = null;
+  private dirty = false;
+
+  /**
+   * `scope`: the namespaces to observe now (pktpath's own and those named in
+   * /run/netns, or the one of --filter-netns); `devices`: whether new devices
+   * are followed (not with --filter-ifname).
+   */
+  constructor(
+    private readonly scope: () => Netns[],
+    private readonly followDevices: boolean,
+    private readonly listener: TopologyListener,
+  ) {}
+
+  /** Starts watching `initial` (already attached by the caller) and /run/netns. */
+  start(initial: ReadonlyArray<{ netns: Netns; ifaces: Iface[] }>): void {
+    for (const { netns, ifaces } of initial) this.watch(netns, ifaces);
+    try {
+      this.watcher = fs.watch(NETNS_RUN_DIR, () => (this.dirty = true));
+      this.watcher.unref();
+    } catch {
+      // No /run/netns yet: the tick's listing finds namespaces named later.
+    }
+  }
+
+  /** The sockets of a watched namespace. */
+  rtnlOf(inode: number): NetlinkSocket | null {
+    return this.watched.get(inode)?.rtnl ?? null;
+  }
+
+  get namespaceCount(): number {
+    return this.watched.size;
+  }
+
+  /** Whether /run/netns changed since the last tick (the session ticks at once then). */
+  get pending(): boolean {
+    return this.dirty;
+  }
+
+  tick(): void {
+    this.dirty = false;
+    const now = new Map(this.scope().map((n) => [n.inode, n]));
+    for (const [inode, w] of this.watched) {
+      if (now.has(inode)) continue;
+      this.unwatch(w);
+      this.listener.namespaceRemoved(w.netns);
+    }
+    for (const [inode, netns] of now) {
+      const w = this.watched.get(inode);
+      if (w === undefined) {
+        let ifaces: Iface[];
+        try {
+          ifaces = withNetns(netns.path, listIfaces);
+        } catch {
+          continue; // Gone again, or not a namespace after all.
+        }
+        const added = this.watch(netns, ifaces);
+        if (added) this.listener.namespaceAdded(netns, ifaces, added.rtnl);
+        continue;
+      }
+      try {
+        withNetns(w.netns.path, () => this.follow(w));
+      } catch {
+        // The namespace went away between listing and entering it: the next tick removes it.
+      }
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.watcher = null;
+    for (const w of this.watched.values()) this.unwatch(w);
+  }
+
+  private watch(netns: Netns, ifaces: Iface[]): Watched | null {
+    try {
+      const { rtnl, tcEvents } = withNetns(netns.path, () => ({
+        rtnl: NetlinkSocket.open(NETLINK_ROUTE),
+        tcEvents: NetlinkSocket.open(NETLINK_ROUTE, [RTNLGRP_TC]),
+      }));
+      const w: Watched = { netns, devices: new Map(ifaces.map((i) => [i.ifindex, i.name])), rtnl, tcEvents };
+      this.watched.set(netns.inode, w);
+      return w;
+    } catch {
+      return null;
+    }
+  }
+
+  private unwatch(w: Watched): void {
+    w.rtnl.close();
+    w.tcEvents.close();
+    this.watched.delete(w.netns.inode);
+  }
+
+  /** Inside the namespace: devices added, removed, renamed; chains to re-read. */
+  private follow(w: Watched): void {
+    const legacyChanged = new Set<number>();
+    for (const m of w.tcEvents.poll()) {
+      if (m.type === RTM_NEWTFILTER || m.type === RTM_DELTFILTER) legacyChanged.add(m.payload.readInt32LE(4));
+    }
+    const ifaces = listIfaces();
+    const seen = new Set<number>();
+    for (const iface of ifaces) {
+      seen.add(iface.ifindex);
+      const name = w.devices.get(iface.ifindex);
+      if (name === undefined) {
+        w.devices.set(iface.ifindex, iface.name);
+        if (this.followDevices) this.listener.deviceAdded(w.netns, iface, w.rtnl);
+      } else if (name !== iface.name) {
+        w.devices.set(iface.ifindex, iface.name);
+        this.listener.deviceRenamed(w.netns, iface);
+      }
+    }
+    for (const ifindex of [...w.devices.keys()]) {
+      if (seen.has(ifindex)) continue;
+      w.devices.delete(ifindex);
+      this.listener.deviceRemoved(w.netns, ifindex);
+    }
+    this.listener.refresh(w.netns, w.rtnl, legacyChanged);
+  }
+}

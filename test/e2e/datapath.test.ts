@@ -1,0 +1,197 @@
+/**
+ * The datapath explained, on a CNI-style node (src/lab/cni.ts): a host and
+ * two pods, a bpf_redirect_peer program on a tcx link, a policy program
+ * loaded with `tc filter add … bpf da obj …`, nft rules in the host. pktpath
+ * runs inside the host namespace, so it observes only what the test made.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { CNI, type CniNode, cniNode } from '../../src/lab/cni.js';
+import { Lab } from '../../src/lab/lab.js';
+import { root } from '../helpers/probe-btf.js';
+import { validateDatapath } from '../helpers/schema.js';
+import { type JsonEvent, PKTPATH, runPktpath, startTracer, waitNoPrograms } from '../helpers/tracer.js';
+
+const lab = new Lab(`ppdp${process.pid % 10000}`);
+let node: CniNode;
+const inHost = () => ['ip', 'netns', 'exec', node.host];
+
+before(async () => {
+  node = await cniNode(lab, { objects: join(root, 'probes/build') });
+  // A port forward for the DNAT case: pod B → 203.0.113.10:5353 lands on pod A's 7777.
+  lab.nft(node.host, `table ip cninat {
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    ip daddr 203.0.113.10 udp dport 5353 dnat to ${CNI.podA.addr}:7777 comment "cni: service 5353"
+  }
+}
+`);
+});
+after(async () => {
+  lab.cleanup();
+  await waitNoPrograms();
+});
+
+function udp(from: string, to: string, port: number): void {
+  lab.execSync(from, ['bash', '-c', `echo x > /dev/udp/${to}/${port}`]);
+}
+
+function nftTables(ns: string): string[] {
+  return lab.execSync(ns, ['nft', 'list', 'tables']).split('\n').filter(Boolean);
+}
+
+/** Every event of one skb, in order, from its first event matching `first`. */
+function journey(events: JsonEvent[], first: (e: JsonEvent) => boolean): JsonEvent[] {
+  const start = events.findIndex(first);
+  assert.ok(start >= 0, 'no event starts the journey');
+  const skb = events[start]!.skb;
+  const out: JsonEvent[] = [];
+  for (const e of events.slice(start)) {
+    if (e.skb !== skb) continue;
+    out.push(e);
+    if (e.func === 'kfree_skb' || e.func === 'consume_skb') break;
+  }
+  return out;
+}
+
+describe('foreign tc programs', () => {
+  test('a peer redirect: ping works, and the request\'s hop says redirect (peer) into pod B, by which program', async () => {
+    const tracer = await startTracer(['--filter-dst-ip', CNI.podB.addr, '--filter-proto', 'icmp'], 30_000, inHost());
+    const ping = lab.execSync(node.podA, ['ping', '-c', '3', '-i', '0.2', '-W', '1', CNI.podB.addr]);
+    const { code, events, stderr } = await tracer.stop();
+    assert.equal(code, 0, stderr);
+    assert.match(ping, /3 received/, 'the redirect still delivers every request: pktpath changes no verdict');
+    assert.match(stderr, /first in the chain too at 1 hook/);
+    const hops = journey(events, (e) => e.func === 'tc:ingress' && e.iface.startsWith('lxc-a'));
+    const redirect = hops[0]!.verdict!;
+    assert.equal(redirect.action, 'redirect');
+    assert.equal(redirect.target?.kind, 'peer');
+    assert.equal(redirect.target?.iface, 'eth0');
+    assert.equal(redirect.target?.netns_name, node.podB);
+    assert.deepEqual(redirect.by, [{ id: node.redirectId, name: 'cni_redirect' }]);
+    assert.equal(redirect.inferred, true);
+    // Straight into the pod: its next hop is pod B's tc ingress, no transmit between.
+    assert.equal(hops[1]!.func, 'tc:ingress');
+    assert.equal(hops[1]!.netns_name, node.podB);
+    assert.ok(hops.every((e) => e.func !== 'net_dev_queue' || e.netns_name !== node.host), 'no transmit in the host');
+    // pktpath's last observer at lxc-a never saw it: no second tc:ingress on lxc-a.
+    assert.equal(hops.filter((e) => e.func === 'tc:ingress' && e.iface.startsWith('lxc-a')).length, 1);
+  });
+
+  test('a tc program that drops UDP to one port: the drop is at its hook, with its name; other traffic passes', async () => {
+    const tracer = await startTracer(['--filter-proto', 'udp', '--filter-src-ip', CNI.podB.addr], 30_000, inHost());
+    udp(node.podB, CNI.podA.addr, CNI.tcDroppedPort);
+    udp(node.podB, CNI.podA.addr, 7777);
+    const { events } = await tracer.stop();
+    const atPolicy = events.filter((e) => e.func === 'tc:ingress' && e.iface.startsWith('lxc-b'));
+    const dropped = atPolicy.find((e) => e.tuple?.dport === CNI.tcDroppedPort)!;
+    const passed = atPolicy.find((e) => e.tuple?.dport === 7777)!;
+    assert.equal(dropped.verdict?.action, 'drop');
+    assert.equal(dropped.verdict?.reason, 'TC_INGRESS');
+    assert.deepEqual(dropped.verdict?.by, [{ id: node.policyId, name: 'cni_policy' }]);
+    assert.equal(passed.verdict?.action, 'pass');
+    assert.ok(events.some((e) => e.tuple?.dport === 7777 && e.netns_name === node.podA), 'the other datagram reaches pod A');
+    assert.ok(!events.some((e) => e.tuple?.dport === CNI.tcDroppedPort && e.netns_name === node.podA));
+  });
+});
+
+describe('--output-nft', () => {
+  test('a drop by a named rule, the rules of an accepted path, and DNAT show at their hooks', async () => {
+    const tracer = await startTracer(['--filter-proto', 'udp', '--output-nft'], 30_000, inHost());
+    assert.ok(nftTables(node.host).some((t) => /^table inet pktpath_trace_\d+$/.test(t)), 'the trace table is there while tracing');
+    udp(node.podB, CNI.podA.addr, CNI.nftDroppedPort);
+    udp(node.podB, CNI.podA.addr, 7777);
+    udp(node.podB, '203.0.113.10', 5353);
+    await new Promise((r) => setTimeout(r, 300));
+    const { code, events, stderr } = await tracer.stop();
+    assert.equal(code, 0, stderr);
+    const nft = events.filter((e) => e.probe.type === 'nft');
+    const drop = nft.find((e) => e.nft?.verdict === 'drop')!;
+    assert.ok(drop, `no nft drop among ${nft.length} nft events`);
+    assert.equal(drop.func, 'nf:ipv4:forward');
+    assert.equal(drop.nft!.table, 'cni');
+    assert.equal(drop.nft!.chain, 'forward');
+    assert.ok(drop.nft!.handle! > 0);
+    assert.match(drop.nft!.rule!, new RegExp(`udp dport ${CNI.nftDroppedPort} counter drop comment "${CNI.nftComment}"`));
+    assert.equal(drop.tuple?.dport, CNI.nftDroppedPort);
+    // Tied to the skb it judged: the same skb is freed with NETFILTER_DROP.
+    assert.ok(events.some((e) => e.skb === drop.skb && e.func === 'kfree_skb' && e.drop_reason === 'NETFILTER_DROP'));
+    // The accepted datagram: the forward chain's policy let it through.
+    assert.ok(nft.some((e) => e.tuple?.dport === 7777 && e.nft?.kind === 'policy' && e.nft.chain === 'forward' && e.nft.verdict === 'accept'));
+    // DNAT: the nat rule at pre_routing, with its text.
+    const dnat = nft.find((e) => e.nft?.table === 'cninat' && e.nft.kind === 'rule')!;
+    assert.ok(dnat, 'no evaluation of the nat rule');
+    assert.equal(dnat.func, 'nf:ipv4:pre_routing');
+    assert.match(dnat.nft!.rule!, /dnat to 192\.0\.2\.10:7777 comment "cni: service 5353"/);
+    assert.equal(dnat.tuple?.daddr, '203.0.113.10');
+    // pktpath's own table does not show, and is gone after exit: in every namespace.
+    assert.ok(!nft.some((e) => e.nft!.table.startsWith('pktpath_trace_')));
+    for (const ns of [node.host, node.podA, node.podB]) assert.deepEqual(nftTables(ns).filter((t) => t.includes('pktpath_trace_')), [], ns);
+  });
+
+  test('after SIGKILL no trace table remains; a stale one (a kernel without owner tables) goes at the next start and with cleanup', async () => {
+    const child = spawn('ip', [...inHost().slice(1), process.execPath, PKTPATH, '--output-nft', '--filter-proto', 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    for (let i = 0; i < 300 && !/attached/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(err, /attached/);
+    assert.ok(nftTables(node.podA).some((t) => t.includes('pktpath_trace_')));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    for (let i = 0; i < 20 && [node.host, node.podA, node.podB].some((ns) => nftTables(ns).some((t) => t.includes('pktpath_trace_'))); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const ns of [node.host, node.podA, node.podB]) assert.deepEqual(nftTables(ns).filter((t) => t.includes('pktpath_trace_')), [], ns);
+
+    // What a kernel without owner tables would leave: a table of a session that is gone.
+    const stale = 'pktpath_trace_4000000';
+    lab.nft(node.podA, `table inet ${stale} {\n}\n`);
+    const tracer = await startTracer(['--output-nft', '--filter-proto', 'udp'], 30_000, inHost());
+    const { stderr } = await tracer.stop();
+    assert.match(stderr, new RegExp(`removed stale nft table ${stale}`));
+    lab.nft(node.podB, `table inet ${stale} {\n}\n`);
+    const r = runPktpath(['cleanup'], { prefix: inHost() });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(nftTables(node.podB).filter((t) => t.includes('pktpath_trace_')), []);
+  });
+});
+
+test('a namespace with a veth created 2 s after the start is traced', async () => {
+  const tracer = await startTracer(['--filter-dst-ip', '203.0.113.2', '--filter-proto', 'icmp'], 30_000, inHost());
+  await new Promise((r) => setTimeout(r, 2000));
+  const late = lab.netns('late-a');
+  const lateB = lab.netns('late-b');
+  lab.veth({ ns: late, ifname: 'late0', addrs: ['203.0.113.1/24'] }, { ns: lateB, ifname: 'late1', addrs: ['203.0.113.2/24'] });
+  // Within a second the new namespaces and devices have their observers.
+  await new Promise((r) => setTimeout(r, 1000));
+  lab.execSync(late, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '203.0.113.2']);
+  const { events, stderr } = await tracer.stop();
+  assert.match(stderr, new RegExp(`netns ${late} appeared`));
+  const inLate = events.filter((e) => e.netns_name === late || e.netns_name === lateB);
+  assert.ok(inLate.some((e) => e.func === 'tc:egress' && e.iface.startsWith('late0')), 'tc egress in the new namespace');
+  assert.ok(inLate.some((e) => e.func === 'tc:ingress' && e.iface.startsWith('late1')), 'tc ingress in the other one');
+  assert.ok(inLate.some((e) => e.func === 'nf:ipv4:local_in' && e.netns_name === lateB), 'netfilter in the new namespace');
+  assert.match(stderr, /while tracing: namespaces \+2/);
+});
+
+test('the inventory lists the foreign programs and chains of each namespace (JSON, by its schema)', () => {
+  const out = execFileSync('ip', [...inHost().slice(1), process.execPath, PKTPATH, 'datapath', '--json'], { encoding: 'utf8' });
+  const inv = JSON.parse(out) as {
+    namespaces: Array<{ netns: { name: string }; devices: Array<{ name: string; tc: Record<string, { tcx: Array<{ id: number; name: string; own: boolean }>; legacy: Array<{ id: number; name: string; directAction: boolean }> }> }>;
+      nft: { baseChains: Array<{ table: string; name: string; hook: string; priority: number }> } | null }>;
+  };
+  assert.equal(validateDatapath(inv), null);
+  const host = inv.namespaces.find((n) => n.netns.name === node.host)!;
+  const lxcA = host.devices.find((d) => d.name === 'lxc-a')!;
+  const lxcB = host.devices.find((d) => d.name === 'lxc-b')!;
+  assert.deepEqual(lxcA.tc.ingress!.tcx.map((p) => [p.id, p.name, p.own]), [[node.redirectId, 'cni_redirect', false]]);
+  assert.deepEqual(lxcB.tc.ingress!.legacy.map((p) => [p.id, p.name, p.directAction]), [[node.policyId, 'cni_policy', true]]);
+  assert.deepEqual(host.nft!.baseChains.map((c) => `${c.table}/${c.name}/${c.hook}/${c.priority}`).sort(),
+    ['cni/forward/forward/0', 'cninat/prerouting/prerouting/-100']);
+  for (const pod of [node.podA, node.podB]) assert.ok(inv.namespaces.some((n) => n.netns.name === pod), pod);
+  const text = execFileSync('ip', [...inHost().slice(1), process.execPath, PKTPATH, 'datapath'], { encoding: 'utf8' });
+  assert.match(text, new RegExp(`tc ingress tcx\\[0\\]: cni_redirect#${node.redirectId} sched_cls`));
+  assert.match(text, new RegExp(`tc ingress clsact pref \\d+ handle 0x1: cni_policy#${node.policyId}`));
+});

@@ -1,0 +1,249 @@
+/**
+ * The datapath explained, without root: verdicts of other tc programs read
+ * from what pktpath observes next, nft trace events and the trace table,
+ * their text and JSON forms, and the inventory's text and schema.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatDatapath } from '../../src/cli/datapath.js';
+import { tupleFromHeaders } from '../../src/decode/tuple.js';
+import { flagsToNft } from '../../src/filter/nft.js';
+import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
+import { attr, attrString, nested } from '../../src/kernel/netlink.js';
+import { TRACE_TABLE_PREFIX, parseTrace, traceTableRuleset } from '../../src/kernel/nftables.js';
+import type { TraceEvent } from '../../src/output/event.js';
+import { jsonLine } from '../../src/output/json.js';
+import { formatNft } from '../../src/output/nft.js';
+import { TextFormatter } from '../../src/output/text.js';
+import { formatVerdict } from '../../src/output/verdict.js';
+import { type HookPrograms, type TcPosition, VerdictStage } from '../../src/trace/verdicts.js';
+import { validateDatapath, validateJsonLine } from '../helpers/schema.js';
+
+const prog = (id: number, name: string): ProgRef => ({ id, name, tag: '0123456789abcdef', type: 'sched_cls', own: false });
+const REDIRECT = prog(412, 'cni_redirect');
+const POLICY = prog(17, 'cni_policy');
+const HOST = 4026532001;
+const POD_B = 4026532002;
+
+let clock = 0n;
+function ev(func: string, o: Partial<TraceEvent> = {}): TraceEvent {
+  clock += 1000n;
+  return {
+    timeNs: 1_700_000_000_000_000_000n + clock, sinceStartNs: clock, skb: 0xffff888102aa5d00n, cpu: 1, pid: 42, comm: 'ping',
+    netns: HOST, netnsName: 'host', mark: 0, ifindex: 2, ifname: 'lxc-a', protocol: 0x0800, mtu: 1500, len: 84,
+    tuple: { l3: 4, saddr: '192.0.2.10', daddr: '198.51.100.10', sport: 0, dport: 0, l4proto: 1, tcpFlags: 0 },
+    tupleBefore: null, func, probe: { type: func.startsWith('tc:') ? 'tc' : 'tracepoint', name: func },
+    dropReason: null, caller: null, stack: null, packet: null, ct: null, verdict: null, nft: null, ownSrcMac: false, ...o,
+  };
+}
+
+/** A stage over one hook (lxc-a ingress in the host) with `programs`, and what it let out. */
+function stage(programs: HookPrograms, holdMs = 500) {
+  const out: TraceEvent[] = [];
+  const s = new VerdictStage((netns, ifindex, dir) => (netns === HOST && ifindex === 2 && dir === 'ingress' ? programs : undefined),
+    (e) => out.push(e), holdMs);
+  const push = (e: TraceEvent, position: TcPosition | null = null, now = 0) => s.push(e, position, now);
+  return { s, out, push };
+}
+
+test('a peer redirect: first observer saw it, the next sight is another device\'s tc ingress', () => {
+  const { out, push } = stage({ between: [REDIRECT], after: [] });
+  push(ev('netif_receive_skb'));
+  push(ev('tc:ingress'), 'first');
+  assert.equal(out.length, 1, 'the tc event is held until its verdict is known');
+  push(ev('tc:ingress', { netns: POD_B, netnsName: 'pod-b', ifname: 'eth0', ifindex: 2 }), 'last');
+  push(ev('nf:ipv4:pre_routing', { netns: POD_B, ifname: 'eth0' }));
+  assert.deepEqual(out.map((e) => e.func), ['netif_receive_skb', 'tc:ingress', 'tc:ingress', 'nf:ipv4:pre_routing'], 'order kept');
+  const v = out[1]!.verdict!;
+  assert.equal(v.action, 'redirect');
+  assert.deepEqual(v.target, { kind: 'peer', direction: 'ingress', ifindex: 2, ifname: 'eth0', netns: POD_B, netnsName: 'pod-b' });
+  assert.equal(v.inferred, true);
+  assert.equal(formatVerdict(v), 'REDIRECT peer \u2192 eth0@pod-b by cni_redirect#412 [inferred]');
+});
+
+test('a pass seen by the last observer is not inferred, and the last observer\'s own event is absorbed', () => {
+  const { out, push } = stage({ between: [REDIRECT], after: [] });
+  push(ev('tc:ingress'), 'first');
+  push(ev('tc:ingress'), 'last');
+  push(ev('nf:ipv4:pre_routing'));
+  assert.deepEqual(out.map((e) => e.func), ['tc:ingress', 'nf:ipv4:pre_routing']);
+  assert.equal(out[0]!.verdict!.action, 'pass');
+  assert.equal(out[0]!.verdict!.inferred, false);
+  assert.equal(formatVerdict(out[0]!.verdict!), 'PASS by cni_redirect#412');
+});
+
+test('legacy tc after the chain: a drop names its programs and the kernel\'s reason', () => {
+  const { out, push } = stage({ between: [], after: [POLICY] });
+  push(ev('tc:ingress'), 'last');
+  push(ev('kfree_skb', { dropReason: 'TC_INGRESS' }));
+  assert.equal(out[0]!.verdict!.action, 'drop');
+  assert.equal(formatVerdict(out[0]!.verdict!), 'DROP by cni_policy#17 (TC_INGRESS) [inferred]');
+  // Passed both the tcx programs and then the legacy ones: one verdict for the hook, of the programs that decided last.
+  const two = stage({ between: [REDIRECT], after: [POLICY] });
+  two.push(ev('tc:ingress'), 'first');
+  two.push(ev('tc:ingress'), 'last');
+  two.push(ev('ip_rcv_core_or_nf', { func: 'nf:ipv4:pre_routing' }));
+  assert.equal(two.out[0]!.verdict!.action, 'pass');
+  assert.deepEqual(two.out[0]!.verdict!.by.map((p) => p.id), [17]);
+});
+
+test('redirects to another device\'s egress: neighbour when the frame\'s source is that device\'s own address', () => {
+  for (const [own, kind] of [[true, 'neigh'], [false, 'plain']] as const) {
+    const { out, push } = stage({ between: [REDIRECT], after: [] });
+    push(ev('tc:ingress'), 'first');
+    push(ev('tc:egress', { ifindex: 3, ifname: 'eth1', ownSrcMac: own }), 'last');
+    assert.equal(out[0]!.verdict!.target!.kind, kind);
+    assert.equal(out[0]!.verdict!.target!.direction, 'egress');
+  }
+  const { out, push } = stage({ between: [REDIRECT], after: [] });
+  push(ev('tc:ingress'), 'first');
+  push(ev('netif_rx', { ifindex: 3, ifname: 'eth1' }));
+  assert.equal(out[0]!.verdict!.target!.kind, 'plain');
+  assert.equal(out[0]!.verdict!.target!.direction, 'ingress');
+});
+
+test('an skb not seen again within the hold time, or at the end, gets unknown; other skbs wait in order', () => {
+  const { s, out, push } = stage({ between: [REDIRECT], after: [] }, 100);
+  push(ev('tc:ingress'), 'first', 0);
+  push(ev('netif_receive_skb', { skb: 0x1234n }), null, 10);
+  assert.equal(out.length, 0);
+  s.tick(50);
+  assert.equal(out.length, 0);
+  s.tick(150);
+  assert.deepEqual(out.map((e) => e.func), ['tc:ingress', 'netif_receive_skb']);
+  assert.equal(out[0]!.verdict!.action, 'unknown');
+  push(ev('tc:ingress'), 'first', 200);
+  s.flush();
+  assert.equal(out[2]!.verdict!.action, 'unknown');
+});
+
+test('hooks without other programs pass events straight through', () => {
+  const { out, push } = stage({ between: [], after: [] });
+  push(ev('tc:ingress'), 'last');
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.verdict, null);
+});
+
+/** An NFT_MSG_TRACE payload as the kernel sends it: nfgenmsg, then big-endian attributes. */
+function traceMessage(o: { type: number; handle?: bigint; verdict?: number; network?: Buffer; transport?: Buffer }): Buffer {
+  const be32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+  const parts = [Buffer.from([1, 0, 0, 0]), attrString(1, 'filter'), attrString(2, 'input'), attr(4, be32(o.type)), attr(6, be32(0x1234abcd))];
+  if (o.handle !== undefined) {
+    const h = Buffer.alloc(8);
+    h.writeBigUInt64BE(o.handle);
+    parts.push(attr(3, h));
+  }
+  if (o.verdict !== undefined) parts.push(nested(5, attr(1, be32(o.verdict))));
+  if (o.network) parts.push(attr(8, o.network));
+  if (o.transport) parts.push(attr(9, o.transport));
+  parts.push(attr(10, be32(2)), attr(15, be32(2)));
+  return Buffer.concat(parts);
+}
+
+const IPV4_UDP = Buffer.from('450000210001000040110000c6336410c000020a', 'hex');
+const UDP_9999 = Buffer.from('d431270f000d0000', 'hex');
+
+test('nft trace events parse: table, chain, handle, verdict, the packet\'s headers', () => {
+  const t = parseTrace(traceMessage({ type: 3, handle: 7n, verdict: 0, network: IPV4_UDP, transport: UDP_9999 }))!;
+  assert.equal(t.family, 'inet');
+  assert.equal(t.table, 'filter');
+  assert.equal(t.chain, 'input');
+  assert.equal(t.handle, 7);
+  assert.equal(t.type, 'rule');
+  assert.equal(t.verdict, 'drop');
+  assert.equal(t.id, 0x1234abcd);
+  assert.equal(t.iif, 2);
+  assert.deepEqual(tupleFromHeaders(t.network!, t.transport), {
+    l3: 4, saddr: '198.51.100.16', daddr: '192.0.2.10', sport: 54321, dport: 9999, l4proto: 17, tcpFlags: 0,
+  });
+  const policy = parseTrace(traceMessage({ type: 1, verdict: 1 }))!;
+  assert.equal(policy.type, 'policy');
+  assert.equal(policy.verdict, 'accept');
+  assert.equal(policy.handle, null);
+  assert.equal(parseTrace(traceMessage({ type: 9 })), null);
+});
+
+test('nft evaluations read like the rule they name, in text and JSON', () => {
+  const nft = { family: 'inet', table: 'filter', chain: 'input', handle: 7, rule: 'udp dport 9999 drop', kind: 'rule' as const,
+    verdict: 'drop', target: null, traceId: 1 };
+  assert.equal(formatNft(nft), 'nft inet filter input #7 "udp dport 9999 drop" \u2192 DROP');
+  assert.equal(formatNft({ ...nft, kind: 'policy', handle: null, rule: null, verdict: 'accept' }), 'nft inet filter input policy \u2192 ACCEPT');
+  const e = ev('nf:ipv4:local_in', { probe: { type: 'nft', name: 'nft' }, nft });
+  const line = jsonLine(e, { stack: false });
+  assert.equal(validateJsonLine(line), null);
+  const { traceId, ...rest } = nft;
+  assert.deepEqual(JSON.parse(line).nft, { ...rest, trace_id: traceId });
+  const text = new TextFormatter({ tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false });
+  assert.match(text.formatEvent(e), /nf:ipv4:local_in nft inet filter input #7 "udp dport 9999 drop" → DROP$/);
+});
+
+test('verdicts validate against the schema and sit on the text line', () => {
+  const { out, push } = stage({ between: [REDIRECT], after: [] });
+  push(ev('tc:ingress'), 'first');
+  push(ev('tc:ingress', { netns: POD_B, netnsName: 'pod-b', ifname: 'eth0' }), 'last');
+  const line = jsonLine(out[0]!, { stack: false });
+  assert.equal(validateJsonLine(line), null, line);
+  assert.equal(JSON.parse(line).verdict.target.kind, 'peer');
+  const text = new TextFormatter({ tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false });
+  assert.match(text.formatEvent(out[0]!), /tc:ingress REDIRECT peer → eth0@pod-b by cni_redirect#412 \[inferred\]$/);
+});
+
+test('the classic flags become nft conditions; either-side flags one rule per side', () => {
+  const v4 = (text: string) => ({ l3: 4 as const, bytes: new Uint8Array(4), text });
+  assert.deepEqual(flagsToNft({}), ['']);
+  assert.deepEqual(flagsToNft({ dstIp: v4('192.0.2.2'), proto: 17, dstPort: 53 }), ['ip daddr 192.0.2.2 meta l4proto 17 th dport 53']);
+  assert.deepEqual(flagsToNft({ ip: v4('192.0.2.2'), port: 80 }), [
+    'ip saddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th sport 80',
+    'ip saddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th dport 80',
+    'ip daddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th sport 80',
+    'ip daddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th dport 80',
+  ]);
+  assert.deepEqual(flagsToNft({}, { value: 0x42, mask: 0xff }), ['meta mark & 0xff == 0x42']);
+});
+
+test('the trace table is owned, first of all, and only sets nftrace', () => {
+  const text = traceTableRuleset(`${TRACE_TABLE_PREFIX}123`, ['ip daddr 192.0.2.2', 'ip saddr 192.0.2.2']);
+  assert.match(text, /^table inet pktpath_trace_123 \{\n {2}flags owner\n/);
+  assert.equal((text.match(/priority -2147483648;/g) ?? []).length, 2);
+  assert.equal((text.match(/meta nftrace set 1/g) ?? []).length, 4);
+  // Nothing but the mark: no verdict of its own, so nobody's packets fare differently.
+  assert.doesNotMatch(text.replace(/policy accept;/g, ''), /\b(drop|reject|accept|jump|goto|queue)\b/);
+});
+
+test('the inventory reads per namespace and validates against its schema', () => {
+  const inv: DatapathInventory = {
+    namespaces: [{
+      netns: { inode: HOST, name: 'host' },
+      devices: [
+        { ifindex: 1, name: 'lo', xdp: null, tc: { ingress: { tcx: [], legacy: [] }, egress: { tcx: [], legacy: [] } } },
+        {
+          ifindex: 2, name: 'lxc-a', xdp: null,
+          tc: {
+            ingress: { tcx: [{ ...REDIRECT, linkId: 9 }, { ...prog(500, 'pktpath_tc'), own: true, linkId: 10 }], legacy: [] },
+            egress: { tcx: [], legacy: [{ ...POLICY, priority: 49152, handle: 1, tcName: 'policy_drop.bpf.o:[tc]', directAction: true }] },
+          },
+        },
+      ],
+      nft: {
+        tables: [{ family: 'inet', name: 'cni', handle: 3, flags: [] }],
+        baseChains: [{ family: 'inet', table: 'cni', name: 'forward', handle: 1, type: 'filter', hook: 'forward', priority: 0, policy: 'accept', devices: [] }],
+      },
+      errors: [],
+    }],
+    netfilter: [{ ...prog(600, 'pktpath_nf'), type: 'netfilter', own: true, linkId: 11, family: 'ipv4', hook: 'local_in', priority: -199 }],
+    cgroupSkb: [],
+  };
+  assert.equal(validateDatapath({ schema: 'pktpath.datapath.v1', ...inv }), null);
+  const text = formatDatapath(inv);
+  assert.match(text, /^netns host \(inode 4026532001\)\n {2}lxc-a \(ifindex 2\)\n {4}tc ingress tcx\[0\]: cni_redirect#412 sched_cls tag 0123456789abcdef link 9\n/);
+  assert.match(text, /tc ingress tcx\[1\]: pktpath_tc#500 \(pktpath\)/);
+  assert.match(text, /tc egress clsact pref 49152 handle 0x1: cni_policy#17 tag 0123456789abcdef policy_drop\.bpf\.o:\[tc\] direct-action/);
+  assert.match(text, /no tc or XDP programs: lo/);
+  assert.match(text, /nft table inet cni\n {4}chain forward: type filter hook forward priority 0 policy accept/);
+  assert.match(text, /ipv4 local_in priority -199: pktpath_nf#600 \(pktpath\) link 11/);
+  assert.notEqual(validateDatapath({ schema: 'pktpath.datapath.v1', ...inv, namespaces: [{ netns: {} }] }), null);
+});
