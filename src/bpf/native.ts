@@ -338,8 +338,8 @@ export interface NftContextHandle {
   free(): void;
 }
 
-/** nft_ctx_output_set_flags(): no counter values, handles on rules (`# handle N`), JSON output. */
-export const NftOutput = { stateless: 1 << 2, handle: 1 << 3, json: 1 << 4 } as const;
+/** nft_ctx_output_set_flags(): no counter values, handles (`# handle N`), chain priorities as numbers. */
+export const NftOutput = { stateless: 1 << 2, handle: 1 << 3, numericPriority: 1 << 8 } as const;
 
 interface Libnftables {
   newContext(outputFlags: number): NftContextHandle;

@@ -6,6 +6,7 @@
  */
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
 import { flagsToNft } from '../filter/nft.js';
+import type { NftCondition } from '../kernel/nftables.js';
 import { IPPROTO } from '../decode/protocols.js';
 import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
@@ -30,7 +31,7 @@ export interface FilterConfig {
    * The filter as nft conditions (one per rule), for --output-nft's trace
    * table; null when a tcpdump expression says more than nft can be told.
    */
-  nftMatch: string[] | null;
+  nftMatch: NftCondition[][] | null;
 }
 
 export interface TraceConfig {

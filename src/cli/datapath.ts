@@ -53,7 +53,7 @@ export function formatDatapath(inv: DatapathInventory, opts: { all?: boolean } =
     if (quiet.length > 0) lines.push(`  no tc or XDP programs: ${quiet.join(', ')}`);
     if (ns.nft) {
       for (const t of ns.nft.tables) {
-        lines.push(`  nft table ${t.family} ${t.name}${t.flags.length ? ` (flags ${t.flags.join(',')})` : ''}`);
+        lines.push(`  nft table ${t.family} ${t.name}`);
         for (const c of ns.nft.baseChains.filter((x) => x.family === t.family && x.table === t.name)) {
           lines.push(`    chain ${c.name}: type ${c.type} hook ${c.hook}${c.devices.length ? ` devices ${c.devices.join(',')}` : ''}` +
             ` priority ${c.priority} policy ${c.policy}`);

@@ -6,6 +6,9 @@ import { kernelFeatures } from '../kernel/features.js';
 import { describeRefusal, kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';
 import { probeLoads } from '../trace/probes.js';
+import { datapathInventory } from '../kernel/datapath.js';
+import { tracedNamespaces } from '../kernel/view.js';
+import { datapathSummary } from './datapath.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
 
 function lockdown(): string {
@@ -51,5 +54,11 @@ export async function doctor(): Promise<number> {
   out.write(funcs
     ? `skb function probes: ${funcs} is available (not used by this version)\n`
     : 'skb function probes: unavailable here (no kprobes, no fentry); the path is observed at tracepoints, tc and netfilter\n');
+  // Other programs and rules on the packet path (`pktpath datapath` lists them).
+  try {
+    for (const line of datapathSummary(datapathInventory(tracedNamespaces()))) out.write(`${line}\n`);
+  } catch (e) {
+    out.write(`datapath: not read (${(e as Error).message})\n`);
+  }
   return uses.length > 0 ? EXIT_OK : EXIT_FAILURE;
 }

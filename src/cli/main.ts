@@ -8,6 +8,7 @@ import { colorFor } from '../output/paint.js';
 import { formatSummary, summaryLine } from '../output/summary.js';
 import { planPointNames } from '../plan/plan.js';
 import { type RawOptions, buildConfig } from './config.js';
+import { missingPrivileges } from '../kernel/privileges.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './exit.js';
 import { addTraceOptions } from './options.js';
 import { addRegressCommands } from './regress.js';
@@ -39,9 +40,15 @@ async function trace(opts: RawOptions, expression: string[]): Promise<number> {
 }
 
 async function list(opts: RawOptions, expression: string[]): Promise<number> {
-  const { plan } = prepare(buildConfig(opts, expression));
+  const { plan, kernel } = prepare(buildConfig(opts, expression));
   for (const name of planPointNames(plan)) process.stdout.write(`${name}\n`);
   for (const note of plan.notes) say(`pktpath: ${note}`);
+  // What else runs where these points are (root only: the kernel lists programs to root).
+  if (missingPrivileges() === null) {
+    const { datapathInventory } = await import('../kernel/datapath.js');
+    const { datapathSummary } = await import('./datapath.js');
+    for (const line of datapathSummary(datapathInventory(kernel.namespaces.map((n) => n.netns)))) say(`pktpath: ${line}`);
+  }
   return EXIT_OK;
 }
 

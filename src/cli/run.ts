@@ -39,6 +39,10 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
   const kernel = narrowView(view, filter, ifacesOf);
   const plan = planProbes(cfg.attach, kernel);
   plan.notes.unshift(...notes);
+  if (cfg.output.nft && cfg.filter.nftMatch === null) {
+    plan.notes.push('--output-nft: nft cannot be given a tcpdump expression: nftables traces every packet of the traced ' +
+      'namespaces, and pktpath shows the rules of the packets it traces');
+  }
   return { filter, kernel, plan, scope: traceScope(filter, only) };
 }
 

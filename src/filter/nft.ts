@@ -1,33 +1,38 @@
 /**
- * The classic --filter-* flags as nft conditions, for the table that turns
- * nftables' tracing on (--output-nft) only for the packets pktpath traces.
- * One nft rule is an AND; the flags' "either side" forms (--filter-ip,
- * --filter-port) become alternatives, one rule each.
+ * The classic --filter-* flags as nft rule conditions, for the table that
+ * turns nftables' tracing on (--output-nft) only for the packets pktpath
+ * traces. One rule is an AND of conditions; the flags' "either side" forms
+ * (--filter-ip, --filter-port) and "any protocol with ports" become
+ * alternatives, one rule each.
  */
 import type { Addr } from '../decode/addr.js';
+import { type NftCondition, nftConditionText } from '../kernel/nftables.js';
 import type { FlagFilter } from './expression.js';
 
-const PORT_PROTOS = '{ tcp, udp, sctp }';
+/** Protocols with ports, as a port flag without --filter-proto means them (tcpdump's `port`). */
+const PORTED = [6, 17, 132];
 
-/** nft conditions, one string per rule; [''] matches every packet. */
-export function flagsToNft(f: FlagFilter, mark: { value: number; mask: number } | null = null): string[] {
-  const fam = (a: Addr) => (a.l3 === 4 ? 'ip' : 'ip6');
+/** The rules, each a list of conditions; [[]] matches every packet. */
+export function flagsToNft(f: FlagFilter, mark: { value: number; mask: number } | null = null): NftCondition[][] {
+  const addr = (field: 'saddr' | 'daddr', a: Addr): NftCondition => ({ kind: 'addr', field, l3: a.l3, bytes: [...a.bytes], text: a.text });
+  const port = (field: 'sport' | 'dport', n: number): NftCondition => ({ kind: 'port', field, port: n });
   // Each entry: the alternatives of one condition.
-  const conds: string[][] = [];
-  if (f.srcIp) conds.push([`${fam(f.srcIp)} saddr ${f.srcIp.text}`]);
-  if (f.dstIp) conds.push([`${fam(f.dstIp)} daddr ${f.dstIp.text}`]);
-  if (f.ip) conds.push([`${fam(f.ip)} saddr ${f.ip.text}`, `${fam(f.ip)} daddr ${f.ip.text}`]);
-  const ports = f.srcPort || f.dstPort || f.port;
-  if (f.proto !== undefined) conds.push([`meta l4proto ${f.proto}`]);
-  else if (ports) conds.push([`meta l4proto ${PORT_PROTOS}`]);
-  if (f.srcPort) conds.push([`th sport ${f.srcPort}`]);
-  if (f.dstPort) conds.push([`th dport ${f.dstPort}`]);
-  if (f.port) conds.push([`th sport ${f.port}`, `th dport ${f.port}`]);
-  if (mark) conds.push([mark.mask === 0xffffffff ? `meta mark 0x${mark.value.toString(16)}` :
-    `meta mark & 0x${mark.mask.toString(16)} == 0x${mark.value.toString(16)}`]);
-  let rules = [''];
-  for (const alternatives of conds) {
-    rules = rules.flatMap((r) => alternatives.map((a) => (r ? `${r} ${a}` : a)));
-  }
+  const conds: NftCondition[][] = [];
+  if (f.srcIp) conds.push([addr('saddr', f.srcIp)]);
+  if (f.dstIp) conds.push([addr('daddr', f.dstIp)]);
+  if (f.ip) conds.push([addr('saddr', f.ip), addr('daddr', f.ip)]);
+  if (f.proto !== undefined) conds.push([{ kind: 'l4proto', proto: f.proto }]);
+  else if (f.srcPort || f.dstPort || f.port) conds.push(PORTED.map((proto) => ({ kind: 'l4proto', proto })));
+  if (f.srcPort) conds.push([port('sport', f.srcPort)]);
+  if (f.dstPort) conds.push([port('dport', f.dstPort)]);
+  if (f.port) conds.push([port('sport', f.port), port('dport', f.port)]);
+  if (mark) conds.push([{ kind: 'mark', value: mark.value, mask: mark.mask }]);
+  let rules: NftCondition[][] = [[]];
+  for (const alternatives of conds) rules = rules.flatMap((r) => alternatives.map((a) => [...r, a]));
   return rules;
+}
+
+/** The rules as nft would print them, for a person. */
+export function nftRulesText(rules: NftCondition[][]): string[] {
+  return rules.map((r) => r.map(nftConditionText).join(' '));
 }

@@ -147,12 +147,7 @@ export function namespaceDatapath(book: ProgramBook, netns: Netns): NamespaceDat
   });
   let nft: NftListing | null = null;
   try {
-    const ctx = Nft.open(netns, true);
-    try {
-      nft = listNft(ctx);
-    } finally {
-      ctx.close();
-    }
+    nft = Nft.with(netns, listNft);
   } catch (e) {
     errors.push(`nftables: ${(e as Error).message}`);
   }

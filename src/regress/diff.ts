@@ -10,7 +10,7 @@ import { type Normalized, endText, hopText } from './normalize.js';
 
 export type ChangeKind =
   | 'flow-removed' | 'flow-added' | 'packet-removed' | 'packet-added'
-  | 'hop-removed' | 'hop-added' | 'ct' | 'nat' | 'end';
+  | 'hop-removed' | 'hop-added' | 'ct' | 'nat' | 'verdict' | 'end';
 
 export interface Change {
   kind: ChangeKind;
@@ -41,7 +41,8 @@ export interface DiffResult {
 }
 
 const packetName = (p: NormalizedPacket) => `${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}`;
-const hopKey = (h: Hop) => `${h.at} ${h.netns} ${h.iface}`;
+/** nft evaluations are hops of their own: a rule that no longer matches is a hop removed. */
+const hopKey = (h: Hop) => `${h.at} ${h.netns} ${h.iface}${h.nft ? ` nft ${h.nft}` : ''}`;
 const where = (h: Hop) => `${h.at} in ${h.netns || 'no namespace'}${h.iface ? `/${h.iface}` : ''}`;
 
 /** Pairs of indices of a longest common subsequence by key; greedy in order when the product is too large. */
@@ -114,6 +115,9 @@ function diffPacket(flow: string, pa: NormalizedPacket, pb: NormalizedPacket, ch
     }
     if ((ha.nat ?? '') !== (hb.nat ?? '')) {
       changes.push({ kind: 'nat', flow, packet, what: `rewrite at ${where(ha)}: ${ha.nat ?? 'none'} → ${hb.nat ?? 'none'}` });
+    }
+    if ((ha.verdict ?? '') !== (hb.verdict ?? '')) {
+      changes.push({ kind: 'verdict', flow, packet, what: `verdict at ${where(ha)}: ${ha.verdict ?? 'none'} → ${hb.verdict ?? 'none'}` });
     }
     if (hopText(ha) === hopText(hb)) lines.push({ mark: ' ', text: hopText(ha) });
     else lines.push({ mark: '-', text: hopText(ha) }, { mark: '+', text: hopText(hb) });

@@ -40,6 +40,19 @@ export interface Hop {
   ct?: string;
   /** The tuple changed since the hop before (NAT, tunnels): from what, to what. */
   rewrite?: { from: FlowTuple; to: FlowTuple };
+  /** At tc hooks with other programs: what they did (from the event's verdict section). */
+  verdict?: HopVerdict;
+  /** An nft rule evaluation (--output-nft): `inet filter input "udp dport 9999 drop" → DROP`. */
+  nft?: string;
+}
+
+export interface HopVerdict {
+  action: string;
+  kind?: string;
+  /** Where a redirect sent it: device and namespace (raw name). */
+  iface?: string;
+  netns?: string;
+  by: string[];
 }
 
 export interface Ending {
@@ -80,6 +93,10 @@ export interface NormalizedHop {
   ct?: string;
   /** `DNAT a → b`, `SNAT a → b`, both, or `tuple A → B` when the packet became another (encapsulation). */
   nat?: string;
+  /** What other tc programs did: `REDIRECT peer → eth0@$n1 by cni_redirect`, `DROP by cni_policy`. */
+  verdict?: string;
+  /** An nft rule evaluation: `inet cni forward "udp dport 8888 drop" → DROP`. */
+  nft?: string;
 }
 
 /** One distinct path of one kind of packet in one flow, normalised. */
@@ -157,7 +174,25 @@ export function normalizedHop(h: Hop, n: Names = RAW): NormalizedHop {
   const out: NormalizedHop = { at: h.at, netns: n.netns(h.netns), iface: h.iface };
   if (h.ct !== undefined) out.ct = h.ct;
   if (h.rewrite) out.nat = rewriteText(h.rewrite.from, h.rewrite.to, n);
+  if (h.verdict) out.verdict = verdictText(h.verdict, n);
+  if (h.nft !== undefined) out.nft = h.nft;
   return out;
+}
+
+/** Program ids and whether it was inferred differ between runs; what was done, where to and by whom do not. */
+function verdictText(v: HopVerdict, n: Names): string {
+  let s = v.action.toUpperCase();
+  if (v.kind !== undefined) s += ` ${v.kind} \u2192 ${v.iface ?? ''}@${n.netns(v.netns ?? '')}`;
+  if (v.by.length > 0) s += ` by ${v.by.join(', ')}`;
+  return s;
+}
+
+/** An nft evaluation without its rule handle (handles number rules per ruleset load). */
+function nftText(r: NonNullable<JsonRecord['nft']>): string {
+  let s = `${r.family} ${r.table} ${r.chain}`;
+  if (r.kind !== 'rule') s += ` ${r.kind}`;
+  if (r.rule !== null) s += ` ${JSON.stringify(r.rule)}`;
+  return `${s} \u2192 ${r.verdict.toUpperCase()}${r.target ? ` ${r.target}` : ''}`;
 }
 
 const sameTuple = (a: FlowTuple, b: FlowTuple) =>
@@ -221,6 +256,11 @@ export class JourneyBuilder {
 
   event(r: JsonRecord): void {
     let j = this.open.get(r.skb);
+    if (r.nft) {
+      // nftables' own trace of a packet: a hop of the journey it belongs to, if it is tied to one.
+      if (j !== undefined) j.hops.push({ at: r.func, netns: this.netnsName(r), iface: r.iface.replace(/:\d+$/, ''), nft: nftText(r.nft) });
+      return;
+    }
     const t = r.tuple === null ? null : flowTuple(r.tuple);
     const netns = this.netnsName(r);
     const colon = r.iface.lastIndexOf(':');
@@ -262,6 +302,12 @@ export class JourneyBuilder {
     if (t !== null) {
       if (j.last !== null && !sameTuple(j.last, t)) hop.rewrite = { from: j.last, to: t };
       j.last = t;
+    }
+    // A verdict that waited for an observation that never came says nothing about the datapath.
+    if (r.verdict && r.verdict.action !== 'unknown') {
+      const v = r.verdict;
+      hop.verdict = { action: v.action, by: v.by.map((p) => p.name) };
+      if (v.target) Object.assign(hop.verdict, { kind: v.target.kind, iface: v.target.iface, netns: v.target.netns_name || 'unnamed' });
     }
     j.hops.push(hop);
   }

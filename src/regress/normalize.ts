@@ -96,6 +96,8 @@ export function hopText(h: NormalizedHop): string {
   let s = `${h.at} ${h.netns}${h.iface ? `/${h.iface}` : ''}`;
   if (h.ct) s += ` ct=${h.ct}`;
   if (h.nat) s += ` ${h.nat}`;
+  if (h.verdict) s += ` ${h.verdict}`;
+  if (h.nft) s += ` nft ${h.nft}`;
   return s;
 }
 

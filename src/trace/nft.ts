@@ -6,21 +6,20 @@
  * listens to the namespace's `nftrace` group. Each rule evaluation reported
  * becomes an event at its hook, tied to the skb whose headers it carries.
  */
+import { FREEING_POINTS } from '../decode/points.js';
 import { type Tuple, tupleFromHeaders } from '../decode/tuple.js';
 import { type Netns } from '../kernel/netns.js';
 import {
-  NFT_HOOKS, Nft, type NftTrace, NftTraceMonitor, TRACE_TABLE_PREFIX, chainRules, listNft, removeStaleTraceTables,
-  traceTableRuleset,
+  NFT_HOOKS, Nft, type NftCondition, type NftTrace, NftTraceMonitor, TRACE_TABLE_PREFIX, TraceTable, chainRules, listNft,
+  removeStaleTraceTables,
 } from '../kernel/nftables.js';
 import type { TraceEvent } from '../output/event.js';
 import type { NameBook } from './enrich.js';
 
 interface Traced {
   netns: Netns;
-  /** Owns the table: freeing it removes the table. */
-  owner: Nft;
-  /** For rule texts and chain hooks. */
-  reader: Nft;
+  /** Closing it removes the table. */
+  table: TraceTable;
   monitor: NftTraceMonitor;
   /** `family table chain` → hook name (base chains), read again when a chain is unknown. */
   hooks: Map<string, string>;
@@ -37,29 +36,42 @@ interface TraceStart {
   hook: string | null;
   tuple: Tuple | null;
   seen: Seen | undefined;
+  /** Devices and mark: with the headers, only in the first event. */
+  iif: number;
+  oif: number;
+  mark: number;
 }
 
-/** Where an skb was last seen with a tuple, to tie trace events to it. */
+/** Where an skb was seen with a tuple, to tie trace events to it. */
 interface Seen {
   skb: bigint;
-  timeNs: bigint;
+  /** Monotonic, from the trace's start: what the events' `sinceStartNs` is. */
+  sinceStartNs: bigint;
   cpu: number;
   pid: number;
   comm: string;
   len: number;
 }
 
+/** A trace event read, not yet tied to its skb. */
+export interface PendingTrace {
+  from: Traced;
+  trace: NftTrace;
+}
+
 const MAX_REMEMBERED = 65536;
+/** Sightings kept per flow: packets of a busy flow follow each other closely. */
+const SIGHTINGS = 8;
 const tupleKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
 
 export class NftTracer {
   private readonly traced = new Map<number, Traced>();
-  private readonly seen = new Map<string, Seen>();
+  private readonly seen = new Map<string, Seen[]>();
   readonly table = `${TRACE_TABLE_PREFIX}${process.pid}`;
 
-  /** `matches`: nft conditions of pktpath's filter (null: every packet of the namespace). */
+  /** `matches`: pktpath's filter as nft rules (null: every packet of the namespace). */
   constructor(
-    private readonly matches: string[] | null,
+    private readonly matches: NftCondition[][] | null,
     private readonly names: NameBook,
     private readonly status: (line: string) => void,
   ) {}
@@ -71,28 +83,15 @@ export class NftTracer {
   /** Adds the trace table and the monitor in a namespace; throws when nftables refuses. */
   add(netns: Netns): void {
     if (this.traced.has(netns.inode)) return;
-    const reader = Nft.open(netns);
-    let owner: Nft | null = null;
-    let monitor: NftTraceMonitor | null = null;
+    const stale = Nft.with(netns, (nft) => removeStaleTraceTables(netns, listNft(nft)));
+    if (stale.length > 0) this.status(`pktpath: removed stale nft table ${stale.join(', ')} (netns ${netns.name || netns.inode})`);
+    // The monitor first: no trace of the first packets is missed.
+    const monitor = NftTraceMonitor.open(netns);
     try {
-      const json = Nft.open(netns, true);
-      try {
-        const stale = removeStaleTraceTables(json, listNft(json));
-        if (stale.length > 0) this.status(`pktpath: removed stale nft table ${stale.join(', ')} (netns ${netns.name || netns.inode})`);
-      } finally {
-        json.close();
-      }
-      // The monitor first: no trace of the first packets is missed.
-      monitor = NftTraceMonitor.open(netns);
-      owner = Nft.open(netns);
-      owner.run(traceTableRuleset(this.table, this.matches ?? ['']), `adding nft table inet ${this.table}`);
-      this.traced.set(netns.inode, {
-        netns, owner, reader, monitor, hooks: new Map(), rules: new Map(), traces: new Map(),
-      });
+      const table = TraceTable.create(netns, this.table, this.matches ?? [[]]);
+      this.traced.set(netns.inode, { netns, table, monitor, hooks: new Map(), rules: new Map(), traces: new Map() });
     } catch (e) {
-      monitor?.close();
-      owner?.close();
-      reader.close();
+      monitor.close();
       throw e;
     }
   }
@@ -102,8 +101,7 @@ export class NftTracer {
     if (!t) return;
     this.traced.delete(inode);
     t.monitor.close();
-    t.owner.close();
-    t.reader.close();
+    t.table.close();
   }
 
   close(): void {
@@ -114,31 +112,60 @@ export class NftTracer {
   note(e: TraceEvent): void {
     if (e.tuple === null || e.probe.type === 'nft') return;
     const k = tupleKey(e.netns, e.tuple);
-    if (!this.seen.has(k) && this.seen.size >= MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value!);
-    this.seen.set(k, { skb: e.skb, timeNs: e.timeNs, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len });
+    let list = this.seen.get(k);
+    if (list === undefined) {
+      if (this.seen.size >= MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value!);
+      this.seen.set(k, (list = []));
+    }
+    const last = list[list.length - 1];
+    if (last?.skb === e.skb) {
+      last.sinceStartNs = e.sinceStartNs;
+      return;
+    }
+    if (list.length >= SIGHTINGS) list.shift();
+    list.push({ skb: e.skb, sinceStartNs: e.sinceStartNs, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len });
   }
 
-  /** The trace events that arrived, as events of the stream. */
-  poll(nowNs: bigint, sinceStartNs: bigint): TraceEvent[] {
+  /**
+   * The trace events that have arrived. Read them before the ring: nftables
+   * queues an event while the packet is at the hook, so every ring record of
+   * the packet before that hook is in the ring by then (`events()` ties them).
+   */
+  poll(): PendingTrace[] {
+    const out: PendingTrace[] = [];
+    for (const t of this.traced.values()) for (const trace of t.monitor.poll()) out.push({ from: t, trace });
+    return out;
+  }
+
+  /** Pending traces as events of the stream; `polledAtNs` (since the start, monotonic): when they were read. */
+  events(pending: PendingTrace[], polledAtNs: bigint, nowNs: bigint): TraceEvent[] {
     const out: TraceEvent[] = [];
-    for (const t of this.traced.values()) {
-      for (const trace of t.monitor.poll()) {
-        // Every event is read for its headers (only a chain's first carries them), but pktpath's own
-        // table's, and the end of a chain (a rule trace without a handle: its policy or return follows).
-        const start = this.traceStart(t, trace);
-        if (trace.table === this.table && trace.family === 'inet') continue;
-        if (trace.type === 'rule' && trace.handle === null) continue;
-        out.push(this.event(t, trace, start, nowNs, sinceStartNs));
-      }
+    for (const { from: t, trace } of pending) {
+      // Every event is read for its headers (only a chain's first carries them), but pktpath's own
+      // table's, and the end of a chain (a rule trace without a handle: its policy or return follows).
+      const start = this.traceStart(t, trace, polledAtNs);
+      if (trace.table === this.table && trace.family === 'inet') continue;
+      if (trace.type === 'rule' && trace.handle === null) continue;
+      // Without the filter in the table, nftables traces every packet: keep those of the packets pktpath traces.
+      if (this.matches === null && start.seen === undefined) continue;
+      out.push(this.event(t, trace, start, nowNs, polledAtNs));
     }
     return out;
+  }
+
+  /** The latest skb of a flow seen before `beforeNs`: the packet whose trace it is. */
+  private sighting(k: string, beforeNs: bigint): Seen | undefined {
+    const list = this.seen.get(k);
+    if (list === undefined) return undefined;
+    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.sinceStartNs <= beforeNs) return list[i];
+    return undefined;
   }
 
   private event(t: Traced, trace: NftTrace, start: TraceStart, nowNs: bigint, sinceStartNs: bigint): TraceEvent {
     const netns = t.netns.inode;
     const { tuple, seen, hook } = start;
+    const ifindex = start.iif || start.oif;
     const family = trace.nfproto === 10 ? 'ipv6' : 'ipv4';
-    const ifindex = trace.iif || trace.oif;
     return {
       timeNs: nowNs,
       sinceStartNs,
@@ -148,7 +175,7 @@ export class NftTracer {
       comm: seen?.comm ?? '',
       netns,
       netnsName: this.names.netns.get(netns) ?? '',
-      mark: trace.mark,
+      mark: start.mark,
       ifindex,
       ifname: this.names.ifaces.get(netns)?.get(ifindex) ?? '',
       protocol: trace.nfproto === 10 ? 0x86dd : 0x0800,
@@ -174,12 +201,15 @@ export class NftTracer {
   }
 
   /** The start of the packet's trace: its headers, skb and hook, from its first event. */
-  private traceStart(t: Traced, trace: NftTrace): TraceStart {
+  private traceStart(t: Traced, trace: NftTrace, beforeNs: bigint): TraceStart {
     let start = t.traces.get(trace.id);
     const baseHook = this.baseChainHook(t, trace);
     if (start === undefined || trace.network !== null) {
       const tuple = trace.network ? tupleFromHeaders(trace.network, trace.transport) : null;
-      start = { hook: baseHook, tuple, seen: tuple ? this.seen.get(tupleKey(t.netns.inode, tuple)) : undefined };
+      start = {
+        hook: baseHook, tuple, seen: tuple ? this.sighting(tupleKey(t.netns.inode, tuple), beforeNs) : undefined,
+        iif: trace.iif, oif: trace.oif, mark: trace.mark,
+      };
       if (t.traces.size >= MAX_REMEMBERED) t.traces.delete(t.traces.keys().next().value!);
       t.traces.set(trace.id, start);
     } else if (baseHook !== null) {
@@ -194,12 +224,7 @@ export class NftTracer {
     let nftHook = t.hooks.get(k);
     if (nftHook === undefined) {
       try {
-        const json = Nft.open(t.netns, true);
-        try {
-          for (const c of listNft(json).baseChains) t.hooks.set(`${c.family} ${c.table} ${c.name}`, c.hook);
-        } finally {
-          json.close();
-        }
+        for (const c of Nft.with(t.netns, listNft).baseChains) t.hooks.set(`${c.family} ${c.table} ${c.name}`, c.hook);
       } catch {
         // Listing failed: the hook stays unknown.
       }
@@ -215,7 +240,7 @@ export class NftTracer {
     let rules = t.rules.get(k);
     if (rules === undefined || !rules.has(trace.handle!)) {
       try {
-        rules = chainRules(t.reader, trace.family, trace.table, trace.chain);
+        rules = Nft.with(t.netns, (nft) => chainRules(nft, trace.family, trace.table, trace.chain));
         t.rules.set(k, rules);
       } catch {
         return null;
@@ -229,17 +254,65 @@ export class NftTracer {
 export function cleanupTraceTables(namespaces: Netns[]): string[] {
   const removed: string[] = [];
   for (const netns of namespaces) {
-    let json: Nft;
+    let stale: string[];
     try {
-      json = Nft.open(netns, true);
+      stale = Nft.with(netns, (nft) => removeStaleTraceTables(netns, listNft(nft)));
     } catch {
       continue; // A namespace that went away.
     }
-    try {
-      for (const name of removeStaleTraceTables(json, listNft(json))) removed.push(`${name} (netns ${netns.name || netns.inode})`);
-    } finally {
-      json.close();
-    }
+    for (const name of stale) removed.push(`${name} (netns ${netns.name || netns.inode})`);
   }
   return removed;
+}
+
+/**
+ * Puts trace events where they happened in a batch of ring events: after the
+ * last event of their skb at the same hook (the BPF observer runs there too),
+ * else before their skb's end (a drop is decided before the skb is freed),
+ * else at the end. Each takes the time of the event it follows.
+ */
+export function placeTraceEvents<T extends { e: TraceEvent }>(batch: T[], traces: TraceEvent[], wrap: (e: TraceEvent) => T): T[] {
+  if (traces.length === 0) return batch;
+  const after = new Map<number, TraceEvent[]>();
+  const tail: TraceEvent[] = [];
+  for (const n of traces) {
+    let at = -1;
+    let end = -1;
+    if (n.skb !== 0n) {
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const e = batch[i]!.e;
+        if (e.skb !== n.skb) continue;
+        if (e.func === n.func) {
+          at = i;
+          break;
+        }
+        if (FREEING_POINTS.has(e.func)) end = i;
+      }
+    }
+    if (at < 0 && end >= 0) at = end - 1;
+    if (at < 0 && end < 0) {
+      tail.push(n);
+      continue;
+    }
+    const list = after.get(at) ?? [];
+    list.push(n);
+    after.set(at, list);
+  }
+  const out: T[] = [];
+  const place = (list: TraceEvent[] | undefined, like: TraceEvent | undefined) => {
+    for (const n of list ?? []) {
+      if (like) {
+        n.timeNs = like.timeNs;
+        n.sinceStartNs = like.sinceStartNs;
+      }
+      out.push(wrap(n));
+    }
+  };
+  place(after.get(-1), batch[0]?.e);
+  for (let i = 0; i < batch.length; i++) {
+    out.push(batch[i]!);
+    place(after.get(i), batch[i]!.e);
+  }
+  place(tail, undefined);
+  return out;
 }

@@ -16,18 +16,19 @@ import { dropReasonNames } from '../kernel/btf.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
 import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
+import type { NftCondition } from '../kernel/nftables.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
 import type { TopologyCounts, TraceSummary } from '../output/summary.js';
 import type { AttachPlan, NfAttachment } from './attachments.js';
 import { Enricher, type NameBook, nameBook } from './enrich.js';
-import { NftTracer } from './nft.js';
+import { NftTracer, placeTraceEvents } from './nft.js';
 import { StackSymbols } from './stacks.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
 import { TcObservers } from './tc.js';
 import { Topology, type TopologyListener } from './topology.js';
-import { VerdictStage } from './verdicts.js';
+import { type TcPosition, VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
 const LOST_CHECK_MS = 250;
@@ -52,7 +53,7 @@ export interface SessionOptions {
    * --output-nft: nftables' tracing in every traced namespace, for the
    * packets `matches` selects (nft conditions, one per rule; null: all).
    */
-  nft: { matches: string[] | null } | null;
+  nft: { matches: NftCondition[][] | null } | null;
   /**
    * The namespaces to observe as they come and go (a listing, called each
    * topology tick); null: only those of the plan, as they were at the start.
@@ -412,28 +413,44 @@ export class TraceSession {
     if (limit > 0 && this.events >= limit) this.stop('limit');
   };
 
+  /** With --output-nft, a pump's ring records wait here for the trace events that go between them. */
+  private batch: Array<{ e: TraceEvent; position: TcPosition | null }> | null = null;
+
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
     if (limit > 0 && this.events >= limit) return;
     const raw = decodeEvent(view, bytes, at);
     if (!raw) return;
     const e = this.enricher!.enrich(raw);
-    this.nft?.note(e);
-    this.stage!.push(e, this.points[raw.pointId]?.position ?? null, this.nowMs);
+    const position = this.points[raw.pointId]?.position ?? null;
+    if (this.batch !== null) {
+      this.nft!.note(e);
+      this.batch.push({ e, position });
+    } else {
+      this.stage!.push(e, position, this.nowMs);
+    }
   };
 
   private pump(): void {
     if (!this.ring) return;
     this.nowMs = performance.now();
     const limit = this.opts.limit;
+    const nft = this.nft;
+    // nftables' events first: the ring then holds every record of their packets up to their hook.
+    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
+    const pending = nft ? nft.poll() : null;
+    if (nft) this.batch = [];
     this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
-    if (this.nft) {
-      const nowNs = BigInt(Math.round((performance.timeOrigin + this.nowMs) * 1e6));
-      for (const e of this.nft.poll(nowNs, nowNs - this.startWallNs)) this.stage!.push(e, null, this.nowMs);
+    if (nft && pending && this.batch) {
+      const nowNs = this.startWallNs + polledAtNs;
+      const placed = placeTraceEvents(this.batch, nft.events(pending, polledAtNs, nowNs), (e) => ({ e, position: null }));
+      this.batch = null;
+      for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
     }
     this.stage!.tick(this.nowMs);
     if (this.topology?.pending) this.followTopology();
   }
+
   /** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
   private trackingLine(): string {
     const maps = this.probes.maps!;

@@ -7,6 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CNI, type CniNode, cniNode } from '../../src/lab/cni.js';
 import { Lab } from '../../src/lab/lab.js';
@@ -100,7 +102,13 @@ describe('foreign tc programs', () => {
 describe('--output-nft', () => {
   test('a drop by a named rule, the rules of an accepted path, and DNAT show at their hooks', async () => {
     const tracer = await startTracer(['--filter-proto', 'udp', '--output-nft'], 30_000, inHost());
-    assert.ok(nftTables(node.host).some((t) => /^table inet pktpath_trace_\d+$/.test(t)), 'the trace table is there while tracing');
+    const table = nftTables(node.host).find((t) => /^table inet pktpath_trace_\d+$/.test(t))!;
+    assert.ok(table, 'the trace table is there while tracing');
+    // nft reads pktpath's rules back as what they were meant to be: only the mark, only for the filter's packets.
+    const listed = lab.execSync(node.host, ['nft', '-y', 'list', ...table.split(' ')]);
+    assert.match(listed, /flags owner/);
+    assert.equal((listed.match(/type filter hook (prerouting|output) priority -2147483648; policy accept;/g) ?? []).length, 2);
+    assert.equal((listed.match(/^\s+meta l4proto udp meta nftrace set 1 comment "pktpath --output-nft"$/gm) ?? []).length, 2, listed);
     udp(node.podB, CNI.podA.addr, CNI.nftDroppedPort);
     udp(node.podB, CNI.podA.addr, 7777);
     udp(node.podB, '203.0.113.10', 5353);
@@ -174,6 +182,21 @@ test('a namespace with a veth created 2 s after the start is traced', async () =
   assert.ok(inLate.some((e) => e.func === 'tc:ingress' && e.iface.startsWith('late1')), 'tc ingress in the other one');
   assert.ok(inLate.some((e) => e.func === 'nf:ipv4:local_in' && e.netns_name === lateB), 'netfilter in the new namespace');
   assert.match(stderr, /while tracing: namespaces \+2/);
+});
+
+test('a recorded trace normalises with the verdicts and the nft rules on its hops', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-cni-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'trace.jsonl');
+  const record = runPktpath(['record', '--out', out, '--output-nft', '--filter-ip', CNI.podA.addr, '--',
+    'bash', '-c', `ip netns exec ${node.podA} ping -c 1 -W 1 ${CNI.podB.addr}; ip netns exec ${node.podB} bash -c 'echo x > /dev/udp/${CNI.podA.addr}/${CNI.nftDroppedPort}'`],
+  { prefix: inHost() });
+  assert.equal(record.code, 0, record.stderr);
+  const norm = runPktpath(['normalize', out, '--text']);
+  assert.equal(norm.code, 0, norm.stderr);
+  assert.match(norm.stdout, /tc:ingress \S+\/lxc-a REDIRECT peer → eth0@\S+ by cni_redirect/);
+  assert.match(norm.stdout, /tc:ingress \S+\/lxc-b PASS by cni_policy/);
+  assert.match(norm.stdout, /nf:ipv4:forward \S+\/lxc-b nft inet cni forward "udp dport 8888 counter drop comment \\"cni: block udp 8888\\"" → DROP/);
 });
 
 test('the inventory lists the foreign programs and chains of each namespace (JSON, by its schema)', () => {

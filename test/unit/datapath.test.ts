@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDatapath } from '../../src/cli/datapath.js';
 import { tupleFromHeaders } from '../../src/decode/tuple.js';
-import { flagsToNft } from '../../src/filter/nft.js';
+import { flagsToNft, nftRulesText } from '../../src/filter/nft.js';
 import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
-import { attr, attrString, nested } from '../../src/kernel/netlink.js';
-import { TRACE_TABLE_PREFIX, parseTrace, traceTableRuleset } from '../../src/kernel/nftables.js';
+import { attr, attrList, attrString, attrStr, attrs, nested } from '../../src/kernel/netlink.js';
+import { TRACE_TABLE_PREFIX, parseChains, parseTrace, traceTableMessages } from '../../src/kernel/nftables.js';
 import type { TraceEvent } from '../../src/output/event.js';
 import { jsonLine } from '../../src/output/json.js';
 import { formatNft } from '../../src/output/nft.js';
@@ -192,26 +192,48 @@ test('verdicts validate against the schema and sit on the text line', () => {
   assert.match(text.formatEvent(out[0]!), /tc:ingress REDIRECT peer → eth0@pod-b by cni_redirect#412 \[inferred\]$/);
 });
 
-test('the classic flags become nft conditions; either-side flags one rule per side', () => {
-  const v4 = (text: string) => ({ l3: 4 as const, bytes: new Uint8Array(4), text });
-  assert.deepEqual(flagsToNft({}), ['']);
-  assert.deepEqual(flagsToNft({ dstIp: v4('192.0.2.2'), proto: 17, dstPort: 53 }), ['ip daddr 192.0.2.2 meta l4proto 17 th dport 53']);
-  assert.deepEqual(flagsToNft({ ip: v4('192.0.2.2'), port: 80 }), [
-    'ip saddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th sport 80',
-    'ip saddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th dport 80',
-    'ip daddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th sport 80',
-    'ip daddr 192.0.2.2 meta l4proto { tcp, udp, sctp } th dport 80',
-  ]);
-  assert.deepEqual(flagsToNft({}, { value: 0x42, mask: 0xff }), ['meta mark & 0xff == 0x42']);
+test('the classic flags become nft rules; either-side flags one rule per side', () => {
+  const v4 = (text: string) => ({ l3: 4 as const, bytes: new Uint8Array(text.split('.').map(Number)), text });
+  assert.deepEqual(nftRulesText(flagsToNft({})), ['']);
+  assert.deepEqual(nftRulesText(flagsToNft({ dstIp: v4('192.0.2.2'), proto: 17, dstPort: 53 })), ['ip daddr 192.0.2.2 meta l4proto 17 th dport 53']);
+  const either = nftRulesText(flagsToNft({ ip: v4('192.0.2.2'), port: 80 }));
+  assert.equal(either.length, 2 * 3 * 2, 'two sides, three protocols with ports, two port sides');
+  assert.equal(either[0], 'ip saddr 192.0.2.2 meta l4proto 6 th sport 80');
+  assert.deepEqual(nftRulesText(flagsToNft({}, { value: 0x42, mask: 0xff })), ['meta mark & 0xff == 0x42']);
 });
 
 test('the trace table is owned, first of all, and only sets nftrace', () => {
-  const text = traceTableRuleset(`${TRACE_TABLE_PREFIX}123`, ['ip daddr 192.0.2.2', 'ip saddr 192.0.2.2']);
-  assert.match(text, /^table inet pktpath_trace_123 \{\n {2}flags owner\n/);
-  assert.equal((text.match(/priority -2147483648;/g) ?? []).length, 2);
-  assert.equal((text.match(/meta nftrace set 1/g) ?? []).length, 4);
-  // Nothing but the mark: no verdict of its own, so nobody's packets fare differently.
-  assert.doesNotMatch(text.replace(/policy accept;/g, ''), /\b(drop|reject|accept|jump|goto|queue)\b/);
+  const rules = flagsToNft({ ip: { l3: 4, bytes: new Uint8Array([192, 0, 2, 2]), text: '192.0.2.2' } });
+  const msgs = traceTableMessages(`${TRACE_TABLE_PREFIX}123`, rules);
+  const type = (m: { type: number }) => m.type & 0xff;
+  assert.deepEqual(msgs.map(type), [0, 3, 6, 6, 3, 6, 6], 'table, then per chain its two rules');
+  const table = attrs(msgs[0]!.payload, 4);
+  assert.equal(attrStr(table.get(1)), 'pktpath_trace_123');
+  assert.equal(table.get(2)!.readUInt32BE(0), 2, 'NFT_TABLE_F_OWNER');
+  for (const chain of msgs.filter((m) => type(m) === 3)) {
+    const hook = attrs(attrs(chain.payload, 4).get(4)!);
+    assert.equal(hook.get(2)!.readInt32BE(0), -2147483648, 'the earliest priority');
+  }
+  for (const rule of msgs.filter((m) => type(m) === 6)) {
+    const names = attrList(attrs(rule.payload, 4).get(4)!).map(([, e]) => attrStr(attrs(e).get(1)));
+    // Loads and compares, then the mark: no verdict of its own, so nobody's packets fare differently.
+    assert.deepEqual(names.slice(-2), ['immediate', 'meta']);
+    assert.ok(names.every((n) => ['meta', 'cmp', 'payload', 'immediate'].includes(n!)), names.join(','));
+  }
+});
+
+test('nft chain listings parse: tables, base chains with hook, priority, devices', () => {
+  const listing = parseChains([
+    'table inet cni {', '\tchain forward { # handle 1', '\t\ttype filter hook forward priority 0; policy accept;', '\t}',
+    '\tchain helper { # handle 2', '\t}', '}',
+    'table netdev edge {', '\tchain ing { # handle 1', '\t\ttype filter hook ingress device "lxc-a" priority -5; policy drop;', '\t}', '}',
+    'table inet empty {', '}', '',
+  ].join('\n'));
+  assert.deepEqual(listing.tables.map((t) => `${t.family} ${t.name}`), ['inet cni', 'netdev edge', 'inet empty']);
+  assert.deepEqual(listing.baseChains, [
+    { family: 'inet', table: 'cni', name: 'forward', handle: 1, type: 'filter', hook: 'forward', priority: 0, policy: 'accept', devices: [] },
+    { family: 'netdev', table: 'edge', name: 'ing', handle: 1, type: 'filter', hook: 'ingress', priority: -5, policy: 'drop', devices: ['lxc-a'] },
+  ]);
 });
 
 test('the inventory reads per namespace and validates against its schema', () => {
@@ -229,7 +251,7 @@ test('the inventory reads per namespace and validates against its schema', () =>
         },
       ],
       nft: {
-        tables: [{ family: 'inet', name: 'cni', handle: 3, flags: [] }],
+        tables: [{ family: 'inet', name: 'cni' }],
         baseChains: [{ family: 'inet', table: 'cni', name: 'forward', handle: 1, type: 'filter', hook: 'forward', priority: 0, policy: 'accept', devices: [] }],
       },
       errors: [],
