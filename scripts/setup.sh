@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: command → package.
 declare -A NEED=(
   [clang-19]=clang-19 [llc-19]=llvm-19 [bpftool]=bpftool [ip]=iproute2 [nft]=nftables
-  [ping]=iputils-ping [tcpdump]=tcpdump [tshark]=tshark [iperf3]=iperf3 [setpriv]=util-linux
+  [iptables]=iptables [ping]=iputils-ping [tcpdump]=tcpdump [tshark]=tshark [iperf3]=iperf3 [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -284,17 +284,21 @@ export interface CbpfInsnRaw {
   k: number;
 }
 
+/** A library bound on first use; the error names the Debian package that has it. */
+function loadOptional(name: string, file: string, debianPackage: string): ReturnType<typeof koffi.load> {
+  try {
+    return koffi.load(file);
+  } catch (e) {
+    throw new Error(`cannot load ${name} (${file}): ${(e as Error).message}; install ${debianPackage}`);
+  }
+}
+
 let pcapLib: Libpcap | null = null;
 
 /** Binds libpcap on first use: only runs with a filter expression need it. */
 export function libpcap(): Libpcap {
   if (pcapLib) return pcapLib;
-  let so: ReturnType<typeof koffi.load>;
-  try {
-    so = koffi.load('libpcap.so.0.8');
-  } catch (e) {
-    throw new Error(`cannot load libpcap (libpcap.so.0.8): ${(e as Error).message}; install libpcap0.8`);
-  }
+  const so = loadOptional('libpcap', 'libpcap.so.0.8', 'libpcap0.8');
   koffi.opaque('pcap_t');
   const Insn = koffi.struct('pktpath_bpf_insn', { code: 'uint16_t', jt: 'uint8_t', jf: 'uint8_t', k: 'uint32_t' });
   koffi.struct('pktpath_bpf_program', { bf_len: 'uint32_t', bf_insns: 'void *' });
@@ -350,12 +354,7 @@ let nftLib: Libnftables | null = null;
 /** Binds libnftables on first use: only --output-nft and the inventory need it. */
 export function libnftables(): Libnftables {
   if (nftLib) return nftLib;
-  let so: ReturnType<typeof koffi.load>;
-  try {
-    so = koffi.load('libnftables.so.1');
-  } catch (e) {
-    throw new Error(`cannot load libnftables (libnftables.so.1): ${(e as Error).message}; install libnftables1`);
-  }
+  const so = loadOptional('libnftables', 'libnftables.so.1', 'libnftables1');
   koffi.opaque('nft_ctx');
   const ctxNew = so.func('nft_ctx *nft_ctx_new(uint32_t flags)');
   const ctxFree = so.func('void nft_ctx_free(nft_ctx *ctx)');

@@ -23,6 +23,8 @@ const inHost = () => ['ip', 'netns', 'exec', node.host];
 before(async () => {
   node = await cniNode(lab, { objects: join(root, 'probes/build') });
   // A port forward for the DNAT case: pod B → 203.0.113.10:5353 lands on pod A's 7777.
+  // A rule as kube-proxy's iptables-nft writes them: nft's own tracing shows it like any other.
+  lab.execSync(node.host, ['iptables', '-A', 'FORWARD', '-p', 'udp', '--dport', '7100', '-j', 'DROP']);
   lab.nft(node.host, `table ip cninat {
   chain prerouting {
     type nat hook prerouting priority -100; policy accept;
@@ -112,6 +114,7 @@ describe('--output-nft', () => {
     udp(node.podB, CNI.podA.addr, CNI.nftDroppedPort);
     udp(node.podB, CNI.podA.addr, 7777);
     udp(node.podB, '203.0.113.10', 5353);
+    udp(node.podB, CNI.podA.addr, 7100);
     await new Promise((r) => setTimeout(r, 300));
     const { code, events, stderr } = await tracer.stop();
     assert.equal(code, 0, stderr);
@@ -134,6 +137,12 @@ describe('--output-nft', () => {
     assert.equal(dnat.func, 'nf:ipv4:pre_routing');
     assert.match(dnat.nft!.rule!, /dnat to 192\.0\.2\.10:7777 comment "cni: service 5353"/);
     assert.equal(dnat.tuple?.daddr, '203.0.113.10');
+    // iptables-nft: the table and chain iptables made, its rule as nft reads it.
+    const ipt = nft.find((e) => e.nft?.family === 'ip' && e.nft.table === 'filter' && e.nft.verdict === 'drop')!;
+    assert.ok(ipt, 'no evaluation of the iptables rule');
+    assert.equal(ipt.nft!.chain, 'FORWARD');
+    assert.match(ipt.nft!.rule!, /udp dport 7100 .*drop/);
+    assert.equal(ipt.func, 'nf:ipv4:forward');
     // pktpath's own table does not show, and is gone after exit: in every namespace.
     assert.ok(!nft.some((e) => e.nft!.table.startsWith('pktpath_trace_')));
     for (const ns of [node.host, node.podA, node.podB]) assert.deepEqual(nftTables(ns).filter((t) => t.includes('pktpath_trace_')), [], ns);
@@ -212,7 +221,7 @@ test('the inventory lists the foreign programs and chains of each namespace (JSO
   assert.deepEqual(lxcA.tc.ingress!.tcx.map((p) => [p.id, p.name, p.own]), [[node.redirectId, 'cni_redirect', false]]);
   assert.deepEqual(lxcB.tc.ingress!.legacy.map((p) => [p.id, p.name, p.directAction]), [[node.policyId, 'cni_policy', true]]);
   assert.deepEqual(host.nft!.baseChains.map((c) => `${c.table}/${c.name}/${c.hook}/${c.priority}`).sort(),
-    ['cni/forward/forward/0', 'cninat/prerouting/prerouting/-100']);
+    ['cni/forward/forward/0', 'cninat/prerouting/prerouting/-100', 'filter/FORWARD/forward/0']);
   for (const pod of [node.podA, node.podB]) assert.ok(inv.namespaces.some((n) => n.netns.name === pod), pod);
   const text = execFileSync('ip', [...inHost().slice(1), process.execPath, PKTPATH, 'datapath'], { encoding: 'utf8' });
   assert.match(text, new RegExp(`tc ingress tcx\\[0\\]: cni_redirect#${node.redirectId} sched_cls`));
