@@ -11,6 +11,8 @@ import { c, sysBpf, withNativeMemory } from './native.js';
 
 const Cmd = {
   PROG_GET_NEXT_ID: 11,
+  MAP_GET_NEXT_ID: 12,
+  MAP_GET_FD_BY_ID: 14,
   PROG_GET_FD_BY_ID: 13,
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
@@ -20,6 +22,7 @@ const Cmd = {
 
 export const PROG_INFO = { size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96 } as const;
 export const LINK_INFO = { size: 64, type: 0, id: 4, prog_id: 8, union: 16 } as const;
+export const MAP_INFO = { size: 88, type: 0, id: 4, name: 24 } as const;
 
 export interface ProgInfo {
   id: number;
@@ -99,6 +102,24 @@ export function progInfoById(id: number): ProgInfo | null {
 /** Info of every program loaded (those that went away while walking are skipped). */
 export function programs(): ProgInfo[] {
   return nextIds(Cmd.PROG_GET_NEXT_ID).map(progInfoById).filter((p): p is ProgInfo => p !== null);
+}
+
+/** Every map loaded: id and name. */
+export function mapInfos(): Array<{ id: number; name: string }> {
+  const out: Array<{ id: number; name: string }> = [];
+  for (const id of nextIds(Cmd.MAP_GET_NEXT_ID)) {
+    const fd = fdById(Cmd.MAP_GET_FD_BY_ID, id);
+    if (fd < 0) continue;
+    try {
+      const b = infoByFd(fd, MAP_INFO.size);
+      if (!b) continue;
+      const end = b.indexOf(0, MAP_INFO.name);
+      out.push({ id, name: b.toString('latin1', MAP_INFO.name, end < 0 || end > MAP_INFO.name + 16 ? MAP_INFO.name + 16 : end) });
+    } finally {
+      c.close(fd);
+    }
+  }
+  return out;
 }
 
 /** Info of every link. */

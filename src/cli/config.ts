@@ -54,6 +54,7 @@ export interface RawOutputFileOptions {
   outputFileMaxBackups?: string;
   outputPcap?: string;
   pcapSnaplen?: string;
+  force?: boolean;
   groupBy?: string;
 }
 
@@ -92,12 +93,28 @@ const MAX_BACKUPS = 1000;
 /** Protocols tcpdump's `port` applies to. */
 const PORT_PROTOCOLS: readonly number[] = [IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP];
 
+/** Below this a file would rotate every few lines. */
+const MIN_FILE_SIZE = 4096;
+
+/** --output-file-max-size: a bare number is in megabytes, as pwru's; a unit says otherwise (4K, 1.5G). */
+export function parseFileSize(flag: string, text: string): number {
+  const bare = /^\s*\d+(\.\d+)?\s*$/.test(text);
+  const bytes = bare ? Math.floor(Number(text) * 2 ** 20) : parseByteSize(flag, text);
+  if (bytes < MIN_FILE_SIZE) {
+    throw new UsageError(`${flag}: '${text}' is below the smallest size, 4K (a bare number is in megabytes, as in pwru)`);
+  }
+  return bytes;
+}
+
 export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOptions {
   const file = raw.outputFile ?? null;
   let maxSize: number | null = null;
   if (raw.outputFileMaxSize !== undefined) {
-    maxSize = parseByteSize('--output-file-max-size', raw.outputFileMaxSize);
+    maxSize = parseFileSize('--output-file-max-size', raw.outputFileMaxSize);
     if (file === null) throw new UsageError('--output-file-max-size: rotation needs --output-file');
+  }
+  if (raw.outputFileMaxBackups !== undefined && file === null) {
+    throw new UsageError('--output-file-max-backups: rotation needs --output-file');
   }
   const maxBackups = raw.outputFileMaxBackups === undefined
     ? DEFAULT_MAX_BACKUPS
@@ -115,7 +132,7 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
   if (groupBy !== null && raw.outputJson === true) {
     throw new UsageError('--group-by: prints text blocks; it does not combine with --output-json');
   }
-  return { maxSize, maxBackups, pcap, snaplen, groupBy };
+  return { maxSize, maxBackups, pcap, snaplen, groupBy, force: raw.force === true };
 }
 
 function nonEmptyPath(flag: string, text: string): string {
@@ -173,7 +190,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     },
     attach: {
       families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
-      filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc) : null,
+      filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc, false) : null,
       afterNat: output.ct,
     },
     output,

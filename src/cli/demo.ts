@@ -26,13 +26,15 @@ async function traceScene(options: RawOptions, names: string[], traffic: () => P
   const cfg = buildConfig(options, []);
   const prepared = prepare(cfg, (name) => names.includes(name));
   let session: TraceSession | null = null;
+  let attached: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (attached = resolve));
   const running = runTrace(cfg, prepared, {
     say: (line) => process.stderr.write(`${line}\n`),
     started: (s) => (session = s),
+    attached: () => attached(),
   });
-  // The session attaches before its first await.
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  await traffic();
+  // Traffic once everything is attached (or not at all, when attaching failed).
+  if (await Promise.race([ready.then(() => true), running.then(() => false, () => false)])) await traffic();
   (session as TraceSession | null)?.stop('demo done');
   const summary = await running;
   process.stderr.write(`${summaryLine(summary)}\n`);

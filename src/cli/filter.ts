@@ -1,6 +1,6 @@
 /** Turns the filter the user asked for into the one the probes run: compiled, resolved against this system. */
 import type { ActiveFilter } from '../filter/active.js';
-import { compileFilter } from '../filter/expression.js';
+import { FilterTooLarge, compileFilter } from '../filter/expression.js';
 import { FilterSyntaxError } from '../filter/pcap.js';
 import { InjectError } from '../filter/inject.js';
 import { TranslateError } from '../filter/cbpf-to-ebpf.js';
@@ -16,7 +16,7 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     try {
       compiled = compileFilter(f.expression);
     } catch (e) {
-      if (e instanceof FilterSyntaxError || e instanceof TranslateError || e instanceof InjectError) {
+      if (e instanceof FilterSyntaxError || e instanceof TranslateError || e instanceof InjectError || e instanceof FilterTooLarge) {
         throw new UsageError(e.message);
       }
       throw e;

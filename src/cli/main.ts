@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { BpfError } from '../bpf/errors.js';
+import { OutputPathError } from '../output/files.js';
 import { colorFor } from '../output/paint.js';
 import { formatSummary, summaryLine } from '../output/summary.js';
 import { planPointNames } from '../plan/plan.js';
@@ -52,8 +53,18 @@ async function list(opts: RawOptions, expression: string[]): Promise<number> {
   return EXIT_OK;
 }
 
+/** commander's error text in pktpath's style: `pktpath: …`, one line. */
+function oneLine(s: string): string {
+  const first = s.trim().split('\n')[0] ?? '';
+  return `${first.replace(/^error: /, 'pktpath: ')}\n`;
+}
+
 export function buildProgram(run: (p: Promise<number>) => void, argv: string[] = process.argv): Command {
-  const program = addTraceOptions(new Command('pktpath'))
+  // Set before the subcommands are made: they inherit it, so their usage errors read and exit like pktpath's own.
+  const root = new Command('pktpath')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(oneLine(s)) });
+  const program = addTraceOptions(root)
     .description('Trace the path of packets through the Linux kernel.')
     .version(VERSION)
     .enablePositionalOptions()
@@ -95,7 +106,7 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
 }
 
 export function describeError(e: unknown): { code: number; message: string } {
-  if (e instanceof UsageError || e instanceof InputFileError) return { code: EXIT_USAGE, message: e.message };
+  if (e instanceof UsageError || e instanceof InputFileError || e instanceof OutputPathError) return { code: EXIT_USAGE, message: e.message };
   if (e instanceof BpfError) return { code: EXIT_FAILURE, message: e.message };
   return { code: EXIT_FAILURE, message: (e as Error)?.message ?? String(e) };
 }
@@ -107,10 +118,6 @@ export function main(argv: string[]): void {
       fail(code, message);
     });
   }, argv);
-  program.exitOverride();
-  program.configureOutput({
-    writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'pktpath: ')),
-  });
   try {
     program.parse(argv);
   } catch (e) {

@@ -22,9 +22,10 @@ export function addOutputFileOptions(cmd: Command): Command {
   return cmd
     .addOption(option(GROUP.output, '--group-by <what>',
       'skb: each packet\'s path as one block when it ends; ct: the packets of each connection together'))
-    .addOption(option(GROUP.files, '--output-file-max-size <bytes>', 'rotate --output-file before it grows past this size (e.g. 100M)'))
-    .addOption(option(GROUP.files, '--output-file-max-backups <n>', 'rotated files to keep: FILE.1 (newest) to FILE.n')
-      .default(String(DEFAULT_MAX_BACKUPS)))
+    .addOption(option(GROUP.files, '--output-file-max-size <size>', 'rotate --output-file before it grows past this size: megabytes as in pwru (100), or with a unit (4K, 1.5G)'))
+    // No commander default: giving it without --output-file is an error only when it was given.
+    .addOption(option(GROUP.files, '--output-file-max-backups <n>', `rotated files to keep: FILE.1 (newest) to FILE.n (default: ${DEFAULT_MAX_BACKUPS})`))
+    .addOption(option(GROUP.files, '--force', 'replace output files that exist (else pktpath refuses them); files are made 0600, never written through a symbolic link'))
     .addOption(option(GROUP.files, '--output-pcap <path>', 'also write the captured packets as pcapng, one comment per observation point'))
     .addOption(option(GROUP.files, '--pcap-snaplen <bytes>', `bytes of each packet to capture (1-${MAX_SNAPLEN})`)
       .default(String(DEFAULT_SNAPLEN)));
@@ -65,7 +66,7 @@ export function addTraceOptions(cmd: Command): Command {
   addOutputFileOptions(cmd);
 
   cmd.optionsGroup(GROUP.attach)
-    .option('--filter-func <regex>', 'observation points to attach (full-name match, e.g. "kfree_skb|tc:.*")')
+    .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
     .option('--attach <families>', `families to attach: ${FAMILIES.join(',')}`, FAMILIES.join(','));
 
   cmd.optionsGroup(GROUP.session)

@@ -18,6 +18,7 @@ import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
 import type { TraceConfig } from './config.js';
 import { activateFilter } from './filter.js';
+import { UsageError } from './values.js';
 import { VERSION } from './version.js';
 
 export interface Prepared {
@@ -38,6 +39,11 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const kernel = narrowView(view, filter, ifacesOf);
   const plan = planProbes(cfg.attach, kernel);
+  if (cfg.attach.filterFunc !== null && planPointNames(plan).length === 0 && plan.template.tcDirections.length === 0 &&
+      plan.template.netfilter.length === 0) {
+    throw new UsageError(`--filter-func: '${cfg.attach.filterFunc.source}' finds no observation point on this kernel; ` +
+      '`pktpath list` without it names them all');
+  }
   plan.notes.unshift(...notes);
   if (cfg.output.nft && cfg.filter.nftMatch === null) {
     plan.notes.push('--output-nft: nft cannot be given a tcpdump expression: nftables traces every packet of the traced ' +

@@ -82,10 +82,10 @@ export function parseChoices<T extends string>(flag: string, text: string, choic
   return out;
 }
 
-/** A regular expression matched against whole names. */
-export function parseRegex(flag: string, text: string): RegExp {
+/** A regular expression matched against whole names (`anchored`), or found anywhere in them, as pwru's --filter-func. */
+export function parseRegex(flag: string, text: string, anchored = true): RegExp {
   try {
-    return new RegExp(`^(?:${text})$`);
+    return new RegExp(anchored ? `^(?:${text})$` : text);
   } catch (e) {
     throw new UsageError(`${flag}: '${text}' is not a regular expression: ${(e as Error).message}`);
   }

@@ -49,3 +49,19 @@ export function recordPointName(info: PointInfo, flags: number, hook: number, pf
   if (flags & EventFlags.tcDir) return tcPointName(hook === 0 ? 'ingress' : 'egress');
   return info.name;
 }
+
+/**
+ * Frees the kernel reports with a drop reason on a normal path: not drops.
+ * `caller`: the freeing function, as symbolized (`ping_rcv+0xb3`).
+ */
+const EXPECTED_FREES: ReadonlyArray<{ reason: string; caller: string; why: string }> = [
+  // An echo reply for a raw socket (ping run as root) found no ping socket: the raw socket had its copy already.
+  { reason: 'NO_SOCKET', caller: 'ping_rcv', why: 'an echo reply no ping socket wanted; a raw socket had its copy' },
+];
+
+/** Why a kfree_skb with a reason is a normal end, or null when it is a drop. */
+export function expectedFree(func: string, dropReason: string | null, caller: string | null): string | null {
+  if (func !== 'kfree_skb' || dropReason === null || caller === null) return null;
+  const fn = caller.replace(/\+0x[0-9a-f]+.*$/, '');
+  return EXPECTED_FREES.find((x) => x.reason === dropReason && x.caller === fn)?.why ?? null;
+}

@@ -6,6 +6,7 @@
 import type { Addr } from '../decode/addr.js';
 import { protocolName } from '../decode/protocols.js';
 import { translate } from './cbpf-to-ebpf.js';
+import { FILTER_REGION_INSNS } from './inject.js';
 import type { EbpfInsn } from '../bpf/insn.js';
 import { type CbpfInsn, FilterSyntaxError, LinkType, compilePcap } from './pcap.js';
 
@@ -70,6 +71,12 @@ function locate(expression: string, message: string): string {
  */
 export function compileFilter(expression: string): CompiledFilter {
   const notes: string[] = [];
+  // libpcap's optimiser takes time that grows faster than the expression: bounded before it starts.
+  const terms = countTerms(expression);
+  if (terms > MAX_TERMS) {
+    throw new FilterTooLarge(`filter: ${terms} terms; pktpath compiles at most ${MAX_TERMS} (joined by and/or), ` +
+      'and far fewer fit in a probe: narrow it, e.g. with a network (net 192.0.2.0/24) or a port range (portrange 1000-2000)');
+  }
   let l2: CbpfInsn[];
   try {
     l2 = compilePcap(expression, LinkType.ETHERNET);
@@ -88,5 +95,24 @@ export function compileFilter(expression: string): CompiledFilter {
     notes.push(`filter '${expression}' needs a link-layer header (${e.message}): it matches nothing at points ` +
       'where packets have none (netfilter hooks and tracepoints before the Ethernet header is built)');
   }
-  return { expression, l2: { cbpf: l2, ebpf: translate(l2) }, l3: { cbpf: l3, ebpf: translate(l3) }, notes };
+  const compiled = { expression, l2: { cbpf: l2, ebpf: translate(l2) }, l3: { cbpf: l3, ebpf: translate(l3) }, notes };
+  const size = Math.max(compiled.l2.ebpf.length, compiled.l3.ebpf.length);
+  if (size > FILTER_REGION_INSNS) {
+    throw new FilterTooLarge(`filter: it needs ${size} eBPF instructions; the probes have room for ${FILTER_REGION_INSNS}: ` +
+      'narrow it, e.g. with a network (net 192.0.2.0/24) or a port range (portrange 1000-2000)');
+  }
+  return compiled;
+}
+
+/** More terms than this are refused before libpcap sees them (200 mixed terms compile in about 2 s). */
+export const MAX_TERMS = 200;
+
+/** The expression cannot become a probe's filter: it is too large (the user's to narrow). */
+export class FilterTooLarge extends Error {
+  override name = 'FilterTooLarge';
+}
+
+/** Primitives joined by and/or, counted from the words alone. */
+export function countTerms(expression: string): number {
+  return expression.split(/\b(?:and|or)\b|&&|\|\|/).length;
 }

@@ -133,6 +133,29 @@ export function resolveNetns(spec: string, dir = NETNS_RUN_DIR): Netns {
   } catch {
     throw new NetnsNotFound(`--filter-netns: no network namespace '${spec}'${spec.includes('/') ? '' : ` (not in ${dir})`}`);
   }
+  const kind = namespaceKind(path);
+  if (kind !== 'net') {
+    throw new NetnsNotFound(`--filter-netns: '${spec}' is not a network namespace` +
+      (kind === null ? '' : ` (it is a ${kind} namespace)`) + '; give /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N');
+  }
   const hit = byInode(inode);
   return hit ?? { inode, name: '', path };
+}
+
+const NS_GET_NSTYPE = 0xb703;
+const NS_TYPES: Readonly<Record<number, string>> = {
+  [CLONE_NEWNET]: 'net', 0x00020000: 'mount', 0x20000000: 'pid', 0x10000000: 'user', 0x04000000: 'uts',
+  0x08000000: 'ipc', 0x02000000: 'cgroup', 0x00000080: 'time',
+};
+
+/** The kind of namespace a file is (`net`, `pid`, …), or null when it is no namespace file at all. */
+export function namespaceKind(path: string): string | null {
+  const fd = c.open(path, O_RDONLY | O_CLOEXEC) as number;
+  if (fd < 0) return null;
+  try {
+    const type = c.ioctl(fd, NS_GET_NSTYPE, 0);
+    return type < 0 ? null : NS_TYPES[type] ?? `type ${type}`;
+  } finally {
+    c.close(fd);
+  }
 }

@@ -20,6 +20,8 @@ export interface OutputFileOptions {
   /** Bytes of each packet captured and written. */
   snaplen: number;
   groupBy: GroupBy | null;
+  /** Replace existing output files (--force); else an existing file is refused. */
+  force: boolean;
 }
 
 export interface OutputConfig {

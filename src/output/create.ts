@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { OutputConfig, OutputFileOptions } from './config.js';
+import { OUTPUT_FILE_MODE, type OpenedOutput, openOutputs } from './files.js';
 import { ConnectionSink } from './connections.js';
 import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
@@ -20,10 +21,11 @@ export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): 
   return colorFor(out.color, isTTY && out.file === null && !out.json, env);
 }
 
-/** The destination of --output-file: rotating when a maximum size is set. */
-export function openOutputFile(path: string, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups'>): Writable {
-  if (opts.maxSize === null) return fs.createWriteStream(path, { flags: 'w' });
-  return new RotatingFileWriter(path, { maxSize: opts.maxSize, maxBackups: opts.maxBackups });
+/** The destination of --output-file (opened and checked by openOutputs): rotating when a maximum size is set. */
+export function openOutputFile(file: OpenedOutput, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups'>): Writable {
+  if (opts.maxSize === null) return fs.createWriteStream(file.path, { fd: file.fd });
+  fs.closeSync(file.fd);
+  return new RotatingFileWriter(file.path, { maxSize: opts.maxSize, maxBackups: opts.maxBackups });
 }
 
 export interface OutputSinkContext {
@@ -33,8 +35,10 @@ export interface OutputSinkContext {
   text: Omit<JourneyOptions, 'idleMs' | 'maxOpen' | 'clock' | 'every'>;
   /** A side output failed (e.g. the pcap file); the message names the file. */
   onError: (message: string) => void;
-  /** Opens the pcapng file. Default: a new file stream. */
+  /** Opens the pcapng file. Default: a stream on the file openOutputs opened. */
   openPcap?: (path: string) => Writable;
+  /** The pcapng file, opened and checked before anything was attached. */
+  pcapFile?: OpenedOutput;
 }
 
 export interface OutputSinks {
@@ -51,7 +55,10 @@ export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContex
   const extra: Sink[] = [];
   if (opts.pcap !== null) {
     const path = opts.pcap;
-    const dest = (ctx.openPcap ?? ((p: string) => fs.createWriteStream(p, { flags: 'w' })))(path);
+    const opened = ctx.pcapFile;
+    const dest = ctx.openPcap ? ctx.openPcap(path)
+      : opened ? fs.createWriteStream(path, { fd: opened.fd })
+      : fs.createWriteStream(path, { flags: 'w', mode: OUTPUT_FILE_MODE });
     extra.push(new PcapngSink(dest, {
       snaplen: opts.snaplen,
       onError: (err) => ctx.onError(`cannot write ${path}: ${err.message}`),
@@ -68,11 +75,17 @@ export interface SinkSetup {
   onClosed: (fn: () => void) => void;
 }
 
-/** Every sink of a run. Problems writing are told through `warn` (a line for a person). */
+/**
+ * Every sink of a run. The files are opened first, synchronously: a path
+ * pktpath will not write throws OutputPathError before anything is attached.
+ * Problems writing later are told through `warn` (a line for a person).
+ */
 export function createSinks(out: OutputConfig, warn: (line: string) => void,
-  stdout: Writable & { isTTY?: boolean } = process.stdout): SinkSetup {
+  stdout: Writable & { isTTY?: boolean } = process.stdout, fileFlag = '--output-file'): SinkSetup {
   let closedHandler: () => void = () => {};
-  const dest: Writable = out.file !== null ? openOutputFile(out.file, out.files) : stdout;
+  const files = openOutputs([{ flag: fileFlag, path: out.file }, { flag: '--output-pcap', path: out.files.pcap }], out.files.force);
+  const file = files.get(fileFlag);
+  const dest: Writable = file ? openOutputFile(file, out.files) : stdout;
   const writer = new BatchedWriter(dest, {
     onClosed: () => closedHandler(),
     onError: (err) => {
@@ -90,7 +103,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
     timestamp: out.timestamp,
     color: useColor(out, stdout.isTTY === true),
   };
-  const more = createOutputSinks(out.files, { writer, text, onError: warn });
+  const more = createOutputSinks(out.files, { writer, text, onError: warn, pcapFile: files.get('--output-pcap') });
   const main: Sink = more.main ??
     (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
   return { sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn) };

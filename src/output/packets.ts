@@ -3,7 +3,7 @@
  * until the skb is freed (kfree_skb, consume_skb), goes idle, or the trace
  * stops. The grouped outputs (--group-by skb, --group-by ct) are built on it.
  */
-import { FREEING_POINTS } from '../decode/points.js';
+import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import type { TraceEvent } from './event.js';
 import type { Styles } from './paint.js';
 
@@ -22,6 +22,8 @@ export function describeEnding(last: TraceEvent, how: EndKind, styles: Styles): 
   if (how === 'idle') return styles.warn('unfinished (idle)');
   if (how === 'stopped') return styles.warn('unfinished (trace stopped)');
   if (last.func === 'consume_skb' && last.dropReason === null) return styles.ok('consumed');
+  const normal = expectedFree(last.func, last.dropReason, last.caller);
+  if (normal !== null) return styles.ok(`consumed (${last.dropReason} at ${last.caller?.replace(/\+.*$/, '')}: ${normal})`);
   return styles.drop(last.dropReason !== null ? 'dropped: ' + last.dropReason : 'dropped');
 }
 

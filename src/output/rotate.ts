@@ -10,6 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { Writable } from 'node:stream';
+import { OUTPUT_FILE_MODE, ROTATED_FILE_FLAGS } from './files.js';
 
 export interface RotatingFileOptions {
   /** Rotate before a write that would take the file past this many bytes. */
@@ -53,8 +54,8 @@ export class RotatingFileWriter extends Writable {
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
-    // Truncates, as a plain --output-file does: a new trace starts a new file.
-    fsp.open(this.path, 'w').then(
+    // The file was made (or, with --force, emptied) and checked before anything was attached.
+    fsp.open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE).then(
       (fh) => {
         this.file = fh;
         cb();
@@ -134,7 +135,7 @@ export class RotatingFileWriter extends Writable {
       }
       await fsp.rename(this.path, `${this.path}.1`);
     }
-    this.file = await fsp.open(this.path, 'w');
+    this.file = await fsp.open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE);
     this.size = 0;
     this.rotationCount++;
   }

@@ -18,6 +18,8 @@ export interface TraceSummary {
   drops: Map<string, number>;
   /** Drops by reason and where (the freeing caller, symbolized): `REASON\tlocation`. */
   dropSites?: Map<string, number>;
+  /** kfree_skb with a reason on a normal path (not drops), by `REASON\tlocation`. */
+  expectedFrees?: Map<string, number>;
   /** Namespaces and devices that came and went while tracing. */
   topology?: TopologyCounts;
 }
@@ -39,7 +41,7 @@ export interface SummaryOptions {
 export function summaryLine(s: TraceSummary): string {
   const drops = [...s.drops].map(([r, n]) => `${r}×${n}`).join(', ');
   return `pktpath: ${s.events} events, ${s.lost} lost, in ${(s.durationMs / 1000).toFixed(1)} s` +
-    (drops ? `; drops: ${drops}` : '');
+    (drops ? `; drops: ${drops}${s.lost > 0 ? ' (at least: records were lost)' : ''}` : '');
 }
 
 /** `1234567` → `1,234,567`. */
@@ -105,6 +107,16 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
   } else if (s.drops.size > 0) {
     const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [st.drop(k), groupDigits(v)]);
     parts.push(table([st.header('drop reason'), st.header('packets')], rows));
+  }
+  if (s.lost > 0 && s.drops.size > 0) {
+    parts.push(st.warn(`drop counts are lower bounds: ${groupDigits(s.lost)} records were lost, and the drops among them are not counted`));
+  }
+  if (s.expectedFrees && s.expectedFrees.size > 0) {
+    const rows = ranked(s.expectedFrees, max, 'sites').map(([k, v]): string[] => {
+      const [reason, where] = k.split('\t');
+      return [reason!, where ?? '', groupDigits(v)];
+    });
+    parts.push(table([st.header('normal frees with a reason (not drops)'), st.header('location'), st.header('packets')], rows));
   }
   return parts.join('\n');
 }

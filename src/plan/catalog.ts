@@ -28,6 +28,12 @@ export const SKB_TRACEPOINTS: readonly string[] = [
 
 /** Right after conntrack (-200), before DNAT (-100): the state conntrack gave, the tuple before NAT. */
 export const NF_PRIORITY = -199;
+/**
+ * How far a session may move from its priority when another (a second
+ * pktpath) holds it: still after conntrack and before NAT, or after NAT and
+ * before the filter tables (-99 … -1) and conntrack's confirmation (101 … 199).
+ */
+export const NF_PRIORITY_LAST = -101;
 
 /**
  * With --output-ct, a second observer per hook right after NAT: after DNAT
@@ -39,4 +45,10 @@ export const NF_NAT_PRIORITY: Partial<Record<NfHookName, number>> = {
   local_out: -99,
   post_routing: 101,
   local_in: 101,
+};
+export const NF_NAT_PRIORITY_LAST: Partial<Record<NfHookName, number>> = {
+  pre_routing: -1,
+  local_out: -1,
+  post_routing: 199,
+  local_in: 199,
 };

@@ -9,7 +9,7 @@ import {
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { KernelView, TracepointParam } from '../kernel/view.js';
 import type { AttachPlan, TracepointAttachment } from '../trace/attachments.js';
-import { NF_NAT_PRIORITY, NF_PRIORITY, SKB_TRACEPOINTS } from './catalog.js';
+import { NF_NAT_PRIORITY, NF_NAT_PRIORITY_LAST, NF_PRIORITY, NF_PRIORITY_LAST, SKB_TRACEPOINTS } from './catalog.js';
 
 export type Family = 'tracepoints' | 'tc' | 'netfilter';
 export const FAMILIES: readonly Family[] = ['tracepoints', 'tc', 'netfilter'];
@@ -110,12 +110,13 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     if (!kernel.features.netfilter) {
       plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+); netfilter hooks are not observed');
     } else {
-      const hooks = nfWanted.map((w) => ({ ...w, priority: NF_PRIORITY, afterNat: false }));
+      const hooks = nfWanted.map((w) => ({ ...w, priority: NF_PRIORITY, priorityLast: NF_PRIORITY_LAST, afterNat: false }));
       // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
       if (sel.afterNat) {
         for (const w of nfWanted) {
           const priority = NF_NAT_PRIORITY[w.hook];
-          if (priority !== undefined) hooks.push({ ...w, priority, afterNat: true });
+          const priorityLast = NF_NAT_PRIORITY_LAST[w.hook];
+          if (priority !== undefined && priorityLast !== undefined) hooks.push({ ...w, priority, priorityLast, afterNat: true });
         }
       }
       plan.template.netfilter = hooks;

@@ -11,7 +11,7 @@
  * (see `packetKind`), once; values that differ per run as placeholders
  * (./vars.ts), numbered in the order of the output.
  */
-import { FREEING_POINTS } from '../decode/points.js';
+import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
 import { formatEndpoint } from '../output/format.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
@@ -283,7 +283,8 @@ export class JourneyBuilder {
     }
     if (FREEING_POINTS.has(r.func)) {
       this.open.delete(r.skb);
-      const dropped = r.func === 'kfree_skb' && r.drop_reason !== null && r.drop_reason !== 'NOT_SPECIFIED';
+      const dropped = r.func === 'kfree_skb' && r.drop_reason !== null && r.drop_reason !== 'NOT_SPECIFIED' &&
+        expectedFree(r.func, r.drop_reason, r.caller) === null;
       this.finish(j, dropped
         ? { how: 'dropped', reason: r.drop_reason!, netns, iface, by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
         : { how: 'ended' });

@@ -27,6 +27,8 @@ export interface NfAttachment {
   family: NfFamily;
   hook: NfHookName;
   priority: number;
+  /** The last priority to try when another holds `priority` (a second session): the ordering stays the same up to it. */
+  priorityLast: number;
   /** The second look, after NAT (--output-ct): its points are named with `:nat`. */
   afterNat: boolean;
 }

@@ -4,13 +4,14 @@
  * session killed outright still leaves nothing attached.
  */
 import { performance } from 'node:perf_hooks';
+import { BpfError } from '../bpf/errors.js';
 import { type Link, attachNetfilter, attachTracing, closeAll } from '../bpf/link.js';
 import { progIdOfFd } from '../bpf/objects.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import type { ProbeConfig } from '../decode/config.js';
 import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';
-import { FREEING_POINTS, type PointInfo, nfPointName } from '../decode/points.js';
+import { FREEING_POINTS, type PointInfo, expectedFree, nfPointName } from '../decode/points.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames } from '../kernel/btf.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
@@ -95,6 +96,10 @@ export class TraceSession {
   private readonly perPoint = new Map<string, number>();
   private readonly drops = new Map<string, number>();
   private readonly dropSites = new Map<string, number>();
+  /** Netfilter priorities moved because another session held them (`planned→used`). */
+  private readonly movedPriorities = new Set<string>();
+  /** kfree_skb with a reason on a normal path (decode/points.ts): counted apart from drops. */
+  private readonly expectedFrees = new Map<string, number>();
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
   private readonly startMonoNs = process.hrtime.bigint();
@@ -124,10 +129,14 @@ export class TraceSession {
     const t0 = performance.now();
     let attachMs = 0;
     try {
-      this.attach();
+      await this.attach();
       attachMs = performance.now() - t0;
-      this.hooks.status(this.attachedLine(attachMs));
-      this.hooks.attached?.(this.notObserved);
+      if (this.stopReason === null) {
+        this.hooks.status(this.attachedLine(attachMs));
+        this.hooks.attached?.(this.notObserved);
+      } else {
+        this.hooks.status(`pktpath: stopped while attaching (${this.stopReason}): ${this.linkCount()} links made, all released`);
+      }
       this.startReading();
       if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
@@ -154,6 +163,7 @@ export class TraceSession {
       perPoint: this.perPoint,
       drops: this.drops,
       dropSites: this.dropSites,
+      expectedFrees: this.expectedFrees,
       topology: { ...this.topologyCounts },
     };
   }
@@ -180,7 +190,9 @@ export class TraceSession {
     const nft = this.nft ? `, nft tracing in ${this.nft.namespaceCount} ${plural(this.nft.namespaceCount, 'namespace')}` : '';
     return `pktpath: attached ${this.linkCount()} links: ${this.tracepoints} tracepoints, tc on ${devices} ${plural(devices, 'device')}` +
       (first > 0 ? ` (first in the chain too at ${first} ${plural(first, 'hook')} with other programs)` : '') +
-      `, netfilter in ${this.nfLinks.size} ${plural(this.nfLinks.size, 'namespace')}${nft} (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+      `, netfilter in ${this.nfLinks.size} ${plural(this.nfLinks.size, 'namespace')}` +
+      (this.movedPriorities.size > 0 ? ` (priorities ${[...this.movedPriorities].join(', ')}: others held them)` : '') +
+      `${nft} (${ms.toFixed(0)} ms); Ctrl-C to stop`;
   }
 
   private topologyLine(): string {
@@ -226,15 +238,24 @@ export class TraceSession {
     }
   }
 
-  /** Loads and attaches every probe of the plan. A point that fails is reported and skipped; none at all is an error. */
-  private attach(): void {
+  /**
+   * Loads and attaches every probe of the plan. A point that fails is
+   * reported and skipped; none at all is an error. Between attachments it
+   * lets signals in: a stop while attaching ends it at once.
+   */
+  private async attach(): Promise<void> {
     const failures: Error[] = [];
     const attempt = (what: string, fn: () => void) => {
       const e = this.attempt(what, fn);
       if (e) failures.push(e);
     };
+    const goOn = async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return this.stopReason === null;
+    };
 
     for (const tp of this.plan.tracepoints) {
+      if (!(await goOn())) return;
       attempt(`tracepoint ${tp.name}`, () => {
         const id = this.addPoint({ type: 'tracepoint', name: tp.name });
         const cfg = this.probeConfig(id, {
@@ -257,10 +278,13 @@ export class TraceSession {
       attempt('tc', () => {
         const last = this.tcInstance('last');
         this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status);
-        const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
-        for (const t of this.plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
-        for (const { netns, iface } of byDevice.values()) attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
       });
+      const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
+      for (const t of this.plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
+      for (const { netns, iface } of this.tc ? byDevice.values() : []) {
+        if (!(await goOn())) return;
+        attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
+      }
     }
 
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
@@ -271,7 +295,10 @@ export class TraceSession {
     if (template.some((h) => h.afterNat)) {
       attempt('netfilter:nat', () => (this.nfInstances.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' })));
     }
-    for (const n of this.plan.netfilter) attempt(nfWhere(n), () => this.attachNfHook(n));
+    for (const n of this.plan.netfilter) {
+      if (!(await goOn())) return;
+      attempt(nfWhere(n), () => this.attachNfHook(n));
+    }
 
     if (this.linkCount() === 0) {
       throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
@@ -280,6 +307,7 @@ export class TraceSession {
     if (this.opts.nft) {
       const nft = (this.nft = new NftTracer(this.opts.nft.matches, this.names, this.hooks.status));
       for (const { netns } of this.kernel.namespaces) {
+        if (!(await goOn())) return;
         const e = this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => nft.add(netns));
         if (e) failures.push(e);
       }
@@ -311,14 +339,34 @@ export class TraceSession {
     });
   }
 
+  /**
+   * A netfilter observer at its hook. The kernel takes one BPF link per
+   * priority and hook: where another session holds the planned priority, the
+   * next free one in the plan's range keeps the same place among the kernel's
+   * hooks (after conntrack, before NAT; or after NAT).
+   */
   private attachNfHook(n: NfAttachment): void {
     const inst = n.afterNat ? this.nfInstances.afterNat : this.nfInstances.beforeNat;
     if (!inst) return;
     withNetns(n.netns.path, () => {
-      const link = attachNetfilter(inst.program, n.family, n.hook, n.priority, nfWhere(n));
-      let list = this.nfLinks.get(n.netns.inode);
-      if (!list) this.nfLinks.set(n.netns.inode, (list = []));
-      list.push(link);
+      const step = n.priorityLast >= n.priority ? 1 : -1;
+      for (let priority = n.priority; ; priority += step) {
+        try {
+          const link = attachNetfilter(inst.program, n.family, n.hook, priority, nfWhere({ ...n, priority }));
+          let list = this.nfLinks.get(n.netns.inode);
+          if (!list) this.nfLinks.set(n.netns.inode, (list = []));
+          list.push(link);
+          if (priority !== n.priority) this.movedPriorities.add(`${n.priority}→${priority}`);
+          return;
+        } catch (e) {
+          const busy = e instanceof BpfError && e.errno === -16;
+          if (!busy) throw e;
+          if (priority === n.priorityLast) {
+            throw new BpfError(`attaching ${nfWhere(n)}`, -16, [],
+              `priorities ${n.priority} to ${n.priorityLast} are all taken (by other pktpath sessions?)`);
+          }
+        }
+      }
     });
   }
 
@@ -405,9 +453,13 @@ export class TraceSession {
     this.events++;
     this.perPoint.set(e.func, (this.perPoint.get(e.func) ?? 0) + 1);
     if (e.dropReason !== null && e.func === 'kfree_skb') {
-      this.drops.set(e.dropReason, (this.drops.get(e.dropReason) ?? 0) + 1);
       const site = `${e.dropReason}\t${e.caller ?? '?'}`;
-      this.dropSites.set(site, (this.dropSites.get(site) ?? 0) + 1);
+      if (expectedFree(e.func, e.dropReason, e.caller) !== null) {
+        this.expectedFrees.set(site, (this.expectedFrees.get(site) ?? 0) + 1);
+      } else {
+        this.drops.set(e.dropReason, (this.drops.get(e.dropReason) ?? 0) + 1);
+        this.dropSites.set(site, (this.dropSites.get(site) ?? 0) + 1);
+      }
     }
     for (const s of this.sinks) s.event(e);
     if (limit > 0 && this.events >= limit) this.stop('limit');

@@ -56,12 +56,14 @@ for (const [opts, message] of [
   });
 }
 
-test('--filter-func matches whole names', () => {
-  const re = buildConfig({ filterFunc: 'tc:.*|kfree_skb' }, []).attach.filterFunc!;
+test('--filter-func finds its regex in the names, as pwru; ^…$ anchors it', () => {
+  const re = buildConfig({ filterFunc: 'tc:|kfree_skb' }, []).attach.filterFunc!;
   assert.ok(re.test('tc:ingress'));
   assert.ok(re.test('kfree_skb'));
-  assert.ok(!re.test('kfree_skb_reason'));
-  assert.ok(!re.test('nf:ipv4:tc:x'));
+  assert.ok(!re.test('consume_skb'));
+  assert.ok(buildConfig({ filterFunc: 'nf:' }, []).attach.filterFunc!.test('nf:ipv4:local_in'));
+  const anchored = buildConfig({ filterFunc: '^kfree_skb$' }, []).attach.filterFunc!;
+  assert.ok(!anchored.test('kfree_skb_reason'));
 });
 
 test('sizes round up to a power of two', () => {

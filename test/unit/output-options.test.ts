@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, WriteStream } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
-import { type RawOutputFileOptions, parseOutputFileOptions } from '../../src/cli/config.js';
+import { type RawOutputFileOptions, parseFileSize, parseOutputFileOptions } from '../../src/cli/config.js';
 import { addOutputFileOptions } from '../../src/cli/options.js';
 import { UsageError, parseByteSize } from '../../src/cli/values.js';
 import type { OutputFileOptions } from '../../src/output/config.js';
 import { createOutputSinks, openOutputFile } from '../../src/output/create.js';
+import { OutputPathError, openOutputPath, openOutputs } from '../../src/output/files.js';
 import { JourneySink } from '../../src/output/journey.js';
 import { PcapngSink } from '../../src/output/pcapng.js';
 import { RotatingFileWriter } from '../../src/output/rotate.js';
@@ -40,7 +41,7 @@ function usageError(args: string[]): string {
 }
 
 test('defaults', () => {
-  assert.deepEqual(parse([]), { maxSize: null, maxBackups: 5, pcap: null, snaplen: 256, groupBy: null });
+  assert.deepEqual(parse([]), { maxSize: null, maxBackups: 5, pcap: null, snaplen: 256, groupBy: null, force: false });
 });
 
 test('every option', () => {
@@ -49,7 +50,7 @@ test('every option', () => {
       '--output-file', 'trace.txt', '--output-file-max-size', '100M', '--output-file-max-backups', '3',
       '--output-pcap', 'trace.pcapng', '--pcap-snaplen', '65535', '--group-by', 'skb',
     ]),
-    { maxSize: 100 * 2 ** 20, maxBackups: 3, pcap: 'trace.pcapng', snaplen: 65535, groupBy: 'skb' },
+    { maxSize: 100 * 2 ** 20, maxBackups: 3, pcap: 'trace.pcapng', snaplen: 65535, groupBy: 'skb', force: false },
   );
   assert.equal(parse(['--output-file', 'f', '--output-file-max-backups', '0']).maxBackups, 0);
   assert.equal(parse(['--group-by', 'SKB']).groupBy, 'skb');
@@ -66,15 +67,23 @@ test('sizes', () => {
   assert.equal(parseByteSize(f, '100b'), 100);
 });
 
+test('--output-file-max-size: a bare number is megabytes, as in pwru', () => {
+  assert.equal(parseFileSize('--output-file-max-size', '100'), 100 * 2 ** 20);
+  assert.equal(parseFileSize('--output-file-max-size', '4K'), 4096);
+  assert.equal(parseFileSize('--output-file-max-size', '1.5G'), 1.5 * 2 ** 30);
+});
+
 test('bad values are one-line usage errors', () => {
   const cases: Array<[string[], string]> = [
     [['--output-file', 'f', '--output-file-max-size', '12Q'], "--output-file-max-size: '12Q' is not a size (e.g. 100M)"],
     [['--output-file', 'f', '--output-file-max-size', '-1M'], "--output-file-max-size: '-1M' is not a size (e.g. 100M)"],
-    [['--output-file', 'f', '--output-file-max-size', '0'], "--output-file-max-size: '0' is less than 1 byte"],
+    [['--output-file', 'f', '--output-file-max-size', '0'], "--output-file-max-size: '0' is below the smallest size, 4K (a bare number is in megabytes, as in pwru)"],
+    [['--output-file', 'f', '--output-file-max-size', '100b'], "--output-file-max-size: '100b' is below the smallest size, 4K (a bare number is in megabytes, as in pwru)"],
+    [['--output-file-max-backups', '3'], '--output-file-max-backups: rotation needs --output-file'],
     [['--output-file', 'f', '--output-file-max-size', '99999999999T'], "--output-file-max-size: '99999999999T' is too large"],
     [['--output-file-max-size', '1M'], '--output-file-max-size: rotation needs --output-file'],
-    [['--output-file-max-backups', 'x'], "--output-file-max-backups: 'x' is not a non-negative whole number"],
-    [['--output-file-max-backups', '1001'], "--output-file-max-backups: '1001' is out of range (0-1000)"],
+    [['--output-file', 'f', '--output-file-max-backups', 'x'], "--output-file-max-backups: 'x' is not a non-negative whole number"],
+    [['--output-file', 'f', '--output-file-max-backups', '1001'], "--output-file-max-backups: '1001' is out of range (0-1000)"],
     [['--pcap-snaplen', '0'], "--pcap-snaplen: '0' is out of range (1-65535)"],
     [['--pcap-snaplen', '65536'], "--pcap-snaplen: '65536' is out of range (1-65535)"],
     [['--pcap-snaplen', '1.5'], "--pcap-snaplen: '1.5' is not a non-negative whole number"],
@@ -88,10 +97,10 @@ test('bad values are one-line usage errors', () => {
 
 test('help lists the options with their defaults', () => {
   const help = addOutputFileOptions(new Command('pktpath')).helpInformation();
-  for (const flag of ['--output-file-max-size <bytes>', '--output-file-max-backups <n>', '--output-pcap <path>', '--pcap-snaplen <bytes>', '--group-by <what>']) {
+  for (const flag of ['--output-file-max-size <size>', '--output-file-max-backups <n>', '--output-pcap <path>', '--pcap-snaplen <bytes>', '--group-by <what>']) {
     assert.ok(help.includes(flag), flag);
   }
-  assert.match(help, /default: "5"/);
+  assert.match(help, /\(default: 5\)/);
   assert.match(help, /default: "256"/);
 });
 
@@ -170,9 +179,9 @@ test('sinks: a pcap file that cannot be written is reported with its name', asyn
 test('output file: plain, or rotating with a maximum size', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pktpath-opts-'));
   try {
-    const plain = openOutputFile(join(dir, 'a.txt'), { maxSize: null, maxBackups: 5 });
+    const plain = openOutputFile(openOutputPath('--output-file', join(dir, 'a.txt'), false), { maxSize: null, maxBackups: 5 });
     assert.ok(plain instanceof WriteStream);
-    const rotating = openOutputFile(join(dir, 'b.txt'), { maxSize: 8, maxBackups: 1 });
+    const rotating = openOutputFile(openOutputPath('--output-file', join(dir, 'b.txt'), false), { maxSize: 8, maxBackups: 1 });
     assert.ok(rotating instanceof RotatingFileWriter);
     const writer = new BatchedWriter(rotating, { isTTY: false, maxDelayMs: 0 });
     for (const l of ['one', 'two', 'three']) writer.write(l);
@@ -180,6 +189,44 @@ test('output file: plain, or rotating with a maximum size', async () => {
     await new Promise<void>((resolve) => plain.end(resolve));
     assert.equal(readFileSync(join(dir, 'b.txt'), 'utf8'), 'three\n');
     assert.equal(readFileSync(join(dir, 'b.txt.1'), 'utf8'), 'one\ntwo\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('output files: made 0600, an existing one or a link refused unless --force, the same file twice refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-files-'));
+  try {
+    const f = join(dir, 'trace.txt');
+    const a = openOutputPath('--output-file', f, false);
+    closeSync(a.fd);
+    assert.equal(statSync(f).mode & 0o777, 0o600);
+    const refused = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        assert.ok(e instanceof OutputPathError, String(e));
+        return e.message;
+      }
+      return assert.fail('not refused');
+    };
+    assert.match(refused(() => openOutputPath('--output-file', f, false)), /exists; pktpath does not overwrite a file unless --force/);
+    writeFileSync(f, 'old');
+    chmodSync(f, 0o666);
+    const forced = openOutputPath('--output-file', f, true);
+    closeSync(forced.fd);
+    assert.equal(readFileSync(f, 'utf8'), '', '--force empties it');
+    assert.equal(statSync(f).mode & 0o777, 0o600, 'and takes the mode others could read away');
+    const target = join(dir, 'precious');
+    writeFileSync(target, 'keep');
+    symlinkSync(target, join(dir, 'link'));
+    assert.match(refused(() => openOutputPath('--output-file', join(dir, 'link'), true)), /is a symbolic link/);
+    assert.equal(readFileSync(target, 'utf8'), 'keep');
+    assert.match(refused(() => openOutputPath('--output-pcap', dir, true)), /is a directory/);
+    assert.match(refused(() => openOutputPath('--output-file', join(dir, 'no/such/x'), false)), /its directory does not exist/);
+    assert.match(refused(() => openOutputPath('--output-file', '/proc/x', false)), /'\/proc\/x'/);
+    assert.match(refused(() => openOutputs([{ flag: '--output-file', path: join(dir, 'two') }, { flag: '--output-pcap', path: join(dir, '.', 'two') }], false)),
+      /--output-pcap: '.*two' is the same file as --output-file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
