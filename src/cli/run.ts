@@ -108,7 +108,7 @@ export interface RunHooks {
 export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
-  const { sinks, main, onClosed } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
+  const { sinks, main, onClosed, dropped } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
   let ready = false;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope), plan, kernel, filter, sinks, {
     status: hooks.say,
@@ -127,5 +127,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
     return await session.run();
   } finally {
     if (ready) fs.rmSync(cfg.readyFile!, { force: true });
+    const d = dropped();
+    if (d.bytes > 0) hooks.say(`pktpath: output: ${d.lines} lines (${d.bytes} bytes) dropped: the reader did not keep up`);
   }
 }

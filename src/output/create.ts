@@ -73,6 +73,8 @@ export interface SinkSetup {
   main: Sink;
   /** Called when the reader of the main output went away (`| head`) or it failed. */
   onClosed: (fn: () => void) => void;
+  /** Lines and bytes of the main output dropped because its reader did not keep up. */
+  dropped: () => { lines: number; bytes: number };
 }
 
 /**
@@ -92,6 +94,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
       warn(`cannot write output: ${err.message}`);
       closedHandler();
     },
+    onDropped: () => warn('output: its reader does not keep up; lines are dropped (counted at the end) rather than held in memory'),
   });
   const text = {
     tuple: out.tuple,
@@ -106,5 +109,5 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
   const more = createOutputSinks(out.files, { writer, text, onError: warn, pcapFile: files.get('--output-pcap') });
   const main: Sink = more.main ??
     (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
-  return { sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn) };
+  return { sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped };
 }

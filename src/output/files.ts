@@ -39,6 +39,14 @@ function explain(flag: string, path: string, code: string | undefined): string {
 
 /** Opens `path` for writing, as the rules above say; throws OutputPathError. */
 export function openOutputPath(flag: string, path: string, force: boolean): OpenedOutput {
+  let existing: fs.Stats | null = null;
+  try {
+    existing = fs.lstatSync(path);
+  } catch {
+    // Not there: it is made.
+  }
+  if (existing?.isDirectory()) throw new OutputPathError(explain(flag, path, 'EISDIR'));
+  if (existing?.isSymbolicLink()) throw new OutputPathError(explain(flag, path, 'ELOOP'));
   let fd: number;
   try {
     fd = fs.openSync(path, O_WRONLY | O_CREAT | O_NOFOLLOW | CLOEXEC | (force ? O_TRUNC : O_EXCL), OUTPUT_FILE_MODE);

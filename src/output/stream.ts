@@ -26,10 +26,18 @@ export interface BatchedWriterOptions {
   maxDelayMs?: number;
   /** Whether close() ends the destination. Default: yes, except for process.stdout/stderr. */
   end?: boolean;
+  /**
+   * Bytes the destination may hold unwritten (a blocked pipe, a slow disk);
+   * batches past it are dropped and counted, so memory stays bounded. Default 32 MiB.
+   */
+  maxPendingBytes?: number;
+  /** Called once, at the first batch dropped. */
+  onDropped?: () => void;
 }
 
 export const DEFAULT_BATCH_SIZE = 64 * 1024;
 const DEFAULT_MAX_DELAY_MS = 100;
+const DEFAULT_MAX_PENDING = 32 * 1024 * 1024;
 /** Room past the batch size so a typical line always fits without checking its exact size. */
 const SLACK = 16 * 1024;
 
@@ -48,6 +56,12 @@ export class BatchedWriter {
   private readonly endOnClose: boolean;
   private readonly onClosed: (() => void) | undefined;
   private readonly onError: ((err: Error) => void) | undefined;
+  private readonly onDropped: (() => void) | undefined;
+  private readonly maxPending: number;
+  /** Lines in the current batch, and lines and bytes dropped because the destination did not keep up. */
+  private lines = 0;
+  private droppedLines = 0;
+  private droppedBytes = 0;
   /**
    * Lines are encoded straight into this buffer as they come. Concatenating
    * them into one big string instead costs far more: the rope has to be
@@ -71,6 +85,8 @@ export class BatchedWriter {
       opts.end ?? !((dest as unknown) === process.stdout || (dest as unknown) === process.stderr);
     this.onClosed = opts.onClosed;
     this.onError = opts.onError;
+    this.onDropped = opts.onDropped;
+    this.maxPending = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING;
     // Stays attached after close(): a final flush may still hit a closed pipe.
     dest.on('error', (err: Error) => this.fail(err));
   }
@@ -89,7 +105,13 @@ export class BatchedWriter {
     if (buf === null || buf.length - len <= line.length * 3) buf = this.grow(len + Buffer.byteLength(line) + 1);
     len += buf.write(line, len);
     buf[len++] = 0x0a;
+    this.lines++;
     this.commit(len);
+  }
+
+  /** What was dropped because the destination did not keep up (lines: of write(); bytes: everything). */
+  get dropped(): { lines: number; bytes: number } {
+    return { lines: this.droppedLines, bytes: this.droppedBytes };
   }
 
   /** Appends bytes as they are. */
@@ -125,11 +147,18 @@ export class BatchedWriter {
     this.schedule();
   }
 
-  /** Writes out the current batch now. */
+  /** Writes out the current batch now, or drops it when the destination already holds too much. */
   flush(): void {
     this.cancelScheduled();
     if (this.isClosed || this.len === 0) return;
+    const lines = this.lines;
     const chunk = this.take();
+    if (this.dest.writableLength + chunk.length > this.maxPending) {
+      if (this.droppedBytes === 0) this.onDropped?.();
+      this.droppedBytes += chunk.length;
+      this.droppedLines += lines;
+      return;
+    }
     try {
       this.dest.write(chunk);
     } catch (err) {
@@ -152,6 +181,7 @@ export class BatchedWriter {
     const chunk = this.buf!.subarray(0, this.len);
     this.buf = null;
     this.len = 0;
+    this.lines = 0;
     return chunk;
   }
 

@@ -196,3 +196,20 @@ test('non-ASCII and lines longer than the batch are written whole', async () => 
   await w.close();
   assert.equal(out.chunks.join(''), 'a \u2192 b\n' + long + '\n\ud83d\ude00 end\n');
 });
+
+test('a destination that does not keep up: batches past the bound are dropped and counted, memory stays bounded', () => {
+  // A pipe nobody reads: it takes the first write and never calls back.
+  const blocked = new Writable({ write: () => {} });
+  let warned = 0;
+  const w = new BatchedWriter(blocked, { isTTY: false, maxDelayMs: 0, maxPendingBytes: 1 << 20, onDropped: () => warned++ });
+  const line = 'x'.repeat(99);
+  const total = 100_000;
+  for (let i = 0; i < total; i++) w.write(line);
+  w.flush();
+  assert.ok(blocked.writableLength <= (1 << 20) + 64 * 1024, `held ${blocked.writableLength} bytes`);
+  const { lines, bytes } = w.dropped;
+  assert.ok(lines > 0.8 * total, `dropped ${lines} lines`);
+  assert.equal(bytes, lines * 100);
+  assert.equal(blocked.writableLength / 100 + lines, total, 'every line is either held or counted as dropped');
+  assert.equal(warned, 1);
+});

@@ -323,6 +323,14 @@ function isAscii(bytes: Uint8Array): boolean {
 
 let vmlinux: Btf | null | undefined;
 
+/**
+ * Forgets the parsed BTF (tens of MB of heap): a tracer calls it once it has
+ * asked all it needs; a later vmlinuxBtf() parses it again.
+ */
+export function releaseVmlinuxBtf(): void {
+  vmlinux = undefined;
+}
+
 /** The running kernel's BTF, parsed once; null when the kernel has none (CONFIG_DEBUG_INFO_BTF). */
 export function vmlinuxBtf(): Btf | null {
   if (vmlinux === undefined) {
