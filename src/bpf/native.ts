@@ -127,6 +127,17 @@ export const c = {
     (fd: number, level: number, name: number, value: Buffer, len: number) => number,
 };
 
+const mallocTrim = libc.func('int malloc_trim(size_t pad)');
+
+/**
+ * Gives the C heap's free pages back to the system (glibc's malloc_trim):
+ * libbpf parses the kernel's BTF for every object it loads and frees it, but
+ * the freed pages stay with the process until asked for.
+ */
+export function releaseFreeNativeMemory(): void {
+  mallocTrim(0);
+}
+
 const if_nameindex = libc.func('void *if_nameindex(void)');
 const if_freenameindex = libc.func('void if_freenameindex(void *ptr)');
 const IfNameIndex = koffi.struct('pktpath_if_nameindex', { if_index: 'uint32_t', if_name: 'char *' });

@@ -79,11 +79,10 @@ export function progIdOfFd(fd: number): number {
 function progInfoOfFd(fd: number): ProgInfo | null {
   const b = infoByFd(fd, PROG_INFO.size);
   if (!b) return null;
-  const nameEnd = b.indexOf(0, PROG_INFO.name);
   return {
     id: b.readUInt32LE(PROG_INFO.id),
     type: b.readUInt32LE(PROG_INFO.type),
-    name: b.toString('latin1', PROG_INFO.name, nameEnd < 0 || nameEnd > PROG_INFO.name + 16 ? PROG_INFO.name + 16 : nameEnd),
+    name: objName(b, PROG_INFO.name),
     tag: b.subarray(PROG_INFO.tag, PROG_INFO.tag + 8).toString('hex'),
   };
 }
@@ -104,17 +103,15 @@ export function programs(): ProgInfo[] {
   return nextIds(Cmd.PROG_GET_NEXT_ID).map(progInfoById).filter((p): p is ProgInfo => p !== null);
 }
 
-/** Every map loaded: id and name. */
-export function mapInfos(): Array<{ id: number; name: string }> {
-  const out: Array<{ id: number; name: string }> = [];
-  for (const id of nextIds(Cmd.MAP_GET_NEXT_ID)) {
-    const fd = fdById(Cmd.MAP_GET_FD_BY_ID, id);
+/** The info of every object of one kind, walked by id; those that went away while walking are skipped. */
+function allInfos<T>(next: number, byId: number, size: number, read: (info: Buffer, id: number) => T): T[] {
+  const out: T[] = [];
+  for (const id of nextIds(next)) {
+    const fd = fdById(byId, id);
     if (fd < 0) continue;
     try {
-      const b = infoByFd(fd, MAP_INFO.size);
-      if (!b) continue;
-      const end = b.indexOf(0, MAP_INFO.name);
-      out.push({ id, name: b.toString('latin1', MAP_INFO.name, end < 0 || end > MAP_INFO.name + 16 ? MAP_INFO.name + 16 : end) });
+      const b = infoByFd(fd, size);
+      if (b) out.push(read(b, id));
     } finally {
       c.close(fd);
     }
@@ -122,26 +119,25 @@ export function mapInfos(): Array<{ id: number; name: string }> {
   return out;
 }
 
+/** A NUL-terminated name of at most 16 bytes at `at`. */
+function objName(b: Buffer, at: number): string {
+  const end = b.indexOf(0, at);
+  return b.toString('latin1', at, end < 0 || end > at + 16 ? at + 16 : end);
+}
+
+/** Every map loaded: id and name. */
+export function mapInfos(): Array<{ id: number; name: string }> {
+  return allInfos(Cmd.MAP_GET_NEXT_ID, Cmd.MAP_GET_FD_BY_ID, MAP_INFO.size, (b, id) => ({ id, name: objName(b, MAP_INFO.name) }));
+}
+
 /** Info of every link. */
 export function linkInfos(): LinkInfo[] {
-  const out: LinkInfo[] = [];
-  for (const id of nextIds(Cmd.LINK_GET_NEXT_ID)) {
-    const fd = fdById(Cmd.LINK_GET_FD_BY_ID, id);
-    if (fd < 0) continue;
-    try {
-      const b = infoByFd(fd, LINK_INFO.size);
-      if (!b) continue;
-      out.push({
-        id: b.readUInt32LE(LINK_INFO.id),
-        type: b.readUInt32LE(LINK_INFO.type),
-        progId: b.readUInt32LE(LINK_INFO.prog_id),
-        detail: b.subarray(LINK_INFO.union),
-      });
-    } finally {
-      c.close(fd);
-    }
-  }
-  return out;
+  return allInfos(Cmd.LINK_GET_NEXT_ID, Cmd.LINK_GET_FD_BY_ID, LINK_INFO.size, (b) => ({
+    id: b.readUInt32LE(LINK_INFO.id),
+    type: b.readUInt32LE(LINK_INFO.type),
+    progId: b.readUInt32LE(LINK_INFO.prog_id),
+    detail: b.subarray(LINK_INFO.union),
+  }));
 }
 
 export interface TcxChain {

@@ -47,6 +47,17 @@ export class Lab {
     return full;
   }
 
+  /** Deletes one namespace of the lab now (a pod going away). */
+  removeNetns(full: string): void {
+    const i = this.namespaces.indexOf(full);
+    if (i >= 0) this.namespaces.splice(i, 1);
+    try {
+      ip('netns', 'del', full);
+    } catch {
+      // Already gone.
+    }
+  }
+
   /** A veth pair between two namespaces, addressed and up. IPv6 skips DAD so it is usable at once. */
   veth(a: VethEnd, b: VethEnd): void {
     ip('link', 'add', 'pptmp0', 'netns', a.ns, 'type', 'veth', 'peer', 'name', 'pptmp1', 'netns', b.ns);

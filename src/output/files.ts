@@ -2,8 +2,9 @@
  * Opening the files a trace writes (--output-file, --output-pcap, record's
  * --out) before anything is attached. Packet data is sensitive: files are
  * created 0600, a symbolic link at the path is refused (O_NOFOLLOW), and an
- * existing file is only replaced when asked (`--force`). Every refusal is one
- * line naming the path and the way out.
+ * existing file is only replaced when asked (`--force`); a device or a FIFO
+ * (`/dev/null`) is written to as it is. Every refusal is one line naming the
+ * path and the way out.
  */
 import fs from 'node:fs';
 
@@ -47,6 +48,15 @@ export function openOutputPath(flag: string, path: string, force: boolean): Open
   }
   if (existing?.isDirectory()) throw new OutputPathError(explain(flag, path, 'EISDIR'));
   if (existing?.isSymbolicLink()) throw new OutputPathError(explain(flag, path, 'ELOOP'));
+  // A device or a pipe (/dev/null, a FIFO a reader waits on): written to, nothing to replace.
+  if (existing?.isCharacterDevice() || existing?.isFIFO()) {
+    try {
+      const fd = fs.openSync(path, O_WRONLY | O_NOFOLLOW | CLOEXEC);
+      return { fd, path, id: `${existing.dev}:${existing.ino}` };
+    } catch (e) {
+      throw new OutputPathError(explain(flag, path, (e as NodeJS.ErrnoException).code));
+    }
+  }
   let fd: number;
   try {
     fd = fs.openSync(path, O_WRONLY | O_CREAT | O_NOFOLLOW | CLOEXEC | (force ? O_TRUNC : O_EXCL), OUTPUT_FILE_MODE);

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/btf.js';
+import { releaseFreeNativeMemory } from '../bpf/native.js';
 import { BpfError } from '../bpf/errors.js';
 import { type Link, attachNetfilter, attachTracing, closeAll } from '../bpf/link.js';
 import { progIdOfFd } from '../bpf/objects.js';
@@ -430,8 +431,9 @@ export class TraceSession {
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);
     this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
     if (this.topology !== null) this.topologyTimer = setInterval(() => this.followTopology(), TOPOLOGY_MS);
-    // Everything that needs the kernel's BTF has asked it by now: its parsed form need not stay in memory.
+    // Everything that needs the kernel's BTF has asked it by now: its parsed forms need not stay in memory.
     releaseVmlinuxBtf();
+    releaseFreeNativeMemory();
   }
 
   private followTopology(): void {

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { linkInfos, mapInfos, programs } from '../../src/bpf/objects.js';
@@ -227,4 +227,38 @@ test('a signal while attaching stops at once; SIGKILL at any moment of start-up 
     await new Promise((r) => k.on('exit', r));
     await nothingLeft();
   }
+});
+
+test('rotation under a flood loses and repeats no record across its files', async () => {
+  const file = join(dir, 'rotated.jsonl');
+  const tracer = await startTracer(['--filter-dst-ip', '192.0.2.2', '--filter-proto', 'icmp', '--output-file', file,
+    '--output-file-max-size', '64K', '--output-file-max-backups', '1000'], 30_000, inB());
+  lab.execSync(A, ['ping', '-f', '-c', '3000', '-W', '1', '192.0.2.2']);
+  const { code, stderr } = await tracer.stop();
+  assert.equal(code, 0, stderr);
+  const summary = /pktpath: (\d+) events, (\d+) lost/.exec(stderr);
+  assert.ok(summary, stderr);
+  const names = readdirSync(dir).filter((n) => n.startsWith('rotated.jsonl'));
+  assert.ok(names.length > 5, `only ${names.length} files: the flood should rotate many times`);
+  let events = 0;
+  let lost = 0;
+  const seen = new Set<string>();
+  let repeated = 0;
+  for (const name of names) {
+    for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
+      if (line === '') continue;
+      const r = JSON.parse(line) as { type?: string; count?: number; time: string; skb: string; func: string };
+      if (r.type === 'lost') {
+        lost += r.count!;
+        continue;
+      }
+      events++;
+      const key = `${r.time} ${r.skb} ${r.func}`;
+      if (seen.has(key)) repeated++;
+      seen.add(key);
+    }
+  }
+  assert.equal(events, Number(summary[1]), 'every event the session counted is in exactly one file');
+  assert.equal(lost, Number(summary[2]));
+  assert.equal(repeated, 0);
 });
