@@ -24,45 +24,50 @@ function isTextType(c: number): boolean {
 export const MAX_SYMBOL_OFFSET = 1 << 20;
 
 export class Kallsyms {
-  private readonly hi: Uint32Array;
-  private readonly lo: Uint32Array;
-  private readonly names: string[];
+  /**
+   * Each symbol's name is a span of the file's bytes (and its module's, when
+   * it has one), read into a string only when asked: 120k strings made at
+   * start-up cost tens of MB of heap that stays with the process.
+   */
+  private readonly names = new Map<number, string>();
   private byName: Map<string, number> | null = null;
 
-  private constructor(hi: Uint32Array, lo: Uint32Array, names: string[]) {
-    this.hi = hi;
-    this.lo = lo;
-    this.names = names;
-  }
+  private constructor(
+    private readonly hi: Uint32Array,
+    private readonly lo: Uint32Array,
+    private readonly text: Buffer,
+    /** Name start and length, module start and length (0: none), per symbol. */
+    private readonly spans: Uint32Array,
+  ) {}
 
   static load(path = '/proc/kallsyms'): Kallsyms {
-    return parseKallsyms(readFileSync(path, 'latin1'));
+    return parseKallsyms(readFileSync(path));
   }
 
-  /** Builds from unsorted parallel arrays (stable: equal addresses keep input order). */
-  static fromParts(hi: Uint32Array, lo: Uint32Array, names: string[]): Kallsyms {
-    const n = names.length;
+  /** Sorts parallel arrays by address (stable: equal addresses keep input order). */
+  static sorted(hi: Uint32Array, lo: Uint32Array, text: Buffer, spans: Uint32Array): Kallsyms {
+    const n = hi.length;
     let sorted = true;
     for (let i = 1; i < n && sorted; i++) {
       if (hi[i]! < hi[i - 1]! || (hi[i] === hi[i - 1] && lo[i]! < lo[i - 1]!)) sorted = false;
     }
-    if (sorted) return new Kallsyms(hi, lo, names);
+    if (sorted) return new Kallsyms(hi, lo, text, spans);
     const order = Array.from({ length: n }, (_, i) => i);
     order.sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]! || a - b);
     const shi = new Uint32Array(n);
     const slo = new Uint32Array(n);
-    const snames: string[] = new Array(n);
+    const sspans = new Uint32Array(4 * n);
     for (let i = 0; i < n; i++) {
       const j = order[i]!;
       shi[i] = hi[j]!;
       slo[i] = lo[j]!;
-      snames[i] = names[j]!;
+      sspans.set(spans.subarray(4 * j, 4 * j + 4), 4 * i);
     }
-    return new Kallsyms(shi, slo, snames);
+    return new Kallsyms(shi, slo, text, sspans);
   }
 
   get size(): number {
-    return this.names.length;
+    return this.hi.length;
   }
 
   /**
@@ -90,7 +95,7 @@ export class Kallsyms {
     const i = this.indexOf(hi, lo);
     if (i < 0) return null;
     const offset = (hi - this.hi[i]!) * 0x1_0000_0000 + (lo - this.lo[i]!);
-    return { name: this.names[i]!, offset, address: this.addressAt(i) };
+    return { name: this.nameAt(i), offset, address: this.addressAt(i) };
   }
 
   /** `name+0xoff` (`name+0xoff [module]` in a module), or the address in hex when no symbol covers it. */
@@ -100,11 +105,12 @@ export class Kallsyms {
     const i = this.indexOf(hi, lo);
     if (i < 0) return `0x${addr.toString(16)}`;
     const offset = (hi - this.hi[i]!) * 0x1_0000_0000 + (lo - this.lo[i]!);
-    const name = this.names[i]!;
-    const mod = name.indexOf(' [');
-    return mod < 0
-      ? `${name}+0x${offset.toString(16)}`
-      : `${name.slice(0, mod)}+0x${offset.toString(16)}${name.slice(mod)}`;
+    const sp = this.spans;
+    const fn = this.text.toString('latin1', sp[4 * i]!, sp[4 * i]! + sp[4 * i + 1]!);
+    const modLen = sp[4 * i + 3]!;
+    return modLen === 0
+      ? `${fn}+0x${offset.toString(16)}`
+      : `${fn}+0x${offset.toString(16)} [${this.text.toString('latin1', sp[4 * i + 2]!, sp[4 * i + 2]! + modLen)}]`;
   }
 
   /**
@@ -115,15 +121,15 @@ export class Kallsyms {
     if (!this.byName) {
       const map = new Map<string, number>();
       // Walk in reverse so the earliest address wins on duplicates (static functions).
-      for (let i = this.names.length - 1; i >= 0; i--) {
-        const full = this.names[i]!;
+      for (let i = this.size - 1; i >= 0; i--) {
+        const full = this.nameAt(i);
         map.set(full, i);
         const sp = full.indexOf(' [');
         if (sp > 0) {
           const bare = full.slice(0, sp);
           const prev = map.get(bare);
           // Core kernel symbols take precedence over module ones.
-          if (prev === undefined || this.names[prev]!.includes(' [')) map.set(bare, i);
+          if (prev === undefined || this.nameAt(prev).includes(' [')) map.set(bare, i);
         }
       }
       this.byName = map;
@@ -132,8 +138,16 @@ export class Kallsyms {
     return i === undefined ? null : this.addressAt(i);
   }
 
+  /** `name`, or `name [module]`. */
   nameAt(i: number): string {
-    return this.names[i]!;
+    let name = this.names.get(i);
+    if (name === undefined) {
+      const sp = this.spans;
+      name = this.text.toString('latin1', sp[4 * i]!, sp[4 * i]! + sp[4 * i + 1]!);
+      if (sp[4 * i + 3]! > 0) name += ` [${this.text.toString('latin1', sp[4 * i + 2]!, sp[4 * i + 2]! + sp[4 * i + 3]!)}]`;
+      this.names.set(i, name);
+    }
+    return name;
   }
 
   addressAt(i: number): bigint {
@@ -141,58 +155,76 @@ export class Kallsyms {
   }
 }
 
+const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+
 /**
- * Parses /proc/kallsyms text: `<hex address> <type> <name>[\t[module]]`.
- * Symbols at address 0 (addresses hidden by kptr_restrict) are dropped.
+ * Parses /proc/kallsyms: `<hex address> <type> <name>[\t[module]]`, read as
+ * bytes. Symbols at address 0 (addresses hidden by kptr_restrict) are dropped.
  */
-export function parseKallsyms(text: string): Kallsyms {
+export function parseKallsyms(input: string | Buffer): Kallsyms {
+  const text = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
+  const len = text.length;
   // Roughly 40 bytes a line; grown when short.
-  let cap = Math.max(16, (text.length / 32) | 0);
+  let cap = Math.max(16, (len / 32) | 0);
   let hi = new Uint32Array(cap);
   let lo = new Uint32Array(cap);
-  const names: string[] = [];
+  let spans = new Uint32Array(4 * cap);
   let n = 0;
   let pos = 0;
-  const len = text.length;
   while (pos < len) {
-    let eol = text.indexOf('\n', pos);
+    let eol = text.indexOf(0x0a, pos);
     if (eol < 0) eol = len;
     const line = pos;
     pos = eol + 1;
-    const sp1 = text.indexOf(' ', line);
-    if (sp1 < 0 || sp1 >= eol || sp1 + 3 > eol) continue;
-    if (!isTextType(text.charCodeAt(sp1 + 1)) || text.charCodeAt(sp1 + 2) !== 0x20) continue;
-    const digits = sp1 - line;
-    if (digits === 0 || digits > 16) continue;
-    const split = Math.max(line, sp1 - 8);
-    const h = split > line ? parseInt(text.slice(line, split), 16) : 0;
-    const l = parseInt(text.slice(split, sp1), 16);
-    if (Number.isNaN(h) || Number.isNaN(l) || (h === 0 && l === 0)) continue;
-    const nameStart = sp1 + 3;
-    let name: string;
-    // Scan only this line: indexOf would run ahead to the module section.
-    let tab = nameStart;
-    while (tab < eol && text.charCodeAt(tab) !== 0x09) tab++;
-    if (tab < eol) {
-      // `name\t[module]` becomes `name [module]`.
-      let modEnd = eol;
-      while (modEnd > tab && (text.charCodeAt(modEnd - 1) === 0x20 || text.charCodeAt(modEnd - 1) === 0x0d)) modEnd--;
-      name = `${text.slice(nameStart, tab)} ${text.slice(tab + 1, modEnd).trim()}`;
-    } else {
-      let end = eol;
-      if (text.charCodeAt(end - 1) === 0x0d) end--;
-      name = text.slice(nameStart, end);
+    let end = eol;
+    while (end > line && (text[end - 1] === 0x0d || text[end - 1] === 0x20)) end--;
+    // The address: up to 16 hex digits, as two 32-bit halves.
+    let h = 0;
+    let l = 0;
+    let i = line;
+    let bad = false;
+    for (; i < end && text[i] !== 0x20; i++) {
+      const v = hexValue(text[i]!);
+      if (v < 0 || i - line >= 16) {
+        bad = true;
+        break;
+      }
+      h = ((h << 4) | (l >>> 28)) >>> 0;
+      l = ((l << 4) | v) >>> 0;
     }
-    if (name.length === 0) continue;
+    if (bad || i === line || i + 3 > end || text[i + 2] !== 0x20 || !isTextType(text[i + 1]!) || (h === 0 && l === 0)) continue;
+    const nameStart = i + 3;
+    let tab = nameStart;
+    while (tab < end && text[tab] !== 0x09) tab++;
+    const nameLen = tab - nameStart;
+    if (nameLen === 0) continue;
+    let modStart = 0;
+    let modLen = 0;
+    if (tab < end) {
+      // `name\t[module]`
+      let a = tab + 1;
+      let b = end;
+      while (a < b && text[a] === 0x20) a++;
+      if (text[a] === 0x5b && text[b - 1] === 0x5d) {
+        a++;
+        b--;
+      }
+      modStart = a;
+      modLen = Math.max(0, b - a);
+    }
     if (n === cap) {
       cap *= 2;
       const nh = new Uint32Array(cap); nh.set(hi); hi = nh;
       const nl = new Uint32Array(cap); nl.set(lo); lo = nl;
+      const ns = new Uint32Array(4 * cap); ns.set(spans); spans = ns;
     }
     hi[n] = h;
     lo[n] = l;
-    names.push(name);
+    spans[4 * n] = nameStart;
+    spans[4 * n + 1] = nameLen;
+    spans[4 * n + 2] = modStart;
+    spans[4 * n + 3] = modLen;
     n++;
   }
-  return Kallsyms.fromParts(hi.slice(0, n), lo.slice(0, n), names);
+  return Kallsyms.sorted(hi.slice(0, n), lo.slice(0, n), text, spans.slice(0, 4 * n));
 }
