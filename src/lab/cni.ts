@@ -50,6 +50,16 @@ function ifindexOf(ns: string, dev: string): number {
   return Number(/^(\d+):/.exec(ip('-n', ns, '-o', 'link', 'show', 'dev', dev))![1]);
 }
 
+/**
+ * Another agent's program at the front of a host-side veth's tcx chain
+ * (`monitor.bpf.o`: decides nothing); resolves with its program id.
+ */
+export async function attachMonitor(lab: Lab, node: CniNode, objects: string, ifname = 'lxc-a'): Promise<{ id: number; detach(): void }> {
+  const child = lab.spawn(node.host, [process.execPath, path.join(HERE, 'tcx-attach.js'),
+    path.join(objects, 'monitor.bpf.o'), 'cni_monitor', ifname, 'ingress', '-', 'first']);
+  return { id: await attached(child), detach: () => child.kill('SIGTERM') };
+}
+
 /** Waits for the tcx holder to say `attached <id>`. */
 function attached(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -120,15 +120,22 @@ export class TcObservers {
       const programs = tcHooks(book, rtnl, hook.iface.ifindex)[hook.direction];
       const ids = chain?.progIds ?? [];
       const lastAt = ids.indexOf(this.programs.last.id);
+      const firstAt = this.firstProgram ? ids.indexOf(this.firstProgram.id) : -1;
       const foreign = (p: ProgRef) => !p.own && !this.own.has(p.id);
       const tcx = programs.tcx.map((p, i) => ({ p, i })).filter(({ p }) => foreign(p));
       return {
         revision: chain?.revision ?? 0n,
         between: tcx.filter(({ i }) => lastAt < 0 || i < lastAt).map(({ p }) => p),
         after: [...tcx.filter(({ i }) => lastAt >= 0 && i > lastAt).map(({ p }) => p), ...programs.legacy.filter(foreign)],
+        /** A program attached in front of pktpath's first observer (BPF_F_BEFORE, later): it must go first again. */
+        overtaken: firstAt > 0 && tcx.some(({ i }) => i < firstAt),
       };
     };
     let r = read();
+    if (r.overtaken && hook.first !== null) {
+      hook.first.close();
+      hook.first = null;
+    }
     if (r.between.length > 0 && hook.first === null) {
       try {
         const first = (this.firstProgram ??= this.programs.first());
@@ -138,7 +145,7 @@ export class TcObservers {
       } catch (e) {
         this.status(`pktpath: ${description}: other programs run there, but pktpath cannot observe before them ` +
           `(${(e as Error).message.split('\n')[0]}); their verdicts are inferred from the next observation`);
-        r = { ...r, after: [...r.between, ...r.after], between: [] };
+        r = { ...r, after: [...r.between, ...r.after], between: [], overtaken: false };
       }
     } else if (r.between.length === 0 && hook.first !== null) {
       hook.first.close();

@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CNI, type CniNode, cniNode } from '../../src/lab/cni.js';
+import { CNI, type CniNode, attachMonitor, cniNode } from '../../src/lab/cni.js';
 import { Lab } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
 import { validateDatapath } from '../helpers/schema.js';
@@ -99,6 +99,28 @@ describe('foreign tc programs', () => {
     assert.ok(events.some((e) => e.tuple?.dport === 7777 && e.netns_name === node.podA), 'the other datagram reaches pod A');
     assert.ok(!events.some((e) => e.tuple?.dport === CNI.tcDroppedPort && e.netns_name === node.podA));
   });
+});
+
+test('a program attached in front of pktpath\'s first observer later: pktpath goes first again, and names both', async () => {
+  const tracer = await startTracer(['--filter-dst-ip', CNI.podB.addr, '--filter-proto', 'icmp'], 30_000, inHost());
+  const monitor = await attachMonitor(lab, node, join(root, 'probes/build'));
+  after(() => monitor.detach());
+  // A topology tick sees the chain's new revision.
+  await new Promise((r) => setTimeout(r, 1000));
+  const inv = JSON.parse(execFileSync('ip', [...inHost().slice(1), process.execPath, PKTPATH, 'datapath', '--json'], { encoding: 'utf8' })) as {
+    namespaces: Array<{ netns: { name: string }; devices: Array<{ name: string; tc: { ingress: { tcx: Array<{ id: number; name: string; own: boolean }> } } }> }>;
+  };
+  const chain = inv.namespaces.find((n) => n.netns.name === node.host)!.devices.find((d) => d.name === 'lxc-a')!.tc.ingress.tcx;
+  assert.equal(chain.length, 4, JSON.stringify(chain));
+  assert.equal(chain[0]!.own, true, 'pktpath first again');
+  assert.equal(chain[3]!.own, true, 'and last');
+  assert.deepEqual(chain.slice(1, 3).map((p) => p.name).sort(), ['cni_monitor', 'cni_redirect']);
+  lab.execSync(node.podA, ['ping', '-c', '1', '-W', '1', CNI.podB.addr]);
+  const { events } = await tracer.stop();
+  const hop = events.find((e) => e.func === 'tc:ingress' && e.iface.startsWith('lxc-a'))!;
+  assert.equal(hop.verdict?.target?.kind, 'peer');
+  assert.deepEqual(hop.verdict!.by.map((p) => p.id).sort((a, b) => a - b), [node.redirectId, monitor.id].sort((a, b) => a - b));
+  monitor.detach();
 });
 
 describe('--output-nft', () => {
