@@ -6,14 +6,13 @@
 import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/btf.js';
 import { releaseFreeNativeMemory } from '../bpf/native.js';
-import { BpfError } from '../bpf/errors.js';
-import { type Link, attachNetfilter, attachTracing, closeAll } from '../bpf/link.js';
+import { type Link, type LoadedProgram, attachTracing, closeAll } from '../bpf/link.js';
 import { progIdOfFd } from '../bpf/objects.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import type { ProbeConfig } from '../decode/config.js';
 import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';
-import { FREEING_POINTS, type PointInfo, expectedFree, nfPointName } from '../decode/points.js';
+import { FREEING_POINTS, type PointInfo } from '../decode/points.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames } from '../kernel/btf.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
@@ -24,11 +23,14 @@ import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
 import type { TopologyCounts, TraceSummary } from '../output/summary.js';
-import type { AttachPlan, NfAttachment } from './attachments.js';
+import type { AttachPlan } from './attachments.js';
+import { EventCounts } from './counts.js';
 import { Enricher, type NameBook, nameBook } from './enrich.js';
 import { NftTracer, placeTraceEvents } from './nft.js';
 import { StackSymbols } from './stacks.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
+import { NfObservers, nfWhere } from './netfilter.js';
+import { attachedLine, plural, topologyLine, trackingLine } from './status.js';
 import { TcObservers } from './tc.js';
 import { Topology, type TopologyListener } from './topology.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
@@ -74,12 +76,12 @@ export interface SessionHooks {
 export class TraceSession {
   /** Tracepoint links; tc and netfilter observers are kept per device and namespace. */
   private readonly links: Link[] = [];
-  private readonly nfLinks = new Map<number, Link[]>();
   /** What the plan asked for and could not be attached, and why. */
   private readonly notObserved: string[] = [];
   private tracepoints = 0;
   private tc: TcObservers | null = null;
-  private nfInstances: { beforeNat: ProbeInstance | null; afterNat: ProbeInstance | null } = { beforeNat: null, afterNat: null };
+  private readonly nfPrograms: { beforeNat: LoadedProgram | null; afterNat: LoadedProgram | null } = { beforeNat: null, afterNat: null };
+  private readonly nf = new NfObservers(this.nfPrograms);
   private nft: NftTracer | null = null;
   private topology: Topology | null = null;
   private readonly topologyCounts: TopologyCounts = { namespacesAdded: 0, namespacesRemoved: 0, devicesAdded: 0, devicesRemoved: 0 };
@@ -93,15 +95,8 @@ export class TraceSession {
   private lostTimer: NodeJS.Timeout | null = null;
   private topologyTimer: NodeJS.Timeout | null = null;
   private lostSeen = 0n;
-  private events = 0;
   private nowMs = 0;
-  private readonly perPoint = new Map<string, number>();
-  private readonly drops = new Map<string, number>();
-  private readonly dropSites = new Map<string, number>();
-  /** Netfilter priorities moved because another session held them (`planned→used`). */
-  private readonly movedPriorities = new Set<string>();
-  /** kfree_skb with a reason on a normal path (decode/points.ts): counted apart from drops. */
-  private readonly expectedFrees = new Map<string, number>();
+  private readonly counts = new EventCounts();
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
   private readonly startMonoNs = process.hrtime.bigint();
@@ -147,7 +142,7 @@ export class TraceSession {
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
       const t = this.topologyCounts;
-      if (t.namespacesAdded + t.namespacesRemoved + t.devicesAdded + t.devicesRemoved > 0) this.hooks.status(this.topologyLine());
+      if (t.namespacesAdded + t.namespacesRemoved + t.devicesAdded + t.devicesRemoved > 0) this.hooks.status(topologyLine(t, this.tc?.deviceCount ?? 0, this.nf.namespaceCount));
     } finally {
       this.stopReading();
       this.detach();
@@ -156,16 +151,12 @@ export class TraceSession {
       await Promise.allSettled(this.sinks.map((s) => s.close()));
     }
     return {
-      events: this.events,
+      ...this.counts.summary(),
       lost: Number(this.lostSeen),
       attached: this.points.length,
       attachMs,
       durationMs: performance.now() - t0,
       stoppedBy: this.stopReason ?? 'error',
-      perPoint: this.perPoint,
-      drops: this.drops,
-      dropSites: this.dropSites,
-      expectedFrees: this.expectedFrees,
       topology: { ...this.topologyCounts },
     };
   }
@@ -174,33 +165,21 @@ export class TraceSession {
     this.topology?.close();
     this.nft?.close();
     this.tc?.closeAll();
-    for (const links of this.nfLinks.values()) closeAll(links);
-    this.nfLinks.clear();
+    this.nf.closeAll();
     closeAll(this.links);
   }
 
   private linkCount(): number {
     let n = this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0);
-    for (const l of this.nfLinks.values()) n += l.length;
+    n += this.nf.linkCount;
     return n;
   }
 
   private attachedLine(ms: number): string {
-    const tc = this.tc;
-    const devices = tc?.deviceCount ?? 0;
-    const first = tc?.firstCount ?? 0;
-    const nft = this.nft ? `, nft tracing in ${this.nft.namespaceCount} ${plural(this.nft.namespaceCount, 'namespace')}` : '';
-    return `pktpath: attached ${this.linkCount()} links: ${this.tracepoints} tracepoints, tc on ${devices} ${plural(devices, 'device')}` +
-      (first > 0 ? ` (first in the chain too at ${first} ${plural(first, 'hook')} with other programs)` : '') +
-      `, netfilter in ${this.nfLinks.size} ${plural(this.nfLinks.size, 'namespace')}` +
-      (this.movedPriorities.size > 0 ? ` (priorities ${[...this.movedPriorities].join(', ')}: others held them)` : '') +
-      `${nft} (${ms.toFixed(0)} ms); Ctrl-C to stop`;
-  }
-
-  private topologyLine(): string {
-    const t = this.topologyCounts;
-    return `pktpath: while tracing: namespaces +${t.namespacesAdded} -${t.namespacesRemoved}, devices +${t.devicesAdded} -${t.devicesRemoved}; ` +
-      `at the end tc on ${this.tc?.deviceCount ?? 0} devices, netfilter in ${this.nfLinks.size} namespaces`;
+    return attachedLine({
+      links: this.linkCount(), tracepoints: this.tracepoints, tcDevices: this.tc?.deviceCount ?? 0, tcFirst: this.tc?.firstCount ?? 0,
+      nfNamespaces: this.nf.namespaceCount, nfMoved: this.nf.moved, nftNamespaces: this.nft?.namespaceCount ?? null,
+    }, ms);
   }
 
   private addPoint(info: PointInfo): number {
@@ -292,14 +271,14 @@ export class TraceSession {
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
     const template = this.plan.template.netfilter;
     if (template.some((h) => !h.afterNat)) {
-      attempt('netfilter', () => (this.nfInstances.beforeNat = this.nfInstance({ type: 'netfilter', name: 'netfilter' })));
+      attempt('netfilter', () => (this.nfPrograms.beforeNat = this.nfInstance({ type: 'netfilter', name: 'netfilter' }).program));
     }
     if (template.some((h) => h.afterNat)) {
-      attempt('netfilter:nat', () => (this.nfInstances.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' })));
+      attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }).program));
     }
     for (const n of this.plan.netfilter) {
       if (!(await goOn())) return;
-      attempt(nfWhere(n), () => this.attachNfHook(n));
+      attempt(nfWhere(n), () => this.nf.add(n));
     }
 
     if (this.linkCount() === 0) {
@@ -341,37 +320,6 @@ export class TraceSession {
     });
   }
 
-  /**
-   * A netfilter observer at its hook. The kernel takes one BPF link per
-   * priority and hook: where another session holds the planned priority, the
-   * next free one in the plan's range keeps the same place among the kernel's
-   * hooks (after conntrack, before NAT; or after NAT).
-   */
-  private attachNfHook(n: NfAttachment): void {
-    const inst = n.afterNat ? this.nfInstances.afterNat : this.nfInstances.beforeNat;
-    if (!inst) return;
-    withNetns(n.netns.path, () => {
-      const step = n.priorityLast >= n.priority ? 1 : -1;
-      for (let priority = n.priority; ; priority += step) {
-        try {
-          const link = attachNetfilter(inst.program, n.family, n.hook, priority, nfWhere({ ...n, priority }));
-          let list = this.nfLinks.get(n.netns.inode);
-          if (!list) this.nfLinks.set(n.netns.inode, (list = []));
-          list.push(link);
-          if (priority !== n.priority) this.movedPriorities.add(`${n.priority}→${priority}`);
-          return;
-        } catch (e) {
-          const busy = e instanceof BpfError && e.errno === -16;
-          if (!busy) throw e;
-          if (priority === n.priorityLast) {
-            throw new BpfError(`attaching ${nfWhere(n)}`, -16, [],
-              `priorities ${n.priority} to ${n.priorityLast} are all taken (by other pktpath sessions?)`);
-          }
-        }
-      }
-    });
-  }
-
   /** What the session does when namespaces and devices come and go. */
   private readonly topologyListener: TopologyListener = {
     namespaceAdded: (netns, ifaces, rtnl) => {
@@ -380,16 +328,15 @@ export class TraceSession {
       this.names.netns.set(netns.inode, netns.name);
       this.names.ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
       if (this.tc) for (const iface of ifaces) this.attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, rtnl));
-      for (const h of this.plan.template.netfilter) this.attempt(nfWhere({ ...h, netns }), () => this.attachNfHook({ ...h, netns }));
+      for (const h of this.plan.template.netfilter) this.attempt(nfWhere({ ...h, netns }), () => this.nf.add({ ...h, netns }));
       if (this.nft) this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => this.nft!.add(netns));
       this.hooks.status(`pktpath: netns ${netns.name || netns.inode} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
-        `netfilter at ${this.nfLinks.get(netns.inode)?.length ?? 0} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
+        `netfilter at ${this.nf.hooksIn(netns.inode)} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
     },
     namespaceRemoved: (netns) => {
       this.topologyCounts.namespacesRemoved++;
       this.tc?.remove(netns.inode);
-      closeAll(this.nfLinks.get(netns.inode) ?? []);
-      this.nfLinks.delete(netns.inode);
+      this.nf.remove(netns.inode);
       this.nft?.remove(netns.inode);
       this.hooks.status(`pktpath: netns ${netns.name || netns.inode} went away: its observers are released`);
     },
@@ -454,20 +401,10 @@ export class TraceSession {
   /** An event leaves the session: counted, and handed to every sink. */
   private readonly emit = (e: TraceEvent): void => {
     const limit = this.opts.limit;
-    if (limit > 0 && this.events >= limit) return;
-    this.events++;
-    this.perPoint.set(e.func, (this.perPoint.get(e.func) ?? 0) + 1);
-    if (e.dropReason !== null && e.func === 'kfree_skb') {
-      const site = `${e.dropReason}\t${e.caller ?? '?'}`;
-      if (expectedFree(e.func, e.dropReason, e.caller) !== null) {
-        this.expectedFrees.set(site, (this.expectedFrees.get(site) ?? 0) + 1);
-      } else {
-        this.drops.set(e.dropReason, (this.drops.get(e.dropReason) ?? 0) + 1);
-        this.dropSites.set(site, (this.dropSites.get(site) ?? 0) + 1);
-      }
-    }
+    if (limit > 0 && this.counts.events >= limit) return;
+    this.counts.count(e);
     for (const s of this.sinks) s.event(e);
-    if (limit > 0 && this.events >= limit) this.stop('limit');
+    if (limit > 0 && this.counts.events >= limit) this.stop('limit');
   };
 
   /** With --output-nft, a pump's ring records wait here for the trace events that go between them. */
@@ -475,7 +412,7 @@ export class TraceSession {
 
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
-    if (limit > 0 && this.events >= limit) return;
+    if (limit > 0 && this.counts.events >= limit) return;
     const raw = decodeEvent(view, bytes, at);
     if (!raw) return;
     const e = this.enricher!.enrich(raw);
@@ -497,7 +434,7 @@ export class TraceSession {
     const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
     const pending = nft ? nft.poll() : null;
     if (nft) this.batch = [];
-    this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.events) : Infinity);
+    this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity);
     if (nft && pending && this.batch) {
       const nowNs = this.startWallNs + polledAtNs;
       const placed = placeTraceEvents(this.batch, nft.events(pending, polledAtNs, nowNs), (e) => ({ e, position: null }));
@@ -508,15 +445,9 @@ export class TraceSession {
     if (this.topology?.pending) this.followTopology();
   }
 
-  /** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
   private trackingLine(): string {
     const maps = this.probes.maps!;
-    const added = Number(maps.trackStats.sum(TrackStat.added));
-    const freed = Number(maps.trackStats.sum(TrackStat.freed));
-    const live = maps.trackedSkbs.count();
-    const evicted = Math.max(0, added - freed - live);
-    return `pktpath: --filter-track-skb followed ${added} skbs: ${freed} forgotten when freed, ${live} still followed, ` +
-      `${evicted} evicted (skbs freed where no probe saw it, or the map full)`;
+    return trackingLine(Number(maps.trackStats.sum(TrackStat.added)), Number(maps.trackStats.sum(TrackStat.freed)), maps.trackedSkbs.count());
   }
 
   /** Lost records are reported in-band, where they happened in the stream. */
@@ -536,7 +467,4 @@ export class TraceSession {
   }
 }
 
-const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`);
 const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netns.name || netns.inode})`;
-const nfWhere = (n: Pick<NfAttachment, 'family' | 'hook' | 'priority' | 'netns'>) =>
-  `${nfPointName(n.family, n.hook)} at priority ${n.priority} (netns ${n.netns.name || n.netns.inode})`;

@@ -1,0 +1,38 @@
+/** The status lines a session writes for a person (stderr): what got attached, what came and went, what was followed. */
+import type { TopologyCounts } from '../output/summary.js';
+
+export const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`);
+
+export interface AttachedState {
+  links: number;
+  tracepoints: number;
+  tcDevices: number;
+  /** tc hooks where pktpath also observes first, before other programs. */
+  tcFirst: number;
+  nfNamespaces: number;
+  /** Netfilter priorities moved because another session held them (`planned→used`). */
+  nfMoved: ReadonlySet<string>;
+  /** Namespaces with nft tracing; null without --output-nft. */
+  nftNamespaces: number | null;
+}
+
+export function attachedLine(a: AttachedState, ms: number): string {
+  return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
+    (a.tcFirst > 0 ? ` (first in the chain too at ${a.tcFirst} ${plural(a.tcFirst, 'hook')} with other programs)` : '') +
+    `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}` +
+    (a.nfMoved.size > 0 ? ` (priorities ${[...a.nfMoved].join(', ')}: others held them)` : '') +
+    (a.nftNamespaces !== null ? `, nft tracing in ${a.nftNamespaces} ${plural(a.nftNamespaces, 'namespace')}` : '') +
+    ` (${ms.toFixed(0)} ms); Ctrl-C to stop`;
+}
+
+export function topologyLine(t: TopologyCounts, tcDevices: number, nfNamespaces: number): string {
+  return `pktpath: while tracing: namespaces +${t.namespacesAdded} -${t.namespacesRemoved}, devices +${t.devicesAdded} -${t.devicesRemoved}; ` +
+    `at the end tc on ${tcDevices} devices, netfilter in ${nfNamespaces} namespaces`;
+}
+
+/** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
+export function trackingLine(added: number, freed: number, live: number): string {
+  const evicted = Math.max(0, added - freed - live);
+  return `pktpath: --filter-track-skb followed ${added} skbs: ${freed} forgotten when freed, ${live} still followed, ` +
+    `${evicted} evicted (skbs freed where no probe saw it, or the map full)`;
+}
