@@ -9,11 +9,20 @@ if [ ! -s "$out/vmlinux.h" ]; then
   bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$out/vmlinux.h.tmp"
   mv "$out/vmlinux.h.tmp" "$out/vmlinux.h"
 fi
+
+# build SRC OBJ [CFLAGS...]: only when the source or a header is newer than the object.
+build() {
+  local src=$1 obj=$2
+  shift 2
+  if [ ! -e "$obj" ] || [ -n "$(find "$src" probes/include -newer "$obj" 2>/dev/null | head -n1)" ]; then
+    "$CLANG" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I"$out" -Iprobes "$@" -c "$src" -o "$obj"
+  fi
+}
+
 # pktpath's probes, and the foreign programs of the demo and tests (fixtures/datapath: what a CNI would load).
 for src in probes/*.bpf.c fixtures/datapath/*.bpf.c; do
-  obj="$out/$(basename "${src%.c}").o"
-  if [ ! -e "$obj" ] || [ -n "$(find "$src" probes/include -newer "$obj" 2>/dev/null | head -n1)" ]; then
-    "$CLANG" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-      -I"$out" -Iprobes -c "$src" -o "$obj"
-  fi
+  build "$src" "$out/$(basename "${src%.c}").o"
 done
+# The tc observer for kernels that refuse parts of it (probes/tc.bpf.c says which).
+build probes/tc.bpf.c "$out/tc_noct.bpf.o" -DPKTPATH_NO_CT_LOOKUP
+build probes/tc.bpf.c "$out/tc_untyped.bpf.o" -DPKTPATH_UNTYPED

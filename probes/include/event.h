@@ -34,6 +34,7 @@ enum event_flags {
 	EVENT_HAS_PACKET  = 1 << 6, /* cap_len packet bytes follow the event */
 	EVENT_HAS_CT      = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
 	EVENT_HAS_OWN_SRC_MAC = 1 << 8, /* tc egress: the frame's Ethernet source is the device's own address */
+	EVENT_HAS_FUNC    = 1 << 9, /* func_ip is the probed kernel function (function probes) */
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -111,6 +112,7 @@ struct event {
 	__u8 _pad2;
 	__u16 cap_offset;   /* where the packet bytes start, from the start of the record */
 	__u32 _pad3;
+	__u64 func_ip;      /* EVENT_HAS_FUNC: one program serves many functions (kprobe-multi) */
 };
 
 /*
@@ -128,13 +130,14 @@ enum config_flags {
 	CONFIG_MARK = 1 << 2,   /* (skb->mark & mark_mask) == mark */
 	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
 	CONFIG_FREES = 1 << 4,  /* this point frees the skb (kfree_skb, consume_skb): stop following it */
+	CONFIG_NO_TASK = 1 << 5, /* the program type may not ask for the current task (pid, comm) on this kernel */
 };
 
 /* Read-only per-program configuration, written by user space before load. */
 struct config {
 	__u32 point_id;
 	__u32 flags;        /* enum config_flags */
-	__s32 skb_arg;      /* tracepoints: argument holding the skb */
+	__s32 skb_arg;      /* tracepoints and functions: argument holding the skb */
 	__s32 reason_arg;   /* tracepoints: argument holding the drop reason, -1 if none */
 	__s32 location_arg; /* tracepoints: argument holding the caller address, -1 if none */
 	__s32 dev_arg;      /* tracepoints: argument holding the device, -1 if none */

@@ -33,11 +33,15 @@ static __always_inline bool pcap_match(struct sk_buff *skb)
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
 {
-	if (dev)
-		return dev->nd_net.net->ns.inum;
-	struct sock *sk = skb->sk;
-	if (sk)
-		return sk->__sk_common.skc_net.net->ns.inum;
+	if (dev) {
+		struct net *net = KREAD(dev, nd_net.net);
+		return KREAD(net, ns.inum);
+	}
+	struct sock *sk = KREAD(skb, sk);
+	if (sk) {
+		struct net *net = KREAD(sk, __sk_common.skc_net.net);
+		return KREAD(net, ns.inum);
+	}
 	return 0;
 }
 
@@ -53,11 +57,11 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 			return false;
 	}
 	if (CONFIG.ifindex) {
-		__u32 ifindex = dev ? dev->ifindex : skb->skb_iif;
+		__u32 ifindex = dev ? KREAD(dev, ifindex) : KREAD(skb, skb_iif);
 		if (ifindex != CONFIG.ifindex)
 			return false;
 	}
-	if ((CONFIG.flags & CONFIG_MARK) && (skb->mark & CONFIG.mark_mask) != CONFIG.mark)
+	if ((CONFIG.flags & CONFIG_MARK) && (KREAD(skb, mark) & CONFIG.mark_mask) != CONFIG.mark)
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
 		return false;

@@ -3,7 +3,7 @@
  * What every observation point does with an skb: decide whether it is
  * wanted (match.h), and only then reserve a record, fill the core and each
  * section the configuration asks for (sections/), and send it. Each attach
- * family (tracepoint, tc, netfilter) is a thin wrapper around observe().
+ * family (tracepoint, function, tc, netfilter) is a thin wrapper around observe().
  */
 #ifndef PKTPATH_OBSERVE_H
 #define PKTPATH_OBSERVE_H
@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "kread.h"
 #include "event.h"
 #include "maps.h"
 #include "match.h"
@@ -39,6 +40,7 @@ struct site {
 	__u8 hook;
 	__u8 pf;
 	__u8 ct;            /* enum site_ct: where this point learns the conntrack state */
+	__u64 func_ip;      /* function probes: the function, EVENT_HAS_FUNC */
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
 	bool l2_source;     /* tc egress: say whether the frame's source is the device's address */
 };
@@ -49,7 +51,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 {
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
-	struct net_device *dev = site->dev ? site->dev : skb->dev;
+	struct net_device *dev = site->dev ? site->dev : KREAD(skb, dev);
 	__u32 netns = site->netns;
 
 	if (!wanted(skb, dev, &netns))
@@ -73,20 +75,28 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->caller = site->caller;
 	e->point_id = CONFIG.point_id;
 	e->cpu = bpf_get_smp_processor_id();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->func_ip = site->func_ip;
 	e->netns = netns;
-	e->mark = skb->mark;
-	e->ifindex = dev ? dev->ifindex : skb->skb_iif;
-	e->len = skb->len;
-	e->mtu = dev ? dev->mtu : 0;
+	e->mark = KREAD(skb, mark);
+	e->ifindex = dev ? KREAD(dev, ifindex) : KREAD(skb, skb_iif);
+	e->len = KREAD(skb, len);
+	e->mtu = dev ? KREAD(dev, mtu) : 0;
 	e->drop_reason = site->drop_reason;
-	e->protocol = bpf_ntohs(skb->protocol);
+	e->protocol = bpf_ntohs(KREAD(skb, protocol));
 	e->hook = site->hook;
 	e->pf = site->pf;
 	e->_pad = 0;
 	e->_pad2 = 0;
 	e->_pad3 = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* Dead code where the kernel refuses these helpers to the program type
+	 * (netfilter on 6.12): the verifier never walks it. */
+	if (!(CONFIG.flags & CONFIG_NO_TASK)) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	} else {
+		e->pid = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
 
 	/* The sections; the stack last: it is the costliest. */
 	bool is_ip = section_tuple(e, skb);

@@ -8,6 +8,8 @@
 #ifndef PKTPATH_PACKET_H
 #define PKTPATH_PACKET_H
 
+#include "kread.h"
+
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -31,8 +33,8 @@ static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
  * Ethernet header, skipping VLAN tags. */
 static __always_inline int network_offset(struct sk_buff *skb, unsigned char *head)
 {
-	__u16 nh = skb->network_header;
-	__u16 mh = skb->mac_header;
+	__u16 nh = KREAD(skb, network_header);
+	__u16 mh = KREAD(skb, mac_header);
 
 	if (nh != 0 && nh != (__u16)~0U)
 		return nh;
@@ -69,12 +71,12 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple
  * is IP. */
 static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 {
-	unsigned char *head = skb->head;
+	unsigned char *head = KREAD(skb, head);
 	int off = network_offset(skb, head);
 	if (off < 0)
 		return -1;
 
-	__u16 protocol = bpf_ntohs(skb->protocol);
+	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
 	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return -1;
 
@@ -150,11 +152,11 @@ struct packet_view {
 
 static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view *v)
 {
-	unsigned char *head = skb->head;
-	unsigned char *data = skb->data;
-	__u16 mh = skb->mac_header;
-	__u16 nh = skb->network_header;
-	__u32 tail = skb->tail;
+	unsigned char *head = KREAD(skb, head);
+	unsigned char *data = KREAD(skb, data);
+	__u16 mh = KREAD(skb, mac_header);
+	__u16 nh = KREAD(skb, network_header);
+	__u32 tail = KREAD(skb, tail);
 	bool nh_set = nh != 0 && nh != (__u16)~0U;
 	__u32 start;
 
@@ -169,7 +171,7 @@ static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view 
 		return false;
 	v->start = head + start;
 	v->caplen = tail - start;
-	v->wirelen = skb->len + (__u32)(data - v->start);
+	v->wirelen = KREAD(skb, len) + (__u32)(data - v->start);
 	return true;
 }
 

@@ -13,7 +13,7 @@ static __always_inline bool is_tracked(struct sk_buff *skb)
 	if (bpf_map_lookup_elem(&tracked_skbs, &key))
 		return true;
 	/* A clone shares the data buffer of the skb it was cloned from. */
-	key = (__u64)skb->head;
+	key = (__u64)KREAD(skb, head);
 	return bpf_map_lookup_elem(&tracked_heads, &key) != NULL;
 }
 
@@ -23,7 +23,7 @@ static __always_inline void track(struct sk_buff *skb)
 	__u64 key = (__u64)skb;
 	if (bpf_map_update_elem(&tracked_skbs, &key, &one, BPF_NOEXIST) == 0)
 		count(&track_stats, TRACK_ADDED);
-	key = (__u64)skb->head;
+	key = (__u64)KREAD(skb, head);
 	bpf_map_update_elem(&tracked_heads, &key, &one, BPF_ANY);
 }
 
@@ -32,7 +32,7 @@ static __always_inline void untrack(struct sk_buff *skb)
 	__u64 key = (__u64)skb;
 	if (bpf_map_delete_elem(&tracked_skbs, &key) == 0)
 		count(&track_stats, TRACK_FREED);
-	key = (__u64)skb->head;
+	key = (__u64)KREAD(skb, head);
 	bpf_map_delete_elem(&tracked_heads, &key);
 }
 

@@ -22,6 +22,8 @@ export interface ProbeConfig {
   frees: boolean;
   /** Packet bytes to capture per event (0: none). */
   snaplen: number;
+  /** Leave out the current task (pid, comm): the kernel refuses those helpers to this program type. */
+  noTask?: boolean;
 }
 
 export function encodeConfig(cfg: ProbeConfig): Buffer {
@@ -29,7 +31,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   const b = Buffer.alloc(CONFIG_LAYOUT.size);
   b.writeUInt32LE(cfg.pointId, F.point_id);
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
-    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.frees ? ConfigFlags.frees : 0);
+    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.frees ? ConfigFlags.frees : 0) |
+    (cfg.noTask ? ConfigFlags.noTask : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeInt32LE(cfg.reasonArg, F.reason_arg);

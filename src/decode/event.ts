@@ -28,6 +28,8 @@ export interface RawEvent {
   hook: number;
   pf: number;
   comm: string;
+  /** EVENT_HAS_FUNC: the probed function's address; 0n otherwise. */
+  funcIp: bigint;
   /** EVENT_HAS_TUPLE */
   tuple: Tuple | null;
   /** EVENT_HAS_PACKET */
@@ -87,6 +89,7 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     hook: bytes[at + F.hook]!,
     pf: bytes[at + F.pf]!,
     comm: readComm(bytes, at + F.comm),
+    funcIp: flags & EventFlags.func ? view.getBigUint64(at + F.func_ip, true) : 0n,
     tuple: flags & EventFlags.tuple ? decodeTuple(view, bytes, at + F.tuple) : null,
     packet: flags & EventFlags.packet ? decodePacket(view, bytes, at) : null,
     ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,

@@ -18,10 +18,11 @@ export const EventFlags = {
   packet: 1 << 6,
   ct: 1 << 7,
   ownSrcMac: 1 << 8,
+  func: 1 << 9,
 } as const;
 
 /** enum config_flags */
-export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, frees: 1 << 4 } as const;
+export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, frees: 1 << 4, noTask: 1 << 5 } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
 export const TrackStat = { added: 0, freed: 1 } as const;
@@ -37,12 +38,12 @@ export const CT_CTINFO_NONE = 0xff;
  * conntrack, then the captured packet bytes at cap_offset.
  */
 export const EVENT_LAYOUT = {
-  size: 152,
+  size: 160,
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
     protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
-    cap_offset: 146,
+    cap_offset: 146, func_ip: 152,
   },
   tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },
   ct_section: {

@@ -53,7 +53,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     flags: EventFlags.tuple | EventFlags.reason | EventFlags.caller,
     tsNs: 123456789n, skb: 0xffff888104870900n, caller: 0xffffffff81000010n, pointId: 5, cpu: 1, pid: 4242,
     netns: 4026531840, mark: 0xdead, ifindex: 7, len: 60, mtu: 1500, stackId: -1, dropReason: 12,
-    protocol: 0x0800, hook: 3, pf: 2, comm: 'curl',
+    protocol: 0x0800, hook: 3, pf: 2, comm: 'curl', funcIp: 0n,
     tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
     packet: null,
     ct: null,

@@ -82,23 +82,20 @@ static __always_inline bool ct_from_skb(struct sk_buff *skb, struct ct_section *
 }
 
 #ifdef PKTPATH_CT_LOOKUP
-/* Only tc programs may call these; their header is the kernel's, not vmlinux.h. */
+/* Only tc programs may call these; their header is the kernel's, not vmlinux.h.
+ * Strong references: a kernel (or a module not loaded) without them refuses
+ * the program, and user space loads the build without the lookup instead.
+ * (A weak reference would need an ld_imm64 of a kfunc's address, which
+ * libbpf 1.1 gets wrong for module BTF.) */
 extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_size,
-					 struct bpf_ct_opts *opts, __u32 opts_size) __ksym __weak;
-extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
-
-#ifndef bpf_ksym_exists
-/* libbpf before 1.2 lacks it: an unresolved __weak kfunc has address 0. */
-#define bpf_ksym_exists(sym) (!!(sym))
-#endif
+					 struct bpf_ct_opts *opts, __u32 opts_size) __ksym;
+extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
 #define PKTPATH_BPF_F_CURRENT_NETNS (-1)
 
 /* c must be zeroed. Returns false when no lookup was made. */
 static __always_inline bool ct_lookup(struct __sk_buff *ctx, const struct tuple *t, struct ct_section *c)
 {
-	if (!bpf_ksym_exists(bpf_skb_ct_lookup) || !bpf_ksym_exists(bpf_ct_release))
-		return false;
 	/* Other protocols give -EPROTO: do not pay for the call. */
 	if (t->l4proto != IPPROTO_TCP && t->l4proto != IPPROTO_UDP)
 		return false;

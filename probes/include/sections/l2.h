@@ -15,11 +15,11 @@
 static __always_inline void section_l2_source(struct event *e, struct sk_buff *skb, struct net_device *dev)
 {
 	struct { __u32 hi; __u16 lo; } src, own;
-	__u16 mac = skb->mac_header;
+	__u16 mac = KREAD(skb, mac_header);
 
 	if (!dev || mac == MAC_HEADER_UNSET)
 		return;
-	if (read_bytes(&src, 6, skb->head + mac + 6) || read_bytes(&own, 6, dev->dev_addr))
+	if (read_bytes(&src, 6, KREAD(skb, head) + mac + 6) || read_bytes(&own, 6, KREAD(dev, dev_addr)))
 		return;
 	if (src.hi == own.hi && src.lo == own.lo)
 		e->flags |= EVENT_HAS_OWN_SRC_MAC;

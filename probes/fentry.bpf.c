@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * fentry observer for a kernel function taking an skb: a BPF trampoline
+ * calls it with the function's arguments, BTF-typed, so it reads fields as
+ * cheaply as a tracepoint does. One instance per function (a trampoline
+ * program is loaded for its target); user space sets the target and the
+ * skb's argument position.
+ */
+#include "include/observe.h"
+#include "include/args.h"
+
+SEC("fentry")
+int pktpath_fentry(__u64 *ctx)
+{
+	struct sk_buff *skb = (struct sk_buff *)ctx_arg(ctx, CONFIG.skb_arg);
+	if (!skb)
+		return 0;
+	struct site site = {
+		.ctx = ctx,
+		.flags = EVENT_HAS_FUNC,
+		.func_ip = bpf_get_func_ip(ctx),
+		.stack_ok = true,
+	};
+	observe(skb, &site);
+	return 0;
+}

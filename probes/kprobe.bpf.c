@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * kprobe observers for kernel functions taking an skb: one program per
+ * position of the skb among the arguments (user space sets it), attached to
+ * many functions at once with kprobe-multi, or to each with a kprobe. The
+ * function comes from bpf_get_func_ip(), the caller from the return address
+ * on top of the stack at entry. Arguments are plain registers, untyped: every
+ * field is read with bpf_probe_read_kernel (include/kread.h).
+ */
+#define PKTPATH_UNTYPED 1
+#include "include/observe.h"
+#include <bpf/bpf_tracing.h>
+
+static __always_inline struct sk_buff *reg_arg(struct pt_regs *ctx, int n)
+{
+	switch (n) {
+	case 0: return (struct sk_buff *)PT_REGS_PARM1(ctx);
+	case 1: return (struct sk_buff *)PT_REGS_PARM2(ctx);
+	case 2: return (struct sk_buff *)PT_REGS_PARM3(ctx);
+	case 3: return (struct sk_buff *)PT_REGS_PARM4(ctx);
+	case 4: return (struct sk_buff *)PT_REGS_PARM5(ctx);
+	default: return 0;
+	}
+}
+
+static __always_inline int on_function(struct pt_regs *ctx)
+{
+	struct sk_buff *skb = reg_arg(ctx, CONFIG.skb_arg);
+	if (!skb)
+		return 0;
+	struct site site = {
+		.ctx = ctx,
+		.flags = EVENT_HAS_FUNC,
+		.func_ip = bpf_get_func_ip(ctx),
+		.stack_ok = true,
+	};
+	/* At entry the return address is on top of the stack: the caller. */
+	if (bpf_probe_read_kernel(&site.caller, sizeof(site.caller), (void *)PT_REGS_SP(ctx)) == 0)
+		site.flags |= EVENT_HAS_CALLER;
+	observe(skb, &site);
+	return 0;
+}
+
+SEC("kprobe")
+int pktpath_kprobe(struct pt_regs *ctx)
+{
+	return on_function(ctx);
+}
+
+SEC("kprobe.multi")
+int pktpath_kprobe_multi(struct pt_regs *ctx)
+{
+	return on_function(ctx);
+}
