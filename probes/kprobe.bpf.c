@@ -11,14 +11,19 @@
 #include "include/observe.h"
 #include <bpf/bpf_tracing.h>
 
+/* The argument registers of x86-64 (pt_regs is the kernel's ABI there), each
+ * loaded with a fixed-offset instruction: the verifier refuses context loads
+ * through a computed pointer, which a switch over the position would become. */
+#define REG_AT(ctx, field) ({ __u64 v; asm volatile("%0 = *(u64 *)(%1 + %2)" : "=r"(v) : "r"(ctx), "i"(__builtin_offsetof(struct pt_regs, field))); v; })
+
 static __always_inline struct sk_buff *reg_arg(struct pt_regs *ctx, int n)
 {
 	switch (n) {
-	case 0: return (struct sk_buff *)PT_REGS_PARM1(ctx);
-	case 1: return (struct sk_buff *)PT_REGS_PARM2(ctx);
-	case 2: return (struct sk_buff *)PT_REGS_PARM3(ctx);
-	case 3: return (struct sk_buff *)PT_REGS_PARM4(ctx);
-	case 4: return (struct sk_buff *)PT_REGS_PARM5(ctx);
+	case 0: return (struct sk_buff *)REG_AT(ctx, di);
+	case 1: return (struct sk_buff *)REG_AT(ctx, si);
+	case 2: return (struct sk_buff *)REG_AT(ctx, dx);
+	case 3: return (struct sk_buff *)REG_AT(ctx, cx);
+	case 4: return (struct sk_buff *)REG_AT(ctx, r8);
 	default: return 0;
 	}
 }
@@ -35,7 +40,7 @@ static __always_inline int on_function(struct pt_regs *ctx)
 		.stack_ok = true,
 	};
 	/* At entry the return address is on top of the stack: the caller. */
-	if (bpf_probe_read_kernel(&site.caller, sizeof(site.caller), (void *)PT_REGS_SP(ctx)) == 0)
+	if (bpf_probe_read_kernel(&site.caller, sizeof(site.caller), (void *)REG_AT(ctx, sp)) == 0)
 		site.flags |= EVENT_HAS_CALLER;
 	observe(skb, &site);
 	return 0;

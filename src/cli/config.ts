@@ -12,7 +12,7 @@ import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
 } from '../output/config.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
-import { type AttachSelection, FAMILIES } from '../plan/plan.js';
+import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
   parseRegex, parseRingSize,
@@ -68,6 +68,9 @@ export interface RawOptions extends RawOutputFileOptions {
   filterDstPort?: string;
   filterPort?: string;
   filterFunc?: string;
+  backend?: string;
+  /** `list --funcs` */
+  funcs?: boolean;
   filterNetns?: string;
   filterIfname?: string;
   filterMark?: string;
@@ -192,6 +195,8 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
       filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc, false) : null,
       afterNat: output.ct,
+      backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
+      functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

@@ -6,6 +6,8 @@ import { kernelFeatures } from '../kernel/features.js';
 import { describeRefusal, kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';
 import { probeLoads } from '../trace/probes.js';
+import { discoverSkbFunctions, functionBackends } from '../kernel/functions.js';
+import { FENTRY_PREFERRED_MAX, backendOrder } from '../plan/plan.js';
 import { datapathInventory } from '../kernel/datapath.js';
 import { tracedNamespaces } from '../kernel/view.js';
 import { datapathSummary } from './datapath.js';
@@ -40,20 +42,30 @@ export async function doctor(): Promise<number> {
   // The mechanism working is not enough: pktpath's own probe must pass this kernel's verifier too.
   const loads = probeLoads();
   const probes = new Table({ head: ['pktpath probe', 'status', 'detail'], style: { head: [], border: [] } });
-  for (const [kind, err] of Object.entries(loads)) probes.push([kind, err ? 'refused' : 'loads', err ? describeRefusal(err) : '']);
+  for (const [kind, r] of Object.entries(loads)) {
+    probes.push([kind, r.error ? 'refused' : r.degraded ? 'loads, reduced' : 'loads', r.error ? describeRefusal(r.error) : r.degraded ?? '']);
+  }
   out.write(`${probes.toString()}\n`);
 
   const ok = (name: string) => results.find((r) => r.mechanism.startsWith(name))?.ok === true;
+  const loaded = (kind: string) => loads[kind]?.error === null;
   const f = kernelFeatures(btf);
   const uses: string[] = [];
-  if (ok('tp_btf') && !loads.tracepoint) uses.push('skb tracepoints (tp_btf)');
-  if (ok('tcx') && f.tcx && !loads.tc) uses.push('tc ingress/egress (tcx links)');
-  if (ok('netfilter') && !loads.netfilter) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
-  const funcs = ok('kprobe-multi') ? 'kprobe-multi' : ok('kprobe') ? 'kprobe' : ok('fentry') ? 'fentry' : null;
+  if (ok('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
+  if (ok('tcx') && f.tcx && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
+  if (ok('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
+  const backends = functionBackends().filter((b) => b.ok && loaded(b.backend)).map((b) => b.backend);
+  if (backends.length > 0) {
+    const many = backendOrder('auto', backends, FENTRY_PREFERRED_MAX + 1)[0]!;
+    const few = backendOrder('auto', backends, 1)[0]!;
+    uses.push(`skb functions (${discoverSkbFunctions().functions.length}; --backend auto: ${many}` +
+      (few !== many ? `, ${few} for up to ${FENTRY_PREFERRED_MAX} functions` : '') + ')');
+  }
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
-  out.write(funcs
-    ? `skb function probes: ${funcs} is available (not used by this version)\n`
-    : 'skb function probes: unavailable here (no kprobes, no fentry); the path is observed at tracepoints, tc and netfilter\n');
+  if (backends.length === 0) {
+    out.write('skb functions: no backend works here (kprobe, kprobe-multi and fentry are refused above); --backend auto ' +
+      'observes the path at tracepoints, tc and netfilter\n');
+  }
   // Other programs and rules on the packet path (`pktpath datapath` lists them).
   try {
     for (const line of datapathSummary(datapathInventory(tracedNamespaces()))) out.write(`${line}\n`);

@@ -40,7 +40,25 @@ async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   return EXIT_OK;
 }
 
+/** `pktpath list --funcs`: every kernel function taking an skb that could be probed, with the skb's position. */
+async function listFunctions(opts: RawOptions, expression: string[]): Promise<number> {
+  const cfg = buildConfig(opts, expression);
+  const { discoverSkbFunctions, functionBackends } = await import('../kernel/functions.js');
+  const found = discoverSkbFunctions();
+  const re = cfg.attach.filterFunc;
+  const shown = found.functions.filter((f) => re === null || re.test(f.name));
+  if (re !== null && shown.length === 0) {
+    throw new UsageError(`--filter-func: '${re.source}' finds no skb function in this kernel; \`pktpath list --funcs\` without it names them all`);
+  }
+  for (const f of shown) process.stdout.write(`${f.name}\tskb=arg${f.skbArg + 1}${f.module ? `\t[${f.module}]` : ''}\n`);
+  const usable = functionBackends().filter((b) => b.ok).map((b) => b.backend);
+  say(`pktpath: ${shown.length} skb functions (${found.filteredBy}); ` +
+    (usable.length ? `this kernel probes them with ${usable.join(', ')}` : 'this kernel lets no backend probe them (`pktpath doctor` says why)'));
+  return EXIT_OK;
+}
+
 async function list(opts: RawOptions, expression: string[]): Promise<number> {
+  if (opts.funcs) return listFunctions(opts, expression);
   const { plan, kernel } = prepare(buildConfig(opts, expression));
   for (const name of planPointNames(plan)) process.stdout.write(`${name}\n`);
   for (const note of plan.notes) say(`pktpath: ${note}`);
@@ -73,6 +91,7 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
 
   addTraceOptions(program.command('list'))
     .description('list the observation points a trace with these options would attach, without attaching')
+    .option('--funcs', 'list the kernel functions taking an skb (and the skb\'s argument position) instead, whether or not this kernel can probe them')
     .action((expression: string[], opts: RawOptions) => run(list(opts, expression)));
 
   addTraceOptions(program.command('record'))

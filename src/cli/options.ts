@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_BACKUPS } from '../output/config.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
-import { FAMILIES } from '../plan/plan.js';
+import { BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 
 const GROUP = {
   filters: 'Filters (in the kernel, before anything costly):',
@@ -67,7 +67,8 @@ export function addTraceOptions(cmd: Command): Command {
 
   cmd.optionsGroup(GROUP.attach)
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
-    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')}`, FAMILIES.join(','));
+    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed)`)
+    .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`);
 
   cmd.optionsGroup(GROUP.session)
     .option('--ring-size <size>', 'ring buffer size (rounded up to a power of two)', '16M')

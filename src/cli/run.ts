@@ -35,7 +35,12 @@ export interface Prepared {
  */
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
   const { filter, notes } = activateFilter(cfg.filter);
-  let view = gatherKernelView(SKB_TRACEPOINTS);
+  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : 'no');
+  const asked = cfg.attach.backend;
+  const refused = asked !== 'auto' ? view.functions?.backends.find((b) => b.backend === asked && !b.ok) : undefined;
+  if (refused) {
+    throw new Error(`--backend ${asked}: this kernel refuses it (${refused.detail}); \`pktpath doctor\` shows what works, --backend auto picks it`);
+  }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const kernel = narrowView(view, filter, ifacesOf);
   const plan = planProbes(cfg.attach, kernel);

@@ -37,6 +37,8 @@ export interface PointInfo {
   suffix?: string;
   /** tc: the observer first in the tcx chain (before other programs) or last. */
   position?: 'first' | 'last';
+  /** One program for many functions (kprobes): each record names its function by address. */
+  byAddress?: boolean;
 }
 
 /** The name of the point that wrote a record: tc and netfilter probes name their hook in each record. */

@@ -26,7 +26,7 @@ const LABELS: ReadonlyArray<[Mechanism, string]> = [
 /** What the kernel refused, in one line: the step, the errno, the verifier's last word. */
 export function describeRefusal(e: Error): string {
   if (e instanceof BpfError) {
-    const log = e.logTail.filter((l) => !/^-- (BEGIN|END)|processed \d+ insns/.test(l)).slice(-1)[0];
+    const log = e.logTail.filter((l) => !/^-- (BEGIN|END)|processed \d+ insns|failed to load object|^prog '[^']*': (failed to load|BPF program load failed)/.test(l.trim())).slice(-1)[0];
     return `${e.action.replace(/^(loading|attaching|finding) /, '$1: ')} → ${e.errno ? errnoName(e.errno) : 'failed'}` +
       (log ? ` (${log.trim()})` : '');
   }

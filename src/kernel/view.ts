@@ -6,6 +6,7 @@
 import { vmlinuxBtf } from '../bpf/btf/btf.js';
 import { tracepointProto } from './btf.js';
 import { type KernelFeatures, kernelFeatures } from './features.js';
+import { type BackendAvailability, type FunctionDiscovery, discoverSkbFunctions, functionBackends } from './functions.js';
 import { type Iface, type Netns, currentNetns, listIfaces, namedNetns, withNetns } from './netns.js';
 
 /** One parameter of a tracepoint, as BTF describes it (without the leading context pointer). */
@@ -18,6 +19,8 @@ export interface KernelView {
   /** Prototype of each tracepoint asked about, null when this kernel lacks it. */
   tracepoints: Map<string, TracepointParam[] | null>;
   features: KernelFeatures;
+  /** Function probing, when asked about: each backend tried, and the skb functions (null when none can be probed and none were asked for by name). */
+  functions: { backends: BackendAvailability[]; discovery: FunctionDiscovery | null } | null;
   /** Namespaces where tc and netfilter observers may go, with their devices. */
   namespaces: Array<{ netns: Netns; ifaces: Iface[] }>;
 }
@@ -34,8 +37,12 @@ export function ifacesOf(netns: Netns): Iface[] {
   return withNetns(netns.path, listIfaces);
 }
 
-/** The view for a plan over `tracepoints` (the names pktpath knows). */
-export function gatherKernelView(tracepoints: readonly string[]): KernelView {
+/**
+ * The view for a plan over `tracepoints` (the names pktpath knows);
+ * `functions`: try the function backends, and list the skb functions where
+ * one works (or `always`, for `pktpath list --funcs`).
+ */
+export function gatherKernelView(tracepoints: readonly string[], functions: 'no' | 'if-probeable' | 'always' = 'no'): KernelView {
   const btf = vmlinuxBtf();
   const protos = new Map<string, TracepointParam[] | null>();
   for (const name of tracepoints) {
@@ -51,5 +58,11 @@ export function gatherKernelView(tracepoints: readonly string[]): KernelView {
     }
     return { netns, ifaces };
   });
-  return { tracepoints: protos, features: kernelFeatures(btf), namespaces };
+  let fn: KernelView['functions'] = null;
+  if (functions !== 'no') {
+    const backends = functionBackends();
+    const discovery = functions === 'always' || backends.some((b) => b.ok) ? discoverSkbFunctions() : null;
+    fn = { backends, discovery };
+  }
+  return { tracepoints: protos, features: kernelFeatures(btf), functions: fn, namespaces };
 }

@@ -8,11 +8,17 @@ import {
 } from '../decode/points.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { KernelView, TracepointParam } from '../kernel/view.js';
-import type { AttachPlan, TracepointAttachment } from '../trace/attachments.js';
+import type { AttachPlan, FunctionAttachment, FunctionBackend, TracepointAttachment } from '../trace/attachments.js';
 import { NF_NAT_PRIORITY, NF_NAT_PRIORITY_LAST, NF_PRIORITY, NF_PRIORITY_LAST, SKB_TRACEPOINTS } from './catalog.js';
 
-export type Family = 'tracepoints' | 'tc' | 'netfilter';
-export const FAMILIES: readonly Family[] = ['tracepoints', 'tc', 'netfilter'];
+export type Family = 'tracepoints' | 'functions' | 'tc' | 'netfilter';
+export const FAMILIES: readonly Family[] = ['tracepoints', 'functions', 'tc', 'netfilter'];
+
+/** --backend: how kernel functions are probed; auto picks by trying. */
+export type BackendChoice = 'auto' | FunctionBackend;
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'kprobe-multi', 'kprobe', 'fentry'];
+/** Up to this many functions, auto prefers fentry (one program each, cheapest per event); beyond, one kprobe-multi link per skb position. */
+export const FENTRY_PREFERRED_MAX = 64;
 
 /** Which observation points the user wants. */
 export interface AttachSelection {
@@ -21,6 +27,9 @@ export interface AttachSelection {
   filterFunc: RegExp | null;
   /** A second netfilter look after NAT (--output-ct). */
   afterNat: boolean;
+  backend: BackendChoice;
+  /** The user asked for functions (--backend, or --attach naming them): say why none are probed. */
+  functionsAsked: boolean;
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -70,7 +79,9 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 }
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
-  const plan: ProbePlan = { tracepoints: [], tc: [], netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [] };
+  const plan: ProbePlan = {
+    tracepoints: [], functions: [], functionBackends: [], tc: [], netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [],
+  };
 
   if (sel.families.has('tracepoints')) {
     if (!kernel.features.tracing) {
@@ -89,6 +100,8 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
       }
     }
   }
+
+  if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
   if (tcWanted.length > 0) {
@@ -130,9 +143,43 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   return plan;
 }
 
+/**
+ * The backends to try, in order. An explicit choice is the only one; auto
+ * takes those that work here, fentry first for a small set (cheapest per
+ * event), kprobe-multi first for a large one (one link per skb position).
+ */
+export function backendOrder(choice: BackendChoice, usable: readonly FunctionBackend[], count: number): FunctionBackend[] {
+  if (choice !== 'auto') return usable.includes(choice) ? [choice] : [];
+  const order: FunctionBackend[] = count <= FENTRY_PREFERRED_MAX ? ['fentry', 'kprobe-multi', 'kprobe'] : ['kprobe-multi', 'kprobe', 'fentry'];
+  return order.filter((b) => usable.includes(b));
+}
+
+function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan): void {
+  const fn = kernel.functions;
+  if (!fn) return;
+  const usable = fn.backends.filter((b) => b.ok).map((b) => b.backend);
+  if (usable.length === 0 || !fn.discovery) {
+    if (sel.functionsAsked) {
+      const why = fn.backends.map((b) => `${b.backend}: ${b.detail}`).join('; ');
+      plan.notes.push(`functions: this kernel lets no backend probe them (${why}); the path is observed at tracepoints, tc and netfilter`);
+    }
+    return;
+  }
+  // A tracepoint of the same name (consume_skb) already shows the function: it is not probed twice.
+  const tracepoints = new Set(plan.tracepoints.map((t) => t.name));
+  const functions: FunctionAttachment[] = [];
+  for (const f of fn.discovery.functions) {
+    if (tracepoints.has(f.name) || !wants(sel, 'functions', f.name)) continue;
+    functions.push({ name: f.name, skbArg: f.skbArg });
+  }
+  plan.functions = functions;
+  plan.functionBackends = backendOrder(sel.backend, usable, functions.length);
+}
+
 /** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */
 export function planPointNames(plan: AttachPlan): string[] {
   const names = plan.tracepoints.map((t) => t.name);
+  for (const f of plan.functions) names.push(f.name);
   for (const t of plan.tc) names.push(tcPointName(t.direction));
   for (const n of plan.netfilter) names.push(nfPointName(n.family, n.hook));
   return [...new Set(names)];

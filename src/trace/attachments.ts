@@ -5,7 +5,10 @@
  * nothing about placement; it loads, attaches and reports.
  */
 import type { NfFamily, NfHookName, TcDirection } from '../decode/points.js';
+import type { FunctionBackend } from '../kernel/functions.js';
 import type { Iface, Netns } from '../kernel/netns.js';
+
+export type { FunctionBackend };
 
 export interface TracepointAttachment {
   name: string;
@@ -14,6 +17,13 @@ export interface TracepointAttachment {
   reasonArg: number;
   locationArg: number;
   devArg: number;
+}
+
+/** A kernel function taking an skb. */
+export interface FunctionAttachment {
+  name: string;
+  /** 0-based argument position of the skb. */
+  skbArg: number;
 }
 
 export interface TcAttachment {
@@ -35,6 +45,9 @@ export interface NfAttachment {
 
 export interface AttachPlan {
   tracepoints: TracepointAttachment[];
+  functions: FunctionAttachment[];
+  /** The backends to try for functions, in order: a function one refuses goes to the next. */
+  functionBackends: FunctionBackend[];
   tc: TcAttachment[];
   netfilter: NfAttachment[];
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */

@@ -57,7 +57,11 @@ export class Enricher {
 
   constructor(private readonly o: EnrichOptions) {}
 
+  /** Functions of programs that serve many (kprobes), by address. */
+  private readonly functions = new Map<bigint, NamedPoint>();
+
   private point(raw: RawEvent): NamedPoint {
+    if (raw.flags & EventFlags.func && this.o.points[raw.pointId]?.byAddress) return this.functionPoint(raw.funcIp);
     const key = raw.pointId * 0x40000 + (raw.flags & (EventFlags.nfHook | EventFlags.tcDir) ? (raw.hook << 8) | raw.pf | 0x10000 : 0);
     let p = this.named.get(key);
     if (p === undefined) {
@@ -68,7 +72,19 @@ export class Enricher {
     return p;
   }
 
+  /** The function at `ip` (the kernel may report it a few bytes in: after an endbr64). */
+  private functionPoint(ip: bigint): NamedPoint {
+    let p = this.functions.get(ip);
+    if (p === undefined) {
+      const name = this.o.symbols?.lookup(ip)?.name.replace(/ \[.*\]$/, '') ?? `0x${ip.toString(16)}`;
+      p = { func: name, probe: { type: 'kprobe', name } };
+      this.functions.set(ip, p);
+    }
+    return p;
+  }
+
   pointName(raw: RawEvent): { type: ProbeType; func: string } {
+    if (raw.flags & EventFlags.func && this.o.points[raw.pointId]?.byAddress) return { type: 'kprobe', func: this.functionPoint(raw.funcIp).func };
     const p = this.o.points[raw.pointId] ?? { type: 'tracepoint' as ProbeType, name: `point#${raw.pointId}` };
     return { type: p.type, func: recordPointName(p, raw.flags, raw.hook, raw.pf) };
   }

@@ -14,6 +14,7 @@ import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, encodeConfig } from '../decode/config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, injectRegion } from '../filter/inject.js';
+import { describeRefusal } from '../kernel/mechanisms.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -21,12 +22,41 @@ export function probesDir(): string {
   return process.env.PKTPATH_PROBES_DIR ?? path.resolve(HERE, '../../../probes/build');
 }
 
-export const PROBE_OBJECTS = {
-  tracepoint: { file: 'tracepoint.bpf.o', program: 'pktpath_tp' },
-  tc: { file: 'tc.bpf.o', program: 'pktpath_tc' },
-  netfilter: { file: 'netfilter.bpf.o', program: 'pktpath_nf' },
-} as const;
-export type ProbeKind = keyof typeof PROBE_OBJECTS;
+/**
+ * One build of a probe: its object file and program. Where a kernel refuses
+ * part of a probe (a kfunc, a helper for that program type), a later build
+ * that does without it is tried, and the session says what is missing.
+ */
+export interface ProbeBuild {
+  file: string;
+  program: string;
+  /** The object's other programs, not loaded with this one. */
+  others?: string[];
+  /** Leave the current task (pid, comm) out: the config bit that makes those helper calls dead code. */
+  noTask?: boolean;
+  /** What this build does without, for the note. */
+  lacks?: string;
+}
+
+export const PROBES = {
+  tracepoint: [{ file: 'tracepoint.bpf.o', program: 'pktpath_tp' }],
+  fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
+  kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
+  'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
+  tc: [
+    { file: 'tc.bpf.o', program: 'pktpath_tc' },
+    { file: 'tc_noct.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup' },
+    { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
+  ],
+  netfilter: [
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf' },
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf', noTask: true, lacks: 'the current task (pid, comm)' },
+  ],
+} as const satisfies Record<string, readonly ProbeBuild[]>;
+export type ProbeKind = keyof typeof PROBES;
+
+/** Kinds whose programs are loaded for one kernel function or tracepoint (BTF-typed: fentry, tp_btf). */
+const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry']);
 
 /** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -55,13 +85,41 @@ export class ProbeSet {
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
+  /** The build each kind loaded with, once one did. */
+  private readonly chosen = new Map<ProbeKind, number>();
+  /** What probes do without on this kernel, and why: one line per kind. */
+  readonly degraded: string[] = [];
+
   /**
-   * Loads one instance of a probe; `attachTarget` names the tracepoint for
-   * tracepoint probes, `filter` is injected into its filter regions.
+   * Loads one instance of a probe; `attachTarget` names the tracepoint or
+   * function for BTF-typed probes, `filter` is injected into its filter
+   * regions. The kind's builds are tried in order until one loads; the first
+   * refusal is the error when none does.
    */
   load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string,
     filter: CompiledFilter | null = null): ProbeInstance {
-    const spec = PROBE_OBJECTS[kind];
+    const builds: readonly ProbeBuild[] = PROBES[kind];
+    const from = this.chosen.get(kind) ?? 0;
+    let refusal: Error | null = null;
+    for (let i = from; i < builds.length; i++) {
+      try {
+        const inst = this.loadBuild(kind, builds[i]!, config, label, attachTarget, filter);
+        if (!this.chosen.has(kind)) {
+          this.chosen.set(kind, i);
+          if (refusal && builds[i]!.lacks) this.degraded.push(`${kind}: loaded without ${builds[i]!.lacks}: ${describeRefusal(refusal)}`);
+        }
+        return inst;
+      } catch (e) {
+        refusal ??= e as Error;
+        // Once a build loaded, a refusal is this instance's (its target, its filter), not the kernel's.
+        if (this.chosen.has(kind)) break;
+      }
+    }
+    throw refusal!;
+  }
+
+  private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: string | undefined,
+    filter: CompiledFilter | null): ProbeInstance {
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
       throw new BpfError(`opening probe ${file}`, -2, [], 'run `npm run build` to build the probes');
@@ -69,13 +127,14 @@ export class ProbeSet {
     const object = BpfObject.open(file, label);
     try {
       const program = object.program(spec.program);
-      object.rodata().setInitialValue(encodeConfig(config));
+      for (const other of spec.others ?? []) object.program(other).setAutoload(false);
+      object.rodata().setInitialValue(encodeConfig(spec.noTask ? { ...config, noTask: true } : config));
       if (this.shared) {
         for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared.fds[name]);
       } else {
         object.map('events').setMaxEntries(this.ringSize);
       }
-      if (kind === 'tracepoint') program.setAttachTarget(attachTarget!);
+      if (TARGETED.has(kind)) program.setAttachTarget(attachTarget!);
       if (filter) {
         let insns = program.insns();
         insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${label}: L2 filter`);
@@ -125,24 +184,32 @@ const PLAIN: ProbeConfig = {
   netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
 };
 
+/** What `pktpath doctor` learns of one probe kind: whether a build loads, and what it does without. */
+export interface ProbeLoadResult {
+  error: Error | null;
+  degraded: string | null;
+}
+
+/** Targets for the probes that are loaded for one: a function and a tracepoint every kernel with networking has. */
+const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', fentry: 'ip_rcv' };
+
 /**
  * Whether each of pktpath's own probes loads on this kernel (the verifier
- * accepts it, its helpers and kfuncs resolve), without attaching anything:
- * null when it does, else why not.
+ * accepts it, its helpers and kfuncs resolve), without attaching anything,
+ * and which build did. `kinds`: those the kernel can attach at all.
  */
-export function probeLoads(): Record<ProbeKind, Error | null> {
-  const out = {} as Record<ProbeKind, Error | null>;
-  for (const kind of Object.keys(PROBE_OBJECTS) as ProbeKind[]) {
+export function probeLoads(kinds: readonly ProbeKind[] = Object.keys(PROBES) as ProbeKind[]): Record<string, ProbeLoadResult> {
+  const out: Record<string, ProbeLoadResult> = {};
+  for (const kind of kinds) {
     const set = new ProbeSet(1 << 16);
     try {
-      set.load(kind, PLAIN, `pktpath's ${kind} probe`, kind === 'tracepoint' ? 'netif_receive_skb' : undefined);
-      out[kind] = null;
+      set.load(kind, PLAIN, `pktpath's ${kind} probe`, DOCTOR_TARGETS[kind]);
+      out[kind] = { error: null, degraded: set.degraded[0] ?? null };
     } catch (e) {
-      out[kind] = e as Error;
+      out[kind] = { error: e as Error, degraded: null };
     } finally {
       set.close();
     }
   }
   return out;
 }
-

@@ -28,6 +28,7 @@ import { EventCounts } from './counts.js';
 import { Enricher, type NameBook, nameBook } from './enrich.js';
 import { NftTracer, placeTraceEvents } from './nft.js';
 import { StackSymbols } from './stacks.js';
+import { FunctionObservers } from './functions.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
 import { NfObservers, nfWhere } from './netfilter.js';
 import { attachedLine, plural, topologyLine, trackingLine } from './status.js';
@@ -79,6 +80,8 @@ export class TraceSession {
   /** What the plan asked for and could not be attached, and why. */
   private readonly notObserved: string[] = [];
   private tracepoints = 0;
+  private functions: FunctionObservers | null = null;
+  private functionCount = 0;
   private tc: TcObservers | null = null;
   private readonly nfPrograms: { beforeNat: LoadedProgram | null; afterNat: LoadedProgram | null } = { beforeNat: null, afterNat: null };
   private readonly nf = new NfObservers(this.nfPrograms);
@@ -128,6 +131,7 @@ export class TraceSession {
     try {
       await this.attach();
       attachMs = performance.now() - t0;
+      for (const d of this.probes.degraded) this.hooks.status(`pktpath: ${d}`);
       if (this.stopReason === null) {
         this.hooks.status(this.attachedLine(attachMs));
         this.hooks.attached?.(this.notObserved);
@@ -166,18 +170,19 @@ export class TraceSession {
     this.nft?.close();
     this.tc?.closeAll();
     this.nf.closeAll();
+    this.functions?.close();
     closeAll(this.links);
   }
 
   private linkCount(): number {
-    let n = this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0);
+    let n = this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0) + (this.functions?.linkCount ?? 0);
     n += this.nf.linkCount;
     return n;
   }
 
   private attachedLine(ms: number): string {
     return attachedLine({
-      links: this.linkCount(), tracepoints: this.tracepoints, tcDevices: this.tc?.deviceCount ?? 0, tcFirst: this.tc?.firstCount ?? 0,
+      links: this.linkCount(), tracepoints: this.tracepoints, functions: this.functionCount, tcDevices: this.tc?.deviceCount ?? 0, tcFirst: this.tc?.firstCount ?? 0,
       nfNamespaces: this.nf.namespaceCount, nfMoved: this.nf.moved, nftNamespaces: this.nft?.namespaceCount ?? null,
     }, ms);
   }
@@ -249,6 +254,12 @@ export class TraceSession {
       });
     }
 
+    if (this.plan.functions.length > 0) {
+      if (!(await goOn())) return;
+      await this.attachFunctions(goOn);
+      if (this.stopReason !== null) return;
+    }
+
     // Followed from the start, so that devices and chains that change while attaching are not missed.
     if (this.opts.scope !== null) {
       this.topology = new Topology(this.opts.scope, this.filter.ifindex === 0, this.topologyListener);
@@ -293,6 +304,33 @@ export class TraceSession {
         if (e) failures.push(e);
       }
       if (nft.namespaceCount === 0) throw failures[failures.length - 1] ?? new Error('--output-nft: no namespace to trace');
+    }
+  }
+
+  /** Function observers, backend by backend as the plan orders them; what none takes is reported. */
+  private async attachFunctions(goOn: () => Promise<boolean>): Promise<void> {
+    const tty = process.stderr.isTTY;
+    const fn = (this.functions = new FunctionObservers({
+      probes: this.probes,
+      filter: this.filter.compiled,
+      addPoint: (info) => this.addPoint(info),
+      config: (id, extra) => this.probeConfig(id, extra),
+      goOn,
+      progress: (backend, done, total) => {
+        if (tty && total >= 256) process.stderr.write(`\rpktpath: attaching ${backend}: ${done}/${total} functions${done === total ? '\n' : ''}`);
+      },
+    }));
+    const r = await fn.attach(this.plan.functions, this.plan.functionBackends);
+    const used = [...r.byBackend].filter(([, n]) => n > 0);
+    this.functionCount = used.reduce((a, [, n]) => a + n, 0);
+    if (used.length > 0) {
+      this.hooks.status(`pktpath: functions: ${used.map(([b, n]) => `${n} with ${b} (${r.ms.get(b)!.toFixed(0)} ms)`).join(', ')}`);
+    }
+    if (r.refused.length > 0) {
+      const line = `${r.refused.length} ${plural(r.refused.length, 'function')} no backend would take (${r.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
+        `${r.refused.length > 5 ? ', …' : ''}): ${r.refused[0]!.why}`;
+      this.notObserved.push(line);
+      this.hooks.status(`pktpath: not observed: ${line}`);
     }
   }
 

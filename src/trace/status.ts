@@ -6,6 +6,8 @@ export const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`)
 export interface AttachedState {
   links: number;
   tracepoints: number;
+  /** Kernel functions probed (kprobe, kprobe-multi, fentry). */
+  functions: number;
   tcDevices: number;
   /** tc hooks where pktpath also observes first, before other programs. */
   tcFirst: number;
@@ -17,7 +19,8 @@ export interface AttachedState {
 }
 
 export function attachedLine(a: AttachedState, ms: number): string {
-  return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
+  return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, ` +
+    (a.functions > 0 ? `${a.functions} ${plural(a.functions, 'function')}, ` : '') + `tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
     (a.tcFirst > 0 ? ` (first in the chain too at ${a.tcFirst} ${plural(a.tcFirst, 'hook')} with other programs)` : '') +
     `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}` +
     (a.nfMoved.size > 0 ? ` (priorities ${[...a.nfMoved].join(', ')}: others held them)` : '') +

@@ -12,7 +12,7 @@ test('classic filter flags become one tcpdump expression, ANDed with the user\'s
   }, []);
   assert.equal(cfg.filter.expression, 'ip src host 192.0.2.1 and ip dst host 192.0.2.2 and tcp and dst port 8080');
   assert.equal(cfg.ringSize, 16 << 20);
-  assert.deepEqual([...cfg.attach.families].sort(), ['netfilter', 'tc', 'tracepoints']);
+  assert.deepEqual([...cfg.attach.families].sort(), ['functions', 'netfilter', 'tc', 'tracepoints']);
   assert.equal(buildConfig({ filterPort: '53' }, ['udp', 'or', 'icmp']).filter.expression, '(udp or icmp) and port 53');
   assert.equal(buildConfig({}, ['icmp']).filter.expression, 'icmp');
   assert.equal(buildConfig({}, []).filter.expression, '');
@@ -42,7 +42,7 @@ for (const [opts, message] of [
   [{ filterSrcIp: '192.0.2.1', filterDstIp: '2001:db8::1' }, /mix IPv4 and IPv6/],
   [{ timestamp: 'later' }, /--timestamp/],
   [{ color: 'sometimes' }, /--color/],
-  [{ attach: 'funcs' }, /--attach: 'funcs' is not one of tracepoints, tc, netfilter/],
+  [{ attach: 'funcs' }, /--attach: 'funcs' is not one of tracepoints, functions, tc, netfilter/],
   [{ attach: 'tc,bogus' }, /--attach: 'bogus'/],
   [{ filterFunc: '(' }, /--filter-func/],
   [{ ringSize: '1K' }, /--ring-size/],

@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/config.js';
 import type { KernelView } from '../../src/kernel/view.js';
-import { planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
+import { backendOrder, planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
 
 const ns = (inode: number, name: string) => ({ inode, name, path: `/run/netns/${name}` });
 
-function kernel(over: Partial<KernelView['features']> = {}): KernelView {
+function kernel(over: Partial<KernelView['features']> = {}, functions: KernelView['functions'] = null): KernelView {
   return {
+    functions,
     tracepoints: new Map([
       ['kfree_skb', [
         { index: 0, typeName: 'struct sk_buff *' }, { index: 1, typeName: 'void *' },
@@ -72,4 +73,50 @@ test('--filter-func and --attach narrow the plan; missing features are reported,
   assert.equal(old.tc.length + old.netfilter.length, 0);
   assert.ok(old.notes.some((n) => /no tcx links/.test(n)));
   assert.ok(old.notes.some((n) => /no BPF netfilter links/.test(n)));
+});
+
+const backends = (ok: string[]) => (['kprobe-multi', 'kprobe', 'fentry'] as const).map((backend) =>
+  ({ backend, ok: ok.includes(backend), detail: ok.includes(backend) ? 'works' : 'loading: → EPERM' }));
+const skbFunctions = {
+  functions: [
+    { name: 'ip_rcv', skbArg: 0, module: null }, { name: 'ip_local_deliver', skbArg: 0, module: null },
+    { name: '__ip_local_out', skbArg: 2, module: null }, { name: 'kfree_skb', skbArg: 0, module: null },
+    { name: 'nf_ct_deliver_cached_events', skbArg: 1, module: 'nf_conntrack' },
+  ],
+  filteredBy: 'test',
+};
+
+test('functions: every skb function but those a tracepoint of the same name shows; the skb position kept', () => {
+  const cfg = buildConfig({}, []);
+  const plan = planProbes(cfg.attach, kernel({}, { backends: backends(['kprobe-multi', 'kprobe', 'fentry']), discovery: skbFunctions }));
+  assert.deepEqual(plan.functions.map((f) => [f.name, f.skbArg]), [
+    ['ip_rcv', 0], ['ip_local_deliver', 0], ['__ip_local_out', 2], ['nf_ct_deliver_cached_events', 1],
+  ]);
+  // A small set: fentry first, then the others the kernel allows.
+  assert.deepEqual(plan.functionBackends, ['fentry', 'kprobe-multi', 'kprobe']);
+  assert.ok(planPointNames(plan).includes('__ip_local_out'));
+});
+
+test('functions: --filter-func selects them like any point; --backend narrows to one', () => {
+  const cfg = buildConfig({ filterFunc: "^ip_", backend: "kprobe" }, []);
+  const plan = planProbes(cfg.attach, kernel({}, { backends: backends(['kprobe', 'fentry']), discovery: skbFunctions }));
+  assert.deepEqual(plan.functions.map((f) => f.name), ['ip_rcv', 'ip_local_deliver']);
+  assert.deepEqual(plan.functionBackends, ['kprobe']);
+});
+
+test('backend order: auto takes what works, kprobe-multi first for a large set, fentry first for a small one', () => {
+  assert.deepEqual(backendOrder('auto', ['kprobe-multi', 'kprobe', 'fentry'], 1500), ['kprobe-multi', 'kprobe', 'fentry']);
+  assert.deepEqual(backendOrder('auto', ['kprobe', 'fentry'], 1500), ['kprobe', 'fentry']);
+  assert.deepEqual(backendOrder('auto', ['kprobe-multi', 'kprobe', 'fentry'], 10), ['fentry', 'kprobe-multi', 'kprobe']);
+  assert.deepEqual(backendOrder('fentry', ['kprobe'], 10), []);
+  assert.deepEqual(backendOrder('auto', [], 10), []);
+});
+
+test('functions: no backend here → none planned, and a note only when functions were asked for', () => {
+  const view = kernel({}, { backends: backends([]), discovery: null });
+  const quiet = planProbes(buildConfig({}, []).attach, view);
+  assert.deepEqual(quiet.functions, []);
+  assert.ok(!quiet.notes.some((n) => n.startsWith('functions:')));
+  const asked = planProbes(buildConfig({ attach: "tracepoints,functions" }, []).attach, view);
+  assert.match(asked.notes.find((n) => n.startsWith('functions:'))!, /no backend.*kprobe-multi: loading: → EPERM.*tracepoints, tc and netfilter/);
 });

@@ -1,0 +1,176 @@
+/**
+ * Observers on kernel functions taking an skb, with the backends the plan
+ * orders: kprobe-multi (one program and one link per skb argument position,
+ * for every function at once), kprobe (one program per position, a perf
+ * event link per function) and fentry (one program per function, a BPF
+ * trampoline). A function one backend refuses goes to the next; what none
+ * takes is reported, not fatal. Every probe shares the session's filter,
+ * sections and event layout: only the attachment and the way the skb
+ * argument is fetched differ (probes/kprobe.bpf.c, probes/fentry.bpf.c).
+ */
+import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAll } from '../bpf/link.js';
+import type { ProbeConfig } from '../decode/config.js';
+import type { PointInfo } from '../decode/points.js';
+import type { CompiledFilter } from '../filter/expression.js';
+import type { FunctionAttachment, FunctionBackend } from './attachments.js';
+import type { ProbeSet } from './probes.js';
+
+export interface FunctionObserverContext {
+  probes: ProbeSet;
+  filter: CompiledFilter | null;
+  /** Registers a point and returns its id. */
+  addPoint(info: PointInfo): number;
+  config(pointId: number, extra: Partial<ProbeConfig>): ProbeConfig;
+  /** Lets signals in between batches; false once the session is stopping. */
+  goOn(): Promise<boolean>;
+  /** Attach progress: `done` of `total` functions with `backend`. */
+  progress(backend: FunctionBackend, done: number, total: number): void;
+}
+
+export interface FunctionAttachResult {
+  /** Functions observed, by backend. */
+  byBackend: Map<FunctionBackend, number>;
+  /** Functions no backend could take, with the last refusal of each. */
+  refused: Array<{ name: string; why: string }>;
+  /** Milliseconds spent per backend (loading and attaching). */
+  ms: Map<FunctionBackend, number>;
+}
+
+/** How many kprobes are made between two looks at the event loop (signals, progress). */
+const KPROBE_BATCH = 64;
+
+export class FunctionObservers {
+  private readonly links: Link[] = [];
+
+  constructor(private readonly ctx: FunctionObserverContext) {}
+
+  get linkCount(): number {
+    return this.links.length;
+  }
+
+  async attach(functions: FunctionAttachment[], backends: FunctionBackend[]): Promise<FunctionAttachResult> {
+    const result: FunctionAttachResult = { byBackend: new Map(), refused: [], ms: new Map() };
+    let pending = functions;
+    let why = new Map<string, string>();
+    for (const backend of backends) {
+      if (pending.length === 0) break;
+      const t0 = performance.now();
+      const failed = new Map<string, string>();
+      const fail = (f: FunctionAttachment, e: unknown) => failed.set(f.name, (e as Error).message.split('\n')[0]!);
+      if (backend === 'kprobe-multi') await this.kprobeMulti(pending, fail);
+      else if (backend === 'kprobe') await this.kprobes(pending, fail);
+      else await this.fentries(pending, fail);
+      if (!(await this.ctx.goOn())) return result;
+      result.byBackend.set(backend, pending.length - failed.size);
+      result.ms.set(backend, performance.now() - t0);
+      pending = pending.filter((f) => failed.has(f.name));
+      why = failed;
+    }
+    result.refused = pending.map((f) => ({ name: f.name, why: why.get(f.name) ?? 'no backend' }));
+    return result;
+  }
+
+  close(): void {
+    closeAll(this.links);
+  }
+
+  private program(kind: 'kprobe' | 'kprobe-multi', skbArg: number) {
+    const id = this.ctx.addPoint({ type: 'kprobe', name: 'kprobe', byAddress: true });
+    const label = `${kind} observer (skb in argument ${skbArg + 1})`;
+    return this.ctx.probes.load(kind, this.ctx.config(id, { skbArg }), label, undefined, this.ctx.filter).program;
+  }
+
+  /**
+   * One link per skb position. A link fails whole when one function cannot
+   * be probed: the set is halved until the culprits are alone, so one bad
+   * function costs a few tries, not the set.
+   */
+  private async kprobeMulti(functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+    let done = 0;
+    for (const [skbArg, group] of bySkbArg(functions)) {
+      let prog;
+      try {
+        prog = this.program('kprobe-multi', skbArg);
+      } catch (e) {
+        for (const f of group) fail(f, e);
+        continue;
+      }
+      const attachSet = (set: FunctionAttachment[]): void => {
+        try {
+          this.links.push(attachKprobeMulti(prog, set.map((f) => f.name), `kprobe-multi on ${set.length} functions (skb in argument ${skbArg + 1})`));
+        } catch (e) {
+          if (set.length === 1) {
+            fail(set[0]!, e);
+            return;
+          }
+          const half = set.length >> 1;
+          attachSet(set.slice(0, half));
+          attachSet(set.slice(half));
+        }
+      };
+      attachSet(group);
+      done += group.length;
+      this.ctx.progress('kprobe-multi', done, functions.length);
+      if (!(await this.ctx.goOn())) return;
+    }
+  }
+
+  private async kprobes(functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+    const programs = new Map<number, ReturnType<FunctionObservers['program']> | Error>();
+    let done = 0;
+    for (const f of functions) {
+      let prog = programs.get(f.skbArg);
+      if (prog === undefined) {
+        try {
+          prog = this.program('kprobe', f.skbArg);
+        } catch (e) {
+          prog = e as Error;
+        }
+        programs.set(f.skbArg, prog);
+      }
+      if (prog instanceof Error) {
+        fail(f, prog);
+      } else {
+        try {
+          this.links.push(attachKprobe(prog, f.name, `kprobe on ${f.name}`));
+        } catch (e) {
+          fail(f, e);
+        }
+      }
+      if (++done % KPROBE_BATCH === 0) {
+        this.ctx.progress('kprobe', done, functions.length);
+        if (!(await this.ctx.goOn())) return;
+      }
+    }
+    this.ctx.progress('kprobe', done, functions.length);
+  }
+
+  /** A trampoline program per function: each is loaded (verified) for its target. */
+  private async fentries(functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+    let done = 0;
+    for (const f of functions) {
+      try {
+        const id = this.ctx.addPoint({ type: 'fentry', name: f.name });
+        const inst = this.ctx.probes.load('fentry', this.ctx.config(id, { skbArg: f.skbArg }), `fentry on ${f.name}`, f.name, this.ctx.filter);
+        this.links.push(attachTracing(inst.program, `fentry on ${f.name}`));
+      } catch (e) {
+        fail(f, e);
+      }
+      if (++done % 16 === 0) {
+        this.ctx.progress('fentry', done, functions.length);
+        if (!(await this.ctx.goOn())) return;
+      }
+    }
+    this.ctx.progress('fentry', done, functions.length);
+  }
+}
+
+function bySkbArg(functions: FunctionAttachment[]): Map<number, FunctionAttachment[]> {
+  const out = new Map<number, FunctionAttachment[]>();
+  for (const f of functions) {
+    let list = out.get(f.skbArg);
+    if (!list) out.set(f.skbArg, (list = []));
+    list.push(f);
+  }
+  return out;
+}
