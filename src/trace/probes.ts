@@ -24,16 +24,16 @@ export function probesDir(): string {
 
 /**
  * One build of a probe: its object file and program. Where a kernel refuses
- * part of a probe (a kfunc, a helper for that program type), a later build
- * that does without it is tried, and the session says what is missing.
+ * part of a probe (a kfunc), a later build that does without it is tried;
+ * where it refuses the current task's helpers to the program type (tc and
+ * netfilter on 6.12), the same build without them. The session says what is
+ * missing, and why.
  */
 export interface ProbeBuild {
   file: string;
   program: string;
   /** The object's other programs, not loaded with this one. */
   others?: string[];
-  /** Leave the current task (pid, comm) out: the config bit that makes those helper calls dead code. */
-  noTask?: boolean;
   /** What this build does without, for the note. */
   lacks?: string;
 }
@@ -48,10 +48,7 @@ export const PROBES = {
     { file: 'tc_noct.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup' },
     { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
   ],
-  netfilter: [
-    { file: 'netfilter.bpf.o', program: 'pktpath_nf' },
-    { file: 'netfilter.bpf.o', program: 'pktpath_nf', noTask: true, lacks: 'the current task (pid, comm)' },
-  ],
+  netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf' }],
 } as const satisfies Record<string, readonly ProbeBuild[]>;
 export type ProbeKind = keyof typeof PROBES;
 
@@ -85,8 +82,8 @@ export class ProbeSet {
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
-  /** The build each kind loaded with, once one did. */
-  private readonly chosen = new Map<ProbeKind, number>();
+  /** The build each kind loaded with (and whether without the task helpers), once one did. */
+  private readonly chosen = new Map<ProbeKind, { build: number; noTask: boolean }>();
   /** What probes do without on this kernel, and why: one line per kind. */
   readonly degraded: string[] = [];
 
@@ -99,23 +96,29 @@ export class ProbeSet {
   load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string,
     filter: CompiledFilter | null = null): ProbeInstance {
     const builds: readonly ProbeBuild[] = PROBES[kind];
-    const from = this.chosen.get(kind) ?? 0;
-    let refusal: Error | null = null;
-    for (let i = from; i < builds.length; i++) {
+    const known = this.chosen.get(kind);
+    let { build, noTask } = known ?? { build: 0, noTask: false };
+    const refusals: Error[] = [];
+    while (build < builds.length) {
       try {
-        const inst = this.loadBuild(kind, builds[i]!, config, label, attachTarget, filter);
-        if (!this.chosen.has(kind)) {
-          this.chosen.set(kind, i);
-          if (refusal && builds[i]!.lacks) this.degraded.push(`${kind}: loaded without ${builds[i]!.lacks}: ${describeRefusal(refusal)}`);
+        const inst = this.loadBuild(kind, builds[build]!, noTask ? { ...config, noTask } : config, label, attachTarget, filter);
+        if (!known) {
+          this.chosen.set(kind, { build, noTask });
+          const lacks = [builds[build]!.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);
+          if (lacks.length > 0) {
+            this.degraded.push(`${kind}: loaded without ${lacks.join(', nor ')}: ${[...new Set(refusals.map(describeRefusal))].join('; ')}`);
+          }
         }
         return inst;
       } catch (e) {
-        refusal ??= e as Error;
+        refusals.push(e as Error);
         // Once a build loaded, a refusal is this instance's (its target, its filter), not the kernel's.
-        if (this.chosen.has(kind)) break;
+        if (known) break;
+        if (!noTask && refusesTaskHelpers(e as Error)) noTask = true;
+        else build++;
       }
     }
-    throw refusal!;
+    throw refusals[0]!;
   }
 
   private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: string | undefined,
@@ -128,7 +131,7 @@ export class ProbeSet {
     try {
       const program = object.program(spec.program);
       for (const other of spec.others ?? []) object.program(other).setAutoload(false);
-      object.rodata().setInitialValue(encodeConfig(spec.noTask ? { ...config, noTask: true } : config));
+      object.rodata().setInitialValue(encodeConfig(config));
       if (this.shared) {
         for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared.fds[name]);
       } else {
@@ -183,6 +186,11 @@ const PLAIN: ProbeConfig = {
   pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
   netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
 };
+
+/** The verifier refused the current task's helpers to this program type. */
+function refusesTaskHelpers(e: Error): boolean {
+  return e instanceof BpfError && e.logTail.some((l) => /cannot use helper bpf_get_current_(comm|pid_tgid)/.test(l));
+}
 
 /** What `pktpath doctor` learns of one probe kind: whether a build loads, and what it does without. */
 export interface ProbeLoadResult {
