@@ -59,19 +59,19 @@ make_initrd() {
   work=$(mktemp -d)
   mkdir -p "$work"/{bin,dev,proc,sys,newroot,lib/modules}
   cp /bin/busybox "$work/bin/busybox"
-  local mods=()
-  for m in virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_ring virtio_pci netfs fscache 9pnet 9pnet_virtio 9p; do
-    local f
-    f=$(find "$dir/root/lib/modules/$version" -name "$m.ko*" | head -n1)
-    if [ -n "$f" ]; then
-      case "$f" in
-        *.xz) xz -dc "$f" > "$work/lib/modules/$m.ko" ;;
-        *.zst) zstd -qdc "$f" > "$work/lib/modules/$m.ko" ;;
-        *) cp "$f" "$work/lib/modules/$m.ko" ;;
-      esac
-      mods+=("$m")
-    fi
-  done
+  # The 9p root's modules with their dependencies, in load order (modules.dep).
+  local mods=() seen=" " f m
+  while read -r _ f _; do
+    m=$(basename "$f"); m=${m%%.ko*}
+    case "$seen" in *" $m "*) continue ;; esac
+    seen+="$m "
+    case "$f" in
+      *.xz) xz -dc "$f" > "$work/lib/modules/$m.ko" ;;
+      *.zst) zstd -qdc "$f" > "$work/lib/modules/$m.ko" ;;
+      *) cp "$f" "$work/lib/modules/$m.ko" ;;
+    esac
+    mods+=("$m")
+  done < <(for t in virtio_pci 9pnet_virtio 9p; do modprobe -d "$dir/root" -S "$version" --show-depends "$t" 2>/dev/null | grep '^insmod '; done)
   cat > "$work/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc

@@ -36,11 +36,11 @@ ENV
   echo "# $k: $(head -n1 "$share/console.log" 2>/dev/null || echo 'no console') — whole boot and run $(( $(date +%s) - t0 )) s"
   if [ ! -s "$share/result.tap" ]; then
     echo "not ok - $k: the guest reported nothing"
-    sed 's/^/# /' "$share/console.log" "$share/qemu.log" 2>/dev/null | tail -n 40
+    cat "$share/console.log" "$share/qemu.log" 2>/dev/null | sed 's/^/# /' | tail -n 40 || true
     status=1
   else
     cat "$share/result.tap"
-    grep -q '^# fail 0' "$share/result.tap" || { status=1; sed 's/^/# /' "$share/console.log" | tail -n 40; }
+    grep -q '^# fail 0' "$share/result.tap" || { status=1; sed 's/^/# /' "$share/console.log" | tail -n 40 || true; }
   fi
   rm -rf "$share"
   trap - EXIT

@@ -1,18 +1,24 @@
 /**
  * `pktpath cleanup`: removes what a pktpath session could leave behind. BPF
- * links are owned by file descriptors and go with the process; the one thing
- * that could outlive it is --output-nft's table (`inet pktpath_trace_PID`)
- * on a kernel without owner tables. Tables of live sessions are left alone.
+ * links are owned by file descriptors and go with the process; what can
+ * outlive it is --output-nft's table (`inet pktpath_trace_PID`) on a kernel
+ * without owner tables, and the cls_bpf filters (`pktpath_PID`) that observe
+ * tc on kernels without tcx. Those of live sessions are left alone.
  */
 import { tracedNamespaces } from '../kernel/view.js';
+import { removeStaleFilters } from '../trace/clsact.js';
 import { cleanupTraceTables } from '../trace/nft.js';
 import { EXIT_OK, requirePrivileges } from './exit.js';
 
 export async function cleanup(): Promise<number> {
   requirePrivileges();
-  const removed = cleanupTraceTables(tracedNamespaces());
-  process.stderr.write(removed.length > 0
-    ? `pktpath: removed ${removed.length} stale nft ${removed.length === 1 ? 'table' : 'tables'}: ${removed.join(', ')}\n`
-    : 'pktpath: nothing to clean up (BPF links go with their process; no stale nft tables)\n');
+  const namespaces = tracedNamespaces();
+  const tables = cleanupTraceTables(namespaces);
+  const filters = namespaces.flatMap(removeStaleFilters);
+  if (tables.length > 0) process.stderr.write(`pktpath: removed ${tables.length} stale nft ${tables.length === 1 ? 'table' : 'tables'}: ${tables.join(', ')}\n`);
+  if (filters.length > 0) process.stderr.write(`pktpath: removed ${filters.length} stale tc ${filters.length === 1 ? 'filter' : 'filters'}: ${filters.join(', ')}\n`);
+  if (tables.length + filters.length === 0) {
+    process.stderr.write('pktpath: nothing to clean up (BPF links go with their process; no stale nft tables or tc filters)\n');
+  }
   return EXIT_OK;
 }

@@ -1,9 +1,11 @@
 /**
  * rtnetlink queries of the calling thread's namespace: devices with their
- * XDP program, the BPF filters of legacy tc (clsact, cls_bpf), and the
- * device events a live trace follows.
+ * XDP program, the BPF filters of legacy tc (clsact, cls_bpf), pktpath's own
+ * filters where tcx is missing, and the device events a live trace follows.
  */
-import { NETLINK_ROUTE, NLM_F_DUMP, type NetlinkSocket, attrStr, attrs } from './netlink.js';
+import {
+  NETLINK_ROUTE, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NetlinkError, type NetlinkSocket, attrStr, attrString, attrU32, attrs, nested,
+} from './netlink.js';
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
@@ -120,4 +122,76 @@ export function linkEvents(sock: NetlinkSocket): LinkEvent[] {
   return sock.poll()
     .filter((m) => m.type === RTM_NEWLINK || m.type === RTM_DELLINK)
     .map((m) => ({ kind: m.type === RTM_NEWLINK ? 'new' : 'del', device: device(m.payload) }));
+}
+
+/* ---- legacy tc: pktpath's own cls_bpf filters, on kernels without tcx ---- */
+
+const RTM_NEWQDISC = 36;
+const RTM_DELQDISC = 37;
+const RTM_NEWTFILTER = 44;
+const RTM_DELTFILTER = 45;
+const TCA_BPF_FD = 6;
+/** TC_H_CLSACT (= TC_H_INGRESS): the clsact qdisc's parent, and its handle ffff:0. */
+const TC_H_CLSACT = 0xfffffff1;
+const CLSACT_HANDLE = 0xffff0000;
+const ETH_P_ALL = 0x0003;
+const EEXIST = 17;
+const ENOENT = 2;
+
+/** The name pktpath's filters carry (`tc filter show` prints it): the owner's pid, so a stale one can be told from a live one. */
+export const PKTPATH_FILTER_PREFIX = 'pktpath_';
+export const pktpathFilterName = (pid = process.pid) => `${PKTPATH_FILTER_PREFIX}${pid}`;
+
+function tcmsg(ifindex: number, parent: number, handle = 0, info = 0): Buffer {
+  const b = Buffer.alloc(20);
+  b.writeUInt8(0, 0); // AF_UNSPEC
+  b.writeInt32LE(ifindex, 4);
+  b.writeUInt32LE(handle, 8);
+  b.writeUInt32LE(parent, 12);
+  b.writeUInt32LE(info, 16);
+  return b;
+}
+
+/** Adds a clsact qdisc to a device; false when it has one already (someone else's: never removed by pktpath). */
+export function addClsact(sock: NetlinkSocket, ifindex: number): boolean {
+  try {
+    sock.request(RTM_NEWQDISC, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([tcmsg(ifindex, TC_H_CLSACT, CLSACT_HANDLE), attrString(TCA_KIND, 'clsact')]),
+      `adding a clsact qdisc to ifindex ${ifindex}`);
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.errno === EEXIST) return false;
+    throw e;
+  }
+}
+
+export function deleteClsact(sock: NetlinkSocket, ifindex: number): void {
+  try {
+    sock.request(RTM_DELQDISC, NLM_F_ACK, tcmsg(ifindex, TC_H_CLSACT, CLSACT_HANDLE), `removing the clsact qdisc of ifindex ${ifindex}`);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === ENOENT)) throw e;
+  }
+}
+
+/** A direct-action cls_bpf filter of `progFd` at tc priority `priority`; returns its handle (the kernel picks it). */
+export function addBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', progFd: number, name: string,
+  priority: number): number {
+  const info = ((priority & 0xffff) << 16) | ((ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8)); // protocol in network order
+  const payload = Buffer.concat([
+    tcmsg(ifindex, CLSACT_PARENT[direction], 0, info >>> 0),
+    attrString(TCA_KIND, 'bpf'),
+    nested(TCA_OPTIONS, attrU32(TCA_BPF_FD, progFd), attrString(TCA_BPF_NAME, name), attrU32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)),
+  ]);
+  sock.request(RTM_NEWTFILTER, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, payload, `adding a tc ${direction} filter to ifindex ${ifindex}`);
+  const mine = tcBpfFilters(sock, ifindex).find((f) => f.direction === direction && f.priority === priority && f.name === name);
+  return mine?.handle ?? 0;
+}
+
+export function deleteBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', priority: number, handle: number): void {
+  const info = ((priority & 0xffff) << 16) | ((ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8));
+  try {
+    sock.request(RTM_DELTFILTER, NLM_F_ACK, Buffer.concat([tcmsg(ifindex, CLSACT_PARENT[direction], handle, info >>> 0), attrString(TCA_KIND, 'bpf')]),
+      `removing a tc ${direction} filter of ifindex ${ifindex}`);
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.errno === ENOENT)) throw e;
+  }
 }

@@ -80,7 +80,7 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
-    tracepoints: [], functions: [], functionBackends: [], tc: [], netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [],
+    tracepoints: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [],
   };
 
   if (sel.families.has('tracepoints')) {
@@ -106,8 +106,11 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
   if (tcWanted.length > 0) {
     if (!kernel.features.tcx) {
-      plan.notes.push('tc: this kernel has no tcx links (Linux 6.6+); tc hooks are not observed');
-    } else {
+      plan.tcMode = 'clsact';
+      plan.notes.push(`tc: this kernel has no tcx links (Linux 6.6+): tc is observed through cls_bpf filters named pktpath_PID ` +
+        'on clsact qdiscs, removed on exit (and by `pktpath cleanup` after a kill); other programs\' verdicts are inferred');
+    }
+    {
       plan.template.tcDirections = [...tcWanted];
       for (const { netns, ifaces } of kernel.namespaces) {
         for (const iface of ifaces) for (const direction of tcWanted) plan.tc.push({ netns, iface, direction });

@@ -50,6 +50,8 @@ export interface AttachPlan {
   functionBackends: FunctionBackend[];
   tc: TcAttachment[];
   netfilter: NfAttachment[];
+  /** tc through tcx links, or cls_bpf filters on clsact qdiscs where the kernel has no tcx. */
+  tcMode: 'tcx' | 'clsact';
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];

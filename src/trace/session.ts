@@ -32,7 +32,8 @@ import { FunctionObservers } from './functions.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
 import { NfObservers, nfWhere } from './netfilter.js';
 import { attachedLine, plural, topologyLine, trackingLine } from './status.js';
-import { TcObservers } from './tc.js';
+import { attachClsact, removeStaleFilters } from './clsact.js';
+import { TcObservers, attachLastTcx } from './tc.js';
 import { Topology, type TopologyListener } from './topology.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
@@ -269,7 +270,14 @@ export class TraceSession {
     if (this.plan.template.tcDirections.length > 0) {
       attempt('tc', () => {
         const last = this.tcInstance('last');
-        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status);
+        const clsact = this.plan.tcMode === 'clsact';
+        if (clsact) {
+          for (const { netns } of this.kernel.namespaces) {
+            for (const f of removeStaleFilters(netns)) this.hooks.status(`pktpath: removed a stale tc filter: ${f}`);
+          }
+        }
+        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status,
+          clsact ? (prog, netns, ifindex, direction, description, rtnl) => attachClsact(prog, netns, ifindex, direction, description, rtnl!) : attachLastTcx);
       });
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
       for (const t of this.plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });

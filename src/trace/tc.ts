@@ -28,6 +28,12 @@ export interface TcPrograms {
   first(): LoadedProgram & { id: number };
 }
 
+/** How the last observer goes on a device: a tcx link, or a cls_bpf filter where the kernel has no tcx (./clsact.ts). */
+export type TcAttacher = (prog: LoadedProgram, netns: Netns, ifindex: number, direction: Direction, description: string,
+  rtnl: NetlinkSocket | null) => Link;
+export const attachLastTcx: TcAttacher = (prog, _netns, ifindex, direction, description) =>
+  attachTcx(prog, ifindex, direction, description, 'last');
+
 const key = (inode: number, ifindex: number, direction: Direction) => `${inode}:${ifindex}:${direction}`;
 
 export class TcObservers {
@@ -41,6 +47,8 @@ export class TcObservers {
     private readonly programs: TcPrograms,
     private readonly directions: readonly Direction[],
     private readonly status: (line: string) => void,
+    /** tcx: the first observer too, where other programs run; clsact filters: only the last (verdicts are inferred). */
+    private readonly attachLast: TcAttacher = attachLastTcx,
   ) {
     this.own.add(programs.last.id);
   }
@@ -70,7 +78,7 @@ export class TcObservers {
     for (const direction of this.directions) {
       const k = key(netns.inode, iface.ifindex, direction);
       if (this.hooks.has(k)) continue;
-      const last = attachTcx(this.programs.last, iface.ifindex, direction, describe(direction), 'last');
+      const last = this.attachLast(this.programs.last, netns, iface.ifindex, direction, describe(direction), rtnl);
       const hook: Hook = { netns, iface, direction, last, first: null, programs: { between: [], after: [] }, revision: -1n };
       this.hooks.set(k, hook);
       this.place(hook, rtnl, describe(direction));
@@ -136,7 +144,7 @@ export class TcObservers {
       hook.first.close();
       hook.first = null;
     }
-    if (r.between.length > 0 && hook.first === null) {
+    if (r.between.length > 0 && hook.first === null && this.attachLast === attachLastTcx) {
       try {
         const first = (this.firstProgram ??= this.programs.first());
         this.own.add(first.id);

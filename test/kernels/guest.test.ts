@@ -23,7 +23,7 @@ const BACKENDS = functionBackends().filter((b) => b.ok).map((b) => b.backend);
 const STEPS = [['__ip_local_out'], ['ip_output'], ['dev_queue_xmit', '__dev_queue_xmit'], ['ip_rcv'], ['ip_local_deliver'], ['icmp_rcv']];
 const FUNCS = `^(${STEPS.flat().join('|')})$`;
 /** A set of functions for timing fentry, which loads (verifies) one program per function. */
-const FENTRY_SET = '^(ip|icmp)_';
+const FENTRY_SET = '^(ip|icmp)_(rcv|local|output|finish|send|push)';
 /** TCG is slow: attaching takes seconds here. */
 const ATTACH_MS = 240_000;
 

@@ -70,8 +70,11 @@ test('--filter-func and --attach narrow the plan; missing features are reported,
   const tpOnly = planProbes(buildConfig({ attach: 'tracepoints' }, []).attach, kernel());
   assert.equal(tpOnly.tc.length + tpOnly.netfilter.length, 0);
   const old = planProbes(buildConfig({}, []).attach, kernel({ tcx: false, netfilter: false }));
-  assert.equal(old.tc.length + old.netfilter.length, 0);
-  assert.ok(old.notes.some((n) => /no tcx links/.test(n)));
+  // Without tcx, tc goes through pktpath's own cls_bpf filters; without netfilter links, netfilter is not observed.
+  assert.equal(old.tcMode, 'clsact');
+  assert.equal(old.tc.length, 6);
+  assert.equal(old.netfilter.length, 0);
+  assert.ok(old.notes.some((n) => /no tcx links.*cls_bpf filters named pktpath_PID/.test(n)));
   assert.ok(old.notes.some((n) => /no BPF netfilter links/.test(n)));
 });
 
