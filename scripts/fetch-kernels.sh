@@ -71,7 +71,7 @@ make_initrd() {
       *) cp "$f" "$work/lib/modules/$m.ko" ;;
     esac
     mods+=("$m")
-  done < <(for t in virtio_pci 9pnet_virtio 9p; do modprobe -d "$dir/root" -S "$version" --show-depends "$t" 2>/dev/null | grep '^insmod '; done)
+  done < <(for t in virtio_pci 9pnet_virtio 9p; do modprobe -d "$dir/root" -S "$version" --show-depends "$t" 2>/dev/null | grep '^insmod ' || true; done)
   cat > "$work/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc

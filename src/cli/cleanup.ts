@@ -6,12 +6,22 @@
  * tc on kernels without tcx. Those of live sessions are left alone.
  */
 import { tracedNamespaces } from '../kernel/view.js';
-import { removeStaleFilters } from '../trace/clsact.js';
+import { awaitExitOf, removeStaleFilters } from '../trace/clsact.js';
 import { cleanupTraceTables } from '../trace/nft.js';
 import { EXIT_OK, requirePrivileges } from './exit.js';
 
-export async function cleanup(): Promise<number> {
+export interface CleanupOptions {
+  /** A session's watchdog: wait for that pid to end first, then clean up quietly. */
+  after?: string;
+}
+
+export async function cleanup(opts: CleanupOptions = {}): Promise<number> {
   requirePrivileges();
+  if (opts.after !== undefined) {
+    await awaitExitOf(Number(opts.after));
+    for (const netns of tracedNamespaces()) removeStaleFilters(netns);
+    return EXIT_OK;
+  }
   const namespaces = tracedNamespaces();
   const tables = cleanupTraceTables(namespaces);
   const filters = namespaces.flatMap(removeStaleFilters);

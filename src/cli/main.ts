@@ -111,8 +111,10 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
     .action((opts: import('./datapath.js').DatapathOptions) => run(import('./datapath.js').then((m) => m.datapath(opts))));
 
   program.command('cleanup')
-    .description('remove nft trace tables left by pktpath sessions that are gone (--output-nft), in every traced namespace')
-    .action(() => run(import('./cleanup.js').then((m) => m.cleanup())));
+    .description('remove what pktpath sessions that are gone left in every traced namespace: nft trace tables (--output-nft), ' +
+      'tc filters (kernels without tcx)')
+    .addOption(new Option('--after <pid>', 'a session\'s watchdog: wait for it to end first').hideHelp())
+    .action((opts: import('./cleanup.js').CleanupOptions) => run(import('./cleanup.js').then((m) => m.cleanup(opts))));
 
   program.command('doctor')
     .description('what this kernel allows, and what pktpath will use')

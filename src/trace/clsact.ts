@@ -4,16 +4,20 @@
  * (priority 0xc000: after what CNIs install), returning TC_ACT_UNSPEC so the
  * next filter decides. Unlike a link, a filter outlives its process: it is
  * named after pktpath's pid (`pktpath_PID`), removed on every exit, and a
- * stale one (its pid gone) is removed by the next session and by `pktpath
- * cleanup`. A clsact qdisc is removed only when pktpath added it and no
+ * stale one (its pid gone) is removed by a watchdog process the session
+ * starts (it waits for the session's end, even by SIGKILL), by the next
+ * session and by `pktpath cleanup`. A clsact qdisc is removed only when pktpath added it and no
  * filter is left on it; never anyone else's.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Link, LoadedProgram } from '../bpf/link.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
 import { type Netns, withNetns } from '../kernel/netns.js';
 import {
   PKTPATH_FILTER_PREFIX, addBpfFilter, addClsact, deleteBpfFilter, deleteClsact, listDevices, pktpathFilterName, tcBpfFilters,
 } from '../kernel/rtnl.js';
+import type { TcAttacher } from './tc.js';
 import type { Direction } from './verdicts.js';
 
 const PRIORITY = 0xc000;
@@ -99,4 +103,40 @@ export function removeStaleFilters(netns: Netns): string[] {
     // A namespace that went away.
   }
   return removed;
+}
+
+const PKTPATH = fileURLToPath(new URL('../../../bin/pktpath', import.meta.url));
+
+/**
+ * Starts `pktpath cleanup --after PID`: it waits on a pipe only this process
+ * holds, so it wakes when this process ends however it ends, and removes
+ * what filters are left. Detached, so a signal to the session's process
+ * group does not take it first.
+ */
+export function startFilterWatchdog(): void {
+  const child = spawn(process.execPath, [PKTPATH, 'cleanup', '--after', String(process.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'], detached: true,
+  });
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+}
+
+/** What the watchdog does: wait for stdin to close and `pid` to be gone, then remove stale filters everywhere. */
+export async function awaitExitOf(pid: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    process.stdin.on('end', resolve).on('error', () => resolve()).on('close', resolve);
+    process.stdin.resume();
+  });
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * For a session on a kernel without tcx: starts the watchdog, removes what
+ * sessions that are gone left in `namespaces`, and returns how the session's
+ * tc observers go on a device.
+ */
+export function clsactAttacher(namespaces: Netns[], status: (line: string) => void): TcAttacher {
+  startFilterWatchdog();
+  for (const netns of namespaces) for (const f of removeStaleFilters(netns)) status(`pktpath: removed a stale tc filter: ${f}`);
+  return (prog, netns, ifindex, direction, description, rtnl) => attachClsact(prog, netns, ifindex, direction, description, rtnl!);
 }

@@ -165,6 +165,18 @@ export class FunctionObservers {
   }
 }
 
+/** The status lines of an attach: what each backend took, and what none would. */
+export function functionLines(r: FunctionAttachResult): { attached: string | null; refused: string | null } {
+  const used = [...r.byBackend].filter(([, n]) => n > 0);
+  const attached = used.length > 0 ? `functions: ${used.map(([b, n]) => `${n} with ${b} (${r.ms.get(b)!.toFixed(0)} ms)`).join(', ')}` : null;
+  const n = r.refused.length;
+  const refused = n > 0
+    ? `${n} ${n === 1 ? 'function' : 'functions'} no backend would take (${r.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
+      `${n > 5 ? ', …' : ''}): ${r.refused[0]!.why}`
+    : null;
+  return { attached, refused };
+}
+
 function bySkbArg(functions: FunctionAttachment[]): Map<number, FunctionAttachment[]> {
   const out = new Map<number, FunctionAttachment[]>();
   for (const f of functions) {

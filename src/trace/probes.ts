@@ -90,8 +90,8 @@ export class ProbeSet {
   /**
    * Loads one instance of a probe; `attachTarget` names the tracepoint or
    * function for BTF-typed probes, `filter` is injected into its filter
-   * regions. The kind's builds are tried in order until one loads; the first
-   * refusal is the error when none does.
+   * regions. The kind's builds are tried in order until one loads; when none
+   * does, the error is the last build's (the one that asks least of the kernel).
    */
   load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string,
     filter: CompiledFilter | null = null): ProbeInstance {
@@ -118,7 +118,7 @@ export class ProbeSet {
         else build++;
       }
     }
-    throw refusals[0]!;
+    throw refusals[refusals.length - 1]!;
   }
 
   private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: string | undefined,
@@ -189,7 +189,7 @@ const PLAIN: ProbeConfig = {
 
 /** The verifier refused the current task's helpers to this program type. */
 function refusesTaskHelpers(e: Error): boolean {
-  return e instanceof BpfError && e.logTail.some((l) => /cannot use helper bpf_get_current_(comm|pid_tgid)/.test(l));
+  return e instanceof BpfError && e.logTail.some((l) => /(cannot use helper|unknown func) bpf_get_current_(comm|pid_tgid)/.test(l));
 }
 
 /** What `pktpath doctor` learns of one probe kind: whether a build loads, and what it does without. */

@@ -28,11 +28,11 @@ import { EventCounts } from './counts.js';
 import { Enricher, type NameBook, nameBook } from './enrich.js';
 import { NftTracer, placeTraceEvents } from './nft.js';
 import { StackSymbols } from './stacks.js';
-import { FunctionObservers } from './functions.js';
+import { FunctionObservers, functionLines } from './functions.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
 import { NfObservers, nfWhere } from './netfilter.js';
 import { attachedLine, plural, topologyLine, trackingLine } from './status.js';
-import { attachClsact, removeStaleFilters } from './clsact.js';
+import { clsactAttacher } from './clsact.js';
 import { TcObservers, attachLastTcx } from './tc.js';
 import { Topology, type TopologyListener } from './topology.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
@@ -270,14 +270,8 @@ export class TraceSession {
     if (this.plan.template.tcDirections.length > 0) {
       attempt('tc', () => {
         const last = this.tcInstance('last');
-        const clsact = this.plan.tcMode === 'clsact';
-        if (clsact) {
-          for (const { netns } of this.kernel.namespaces) {
-            for (const f of removeStaleFilters(netns)) this.hooks.status(`pktpath: removed a stale tc filter: ${f}`);
-          }
-        }
-        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status,
-          clsact ? (prog, netns, ifindex, direction, description, rtnl) => attachClsact(prog, netns, ifindex, direction, description, rtnl!) : attachLastTcx);
+        const attach = this.plan.tcMode === 'clsact' ? clsactAttacher(this.kernel.namespaces.map((n) => n.netns), this.hooks.status) : attachLastTcx;
+        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, this.plan.template.tcDirections, this.hooks.status, attach);
       });
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
       for (const t of this.plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
@@ -329,16 +323,12 @@ export class TraceSession {
       },
     }));
     const r = await fn.attach(this.plan.functions, this.plan.functionBackends);
-    const used = [...r.byBackend].filter(([, n]) => n > 0);
-    this.functionCount = used.reduce((a, [, n]) => a + n, 0);
-    if (used.length > 0) {
-      this.hooks.status(`pktpath: functions: ${used.map(([b, n]) => `${n} with ${b} (${r.ms.get(b)!.toFixed(0)} ms)`).join(', ')}`);
-    }
-    if (r.refused.length > 0) {
-      const line = `${r.refused.length} ${plural(r.refused.length, 'function')} no backend would take (${r.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
-        `${r.refused.length > 5 ? ', …' : ''}): ${r.refused[0]!.why}`;
-      this.notObserved.push(line);
-      this.hooks.status(`pktpath: not observed: ${line}`);
+    this.functionCount = [...r.byBackend.values()].reduce((a, n) => a + n, 0);
+    const { attached, refused } = functionLines(r);
+    if (attached) this.hooks.status(`pktpath: ${attached}`);
+    if (refused) {
+      this.notObserved.push(refused);
+      this.hooks.status(`pktpath: not observed: ${refused}`);
     }
   }
 
