@@ -8,12 +8,15 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmpfs /run
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /mnt
+. /mnt/guest.env
+# The repository may live under /tmp, which gets a tmpfs of its own: keep it in view at /run/repo.
+mkdir -p /run/repo
+mount --bind "$REPO" /run/repo
 mount -t tmpfs tmpfs /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /mnt
-. /mnt/guest.env
 # This kernel's modules are in the cache, not under /lib/modules: the kernel's
 # own module requests and the tests' modprobe go through a wrapper that says where.
 mkdir -p /tmp/bin
@@ -22,7 +25,7 @@ chmod +x /tmp/bin/modprobe
 echo /tmp/bin/modprobe > /proc/sys/kernel/modprobe
 export PATH=/tmp/bin:$PATH
 ip link set lo up
-cd "$REPO"
+cd /run/repo
 echo "guest: $(uname -r) up in $(cut -d' ' -f1 /proc/uptime) s" > /mnt/console.log
 if [ -n "$GUEST_SCRIPT" ]; then
   sh -c "$GUEST_SCRIPT" >> /mnt/console.log 2>&1
