@@ -1,8 +1,10 @@
 /**
  * BPF ring buffer reader over mmap: the consumer page (read-write) and the
- * producer page followed by the data area mapped twice (read-only), so a
- * record never wraps. Records are read in place; no call into native code
- * per record.
+ * producer page followed by the data area (read-only). Records are read in
+ * place; no call into native code per record. The kernel would map the data
+ * area a second time behind the first, so that no record wraps, but it maps
+ * every page of a ring at once: twice the ring in the tracer's memory. Mapped
+ * once, the rare record that wraps is copied whole into a scratch buffer.
  */
 import { BpfError } from './errors.js';
 import { type Ptr, c, errno, viewOf } from './native.js';
@@ -28,6 +30,7 @@ export class RingReader {
   private readonly view: DataView;
   private readonly bytes: Uint8Array;
   private readonly mask: number;
+  private scratch: { view: DataView; bytes: Uint8Array } | null = null;
   private closed = false;
 
   constructor(mapFd: number, readonly size: number) {
@@ -36,10 +39,10 @@ export class RingReader {
     }
     this.mask = size - 1;
     this.consumerPtr = this.map(mapFd, PAGE, PROT_READ | PROT_WRITE, 0, 'consumer page');
-    this.producerPtr = this.map(mapFd, PAGE + 2 * size, PROT_READ, PAGE, 'producer page and data');
+    this.producerPtr = this.map(mapFd, PAGE + size, PROT_READ, PAGE, 'producer page and data');
     this.consumer = new BigUint64Array(viewOf(this.consumerPtr, PAGE), 0, 1);
     this.producer = new BigUint64Array(viewOf(this.producerPtr, PAGE), 0, 1);
-    const data = viewOf(this.producerPtr + BigInt(PAGE), 2 * size);
+    const data = viewOf(this.producerPtr + BigInt(PAGE), size);
     this.view = new DataView(data);
     this.bytes = new Uint8Array(data);
   }
@@ -67,7 +70,8 @@ export class RingReader {
       if (hdr & BUSY) break;
       const len = hdr & ~(BUSY | DISCARD);
       if (!(hdr & DISCARD)) {
-        handler(this.view, this.bytes, off + HEADER, len);
+        if (off + HEADER + len <= this.size) handler(this.view, this.bytes, off + HEADER, len);
+        else this.wrapped(handler, off + HEADER, len);
         n++;
       }
       cons += (len + HEADER + 7) & ~7;
@@ -77,10 +81,23 @@ export class RingReader {
     return n;
   }
 
+  /** A record whose payload runs past the end of the data area continues at its start (headers are 8 bytes, 8-aligned: never split). */
+  private wrapped(handler: RecordHandler, at: number, len: number): void {
+    if (this.scratch === null || this.scratch.bytes.length < len) {
+      const bytes = new Uint8Array(Math.max(len, 1 << 16));
+      this.scratch = { view: new DataView(bytes.buffer), bytes };
+    }
+    const { view, bytes } = this.scratch;
+    const head = Math.max(0, this.size - at);
+    bytes.set(this.bytes.subarray(at % this.size, at % this.size + head), 0);
+    bytes.set(this.bytes.subarray((at + head) % this.size, (at + head) % this.size + len - head), head);
+    handler(view, bytes, 0, len);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     c.munmap(this.consumerPtr, PAGE);
-    c.munmap(this.producerPtr, PAGE + 2 * this.size);
+    c.munmap(this.producerPtr, PAGE + this.size);
   }
 }

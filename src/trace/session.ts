@@ -5,7 +5,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/btf.js';
-import { releaseFreeNativeMemory } from '../bpf/native.js';
 import { type Link, type LoadedProgram, attachTracing, closeAll } from '../bpf/link.js';
 import { progIdOfFd } from '../bpf/objects.js';
 import { RingReader } from '../bpf/ringbuf.js';
@@ -29,11 +28,13 @@ import { Enricher, type NameBook, nameBook } from './enrich.js';
 import { NftTracer, placeTraceEvents } from './nft.js';
 import { StackSymbols } from './stacks.js';
 import { FunctionObservers, functionLines } from './functions.js';
+import { releaseMemoryAfterAttach } from './memory.js';
 import { type ProbeInstance, ProbeSet } from './probes.js';
 import { NfObservers, nfWhere } from './netfilter.js';
-import { attachedLine, plural, topologyLine, trackingLine } from './status.js';
+import { attachedLine, topologyLine, trackingLine } from './status.js';
 import { clsactAttacher } from './clsact.js';
 import { TcObservers, attachLastTcx } from './tc.js';
+import { followTopology, tcWhere } from './follow.js';
 import { Topology, type TopologyListener } from './topology.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
@@ -357,42 +358,17 @@ export class TraceSession {
   }
 
   /** What the session does when namespaces and devices come and go. */
-  private readonly topologyListener: TopologyListener = {
-    namespaceAdded: (netns, ifaces, rtnl) => {
-      const t0 = performance.now();
-      this.topologyCounts.namespacesAdded++;
-      this.names.netns.set(netns.inode, netns.name);
-      this.names.ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
-      if (this.tc) for (const iface of ifaces) this.attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, rtnl));
-      for (const h of this.plan.template.netfilter) this.attempt(nfWhere({ ...h, netns }), () => this.nf.add({ ...h, netns }));
-      if (this.nft) this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => this.nft!.add(netns));
-      this.hooks.status(`pktpath: netns ${netns.name || netns.inode} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
-        `netfilter at ${this.nf.hooksIn(netns.inode)} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
-    },
-    namespaceRemoved: (netns) => {
-      this.topologyCounts.namespacesRemoved++;
-      this.tc?.remove(netns.inode);
-      this.nf.remove(netns.inode);
-      this.nft?.remove(netns.inode);
-      this.hooks.status(`pktpath: netns ${netns.name || netns.inode} went away: its observers are released`);
-    },
-    deviceAdded: (netns, iface, rtnl) => {
-      this.topologyCounts.devicesAdded++;
-      this.names.ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
-      if (!this.tc) return;
-      const where = tcWhere(netns, iface);
-      if (this.attempt(where, () => this.attachTc(netns, iface, rtnl)) === null) this.hooks.status(`pktpath: device appeared: ${where}`);
-    },
-    deviceRemoved: (netns, ifindex) => {
-      this.topologyCounts.devicesRemoved++;
-      this.tc?.remove(netns.inode, ifindex);
-    },
-    deviceRenamed: (netns, iface) => {
-      this.names.ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
-      this.tc?.rename(netns.inode, iface.ifindex, iface.name);
-    },
-    refresh: (netns, rtnl, legacyChanged) => this.tc?.refresh(netns, rtnl, legacyChanged),
-  };
+  private readonly topologyListener: TopologyListener = followTopology({
+    counts: this.topologyCounts,
+    names: () => this.names,
+    tc: () => this.tc,
+    nf: this.nf,
+    nft: () => this.nft,
+    netfilterTemplate: () => this.plan.template.netfilter,
+    attempt: (what, fn) => this.attempt(what, fn),
+    attachTc: (netns, iface, rtnl) => this.attachTc(netns, iface, rtnl),
+    status: (line) => this.hooks.status(line),
+  });
 
   private startReading(): void {
     const maps = this.probes.maps!;
@@ -416,7 +392,7 @@ export class TraceSession {
     if (this.topology !== null) this.topologyTimer = setInterval(() => this.followTopology(), TOPOLOGY_MS);
     // Everything that needs the kernel's BTF has asked it by now: its parsed forms need not stay in memory.
     releaseVmlinuxBtf();
-    releaseFreeNativeMemory();
+    releaseMemoryAfterAttach();
   }
 
   private followTopology(): void {
@@ -503,4 +479,3 @@ export class TraceSession {
   }
 }
 
-const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netns.name || netns.inode})`;
