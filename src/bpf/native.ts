@@ -128,6 +128,14 @@ export const c = {
 };
 
 const mallocTrim = libc.func('int malloc_trim(size_t pad)');
+const mallopt = libc.func('int mallopt(int param, int value)');
+const M_MMAP_THRESHOLD = -3;
+// libbpf reads and parses the kernel's BTF (megabytes) for every object it
+// loads. glibc would raise its mmap threshold after the first such block is
+// freed and put the next ones on the brk heap, where freed space cannot be
+// returned past what is still in use above it. A fixed threshold keeps large
+// blocks in mmaps of their own, returned whole when freed.
+mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 /**
  * Gives the C heap's free pages back to the system (glibc's malloc_trim):
