@@ -10,6 +10,7 @@ import {
   NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrStr, attrString, attrU32BE, attrs, nested,
 } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';
+import { processAlive } from './process.js';
 
 /** nfgenmsg.nfgen_family → nft's family names. */
 const FAMILY_NAMES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
@@ -308,16 +309,6 @@ function deleteTable(netns: Netns, family: number, name: string): void {
   }
 }
 
-/** Whether a process with this pid is alive (a table of a dead session is stale). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes trace tables whose session is gone (a kernel without owner tables
  * keeps them after a SIGKILL); returns their names. Owned tables of live
@@ -328,7 +319,7 @@ export function removeStaleTraceTables(netns: Netns, listing: NftListing): strin
   for (const t of listing.tables) {
     if (t.family !== 'inet' || !t.name.startsWith(TRACE_TABLE_PREFIX)) continue;
     const pid = Number(t.name.slice(TRACE_TABLE_PREFIX.length));
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) continue;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) continue;
     deleteTable(netns, NFPROTO_INET, t.name);
     removed.push(t.name);
   }

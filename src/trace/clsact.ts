@@ -19,6 +19,7 @@ import {
 } from '../kernel/rtnl.js';
 import type { TcAttacher } from './tc.js';
 import type { Direction } from './verdicts.js';
+import { processAlive } from '../kernel/process.js';
 
 const PRIORITY = 0xc000;
 /** Other sessions' filters take the next priorities. */
@@ -70,14 +71,6 @@ export function attachClsact(prog: LoadedProgram, netns: Netns, ifindex: number,
   throw new Error(`attaching ${description}: tc priorities ${PRIORITY}–${PRIORITY + PRIORITY_TRIES - 1} are all taken`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes the filters of pktpath sessions that are gone, in a namespace; returns where. */
 export function removeStaleFilters(netns: Netns): string[] {
@@ -90,7 +83,7 @@ export function removeStaleFilters(netns: Netns): string[] {
           for (const f of tcBpfFilters(sock, dev.ifindex)) {
             if (!f.name.startsWith(PKTPATH_FILTER_PREFIX)) continue;
             const pid = Number(f.name.slice(PKTPATH_FILTER_PREFIX.length));
-            if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) continue;
+            if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) continue;
             deleteBpfFilter(sock, dev.ifindex, f.direction, f.priority, f.handle);
             removed.push(`${f.name} on ${dev.name} ${f.direction} (netns ${netns.name || netns.inode})`);
           }
@@ -127,7 +120,7 @@ export async function awaitExitOf(pid: number): Promise<void> {
     process.stdin.on('end', resolve).on('error', () => resolve()).on('close', resolve);
     process.stdin.resume();
   });
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 /**
