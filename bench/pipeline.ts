@@ -72,6 +72,7 @@ async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: nu
     symbols: null,
     stacks: null,
     tupleChanges: true,
+    redirectFlags: { neigh: 1 << 16, peer: 1 << 17 },
   });
   const sink = makeSink(new BatchedWriter(new Discard(), { isTTY: false }));
   const t0 = performance.now();

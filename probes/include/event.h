@@ -35,6 +35,7 @@ enum event_flags {
 	EVENT_HAS_CT      = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
 	EVENT_HAS_OWN_SRC_MAC = 1 << 8, /* tc egress: the frame's Ethernet source is the device's own address */
 	EVENT_HAS_FUNC    = 1 << 9, /* func_ip is the probed kernel function (function probes) */
+	EVENT_HAS_VERDICT = 1 << 10, /* a struct verdict_section follows the event (BPF program exits) */
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -84,6 +85,14 @@ struct ct_section {
 	struct ct_tuple reply;
 };
 
+/* EVENT_HAS_VERDICT: what a traced tc program returned (TC_ACT_*, TCX_*). */
+struct verdict_section {
+	__s32 retval;
+	__u32 redirect_ifindex; /* TC_ACT_REDIRECT: bpf_redirect_info's target, 0 when unknown */
+	__u32 redirect_flags;   /* its flags: BPF_F_INGRESS 1, BPF_F_NEIGH 2, BPF_F_PEER 4 */
+	__u32 _pad;
+};
+
 struct event {
 	__u32 type;        /* enum record_type */
 	__u32 flags;       /* enum event_flags */
@@ -116,9 +125,10 @@ struct event {
 };
 
 /*
- * A record is a struct event, then a struct ct_section at points that read
- * conntrack (netfilter hooks, tc; EVENT_HAS_CT says whether it holds an
- * entry), then the captured packet bytes at cap_offset. Points that know no
+ * A record is a struct event, then the point's own section: a struct
+ * ct_section at points that read conntrack (netfilter hooks, tc;
+ * EVENT_HAS_CT says whether it holds an entry) or a struct verdict_section
+ * at exits of traced BPF programs; then the captured packet bytes at cap_offset. Points that know no
  * conntrack (tracepoints) send records without the section: most records are
  * theirs, and the ring holds more of them.
  */
@@ -146,6 +156,7 @@ struct config {
 	__u32 mark;         /* CONFIG_MARK */
 	__u32 mark_mask;
 	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
+	__u32 nf_hooks;     /* nf_hook_slow: the hooks wanted, bit NFPROTO_IPV4 ? hook : 8 + hook (0: all) */
 };
 
 #endif

@@ -21,6 +21,7 @@
 #include "sections/packet.h"
 #include "sections/stack.h"
 #include "sections/tuple.h"
+#include "sections/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -43,6 +44,8 @@ struct site {
 	__u64 func_ip;      /* function probes: the function, EVENT_HAS_FUNC */
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
 	bool l2_source;     /* tc egress: say whether the frame's source is the device's address */
+	bool verdict;       /* a traced BPF program's exit: send its verdict (retval) */
+	__s32 retval;
 };
 
 /* The filter runs first; nothing is reserved, read or captured for packets
@@ -61,8 +64,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 
 	/* Sizes must be constants for the verifier: site->ct is one after
 	 * inlining, and CONFIG is frozen. */
-	const __u32 ct_space = CT_SECTION_SPACE(site->ct);
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + ct_space + CONFIG.snaplen, 0);
+	const __u32 section_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + section_space + CONFIG.snaplen, 0);
 	if (!e) {
 		count(&lost, 0);
 		goto out;
@@ -100,11 +103,13 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 
 	/* The sections; the stack last: it is the costliest. */
 	bool is_ip = section_tuple(e, skb);
-	if (ct_space)
+	if (site->ct != SITE_CT_NONE)
 		section_ct(e, skb, site->ctx, site->ct, is_ip);
+	else if (site->verdict)
+		section_verdict(e, (void *)(e + 1), site->retval);
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
-	section_packet(e, skb, (void *)(e + 1) + ct_space);
+	section_packet(e, skb, (void *)(e + 1) + section_space);
 	section_stack(e, site->ctx, site->stack_ok);
 
 	/* User space polls the ring on a short timer: no wakeup per record. */

@@ -212,13 +212,19 @@ export function nativeStrings(strings: string[]): { addresses: bigint[]; array: 
 /**
  * Native memory of `size` bytes for the duration of `fn`, which gets its
  * address (for syscall attributes that carry pointers) and returns a result;
- * the bytes are copied out afterwards.
+ * the bytes are copied out afterwards. `init` gives the memory's first bytes.
  */
-export function withNativeMemory<T>(size: number, fn: (address: bigint) => T): { result: T; bytes: Buffer } {
+export function withNativeMemory<T>(size: number, fn: (address: bigint) => T,
+  init?: (address: bigint) => Buffer): { result: T; bytes: Buffer } {
   const p = koffi.alloc('uint8_t', Math.max(1, size));
   try {
-    koffi.encode(p, 'uint8_t', new Array<number>(size).fill(0), size);
-    const result = fn(koffi.address(p) as bigint);
+    const address = koffi.address(p) as bigint;
+    const start = new Array<number>(size).fill(0);
+    // What the kernel reads before it writes (info requests that carry their own pointers).
+    const first = init?.(address);
+    if (first) for (let i = 0; i < Math.min(size, first.length); i++) start[i] = first[i]!;
+    koffi.encode(p, 'uint8_t', start, size);
+    const result = fn(address);
     return { result, bytes: Buffer.from(koffi.decode(p, 'uint8_t', size) as number[]) };
   } finally {
     koffi.free(p);

@@ -15,9 +15,12 @@ export class BpfProgram {
       this.check(libbpf.program__set_expected_attach_type(this.ptr, expectedAttachType), 'setting the attach type');
     }
   }
-  /** For BTF-typed programs: the kernel function or tracepoint to attach to. */
-  setAttachTarget(target: string): void {
-    this.check(libbpf.program__set_attach_target(this.ptr, 0, target), `setting the attach target ${target}`);
+  /**
+   * For BTF-typed programs: the kernel function or tracepoint to attach to,
+   * or, with `progFd`, the function of that BPF program (fentry/fexit on it).
+   */
+  setAttachTarget(target: string, progFd = 0): void {
+    this.check(libbpf.program__set_attach_target(this.ptr, progFd, target), `setting the attach target ${target}`);
   }
   get fd(): number {
     return libbpf.program__fd(this.ptr) as number;

@@ -7,6 +7,7 @@
  * (test/unit/objects.test.ts holds them against the kernel's BTF).
  */
 import { AttachType } from './abi.js';
+import { Btf } from './btf/btf.js';
 import { c, sysBpf, withNativeMemory } from './native.js';
 
 const Cmd = {
@@ -17,10 +18,14 @@ const Cmd = {
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
   LINK_GET_FD_BY_ID: 30,
+  BTF_GET_FD_BY_ID: 19,
   LINK_GET_NEXT_ID: 31,
 } as const;
 
-export const PROG_INFO = { size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96 } as const;
+export const PROG_INFO = {
+  size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144,
+} as const;
+export const BTF_INFO = { size: 32, btf: 0, btf_size: 8 } as const;
 export const LINK_INFO = { size: 64, type: 0, id: 4, prog_id: 8, union: 16 } as const;
 export const MAP_INFO = { size: 88, type: 0, id: 4, name: 24 } as const;
 
@@ -173,4 +178,72 @@ export function tcxChain(ifindex: number, direction: 'ingress' | 'egress'): TcxC
     linkIds.push(bytes.readUInt32LE(ids + i * 4));
   }
   return { progIds, linkIds, revision: result.revision };
+}
+
+/** A loaded program to trace with fentry/fexit: an fd that holds it, and its main function as its BTF names it. */
+export interface TraceTarget {
+  fd: number;
+  func: string;
+}
+
+/** struct bpf_func_info: insn_off, type_id. */
+const FUNC_INFO_SIZE = 8;
+
+/** BPF_OBJ_GET_INFO_BY_FD into memory that starts with `init(address)`: infos that carry pointers to more. */
+function infoWith(fd: number, size: number, infoSize: number, init: (address: bigint) => Buffer): Buffer | null {
+  const { result, bytes } = withNativeMemory(size, (address) => {
+    const attr = Buffer.alloc(16);
+    attr.writeUInt32LE(fd, 0);
+    attr.writeUInt32LE(infoSize, 4);
+    attr.writeBigUInt64LE(address, 8);
+    return sysBpf(Cmd.OBJ_GET_INFO_BY_FD, attr);
+  }, init);
+  return result < 0 ? null : bytes;
+}
+
+/**
+ * Opens program `id` for tracing. The target of a trampoline is a function of
+ * the program's BTF: its first func_info (instruction 0) names the main one
+ * (the program's own name is cut at 16 bytes). A string says why it cannot be.
+ */
+export function traceTarget(id: number): TraceTarget | string {
+  const fd = fdById(Cmd.PROG_GET_FD_BY_ID, id);
+  if (fd < 0) return 'the program is gone';
+  const why = (() => {
+    const info = infoWith(fd, PROG_INFO.size + FUNC_INFO_SIZE, PROG_INFO.size, (address) => {
+      const b = Buffer.alloc(PROG_INFO.size);
+      b.writeUInt32LE(FUNC_INFO_SIZE, PROG_INFO.func_info_rec_size);
+      b.writeUInt32LE(1, PROG_INFO.nr_func_info);
+      b.writeBigUInt64LE(address + BigInt(PROG_INFO.size), PROG_INFO.func_info);
+      return b;
+    });
+    if (!info) return 'its info cannot be read';
+    const btfId = info.readUInt32LE(PROG_INFO.btf_id);
+    if (btfId === 0 || info.readUInt32LE(PROG_INFO.nr_func_info) === 0) return 'it was loaded without BTF';
+    const func = btfById(btfId)?.nameOf(info.readUInt32LE(PROG_INFO.size + 4)) ?? '';
+    return func ? { fd, func } : `its BTF (id ${btfId}) does not name its main function`;
+  })();
+  if (typeof why === 'string') c.close(fd);
+  return why;
+}
+
+/** The BTF object `id` (a program's), parsed; null when it cannot be read. */
+function btfById(id: number): Btf | null {
+  const fd = fdById(Cmd.BTF_GET_FD_BY_ID, id);
+  if (fd < 0) return null;
+  try {
+    const size = infoByFd(fd, BTF_INFO.size)?.readUInt32LE(BTF_INFO.btf_size) ?? 0;
+    if (size === 0) return null;
+    const bytes = infoWith(fd, BTF_INFO.size + size, BTF_INFO.size, (address) => {
+      const b = Buffer.alloc(BTF_INFO.size);
+      b.writeBigUInt64LE(address + BigInt(BTF_INFO.size), BTF_INFO.btf);
+      b.writeUInt32LE(size, BTF_INFO.btf_size);
+      return b;
+    });
+    return bytes ? Btf.parse(bytes.subarray(BTF_INFO.size)) : null;
+  } catch {
+    return null;
+  } finally {
+    c.close(fd);
+  }
 }

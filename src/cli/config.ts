@@ -75,6 +75,7 @@ export interface RawOptions extends RawOutputFileOptions {
   filterIfname?: string;
   filterMark?: string;
   filterTrackSkb?: boolean;
+  filterTraceTc?: boolean;
   outputTuple?: boolean;
   outputMeta?: boolean;
   outputStack?: boolean;
@@ -197,6 +198,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       afterNat: output.ct,
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
+      traceTc: !!o.filterTraceTc,
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

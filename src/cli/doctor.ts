@@ -54,6 +54,7 @@ export async function doctor(): Promise<number> {
   if (ok('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
   if (ok('tcx') && f.tcx && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
   if (ok('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
+  else if (!f.netfilter && loaded('nf-hook')) uses.push('netfilter hooks (fexit of nf_hook_slow: no netfilter links here)');
   const backends = functionBackends().filter((b) => b.ok && loaded(b.backend)).map((b) => b.backend);
   if (backends.length > 0) {
     const many = backendOrder('auto', backends, FENTRY_PREFERRED_MAX + 1)[0]!;
@@ -61,6 +62,7 @@ export async function doctor(): Promise<number> {
     uses.push(`skb functions (${discoverSkbFunctions().functions.length}; --backend auto: ${many}` +
       (few !== many ? `, ${few} for up to ${FENTRY_PREFERRED_MAX} functions` : '') + ')');
   }
+  if (backends.includes('fentry')) uses.push('tc program tracing (--filter-trace-tc: fentry/fexit on them)');
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
   if (backends.length === 0) {
     out.write('skb functions: no backend works here (kprobe, kprobe-multi and fentry are refused above); --backend auto ' +

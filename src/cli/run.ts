@@ -35,11 +35,16 @@ export interface Prepared {
  */
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
   const { filter, notes } = activateFilter(cfg.filter);
-  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : 'no');
+  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.traceTc ? 'backends' : 'no');
   const asked = cfg.attach.backend;
   const refused = asked !== 'auto' ? view.functions?.backends.find((b) => b.backend === asked && !b.ok) : undefined;
   if (refused) {
     throw new Error(`--backend ${asked}: this kernel refuses it (${refused.detail}); \`pktpath doctor\` shows what works, --backend auto picks it`);
+  }
+  const fentry = view.functions?.backends.find((b) => b.backend === 'fentry');
+  if (cfg.attach.traceTc && !fentry?.ok) {
+    throw new Error(`--filter-trace-tc: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
+      '`pktpath doctor` shows what works');
   }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const kernel = narrowView(view, filter, ifacesOf);

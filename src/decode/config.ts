@@ -24,6 +24,15 @@ export interface ProbeConfig {
   snaplen: number;
   /** Leave out the current task (pid, comm): the kernel refuses those helpers to this program type. */
   noTask?: boolean;
+  /** nf_hook_slow observer: the hooks wanted (nfHookMask), 0 for all. */
+  nfHooks?: number;
+}
+
+/** The nf_hooks bits of netfilter hooks: IPv4's from bit 0, IPv6's from bit 8, by hook number. */
+export function nfHookMask(hooks: ReadonlyArray<{ ipv6: boolean; hook: number }>): number {
+  let mask = 0;
+  for (const h of hooks) mask |= 1 << ((h.ipv6 ? 8 : 0) + h.hook);
+  return mask;
 }
 
 export function encodeConfig(cfg: ProbeConfig): Buffer {
@@ -43,5 +52,6 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.mark?.value ?? 0, F.mark);
   b.writeUInt32LE(cfg.mark?.mask ?? 0, F.mark_mask);
   b.writeUInt32LE(cfg.snaplen, F.snaplen);
+  b.writeUInt32LE(cfg.nfHooks ?? 0, F.nf_hooks);
   return b;
 }

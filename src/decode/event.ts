@@ -1,11 +1,12 @@
 /**
  * The one decoder of the kernel→user record defined in probes/include/event.h:
  * the fixed core, then each section the record's flags say it carries, each by
- * its own decoder (./tuple.ts, ./ct.ts, ./packet.ts). Offsets are in ./layout.ts.
+ * its own decoder (./tuple.ts, ./ct.ts, ./verdict.ts, ./packet.ts). Offsets are in ./layout.ts.
  */
 import { type RawCt, decodeCt } from './ct.js';
 import { EVENT_LAYOUT, EventFlags, RecordType } from './layout.js';
 import { type CapturedPacket, decodePacket } from './packet.js';
+import { type RawVerdict, decodeVerdict } from './verdict.js';
 import { type Tuple, decodeTuple } from './tuple.js';
 
 /** A record as the probe wrote it, with numbers still numbers. */
@@ -36,6 +37,8 @@ export interface RawEvent {
   packet: CapturedPacket | null;
   /** EVENT_HAS_CT */
   ct: RawCt | null;
+  /** EVENT_HAS_VERDICT */
+  verdict: RawVerdict | null;
 }
 
 const F = EVENT_LAYOUT.fields;
@@ -93,5 +96,6 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     tuple: flags & EventFlags.tuple ? decodeTuple(view, bytes, at + F.tuple) : null,
     packet: flags & EventFlags.packet ? decodePacket(view, bytes, at) : null,
     ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,
+    verdict: flags & EventFlags.verdict ? decodeVerdict(view, at) : null,
   };
 }

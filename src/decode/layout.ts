@@ -19,6 +19,7 @@ export const EventFlags = {
   ct: 1 << 7,
   ownSrcMac: 1 << 8,
   func: 1 << 9,
+  verdict: 1 << 10,
 } as const;
 
 /** enum config_flags */
@@ -34,8 +35,9 @@ export const CT_CTINFO_UNTRACKED = 7;
 export const CT_CTINFO_NONE = 0xff;
 
 /**
- * A record is a struct event, then a struct ct_section at points that read
- * conntrack, then the captured packet bytes at cap_offset.
+ * A record is a struct event, then the point's own section (a struct
+ * ct_section at points that read conntrack, a struct verdict_section at exits
+ * of traced BPF programs), then the captured packet bytes at cap_offset.
  */
 export const EVENT_LAYOUT = {
   size: 160,
@@ -51,13 +53,14 @@ export const EVENT_LAYOUT = {
     fields: { id: 0, status: 8, mark: 12, error: 16, zone: 20, source: 22, ctinfo: 23, dir: 24, orig: 32, reply: 72 },
   },
   ct_tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37 } },
+  verdict_section: { size: 16, fields: { retval: 0, redirect_ifindex: 4, redirect_flags: 8 } },
 } as const;
 
 /** struct config: the read-only settings each probe instance is loaded with. */
 export const CONFIG_LAYOUT = {
-  size: 44,
+  size: 48,
   fields: {
     point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, netns: 24, ifindex: 28,
-    mark: 32, mark_mask: 36, snaplen: 40,
+    mark: 32, mark_mask: 36, snaplen: 40, nf_hooks: 44,
   },
 } as const;

@@ -10,7 +10,7 @@ import { EventFlags } from './layout.js';
 export type { NfFamily, NfHookName, TcDirection };
 
 /** The kind of probe behind a point (JSON `probe.type`). */
-export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry' | 'nft';
+export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry' | 'fexit' | 'nft';
 
 export const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];
 export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];
@@ -39,6 +39,8 @@ export interface PointInfo {
   position?: 'first' | 'last';
   /** One program for many functions (kprobes): each record names its function by address. */
   byAddress?: boolean;
+  /** The exit of a traced BPF program: whose verdict its records carry. */
+  program?: { id: number; name: string };
 }
 
 /** The name of the point that wrote a record: tc and netfilter probes name their hook in each record. */

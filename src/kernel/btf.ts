@@ -87,3 +87,13 @@ export function dropReasonNames(btf: Btf | null = vmlinuxBtf()): Map<number, str
   if (values) for (const [v, name] of values) out.set(v, name.replace(/^SKB_DROP_REASON_/, ''));
   return out;
 }
+
+/** The kernel's own bpf_redirect_info flags (net/core/filter.c): they moved between versions (bits 1-2, later 16-17), so they are read from BTF. */
+export interface RedirectFlags {
+  neigh: number;
+  peer: number;
+}
+
+export function redirectFlags(btf: Btf | null = vmlinuxBtf()): RedirectFlags {
+  return { neigh: btf?.enumeratorValue('BPF_F_NEIGH') ?? 1 << 1, peer: btf?.enumeratorValue('BPF_F_PEER') ?? 1 << 2 };
+}

@@ -39,10 +39,13 @@ export function ifacesOf(netns: Netns): Iface[] {
 
 /**
  * The view for a plan over `tracepoints` (the names pktpath knows);
- * `functions`: try the function backends, and list the skb functions where
- * one works (or `always`, for `pktpath list --funcs`).
+ * `functions`: try the function backends (`backends`), and list the skb
+ * functions where one works (`if-probeable`, or `always`, for `pktpath list
+ * --funcs`). The backends are tried whatever is asked where the kernel has no
+ * netfilter links: netfilter is then observed with fexit.
  */
-export function gatherKernelView(tracepoints: readonly string[], functions: 'no' | 'if-probeable' | 'always' = 'no'): KernelView {
+export function gatherKernelView(tracepoints: readonly string[],
+  functions: 'no' | 'backends' | 'if-probeable' | 'always' = 'no'): KernelView {
   const btf = vmlinuxBtf();
   const protos = new Map<string, TracepointParam[] | null>();
   for (const name of tracepoints) {
@@ -58,11 +61,12 @@ export function gatherKernelView(tracepoints: readonly string[], functions: 'no'
     }
     return { netns, ifaces };
   });
+  const features = kernelFeatures(btf);
   let fn: KernelView['functions'] = null;
-  if (functions !== 'no') {
+  if (functions !== 'no' || !features.netfilter) {
     const backends = functionBackends();
-    const discovery = functions === 'always' || backends.some((b) => b.ok) ? discoverSkbFunctions() : null;
-    fn = { backends, discovery };
+    const list = functions === 'always' || (functions === 'if-probeable' && backends.some((b) => b.ok));
+    fn = { backends, discovery: list ? discoverSkbFunctions() : null };
   }
-  return { tracepoints: protos, features: kernelFeatures(btf), functions: fn, namespaces };
+  return { tracepoints: protos, features, functions: fn, namespaces };
 }

@@ -30,6 +30,8 @@ export interface AttachSelection {
   backend: BackendChoice;
   /** The user asked for functions (--backend, or --attach naming them): say why none are probed. */
   functionsAsked: boolean;
+  /** --filter-trace-tc: trace the other tc programs (fentry/fexit on them). */
+  traceTc: boolean;
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -80,8 +82,10 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
-    tracepoints: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], template: { tcDirections: [], netfilter: [] }, notes: [],
+    tracepoints: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
+    traceTcPrograms: false, template: { tcDirections: [], netfilter: [] }, notes: [],
   };
+  const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
 
   if (sel.families.has('tracepoints')) {
     if (!kernel.features.tracing) {
@@ -123,8 +127,13 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     for (const hook of NF_HOOKS) if (wants(sel, 'netfilter', nfPointName(family, hook))) nfWanted.push({ family, hook });
   }
   if (nfWanted.length > 0) {
-    if (!kernel.features.netfilter) {
-      plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+); netfilter hooks are not observed');
+    if (!kernel.features.netfilter && fentry?.ok) {
+      plan.nfHookFunction = { hooks: nfWanted };
+      plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+): hooks are observed at the exit of ' +
+        'nf_hook_slow, after their whole chain (conntrack and NAT done), where they have rules or conntrack');
+    } else if (!kernel.features.netfilter) {
+      plan.notes.push('netfilter: this kernel has no BPF netfilter links (Linux 6.4+) and refuses fentry ' +
+        `(${fentry?.detail ?? 'not tried'}); netfilter hooks are not observed`);
     } else {
       const hooks = nfWanted.map((w) => ({ ...w, priority: NF_PRIORITY, priorityLast: NF_PRIORITY_LAST, afterNat: false }));
       // Where NAT rewrites the packet, a second look right after it shows the new tuple on the same hook.
@@ -142,6 +151,11 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
         }
       }
     }
+  }
+  // Trampolines on BPF programs need what fentry needs (prepare() refuses the option where it does not work).
+  plan.traceTcPrograms = sel.traceTc && fentry?.ok === true;
+  if (plan.traceTcPrograms && tcWanted.length === 0) {
+    plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
   }
   return plan;
 }
@@ -185,5 +199,6 @@ export function planPointNames(plan: AttachPlan): string[] {
   for (const f of plan.functions) names.push(f.name);
   for (const t of plan.tc) names.push(tcPointName(t.direction));
   for (const n of plan.netfilter) names.push(nfPointName(n.family, n.hook));
+  for (const h of plan.nfHookFunction?.hooks ?? []) names.push(nfPointName(h.family, h.hook));
   return [...new Set(names)];
 }

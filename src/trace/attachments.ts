@@ -52,6 +52,13 @@ export interface AttachPlan {
   netfilter: NfAttachment[];
   /** tc through tcx links, or cls_bpf filters on clsact qdiscs where the kernel has no tcx. */
   tcMode: 'tcx' | 'clsact';
+  /**
+   * Where the kernel has no netfilter links: the hooks observed at the exit
+   * of nf_hook_slow (one program for every namespace), else null.
+   */
+  nfHookFunction: { hooks: Array<{ family: NfFamily; hook: NfHookName }> } | null;
+  /** --filter-trace-tc: the entry and exit of every other tc program on the traced devices. */
+  traceTcPrograms: boolean;
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];

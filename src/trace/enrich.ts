@@ -4,9 +4,11 @@ import type { RawEvent } from '../decode/event.js';
 import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
 import { type Tuple, sameTuple } from '../decode/tuple.js';
+import type { RedirectFlags } from '../kernel/btf.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { TraceEvent } from '../output/event.js';
+import { type TcVerdict, returnedVerdict } from '../output/verdict.js';
 import type { StackSymbols } from './stacks.js';
 
 /** Names of namespaces (by inode) and of their devices (by inode, then ifindex). */
@@ -37,6 +39,8 @@ export interface EnrichOptions {
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
+  /** The kernel's redirect flags, for traced programs' verdicts. */
+  redirectFlags: RedirectFlags;
 }
 
 /** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
@@ -128,10 +132,19 @@ export class Enricher {
       ct: raw.ct === null ? null : ctInfo(raw.ct),
       // Always present (null when unchanged): one object shape for every event keeps the sinks fast.
       tupleBefore,
-      verdict: null,
+      verdict: raw.verdict ? this.returned(raw) : null,
       nft: null,
       ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
+  }
+
+  /** The verdict a traced program's exit returned; the redirect target is named in the event's namespace. */
+  private returned(raw: RawEvent): TcVerdict | null {
+    const program = this.o.points[raw.pointId]?.program;
+    if (!program || !raw.verdict) return null;
+    const netnsName = this.o.names.netns.get(raw.netns) ?? '';
+    return returnedVerdict(raw.verdict, program, (ifindex) => ({ ifname: this.ifaceName(raw.netns, ifindex), netns: raw.netns, netnsName }),
+      this.o.redirectFlags);
   }
 
   private ifaceName(netns: number, ifindex: number): string {

@@ -48,12 +48,20 @@ export const PROBES = {
     { file: 'tc_noct.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup' },
     { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
   ],
-  netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf' }],
+  netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] }],
+  /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow. */
+  'nf-hook': [{ file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] }],
+  /** Entry and exit of another BPF program (--filter-trace-tc). */
+  'prog-entry': [{ file: 'bpfprog.bpf.o', program: 'pktpath_prog_entry', others: ['pktpath_prog_exit'] }],
+  'prog-exit': [{ file: 'bpfprog.bpf.o', program: 'pktpath_prog_exit', others: ['pktpath_prog_entry'] }],
 } as const satisfies Record<string, readonly ProbeBuild[]>;
 export type ProbeKind = keyof typeof PROBES;
 
-/** Kinds whose programs are loaded for one kernel function or tracepoint (BTF-typed: fentry, tp_btf). */
-const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry']);
+/** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
+const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit']);
+
+/** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
+export type AttachTarget = string | { progFd: number; func: string };
 
 /** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -93,7 +101,7 @@ export class ProbeSet {
    * regions. The kind's builds are tried in order until one loads; when none
    * does, the error is the last build's (the one that asks least of the kernel).
    */
-  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: string,
+  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget,
     filter: CompiledFilter | null = null): ProbeInstance {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
@@ -121,7 +129,7 @@ export class ProbeSet {
     throw refusals[refusals.length - 1]!;
   }
 
-  private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: string | undefined,
+  private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: AttachTarget | undefined,
     filter: CompiledFilter | null): ProbeInstance {
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
@@ -137,7 +145,11 @@ export class ProbeSet {
       } else {
         object.map('events').setMaxEntries(this.ringSize);
       }
-      if (TARGETED.has(kind)) program.setAttachTarget(attachTarget!);
+      if (TARGETED.has(kind)) {
+        const t = attachTarget!;
+        if (typeof t === 'string') program.setAttachTarget(t);
+        else program.setAttachTarget(t.func, t.progFd);
+      }
       if (filter) {
         let insns = program.insns();
         insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${label}: L2 filter`);
@@ -198,15 +210,18 @@ export interface ProbeLoadResult {
   degraded: string | null;
 }
 
+/** Every kind but those loaded for another BPF program (there is none to load them for here). */
+const LOADABLE_ALONE = (Object.keys(PROBES) as ProbeKind[]).filter((k) => !k.startsWith('prog-'));
+
 /** Targets for the probes that are loaded for one: a function and a tracepoint every kernel with networking has. */
-const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', fentry: 'ip_rcv' };
+const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', fentry: 'ip_rcv', 'nf-hook': 'nf_hook_slow' };
 
 /**
  * Whether each of pktpath's own probes loads on this kernel (the verifier
  * accepts it, its helpers and kfuncs resolve), without attaching anything,
  * and which build did. `kinds`: those the kernel can attach at all.
  */
-export function probeLoads(kinds: readonly ProbeKind[] = Object.keys(PROBES) as ProbeKind[]): Record<string, ProbeLoadResult> {
+export function probeLoads(kinds: readonly ProbeKind[] = LOADABLE_ALONE): Record<string, ProbeLoadResult> {
   const out: Record<string, ProbeLoadResult> = {};
   for (const kind of kinds) {
     const set = new ProbeSet(1 << 16);

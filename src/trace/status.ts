@@ -12,6 +12,10 @@ export interface AttachedState {
   /** tc hooks where pktpath also observes first, before other programs. */
   tcFirst: number;
   nfNamespaces: number;
+  /** Netfilter observed at nf_hook_slow (kernels without netfilter links): every namespace at once. */
+  nfHookFunction: boolean;
+  /** Other tc programs traced (--filter-trace-tc). */
+  programs: number;
   /** Netfilter priorities moved because another session held them (`planned→used`). */
   nfMoved: ReadonlySet<string>;
   /** Namespaces with nft tracing; null without --output-nft. */
@@ -22,7 +26,8 @@ export function attachedLine(a: AttachedState, ms: number): string {
   return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, ` +
     (a.functions > 0 ? `${a.functions} ${plural(a.functions, 'function')}, ` : '') + `tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
     (a.tcFirst > 0 ? ` (first in the chain too at ${a.tcFirst} ${plural(a.tcFirst, 'hook')} with other programs)` : '') +
-    `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}` +
+    (a.nfHookFunction ? ', netfilter at nf_hook_slow' : `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}`) +
+    (a.programs > 0 ? `, ${a.programs} tc ${plural(a.programs, 'program')} traced` : '') +
     (a.nfMoved.size > 0 ? ` (priorities ${[...a.nfMoved].join(', ')}: others held them)` : '') +
     (a.nftNamespaces !== null ? `, nft tracing in ${a.nftNamespaces} ${plural(a.nftNamespaces, 'namespace')}` : '') +
     ` (${ms.toFixed(0)} ms); Ctrl-C to stop`;

@@ -49,6 +49,8 @@ export class TcObservers {
     private readonly status: (line: string) => void,
     /** tcx: the first observer too, where other programs run; clsact filters: only the last (verdicts are inferred). */
     private readonly attachLast: TcAttacher = attachLastTcx,
+    /** Told the other programs of each hook whenever they are read (--filter-trace-tc traces them). */
+    private readonly foundPrograms?: (programs: ProgRef[]) => void,
   ) {
     this.own.add(programs.last.id);
   }
@@ -161,5 +163,6 @@ export class TcObservers {
     }
     hook.programs = { between: r.between, after: r.after };
     hook.revision = r.revision;
+    this.foundPrograms?.([...r.between, ...r.after]);
   }
 }

@@ -35,6 +35,7 @@ export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | st
     '#include "event.h"',
     'struct event pktpath_event_layout;',
     'struct ct_section pktpath_ct_layout;',
+    'struct verdict_section pktpath_verdict_layout;',
     'enum record_type pktpath_record_type;',
     'enum event_flags pktpath_event_flags;',
     'enum config_flags pktpath_config_flags;',

@@ -10,7 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { linkInfos, programs } from '../../src/bpf/objects.js';
 import { functionBackends } from '../../src/kernel/functions.js';
+import { CNI, cniNode } from '../../src/lab/cni.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
+import { kernelFeatures } from '../../src/kernel/features.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
 import { PKTPATH, type JsonEvent, startTracer } from '../helpers/tracer.js';
 
 const KERNEL = process.env.PKTPATH_GUEST_KERNEL ?? 'this kernel';
@@ -24,6 +27,8 @@ const STEPS = [['__ip_local_out'], ['ip_output'], ['dev_queue_xmit', '__dev_queu
 const FUNCS = `^(${STEPS.flat().join('|')})$`;
 /** A set of functions for timing fentry, which loads (verifies) one program per function. */
 const FENTRY_SET = '^(ip|icmp)_(rcv|local|output|finish|send|push)';
+const HAS_TCX = kernelFeatures(vmlinuxBtf()).tcx;
+const OBJECTS = new URL('../../../probes/build', import.meta.url).pathname;
 /** TCG is slow: attaching takes seconds here. */
 const ATTACH_MS = 240_000;
 
@@ -92,12 +97,49 @@ test(`${KERNEL}: tc and netfilter points, conntrack states`, async (t) => {
   const points = new Set(events.map((e) => e.func));
   // tcx links, or pktpath's own cls_bpf filters where the kernel has no tcx.
   assert.ok(points.has('tc:egress') && points.has('tc:ingress'), `tc points: ${[...points].join(', ')}\n${stderr}`);
-  if (/netfilter: this kernel has no BPF netfilter links/.test(stderr)) {
-    t.todo('netfilter on kernels without netfilter links (hook functions) is not observed yet');
-  } else {
-    assert.ok(points.has('nf:ipv4:local_out'), `netfilter points: ${[...points].join(', ')}\n${stderr}`);
-    const states = new Set(events.filter((e) => e.ct).map((e) => e.ct!.state));
-    assert.ok(states.has('NEW') && states.has('ESTABLISHED'), `conntrack states: ${[...states].join(', ')}`);
+  // Netfilter links, or the exit of nf_hook_slow where the kernel has none: the same points, the same conntrack states.
+  const viaHookFunction = /observed at the exit of nf_hook_slow/.test(stderr);
+  process.stdout.write(`# ${KERNEL}: netfilter ${viaHookFunction ? 'at nf_hook_slow (fexit)' : 'through netfilter links'}\n`);
+  assert.ok(points.has('nf:ipv4:local_out'), `netfilter points: ${[...points].join(', ')}\n${stderr}`);
+  const states = new Set(events.filter((e) => e.ct).map((e) => e.ct!.state));
+  assert.ok(states.has('NEW') && states.has('ESTABLISHED'), `conntrack states: ${[...states].join(', ')}`);
+  // Only the hooks asked for.
+  const { events: only } = await traced(['--attach', 'netfilter', '--filter-func', 'nf:ipv4:local_out'], async (lab, a) => {
+    lab.nft(a, 'table inet t {\n chain o {\n  type filter hook output priority 0;\n  ct state new,established accept\n }\n}\n');
+    await ping(lab, a);
+  });
+  assert.ok(only.length > 0 && only.every((e) => e.func === 'nf:ipv4:local_out'), [...new Set(only.map((e) => e.func))].join(', '));
+  if (!viaHookFunction) t.diagnostic('netfilter links here: the hook-function path is for older kernels');
+});
+
+test(`${KERNEL}: --filter-trace-tc: a CNI's tc programs, entry and exit, with the verdicts they return`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('pt');
+  try {
+    // A policy program loaded by tc (cls_bpf, with BTF), and on kernels with tcx a bpf_redirect_peer program.
+    const node = await cniNode(lab, { objects: OBJECTS, redirect: HAS_TCX, nft: false });
+    const run = await startTracer(['--filter-trace-tc', '--attach', 'tc', '--filter-proto', 'udp'], ATTACH_MS);
+    lab.execSync(node.podB, ['bash', '-c', `echo x > /dev/udp/${CNI.podA.addr}/${CNI.tcDroppedPort}; echo x > /dev/udp/${CNI.podA.addr}/7777`]);
+    if (HAS_TCX) lab.execSync(node.podA, ['bash', '-c', `echo x > /dev/udp/${CNI.podB.addr}/7777`]);
+    const r = await run.stop();
+    assert.equal(r.code, 0, r.stderr);
+    const exits = r.events.filter((e) => e.probe.type === 'fexit');
+    const policy = exits.filter((e) => e.func === 'bpf:cni_policy:exit');
+    const dropped = policy.find((e) => e.tuple?.dport === CNI.tcDroppedPort);
+    const passed = policy.find((e) => e.tuple?.dport === 7777);
+    assert.equal(dropped?.verdict?.action, 'drop', `${JSON.stringify(dropped)}\n${r.stderr}`);
+    assert.equal(dropped?.verdict?.inferred, false);
+    assert.deepEqual(dropped?.verdict?.by, [{ id: node.policyId, name: 'cni_policy' }]);
+    assert.equal(passed?.verdict?.action, 'pass');
+    assert.ok(r.events.some((e) => e.func === 'bpf:cni_policy' && e.probe.type === 'fentry'), 'the entry too');
+    if (HAS_TCX) {
+      const redirect = exits.find((e) => e.func === 'bpf:cni_redirect:exit' && e.tuple?.daddr === CNI.podB.addr);
+      assert.equal(redirect?.verdict?.action, 'redirect', JSON.stringify(redirect));
+      assert.equal(redirect?.verdict?.target?.kind, 'peer');
+      assert.equal(redirect?.verdict?.target?.iface, 'lxc-b');
+    }
+    process.stdout.write(`# ${KERNEL}: --filter-trace-tc: ${exits.length} exits: ${[...new Set(exits.map((e) => `${e.func} ${e.verdict?.action}`))].join(', ')}\n`);
+  } finally {
+    lab.cleanup();
   }
 });
 

@@ -418,3 +418,13 @@ test('probe BTF: struct event layout', (t) => {
     got.cleanup();
   }
 });
+
+test('the kernel\'s redirect flags are read from BTF, anonymous enum and all', async (t) => {
+  const { redirectFlags } = await import('../../src/kernel/btf.js');
+  const { vmlinuxBtf } = await import('../../src/bpf/btf/btf.js');
+  if (!vmlinuxBtf()) return t.skip('no kernel BTF');
+  const f = redirectFlags();
+  // Two distinct single bits, neither BPF_F_INGRESS.
+  for (const bit of [f.neigh, f.peer]) assert.ok(bit > 1 && (bit & (bit - 1)) === 0, String(bit));
+  assert.notEqual(f.neigh, f.peer);
+});

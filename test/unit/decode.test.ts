@@ -57,6 +57,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
     packet: null,
     ct: null,
+    verdict: null,
   });
 });
 
@@ -122,4 +123,36 @@ test('the unused rest of a filter region is skipped by a branch the verifier kno
   assert.equal(rest.length, 100);
   assert.deepEqual([rest[1]!.code, rest[1]!.off], [0x15, 98]);
   assert.equal(skipRest(2).length, 2);
+});
+
+test('a traced program\'s exit: its verdict section follows the event, and names what it returned', async () => {
+  const { returnedVerdict } = await import('../../src/output/verdict.js');
+  const VF = EVENT_LAYOUT.verdict_section.fields;
+  const { view, bytes } = record(16, (v) => {
+    v.setUint32(F.flags, EventFlags.verdict, true);
+    v.setInt32(EVENT_LAYOUT.size + VF.retval, 7, true);
+    v.setUint32(EVENT_LAYOUT.size + VF.redirect_ifindex, 12, true);
+    v.setUint32(EVENT_LAYOUT.size + VF.redirect_flags, 4, true);
+  });
+  const raw = decodeEvent(view, bytes, 16)!.verdict!;
+  assert.deepEqual(raw, { retval: 7, redirectIfindex: 12, redirectFlags: 4 });
+  const device = (ifindex: number) => ({ ifname: ifindex === 12 ? 'lxc-b' : '', netns: 1, netnsName: 'host' });
+  const by = { id: 41, name: 'cni_redirect' };
+  const flags = { neigh: 2, peer: 4 };
+  const peer = returnedVerdict(raw, by, device, flags);
+  assert.equal(peer.action, 'redirect');
+  assert.deepEqual(peer.target, { kind: 'peer', direction: 'ingress', ifindex: 12, ifname: 'lxc-b', netns: 1, netnsName: 'host' });
+  assert.equal(peer.inferred, false);
+  assert.equal(peer.evidence, 'returned TC_ACT_REDIRECT to the peer of lxc-b');
+  // bpf_redirect(ifindex, 0): the device's egress; BPF_F_NEIGH: the neighbour path.
+  assert.deepEqual([0, 2].map((f) => returnedVerdict({ ...raw, redirectFlags: f }, by, device, flags).target!.kind), ['plain', 'neigh']);
+  assert.equal(returnedVerdict({ ...raw, redirectFlags: 0 }, by, device, flags).target!.direction, 'egress');
+  const actions = [-1, 0, 2, 4, 99].map((retval) => returnedVerdict({ retval, redirectIfindex: 0, redirectFlags: 0 }, by, device, flags));
+  assert.deepEqual(actions.map((v) => v.action), ['next', 'pass', 'drop', 'stolen', 'unknown']);
+  assert.equal(actions[2]!.evidence, 'returned TC_ACT_SHOT');
+  assert.equal(actions[4]!.evidence, 'returned 99');
+  // Newer kernels keep NEIGH and PEER at bits 16 and 17.
+  assert.equal(returnedVerdict({ ...raw, redirectFlags: 1 << 17 }, by, device, { neigh: 1 << 16, peer: 1 << 17 }).target!.kind, 'peer');
+  // A redirect whose target the kernel did not say: no target.
+  assert.equal(returnedVerdict({ retval: 7, redirectIfindex: 0, redirectFlags: 0 }, by, device, flags).target, null);
 });

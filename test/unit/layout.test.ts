@@ -58,7 +58,7 @@ test('enums of event.h match src/decode/layout.ts', (t) => {
   }
 });
 
-test('struct event, tuple, ct_section and ct_tuple match src/decode/layout.ts', (t) => {
+test('struct event, tuple, ct_section, ct_tuple and verdict_section match src/decode/layout.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
   try {
@@ -66,6 +66,7 @@ test('struct event, tuple, ct_section and ct_tuple match src/decode/layout.ts', 
     assertStruct(got.btf, 'tuple', EVENT_LAYOUT.tuple);
     assertStruct(got.btf, 'ct_section', EVENT_LAYOUT.ct_section);
     assertStruct(got.btf, 'ct_tuple', EVENT_LAYOUT.ct_tuple);
+    assertStruct(got.btf, 'verdict_section', EVENT_LAYOUT.verdict_section);
   } finally {
     got.cleanup();
   }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
-import { LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/objects.js';
+import { BTF_INFO, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/objects.js';
 
 const btf = vmlinuxBtf();
 
@@ -24,6 +24,7 @@ test('struct bpf_prog_info, bpf_link_info and bpf_map_info are read where the ke
   offsets('bpf_prog_info', PROG_INFO);
   offsets('bpf_link_info', LINK_INFO);
   offsets('bpf_map_info', MAP_INFO);
+  offsets('bpf_btf_info', BTF_INFO);
   // The type-specific union of bpf_link_info follows type, id and prog_id.
   const link = btf.structLayout('bpf_link_info')!;
   assert.equal(Math.max(...[...link.members.values()].map((m) => m.offset)), LINK_INFO.union);

@@ -75,7 +75,26 @@ test('--filter-func and --attach narrow the plan; missing features are reported,
   assert.equal(old.tc.length, 6);
   assert.equal(old.netfilter.length, 0);
   assert.ok(old.notes.some((n) => /no tcx links.*cls_bpf filters named pktpath_PID/.test(n)));
-  assert.ok(old.notes.some((n) => /no BPF netfilter links/.test(n)));
+  assert.ok(old.notes.some((n) => /no BPF netfilter links.*refuses fentry.*not observed/.test(n)));
+});
+
+const fentryOk: KernelView['functions'] = { backends: [{ backend: 'fentry', ok: true, detail: 'works' }], discovery: null };
+
+test('without netfilter links but with fentry, netfilter is observed at nf_hook_slow, for the hooks asked', () => {
+  const plan = planProbes(buildConfig({ filterFunc: 'nf:ipv4:(local_out|pre_routing)|kfree_skb' }, []).attach, kernel({ netfilter: false }, fentryOk));
+  assert.equal(plan.netfilter.length, 0);
+  assert.deepEqual(plan.nfHookFunction, { hooks: [{ family: 'ipv4', hook: 'pre_routing' }, { family: 'ipv4', hook: 'local_out' }] });
+  assert.deepEqual(planPointNames(plan), ['kfree_skb', 'nf:ipv4:pre_routing', 'nf:ipv4:local_out']);
+  assert.ok(plan.notes.some((n) => /observed at the exit of nf_hook_slow/.test(n)));
+  // With netfilter links, the links.
+  assert.equal(planProbes(buildConfig({}, []).attach, kernel({}, fentryOk)).nfHookFunction, null);
+});
+
+test('--filter-trace-tc: planned where fentry works, with a note when tc is left out', () => {
+  assert.equal(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel({}, fentryOk)).traceTcPrograms, true);
+  assert.equal(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel()).traceTcPrograms, false);
+  const noTc = planProbes(buildConfig({ filterTraceTc: true, attach: 'tracepoints' }, []).attach, kernel({}, fentryOk));
+  assert.ok(noTc.notes.some((n) => /--filter-trace-tc: .*leave out tc/.test(n)));
 });
 
 const backends = (ok: string[]) => (['kprobe-multi', 'kprobe', 'fentry'] as const).map((backend) =>

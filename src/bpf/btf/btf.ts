@@ -221,6 +221,22 @@ export class Btf {
     return out;
   }
 
+  /**
+   * The value of an enumerator of any enum, anonymous ones too (the kernel
+   * keeps some flags in those); null when no enum has it.
+   */
+  enumeratorValue(name: string): number | null {
+    for (let id = 1; id <= this.maxId; id++) {
+      const kind = this.kindName(id);
+      if (kind !== 'ENUM' && kind !== 'ENUM64') continue;
+      const t = this.type(id);
+      if (t.kind !== 'ENUM' && t.kind !== 'ENUM64') continue;
+      const hit = (t.values as ReadonlyArray<{ name: string; value: number | bigint }>).find((e) => e.name === name);
+      if (hit) return Number(hit.value);
+    }
+    return null;
+  }
+
   /** Byte offsets of a struct's members, or null when there is no such struct. */
   structLayout(name: string): StructLayout | null {
     const ids = this.findByName(name, 'STRUCT');

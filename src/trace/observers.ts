@@ -1,0 +1,301 @@
+/**
+ * Everything a session attaches, as the plan says: tracepoints, kernel
+ * functions, tc observers, netfilter (links, or nf_hook_slow where the kernel
+ * has none), other tc programs' entries and exits (--filter-trace-tc) and nft
+ * tracing; and what follows namespaces and devices as they come and go. Each
+ * point that fails is reported as not observed; the session reads what the
+ * rest send.
+ */
+import { type Link, type LoadedProgram, NfHook, attachTracing, closeAll } from '../bpf/link.js';
+import { progIdOfFd } from '../bpf/objects.js';
+import { type ProbeConfig, nfHookMask } from '../decode/config.js';
+import { FREEING_POINTS, type PointInfo } from '../decode/points.js';
+import type { ActiveFilter } from '../filter/active.js';
+import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
+import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
+import type { NftCondition } from '../kernel/nftables.js';
+import type { KernelView } from '../kernel/view.js';
+import type { TopologyCounts } from '../output/summary.js';
+import type { AttachPlan } from './attachments.js';
+import { clsactAttacher } from './clsact.js';
+import type { NameBook } from './enrich.js';
+import { followTopology, tcWhere } from './follow.js';
+import { FunctionObservers, functionLines } from './functions.js';
+import { NfObservers, nfWhere } from './netfilter.js';
+import { NftTracer } from './nft.js';
+import { type ProbeInstance, ProbeSet } from './probes.js';
+import { ProgramObservers } from './progs.js';
+import { attachedLine } from './status.js';
+import { TcObservers, attachLastTcx } from './tc.js';
+import { Topology } from './topology.js';
+
+/** What a session asks of its observers beyond where to attach (part of SessionOptions). */
+export interface ObserverOptions {
+  /** Ring buffer size in bytes (power of two). */
+  ringSize: number;
+  /** Capture kernel stacks where the point allows it. */
+  stack: boolean;
+  /** Packet bytes to capture per event (0: none). */
+  snaplen: number;
+  /**
+   * --output-nft: nftables' tracing in every traced namespace, for the
+   * packets `matches` selects (nft conditions, one per rule; null: all).
+   */
+  nft: { matches: NftCondition[][] | null } | null;
+  /**
+   * The namespaces to observe as they come and go (a listing, called each
+   * topology tick); null: only those of the plan, as they were at the start.
+   */
+  scope: (() => Netns[]) | null;
+}
+
+export interface ObserverContext {
+  plan: AttachPlan;
+  kernel: Pick<KernelView, 'namespaces'>;
+  filter: ActiveFilter;
+  opts: ObserverOptions;
+  names: NameBook;
+  status(line: string): void;
+  /** False once the session is stopping: attaching ends at the next step. */
+  goingOn(): boolean;
+}
+
+export class Observers {
+  readonly probes: ProbeSet;
+  /** What each point id stands for. */
+  readonly points: PointInfo[] = [];
+  /** What the plan asked for and could not be attached, and why. */
+  readonly notObserved: string[] = [];
+  readonly topologyCounts: TopologyCounts = { namespacesAdded: 0, namespacesRemoved: 0, devicesAdded: 0, devicesRemoved: 0 };
+  /** Tracepoint links and the nf_hook_slow observer; the rest are kept per device and namespace. */
+  private readonly links: Link[] = [];
+  private tracepoints = 0;
+  private nfHookFunction = false;
+  private functions: FunctionObservers | null = null;
+  private functionCount = 0;
+  tc: TcObservers | null = null;
+  private readonly nfPrograms: { beforeNat: LoadedProgram | null; afterNat: LoadedProgram | null } = { beforeNat: null, afterNat: null };
+  readonly nf = new NfObservers(this.nfPrograms);
+  nft: NftTracer | null = null;
+  topology: Topology | null = null;
+  private programs: ProgramObservers | null = null;
+
+  constructor(private readonly ctx: ObserverContext) {
+    this.probes = new ProbeSet(ctx.opts.ringSize);
+  }
+
+  linkCount(): number {
+    return this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0) + (this.functions?.linkCount ?? 0) +
+      this.nf.linkCount + (this.programs?.linkCount ?? 0);
+  }
+
+  attachedLine(ms: number): string {
+    return attachedLine({
+      links: this.linkCount(), tracepoints: this.tracepoints, functions: this.functionCount, tcDevices: this.tc?.deviceCount ?? 0,
+      tcFirst: this.tc?.firstCount ?? 0, nfNamespaces: this.nf.namespaceCount, nfHookFunction: this.nfHookFunction, nfMoved: this.nf.moved,
+      nftNamespaces: this.nft?.namespaceCount ?? null, programs: this.programs?.count ?? 0,
+    }, ms);
+  }
+
+  /** Releases everything attached, then the probes. */
+  close(): void {
+    this.topology?.close();
+    this.nft?.close();
+    this.tc?.closeAll();
+    this.nf.closeAll();
+    this.programs?.close();
+    this.functions?.close();
+    closeAll(this.links);
+    this.probes.close();
+  }
+
+  private addPoint(info: PointInfo): number {
+    this.points.push(info);
+    return this.points.length - 1;
+  }
+
+  private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
+    const { filter, opts } = this.ctx;
+    return {
+      pointId, stack: opts.stack, filter: filter.compiled !== null, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
+      netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb, frees: false,
+      snaplen: opts.snaplen, ...extra,
+    };
+  }
+
+  /** Runs fn; a failure is reported as not observed and returned. */
+  attempt(what: string, fn: () => void): Error | null {
+    try {
+      fn();
+      return null;
+    } catch (e) {
+      const line = `${what}: ${(e as Error).message.split('\n')[0]}`;
+      this.notObserved.push(line);
+      this.ctx.status(`pktpath: not observed: ${line}`);
+      return e as Error;
+    }
+  }
+
+  /**
+   * Loads and attaches every probe of the plan. A point that fails is
+   * reported and skipped; none at all is an error. Between attachments it
+   * lets signals in: a stop while attaching ends it at once.
+   */
+  async attach(): Promise<void> {
+    const { plan, filter, kernel } = this.ctx;
+    const failures: Error[] = [];
+    const attempt = (what: string, fn: () => void) => {
+      const e = this.attempt(what, fn);
+      if (e) failures.push(e);
+    };
+    const goOn = async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return this.ctx.goingOn();
+    };
+
+    for (const tp of plan.tracepoints) {
+      if (!(await goOn())) return;
+      attempt(`tracepoint ${tp.name}`, () => {
+        const id = this.addPoint({ type: 'tracepoint', name: tp.name });
+        const cfg = this.probeConfig(id, {
+          skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
+          frees: FREEING_POINTS.has(tp.name),
+        });
+        const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name, filter.compiled);
+        this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
+        this.tracepoints++;
+      });
+    }
+
+    if (plan.functions.length > 0) {
+      if (!(await goOn())) return;
+      await this.attachFunctions(goOn);
+      if (!this.ctx.goingOn()) return;
+    }
+
+    // Followed from the start, so that devices and chains that change while attaching are not missed.
+    if (this.ctx.opts.scope !== null) {
+      this.topology = new Topology(this.ctx.opts.scope, filter.ifindex === 0, this.topologyListener);
+      this.topology.start(kernel.namespaces);
+    }
+
+    if (plan.template.tcDirections.length > 0) {
+      if (plan.traceTcPrograms) {
+        this.programs = new ProgramObservers({
+          probes: this.probes, filter: filter.compiled, addPoint: (info) => this.addPoint(info),
+          config: (id, extra) => this.probeConfig(id, extra), attempt: (what, fn) => this.attempt(what, fn),
+        });
+      }
+      attempt('tc', () => {
+        const last = this.tcInstance('last');
+        const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
+        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, plan.template.tcDirections, this.ctx.status, attach,
+          this.programs ? (found) => this.programs!.addAll(found) : undefined);
+      });
+      const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
+      for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
+      for (const { netns, iface } of this.tc ? byDevice.values() : []) {
+        if (!(await goOn())) return;
+        attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
+      }
+    }
+
+    // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
+    const template = plan.template.netfilter;
+    if (template.some((h) => !h.afterNat)) {
+      attempt('netfilter', () => (this.nfPrograms.beforeNat = this.nfInstance({ type: 'netfilter', name: 'netfilter' }).program));
+    }
+    if (template.some((h) => h.afterNat)) {
+      attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }).program));
+    }
+    for (const n of plan.netfilter) {
+      if (!(await goOn())) return;
+      attempt(nfWhere(n), () => this.nf.add(n));
+    }
+    if (plan.nfHookFunction) attempt('netfilter (fexit of nf_hook_slow)', () => this.attachNfHookFunction(plan.nfHookFunction!.hooks));
+
+    if (this.linkCount() === 0) {
+      throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
+    }
+
+    if (this.ctx.opts.nft) {
+      const nft = (this.nft = new NftTracer(this.ctx.opts.nft.matches, this.ctx.names, this.ctx.status));
+      for (const { netns } of kernel.namespaces) {
+        if (!(await goOn())) return;
+        const e = this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => nft.add(netns));
+        if (e) failures.push(e);
+      }
+      if (nft.namespaceCount === 0) throw failures[failures.length - 1] ?? new Error('--output-nft: no namespace to trace');
+    }
+  }
+
+  /** Function observers, backend by backend as the plan orders them; what none takes is reported. */
+  private async attachFunctions(goOn: () => Promise<boolean>): Promise<void> {
+    const tty = process.stderr.isTTY;
+    const fn = (this.functions = new FunctionObservers({
+      probes: this.probes,
+      filter: this.ctx.filter.compiled,
+      addPoint: (info) => this.addPoint(info),
+      config: (id, extra) => this.probeConfig(id, extra),
+      goOn,
+      progress: (backend, done, total) => {
+        if (tty && total >= 256) process.stderr.write(`\rpktpath: attaching ${backend}: ${done}/${total} functions${done === total ? '\n' : ''}`);
+      },
+    }));
+    const r = await fn.attach(this.ctx.plan.functions, this.ctx.plan.functionBackends);
+    this.functionCount = [...r.byBackend.values()].reduce((a, n) => a + n, 0);
+    const { attached, refused } = functionLines(r);
+    if (attached) this.ctx.status(`pktpath: ${attached}`);
+    if (refused) {
+      this.notObserved.push(refused);
+      this.ctx.status(`pktpath: not observed: ${refused}`);
+    }
+  }
+
+  /** Netfilter without netfilter links: one fexit program on nf_hook_slow for every namespace, told which hooks to report. */
+  private attachNfHookFunction(hooks: NonNullable<AttachPlan['nfHookFunction']>['hooks']): void {
+    const id = this.addPoint({ type: 'netfilter', name: 'netfilter' });
+    const nfHooks = nfHookMask(hooks.map((h) => ({ ipv6: h.family === 'ipv6', hook: NfHook[h.hook] })));
+    const inst = this.probes.load('nf-hook', this.probeConfig(id, { nfHooks }), 'netfilter observer (fexit of nf_hook_slow)',
+      'nf_hook_slow', this.ctx.filter.compiled);
+    this.links.push(attachTracing(inst.program, 'fexit of nf_hook_slow'));
+    this.nfHookFunction = true;
+  }
+
+  /** A tc observer instance: `last` in every traced chain, `first` where other programs run. */
+  private tcInstance(position: 'first' | 'last'): ProbeInstance['program'] & { id: number } {
+    const id = this.addPoint({ type: 'tc', name: 'tc', position });
+    const inst = this.probes.load('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled);
+    return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
+  }
+
+  private nfInstance(point: PointInfo): ProbeInstance {
+    const id = this.addPoint(point);
+    return this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled);
+  }
+
+  /** tc observers on a device (both directions the plan wants); `rtnl` of its namespace, or one opened for it. */
+  private attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
+    withNetns(netns.path, () => {
+      const sock = rtnl ?? this.topology?.rtnlOf(netns.inode) ?? NetlinkSocket.open(NETLINK_ROUTE);
+      try {
+        this.tc!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netns.name || netns.inode})`);
+      } finally {
+        if (sock !== rtnl && sock !== this.topology?.rtnlOf(netns.inode)) sock.close();
+      }
+    });
+  }
+
+  /** What the observers do when namespaces and devices come and go. */
+  private readonly topologyListener = followTopology({
+    counts: this.topologyCounts,
+    names: () => this.ctx.names,
+    tc: () => this.tc,
+    nf: this.nf,
+    nft: () => this.nft,
+    netfilterTemplate: () => this.ctx.plan.template.netfilter,
+    attempt: (what, fn) => this.attempt(what, fn),
+    attachTc: (netns, iface, rtnl) => this.attachTc(netns, iface, rtnl),
+    status: (line) => this.ctx.status(line),
+  });
+}
