@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
 /*
- * Observers of tc programs other tools loaded (--filter-trace-tc): trampoline
- * programs run at the entry (fentry) and the exit (fexit) of one such
- * program, loaded for it (user space names the target program and its main
- * function). The kernel hands a tracing program a tc program's
- * struct __sk_buff * as the struct sk_buff it is, BTF-typed; the exit also
- * gets the verdict the program returned, after its argument.
+ * Observers of tc and XDP programs other tools loaded (--filter-trace-tc,
+ * --filter-trace-xdp): trampoline programs run at the entry (fentry) and the
+ * exit (fexit) of one such program, loaded for it (user space names the
+ * target program and its main function). The kernel hands a tracing
+ * program a tc program's struct __sk_buff * as the struct sk_buff it is,
+ * BTF-typed; the exit also gets the verdict the program returned, after its
+ * argument.
  */
 #include "include/observe.h"
 #include "include/args.h"
+
+#define TC_ACT_REDIRECT 7 /* uapi linux/pkt_cls.h: a macro, not in BTF */
 
 SEC("fentry")
 int pktpath_prog_entry(__u64 *ctx)
@@ -33,6 +36,37 @@ int pktpath_prog_exit(__u64 *ctx)
 		.verdict = true,
 		.retval = (__s32)CTX_ARG(ctx, 1),
 	};
+	site.redirected = site.retval == TC_ACT_REDIRECT;
 	observe(skb, &site);
+	return 0;
+}
+
+/* XDP programs (--filter-trace-xdp): the kernel hands a tracing program an
+ * XDP program's struct xdp_md * as the struct xdp_buff it is. */
+SEC("fentry")
+int pktpath_xdp_entry(__u64 *ctx)
+{
+	struct xdp_buff *xdp = (struct xdp_buff *)CTX_ARG(ctx, 0);
+	if (!xdp)
+		return 0;
+	struct site site = { .ctx = ctx, .stack_ok = true };
+	observe_frame(xdp, &site);
+	return 0;
+}
+
+SEC("fexit")
+int pktpath_xdp_exit(__u64 *ctx)
+{
+	struct xdp_buff *xdp = (struct xdp_buff *)CTX_ARG(ctx, 0);
+	if (!xdp)
+		return 0;
+	struct site site = {
+		.ctx = ctx,
+		.stack_ok = true,
+		.verdict = true,
+		.retval = (__s32)CTX_ARG(ctx, 1),
+	};
+	site.redirected = site.retval == XDP_REDIRECT;
+	observe_frame(xdp, &site);
 	return 0;
 }

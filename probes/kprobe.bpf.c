@@ -38,10 +38,9 @@ static __always_inline int on_function(struct pt_regs *ctx)
 		.flags = EVENT_HAS_FUNC,
 		.func_ip = bpf_get_func_ip(ctx),
 		.stack_ok = true,
+		/* At entry the return address is on top of the stack: the caller. */
+		.caller_at = (void *)REG_AT(ctx, sp),
 	};
-	/* At entry the return address is on top of the stack: the caller. */
-	if (bpf_probe_read_kernel(&site.caller, sizeof(site.caller), (void *)REG_AT(ctx, sp)) == 0)
-		site.flags |= EVENT_HAS_CALLER;
 	observe(skb, &site);
 	return 0;
 }

@@ -11,24 +11,28 @@
 #include "packet.h"
 #include "track.h"
 
-/* Runs the injected pcap filter on the skb's bytes. */
+/* Runs the injected pcap filter on a packet's bytes. */
+static __always_inline bool pcap_match_view(const struct packet_view *v)
+{
+	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
+	scratch[FILTER_CAPLEN] = v->caplen;
+	scratch[FILTER_WIRELEN] = v->wirelen;
+	filter_prefetch(scratch, v->start);
+
+	unsigned long verdict;
+	if (v->l2)
+		verdict = FILTER_REGION(FILTER_MAGIC_L2, v->start, scratch);
+	else
+		verdict = FILTER_REGION(FILTER_MAGIC_L3, v->start, scratch);
+	return verdict != 0;
+}
+
 static __always_inline bool pcap_match(struct sk_buff *skb)
 {
 	struct packet_view v;
 	if (!packet_view(skb, &v))
 		return false; /* no header located: nothing to match against */
-
-	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
-	scratch[FILTER_CAPLEN] = v.caplen;
-	scratch[FILTER_WIRELEN] = v.wirelen;
-	filter_prefetch(scratch, v.start);
-
-	unsigned long verdict;
-	if (v.l2)
-		verdict = FILTER_REGION(FILTER_MAGIC_L2, v.start, scratch);
-	else
-		verdict = FILTER_REGION(FILTER_MAGIC_L3, v.start, scratch);
-	return verdict != 0;
+	return pcap_match_view(&v);
 }
 
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
@@ -70,4 +74,20 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 	return true;
 }
 
+/* The same for a frame before it has an skb (XDP): no mark to match (a
+ * --filter-mark never matches), nothing to follow. */
+static __always_inline bool wanted_frame(struct net_device *dev, const struct packet_view *v, __u32 netns)
+{
+	if (CONFIG.netns && netns != CONFIG.netns)
+		return false;
+	if (CONFIG.ifindex && KREAD(dev, ifindex) != CONFIG.ifindex)
+		return false;
+	if (CONFIG.flags & CONFIG_MARK)
+		return false;
+	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match_view(v))
+		return false;
+	return true;
+}
+
 #endif
+

@@ -37,6 +37,7 @@ struct site {
 	__u32 flags;        /* EVENT_HAS_* the wrapper fills below */
 	__u32 netns;        /* 0: derive from the skb */
 	__u64 caller;
+	void *caller_at;    /* kprobes: where the caller is (the stack top), read once the packet is wanted */
 	__u32 drop_reason;
 	__u8 hook;
 	__u8 pf;
@@ -45,8 +46,59 @@ struct site {
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
 	bool l2_source;     /* tc egress: say whether the frame's source is the device's address */
 	bool verdict;       /* a traced BPF program's exit: send its verdict (retval) */
+	bool redirected;    /* the verdict is a redirect: read its target */
 	__s32 retval;
 };
+
+/* A record for the point, its core common to every point filled; NULL (and
+ * counted lost) when the ring is full. Sizes must be constants for the
+ * verifier: `section_space` is one after inlining, and CONFIG is frozen. */
+static __always_inline struct event *event_begin(const struct site *site, __u32 section_space, __u32 netns)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + section_space + CONFIG.snaplen, 0);
+	if (!e) {
+		count(&lost, 0);
+		return 0;
+	}
+	e->type = RECORD_EVENT;
+	e->flags = site->flags;
+	e->caller = site->caller;
+	if (site->caller_at) {
+		if (bpf_probe_read_kernel(&e->caller, sizeof(e->caller), site->caller_at) == 0)
+			e->flags |= EVENT_HAS_CALLER;
+		else
+			e->caller = 0;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->point_id = CONFIG.point_id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->func_ip = site->func_ip;
+	e->netns = netns;
+	e->drop_reason = site->drop_reason;
+	e->hook = site->hook;
+	e->pf = site->pf;
+	e->_pad = 0;
+	e->_pad2 = 0;
+	e->_pad3 = 0;
+	/* Dead code where the kernel refuses these helpers to the program type
+	 * (netfilter on 6.12): the verifier never walks it. */
+	if (!(CONFIG.flags & CONFIG_NO_TASK)) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	} else {
+		e->pid = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
+	return e;
+}
+
+/* The stack last (it is the costliest), then the record goes: user space
+ * polls the ring on a short timer, no wakeup per record. */
+static __always_inline void event_end(struct event *e, const struct site *site)
+{
+	section_stack(e, site->ctx, site->stack_ok);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
 
 /* The filter runs first; nothing is reserved, read or captured for packets
  * that do not match. */
@@ -62,61 +114,67 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	if (!netns)
 		netns = skb_netns(skb, dev);
 
-	/* Sizes must be constants for the verifier: site->ct is one after
-	 * inlining, and CONFIG is frozen. */
 	const __u32 section_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + section_space + CONFIG.snaplen, 0);
-	if (!e) {
-		count(&lost, 0);
+	struct event *e = event_begin(site, section_space, netns);
+	if (!e)
 		goto out;
-	}
-
-	e->type = RECORD_EVENT;
-	e->flags = site->flags;
-	e->ts_ns = bpf_ktime_get_ns();
 	e->skb = (__u64)skb;
-	e->caller = site->caller;
-	e->point_id = CONFIG.point_id;
-	e->cpu = bpf_get_smp_processor_id();
-	e->func_ip = site->func_ip;
-	e->netns = netns;
 	e->mark = KREAD(skb, mark);
 	e->ifindex = dev ? KREAD(dev, ifindex) : KREAD(skb, skb_iif);
 	e->len = KREAD(skb, len);
 	e->mtu = dev ? KREAD(dev, mtu) : 0;
-	e->drop_reason = site->drop_reason;
 	e->protocol = bpf_ntohs(KREAD(skb, protocol));
-	e->hook = site->hook;
-	e->pf = site->pf;
-	e->_pad = 0;
-	e->_pad2 = 0;
-	e->_pad3 = 0;
-	/* Dead code where the kernel refuses these helpers to the program type
-	 * (netfilter on 6.12): the verifier never walks it. */
-	if (!(CONFIG.flags & CONFIG_NO_TASK)) {
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-	} else {
-		e->pid = 0;
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
-	}
 
-	/* The sections; the stack last: it is the costliest. */
 	bool is_ip = section_tuple(e, skb);
 	if (site->ct != SITE_CT_NONE)
 		section_ct(e, skb, site->ctx, site->ct, is_ip);
 	else if (site->verdict)
-		section_verdict(e, (void *)(e + 1), site->retval);
+		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
 	section_packet(e, skb, (void *)(e + 1) + section_space);
-	section_stack(e, site->ctx, site->stack_ok);
-
-	/* User space polls the ring on a short timer: no wakeup per record. */
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	event_end(e, site);
 out:
 	if ((CONFIG.flags & (CONFIG_TRACK | CONFIG_FREES)) == (CONFIG_TRACK | CONFIG_FREES))
 		untrack(skb);
 }
+
+#ifndef PKTPATH_UNTYPED
+/* A frame before it has an skb: XDP. It is named by its buffer (the record's
+ * skb field holds data_hard_start, which the program cannot move). */
+static __always_inline void observe_frame(struct xdp_buff *xdp, const struct site *site)
+{
+	struct net_device *dev = xdp->rxq->dev;
+	unsigned char *data = xdp->data;
+	/* Always a frame; hidden from the compiler so that both filter regions
+	 * stay in the program for user space to fill. */
+	__u32 l2 = 1;
+	asm volatile("" : "+r"(l2));
+	struct packet_view v = { .start = data, .l2 = l2 };
+	v.caplen = v.wirelen = (__u32)((unsigned char *)xdp->data_end - data);
+	__u32 netns = dev->nd_net.net->ns.inum;
+
+	if (!wanted_frame(dev, &v, netns))
+		return;
+	const __u32 section_space = VERDICT_SECTION_SPACE(site->verdict);
+	struct event *e = event_begin(site, section_space, netns);
+	if (!e)
+		return;
+	e->skb = (__u64)xdp->data_hard_start;
+	e->mark = 0;
+	e->ifindex = dev->ifindex;
+	e->len = v.caplen;
+	e->mtu = dev->mtu;
+	__be16 ethertype = 0;
+	bpf_probe_read_kernel(&ethertype, sizeof(ethertype), data + 12);
+	e->protocol = bpf_ntohs(ethertype);
+
+	section_frame_tuple(e, data);
+	if (site->verdict)
+		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
+	section_packet_view(e, &v, (void *)(e + 1) + section_space);
+	event_end(e, site);
+}
+#endif
 
 #endif

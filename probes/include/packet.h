@@ -28,9 +28,27 @@ static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
 	return bpf_probe_read_kernel(dst, len, src);
 }
 
+/* Offset of the network header in an Ethernet frame at `eth`, VLAN tags
+ * skipped; the ethertype it carries in *proto (host byte order). */
+static __always_inline __u32 ether_network_offset(unsigned char *eth, __u16 *proto)
+{
+	__u32 off = ETH_HLEN;
+	__be16 ethertype = 0;
+	read_bytes(&ethertype, sizeof(ethertype), eth + 12);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD))
+			break;
+		read_bytes(&ethertype, sizeof(ethertype), eth + off + 2);
+		off += 4;
+	}
+	*proto = bpf_ntohs(ethertype);
+	return off;
+}
+
 /* Offset of the network header from skb->head, or -1. The network header is
  * not always set (before the stack parsed the frame); fall back to the
- * Ethernet header, skipping VLAN tags. */
+ * Ethernet header. */
 static __always_inline int network_offset(struct sk_buff *skb, unsigned char *head)
 {
 	__u16 nh = KREAD(skb, network_header);
@@ -40,18 +58,8 @@ static __always_inline int network_offset(struct sk_buff *skb, unsigned char *he
 		return nh;
 	if (mh == (__u16)~0U)
 		return -1;
-
-	__u32 off = mh + ETH_HLEN;
-	__be16 ethertype = 0;
-	read_bytes(&ethertype, sizeof(ethertype), head + mh + 12);
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD))
-			break;
-		read_bytes(&ethertype, sizeof(ethertype), head + off + 2);
-		off += 4;
-	}
-	return off;
+	__u16 proto;
+	return mh + ether_network_offset(head + mh, &proto);
 }
 
 static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple *t)
@@ -67,20 +75,12 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple
 	}
 }
 
-/* Fill t from the IPv4/IPv6 and transport headers. Returns 0 when the packet
- * is IP. */
-static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
+/* Fill t from the IPv4/IPv6 header at `nh` and the transport header;
+ * `protocol`: the ethertype, 0 when unknown. Returns 0 when the packet is IP. */
+static __always_inline int parse_ip(unsigned char *nh, __u16 protocol, struct tuple *t)
 {
-	unsigned char *head = KREAD(skb, head);
-	int off = network_offset(skb, head);
-	if (off < 0)
-		return -1;
-
-	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
 	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return -1;
-
-	unsigned char *nh = head + off;
 	__u8 vhl = 0;
 	read_bytes(&vhl, 1, nh);
 
@@ -138,6 +138,26 @@ static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 		return 0;
 	}
 	return -1;
+}
+
+/* The tuple of an skb, from its network header. */
+static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
+{
+	unsigned char *head = KREAD(skb, head);
+	int off = network_offset(skb, head);
+	if (off < 0)
+		return -1;
+	return parse_ip(head + off, bpf_ntohs(KREAD(skb, protocol)), t);
+}
+
+/* The tuple of an Ethernet frame (XDP: no skb yet). */
+static __always_inline int parse_frame_tuple(unsigned char *eth, struct tuple *t)
+{
+	__u16 protocol;
+	__u32 off = ether_network_offset(eth, &protocol);
+	if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
+		return -1;
+	return parse_ip(eth + off, protocol, t);
 }
 
 /* Where the packet's bytes start for filtering and capture: at the Ethernet

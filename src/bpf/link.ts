@@ -14,6 +14,8 @@ export interface Link {
   /** What this link attaches, for messages: e.g. "tcx ingress on veth0 (netns pp-b)". */
   readonly description: string;
   close(): void;
+  /** The same off the main thread, where closing blocks in the kernel (kprobes). */
+  closeAsync?(): Promise<void>;
 }
 
 /** What attaching needs of a loaded program: its fd (from an object or built from instructions). */
@@ -44,6 +46,12 @@ class FdLink implements Link {
     if (this.fd < 0) return;
     c.close(this.fd);
     this.fd = -1;
+  }
+  async closeAsync(): Promise<void> {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    await c.closeAsync(fd);
   }
 }
 
@@ -171,6 +179,28 @@ export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], descript
   } finally {
     names.free();
   }
+}
+
+/**
+ * Closes links `width` at a time on libuv's threads, where each close waits
+ * in the kernel (a kprobe's perf event waits for an RCU grace period: waits
+ * that overlap end together); never throws.
+ */
+export async function closeAllParallel(links: Link[], width: number): Promise<void> {
+  const todo = links.splice(0).reverse();
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const link = todo[next++]!;
+      try {
+        if (link.closeAsync) await link.closeAsync();
+        else link.close();
+      } catch {
+        // Released with the process.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, todo.length) }, worker));
 }
 
 /** Closes links in reverse order of creation; never throws. */

@@ -14,6 +14,7 @@ export type Ptr = bigint;
 
 const libbpfSo = koffi.load('libbpf.so.1');
 const libc = koffi.load('libc.so.6');
+const closeFn = libc.func('int close(int fd)');
 
 koffi.opaque('bpf_object');
 koffi.opaque('bpf_program');
@@ -113,6 +114,8 @@ export const c = {
   vasprintf: libc.func('int vasprintf(_Out_ void **out, const char *fmt, void *args)'),
   free: libc.func('void free(void *ptr)'),
   close: libc.func('int close(int fd)') as (fd: number) => number,
+  /** close(2) on a thread of libuv's pool: closing a kprobe's perf event waits for an RCU grace period. */
+  closeAsync: (fd: number): Promise<number> => new Promise((resolve) => closeFn.async(fd, (_err: unknown, rc: number) => resolve(rc))),
   open: libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number,
   setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),

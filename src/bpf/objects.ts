@@ -64,14 +64,18 @@ function fdById(cmd: number, id: number): number {
   return sysBpf(cmd, attr);
 }
 
-function infoByFd(fd: number, size: number): Buffer | null {
+/**
+ * BPF_OBJ_GET_INFO_BY_FD: `infoSize` bytes of info (of `size` in all), into
+ * memory that starts with `init(address)` for infos that carry pointers to more.
+ */
+function infoByFd(fd: number, size: number, infoSize = size, init?: (address: bigint) => Buffer): Buffer | null {
   const { result, bytes } = withNativeMemory(size, (address) => {
     const attr = Buffer.alloc(16);
     attr.writeUInt32LE(fd, 0);
-    attr.writeUInt32LE(size, 4);
+    attr.writeUInt32LE(infoSize, 4);
     attr.writeBigUInt64LE(address, 8);
     return sysBpf(Cmd.OBJ_GET_INFO_BY_FD, attr);
-  });
+  }, init);
   return result < 0 ? null : bytes;
 }
 
@@ -189,18 +193,6 @@ export interface TraceTarget {
 /** struct bpf_func_info: insn_off, type_id. */
 const FUNC_INFO_SIZE = 8;
 
-/** BPF_OBJ_GET_INFO_BY_FD into memory that starts with `init(address)`: infos that carry pointers to more. */
-function infoWith(fd: number, size: number, infoSize: number, init: (address: bigint) => Buffer): Buffer | null {
-  const { result, bytes } = withNativeMemory(size, (address) => {
-    const attr = Buffer.alloc(16);
-    attr.writeUInt32LE(fd, 0);
-    attr.writeUInt32LE(infoSize, 4);
-    attr.writeBigUInt64LE(address, 8);
-    return sysBpf(Cmd.OBJ_GET_INFO_BY_FD, attr);
-  }, init);
-  return result < 0 ? null : bytes;
-}
-
 /**
  * Opens program `id` for tracing. The target of a trampoline is a function of
  * the program's BTF: its first func_info (instruction 0) names the main one
@@ -210,7 +202,7 @@ export function traceTarget(id: number): TraceTarget | string {
   const fd = fdById(Cmd.PROG_GET_FD_BY_ID, id);
   if (fd < 0) return 'the program is gone';
   const why = (() => {
-    const info = infoWith(fd, PROG_INFO.size + FUNC_INFO_SIZE, PROG_INFO.size, (address) => {
+    const info = infoByFd(fd, PROG_INFO.size + FUNC_INFO_SIZE, PROG_INFO.size, (address) => {
       const b = Buffer.alloc(PROG_INFO.size);
       b.writeUInt32LE(FUNC_INFO_SIZE, PROG_INFO.func_info_rec_size);
       b.writeUInt32LE(1, PROG_INFO.nr_func_info);
@@ -234,7 +226,7 @@ function btfById(id: number): Btf | null {
   try {
     const size = infoByFd(fd, BTF_INFO.size)?.readUInt32LE(BTF_INFO.btf_size) ?? 0;
     if (size === 0) return null;
-    const bytes = infoWith(fd, BTF_INFO.size + size, BTF_INFO.size, (address) => {
+    const bytes = infoByFd(fd, BTF_INFO.size + size, BTF_INFO.size, (address) => {
       const b = Buffer.alloc(BTF_INFO.size);
       b.writeBigUInt64LE(address + BigInt(BTF_INFO.size), BTF_INFO.btf);
       b.writeUInt32LE(size, BTF_INFO.btf_size);

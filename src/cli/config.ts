@@ -76,6 +76,7 @@ export interface RawOptions extends RawOutputFileOptions {
   filterMark?: string;
   filterTrackSkb?: boolean;
   filterTraceTc?: boolean;
+  filterTraceXdp?: boolean;
   outputTuple?: boolean;
   outputMeta?: boolean;
   outputStack?: boolean;
@@ -198,7 +199,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       afterNat: output.ct,
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
-      traceTc: !!o.filterTraceTc,
+      tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

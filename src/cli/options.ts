@@ -45,6 +45,7 @@ export function addTraceOptions(cmd: Command): Command {
     .option('--filter-ifname <name>', 'only packets on this device (in --filter-netns, else in the current namespace)')
     .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
     .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
+    .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
     .option('--filter-ip <ip>', 'source or destination address')
     .option('--filter-port <port>', 'source or destination port');
 

@@ -35,15 +35,15 @@ export interface Prepared {
  */
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
   const { filter, notes } = activateFilter(cfg.filter);
-  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.traceTc ? 'backends' : 'no');
+  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.tracePrograms.size > 0 ? 'backends' : 'no');
   const asked = cfg.attach.backend;
   const refused = asked !== 'auto' ? view.functions?.backends.find((b) => b.backend === asked && !b.ok) : undefined;
   if (refused) {
     throw new Error(`--backend ${asked}: this kernel refuses it (${refused.detail}); \`pktpath doctor\` shows what works, --backend auto picks it`);
   }
   const fentry = view.functions?.backends.find((b) => b.backend === 'fentry');
-  if (cfg.attach.traceTc && !fentry?.ok) {
-    throw new Error(`--filter-trace-tc: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
+  if (cfg.attach.tracePrograms.size > 0 && !fentry?.ok) {
+    throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');
   }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };

@@ -40,7 +40,7 @@ export interface PointInfo {
   /** One program for many functions (kprobes): each record names its function by address. */
   byAddress?: boolean;
   /** The exit of a traced BPF program: whose verdict its records carry. */
-  program?: { id: number; name: string };
+  program?: { id: number; name: string; hook: 'tc' | 'xdp' };
 }
 
 /** The name of the point that wrote a record: tc and netfilter probes name their hook in each record. */

@@ -172,12 +172,14 @@ export function deleteClsact(sock: NetlinkSocket, ifindex: number): void {
   }
 }
 
+/** tcm_info of a filter: its priority, and the protocol it matches (every one) in network order. */
+const filterInfo = (priority: number) => (((priority & 0xffff) << 16) | (ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8)) >>> 0;
+
 /** A direct-action cls_bpf filter of `progFd` at tc priority `priority`; returns its handle (the kernel picks it). */
 export function addBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', progFd: number, name: string,
   priority: number): number {
-  const info = ((priority & 0xffff) << 16) | ((ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8)); // protocol in network order
   const payload = Buffer.concat([
-    tcmsg(ifindex, CLSACT_PARENT[direction], 0, info >>> 0),
+    tcmsg(ifindex, CLSACT_PARENT[direction], 0, filterInfo(priority)),
     attrString(TCA_KIND, 'bpf'),
     nested(TCA_OPTIONS, attrU32(TCA_BPF_FD, progFd), attrString(TCA_BPF_NAME, name), attrU32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)),
   ]);
@@ -187,9 +189,8 @@ export function addBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'i
 }
 
 export function deleteBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', priority: number, handle: number): void {
-  const info = ((priority & 0xffff) << 16) | ((ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8));
   try {
-    sock.request(RTM_DELTFILTER, NLM_F_ACK, Buffer.concat([tcmsg(ifindex, CLSACT_PARENT[direction], handle, info >>> 0), attrString(TCA_KIND, 'bpf')]),
+    sock.request(RTM_DELTFILTER, NLM_F_ACK, Buffer.concat([tcmsg(ifindex, CLSACT_PARENT[direction], handle, filterInfo(priority)), attrString(TCA_KIND, 'bpf')]),
       `removing a tc ${direction} filter of ifindex ${ifindex}`);
   } catch (e) {
     if (!(e instanceof NetlinkError && e.errno === ENOENT)) throw e;

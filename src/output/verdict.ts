@@ -99,16 +99,25 @@ const TC_ACT: Readonly<Record<number, { name: string; action: VerdictAction }>> 
 /** bpf_redirect_info's BPF_F_INGRESS (uapi); BPF_F_NEIGH and BPF_F_PEER are the kernel's own, given by the caller. */
 const BPF_F_INGRESS = 1;
 
+/** XDP's return codes (enum xdp_action). */
+const XDP_ACTION: Readonly<Record<number, { name: string; action: VerdictAction }>> = {
+  0: { name: 'XDP_ABORTED', action: 'drop' },
+  1: { name: 'XDP_DROP', action: 'drop' },
+  2: { name: 'XDP_PASS', action: 'pass' },
+  3: { name: 'XDP_TX', action: 'redirect' },
+  4: { name: 'XDP_REDIRECT', action: 'redirect' },
+};
+
 /**
- * The verdict a traced tc program returned (its exit's verdict section).
+ * The verdict a traced tc or XDP program returned (its exit's verdict section).
  * `device`: the name and namespace of an ifindex in the event's namespace,
  * for the redirect target (a peer redirect goes to that device's peer);
  * `flags`: the running kernel's values of BPF_F_NEIGH and BPF_F_PEER.
  */
-export function returnedVerdict(raw: RawVerdict, by: { id: number; name: string },
+export function returnedVerdict(raw: RawVerdict, by: { id: number; name: string; hook: 'tc' | 'xdp' },
   device: (ifindex: number) => { ifname: string; netns: number; netnsName: string },
   flags: { neigh: number; peer: number }): TcVerdict {
-  const code = TC_ACT[raw.retval];
+  const code = (by.hook === 'xdp' ? XDP_ACTION : TC_ACT)[raw.retval];
   const action = code?.action ?? 'unknown';
   let target: VerdictTarget | null = null;
   if (action === 'redirect' && raw.redirectIfindex !== 0) {
@@ -122,7 +131,7 @@ export function returnedVerdict(raw: RawVerdict, by: { id: number; name: string 
   }
   const returned = `returned ${code?.name ?? raw.retval}`;
   return {
-    action, target, by: [by], reason: null, inferred: false,
+    action, target, by: [{ id: by.id, name: by.name }], reason: null, inferred: false,
     evidence: target ? `${returned} to ${target.kind === 'peer' ? 'the peer of ' : ''}${target.ifname || `if${target.ifindex}`}` : returned,
   };
 }

@@ -8,7 +8,7 @@ import {
 } from '../decode/points.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { KernelView, TracepointParam } from '../kernel/view.js';
-import type { AttachPlan, FunctionAttachment, FunctionBackend, TracepointAttachment } from '../trace/attachments.js';
+import type { AttachPlan, FunctionAttachment, FunctionBackend, ProgramHook, TracepointAttachment } from '../trace/attachments.js';
 import { NF_NAT_PRIORITY, NF_NAT_PRIORITY_LAST, NF_PRIORITY, NF_PRIORITY_LAST, SKB_TRACEPOINTS } from './catalog.js';
 
 export type Family = 'tracepoints' | 'functions' | 'tc' | 'netfilter';
@@ -30,8 +30,8 @@ export interface AttachSelection {
   backend: BackendChoice;
   /** The user asked for functions (--backend, or --attach naming them): say why none are probed. */
   functionsAsked: boolean;
-  /** --filter-trace-tc: trace the other tc programs (fentry/fexit on them). */
-  traceTc: boolean;
+  /** --filter-trace-tc, --filter-trace-xdp: trace the other programs at those hooks (fentry/fexit on them). */
+  tracePrograms: ReadonlySet<ProgramHook>;
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -83,7 +83,7 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
     tracepoints: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
-    traceTcPrograms: false, template: { tcDirections: [], netfilter: [] }, notes: [],
+    tracePrograms: [], template: { tcDirections: [], netfilter: [] }, notes: [],
   };
   const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
 
@@ -153,8 +153,8 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     }
   }
   // Trampolines on BPF programs need what fentry needs (prepare() refuses the option where it does not work).
-  plan.traceTcPrograms = sel.traceTc && fentry?.ok === true;
-  if (plan.traceTcPrograms && tcWanted.length === 0) {
+  plan.tracePrograms = fentry?.ok === true ? [...sel.tracePrograms] : [];
+  if (plan.tracePrograms.includes('tc') && tcWanted.length === 0) {
     plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
   }
   return plan;

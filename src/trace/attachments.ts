@@ -10,6 +10,9 @@ import type { Iface, Netns } from '../kernel/netns.js';
 
 export type { FunctionBackend };
 
+/** Where other programs are traced (fentry/fexit on them). */
+export type ProgramHook = 'tc' | 'xdp';
+
 export interface TracepointAttachment {
   name: string;
   /** Argument positions (from the tracepoint's BTF prototype); -1 where it has none. */
@@ -57,8 +60,8 @@ export interface AttachPlan {
    * of nf_hook_slow (one program for every namespace), else null.
    */
   nfHookFunction: { hooks: Array<{ family: NfFamily; hook: NfHookName }> } | null;
-  /** --filter-trace-tc: the entry and exit of every other tc program on the traced devices. */
-  traceTcPrograms: boolean;
+  /** --filter-trace-tc, --filter-trace-xdp: the entry and exit of every other program at these hooks of the traced devices. */
+  tracePrograms: ProgramHook[];
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];

@@ -28,6 +28,8 @@ export interface FollowContext {
   /** Runs fn; a failure is reported as not observed and returned. */
   attempt(what: string, fn: () => void): Error | null;
   attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void;
+  /** Traces the XDP programs of a namespace's devices (--filter-trace-xdp), inside it. */
+  programsIn(rtnl: NetlinkSocket): void;
   status(line: string): void;
 }
 
@@ -39,6 +41,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
       ctx.names().netns.set(netns.inode, netns.name);
       ctx.names().ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
       if (ctx.tc()) for (const iface of ifaces) ctx.attempt(tcWhere(netns, iface), () => ctx.attachTc(netns, iface, rtnl));
+      ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
       for (const h of ctx.netfilterTemplate()) ctx.attempt(nfWhere({ ...h, netns }), () => ctx.nf.add({ ...h, netns }));
       if (ctx.nft()) ctx.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => ctx.nft()!.add(netns));
       ctx.status(`pktpath: netns ${netns.name || netns.inode} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
@@ -54,6 +57,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
     deviceAdded: (netns, iface, rtnl) => {
       ctx.counts.devicesAdded++;
       ctx.names().ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
+      ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
       if (!ctx.tc()) return;
       const where = tcWhere(netns, iface);
       if (ctx.attempt(where, () => ctx.attachTc(netns, iface, rtnl)) === null) ctx.status(`pktpath: device appeared: ${where}`);

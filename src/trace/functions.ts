@@ -8,7 +8,7 @@
  * sections and event layout: only the attachment and the way the skb
  * argument is fetched differ (probes/kprobe.bpf.c, probes/fentry.bpf.c).
  */
-import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAll } from '../bpf/link.js';
+import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAllParallel } from '../bpf/link.js';
 import type { ProbeConfig } from '../decode/config.js';
 import type { PointInfo } from '../decode/points.js';
 import type { CompiledFilter } from '../filter/expression.js';
@@ -35,6 +35,9 @@ export interface FunctionAttachResult {
   /** Milliseconds spent per backend (loading and attaching). */
   ms: Map<FunctionBackend, number>;
 }
+
+/** Links closed at once: libuv's pool has 4 threads (it is sized before pktpath's code runs). */
+const CLOSE_WIDTH = 4;
 
 /** How many kprobes are made between two looks at the event loop (signals, progress). */
 const KPROBE_BATCH = 64;
@@ -70,8 +73,9 @@ export class FunctionObservers {
     return result;
   }
 
-  close(): void {
-    closeAll(this.links);
+  /** Detaching a kprobe waits for an RCU grace period: a thousand of them, one after another, take tens of seconds. */
+  async close(): Promise<void> {
+    await closeAllParallel(this.links, CLOSE_WIDTH);
   }
 
   private program(kind: 'kprobe' | 'kprobe-multi', skbArg: number) {

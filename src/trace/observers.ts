@@ -98,13 +98,13 @@ export class Observers {
   }
 
   /** Releases everything attached, then the probes. */
-  close(): void {
+  async close(): Promise<void> {
     this.topology?.close();
     this.nft?.close();
     this.tc?.closeAll();
     this.nf.closeAll();
     this.programs?.close();
-    this.functions?.close();
+    await this.functions?.close();
     closeAll(this.links);
     this.probes.close();
   }
@@ -179,24 +179,32 @@ export class Observers {
       this.topology.start(kernel.namespaces);
     }
 
+    if (plan.tracePrograms.length > 0) {
+      this.programs = new ProgramObservers({
+        probes: this.probes, filter: filter.compiled, addPoint: (info) => this.addPoint(info),
+        config: (id, extra) => this.probeConfig(id, extra), attempt: (what, fn) => this.attempt(what, fn),
+      }, new Set(plan.tracePrograms));
+    }
+
     if (plan.template.tcDirections.length > 0) {
-      if (plan.traceTcPrograms) {
-        this.programs = new ProgramObservers({
-          probes: this.probes, filter: filter.compiled, addPoint: (info) => this.addPoint(info),
-          config: (id, extra) => this.probeConfig(id, extra), attempt: (what, fn) => this.attempt(what, fn),
-        });
-      }
       attempt('tc', () => {
         const last = this.tcInstance('last');
         const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
         this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, plan.template.tcDirections, this.ctx.status, attach,
-          this.programs ? (found) => this.programs!.addAll(found) : undefined);
+          this.programs ? (found) => this.programs!.addAll(found, 'tc') : undefined);
       });
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
       for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
       for (const { netns, iface } of this.tc ? byDevice.values() : []) {
         if (!(await goOn())) return;
         attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
+      }
+    }
+
+    if (this.programs?.hooks.has('xdp')) {
+      for (const { netns } of kernel.namespaces) {
+        if (!(await goOn())) return;
+        attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => this.inNamespace(netns, (rtnl) => this.programs!.addXdp(rtnl)));
       }
     }
 
@@ -274,16 +282,21 @@ export class Observers {
     return this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled);
   }
 
-  /** tc observers on a device (both directions the plan wants); `rtnl` of its namespace, or one opened for it. */
-  private attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
+  /** Runs fn inside `netns` with a route socket of it: `rtnl`, the topology's, or one opened for the call. */
+  private inNamespace(netns: Netns, fn: (rtnl: NetlinkSocket) => void, rtnl: NetlinkSocket | null = null): void {
     withNetns(netns.path, () => {
       const sock = rtnl ?? this.topology?.rtnlOf(netns.inode) ?? NetlinkSocket.open(NETLINK_ROUTE);
       try {
-        this.tc!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netns.name || netns.inode})`);
+        fn(sock);
       } finally {
         if (sock !== rtnl && sock !== this.topology?.rtnlOf(netns.inode)) sock.close();
       }
     });
+  }
+
+  /** tc observers on a device (both directions the plan wants). */
+  private attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
+    this.inNamespace(netns, (sock) => this.tc!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netns.name || netns.inode})`), rtnl);
   }
 
   /** What the observers do when namespaces and devices come and go. */
@@ -296,6 +309,7 @@ export class Observers {
     netfilterTemplate: () => this.ctx.plan.template.netfilter,
     attempt: (what, fn) => this.attempt(what, fn),
     attachTc: (netns, iface, rtnl) => this.attachTc(netns, iface, rtnl),
+    programsIn: (rtnl) => this.programs?.addXdp(rtnl),
     status: (line) => this.ctx.status(line),
   });
 }

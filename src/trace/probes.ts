@@ -38,6 +38,9 @@ export interface ProbeBuild {
   lacks?: string;
 }
 
+const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
+const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
+
 export const PROBES = {
   tracepoint: [{ file: 'tracepoint.bpf.o', program: 'pktpath_tp' }],
   fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
@@ -51,14 +54,16 @@ export const PROBES = {
   netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] }],
   /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow. */
   'nf-hook': [{ file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] }],
-  /** Entry and exit of another BPF program (--filter-trace-tc). */
-  'prog-entry': [{ file: 'bpfprog.bpf.o', program: 'pktpath_prog_entry', others: ['pktpath_prog_exit'] }],
-  'prog-exit': [{ file: 'bpfprog.bpf.o', program: 'pktpath_prog_exit', others: ['pktpath_prog_entry'] }],
+  /** Entry and exit of another tc or XDP program (--filter-trace-tc, --filter-trace-xdp). */
+  'prog-entry': [progProbe('pktpath_prog_entry')],
+  'prog-exit': [progProbe('pktpath_prog_exit')],
+  'prog-xdp-entry': [progProbe('pktpath_xdp_entry')],
+  'prog-xdp-exit': [progProbe('pktpath_xdp_exit')],
 } as const satisfies Record<string, readonly ProbeBuild[]>;
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit']);
+const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: number; func: string };

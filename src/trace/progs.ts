@@ -1,10 +1,11 @@
 /**
- * Observers of the other tc programs on the traced devices
- * (--filter-trace-tc): a trampoline at the entry (fentry) and one at the exit
- * (fexit) of each, loaded for it (probes/bpfprog.bpf.c). The exit's record
- * carries what the program returned, so its verdict is told, not inferred.
- * A program loaded without BTF cannot be a trampoline's target: it is
- * reported, not fatal.
+ * Observers of the other programs on the traced devices: tc programs
+ * (--filter-trace-tc, found at each hook pktpath's tc observers watch) and
+ * XDP programs (--filter-trace-xdp, found on each traced device). A
+ * trampoline runs at the entry (fentry) and one at the exit (fexit) of each,
+ * loaded for it (probes/bpfprog.bpf.c); the exit's record carries what the
+ * program returned, so its verdict is told, not inferred. A program loaded
+ * without BTF cannot be a trampoline's target: it is reported, not fatal.
  */
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
 import { c } from '../bpf/native.js';
@@ -12,8 +13,12 @@ import { traceTarget } from '../bpf/objects.js';
 import type { ProbeConfig } from '../decode/config.js';
 import type { PointInfo } from '../decode/points.js';
 import type { CompiledFilter } from '../filter/expression.js';
-import type { ProgRef } from '../kernel/datapath.js';
+import { type ProgRef, ProgramBook } from '../kernel/datapath.js';
+import type { NetlinkSocket } from '../kernel/netlink.js';
+import { listDevices } from '../kernel/rtnl.js';
+import type { ProgramHook } from './attachments.js';
 import type { ProbeSet } from './probes.js';
+
 
 export interface ProgramObserverContext {
   probes: ProbeSet;
@@ -27,13 +32,19 @@ export interface ProgramObserverContext {
 /** The name of a traced program's points: `bpf:cni_redirect` (entry) and `bpf:cni_redirect:exit`. */
 export const programPointName = (p: Pick<ProgRef, 'name' | 'id'>, exit: boolean) => `bpf:${p.name || `prog${p.id}`}${exit ? ':exit' : ''}`;
 
+const PROBE_KIND = {
+  tc: { entry: 'prog-entry', exit: 'prog-exit' },
+  xdp: { entry: 'prog-xdp-entry', exit: 'prog-xdp-exit' },
+} as const;
+
 export class ProgramObservers {
   private readonly links: Link[] = [];
   private readonly traced = new Set<number>();
   /** Programs that could not be traced: said once, not tried again at every look at their hook. */
   private readonly refused = new Set<number>();
+  private readonly book = new ProgramBook();
 
-  constructor(private readonly ctx: ProgramObserverContext) {}
+  constructor(private readonly ctx: ProgramObserverContext, readonly hooks: ReadonlySet<ProgramHook>) {}
 
   get count(): number {
     return this.traced.size;
@@ -44,24 +55,31 @@ export class ProgramObservers {
   }
 
   /** Traces the programs found at a hook (each once, however many hooks it is at). */
-  addAll(found: readonly ProgRef[]): void {
+  addAll(found: readonly ProgRef[], hook: ProgramHook): void {
+    if (!this.hooks.has(hook)) return;
     for (const p of found) {
-      if (this.traced.has(p.id) || this.refused.has(p.id)) continue;
-      if (this.ctx.attempt(`tracing ${p.name || 'prog'}#${p.id}`, () => this.add(p))) this.refused.add(p.id);
+      if (p.own || this.traced.has(p.id) || this.refused.has(p.id)) continue;
+      if (this.ctx.attempt(`tracing ${hook} program ${p.name || 'prog'}#${p.id}`, () => this.add(p, hook))) this.refused.add(p.id);
     }
   }
 
+  /** The XDP programs of the devices of a namespace (`rtnl`: a route socket of it). */
+  addXdp(rtnl: NetlinkSocket): void {
+    if (!this.hooks.has('xdp')) return;
+    this.addAll(listDevices(rtnl).flatMap((d) => (d.xdp ? [this.book.ref(d.xdp.progId)] : [])), 'xdp');
+  }
+
   /** Traces one program; throws with why it cannot. */
-  private add(p: ProgRef): void {
+  private add(p: ProgRef, hook: ProgramHook): void {
     const target = traceTarget(p.id);
     if (typeof target === 'string') throw new Error(target);
     const made: Link[] = [];
     try {
       for (const exit of [false, true]) {
         const name = programPointName(p, exit);
-        const id = this.ctx.addPoint({ type: exit ? 'fexit' : 'fentry', name, program: exit ? { id: p.id, name: p.name } : undefined });
-        const label = `${exit ? 'fexit' : 'fentry'} on ${p.name}#${p.id} (${target.func})`;
-        const inst = this.ctx.probes.load(exit ? 'prog-exit' : 'prog-entry', this.ctx.config(id, {}), label,
+        const id = this.ctx.addPoint({ type: exit ? 'fexit' : 'fentry', name, program: exit ? { id: p.id, name: p.name, hook } : undefined });
+        const label = `${exit ? 'fexit' : 'fentry'} on ${hook} program ${p.name}#${p.id} (${target.func})`;
+        const inst = this.ctx.probes.load(PROBE_KIND[hook][exit ? 'exit' : 'entry'], this.ctx.config(id, {}), label,
           { progFd: target.fd, func: target.func }, this.ctx.filter);
         made.push(attachTracing(inst.program, label));
       }

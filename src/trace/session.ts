@@ -114,7 +114,7 @@ export class TraceSession {
     } finally {
       this.stopReading();
       this.ring?.close();
-      this.observers.close();
+      await this.observers.close();
       await Promise.allSettled(this.sinks.map((s) => s.close()));
     }
     return {

@@ -143,6 +143,31 @@ test(`${KERNEL}: --filter-trace-tc: a CNI's tc programs, entry and exit, with th
   }
 });
 
+test(`${KERNEL}: --filter-trace-xdp: an XDP program's entry and exit, with the verdicts it returns`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('px');
+  try {
+    const { a, b } = twoHosts(lab);
+    lab.execSync(b, ['ip', 'link', 'set', 'dev', 'veth-b', 'xdpgeneric', 'obj', `${OBJECTS}/xdp_policy.bpf.o`, 'sec', 'xdp']);
+    const run = await startTracer(['--filter-trace-xdp', '--attach', 'tracepoints', '--filter-func', 'kfree_skb', '--filter-dst-ip', '192.0.2.2',
+      '--filter-proto', 'udp'], ATTACH_MS);
+    lab.execSync(a, ['bash', '-c', 'echo x > /dev/udp/192.0.2.2/9999; echo x > /dev/udp/192.0.2.2/7777']);
+    const r = await run.stop();
+    assert.equal(r.code, 0, r.stderr);
+    const exits = r.events.filter((e) => e.func === 'bpf:xdp_policy:exit');
+    const dropped = exits.find((e) => e.tuple?.dport === 9999);
+    const passed = exits.find((e) => e.tuple?.dport === 7777);
+    assert.equal(dropped?.verdict?.action, 'drop', `${JSON.stringify(exits)}\n${r.stderr}`);
+    assert.equal(dropped?.verdict?.evidence, 'returned XDP_DROP');
+    assert.equal(passed?.verdict?.action, 'pass');
+    assert.match(passed?.iface ?? '', /^veth-b/);
+    // Filtered like every other point: only the datagrams to B.
+    for (const e of r.events) assert.equal(e.tuple?.daddr, '192.0.2.2', JSON.stringify(e));
+    assert.ok(r.events.some((e) => e.func === 'bpf:xdp_policy' && e.probe.type === 'fentry'), 'the entry too');
+  } finally {
+    lab.cleanup();
+  }
+});
+
 test(`${KERNEL}: nothing left after SIGKILL while attached`, async () => {
   const lab = new Lab('pk');
   try {

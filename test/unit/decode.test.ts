@@ -137,7 +137,7 @@ test('a traced program\'s exit: its verdict section follows the event, and names
   const raw = decodeEvent(view, bytes, 16)!.verdict!;
   assert.deepEqual(raw, { retval: 7, redirectIfindex: 12, redirectFlags: 4 });
   const device = (ifindex: number) => ({ ifname: ifindex === 12 ? 'lxc-b' : '', netns: 1, netnsName: 'host' });
-  const by = { id: 41, name: 'cni_redirect' };
+  const by = { id: 41, name: 'cni_redirect', hook: 'tc' as const };
   const flags = { neigh: 2, peer: 4 };
   const peer = returnedVerdict(raw, by, device, flags);
   assert.equal(peer.action, 'redirect');
@@ -153,6 +153,10 @@ test('a traced program\'s exit: its verdict section follows the event, and names
   assert.equal(actions[4]!.evidence, 'returned 99');
   // Newer kernels keep NEIGH and PEER at bits 16 and 17.
   assert.equal(returnedVerdict({ ...raw, redirectFlags: 1 << 17 }, by, device, { neigh: 1 << 16, peer: 1 << 17 }).target!.kind, 'peer');
+  // XDP programs return enum xdp_action.
+  const xdp = [0, 1, 2, 3].map((retval) => returnedVerdict({ retval, redirectIfindex: 0, redirectFlags: 0 }, { ...by, hook: 'xdp' }, device, flags));
+  assert.deepEqual(xdp.map((v) => v.action), ['drop', 'drop', 'pass', 'redirect']);
+  assert.equal(xdp[1]!.evidence, 'returned XDP_DROP');
   // A redirect whose target the kernel did not say: no target.
   assert.equal(returnedVerdict({ retval: 7, redirectIfindex: 0, redirectFlags: 0 }, by, device, flags).target, null);
 });

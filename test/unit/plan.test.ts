@@ -91,8 +91,8 @@ test('without netfilter links but with fentry, netfilter is observed at nf_hook_
 });
 
 test('--filter-trace-tc: planned where fentry works, with a note when tc is left out', () => {
-  assert.equal(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel({}, fentryOk)).traceTcPrograms, true);
-  assert.equal(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel()).traceTcPrograms, false);
+  assert.deepEqual(planProbes(buildConfig({ filterTraceTc: true, filterTraceXdp: true }, []).attach, kernel({}, fentryOk)).tracePrograms, ['tc', 'xdp']);
+  assert.deepEqual(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel()).tracePrograms, []);
   const noTc = planProbes(buildConfig({ filterTraceTc: true, attach: 'tracepoints' }, []).attach, kernel({}, fentryOk));
   assert.ok(noTc.notes.some((n) => /--filter-trace-tc: .*leave out tc/.test(n)));
 });

@@ -9,14 +9,27 @@
 
 #include "../packet.h"
 
-/* Fills e->tuple; EVENT_HAS_TUPLE and true when the packet is IP. */
+/* Fills e->tuple from the parser's result; EVENT_HAS_TUPLE and true when the
+ * packet is IP. */
+#define SECTION_TUPLE(e, parse)                         \
+	({                                              \
+		__builtin_memset(&(e)->tuple, 0, sizeof((e)->tuple)); \
+		bool ip = (parse) == 0;                 \
+		if (ip)                                 \
+			(e)->flags |= EVENT_HAS_TUPLE;  \
+		ip;                                     \
+	})
+
+/* From the skb's headers. */
 static __always_inline bool section_tuple(struct event *e, struct sk_buff *skb)
 {
-	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
-	if (parse_tuple(skb, &e->tuple) != 0)
-		return false;
-	e->flags |= EVENT_HAS_TUPLE;
-	return true;
+	return SECTION_TUPLE(e, parse_tuple(skb, &e->tuple));
+}
+
+/* From an Ethernet frame that has no skb yet (XDP). */
+static __always_inline bool section_frame_tuple(struct event *e, unsigned char *frame)
+{
+	return SECTION_TUPLE(e, parse_frame_tuple(frame, &e->tuple));
 }
 
 #endif

@@ -31,18 +31,18 @@ static __always_inline struct bpf_redirect_info *redirect_info(void)
 	return 0;
 }
 
-/* Fills the section at `v` for a program that returned `retval`. */
-#define TC_ACT_REDIRECT 7
-
-static __always_inline void section_verdict(struct event *e, struct verdict_section *v, __s32 retval)
+/* Fills the section at `v` for a program that returned `retval`; a redirect
+ * (`redirected`) to a device by its ifindex names it (a redirect through a
+ * map holds a key instead: left unnamed). */
+static __always_inline void section_verdict(struct event *e, struct verdict_section *v, __s32 retval, bool redirected)
 {
 	v->retval = retval;
 	v->redirect_ifindex = 0;
 	v->redirect_flags = 0;
 	v->_pad = 0;
-	if (retval == TC_ACT_REDIRECT) {
+	if (redirected) {
 		struct bpf_redirect_info *ri = redirect_info();
-		if (ri) {
+		if (ri && ri->map_id == 0) {
 			v->redirect_ifindex = ri->tgt_index;
 			v->redirect_flags = ri->flags;
 		}
