@@ -13,60 +13,61 @@
 
 #define TC_ACT_REDIRECT 7 /* uapi linux/pkt_cls.h: a macro, not in BTF */
 
-SEC("fentry")
-int pktpath_prog_entry(__u64 *ctx)
+/* The site of a traced program's entry, or of its exit: the verdict it
+ * returned follows its one argument; `redirect`: the code that means one. */
+static __always_inline struct site program_site(__u64 *ctx, bool exit, __s32 redirect)
+{
+	struct site site = { .ctx = ctx, .stack_ok = true };
+	if (exit) {
+		site.verdict = true;
+		site.retval = (__s32)CTX_ARG(ctx, 1);
+		site.redirected = site.retval == redirect;
+	}
+	return site;
+}
+
+static __always_inline int on_tc_program(__u64 *ctx, bool exit)
 {
 	struct sk_buff *skb = (struct sk_buff *)CTX_ARG(ctx, 0);
 	if (!skb)
 		return 0;
-	struct site site = { .ctx = ctx, .stack_ok = true };
+	struct site site = program_site(ctx, exit, TC_ACT_REDIRECT);
 	observe(skb, &site);
 	return 0;
+}
+
+/* The kernel hands a tracing program an XDP program's struct xdp_md * as the
+ * struct xdp_buff it is. */
+static __always_inline int on_xdp_program(__u64 *ctx, bool exit)
+{
+	struct xdp_buff *xdp = (struct xdp_buff *)CTX_ARG(ctx, 0);
+	if (!xdp)
+		return 0;
+	struct site site = program_site(ctx, exit, XDP_REDIRECT);
+	observe_frame(xdp, &site);
+	return 0;
+}
+
+SEC("fentry")
+int pktpath_prog_entry(__u64 *ctx)
+{
+	return on_tc_program(ctx, false);
 }
 
 SEC("fexit")
 int pktpath_prog_exit(__u64 *ctx)
 {
-	struct sk_buff *skb = (struct sk_buff *)CTX_ARG(ctx, 0);
-	if (!skb)
-		return 0;
-	struct site site = {
-		.ctx = ctx,
-		.stack_ok = true,
-		.verdict = true,
-		.retval = (__s32)CTX_ARG(ctx, 1),
-	};
-	site.redirected = site.retval == TC_ACT_REDIRECT;
-	observe(skb, &site);
-	return 0;
+	return on_tc_program(ctx, true);
 }
 
-/* XDP programs (--filter-trace-xdp): the kernel hands a tracing program an
- * XDP program's struct xdp_md * as the struct xdp_buff it is. */
 SEC("fentry")
 int pktpath_xdp_entry(__u64 *ctx)
 {
-	struct xdp_buff *xdp = (struct xdp_buff *)CTX_ARG(ctx, 0);
-	if (!xdp)
-		return 0;
-	struct site site = { .ctx = ctx, .stack_ok = true };
-	observe_frame(xdp, &site);
-	return 0;
+	return on_xdp_program(ctx, false);
 }
 
 SEC("fexit")
 int pktpath_xdp_exit(__u64 *ctx)
 {
-	struct xdp_buff *xdp = (struct xdp_buff *)CTX_ARG(ctx, 0);
-	if (!xdp)
-		return 0;
-	struct site site = {
-		.ctx = ctx,
-		.stack_ok = true,
-		.verdict = true,
-		.retval = (__s32)CTX_ARG(ctx, 1),
-	};
-	site.redirected = site.retval == XDP_REDIRECT;
-	observe_frame(xdp, &site);
-	return 0;
+	return on_xdp_program(ctx, true);
 }
