@@ -21,14 +21,11 @@ static __always_inline __u32 run(struct __sk_buff *ctx, __u32 skip, bool l3, boo
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
 	unsigned char *data = skb->data;
 	__u32 len = skb->len;
-	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
+	__u32 scratch[FILTER_SCRATCH_WORDS];
 
 	if (len < skip)
 		return 0;
-	scratch[FILTER_CAPLEN] = len - skip;
-	scratch[FILTER_WIRELEN] = len - skip;
-	if (prefetch)
-		filter_prefetch(scratch, data + skip);
+	filter_scratch(scratch, data + skip, len - skip, len - skip, prefetch);
 	if (l3)
 		return FILTER_REGION(FILTER_MAGIC_L3, data + skip, scratch);
 	return FILTER_REGION(FILTER_MAGIC_L2, data + skip, scratch);

@@ -26,3 +26,10 @@ done
 # The tc observer for kernels that refuse parts of it (probes/tc.bpf.c says which).
 build probes/tc.bpf.c "$out/tc_noct.bpf.o" -DPKTPATH_NO_CT_LOOKUP
 build probes/tc.bpf.c "$out/tc_untyped.bpf.o" -DPKTPATH_UNTYPED
+# The benchmarks' floor (bench/run.ts): every probe built to return at once (PKTPATH_PROBES_DIR points at it).
+mkdir -p "$out/floor"
+for src in probes/*.bpf.c; do
+  build "$src" "$out/floor/$(basename "${src%.c}").o" -DPKTPATH_FLOOR
+done
+build probes/tc.bpf.c "$out/floor/tc_noct.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_CT_LOOKUP
+build probes/tc.bpf.c "$out/floor/tc_untyped.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_UNTYPED

@@ -14,22 +14,27 @@
 #define FILTER_MAGIC_L3 0x70706c33
 
 /* Scratch layout shared with the translator (in 32-bit words): M[16], caplen,
- * wirelen, a load buffer, whether the prefetch holds the packet's first bytes,
- * and the prefetch itself. */
+ * wirelen, a load buffer, how many of the packet's first bytes the prefetch
+ * holds, and the prefetch itself. */
 #define FILTER_SCRATCH_WORDS 36
 #define FILTER_CAPLEN 16
 #define FILTER_WIRELEN 17
-#define FILTER_PREFETCH_OK 19
+#define FILTER_PREFETCHED 19
 #define FILTER_PREFETCH 20
 #define FILTER_PREFETCH_BYTES 64
 
-/* Copies the packet's first bytes once, so that most filter loads cost no
- * helper call. Reading past the linear data is harmless: the translated
- * loads check the captured length first. */
-static __always_inline void filter_prefetch(__u32 *scratch, const void *start)
+/* Sets up the scratch for a run: the lengths, and the packet's first bytes
+ * copied once (`prefetch`), so that most filter loads cost no helper call.
+ * M[] is left as it is: classic programs store before they load (the kernel
+ * refuses those that do not), and the prefetch is written by the copy.
+ * Reading past the linear data is harmless: only the captured bytes count. */
+static __always_inline void filter_scratch(__u32 *scratch, const void *start, __u32 caplen, __u32 wirelen, bool prefetch)
 {
-	if (bpf_probe_read_kernel(&scratch[FILTER_PREFETCH], FILTER_PREFETCH_BYTES, start) == 0)
-		scratch[FILTER_PREFETCH_OK] = 1;
+	scratch[FILTER_CAPLEN] = caplen;
+	scratch[FILTER_WIRELEN] = wirelen;
+	scratch[FILTER_PREFETCHED] = 0;
+	if (prefetch && bpf_probe_read_kernel(&scratch[FILTER_PREFETCH], FILTER_PREFETCH_BYTES, start) == 0)
+		scratch[FILTER_PREFETCHED] = caplen < FILTER_PREFETCH_BYTES ? caplen : FILTER_PREFETCH_BYTES;
 }
 
 #define __stringify_1(x) #x

@@ -14,10 +14,8 @@
 /* Runs the injected pcap filter on a packet's bytes. */
 static __always_inline bool pcap_match_view(const struct packet_view *v)
 {
-	__u32 scratch[FILTER_SCRATCH_WORDS] = {};
-	scratch[FILTER_CAPLEN] = v->caplen;
-	scratch[FILTER_WIRELEN] = v->wirelen;
-	filter_prefetch(scratch, v->start);
+	__u32 scratch[FILTER_SCRATCH_WORDS];
+	filter_scratch(scratch, v->start, v->caplen, v->wirelen, true);
 
 	unsigned long verdict;
 	if (v->l2)

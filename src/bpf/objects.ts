@@ -19,11 +19,13 @@ const Cmd = {
   PROG_QUERY: 16,
   LINK_GET_FD_BY_ID: 30,
   BTF_GET_FD_BY_ID: 19,
+  ENABLE_STATS: 32,
   LINK_GET_NEXT_ID: 31,
 } as const;
 
 export const PROG_INFO = {
   size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144,
+  run_time_ns: 192, run_cnt: 200, attach_btf_id: 224,
 } as const;
 export const BTF_INFO = { size: 32, btf: 0, btf_size: 8 } as const;
 export const LINK_INFO = { size: 64, type: 0, id: 4, prog_id: 8, union: 16 } as const;
@@ -35,6 +37,11 @@ export interface ProgInfo {
   name: string;
   /** Hex of the 8-byte tag: a hash of the instructions, the same wherever the program is loaded. */
   tag: string;
+  /** Time spent in the program and runs, counted while run-time stats are on (enableRunStats). */
+  runTimeNs: bigint;
+  runCount: bigint;
+  /** BTF-typed programs (tp_btf, fentry): the kernel BTF id of what they attach to. */
+  attachBtfId: number;
 }
 
 export interface LinkInfo {
@@ -93,6 +100,9 @@ function progInfoOfFd(fd: number): ProgInfo | null {
     type: b.readUInt32LE(PROG_INFO.type),
     name: objName(b, PROG_INFO.name),
     tag: b.subarray(PROG_INFO.tag, PROG_INFO.tag + 8).toString('hex'),
+    runTimeNs: b.readBigUInt64LE(PROG_INFO.run_time_ns),
+    runCount: b.readBigUInt64LE(PROG_INFO.run_cnt),
+    attachBtfId: b.readUInt32LE(PROG_INFO.attach_btf_id),
   };
 }
 
@@ -238,4 +248,17 @@ function btfById(id: number): Btf | null {
   } finally {
     c.close(fd);
   }
+}
+
+/**
+ * Turns on the kernel's run-time stats of every BPF program (BPF_ENABLE_STATS,
+ * as kernel.bpf_stats_enabled does) until the returned close(); they cost a
+ * few nanoseconds per run, so only benchmarks ask.
+ */
+export function enableRunStats(): { close(): void } {
+  const attr = Buffer.alloc(8);
+  attr.writeUInt32LE(0, 0); // BPF_STATS_RUN_TIME
+  const fd = sysBpf(Cmd.ENABLE_STATS, attr);
+  if (fd < 0) throw new Error(`BPF_ENABLE_STATS: ${fd}`);
+  return { close: () => void c.close(fd) };
 }

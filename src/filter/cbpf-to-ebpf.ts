@@ -8,9 +8,10 @@
  *   on entry  r8 = address of the packet's first byte (the Ethernet header for
  *             the L2 variant, the IP header for L3), r9 = scratch buffer on
  *             the stack: M[0..15] at 0, captured length at 64, wire length at
- *             68, a 4-byte load buffer at 72, at 76 a word saying whether the
- *             packet's first 64 bytes were copied to 80..143 (a prefetch: most
- *             loads of a filter fall there and cost no helper call);
+ *             68, a 4-byte load buffer at 72, at 76 how many of the packet's
+ *             first bytes (at most 64, at most the captured length) were
+ *             copied to 80..143 (a prefetch: most loads of a filter fall there
+ *             and cost no helper call);
  *   on exit   r0 = the classic program's return value (0: no match), and
  *             control falls off the end of the generated code.
  *   r6 holds A, r7 holds X; r0-r5 are scratch (the helper call clobbers them).
@@ -22,7 +23,7 @@ export const R_A = 6;
 export const R_X = 7;
 export const R_DATA = 8;
 export const R_SCRATCH = 9;
-export const SCRATCH = { mem: 0, caplen: 64, wirelen: 68, buf: 72, prefetchOk: 76, prefetch: 80, size: 144 } as const;
+export const SCRATCH = { mem: 0, caplen: 64, wirelen: 68, buf: 72, prefetched: 76, prefetch: 80, size: 144 } as const;
 export const PREFETCH_BYTES = 64;
 
 // Classic BPF fields.
@@ -67,38 +68,43 @@ const ja = () => insn(Class.JMP | Jmp.JA);
 
 /**
  * dst = P[off .. off+bytes) in network order, or fail when outside the
- * captured bytes. `off` is in r4. From the prefetched copy when it holds those
- * bytes (byte loads: the verifier wants aligned stack access), else through
- * bpf_probe_read_kernel.
+ * captured bytes. `off` is in r4; `constOff` is its value when the classic
+ * load has a fixed offset (ABS, MSH). From the prefetched copy when it holds
+ * those bytes, else through bpf_probe_read_kernel. The prefetch word counts
+ * the bytes it holds, never more than were captured: one comparison decides
+ * the fast path, and a fixed offset is one stack load there.
  */
-function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4): void {
-  e.emit(
-    mov64X(5, 4),
-    insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes),
-    ldxW(1, R_SCRATCH, SCRATCH.caplen),
-  );
-  e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
-
-  // Fast path: in the prefetched bytes. The constant bound on r4 is what lets the verifier accept the stack load.
+function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: number | null = null): void {
   const slowJumps: number[] = [];
-  e.emit(ldxW(1, R_SCRATCH, SCRATCH.prefetchOk));
-  slowJumps.push(e.code.length);
-  e.emit(insn(Class.JMP | Jmp.JEQ | Src.K, 1, 0, 0, 0));
-  slowJumps.push(e.code.length);
-  e.emit(insn(Class.JMP | Jmp.JGT | Src.K, 4, 0, 0, PREFETCH_BYTES - bytes));
-  e.emit(mov64X(1, R_SCRATCH), insn(Class.ALU64 | Alu.ADD | Src.X, 1, 4));
-  for (let i = 0; i < bytes; i++) {
-    const reg = i === 0 ? dst : 2;
-    e.emit(insn(Class.LDX | Mode.MEM | Size.B, reg, 1, SCRATCH.prefetch + i));
-    if (i > 0) {
-      e.emit(insn(Class.ALU | Alu.LSH | Src.K, dst, 0, 0, 8), insn(Class.ALU | Alu.OR | Src.X, dst, 2));
+  const toSlow = (i: EbpfInsn) => {
+    slowJumps.push(e.code.length);
+    e.emit(i);
+  };
+  e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes), ldxW(1, R_SCRATCH, SCRATCH.prefetched));
+  toSlow(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1));
+  if (constOff !== null && constOff + bytes <= PREFETCH_BYTES) {
+    const at = SCRATCH.prefetch + constOff;
+    if (at % bytes === 0) {
+      // Aligned: one load of the whole field.
+      const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
+      e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_SCRATCH, at));
+      if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
+    } else {
+      emitByteLoads(e, dst, bytes, R_SCRATCH, at);
     }
+  } else {
+    // A computed offset: the constant bound on r4 is what lets the verifier accept the stack load.
+    toSlow(insn(Class.JMP | Jmp.JGT | Src.K, 4, 0, 0, PREFETCH_BYTES - bytes));
+    e.emit(mov64X(1, R_SCRATCH), insn(Class.ALU64 | Alu.ADD | Src.X, 1, 4));
+    emitByteLoads(e, dst, bytes, 1, SCRATCH.prefetch);
   }
   const doneJump = e.code.length;
   e.emit(ja());
   const slow = e.code.length;
   for (const at of slowJumps) e.code[at]!.off = slow - (at + 1);
 
+  e.emit(ldxW(1, R_SCRATCH, SCRATCH.caplen));
+  e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
   e.emit(
     mov64X(1, R_SCRATCH),
     insn(Class.ALU64 | Alu.ADD | Src.K, 1, 0, 0, SCRATCH.buf),
@@ -112,6 +118,15 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4): void {
   e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_SCRATCH, SCRATCH.buf));
   if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
   e.code[doneJump]!.off = e.code.length - (doneJump + 1);
+}
+
+/** dst = `bytes` bytes at base+off, big-endian, one byte at a time (stack loads must be aligned). */
+function emitByteLoads(e: Emitter, dst: number, bytes: number, base: number, off: number): void {
+  for (let i = 0; i < bytes; i++) {
+    const reg = i === 0 ? dst : 2;
+    e.emit(insn(Class.LDX | Mode.MEM | Size.B, reg, base, off + i));
+    if (i > 0) e.emit(insn(Class.ALU | Alu.LSH | Src.K, dst, 0, 0, 8), insn(Class.ALU | Alu.OR | Src.X, dst, 2));
+  }
 }
 
 function bytesOf(c: number, i: number): 1 | 2 | 4 {
@@ -176,13 +191,13 @@ export function translate(prog: CbpfInsn[]): EbpfInsn[] {
         else if (m === M.MEM) e.emit(ldxW(dst, R_SCRATCH, memOffset(k, i)));
         else if (m === M.ABS && dst === R_A) {
           e.emit(mov32K(4, k));
-          emitPacketLoad(e, R_A, bytesOf(c, i));
+          emitPacketLoad(e, R_A, bytesOf(c, i), k);
         } else if (m === M.IND && dst === R_A) {
           e.emit(mov32K(4, k), mov32X(5, R_X), insn(Class.ALU64 | Alu.ADD | Src.X, 4, 5));
           emitPacketLoad(e, R_A, bytesOf(c, i));
         } else if (m === M.MSH && dst === R_X) {
           e.emit(mov32K(4, k));
-          emitPacketLoad(e, R_X, 1);
+          emitPacketLoad(e, R_X, 1, k);
           e.emit(insn(Class.ALU | Alu.AND | Src.K, R_X, 0, 0, 0xf), insn(Class.ALU | Alu.LSH | Src.K, R_X, 0, 0, 2));
         } else throw new TranslateError(`instruction ${i}: unsupported load 0x${c.toString(16)}`);
         break;

@@ -1,0 +1,220 @@
+/**
+ * What observing costs traffic that is not traced (root). Side by side in
+ * one run, on the same veth between two namespaces of the bench's own:
+ * iperf3 TCP throughput and 64-byte UDP rate with nothing attached, with the
+ * floor (pktpath's probes built to return at once: the kernel's dispatch
+ * alone), with pktpath (every family, and tracepoints only; a filter matching
+ * none of the traffic), with tcpdump writing one veth, with bpftrace where it
+ * is installed, and with nothing again. During pktpath's UDP run, each of its
+ * programs' nanoseconds per run from the kernel's run-time stats, beside the
+ * floor's. Prints figures; asserts nothing.
+ *
+ *   node dist/bench/cost.js [seconds per measurement, default 3]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { vmlinuxBtf } from '../src/bpf/btf/btf.js';
+import { enableRunStats, linkInfos, programs } from '../src/bpf/objects.js';
+import { Lab, twoHosts } from '../src/lab/lab.js';
+
+const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
+const FLOOR_DIR = fileURLToPath(new URL('../../probes/build/floor', import.meta.url));
+const SECONDS = Number(process.argv[2] ?? 3);
+/** A filter none of the traffic matches: every probe runs it to the end and says no. */
+const NO_MATCH = ['udp', 'port', '9'];
+
+interface Observer {
+  name: string;
+  start(lab: Lab, ns: { a: string; b: string; obs: string }): Promise<() => Promise<void>>;
+}
+
+/** Waits for a line on the child's stderr (or stdout) that matches `ready`. */
+function whenReady(child: ChildProcess, ready: RegExp, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${out}`)), 60_000);
+    const look = (d: Buffer) => {
+      out += d.toString();
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stderr?.on('data', look);
+    child.stdout?.on('data', look);
+    child.on('exit', () => reject(new Error(`${what} exited:\n${out}`)));
+  });
+}
+
+async function stopped(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGINT');
+  await exited;
+}
+
+/** pktpath in a namespace of the bench's own: it observes that one and the bench's named ones. */
+const pktpath = (name: string, args: string[], env: Record<string, string> = {}): Observer => ({
+  name,
+  async start(_lab, ns) {
+    const child = spawn('ip', ['netns', 'exec', ns.obs, process.execPath, PKTPATH, ...args, '--output-file', '/dev/null', ...NO_MATCH],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    await whenReady(child, /attached/, name);
+    return () => stopped(child);
+  },
+});
+
+const OBSERVERS: Observer[] = [
+  { name: 'nothing attached', start: async () => async () => {} },
+  pktpath('floor: pktpath\'s programs returning at once', [], { PKTPATH_PROBES_DIR: FLOOR_DIR }),
+  pktpath('pktpath, every family, filter matching nothing', []),
+  pktpath('pktpath, tracepoints only, filter matching nothing', ['--attach', 'tracepoints']),
+  {
+    name: 'tcpdump -w on one veth',
+    async start(lab, ns) {
+      const child = lab.spawn(ns.b, ['tcpdump', '-i', 'veth-b', '-w', '/dev/null', '-U']);
+      await whenReady(child, /listening on/, 'tcpdump');
+      return () => stopped(child);
+    },
+  },
+  {
+    name: 'bpftrace, 6 tracepoints reading the IP header, filter matching nothing',
+    async start() {
+      const unmount = mountTracefs();
+      const probes = ['net:net_dev_queue', 'net:netif_receive_skb', 'net:net_dev_xmit', 'net:netif_rx', 'skb:consume_skb', 'skb:kfree_skb'];
+      const script = `${probes.map((p) => `tracepoint:${p}`).join(', ')} { $s = (struct sk_buff *)args->skbaddr; ` +
+        '$ip = (struct iphdr *)($s->head + $s->network_header); if ($ip->protocol == 17 && $ip->daddr == 0x09090909) { @n = count(); } }';
+      const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await whenReady(child, /Attaching \d+ probes/, 'bpftrace');
+      await new Promise((r) => setTimeout(r, 500));
+      return async () => {
+        await stopped(child);
+        unmount();
+      };
+    },
+  },
+  { name: 'nothing attached, again', start: async () => async () => {} },
+];
+
+/** bpftrace needs tracefs: mounted for it when it is not, and unmounted after. */
+function mountTracefs(): () => void {
+  if (existsSync('/sys/kernel/tracing/events')) return () => {};
+  execFileSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+  return () => execFileSync('umount', ['/sys/kernel/tracing']);
+}
+
+function hasBpftrace(): boolean {
+  try {
+    execFileSync('bpftrace', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** enum bpf_link_type */
+const LINK_NAMES: Readonly<Record<number, string>> = { 10: 'netfilter', 11: 'tc (tcx)' };
+
+/** pktpath's programs by id, named by what they are attached to (tracepoint, tc, netfilter). */
+function pktpathPoints(): Map<number, string> {
+  const btf = vmlinuxBtf();
+  const out = new Map<number, string>();
+  for (const p of programs()) {
+    if (!p.name.startsWith('pktpath_')) continue;
+    // tp_btf programs name their tracepoint by BTF id (btf_trace_<name>).
+    const target = p.attachBtfId && btf ? btf.nameOf(p.attachBtfId) : '';
+    if (target) out.set(p.id, target.replace(/^btf_trace_/, ''));
+  }
+  for (const l of linkInfos()) if (!out.has(l.progId) && LINK_NAMES[l.type]) out.set(l.progId, LINK_NAMES[l.type]!);
+  return out;
+}
+
+/** ns per run of each point of pktpath's programs, over `during`. */
+async function nsPerRun(during: () => Promise<void>): Promise<Map<string, { ns: number; runs: number }>> {
+  const names = pktpathPoints();
+  const stats = enableRunStats();
+  try {
+    const before = new Map(programs().map((p) => [p.id, p]));
+    await during();
+    const out = new Map<string, { ns: number; runs: number }>();
+    for (const p of programs()) {
+      const name = names.get(p.id);
+      const b = before.get(p.id);
+      if (!name || !b) continue;
+      const runs = Number(p.runCount - b.runCount);
+      const ns = Number(p.runTimeNs - b.runTimeNs);
+      const prev = out.get(name) ?? { ns: 0, runs: 0 };
+      out.set(name, { ns: prev.ns + ns, runs: prev.runs + runs });
+    }
+    return out;
+  } finally {
+    stats.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const lab = new Lab('ppcost');
+  try {
+    const { a, b } = twoHosts(lab);
+    const obs = lab.netns('obs');
+    const server = lab.spawn(b, ['iperf3', '-s', '-B', '192.0.2.2', '--forceflush']);
+    await new Promise((r) => server.stdout!.once('data', r));
+    const iperf = async (args: string[]) => {
+      const r = await lab.exec(a, ['iperf3', '-c', '192.0.2.2', '-t', String(SECONDS), '-J', ...args], 60_000);
+      return JSON.parse(r.stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { packets: number; lost_packets: number; seconds: number } } };
+    };
+    const tcp = async () => (await iperf([])).end.sum_received!.bits_per_second / 1e9;
+    const udp = async () => {
+      const s = (await iperf(['-u', '-b', '0', '-l', '64'])).end.sum!;
+      return (s.packets - s.lost_packets) / s.seconds / 1e3;
+    };
+
+    const rows: Array<{ name: string; tcp: number; udp: number }> = [];
+    const perPoint = new Map<string, Map<string, { ns: number; runs: number }>>();
+    for (const o of OBSERVERS) {
+      if (o.name.startsWith('bpftrace') && !hasBpftrace()) {
+        console.log(`  (${o.name}: skipped, bpftrace is not installed: apt-get install bpftrace)`);
+        continue;
+      }
+      const stop = await o.start(lab, { a, b, obs });
+      try {
+        const t = await tcp();
+        let u = 0;
+        if (o.name.startsWith('floor') || o.name.startsWith('pktpath, every')) {
+          perPoint.set(o.name, await nsPerRun(async () => void (u = await udp())));
+        } else {
+          u = await udp();
+        }
+        rows.push({ name: o.name, tcp: t, udp: u });
+      } finally {
+        await stop();
+      }
+    }
+
+    const base = rows[0]!;
+    console.log(`no-match cost: iperf3 over veth, ${SECONDS} s each, measured in this order; ratios to the first row`);
+    console.log(`  ${'observer'.padEnd(72)} ${'TCP Gbit/s'.padStart(10)} ${'ratio'.padStart(6)} ${'UDP-64 kpps'.padStart(11)} ${'ratio'.padStart(6)}`);
+    for (const r of rows) {
+      console.log(`  ${r.name.padEnd(72)} ${r.tcp.toFixed(2).padStart(10)} ${(r.tcp / base.tcp).toFixed(2).padStart(6)} ` +
+        `${r.udp.toFixed(0).padStart(11)} ${(r.udp / base.udp).toFixed(2).padStart(6)}`);
+    }
+    const floor = [...perPoint].find(([k]) => k.startsWith('floor'))?.[1];
+    const traced = [...perPoint].find(([k]) => k.startsWith('pktpath'))?.[1];
+    if (floor && traced) {
+      console.log('per program, during the UDP-64 flood (kernel run-time stats): ns per run, pktpath beside the floor');
+      for (const [name, s] of [...traced].sort((x, y) => y[1].runs - x[1].runs)) {
+        if (s.runs === 0) continue;
+        const f = floor.get(name);
+        const fNs = f && f.runs > 0 ? f.ns / f.runs : NaN;
+        const ns = s.ns / s.runs;
+        console.log(`  ${name.padEnd(28)} ${ns.toFixed(0).padStart(5)} ns  floor ${fNs.toFixed(0).padStart(4)} ns  ` +
+          `(+${(ns - fNs).toFixed(0)})  ${s.runs} runs`);
+      }
+    }
+  } finally {
+    lab.cleanup();
+  }
+}
+
+await main();
