@@ -39,8 +39,8 @@ export interface EnrichOptions {
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
-  /** The kernel's redirect flags, for traced programs' verdicts. */
-  redirectFlags: RedirectFlags;
+  /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
+  redirectFlags: RedirectFlags | null;
 }
 
 /** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
@@ -141,7 +141,7 @@ export class Enricher {
   /** The verdict a traced program's exit returned; the redirect target is named in the event's namespace. */
   private returned(raw: RawEvent): TcVerdict | null {
     const program = this.o.points[raw.pointId]?.program;
-    if (!program || !raw.verdict) return null;
+    if (!program || !raw.verdict || !this.o.redirectFlags) return null;
     const netnsName = this.o.names.netns.get(raw.netns) ?? '';
     return returnedVerdict(raw.verdict, program, (ifindex) => ({ ifname: this.ifaceName(raw.netns, ifindex), netns: raw.netns, netnsName }),
       this.o.redirectFlags);

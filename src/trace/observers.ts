@@ -84,6 +84,11 @@ export class Observers {
     this.probes = new ProbeSet(ctx.opts.ringSize);
   }
 
+  /** Other programs' entries and exits are traced (their records carry verdicts). */
+  get tracesPrograms(): boolean {
+    return this.programs !== null;
+  }
+
   linkCount(): number {
     return this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0) + (this.functions?.linkCount ?? 0) +
       this.nf.linkCount + (this.programs?.linkCount ?? 0);

@@ -141,7 +141,7 @@ export class TraceSession {
       symbols,
       stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
-      redirectFlags: redirectFlags(),
+      redirectFlags: this.observers.tracesPrograms ? redirectFlags() : null,
     });
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
