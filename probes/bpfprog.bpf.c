@@ -17,7 +17,7 @@
  * returned follows its one argument; `redirect`: the code that means one. */
 static __always_inline struct site program_site(__u64 *ctx, bool exit, __s32 redirect)
 {
-	struct site site = { .ctx = ctx, .stack_ok = true };
+	struct site site = { .point_id = CONFIG.point_id, .ctx = ctx, .stack_ok = true };
 	if (exit) {
 		site.verdict = true;
 		site.retval = (__s32)CTX_ARG(ctx, 1);

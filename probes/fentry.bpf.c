@@ -16,6 +16,7 @@ int pktpath_fentry(__u64 *ctx)
 	if (!skb)
 		return 0;
 	struct site site = {
+		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
 		.func_ip = bpf_get_func_ip(ctx),

@@ -34,6 +34,7 @@ static __always_inline int on_function(struct pt_regs *ctx)
 	if (!skb)
 		return 0;
 	struct site site = {
+		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
 		.func_ip = bpf_get_func_ip(ctx),

@@ -19,6 +19,7 @@ static __always_inline void on_hook(void *ctx, struct sk_buff *skb, const struct
 {
 	__u8 hook = state->hook;
 	struct site site = {
+		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_NF_HOOK,
 		/* After conntrack (-200): _nfct is set for tracked packets. */

@@ -35,6 +35,7 @@ int pktpath_tc(struct __sk_buff *ctx)
 #endif
 	bool ingress = KREAD_BITFIELD(skb, tc_at_ingress);
 	struct site site = {
+		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_TC_DIR,
 #ifdef PKTPATH_CT_LOOKUP

@@ -1,33 +1,53 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
 /*
- * One generic observer for every skb tracepoint. User space instantiates it
- * once per tracepoint: it reads the tracepoint's prototype from the running
- * kernel's BTF (btf_trace_<name>), sets the attach target and tells the probe
- * which argument holds the skb, the drop reason and the caller. Branches for
- * other argument positions are dead code the verifier never walks.
+ * One generic observer for every skb tracepoint. User space reads each
+ * tracepoint's prototype from the running kernel's BTF (btf_trace_<name>),
+ * sets the attach target and tells the probe which argument holds the skb,
+ * the drop reason, the caller and the device. Branches for other argument
+ * positions are dead code the verifier never walks.
+ *
+ * The object carries TP_SLOTS copies of the program, each reading its own
+ * slot of TP_POINTS: a session loads all its tracepoints as one object, so
+ * libbpf parses the kernel's BTF and relocates once, not once per point
+ * (about 20 ms each). The slot index is a constant in each copy, so the
+ * verifier still folds every setting.
  */
 #include "include/observe.h"
 #include "include/args.h"
 
+#define TP_SLOTS 24
 
-SEC("tp_btf")
-int pktpath_tp(__u64 *ctx)
+const volatile struct tp_point TP_POINTS[TP_SLOTS] SEC(".rodata.points") = {};
+
+static __always_inline int on_tracepoint(__u64 *ctx, const volatile struct tp_point *point)
 {
-	struct sk_buff *skb = (struct sk_buff *)ctx_arg(ctx, CONFIG.skb_arg);
+	struct sk_buff *skb = (struct sk_buff *)ctx_arg(ctx, point->skb_arg);
 	if (!skb)
 		return 0;
 
-	struct site site = { .ctx = ctx, .stack_ok = true };
-	if (CONFIG.reason_arg >= 0) {
-		site.drop_reason = (__u32)ctx_arg(ctx, CONFIG.reason_arg);
+	struct site site = { .point_id = point->point_id, .frees = point->frees, .ctx = ctx, .stack_ok = true };
+	if (point->reason_arg >= 0) {
+		site.drop_reason = (__u32)ctx_arg(ctx, point->reason_arg);
 		site.flags |= EVENT_HAS_REASON;
 	}
-	if (CONFIG.location_arg >= 0) {
-		site.caller = ctx_arg(ctx, CONFIG.location_arg);
+	if (point->location_arg >= 0) {
+		site.caller = ctx_arg(ctx, point->location_arg);
 		site.flags |= EVENT_HAS_CALLER;
 	}
-	if (CONFIG.dev_arg >= 0)
-		site.dev = (struct net_device *)ctx_arg(ctx, CONFIG.dev_arg);
+	if (point->dev_arg >= 0)
+		site.dev = (struct net_device *)ctx_arg(ctx, point->dev_arg);
 	observe(skb, &site);
 	return 0;
 }
+
+#define TP_PROGRAM(slot)                                           \
+	SEC("tp_btf")                                              \
+	int pktpath_tp_##slot(__u64 *ctx)                          \
+	{                                                          \
+		return on_tracepoint(ctx, &TP_POINTS[slot]);       \
+	}
+
+TP_PROGRAM(0)  TP_PROGRAM(1)  TP_PROGRAM(2)  TP_PROGRAM(3)  TP_PROGRAM(4)  TP_PROGRAM(5)
+TP_PROGRAM(6)  TP_PROGRAM(7)  TP_PROGRAM(8)  TP_PROGRAM(9)  TP_PROGRAM(10) TP_PROGRAM(11)
+TP_PROGRAM(12) TP_PROGRAM(13) TP_PROGRAM(14) TP_PROGRAM(15) TP_PROGRAM(16) TP_PROGRAM(17)
+TP_PROGRAM(18) TP_PROGRAM(19) TP_PROGRAM(20) TP_PROGRAM(21) TP_PROGRAM(22) TP_PROGRAM(23)

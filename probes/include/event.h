@@ -139,24 +139,31 @@ enum config_flags {
 	CONFIG_FILTER = 1 << 1, /* run the injected pcap filter (probes/include/filter.h) */
 	CONFIG_MARK = 1 << 2,   /* (skb->mark & mark_mask) == mark */
 	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
-	CONFIG_FREES = 1 << 4,  /* this point frees the skb (kfree_skb, consume_skb): stop following it */
-	CONFIG_NO_TASK = 1 << 5, /* the program type may not ask for the current task (pid, comm) on this kernel */
+	CONFIG_NO_TASK = 1 << 4, /* the program type may not ask for the current task (pid, comm) on this kernel */
 };
 
-/* Read-only per-program configuration, written by user space before load. */
+/* Read-only configuration of an object's programs, written by user space before load. */
 struct config {
-	__u32 point_id;
+	__u32 point_id;     /* objects of one program; tracepoints have theirs in struct tp_point */
 	__u32 flags;        /* enum config_flags */
-	__s32 skb_arg;      /* tracepoints and functions: argument holding the skb */
-	__s32 reason_arg;   /* tracepoints: argument holding the drop reason, -1 if none */
-	__s32 location_arg; /* tracepoints: argument holding the caller address, -1 if none */
-	__s32 dev_arg;      /* tracepoints: argument holding the device, -1 if none */
+	__s32 skb_arg;      /* functions: argument holding the skb */
 	__u32 netns;        /* only packets in this network namespace (inode), 0: any */
 	__u32 ifindex;      /* only packets on this device (of netns), 0: any */
 	__u32 mark;         /* CONFIG_MARK */
 	__u32 mark_mask;
 	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
 	__u32 nf_hooks;     /* nf_hook_slow: the hooks wanted, bit NFPROTO_IPV4 ? hook : 8 + hook (0: all) */
+};
+
+/* The tracepoint object carries one program per tracepoint; each reads its
+ * own slot (probes/tracepoint.bpf.c). */
+struct tp_point {
+	__u32 point_id;
+	__u32 frees;        /* this point frees the skb (kfree_skb, consume_skb): stop following it */
+	__s32 skb_arg;      /* the argument holding the skb */
+	__s32 reason_arg;   /* the argument holding the drop reason, -1 if none */
+	__s32 location_arg; /* the argument holding the caller address, -1 if none */
+	__s32 dev_arg;      /* the argument holding the device, -1 if none */
 };
 
 #endif

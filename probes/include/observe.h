@@ -32,6 +32,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Where a probe stands and what it knows beyond the skb. */
 struct site {
+	__u32 point_id;     /* what user space knows this point by */
+	bool frees;         /* the point frees the skb: stop following it */
 	void *ctx;          /* program context, for the stack and the ct lookup */
 	struct net_device *dev; /* the device the point names, when it names one */
 	__u32 flags;        /* EVENT_HAS_* the wrapper fills below */
@@ -84,7 +86,7 @@ static __always_inline struct event *event_begin(const struct site *site, __u32 
 			e->caller = 0;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	e->point_id = CONFIG.point_id;
+	e->point_id = site->point_id;
 	e->cpu = bpf_get_smp_processor_id();
 	e->func_ip = site->func_ip;
 	e->netns = netns;
@@ -151,7 +153,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	section_packet(e, skb, (void *)(e + 1) + section_space);
 	event_end(e, site);
 out:
-	if ((CONFIG.flags & (CONFIG_TRACK | CONFIG_FREES)) == (CONFIG_TRACK | CONFIG_FREES))
+	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)
 		untrack(skb);
 }
 

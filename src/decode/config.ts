@@ -1,25 +1,22 @@
 /**
- * Encoder of `struct config` (probes/include/event.h): the read-only settings
- * each probe instance is loaded with.
+ * Encoders of `struct config` and `struct tp_point` (probes/include/event.h):
+ * the read-only settings each probe instance is loaded with.
  */
-import { CONFIG_LAYOUT, ConfigFlags } from './layout.js';
+import { CONFIG_LAYOUT, ConfigFlags, TP_POINT_LAYOUT } from './layout.js';
 
 export interface ProbeConfig {
   pointId: number;
   stack: boolean;
   /** Run the pcap filter injected into the probe. */
   filter: boolean;
+  /** Functions: the argument holding the skb. */
   skbArg: number;
-  reasonArg: number;
-  locationArg: number;
-  devArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
   netns: number;
   ifindex: number;
   mark: { value: number; mask: number } | null;
-  /** Follow matched skbs (--filter-track-skb); `frees`: this point frees the skb. */
+  /** Follow matched skbs (--filter-track-skb). */
   track: boolean;
-  frees: boolean;
   /** Packet bytes to capture per event (0: none). */
   snaplen: number;
   /** Leave out the current task (pid, comm): the kernel refuses those helpers to this program type. */
@@ -40,18 +37,42 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   const b = Buffer.alloc(CONFIG_LAYOUT.size);
   b.writeUInt32LE(cfg.pointId, F.point_id);
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
-    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.frees ? ConfigFlags.frees : 0) |
-    (cfg.noTask ? ConfigFlags.noTask : 0);
+    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
-  b.writeInt32LE(cfg.reasonArg, F.reason_arg);
-  b.writeInt32LE(cfg.locationArg, F.location_arg);
-  b.writeInt32LE(cfg.devArg, F.dev_arg);
   b.writeUInt32LE(cfg.netns, F.netns);
   b.writeUInt32LE(cfg.ifindex, F.ifindex);
   b.writeUInt32LE(cfg.mark?.value ?? 0, F.mark);
   b.writeUInt32LE(cfg.mark?.mask ?? 0, F.mark_mask);
   b.writeUInt32LE(cfg.snaplen, F.snaplen);
   b.writeUInt32LE(cfg.nfHooks ?? 0, F.nf_hooks);
+  return b;
+}
+
+/** One tracepoint program's settings: its point and where its arguments are (-1: it has none). */
+export interface TracepointSlot {
+  pointId: number;
+  /** The point frees the skb (kfree_skb, consume_skb): followed skbs are forgotten there. */
+  frees: boolean;
+  skbArg: number;
+  reasonArg: number;
+  locationArg: number;
+  devArg: number;
+}
+
+/** TP_POINTS, slot by slot; slots past the given ones stay zero (their programs are not loaded). */
+export function encodeTracepointSlots(slots: readonly TracepointSlot[], count: number): Buffer {
+  if (slots.length > count) throw new RangeError(`${slots.length} tracepoints for ${count} slots`);
+  const F = TP_POINT_LAYOUT.fields;
+  const b = Buffer.alloc(TP_POINT_LAYOUT.size * count);
+  slots.forEach((s, i) => {
+    const at = i * TP_POINT_LAYOUT.size;
+    b.writeUInt32LE(s.pointId, at + F.point_id);
+    b.writeUInt32LE(s.frees ? 1 : 0, at + F.frees);
+    b.writeInt32LE(s.skbArg, at + F.skb_arg);
+    b.writeInt32LE(s.reasonArg, at + F.reason_arg);
+    b.writeInt32LE(s.locationArg, at + F.location_arg);
+    b.writeInt32LE(s.devArg, at + F.dev_arg);
+  });
   return b;
 }

@@ -23,7 +23,7 @@ export const EventFlags = {
 } as const;
 
 /** enum config_flags */
-export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, frees: 1 << 4, noTask: 1 << 5 } as const;
+export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4 } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
 export const TrackStat = { added: 0, freed: 1 } as const;
@@ -58,9 +58,12 @@ export const EVENT_LAYOUT = {
 
 /** struct config: the read-only settings each probe instance is loaded with. */
 export const CONFIG_LAYOUT = {
-  size: 48,
-  fields: {
-    point_id: 0, flags: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20, netns: 24, ifindex: 28,
-    mark: 32, mark_mask: 36, snaplen: 40, nf_hooks: 44,
-  },
+  size: 36,
+  fields: { point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32 },
+} as const;
+
+/** struct tp_point: one tracepoint program's slot of TP_POINTS (probes/tracepoint.bpf.c). */
+export const TP_POINT_LAYOUT = {
+  size: 24,
+  fields: { point_id: 0, frees: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20 },
 } as const;

@@ -32,9 +32,20 @@ export function injectRegion(insns: Buffer, magic: number, code: EbpfInsn[], wha
     throw new InjectError(`${what}: the filter needs ${code.length} eBPF instructions; the probe has room for ${FILTER_REGION_INSNS}`);
   }
   const out = Buffer.from(insns);
-  const padded = [...code, ...skipRest(FILTER_REGION_INSNS - code.length)];
-  encode(padded, out, at * INSN_SIZE);
+  regionBytes(code).copy(out, at * INSN_SIZE);
   return out;
+}
+
+/** Encoded regions by filter code: a session injects the same filter into every probe it loads. */
+const encodedRegions = new WeakMap<EbpfInsn[], Buffer>();
+
+function regionBytes(code: EbpfInsn[]): Buffer {
+  let bytes = encodedRegions.get(code);
+  if (!bytes) {
+    bytes = encode([...code, ...skipRest(FILTER_REGION_INSNS - code.length)]);
+    encodedRegions.set(code, bytes);
+  }
+  return bytes;
 }
 
 /**

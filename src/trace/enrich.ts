@@ -5,7 +5,7 @@ import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
 import { type Tuple, sameTuple } from '../decode/tuple.js';
 import type { RedirectFlags } from '../kernel/btf.js';
-import type { Kallsyms } from '../kernel/kallsyms.js';
+import type { Symbols } from '../kernel/kallsyms.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { TraceEvent } from '../output/event.js';
 import { type TcVerdict, returnedVerdict } from '../output/verdict.js';
@@ -34,7 +34,7 @@ export interface EnrichOptions {
   /** CLOCK_MONOTONIC ns when the trace started, and the wall clock then. */
   startMonoNs: bigint;
   startWallNs: bigint;
-  symbols: Kallsyms | null;
+  symbols: Symbols | null;
   /** Symbolizes stacks by id; null when stacks are off. */
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */

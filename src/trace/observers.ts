@@ -16,14 +16,14 @@ import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
 import type { NftCondition } from '../kernel/nftables.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TopologyCounts } from '../output/summary.js';
-import type { AttachPlan } from './attachments.js';
+import type { AttachPlan, TracepointAttachment } from './attachments.js';
 import { clsactAttacher } from './clsact.js';
 import type { NameBook } from './enrich.js';
 import { followTopology, tcWhere } from './follow.js';
 import { FunctionObservers, functionLines } from './functions.js';
 import { NfObservers, nfWhere } from './netfilter.js';
 import { NftTracer } from './nft.js';
-import { type ProbeInstance, ProbeSet } from './probes.js';
+import { type ProbeInstance, ProbeSet, type TracepointLoad } from './probes.js';
 import { ProgramObservers } from './progs.js';
 import { attachedLine } from './status.js';
 import { TcObservers, attachLastTcx } from './tc.js';
@@ -122,10 +122,31 @@ export class Observers {
   private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
     const { filter, opts } = this.ctx;
     return {
-      pointId, stack: opts.stack, filter: filter.compiled !== null, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
-      netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb, frees: false,
+      pointId, stack: opts.stack, filter: filter.compiled !== null, skbArg: 0,
+      netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
       snaplen: opts.snaplen, ...extra,
     };
+  }
+
+  /** The plan's tracepoints, loaded together (one object for up to TP_SLOTS of them), each linked on its own. */
+  private attachTracepoints(tracepoints: readonly TracepointAttachment[], attempt: (what: string, fn: () => void) => void): void {
+    const loads: TracepointLoad[] = tracepoints.map((tp) => ({
+      label: `tracepoint ${tp.name}`,
+      target: tp.name,
+      slot: {
+        pointId: this.addPoint({ type: 'tracepoint', name: tp.name }), frees: FREEING_POINTS.has(tp.name),
+        skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
+      },
+    }));
+    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled);
+    loads.forEach((load, i) => {
+      attempt(load.label, () => {
+        const inst = loaded[i]!;
+        if (inst instanceof Error) throw inst;
+        this.links.push(attachTracing(inst.program, load.label));
+        this.tracepoints++;
+      });
+    });
   }
 
   /** Runs fn; a failure is reported as not observed and returned. */
@@ -158,18 +179,9 @@ export class Observers {
       return this.ctx.goingOn();
     };
 
-    for (const tp of plan.tracepoints) {
+    if (plan.tracepoints.length > 0) {
       if (!(await goOn())) return;
-      attempt(`tracepoint ${tp.name}`, () => {
-        const id = this.addPoint({ type: 'tracepoint', name: tp.name });
-        const cfg = this.probeConfig(id, {
-          skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
-          frees: FREEING_POINTS.has(tp.name),
-        });
-        const inst = this.probes.load('tracepoint', cfg, `tracepoint ${tp.name}`, tp.name, filter.compiled);
-        this.links.push(attachTracing(inst.program, `tracepoint ${tp.name}`));
-        this.tracepoints++;
-      });
+      this.attachTracepoints(plan.tracepoints, attempt);
     }
 
     if (plan.functions.length > 0) {

@@ -11,7 +11,7 @@ import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
-import { type ProbeConfig, encodeConfig } from '../decode/config.js';
+import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, injectRegion } from '../filter/inject.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
@@ -36,13 +36,22 @@ export interface ProbeBuild {
   others?: string[];
   /** What this build does without, for the note. */
   lacks?: string;
+  /**
+   * The object carries this many copies of the program, `program` + slot
+   * index, each configured by its slot of `slotMap`: one object is loaded
+   * for many points of the kind.
+   */
+  slots?: { count: number; slotMap: string };
 }
+
+/** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
+export const TP_SLOTS = 24;
 
 const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
 export const PROBES = {
-  tracepoint: [{ file: 'tracepoint.bpf.o', program: 'pktpath_tp' }],
+  tracepoint: [{ file: 'tracepoint.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } }],
   fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
   'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
@@ -88,8 +97,21 @@ export interface ProbeInstance {
   program: BpfProgram;
 }
 
+/** One program of an object: what it attaches to (BTF-typed kinds) and what names it in errors. */
+interface ProgramLoad {
+  label: string;
+  target?: AttachTarget;
+}
+
+/** A tracepoint for loadTracepoints(): its program's slot, name in errors and tracepoint. */
+export interface TracepointLoad {
+  slot: TracepointSlot;
+  label: string;
+  target: string;
+}
+
 export class ProbeSet {
-  private readonly instances: ProbeInstance[] = [];
+  private readonly objects: BpfObject[] = [];
   /** The shared maps' fds (for the next instances to reuse) and their handles, once the first instance is loaded. */
   private shared: { fds: Record<SharedMap, number>; maps: ProbeMaps } | null = null;
 
@@ -108,13 +130,60 @@ export class ProbeSet {
    */
   load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget,
     filter: CompiledFilter | null = null): ProbeInstance {
+    // A kind with slots loaded for one point: the point's slot with no optional arguments.
+    const slotData = kind === 'tracepoint'
+      ? encodeTracepointSlots([{ pointId: config.pointId, frees: false, skbArg: config.skbArg, reasonArg: -1, locationArg: -1, devArg: -1 }], TP_SLOTS)
+      : undefined;
+    return this.loadPrograms(kind, config, [{ label, target: attachTarget }], filter, slotData)[0]!;
+  }
+
+  /**
+   * Loads tracepoint programs in as few objects as the slots allow. Where the
+   * kernel refuses an object, each of its tracepoints is loaded in an object
+   * of its own, so the refused one is named and the others still load.
+   * Returns, per tracepoint, its instance or why it did not load.
+   */
+  loadTracepoints(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null): Array<ProbeInstance | Error> {
+    const out: Array<ProbeInstance | Error> = [];
+    const loadSome = (some: readonly TracepointLoad[]) =>
+      this.loadPrograms('tracepoint', config, some.map((p) => ({ label: p.label, target: p.target })), filter,
+        encodeTracepointSlots(some.map((p) => p.slot), TP_SLOTS));
+    for (let at = 0; at < points.length; at += TP_SLOTS) {
+      const chunk = points.slice(at, at + TP_SLOTS);
+      try {
+        out.push(...loadSome(chunk));
+      } catch (e) {
+        if (chunk.length === 1) {
+          out.push(e as Error);
+          continue;
+        }
+        for (const p of chunk) {
+          try {
+            out.push(...loadSome([p]));
+          } catch (e1) {
+            out.push(e1 as Error);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Loads one object with a program per entry of `programs` (more than one
+   * only for kinds with slots; `slotData` fills the slot map). The kind's
+   * builds are tried in order until one loads; when none does, the error is
+   * the last build's (the one that asks least of the kernel).
+   */
+  private loadPrograms(kind: ProbeKind, config: ProbeConfig, programs: readonly ProgramLoad[], filter: CompiledFilter | null,
+    slotData?: Buffer): ProbeInstance[] {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
     let { build, noTask } = known ?? { build: 0, noTask: false };
     const refusals: Error[] = [];
     while (build < builds.length) {
       try {
-        const inst = this.loadBuild(kind, builds[build]!, noTask ? { ...config, noTask } : config, label, attachTarget, filter);
+        const loaded = this.loadBuild(kind, builds[build]!, noTask ? { ...config, noTask } : config, programs, filter, slotData);
         if (!known) {
           this.chosen.set(kind, { build, noTask });
           const lacks = [builds[build]!.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);
@@ -122,7 +191,7 @@ export class ProbeSet {
             this.degraded.push(`${kind}: loaded without ${lacks.join(', nor ')}: ${[...new Set(refusals.map(describeRefusal))].join('; ')}`);
           }
         }
-        return inst;
+        return loaded;
       } catch (e) {
         refusals.push(e as Error);
         // Once a build loaded, a refusal is this instance's (its target, its filter), not the kernel's.
@@ -134,35 +203,44 @@ export class ProbeSet {
     throw refusals[refusals.length - 1]!;
   }
 
-  private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, label: string, attachTarget: AttachTarget | undefined,
-    filter: CompiledFilter | null): ProbeInstance {
+  private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, programs: readonly ProgramLoad[],
+    filter: CompiledFilter | null, slotData: Buffer | undefined): ProbeInstance[] {
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
       throw new BpfError(`opening probe ${file}`, -2, [], 'run `npm run build` to build the probes');
     }
+    const label = programs.length === 1 ? programs[0]!.label : `${programs.length} ${kind}s (${programs.map((p) => p.label).join(', ')})`;
     const object = BpfObject.open(file, label);
     try {
-      const program = object.program(spec.program);
-      for (const other of spec.others ?? []) object.program(other).setAutoload(false);
+      const names = spec.slots
+        ? Array.from({ length: spec.slots.count }, (_, i) => spec.program + i)
+        : [spec.program];
+      if (programs.length > names.length) throw new RangeError(`${programs.length} programs for ${names.length} in ${spec.file}`);
+      const loaded = programs.map((_, i) => object.program(names[i]!));
+      for (const unused of [...names.slice(programs.length), ...(spec.others ?? [])]) object.program(unused).setAutoload(false);
       object.rodata().setInitialValue(encodeConfig(config));
+      if (spec.slots && slotData) object.map(spec.slots.slotMap).setInitialValue(slotData);
       if (this.shared) {
         for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared.fds[name]);
       } else {
         object.map('events').setMaxEntries(this.ringSize);
       }
-      if (TARGETED.has(kind)) {
-        const t = attachTarget!;
-        if (typeof t === 'string') program.setAttachTarget(t);
-        else program.setAttachTarget(t.func, t.progFd);
-      }
-      if (filter) {
-        let insns = program.insns();
-        insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${label}: L2 filter`);
-        insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${label}: L3 filter`);
-        program.setInsns(insns);
-      }
-      // libbpf 1.1 does not know the "netfilter" section: say what it is.
-      if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
+      programs.forEach((p, i) => {
+        const program = loaded[i]!;
+        if (TARGETED.has(kind)) {
+          const t = p.target!;
+          if (typeof t === 'string') program.setAttachTarget(t);
+          else program.setAttachTarget(t.func, t.progFd);
+        }
+        if (filter) {
+          let insns = program.insns();
+          insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${p.label}: L2 filter`);
+          insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${p.label}: L3 filter`);
+          program.setInsns(insns);
+        }
+        // libbpf 1.1 does not know the "netfilter" section: say what it is.
+        if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
+      });
       object.load();
       if (!this.shared) {
         const fds = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<SharedMap, number>;
@@ -177,9 +255,8 @@ export class ProbeSet {
           },
         };
       }
-      const inst = { object, program };
-      this.instances.push(inst);
-      return inst;
+      this.objects.push(object);
+      return loaded.map((program) => ({ object, program }));
     } catch (e) {
       object.close();
       throw e;
@@ -193,15 +270,14 @@ export class ProbeSet {
 
   /** Unloads every instance (links must be closed first). */
   close(): void {
-    for (const inst of this.instances.splice(0).reverse()) inst.object.close();
+    for (const object of this.objects.splice(0).reverse()) object.close();
     this.shared = null;
   }
 }
 
 /** A configuration that loads a probe with every optional part off: what `pktpath doctor` tries. */
 const PLAIN: ProbeConfig = {
-  pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
-  netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
+  pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0,
 };
 
 /** The verifier refused the current task's helpers to this program type. */

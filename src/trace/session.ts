@@ -10,7 +10,7 @@ import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
-import { Kallsyms } from '../kernel/kallsyms.js';
+import { lazyKallsyms } from '../kernel/kallsyms.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
@@ -130,8 +130,8 @@ export class TraceSession {
 
   private startReading(): void {
     const maps = this.observers.probes.maps!;
-    // Symbols are read after attaching, so that our own programs resolve too; drop locations need them always.
-    const symbols = Kallsyms.load();
+    // Read at the first drop location, caller or stack, after attaching: our own programs resolve too.
+    const symbols = lazyKallsyms();
     this.enricher = new Enricher({
       points: this.observers.points,
       names: this.names,

@@ -3,13 +3,13 @@
  * symbolized frames of the kernel stack it names (probes/include/sections/stack.h).
  */
 import type { StackTraceMap } from '../bpf/maps.js';
-import type { Kallsyms } from '../kernel/kallsyms.js';
+import type { Symbols } from '../kernel/kallsyms.js';
 
 export class StackSymbols {
   /** Stack ids are stable (no BPF_F_REUSE_STACKID), so a symbolized stack is kept. */
   private readonly cache = new Map<number, string[]>();
 
-  constructor(private readonly map: Pick<StackTraceMap, 'read'>, private readonly symbols: Kallsyms | null) {}
+  constructor(private readonly map: Pick<StackTraceMap, 'read'>, private readonly symbols: Symbols | null) {}
 
   /** The frames of stack `id`, innermost first, without pktpath's own. */
   frames(id: number): string[] {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/config.js';
 import { UsageError, parseRingSize } from '../../src/cli/values.js';
-import { encodeConfig } from '../../src/decode/config.js';
-import { CONFIG_LAYOUT } from '../../src/decode/layout.js';
+import { encodeConfig, encodeTracepointSlots } from '../../src/decode/config.js';
+import { CONFIG_LAYOUT, TP_POINT_LAYOUT } from '../../src/decode/layout.js';
 import { missingPrivileges } from '../../src/kernel/privileges.js';
 
 test('classic filter flags become one tcpdump expression, ANDed with the user\'s', () => {
@@ -79,26 +79,42 @@ test('sizes round up to a power of two', () => {
 
 test('the probe configuration is encoded at the offsets of struct config', () => {
   const b = encodeConfig({
-    pointId: 7, stack: true, filter: true, skbArg: 3, reasonArg: 2, locationArg: -1, devArg: 1,
-    netns: 4026531840, ifindex: 9, mark: { value: 0x34, mask: 0xff }, track: true, frees: true, snaplen: 128,
+    pointId: 7, stack: true, filter: true, skbArg: 3,
+    netns: 4026531840, ifindex: 9, mark: { value: 0x34, mask: 0xff }, track: true, snaplen: 128, noTask: true,
   });
   const F = CONFIG_LAYOUT.fields;
   assert.equal(b.length, CONFIG_LAYOUT.size);
   assert.equal(b.readUInt32LE(F.point_id), 7);
-  assert.equal(b.readUInt32LE(F.flags), 0x1f);
+  assert.equal(b.readUInt32LE(F.flags), 0x1f); // stack, filter, mark, track, no task
   assert.equal(b.readInt32LE(F.skb_arg), 3);
-  assert.equal(b.readInt32LE(F.location_arg), -1);
-  assert.equal(b.readInt32LE(F.dev_arg), 1);
   assert.equal(b.readUInt32LE(F.netns), 4026531840);
   assert.equal(b.readUInt32LE(F.ifindex), 9);
   assert.equal(b.readUInt32LE(F.mark), 0x34);
   assert.equal(b.readUInt32LE(F.mark_mask), 0xff);
   assert.equal(b.readUInt32LE(F.snaplen), 128);
   const none = encodeConfig({
-    pointId: 0, stack: false, filter: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1,
-    netns: 0, ifindex: 0, mark: null, track: false, frees: false, snaplen: 0,
+    pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0,
   });
   assert.equal(none.readUInt32LE(F.flags), 0);
+});
+
+test('tracepoint slots are encoded at the offsets of struct tp_point, unused slots zero', () => {
+  const b = encodeTracepointSlots([
+    { pointId: 3, frees: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: 1 },
+    { pointId: 9, frees: true, skbArg: 0, reasonArg: 2, locationArg: 1, devArg: -1 },
+  ], 4);
+  const F = TP_POINT_LAYOUT.fields;
+  const at = (slot: number, field: keyof typeof F) => slot * TP_POINT_LAYOUT.size + F[field];
+  assert.equal(b.length, 4 * TP_POINT_LAYOUT.size);
+  assert.equal(b.readUInt32LE(at(0, 'point_id')), 3);
+  assert.equal(b.readInt32LE(at(0, 'dev_arg')), 1);
+  assert.equal(b.readInt32LE(at(0, 'reason_arg')), -1);
+  assert.equal(b.readUInt32LE(at(1, 'point_id')), 9);
+  assert.equal(b.readUInt32LE(at(1, 'frees')), 1);
+  assert.equal(b.readInt32LE(at(1, 'reason_arg')), 2);
+  assert.equal(b.readInt32LE(at(1, 'location_arg')), 1);
+  assert.ok(b.subarray(2 * TP_POINT_LAYOUT.size).every((x) => x === 0));
+  assert.throws(() => encodeTracepointSlots(Array(5).fill({ pointId: 0, frees: false, skbArg: 0, reasonArg: -1, locationArg: -1, devArg: -1 }), 4), /5 tracepoints for 4 slots/);
 });
 
 test('privileges are read from the effective capability set', () => {

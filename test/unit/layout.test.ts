@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
-import { CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, TrackStat } from '../../src/decode/layout.js';
+import { CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, TP_POINT_LAYOUT, TrackStat } from '../../src/decode/layout.js';
+import { TP_SLOTS } from '../../src/trace/probes.js';
 import { PROBE, eventBtf } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {
@@ -82,4 +83,18 @@ test('struct config matches src/decode/layout.ts, CONFIG at the start of .rodata
   assert.equal(btf.typeAs(rodata.vars[0]!.type, 'VAR').name, 'CONFIG');
   assert.equal(rodata.vars[0]!.offset, 0);
   assert.equal(rodata.vars[0]!.size, CONFIG_LAYOUT.size);
+});
+
+test('struct tp_point matches src/decode/layout.ts; TP_POINTS fills .rodata.points, TP_SLOTS programs', (t) => {
+  if (!existsSync(PROBE)) return t.skip('probes not built');
+  const btf = Btf.parse(readElfSection(PROBE, '.BTF')!);
+  assertStruct(btf, 'tp_point', TP_POINT_LAYOUT);
+  const points = btf.typeAs(btf.findOne('.rodata.points', 'DATASEC')!, 'DATASEC');
+  // The slot map is written whole from encodeTracepointSlots().
+  assert.equal(points.vars.length, 1);
+  assert.equal(btf.typeAs(points.vars[0]!.type, 'VAR').name, 'TP_POINTS');
+  assert.equal(points.vars[0]!.offset, 0);
+  assert.equal(points.vars[0]!.size, TP_POINT_LAYOUT.size * TP_SLOTS);
+  const programs = [...btf.idsOfKind('FUNC')].map((id) => btf.typeAs(id, 'FUNC').name).filter((n) => n.startsWith('pktpath_tp_'));
+  assert.deepEqual(programs.sort(), Array.from({ length: TP_SLOTS }, (_, i) => `pktpath_tp_${i}`).sort());
 });
