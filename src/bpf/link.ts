@@ -181,12 +181,15 @@ export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], descript
   }
 }
 
+/** libuv's default thread pool: more closes at once would only queue. */
+export const CLOSE_WIDTH = 4;
+
 /**
  * Closes links `width` at a time on libuv's threads, where each close waits
  * in the kernel (a kprobe's perf event waits for an RCU grace period: waits
  * that overlap end together); never throws.
  */
-export async function closeAllParallel(links: Link[], width: number): Promise<void> {
+export async function closeAllParallel(links: Link[], width = CLOSE_WIDTH): Promise<void> {
   const todo = links.splice(0).reverse();
   let next = 0;
   const worker = async () => {

@@ -151,16 +151,39 @@ export class Enricher {
     return (this.o.names.ifaces.get(netns) ?? Enricher.NO_IFACES).get(ifindex) ?? '';
   }
 
+  /**
+   * The skb last seen, and its tuple: an skb's records mostly come one after
+   * another, so the map (keyed by BigInt, slow to hash) is only touched when
+   * the skb changes.
+   */
+  private recentSkb: bigint | null = null;
+  private recentTuple: Tuple | null = null;
+
   /** The skb's previous tuple when it differs from this one. */
   private tupleChange(skb: bigint, tuple: Tuple | null, func: string): Tuple | null {
-    const before = this.lastTuple.get(skb);
-    if (FREEING_POINTS.has(func)) this.lastTuple.delete(skb);
-    else if (tuple) {
-      if (before === undefined && this.lastTuple.size >= MAX_REMEMBERED_SKBS) {
-        this.lastTuple.delete(this.lastTuple.keys().next().value!);
-      }
-      this.lastTuple.set(skb, tuple);
+    let before: Tuple | null | undefined;
+    if (skb === this.recentSkb) {
+      before = this.recentTuple;
+    } else {
+      if (this.recentSkb !== null && this.recentTuple !== null) this.remember(this.recentSkb, this.recentTuple);
+      before = this.lastTuple.get(skb);
+      this.recentSkb = skb;
+      this.recentTuple = before ?? null;
+    }
+    if (FREEING_POINTS.has(func)) {
+      this.lastTuple.delete(skb);
+      this.recentSkb = null;
+      this.recentTuple = null;
+    } else if (tuple) {
+      this.recentTuple = tuple;
     }
     return before && tuple && !sameTuple(before, tuple) ? before : null;
+  }
+
+  private remember(skb: bigint, tuple: Tuple): void {
+    if (this.lastTuple.size >= MAX_REMEMBERED_SKBS && !this.lastTuple.has(skb)) {
+      this.lastTuple.delete(this.lastTuple.keys().next().value!);
+    }
+    this.lastTuple.set(skb, tuple);
   }
 }

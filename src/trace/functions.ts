@@ -36,9 +36,6 @@ export interface FunctionAttachResult {
   ms: Map<FunctionBackend, number>;
 }
 
-/** Links closed at once: libuv's pool has 4 threads (it is sized before pktpath's code runs). */
-const CLOSE_WIDTH = 4;
-
 /** How many kprobes are made between two looks at the event loop (signals, progress). */
 const KPROBE_BATCH = 64;
 
@@ -75,7 +72,7 @@ export class FunctionObservers {
 
   /** Detaching a kprobe waits for an RCU grace period: a thousand of them, one after another, take tens of seconds. */
   async close(): Promise<void> {
-    await closeAllParallel(this.links, CLOSE_WIDTH);
+    await closeAllParallel(this.links);
   }
 
   private program(kind: 'kprobe' | 'kprobe-multi', skbArg: number) {

@@ -6,7 +6,7 @@
  * keeps the same place among the kernel's hooks.
  */
 import { BpfError } from '../bpf/errors.js';
-import { type Link, type LoadedProgram, attachNetfilter, closeAll } from '../bpf/link.js';
+import { type Link, type LoadedProgram, attachNetfilter, closeAll, closeAllParallel } from '../bpf/link.js';
 import { nfPointName } from '../decode/points.js';
 import { withNetns } from '../kernel/netns.js';
 import type { NfAttachment } from './attachments.js';
@@ -68,8 +68,10 @@ export class NfObservers {
     this.links.delete(inode);
   }
 
-  closeAll(): void {
-    for (const links of this.links.values()) closeAll(links);
+  /** Closes every hook's link, several at a time: each unregistration waits for an RCU grace period. */
+  async closeAll(): Promise<void> {
+    const links = [...this.links.values()].flat();
     this.links.clear();
+    await closeAllParallel(links);
   }
 }

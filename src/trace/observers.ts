@@ -106,8 +106,7 @@ export class Observers {
   async close(): Promise<void> {
     this.topology?.close();
     this.nft?.close();
-    this.tc?.closeAll();
-    this.nf.closeAll();
+    await Promise.all([this.tc?.closeAll(), this.nf.closeAll()]);
     this.programs?.close();
     await this.functions?.close();
     closeAll(this.links);

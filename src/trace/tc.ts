@@ -5,7 +5,7 @@
  * runs; chains change when a CNI attaches or detaches programs. Both are
  * followed: `add`, `remove`, and `refresh` for chains that changed.
  */
-import { type Link, type LoadedProgram, attachTcx } from '../bpf/link.js';
+import { type Link, type LoadedProgram, attachTcx, closeAllParallel } from '../bpf/link.js';
 import { tcxChain } from '../bpf/objects.js';
 import { type ProgRef, ProgramBook, tcHooks } from '../kernel/datapath.js';
 import { type NetlinkSocket } from '../kernel/netlink.js';
@@ -114,12 +114,11 @@ export class TcObservers {
     for (const h of this.hooks.values()) if (h.netns.inode === inode && h.iface.ifindex === ifindex) h.iface = { ifindex, name };
   }
 
-  closeAll(): void {
-    for (const h of this.hooks.values()) {
-      h.first?.close();
-      h.last.close();
-    }
+  /** Closes every observer, several at a time: each detach waits for an RCU grace period. */
+  async closeAll(): Promise<void> {
+    const links = [...this.hooks.values()].flatMap((h) => (h.first ? [h.last, h.first] : [h.last]));
     this.hooks.clear();
+    await closeAllParallel(links);
   }
 
   /** Which other programs run at a hook, relative to pktpath's observers; adds or drops the first observer. */
