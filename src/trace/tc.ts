@@ -114,11 +114,15 @@ export class TcObservers {
     for (const h of this.hooks.values()) if (h.netns.inode === inode && h.iface.ifindex === ifindex) h.iface = { ifindex, name };
   }
 
-  /** Closes every observer, several at a time: each detach waits for an RCU grace period. */
+  /**
+   * Closes every observer, one at a time off the main thread: the kernel holds
+   * rtnl across each tcx detach and its RCU grace period, so closes made at
+   * once only contend (measured: 50 namespaces, 2.9 s one by one, 4.2 s four at a time).
+   */
   async closeAll(): Promise<void> {
     const links = [...this.hooks.values()].flatMap((h) => (h.first ? [h.last, h.first] : [h.last]));
     this.hooks.clear();
-    await closeAllParallel(links);
+    await closeAllParallel(links, 1);
   }
 
   /** Which other programs run at a hook, relative to pktpath's observers; adds or drops the first observer. */
