@@ -140,6 +140,7 @@ enum config_flags {
 	CONFIG_MARK = 1 << 2,   /* (skb->mark & mark_mask) == mark */
 	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
 	CONFIG_NO_TASK = 1 << 4, /* the program type may not ask for the current task (pid, comm) on this kernel */
+	CONFIG_SKB_EXPR = 1 << 5, /* run the injected --filter-skb-expr (probes/include/skb_expr.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

@@ -9,6 +9,7 @@
 
 #include "filter.h"
 #include "packet.h"
+#include "skb_expr.h"
 #include "track.h"
 
 /* Runs the injected pcap filter on a packet's bytes. */
@@ -65,6 +66,8 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 	}
 	if ((CONFIG.flags & CONFIG_MARK) && (KREAD(skb, mark) & CONFIG.mark_mask) != CONFIG.mark)
 		return false;
+	if ((CONFIG.flags & CONFIG_SKB_EXPR) && !skb_expr_match(skb))
+		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
 		return false;
 	if (CONFIG.flags & CONFIG_TRACK)
@@ -72,15 +75,15 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 	return true;
 }
 
-/* The same for a frame before it has an skb (XDP): no mark to match (a
- * --filter-mark never matches), nothing to follow. */
+/* The same for a frame before it has an skb (XDP): no mark and no skb fields
+ * to match (a --filter-mark or --filter-skb-expr never matches), nothing to follow. */
 static __always_inline bool wanted_frame(struct net_device *dev, const struct packet_view *v, __u32 netns)
 {
 	if (CONFIG.netns && netns != CONFIG.netns)
 		return false;
 	if (CONFIG.ifindex && KREAD(dev, ifindex) != CONFIG.ifindex)
 		return false;
-	if (CONFIG.flags & CONFIG_MARK)
+	if (CONFIG.flags & (CONFIG_MARK | CONFIG_SKB_EXPR))
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match_view(v))
 		return false;

@@ -77,6 +77,10 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple
 
 /* Fill t from the IPv4/IPv6 header at `nh` and the transport header;
  * `protocol`: the ethertype, 0 when unknown. Returns 0 when the packet is IP. */
+/* Socket families (include/linux/socket.h): not in vmlinux.h, which has types only. */
+#define PKTPATH_AF_INET 2
+#define PKTPATH_AF_INET6 10
+
 static __always_inline int parse_ip(unsigned char *nh, __u16 protocol, struct tuple *t)
 {
 	if (protocol != 0 && protocol != ETH_P_IP && protocol != ETH_P_IPV6)
@@ -147,7 +151,18 @@ static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 	int off = network_offset(skb, head);
 	if (off < 0)
 		return -1;
-	return parse_ip(head + off, bpf_ntohs(KREAD(skb, protocol)), t);
+	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
+	/* Without a protocol, the bytes are IP only for an IP socket's skb (or
+	 * one without a socket): a netlink message is not read as a header. */
+	if (protocol == 0) {
+		struct sock *sk = KREAD(skb, sk);
+		if (sk) {
+			__u16 family = KREAD(sk, __sk_common.skc_family);
+			if (family != PKTPATH_AF_INET && family != PKTPATH_AF_INET6)
+				return -1;
+		}
+	}
+	return parse_ip(head + off, protocol, t);
 }
 
 /* The tuple of an Ethernet frame (XDP: no skb yet). */

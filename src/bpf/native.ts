@@ -66,11 +66,23 @@ const ProgLoadOpts = koffi.struct('pktpath_bpf_prog_load_opts', {
   log_buf: 'char *',
 });
 
+/** libbpf 1.1's struct bpf_object_open_opts, up to btf_custom_path (its `sz` says so). */
+const ObjectOpenOpts = koffi.struct('pktpath_bpf_object_open_opts', {
+  sz: 'size_t',
+  object_name: 'const char *',
+  relaxed_maps: 'bool',
+  pin_root_path: 'const char *',
+  attach_prog_fd_stub: 'uint32_t',
+  kconfig: 'const char *',
+  btf_custom_path: 'const char *',
+});
+export const OBJECT_OPEN_OPTS_SIZE = koffi.sizeof(ObjectOpenOpts);
+
 export const libbpf = {
   set_print: libbpfSo.func('void *libbpf_set_print(pktpath_libbpf_print *fn)'),
   num_possible_cpus: libbpfSo.func('int libbpf_num_possible_cpus(void)'),
 
-  object__open_file: libbpfSo.func('bpf_object *bpf_object__open_file(const char *path, void *opts)'),
+  object__open_file: libbpfSo.func('bpf_object *bpf_object__open_file(const char *path, const pktpath_bpf_object_open_opts *opts)'),
   object__load: libbpfSo.func('int bpf_object__load(bpf_object *obj)'),
   object__close: libbpfSo.func('void bpf_object__close(bpf_object *obj)'),
   object__find_program_by_name: libbpfSo.func('bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),

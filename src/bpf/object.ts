@@ -1,7 +1,8 @@
 /** An eBPF object file (through libbpf): open, configure, load, and find its programs and maps. */
 import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
-import { type Ptr, copyBytes, errno, isNull, libbpf } from './native.js';
+import { kernelBtfPath } from './btf/btf.js';
+import { OBJECT_OPEN_OPTS_SIZE, type Ptr, copyBytes, errno, isNull, libbpf } from './native.js';
 
 export class BpfProgram {
   constructor(readonly ptr: Ptr, readonly name: string, private readonly objectName: string) {}
@@ -68,7 +69,12 @@ export class BpfObject {
   static open(path: string, label = path): BpfObject {
     installLogCapture();
     const mark = logMark();
-    const ptr = libbpf.object__open_file(path, null) as Ptr | null;
+    const custom = kernelBtfPath();
+    const opts = custom === null ? null : {
+      sz: OBJECT_OPEN_OPTS_SIZE, object_name: null, relaxed_maps: false, pin_root_path: null, attach_prog_fd_stub: 0,
+      kconfig: null, btf_custom_path: custom,
+    };
+    const ptr = libbpf.object__open_file(path, opts) as Ptr | null;
     if (isNull(ptr)) {
       const e = -errno();
       throw new BpfError(`opening ${path}`, e, logTailSince(mark),

@@ -26,6 +26,8 @@ export interface FilterConfig {
   /** --filter-ifname, resolved in that namespace (or pktpath's own). */
   ifname: string | null;
   mark: { value: number; mask: number } | null;
+  /** --filter-skb-expr as given (compiled against BTF when the filter is activated). */
+  skbExpr: string | null;
   trackSkb: boolean;
   /**
    * The filter as nft conditions (one per rule), for --output-nft's trace
@@ -44,6 +46,8 @@ export interface TraceConfig {
   duration: number;
   /** Created once everything is attached, removed on exit (--ready-file). */
   readyFile: string | null;
+  /** --kernel-btf: a BTF file used instead of /sys/kernel/btf/vmlinux. */
+  kernelBtf: string | null;
 }
 
 /** The file options as commander hands them over (with the flags they depend on). */
@@ -52,7 +56,10 @@ export interface RawOutputFileOptions {
   outputJson?: boolean;
   outputFileMaxSize?: string;
   outputFileMaxBackups?: string;
+  outputFileMaxAge?: string;
+  outputFileCompress?: boolean;
   outputPcap?: string;
+  outputJsonFile?: string;
   pcapSnaplen?: string;
   force?: boolean;
   groupBy?: string;
@@ -74,6 +81,7 @@ export interface RawOptions extends RawOutputFileOptions {
   filterNetns?: string;
   filterIfname?: string;
   filterMark?: string;
+  filterSkbExpr?: string;
   filterTrackSkb?: boolean;
   filterTraceTc?: boolean;
   filterTraceXdp?: boolean;
@@ -84,6 +92,8 @@ export interface RawOptions extends RawOutputFileOptions {
   outputTcpFlags?: boolean;
   outputCt?: boolean;
   outputNft?: boolean;
+  outputPacket?: boolean;
+  outputNetnsNames?: boolean;
   outputLimitLines?: string;
   timestamp?: string;
   color?: string;
@@ -91,9 +101,12 @@ export interface RawOptions extends RawOutputFileOptions {
   ringSize?: string;
   duration?: string;
   readyFile?: string;
+  kernelBtf?: string;
 }
 
 const MAX_BACKUPS = 1000;
+/** Ten years: past it an age limit means none. */
+const MAX_AGE_DAYS = 3650;
 
 /** Protocols tcpdump's `port` applies to. */
 const PORT_PROTOCOLS: readonly number[] = [IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP];
@@ -125,11 +138,24 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
     ? DEFAULT_MAX_BACKUPS
     : parseRange('--output-file-max-backups', raw.outputFileMaxBackups, 0, MAX_BACKUPS);
 
+  const maxAgeDays = raw.outputFileMaxAge === undefined ? 0 : parseRange('--output-file-max-age', raw.outputFileMaxAge, 1, MAX_AGE_DAYS);
+  if (raw.outputFileMaxAge !== undefined && maxSize === null) {
+    throw new UsageError('--output-file-max-age: applies to rotated files: it needs --output-file-max-size');
+  }
+  const compress = raw.outputFileCompress === true;
+  if (compress && maxSize === null) throw new UsageError('--output-file-compress: compresses rotated files: it needs --output-file-max-size');
+
   let pcap: string | null = null;
   if (raw.outputPcap !== undefined) {
     pcap = raw.outputPcap.trim();
     if (pcap === '') throw new UsageError('--output-pcap: needs a file name');
     if (pcap === file) throw new UsageError(`--output-pcap: '${pcap}' is also the --output-file`);
+  }
+  let jsonFile: string | null = null;
+  if (raw.outputJsonFile !== undefined) {
+    jsonFile = raw.outputJsonFile.trim();
+    if (jsonFile === '') throw new UsageError('--output-json-file: needs a file name');
+    if (jsonFile === file || jsonFile === pcap) throw new UsageError(`--output-json-file: '${jsonFile}' is also another output`);
   }
   const snaplen = raw.pcapSnaplen === undefined ? DEFAULT_SNAPLEN : parseRange('--pcap-snaplen', raw.pcapSnaplen, 1, MAX_SNAPLEN);
 
@@ -137,7 +163,12 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
   if (groupBy !== null && raw.outputJson === true) {
     throw new UsageError('--group-by: prints text blocks; it does not combine with --output-json');
   }
-  return { maxSize, maxBackups, pcap, snaplen, groupBy, force: raw.force === true };
+  return { maxSize, maxBackups, maxAgeDays, compress, pcap, jsonFile, snaplen, groupBy, force: raw.force === true };
+}
+
+function nonEmptyExpr(flag: string, text: string): string {
+  if (text.trim() === '') throw new UsageError(`${flag}: the expression is empty`);
+  return text;
 }
 
 function nonEmptyPath(flag: string, text: string): string {
@@ -169,6 +200,8 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     tcpFlags: !!o.outputTcpFlags,
     ct: !!o.outputCt,
     nft: !!o.outputNft,
+    packet: !!o.outputPacket,
+    netnsNames: !!o.outputNetnsNames,
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
@@ -190,6 +223,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       netns: o.filterNetns?.trim() ?? null,
       ifname: o.filterIfname ?? null,
       mark,
+      skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,
       trackSkb: !!o.filterTrackSkb,
       nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },
@@ -205,5 +239,6 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
     duration: o.duration !== undefined ? parseCount('--duration', o.duration) : 0,
     readyFile: o.readyFile !== undefined ? nonEmptyPath('--ready-file', o.readyFile) : null,
+    kernelBtf: o.kernelBtf !== undefined ? nonEmptyPath('--kernel-btf', o.kernelBtf) : null,
   };
 }

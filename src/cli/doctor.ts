@@ -26,7 +26,8 @@ export async function doctor(): Promise<number> {
   const out = process.stdout;
   out.write(`kernel:   ${kernelRelease()}\n`);
   const btf = vmlinuxBtf();
-  out.write(`BTF:      ${btf ? '/sys/kernel/btf/vmlinux' : 'missing (CONFIG_DEBUG_INFO_BTF): tracepoint probes cannot load'}\n`);
+  out.write(`BTF:      ${btf ? '/sys/kernel/btf/vmlinux'
+    : 'missing (CONFIG_DEBUG_INFO_BTF): tracepoint probes cannot load; --kernel-btf FILE gives the other probes their types'}\n`);
   out.write(`lockdown: ${lockdown()}\n`);
   const missing = missingPrivileges();
   if (missing) {

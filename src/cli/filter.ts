@@ -2,6 +2,8 @@
 import type { ActiveFilter } from '../filter/active.js';
 import { FilterTooLarge, compileFilter } from '../filter/expression.js';
 import { FilterSyntaxError } from '../filter/pcap.js';
+import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
+import { vmlinuxBtf } from '../bpf/btf/btf.js';
 import { InjectError } from '../filter/inject.js';
 import { TranslateError } from '../filter/cbpf-to-ebpf.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
@@ -42,5 +44,16 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     ifindex = iface.ifindex;
     netns = where;
   }
-  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, trackSkb: f.trackSkb }, notes };
+  let skbExpr = null;
+  if (f.skbExpr !== null) {
+    const btf = vmlinuxBtf();
+    if (btf === null) throw new UsageError('--filter-skb-expr: this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
+    try {
+      skbExpr = compileSkbExpr(f.skbExpr, btf);
+    } catch (e) {
+      if (e instanceof SkbExprError) throw new UsageError(`--filter-skb-expr: ${e.message}`);
+      throw e;
+    }
+  }
+  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, trackSkb: f.trackSkb }, notes };
 }

@@ -12,6 +12,7 @@ import { type RawOptions, buildConfig } from './config.js';
 import { missingPrivileges } from '../kernel/privileges.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './exit.js';
 import { addTraceOptions } from './options.js';
+import { type KnownOptions, expandProfiles, loadProfile } from './profiles.js';
 import { addRegressCommands } from './regress.js';
 import { prepare, runTrace } from './run.js';
 import { InputFileError } from '../regress/errors.js';
@@ -101,7 +102,16 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
     .addOption(new Option('--drain <ms>', 'after COMMAND exits, keep reading this long').default('250').helpGroup('Record:'))
     .action((operands: string[], opts: RecordOptions) => run(import('./record.js').then((m) => m.record(opts, operands, argv))));
 
+  addTraceOptions(program.command('show'), true)
+    .description('render a recorded JSON-lines trace as a live one would be: text with any columns, --group-by, JSON, pcapng from captured bytes; ' +
+      'the filters apply to the recorded events')
+    .action((file: string, expression: string[], opts: RawOptions) => run(import('./show.js').then((m) => m.show(file, expression, opts))));
+
   addRegressCommands(program, run);
+
+  program.command('profiles')
+    .description('list the profiles --profile takes: built in, and those under ~/.config/pktpath/profiles')
+    .action(() => run(import('./profiles-list.js').then((m) => m.listProfiles(traceOptions(program)))));
 
   program.command('datapath')
     .description('list the BPF programs (tc, XDP, netfilter, cgroup) and nft base chains on the packet path of each traced namespace')
@@ -126,6 +136,24 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
   return program;
 }
 
+/** The commands whose options a profile sets. */
+const PROFILE_COMMANDS = new Set(['list', 'record']);
+
+/** The long options of a command, as a profile may name them. */
+export function traceOptions(cmd: Command): KnownOptions {
+  return new Map(cmd.options.filter((o) => o.long && o.long !== '--profile')
+    .map((o) => [o.long!.slice(2), { takesValue: o.required || o.optional }]));
+}
+
+/** argv with its --profile options expanded, for the trace, `list` and `record`. */
+export function withProfiles(program: Command, argv: string[]): string[] {
+  if (!argv.slice(2).some((a) => a === '--profile' || a.startsWith('--profile='))) return argv;
+  const sub = argv[2] !== undefined && PROFILE_COMMANDS.has(argv[2]) ? program.commands.find((c) => c.name() === argv[2])! : null;
+  if (sub === null && program.commands.some((c) => c.name() === argv[2])) return argv;
+  const known = traceOptions(sub ?? program);
+  return expandProfiles(argv, sub ? 3 : 2, (ref) => loadProfile(ref, known));
+}
+
 export function describeError(e: unknown): { code: number; message: string } {
   if (e instanceof UsageError || e instanceof InputFileError || e instanceof OutputPathError) return { code: EXIT_USAGE, message: e.message };
   if (e instanceof BpfError) return { code: EXIT_FAILURE, message: e.message };
@@ -140,7 +168,7 @@ export function main(argv: string[]): void {
     });
   }, argv);
   try {
-    program.parse(argv);
+    program.parse(withProfiles(program, argv));
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) process.exit(EXIT_OK);

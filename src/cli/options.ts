@@ -25,54 +25,80 @@ export function addOutputFileOptions(cmd: Command): Command {
     .addOption(option(GROUP.files, '--output-file-max-size <size>', 'rotate --output-file before it grows past this size: megabytes as in pwru (100), or with a unit (4K, 1.5G)'))
     // No commander default: giving it without --output-file is an error only when it was given.
     .addOption(option(GROUP.files, '--output-file-max-backups <n>', `rotated files to keep: FILE.1 (newest) to FILE.n (default: ${DEFAULT_MAX_BACKUPS})`))
+    .addOption(option(GROUP.files, '--output-file-max-age <days>', 'delete rotated files last written more than this many days ago'))
+    .addOption(option(GROUP.files, '--output-file-compress', 'gzip rotated files: FILE.1.gz … FILE.n.gz'))
     .addOption(option(GROUP.files, '--force', 'replace output files that exist (else pktpath refuses them); files are made 0600, never written through a symbolic link'))
+    .addOption(option(GROUP.files, '--output-json-file <path>', 'also write the trace as JSON lines to this file, beside the text (for `pktpath show`)'))
     .addOption(option(GROUP.files, '--output-pcap <path>', 'also write the captured packets as pcapng, one comment per observation point'))
     .addOption(option(GROUP.files, '--pcap-snaplen <bytes>', `bytes of each packet to capture (1-${MAX_SNAPLEN})`)
       .default(String(DEFAULT_SNAPLEN)));
 }
 
-export function addTraceOptions(cmd: Command): Command {
+/**
+ * The options of a trace. `recorded`: the same for `pktpath show`, which
+ * applies the filters to recorded events and renders them, so what only a
+ * live trace can do (attach, follow skbs, read nft's trace) is left out.
+ */
+export function addTraceOptions(cmd: Command, recorded = false): Command {
+  const live = !recorded;
+  if (recorded) cmd.argument('<trace>', 'a JSON-lines trace (--output-json, --output-json-file, pktpath record)');
   cmd.argument('[expression...]', 'pcap-filter expression, as tcpdump takes it (e.g. "tcp and dst port 80")');
 
-  cmd.optionsGroup(GROUP.filters)
+  cmd.optionsGroup(recorded ? 'Filters (on the recorded events):' : GROUP.filters)
     .option('--filter-src-ip <ip>', 'source IPv4/IPv6 address')
     .option('--filter-dst-ip <ip>', 'destination IPv4/IPv6 address')
     .option('--filter-proto <proto>', 'tcp, udp, icmp, icmp6, sctp or a protocol number')
     .option('--filter-src-port <port>', 'source port')
     .option('--filter-dst-port <port>', 'destination port')
-    .option('--filter-netns <netns>', 'only this network namespace: /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N')
+    .option('--filter-netns <netns>', recorded ? 'only this network namespace: NAME or inode:N'
+      : 'only this network namespace: /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N')
     .option('--filter-mark <value[/mask]>', 'only packets whose skb mark matches')
-    .option('--filter-ifname <name>', 'only packets on this device (in --filter-netns, else in the current namespace)')
-    .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
-    .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
-    .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
+    .option('--filter-ifname <name>', recorded ? 'only packets on this device' : 'only packets on this device (in --filter-netns, else in the current namespace)');
+  if (live) {
+    cmd
+      .option('--filter-skb-expr <expr>', 'only skbs whose fields match, read from the kernel\'s BTF: e.g. \'skb->len > 1000 && skb->dev->name == "eth0"\'')
+      .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
+      .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
+      .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)');
+  }
+  cmd
     .option('--filter-ip <ip>', 'source or destination address')
     .option('--filter-port <port>', 'source or destination port');
+  if (recorded) cmd.option('--filter-func <regex>', 'only events at points whose name the regex finds (e.g. "kfree_skb|tc:")');
 
   cmd.optionsGroup(GROUP.output)
     .option('--output-tuple', 'print the 5-tuple')
     .option('--output-meta', 'print netns, mark, interface, protocol, MTU and length')
-    .option('--output-stack', 'print the kernel stack (at tracepoints)')
+    .option('--output-stack', live ? 'print the kernel stack (at tracepoints)' : 'print the kernel stack (where it was recorded)')
     .option('--output-caller', 'print the calling function where the point has one')
     .option('--output-limit-lines <n>', 'stop after n events')
     .option('--output-json', 'write JSON lines (schema v1)')
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
-    .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
-      'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
-    .addOption(new Option('--color <when>', 'auto, always or never').default('auto'));
+    .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode');
+  if (live) {
+    cmd
+      .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
+        'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
+      .option('--output-packet', 'capture each packet\'s first --pcap-snaplen bytes into its JSON record, ' +
+        'so `pktpath show` can filter on any header and write pcapng later');
+  }
+  cmd.addOption(new Option('--color <when>', 'auto, always or never').default('auto'));
 
   cmd.optionsGroup(GROUP.files)
     .option('--output-file <path>', 'write to a file instead of stdout');
   addOutputFileOptions(cmd);
+  if (recorded) return cmd.optionsGroup('Options:');
 
   cmd.optionsGroup(GROUP.attach)
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
     .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed)`)
-    .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`);
+    .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`)
+    .option('--kernel-btf <path>', 'read the kernel\'s types from this BTF file instead of /sys/kernel/btf/vmlinux (CO-RE relocations, fields, drop reasons)');
 
   cmd.optionsGroup(GROUP.session)
+    .option('--profile <name>', 'start from a named option set (`pktpath profiles` lists them: drops, nat, ifdump and ~/.config/pktpath/profiles/NAME.yaml); options given here win')
     .option('--ring-size <size>', 'ring buffer size (rounded up to a power of two)', '16M')
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes');

@@ -4,6 +4,7 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import fs from 'node:fs';
+import { useKernelBtf } from '../bpf/btf/btf.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
@@ -34,6 +35,14 @@ export interface Prepared {
  * before anything is attached. `only` narrows the namespaces considered (the demo's own).
  */
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
+  if (cfg.kernelBtf !== null) {
+    try {
+      useKernelBtf(cfg.kernelBtf);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`--kernel-btf: ${cfg.kernelBtf}: ${code ? `cannot read (${code})` : `not a BTF file (${(e as Error).message})`}`);
+    }
+  }
   const { filter, notes } = activateFilter(cfg.filter);
   let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.tracePrograms.size > 0 ? 'backends' : 'no');
   const asked = cfg.attach.backend;
@@ -78,8 +87,8 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     duration: cfg.duration,
     limit: out.limitLines,
     stack: out.stack,
-    snaplen: out.files.pcap !== null ? out.files.snaplen : 0,
-    tupleChanges: out.ct || out.json,
+    snaplen: out.files.pcap !== null || out.packet ? out.files.snaplen : 0,
+    tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
   };
 }
 

@@ -9,6 +9,8 @@ export interface ProbeConfig {
   stack: boolean;
   /** Run the pcap filter injected into the probe. */
   filter: boolean;
+  /** Run the --filter-skb-expr injected into the probe. */
+  skbExpr?: boolean;
   /** Functions: the argument holding the skb. */
   skbArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
@@ -37,7 +39,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   const b = Buffer.alloc(CONFIG_LAYOUT.size);
   b.writeUInt32LE(cfg.pointId, F.point_id);
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
-    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0);
+    (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
+    (cfg.skbExpr ? ConfigFlags.skbExpr : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

@@ -23,7 +23,7 @@ export const EventFlags = {
 } as const;
 
 /** enum config_flags */
-export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4 } as const;
+export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5 } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
 export const TrackStat = { added: 0, freed: 1 } as const;

@@ -41,3 +41,13 @@ const TCP_FLAG_TABLE: readonly string[] = Array.from({ length: 256 }, (_, bits) 
 export function tcpFlagNames(bits: number): string {
   return TCP_FLAG_TABLE[bits & 0xff]!;
 }
+
+/** The flags byte of `SYN|ACK` style names (tcpFlagNames' inverse); unknown names count for nothing. */
+export function tcpFlagBits(names: string): number {
+  let bits = 0;
+  for (const name of names.split('|')) {
+    const i = TCP_FLAG_BITS.indexOf(name as (typeof TCP_FLAG_BITS)[number]);
+    if (i >= 0) bits |= 1 << i;
+  }
+  return bits;
+}

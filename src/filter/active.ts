@@ -1,6 +1,7 @@
 /** The filter of a run, resolved against this system: what the probes are loaded with. */
 import type { Netns } from '../kernel/netns.js';
 import type { CompiledFilter } from './expression.js';
+import type { CompiledSkbExpr } from './skb-expr.js';
 
 export interface ActiveFilter {
   /** The pcap filter, null when there is no expression. */
@@ -10,5 +11,7 @@ export interface ActiveFilter {
   ifindex: number;
   ifname: string | null;
   mark: { value: number; mask: number } | null;
+  /** --filter-skb-expr, compiled against this kernel's BTF; null when not given. */
+  skbExpr: CompiledSkbExpr | null;
   trackSkb: boolean;
 }

@@ -23,26 +23,26 @@ export class InjectError extends Error {
   override name = 'InjectError';
 }
 
-/** Returns a copy of `insns` with the region marked by `magic` replaced by `code`. */
-export function injectRegion(insns: Buffer, magic: number, code: EbpfInsn[], what: string): Buffer {
+/** Returns a copy of `insns` with the region marked by `magic` (`size` instructions long) replaced by `code`. */
+export function injectRegion(insns: Buffer, magic: number, code: EbpfInsn[], what: string, size = FILTER_REGION_INSNS): Buffer {
   const at = findRegion(insns, magic);
   if (at < 0) throw new InjectError(`${what}: the probe has no filter region (marker 0x${magic.toString(16)})`);
-  if ((at + FILTER_REGION_INSNS) * INSN_SIZE > insns.length) throw new InjectError(`${what}: the filter region is truncated`);
-  if (code.length > FILTER_REGION_INSNS) {
-    throw new InjectError(`${what}: the filter needs ${code.length} eBPF instructions; the probe has room for ${FILTER_REGION_INSNS}`);
+  if ((at + size) * INSN_SIZE > insns.length) throw new InjectError(`${what}: the filter region is truncated`);
+  if (code.length > size) {
+    throw new InjectError(`${what}: the filter needs ${code.length} eBPF instructions; the probe has room for ${size}`);
   }
   const out = Buffer.from(insns);
-  regionBytes(code).copy(out, at * INSN_SIZE);
+  regionBytes(code, size).copy(out, at * INSN_SIZE);
   return out;
 }
 
 /** Encoded regions by filter code: a session injects the same filter into every probe it loads. */
 const encodedRegions = new WeakMap<EbpfInsn[], Buffer>();
 
-function regionBytes(code: EbpfInsn[]): Buffer {
+function regionBytes(code: EbpfInsn[], size: number): Buffer {
   let bytes = encodedRegions.get(code);
   if (!bytes) {
-    bytes = encode([...code, ...skipRest(FILTER_REGION_INSNS - code.length)]);
+    bytes = encode([...code, ...skipRest(size - code.length)]);
     encodedRegions.set(code, bytes);
   }
   return bytes;

@@ -15,8 +15,14 @@ export interface OutputFileOptions {
   /** Rotate --output-file before it passes this many bytes; null: never. */
   maxSize: number | null;
   maxBackups: number;
+  /** Rotated files older than this many days are deleted; 0: kept whatever their age. */
+  maxAgeDays: number;
+  /** Rotated files are gzipped. */
+  compress: boolean;
   /** pcapng file for packet bytes; null: none. */
   pcap: string | null;
+  /** JSON lines written beside the main output (--output-json-file); null: none. */
+  jsonFile: string | null;
   /** Bytes of each packet captured and written. */
   snaplen: number;
   groupBy: GroupBy | null;
@@ -34,6 +40,10 @@ export interface OutputConfig {
   ct: boolean;
   /** --output-nft: nft rule evaluations of the traced packets (nftables' own tracing). */
   nft: boolean;
+  /** --output-netns-names: namespace names in place of inodes in text. */
+  netnsNames: boolean;
+  /** --output-packet: packet bytes captured into the JSON records. */
+  packet: boolean;
   json: boolean;
   file: string | null;
   limitLines: number;

@@ -10,6 +10,7 @@ import { OUTPUT_FILE_MODE, type OpenedOutput, openOutputs } from './files.js';
 import { ConnectionSink } from './connections.js';
 import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
+import type { CollectorOptions } from './packets.js';
 import { PcapngSink } from './pcapng.js';
 import { RotatingFileWriter } from './rotate.js';
 import type { Sink } from './sink.js';
@@ -22,10 +23,12 @@ export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): 
 }
 
 /** The destination of --output-file (opened and checked by openOutputs): rotating when a maximum size is set. */
-export function openOutputFile(file: OpenedOutput, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups'>): Writable {
+export function openOutputFile(file: OpenedOutput, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups' | 'maxAgeDays' | 'compress'>): Writable {
   if (opts.maxSize === null) return fs.createWriteStream(file.path, { fd: file.fd });
   fs.closeSync(file.fd);
-  return new RotatingFileWriter(file.path, { maxSize: opts.maxSize, maxBackups: opts.maxBackups });
+  return new RotatingFileWriter(file.path, {
+    maxSize: opts.maxSize, maxBackups: opts.maxBackups, maxAgeDays: opts.maxAgeDays, compress: opts.compress,
+  });
 }
 
 export interface OutputSinkContext {
@@ -33,25 +36,32 @@ export interface OutputSinkContext {
   writer: BatchedWriter;
   /** The text sink's options; grouped blocks follow its colour, timestamps, flags and stacks. */
   text: Omit<JourneyOptions, 'idleMs' | 'maxOpen' | 'clock' | 'every'>;
+  /** The collectors' clock and sweeps (--group-by): recorded time in a replay; default: the real ones. */
+  timing?: Pick<CollectorOptions, 'clock' | 'every'>;
   /** A side output failed (e.g. the pcap file); the message names the file. */
   onError: (message: string) => void;
   /** Opens the pcapng file. Default: a stream on the file openOutputs opened. */
   openPcap?: (path: string) => Writable;
   /** The pcapng file, opened and checked before anything was attached. */
   pcapFile?: OpenedOutput;
+  /** The --output-json-file, opened and checked before anything was attached. */
+  jsonFile?: OpenedOutput;
+  /** The JSON side output's options (stacks, when asked for). */
+  json?: { stack: boolean };
 }
 
 export interface OutputSinks {
   /** Takes the place of the text sink on the main writer when set (--group-by). */
   main: Sink | null;
-  /** Written to alongside the main sink (--output-pcap). */
+  /** Written to alongside the main sink (--output-pcap, --output-json-file). */
   extra: Sink[];
 }
 
 /** The sinks the file options add to, or put in place of, the text/JSON sink. */
 export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContext): OutputSinks {
-  const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, ctx.text)
-    : opts.groupBy === 'ct' ? new ConnectionSink(ctx.writer, ctx.text) : null;
+  const grouped = { ...ctx.text, ...ctx.timing };
+  const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, grouped)
+    : opts.groupBy === 'ct' ? new ConnectionSink(ctx.writer, grouped) : null;
   const extra: Sink[] = [];
   if (opts.pcap !== null) {
     const path = opts.pcap;
@@ -64,6 +74,13 @@ export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContex
       onError: (err) => ctx.onError(`cannot write ${path}: ${err.message}`),
     }));
   }
+  if (opts.jsonFile !== null) {
+    const path = opts.jsonFile;
+    const opened = ctx.jsonFile;
+    const dest = opened ? fs.createWriteStream(path, { fd: opened.fd }) : fs.createWriteStream(path, { flags: 'w', mode: OUTPUT_FILE_MODE });
+    const writer = new BatchedWriter(dest, { onError: (err) => ctx.onError(`cannot write ${path}: ${err.message}`) });
+    extra.push(new JsonSink(writer, ctx.json ?? { stack: false }));
+  }
   return { main, extra };
 }
 
@@ -75,6 +92,8 @@ export interface SinkSetup {
   onClosed: (fn: () => void) => void;
   /** Lines and bytes of the main output dropped because its reader did not keep up. */
   dropped: () => { lines: number; bytes: number };
+  /** Resolves when the main output can take more (a reader that waits, as `pktpath show` does, drops nothing). */
+  drain: () => Promise<void>;
 }
 
 /**
@@ -83,9 +102,14 @@ export interface SinkSetup {
  * Problems writing later are told through `warn` (a line for a person).
  */
 export function createSinks(out: OutputConfig, warn: (line: string) => void,
-  stdout: Writable & { isTTY?: boolean } = process.stdout, fileFlag = '--output-file'): SinkSetup {
+  stdout: Writable & { isTTY?: boolean } = process.stdout, fileFlag = '--output-file',
+  timing?: OutputSinkContext['timing']): SinkSetup {
   let closedHandler: () => void = () => {};
-  const files = openOutputs([{ flag: fileFlag, path: out.file }, { flag: '--output-pcap', path: out.files.pcap }], out.files.force);
+  const files = openOutputs([
+    { flag: fileFlag, path: out.file },
+    { flag: '--output-pcap', path: out.files.pcap },
+    { flag: '--output-json-file', path: out.files.jsonFile },
+  ], out.files.force);
   const file = files.get(fileFlag);
   const dest: Writable = file ? openOutputFile(file, out.files) : stdout;
   const writer = new BatchedWriter(dest, {
@@ -103,11 +127,16 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
     caller: out.caller,
     tcpFlags: out.tcpFlags,
     ct: out.ct,
+    netnsNames: out.netnsNames,
     timestamp: out.timestamp,
     color: useColor(out, stdout.isTTY === true),
   };
-  const more = createOutputSinks(out.files, { writer, text, onError: warn, pcapFile: files.get('--output-pcap') });
+  const more = createOutputSinks(out.files, {
+    writer, text, timing, onError: warn, pcapFile: files.get('--output-pcap'), jsonFile: files.get('--output-json-file'), json: { stack: out.stack },
+  });
   const main: Sink = more.main ??
     (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
-  return { sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped };
+  return {
+    sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(),
+  };
 }

@@ -5,6 +5,7 @@
  */
 import { AddressText, SlotCache, flat } from '../decode/cache.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
+import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import { type JsonCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
@@ -50,6 +51,21 @@ export interface JsonRecord {
   nft?: JsonNft;
   /** Present only when stacks are requested. */
   stack?: string[];
+  /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
+  packet?: JsonPacket;
+}
+
+export interface JsonPacket {
+  /** Whether the bytes start at the Ethernet header (else at the network header). */
+  l2: boolean;
+  /** The packet's length from where the capture starts. */
+  orig_len: number;
+  /** The captured bytes, base64. */
+  data: string;
+}
+
+function toJsonPacket(p: CapturedPacket): JsonPacket {
+  return { l2: p.l2, orig_len: p.origLen, data: Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).toString('base64') };
 }
 
 /**
@@ -112,6 +128,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
   if (e.nft) rec.nft = toJsonNft(e.nft);
   if (opts.stack) rec.stack = e.stack ?? [];
+  if (e.packet) rec.packet = toJsonPacket(e.packet);
   return rec;
 }
 
@@ -285,7 +302,7 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   // Tuple changes are rare next to the core fields: the generic path is fine here.
   if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
   const point = pointSeg(e);
-  if (!e.ct && !opts.stack && !e.verdict && !e.nft) return s + point.closed;
+  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet) return s + point.closed;
   s += point.open;
   // Conntrack, verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
@@ -301,6 +318,7 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
       s += ']';
     }
   }
+  if (e.packet) s += ',"packet":' + JSON.stringify(toJsonPacket(e.packet));
   return s + '}';
 }
 

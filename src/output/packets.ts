@@ -49,6 +49,41 @@ function defaultEvery(fn: () => void, everyMs: number): () => void {
   return () => clearInterval(t);
 }
 
+/**
+ * The time of a recording for collectors replaying it (`pktpath show`): the
+ * clock reads the last event's time, and sweeps run as that time passes, so
+ * packets go idle in recorded time as they did live.
+ */
+export class RecordedTime {
+  private nowMs = 0;
+  private readonly timers = new Set<{ fn: () => void; everyMs: number; nextMs: number }>();
+
+  readonly clock = (): number => this.nowMs;
+
+  readonly every = (fn: () => void, everyMs: number): (() => void) => {
+    const t = { fn, everyMs, nextMs: this.nowMs + everyMs };
+    this.timers.add(t);
+    return () => this.timers.delete(t);
+  };
+
+  /** The recording has reached `ns` (nanoseconds): the sweeps due by then run first. */
+  advance(ns: bigint): void {
+    const ms = Number(ns / 1000n) / 1000;
+    if (this.nowMs === 0) {
+      this.nowMs = ms;
+      for (const t of this.timers) t.nextMs = ms + t.everyMs;
+      return;
+    }
+    if (ms <= this.nowMs) return;
+    this.nowMs = ms;
+    for (const t of this.timers) {
+      if (ms < t.nextMs) continue;
+      t.nextMs = ms + t.everyMs;
+      t.fn();
+    }
+  }
+}
+
 export class PacketCollector {
   private readonly open = new Map<bigint, Open>();
   private readonly idleMs: number;

@@ -7,9 +7,16 @@
  * Lines are never split across files: chunks are cut only after a newline
  * (BatchedWriter hands over whole lines). A single line longer than the limit
  * goes, whole, into a file of its own.
+ *
+ * `compress` (--output-file-compress): rotated files are gzipped, PATH.1.gz …
+ * PATH.N.gz, off the write path (the next rotation waits for the last one).
+ * `maxAgeDays` (--output-file-max-age): at each rotation, rotated files last
+ * written longer ago than that are deleted, whatever their number.
  */
-import { promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { OUTPUT_FILE_MODE, ROTATED_FILE_FLAGS } from './files.js';
 
 export interface RotatingFileOptions {
@@ -17,7 +24,13 @@ export interface RotatingFileOptions {
   maxSize: number;
   /** Rotated files kept (PATH.1 … PATH.N); 0 keeps none. */
   maxBackups: number;
+  /** Gzip rotated files (PATH.1.gz …). */
+  compress?: boolean;
+  /** Delete rotated files older than this many days; 0: age does not matter. */
+  maxAgeDays?: number;
 }
+
+const DAY_MS = 86_400_000;
 
 const NEWLINE = 0x0a;
 
@@ -32,6 +45,10 @@ export class RotatingFileWriter extends Writable {
   private file: fsp.FileHandle | null = null;
   private size = 0;
   private rotationCount = 0;
+  private readonly suffix: string;
+  private readonly maxAgeMs: number;
+  /** The gzip of the last rotated file, while it runs. */
+  private compressing: Promise<void> = Promise.resolve();
 
   constructor(path: string, opts: RotatingFileOptions) {
     // Checked before super(): the stream opens the file on the next tick.
@@ -41,6 +58,13 @@ export class RotatingFileWriter extends Writable {
     this.path = path;
     this.maxSize = opts.maxSize;
     this.maxBackups = opts.maxBackups;
+    this.suffix = opts.compress ? '.gz' : '';
+    this.maxAgeMs = (opts.maxAgeDays ?? 0) * DAY_MS;
+  }
+
+  /** Resolves once every rotated file is written out (compressed, when asked). */
+  settled(): Promise<void> {
+    return this.compressing;
   }
 
   /** How many times the file was rotated. */
@@ -74,11 +98,11 @@ export class RotatingFileWriter extends Writable {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.closeFile().then(() => cb(), (err: Error) => cb(err));
+    Promise.all([this.closeFile(), this.compressing]).then(() => cb(), (err: Error) => cb(err));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.closeFile().then(() => cb(err), (closeErr: Error) => cb(err ?? closeErr));
+    Promise.all([this.closeFile(), this.compressing]).then(() => cb(err), (closeErr: Error) => cb(err ?? closeErr));
   }
 
   /** Writes `chunk`, rotating at line ends wherever the current file would overflow. */
@@ -126,18 +150,30 @@ export class RotatingFileWriter extends Writable {
   /** Closes PATH, shifts PATH.i to PATH.i+1 (dropping the oldest) and PATH to PATH.1, opens a new PATH. */
   private async rotate(): Promise<void> {
     await this.closeFile();
+    // The previous PATH.1 must be whole (compressed) before it moves.
+    await this.compressing;
+    const backup = (i: number) => `${this.path}.${i}${this.suffix}`;
     if (this.maxBackups === 0) {
       await fsp.unlink(this.path).catch(ignoreMissing);
     } else {
-      await fsp.unlink(`${this.path}.${this.maxBackups}`).catch(ignoreMissing);
-      for (let i = this.maxBackups - 1; i >= 1; i--) {
-        await fsp.rename(`${this.path}.${i}`, `${this.path}.${i + 1}`).catch(ignoreMissing);
-      }
+      await fsp.unlink(backup(this.maxBackups)).catch(ignoreMissing);
+      for (let i = this.maxBackups - 1; i >= 1; i--) await fsp.rename(backup(i), backup(i + 1)).catch(ignoreMissing);
       await fsp.rename(this.path, `${this.path}.1`);
+      if (this.suffix !== '') this.compressing = gzipFile(`${this.path}.1`, backup(1));
     }
     this.file = await fsp.open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE);
     this.size = 0;
     this.rotationCount++;
+    if (this.maxAgeMs > 0) await this.removeOld(backup);
+  }
+
+  /** Deletes rotated files last written before the age limit (the one being compressed is new). */
+  private async removeOld(backup: (i: number) => string): Promise<void> {
+    const before = Date.now() - this.maxAgeMs;
+    for (let i = 2; i <= this.maxBackups; i++) {
+      const st = await fsp.stat(backup(i)).catch(() => null);
+      if (st !== null && st.mtimeMs < before) await fsp.unlink(backup(i)).catch(ignoreMissing);
+    }
   }
 
   private async closeFile(): Promise<void> {
@@ -145,4 +181,10 @@ export class RotatingFileWriter extends Writable {
     this.file = null;
     if (fh !== null) await fh.close();
   }
+}
+
+/** gzips `from` into `to` (made 0600, as every output file), then removes `from`. */
+async function gzipFile(from: string, to: string): Promise<void> {
+  await pipeline(createReadStream(from), createGzip(), createWriteStream(to, { flags: 'w', mode: OUTPUT_FILE_MODE }));
+  await fsp.unlink(from);
 }

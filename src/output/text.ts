@@ -31,6 +31,8 @@ export interface TextOptions {
   color: boolean;
   /** Chalk level when `color` is set: 1 = 16 colours, 2 = 256, 3 = truecolor. Default 1. */
   colorLevel?: ColorLevel;
+  /** NETNS shows the namespace's name where it has one (--output-netns-names), else its inode. */
+  netnsNames?: boolean;
 }
 
 export const COLUMN_WIDTHS = {
@@ -111,6 +113,8 @@ function processSeg(comm: string, pid: number): string {
 
 interface MetaEntry {
   netns: number;
+  /** The name shown in place of the inode; '' for the inode. */
+  netnsName: string;
   mark: number;
   ifindex: number;
   ifname: string;
@@ -119,31 +123,33 @@ interface MetaEntry {
   text: string;
 }
 
-const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, mark: 0, ifindex: 0, ifname: '', protocol: 0, mtu: 0, text: '' }));
+const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, netnsName: '', mark: 0, ifindex: 0, ifname: '', protocol: 0, mtu: 0, text: '' }));
 
 /**
  * NETNS MARK/x IFACE PROTO MTU, padded, with the space before LEN. LEN varies
  * between the packets of one interface and stays a piece of its own.
  */
-function metaSeg(e: TraceEvent): string {
+function metaSeg(e: TraceEvent, names: boolean): string {
   const { netns, mark, ifindex, protocol, mtu } = e;
+  const netnsName = names ? e.netnsName : '';
   const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
   const c = metaCols.at(h ^ (h >>> 9) ^ (h >>> 18));
   if (
     c.netns === netns && c.ifindex === ifindex && c.mark === mark &&
-    c.protocol === protocol && c.mtu === mtu && c.ifname === e.ifname
+    c.protocol === protocol && c.mtu === mtu && c.ifname === e.ifname && c.netnsName === netnsName
   ) {
     return c.text;
   }
   const W = COLUMN_WIDTHS;
   const text = flat(
-    pad(formatDecimal(netns), W.netns) + ' ' +
+    pad(netnsName !== '' ? netnsName : formatDecimal(netns), W.netns) + ' ' +
     pad(formatHex(mark), W.mark) + ' ' +
     pad(formatIface(e.ifname, ifindex), W.iface) + ' ' +
     pad(formatEthertype(protocol), W.proto) + ' ' +
     pad(String(mtu), W.mtu) + ' ',
   );
   c.netns = netns;
+  c.netnsName = netnsName;
   c.mark = mark;
   c.ifindex = ifindex;
   c.ifname = e.ifname;
@@ -223,7 +229,7 @@ export class TextFormatter {
   formatEvent(e: TraceEvent): string {
     const o = this.opts;
     let s = this.timeSeg(e) + this.skbSeg(e.skb) + cpuColumn.get(e.cpu) + processSeg(e.comm, e.pid);
-    if (o.meta) s += metaSeg(e) + lenColumn.get(e.len);
+    if (o.meta) s += metaSeg(e, o.netnsNames === true) + lenColumn.get(e.len);
     if (o.tuple) s += this.tupleSeg(e.tuple);
 
     const point = this.pointSeg(e);

@@ -17,7 +17,7 @@ export class TraceFileError extends InputFileError {
 export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
-  | { kind: 'lost'; count: number }
+  | { kind: 'lost'; count: number; total: number; time: string }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket };
 
@@ -56,7 +56,7 @@ export function classify(text: string): TraceLine {
     }
     case 'lost':
       if (typeof r.count !== 'number') throw new Error('lost record without a count');
-      return { kind: 'lost', count: r.count };
+      return { kind: 'lost', count: r.count, total: typeof r.total === 'number' ? r.total : r.count, time: typeof r.time === 'string' ? r.time : '' };
     case 'header':
       if (!Array.isArray(r.namespaces) || !Array.isArray(r.points)) throw new Error('header without namespaces or points');
       return { kind: 'header', record: r as unknown as JsonHeaderRecord };
@@ -76,17 +76,20 @@ export function classify(text: string): TraceLine {
   }
 }
 
-/** The lines of a trace file, classified, with their numbers. Empty lines are skipped; an empty file is an error. */
-export async function* readTrace(file: string): AsyncGenerator<TraceLine & { line: number }> {
-  let input: fs.ReadStream;
+/** Throws TraceFileError unless `file` is a readable file: callers check before they write anything. */
+export function checkTraceFile(file: string): void {
   try {
     fs.accessSync(file, fs.constants.R_OK);
-    if (fs.statSync(file).isDirectory()) throw new TraceFileError(file, 0, 'is a directory');
-    input = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   } catch (e) {
-    if (e instanceof TraceFileError) throw e;
     throw new TraceFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  if (fs.statSync(file).isDirectory()) throw new TraceFileError(file, 0, 'is a directory');
+}
+
+/** The lines of a trace file, classified, with their numbers. Empty lines are skipped; an empty file is an error. */
+export async function* readTrace(file: string): AsyncGenerator<TraceLine & { line: number }> {
+  checkTraceFile(file);
+  const input = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let n = 0;
   let any = false;

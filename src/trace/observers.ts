@@ -82,6 +82,7 @@ export class Observers {
 
   constructor(private readonly ctx: ObserverContext) {
     this.probes = new ProbeSet(ctx.opts.ringSize);
+    this.probes.skbExpr = ctx.filter.skbExpr?.code ?? null;
   }
 
   /** Other programs' entries and exits are traced (their records carry verdicts). */
@@ -121,7 +122,7 @@ export class Observers {
   private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
     const { filter, opts } = this.ctx;
     return {
-      pointId, stack: opts.stack, filter: filter.compiled !== null, skbArg: 0,
+      pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null, skbArg: 0,
       netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
       snaplen: opts.snaplen, ...extra,
     };

@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
+import type { EbpfInsn } from '../bpf/insn.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
 import type { CompiledFilter } from '../filter/expression.js';
-import { FILTER_MAGIC, injectRegion } from '../filter/inject.js';
+import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS } from '../filter/skb-expr.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -114,6 +116,9 @@ export class ProbeSet {
   private readonly objects: BpfObject[] = [];
   /** The shared maps' fds (for the next instances to reuse) and their handles, once the first instance is loaded. */
   private shared: { fds: Record<SharedMap, number>; maps: ProbeMaps } | null = null;
+
+  /** --filter-skb-expr, compiled: written into every probe with the region. */
+  skbExpr: EbpfInsn[] | null = null;
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
@@ -232,10 +237,16 @@ export class ProbeSet {
           if (typeof t === 'string') program.setAttachTarget(t);
           else program.setAttachTarget(t.func, t.progFd);
         }
-        if (filter) {
+        if (filter || this.skbExpr) {
           let insns = program.insns();
-          insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${p.label}: L2 filter`);
-          insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${p.label}: L3 filter`);
+          if (filter) {
+            insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${p.label}: L2 filter`);
+            insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${p.label}: L3 filter`);
+          }
+          // Programs without an skb (XDP) have no region: they match nothing while the expression is set.
+          if (this.skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {
+            insns = injectRegion(insns, SKB_EXPR_MAGIC, this.skbExpr, `${p.label}: --filter-skb-expr`, SKB_EXPR_REGION_INSNS);
+          }
           program.setInsns(insns);
         }
         // libbpf 1.1 does not know the "netfilter" section: say what it is.

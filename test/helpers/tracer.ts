@@ -1,5 +1,5 @@
 /** Runs the real pktpath binary for end-to-end tests and collects its JSON output. */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from './probe-btf.js';
 import { validateJsonLine } from './schema.js';
@@ -63,16 +63,13 @@ export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[]
   });
 }
 
-/** Runs pktpath to completion (for usage errors and short runs). */
-export function runPktpath(args: string[], opts: { prefix?: string[] } = {}): { code: number; stdout: string; stderr: string } {
+/** Runs pktpath to completion (for usage errors and short runs); `env` is added to the environment. */
+export function runPktpath(args: string[], opts: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): { code: number; stdout: string; stderr: string } {
   const cmd = [...(opts.prefix ?? []), process.execPath, PKTPATH, ...args];
-  try {
-    const stdout = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-    return { code: 0, stdout, stderr: '' };
-  } catch (e) {
-    const err = e as { status: number | null; stdout: string; stderr: string };
-    return { code: err.status ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
+  const r = spawnSync(cmd[0]!, cmd.slice(1), {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, env: { ...process.env, ...opts.env },
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
 /** BPF programs of pktpath still loaded in the kernel (by name). */

@@ -88,6 +88,21 @@ for (const backend of BACKENDS) {
   });
 }
 
+test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skbs it names`, async () => {
+  // Functions too where the kernel lets them be probed: the expression runs in kprobes and fentry programs as well.
+  const functions = BACKENDS.length > 0 ? ['--attach', 'tracepoints,tc,netfilter,functions', '--backend', BACKENDS[0]!] : [];
+  const { events, stderr } = await traced(
+    ['--filter-skb-expr', 'skb->len > 500 && skb->protocol == 0x0800', '--filter-func', '^(tc:|nf:|netif_receive_skb$|ip_rcv$)', ...functions],
+    async (lab, a) => {
+      await lab.exec(a, ['ping', '-c', '2', '-i', '0.3', '-s', '100', '-W', '2', '192.0.2.2']);
+      await lab.exec(a, ['ping', '-c', '2', '-i', '0.3', '-s', '1000', '-W', '2', '192.0.2.2']);
+    },
+  );
+  assert.ok(events.length > 0, stderr);
+  assert.ok(events.every((e) => e.len > 500 && e.proto === 0x0800), JSON.stringify(events.find((e) => e.len <= 500)));
+  process.stdout.write(`# ${KERNEL}: --filter-skb-expr at ${[...new Set(events.map((e) => e.probe.type))].join(', ')}\n`);
+});
+
 test(`${KERNEL}: tc and netfilter points, conntrack states`, async (t) => {
   const { events, stderr } = await traced(['--attach', 'tc,netfilter', '--output-ct'], async (lab, a) => {
     // Conntrack runs in a namespace once something there needs it.

@@ -41,16 +41,17 @@ function usageError(args: string[]): string {
 }
 
 test('defaults', () => {
-  assert.deepEqual(parse([]), { maxSize: null, maxBackups: 5, pcap: null, snaplen: 256, groupBy: null, force: false });
+  assert.deepEqual(parse([]), { maxSize: null, maxBackups: 5, maxAgeDays: 0, compress: false, pcap: null, jsonFile: null, snaplen: 256, groupBy: null, force: false });
 });
 
 test('every option', () => {
   assert.deepEqual(
     parse([
       '--output-file', 'trace.txt', '--output-file-max-size', '100M', '--output-file-max-backups', '3',
-      '--output-pcap', 'trace.pcapng', '--pcap-snaplen', '65535', '--group-by', 'skb',
+      '--output-pcap', 'trace.pcapng', '--pcap-snaplen', '65535', '--group-by', 'skb', '--output-json-file', 'trace.jsonl',
+      '--output-file-max-age', '7', '--output-file-compress',
     ]),
-    { maxSize: 100 * 2 ** 20, maxBackups: 3, pcap: 'trace.pcapng', snaplen: 65535, groupBy: 'skb', force: false },
+    { maxSize: 100 * 2 ** 20, maxBackups: 3, maxAgeDays: 7, compress: true, pcap: 'trace.pcapng', jsonFile: 'trace.jsonl', snaplen: 65535, groupBy: 'skb', force: false },
   );
   assert.equal(parse(['--output-file', 'f', '--output-file-max-backups', '0']).maxBackups, 0);
   assert.equal(parse(['--group-by', 'SKB']).groupBy, 'skb');
@@ -90,6 +91,11 @@ test('bad values are one-line usage errors', () => {
     [['--output-pcap', ' '], '--output-pcap: needs a file name'],
     [['--output-file', 'same', '--output-pcap', 'same'], "--output-pcap: 'same' is also the --output-file"],
     [['--group-by', 'flow'], "--group-by: 'flow' is not one of skb, ct"],
+    [['--output-file', 'f', '--output-file-max-age', '7'], '--output-file-max-age: applies to rotated files: it needs --output-file-max-size'],
+    [['--output-file', 'f', '--output-file-max-size', '1M', '--output-file-max-age', '0'], "--output-file-max-age: '0' is out of range (1-3650)"],
+    [['--output-file', 'f', '--output-file-compress'], '--output-file-compress: compresses rotated files: it needs --output-file-max-size'],
+    [['--output-json-file', ' '], '--output-json-file: needs a file name'],
+    [['--output-file', 'same', '--output-json-file', 'same'], "--output-json-file: 'same' is also another output"],
     [['--group-by', 'skb', '--output-json'], '--group-by: prints text blocks; it does not combine with --output-json'],
   ];
   for (const [args, message] of cases) assert.equal(usageError(args), message, args.join(' '));
@@ -179,9 +185,9 @@ test('sinks: a pcap file that cannot be written is reported with its name', asyn
 test('output file: plain, or rotating with a maximum size', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pktpath-opts-'));
   try {
-    const plain = openOutputFile(openOutputPath('--output-file', join(dir, 'a.txt'), false), { maxSize: null, maxBackups: 5 });
+    const plain = openOutputFile(openOutputPath('--output-file', join(dir, 'a.txt'), false), { maxSize: null, maxBackups: 5, maxAgeDays: 0, compress: false });
     assert.ok(plain instanceof WriteStream);
-    const rotating = openOutputFile(openOutputPath('--output-file', join(dir, 'b.txt'), false), { maxSize: 8, maxBackups: 1 });
+    const rotating = openOutputFile(openOutputPath('--output-file', join(dir, 'b.txt'), false), { maxSize: 8, maxBackups: 1, maxAgeDays: 0, compress: false });
     assert.ok(rotating instanceof RotatingFileWriter);
     const writer = new BatchedWriter(rotating, { isTTY: false, maxDelayMs: 0 });
     for (const l of ['one', 'two', 'three']) writer.write(l);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RotatingFileWriter } from '../../src/output/rotate.js';
@@ -129,3 +130,33 @@ test('bad limits are rejected', () => {
   assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 0, maxBackups: 1 }), /not a positive size/);
   assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 10, maxBackups: -1 }), /not a count/);
 });
+
+test('--output-file-compress: rotated files are gzipped, every line once, in order', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  const w = new RotatingFileWriter(path, { maxSize: 35, maxBackups: 10, compress: true });
+  const all = lines(20);
+  for (const l of all) w.write(l + '\n');
+  await end(w);
+  const names = readdirSync(dir).sort();
+  assert.ok(names.every((n) => n === 'trace.txt' || /^trace\.txt\.\d+\.gz$/.test(n)), names.join(' '));
+  const backups = names.filter((n) => n.endsWith('.gz')).map((n) => Number(n.split('.')[2])).sort((a, b) => b - a);
+  assert.ok(backups.length >= 5);
+  const text = backups.map((i) => gunzipSync(readFileSync(`${path}.${i}.gz`)).toString()).join('') + readFileSync(path, 'utf8');
+  assert.equal(text, all.map((l) => l + '\n').join(''));
+  for (const i of backups) assert.equal(statSync(`${path}.${i}.gz`).mode & 0o777, 0o600);
+}));
+
+test('--output-file-max-age: rotated files older than the limit go at the next rotation', withDir(async (dir) => {
+  const path = join(dir, 'trace.txt');
+  // Backups a previous run left: one ten days old, one from today.
+  writeFileSync(`${path}.1`, 'recent\n');
+  writeFileSync(`${path}.2`, 'old\n');
+  const tenDaysAgo = (Date.now() - 10 * 86_400_000) / 1000;
+  utimesSync(`${path}.2`, tenDaysAgo, tenDaysAgo);
+  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 5, maxAgeDays: 7 });
+  for (const l of lines(3)) w.write(l + '\n');
+  await end(w);
+  // One rotation: PATH → .1, .1 (recent) → .2, .2 (old) → .3, then deleted for its age.
+  assert.equal(readFileSync(`${path}.2`, 'utf8'), 'recent\n');
+  assert.equal(existsSync(`${path}.3`), false);
+}));

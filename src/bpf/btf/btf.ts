@@ -247,6 +247,13 @@ export class Btf {
     return { id, size: this.sizeField(id), members };
   }
 
+  /** The members of a struct or union by type id, anonymous inner ones flattened (empty for other kinds). */
+  membersOf(id: number): Map<string, StructMemberLayout> {
+    const members = new Map<string, StructMemberLayout>();
+    this.collectMembers(this.resolve(id), 0, members, 0);
+    return members;
+  }
+
   /** All own type ids of one kind, in id order. */
   *idsOfKind(kind: BtfType['kind']): IterableIterator<number> {
     const k = BtfKind[kind as keyof typeof BtfKind];
@@ -339,6 +346,27 @@ function isAscii(bytes: Uint8Array): boolean {
 
 let vmlinux: Btf | null | undefined;
 
+/** The running kernel's own BTF. */
+export const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
+let customPath: string | null = null;
+
+/**
+ * Use this BTF file instead of the kernel's (--kernel-btf): for pktpath's own
+ * queries and for libbpf's CO-RE relocations. Parsed at once: a file that is
+ * not BTF throws here, before anything is loaded.
+ */
+export function useKernelBtf(path: string): Btf {
+  const btf = Btf.loadVmlinux(path);
+  customPath = path;
+  vmlinux = btf;
+  return btf;
+}
+
+/** The BTF file given instead of the kernel's, or null. */
+export function kernelBtfPath(): string | null {
+  return customPath;
+}
+
 /**
  * Forgets the parsed BTF (tens of MB of heap): a tracer calls it once it has
  * asked all it needs; a later vmlinuxBtf() parses it again.
@@ -351,7 +379,7 @@ export function releaseVmlinuxBtf(): void {
 export function vmlinuxBtf(): Btf | null {
   if (vmlinux === undefined) {
     try {
-      vmlinux = Btf.loadVmlinux();
+      vmlinux = Btf.loadVmlinux(customPath ?? KERNEL_BTF);
     } catch {
       vmlinux = null;
     }

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * --filter-skb-expr: a region of no-op instructions that user space overwrites
+ * before load with the expression compiled against the kernel's BTF
+ * (src/filter/skb-expr.ts), as the pcap filter's regions are. It reads the
+ * skb's fields with bpf_probe_read_kernel only, so every program type runs it.
+ */
+#ifndef PKTPATH_SKB_EXPR_H
+#define PKTPATH_SKB_EXPR_H
+
+#include "filter.h"
+
+#define SKB_EXPR_REGION_INSNS 512
+#define SKB_EXPR_MAGIC 0x70706b65 /* marks the start of the region */
+#define SKB_EXPR_SCRATCH_BYTES 32
+
+/* r8 = the skb, r9 = the scratch; the region leaves 1 (match) or 0 in r0.
+ * As with FILTER_REGION, only the two operands escape the clobbers. */
+static __always_inline bool skb_expr_match(struct sk_buff *skb)
+{
+	__u64 scratch[SKB_EXPR_SCRATCH_BYTES / 8];
+	unsigned long __d = (unsigned long)skb;
+	unsigned long __s = (unsigned long)scratch;
+	asm volatile("r8 = %[d]\n\t"
+		     "r9 = %[s]\n\t"
+		     "r0 = " __stringify(SKB_EXPR_MAGIC) "\n\t"
+		     ".rept " __stringify(SKB_EXPR_REGION_INSNS) " - 1\n\t"
+		     "goto +0\n\t"
+		     ".endr\n\t"
+		     "%[d] = r0\n\t"
+		     : [d] "+r"(__d), [s] "+r"(__s)
+		     :
+		     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
+	return __d != 0;
+}
+
+#endif

@@ -1,0 +1,27 @@
+/** `pktpath profiles`: every profile --profile takes, where it comes from, and the options it stands for. */
+import { BUILT_IN_PROFILES, type KnownOptions, type Profile, loadProfile, profileArgs, profileDir, userProfileFiles } from './profiles.js';
+import { EXIT_OK } from './exit.js';
+import { UsageError } from './values.js';
+
+export async function listProfiles(known: KnownOptions): Promise<number> {
+  const users = userProfileFiles();
+  const shown: Array<Profile | { name: string; source: string; broken: string }> = [];
+  for (const [name, file] of users) {
+    try {
+      shown.push(loadProfile(file, known));
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      shown.push({ name, source: file, broken: e.message });
+    }
+  }
+  for (const p of BUILT_IN_PROFILES) if (!users.has(p.name)) shown.push(p);
+  for (const p of shown) {
+    if ('broken' in p) {
+      process.stdout.write(`${p.name}\t(${p.source})\tbroken: ${p.broken}\n`);
+      continue;
+    }
+    process.stdout.write(`${p.name}\t(${p.source})\t${p.description}\n\t${profileArgs(p).join(' ')}\n`);
+  }
+  process.stderr.write(`pktpath: user profiles are read from ${profileDir()}/NAME.yaml\n`);
+  return EXIT_OK;
+}

@@ -1,0 +1,141 @@
+/**
+ * JSON lines back into events: the inverse of src/output/json.ts, so a
+ * recorded trace (`--output-json`, `pktpath record`) goes through the same
+ * sinks as a live one (`pktpath show`). Every field the JSON carries comes
+ * back; what it does not carry (the time since the trace started) is made
+ * from the first event read.
+ */
+import { parseAddress } from '../decode/addr.js';
+import type { CtInfo, CtTuple } from '../decode/ct.js';
+import { IPPROTO, protocolNumber, tcpFlagBits } from '../decode/protocols.js';
+import type { Tuple } from '../decode/tuple.js';
+import type { TraceEvent } from './event.js';
+import type { JsonCt, JsonCtTuple, JsonPacket, JsonProto, JsonRecord, JsonTuple } from './json.js';
+import type { NftEvaluation } from './nft.js';
+import type { TcVerdict } from './verdict.js';
+import type { JsonVerdict } from './verdict.js';
+
+const TIME = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/;
+
+/** `2026-12-03T07:07:27.123456789Z` → nanoseconds since the epoch; null when it is not such a time. */
+export function parseJsonTime(text: string): bigint | null {
+  const m = TIME.exec(text);
+  if (!m) return null;
+  const ms = Date.parse(`${m[1]}Z`);
+  if (Number.isNaN(ms)) return null;
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '0').padEnd(9, '0'));
+}
+
+function l4proto(p: JsonProto): number {
+  return typeof p === 'number' ? p : protocolNumber(p) ?? 0;
+}
+
+const l3Of = (addr: string): 4 | 6 => (parseAddress(addr)?.l3 === 6 ? 6 : 4);
+
+export function tupleFromJson(t: JsonTuple): Tuple {
+  const proto = l4proto(t.proto);
+  return {
+    l3: l3Of(t.saddr),
+    saddr: t.saddr,
+    daddr: t.daddr,
+    sport: t.sport,
+    dport: t.dport,
+    l4proto: proto,
+    tcpFlags: proto === IPPROTO.TCP ? tcpFlagBits(t.flags) : 0,
+  };
+}
+
+function ctTupleFromJson(t: JsonCtTuple | null): CtTuple | null {
+  if (t === null) return null;
+  return { l3: l3Of(t.saddr), saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto: l4proto(t.proto) };
+}
+
+function ctFromJson(c: JsonCt): CtInfo {
+  return {
+    source: c.source,
+    found: c.found,
+    state: c.state,
+    dir: c.dir,
+    id: BigInt(c.id),
+    status: c.status,
+    zone: c.zone,
+    mark: c.mark,
+    error: c.error,
+    orig: ctTupleFromJson(c.orig),
+    reply: ctTupleFromJson(c.reply),
+  };
+}
+
+function verdictFromJson(v: JsonVerdict): TcVerdict {
+  const t = v.target;
+  return {
+    action: v.action,
+    target: t && { kind: t.kind, direction: t.direction, ifindex: t.ifindex, ifname: t.iface, netns: t.netns, netnsName: t.netns_name },
+    by: v.by.map((p) => ({ id: p.id, name: p.name })),
+    reason: v.reason,
+    inferred: v.inferred,
+    evidence: v.evidence,
+  };
+}
+
+function nftFromJson(n: NonNullable<JsonRecord['nft']>): NftEvaluation {
+  return {
+    family: n.family, table: n.table, chain: n.chain, handle: n.handle, rule: n.rule, kind: n.kind,
+    verdict: n.verdict, target: n.target, traceId: n.trace_id,
+  };
+}
+
+function packetFromJson(p: JsonPacket): TraceEvent['packet'] {
+  const data = Buffer.from(p.data, 'base64');
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), origLen: p.orig_len, l2: p.l2 };
+}
+
+/** `comm:pid` → comm (a comm may itself hold a colon). */
+function commOf(process: string, pid: number): string {
+  const suffix = ':' + pid;
+  return process.endsWith(suffix) ? process.slice(0, -suffix.length) : process;
+}
+
+/** `name:ifindex` → name; '' when the record has the ifindex alone. */
+function ifnameOf(iface: string, ifindex: number): string {
+  const suffix = ':' + ifindex;
+  return iface.endsWith(suffix) ? iface.slice(0, -suffix.length) : '';
+}
+
+/**
+ * The event a JSON record was written from. `startNs` is the wall time the
+ * trace started at (for --timestamp relative): the first event's, when the
+ * reader knows no better. Throws when the time is not one pktpath writes.
+ */
+export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
+  const timeNs = parseJsonTime(r.time);
+  if (timeNs === null) throw new Error(`time ${JSON.stringify(r.time)} is not a UTC time`);
+  const e: TraceEvent = {
+    timeNs,
+    sinceStartNs: timeNs - startNs,
+    skb: BigInt(r.skb),
+    cpu: r.cpu,
+    pid: r.pid,
+    comm: commOf(r.process, r.pid),
+    netns: r.netns,
+    netnsName: r.netns_name,
+    mark: r.mark,
+    ifindex: r.ifindex,
+    ifname: ifnameOf(r.iface, r.ifindex),
+    protocol: r.proto,
+    mtu: r.mtu,
+    len: r.len,
+    tuple: r.tuple === null ? null : tupleFromJson(r.tuple),
+    func: r.func,
+    probe: { type: r.probe.type, name: r.probe.name },
+    dropReason: r.drop_reason,
+    caller: r.caller,
+    stack: r.stack ?? null,
+  };
+  if (r.tuple_before) e.tupleBefore = tupleFromJson(r.tuple_before);
+  if (r.ct) e.ct = ctFromJson(r.ct);
+  if (r.verdict) e.verdict = verdictFromJson(r.verdict);
+  if (r.nft) e.nft = nftFromJson(r.nft);
+  if (r.packet) e.packet = packetFromJson(r.packet);
+  return e;
+}

@@ -1,0 +1,58 @@
+/**
+ * Which recorded events `pktpath show` passes on: the live filters, applied
+ * in user space to what the trace recorded — the tcpdump expression (on the
+ * captured bytes, else on the tuple's headers: src/filter/recorded.ts), the
+ * namespace, device and mark, and the observation point.
+ */
+import { type RecordedFilter, bytesMatch, compileRecordedFilter, tupleMatches } from '../filter/recorded.js';
+import type { TraceEvent } from '../output/event.js';
+
+export interface SelectionSpec {
+  /** tcpdump expression, the classic flags' included; '' for none. */
+  expression: string;
+  /** A name under /run/netns as the trace recorded it, or `inode:N` / N. */
+  netns: string | null;
+  ifname: string | null;
+  mark: { value: number; mask: number } | null;
+  func: RegExp | null;
+}
+
+export type Selection = (e: TraceEvent) => boolean;
+
+function netnsTest(spec: string): (e: TraceEvent) => boolean {
+  const inode = /^(?:inode:)?(\d+)$/.exec(spec);
+  if (inode) {
+    const n = Number(inode[1]);
+    return (e) => e.netns === n;
+  }
+  const name = spec.replace(/^\/run\/netns\//, '');
+  return (e) => e.netnsName === name;
+}
+
+function expressionTest(f: RecordedFilter): (e: TraceEvent) => boolean {
+  return (e) => {
+    if (e.packet) return bytesMatch(f, e.packet.data, e.packet.l2, e.packet.origLen);
+    return e.tuple !== null && tupleMatches(f, e.tuple);
+  };
+}
+
+/** The selection, compiled (a bad expression throws FilterSyntaxError before any line is read). */
+export function compileSelection(spec: SelectionSpec): Selection {
+  const tests: Array<(e: TraceEvent) => boolean> = [];
+  if (spec.func !== null) {
+    const re = spec.func;
+    tests.push((e) => re.test(e.func));
+  }
+  if (spec.netns !== null) tests.push(netnsTest(spec.netns));
+  if (spec.ifname !== null) {
+    const name = spec.ifname;
+    tests.push((e) => e.ifname === name);
+  }
+  if (spec.mark !== null) {
+    const { value, mask } = spec.mark;
+    tests.push((e) => ((e.mark & mask) >>> 0) === value);
+  }
+  // Last: the other tests are cheaper than a call into libpcap.
+  if (spec.expression !== '') tests.push(expressionTest(compileRecordedFilter(spec.expression)));
+  return (e) => tests.every((t) => t(e));
+}

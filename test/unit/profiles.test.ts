@@ -1,0 +1,84 @@
+/** Profiles: YAML files and built-ins become command-line options; every problem names the file and line. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildProgram, traceOptions, withProfiles } from '../../src/cli/main.js';
+import { didYouMean } from '../../src/decode/names.js';
+import { BUILT_IN_PROFILES, expandProfiles, loadProfile, parseProfile, profileArgs } from '../../src/cli/profiles.js';
+
+const program = buildProgram(() => {});
+const known = traceOptions(program);
+
+test('the built-in profiles name options pktpath has, with values where they take one', () => {
+  for (const p of BUILT_IN_PROFILES) {
+    for (const [name, value] of p.options) {
+      const spec = known.get(name);
+      assert.ok(spec, `${p.name}: --${name}`);
+      assert.equal(spec.takesValue, value !== true, `${p.name}: --${name}`);
+    }
+  }
+  assert.deepEqual(BUILT_IN_PROFILES.map((p) => p.name), ['drops', 'nat', 'pwru', 'ifdump']);
+});
+
+test('a profile file: description and options, flags and values', () => {
+  const p = parseProfile('mine', 'mine.yaml', [
+    'description: my drops',
+    'options:',
+    '  filter-func: kfree_skb',
+    '  output-stack: true',
+    '  output-meta: false',
+    '  --output-limit-lines: 100',
+  ].join('\n'), known);
+  assert.equal(p.description, 'my drops');
+  assert.deepEqual(profileArgs(p), ['--filter-func', 'kfree_skb', '--output-stack', '--output-limit-lines', '100']);
+});
+
+test('broken profiles: one line naming the file and the line', () => {
+  const bad: Array<[string, RegExp]> = [
+    ['options:\n  output-tuple: true\n  output-tuplee: true\n', /^profile f\.yaml:3: unknown option 'output-tuplee' \(did you mean 'output-tuple'\?\)$/],
+    ['description: x\noptions:\n  filter-func: true\n', /^profile f\.yaml:3: filter-func: needs a value/],
+    ['options:\n  output-stack: yes please\n', /^profile f\.yaml:2: output-stack: a flag, true or false$/],
+    ['options:\n  profile: drops\n', /^profile f\.yaml:2: a profile cannot name another profile$/],
+    ['colour: red\n', /^profile f\.yaml:1: unknown key 'colour'/],
+    ['- a\n- b\n', /^profile f\.yaml:1: a profile is a mapping/],
+    ['options:\n  output-tuple: true\n   bad: [\n', /^profile f\.yaml:\d+: /],
+  ];
+  for (const [text, re] of bad) {
+    assert.throws(() => parseProfile('f', 'f.yaml', text, known), (e: Error) => re.test(e.message) && !e.message.includes('\n'), text);
+  }
+});
+
+test('profiles go before the user\'s options, so the command line wins; nothing after -- is touched', () => {
+  const drops = BUILT_IN_PROFILES[0]!;
+  const argv = ['node', 'pktpath', '--output-meta', '--profile', 'drops', '--filter-func', 'tc:', '--', 'x', '--profile', 'y'];
+  assert.deepEqual(expandProfiles(argv, 2, () => drops), [
+    'node', 'pktpath', ...profileArgs(drops), '--output-meta', '--filter-func', 'tc:', '--', 'x', '--profile', 'y',
+  ]);
+  assert.deepEqual(expandProfiles(['n', 'p', 'record', '--profile=drops'], 3, () => drops), ['n', 'p', 'record', ...profileArgs(drops)]);
+  assert.throws(() => expandProfiles(['n', 'p', '--profile'], 2, () => drops), /--profile: name a profile/);
+});
+
+test('user profiles shadow built-ins; unknown names suggest the closest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-profiles-'));
+  try {
+    writeFileSync(join(dir, 'drops.yaml'), 'description: mine\noptions:\n  output-tuple: true\n');
+    writeFileSync(join(dir, 'broken.yaml'), 'options:\n  nope: 1\n');
+    assert.equal(loadProfile('drops', known, dir).description, 'mine');
+    assert.equal(loadProfile('nat', known, dir).source, 'built-in');
+    assert.throws(() => loadProfile('broken', known, dir), (e: Error) => e.message === `profile ${join(dir, 'broken.yaml')}:2: unknown option 'nope'`);
+    assert.throws(() => loadProfile('natt', known, dir), /no profile 'natt' \(did you mean 'nat'\?\)/);
+    assert.throws(() => loadProfile(join(dir, 'none.yaml'), known, dir), /cannot read: ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('withProfiles: the trace, list and record take profiles; other commands are left alone', () => {
+  const out = withProfiles(program, ['node', 'pktpath', 'list', '--profile', 'nat']);
+  assert.deepEqual(out, ['node', 'pktpath', 'list', '--output-ct', '--filter-track-skb', '--output-tuple']);
+  assert.deepEqual(withProfiles(program, ['node', 'pktpath', 'doctor']), ['node', 'pktpath', 'doctor']);
+  assert.equal(didYouMean('output-stak', known.keys()), 'output-stack');
+  assert.equal(didYouMean('zzzzzz', known.keys()), null);
+});
