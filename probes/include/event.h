@@ -36,6 +36,7 @@ enum event_flags {
 	EVENT_HAS_OWN_SRC_MAC = 1 << 8, /* tc egress: the frame's Ethernet source is the device's own address */
 	EVENT_HAS_FUNC    = 1 << 9, /* func_ip is the probed kernel function (function probes) */
 	EVENT_HAS_VERDICT = 1 << 10, /* a struct verdict_section follows the event (BPF program exits) */
+	EVENT_HAS_SKB_META = 1 << 11, /* a struct skb_meta_section ends just before cap_offset (--output-skb-metadata) */
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -93,6 +94,13 @@ struct verdict_section {
 	__u32 _pad;
 };
 
+/* EVENT_HAS_SKB_META: the skb fields --output-skb-metadata names, in its order. */
+struct skb_meta_section {
+	__u64 values[4];
+	__u32 valid;       /* bit i: values[i] was read (no NULL on the way, no fault) */
+	__u32 _pad;
+};
+
 struct event {
 	__u32 type;        /* enum record_type */
 	__u32 flags;       /* enum event_flags */
@@ -141,6 +149,9 @@ enum config_flags {
 	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
 	CONFIG_NO_TASK = 1 << 4, /* the program type may not ask for the current task (pid, comm) on this kernel */
 	CONFIG_SKB_EXPR = 1 << 5, /* run the injected --filter-skb-expr (probes/include/skb_expr.h) */
+	CONFIG_TUNNEL_L2 = 1 << 6, /* run the injected filter on a tunnel's inner frame (probes/include/tunnel.h) */
+	CONFIG_TUNNEL_L3 = 1 << 7, /* and on its inner packet */
+	CONFIG_SKB_META = 1 << 8, /* read the --output-skb-metadata fields (probes/include/sections/skb_meta.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

@@ -43,14 +43,14 @@ static __always_inline void filter_scratch(__u32 *scratch, const void *start, __
 /* r8 = packet start, r9 = scratch; the region leaves the verdict in r0. Only
  * the two operands are not clobbered, so the compiler must place them in
  * registers the region does not touch before reading them. */
-#define FILTER_REGION(magic, data, scratch)                                      \
+#define FILTER_REGION_SIZED(magic, insns, data, scratch)                         \
 	({                                                                           \
 		unsigned long __d = (unsigned long)(data);                           \
 		unsigned long __s = (unsigned long)(scratch);                        \
 		asm volatile("r8 = %[d]\n\t"                                         \
 			     "r9 = %[s]\n\t"                                         \
 			     "r0 = " __stringify(magic) "\n\t"                       \
-			     ".rept " __stringify(FILTER_REGION_INSNS) " - 1\n\t"    \
+			     ".rept " __stringify(insns) " - 1\n\t"                  \
 			     "goto +0\n\t"                                           \
 			     ".endr\n\t"                                             \
 			     "%[d] = r0\n\t"                                         \
@@ -59,5 +59,7 @@ static __always_inline void filter_scratch(__u32 *scratch, const void *start, __
 			     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory"); \
 		__d;                                                                 \
 	})
+
+#define FILTER_REGION(magic, data, scratch) FILTER_REGION_SIZED(magic, FILTER_REGION_INSNS, data, scratch)
 
 #endif

@@ -11,6 +11,7 @@
 #include "packet.h"
 #include "skb_expr.h"
 #include "track.h"
+#include "tunnel.h"
 
 /* Runs the injected pcap filter on a packet's bytes. */
 static __always_inline bool pcap_match_view(const struct packet_view *v)
@@ -70,6 +71,8 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
 		return false;
+	if ((CONFIG.flags & (CONFIG_TUNNEL_L2 | CONFIG_TUNNEL_L3)) && !tunnel_match(skb))
+		return false;
 	if (CONFIG.flags & CONFIG_TRACK)
 		track(skb);
 	return true;
@@ -86,6 +89,9 @@ static __always_inline bool wanted_frame(struct net_device *dev, const struct pa
 	if (CONFIG.flags & (CONFIG_MARK | CONFIG_SKB_EXPR))
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match_view(v))
+		return false;
+	/* Encapsulated frames reach XDP too; the inner filters are the skb path's only. */
+	if (CONFIG.flags & (CONFIG_TUNNEL_L2 | CONFIG_TUNNEL_L3))
 		return false;
 	return true;
 }

@@ -19,6 +19,7 @@
 #include "sections/ct.h"
 #include "sections/l2.h"
 #include "sections/packet.h"
+#include "sections/skb_meta.h"
 #include "sections/stack.h"
 #include "sections/tuple.h"
 #include "sections/verdict.h"
@@ -133,7 +134,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		netns = skb_netns(skb, dev);
 
 	const __u32 section_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
-	struct event *e = event_begin(site, section_space, netns);
+	const __u32 meta_space = SKB_META_SPACE(CONFIG.flags & CONFIG_SKB_META);
+	struct event *e = event_begin(site, section_space + meta_space, netns);
 	if (!e)
 		goto out;
 	e->skb = (__u64)skb;
@@ -150,7 +152,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
-	section_packet(e, skb, (void *)(e + 1) + section_space);
+	section_skb_meta(e, skb, (void *)(e + 1) + section_space);
+	section_packet(e, skb, (void *)(e + 1) + section_space + meta_space);
 	event_end(e, site);
 out:
 	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)

@@ -78,8 +78,8 @@ static __always_inline void parse_l4(unsigned char *l4, __u8 proto, struct tuple
 /* Fill t from the IPv4/IPv6 header at `nh` and the transport header;
  * `protocol`: the ethertype, 0 when unknown. Returns 0 when the packet is IP. */
 /* Socket families (include/linux/socket.h): not in vmlinux.h, which has types only. */
-#define PKTPATH_AF_INET 2
-#define PKTPATH_AF_INET6 10
+#define PKTPATH_AF_UNIX 1
+#define PKTPATH_AF_NETLINK 16
 
 static __always_inline int parse_ip(unsigned char *nh, __u16 protocol, struct tuple *t)
 {
@@ -144,6 +144,18 @@ static __always_inline int parse_ip(unsigned char *nh, __u16 protocol, struct tu
 	return -1;
 }
 
+/* A local socket's message (netlink, unix): its skb carries no network
+ * headers, only offsets left from its allocation. Asked of skbs without a
+ * protocol only, so a packet never pays for it. */
+static __always_inline bool local_message(struct sk_buff *skb)
+{
+	struct sock *sk = KREAD(skb, sk);
+	if (!sk)
+		return false;
+	__u16 family = KREAD(sk, __sk_common.skc_family);
+	return family == PKTPATH_AF_UNIX || family == PKTPATH_AF_NETLINK;
+}
+
 /* The tuple of an skb, from its network header. */
 static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 {
@@ -152,16 +164,8 @@ static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
 	if (off < 0)
 		return -1;
 	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
-	/* Without a protocol, the bytes are IP only for an IP socket's skb (or
-	 * one without a socket): a netlink message is not read as a header. */
-	if (protocol == 0) {
-		struct sock *sk = KREAD(skb, sk);
-		if (sk) {
-			__u16 family = KREAD(sk, __sk_common.skc_family);
-			if (family != PKTPATH_AF_INET && family != PKTPATH_AF_INET6)
-				return -1;
-		}
-	}
+	if (protocol == 0 && local_message(skb))
+		return -1;
 	return parse_ip(head + off, protocol, t);
 }
 
@@ -187,6 +191,8 @@ struct packet_view {
 
 static __always_inline bool packet_view(struct sk_buff *skb, struct packet_view *v)
 {
+	if (KREAD(skb, protocol) == 0 && local_message(skb))
+		return false;
 	unsigned char *head = KREAD(skb, head);
 	unsigned char *data = KREAD(skb, data);
 	__u16 mh = KREAD(skb, mac_header);

@@ -10,7 +10,9 @@
 
 #include "filter.h"
 
-#define SKB_EXPR_REGION_INSNS 512
+#ifndef SKB_EXPR_REGION_INSNS
+#define SKB_EXPR_REGION_INSNS 256
+#endif
 #define SKB_EXPR_MAGIC 0x70706b65 /* marks the start of the region */
 #define SKB_EXPR_SCRATCH_BYTES 32
 

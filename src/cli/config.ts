@@ -28,6 +28,8 @@ export interface FilterConfig {
   mark: { value: number; mask: number } | null;
   /** --filter-skb-expr as given (compiled against BTF when the filter is activated). */
   skbExpr: string | null;
+  /** --filter-tunnel-pcap-l2/-l3: tcpdump expressions on a tunnel's inner frame and inner packet. */
+  tunnel: { l2: string | null; l3: string | null };
   trackSkb: boolean;
   /**
    * The filter as nft conditions (one per rule), for --output-nft's trace
@@ -94,6 +96,10 @@ export interface RawOptions extends RawOutputFileOptions {
   outputNft?: boolean;
   outputPacket?: boolean;
   outputNetnsNames?: boolean;
+  outputTunnel?: boolean;
+  outputSkbMetadata?: string;
+  filterTunnelPcapL2?: string;
+  filterTunnelPcapL3?: string;
   outputLimitLines?: string;
   timestamp?: string;
   color?: string;
@@ -166,6 +172,13 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
   return { maxSize, maxBackups, maxAgeDays, compress, pcap, jsonFile, snaplen, groupBy, force: raw.force === true };
 }
 
+/** `skb->mark,skb->hash`: pwru's list, at most 4. */
+function parseFieldList(flag: string, text: string): string[] {
+  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  if (fields.length === 0 || fields.length > 4) throw new UsageError(`${flag}: name 1 to 4 fields, comma-separated (skb->mark,skb->hash)`);
+  return fields;
+}
+
 function nonEmptyExpr(flag: string, text: string): string {
   if (text.trim() === '') throw new UsageError(`${flag}: the expression is empty`);
   return text;
@@ -202,6 +215,8 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     nft: !!o.outputNft,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
+    tunnel: !!o.outputTunnel,
+    skbMetadata: o.outputSkbMetadata !== undefined ? parseFieldList('--output-skb-metadata', o.outputSkbMetadata) : [],
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,
@@ -224,6 +239,10 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       ifname: o.filterIfname ?? null,
       mark,
       skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,
+      tunnel: {
+        l2: o.filterTunnelPcapL2 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l2', o.filterTunnelPcapL2) : null,
+        l3: o.filterTunnelPcapL3 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l3', o.filterTunnelPcapL3) : null,
+      },
       trackSkb: !!o.filterTrackSkb,
       nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },

@@ -3,6 +3,7 @@ import type { ActiveFilter } from '../filter/active.js';
 import { FilterTooLarge, compileFilter } from '../filter/expression.js';
 import { FilterSyntaxError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
+import { compileTunnelFilter } from '../filter/tunnel.js';
 import { vmlinuxBtf } from '../bpf/btf/btf.js';
 import { InjectError } from '../filter/inject.js';
 import { TranslateError } from '../filter/cbpf-to-ebpf.js';
@@ -55,5 +56,12 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
       throw e;
     }
   }
-  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, trackSkb: f.trackSkb }, notes };
+  let tunnel = null;
+  try {
+    tunnel = compileTunnelFilter(f.tunnel.l2, f.tunnel.l3);
+  } catch (e) {
+    if (e instanceof FilterSyntaxError) throw new UsageError(e.message);
+    throw e;
+  }
+  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, tunnel, trackSkb: f.trackSkb }, notes };
 }

@@ -57,6 +57,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
   if (live) {
     cmd
       .option('--filter-skb-expr <expr>', 'only skbs whose fields match, read from the kernel\'s BTF: e.g. \'skb->len > 1000 && skb->dev->name == "eth0"\'')
+      .option('--filter-tunnel-pcap-l2 <expr>', 'only tunnel packets (VXLAN, Geneve, GRE of Ethernet) whose inner frame matches this tcpdump expression')
+      .option('--filter-tunnel-pcap-l3 <expr>', 'only tunnel packets (VXLAN, Geneve, GRE, IP-in-IP) whose inner IP packet matches this tcpdump expression')
       .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
       .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
       .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)');
@@ -76,11 +78,13 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
+    .option('--output-tunnel', 'for VXLAN, Geneve, GRE and IP-in-IP packets: the tunnel, its VNI or key, and the inner tuple (from their first bytes)')
     .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode');
   if (live) {
     cmd
       .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
         'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
+      .option('--output-skb-metadata <fields>', 'print up to 4 skb fields at every point, comma-separated, read from the kernel\'s BTF (e.g. skb->queue_mapping,skb->hash)')
       .option('--output-packet', 'capture each packet\'s first --pcap-snaplen bytes into its JSON record, ' +
         'so `pktpath show` can filter on any header and write pcapng later');
   }

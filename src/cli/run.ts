@@ -4,7 +4,8 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import fs from 'node:fs';
-import { useKernelBtf } from '../bpf/btf/btf.js';
+import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/btf.js';
+import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
@@ -24,6 +25,8 @@ import { VERSION } from './version.js';
 
 export interface Prepared {
   filter: ActiveFilter;
+  /** --output-skb-metadata, compiled against the kernel's BTF; null without it. */
+  skbMeta: CompiledSkbFetch | null;
   kernel: KernelView;
   plan: ProbePlan;
   /** The namespaces a live trace follows. */
@@ -68,7 +71,19 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
     plan.notes.push('--output-nft: nft cannot be given a tcpdump expression: nftables traces every packet of the traced ' +
       'namespaces, and pktpath shows the rules of the packets it traces');
   }
-  return { filter, kernel, plan, scope: traceScope(filter, only) };
+  return { filter, kernel, plan, scope: traceScope(filter, only), skbMeta: compileMetadata(cfg.output.skbMetadata) };
+}
+
+function compileMetadata(fields: string[]): CompiledSkbFetch | null {
+  if (fields.length === 0) return null;
+  const btf = vmlinuxBtf();
+  if (btf === null) throw new UsageError('--output-skb-metadata: this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
+  try {
+    return compileSkbFetch(fields, btf);
+  } catch (e) {
+    if (e instanceof SkbExprError) throw new UsageError(`--output-skb-metadata: ${e.message}`);
+    throw e;
+  }
 }
 
 /** The namespaces a live trace follows: --filter-netns's, else pktpath's own and every named one (narrowed by `only`). */
@@ -78,7 +93,16 @@ export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => b
   return only ? () => tracedNamespaces().filter((n) => only(n.name)) : tracedNamespaces;
 }
 
-export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null): SessionOptions {
+/** The tunnel section reads an encapsulated packet's first bytes: the outer and inner headers fit in these. */
+export const TUNNEL_SNAPLEN = 160;
+
+/** Packet bytes each event captures: --pcap-snaplen's for pcapng and --output-packet, enough for --output-tunnel. */
+function capturedBytes(out: TraceConfig['output']): number {
+  const asked = out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
+  return out.tunnel ? Math.max(asked, TUNNEL_SNAPLEN) : asked;
+}
+
+export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null, skbMeta: CompiledSkbFetch | null = null): SessionOptions {
   const out = cfg.output;
   return {
     nft: out.nft ? { matches: cfg.filter.nftMatch } : null,
@@ -87,8 +111,11 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     duration: cfg.duration,
     limit: out.limitLines,
     stack: out.stack,
-    snaplen: out.files.pcap !== null || out.packet ? out.files.snaplen : 0,
+    snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
+    tunnels: out.tunnel,
+    skbMeta,
+    keepPackets: out.files.pcap !== null || out.packet,
   };
 }
 
@@ -129,7 +156,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
   const { sinks, main, onClosed, dropped } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
   let ready = false;
-  const session = new TraceSession(sessionOptions(cfg, prepared.scope), plan, kernel, filter, sinks, {
+  const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
     status: hooks.say,
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));

@@ -11,6 +11,11 @@ export interface ProbeConfig {
   filter: boolean;
   /** Run the --filter-skb-expr injected into the probe. */
   skbExpr?: boolean;
+  /** Run the inner filters on tunnel packets (--filter-tunnel-pcap-l2/-l3). */
+  tunnelL2?: boolean;
+  tunnelL3?: boolean;
+  /** Read the --output-skb-metadata fields into each record. */
+  skbMeta?: boolean;
   /** Functions: the argument holding the skb. */
   skbArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
@@ -40,7 +45,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.pointId, F.point_id);
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
     (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
-    (cfg.skbExpr ? ConfigFlags.skbExpr : 0);
+    (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.tunnelL2 ? ConfigFlags.tunnelL2 : 0) | (cfg.tunnelL3 ? ConfigFlags.tunnelL3 : 0) |
+    (cfg.skbMeta ? ConfigFlags.skbMeta : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

@@ -20,10 +20,14 @@ export const EventFlags = {
   ownSrcMac: 1 << 8,
   func: 1 << 9,
   verdict: 1 << 10,
+  skbMeta: 1 << 11,
 } as const;
 
 /** enum config_flags */
-export const ConfigFlags = { stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5 } as const;
+export const ConfigFlags = {
+  stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, tunnelL2: 1 << 6, tunnelL3: 1 << 7,
+  skbMeta: 1 << 8,
+} as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
 export const TrackStat = { added: 0, freed: 1 } as const;
@@ -54,6 +58,8 @@ export const EVENT_LAYOUT = {
   },
   ct_tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37 } },
   verdict_section: { size: 16, fields: { retval: 0, redirect_ifindex: 4, redirect_flags: 8 } },
+  /** Ends just before the packet bytes (cap_offset). */
+  skb_meta_section: { size: 40, fields: { values: 0, valid: 32 } },
 } as const;
 
 /** struct config: the read-only settings each probe instance is loaded with. */

@@ -19,7 +19,7 @@ import { type CmpOp, type ExprNode, type Operand, SkbExprError, parseSkbExpr } f
 
 export { SkbExprError } from './skb-expr-parse.js';
 
-export const SKB_EXPR_REGION_INSNS = 512;
+export const SKB_EXPR_REGION_INSNS = 256;
 export const SKB_EXPR_MAGIC = 0x70706b65;
 /** Bytes of the region's stack scratch: the longest string compared, with its NUL. */
 const SCRATCH_BYTES = 32;
@@ -374,4 +374,50 @@ export function compileSkbExpr(expression: string, btf: Btf): CompiledSkbExpr {
     throw new SkbExprError(1, `it needs ${code.length} eBPF instructions; the probes have room for ${SKB_EXPR_REGION_INSNS}`);
   }
   return { expression, code };
+}
+
+export const SKB_META_REGION_INSNS = 256;
+export const SKB_META_MAGIC = 0x70706d64;
+/** pwru's limit, and the section's room. */
+export const MAX_SKB_META_FIELDS = 4;
+/** Where the values go in the region's scratch (probes/include/sections/skb_meta.h): after the reads' 32 bytes. */
+const META_VALUES = 32;
+
+export interface CompiledSkbFetch {
+  /** The fields as written, in the section's order. */
+  fields: string[];
+  /** Whether each is signed, for printing. */
+  signed: boolean[];
+  code: EbpfInsn[];
+}
+
+/**
+ * Compiles --output-skb-metadata: each field read as a --filter-skb-expr
+ * comparison reads it, stored in the section's slot; r0 ends as the mask of
+ * the fields that could be read. Throws SkbExprError naming the field.
+ */
+export function compileSkbFetch(fields: readonly string[], btf: Btf): CompiledSkbFetch {
+  if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
+    throw new SkbExprError(1, `name 1 to ${MAX_SKB_META_FIELDS} fields (skb->mark,skb->hash)`);
+  }
+  const e = new Emitter();
+  const signed: boolean[] = [];
+  e.emit(mov(R6, R8), movK(R8, 0));
+  fields.forEach((text, i) => {
+    const tree = parseSkbExpr(text);
+    if (tree.kind !== 'truthy' || tree.value.kind !== 'field' || tree.value.mask !== null) {
+      throw new SkbExprError(1, `'${text}' is not a field (e.g. skb->mark)`);
+    }
+    const a = resolveField(btf, tree.value);
+    if (a.kind === 'chars') throw new SkbExprError(1, `${text} is ${a.typeName}: only numbers and pointers can be printed`);
+    signed.push(a.signed);
+    const skip = e.label();
+    emitRead(e, a, skip);
+    e.emit(insn(Class.STX | Mode.MEM | Size.DW, R9, R7, META_VALUES + 8 * i), aluK(Alu.OR, R8, 1 << i));
+    e.place(skip);
+  });
+  e.emit(mov(R0, R8));
+  const code = e.finish();
+  if (code.length > SKB_META_REGION_INSNS) throw new SkbExprError(1, `the fields need ${code.length} instructions; the probes have room for ${SKB_META_REGION_INSNS}`);
+  return { fields: [...fields], signed, code };
 }

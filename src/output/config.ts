@@ -42,6 +42,10 @@ export interface OutputConfig {
   nft: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
+  /** --output-skb-metadata: skb fields read at every point (up to 4); empty for none. */
+  skbMetadata: string[];
+  /** --output-tunnel: the tunnel section on encapsulated packets. */
+  tunnel: boolean;
   /** --output-packet: packet bytes captured into the JSON records. */
   packet: boolean;
   json: boolean;

@@ -7,10 +7,12 @@ import type { CtInfo } from '../decode/ct.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
+import type { TunnelInfo } from '../decode/tunnel.js';
 import type { NftEvaluation } from './nft.js';
+import type { SkbMetaValue } from './skb-meta.js';
 import type { TcVerdict } from './verdict.js';
 
-export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
+export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, TunnelInfo, Tuple };
 
 export interface TraceEvent {
   /** Wall-clock time, nanoseconds since the epoch. */
@@ -71,6 +73,10 @@ export interface TraceEvent {
   ownSrcMac?: boolean;
   /** Events of nftables' own tracing (--output-nft): the rule evaluation they report. */
   nft?: NftEvaluation | null;
+  /** --output-tunnel: what the packet encapsulates (VXLAN, Geneve, GRE, IP-in-IP); null when it is not a tunnel packet. */
+  tunnel?: TunnelInfo | null;
+  /** --output-skb-metadata: the fields asked for, as read at this point. */
+  skbMeta?: SkbMetaValue[] | null;
 }
 
 /** Records the kernel could not hand over (ring full). */

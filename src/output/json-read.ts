@@ -7,10 +7,12 @@
  */
 import { parseAddress } from '../decode/addr.js';
 import type { CtInfo, CtTuple } from '../decode/ct.js';
-import { IPPROTO, protocolNumber, tcpFlagBits } from '../decode/protocols.js';
-import type { Tuple } from '../decode/tuple.js';
+import { protocolNumber } from '../decode/protocols.js';
 import type { TraceEvent } from './event.js';
-import type { JsonCt, JsonCtTuple, JsonPacket, JsonProto, JsonRecord, JsonTuple } from './json.js';
+import type { JsonCt, JsonCtTuple, JsonPacket, JsonProto, JsonRecord } from './json.js';
+import { tupleFromJson } from './tuple.js';
+import { skbMetaFromJson } from './skb-meta.js';
+import { tunnelFromJson } from './tunnel.js';
 import type { NftEvaluation } from './nft.js';
 import type { TcVerdict } from './verdict.js';
 import type { JsonVerdict } from './verdict.js';
@@ -26,24 +28,8 @@ export function parseJsonTime(text: string): bigint | null {
   return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '0').padEnd(9, '0'));
 }
 
-function l4proto(p: JsonProto): number {
-  return typeof p === 'number' ? p : protocolNumber(p) ?? 0;
-}
-
 const l3Of = (addr: string): 4 | 6 => (parseAddress(addr)?.l3 === 6 ? 6 : 4);
-
-export function tupleFromJson(t: JsonTuple): Tuple {
-  const proto = l4proto(t.proto);
-  return {
-    l3: l3Of(t.saddr),
-    saddr: t.saddr,
-    daddr: t.daddr,
-    sport: t.sport,
-    dport: t.dport,
-    l4proto: proto,
-    tcpFlags: proto === IPPROTO.TCP ? tcpFlagBits(t.flags) : 0,
-  };
-}
+const l4proto = (p: JsonProto): number => (typeof p === 'number' ? p : protocolNumber(p) ?? 0);
 
 function ctTupleFromJson(t: JsonCtTuple | null): CtTuple | null {
   if (t === null) return null;
@@ -137,5 +123,7 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
   if (r.verdict) e.verdict = verdictFromJson(r.verdict);
   if (r.nft) e.nft = nftFromJson(r.nft);
   if (r.packet) e.packet = packetFromJson(r.packet);
+  if (r.tunnel) e.tunnel = tunnelFromJson(r.tunnel);
+  if (r.skb_metadata) e.skbMeta = skbMetaFromJson(r.skb_metadata);
   return e;
 }

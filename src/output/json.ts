@@ -9,6 +9,8 @@ import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import { type JsonCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
+import { type JsonSkbMeta, toJsonSkbMeta } from './skb-meta.js';
+import { type JsonTunnel, toJsonTunnel } from './tunnel.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
 import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
@@ -49,6 +51,10 @@ export interface JsonRecord {
   verdict?: JsonVerdict;
   /** nftables trace events (--output-nft): the rule evaluation. */
   nft?: JsonNft;
+  /** --output-tunnel, for encapsulated packets: the tunnel and the inner tuple. */
+  tunnel?: JsonTunnel;
+  /** --output-skb-metadata: field → value. */
+  skb_metadata?: JsonSkbMeta;
   /** Present only when stacks are requested. */
   stack?: string[];
   /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
@@ -127,6 +133,8 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   if (e.ct) rec.ct = toJsonCt(e.ct);
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
   if (e.nft) rec.nft = toJsonNft(e.nft);
+  if (e.tunnel) rec.tunnel = toJsonTunnel(e.tunnel);
+  if (e.skbMeta) rec.skb_metadata = toJsonSkbMeta(e.skbMeta);
   if (opts.stack) rec.stack = e.stack ?? [];
   if (e.packet) rec.packet = toJsonPacket(e.packet);
   return rec;
@@ -302,12 +310,14 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   // Tuple changes are rare next to the core fields: the generic path is fine here.
   if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
   const point = pointSeg(e);
-  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet) return s + point.closed;
+  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.packet) return s + point.closed;
   s += point.open;
   // Conntrack, verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
   if (e.verdict) s += ',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict));
   if (e.nft) s += ',"nft":' + JSON.stringify(toJsonNft(e.nft));
+  if (e.tunnel) s += ',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel));
+  if (e.skbMeta) s += ',"skb_metadata":' + JSON.stringify(toJsonSkbMeta(e.skbMeta));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {

@@ -17,6 +17,8 @@ import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, styl
 import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
 import { formatVerdict } from './verdict.js';
+import { formatSkbMeta } from './skb-meta.js';
+import { formatTunnel } from './tunnel.js';
 import { formatTuple, formatTupleChange } from './tuple.js';
 
 export interface TextOptions {
@@ -234,12 +236,14 @@ export class TextFormatter {
 
     const point = this.pointSeg(e);
     const ct = o.ct === true && e.ct ? e.ct : null;
-    if (!e.tupleBefore && ct === null && !e.verdict && !e.nft) {
+    if (!e.tupleBefore && ct === null && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta) {
       s += point.line;
     } else {
       // Tuple changes and conntrack go between CALLER and the drop reason.
       s += point.head;
       if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
+      if (e.tunnel) s += ' ' + formatTunnel(e.tunnel);
+      if (e.skbMeta) s += ' ' + formatSkbMeta(e.skbMeta);
       if (ct !== null) s += ' ' + formatCt(ct);
       if (e.verdict) s += ' ' + this.marked(formatVerdict(e.verdict), e.verdict.action === 'drop');
       if (e.nft) s += ' ' + this.marked(formatNft(e.nft), e.nft.verdict === 'drop');

@@ -3,7 +3,8 @@
  * what changed between two points (NAT, tunnels), and the schema's tuple object.
  */
 import { SlotCache, flat } from '../decode/cache.js';
-import { IPPROTO, PORTED_PROTOCOLS, protocolName, tcpFlagNames } from '../decode/protocols.js';
+import { parseAddress } from '../decode/addr.js';
+import { IPPROTO, PORTED_PROTOCOLS, protocolName, protocolNumber, tcpFlagBits, tcpFlagNames } from '../decode/protocols.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import { formatEndpoint } from './format.js';
 
@@ -86,5 +87,19 @@ export function jsonTuple(t: Tuple | null): JsonTuple | null {
     dport: t.dport,
     proto: jsonProto(t.l4proto),
     flags: t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) : '',
+  };
+}
+
+/** A tuple read back from its JSON form (`pktpath show`): jsonTuple's inverse. */
+export function tupleFromJson(t: JsonTuple): Tuple {
+  const proto = typeof t.proto === 'number' ? t.proto : protocolNumber(t.proto) ?? 0;
+  return {
+    l3: parseAddress(t.saddr)?.l3 === 6 ? 6 : 4,
+    saddr: t.saddr,
+    daddr: t.daddr,
+    sport: t.sport,
+    dport: t.dport,
+    l4proto: proto,
+    tcpFlags: proto === IPPROTO.TCP ? tcpFlagBits(t.flags) : 0,
   };
 }

@@ -1,6 +1,9 @@
 /** RawEvent → TraceEvent: numbers become the names a user reads. */
 import { ctInfo } from '../decode/ct.js';
 import type { RawEvent } from '../decode/event.js';
+import { parseTunnel } from '../decode/tunnel.js';
+import type { CompiledSkbFetch } from '../filter/skb-expr.js';
+import type { SkbMetaValue } from '../output/skb-meta.js';
 import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
 import { type Tuple, sameTuple } from '../decode/tuple.js';
@@ -39,6 +42,12 @@ export interface EnrichOptions {
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
+  /** --output-skb-metadata: the fields each record's section holds, in order. */
+  skbMeta?: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
+  /** Name what encapsulated packets carry (the tunnel section, from the captured bytes). */
+  tunnels?: boolean;
+  /** Pass the captured bytes on (default); false when they were captured for the tunnel section only. */
+  keepPackets?: boolean;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
 }
@@ -128,14 +137,24 @@ export class Enricher {
       dropReason,
       caller,
       stack,
-      packet: raw.packet,
+      packet: this.o.keepPackets === false ? null : raw.packet,
       ct: raw.ct === null ? null : ctInfo(raw.ct),
       // Always present (null when unchanged): one object shape for every event keeps the sinks fast.
       tupleBefore,
       verdict: raw.verdict ? this.returned(raw) : null,
       nft: null,
+      tunnel: this.o.tunnels === true && raw.packet !== null ? parseTunnel(raw.packet) : null,
+      skbMeta: raw.skbMeta !== null && this.o.skbMeta ? this.metaValues(raw.skbMeta) : null,
       ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
+  }
+
+  private metaValues(m: NonNullable<RawEvent['skbMeta']>): SkbMetaValue[] {
+    const { fields, signed } = this.o.skbMeta!;
+    return fields.map((field, i) => ({
+      field,
+      value: m.valid & (1 << i) ? (signed[i] ? BigInt.asIntN(64, m.values[i]!) : m.values[i]!) : null,
+    }));
   }
 
   /** The verdict a traced program's exit returned; the redirect target is named in the event's namespace. */

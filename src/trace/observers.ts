@@ -27,6 +27,7 @@ import { type ProbeInstance, ProbeSet, type TracepointLoad } from './probes.js';
 import { ProgramObservers } from './progs.js';
 import { attachedLine } from './status.js';
 import { TcObservers, attachLastTcx } from './tc.js';
+import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { Topology } from './topology.js';
 
 /** What a session asks of its observers beyond where to attach (part of SessionOptions). */
@@ -37,6 +38,8 @@ export interface ObserverOptions {
   stack: boolean;
   /** Packet bytes to capture per event (0: none). */
   snaplen: number;
+  /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
+  skbMeta?: CompiledSkbFetch | null;
   /**
    * --output-nft: nftables' tracing in every traced namespace, for the
    * packets `matches` selects (nft conditions, one per rule; null: all).
@@ -83,6 +86,8 @@ export class Observers {
   constructor(private readonly ctx: ObserverContext) {
     this.probes = new ProbeSet(ctx.opts.ringSize);
     this.probes.skbExpr = ctx.filter.skbExpr?.code ?? null;
+    this.probes.tunnel = ctx.filter.tunnel;
+    this.probes.skbMeta = ctx.opts.skbMeta?.code ?? null;
   }
 
   /** Other programs' entries and exits are traced (their records carry verdicts). */
@@ -122,7 +127,8 @@ export class Observers {
   private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
     const { filter, opts } = this.ctx;
     return {
-      pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null, skbArg: 0,
+      pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null,
+      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, skbMeta: opts.skbMeta != null, skbArg: 0,
       netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
       snaplen: opts.snaplen, ...extra,
     };

@@ -15,7 +15,8 @@ import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS } from '../filter/skb-expr.js';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
+import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -119,6 +120,10 @@ export class ProbeSet {
 
   /** --filter-skb-expr, compiled: written into every probe with the region. */
   skbExpr: EbpfInsn[] | null = null;
+  /** --output-skb-metadata, compiled: written into every probe with the region. */
+  skbMeta: EbpfInsn[] | null = null;
+  /** --filter-tunnel-pcap-l2/-l3, translated: written into every probe with the tunnel regions. */
+  tunnel: TunnelFilter | null = null;
 
   constructor(readonly ringSize: number, readonly dir = probesDir()) {}
 
@@ -237,7 +242,7 @@ export class ProbeSet {
           if (typeof t === 'string') program.setAttachTarget(t);
           else program.setAttachTarget(t.func, t.progFd);
         }
-        if (filter || this.skbExpr) {
+        if (filter || this.skbExpr || this.tunnel || this.skbMeta) {
           let insns = program.insns();
           if (filter) {
             insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${p.label}: L2 filter`);
@@ -246,6 +251,15 @@ export class ProbeSet {
           // Programs without an skb (XDP) have no region: they match nothing while the expression is set.
           if (this.skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {
             insns = injectRegion(insns, SKB_EXPR_MAGIC, this.skbExpr, `${p.label}: --filter-skb-expr`, SKB_EXPR_REGION_INSNS);
+          }
+          if (this.skbMeta && findRegion(insns, SKB_META_MAGIC) >= 0) {
+            insns = injectRegion(insns, SKB_META_MAGIC, this.skbMeta, `${p.label}: --output-skb-metadata`, SKB_META_REGION_INSNS);
+          }
+          for (const side of ['l2', 'l3'] as const) {
+            const code = this.tunnel?.[side];
+            if (code && findRegion(insns, TUNNEL_MAGIC[side]) >= 0) {
+              insns = injectRegion(insns, TUNNEL_MAGIC[side], code.ebpf, `${p.label}: --filter-tunnel-pcap-${side}`, TUNNEL_REGION_INSNS);
+            }
           }
           program.setInsns(insns);
         }

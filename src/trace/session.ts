@@ -38,6 +38,10 @@ export interface SessionOptions extends ObserverOptions {
   limit: number;
   /** Note where an skb's tuple changes between points (NAT, tunnels). */
   tupleChanges: boolean;
+  /** --output-tunnel: name what encapsulated packets carry (from their captured first bytes). */
+  tunnels?: boolean;
+  /** Hand the captured bytes on to the sinks (pcapng, --output-packet); else they served the tunnel section only. */
+  keepPackets?: boolean;
 }
 
 export interface SessionHooks {
@@ -141,6 +145,9 @@ export class TraceSession {
       symbols,
       stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
+      tunnels: this.opts.tunnels === true,
+      skbMeta: this.opts.skbMeta ?? null,
+      keepPackets: this.opts.keepPackets !== false,
       redirectFlags: this.observers.tracesPrograms ? redirectFlags() : null,
     });
     const tc = this.observers.tc;

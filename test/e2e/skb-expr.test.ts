@@ -136,3 +136,20 @@ test('--kernel-btf: a copy of the kernel\'s BTF traces as the kernel\'s does; an
     assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
   }
 });
+
+test('--output-skb-metadata: the fields read where the event is, equal to the core fields they overlap', async () => {
+  const [events] = await traceTogether([['--output-skb-metadata', 'skb->len,skb->mark,skb->dev->ifindex,skb->hash']], () => ping(A, 200));
+  assert.ok(events!.length >= 2 * 2 * 5, `${events!.length} events`);
+  for (const e of events!) {
+    const m = e.skb_metadata!;
+    assert.deepEqual(Object.keys(m), ['skb->len', 'skb->mark', 'skb->dev->ifindex', 'skb->hash'], JSON.stringify(e));
+    assert.equal(m['skb->len'], e.len, `${e.func}: skb->len`);
+    assert.equal(m['skb->mark'], e.mark, `${e.func}: skb->mark`);
+  }
+  // Where the point's device is the skb's own (receive side), the ifindex read through skb->dev is the event's.
+  const rx = events!.filter((e) => e.func === 'netif_receive_skb' || e.func === 'tc:ingress');
+  assert.ok(rx.length > 0 && rx.every((e) => e.skb_metadata!['skb->dev->ifindex'] === e.ifindex));
+  const bad = runPktpath(['--filter-netns', B, '--output-skb-metadata', 'skb->dev->name']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed\n$/);
+});

@@ -58,6 +58,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     packet: null,
     ct: null,
     verdict: null,
+    skbMeta: null,
   });
 });
 

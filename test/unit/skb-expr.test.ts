@@ -7,7 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
-import { SKB_EXPR_REGION_INSNS, compileSkbExpr, resolveField } from '../../src/filter/skb-expr.js';
+import { readFileSync } from 'node:fs';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
+import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/skb-meta.js';
+import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS } from '../../src/filter/tunnel.js';
+import { root } from '../helpers/fixtures.js';
 
 const btf = vmlinuxBtf();
 const skipNoBtf = btf === null ? 'this kernel has no BTF' : false;
@@ -117,5 +121,37 @@ test('compiled code fits the region and ends by falling through with r0 set', { 
     }
   });
   const long = Array.from({ length: 60 }, (_, i) => `skb->dev->name == "e${i}"`).join(' || ');
-  assert.throws(() => compileSkbExpr(long, btf!), /the probes have room for 512/);
+  assert.throws(() => compileSkbExpr(long, btf!), /the probes have room for 256/);
+});
+
+test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.h, tunnel.h)', () => {
+  const define = (file: string, name: string) => {
+    const m = new RegExp(`#define ${name} (0x[0-9a-f]+|\\d+)`).exec(readFileSync(new URL(`probes/include/${file}`, root), 'utf8'));
+    assert.ok(m, `${name} in ${file}`);
+    return Number(m[1]);
+  };
+  assert.equal(define('skb_expr.h', 'SKB_EXPR_REGION_INSNS'), SKB_EXPR_REGION_INSNS);
+  assert.equal(define('skb_expr.h', 'SKB_EXPR_MAGIC'), SKB_EXPR_MAGIC);
+  assert.equal(define('sections/skb_meta.h', 'SKB_META_REGION_INSNS'), SKB_META_REGION_INSNS);
+  assert.equal(define('sections/skb_meta.h', 'SKB_META_MAGIC'), SKB_META_MAGIC);
+  assert.equal(define('tunnel.h', 'TUNNEL_REGION_INSNS'), TUNNEL_REGION_INSNS);
+  assert.equal(define('tunnel.h', 'FILTER_MAGIC_TUNNEL_L2'), TUNNEL_MAGIC.l2);
+  assert.equal(define('tunnel.h', 'FILTER_MAGIC_TUNNEL_L3'), TUNNEL_MAGIC.l3);
+});
+
+test('--output-skb-metadata: up to 4 numeric fields, each stored in its slot; text and JSON', { skip: skipNoBtf }, () => {
+  const f = compileSkbFetch(['skb->mark', 'skb->hash', 'skb->dev->ifindex', 'skb->sk'], btf!);
+  assert.deepEqual(f.fields, ['skb->mark', 'skb->hash', 'skb->dev->ifindex', 'skb->sk']);
+  assert.deepEqual(f.signed, [false, false, true, false]);
+  assert.ok(f.code.length < SKB_META_REGION_INSNS);
+  // One store per field, to the slots after the reads' 32 bytes of scratch.
+  const stores = f.code.filter((i) => i.code === 0x7b && i.dst === 9).map((i) => i.off);
+  assert.deepEqual(stores, [32, 40, 48, 56]);
+  assert.throws(() => compileSkbFetch(['skb->dev->name'], btf!), /char\[16\]: only numbers and pointers/);
+  assert.throws(() => compileSkbFetch(['skb->mark > 1'], btf!), /is not a field/);
+  assert.throws(() => compileSkbFetch(['skb->a', 'skb->b', 'skb->c', 'skb->d', 'skb->e'], btf!), /1 to 4 fields/);
+  assert.throws(() => compileSkbFetch(['skb->hsah'], btf!), /did you mean 'hash'/);
+  const values = [{ field: 'skb->mark', value: 0x42n }, { field: 'skb->sk', value: null }, { field: 'skb->x', value: -1n }];
+  assert.equal(formatSkbMeta(values), 'skb->mark=0x42 skb->sk=? skb->x=-0x1');
+  assert.deepEqual(toJsonSkbMeta([...values, { field: 'big', value: 2n ** 63n }]), { 'skb->mark': 66, 'skb->sk': null, 'skb->x': -1, big: '9223372036854775808' });
 });

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * The skb metadata section (--output-skb-metadata, pwru's): up to four skb
+ * fields, read by code user space compiles from the kernel's BTF
+ * (src/filter/skb-expr.ts, compileSkbFetch) into the region below before load.
+ * It sits just before the packet bytes. Decoded by src/decode/skb-meta.ts.
+ */
+#ifndef PKTPATH_SECTION_SKB_META_H
+#define PKTPATH_SECTION_SKB_META_H
+
+#include "../filter.h"
+
+#define SKB_META_REGION_INSNS 256
+#define SKB_META_MAGIC 0x70706d64 /* marks the start of the region */
+#define SKB_META_SPACE(on) ((on) ? sizeof(struct skb_meta_section) : 0)
+
+/* r8 = the skb, r9 = 64 bytes of scratch: 32 for the reads, then the four
+ * values; the region leaves the valid mask in r0. */
+static __always_inline __u32 skb_meta_fetch(struct sk_buff *skb, __u64 *scratch)
+{
+	unsigned long __d = (unsigned long)skb;
+	unsigned long __s = (unsigned long)scratch;
+	asm volatile("r8 = %[d]\n\t"
+		     "r9 = %[s]\n\t"
+		     "r0 = " __stringify(SKB_META_MAGIC) "\n\t"
+		     ".rept " __stringify(SKB_META_REGION_INSNS) " - 1\n\t"
+		     "goto +0\n\t"
+		     ".endr\n\t"
+		     "%[d] = r0\n\t"
+		     : [d] "+r"(__d), [s] "+r"(__s)
+		     :
+		     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
+	return (__u32)__d;
+}
+
+/* Fills the section at `to` (inside the record `e`) when asked for. */
+static __always_inline void section_skb_meta(struct event *e, struct sk_buff *skb, void *to)
+{
+	if (!(CONFIG.flags & CONFIG_SKB_META))
+		return;
+	__u64 scratch[8] = {};
+	struct skb_meta_section *m = to;
+	m->valid = skb_meta_fetch(skb, scratch);
+	m->_pad = 0;
+	m->values[0] = scratch[4];
+	m->values[1] = scratch[5];
+	m->values[2] = scratch[6];
+	m->values[3] = scratch[7];
+	e->flags |= EVENT_HAS_SKB_META;
+}
+
+#endif
