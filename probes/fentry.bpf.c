@@ -6,6 +6,8 @@
  * program is loaded for its target); user space sets the target and the
  * skb's argument position.
  */
+/* A tracing program: it may print the skb from BTF (--output-skb). */
+#define PKTPATH_TRACING 1
 #include "include/observe.h"
 #include "include/args.h"
 

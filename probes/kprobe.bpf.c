@@ -8,6 +8,8 @@
  * field is read with bpf_probe_read_kernel (include/kread.h).
  */
 #define PKTPATH_UNTYPED 1
+/* A tracing program: it may print the skb from BTF (--output-skb). */
+#define PKTPATH_TRACING 1
 #include "include/observe.h"
 #include <bpf/bpf_tracing.h>
 

@@ -12,6 +12,8 @@
  * (about 20 ms each). The slot index is a constant in each copy, so the
  * verifier still folds every setting.
  */
+/* A tracing program: it may print the skb from BTF (--output-skb). */
+#define PKTPATH_TRACING 1
 #include "include/observe.h"
 #include "include/args.h"
 

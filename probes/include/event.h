@@ -37,6 +37,7 @@ enum event_flags {
 	EVENT_HAS_FUNC    = 1 << 9, /* func_ip is the probed kernel function (function probes) */
 	EVENT_HAS_VERDICT = 1 << 10, /* a struct verdict_section follows the event (BPF program exits) */
 	EVENT_HAS_SKB_META = 1 << 11, /* a struct skb_meta_section ends just before cap_offset (--output-skb-metadata) */
+	EVENT_HAS_DUMP = 1 << 12, /* a struct dump_section precedes it (--output-skb, --output-skb-shared-info, --output-skb-cb) */
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -101,6 +102,19 @@ struct skb_meta_section {
 	__u32 _pad;
 };
 
+/* EVENT_HAS_DUMP: the skb as the kernel's BTF prints it (bpf_snprintf_btf:
+ * tracing programs only, empty elsewhere), its shared info, and skb->cb. */
+#define DUMP_SKB_BYTES 3072
+#define DUMP_SHINFO_BYTES 1024
+struct dump_section {
+	__u16 skb_len;     /* bytes of text in skb[], 0: none */
+	__u16 shinfo_len;  /* in shinfo[] */
+	__u32 cb_ok;       /* cb[] was read */
+	__u8 cb[48];
+	char skb[DUMP_SKB_BYTES];
+	char shinfo[DUMP_SHINFO_BYTES];
+};
+
 struct event {
 	__u32 type;        /* enum record_type */
 	__u32 flags;       /* enum event_flags */
@@ -152,6 +166,9 @@ enum config_flags {
 	CONFIG_TUNNEL_L2 = 1 << 6, /* run the injected filter on a tunnel's inner frame (probes/include/tunnel.h) */
 	CONFIG_TUNNEL_L3 = 1 << 7, /* and on its inner packet */
 	CONFIG_SKB_META = 1 << 8, /* read the --output-skb-metadata fields (probes/include/sections/skb_meta.h) */
+	CONFIG_DUMP_SKB = 1 << 9, /* --output-skb (probes/include/sections/dump.h) */
+	CONFIG_DUMP_SHINFO = 1 << 10, /* --output-skb-shared-info */
+	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

@@ -40,7 +40,7 @@ static __always_inline void filter_scratch(__u32 *scratch, const void *start, __
 #define __stringify_1(x) #x
 #define __stringify(x) __stringify_1(x)
 
-/* r8 = packet start, r9 = scratch; the region leaves the verdict in r0. Only
+/* r8 = the data (packet start; the skb for skb_expr.h and skb_meta.h), r9 = scratch; the region leaves its result in r0. Only
  * the two operands are not clobbered, so the compiler must place them in
  * registers the region does not touch before reading them. */
 #define FILTER_REGION_SIZED(magic, insns, data, scratch)                         \

@@ -17,6 +17,7 @@
 #include "maps.h"
 #include "match.h"
 #include "sections/ct.h"
+#include "sections/dump.h"
 #include "sections/l2.h"
 #include "sections/packet.h"
 #include "sections/skb_meta.h"
@@ -134,8 +135,9 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		netns = skb_netns(skb, dev);
 
 	const __u32 section_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
+	const __u32 dump_space = DUMP_SPACE(CONFIG.flags & DUMP_FLAGS);
 	const __u32 meta_space = SKB_META_SPACE(CONFIG.flags & CONFIG_SKB_META);
-	struct event *e = event_begin(site, section_space + meta_space, netns);
+	struct event *e = event_begin(site, section_space + dump_space + meta_space, netns);
 	if (!e)
 		goto out;
 	e->skb = (__u64)skb;
@@ -152,8 +154,9 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
-	section_skb_meta(e, skb, (void *)(e + 1) + section_space);
-	section_packet(e, skb, (void *)(e + 1) + section_space + meta_space);
+	section_dump(e, skb, (void *)(e + 1) + section_space);
+	section_skb_meta(e, skb, (void *)(e + 1) + section_space + dump_space);
+	section_packet(e, skb, (void *)(e + 1) + section_space + dump_space + meta_space);
 	event_end(e, site);
 out:
 	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)

@@ -21,19 +21,8 @@
 static __always_inline bool skb_expr_match(struct sk_buff *skb)
 {
 	__u64 scratch[SKB_EXPR_SCRATCH_BYTES / 8];
-	unsigned long __d = (unsigned long)skb;
-	unsigned long __s = (unsigned long)scratch;
-	asm volatile("r8 = %[d]\n\t"
-		     "r9 = %[s]\n\t"
-		     "r0 = " __stringify(SKB_EXPR_MAGIC) "\n\t"
-		     ".rept " __stringify(SKB_EXPR_REGION_INSNS) " - 1\n\t"
-		     "goto +0\n\t"
-		     ".endr\n\t"
-		     "%[d] = r0\n\t"
-		     : [d] "+r"(__d), [s] "+r"(__s)
-		     :
-		     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
-	return __d != 0;
+	unsigned long r0 = FILTER_REGION_SIZED(SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, skb, scratch);
+	return r0 != 0;
 }
 
 #endif

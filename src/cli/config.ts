@@ -98,6 +98,9 @@ export interface RawOptions extends RawOutputFileOptions {
   outputNetnsNames?: boolean;
   outputTunnel?: boolean;
   outputSkbMetadata?: string;
+  outputSkb?: boolean;
+  outputSkbSharedInfo?: boolean;
+  outputSkbCb?: boolean;
   filterTunnelPcapL2?: string;
   filterTunnelPcapL3?: string;
   outputLimitLines?: string;
@@ -216,6 +219,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
     tunnel: !!o.outputTunnel,
+    dump: { skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb },
     skbMetadata: o.outputSkbMetadata !== undefined ? parseFieldList('--output-skb-metadata', o.outputSkbMetadata) : [],
     json: !!o.outputJson,
     file: o.outputFile ?? null,

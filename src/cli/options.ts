@@ -84,6 +84,9 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     cmd
       .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
         'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
+      .option('--output-skb', 'print the whole struct sk_buff under each event, as the kernel prints it from BTF (tracepoints and function probes)')
+      .option('--output-skb-shared-info', 'print its struct skb_shared_info too (tracepoints and function probes)')
+      .option('--output-skb-cb', 'print the 48 bytes of skb->cb (every point)')
       .option('--output-skb-metadata <fields>', 'print up to 4 skb fields at every point, comma-separated, read from the kernel\'s BTF (e.g. skb->queue_mapping,skb->hash)')
       .option('--output-packet', 'capture each packet\'s first --pcap-snaplen bytes into its JSON record, ' +
         'so `pktpath show` can filter on any header and write pcapng later');

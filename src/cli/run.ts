@@ -115,6 +115,7 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
     tunnels: out.tunnel,
     skbMeta,
+    dump: out.dump,
     keepPackets: out.files.pcap !== null || out.packet,
   };
 }

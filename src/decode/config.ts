@@ -16,6 +16,8 @@ export interface ProbeConfig {
   tunnelL3?: boolean;
   /** Read the --output-skb-metadata fields into each record. */
   skbMeta?: boolean;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
+  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /** Functions: the argument holding the skb. */
   skbArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
@@ -46,7 +48,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
     (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.tunnelL2 ? ConfigFlags.tunnelL2 : 0) | (cfg.tunnelL3 ? ConfigFlags.tunnelL3 : 0) |
-    (cfg.skbMeta ? ConfigFlags.skbMeta : 0);
+    (cfg.skbMeta ? ConfigFlags.skbMeta : 0) | (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
+    (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

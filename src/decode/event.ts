@@ -1,11 +1,12 @@
 /**
  * The one decoder of the kernel→user record defined in probes/include/event.h:
  * the fixed core, then each section the record's flags say it carries, each by
- * its own decoder (./tuple.ts, ./ct.ts, ./verdict.ts, ./packet.ts, ./skb-meta.ts). Offsets are in ./layout.ts.
+ * its own decoder (./tuple.ts, ./ct.ts, ./verdict.ts, ./packet.ts, ./skb-meta.ts, ./dump.ts). Offsets are in ./layout.ts.
  */
 import { type RawCt, decodeCt } from './ct.js';
 import { EVENT_LAYOUT, EventFlags, RecordType } from './layout.js';
 import { type CapturedPacket, decodePacket } from './packet.js';
+import { type RawDump, decodeDump } from './dump.js';
 import { type RawSkbMeta, decodeSkbMeta } from './skb-meta.js';
 import { type RawVerdict, decodeVerdict } from './verdict.js';
 import { type Tuple, decodeTuple } from './tuple.js';
@@ -42,6 +43,8 @@ export interface RawEvent {
   verdict: RawVerdict | null;
   /** EVENT_HAS_SKB_META */
   skbMeta: RawSkbMeta | null;
+  /** EVENT_HAS_DUMP */
+  dump: RawDump | null;
 }
 
 const F = EVENT_LAYOUT.fields;
@@ -101,5 +104,6 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,
     verdict: flags & EventFlags.verdict ? decodeVerdict(view, at) : null,
     skbMeta: flags & EventFlags.skbMeta ? decodeSkbMeta(view, at) : null,
+    dump: flags & EventFlags.dump ? decodeDump(view, bytes, at, flags) : null,
   };
 }

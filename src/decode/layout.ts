@@ -21,12 +21,13 @@ export const EventFlags = {
   func: 1 << 9,
   verdict: 1 << 10,
   skbMeta: 1 << 11,
+  dump: 1 << 12,
 } as const;
 
 /** enum config_flags */
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, tunnelL2: 1 << 6, tunnelL3: 1 << 7,
-  skbMeta: 1 << 8,
+  skbMeta: 1 << 8, dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11,
 } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
@@ -60,6 +61,8 @@ export const EVENT_LAYOUT = {
   verdict_section: { size: 16, fields: { retval: 0, redirect_ifindex: 4, redirect_flags: 8 } },
   /** Ends just before the packet bytes (cap_offset). */
   skb_meta_section: { size: 40, fields: { values: 0, valid: 32 } },
+  /** Precedes the skb metadata section (when there is one). */
+  dump_section: { size: 4152, fields: { skb_len: 0, shinfo_len: 2, cb_ok: 4, cb: 8, skb: 56, shinfo: 3128 } },
 } as const;
 
 /** struct config: the read-only settings each probe instance is loaded with. */

@@ -42,6 +42,8 @@ export interface OutputConfig {
   nft: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
+  dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /** --output-skb-metadata: skb fields read at every point (up to 4); empty for none. */
   skbMetadata: string[];
   /** --output-tunnel: the tunnel section on encapsulated packets. */

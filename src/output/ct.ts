@@ -1,6 +1,7 @@
 /** The conntrack section in text (`ct:ESTABLISHED/REPLY status=… DNAT a → b`) and JSON. */
+import { parseAddress } from '../decode/addr.js';
 import { type CtInfo, type CtTuple, natChanges } from '../decode/ct.js';
-import { PORTED_PROTOCOLS } from '../decode/protocols.js';
+import { PORTED_PROTOCOLS, protocolNumber } from '../decode/protocols.js';
 import { formatEndpoint, formatHex } from './format.js';
 import { type JsonProto, jsonProto } from './tuple.js';
 
@@ -64,5 +65,28 @@ export function toJsonCt(ct: CtInfo): JsonCt {
     error: ct.error,
     orig: jsonCtTuple(ct.orig),
     reply: jsonCtTuple(ct.reply),
+  };
+}
+
+function ctTupleFromJson(t: JsonCtTuple | null): CtTuple | null {
+  if (t === null) return null;
+  const l4proto = typeof t.proto === 'number' ? t.proto : protocolNumber(t.proto) ?? 0;
+  return { l3: parseAddress(t.saddr)?.l3 === 6 ? 6 : 4, saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto };
+}
+
+/** toJsonCt's inverse (`pktpath show`). */
+export function ctFromJson(c: JsonCt): CtInfo {
+  return {
+    source: c.source,
+    found: c.found,
+    state: c.state,
+    dir: c.dir,
+    id: BigInt(c.id),
+    status: c.status,
+    zone: c.zone,
+    mark: c.mark,
+    error: c.error,
+    orig: ctTupleFromJson(c.orig),
+    reply: ctTupleFromJson(c.reply),
   };
 }

@@ -9,6 +9,7 @@ import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
 import type { TunnelInfo } from '../decode/tunnel.js';
 import type { NftEvaluation } from './nft.js';
+import type { SkbDump } from './dump.js';
 import type { SkbMetaValue } from './skb-meta.js';
 import type { TcVerdict } from './verdict.js';
 
@@ -77,6 +78,8 @@ export interface TraceEvent {
   tunnel?: TunnelInfo | null;
   /** --output-skb-metadata: the fields asked for, as read at this point. */
   skbMeta?: SkbMetaValue[] | null;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
+  dump?: SkbDump | null;
 }
 
 /** Records the kernel could not hand over (ring full). */

@@ -1,21 +1,20 @@
 /**
  * JSON lines back into events: the inverse of src/output/json.ts, so a
  * recorded trace (`--output-json`, `pktpath record`) goes through the same
- * sinks as a live one (`pktpath show`). Every field the JSON carries comes
+ * sinks as a live one (`pktpath show`); each section's inverse sits beside its
+ * JSON form (ct.ts, verdict.ts, nft.ts, tuple.ts, tunnel.ts, skb-meta.ts). Every field the JSON carries comes
  * back; what it does not carry (the time since the trace started) is made
  * from the first event read.
  */
-import { parseAddress } from '../decode/addr.js';
-import type { CtInfo, CtTuple } from '../decode/ct.js';
-import { protocolNumber } from '../decode/protocols.js';
+import { ctFromJson } from './ct.js';
+import { skbDumpFromJson } from './dump.js';
 import type { TraceEvent } from './event.js';
-import type { JsonCt, JsonCtTuple, JsonPacket, JsonProto, JsonRecord } from './json.js';
-import { tupleFromJson } from './tuple.js';
+import type { JsonPacket, JsonRecord } from './json.js';
+import { nftFromJson } from './nft.js';
 import { skbMetaFromJson } from './skb-meta.js';
+import { tupleFromJson } from './tuple.js';
 import { tunnelFromJson } from './tunnel.js';
-import type { NftEvaluation } from './nft.js';
-import type { TcVerdict } from './verdict.js';
-import type { JsonVerdict } from './verdict.js';
+import { verdictFromJson } from './verdict.js';
 
 const TIME = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/;
 
@@ -26,49 +25,6 @@ export function parseJsonTime(text: string): bigint | null {
   const ms = Date.parse(`${m[1]}Z`);
   if (Number.isNaN(ms)) return null;
   return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '0').padEnd(9, '0'));
-}
-
-const l3Of = (addr: string): 4 | 6 => (parseAddress(addr)?.l3 === 6 ? 6 : 4);
-const l4proto = (p: JsonProto): number => (typeof p === 'number' ? p : protocolNumber(p) ?? 0);
-
-function ctTupleFromJson(t: JsonCtTuple | null): CtTuple | null {
-  if (t === null) return null;
-  return { l3: l3Of(t.saddr), saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto: l4proto(t.proto) };
-}
-
-function ctFromJson(c: JsonCt): CtInfo {
-  return {
-    source: c.source,
-    found: c.found,
-    state: c.state,
-    dir: c.dir,
-    id: BigInt(c.id),
-    status: c.status,
-    zone: c.zone,
-    mark: c.mark,
-    error: c.error,
-    orig: ctTupleFromJson(c.orig),
-    reply: ctTupleFromJson(c.reply),
-  };
-}
-
-function verdictFromJson(v: JsonVerdict): TcVerdict {
-  const t = v.target;
-  return {
-    action: v.action,
-    target: t && { kind: t.kind, direction: t.direction, ifindex: t.ifindex, ifname: t.iface, netns: t.netns, netnsName: t.netns_name },
-    by: v.by.map((p) => ({ id: p.id, name: p.name })),
-    reason: v.reason,
-    inferred: v.inferred,
-    evidence: v.evidence,
-  };
-}
-
-function nftFromJson(n: NonNullable<JsonRecord['nft']>): NftEvaluation {
-  return {
-    family: n.family, table: n.table, chain: n.chain, handle: n.handle, rule: n.rule, kind: n.kind,
-    verdict: n.verdict, target: n.target, traceId: n.trace_id,
-  };
 }
 
 function packetFromJson(p: JsonPacket): TraceEvent['packet'] {
@@ -125,5 +81,6 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
   if (r.packet) e.packet = packetFromJson(r.packet);
   if (r.tunnel) e.tunnel = tunnelFromJson(r.tunnel);
   if (r.skb_metadata) e.skbMeta = skbMetaFromJson(r.skb_metadata);
+  if (r.skb_dump) e.dump = skbDumpFromJson(r.skb_dump);
   return e;
 }

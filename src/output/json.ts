@@ -9,6 +9,7 @@ import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import { type JsonCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
+import { type JsonSkbDump, toJsonSkbDump } from './dump.js';
 import { type JsonSkbMeta, toJsonSkbMeta } from './skb-meta.js';
 import { type JsonTunnel, toJsonTunnel } from './tunnel.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
@@ -55,6 +56,8 @@ export interface JsonRecord {
   tunnel?: JsonTunnel;
   /** --output-skb-metadata: field → value. */
   skb_metadata?: JsonSkbMeta;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
+  skb_dump?: JsonSkbDump;
   /** Present only when stacks are requested. */
   stack?: string[];
   /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
@@ -135,6 +138,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   if (e.nft) rec.nft = toJsonNft(e.nft);
   if (e.tunnel) rec.tunnel = toJsonTunnel(e.tunnel);
   if (e.skbMeta) rec.skb_metadata = toJsonSkbMeta(e.skbMeta);
+  if (e.dump) rec.skb_dump = toJsonSkbDump(e.dump);
   if (opts.stack) rec.stack = e.stack ?? [];
   if (e.packet) rec.packet = toJsonPacket(e.packet);
   return rec;
@@ -310,7 +314,7 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   // Tuple changes are rare next to the core fields: the generic path is fine here.
   if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
   const point = pointSeg(e);
-  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.packet) return s + point.closed;
+  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) return s + point.closed;
   s += point.open;
   // Conntrack, verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
@@ -318,6 +322,7 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   if (e.nft) s += ',"nft":' + JSON.stringify(toJsonNft(e.nft));
   if (e.tunnel) s += ',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel));
   if (e.skbMeta) s += ',"skb_metadata":' + JSON.stringify(toJsonSkbMeta(e.skbMeta));
+  if (e.dump) s += ',"skb_dump":' + JSON.stringify(toJsonSkbDump(e.dump));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {

@@ -50,3 +50,11 @@ export function toJsonNft(n: NftEvaluation): JsonNft {
     verdict: n.verdict, target: n.target, trace_id: n.traceId,
   };
 }
+
+/** toJsonNft's inverse (`pktpath show`). */
+export function nftFromJson(n: JsonNft): NftEvaluation {
+  return {
+    family: n.family, table: n.table, chain: n.chain, handle: n.handle, rule: n.rule, kind: n.kind,
+    verdict: n.verdict, target: n.target, traceId: n.trace_id,
+  };
+}

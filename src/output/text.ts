@@ -17,6 +17,7 @@ import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, styl
 import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
 import { formatVerdict } from './verdict.js';
+import { dumpLines } from './dump.js';
 import { formatSkbMeta } from './skb-meta.js';
 import { formatTunnel } from './tunnel.js';
 import { formatTuple, formatTupleChange } from './tuple.js';
@@ -250,6 +251,7 @@ export class TextFormatter {
       if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
     }
 
+    if (e.dump) s += dumpLines(e.dump);
     if (o.stack && e.stack !== null) {
       s += stackLines(e.stack);
     }

@@ -83,6 +83,19 @@ export function toJsonVerdict(v: TcVerdict): JsonVerdict {
   };
 }
 
+/** toJsonVerdict's inverse (`pktpath show`). */
+export function verdictFromJson(v: JsonVerdict): TcVerdict {
+  const t = v.target;
+  return {
+    action: v.action,
+    target: t && { kind: t.kind, direction: t.direction, ifindex: t.ifindex, ifname: t.iface, netns: t.netns, netnsName: t.netns_name },
+    by: v.by.map((p) => ({ id: p.id, name: p.name })),
+    reason: v.reason,
+    inferred: v.inferred,
+    evidence: v.evidence,
+  };
+}
+
 /** tc's return codes (TC_ACT_*; tcx's TCX_* are the same numbers). */
 const TC_ACT: Readonly<Record<number, { name: string; action: VerdictAction }>> = {
   [-1]: { name: 'TC_ACT_UNSPEC', action: 'next' },

@@ -40,6 +40,8 @@ export interface ObserverOptions {
   snaplen: number;
   /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
   skbMeta?: CompiledSkbFetch | null;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
+  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /**
    * --output-nft: nftables' tracing in every traced namespace, for the
    * packets `matches` selects (nft conditions, one per rule; null: all).
@@ -128,7 +130,7 @@ export class Observers {
     const { filter, opts } = this.ctx;
     return {
       pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null,
-      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, skbMeta: opts.skbMeta != null, skbArg: 0,
+      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, skbMeta: opts.skbMeta != null, dump: opts.dump, skbArg: 0,
       netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
       snaplen: opts.snaplen, ...extra,
     };

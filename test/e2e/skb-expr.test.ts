@@ -153,3 +153,20 @@ test('--output-skb-metadata: the fields read where the event is, equal to the co
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed\n$/);
 });
+
+test('--output-skb, --output-skb-shared-info, --output-skb-cb: the kernel\'s own printing of the skb at each tracepoint', async () => {
+  const [events] = await traceTogether([['--output-skb', '--output-skb-shared-info', '--output-skb-cb']], () => ping(A, 300));
+  const tracepoints = events!.filter((e) => e.probe.type === 'tracepoint');
+  assert.ok(tracepoints.length >= 2 * 2 * 3, `${tracepoints.length} tracepoint events`);
+  for (const e of tracepoints) {
+    const d = e.skb_dump!;
+    assert.match(d.skb!, /^\(struct sk_buff\)\{/);
+    // The skb's real length, as the event's core field has it, and its own address.
+    assert.ok(d.skb!.includes(`.len = (unsigned int)${e.len},`), `${e.func}: len ${e.len} in\n${d.skb}`);
+    assert.match(d.shared_info!, /^\(struct skb_shared_info\)\{/);
+    assert.match(d.cb!, /^[0-9a-f]{96}$/);
+  }
+  // tc and netfilter programs may not print from BTF: the cb only there.
+  const tc = events!.filter((e) => e.probe.type === 'tc');
+  assert.ok(tc.length > 0 && tc.every((e) => e.skb_dump!.skb === null && /^[0-9a-f]{96}$/.test(e.skb_dump!.cb!)));
+});

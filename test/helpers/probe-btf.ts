@@ -37,6 +37,7 @@ export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | st
     'struct ct_section pktpath_ct_layout;',
     'struct verdict_section pktpath_verdict_layout;',
     'struct skb_meta_section pktpath_skb_meta_layout;',
+    'struct dump_section pktpath_dump_layout;',
     'enum record_type pktpath_record_type;',
     'enum event_flags pktpath_event_flags;',
     'enum config_flags pktpath_config_flags;',

@@ -92,7 +92,8 @@ test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skb
   // Functions too where the kernel lets them be probed: the expression runs in kprobes and fentry programs as well.
   const functions = BACKENDS.length > 0 ? ['--attach', 'tracepoints,tc,netfilter,functions', '--backend', BACKENDS[0]!] : [];
   const { events, stderr } = await traced(
-    ['--filter-skb-expr', 'skb->len > 500 && skb->protocol == 0x0800', '--filter-func', '^(tc:|nf:|netif_receive_skb$|ip_rcv$)', ...functions],
+    ['--filter-skb-expr', 'skb->len > 500 && skb->protocol == 0x0800', '--filter-func', '^(tc:|nf:|netif_receive_skb$|ip_rcv$)', ...functions,
+      '--output-skb', '--output-skb-metadata', 'skb->len,skb->mark'],
     async (lab, a) => {
       await lab.exec(a, ['ping', '-c', '2', '-i', '0.3', '-s', '100', '-W', '2', '192.0.2.2']);
       await lab.exec(a, ['ping', '-c', '2', '-i', '0.3', '-s', '1000', '-W', '2', '192.0.2.2']);
@@ -100,6 +101,10 @@ test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skb
   );
   assert.ok(events.length > 0, stderr);
   assert.ok(events.every((e) => e.len > 500 && e.proto === 0x0800), JSON.stringify(events.find((e) => e.len <= 500)));
+  // The fields read from BTF and the kernel's own printing of the skb, where the program type may print.
+  assert.ok(events.every((e) => e.skb_metadata?.['skb->len'] === e.len));
+  const printed = events.filter((e) => e.probe.type === 'tracepoint' || e.probe.type === 'kprobe');
+  assert.ok(printed.length > 0 && printed.every((e) => e.skb_dump?.skb?.includes(`.len = (unsigned int)${e.len},`)), JSON.stringify(printed[0]?.skb_dump));
   process.stdout.write(`# ${KERNEL}: --filter-skb-expr at ${[...new Set(events.map((e) => e.probe.type))].join(', ')}\n`);
 });
 

@@ -59,6 +59,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     ct: null,
     verdict: null,
     skbMeta: null,
+    dump: null,
   });
 });
 

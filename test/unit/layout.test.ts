@@ -59,7 +59,7 @@ test('enums of event.h match src/decode/layout.ts', (t) => {
   }
 });
 
-test('struct event, tuple, ct_section, ct_tuple, verdict_section and skb_meta_section match src/decode/layout.ts', (t) => {
+test('struct event, tuple, ct_section, ct_tuple, verdict_section, skb_meta_section and dump_section match src/decode/layout.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
   try {
@@ -69,6 +69,7 @@ test('struct event, tuple, ct_section, ct_tuple, verdict_section and skb_meta_se
     assertStruct(got.btf, 'ct_tuple', EVENT_LAYOUT.ct_tuple);
     assertStruct(got.btf, 'verdict_section', EVENT_LAYOUT.verdict_section);
     assertStruct(got.btf, 'skb_meta_section', EVENT_LAYOUT.skb_meta_section);
+    assertStruct(got.btf, 'dump_section', EVENT_LAYOUT.dump_section);
   } finally {
     got.cleanup();
   }

@@ -18,19 +18,8 @@
  * values; the region leaves the valid mask in r0. */
 static __always_inline __u32 skb_meta_fetch(struct sk_buff *skb, __u64 *scratch)
 {
-	unsigned long __d = (unsigned long)skb;
-	unsigned long __s = (unsigned long)scratch;
-	asm volatile("r8 = %[d]\n\t"
-		     "r9 = %[s]\n\t"
-		     "r0 = " __stringify(SKB_META_MAGIC) "\n\t"
-		     ".rept " __stringify(SKB_META_REGION_INSNS) " - 1\n\t"
-		     "goto +0\n\t"
-		     ".endr\n\t"
-		     "%[d] = r0\n\t"
-		     : [d] "+r"(__d), [s] "+r"(__s)
-		     :
-		     : "r0", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
-	return (__u32)__d;
+	unsigned long r0 = FILTER_REGION_SIZED(SKB_META_MAGIC, SKB_META_REGION_INSNS, skb, scratch);
+	return (__u32)r0;
 }
 
 /* Fills the section at `to` (inside the record `e`) when asked for. */

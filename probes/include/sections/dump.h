@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * The dump section (--output-skb, --output-skb-shared-info, --output-skb-cb,
+ * pwru's): the skb and its shared info printed by the kernel from its BTF
+ * (bpf_snprintf_btf, which only tracing programs may call: probes that are
+ * define PKTPATH_TRACING), and the 48 bytes of skb->cb. It sits before the
+ * skb metadata section and the packet bytes. Decoded by src/decode/dump.ts.
+ */
+#ifndef PKTPATH_SECTION_DUMP_H
+#define PKTPATH_SECTION_DUMP_H
+
+#define DUMP_FLAGS (CONFIG_DUMP_SKB | CONFIG_DUMP_SHINFO | CONFIG_DUMP_CB)
+#define DUMP_SPACE(on) ((on) ? sizeof(struct dump_section) : 0)
+
+#ifdef PKTPATH_TRACING
+/* Pointers as they are (BTF_F_PTR_RAW): the skb's own address is how pktpath names it. */
+#define DUMP_BTF_FLAGS 4
+
+/* Text of `ptr` as type `type_id` into `to`; its length without the NUL. */
+static __always_inline __u16 dump_btf(char *to, __u32 size, void *ptr, __u32 type_id)
+{
+	struct btf_ptr p = { .ptr = ptr, .type_id = type_id };
+	long n = bpf_snprintf_btf(to, size, &p, sizeof(p), DUMP_BTF_FLAGS);
+	if (n <= 0)
+		return 0;
+	return n >= size ? size - 1 : n;
+}
+#endif
+
+static __always_inline void section_dump(struct event *e, struct sk_buff *skb, void *to)
+{
+	if (!(CONFIG.flags & DUMP_FLAGS))
+		return;
+	struct dump_section *d = to;
+	d->skb_len = 0;
+	d->shinfo_len = 0;
+	d->cb_ok = 0;
+	if (CONFIG.flags & CONFIG_DUMP_CB)
+		d->cb_ok = bpf_probe_read_kernel(d->cb, sizeof(d->cb), __builtin_preserve_access_index(&skb->cb)) == 0;
+#ifdef PKTPATH_TRACING
+	if (CONFIG.flags & CONFIG_DUMP_SKB)
+		d->skb_len = dump_btf(d->skb, sizeof(d->skb), skb, bpf_core_type_id_kernel(struct sk_buff));
+	if (CONFIG.flags & CONFIG_DUMP_SHINFO) {
+		/* skb_shinfo(): the end of the data area (an offset from head on 64-bit kernels). */
+		unsigned char *head = KREAD(skb, head);
+		struct skb_shared_info *sh = (void *)(head + KREAD(skb, end));
+		d->shinfo_len = dump_btf(d->shinfo, sizeof(d->shinfo), sh, bpf_core_type_id_kernel(struct skb_shared_info));
+	}
+#endif
+	e->flags |= EVENT_HAS_DUMP;
+}
+
+#endif
