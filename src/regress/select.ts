@@ -29,10 +29,22 @@ function netnsTest(spec: string): (e: TraceEvent) => boolean {
   return (e) => e.netnsName === name;
 }
 
+/** Verdicts on tuples remembered: a flow's events repeat its tuple at every point. */
+const TUPLE_VERDICTS = 4096;
+
 function expressionTest(f: RecordedFilter): (e: TraceEvent) => boolean {
+  const byTuple = new Map<string, boolean>();
   return (e) => {
     if (e.packet) return bytesMatch(f, e.packet.data, e.packet.l2, e.packet.origLen);
-    return e.tuple !== null && tupleMatches(f, e.tuple);
+    const t = e.tuple;
+    if (t === null) return false;
+    const key = `${t.saddr} ${t.daddr} ${t.sport} ${t.dport} ${t.l4proto} ${t.tcpFlags}`;
+    let verdict = byTuple.get(key);
+    if (verdict === undefined) {
+      if (byTuple.size >= TUPLE_VERDICTS) byTuple.clear();
+      byTuple.set(key, (verdict = tupleMatches(f, t)));
+    }
+    return verdict;
   };
 }
 
