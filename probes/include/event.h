@@ -111,6 +111,7 @@ struct dump_section {
 	__u16 shinfo_len;  /* in shinfo[] */
 	__u32 cb_ok;       /* cb[] was read */
 	__u8 cb[48];
+	char dev_name[16]; /* the point's device, the one the event names ('' without one) */
 	char skb[DUMP_SKB_BYTES];
 	char shinfo[DUMP_SHINFO_BYTES];
 };

@@ -154,7 +154,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
-	section_dump(e, skb, (void *)(e + 1) + section_space);
+	section_dump(e, skb, dev, (void *)(e + 1) + section_space);
 	section_skb_meta(e, skb, (void *)(e + 1) + section_space + dump_space);
 	section_packet(e, skb, (void *)(e + 1) + section_space + dump_space + meta_space);
 	event_end(e, site);

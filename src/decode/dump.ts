@@ -13,11 +13,19 @@ export interface RawDump {
   sharedInfo: string | null;
   /** skb->cb; null when it was not asked for or could not be read. */
   cb: Uint8Array | null;
+  /** The point's device (skb->dev is printed as a pointer); '' without one. */
+  dev: string;
 }
 
 const F = EVENT_LAYOUT.fields;
 const D = EVENT_LAYOUT.dump_section;
 const decoder = new TextDecoder();
+
+function cString(bytes: Uint8Array, at: number, max: number): string {
+  let end = at;
+  while (end < at + max && bytes[end] !== 0) end++;
+  return decoder.decode(bytes.subarray(at, end));
+}
 
 export function decodeDump(view: DataView, bytes: Uint8Array, at: number, flags: number): RawDump {
   const end = at + view.getUint16(at + F.cap_offset, true) - (flags & EventFlags.skbMeta ? EVENT_LAYOUT.skb_meta_section.size : 0);
@@ -30,5 +38,6 @@ export function decodeDump(view: DataView, bytes: Uint8Array, at: number, flags:
     skb: text(D.fields.skb_len, D.fields.skb),
     sharedInfo: text(D.fields.shinfo_len, D.fields.shinfo),
     cb: view.getUint32(d + D.fields.cb_ok, true) ? bytes.slice(d + D.fields.cb, d + D.fields.cb + 48) : null,
+    dev: cString(bytes, d + D.fields.dev_name, 16),
   };
 }

@@ -62,7 +62,7 @@ export const EVENT_LAYOUT = {
   /** Ends just before the packet bytes (cap_offset). */
   skb_meta_section: { size: 40, fields: { values: 0, valid: 32 } },
   /** Precedes the skb metadata section (when there is one). */
-  dump_section: { size: 4152, fields: { skb_len: 0, shinfo_len: 2, cb_ok: 4, cb: 8, skb: 56, shinfo: 3128 } },
+  dump_section: { size: 4168, fields: { skb_len: 0, shinfo_len: 2, cb_ok: 4, cb: 8, dev_name: 56, skb: 72, shinfo: 3144 } },
 } as const;
 
 /** struct config: the read-only settings each probe instance is loaded with. */

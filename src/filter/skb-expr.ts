@@ -87,7 +87,7 @@ export function resolveField(btf: Btf, f: Extract<Operand, { kind: 'field' }>): 
           throw new SkbExprError(step.at - 2, `${where} is ${describeType(btf, typeId)}, not a pointer: use '.'`);
         }
         derefs.push(offsetBits / 8);
-        pointee = btf.resolve(btf.type(r).kind === 'PTR' ? (btf.type(r) as { type: number }).type : 0);
+        pointee = btf.resolve(btf.refType(r));
         offsetBits = 0;
       }
       inRegister = false;

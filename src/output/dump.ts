@@ -10,6 +10,8 @@ export interface SkbDump {
   sharedInfo: string | null;
   /** skb->cb, hex. */
   cb: string | null;
+  /** The point's device, named beside the printed skb (whose `dev` is a pointer); '' without one. */
+  dev: string;
 }
 
 const indent = (text: string) => text.split('\n').filter((l) => l.trim() !== '').map((l) => '    ' + l).join('\n');
@@ -18,21 +20,22 @@ const indent = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
 export function dumpLines(d: SkbDump): string {
   let s = '';
   if (d.cb !== null) s += '\n    skb->cb: ' + d.cb;
-  if (d.skb !== null) s += '\n' + indent(d.skb);
+  if (d.skb !== null) s += '\n    dev: ' + (d.dev || '-') + '\n' + indent(d.skb);
   if (d.sharedInfo !== null) s += '\n' + indent(d.sharedInfo);
   return s;
 }
 
 export interface JsonSkbDump {
+  dev: string;
   skb: string | null;
   shared_info: string | null;
   cb: string | null;
 }
 
 export function toJsonSkbDump(d: SkbDump): JsonSkbDump {
-  return { skb: d.skb, shared_info: d.sharedInfo, cb: d.cb };
+  return { dev: d.dev, skb: d.skb, shared_info: d.sharedInfo, cb: d.cb };
 }
 
 export function skbDumpFromJson(j: JsonSkbDump): SkbDump {
-  return { skb: j.skb, sharedInfo: j.shared_info, cb: j.cb };
+  return { skb: j.skb, sharedInfo: j.shared_info, cb: j.cb, dev: j.dev };
 }

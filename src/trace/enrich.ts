@@ -145,7 +145,8 @@ export class Enricher {
       nft: null,
       tunnel: this.o.tunnels === true && raw.packet !== null ? parseTunnel(raw.packet) : null,
       skbMeta: raw.skbMeta !== null && this.o.skbMeta ? this.metaValues(raw.skbMeta) : null,
-      dump: raw.dump === null ? null : { skb: raw.dump.skb, sharedInfo: raw.dump.sharedInfo, cb: raw.dump.cb && Buffer.from(raw.dump.cb).toString('hex') },
+      dump: raw.dump === null ? null
+        : { skb: raw.dump.skb, sharedInfo: raw.dump.sharedInfo, cb: raw.dump.cb && Buffer.from(raw.dump.cb).toString('hex'), dev: raw.dump.dev },
       ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
   }

@@ -163,6 +163,8 @@ test('--output-skb, --output-skb-shared-info, --output-skb-cb: the kernel\'s own
     assert.match(d.skb!, /^\(struct sk_buff\)\{/);
     // The skb's real length, as the event's core field has it, and its own address.
     assert.ok(d.skb!.includes(`.len = (unsigned int)${e.len},`), `${e.func}: len ${e.len} in\n${d.skb}`);
+    // The device the event names, beside the printed skb (whose dev BTF prints as a pointer).
+    assert.equal(d.dev, e.iface.split(':')[0], e.func);
     assert.match(d.shared_info!, /^\(struct skb_shared_info\)\{/);
     assert.match(d.cb!, /^[0-9a-f]{96}$/);
   }

@@ -39,7 +39,7 @@ function fullEvent(): TraceEvent {
     nft: { family: 'inet', table: 'filter', chain: 'input', handle: 7, rule: 'udp dport 9999 drop', kind: 'rule', verdict: 'drop', target: null, traceId: 99 },
     packet: { data: eth4(ipv4('192.0.2.1', '192.0.2.2', { proto: 'udp', sport: 1234, dport: 53 })), origLen: 60, l2: true },
     skbMeta: [{ field: 'skb->hash', value: 0x9e3779b9n }, { field: 'skb->sk', value: null }, { field: 'skb->tstamp', value: 2n ** 60n }],
-    dump: { skb: '(struct sk_buff){\n .len = (unsigned int)60,\n}', sharedInfo: null, cb: '00'.repeat(48) },
+    dump: { skb: '(struct sk_buff){\n .len = (unsigned int)60,\n}', sharedInfo: null, cb: '00'.repeat(48), dev: 'eth0' },
     tunnel: { kind: 'vxlan', vni: 42, inner: { l3: 4, saddr: '10.0.0.1', daddr: '10.0.0.2', sport: 0, dport: 0, l4proto: 1, tcpFlags: 0 } },
   };
 }

@@ -27,7 +27,7 @@ static __always_inline __u16 dump_btf(char *to, __u32 size, void *ptr, __u32 typ
 }
 #endif
 
-static __always_inline void section_dump(struct event *e, struct sk_buff *skb, void *to)
+static __always_inline void section_dump(struct event *e, struct sk_buff *skb, struct net_device *dev, void *to)
 {
 	if (!(CONFIG.flags & DUMP_FLAGS))
 		return;
@@ -35,6 +35,10 @@ static __always_inline void section_dump(struct event *e, struct sk_buff *skb, v
 	d->skb_len = 0;
 	d->shinfo_len = 0;
 	d->cb_ok = 0;
+	d->dev_name[0] = 0;
+	/* Printed from BTF, skb->dev is only a pointer: the device is named beside it. */
+	if (dev && (CONFIG.flags & (CONFIG_DUMP_SKB | CONFIG_DUMP_SHINFO)))
+		bpf_probe_read_kernel_str(d->dev_name, sizeof(d->dev_name), __builtin_preserve_access_index(&dev->name));
 	if (CONFIG.flags & CONFIG_DUMP_CB)
 		d->cb_ok = bpf_probe_read_kernel(d->cb, sizeof(d->cb), __builtin_preserve_access_index(&skb->cb)) == 0;
 #ifdef PKTPATH_TRACING
