@@ -1,9 +1,8 @@
 /** The conntrack section in text (`ct:ESTABLISHED/REPLY status=… DNAT a → b`) and JSON. */
-import { parseAddress } from '../decode/addr.js';
 import { type CtInfo, type CtTuple, natChanges } from '../decode/ct.js';
-import { PORTED_PROTOCOLS, protocolNumber } from '../decode/protocols.js';
+import { PORTED_PROTOCOLS } from '../decode/protocols.js';
 import { formatEndpoint, formatHex } from './format.js';
-import { type JsonProto, jsonProto } from './tuple.js';
+import { type JsonProto, jsonProto, l3OfAddress, protoFromJson } from './tuple.js';
 
 /**
  * The conntrack column: `ct:ESTABLISHED/REPLY status=SEEN_REPLY|ASSURED|CONFIRMED`,
@@ -70,8 +69,7 @@ export function toJsonCt(ct: CtInfo): JsonCt {
 
 function ctTupleFromJson(t: JsonCtTuple | null): CtTuple | null {
   if (t === null) return null;
-  const l4proto = typeof t.proto === 'number' ? t.proto : protocolNumber(t.proto) ?? 0;
-  return { l3: parseAddress(t.saddr)?.l3 === 6 ? 6 : 4, saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto };
+  return { l3: l3OfAddress(t.saddr), saddr: t.saddr, daddr: t.daddr, sport: t.sport, dport: t.dport, l4proto: protoFromJson(t.proto) };
 }
 
 /** toJsonCt's inverse (`pktpath show`). */

@@ -68,6 +68,14 @@ export function jsonProto(n: number): JsonProto {
   return n === IPPROTO.SCTP ? n : (protocolName(n) as JsonProto | undefined) ?? n;
 }
 
+/** jsonProto's inverse. */
+export function protoFromJson(p: JsonProto): number {
+  return typeof p === 'number' ? p : protocolNumber(p) ?? 0;
+}
+
+/** The address family of an address as JSON writes it. */
+export const l3OfAddress = (addr: string): 4 | 6 => (parseAddress(addr)?.l3 === 6 ? 6 : 4);
+
 export interface JsonTuple {
   saddr: string;
   daddr: string;
@@ -92,9 +100,9 @@ export function jsonTuple(t: Tuple | null): JsonTuple | null {
 
 /** A tuple read back from its JSON form (`pktpath show`): jsonTuple's inverse. */
 export function tupleFromJson(t: JsonTuple): Tuple {
-  const proto = typeof t.proto === 'number' ? t.proto : protocolNumber(t.proto) ?? 0;
+  const proto = protoFromJson(t.proto);
   return {
-    l3: parseAddress(t.saddr)?.l3 === 6 ? 6 : 4,
+    l3: l3OfAddress(t.saddr),
     saddr: t.saddr,
     daddr: t.daddr,
     sport: t.sport,
