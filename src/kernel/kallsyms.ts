@@ -7,6 +7,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 export interface SymbolHit {
   name: string;
@@ -36,6 +37,58 @@ export function lazyKallsyms(path = '/proc/kallsyms'): Symbols {
   return { lookup: (addr) => loaded().lookup(addr), format: (addr) => loaded().format(addr) };
 }
 
+/**
+ * /proc/kallsyms read and parsed on a thread of its own, started before the
+ * probes are attached: the first drop or caller of a trace otherwise stalls
+ * the reader for ~100 ms (reading and parsing 120k lines) just as the ring
+ * fills fastest. A lookup before the thread is done reads the file itself.
+ * Symbols of BPF programs loaded later (pktpath's own among them) are not in
+ * it: their stack frames stay addresses (see dropProbeFrames).
+ */
+export function backgroundKallsyms(path = '/proc/kallsyms'): Symbols & { ready: Promise<boolean> } {
+  let symbols: Kallsyms | null = null;
+  let worker: Worker | null = null;
+  let done: (fromThread: boolean) => void = () => {};
+  const ready = new Promise<boolean>((resolve) => (done = resolve));
+  try {
+    worker = new Worker(new URL('./kallsyms-worker.js', import.meta.url), { workerData: { path } });
+    worker.unref();
+    worker.once('message', (parts: KallsymsParts) => {
+      const fromThread = symbols === null;
+      symbols ??= Kallsyms.fromParts(parts);
+      void worker?.terminate();
+      worker = null;
+      done(fromThread);
+    });
+    // The first lookup reads the file itself and says what is wrong with it.
+    worker.once('error', () => {
+      worker = null;
+      done(false);
+    });
+  } catch {
+    worker = null;
+    done(false);
+  }
+  const loaded = () => {
+    if (symbols === null) {
+      void worker?.terminate();
+      worker = null;
+      symbols = Kallsyms.load(path);
+      done(false);
+    }
+    return symbols;
+  };
+  return { lookup: (addr) => loaded().lookup(addr), format: (addr) => loaded().format(addr), ready };
+}
+
+/** A parsed symbol table as plain arrays, to hand between threads. */
+export interface KallsymsParts {
+  hi: Uint32Array;
+  lo: Uint32Array;
+  text: Uint8Array;
+  spans: Uint32Array;
+}
+
 export class Kallsyms {
   /**
    * Each symbol's name is a span of the file's bytes (and its module's, when
@@ -55,6 +108,15 @@ export class Kallsyms {
 
   static load(path = '/proc/kallsyms'): Kallsyms {
     return parseKallsyms(readFileSync(path));
+  }
+
+  /** The table's arrays (sorted), e.g. to post to another thread; fromParts() takes them back. */
+  parts(): KallsymsParts {
+    return { hi: this.hi, lo: this.lo, text: this.text, spans: this.spans };
+  }
+
+  static fromParts(p: KallsymsParts): Kallsyms {
+    return new Kallsyms(p.hi, p.lo, Buffer.from(p.text.buffer, p.text.byteOffset, p.text.byteLength), p.spans);
   }
 
   /** Sorts parallel arrays by address (stable: equal addresses keep input order). */

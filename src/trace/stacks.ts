@@ -23,9 +23,13 @@ export class StackSymbols {
   }
 }
 
-/** The innermost frames are pktpath's own program and the tracepoint glue that called it: not the packet's story. */
+/**
+ * The innermost frames are pktpath's own program and the tracepoint glue that
+ * called it: not the packet's story. The program is `… [bpf]`, or a bare
+ * address when the symbols were read before it was loaded.
+ */
 export function dropProbeFrames(frames: string[]): string[] {
   let i = 0;
-  while (i < frames.length && /( \[bpf\]$|^bpf_trace_run\d|^__bpf_trace_|^__traceiter_)/.test(frames[i]!)) i++;
+  while (i < frames.length && /( \[bpf\]$|^0x[0-9a-f]+$|^bpf_trace_run\d|^__bpf_trace_|^__traceiter_)/.test(frames[i]!)) i++;
   return i < frames.length ? frames.slice(i) : frames;
 }

@@ -102,6 +102,8 @@ test('stack frames of the probe itself are dropped', async () => {
     'sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e',
   ]), ['sk_skb_reason_drop+0x5c', 'nf_hook_slow+0x8e']);
   assert.deepEqual(dropProbeFrames(['x [bpf]']), ['x [bpf]']);
+  // Symbols read before the probe was loaded: its frame is a bare address.
+  assert.deepEqual(dropProbeFrames(['0xffffffffc0a3e5b1', 'bpf_trace_run2+0x8b', 'kfree_skb_reason+0x5c']), ['kfree_skb_reason+0x5c']);
 });
 
 test('captured packet bytes follow the event', () => {

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { Kallsyms, MAX_SYMBOL_OFFSET, parseKallsyms } from '../../src/kernel/kallsyms.js';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kallsyms, MAX_SYMBOL_OFFSET, backgroundKallsyms, parseKallsyms } from '../../src/kernel/kallsyms.js';
 
 const SNIPPET = [
   'ffffffff81000000 T _stext',
@@ -108,4 +110,23 @@ test(`/proc/kallsyms: ${real?.size ?? 0} symbols loaded in ${loadMs.toFixed(1)} 
   const perLookupNs = ((performance.now() - t0) * 1e6) / 100_000;
   assert.ok(n > 0);
   assert.ok(perLookupNs < 5000, `${perLookupNs} ns per lookup`);
+});
+
+test('backgroundKallsyms: the table parsed on its own thread answers like the one parsed here; a lookup before it is done reads the file itself', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-ks-'));
+  try {
+    const path = join(dir, 'kallsyms');
+    writeFileSync(path, SNIPPET);
+    const here = parseKallsyms(SNIPPET);
+    const addrs = [0xffffffff81001010n, 0xffffffff81003044n, 0xffffffffc0a01014n, 0xffffffffc0a01000n, 0x1000n];
+    const threaded = backgroundKallsyms(path);
+    assert.equal(await threaded.ready, true, 'parsed on the thread');
+    assert.deepEqual(addrs.map((a) => threaded.format(a)), addrs.map((a) => here.format(a)));
+    assert.deepEqual(threaded.lookup(0xffffffff81003044n), here.lookup(0xffffffff81003044n));
+    const early = backgroundKallsyms(path);
+    assert.equal(early.format(0xffffffff81003044n), 'ip_rcv+0x4');
+    assert.equal(await early.ready, false, 'read by the first lookup');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
