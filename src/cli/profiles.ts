@@ -14,7 +14,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LineCounter, type Node, isMap, isScalar, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Node } from 'yaml';
 import { didYouMean } from '../decode/names.js';
 import { UsageError } from './values.js';
 
@@ -63,8 +64,12 @@ export function profileDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'pktpath', 'profiles');
 }
 
+/** `yaml` costs every start ~30 ms to import: it is loaded when a profile file is read. */
+const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml') as typeof import('yaml');
+
 /** Parses a profile file's text; throws UsageError `profile FILE:LINE: what`. */
 export function parseProfile(name: string, file: string, text: string, known: KnownOptions): Profile {
+  const { LineCounter, isMap, isScalar, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const lineOf = (node: Node | null | undefined, fallback = 1) =>
