@@ -16,6 +16,7 @@ export interface RawEvent {
   flags: number;
   tsNs: bigint;
   skb: bigint;
+  /** EVENT_HAS_CALLER; 0n otherwise. */
   caller: bigint;
   pointId: number;
   cpu: number;
@@ -83,7 +84,7 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     flags,
     tsNs: view.getBigUint64(at + F.ts_ns, true),
     skb: view.getBigUint64(at + F.skb, true),
-    caller: view.getBigUint64(at + F.caller, true),
+    caller: flags & EventFlags.caller ? view.getBigUint64(at + F.caller, true) : 0n,
     pointId: view.getUint32(at + F.point_id, true),
     cpu: view.getUint32(at + F.cpu, true),
     pid: view.getUint32(at + F.pid, true),

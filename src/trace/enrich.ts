@@ -1,4 +1,5 @@
 /** RawEvent → TraceEvent: numbers become the names a user reads. */
+import { AddressText } from '../decode/cache.js';
 import { ctInfo } from '../decode/ct.js';
 import type { RawEvent } from '../decode/event.js';
 import { parseTunnel } from '../decode/tunnel.js';
@@ -68,7 +69,13 @@ export class Enricher {
   /** Named points by (point id, hook, family): names are built once, not per event. */
   private readonly named = new Map<number, NamedPoint>();
 
-  constructor(private readonly o: EnrichOptions) {}
+  /** Callers by address: a flood's frees come from a handful of call sites. */
+  private readonly callers: AddressText | null;
+
+  constructor(private readonly o: EnrichOptions) {
+    const symbols = o.symbols;
+    this.callers = symbols === null ? null : new AddressText(1024, (a) => symbols.format(a));
+  }
 
   /** Functions of programs that serve many (kprobes), by address. */
   private readonly functions = new Map<bigint, NamedPoint>();
@@ -110,9 +117,7 @@ export class Enricher {
       dropReason = this.o.dropReasons.get(raw.dropReason) ?? `reason#${raw.dropReason}`;
     }
     let caller: string | null = null;
-    if ((raw.flags & EventFlags.caller) && raw.caller !== 0n && this.o.symbols) {
-      caller = this.o.symbols.format(raw.caller);
-    }
+    if ((raw.flags & EventFlags.caller) && raw.caller !== 0n && this.callers !== null) caller = this.callers.get(raw.caller);
     let stack: string[] | null = null;
     if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.o.stacks.frames(raw.stackId);
     const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.func) : null;

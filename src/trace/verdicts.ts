@@ -74,7 +74,8 @@ export class VerdictStage {
 
   /** One event, in ring order. `position`: which tc observer wrote it (null for other points). */
   push(e: TraceEvent, position: TcPosition | null, nowMs: number): void {
-    const open = this.openBySkb.get(e.skb);
+    // Most events meet no open verdict: skip hashing the skb (a BigInt) then.
+    const open = this.openBySkb.size === 0 ? undefined : this.openBySkb.get(e.skb);
     if (open !== undefined && this.advance(open, e, position)) return;
     let mine: Open | null = null;
     if (e.probe.type === 'tc' && position !== null) mine = this.opened(e, position, nowMs);
