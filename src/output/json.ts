@@ -7,6 +7,7 @@ import { AddressText, SlotCache, flat } from '../decode/cache.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import type { CtInfo, CtTuple } from '../decode/ct.js';
 import { type JsonCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
 import { type JsonSkbDump, toJsonSkbDump } from './dump.js';
@@ -248,6 +249,37 @@ function tupleSeg(t: Tuple): string {
   return (c.text = text);
 }
 
+/** Conntrack tuples equal field by field. */
+function sameCtTuple(a: CtTuple | null, b: CtTuple | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport && a.l4proto === b.l4proto && a.l3 === b.l3;
+}
+
+/** Every field of the entry's view equal: the test a cached text of `b` passes for `a`. */
+function sameCt(a: CtInfo, b: CtInfo): boolean {
+  if (a.id !== b.id || a.state !== b.state || a.dir !== b.dir || a.source !== b.source || a.found !== b.found ||
+    a.zone !== b.zone || a.mark !== b.mark || a.error !== b.error || a.status.length !== b.status.length) return false;
+  for (let i = 0; i < a.status.length; i++) if (a.status[i] !== b.status[i]) return false;
+  return sameCtTuple(a.orig, b.orig) && sameCtTuple(a.reply, b.reply);
+}
+
+const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; text: string } => ({ ct: null, text: '' }));
+
+/**
+ * `,"ct":{…}`. Half the records of a flow carry conntrack (tc and netfilter
+ * points) and the entry's view repeats from packet to packet: its text is
+ * kept, keyed by what it is made of.
+ */
+function ctSeg(ct: CtInfo): string {
+  const o = ct.orig;
+  const h = (o === null ? 0 : Math.imul(o.sport, 31) + Math.imul(o.dport, 17) + o.l4proto) +
+    Math.imul(ct.status.length, 131) + Math.imul(ct.state.length, 7) + (ct.dir === 'reply' ? 1 : 0) + ct.zone + ct.mark;
+  const c = ctSegs.at(h ^ (h >>> 9));
+  if (c.ct !== null && sameCt(c.ct, ct)) return c.text;
+  c.ct = ct;
+  return (c.text = flat(',"ct":' + JSON.stringify(toJsonCt(ct))));
+}
+
 interface PointSeg {
   func: string;
   type: string;
@@ -316,8 +348,8 @@ export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
   const point = pointSeg(e);
   if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) return s + point.closed;
   s += point.open;
-  // Conntrack, verdict and nft sections are rare next to the core fields: the generic path is fine here.
-  if (e.ct) s += ',"ct":' + JSON.stringify(toJsonCt(e.ct));
+  if (e.ct) s += ctSeg(e.ct);
+  // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.verdict) s += ',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict));
   if (e.nft) s += ',"nft":' + JSON.stringify(toJsonNft(e.nft));
   if (e.tunnel) s += ',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel));

@@ -185,6 +185,24 @@ test('JSON: the fast line and the generic record agree, and validate against the
   for (const ct of [null, undefined]) assert.ok(!jsonLine({ ...event, ct }, { stack: false }).includes('"ct"'));
 });
 
+test('JSON: a conntrack view that differs from the last in any one field gets its own text', () => {
+  const ct = event.ct!;
+  const variants = [
+    ct,
+    { ...ct, id: 0x2000n }, { ...ct, state: 'NEW' as const }, { ...ct, dir: 'orig' as const }, { ...ct, zone: 7 }, { ...ct, mark: 9 },
+    { ...ct, status: ct.status.slice(1) }, { ...ct, status: [...ct.status.slice(0, -1), 'DYING'] },
+    { ...ct, orig: { ...ct.orig!, sport: 40001 } }, { ...ct, reply: { ...ct.reply!, daddr: '198.51.100.9' } }, { ...ct, reply: null },
+    { ...ct, source: 'tc-lookup' as const, found: false, error: -2 },
+  ];
+  // Twice over: the second round meets every text in the cache.
+  for (const round of [1, 2]) {
+    for (const v of variants) {
+      const e = { ...event, ct: v };
+      assert.equal(jsonLine(e, { stack: false }), JSON.stringify(toJsonRecord(e, { stack: false })), `round ${round}`);
+    }
+  }
+});
+
 test('text lines carry ct only with --output-ct', () => {
   const opts = { tuple: true, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false } as const;
   const withCt = new TextFormatter({ ...opts, ct: true }).formatEvent(event);
