@@ -53,8 +53,13 @@ export interface EnrichOptions {
   redirectFlags: RedirectFlags | null;
 }
 
-/** Skbs whose last tuple is remembered; beyond this the oldest are forgotten. */
-const MAX_REMEMBERED_SKBS = 65536;
+/**
+ * Skbs whose last tuple is remembered; beyond this the oldest are forgotten.
+ * An skb is forgotten when freed, but not when its free record was lost, so
+ * under a flood that loses records the map fills: far more than the skbs in
+ * flight at once, far less than a flood's worth of memory.
+ */
+const MAX_REMEMBERED_SKBS = 16384;
 
 interface NamedPoint {
   func: string;
