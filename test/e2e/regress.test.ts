@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Lab, run, twoHosts } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { PKTPATH, waitNoPrograms } from '../helpers/tracer.js';
+import { PKTPATH, PRIVATE_NETNS, waitNoPrograms } from '../helpers/tracer.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
@@ -37,7 +37,9 @@ afterEach(async () => {
   assert.deepEqual(await waitNoPrograms(), [], 'programs of pktpath left loaded');
 });
 
-const pktpath = (args: string[], timeoutMs = 60_000) => run(process.execPath, [PKTPATH, ...args], timeoutMs);
+/** pktpath in a network namespace of its own: it observes the test's named namespaces, not the machine's interfaces. */
+const pktpath = (args: string[], timeoutMs = 60_000) =>
+  run(PRIVATE_NETNS[0]!, [...PRIVATE_NETNS.slice(1), process.execPath, PKTPATH, ...args], timeoutMs);
 
 /** Waits for a lab server to say it listens. */
 function ready(ns: string, args: string[]) {
@@ -263,8 +265,8 @@ test('bad input: one line naming the file and line, exit 2', async () => {
 
 test('--ready-file: created once everything is attached, gone after', async () => {
   const readyFile = file('ready');
-  const child = (await import('node:child_process')).spawn(process.execPath,
-    [PKTPATH, '--filter-ip', '192.0.2.2', '--ready-file', readyFile, '--output-file', file('plain.txt')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = (await import('node:child_process')).spawn(PRIVATE_NETNS[0]!,
+    [...PRIVATE_NETNS.slice(1), process.execPath, PKTPATH, '--filter-ip', '192.0.2.2', '--ready-file', readyFile, '--output-file', file('plain.txt')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const until = Date.now() + 30_000;

@@ -17,12 +17,19 @@ export interface TracerRun {
 }
 
 /**
+ * Without a prefix, a tracer runs in a network namespace of its own (unshare
+ * execs it: its pid is pktpath's): it observes that empty one and the test's
+ * named namespaces, never the machine's interfaces.
+ */
+export const PRIVATE_NETNS = ['unshare', '--net', '--'];
+
+/**
  * Starts pktpath with `args` (JSON output added) and resolves once it has
  * attached. `prefix` runs it through another command (e.g. `ip netns exec NS`,
  * so that the test's namespace is pktpath's own).
  */
 export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[] = []): Promise<TracerRun> {
-  const cmd = [...prefix, process.execPath, PKTPATH, '--output-json', ...args];
+  const cmd = [...(prefix.length > 0 ? prefix : PRIVATE_NETNS), process.execPath, PKTPATH, '--output-json', ...args];
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
