@@ -26,6 +26,13 @@ import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
+/**
+ * Records handled in one turn of the event loop, when a turn can end early:
+ * between turns the writers' finished writes are reaped and the next ones
+ * start. Draining a full 16 MiB ring in one go left its output (~20 MB of
+ * JSON lines) queued in memory until the drain was over.
+ */
+const RECORDS_PER_TURN = 8192;
 const LOST_CHECK_MS = 250;
 /** How often namespaces, devices and tc chains are looked at again (a change shows within this, plus attaching). */
 const TOPOLOGY_MS = 250;
@@ -111,7 +118,9 @@ export class TraceSession {
       this.startReading();
       if (this.opts.duration > 0) setTimeout(() => this.stop('duration'), this.opts.duration * 1000).unref();
       if (this.stopReason === null) await new Promise<void>((resolve) => (this.wake = resolve));
-      this.pump();
+      while (this.pump()) {
+        // Everything the ring holds, before the sinks close.
+      }
       this.stage?.flush();
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
@@ -174,6 +183,8 @@ export class TraceSession {
 
   private stopReading(): void {
     if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.more) clearImmediate(this.more);
+    this.more = null;
     if (this.lostTimer) clearInterval(this.lostTimer);
     if (this.topologyTimer) clearInterval(this.topologyTimer);
     this.pollTimer = this.lostTimer = this.topologyTimer = null;
@@ -206,8 +217,12 @@ export class TraceSession {
     }
   };
 
-  private pump(): void {
-    if (!this.ring) return;
+  /** The next turn's pump when this one left records in the ring. */
+  private more: NodeJS.Immediate | null = null;
+
+  /** Reads the ring; true when it stopped early and records remain. */
+  private pump(): boolean {
+    if (!this.ring) return false;
     this.nowMs = performance.now();
     const limit = this.opts.limit;
     const nft = this.observers.nft;
@@ -215,7 +230,11 @@ export class TraceSession {
     const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
     const pending = nft ? nft.poll() : null;
     if (nft) this.batch = [];
-    this.ring.drain(this.onRecord, limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity);
+    // With nftables' events the ring is read to its end: the records of their packets are all in it.
+    const turn = nft ? Infinity : RECORDS_PER_TURN;
+    const left = limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity;
+    const read = this.ring.drain(this.onRecord, Math.min(turn, left));
+    const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
       const nowNs = this.startWallNs + polledAtNs;
       const placed = placeTraceEvents(this.batch, nft.events(pending, polledAtNs, nowNs), (e) => ({ e, position: null }));
@@ -224,6 +243,13 @@ export class TraceSession {
     }
     this.stage!.tick(this.nowMs);
     if (this.observers.topology?.pending) this.followTopology();
+    if (remain && this.more === null && this.pollTimer !== null) {
+      this.more = setImmediate(() => {
+        this.more = null;
+        this.pump();
+      });
+    }
+    return remain;
   }
 
   private trackingLine(): string {
