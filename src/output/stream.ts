@@ -40,6 +40,8 @@ const DEFAULT_MAX_DELAY_MS = 100;
 const DEFAULT_MAX_PENDING = 32 * 1024 * 1024;
 /** Room past the batch size so a typical line always fits without checking its exact size. */
 const SLACK = 16 * 1024;
+/** Batch buffers kept for reuse: a turn of the reader under a flood fills up to ~60 (5 MB). */
+const MAX_SPARE = 64;
 
 type Dest = Writable & { isTTY?: boolean };
 
@@ -66,9 +68,16 @@ export class BatchedWriter {
    * Lines are encoded straight into this buffer as they come. Concatenating
    * them into one big string instead costs far more: the rope has to be
    * flattened and encoded again when the batch is written. A buffer is
-   * handed to the destination whole and never reused.
+   * handed to the destination whole, and reused once its write is done.
    */
   private buf: Buffer | null = null;
+  /**
+   * Batch buffers whose writes are done. A flood writes thousands of batches
+   * a second; left to the collector, those that outlived a young-generation
+   * collection in the write queue waited for a full one: 40 MB of buffers
+   * held under a JSON flood.
+   */
+  private readonly spare: Buffer[] = [];
   private len = 0;
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -152,25 +161,35 @@ export class BatchedWriter {
     this.cancelScheduled();
     if (this.isClosed || this.len === 0) return;
     const lines = this.lines;
+    const whole = this.buf!;
     const chunk = this.take();
     if (this.dest.writableLength + chunk.length > this.maxPending) {
       if (this.droppedBytes === 0) this.onDropped?.();
       this.droppedBytes += chunk.length;
       this.droppedLines += lines;
+      this.recycle(whole);
       return;
     }
     try {
-      this.dest.write(chunk);
+      // A stream is done with a chunk when it calls back (written, or taken in by a transform).
+      this.dest.write(chunk, (err) => {
+        if (!err) this.recycle(whole);
+      });
     } catch (err) {
       this.fail(err as Error);
     }
+  }
+
+  private recycle(buf: Buffer): void {
+    if (this.spare.length < MAX_SPARE && buf.length === this.batchSize + SLACK) this.spare.push(buf);
   }
 
   /** The batch buffer, grown if needed to hold `need` bytes. */
   private grow(need: number): Buffer {
     const buf = this.buf;
     if (buf !== null && buf.length >= need) return buf;
-    const next = Buffer.allocUnsafe(Math.max(need + SLACK, this.batchSize + SLACK));
+    const size = Math.max(need + SLACK, this.batchSize + SLACK);
+    const next = (size === this.batchSize + SLACK ? this.spare.pop() : undefined) ?? Buffer.allocUnsafe(size);
     if (buf !== null) buf.copy(next, 0, 0, this.len);
     this.buf = next;
     return next;

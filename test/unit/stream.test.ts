@@ -213,3 +213,33 @@ test('a destination that does not keep up: batches past the bound are dropped an
   assert.equal(blocked.writableLength / 100 + lines, total, 'every line is either held or counted as dropped');
   assert.equal(warned, 1);
 });
+
+test('batch buffers are reused only once their writes are done: a slow destination reads every byte as written', async () => {
+  // Each write is read a few turns later, as a disk or a pipe would; a reused buffer would show later lines in it.
+  const got: string[] = [];
+  let pending = 0;
+  const dest = new Writable({
+    highWaterMark: 1 << 30,
+    write(chunk: Buffer, _enc, cb) {
+      pending++;
+      setTimeout(() => {
+        got.push(chunk.toString());
+        pending--;
+        cb();
+      }, pending % 3);
+    },
+  });
+  const w = new BatchedWriter(dest, { isTTY: false, batchSize: 4096, maxDelayMs: 0 });
+  const expected: string[] = [];
+  for (let round = 0; round < 40; round++) {
+    for (let i = 0; i < 200; i++) {
+      const line = `round ${round} line ${i} ${'x'.repeat((i * 7) % 50)}`;
+      expected.push(line);
+      w.write(line);
+    }
+    // Let some writes finish, so their buffers come back for the next batches.
+    await new Promise((r) => setTimeout(r, round % 2));
+  }
+  await w.close();
+  assert.equal(got.join(''), expected.join('\n') + '\n');
+});
