@@ -58,7 +58,7 @@ async function stopped(child: ChildProcess): Promise<void> {
 const pktpath = (name: string, args: string[], env: Record<string, string> = {}): Observer => ({
   name,
   async start(_lab, ns) {
-    const child = spawn('ip', ['netns', 'exec', ns.obs, process.execPath, PKTPATH, ...args, '--output-file', '/dev/null', ...NO_MATCH],
+    const child = spawn('ip', ['netns', 'exec', ns.obs, PKTPATH, ...args, '--output-file', '/dev/null', ...NO_MATCH],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     await whenReady(child, /attached/, name);
     return () => stopped(child);

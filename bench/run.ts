@@ -43,7 +43,7 @@ const ATTACHED = /attached .*\((\d+) ms\)/;
 /** pktpath inside `netns` (`ip netns exec` execs it: the pid is pktpath's own). */
 function startPktpath(netns: string, args: string[]): Promise<Run> {
   const t0 = performance.now();
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, PKTPATH, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', netns, PKTPATH, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   return new Promise((resolve, reject) => {

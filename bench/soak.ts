@@ -40,7 +40,7 @@ export async function soak(seconds: number, say: (line: string) => void = () => 
   try {
     const { a, b } = twoHosts(lab);
     // pktpath's own namespace is the lab's b: it observes only what the soak makes.
-    const child = spawn('ip', ['netns', 'exec', b, process.execPath, PKTPATH, '--filter-ip', '192.0.2.2',
+    const child = spawn('ip', ['netns', 'exec', b, PKTPATH, '--filter-ip', '192.0.2.2',
       '--output-file', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -44,7 +44,7 @@ export async function writeTrace(path: string, records: number, drops: boolean):
 /** Runs a pktpath command as its own process under GNU time: wall seconds and peak RSS as the kernel accounts them. */
 export function run(args: string[]): { seconds: number; rssMiB: number; code: number | null } {
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, PKTPATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', PKTPATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const seconds = (performance.now() - t0) / 1000;
   const kib = Number(r.stderr.trim().split('\n').pop());
   return { seconds, rssMiB: kib / 1024, code: r.status };
