@@ -2,8 +2,12 @@
  * The end-of-trace summary for stderr: totals, events per observation point
  * (most first) and drops per reason, as cli-table3 tables.
  */
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import { stylesFor } from './paint.js';
+
+/** cli-table3 costs every start ~10 ms to import: it is loaded for the first summary table. */
+const loadTable = (): typeof TableType => createRequire(import.meta.url)('cli-table3') as typeof TableType;
 
 /** What a finished trace session reports. */
 export interface TraceSummary {
@@ -72,7 +76,7 @@ const STYLE = { head: [] as string[], border: [] as string[], compact: true };
 function table(head: string[] | null, rows: string[][]): string {
   // The last column holds the counts.
   const aligns = rows[0] && rows[0].length > 2 ? ['left', 'left', 'right'] : ['left', 'right'];
-  const t = new Table({ ...(head ? { head } : {}), style: STYLE, colAligns: aligns as Array<'left' | 'right'> });
+  const t = new (loadTable())({ ...(head ? { head } : {}), style: STYLE, colAligns: aligns as Array<'left' | 'right'> });
   for (const r of rows) t.push(r);
   return t.toString();
 }
