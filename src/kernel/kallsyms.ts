@@ -28,16 +28,6 @@ export const MAX_SYMBOL_OFFSET = 1 << 20;
 export type Symbols = Pick<Kallsyms, 'lookup' | 'format'>;
 
 /**
- * /proc/kallsyms, read at the first lookup: a trace without drops, callers
- * or stacks never needs it, and reading it costs about 90 ms and 10 MB.
- */
-export function lazyKallsyms(path = '/proc/kallsyms'): Symbols {
-  let symbols: Kallsyms | null = null;
-  const loaded = () => (symbols ??= Kallsyms.load(path));
-  return { lookup: (addr) => loaded().lookup(addr), format: (addr) => loaded().format(addr) };
-}
-
-/**
  * /proc/kallsyms read and parsed on a thread of its own, started before the
  * probes are attached: the first drop or caller of a trace otherwise stalls
  * the reader for ~100 ms (reading and parsing 120k lines) just as the ring
