@@ -346,7 +346,6 @@ export class Btf {
     return ids;
   }
 
-
   private collectMembers(id: number, baseBits: number, out: Map<string, StructMemberLayout>, depth: number): void {
     if (depth > MAX_DEPTH) return;
     const t = this.type(id);
