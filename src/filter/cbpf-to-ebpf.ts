@@ -80,9 +80,11 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
     slowJumps.push(e.code.length);
     e.emit(i);
   };
-  e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes), ldxW(1, R_SCRATCH, SCRATCH.prefetched));
-  toSlow(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1));
-  if (constOff !== null && constOff + bytes <= PREFETCH_BYTES) {
+  const fixed = constOff !== null && constOff + bytes <= PREFETCH_BYTES;
+  if (fixed) {
+    // A fixed offset: the bytes prefetched against the load's end, a constant.
+    e.emit(ldxW(1, R_SCRATCH, SCRATCH.prefetched));
+    toSlow(insn(Class.JMP | Jmp.JLT | Src.K, 1, 0, 0, constOff + bytes));
     const at = SCRATCH.prefetch + constOff;
     if (at % bytes === 0) {
       // Aligned: one load of the whole field.
@@ -93,6 +95,8 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
       emitByteLoads(e, dst, bytes, R_SCRATCH, at);
     }
   } else {
+    e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes), ldxW(1, R_SCRATCH, SCRATCH.prefetched));
+    toSlow(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1));
     // A computed offset: the constant bound on r4 is what lets the verifier accept the stack load.
     toSlow(insn(Class.JMP | Jmp.JGT | Src.K, 4, 0, 0, PREFETCH_BYTES - bytes));
     e.emit(mov64X(1, R_SCRATCH), insn(Class.ALU64 | Alu.ADD | Src.X, 1, 4));
@@ -103,6 +107,8 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
   const slow = e.code.length;
   for (const at of slowJumps) e.code[at]!.off = slow - (at + 1);
 
+  // The load's end, in r5 (the fast path of a fixed offset did without it).
+  if (fixed) e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes));
   e.emit(ldxW(1, R_SCRATCH, SCRATCH.caplen));
   e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
   e.emit(
