@@ -30,7 +30,7 @@ export function decodeTuple(view: DataView, bytes: Uint8Array, at: number): Tupl
 }
 
 /** The same flow in the same direction (TCP flags aside). */
-export function sameTuple(a: Tuple, b: Tuple): boolean {
+export function sameTuple(a: Omit<Tuple, 'tcpFlags'>, b: Omit<Tuple, 'tcpFlags'>): boolean {
   return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport &&
     a.l4proto === b.l4proto;
 }

@@ -6,7 +6,7 @@
 import { AddressText, SlotCache, flat } from '../decode/cache.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
-import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import { type Tuple, sameTuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import type { CtInfo, CtTuple } from '../decode/ct.js';
 import { type JsonCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
@@ -249,11 +249,8 @@ function tupleSeg(t: Tuple): string {
   return (c.text = text);
 }
 
-/** Conntrack tuples equal field by field. */
-function sameCtTuple(a: CtTuple | null, b: CtTuple | null): boolean {
-  if (a === null || b === null) return a === b;
-  return a.saddr === b.saddr && a.daddr === b.daddr && a.sport === b.sport && a.dport === b.dport && a.l4proto === b.l4proto && a.l3 === b.l3;
-}
+/** The same flow, or both absent. */
+const sameCtTuple = (a: CtTuple | null, b: CtTuple | null): boolean => (a === null || b === null ? a === b : sameTuple(a, b));
 
 /** Every field of the entry's view equal: the test a cached text of `b` passes for `a`. */
 function sameCt(a: CtInfo, b: CtInfo): boolean {
