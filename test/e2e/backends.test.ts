@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { programs } from '../../src/bpf/objects.js';
 import { functionBackends } from '../../src/kernel/functions.js';
-import { PKTPATH } from '../helpers/tracer.js';
+import { pktpathPrivately } from '../helpers/tracer.js';
 
 const usable = functionBackends().filter((b) => b.ok);
 const pktpathPrograms = () => programs().filter((p) => p.name.startsWith('pktpath_')).length;
 /** In a private network namespace: nothing of the machine's own is observed. */
 const pktpath = (args: string[]) =>
-  spawnSync('unshare', ['-n', process.execPath, PKTPATH, ...args], { encoding: 'utf8', timeout: 30_000 });
+  spawnSync(...pktpathPrivately(args), { encoding: 'utf8', timeout: 30_000 });
 
 for (const backend of ['kprobe', 'kprobe-multi', 'fentry']) {
   test(`--backend ${backend} where the kernel refuses it: one line, exit 1, nothing attached`, { skip: usable.some((b) => b.backend === backend) && 'this kernel allows it' }, () => {

@@ -13,7 +13,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { PKTPATH, PRIVATE_NETNS, type JsonEvent, startTracer, waitNoPrograms } from '../helpers/tracer.js';
+import { type JsonEvent, pktpathPrivately, startTracer, waitNoPrograms } from '../helpers/tracer.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
 
@@ -288,7 +288,7 @@ describe('drops, with the reason names of this kernel', () => {
 /** Runs pktpath with text output to a file while `traffic` runs; returns the text. */
 async function textTrace(args: string[], traffic: () => Promise<void>): Promise<string> {
   const file = join(root, `dist/ct-text-${process.pid}.txt`);
-  const child = spawn(PRIVATE_NETNS[0]!, [...PRIVATE_NETNS.slice(1), process.execPath, PKTPATH, ...args, '--output-file', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(...pktpathPrivately([...args, '--output-file', file]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   try {
     await new Promise<void>((resolve, reject) => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Lab, run, twoHosts } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { PKTPATH, PRIVATE_NETNS, waitNoPrograms } from '../helpers/tracer.js';
+import { pktpathPrivately, waitNoPrograms } from '../helpers/tracer.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
@@ -39,7 +39,7 @@ afterEach(async () => {
 
 /** pktpath in a network namespace of its own: it observes the test's named namespaces, not the machine's interfaces. */
 const pktpath = (args: string[], timeoutMs = 60_000) =>
-  run(PRIVATE_NETNS[0]!, [...PRIVATE_NETNS.slice(1), process.execPath, PKTPATH, ...args], timeoutMs);
+  run(...pktpathPrivately(args), timeoutMs);
 
 /** Waits for a lab server to say it listens. */
 function ready(ns: string, args: string[]) {
@@ -265,8 +265,8 @@ test('bad input: one line naming the file and line, exit 2', async () => {
 
 test('--ready-file: created once everything is attached, gone after', async () => {
   const readyFile = file('ready');
-  const child = (await import('node:child_process')).spawn(PRIVATE_NETNS[0]!,
-    [...PRIVATE_NETNS.slice(1), process.execPath, PKTPATH, '--filter-ip', '192.0.2.2', '--ready-file', readyFile, '--output-file', file('plain.txt')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = (await import('node:child_process')).spawn(
+    ...pktpathPrivately(['--filter-ip', '192.0.2.2', '--ready-file', readyFile, '--output-file', file('plain.txt')]), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const until = Date.now() + 30_000;

@@ -17,11 +17,13 @@ export interface TracerRun {
 }
 
 /**
- * Without a prefix, a tracer runs in a network namespace of its own (unshare
- * execs it: its pid is pktpath's): it observes that empty one and the test's
- * named namespaces, never the machine's interfaces.
+ * `pktpath ARGS` as [command, arguments] in a network namespace of its own
+ * (unshare execs it: the pid is pktpath's). It observes that empty one and
+ * the test's named namespaces, never the machine's interfaces.
  */
-export const PRIVATE_NETNS = ['unshare', '--net', '--'];
+export function pktpathPrivately(args: string[]): [string, string[]] {
+  return ['unshare', ['--net', '--', process.execPath, PKTPATH, ...args]];
+}
 
 /**
  * Starts pktpath with `args` (JSON output added) and resolves once it has
@@ -29,8 +31,10 @@ export const PRIVATE_NETNS = ['unshare', '--net', '--'];
  * so that the test's namespace is pktpath's own).
  */
 export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[] = []): Promise<TracerRun> {
-  const cmd = [...(prefix.length > 0 ? prefix : PRIVATE_NETNS), process.execPath, PKTPATH, '--output-json', ...args];
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, argv] = prefix.length > 0
+    ? [prefix[0]!, [...prefix.slice(1), process.execPath, PKTPATH, '--output-json', ...args]]
+    : pktpathPrivately(['--output-json', ...args]);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
