@@ -38,25 +38,34 @@ export class SlotCache<E> {
   }
 }
 
+/** Text, as a string or as the bytes of one (see src/output/line.ts). */
+export type Text = string | Uint8Array;
+
+/** Strings are kept flat; bytes as they are. */
+function kept<T extends Text>(t: T): T {
+  if (typeof t === 'string') flat(t);
+  return t;
+}
+
 /** The text made from a number (an inode, a length, an IPv4 address), kept by value. */
-export class NumberText {
+export class NumberText<T extends Text = string> {
   // NaN equals nothing: an empty slot is a miss.
   private readonly keys: Float64Array;
-  private readonly texts: string[];
+  private readonly texts: T[];
   private readonly mask: number;
 
-  constructor(size: number, private readonly make: (n: number) => string) {
+  constructor(size: number, private readonly make: (n: number) => T) {
     checkSize(size);
     this.keys = new Float64Array(size).fill(NaN);
-    this.texts = new Array<string>(size).fill('');
+    this.texts = new Array<T>(size).fill(undefined as unknown as T);
     this.mask = size - 1;
   }
 
-  get(n: number): string {
+  get(n: number): T {
     // Integer bits only (inodes and IPv4 addresses pass 2^31), the higher ones folded in.
     const slot = (n ^ (n >>> 10) ^ (n >>> 20)) & this.mask;
     if (this.keys[slot] === n) return this.texts[slot]!;
-    const text = flat(this.make(n));
+    const text = kept(this.make(n));
     this.keys[slot] = n;
     this.texts[slot] = text;
     return text;
@@ -67,32 +76,32 @@ export class NumberText {
  * The text made from a kernel address (an skb), kept by value, with a small
  * number made along with it (e.g. the skb's colour): `note` after get().
  */
-export class AddressText {
+export class AddressText<T extends Text = string> {
   private readonly keys: bigint[];
-  private readonly texts: string[];
+  private readonly texts: T[];
   private readonly notes: Uint8Array;
   private readonly mask: number;
   /** The note of the address of the last get(). */
   note = 0;
 
   /** `noteOf` gives the note (0-255), `make` the text, which may use it. */
-  constructor(size: number, private readonly make: (a: bigint, note: number) => string,
+  constructor(size: number, private readonly make: (a: bigint, note: number) => T,
     private readonly noteOf: (a: bigint) => number = () => 0) {
     checkSize(size);
     this.keys = new Array<bigint>(size).fill(-1n);
-    this.texts = new Array<string>(size).fill('');
+    this.texts = new Array<T>(size).fill(undefined as unknown as T);
     this.notes = new Uint8Array(size);
     this.mask = size - 1;
   }
 
-  get(a: bigint): string {
+  get(a: bigint): T {
     const slot = addressHash(a) & this.mask;
     if (this.keys[slot] === a) {
       this.note = this.notes[slot]!;
       return this.texts[slot]!;
     }
     const note = this.noteOf(a);
-    const text = flat(this.make(a, note));
+    const text = kept(this.make(a, note));
     this.keys[slot] = a;
     this.texts[slot] = text;
     this.note = this.notes[slot] = note;

@@ -3,7 +3,8 @@
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
-import { AddressText, SlotCache, flat } from '../decode/cache.js';
+import { AddressText, SlotCache } from '../decode/cache.js';
+import { type LineEncoder, lineText, utf8 } from './line.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
@@ -16,7 +17,7 @@ import { type JsonTunnel, toJsonTunnel } from './tunnel.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
 import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
-  formatDecimal, formatIface, formatProcess, formatSkb, formatTime, nanos9, utcFraction, utcSecondPrefix,
+  formatDecimal, formatIface, formatProcess, formatSkb, formatTime, utcFraction, utcSecondPrefix,
 } from './format.js';
 import { type JsonTuple, jsonProto, jsonTuple } from './tuple.js';
 
@@ -163,14 +164,16 @@ function strOrNull(s: string | null): string {
   return s === null ? 'null' : str(s);
 }
 
-// Cached pieces of the line. Each holds the JSON text of a few fields that
-// repeat across events (same skb, process, namespace, interface, tuple, probe)
-// together with the punctuation around them, so a line is joined from about a
-// dozen flat strings; writing out a line costs per piece as well as per byte.
+const NO_TEXT = utf8('');
+
+// Cached pieces of the line, kept as bytes. Each holds the JSON of a few
+// fields that repeat across events (same skb, process, namespace, interface,
+// tuple, probe) with the punctuation around them, so a line is a dozen copies
+// and a few numbers written as digits (see line.ts for why not a string).
 // The caches are direct-mapped: a slot holds the last value that hashed there.
 
 let headPrefix = '';
-let head = '';
+let head: Uint8Array = utf8('');
 
 /** `{"v":1,"time":"YYYY-MM-DDTHH:MM:SS.` for the second of `ns`; returns the nanoseconds into it. */
 function timeHead(ns: bigint): number {
@@ -178,66 +181,79 @@ function timeHead(ns: bigint): number {
   const p = utcSecondPrefix();
   if (p !== headPrefix) {
     headPrefix = p;
-    head = flat('{"v":1,"time":"' + p);
+    head = utf8('{"v":1,"time":"' + p);
   }
   return frac;
 }
 
 /** `Z","skb":"0x…","cpu":` */
-const skbSegs = new AddressText(4096, (skb) => 'Z","skb":"' + formatSkb(skb) + '","cpu":');
+const skbSegs = new AddressText(4096, (skb) => utf8('Z","skb":"' + formatSkb(skb) + '","cpu":'));
 
-const procSegs = new SlotCache(1024, () => ({ pid: NaN, comm: '', text: '' }));
+const procSegs = new SlotCache(1024, () => ({ cpu: NaN, pid: NaN, comm: '', bytes: NO_TEXT }));
 
-/** `,"process":"comm:pid","pid":pid,"netns":` */
-function procSeg(comm: string, pid: number): string {
-  const c = procSegs.at(pid);
-  if (c.pid === pid && c.comm === comm) return c.text;
+/** `cpu,"process":"comm:pid","pid":pid,"netns":` */
+function procSeg(cpu: number, comm: string, pid: number): Uint8Array {
+  const h = pid ^ Math.imul(cpu, 0x9e3779b1);
+  const c = procSegs.at(h ^ (h >>> 12));
+  if (c.pid === pid && c.cpu === cpu && c.comm === comm) return c.bytes;
+  c.cpu = cpu;
   c.pid = pid;
   c.comm = comm;
-  return (c.text = flat(',"process":' + str(formatProcess(comm, pid)) + ',"pid":' + pid + ',"netns":'));
+  return (c.bytes = utf8(cpu + ',"process":' + str(formatProcess(comm, pid)) + ',"pid":' + pid + ',"netns":'));
 }
 
-const netnsSegs = new SlotCache(256, () => ({ netns: NaN, name: '', text: '' }));
+interface WhereSeg {
+  netns: number;
+  name: string;
+  mark: number;
+  ifindex: number;
+  ifname: string;
+  proto: number;
+  mtu: number;
+  bytes: Uint8Array;
+}
 
-/** `inode,"netns_name":"name","mark":` */
-function netnsSeg(netns: number, name: string): string {
-  const c = netnsSegs.at(netns ^ (netns >>> 8));
-  if (c.netns === netns && c.name === name) return c.text;
+const whereSegs = new SlotCache<WhereSeg>(1024, () => ({ netns: NaN, name: '', mark: 0, ifindex: 0, ifname: '', proto: 0, mtu: 0, bytes: NO_TEXT }));
+
+/**
+ * `inode,"netns_name":…,"mark":…,"iface":…,"ifindex":…,"proto":…,"mtu":…,"len":`:
+ * where the packet is, which changes at a few points of its path. Found by
+ * namespace and ifindex both: ifindexes repeat across namespaces (every
+ * pod's eth0), and a flood between two of them alternates at one index.
+ */
+function whereSeg(e: TraceEvent): Uint8Array {
+  const { netns, netnsName, mark, ifindex, ifname, protocol, mtu } = e;
+  const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
+  const c = whereSegs.at(h ^ (h >>> 10) ^ (h >>> 20));
+  if (
+    c.netns === netns && c.ifindex === ifindex && c.mark === mark && c.proto === protocol && c.mtu === mtu &&
+    c.ifname === ifname && c.name === netnsName
+  ) {
+    return c.bytes;
+  }
   c.netns = netns;
-  c.name = name;
-  return (c.text = flat(formatDecimal(netns) + ',"netns_name":' + str(name) + ',"mark":'));
-}
-
-const ifaceSegs = new SlotCache(1024, () => ({ ifindex: NaN, ifname: '', text: '' }));
-
-/** `,"iface":"name:ifindex","ifindex":ifindex,"proto":` */
-function ifaceSeg(ifname: string, ifindex: number): string {
-  const c = ifaceSegs.at(ifindex);
-  if (c.ifindex === ifindex && c.ifname === ifname) return c.text;
+  c.name = netnsName;
+  c.mark = mark;
   c.ifindex = ifindex;
   c.ifname = ifname;
-  return (c.text = flat(',"iface":' + str(formatIface(ifname, ifindex)) + ',"ifindex":' + ifindex + ',"proto":'));
-}
-
-const protoMtuSegs = new SlotCache(256, () => ({ proto: NaN, mtu: 0, text: '' }));
-
-/** `proto,"mtu":mtu,"len":` */
-function protoMtuSeg(proto: number, mtu: number): string {
-  const c = protoMtuSegs.at(proto ^ (proto >>> 8) ^ mtu ^ (mtu >>> 8));
-  if (c.proto === proto && c.mtu === mtu) return c.text;
-  c.proto = proto;
+  c.proto = protocol;
   c.mtu = mtu;
-  return (c.text = flat(proto + ',"mtu":' + mtu + ',"len":'));
+  return (c.bytes = utf8(
+    formatDecimal(netns) + ',"netns_name":' + str(netnsName) + ',"mark":' + formatDecimal(mark) +
+    ',"iface":' + str(formatIface(ifname, ifindex)) + ',"ifindex":' + ifindex +
+    ',"proto":' + protocol + ',"mtu":' + mtu + ',"len":',
+  ));
 }
 
-const tupleSegs = new SlotCache(1024, (): { tuple: Tuple | null; text: string } => ({ tuple: null, text: '' }));
+const NO_TUPLE = utf8(',"tuple":null');
+const tupleSegs = new SlotCache(1024, (): { tuple: Tuple | null; bytes: Uint8Array } => ({ tuple: null, bytes: NO_TEXT }));
 
 /** `,"tuple":{…}` */
-function tupleSeg(t: Tuple): string {
+function tupleSeg(t: Tuple): Uint8Array {
   const c = tupleSegs.at(tupleHash(t));
-  if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.text;
+  if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.bytes;
   const p = jsonProto(t.l4proto);
-  const text = flat(
+  const bytes = utf8(
     ',"tuple":{"saddr":' + str(t.saddr) +
     ',"daddr":' + str(t.daddr) +
     ',"sport":' + t.sport +
@@ -246,7 +262,7 @@ function tupleSeg(t: Tuple): string {
     ',"flags":"' + (t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) : '') + '"}',
   );
   c.tuple = t;
-  return (c.text = text);
+  return (c.bytes = bytes);
 }
 
 /** The same flow, or both absent. */
@@ -260,21 +276,21 @@ function sameCt(a: CtInfo, b: CtInfo): boolean {
   return sameCtTuple(a.orig, b.orig) && sameCtTuple(a.reply, b.reply);
 }
 
-const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; text: string } => ({ ct: null, text: '' }));
+const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; bytes: Uint8Array } => ({ ct: null, bytes: NO_TEXT }));
 
 /**
  * `,"ct":{…}`. Half the records of a flow carry conntrack (tc and netfilter
  * points) and the entry's view repeats from packet to packet: its text is
  * kept, keyed by what it is made of.
  */
-function ctSeg(ct: CtInfo): string {
+function ctSeg(ct: CtInfo): Uint8Array {
   const o = ct.orig;
   const h = (o === null ? 0 : Math.imul(o.sport, 31) + Math.imul(o.dport, 17) + o.l4proto) +
     Math.imul(ct.status.length, 131) + Math.imul(ct.state.length, 7) + (ct.dir === 'reply' ? 1 : 0) + ct.zone + ct.mark;
   const c = ctSegs.at(h ^ (h >>> 9));
-  if (c.ct !== null && sameCt(c.ct, ct)) return c.text;
+  if (c.ct !== null && sameCt(c.ct, ct)) return c.bytes;
   c.ct = ct;
-  return (c.text = flat(',"ct":' + JSON.stringify(toJsonCt(ct))));
+  return (c.bytes = utf8(',"ct":' + JSON.stringify(toJsonCt(ct))));
 }
 
 interface PointSeg {
@@ -284,12 +300,12 @@ interface PointSeg {
   dropReason: string | null;
   caller: string | null;
   /** Without the closing brace, for lines that go on (ct, stack). */
-  open: string;
+  open: Uint8Array;
   /** With the closing brace. */
-  closed: string;
+  closed: Uint8Array;
 }
 
-const pointSegs = new SlotCache<PointSeg>(512, () => ({ func: '', type: '', name: '', dropReason: null, caller: null, open: '', closed: '' }));
+const pointSegs = new SlotCache<PointSeg>(512, () => ({ func: '', type: '', name: '', dropReason: null, caller: null, open: NO_TEXT, closed: NO_TEXT }));
 
 /** `,"func":…,"probe":{…},"drop_reason":…,"caller":…`, with or without the final `}`. */
 function pointSeg(e: TraceEvent): PointSeg {
@@ -308,62 +324,70 @@ function pointSeg(e: TraceEvent): PointSeg {
   ) {
     return c;
   }
-  const open = flat(
+  const open =
     ',"func":' + str(func) +
     ',"probe":{"type":' + str(probe.type) + ',"name":' + str(probe.name) +
     '},"drop_reason":' + strOrNull(drop) +
-    ',"caller":' + strOrNull(caller),
-  );
+    ',"caller":' + strOrNull(caller);
   c.func = func;
   c.type = probe.type;
   c.name = probe.name;
   c.dropReason = drop;
   c.caller = caller;
-  c.open = open;
-  c.closed = flat(open + '}');
+  c.open = utf8(open);
+  c.closed = utf8(open + '}');
   return c;
 }
 
+const CLOSE = 0x7d;
+
 /**
- * `JSON.stringify(toJsonRecord(e, opts))`, built directly: the generic
- * serializer walks a fresh object per event and costs several times more,
- * which matters at a million events a second. Tests check both agree.
+ * Writes `JSON.stringify(toJsonRecord(e, opts))` as bytes, built directly: the
+ * generic serializer walks a fresh object per event and costs several times
+ * more, which matters at a million events a second. Tests check both agree.
  */
-export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
+export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: LineEncoder): void {
   const frac = timeHead(e.timeNs);
   const t = e.tuple;
-  let s =
-    head + nanos9(frac) +
-    skbSegs.get(e.skb) + e.cpu +
-    procSeg(e.comm, e.pid) +
-    netnsSeg(e.netns, e.netnsName) + formatDecimal(e.mark) +
-    ifaceSeg(e.ifname, e.ifindex) +
-    protoMtuSeg(e.protocol, e.mtu) + e.len +
-    (t === null ? ',"tuple":null' : tupleSeg(t));
+  enc.bytes(head);
+  enc.nanos9(frac);
+  enc.bytes(skbSegs.get(e.skb));
+  enc.bytes(procSeg(e.cpu, e.comm, e.pid));
+  enc.bytes(whereSeg(e));
+  enc.number(e.len);
+  enc.bytes(t === null ? NO_TUPLE : tupleSeg(t));
   // Tuple changes are rare next to the core fields: the generic path is fine here.
-  if (e.tupleBefore) s += ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore));
+  if (e.tupleBefore) enc.text(',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore)));
   const point = pointSeg(e);
-  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) return s + point.closed;
-  s += point.open;
-  if (e.ct) s += ctSeg(e.ct);
+  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
+    enc.bytes(point.closed);
+    return;
+  }
+  enc.bytes(point.open);
+  if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
-  if (e.verdict) s += ',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict));
-  if (e.nft) s += ',"nft":' + JSON.stringify(toJsonNft(e.nft));
-  if (e.tunnel) s += ',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel));
-  if (e.skbMeta) s += ',"skb_metadata":' + JSON.stringify(toJsonSkbMeta(e.skbMeta));
-  if (e.dump) s += ',"skb_dump":' + JSON.stringify(toJsonSkbDump(e.dump));
+  if (e.verdict) enc.text(',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict)));
+  if (e.nft) enc.text(',"nft":' + JSON.stringify(toJsonNft(e.nft)));
+  if (e.tunnel) enc.text(',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel)));
+  if (e.skbMeta) enc.text(',"skb_metadata":' + JSON.stringify(toJsonSkbMeta(e.skbMeta)));
+  if (e.dump) enc.text(',"skb_dump":' + JSON.stringify(toJsonSkbDump(e.dump)));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {
-      s += ',"stack":[]';
+      enc.text(',"stack":[]');
     } else {
-      s += ',"stack":[' + str(st[0]!);
-      for (let i = 1; i < st.length; i++) s += ',' + str(st[i]!);
-      s += ']';
+      enc.text(',"stack":[' + str(st[0]!));
+      for (let i = 1; i < st.length; i++) enc.text(',' + str(st[i]!));
+      enc.byte(0x5d);
     }
   }
-  if (e.packet) s += ',"packet":' + JSON.stringify(toJsonPacket(e.packet));
-  return s + '}';
+  if (e.packet) enc.text(',"packet":' + JSON.stringify(toJsonPacket(e.packet)));
+  enc.byte(CLOSE);
+}
+
+/** The line encodeJsonLine writes, as a string. */
+export function jsonLine(e: TraceEvent, opts: { stack: boolean }): string {
+  return lineText((enc) => encodeJsonLine(e, opts, enc));
 }
 
 /** The in-band record written whenever the kernel dropped records. */

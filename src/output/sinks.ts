@@ -1,6 +1,6 @@
 /** Text and JSON-lines sinks over a BatchedWriter. */
 import type { LostNotice, TraceEvent } from './event.js';
-import { type JsonHeaderRecord, jsonLine, lostRecord } from './json.js';
+import { type JsonHeaderRecord, encodeJsonLine, lostRecord } from './json.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
 import { TextFormatter, type TextOptions } from './text.js';
@@ -24,7 +24,8 @@ export class TextSink implements Sink {
   event(e: TraceEvent): void {
     // Skip the formatting work once the reader has gone away.
     if (this.out.closed) return;
-    this.out.write(this.formatter.formatEvent(e));
+    this.formatter.encodeEvent(e, this.out.beginLine());
+    this.out.endLine();
   }
 
   lost(notice: LostNotice): void {
@@ -58,7 +59,8 @@ export class JsonSink implements Sink {
 
   event(e: TraceEvent): void {
     if (this.out.closed) return;
-    this.out.write(jsonLine(e, this.opts));
+    encodeJsonLine(e, this.opts, this.out.beginLine());
+    this.out.endLine();
   }
 
   lost(notice: LostNotice): void {

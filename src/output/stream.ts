@@ -8,6 +8,7 @@
  * matches without waiting for 64 KiB).
  */
 import type { Writable } from 'node:stream';
+import { LineEncoder, type LineTarget } from './line.js';
 
 export interface BatchedWriterOptions {
   /** Called once when the reader went away (EPIPE, e.g. `| head`): stop quietly. */
@@ -50,7 +51,7 @@ function isBrokenPipe(err: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
 }
 
-export class BatchedWriter {
+export class BatchedWriter implements LineTarget {
   private readonly dest: Dest;
   private readonly tty: boolean;
   private readonly batchSize: number;
@@ -79,6 +80,8 @@ export class BatchedWriter {
    */
   private readonly spare: Buffer[] = [];
   private len = 0;
+  /** Encodes lines in place at the end of the batch (beginLine/endLine). */
+  private readonly encoder: LineEncoder;
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
   private isClosed = false;
@@ -96,6 +99,7 @@ export class BatchedWriter {
     this.onError = opts.onError;
     this.onDropped = opts.onDropped;
     this.maxPending = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING;
+    this.encoder = new LineEncoder(this);
     // Stays attached after close(): a final flush may still hit a closed pipe.
     dest.on('error', (err: Error) => this.fail(err));
   }
@@ -108,14 +112,24 @@ export class BatchedWriter {
   /** Appends one line (a newline is added). */
   write(line: string): void {
     if (this.isClosed) return;
-    let buf = this.buf;
-    let len = this.len;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; only look closer when that might not fit.
-    if (buf === null || buf.length - len <= line.length * 3) buf = this.grow(len + Buffer.byteLength(line) + 1);
-    len += buf.write(line, len);
-    buf[len++] = 0x0a;
+    this.beginLine().text(line);
+    this.endLine();
+  }
+
+  /**
+   * Starts a line encoded in place, after the batch's bytes; endLine() adds
+   * its newline and takes it into the batch. Nothing may be written between.
+   */
+  beginLine(): LineEncoder {
+    this.encoder.begin(this.len);
+    return this.encoder;
+  }
+
+  endLine(): void {
+    const enc = this.encoder;
+    enc.byte(0x0a);
     this.lines++;
-    this.commit(len);
+    this.commit(enc.at);
   }
 
   /** What was dropped because the destination did not keep up (lines: of write(); bytes: everything). */
@@ -141,9 +155,14 @@ export class BatchedWriter {
    * writers that encode in place (pcapng); commit() what they wrote.
    */
   buffer(min: number): Buffer {
+    return this.room(this.len, min);
+  }
+
+  /** LineTarget: the batch buffer with the bytes before `at` (at ≥ length) and `min` free from `at`. */
+  room(at: number, min: number): Buffer {
     const buf = this.buf;
-    if (buf !== null && buf.length - this.len >= min) return buf;
-    return this.grow(this.len + min);
+    if (buf !== null && buf.length - at >= min) return buf;
+    return this.grow(at, at + min);
   }
 
   /** The batch now ends at `end`: the bytes up to it were written into buffer(). */
@@ -184,13 +203,12 @@ export class BatchedWriter {
     if (this.spare.length < MAX_SPARE && buf.length === this.batchSize + SLACK) this.spare.push(buf);
   }
 
-  /** The batch buffer, grown if needed to hold `need` bytes. */
-  private grow(need: number): Buffer {
+  /** A batch buffer of at least `need` bytes holding the current one's first `keep`. */
+  private grow(keep: number, need: number): Buffer {
     const buf = this.buf;
-    if (buf !== null && buf.length >= need) return buf;
     const size = Math.max(need + SLACK, this.batchSize + SLACK);
     const next = (size === this.batchSize + SLACK ? this.spare.pop() : undefined) ?? Buffer.allocUnsafe(size);
-    if (buf !== null) buf.copy(next, 0, 0, this.len);
+    if (buf !== null) buf.copy(next, 0, 0, keep);
     this.buf = next;
     return next;
   }

@@ -4,13 +4,14 @@
  * Columns are padded to fixed widths so lines of different packets line up;
  * values longer than their column push the rest right (only PROCESS is cut).
  */
-import { AddressText, NumberText, SlotCache, flat } from '../decode/cache.js';
+import { AddressText, NumberText, SlotCache } from '../decode/cache.js';
+import { type LineEncoder, lineText, utf8 } from './line.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import type { TimestampMode } from './config.js';
 import { formatCt } from './ct.js';
 import type { LostNotice, TraceEvent } from './event.js';
 import {
-  formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, nanos9, timestampWidth,
+  formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, timestampWidth,
   utcFraction, utcSecondPrefix,
 } from './format.js';
 import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, stylesFor } from './paint.js';
@@ -88,30 +89,31 @@ export function skbColorIndex(skb: bigint, paletteSize: number = PACKET_COLORS):
   return (h >>> 0) % paletteSize;
 }
 
-// Pieces of a line kept between events. A line joined from ~30 short strings
-// is a deep rope the writer has to flatten; joined from a handful of cached,
-// already flat column groups it costs a fraction. Every piece ends with the
-// space before the next column.
+// Pieces of a line kept between events, as bytes (see line.ts): a line is a
+// handful of cached column groups copied one after the other. Every piece
+// ends with the space before the next column.
+
+const NO_TEXT = utf8('');
 
 /** Small numbers padded to a column, e.g. `pad(String(cpu), 3) + ' '`, by value. */
-function numberColumn(width: number, slots: number): NumberText {
-  return new NumberText(slots, (n) => pad(String(n), width) + ' ');
+function numberColumn(width: number, slots: number): NumberText<Uint8Array> {
+  return new NumberText(slots, (n) => utf8(pad(String(n), width) + ' '));
 }
 
 const cpuColumn = numberColumn(COLUMN_WIDTHS.cpu, 1024);
 const lenColumn = numberColumn(COLUMN_WIDTHS.len, 4096);
 
-const procCols = new SlotCache(1024, () => ({ pid: NaN, comm: '', text: '' }));
+const procCols = new SlotCache(1024, () => ({ pid: NaN, comm: '', text: NO_TEXT }));
 
 /** The padded PROCESS column and its trailing space. */
-function processSeg(comm: string, pid: number): string {
+function processSeg(comm: string, pid: number): Uint8Array {
   // The comm's end is mixed in: softirq work runs as pid 0 under one swapper/N per CPU.
   const h = pid + Math.imul(comm.length, 131) + (comm.length > 0 ? Math.imul(comm.charCodeAt(comm.length - 1), 31) : 0);
   const c = procCols.at(h ^ (h >>> 10));
   if (c.pid === pid && c.comm === comm) return c.text;
   c.pid = pid;
   c.comm = comm;
-  return (c.text = flat(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' '));
+  return (c.text = utf8(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' '));
 }
 
 interface MetaEntry {
@@ -123,16 +125,16 @@ interface MetaEntry {
   ifname: string;
   protocol: number;
   mtu: number;
-  text: string;
+  text: Uint8Array;
 }
 
-const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, netnsName: '', mark: 0, ifindex: 0, ifname: '', protocol: 0, mtu: 0, text: '' }));
+const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, netnsName: '', mark: 0, ifindex: 0, ifname: '', protocol: 0, mtu: 0, text: NO_TEXT }));
 
 /**
  * NETNS MARK/x IFACE PROTO MTU, padded, with the space before LEN. LEN varies
  * between the packets of one interface and stays a piece of its own.
  */
-function metaSeg(e: TraceEvent, names: boolean): string {
+function metaSeg(e: TraceEvent, names: boolean): Uint8Array {
   const { netns, mark, ifindex, protocol, mtu } = e;
   const netnsName = names ? e.netnsName : '';
   const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
@@ -144,7 +146,7 @@ function metaSeg(e: TraceEvent, names: boolean): string {
     return c.text;
   }
   const W = COLUMN_WIDTHS;
-  const text = flat(
+  const text = utf8(
     pad(netnsName !== '' ? netnsName : formatDecimal(netns), W.netns) + ' ' +
     pad(formatHex(mark), W.mark) + ' ' +
     pad(formatIface(e.ifname, ifindex), W.iface) + ' ' +
@@ -162,7 +164,7 @@ function metaSeg(e: TraceEvent, names: boolean): string {
 }
 
 /** The padded TUPLE column of an event without a tuple. */
-const NO_TUPLE = pad('', COLUMN_WIDTHS.tuple) + ' ';
+const NO_TUPLE = utf8(pad('', COLUMN_WIDTHS.tuple) + ' ');
 
 interface PointEntry {
   func: string;
@@ -170,9 +172,9 @@ interface PointEntry {
   dropReason: string | null;
   paint: number;
   /** FUNC and CALLER. */
-  head: string;
+  head: Uint8Array;
   /** With the drop reason, when there is one. */
-  line: string;
+  line: Uint8Array;
 }
 
 export class TextFormatter {
@@ -185,12 +187,14 @@ export class TextFormatter {
   private readonly tupleOpts: { tcpFlags: boolean };
 
   // Per formatter: colours, TCP flags and the CALLER column change these pieces.
-  private readonly skbCols: AddressText;
+  private readonly skbCols: AddressText<Uint8Array>;
   /** Palette index of the skb of the event being formatted. */
   private paint = 0;
-  private readonly tupleCols = new SlotCache(1024, (): { tuple: Tuple | null; text: string } => ({ tuple: null, text: '' }));
-  private readonly points = new SlotCache<PointEntry>(512, () => ({ func: '', caller: null, dropReason: null, paint: -1, head: '', line: '' }));
+  private readonly tupleCols = new SlotCache(1024, (): { tuple: Tuple | null; text: Uint8Array } => ({ tuple: null, text: NO_TEXT }));
+  private readonly points = new SlotCache<PointEntry>(512, () => ({ func: '', caller: null, dropReason: null, paint: -1, head: NO_TEXT, line: NO_TEXT }));
+  /** The second the absolute TIME column's prefix was made for, and its bytes. */
   private timePrefix = '';
+  private timePrefixBytes = NO_TEXT;
 
   constructor(opts: TextOptions) {
     this.opts = { ...opts };
@@ -199,8 +203,8 @@ export class TextFormatter {
     const styles = stylesFor(opts.color, opts.colorLevel);
     const paints = (this.paints = packetPaints(opts.color, opts.colorLevel));
     this.skbCols = paints === null
-      ? new AddressText(4096, (skb) => formatSkb(skb) + ' ')
-      : new AddressText(4096, (skb, paint) => paints[paint]![0] + formatSkb(skb) + paints[paint]![1] + ' ',
+      ? new AddressText(4096, (skb) => utf8(formatSkb(skb) + ' '))
+      : new AddressText(4096, (skb, paint) => utf8(paints[paint]![0] + formatSkb(skb) + paints[paint]![1] + ' '),
         (skb) => skbColorIndex(skb, paints.length));
     this.bold = paintOf(styles.header);
     this.red = paintOf(styles.drop);
@@ -230,18 +234,30 @@ export class TextFormatter {
 
   /** One event: its line, then one line per stack frame when stacks are shown. No trailing newline. */
   formatEvent(e: TraceEvent): string {
+    return lineText((enc) => this.encodeEvent(e, enc));
+  }
+
+  /** What formatEvent returns, written as bytes. */
+  encodeEvent(e: TraceEvent, enc: LineEncoder): void {
     const o = this.opts;
-    let s = this.timeSeg(e) + this.skbSeg(e.skb) + cpuColumn.get(e.cpu) + processSeg(e.comm, e.pid);
-    if (o.meta) s += metaSeg(e, o.netnsNames === true) + lenColumn.get(e.len);
-    if (o.tuple) s += this.tupleSeg(e.tuple);
+    this.timeSeg(e, enc);
+    enc.bytes(this.skbSeg(e.skb));
+    enc.bytes(cpuColumn.get(e.cpu));
+    enc.bytes(processSeg(e.comm, e.pid));
+    if (o.meta) {
+      enc.bytes(metaSeg(e, o.netnsNames === true));
+      enc.bytes(lenColumn.get(e.len));
+    }
+    if (o.tuple) enc.bytes(this.tupleSeg(e.tuple));
 
     const point = this.pointSeg(e);
     const ct = o.ct === true && e.ct ? e.ct : null;
     if (!e.tupleBefore && ct === null && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta) {
-      s += point.line;
+      enc.bytes(point.line);
     } else {
       // Tuple changes and conntrack go between CALLER and the drop reason.
-      s += point.head;
+      enc.bytes(point.head);
+      let s = '';
       if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
       if (e.tunnel) s += ' ' + formatTunnel(e.tunnel);
       if (e.skbMeta) s += ' ' + formatSkbMeta(e.skbMeta);
@@ -249,44 +265,49 @@ export class TextFormatter {
       if (e.verdict) s += ' ' + this.marked(formatVerdict(e.verdict), e.verdict.action === 'drop');
       if (e.nft) s += ' ' + this.marked(formatNft(e.nft), e.nft.verdict === 'drop');
       if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
+      enc.text(s);
     }
 
-    if (e.dump) s += dumpLines(e.dump);
-    if (o.stack && e.stack !== null) {
-      s += stackLines(e.stack);
-    }
-    return s;
+    if (e.dump) enc.text(dumpLines(e.dump));
+    if (o.stack && e.stack !== null) enc.text(stackLines(e.stack));
   }
 
-  /** The TIME column and its space; '' without one. */
-  private timeSeg(e: TraceEvent): string {
+  /** The TIME column and its space; nothing without one. */
+  private timeSeg(e: TraceEvent, enc: LineEncoder): void {
     const mode = this.opts.timestamp;
-    if (mode === 'none') return '';
+    if (mode === 'none') return;
     if (mode === 'absolute') {
-      // Second prefix (one string per second) and the digits: two pieces, both flat.
+      // The second's prefix (made once a second) and the digits.
       // The column is exactly as wide as the value, so there is no padding.
       const frac = utcFraction(e.timeNs);
       const p = utcSecondPrefix();
-      if (p !== this.timePrefix) this.timePrefix = flat(p);
-      return this.timePrefix + (nanos9(frac) + 'Z ');
+      if (p !== this.timePrefix) {
+        this.timePrefix = p;
+        this.timePrefixBytes = utf8(p);
+      }
+      enc.bytes(this.timePrefixBytes);
+      enc.nanos9(frac);
+      enc.byte(0x5a); // Z
+      enc.byte(0x20);
+      return;
     }
-    return pad(formatTimestamp(e, mode), this.tsWidth) + ' ';
+    enc.text(pad(formatTimestamp(e, mode), this.tsWidth) + ' ');
   }
 
   /** The SKB column in its packet's colour, and its space; sets `paint` to that colour. */
-  private skbSeg(skb: bigint): string {
+  private skbSeg(skb: bigint): Uint8Array {
     const text = this.skbCols.get(skb);
     this.paint = this.skbCols.note;
     return text;
   }
 
   /** The padded TUPLE column and its space. */
-  private tupleSeg(t: Tuple | null): string {
+  private tupleSeg(t: Tuple | null): Uint8Array {
     if (t === null) return NO_TUPLE;
     const c = this.tupleCols.at(tupleHash(t));
     if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.text;
     c.tuple = t;
-    return (c.text = flat(pad(formatTuple(t, this.tupleOpts), COLUMN_WIDTHS.tuple) + ' '));
+    return (c.text = utf8(pad(formatTuple(t, this.tupleOpts), COLUMN_WIDTHS.tuple) + ' '));
   }
 
   /** FUNC in the packet's colour, CALLER and the drop reason. Runs after skbSeg. */
@@ -312,14 +333,13 @@ export class TextFormatter {
       if (n > 0) head += PADS[n]!;
       head += ' ' + (caller ?? '-');
     }
-    head = flat(head);
-    const line = drop === null ? head : flat(head + ' ' + this.red[0] + 'reason=' + drop + this.red[1]);
+    const line = drop === null ? head : head + ' ' + this.red[0] + 'reason=' + drop + this.red[1];
     c.func = func;
     c.caller = caller;
     c.dropReason = drop;
     c.paint = paint;
-    c.head = head;
-    c.line = line;
+    c.head = utf8(head);
+    c.line = drop === null ? c.head : utf8(line);
     return c;
   }
 

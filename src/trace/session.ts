@@ -32,7 +32,7 @@ const POLL_MS = 5;
  * start. Draining a full 16 MiB ring in one go left its output (~20 MB of
  * JSON lines) queued in memory until the drain was over.
  */
-const RECORDS_PER_TURN = 8192;
+export const RECORDS_PER_TURN = 8192;
 const LOST_CHECK_MS = 250;
 /** How often namespaces, devices and tc chains are looked at again (a change shows within this, plus attaching). */
 const TOPOLOGY_MS = 250;
