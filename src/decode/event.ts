@@ -51,24 +51,25 @@ export interface RawEvent {
 const F = EVENT_LAYOUT.fields;
 
 // Consecutive records mostly come from the same task: the last comm is kept
-// with its bytes, and reused when they match.
-const lastCommBytes = new Uint8Array(16);
+// with its bytes (as four 32-bit words), and reused when they match.
+const lastCommWords = new Uint32Array(4);
 let lastComm = '';
 
-function readComm(bytes: Uint8Array, at: number): string {
-  let same = true;
-  for (let i = 0; i < 16; i++) {
-    if (bytes[at + i] !== lastCommBytes[i]) {
-      same = false;
-      break;
-    }
-  }
-  if (same) return lastComm;
+function readComm(view: DataView, bytes: Uint8Array, at: number): string {
+  const w0 = view.getUint32(at, true);
+  const w1 = view.getUint32(at + 4, true);
+  const w2 = view.getUint32(at + 8, true);
+  const w3 = view.getUint32(at + 12, true);
+  const last = lastCommWords;
+  if (w0 === last[0] && w1 === last[1] && w2 === last[2] && w3 === last[3]) return lastComm;
   let end = at;
   while (end < at + 16 && bytes[end] !== 0) end++;
   let s = '';
   for (let i = at; i < end; i++) s += String.fromCharCode(bytes[i]!);
-  lastCommBytes.set(bytes.subarray(at, at + 16));
+  last[0] = w0;
+  last[1] = w1;
+  last[2] = w2;
+  last[3] = w3;
   lastComm = s;
   return s;
 }
@@ -98,7 +99,7 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     protocol: view.getUint16(at + F.protocol, true),
     hook: bytes[at + F.hook]!,
     pf: bytes[at + F.pf]!,
-    comm: readComm(bytes, at + F.comm),
+    comm: readComm(view, bytes, at + F.comm),
     funcIp: flags & EventFlags.func ? view.getBigUint64(at + F.func_ip, true) : 0n,
     tuple: flags & EventFlags.tuple ? decodeTuple(view, bytes, at + F.tuple) : null,
     packet: flags & EventFlags.packet ? decodePacket(view, bytes, at) : null,
