@@ -10,6 +10,9 @@
  * Both read the hook and family from the hook state, the namespace from
  * state->net, and conntrack from skb->_nfct.
  */
+/* Pointer fields read through an alias the verifier does not trust (kread.h);
+ * netfilter_nocast.bpf.o, for kernels before 6.2 (fexit of nf_hook_slow), reads them directly. */
+#define PKTPATH_RDONLY_CAST 1
 #include "include/observe.h"
 #include "include/args.h"
 
@@ -27,9 +30,9 @@ static __always_inline void on_hook(void *ctx, struct sk_buff *skb, const struct
 		.hook = hook,
 		/* skb->dev is not set yet on the way out: name the output device there. */
 		.dev = hook == NF_INET_LOCAL_OUT || hook == NF_INET_POST_ROUTING ?
-			state->out : state->in,
+			KREAD_PTR(state, out) : KREAD_PTR(state, in),
 		.pf = state->pf,
-		.netns = state->net->ns.inum,
+		.netns = KREAD_PTR(state, net)->ns.inum,
 		/* Netfilter programs may not take a stack; tracing programs may. */
 		.stack_ok = tracing,
 	};

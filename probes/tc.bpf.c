@@ -16,6 +16,8 @@
 #if !defined(PKTPATH_NO_CT_LOOKUP) && !defined(PKTPATH_UNTYPED)
 #define PKTPATH_CT_LOOKUP 1
 #endif
+/* The typed builds need 6.2 (bpf_cast_to_kern_ctx), as bpf_rdonly_cast does (kread.h). */
+#define PKTPATH_RDONLY_CAST 1
 #include "include/observe.h"
 
 #define TC_NEXT (-1) /* TCX_NEXT and TC_ACT_UNSPEC: let the next program decide */

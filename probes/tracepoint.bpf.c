@@ -14,6 +14,9 @@
  */
 /* A tracing program: it may print the skb from BTF (--output-skb). */
 #define PKTPATH_TRACING 1
+/* Pointer fields read through an alias the verifier does not trust (kread.h);
+ * tracepoint_nocast.bpf.o, for kernels before 6.2, reads them directly. */
+#define PKTPATH_RDONLY_CAST 1
 #include "include/observe.h"
 #include "include/args.h"
 

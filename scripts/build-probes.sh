@@ -26,6 +26,9 @@ done
 # The tc observer for kernels that refuse parts of it (probes/tc.bpf.c says which).
 build probes/tc.bpf.c "$out/tc_noct.bpf.o" -DPKTPATH_NO_CT_LOOKUP
 build probes/tc.bpf.c "$out/tc_untyped.bpf.o" -DPKTPATH_UNTYPED
+# Tracepoints and netfilter on kernels before bpf_rdonly_cast (6.2): probes/include/kread.h.
+build probes/tracepoint.bpf.c "$out/tracepoint_nocast.bpf.o" -DPKTPATH_NO_RDONLY_CAST
+build probes/netfilter.bpf.c "$out/netfilter_nocast.bpf.o" -DPKTPATH_NO_RDONLY_CAST
 # The benchmarks' floor (bench/run.ts): every probe built to return at once (PKTPATH_PROBES_DIR points at it).
 mkdir -p "$out/floor"
 for src in probes/*.bpf.c; do
@@ -33,3 +36,5 @@ for src in probes/*.bpf.c; do
 done
 build probes/tc.bpf.c "$out/floor/tc_noct.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_CT_LOOKUP
 build probes/tc.bpf.c "$out/floor/tc_untyped.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_UNTYPED
+build probes/tracepoint.bpf.c "$out/floor/tracepoint_nocast.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_RDONLY_CAST
+build probes/netfilter.bpf.c "$out/floor/netfilter_nocast.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_RDONLY_CAST

@@ -38,10 +38,10 @@ static __always_inline bool pcap_match(struct sk_buff *skb)
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
 {
 	if (dev) {
-		struct net *net = KREAD(dev, nd_net.net);
+		struct net *net = KREAD_PTR(dev, nd_net.net);
 		return KREAD(net, ns.inum);
 	}
-	struct sock *sk = KREAD(skb, sk);
+	struct sock *sk = KREAD_PTR(skb, sk);
 	if (sk) {
 		struct net *net = KREAD(sk, __sk_common.skc_net.net);
 		return KREAD(net, ns.inum);

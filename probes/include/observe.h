@@ -126,7 +126,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 		return;
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
-	struct net_device *dev = site->dev ? site->dev : KREAD(skb, dev);
+	struct net_device *dev = site->dev ? site->dev : KREAD_PTR(skb, dev);
 	__u32 netns = site->netns;
 
 	if (!wanted(skb, dev, &netns))

@@ -149,7 +149,7 @@ static __always_inline int parse_ip(unsigned char *nh, __u16 protocol, struct tu
  * protocol only, so a packet never pays for it. */
 static __always_inline bool local_message(struct sk_buff *skb)
 {
-	struct sock *sk = KREAD(skb, sk);
+	struct sock *sk = KREAD_PTR(skb, sk);
 	if (!sk)
 		return false;
 	__u16 family = KREAD(sk, __sk_common.skc_family);

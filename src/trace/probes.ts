@@ -54,7 +54,11 @@ const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
 export const PROBES = {
-  tracepoint: [{ file: 'tracepoint.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } }],
+  tracepoint: [
+    { file: 'tracepoint.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } },
+    // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
+    { file: 'tracepoint_nocast.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } },
+  ],
   fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
   'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
@@ -64,8 +68,11 @@ export const PROBES = {
     { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
   ],
   netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] }],
-  /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow. */
-  'nf-hook': [{ file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] }],
+  /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow (before 6.2, the build without bpf_rdonly_cast). */
+  'nf-hook': [
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
+    { file: 'netfilter_nocast.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
+  ],
   /** Entry and exit of another tc or XDP program (--filter-trace-tc, --filter-trace-xdp). */
   'prog-entry': [progProbe('pktpath_prog_entry')],
   'prog-exit': [progProbe('pktpath_prog_exit')],

@@ -5,7 +5,10 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { probesDir } from '../../src/trace/probes.js';
 import { root } from '../helpers/probe-btf.js';
 import { assertSubsequence, startTracer, waitNoPrograms, type JsonEvent } from '../helpers/tracer.js';
 
@@ -66,6 +69,36 @@ describe('IPv4 ping', () => {
     assert.equal(at('nf:ipv4:pre_routing').probe.type, 'netfilter');
     // A veth hands the same skb to the peer: one packet, one skb along the path.
     assert.equal(at('nf:ipv4:local_out').skb, at('nf:ipv4:local_in').skb);
+  });
+});
+
+describe('builds for older kernels', () => {
+  test('the tracepoint build without bpf_rdonly_cast (before 6.2) is taken when the other does not load, and sees the same path', async () => {
+    // A probes directory without the default tracepoint build: the next build of the kind is tried.
+    const dir = mkdtempSync(join(tmpdir(), 'pktpath-probes-'));
+    try {
+      for (const f of readdirSync(probesDir())) {
+        if (f.endsWith('.o') && f !== 'tracepoint.bpf.o') symlinkSync(join(probesDir(), f), join(dir, f));
+      }
+      const tracePing = async (env: NodeJS.ProcessEnv) => {
+        const tracer = await startTracer(['--filter-dst-ip', '192.0.2.2', '--filter-proto', 'icmp'], 30_000, [], env);
+        const ping = await lab.exec(A, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
+        const run = await tracer.stop();
+        assert.equal(ping.code, 0, ping.stderr);
+        assert.equal(run.code, 0, run.stderr);
+        assert.doesNotMatch(run.stderr, /not observed|loaded without/);
+        const request = run.events.filter((e) => e.tuple?.saddr === '192.0.2.1' && e.probe.type === 'tracepoint');
+        return { points: request.map((e) => `${e.func}@${e.netns_name}/${e.iface}`), stderr: run.stderr };
+      };
+      // Neighbours resolved beforehand: both traced pings take the same path.
+      await lab.exec(A, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
+      const usual = await tracePing({});
+      const older = await tracePing({ PKTPATH_PROBES_DIR: dir });
+      assert.ok(usual.points.length >= 4, usual.stderr);
+      assert.deepEqual(older.points, usual.points);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -28,13 +28,13 @@ export function pktpathPrivately(args: string[]): [string, string[]] {
 /**
  * Starts pktpath with `args` (JSON output added) and resolves once it has
  * attached. `prefix` runs it through another command (e.g. `ip netns exec NS`,
- * so that the test's namespace is pktpath's own).
+ * so that the test's namespace is pktpath's own); `env` is added to the environment.
  */
-export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[] = []): Promise<TracerRun> {
+export function startTracer(args: string[], timeoutMs = 30_000, prefix: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TracerRun> {
   const [cmd, argv] = prefix.length > 0
     ? [prefix[0]!, [...prefix.slice(1), process.execPath, PKTPATH, '--output-json', ...args]]
     : pktpathPrivately(['--output-json', ...args]);
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
