@@ -14,9 +14,14 @@ export interface TracepointArg {
   typeName: string;
 }
 
+/** Every `btf_trace_<name>` typedef of a BTF, by name: a plan asks for a dozen or more. */
+const traceTypedefs = new WeakMap<Btf, Map<string, number[]>>();
+
 /** Id of the FUNC_PROTO behind `btf_trace_<name>`, or null. */
 export function tracepointProtoId(btf: Btf, name: string): number | null {
-  for (const td of btf.findByName(`btf_trace_${name}`, 'TYPEDEF')) {
+  let typedefs = traceTypedefs.get(btf);
+  if (typedefs === undefined) traceTypedefs.set(btf, (typedefs = btf.namedWithPrefix('btf_trace_', 'TYPEDEF')));
+  for (const td of typedefs.get(`btf_trace_${name}`) ?? []) {
     const ptr = btf.resolve(td);
     if (btf.kindOf(ptr) !== BtfKind.PTR) continue;
     const proto = btf.resolve(btf.refType(ptr));

@@ -240,6 +240,10 @@ test('synthetic BTF: split BTF continues ids and strings of its base', () => {
   assert.equal(spellType(split, 2), 'struct foo *');
   assert.deepEqual(split.findByName('mod_s'), [29]);
   assert.deepEqual(split.findByName('foo'), [3]);
+  // Base types first, then the module's; other kinds and names left out.
+  assert.deepEqual([...split.namedWithPrefix('', 'STRUCT')].filter(([n]) => n === 'foo' || n === 'mod_s'), [['foo', [3]], ['mod_s', [29]]]);
+  assert.deepEqual([...split.namedWithPrefix('mod_', 'STRUCT')], [['mod_s', [29]]]);
+  assert.deepEqual([...split.namedWithPrefix('mod_', 'TYPEDEF')], []);
   assert.equal(split.structLayout('mod_s')?.members.get('f')?.typeId, 2);
 });
 
@@ -292,6 +296,18 @@ test(`vmlinux: ${vmlinux?.ownCount ?? 0} types parsed in ${parseMs.toFixed(1)} m
   }
   for (const kind of ['INT', 'PTR', 'ARRAY', 'STRUCT', 'UNION', 'ENUM', 'TYPEDEF', 'CONST', 'FUNC', 'FUNC_PROTO']) {
     assert.ok((counts.get(kind) ?? 0) > 0, `no ${kind}`);
+  }
+});
+
+test('vmlinux: the btf_trace_ typedefs found in one pass are the ones found by name', { skip: skipVm }, () => {
+  const btf = vmlinux!;
+  const byPrefix = btf.namedWithPrefix('btf_trace_', 'TYPEDEF');
+  let typedefs = 0;
+  for (const id of btf.idsOfKind('TYPEDEF')) if (btf.nameOf(id).startsWith('btf_trace_')) typedefs++;
+  assert.ok(byPrefix.size > 100);
+  assert.equal([...byPrefix.values()].reduce((n, ids) => n + ids.length, 0), typedefs);
+  for (const name of ['btf_trace_kfree_skb', 'btf_trace_net_dev_xmit', 'btf_trace_consume_skb', ...[...byPrefix.keys()].slice(0, 20)]) {
+    assert.deepEqual(byPrefix.get(name), btf.findByName(name, 'TYPEDEF'), name);
   }
 });
 

@@ -153,6 +153,37 @@ export class Btf {
     return fromBase.length ? fromBase.concat(mine) : mine;
   }
 
+  /**
+   * Types of one kind whose names start with `prefix`, by name (base types
+   * first for split BTF): one pass over the types for callers that look up
+   * many such names (each tracepoint's `btf_trace_` typedef), where
+   * findByName searches the whole string section for each.
+   */
+  namedWithPrefix(prefix: string, kind: BtfType['kind']): Map<string, number[]> {
+    const out = this.base ? this.base.namedWithPrefix(prefix, kind) : new Map<string, number[]>();
+    const k = KIND_NAMES.indexOf(kind);
+    const p = Buffer.from(prefix);
+    const offs = this.nameOffsets();
+    const bytes = this.strBytes;
+    for (let i = 0; i < offs.length; i++) {
+      if (this.kinds[i] !== k || offs[i] === 0) continue;
+      const off = offs[i]!;
+      const at = off - this.strBase;
+      // Own strings are compared in place; a name from the base (split BTF) is read whole.
+      if (at >= 0) {
+        let j = 0;
+        while (j < p.length && bytes[at + j] === p[j]) j++;
+        if (j < p.length) continue;
+      }
+      const name = this.str(off);
+      if (at < 0 && !name.startsWith(prefix)) continue;
+      const ids = out.get(name);
+      if (ids) ids.push(this.firstId + i);
+      else out.set(name, [this.firstId + i]);
+    }
+    return out;
+  }
+
   /** The first type of that name and kind, or null. */
   findOne(name: string, kind?: BtfType['kind']): number | null {
     return this.findByName(name, kind)[0] ?? null;
