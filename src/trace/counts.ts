@@ -2,12 +2,19 @@
 import { expectedFree } from '../decode/points.js';
 import type { TraceEvent } from '../output/event.js';
 import type { TraceSummary } from '../output/summary.js';
+import { SlotCache } from '../decode/cache.js';
 
-const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
 
 export class EventCounts {
   events = 0;
-  readonly perPoint = new Map<string, number>();
+  private readonly perPointMap = new Map<string, number>();
+  /**
+   * Counts by point in slots before the map: a flood's dozen points each
+   * count in one comparison (the point's name is one string per point), not
+   * a string-keyed map update per event.
+   */
+  private readonly pointSlots = new SlotCache(64, () => ({ func: '', n: 0 }));
   readonly drops = new Map<string, number>();
   /** `REASON\tcaller` */
   readonly dropSites = new Map<string, number>();
@@ -16,7 +23,15 @@ export class EventCounts {
 
   count(e: TraceEvent): void {
     this.events++;
-    bump(this.perPoint, e.func);
+    const f = e.func;
+    const slot = this.pointSlots.at(f.length === 0 ? 0 : Math.imul(f.length, 31) + f.charCodeAt(f.length - 1));
+    if (slot.func === f) {
+      slot.n++;
+    } else {
+      if (slot.n > 0) bump(this.perPointMap, slot.func, slot.n);
+      slot.func = f;
+      slot.n = 1;
+    }
     if (e.dropReason === null || e.func !== 'kfree_skb') return;
     const site = `${e.dropReason}\t${e.caller ?? '?'}`;
     if (expectedFree(e.func, e.dropReason, e.caller) !== null) {
@@ -25,6 +40,16 @@ export class EventCounts {
       bump(this.drops, e.dropReason);
       bump(this.dropSites, site);
     }
+  }
+
+  /** Events by point so far. */
+  get perPoint(): Map<string, number> {
+    for (let i = 0; i < 64; i++) {
+      const slot = this.pointSlots.at(i);
+      if (slot.n > 0) bump(this.perPointMap, slot.func, slot.n);
+      slot.n = 0;
+    }
+    return this.perPointMap;
   }
 
   summary(): Pick<TraceSummary, 'events' | 'perPoint' | 'drops' | 'dropSites' | 'expectedFrees'> {
