@@ -65,6 +65,8 @@ interface NamedPoint {
   func: string;
   /** Shared by every event of the point: sinks only read it. */
   probe: { type: ProbeType; name: string };
+  /** The skb is freed here (its remembered tuple goes with it). */
+  frees: boolean;
 }
 
 export class Enricher {
@@ -95,7 +97,7 @@ export class Enricher {
     let p = this.named.get(key);
     if (p === undefined) {
       const n = this.pointName(raw);
-      p = { func: n.func, probe: { type: n.type, name: n.func } };
+      p = { func: n.func, probe: { type: n.type, name: n.func }, frees: FREEING_POINTS.has(n.func) };
       this.named.set(key, p);
     }
     slot.key = key;
@@ -108,7 +110,7 @@ export class Enricher {
     let p = this.functions.get(ip);
     if (p === undefined) {
       const name = this.o.symbols?.lookup(ip)?.name.replace(/ \[.*\]$/, '') ?? `0x${ip.toString(16)}`;
-      p = { func: name, probe: { type: 'kprobe', name } };
+      p = { func: name, probe: { type: 'kprobe', name }, frees: FREEING_POINTS.has(name) };
       this.functions.set(ip, p);
     }
     return p;
@@ -131,7 +133,7 @@ export class Enricher {
     if ((raw.flags & EventFlags.caller) && raw.caller !== 0n && this.callers !== null) caller = this.callers.get(raw.caller);
     let stack: string[] | null = null;
     if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.o.stacks.frames(raw.stackId);
-    const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.func) : null;
+    const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.frees) : null;
     return {
       timeNs: this.o.startWallNs + sinceStartNs,
       sinceStartNs,
@@ -197,7 +199,7 @@ export class Enricher {
   private recentTuple: Tuple | null = null;
 
   /** The skb's previous tuple when it differs from this one. */
-  private tupleChange(skb: bigint, tuple: Tuple | null, func: string): Tuple | null {
+  private tupleChange(skb: bigint, tuple: Tuple | null, frees: boolean): Tuple | null {
     let before: Tuple | null | undefined;
     if (skb === this.recentSkb) {
       before = this.recentTuple;
@@ -207,7 +209,7 @@ export class Enricher {
       this.recentSkb = skb;
       this.recentTuple = before ?? null;
     }
-    if (FREEING_POINTS.has(func)) {
+    if (frees) {
       this.lastTuple.delete(skb);
       this.recentSkb = null;
       this.recentTuple = null;
