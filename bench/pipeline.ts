@@ -14,6 +14,7 @@ import { JsonSink, TextSink } from '../src/output/sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { Sink } from '../src/output/sink.js';
 import { Enricher } from '../src/trace/enrich.js';
+import { NameBook } from '../src/trace/names.js';
 import { RECORDS_PER_TURN } from '../src/trace/session.js';
 
 const F = EVENT_LAYOUT.fields;
@@ -66,7 +67,10 @@ async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: nu
     'tc', 'tc', 'netfilter', 'netfilter', 'netfilter', 'netfilter'].map((n) => ({ type: 'tracepoint' as const, name: n }));
   const enricher = new Enricher({
     points,
-    names: { netns: new Map([[4026531841, 'b']]), ifaces: new Map([[4026531840, new Map([[2, 'veth-a']])], [4026531841, new Map([[2, 'veth-b']])]]) },
+    names: NameBook.of([
+      { netns: { inode: 4026531840, name: '' }, ifaces: [{ ifindex: 2, name: 'veth-a' }] },
+      { netns: { inode: 4026531841, name: 'b' }, ifaces: [{ ifindex: 2, name: 'veth-b' }] },
+    ]),
     dropReasons: new Map(),
     startMonoNs: 1_000_000_000n,
     startWallNs: 1_795_000_000_000_000_000n,

@@ -22,7 +22,7 @@ export function installLogCapture(): void {
       lines.push(line);
     }
     if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES);
-  });
+  }, Math.max(echoLevel, LEVEL_INFO));
 }
 
 /** Marks where the messages of one operation start. */

@@ -264,9 +264,14 @@ export function interfaces(): Array<{ ifindex: number; name: string }> {
   }
 }
 
-/** Routes libbpf's messages to `fn` (text already formatted); returns nothing to undo: it lasts the process. */
-export function setLibbpfPrint(fn: (level: number, text: string) => void): void {
+/**
+ * Routes libbpf's messages up to `maxLevel` to `fn` (text already formatted);
+ * returns nothing to undo: it lasts the process. Messages above it return at
+ * once, unformatted: libbpf writes ~8000 debug lines loading the default plan.
+ */
+export function setLibbpfPrint(fn: (level: number, text: string) => void, maxLevel: number): void {
   const cb = koffi.register((level: number, fmt: string, args: unknown): number => {
+    if (level > maxLevel) return 0;
     const out: unknown[] = [null];
     const n = c.vasprintf(out, fmt, args) as number;
     if (n < 0 || out[0] === null) return 0;

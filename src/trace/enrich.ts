@@ -10,26 +10,10 @@ import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from 
 import { type Tuple, sameTuple } from '../decode/tuple.js';
 import type { RedirectFlags } from '../kernel/btf.js';
 import type { Symbols } from '../kernel/kallsyms.js';
-import type { Iface, Netns } from '../kernel/netns.js';
+import type { NameBook } from './names.js';
 import type { TraceEvent } from '../output/event.js';
 import { type TcVerdict, returnedVerdict } from '../output/verdict.js';
 import type { StackSymbols } from './stacks.js';
-
-/** Names of namespaces (by inode) and of their devices (by inode, then ifindex). */
-export interface NameBook {
-  netns: Map<number, string>;
-  ifaces: Map<number, Map<number, string>>;
-}
-
-/** The names of the namespaces a session observes and of their devices. */
-export function nameBook(namespaces: ReadonlyArray<{ netns: Netns; ifaces: Iface[] }>): NameBook {
-  const book: NameBook = { netns: new Map(), ifaces: new Map() };
-  for (const { netns, ifaces } of namespaces) {
-    if (netns.name) book.netns.set(netns.inode, netns.name);
-    book.ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
-  }
-  return book;
-}
 
 export interface EnrichOptions {
   points: PointInfo[];
@@ -71,7 +55,6 @@ interface NamedPoint {
 
 export class Enricher {
   private readonly lastTuple = new Map<bigint, Tuple>();
-  private static readonly NO_IFACES: ReadonlyMap<number, string> = new Map();
 
   /** Named points by (point id, hook, family): names are built once, not per event. */
   private readonly named = new Map<number, NamedPoint>();
@@ -124,6 +107,7 @@ export class Enricher {
 
   enrich(raw: RawEvent): TraceEvent {
     const point = this.point(raw);
+    const where = this.o.names.where(raw.netns, raw.ifindex);
     const sinceStartNs = raw.tsNs - this.o.startMonoNs;
     let dropReason: string | null = null;
     if (raw.flags & EventFlags.reason) {
@@ -142,10 +126,10 @@ export class Enricher {
       pid: raw.pid,
       comm: raw.comm,
       netns: raw.netns,
-      netnsName: this.o.names.netns.get(raw.netns) ?? '',
+      netnsName: where.netnsName,
       mark: raw.mark,
       ifindex: raw.ifindex,
-      ifname: this.ifaceName(raw.netns, raw.ifindex),
+      ifname: where.ifname,
       protocol: raw.protocol,
       mtu: raw.mtu,
       len: raw.len,
@@ -181,13 +165,9 @@ export class Enricher {
   private returned(raw: RawEvent): TcVerdict | null {
     const program = this.o.points[raw.pointId]?.program;
     if (!program || !raw.verdict || !this.o.redirectFlags) return null;
-    const netnsName = this.o.names.netns.get(raw.netns) ?? '';
-    return returnedVerdict(raw.verdict, program, (ifindex) => ({ ifname: this.ifaceName(raw.netns, ifindex), netns: raw.netns, netnsName }),
+    const netnsName = this.o.names.netnsName(raw.netns);
+    return returnedVerdict(raw.verdict, program, (ifindex) => ({ ifname: this.o.names.ifname(raw.netns, ifindex), netns: raw.netns, netnsName }),
       this.o.redirectFlags);
-  }
-
-  private ifaceName(netns: number, ifindex: number): string {
-    return (this.o.names.ifaces.get(netns) ?? Enricher.NO_IFACES).get(ifindex) ?? '';
   }
 
   /**

@@ -8,7 +8,7 @@ import type { NetlinkSocket } from '../kernel/netlink.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan } from './attachments.js';
-import type { NameBook } from './enrich.js';
+import type { NameBook } from './names.js';
 import { type NfObservers, nfWhere } from './netfilter.js';
 import type { NftTracer } from './nft.js';
 import { plural } from './status.js';
@@ -38,8 +38,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
     namespaceAdded: (netns, ifaces, rtnl) => {
       const t0 = performance.now();
       ctx.counts.namespacesAdded++;
-      ctx.names().netns.set(netns.inode, netns.name);
-      ctx.names().ifaces.set(netns.inode, new Map(ifaces.map((i) => [i.ifindex, i.name])));
+      ctx.names().setNamespace(netns, ifaces);
       if (ctx.tc()) for (const iface of ifaces) ctx.attempt(tcWhere(netns, iface), () => ctx.attachTc(netns, iface, rtnl));
       ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
       for (const h of ctx.netfilterTemplate()) ctx.attempt(nfWhere({ ...h, netns }), () => ctx.nf.add({ ...h, netns }));
@@ -56,7 +55,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
     },
     deviceAdded: (netns, iface, rtnl) => {
       ctx.counts.devicesAdded++;
-      ctx.names().ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
+      ctx.names().setDevice(netns.inode, iface);
       ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
       if (!ctx.tc()) return;
       const where = tcWhere(netns, iface);
@@ -67,7 +66,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
       ctx.tc()?.remove(netns.inode, ifindex);
     },
     deviceRenamed: (netns, iface) => {
-      ctx.names().ifaces.get(netns.inode)?.set(iface.ifindex, iface.name);
+      ctx.names().setDevice(netns.inode, iface);
       ctx.tc()?.rename(netns.inode, iface.ifindex, iface.name);
     },
     refresh: (netns, rtnl, legacyChanged) => ctx.tc()?.refresh(netns, rtnl, legacyChanged),

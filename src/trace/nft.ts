@@ -14,7 +14,7 @@ import {
   removeStaleTraceTables,
 } from '../kernel/nftables.js';
 import type { TraceEvent } from '../output/event.js';
-import type { NameBook } from './enrich.js';
+import type { NameBook } from './names.js';
 
 interface Traced {
   netns: Netns;
@@ -174,10 +174,10 @@ export class NftTracer {
       pid: seen?.pid ?? 0,
       comm: seen?.comm ?? '',
       netns,
-      netnsName: this.names.netns.get(netns) ?? '',
+      netnsName: this.names.netnsName(netns),
       mark: start.mark,
       ifindex,
-      ifname: this.names.ifaces.get(netns)?.get(ifindex) ?? '',
+      ifname: this.names.ifname(netns, ifindex),
       protocol: trace.nfproto === 10 ? 0x86dd : 0x0800,
       mtu: 0,
       len: seen?.len ?? 0,

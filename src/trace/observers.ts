@@ -18,7 +18,7 @@ import type { KernelView } from '../kernel/view.js';
 import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan, TracepointAttachment } from './attachments.js';
 import { clsactAttacher } from './clsact.js';
-import type { NameBook } from './enrich.js';
+import type { NameBook } from './names.js';
 import { followTopology, tcWhere } from './follow.js';
 import { FunctionObservers, functionLines } from './functions.js';
 import { NfObservers, nfWhere } from './netfilter.js';

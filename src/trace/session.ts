@@ -17,7 +17,8 @@ import type { Sink } from '../output/sink.js';
 import type { TraceSummary } from '../output/summary.js';
 import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
-import { Enricher, type NameBook, nameBook } from './enrich.js';
+import { Enricher } from './enrich.js';
+import { NameBook } from './names.js';
 import { placeTraceEvents } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
 import { StackSymbols } from './stacks.js';
@@ -86,7 +87,7 @@ export class TraceSession {
     private readonly sinks: Sink[],
     private readonly hooks: SessionHooks,
   ) {
-    this.names = nameBook(kernel.namespaces);
+    this.names = NameBook.of(kernel.namespaces);
     this.observers = new Observers({
       plan, kernel, filter, opts, names: this.names, status: hooks.status, goingOn: () => this.stopReason === null,
     });
