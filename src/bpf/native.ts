@@ -21,8 +21,11 @@ koffi.opaque('bpf_program');
 koffi.opaque('bpf_map');
 koffi.opaque('bpf_link');
 
-/** `void (*)(level, fmt, va_list)`: va_list is passed through to vasprintf. */
-const PrintFn = koffi.proto('int pktpath_libbpf_print(int level, const char *fmt, void *args)');
+/**
+ * `void (*)(level, fmt, va_list)`: va_list is passed through to vasprintf. The
+ * format stays a pointer: most messages are dropped unread (see setLibbpfPrint).
+ */
+const PrintFn = koffi.proto('int pktpath_libbpf_print(int level, void *fmt, void *args)');
 
 const TestRunOpts = koffi.struct('pktpath_bpf_test_run_opts', {
   sz: 'size_t',
@@ -123,7 +126,7 @@ export const c = {
   perf_event_open: libc.func('long syscall(long nr, void *attr, int pid, int cpu, int group_fd, unsigned long flags)') as
     (nr: number, attr: Buffer, pid: number, cpu: number, groupFd: number, flags: number) => number,
   /** Formats a va_list into a buffer it allocates: the verifier log is one message of any size. */
-  vasprintf: libc.func('int vasprintf(_Out_ void **out, const char *fmt, void *args)'),
+  vasprintf: libc.func('int vasprintf(_Out_ void **out, void *fmt, void *args)'),
   free: libc.func('void free(void *ptr)'),
   close: libc.func('int close(int fd)') as (fd: number) => number,
   /** close(2) on a thread of libuv's pool: closing a kprobe's perf event waits for an RCU grace period. */
@@ -270,7 +273,7 @@ export function interfaces(): Array<{ ifindex: number; name: string }> {
  * once, unformatted: libbpf writes ~8000 debug lines loading the default plan.
  */
 export function setLibbpfPrint(fn: (level: number, text: string) => void, maxLevel: number): void {
-  const cb = koffi.register((level: number, fmt: string, args: unknown): number => {
+  const cb = koffi.register((level: number, fmt: unknown, args: unknown): number => {
     if (level > maxLevel) return 0;
     const out: unknown[] = [null];
     const n = c.vasprintf(out, fmt, args) as number;
