@@ -41,7 +41,8 @@ export function backgroundKallsyms(path = '/proc/kallsyms'): Symbols & { ready: 
   let done: (fromThread: boolean) => void = () => {};
   const ready = new Promise<boolean>((resolve) => (done = resolve));
   try {
-    worker = new Worker(new URL('./kallsyms-worker.js', import.meta.url), { workerData: { path } });
+    // From the kernel/ directory, so that the path holds from the bundle too (scripts/build.sh).
+    worker = new Worker(new URL('../kernel/kallsyms-worker.js', import.meta.url), { workerData: { path } });
     worker.unref();
     worker.once('message', (parts: KallsymsParts) => {
       const fromThread = symbols === null;

@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import type { Lab } from './lab.js';
 
+// Paths from the lab/ directory hold from the bundle too (scripts/build.sh).
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export const CNI = {
@@ -55,7 +56,7 @@ function ifindexOf(ns: string, dev: string): number {
  * (`monitor.bpf.o`: decides nothing); resolves with its program id.
  */
 export async function attachMonitor(lab: Lab, node: CniNode, objects: string, ifname = 'lxc-a'): Promise<{ id: number; detach(): void }> {
-  const child = lab.spawn(node.host, [process.execPath, path.join(HERE, 'tcx-attach.js'),
+  const child = lab.spawn(node.host, [process.execPath, path.join(HERE, '../lab/tcx-attach.js'),
     path.join(objects, 'monitor.bpf.o'), 'cni_monitor', ifname, 'ingress', '-', 'first']);
   return { id: await attached(child), detach: () => child.kill('SIGTERM') };
 }
@@ -97,7 +98,7 @@ export async function cniNode(lab: Lab, o: CniOptions): Promise<CniNode> {
     const rodata = Buffer.alloc(8);
     Buffer.from(CNI.podB.addr.split('.').map(Number)).copy(rodata, 0);
     rodata.writeUInt32LE(ifindexOf(host, 'lxc-b'), 4);
-    const child = lab.spawn(host, [process.execPath, path.join(HERE, 'tcx-attach.js'),
+    const child = lab.spawn(host, [process.execPath, path.join(HERE, '../lab/tcx-attach.js'),
       path.join(o.objects, 'redirect_peer.bpf.o'), 'cni_redirect', 'lxc-a', 'ingress', rodata.toString('hex')]);
     redirectId = await attached(child);
   }

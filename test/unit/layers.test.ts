@@ -119,3 +119,19 @@ test('docs/ARCHITECTURE.md names the layers in this order', () => {
   const rows = [...doc.matchAll(/^\|\s*`src\/(\w+)\/`/gm)].map((m) => m[1]!);
   assert.deepEqual(rows.filter((r) => !STANDALONE.has(r) || r === 'bpf'), [...LAYERS]);
 });
+
+test('files found from a module\'s own location climb out of its folder first, so that the bundle finds them too', () => {
+  // scripts/build.sh bundles the modules into dist/src/bundle/, one folder deep like each of them:
+  // `../lab/peer.js` means the same from both places, `./peer.js` does not.
+  const sameFolder: string[] = [];
+  for (const file of sources(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/new URL\(\s*['"]([^'"]+)['"]\s*,\s*import\.meta\.url/g)) {
+      if (!m[1]!.startsWith('../')) sameFolder.push(`${relative(SRC, file)}: ${m[1]}`);
+    }
+    for (const m of text.matchAll(/path\.join\(\s*HERE\s*,\s*['"]([^'"]+)['"]/g)) {
+      if (!m[1]!.startsWith('../')) sameFolder.push(`${relative(SRC, file)}: ${m[1]}`);
+    }
+  }
+  assert.deepEqual(sameFolder, []);
+});
