@@ -2,18 +2,19 @@
  * libbpf's messages (including the verifier log on a failed load) are caught
  * here instead of going to stderr, so errors can quote the tail that matters.
  */
-import { setLibbpfPrint } from './native.js';
+import { libbpfPrintEnabled, setLibbpfPrint } from './native.js';
 
 const LEVEL_INFO = 1;
 
 const lines: string[] = [];
 const MAX_LINES = 4000;
 let installed = false;
+let echoLevel = -1;
 
 export function installLogCapture(): void {
   if (installed) return;
   installed = true;
-  const echoLevel = process.env.PKTPATH_LIBBPF_DEBUG ? 2 : -1;
+  echoLevel = process.env.PKTPATH_LIBBPF_DEBUG ? 2 : -1;
   setLibbpfPrint((level, text) => {
     if (level <= echoLevel) process.stderr.write(text);
     if (level > LEVEL_INFO) return;
@@ -23,6 +24,25 @@ export function installLogCapture(): void {
     }
     if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES);
   }, Math.max(echoLevel, LEVEL_INFO));
+}
+
+/**
+ * Runs `fn` with libbpf's messages off, then `retry` if it threw, with them
+ * on: loading an object, libbpf says thousands of things (each a call from C
+ * into JavaScript: ~25 ms for the default plan), and only a failure's need
+ * quoting. With PKTPATH_LIBBPF_DEBUG they stay on.
+ */
+export function quietlyOrAgain<T>(fn: () => T, retry: () => T = fn): T {
+  if (echoLevel >= 0 || !installed) return fn();
+  libbpfPrintEnabled(false);
+  try {
+    return fn();
+  } catch {
+    // Done again below, with the messages that explain the failure.
+  } finally {
+    libbpfPrintEnabled(true);
+  }
+  return retry();
 }
 
 /** Marks where the messages of one operation start. */

@@ -283,7 +283,15 @@ export function setLibbpfPrint(fn: (level: number, text: string) => void, maxLev
     fn(level, text);
     return 0;
   }, koffi.pointer(PrintFn));
+  printCallback = cb;
   libbpf.set_print(cb);
+}
+
+let printCallback: unknown = null;
+
+/** Turns libbpf's messages off (no call into JavaScript for any of them) or back on to setLibbpfPrint's. */
+export function libbpfPrintEnabled(on: boolean): void {
+  if (printCallback !== null) libbpf.set_print(on ? printCallback : null);
 }
 
 /** BPF_PROG_TEST_RUN through libbpf: the program's return value, or a negative errno. */

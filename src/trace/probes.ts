@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
+import { quietlyOrAgain } from '../bpf/log.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { EbpfInsn } from '../bpf/insn.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
@@ -200,7 +201,10 @@ export class ProbeSet {
     const refusals: Error[] = [];
     while (build < builds.length) {
       try {
-        const loaded = this.loadBuild(kind, builds[build]!, noTask ? { ...config, noTask } : config, programs, filter, slotData);
+        const spec = builds[build]!;
+        const cfg = noTask ? { ...config, noTask } : config;
+        // A refusal is loaded again with libbpf's messages on, for its error to quote them.
+        const loaded = quietlyOrAgain(() => this.loadBuild(kind, spec, cfg, programs, filter, slotData));
         if (!known) {
           this.chosen.set(kind, { build, noTask });
           const lacks = [builds[build]!.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);

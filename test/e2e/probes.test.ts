@@ -1,0 +1,33 @@
+/**
+ * Loading pktpath's own probes in this process (no attachment): a load that
+ * fails says what libbpf and the verifier said, though loads run with
+ * libbpf's messages off until one fails.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BpfError } from '../../src/bpf/errors.js';
+import { ProbeSet, probeLoads } from '../../src/trace/probes.js';
+
+const CONFIG = { pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 };
+
+test('a load the verifier refuses quotes its log', () => {
+  const set = new ProbeSet(1 << 16);
+  try {
+    // kfree_skb's second argument is the caller's address, not an skb: reading it as one is refused.
+    assert.throws(() => set.load('tracepoint', { ...CONFIG, skbArg: 1 }, 'test tracepoint', 'kfree_skb'), (e: unknown) => {
+      assert.ok(e instanceof BpfError, String(e));
+      assert.ok(e.logTail.length > 0, `no libbpf messages in: ${e.message}`);
+      assert.match(e.logTail.join('\n'), /invalid mem access|R\d+ /);
+      return true;
+    });
+    // The messages are back on afterwards, and a good load still loads.
+    set.load('tracepoint', CONFIG, 'test tracepoint', 'netif_receive_skb');
+  } finally {
+    set.close();
+  }
+});
+
+test('every probe kind this kernel can attach loads (with its messages off), as doctor reports it', () => {
+  const results = probeLoads(['tracepoint', 'tc', 'netfilter']);
+  for (const [kind, r] of Object.entries(results)) assert.equal(r.error, null, `${kind}: ${r.error?.message}`);
+});
