@@ -33,7 +33,8 @@ export function installLogCapture(): void {
  * quoting. With PKTPATH_LIBBPF_DEBUG they stay on.
  */
 export function quietlyOrAgain<T>(fn: () => T, retry: () => T = fn): T {
-  if (echoLevel >= 0 || !installed) return fn();
+  installLogCapture();
+  if (echoLevel >= 0) return fn();
   libbpfPrintEnabled(false);
   try {
     return fn();
