@@ -27,12 +27,11 @@ export function installLogCapture(): void {
 }
 
 /**
- * Runs `fn` with libbpf's messages off, then `retry` if it threw, with them
- * on: loading an object, libbpf says thousands of things (each a call from C
+ * Runs `fn` with libbpf's messages off, and again with them on if it threw: loading an object, libbpf says thousands of things (each a call from C
  * into JavaScript: ~25 ms for the default plan), and only a failure's need
  * quoting. With PKTPATH_LIBBPF_DEBUG they stay on.
  */
-export function quietlyOrAgain<T>(fn: () => T, retry: () => T = fn): T {
+export function quietlyOrAgain<T>(fn: () => T): T {
   installLogCapture();
   if (echoLevel >= 0) return fn();
   libbpfPrintEnabled(false);
@@ -43,7 +42,7 @@ export function quietlyOrAgain<T>(fn: () => T, retry: () => T = fn): T {
   } finally {
     libbpfPrintEnabled(true);
   }
-  return retry();
+  return fn();
 }
 
 /** Marks where the messages of one operation start. */

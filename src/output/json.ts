@@ -4,7 +4,7 @@
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
 import { AddressText, SlotCache } from '../decode/cache.js';
-import { type LineEncoder, lineText, utf8 } from './line.js';
+import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import { type Tuple, sameTuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
@@ -164,7 +164,6 @@ function strOrNull(s: string | null): string {
   return s === null ? 'null' : str(s);
 }
 
-const NO_TEXT = utf8('');
 
 // Cached pieces of the line, kept as bytes. Each holds the JSON of a few
 // fields that repeat across events (same skb, process, namespace, interface,

@@ -33,10 +33,11 @@ export function utf8(s: string): Uint8Array {
   return Buffer.from(s, 'utf8');
 }
 
-const NO_BYTES = Buffer.alloc(0);
+/** No bytes: what a cache slot holds before its first piece. */
+export const NO_BYTES: Uint8Array = Buffer.alloc(0);
 
 export class LineEncoder {
-  private buf: Buffer = NO_BYTES;
+  private buf = NO_BYTES as Buffer;
   /** Where the next byte goes. */
   at = 0;
 

@@ -5,7 +5,7 @@
  * values longer than their column push the rest right (only PROCESS is cut).
  */
 import { AddressText, NumberText, SlotCache } from '../decode/cache.js';
-import { type LineEncoder, lineText, utf8 } from './line.js';
+import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import type { TimestampMode } from './config.js';
 import { formatCt } from './ct.js';
@@ -93,7 +93,6 @@ export function skbColorIndex(skb: bigint, paletteSize: number = PACKET_COLORS):
 // handful of cached column groups copied one after the other. Every piece
 // ends with the space before the next column.
 
-const NO_TEXT = utf8('');
 
 /** Small numbers padded to a column, e.g. `pad(String(cpu), 3) + ' '`, by value. */
 function numberColumn(width: number, slots: number): NumberText<Uint8Array> {

@@ -4,6 +4,9 @@ import type { TraceEvent } from '../output/event.js';
 import type { TraceSummary } from '../output/summary.js';
 import { SlotCache } from '../decode/cache.js';
 
+/** Slots of the per-point counts (a plan has a few dozen points at most; more share slots). */
+const POINT_SLOTS = 64;
+
 const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
 
 export class EventCounts {
@@ -14,7 +17,7 @@ export class EventCounts {
    * count in one comparison (the point's name is one string per point), not
    * a string-keyed map update per event.
    */
-  private readonly pointSlots = new SlotCache(64, () => ({ func: '', n: 0 }));
+  private readonly pointSlots = new SlotCache(POINT_SLOTS, () => ({ func: '', n: 0 }));
   readonly drops = new Map<string, number>();
   /** `REASON\tcaller` */
   readonly dropSites = new Map<string, number>();
@@ -44,7 +47,7 @@ export class EventCounts {
 
   /** Events by point so far. */
   get perPoint(): Map<string, number> {
-    for (let i = 0; i < 64; i++) {
+    for (let i = 0; i < POINT_SLOTS; i++) {
       const slot = this.pointSlots.at(i);
       if (slot.n > 0) bump(this.perPointMap, slot.func, slot.n);
       slot.n = 0;

@@ -54,11 +54,13 @@ export const TP_SLOTS = 24;
 const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
+const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
+
 export const PROBES = {
   tracepoint: [
-    { file: 'tracepoint.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } },
+    { file: 'tracepoint.bpf.o', ...TP_PROGRAMS },
     // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
-    { file: 'tracepoint_nocast.bpf.o', program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } },
+    { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS },
   ],
   fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
@@ -207,7 +209,7 @@ export class ProbeSet {
         const loaded = quietlyOrAgain(() => this.loadBuild(kind, spec, cfg, programs, filter, slotData));
         if (!known) {
           this.chosen.set(kind, { build, noTask });
-          const lacks = [builds[build]!.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);
+          const lacks = [spec.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);
           if (lacks.length > 0) {
             this.degraded.push(`${kind}: loaded without ${lacks.join(', nor ')}: ${[...new Set(refusals.map(describeRefusal))].join('; ')}`);
           }
