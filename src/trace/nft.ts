@@ -266,6 +266,37 @@ export function cleanupTraceTables(namespaces: Netns[]): string[] {
 }
 
 /**
+ * Ring records wait one pump for nftables' events of their packets. The
+ * reader polls nftables, then drains the ring, while the packets go on on
+ * the other CPUs: a record read in one pump can be followed, microseconds
+ * later, by its packet's trace event at the same hook, which only the next
+ * poll sees. Placed among the records held back, it lands where it happened.
+ */
+export class TraceInterleave<T extends { e: TraceEvent }> {
+  private held: T[] = [];
+
+  constructor(private readonly wrap: (e: TraceEvent) => T) {}
+
+  /** A pump's records and the trace events polled before them: what can go out now, in order. */
+  next(batch: T[], traces: TraceEvent[]): T[] {
+    const last = this.held[this.held.length - 1];
+    const placed = placeTraceEvents(this.held.length > 0 ? this.held.concat(batch) : batch, traces, this.wrap);
+    // Out: everything up to the last record held back (and trace events placed right after it).
+    let cut = last === undefined ? 0 : placed.lastIndexOf(last) + 1;
+    while (cut < placed.length && placed[cut]!.e.probe.type === 'nft') cut++;
+    this.held = placed.slice(cut);
+    return cut === placed.length ? placed : placed.slice(0, cut);
+  }
+
+  /** At the end: the records held back, with the last trace events. */
+  flush(traces: TraceEvent[]): T[] {
+    const placed = placeTraceEvents(this.held, traces, this.wrap);
+    this.held = [];
+    return placed;
+  }
+}
+
+/**
  * Puts trace events where they happened in a batch of ring events: after the
  * last event of their skb at the same hook (the BPF observer runs there too),
  * else before their skb's end (a drop is decided before the skb is freed),

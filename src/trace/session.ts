@@ -19,7 +19,7 @@ import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
 import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
-import { placeTraceEvents } from './nft.js';
+import { TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
 import { StackSymbols } from './stacks.js';
 import { releaseMemoryAfterAttach } from './memory.js';
@@ -27,6 +27,13 @@ import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
+
+/** A ring record on its way to the verdict stage, with where its tc hook sits. */
+interface Staged {
+  e: TraceEvent;
+  position: TcPosition | null;
+}
+
 /**
  * Records handled in one turn of the event loop, when a turn can end early:
  * between turns the writers' finished writes are reaped and the next ones
@@ -122,6 +129,7 @@ export class TraceSession {
       while (this.pump()) {
         // Everything the ring holds, before the sinks close.
       }
+      this.flushTraceEvents();
       this.stage?.flush();
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
@@ -201,7 +209,9 @@ export class TraceSession {
   };
 
   /** With --output-nft, a pump's ring records wait here for the trace events that go between them. */
-  private batch: Array<{ e: TraceEvent; position: TcPosition | null }> | null = null;
+  private batch: Staged[] | null = null;
+  /** With --output-nft, records wait a pump longer for trace events polled after them. */
+  private readonly interleave = new TraceInterleave<Staged>((e) => ({ e, position: null }));
 
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
@@ -238,7 +248,7 @@ export class TraceSession {
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
       const nowNs = this.startWallNs + polledAtNs;
-      const placed = placeTraceEvents(this.batch, nft.events(pending, polledAtNs, nowNs), (e) => ({ e, position: null }));
+      const placed = this.interleave.next(this.batch, nft.events(pending, polledAtNs, nowNs));
       this.batch = null;
       for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
     }
@@ -251,6 +261,15 @@ export class TraceSession {
       });
     }
     return remain;
+  }
+
+  /** The records held back for trace events, with the trace events that came last. */
+  private flushTraceEvents(): void {
+    const nft = this.observers.nft;
+    if (!nft || !this.stage) return;
+    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
+    const traces = nft.events(nft.poll(), polledAtNs, this.startWallNs + polledAtNs);
+    for (const { e, position } of this.interleave.flush(traces)) this.stage.push(e, position, this.nowMs);
   }
 
   private trackingLine(): string {

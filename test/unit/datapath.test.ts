@@ -16,6 +16,7 @@ import { jsonLine } from '../../src/output/json.js';
 import { formatNft } from '../../src/output/nft.js';
 import { TextFormatter } from '../../src/output/text.js';
 import { formatVerdict } from '../../src/output/verdict.js';
+import { TraceInterleave, placeTraceEvents } from '../../src/trace/nft.js';
 import { type HookPrograms, type TcPosition, VerdictStage } from '../../src/trace/verdicts.js';
 import { validateDatapath, validateJsonLine } from '../helpers/schema.js';
 
@@ -122,6 +123,47 @@ test('hooks without other programs pass events straight through', () => {
   push(ev('tc:ingress'), 'last');
   assert.equal(out.length, 1);
   assert.equal(out[0]!.verdict, null);
+});
+
+/** A trace event of nftables at `func`, for the skb `skb`. */
+const nftEv = (func: string, skb: bigint, rule: string) => ev(func, {
+  skb, probe: { type: 'nft', name: 'nft' },
+  nft: { family: 'inet', table: 'cni', chain: 'forward', handle: 4, rule, kind: 'rule', verdict: 'drop', target: null, traceId: 1 },
+});
+const wrapped = (e: TraceEvent) => ({ e });
+const funcs = (list: Array<{ e: TraceEvent }>) => list.map(({ e }) => `${e.probe.type === 'nft' ? 'nft ' : ''}${e.func}`);
+
+test('trace events go after their skb at the same hook, else before its end, else last, with the time of what they follow', () => {
+  const A = 0xffff8881000a0000n;
+  const B = 0xffff8881000b0000n;
+  const batch = [ev('nf:ipv4:pre_routing', { skb: A }), ev('nf:ipv4:forward', { skb: A }), ev('kfree_skb', { skb: A }),
+    ev('nf:ipv4:local_in', { skb: B }), ev('consume_skb', { skb: B })].map(wrapped);
+  const atHook = nftEv('nf:ipv4:forward', A, 'drop');
+  const noHook = nftEv('nf:ipv4:input', B, 'accept');
+  const unknown = nftEv('nf:ipv4:forward', 0n, 'accept');
+  const placed = placeTraceEvents(batch, [atHook, noHook, unknown], wrapped);
+  assert.deepEqual(funcs(placed), ['nf:ipv4:pre_routing', 'nf:ipv4:forward', 'nft nf:ipv4:forward', 'kfree_skb',
+    'nf:ipv4:local_in', 'nft nf:ipv4:input', 'consume_skb', 'nft nf:ipv4:forward']);
+  assert.equal(atHook.sinceStartNs, batch[1]!.e.sinceStartNs);
+  assert.equal(noHook.sinceStartNs, batch[3]!.e.sinceStartNs);
+});
+
+test('records wait one pump for trace events polled after them: a drop read before its nft verdict still follows it', () => {
+  const A = 0xffff8881000a0000n;
+  const B = 0xffff8881000b0000n;
+  const interleave = new TraceInterleave(wrapped);
+  // The ring held the drop; nftables' event of the same packet came after the poll before that drain.
+  const first = [ev('nf:ipv4:pre_routing', { skb: A }), ev('nf:ipv4:forward', { skb: A }), ev('kfree_skb', { skb: A })].map(wrapped);
+  assert.deepEqual(interleave.next(first, []), []);
+  const second = [ev('netif_receive_skb', { skb: B }), ev('nf:ipv4:forward', { skb: B })].map(wrapped);
+  const out = interleave.next(second, [nftEv('nf:ipv4:forward', A, 'drop')]);
+  assert.deepEqual(funcs(out), ['nf:ipv4:pre_routing', 'nf:ipv4:forward', 'nft nf:ipv4:forward', 'kfree_skb']);
+  // No longer than one pump: the next one lets the second batch out, with a trace event the last poll brought.
+  const third = [ev('consume_skb', { skb: B })].map(wrapped);
+  assert.deepEqual(funcs(interleave.next(third, [nftEv('nf:ipv4:forward', B, 'accept')])),
+    ['netif_receive_skb', 'nf:ipv4:forward', 'nft nf:ipv4:forward']);
+  assert.deepEqual(funcs(interleave.flush([])), ['consume_skb']);
+  assert.deepEqual(interleave.flush([nftEv('nf:ipv4:forward', 0n, 'accept')]).length, 1);
 });
 
 /** An NFT_MSG_TRACE payload as the kernel sends it: nfgenmsg, then big-endian attributes. */
