@@ -10,6 +10,7 @@ import os from 'node:os';
 import { summaryLine } from '../output/summary.js';
 import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
+import { commandEnvironment } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { prepare, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
@@ -66,7 +67,7 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
       header: (notObserved) => traceHeader(prepared, argv.slice(2), command, notObserved),
       started: (s) => (session = s),
       attached: () => {
-        child = spawn(command[0]!, command.slice(1), { stdio: ['inherit', 'inherit', 'inherit'] });
+        child = spawn(command[0]!, command.slice(1), { stdio: ['inherit', 'inherit', 'inherit'], env: commandEnvironment() });
         child.once('error', (e: NodeJS.ErrnoException) => {
           say(`pktpath: ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
           status = e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;

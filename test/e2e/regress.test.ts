@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Lab, run, twoHosts } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { pktpathPrivately, waitNoPrograms } from '../helpers/tracer.js';
+import { PKTPATH, pktpathPrivately, waitNoPrograms } from '../helpers/tracer.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
@@ -90,6 +90,13 @@ test('record: a header that explains the trace, then the events; every line vali
   const missing = await pktpath(['record', '--out', file('missing.jsonl'), '--', 'no-such-command-pktpath']);
   assert.equal(missing.code, 127, missing.stderr);
   assert.match(missing.stderr, /no-such-command-pktpath: command not found/);
+  // Started as a user starts it (the script, by its first line): Node starts without NODE_EXTRA_CA_CERTS
+  // (no warning about the missing file), the command gets it back.
+  const ca = '/nonexistent/pktpath-test-ca.pem';
+  const env = await run('unshare', ['--net', '--', 'env', `NODE_EXTRA_CA_CERTS=${ca}`, PKTPATH, 'record', '--out', file('env.jsonl'),
+    '--filter-ip', '192.0.2.2', '--', 'sh', '-c', `test "$NODE_EXTRA_CA_CERTS" = ${ca} && test -z "\${PKTPATH_NODE_EXTRA_CA_CERTS+set}"`]);
+  assert.equal(env.code, 0, env.stderr);
+  assert.doesNotMatch(env.stderr, /extra certs/i);
   // Released by the kernel once the process is gone (asynchronously).
   assert.deepEqual(await waitNoPrograms(), []);
 });

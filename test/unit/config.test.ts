@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/config.js';
+import { commandEnvironment } from '../../src/cli/environment.js';
 import { UsageError, parseRingSize } from '../../src/cli/values.js';
 import { encodeConfig, encodeTracepointSlots } from '../../src/decode/config.js';
 import { CONFIG_LAYOUT, TP_POINT_LAYOUT } from '../../src/decode/layout.js';
@@ -122,4 +123,14 @@ test('privileges are read from the effective capability set', () => {
   assert.match(missingPrivileges(0n) ?? '', /CAP_BPF/);
   // CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN without CAP_SYS_ADMIN: cannot enter namespaces.
   assert.match(missingPrivileges((1n << 39n) | (1n << 38n) | (1n << 12n)) ?? '', /CAP_SYS_ADMIN/);
+});
+
+test('commands run for the user get back what pktpath\'s start set aside, and only that', () => {
+  const ca = '/etc/ssl/certs/ca-certificates.crt';
+  assert.deepEqual(commandEnvironment({ PATH: '/bin', PKTPATH_NODE_EXTRA_CA_CERTS: ca }), { PATH: '/bin', NODE_EXTRA_CA_CERTS: ca });
+  // Unset before pktpath started: the script's first line set it aside empty.
+  assert.deepEqual(commandEnvironment({ PATH: '/bin', PKTPATH_NODE_EXTRA_CA_CERTS: '' }), { PATH: '/bin' });
+  // Set again meanwhile (node run by hand with it): that value stays.
+  assert.deepEqual(commandEnvironment({ NODE_EXTRA_CA_CERTS: '/x.pem', PKTPATH_NODE_EXTRA_CA_CERTS: ca }), { NODE_EXTRA_CA_CERTS: '/x.pem' });
+  assert.deepEqual(commandEnvironment({ PATH: '/bin' }), { PATH: '/bin' });
 });
