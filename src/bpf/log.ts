@@ -26,23 +26,47 @@ export function installLogCapture(): void {
   }, Math.max(echoLevel, LEVEL_INFO));
 }
 
+/** Operations under way with libbpf's messages off: they come back on when the last ends. */
+let quiet = 0;
+
+function quietBegin(): void {
+  if (quiet++ === 0) libbpfPrintEnabled(false);
+}
+
+function quietEnd(): void {
+  if (--quiet === 0) libbpfPrintEnabled(true);
+}
+
 /**
- * Runs `fn` with libbpf's messages off, and again with them on if it threw: loading an object, libbpf says thousands of things (each a call from C
+ * Runs `fn` with libbpf's messages off, and again with them on if it threw:
+ * loading an object, libbpf says thousands of things (each a call from C
  * into JavaScript: ~25 ms for the default plan), and only a failure's need
  * quoting. With PKTPATH_LIBBPF_DEBUG they stay on.
  */
 export function quietlyOrAgain<T>(fn: () => T): T {
   installLogCapture();
   if (echoLevel >= 0) return fn();
-  libbpfPrintEnabled(false);
+  quietBegin();
   try {
     return fn();
   } catch {
     // Done again below, with the messages that explain the failure.
   } finally {
-    libbpfPrintEnabled(true);
+    quietEnd();
   }
   return fn();
+}
+
+/** Runs the asynchronous `fn` (loads on other threads) with libbpf's messages off until it settles. */
+export async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  installLogCapture();
+  if (echoLevel >= 0) return fn();
+  quietBegin();
+  try {
+    return await fn();
+  } finally {
+    quietEnd();
+  }
 }
 
 /** Marks where the messages of one operation start. */

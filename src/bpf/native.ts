@@ -12,6 +12,9 @@ import koffi from 'koffi';
 
 export type Ptr = bigint;
 
+/** What an asynchronous call that could not be made returns. */
+const EIO = 5;
+
 const libbpfSo = koffi.load('libbpf.so.1');
 const libc = koffi.load('libc.so.6');
 const closeFn = libc.func('int close(int fd)');
@@ -20,6 +23,8 @@ koffi.opaque('bpf_object');
 koffi.opaque('bpf_program');
 koffi.opaque('bpf_map');
 koffi.opaque('bpf_link');
+
+const objectLoadFn = libbpfSo.func('int bpf_object__load(bpf_object *obj)');
 
 /**
  * `void (*)(level, fmt, va_list)`: va_list is passed through to vasprintf. The
@@ -69,6 +74,18 @@ const ProgLoadOpts = koffi.struct('pktpath_bpf_prog_load_opts', {
   log_buf: 'char *',
 });
 
+/** libbpf 1.1's struct bpf_map_create_opts, up to map_flags (its `sz` says so). */
+const MapCreateOpts = koffi.struct('pktpath_bpf_map_create_opts', {
+  sz: 'size_t',
+  btf_fd: 'uint32_t',
+  btf_key_type_id: 'uint32_t',
+  btf_value_type_id: 'uint32_t',
+  btf_vmlinux_value_type_id: 'uint32_t',
+  inner_map_fd: 'uint32_t',
+  map_flags: 'uint32_t',
+});
+const MAP_CREATE_OPTS_SIZE = koffi.sizeof(MapCreateOpts);
+
 /** libbpf 1.1's struct bpf_object_open_opts, up to btf_custom_path (its `sz` says so). */
 const ObjectOpenOpts = koffi.struct('pktpath_bpf_object_open_opts', {
   sz: 'size_t',
@@ -81,12 +98,21 @@ const ObjectOpenOpts = koffi.struct('pktpath_bpf_object_open_opts', {
 });
 export const OBJECT_OPEN_OPTS_SIZE = koffi.sizeof(ObjectOpenOpts);
 
+const mapCreateFn = libbpfSo.func('int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const pktpath_bpf_map_create_opts *opts)');
+
 export const libbpf = {
   set_print: libbpfSo.func('void *libbpf_set_print(pktpath_libbpf_print *fn)'),
   num_possible_cpus: libbpfSo.func('int libbpf_num_possible_cpus(void)'),
 
   object__open_file: libbpfSo.func('bpf_object *bpf_object__open_file(const char *path, const pktpath_bpf_object_open_opts *opts)'),
-  object__load: libbpfSo.func('int bpf_object__load(bpf_object *obj)'),
+  object__load: objectLoadFn,
+  /**
+   * bpf_object__load on a thread of libuv's pool: the kernel verifies a
+   * program in the thread that loads it, so objects loaded at once verify on
+   * as many cores. Messages it prints while JavaScript is busy wait for it.
+   */
+  object__loadAsync: (obj: Ptr): Promise<number> =>
+    new Promise((resolve) => objectLoadFn.async(obj, (err: unknown, rc: number) => resolve(err ? -EIO : rc))),
   object__close: libbpfSo.func('void bpf_object__close(bpf_object *obj)'),
   object__find_program_by_name: libbpfSo.func('bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),
   object__find_map_by_name: libbpfSo.func('bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
@@ -102,6 +128,16 @@ export const libbpf = {
   program__set_insns: libbpfSo.func('int bpf_program__set_insns(bpf_program *prog, const void *insns, size_t cnt)'),
 
   map__fd: libbpfSo.func('int bpf_map__fd(bpf_map *map)'),
+  map__name: libbpfSo.func('const char *bpf_map__name(bpf_map *map)') as (map: Ptr) => string,
+  map__type: libbpfSo.func('int bpf_map__type(bpf_map *map)') as (map: Ptr) => number,
+  map__key_size: libbpfSo.func('uint32_t bpf_map__key_size(bpf_map *map)') as (map: Ptr) => number,
+  map__value_size: libbpfSo.func('uint32_t bpf_map__value_size(bpf_map *map)') as (map: Ptr) => number,
+  map__max_entries: libbpfSo.func('uint32_t bpf_map__max_entries(bpf_map *map)') as (map: Ptr) => number,
+  map__map_flags: libbpfSo.func('uint32_t bpf_map__map_flags(bpf_map *map)') as (map: Ptr) => number,
+  map_create: (type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number): number =>
+    mapCreateFn(type, name, keySize, valueSize, maxEntries, {
+      sz: MAP_CREATE_OPTS_SIZE, btf_fd: 0, btf_key_type_id: 0, btf_value_type_id: 0, btf_vmlinux_value_type_id: 0, inner_map_fd: 0, map_flags: flags,
+    }) as number,
   map__reuse_fd: libbpfSo.func('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
   map__set_max_entries: libbpfSo.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
   map__set_initial_value: libbpfSo.func('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),

@@ -54,6 +54,18 @@ export class BpfMap {
     const rc = libbpf.map__set_max_entries(this.ptr, n) as number;
     if (rc < 0) throw new BpfError(`sizing map ${this.name} to ${n}`, rc);
   }
+  /**
+   * A new map in the kernel with this one's definition (type, sizes,
+   * entries, flags), before load: for maps several objects share, created
+   * before any of them loads. The caller owns the fd.
+   */
+  createLike(): number {
+    const p = this.ptr;
+    const fd = libbpf.map_create(libbpf.map__type(p), libbpf.map__name(p).slice(0, 15), libbpf.map__key_size(p),
+      libbpf.map__value_size(p), libbpf.map__max_entries(p), libbpf.map__map_flags(p));
+    if (fd < 0) throw new BpfError(`creating map ${this.name}`, fd, [], remedyFor(fd));
+    return fd;
+  }
   setInitialValue(data: Buffer): void {
     const rc = libbpf.map__set_initial_value(this.ptr, data, data.length) as number;
     if (rc < 0) throw new BpfError(`setting the initial value of ${this.name} (${data.length} bytes)`, rc);
@@ -106,6 +118,16 @@ export class BpfObject {
     if (rc < 0) {
       throw new BpfError(`loading ${this.label}`, rc, logTailSince(mark), remedyFor(rc));
     }
+  }
+
+  /**
+   * load() on a thread of libuv's pool, with objects loading alongside. Its
+   * error quotes nothing: messages printed then are not this object's alone
+   * (load it again synchronously for those).
+   */
+  async loadAsync(): Promise<void> {
+    const rc = await libbpf.object__loadAsync(this.ptr);
+    if (rc < 0) throw new BpfError(`loading ${this.label}`, rc, [], remedyFor(rc));
   }
 
   close(): void {

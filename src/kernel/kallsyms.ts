@@ -28,10 +28,12 @@ export const MAX_SYMBOL_OFFSET = 1 << 20;
 export type Symbols = Pick<Kallsyms, 'lookup' | 'format'>;
 
 /**
- * /proc/kallsyms read and parsed on a thread of its own, started before the
- * probes are attached: the first drop or caller of a trace otherwise stalls
- * the reader for ~100 ms (reading and parsing 120k lines) just as the ring
- * fills fastest. A lookup before the thread is done reads the file itself.
+ * /proc/kallsyms read and parsed on a thread of its own, started as the
+ * probes are attached (not while they load: the kernel verifies them on
+ * every core then): the first drop or caller of a trace otherwise stalls the
+ * reader for ~100 ms (reading and parsing 120k lines) just as the ring fills
+ * fastest. A lookup before the thread is done reads the file itself (sooner
+ * than the thread, which takes ~35 ms more to start, would answer).
  * Symbols of BPF programs loaded later (pktpath's own among them) are not in
  * it: their stack frames stay addresses (see dropProbeFrames).
  */

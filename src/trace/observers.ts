@@ -23,7 +23,7 @@ import { followTopology, tcWhere } from './follow.js';
 import { FunctionObservers, functionLines } from './functions.js';
 import { NfObservers, nfWhere } from './netfilter.js';
 import { NftTracer } from './nft.js';
-import { type ProbeInstance, ProbeSet, type TracepointLoad } from './probes.js';
+import { type LoadRequest, type ProbeInstance, ProbeSet, type TracepointLoad } from './probes.js';
 import { ProgramObservers } from './progs.js';
 import { attachedLine } from './status.js';
 import { TcObservers, attachLastTcx } from './tc.js';
@@ -63,6 +63,22 @@ export interface ObserverContext {
   status(line: string): void;
   /** False once the session is stopping: attaching ends at the next step. */
   goingOn(): boolean;
+}
+
+/** An instance asked for before it is needed: its point, its request, and what loading it with others made. */
+interface Ahead {
+  id: number;
+  request: LoadRequest;
+  loaded: ProbeInstance[] | null;
+}
+
+/** What Observers.loadFirst loaded. */
+interface FirstLoads {
+  /** The plan's tracepoints, with their points, and what became of their objects (one per TP_SLOTS). */
+  tracepoints: { loads: TracepointLoad[]; ahead: Array<ProbeInstance[] | null> } | null;
+  tcLast: Ahead | null;
+  beforeNat: Ahead | null;
+  afterNat: Ahead | null;
 }
 
 export class Observers {
@@ -136,9 +152,30 @@ export class Observers {
     };
   }
 
-  /** The plan's tracepoints, loaded together (one object for up to TP_SLOTS of them), each linked on its own. */
-  private attachTracepoints(tracepoints: readonly TracepointAttachment[], attempt: (what: string, fn: () => void) => void): void {
-    const loads: TracepointLoad[] = tracepoints.map((tp) => ({
+  /**
+   * The objects the plan's attachments start from — the tracepoints', the
+   * last tc observer's, the netfilter observers' — loaded at once
+   * (ProbeSet.loadTogether: on two cores, in about the time of the largest).
+   * Each keeps its point id and request: where its load failed, it is loaded
+   * again on its own, in turn, to report why.
+   */
+  private async loadFirst(): Promise<FirstLoads> {
+    const { plan, filter } = this.ctx;
+    const tracepoints = plan.tracepoints.length > 0 ? this.tracepointLoads(plan.tracepoints) : null;
+    const tpRequests = tracepoints ? this.probes.tracepointRequests(this.probeConfig(0), tracepoints, filter.compiled) : [];
+    const tcLast = plan.template.tcDirections.length > 0 ? this.tcRequest('last') : null;
+    const nf = plan.template.netfilter;
+    const beforeNat = nf.some((h) => !h.afterNat) ? this.nfRequest({ type: 'netfilter', name: 'netfilter' }) : null;
+    const afterNat = nf.some((h) => h.afterNat) ? this.nfRequest({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }) : null;
+    const others = [tcLast, beforeNat, afterNat].filter((a): a is Ahead => a !== null);
+    const loaded = await this.probes.loadTogether([...tpRequests, ...others.map((a) => a.request)]);
+    others.forEach((a, i) => (a.loaded = loaded[tpRequests.length + i]!));
+    return { tracepoints: tracepoints && { loads: tracepoints, ahead: loaded.slice(0, tpRequests.length) }, tcLast, beforeNat, afterNat };
+  }
+
+  /** The plan's tracepoints as loads, each with its point. */
+  private tracepointLoads(tracepoints: readonly TracepointAttachment[]): TracepointLoad[] {
+    return tracepoints.map((tp) => ({
       label: `tracepoint ${tp.name}`,
       target: tp.name,
       slot: {
@@ -146,7 +183,11 @@ export class Observers {
         skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
       },
     }));
-    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled);
+  }
+
+  /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own. */
+  private attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): void {
+    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, ahead);
     loads.forEach((load, i) => {
       attempt(load.label, () => {
         const inst = loaded[i]!;
@@ -187,9 +228,11 @@ export class Observers {
       return this.ctx.goingOn();
     };
 
-    if (plan.tracepoints.length > 0) {
+    if (!(await goOn())) return;
+    const first = await this.loadFirst();
+    if (first.tracepoints) {
       if (!(await goOn())) return;
-      this.attachTracepoints(plan.tracepoints, attempt);
+      this.attachTracepoints(first.tracepoints, attempt);
     }
 
     if (plan.functions.length > 0) {
@@ -213,9 +256,9 @@ export class Observers {
 
     if (plan.template.tcDirections.length > 0) {
       attempt('tc', () => {
-        const last = this.tcInstance('last');
+        const last = this.tcInstance(first.tcLast!);
         const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
-        this.tc = new TcObservers({ last, first: () => this.tcInstance('first') }, plan.template.tcDirections, this.ctx.status, attach,
+        this.tc = new TcObservers({ last, first: () => this.tcInstance(this.tcRequest('first')) }, plan.template.tcDirections, this.ctx.status, attach,
           this.programs ? (found) => this.programs!.addAll(found, 'tc') : undefined);
       });
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
@@ -234,13 +277,9 @@ export class Observers {
     }
 
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
-    const template = plan.template.netfilter;
-    if (template.some((h) => !h.afterNat)) {
-      attempt('netfilter', () => (this.nfPrograms.beforeNat = this.nfInstance({ type: 'netfilter', name: 'netfilter' }).program));
-    }
-    if (template.some((h) => h.afterNat)) {
-      attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.nfInstance({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }).program));
-    }
+    const { beforeNat, afterNat } = first;
+    if (beforeNat) attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat).program));
+    if (afterNat) attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat).program));
     for (const n of plan.netfilter) {
       if (!(await goOn())) return;
       attempt(nfWhere(n), () => this.nf.add(n));
@@ -295,16 +334,25 @@ export class Observers {
     this.nfHookFunction = true;
   }
 
-  /** A tc observer instance: `last` in every traced chain, `first` where other programs run. */
-  private tcInstance(position: 'first' | 'last'): ProbeInstance['program'] & { id: number } {
+  /** A tc observer instance to load: `last` in every traced chain, `first` where other programs run. */
+  private tcRequest(position: 'first' | 'last'): Ahead {
     const id = this.addPoint({ type: 'tc', name: 'tc', position });
-    const inst = this.probes.load('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled);
+    return { id, request: this.probes.request('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled), loaded: null };
+  }
+
+  private nfRequest(point: PointInfo): Ahead {
+    const id = this.addPoint(point);
+    return { id, request: this.probes.request('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled), loaded: null };
+  }
+
+  private tcInstance(a: Ahead): ProbeInstance['program'] & { id: number } {
+    const inst = this.instance(a);
     return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
   }
 
-  private nfInstance(point: PointInfo): ProbeInstance {
-    const id = this.addPoint(point);
-    return this.probes.load('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled);
+  /** The instance asked for: as loaded together with others, else loaded now (and its refusal said). */
+  private instance(a: Ahead): ProbeInstance {
+    return (a.loaded ?? this.probes.loadRequest(a.request))[0]!;
   }
 
   /** Runs fn inside `netns` with a route socket of it: `rtnl`, the topology's, or one opened for the call. */

@@ -9,8 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
-import { quietlyOrAgain } from '../bpf/log.js';
+import { quietly, quietlyOrAgain } from '../bpf/log.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
+import { c } from '../bpf/native.js';
 import type { EbpfInsn } from '../bpf/insn.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
@@ -111,9 +112,18 @@ export interface ProbeInstance {
 }
 
 /** One program of an object: what it attaches to (BTF-typed kinds) and what names it in errors. */
-interface ProgramLoad {
+export interface ProgramLoad {
   label: string;
   target?: AttachTarget;
+}
+
+/** One object to load: its kind, configuration, programs, filter and (kinds with slots) slot data. */
+export interface LoadRequest {
+  kind: ProbeKind;
+  config: ProbeConfig;
+  programs: readonly ProgramLoad[];
+  filter: CompiledFilter | null;
+  slotData?: Buffer;
 }
 
 /** A tracepoint for loadTracepoints(): its program's slot, name in errors and tracepoint. */
@@ -125,7 +135,11 @@ export interface TracepointLoad {
 
 export class ProbeSet {
   private readonly objects: BpfObject[] = [];
-  /** The shared maps' fds (for the next instances to reuse) and their handles, once the first instance is loaded. */
+  /**
+   * The shared maps' fds (each object reuses them) and their handles: made
+   * from the first object opened, before it loads, so that objects can load
+   * at once.
+   */
   private shared: { fds: Record<SharedMap, number>; maps: ProbeMaps } | null = null;
 
   /** --filter-skb-expr, compiled: written into every probe with the region. */
@@ -150,43 +164,96 @@ export class ProbeSet {
    */
   load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget,
     filter: CompiledFilter | null = null): ProbeInstance {
+    return this.loadRequest(this.request(kind, config, label, attachTarget, filter))[0]!;
+  }
+
+  /** What load() loads, as a request for loadTogether. */
+  request(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget, filter: CompiledFilter | null = null): LoadRequest {
     // A kind with slots loaded for one point: the point's slot with no optional arguments.
     const slotData = kind === 'tracepoint'
       ? encodeTracepointSlots([{ pointId: config.pointId, frees: false, skbArg: config.skbArg, reasonArg: -1, locationArg: -1, devArg: -1 }], TP_SLOTS)
       : undefined;
-    return this.loadPrograms(kind, config, [{ label, target: attachTarget }], filter, slotData)[0]!;
+    return { kind, config, programs: [{ label, target: attachTarget }], filter, slotData };
+  }
+
+
+  /** The objects loadTracepoints loads for `points` (as few as the slots allow), as requests for loadTogether. */
+  tracepointRequests(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null): LoadRequest[] {
+    const out: LoadRequest[] = [];
+    for (let at = 0; at < points.length; at += TP_SLOTS) {
+      const chunk = points.slice(at, at + TP_SLOTS);
+      out.push({
+        kind: 'tracepoint', config, programs: chunk.map((p) => ({ label: p.label, target: p.target })), filter,
+        slotData: encodeTracepointSlots(chunk.map((p) => p.slot), TP_SLOTS),
+      });
+    }
+    return out;
   }
 
   /**
    * Loads tracepoint programs in as few objects as the slots allow. Where the
    * kernel refuses an object, each of its tracepoints is loaded in an object
    * of its own, so the refused one is named and the others still load.
+   * `ahead`: what loadTogether made of tracepointRequests(), object by object.
    * Returns, per tracepoint, its instance or why it did not load.
    */
-  loadTracepoints(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null): Array<ProbeInstance | Error> {
+  loadTracepoints(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null,
+    ahead: ReadonlyArray<ProbeInstance[] | null> = []): Array<ProbeInstance | Error> {
     const out: Array<ProbeInstance | Error> = [];
-    const loadSome = (some: readonly TracepointLoad[]) =>
-      this.loadPrograms('tracepoint', config, some.map((p) => ({ label: p.label, target: p.target })), filter,
-        encodeTracepointSlots(some.map((p) => p.slot), TP_SLOTS));
-    for (let at = 0; at < points.length; at += TP_SLOTS) {
-      const chunk = points.slice(at, at + TP_SLOTS);
+    const requests = this.tracepointRequests(config, points, filter);
+    requests.forEach((request, i) => {
+      const loaded = ahead[i];
+      if (loaded) {
+        out.push(...loaded);
+        return;
+      }
       try {
-        out.push(...loadSome(chunk));
+        out.push(...this.loadRequest(request));
       } catch (e) {
-        if (chunk.length === 1) {
+        if (request.programs.length === 1) {
           out.push(e as Error);
-          continue;
+          return;
         }
-        for (const p of chunk) {
+        for (const p of points.slice(i * TP_SLOTS, (i + 1) * TP_SLOTS)) {
           try {
-            out.push(...loadSome([p]));
+            out.push(...this.loadRequest(this.tracepointRequests(config, [p], filter)[0]!));
           } catch (e1) {
             out.push(e1 as Error);
           }
         }
       }
-    }
+    });
     return out;
+  }
+
+  /**
+   * Loads several objects at once, each on a thread of libuv's pool: the
+   * kernel verifies a program in the thread that loads it, so the objects
+   * verify on as many cores as there are. Each loads quietly with the build
+   * its kind is known to load with, else the first; where that fails the
+   * answer is null, for the caller's own load to try the other builds and
+   * quote the verifier.
+   */
+  async loadTogether(requests: readonly LoadRequest[]): Promise<Array<ProbeInstance[] | null>> {
+    const opened = requests.map((r) => {
+      const { build, noTask } = this.chosen.get(r.kind) ?? { build: 0, noTask: false };
+      try {
+        const config = noTask ? { ...r.config, noTask } : r.config;
+        return { r, build, ...this.openBuild(r.kind, PROBES[r.kind][build]!, config, r.programs, r.filter, r.slotData) };
+      } catch {
+        return null;
+      }
+    });
+    const loaded = await quietly(() => Promise.all(opened.map((o) => o?.object.loadAsync().then(() => true, () => false) ?? false)));
+    return opened.map((o, i) => {
+      if (!o) return null;
+      if (!loaded[i]) {
+        o.object.close();
+        return null;
+      }
+      if (!this.chosen.has(o.r.kind)) this.chosen.set(o.r.kind, { build: o.build, noTask: false });
+      return this.adopt(o.object, o.programs);
+    });
   }
 
   /**
@@ -195,8 +262,7 @@ export class ProbeSet {
    * builds are tried in order until one loads; when none does, the error is
    * the last build's (the one that asks least of the kernel).
    */
-  private loadPrograms(kind: ProbeKind, config: ProbeConfig, programs: readonly ProgramLoad[], filter: CompiledFilter | null,
-    slotData?: Buffer): ProbeInstance[] {
+  loadRequest({ kind, config, programs, filter, slotData }: LoadRequest): ProbeInstance[] {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
     let { build, noTask } = known ?? { build: 0, noTask: false };
@@ -228,6 +294,19 @@ export class ProbeSet {
 
   private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, programs: readonly ProgramLoad[],
     filter: CompiledFilter | null, slotData: Buffer | undefined): ProbeInstance[] {
+    const { object, programs: loaded } = this.openBuild(kind, spec, config, programs, filter, slotData);
+    try {
+      object.load();
+    } catch (e) {
+      object.close();
+      throw e;
+    }
+    return this.adopt(object, loaded);
+  }
+
+  /** Opens a build and configures it for `programs`, ready to load. */
+  private openBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, programs: readonly ProgramLoad[],
+    filter: CompiledFilter | null, slotData: Buffer | undefined): { object: BpfObject; programs: BpfProgram[] } {
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
       throw new BpfError(`opening probe ${file}`, -2, [], 'run `npm run build` to build the probes');
@@ -243,11 +322,8 @@ export class ProbeSet {
       for (const unused of [...names.slice(programs.length), ...(spec.others ?? [])]) object.program(unused).setAutoload(false);
       object.rodata().setInitialValue(encodeConfig(config));
       if (spec.slots && slotData) object.map(spec.slots.slotMap).setInitialValue(slotData);
-      if (this.shared) {
-        for (const name of SHARED_MAPS) object.map(name).reuseFd(this.shared.fds[name]);
-      } else {
-        object.map('events').setMaxEntries(this.ringSize);
-      }
+      const shared = this.shared ?? (this.shared = this.createShared(object));
+      for (const name of SHARED_MAPS) object.map(name).reuseFd(shared.fds[name]);
       programs.forEach((p, i) => {
         const program = loaded[i]!;
         if (TARGETED.has(kind)) {
@@ -279,26 +355,40 @@ export class ProbeSet {
         // libbpf 1.1 does not know the "netfilter" section: say what it is.
         if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       });
-      object.load();
-      if (!this.shared) {
-        const fds = Object.fromEntries(SHARED_MAPS.map((m) => [m, object.map(m).fd])) as Record<SharedMap, number>;
-        this.shared = {
-          fds,
-          maps: {
-            eventsFd: fds.events,
-            lost: new PerCpuArray(fds.lost),
-            stacks: new StackTraceMap(fds.stacks),
-            trackedSkbs: new HashMap(fds.tracked_skbs, 8),
-            trackStats: new PerCpuArray(fds.track_stats),
-          },
-        };
-      }
-      this.objects.push(object);
-      return loaded.map((program) => ({ object, program }));
+      return { object, programs: loaded };
     } catch (e) {
       object.close();
       throw e;
     }
+  }
+
+  /** A loaded object joins the set: its programs as instances. */
+  private adopt(object: BpfObject, programs: BpfProgram[]): ProbeInstance[] {
+    this.objects.push(object);
+    return programs.map((program) => ({ object, program }));
+  }
+
+  /** The shared maps, made from `object`'s definitions (every probe has them: probes/include/maps.h). */
+  private createShared(object: BpfObject): NonNullable<ProbeSet['shared']> {
+    object.map('events').setMaxEntries(this.ringSize);
+    const fds: Partial<Record<SharedMap, number>> = {};
+    try {
+      for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();
+    } catch (e) {
+      for (const fd of Object.values(fds)) c.close(fd);
+      throw e;
+    }
+    const all = fds as Record<SharedMap, number>;
+    return {
+      fds: all,
+      maps: {
+        eventsFd: all.events,
+        lost: new PerCpuArray(all.lost),
+        stacks: new StackTraceMap(all.stacks),
+        trackedSkbs: new HashMap(all.tracked_skbs, 8),
+        trackStats: new PerCpuArray(all.track_stats),
+      },
+    };
   }
 
   /** The shared maps; null until the first instance is loaded. */
@@ -306,9 +396,10 @@ export class ProbeSet {
     return this.shared?.maps ?? null;
   }
 
-  /** Unloads every instance (links must be closed first). */
+  /** Unloads every instance (links must be closed first), and lets go of the shared maps. */
   close(): void {
     for (const object of this.objects.splice(0).reverse()) object.close();
+    for (const fd of Object.values(this.shared?.fds ?? {})) c.close(fd);
     this.shared = null;
   }
 }

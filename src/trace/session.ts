@@ -10,7 +10,7 @@ import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
-import { type Symbols, backgroundKallsyms } from '../kernel/kallsyms.js';
+import { backgroundKallsyms } from '../kernel/kallsyms.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
@@ -70,8 +70,6 @@ export class TraceSession {
   private readonly observers: Observers;
   private readonly names: NameBook;
   private ring: RingReader | null = null;
-  /** Kernel symbols for drop locations, callers and stacks. */
-  private symbols: Symbols | null = null;
   private enricher: Enricher | null = null;
   private stage: VerdictStage | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -112,8 +110,6 @@ export class TraceSession {
     let attachMs = 0;
     try {
       const o = this.observers;
-      // Read while the probes load (the kernel verifying them leaves a core to spare).
-      this.symbols = backgroundKallsyms();
       await o.attach();
       attachMs = performance.now() - t0;
       for (const d of o.probes.degraded) this.hooks.status(`pktpath: ${d}`);
@@ -156,7 +152,8 @@ export class TraceSession {
 
   private startReading(): void {
     const maps = this.observers.probes.maps!;
-    const symbols = this.symbols ?? backgroundKallsyms();
+    // Read once the probes are attached: while they load, the kernel verifies them on every core.
+    const symbols = backgroundKallsyms();
     this.enricher = new Enricher({
       points: this.observers.points,
       names: this.names,
