@@ -27,14 +27,14 @@ export function installLogCapture(): void {
 }
 
 /** Operations under way with libbpf's messages off: they come back on when the last ends. */
-let quiet = 0;
+let quietOps = 0;
 
 function quietBegin(): void {
-  if (quiet++ === 0) libbpfPrintEnabled(false);
+  if (quietOps++ === 0) libbpfPrintEnabled(false);
 }
 
 function quietEnd(): void {
-  if (--quiet === 0) libbpfPrintEnabled(true);
+  if (--quietOps === 0) libbpfPrintEnabled(true);
 }
 
 /**
@@ -57,16 +57,20 @@ export function quietlyOrAgain<T>(fn: () => T): T {
   return fn();
 }
 
-/** Runs the asynchronous `fn` (loads on other threads) with libbpf's messages off until it settles. */
-export async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * Turns libbpf's messages off for loads on other threads (left on with
+ * PKTPATH_LIBBPF_DEBUG); the function returned turns them back on once no
+ * quiet operation is left.
+ */
+export function quiet(): () => void {
   installLogCapture();
-  if (echoLevel >= 0) return fn();
+  if (echoLevel >= 0) return () => {};
   quietBegin();
-  try {
-    return await fn();
-  } finally {
-    quietEnd();
-  }
+  let ended = false;
+  return () => {
+    if (!ended) quietEnd();
+    ended = true;
+  };
 }
 
 /** Marks where the messages of one operation start. */

@@ -235,7 +235,10 @@ export function cString(p: Ptr): string {
 
 /** Copies `len` bytes of native memory into a Buffer. */
 export function copyBytes(p: Ptr, len: number): Buffer {
-  return Buffer.from(new Uint8Array(koffi.view(p, len)).slice());
+  // One copy into a fresh buffer (Buffer.from of a typed array copies it through a slower path).
+  const out = Buffer.allocUnsafe(len);
+  out.set(new Uint8Array(koffi.view(p, len)));
+  return out;
 }
 
 /**

@@ -65,17 +65,21 @@ export interface ObserverContext {
   goingOn(): boolean;
 }
 
-/** An instance asked for before it is needed: its point, its request, and what loading it with others made. */
-interface Ahead {
+/** An instance asked for: its point and its request. */
+interface Asked {
   id: number;
   request: LoadRequest;
-  loaded: ProbeInstance[] | null;
 }
 
-/** What Observers.loadFirst loaded. */
+/** One set loading with others: what it becomes (null: refused, to be loaded again on its own). */
+interface Ahead extends Asked {
+  loaded: Promise<ProbeInstance[] | null>;
+}
+
+/** What Observers.loadFirst set loading. */
 interface FirstLoads {
-  /** The plan's tracepoints, with their points, and what became of their objects (one per TP_SLOTS). */
-  tracepoints: { loads: TracepointLoad[]; ahead: Array<ProbeInstance[] | null> } | null;
+  /** The plan's tracepoints, with their points, and what becomes of their objects (one per TP_SLOTS). */
+  tracepoints: { loads: TracepointLoad[]; ahead: Promise<Array<ProbeInstance[] | null>> } | null;
   tcLast: Ahead | null;
   beforeNat: Ahead | null;
   afterNat: Ahead | null;
@@ -134,6 +138,8 @@ export class Observers {
     this.programs?.close();
     await this.functions?.close();
     closeAll(this.links);
+    // A stop while attaching: loads may still be under way on other threads.
+    await this.probes.settled();
     this.probes.close();
   }
 
@@ -154,12 +160,12 @@ export class Observers {
 
   /**
    * The objects the plan's attachments start from — the tracepoints', the
-   * last tc observer's, the netfilter observers' — loaded at once
-   * (ProbeSet.loadTogether: on two cores, in about the time of the largest).
-   * Each keeps its point id and request: where its load failed, it is loaded
-   * again on its own, in turn, to report why.
+   * last tc observer's, the netfilter observers' — set loading at once
+   * (ProbeSet.loadTogether: on two cores, in about the time of the largest),
+   * each with its point id and request: where its load fails, it is loaded
+   * again on its own, when its turn comes, to report why.
    */
-  private async loadFirst(): Promise<FirstLoads> {
+  private loadFirst(): FirstLoads {
     const { plan, filter } = this.ctx;
     const tracepoints = plan.tracepoints.length > 0 ? this.tracepointLoads(plan.tracepoints) : null;
     const tpRequests = tracepoints ? this.probes.tracepointRequests(this.probeConfig(0), tracepoints, filter.compiled) : [];
@@ -167,10 +173,13 @@ export class Observers {
     const nf = plan.template.netfilter;
     const beforeNat = nf.some((h) => !h.afterNat) ? this.nfRequest({ type: 'netfilter', name: 'netfilter' }) : null;
     const afterNat = nf.some((h) => h.afterNat) ? this.nfRequest({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }) : null;
-    const others = [tcLast, beforeNat, afterNat].filter((a): a is Ahead => a !== null);
-    const loaded = await this.probes.loadTogether([...tpRequests, ...others.map((a) => a.request)]);
-    others.forEach((a, i) => (a.loaded = loaded[tpRequests.length + i]!));
-    return { tracepoints: tracepoints && { loads: tracepoints, ahead: loaded.slice(0, tpRequests.length) }, tcLast, beforeNat, afterNat };
+    const others = [tcLast, beforeNat, afterNat].filter((a): a is Asked => a !== null);
+    const loads = this.probes.loadTogether([...tpRequests, ...others.map((a) => a.request)]);
+    const ahead = (a: Asked | null): Ahead | null => (a === null ? null : { ...a, loaded: loads[tpRequests.length + others.indexOf(a)]! });
+    return {
+      tracepoints: tracepoints && { loads: tracepoints, ahead: Promise.all(loads.slice(0, tpRequests.length)) },
+      tcLast: ahead(tcLast), beforeNat: ahead(beforeNat), afterNat: ahead(afterNat),
+    };
   }
 
   /** The plan's tracepoints as loads, each with its point. */
@@ -186,8 +195,8 @@ export class Observers {
   }
 
   /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own. */
-  private attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): void {
-    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, ahead);
+  private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<void> {
+    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, await ahead);
     loads.forEach((load, i) => {
       attempt(load.label, () => {
         const inst = loaded[i]!;
@@ -229,17 +238,7 @@ export class Observers {
     };
 
     if (!(await goOn())) return;
-    const first = await this.loadFirst();
-    if (first.tracepoints) {
-      if (!(await goOn())) return;
-      this.attachTracepoints(first.tracepoints, attempt);
-    }
-
-    if (plan.functions.length > 0) {
-      if (!(await goOn())) return;
-      await this.attachFunctions(goOn);
-      if (!this.ctx.goingOn()) return;
-    }
+    const first = this.loadFirst();
 
     // Followed from the start, so that devices and chains that change while attaching are not missed.
     if (this.ctx.opts.scope !== null) {
@@ -254,11 +253,13 @@ export class Observers {
       }, new Set(plan.tracePrograms));
     }
 
-    if (plan.template.tcDirections.length > 0) {
+    // tc first: its object loads soonest, and each tcx link waits for an RCU grace period, while the tracepoints' load goes on.
+    if (first.tcLast) {
+      const loaded = await first.tcLast.loaded;
       attempt('tc', () => {
-        const last = this.tcInstance(first.tcLast!);
+        const last = this.tcProgram(this.instance(first.tcLast!, loaded));
         const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
-        this.tc = new TcObservers({ last, first: () => this.tcInstance(this.tcRequest('first')) }, plan.template.tcDirections, this.ctx.status, attach,
+        this.tc = new TcObservers({ last, first: () => this.tcProgram(this.instance(this.tcRequest('first'), null)) }, plan.template.tcDirections, this.ctx.status, attach,
           this.programs ? (found) => this.programs!.addAll(found, 'tc') : undefined);
       });
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
@@ -267,6 +268,19 @@ export class Observers {
         if (!(await goOn())) return;
         attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
       }
+    }
+
+    if (first.tracepoints) {
+      if (!(await goOn())) return;
+      await this.attachTracepoints(first.tracepoints, attempt);
+    }
+
+    if (plan.functions.length > 0) {
+      // Their loads quote the verifier when refused: with no quiet load under way.
+      await this.probes.settled();
+      if (!(await goOn())) return;
+      await this.attachFunctions(goOn);
+      if (!this.ctx.goingOn()) return;
     }
 
     if (this.programs?.hooks.has('xdp')) {
@@ -278,8 +292,14 @@ export class Observers {
 
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
     const { beforeNat, afterNat } = first;
-    if (beforeNat) attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat).program));
-    if (afterNat) attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat).program));
+    if (beforeNat) {
+      const loaded = await beforeNat.loaded;
+      attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat, loaded).program));
+    }
+    if (afterNat) {
+      const loaded = await afterNat.loaded;
+      attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat, loaded).program));
+    }
     for (const n of plan.netfilter) {
       if (!(await goOn())) return;
       attempt(nfWhere(n), () => this.nf.add(n));
@@ -335,24 +355,23 @@ export class Observers {
   }
 
   /** A tc observer instance to load: `last` in every traced chain, `first` where other programs run. */
-  private tcRequest(position: 'first' | 'last'): Ahead {
+  private tcRequest(position: 'first' | 'last'): Asked {
     const id = this.addPoint({ type: 'tc', name: 'tc', position });
-    return { id, request: this.probes.request('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled), loaded: null };
+    return { id, request: this.probes.request('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled) };
   }
 
-  private nfRequest(point: PointInfo): Ahead {
+  private nfRequest(point: PointInfo): Asked {
     const id = this.addPoint(point);
-    return { id, request: this.probes.request('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled), loaded: null };
+    return { id, request: this.probes.request('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled) };
   }
 
-  private tcInstance(a: Ahead): ProbeInstance['program'] & { id: number } {
-    const inst = this.instance(a);
+  private tcProgram(inst: ProbeInstance): ProbeInstance['program'] & { id: number } {
     return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
   }
 
-  /** The instance asked for: as loaded together with others, else loaded now (and its refusal said). */
-  private instance(a: Ahead): ProbeInstance {
-    return (a.loaded ?? this.probes.loadRequest(a.request))[0]!;
+  /** The instance asked for: as loaded together with others (`loaded`), else loaded now, and its refusal said. */
+  private instance(a: Asked, loaded: ProbeInstance[] | null): ProbeInstance {
+    return (loaded ?? this.probes.loadRequest(a.request))[0]!;
   }
 
   /** Runs fn inside `netns` with a route socket of it: `rtnl`, the topology's, or one opened for the call. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
-import { quietly, quietlyOrAgain } from '../bpf/log.js';
+import { quiet, quietlyOrAgain } from '../bpf/log.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import { c } from '../bpf/native.js';
 import type { EbpfInsn } from '../bpf/insn.js';
@@ -226,34 +226,48 @@ export class ProbeSet {
     return out;
   }
 
+  /** Loads of loadTogether still under way. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
   /**
    * Loads several objects at once, each on a thread of libuv's pool: the
    * kernel verifies a program in the thread that loads it, so the objects
-   * verify on as many cores as there are. Each loads quietly with the build
-   * its kind is known to load with, else the first; where that fails the
-   * answer is null, for the caller's own load to try the other builds and
-   * quote the verifier.
+   * verify on as many cores as there are. Each is opened here and starts
+   * loading at once, while the next is opened. Each loads quietly with the
+   * build its kind is known to load with, else the first; where that fails
+   * the answer is null, for the caller's own load to try the other builds
+   * and quote the verifier. One promise per request.
    */
-  async loadTogether(requests: readonly LoadRequest[]): Promise<Array<ProbeInstance[] | null>> {
-    const opened = requests.map((r) => {
-      const { build, noTask } = this.chosen.get(r.kind) ?? { build: 0, noTask: false };
-      try {
-        const config = noTask ? { ...r.config, noTask } : r.config;
-        return { r, build, ...this.openBuild(r.kind, PROBES[r.kind][build]!, config, r.programs, r.filter, r.slotData) };
-      } catch {
-        return null;
-      }
-    });
-    const loaded = await quietly(() => Promise.all(opened.map((o) => o?.object.loadAsync().then(() => true, () => false) ?? false)));
-    return opened.map((o, i) => {
-      if (!o) return null;
-      if (!loaded[i]) {
-        o.object.close();
-        return null;
-      }
-      if (!this.chosen.has(o.r.kind)) this.chosen.set(o.r.kind, { build: o.build, noTask: false });
-      return this.adopt(o.object, o.programs);
-    });
+  loadTogether(requests: readonly LoadRequest[]): Array<Promise<ProbeInstance[] | null>> {
+    const loud = quiet();
+    const loads = requests.map((r) => this.loadQuietly(r));
+    const all = Promise.allSettled(loads).then(loud);
+    this.inFlight.add(all);
+    void all.then(() => this.inFlight.delete(all));
+    return loads;
+  }
+
+  /** Once every load of loadTogether has ended (before close()). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inFlight]);
+  }
+
+  private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
+    const { build, noTask } = this.chosen.get(r.kind) ?? { build: 0, noTask: false };
+    let opened: ReturnType<ProbeSet['openBuild']>;
+    try {
+      opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.filter, r.slotData);
+    } catch {
+      return null;
+    }
+    try {
+      await opened.object.loadAsync();
+    } catch {
+      opened.object.close();
+      return null;
+    }
+    if (!this.chosen.has(r.kind)) this.chosen.set(r.kind, { build, noTask });
+    return this.adopt(opened.object, opened.programs);
   }
 
   /**

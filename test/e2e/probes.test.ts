@@ -1,11 +1,13 @@
 /**
  * Loading pktpath's own probes in this process (no attachment): a load that
  * fails says what libbpf and the verifier said, though loads run with
- * libbpf's messages off until one fails.
+ * libbpf's messages off until one fails; objects loaded together share
+ * their maps.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfError } from '../../src/bpf/errors.js';
+import { mapInfos } from '../../src/bpf/objects.js';
 import { ProbeSet, probeLoads } from '../../src/trace/probes.js';
 
 const CONFIG = { pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 };
@@ -30,4 +32,29 @@ test('a load the verifier refuses quotes its log', () => {
 test('every probe kind this kernel can attach loads (with its messages off), as doctor reports it', () => {
   const results = probeLoads(['tracepoint', 'tc', 'netfilter']);
   for (const [kind, r] of Object.entries(results)) assert.equal(r.error, null, `${kind}: ${r.error?.message}`);
+});
+
+test('objects loaded together share one ring; a refused one is null, and loaded again on its own it quotes the verifier', async () => {
+  const before = Math.max(0, ...mapInfos().map((m) => m.id));
+  const set = new ProbeSet(1 << 16);
+  try {
+    const good = set.request('tracepoint', CONFIG, 'test tracepoint', 'netif_receive_skb');
+    // kfree_skb's second argument is the caller's address, not an skb: refused.
+    const refused = set.request('tracepoint', { ...CONFIG, skbArg: 1 }, 'refused tracepoint', 'kfree_skb');
+    const tc = set.request('tc', CONFIG, 'test tc observer');
+    const [a, b, t] = await Promise.all(set.loadTogether([good, refused, tc]));
+    assert.ok(a && a[0]!.program.fd > 0, 'the tracepoint loaded');
+    assert.equal(b, null);
+    assert.ok(t && t[0]!.program.fd > 0, 'the tc observer loaded');
+    const rings = mapInfos().filter((m) => m.id > before && m.name === 'events');
+    assert.equal(rings.length, 1, 'one ring for every object');
+    assert.throws(() => set.loadRequest(refused), (e: unknown) => {
+      assert.ok(e instanceof BpfError, String(e));
+      assert.match(e.logTail.join('\n'), /invalid mem access|R\d+ /);
+      return true;
+    });
+  } finally {
+    await set.settled();
+    set.close();
+  }
 });
