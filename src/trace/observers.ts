@@ -106,7 +106,7 @@ export class Observers {
   private programs: ProgramObservers | null = null;
 
   constructor(private readonly ctx: ObserverContext) {
-    this.probes = new ProbeSet(ctx.opts.ringSize);
+    this.probes = new ProbeSet(ctx.opts.ringSize, undefined, ctx.opts.stack);
     this.probes.skbExpr = ctx.filter.skbExpr?.code ?? null;
     this.probes.tunnel = ctx.filter.tunnel;
     this.probes.skbMeta = ctx.opts.skbMeta?.code ?? null;

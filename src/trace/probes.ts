@@ -149,7 +149,8 @@ export class ProbeSet {
   /** --filter-tunnel-pcap-l2/-l3, translated: written into every probe with the tunnel regions. */
   tunnel: TunnelFilter | null = null;
 
-  constructor(readonly ringSize: number, readonly dir = probesDir()) {}
+  /** `stacks`: whether any probe will record stacks (without, the stack map is made with one entry, not 16 MiB of them). */
+  constructor(readonly ringSize: number, readonly dir = probesDir(), private readonly stacks = true) {}
 
   /** The build each kind loaded with (and whether without the task helpers), once one did. */
   private readonly chosen = new Map<ProbeKind, { build: number; noTask: boolean }>();
@@ -385,6 +386,7 @@ export class ProbeSet {
   /** The shared maps, made from `object`'s definitions (every probe has them: probes/include/maps.h). */
   private createShared(object: BpfObject): NonNullable<ProbeSet['shared']> {
     object.map('events').setMaxEntries(this.ringSize);
+    if (!this.stacks) object.map('stacks').setMaxEntries(1);
     const fds: Partial<Record<SharedMap, number>> = {};
     try {
       for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();
@@ -448,7 +450,7 @@ const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_
 export function probeLoads(kinds: readonly ProbeKind[] = LOADABLE_ALONE): Record<string, ProbeLoadResult> {
   const out: Record<string, ProbeLoadResult> = {};
   for (const kind of kinds) {
-    const set = new ProbeSet(1 << 16);
+    const set = new ProbeSet(1 << 16, undefined, false);
     try {
       set.load(kind, PLAIN, `pktpath's ${kind} probe`, DOCTOR_TARGETS[kind]);
       out[kind] = { error: null, degraded: set.degraded[0] ?? null };
