@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
 /*
  * The configuration every probe instance is loaded with, and the maps all
- * instances share: the first object loaded creates them, the others reuse
- * their file descriptors (src/trace/probes.ts).
+ * instances share: user space makes them from the first object's
+ * definitions, and every object reuses their file descriptors
+ * (src/trace/probes.ts).
  */
 #ifndef PKTPATH_MAPS_H
 #define PKTPATH_MAPS_H

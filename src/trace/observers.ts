@@ -196,7 +196,7 @@ export class Observers {
 
   /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own. */
   private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<void> {
-    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, await ahead);
+    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, await this.landed(ahead));
     loads.forEach((load, i) => {
       attempt(load.label, () => {
         const inst = loaded[i]!;
@@ -255,13 +255,15 @@ export class Observers {
 
     // tc first: its object loads soonest, and each tcx link waits for an RCU grace period, while the tracepoints' load goes on.
     if (first.tcLast) {
-      const loaded = await first.tcLast.loaded;
+      const loaded = await this.landedOne(first.tcLast);
       attempt('tc', () => {
         const last = this.tcProgram(this.instance(first.tcLast!, loaded));
         const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
         this.tc = new TcObservers({ last, first: () => this.tcProgram(this.instance(this.tcRequest('first'), null)) }, plan.template.tcDirections, this.ctx.status, attach,
           this.programs ? (found) => this.programs!.addAll(found, 'tc') : undefined);
       });
+      // Other programs found on a device load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
+      if (this.programs) await this.probes.settled();
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
       for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
       for (const { netns, iface } of this.tc ? byDevice.values() : []) {
@@ -293,11 +295,11 @@ export class Observers {
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
     const { beforeNat, afterNat } = first;
     if (beforeNat) {
-      const loaded = await beforeNat.loaded;
+      const loaded = await this.landedOne(beforeNat);
       attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat, loaded).program));
     }
     if (afterNat) {
-      const loaded = await afterNat.loaded;
+      const loaded = await this.landedOne(afterNat);
       attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat, loaded).program));
     }
     for (const n of plan.netfilter) {
@@ -367,6 +369,22 @@ export class Observers {
 
   private tcProgram(inst: ProbeInstance): ProbeInstance['program'] & { id: number } {
     return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
+  }
+
+  /**
+   * What loads set going together became. Where one was refused, the rest
+   * end first: it is loaded again on its own, and libbpf's messages (the
+   * verifier's log, which also tells which build to try next) stay off
+   * while any quiet load is under way.
+   */
+  private async landed(loads: Promise<Array<ProbeInstance[] | null>>): Promise<Array<ProbeInstance[] | null>> {
+    const loaded = await loads;
+    if (loaded.includes(null)) await this.probes.settled();
+    return loaded;
+  }
+
+  private async landedOne(a: Ahead): Promise<ProbeInstance[] | null> {
+    return (await this.landed(Promise.all([a.loaded])))[0]!;
   }
 
   /** The instance asked for: as loaded together with others (`loaded`), else loaded now, and its refusal said. */

@@ -1,8 +1,9 @@
 /**
  * pktpath's own probe objects (probes/*.bpf.c), instantiated per observation
  * point. All instances share one ring buffer, one lost counter, one stack map
- * and the skb-tracking maps: the first instance creates them, the others
- * reuse them.
+ * and the skb-tracking maps: made from the first object's definitions before
+ * any object loads, and reused by every one, so that objects can load at
+ * once (loadTogether).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,9 +60,13 @@ const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap:
 
 export const PROBES = {
   tracepoint: [
+    // Filter regions of 1024 instructions: 17 programs verify faster with less to walk (probes/include/filter.h).
     { file: 'tracepoint.bpf.o', ...TP_PROGRAMS },
     // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
     { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS },
+    // A filter that does not fit: regions of 4096.
+    { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
+    { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
   ],
   fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],

@@ -102,6 +102,21 @@ describe('builds for older kernels', () => {
   });
 });
 
+describe('a filter wider than the tracepoints\' usual build', () => {
+  test('a filter of ~2000 instructions loads the tracepoint build with wider regions and sees the packet there', async () => {
+    // Eight IPv6 hosts: 2138 instructions for the L2 region, more than the usual build's 1024.
+    const hosts = Array.from({ length: 8 }, (_, i) => `host 2001:db8::${(i + 0x100).toString(16)}`);
+    const tracer = await startTracer(['--output-tuple', 'icmp6', 'and', '(', [...hosts, 'host 2001:db8::2'].join(' or '), ')']);
+    const ping = await lab.exec(A, ['ping', '-6', '-c', '1', '-W', '2', '2001:db8::2']);
+    const { code, events, stderr } = await tracer.stop();
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /not observed/);
+    const at = new Set(events.filter((e) => e.tuple?.daddr === '2001:db8::2' && e.probe.type === 'tracepoint').map((e) => e.func));
+    for (const f of ['net_dev_queue', 'netif_receive_skb']) assert.ok(at.has(f), `${f} not seen: ${[...at].join(' ')}`);
+  });
+});
+
 describe('IPv6 ping', () => {
   test('the echo request passes the IPv6 hooks in order', async () => {
     const tracer = await startTracer(['--filter-dst-ip', '2001:db8::2', '--filter-proto', 'icmp6']);

@@ -129,6 +129,24 @@ test('the unused rest of a filter region is skipped by a branch the verifier kno
   assert.equal(skipRest(2).length, 2);
 });
 
+test('a filter region\'s length is read from the probe: the marker and the no-ops after it; one filter, encoded per length', async () => {
+  const { FILTER_MAGIC, injectRegion, regionLength } = await import('../../src/filter/inject.js');
+  const { Alu, Class, NOP, Src, encode, insn } = await import('../../src/bpf/insn.js');
+  const marker = insn(Class.ALU64 | Alu.MOV | Src.K, 0, 0, 0, FILTER_MAGIC.l2);
+  const after = insn(Class.ALU64 | Alu.MOV | Src.X, 1, 0, 0, 0);
+  const program = (n: number) => encode([after, marker, ...new Array(n - 1).fill(NOP), after, NOP]);
+  assert.equal(regionLength(program(6), 1), 6);
+  assert.equal(regionLength(program(1), 1), 1);
+  const code = [insn(Class.ALU64 | Alu.MOV | Src.K, 0, 0, 0, 1)];
+  for (const n of [6, 20, 6]) {
+    const out = injectRegion(program(n), FILTER_MAGIC.l2, code, 'test');
+    assert.equal(out.length, program(n).length);
+    // The instruction after the region is untouched: the region was as long as the probe made it.
+    assert.deepEqual(out.subarray((n + 1) * 8, (n + 2) * 8), encode([after]));
+    assert.equal(out.readInt16LE(3 * 8 + 2), n - 3, 'the skip over the rest of this region');
+  }
+});
+
 test('a traced program\'s exit: its verdict section follows the event, and names what it returned', async () => {
   const { returnedVerdict } = await import('../../src/output/verdict.js');
   const VF = EVENT_LAYOUT.verdict_section.fields;
