@@ -11,7 +11,7 @@
 
 /* Instructions per region. The tracepoint object is built with 1024 as well
  * (its 17 programs verify noticeably faster with less to walk), and with
- * this, the widest, for filters that need more (src/trace/probes.ts). */
+ * this, the widest, for filters that need more (src/trace/builds.ts). */
 #ifndef FILTER_REGION_INSNS
 #define FILTER_REGION_INSNS 4096
 #endif

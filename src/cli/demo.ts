@@ -11,7 +11,7 @@ import { missingPrivileges } from '../kernel/privileges.js';
 import { CNI, cniNode } from '../lab/cni.js';
 import { Lab, twoHosts } from '../lab/lab.js';
 import { summaryLine } from '../output/summary.js';
-import { probesDir } from '../trace/probes.js';
+import { probesDir } from '../trace/builds.js';
 import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';

@@ -12,7 +12,7 @@ import { testRun } from '../../src/bpf/testrun.js';
 import { translate } from '../../src/filter/cbpf-to-ebpf.js';
 import { FILTER_MAGIC, injectRegion } from '../../src/filter/inject.js';
 import { type CbpfInsn, LinkType, compilePcap, pcapVerdict } from '../../src/filter/pcap.js';
-import { probesDir } from '../../src/trace/probes.js';
+import { probesDir } from '../../src/trace/builds.js';
 import { corpus } from '../helpers/packets.js';
 
 const PACKETS = corpus();

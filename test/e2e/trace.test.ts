@@ -8,7 +8,7 @@ import { Lab, twoHosts } from '../../src/lab/lab.js';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { probesDir } from '../../src/trace/probes.js';
+import { probesDir } from '../../src/trace/builds.js';
 import { root } from '../helpers/probe-btf.js';
 import { assertSubsequence, startTracer, waitNoPrograms, type JsonEvent } from '../helpers/tracer.js';
 

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
 import { CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, TP_POINT_LAYOUT, TrackStat } from '../../src/decode/layout.js';
-import { TP_SLOTS } from '../../src/trace/probes.js';
+import { TP_SLOTS } from '../../src/trace/builds.js';
 import { PROBE, eventBtf } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {

@@ -1,0 +1,81 @@
+/**
+ * The builds of pktpath's probes (probes/*.bpf.c, built by
+ * scripts/build-probes.sh): for each kind of observation point, the object
+ * files to try in order, and what each does without.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export function probesDir(): string {
+  return process.env.PKTPATH_PROBES_DIR ?? path.resolve(HERE, '../../../probes/build');
+}
+
+/**
+ * One build of a probe: its object file and program. Where a kernel refuses
+ * part of a probe (a kfunc), a later build that does without it is tried;
+ * where it refuses the current task's helpers to the program type (tc and
+ * netfilter on 6.12), the same build without them. The session says what is
+ * missing, and why.
+ */
+export interface ProbeBuild {
+  file: string;
+  program: string;
+  /** The object's other programs, not loaded with this one. */
+  others?: string[];
+  /** What this build does without, for the note. */
+  lacks?: string;
+  /**
+   * The object carries this many copies of the program, `program` + slot
+   * index, each configured by its slot of `slotMap`: one object is loaded
+   * for many points of the kind.
+   */
+  slots?: { count: number; slotMap: string };
+}
+
+/** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
+export const TP_SLOTS = 24;
+
+const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
+const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
+
+const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
+
+export const PROBES = {
+  tracepoint: [
+    // Filter regions of 1024 instructions: 17 programs verify faster with less to walk (probes/include/filter.h).
+    { file: 'tracepoint.bpf.o', ...TP_PROGRAMS },
+    // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
+    { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS },
+    // A filter that does not fit: regions of 4096.
+    { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
+    { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
+  ],
+  fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
+  kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
+  'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
+  tc: [
+    { file: 'tc.bpf.o', program: 'pktpath_tc' },
+    { file: 'tc_noct.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup' },
+    { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
+  ],
+  netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] }],
+  /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow (before 6.2, the build without bpf_rdonly_cast). */
+  'nf-hook': [
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
+    { file: 'netfilter_nocast.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
+  ],
+  /** Entry and exit of another tc or XDP program (--filter-trace-tc, --filter-trace-xdp). */
+  'prog-entry': [progProbe('pktpath_prog_entry')],
+  'prog-exit': [progProbe('pktpath_prog_exit')],
+  'prog-xdp-entry': [progProbe('pktpath_xdp_entry')],
+  'prog-xdp-exit': [progProbe('pktpath_xdp_exit')],
+} as const satisfies Record<string, readonly ProbeBuild[]>;
+export type ProbeKind = keyof typeof PROBES;
+
+/** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
+
+/** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
+export type AttachTarget = string | { progFd: number; func: string };
