@@ -34,8 +34,8 @@ export type Symbols = Pick<Kallsyms, 'lookup' | 'format'>;
  * reader for ~100 ms (reading and parsing 120k lines) just as the ring fills
  * fastest. A lookup before the thread is done reads the file itself (sooner
  * than the thread, which takes ~35 ms more to start, would answer).
- * Symbols of BPF programs loaded later (pktpath's own among them) are not in
- * it: their stack frames stay addresses (see dropProbeFrames).
+ * Symbols of BPF programs loaded later are not in it: their stack frames
+ * stay addresses (see dropProbeFrames).
  */
 export function backgroundKallsyms(path = '/proc/kallsyms'): Symbols & { ready: Promise<boolean> } {
   let symbols: Kallsyms | null = null;

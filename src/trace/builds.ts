@@ -26,6 +26,8 @@ export interface ProbeBuild {
   others?: string[];
   /** What this build does without, for the note. */
   lacks?: string;
+  /** Instructions of its filter regions, where fewer than the widest: a filter that needs more skips it. */
+  filterRegion?: number;
   /**
    * The object carries this many copies of the program, `program` + slot
    * index, each configured by its slot of `slotMap`: one object is loaded
@@ -45,9 +47,9 @@ const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap:
 export const PROBES = {
   tracepoint: [
     // Filter regions of 1024 instructions: 17 programs verify faster with less to walk (probes/include/filter.h).
-    { file: 'tracepoint.bpf.o', ...TP_PROGRAMS },
+    { file: 'tracepoint.bpf.o', ...TP_PROGRAMS, filterRegion: 1024 },
     // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
-    { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS },
+    { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS, filterRegion: 1024 },
     // A filter that does not fit: regions of 4096.
     { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
     { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
@@ -79,3 +81,10 @@ export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry',
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: number; func: string };
+
+/** The first build of `builds` from `from` on whose filter regions hold a filter of `insns` instructions. */
+export function nextFitting(builds: readonly ProbeBuild[], from: number, insns: number): number {
+  let i = from;
+  while (i < builds.length && builds[i]!.filterRegion !== undefined && insns > builds[i]!.filterRegion!) i++;
+  return i;
+}

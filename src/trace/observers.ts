@@ -194,9 +194,11 @@ export class Observers {
     }));
   }
 
-  /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own. */
-  private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<void> {
-    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, await this.landed(ahead));
+  /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own; false when the session stopped meanwhile. */
+  private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<boolean> {
+    const landed = await this.landed(ahead);
+    if (!this.ctx.goingOn()) return false;
+    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, landed);
     loads.forEach((load, i) => {
       attempt(load.label, () => {
         const inst = loaded[i]!;
@@ -205,6 +207,7 @@ export class Observers {
         this.tracepoints++;
       });
     });
+    return true;
   }
 
   /** Runs fn; a failure is reported as not observed and returned. */
@@ -251,30 +254,38 @@ export class Observers {
         probes: this.probes, filter: filter.compiled, addPoint: (info) => this.addPoint(info),
         config: (id, extra) => this.probeConfig(id, extra), attempt: (what, fn) => this.attempt(what, fn),
       }, new Set(plan.tracePrograms));
+      // Other programs found (tc, XDP) load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
+      await this.probes.settled();
     }
 
-    // tc first: its object loads soonest, and each tcx link waits for an RCU grace period, while the tracepoints' load goes on.
-    if (first.tcLast) {
+    const attachTc = async (): Promise<boolean> => {
+      if (!first.tcLast) return true;
       const loaded = await this.landedOne(first.tcLast);
+      if (!this.ctx.goingOn()) return false;
       attempt('tc', () => {
         const last = this.tcProgram(this.instance(first.tcLast!, loaded));
         const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), this.ctx.status) : attachLastTcx;
         this.tc = new TcObservers({ last, first: () => this.tcProgram(this.instance(this.tcRequest('first'), null)) }, plan.template.tcDirections, this.ctx.status, attach,
           this.programs ? (found) => this.programs!.addAll(found, 'tc') : undefined);
       });
-      // Other programs found on a device load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
-      if (this.programs) await this.probes.settled();
       const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
       for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
       for (const { netns, iface } of this.tc ? byDevice.values() : []) {
-        if (!(await goOn())) return;
+        if (!(await goOn())) return false;
         attempt(tcWhere(netns, iface), () => this.attachTc(netns, iface, null));
       }
-    }
-
-    if (first.tracepoints) {
-      if (!(await goOn())) return;
-      await this.attachTracepoints(first.tracepoints, attempt);
+      return true;
+    };
+    const attachTracepoints = async (): Promise<boolean> => {
+      if (!first.tracepoints) return true;
+      if (!(await goOn())) return false;
+      return this.attachTracepoints(first.tracepoints, attempt);
+    };
+    // tc first: its object loads soonest, and each tcx link waits for an RCU grace period while the
+    // tracepoints' object still verifies. With --filter-track-skb the tracepoints first: only the points
+    // that free an skb untrack what tc starts tracking.
+    for (const step of filter.trackSkb ? [attachTracepoints, attachTc] : [attachTc, attachTracepoints]) {
+      if (!(await step())) return;
     }
 
     if (plan.functions.length > 0) {
@@ -296,10 +307,12 @@ export class Observers {
     const { beforeNat, afterNat } = first;
     if (beforeNat) {
       const loaded = await this.landedOne(beforeNat);
+      if (!this.ctx.goingOn()) return;
       attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat, loaded).program));
     }
     if (afterNat) {
       const loaded = await this.landedOne(afterNat);
+      if (!this.ctx.goingOn()) return;
       attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat, loaded).program));
     }
     for (const n of plan.netfilter) {

@@ -20,7 +20,7 @@ import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
 import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
-import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, probesDir } from './builds.js';
+import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
 
 /** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -185,7 +185,7 @@ export class ProbeSet {
   }
 
   private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
-    const { build, noTask } = this.chosen.get(r.kind) ?? { build: 0, noTask: false };
+    const { build, noTask } = this.chosen.get(r.kind) ?? { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter)), noTask: false };
     let opened: ReturnType<ProbeSet['openBuild']>;
     try {
       opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.filter, r.slotData);
@@ -211,7 +211,8 @@ export class ProbeSet {
   loadRequest({ kind, config, programs, filter, slotData }: LoadRequest): ProbeInstance[] {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
-    let { build, noTask } = known ?? { build: 0, noTask: false };
+    const insns = filterInsns(filter);
+    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns), noTask: false };
     const refusals: Error[] = [];
     while (build < builds.length) {
       try {
@@ -232,7 +233,7 @@ export class ProbeSet {
         // Once a build loaded, a refusal is this instance's (its target, its filter), not the kernel's.
         if (known) break;
         if (!noTask && refusesTaskHelpers(e as Error)) noTask = true;
-        else build++;
+        else build = nextFitting(builds, build + 1, insns);
       }
     }
     throw refusals[refusals.length - 1]!;
@@ -355,6 +356,9 @@ export class ProbeSet {
 const PLAIN: ProbeConfig = {
   pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0,
 };
+
+/** The instructions a filter needs in a region: the larger of its two. */
+const filterInsns = (filter: CompiledFilter | null) => (filter ? Math.max(filter.l2.ebpf.length, filter.l3.ebpf.length) : 0);
 
 /** The verifier refused the current task's helpers to this program type. */
 function refusesTaskHelpers(e: Error): boolean {
