@@ -14,7 +14,7 @@
  *
  *   node dist/bench/run.js [--only=attach|flood|filter]
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Lab, twoHosts } from '../src/lab/lab.js';
@@ -93,8 +93,22 @@ function podsLab(tag: string, count: number): { lab: Lab; obs: string } {
   return { lab, obs };
 }
 
+/** Node's own start as bin/pktpath's `#!` line makes it (without NODE_EXTRA_CA_CERTS, the same flags): ms, median of 5. */
+function nodeStartMs(): number {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    spawnSync(process.execPath, ['--max-semi-space-size=4', '-e', '0'], { env, stdio: 'ignore' });
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
 async function benchAttach(): Promise<void> {
   console.log('start → attached (wall, Node\'s start included) and SIGINT → exited; default plan, filter --filter-dst-ip 192.0.2.2; medians of 3');
+  console.log(`  Node's own start (node -e 0, as bin/pktpath starts it): ${nodeStartMs().toFixed(0)} ms of each wall figure`);
   console.log(`  ${'namespaces'.padEnd(26)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
   for (const count of [0, 1, 10, 50]) {
     const { lab, obs } = podsLab(`ppat${count}`, count);

@@ -8,7 +8,7 @@ import { type Btf, vmlinuxBtf } from './btf/btf.js';
 import { BpfError } from './errors.js';
 import { returnImm } from './insn.js';
 import { type Link, attachKprobe, attachKprobeMulti, attachNetfilter, attachRawTracepoint, attachTcx } from './link.js';
-import { interfaces } from './native.js';
+import { interfaces } from './native/libc.js';
 import { Program, type ProgramSpec } from './program.js';
 
 export type Mechanism = 'tp_btf' | 'raw_tp' | 'tcx' | 'netfilter' | 'kprobe' | 'kprobe-multi' | 'fentry';

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import { AttachType, Cmd } from './abi.js';
 import { BpfError, remedyFor } from './errors.js';
 import { logMark, logTailSince } from './log.js';
-import { type Ptr, c, errno, isNull, libbpf, nativeStrings, sysBpf, sysPerfEventOpen } from './native.js';
+import { libbpf } from './native/libbpf.js';
+import { c, errno, sysBpf, sysPerfEventOpen } from './native/libc.js';
+import { type Ptr, isNull, nativeStrings } from './native/memory.js';
 import type { BpfProgram } from './object.js';
 
 export interface Link {

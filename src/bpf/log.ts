@@ -2,7 +2,7 @@
  * libbpf's messages (including the verifier log on a failed load) are caught
  * here instead of going to stderr, so errors can quote the tail that matters.
  */
-import { libbpfPrintEnabled, setLibbpfPrint } from './native.js';
+import { libbpfPrintEnabled, setLibbpfPrint } from './native/libbpf.js';
 
 const LEVEL_INFO = 1;
 

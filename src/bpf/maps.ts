@@ -2,7 +2,7 @@
  * Typed handles on maps, for reading them from user space. A handle borrows
  * the fd of the object that created the map and is valid while it is open.
  */
-import { libbpf } from './native.js';
+import { libbpf } from './native/libbpf.js';
 
 let possibleCpus = 0;
 export function numPossibleCpus(): number {

@@ -2,7 +2,9 @@
 import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
 import { kernelBtfPath } from './btf/btf.js';
-import { OBJECT_OPEN_OPTS_SIZE, type Ptr, copyBytes, errno, isNull, libbpf } from './native.js';
+import { OBJECT_OPEN_OPTS_SIZE, libbpf } from './native/libbpf.js';
+import { errno } from './native/libc.js';
+import { type Ptr, copyBytes, isNull } from './native/memory.js';
 
 export class BpfProgram {
   constructor(readonly ptr: Ptr, readonly name: string, private readonly objectName: string) {}

@@ -8,7 +8,8 @@
  */
 import { AttachType } from './abi.js';
 import { Btf } from './btf/btf.js';
-import { c, sysBpf, withNativeMemory } from './native.js';
+import { c, sysBpf } from './native/libc.js';
+import { withNativeMemory } from './native/memory.js';
 
 const Cmd = {
   PROG_GET_NEXT_ID: 11,

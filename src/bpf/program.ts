@@ -4,7 +4,8 @@
  */
 import { BpfError, remedyFor } from './errors.js';
 import { type EbpfInsn, encode } from './insn.js';
-import { c, progLoad } from './native.js';
+import { progLoad } from './native/libbpf.js';
+import { c } from './native/libc.js';
 
 export interface ProgramSpec {
   type: number;

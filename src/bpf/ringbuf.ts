@@ -7,7 +7,8 @@
  * once, the rare record that wraps is copied whole into a scratch buffer.
  */
 import { BpfError } from './errors.js';
-import { type Ptr, c, errno, viewOf } from './native.js';
+import { c, errno } from './native/libc.js';
+import { type Ptr, viewOf } from './native/memory.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;

@@ -1,6 +1,6 @@
 /** BPF_PROG_TEST_RUN: runs a loaded program once on a packet and returns its return value. */
 import { BpfError } from './errors.js';
-import { progTestRun } from './native.js';
+import { progTestRun } from './native/libbpf.js';
 
 export function testRun(prog: { fd: number; name: string }, data: Uint8Array): number {
   const { rc, retval } = progTestRun(prog.fd, data);

@@ -1,8 +1,8 @@
 /**
  * tcpdump expressions → classic BPF, compiled by libpcap itself (bound in
- * src/bpf/native.ts), so pktpath filters mean exactly what they mean to tcpdump.
+ * src/bpf/native/libpcap.ts), so pktpath filters mean exactly what they mean to tcpdump.
  */
-import { type CbpfInsnRaw, libpcap } from '../bpf/native.js';
+import { type CbpfInsnRaw, libpcap } from '../bpf/native/libpcap.js';
 
 /** One classic BPF instruction (struct bpf_insn). */
 export type CbpfInsn = CbpfInsnRaw;

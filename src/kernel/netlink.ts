@@ -3,10 +3,10 @@
  * for links and tc, nfnetlink for nftables). A socket belongs to the
  * namespace of the thread that opened it, so open one inside withNetns() to
  * talk to that namespace. Messages are built and parsed here, in TS; the
- * socket calls are libc's (src/bpf/native.ts).
+ * socket calls are libc's (src/bpf/native/libc.ts).
  */
 import { errnoName } from '../bpf/errors.js';
-import { c, errno } from '../bpf/native.js';
+import { c, errno } from '../bpf/native/libc.js';
 
 export const NETLINK_ROUTE = 0;
 export const NETLINK_NETFILTER = 12;

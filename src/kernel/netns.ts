@@ -4,7 +4,7 @@
  * devices.
  */
 import fs from 'node:fs';
-import { c, errno, interfaces } from '../bpf/native.js';
+import { c, errno, interfaces } from '../bpf/native/libc.js';
 
 const CLONE_NEWNET = 0x40000000;
 const O_RDONLY = 0;

@@ -5,7 +5,7 @@
  * table (made over nfnetlink directly: it must live exactly as long as one
  * socket), and the trace events of the `nftrace` netlink group.
  */
-import { NftOutput, type NftContextHandle, libnftables } from '../bpf/native.js';
+import { NftOutput, type NftContextHandle, libnftables } from '../bpf/native/libnftables.js';
 import {
   NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrStr, attrString, attrU32BE, attrs, nested,
 } from './netlink.js';

@@ -7,7 +7,7 @@
  *   ip netns exec NS node dist/src/lab/tcx-attach.js OBJ PROGRAM IFNAME ingress|egress [RODATA_HEX|-] [first]
  */
 import { attachTcx } from '../bpf/link.js';
-import { interfaces } from '../bpf/native.js';
+import { interfaces } from '../bpf/native/libc.js';
 import { BpfObject } from '../bpf/object.js';
 import { progIdOfFd } from '../bpf/objects.js';
 

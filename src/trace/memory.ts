@@ -6,7 +6,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { releaseFreeNativeMemory } from '../bpf/native.js';
+import { releaseFreeNativeMemory } from '../bpf/native/libc.js';
 
 let gc: (() => void) | null | undefined;
 

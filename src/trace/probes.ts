@@ -11,7 +11,7 @@ import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { quiet, quietlyOrAgain } from '../bpf/log.js';
 import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
-import { c } from '../bpf/native.js';
+import { c } from '../bpf/native/libc.js';
 import type { EbpfInsn } from '../bpf/insn.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';

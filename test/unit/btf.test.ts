@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Btf, BtfKind } from '../../src/bpf/btf/btf.js';
@@ -297,6 +297,11 @@ test(`vmlinux: ${vmlinux?.ownCount ?? 0} types parsed in ${parseMs.toFixed(1)} m
   for (const kind of ['INT', 'PTR', 'ARRAY', 'STRUCT', 'UNION', 'ENUM', 'TYPEDEF', 'CONST', 'FUNC', 'FUNC_PROTO']) {
     assert.ok((counts.get(kind) ?? 0) > 0, `no ${kind}`);
   }
+  // Mapped (where the kernel lets it be) or read, the same types.
+  const read = Btf.parse(readFileSync(VMLINUX));
+  assert.equal(read.ownCount, btf.ownCount);
+  assert.deepEqual(read.findByName('sk_buff', 'STRUCT'), ids);
+  assert.deepEqual(read.type(ids[0]!), btf.type(ids[0]!));
 });
 
 test('vmlinux: the btf_trace_ typedefs found in one pass are the ones found by name', { skip: skipVm }, () => {

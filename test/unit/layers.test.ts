@@ -135,3 +135,11 @@ test('files found from a module\'s own location climb out of its folder first, s
   }
   assert.deepEqual(sameFolder, []);
 });
+
+test('koffi is imported only by the native bindings (src/bpf/native/): every other module gets numbers, Buffers and strings', () => {
+  const native = join(SRC, 'bpf', 'native') + '/';
+  const users = sources(SRC).filter((f) => !f.startsWith(native) && importsOf(readFileSync(f, 'utf8')).includes('koffi'));
+  assert.deepEqual(users.map((f) => relative(SRC, f)), []);
+  // The rule is held against something: the bindings do import it.
+  assert.ok(sources(native).some((f) => importsOf(readFileSync(f, 'utf8')).includes('koffi')));
+});

@@ -78,12 +78,17 @@ test('on a TTY, lines written in one turn go out together at its end', async () 
 
 test('not a TTY: a half-full batch goes out after the delay', async () => {
   const out = new Collect();
-  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: 5 });
+  // A delay long next to a busy machine's scheduling: the timer must not beat the next turn of the loop.
+  const delay = 200;
+  const w = new BatchedWriter(out, { isTTY: false, maxDelayMs: delay });
+  const t0 = performance.now();
   w.write('a');
   await nextImmediate();
   assert.deepEqual(out.chunks, []);
-  await new Promise((r) => setTimeout(r, 30));
+  while (out.chunks.length === 0 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(out.chunks, ['a\n']);
+  // Node's timers may fire up to a millisecond early, never more.
+  assert.ok(performance.now() - t0 >= delay - 1, 'written before the delay');
 });
 
 test('EPIPE: onClosed once, no throw, later writes dropped, close resolves', async () => {

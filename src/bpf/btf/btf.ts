@@ -15,8 +15,17 @@ import {
   BTF_MAGIC, BtfKind, KIND_NAMES, type BtfHeader, type BtfType, type BtfTypeOf, type StructLayout, type StructMemberLayout,
 } from './types.js';
 import { decodeType, scanTypes } from './wire.js';
+import { mapFile } from '../native/libc.js';
 
 export * from './types.js';
+
+/** Btf's index of its own types by name offset: chains of type indexes (-1 ends one), `heads` by hash. */
+interface NameIndex {
+  heads: Int32Array;
+  next: Int32Array;
+  /** The hash is the top bits of the offset times a constant: 32 minus the table's bits. */
+  shift: number;
+}
 
 const HDR_MIN = 24;
 const MAX_DEPTH = 32;
@@ -28,6 +37,8 @@ export class Btf {
   readonly base: Btf | null;
 
   private readonly view: DataView;
+  /** The same type section as 32-bit words, for the scans over every type. */
+  private readonly words: Uint32Array;
   private readonly strBytes: Uint8Array;
   /** Whole string section as text when it is pure ASCII, so a name is a slice. */
   private readonly strText: string | null;
@@ -35,7 +46,7 @@ export class Btf {
   /** Byte offset (within `view`) of each own type, by `id - firstId`. */
   private readonly offsets: Uint32Array;
   private readonly kinds: Uint8Array;
-  private nameOffs: Uint32Array | null = null;
+  private names: NameIndex | null = null;
   private readonly decoder = new TextDecoder();
   private readonly readString = (off: number): string => this.str(off);
 
@@ -68,12 +79,18 @@ export class Btf {
     this.base = base;
     this.firstId = base ? base.firstId + base.ownCount : 1;
     this.strBase = base ? base.strBase + base.header.strLen : 0;
-    this.view = new DataView(buf.buffer, buf.byteOffset + typeStart, header.typeLen);
+    if (header.typeLen % 4 !== 0) throw new Error('BTF: the type section is not a whole number of 32-bit words');
+    // Words need an aligned start: a section found at an odd place (in an ELF file, say) is copied.
+    const types = (buf.byteOffset + typeStart) % 4 === 0
+      ? buf.subarray(typeStart, typeStart + header.typeLen)
+      : buf.slice(typeStart, typeStart + header.typeLen);
+    this.view = new DataView(types.buffer, types.byteOffset, types.byteLength);
+    this.words = new Uint32Array(types.buffer, types.byteOffset, types.byteLength / 4);
     this.strBytes = buf.subarray(strStart, strStart + header.strLen);
     // buffer.isAscii is native (vector instructions): a byte loop over vmlinux's 2–3 MB of names took 5–10 ms at start-up.
     this.strText = isAscii(this.strBytes) ? this.decoder.decode(this.strBytes) : null;
 
-    const { offsets, kinds } = scanTypes(this.view);
+    const { offsets, kinds } = scanTypes(this.words, header.typeLen);
     this.offsets = offsets;
     this.kinds = kinds;
   }
@@ -83,8 +100,8 @@ export class Btf {
     return new Btf(buf, base ?? null);
   }
 
-  static loadVmlinux(path = '/sys/kernel/btf/vmlinux'): Btf {
-    return new Btf(readFileSync(path), null);
+  static loadVmlinux(path = KERNEL_BTF): Btf {
+    return new Btf(path === KERNEL_BTF ? kernelBtfBytes() : readFileSync(path), null);
   }
 
   /** Module BTF, e.g. /sys/kernel/btf/nf_conntrack, which refers to vmlinux types. */
@@ -164,24 +181,12 @@ export class Btf {
   namedWithPrefix(prefix: string, kind: BtfType['kind']): Map<string, number[]> {
     const out = this.base ? this.base.namedWithPrefix(prefix, kind) : new Map<string, number[]>();
     const k = KIND_NAMES.indexOf(kind);
-    const p = Buffer.from(prefix);
-    const offs = this.nameOffsets();
-    const bytes = this.strBytes;
-    for (let i = 0; i < offs.length; i++) {
-      if (this.kinds[i] !== k || offs[i] === 0) continue;
-      const off = offs[i]!;
-      const at = off - this.strBase;
-      // Own strings are compared in place; a name from the base (split BTF) is read whole.
-      if (at >= 0) {
-        let j = 0;
-        while (j < p.length && bytes[at + j] === p[j]) j++;
-        if (j < p.length) continue;
-      }
+    for (const off of this.stringsStarting(prefix)) {
+      const ids = this.ownAt(off).filter((id) => this.kinds[id - this.firstId] === k);
+      if (ids.length === 0) continue;
       const name = this.str(off);
-      if (at < 0 && !name.startsWith(prefix)) continue;
-      const ids = out.get(name);
-      if (ids) ids.push(this.firstId + i);
-      else out.set(name, [this.firstId + i]);
+      const known = out.get(name);
+      out.set(name, known ? known.concat(ids) : ids);
     }
     return out;
   }
@@ -338,45 +343,73 @@ export class Btf {
   }
 
   /**
-   * Each own type's name offset, by `id - firstId`. Finding a name compares
-   * numbers: building a map of every name instead makes ~100k strings
-   * (~45 ms at start-up for a few dozen lookups).
+   * Own types by the offset of their name: a hash table in typed arrays, built
+   * on the first lookup by name. Finding a name is then a search of the string
+   * section (native) and a walk of one chain: no string is made per type
+   * (a map of every name is ~100 k strings, ~45 ms at start-up), and no pass
+   * over every type per lookup.
    */
-  private nameOffsets(): Uint32Array {
-    if (this.nameOffs) return this.nameOffs;
-    const offs = new Uint32Array(this.offsets.length);
-    const v = this.view;
-    for (let i = 0; i < offs.length; i++) offs[i] = v.getUint32(this.offsets[i]!, true);
-    return (this.nameOffs = offs);
+  private nameIndex(): NameIndex {
+    if (this.names) return this.names;
+    const n = this.offsets.length;
+    let bits = 1;
+    while (1 << bits < n * 2) bits++;
+    const heads = new Int32Array(1 << bits).fill(-1);
+    const next = new Int32Array(n);
+    const shift = 32 - bits;
+    const { words, offsets } = this;
+    // From the last type back, so that each chain lists its types in id order.
+    for (let i = n - 1; i >= 0; i--) {
+      const off = words[offsets[i]! >>> 2]!;
+      if (off === 0) continue;
+      const h = Math.imul(off, 0x9e3779b1) >>> shift;
+      next[i] = heads[h]!;
+      heads[h] = i;
+    }
+    return (this.names = { heads, next, shift });
+  }
+
+  /** Own types whose name is the string at `off`, in id order. */
+  private ownAt(off: number): number[] {
+    const { heads, next, shift } = this.nameIndex();
+    const ids: number[] = [];
+    for (let i = heads[Math.imul(off, 0x9e3779b1) >>> shift]!; i >= 0; i = next[i]!) {
+      if (this.words[this.offsets[i]! >>> 2] === off) ids.push(this.firstId + i);
+    }
+    return ids;
+  }
+
+  /** Where `needle` follows a NUL in this blob's own strings: the offsets of strings that start with it. */
+  private ownStringsAfterNul(needle: string): number[] {
+    const out: number[] = [];
+    const find = '\0' + needle;
+    if (this.strText !== null) {
+      for (let at = this.strText.indexOf(find); at >= 0; at = this.strText.indexOf(find, at + 1)) out.push(this.strBase + at + 1);
+    } else {
+      const bytes = Buffer.from(this.strBytes.buffer, this.strBytes.byteOffset, this.strBytes.byteLength);
+      const n = Buffer.from(find);
+      for (let at = bytes.indexOf(n); at >= 0; at = bytes.indexOf(n, at + 1)) out.push(this.strBase + at + 1);
+    }
+    return out;
+  }
+
+  /** Offsets of the strings that start with `prefix`, its base's first. Every string but the first (the empty one at 0) follows a NUL. */
+  private stringsStarting(prefix: string): number[] {
+    const out = this.base ? this.base.stringsStarting(prefix) : [];
+    return out.concat(this.ownStringsAfterNul(prefix));
   }
 
   /** Where `name` is, whole, in this blob's string sections (its base's first): offsets a type's name may have. */
   private stringOffsets(name: string): number[] {
     const out = this.base ? this.base.stringOffsets(name) : [];
     if (name === '') return out;
-    // Every string but the first (the empty one at 0) follows a NUL.
-    const needle = '\0' + name + '\0';
-    if (this.strText !== null) {
-      for (let at = this.strText.indexOf(needle); at >= 0; at = this.strText.indexOf(needle, at + 1)) out.push(this.strBase + at + 1);
-    } else {
-      const bytes = Buffer.from(this.strBytes.buffer, this.strBytes.byteOffset, this.strBytes.byteLength);
-      const n = Buffer.from(needle);
-      for (let at = bytes.indexOf(n); at >= 0; at = bytes.indexOf(n, at + 1)) out.push(this.strBase + at + 1);
-    }
-    return out;
+    return out.concat(this.ownStringsAfterNul(name + '\0'));
   }
 
-  /** Own types named `name`. */
+  /** Own types named `name`, in id order. */
   private ownNamed(name: string): number[] {
-    const wanted = this.stringOffsets(name);
-    const ids: number[] = [];
-    if (wanted.length === 0) return ids;
-    const offs = this.nameOffsets();
-    for (let i = 0; i < offs.length; i++) {
-      const o = offs[i]!;
-      if (o !== 0 && (o === wanted[0] || (wanted.length > 1 && wanted.includes(o)))) ids.push(this.firstId + i);
-    }
-    return ids;
+    const ids = this.stringOffsets(name).flatMap((off) => this.ownAt(off));
+    return ids.length > 1 ? ids.sort((a, b) => a - b) : ids;
   }
 
   private collectMembers(id: number, baseBits: number, out: Map<string, StructMemberLayout>, depth: number): void {
@@ -399,6 +432,18 @@ export class Btf {
 }
 
 let vmlinux: Btf | null | undefined;
+let kernelBtfMapping: Uint8Array | null = null;
+
+/**
+ * The kernel's BTF, mapped where the kernel lets it be (6.16+) and kept so for
+ * the process: sysfs hands out a read 4 KiB at a time, ~1300 system calls for
+ * vmlinux's 5 MB (10–20 ms of each start here), where the mapping costs under
+ * one. Read where it cannot be mapped.
+ */
+function kernelBtfBytes(): Uint8Array {
+  kernelBtfMapping ??= mapFile(KERNEL_BTF);
+  return kernelBtfMapping ?? readFileSync(KERNEL_BTF);
+}
 
 /** The running kernel's own BTF. */
 export const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
