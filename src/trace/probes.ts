@@ -66,6 +66,7 @@ export interface TracepointLoad {
 
 export class ProbeSet {
   private readonly objects: BpfObject[] = [];
+  private closed = false;
   /**
    * The shared maps' fds (each object reuses them) and their handles: made
    * from the first object opened, before it loads, so that objects can load
@@ -195,6 +196,11 @@ export class ProbeSet {
     try {
       await opened.object.loadAsync();
     } catch {
+      opened.object.close();
+      return null;
+    }
+    // Closed meanwhile (a caller that did not wait for settled()): the object is not the set's to keep.
+    if (this.closed) {
       opened.object.close();
       return null;
     }
@@ -346,6 +352,7 @@ export class ProbeSet {
 
   /** Unloads every instance (links must be closed first), and lets go of the shared maps. */
   close(): void {
+    this.closed = true;
     for (const object of this.objects.splice(0).reverse()) object.close();
     for (const fd of Object.values(this.shared?.fds ?? {})) c.close(fd);
     this.shared = null;

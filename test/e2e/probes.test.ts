@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfError } from '../../src/bpf/errors.js';
-import { mapInfos } from '../../src/bpf/objects.js';
+import { mapInfos, programs } from '../../src/bpf/objects.js';
 import { ProbeSet, probeLoads } from '../../src/trace/probes.js';
 
 const CONFIG = { pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 };
@@ -57,4 +57,17 @@ test('objects loaded together share one ring; a refused one is null, and loaded 
     await set.settled();
     set.close();
   }
+});
+
+test('a set closed while its objects still load keeps none of them: each is closed as its load ends', async () => {
+  const before = Math.max(0, ...programs().map((p) => p.id));
+  const set = new ProbeSet(1 << 16);
+  const loads = set.loadTogether([
+    set.request('tracepoint', CONFIG, 'test tracepoint', 'netif_receive_skb'),
+    set.request('tc', CONFIG, 'test tc observer'),
+  ]);
+  set.close();
+  assert.deepEqual(await Promise.all(loads), [null, null]);
+  await set.settled();
+  assert.deepEqual(programs().filter((p) => p.id > before && p.name.startsWith('pktpath')).map((p) => p.name), []);
 });
