@@ -247,6 +247,16 @@ test('synthetic BTF: split BTF continues ids and strings of its base', () => {
   assert.equal(split.structLayout('mod_s')?.members.get('f')?.typeId, 2);
 });
 
+test('synthetic BTF: a Buffer at an odd offset (a section in a file read whole) parses as a Uint8Array does', () => {
+  const blob = syntheticBlob();
+  const file = Buffer.alloc(blob.length + 1);
+  file.set(blob, 1);
+  const fromBuffer = Btf.parse(file.subarray(1));
+  const plain = Btf.parse(blob);
+  assert.equal(fromBuffer.ownCount, plain.ownCount);
+  for (let id = 1; id <= plain.maxId; id++) assert.deepEqual(fromBuffer.type(id), plain.type(id));
+});
+
 test('BTF: malformed blobs are rejected', () => {
   const good = syntheticBlob();
   assert.throws(() => Btf.parse(new Uint8Array(10)), /too short/);

@@ -83,7 +83,7 @@ export class Btf {
     // Words need an aligned start: a section found at an odd place (in an ELF file, say) is copied.
     const types = (buf.byteOffset + typeStart) % 4 === 0
       ? buf.subarray(typeStart, typeStart + header.typeLen)
-      : buf.slice(typeStart, typeStart + header.typeLen);
+      : new Uint8Array(buf.subarray(typeStart, typeStart + header.typeLen));
     this.view = new DataView(types.buffer, types.byteOffset, types.byteLength);
     this.words = new Uint32Array(types.buffer, types.byteOffset, types.byteLength / 4);
     this.strBytes = buf.subarray(strStart, strStart + header.strLen);
@@ -185,8 +185,9 @@ export class Btf {
       const ids = this.ownAt(off).filter((id) => this.kinds[id - this.firstId] === k);
       if (ids.length === 0) continue;
       const name = this.str(off);
+      // A name at two offsets (a string in the base and the module both): its ids still in id order.
       const known = out.get(name);
-      out.set(name, known ? known.concat(ids) : ids);
+      out.set(name, known ? known.concat(ids).sort((a, b) => a - b) : ids);
     }
     return out;
   }
