@@ -14,7 +14,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { vmlinuxBtf } from '../src/bpf/btf/btf.js';
+import { vmlinuxBtf } from '../src/bpf/btf/vmlinux.js';
 import { enableRunStats, linkInfos, programs } from '../src/bpf/objects.js';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 

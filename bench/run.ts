@@ -109,7 +109,7 @@ function nodeStartMs(): number {
 async function benchAttach(): Promise<void> {
   console.log('start → attached (wall, Node\'s start included) and SIGINT → exited; default plan, filter --filter-dst-ip 192.0.2.2; medians of 3');
   console.log(`  Node's own start (node -e 0, as bin/pktpath starts it): ${nodeStartMs().toFixed(0)} ms of each wall figure`);
-  console.log(`  ${'namespaces'.padEnd(26)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
+  console.log(`  ${'namespaces'.padEnd(32)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
   for (const count of [0, 1, 10, 50]) {
     const { lab, obs } = podsLab(`ppat${count}`, count);
     try {
@@ -126,7 +126,7 @@ async function benchAttach(): Promise<void> {
         links = /attached (\d+ links)/.exec(res.stderr)?.[1] ?? '?';
       }
       const what = count === 0 ? 'pktpath\'s own, no veth' : `${count} + pktpath's own, a veth each`;
-      console.log(`  ${what.padEnd(26)} ${pad(median(wall).toFixed(0), 8)} ${pad(median(inner).toFixed(0), 10)} ` +
+      console.log(`  ${what.padEnd(32)} ${pad(median(wall).toFixed(0), 8)} ${pad(median(inner).toFixed(0), 10)} ` +
         `${pad(median(detach).toFixed(0), 10)} ${pad(median(rss).toFixed(0), 12)}  ${links}`);
     } finally {
       lab.cleanup();

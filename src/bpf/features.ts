@@ -4,7 +4,8 @@
  * released. Each answer is worked out once per process.
  */
 import { AttachType, ProgType } from './abi.js';
-import { type Btf, vmlinuxBtf } from './btf/btf.js';
+import { type Btf } from './btf/btf.js';
+import { vmlinuxBtf } from './btf/vmlinux.js';
 import { BpfError } from './errors.js';
 import { returnImm } from './insn.js';
 import { type Link, attachKprobe, attachKprobeMulti, attachNetfilter, attachRawTracepoint, attachTcx } from './link.js';

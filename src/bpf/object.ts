@@ -1,7 +1,7 @@
 /** An eBPF object file (through libbpf): open, configure, load, and find its programs and maps. */
 import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
-import { kernelBtfPath } from './btf/btf.js';
+import { kernelBtfPath } from './btf/vmlinux.js';
 import { OBJECT_OPEN_OPTS_SIZE, libbpf } from './native/libbpf.js';
 import { errno } from './native/libc.js';
 import { type Ptr, copyBytes, isNull } from './native/memory.js';

@@ -1,7 +1,7 @@
 /** `pktpath doctor`: what this kernel allows, measured, and what pktpath will use. */
 import fs from 'node:fs';
 import Table from 'cli-table3';
-import { vmlinuxBtf } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { kernelFeatures } from '../kernel/features.js';
 import { describeRefusal, kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';

@@ -4,7 +4,7 @@ import { FilterTooLarge, compileFilter } from '../filter/expression.js';
 import { FilterSyntaxError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
 import { compileTunnelFilter } from '../filter/tunnel.js';
-import { vmlinuxBtf } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { InjectError } from '../filter/inject.js';
 import { TranslateError } from '../filter/cbpf-to-ebpf.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';

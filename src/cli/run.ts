@@ -4,7 +4,7 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import fs from 'node:fs';
-import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/btf.js';
+import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';

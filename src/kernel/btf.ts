@@ -3,7 +3,8 @@
  * its arguments, which functions take an skb, what the drop reasons are
  * called. The reader itself is src/bpf/btf.
  */
-import { type Btf, BtfKind, vmlinuxBtf } from '../bpf/btf/btf.js';
+import { type Btf, BtfKind } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { spellType } from '../bpf/btf/spell.js';
 
 /** One argument of a tracepoint, as BTF describes it (without the leading context pointer). */

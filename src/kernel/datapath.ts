@@ -5,7 +5,7 @@
  * from the kernel's own interfaces: BPF object ids and info, rtnetlink,
  * libnftables. pktpath's own programs are marked as such.
  */
-import { vmlinuxBtf } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { type ProgInfo, linkInfos, progInfoById, programs, tcxChain } from '../bpf/objects.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';

@@ -13,7 +13,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Btf, vmlinuxBtf } from '../bpf/btf/btf.js';
+import { Btf } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { probeFeature } from '../bpf/features.js';
 import { functionsTakingPointerTo } from './btf.js';
 import { describeRefusal } from './mechanisms.js';

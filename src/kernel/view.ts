@@ -3,7 +3,7 @@
  * system — tracepoint prototypes, features, namespaces and their devices —
  * gathered once, as plain data, so planning stays a pure function.
  */
-import { vmlinuxBtf } from '../bpf/btf/btf.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { tracepointProto } from './btf.js';
 import { type KernelFeatures, kernelFeatures } from './features.js';
 import { type BackendAvailability, type FunctionDiscovery, discoverSkbFunctions, functionBackends } from './functions.js';

@@ -4,7 +4,7 @@
  * session killed outright still leaves nothing attached.
  */
 import { performance } from 'node:perf_hooks';
-import { releaseVmlinuxBtf } from '../bpf/btf/btf.js';
+import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';

@@ -13,7 +13,7 @@ import { functionBackends } from '../../src/kernel/functions.js';
 import { CNI, cniNode } from '../../src/lab/cni.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
 import { kernelFeatures } from '../../src/kernel/features.js';
-import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { PKTPATH, type JsonEvent, startTracer } from '../helpers/tracer.js';
 
 const KERNEL = process.env.PKTPATH_GUEST_KERNEL ?? 'this kernel';

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Btf, BtfKind } from '../../src/bpf/btf/btf.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { spellType } from '../../src/bpf/btf/spell.js';
 import { functionsTakingPointerTo, tracepointProto } from '../../src/kernel/btf.js';
 import { eventBtf } from '../helpers/probe-btf.js';
@@ -307,11 +308,11 @@ test(`vmlinux: ${vmlinux?.ownCount ?? 0} types parsed in ${parseMs.toFixed(1)} m
   for (const kind of ['INT', 'PTR', 'ARRAY', 'STRUCT', 'UNION', 'ENUM', 'TYPEDEF', 'CONST', 'FUNC', 'FUNC_PROTO']) {
     assert.ok((counts.get(kind) ?? 0) > 0, `no ${kind}`);
   }
-  // Mapped (where the kernel lets it be) or read, the same types.
-  const read = Btf.parse(readFileSync(VMLINUX));
-  assert.equal(read.ownCount, btf.ownCount);
-  assert.deepEqual(read.findByName('sk_buff', 'STRUCT'), ids);
-  assert.deepEqual(read.type(ids[0]!), btf.type(ids[0]!));
+  // The kernel's, as pktpath's queries get it (mapped where the kernel lets it be), and read: the same types.
+  const kernel = vmlinuxBtf()!;
+  assert.equal(kernel.ownCount, btf.ownCount);
+  assert.deepEqual(kernel.findByName('sk_buff', 'STRUCT'), ids);
+  assert.deepEqual(kernel.type(ids[0]!), btf.type(ids[0]!));
 });
 
 test('vmlinux: the btf_trace_ typedefs found in one pass are the ones found by name', { skip: skipVm }, () => {
@@ -452,7 +453,7 @@ test('probe BTF: struct event layout', (t) => {
 
 test('the kernel\'s redirect flags are read from BTF, anonymous enum and all', async (t) => {
   const { redirectFlags } = await import('../../src/kernel/btf.js');
-  const { vmlinuxBtf } = await import('../../src/bpf/btf/btf.js');
+  const { vmlinuxBtf } = await import('../../src/bpf/btf/vmlinux.js');
   if (!vmlinuxBtf()) return t.skip('no kernel BTF');
   const f = redirectFlags();
   // Two distinct single bits, neither BPF_F_INGRESS.

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { BTF_INFO, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/objects.js';
 
 const btf = vmlinuxBtf();

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { vmlinuxBtf } from '../../src/bpf/btf/btf.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
 import { readFileSync } from 'node:fs';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';

@@ -5,8 +5,9 @@
  * vmlinux carries ~130k types, so parsing only records where each type
  * starts; types are decoded on demand and the name index is built on first use.
  * What pktpath asks of the kernel's BTF (tracepoint prototypes, skb
- * functions) is in src/kernel/btf.ts; the record format in ./wire.ts, C
- * spelling of types in ./spell.ts.
+ * functions) is in src/kernel/btf.ts; the running kernel's BTF, mapped and
+ * parsed once, in ./vmlinux.ts; the record format in ./wire.ts, C spelling of
+ * types in ./spell.ts.
  */
 
 import { isAscii } from 'node:buffer';
@@ -15,7 +16,6 @@ import {
   BTF_MAGIC, BtfKind, KIND_NAMES, type BtfHeader, type BtfType, type BtfTypeOf, type StructLayout, type StructMemberLayout,
 } from './types.js';
 import { decodeType, scanTypes } from './wire.js';
-import { mapFile } from '../native/libc.js';
 
 export * from './types.js';
 
@@ -100,8 +100,9 @@ export class Btf {
     return new Btf(buf, base ?? null);
   }
 
-  static loadVmlinux(path = KERNEL_BTF): Btf {
-    return new Btf(path === KERNEL_BTF ? kernelBtfBytes() : readFileSync(path), null);
+  /** Reads and parses a vmlinux BTF file (the running kernel's, mapped, is src/bpf/btf/vmlinux.ts's). */
+  static loadVmlinux(path = '/sys/kernel/btf/vmlinux'): Btf {
+    return new Btf(readFileSync(path), null);
   }
 
   /** Module BTF, e.g. /sys/kernel/btf/nf_conntrack, which refers to vmlinux types. */
@@ -430,59 +431,4 @@ export class Btf {
       }
     }
   }
-}
-
-let vmlinux: Btf | null | undefined;
-let kernelBtfMapping: Uint8Array | null = null;
-
-/**
- * The kernel's BTF, mapped where the kernel lets it be (6.16+) and kept so for
- * the process: sysfs hands out a read 4 KiB at a time, ~1300 system calls for
- * vmlinux's 5 MB (10–20 ms of each start here), where the mapping costs under
- * one. Read where it cannot be mapped.
- */
-function kernelBtfBytes(): Uint8Array {
-  kernelBtfMapping ??= mapFile(KERNEL_BTF);
-  return kernelBtfMapping ?? readFileSync(KERNEL_BTF);
-}
-
-/** The running kernel's own BTF. */
-export const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
-let customPath: string | null = null;
-
-/**
- * Use this BTF file instead of the kernel's (--kernel-btf): for pktpath's own
- * queries and for libbpf's CO-RE relocations. Parsed at once: a file that is
- * not BTF throws here, before anything is loaded.
- */
-export function useKernelBtf(path: string): Btf {
-  const btf = Btf.loadVmlinux(path);
-  customPath = path;
-  vmlinux = btf;
-  return btf;
-}
-
-/** The BTF file given instead of the kernel's, or null. */
-export function kernelBtfPath(): string | null {
-  return customPath;
-}
-
-/**
- * Forgets the parsed BTF (tens of MB of heap): a tracer calls it once it has
- * asked all it needs; a later vmlinuxBtf() parses it again.
- */
-export function releaseVmlinuxBtf(): void {
-  vmlinux = undefined;
-}
-
-/** The running kernel's BTF, parsed once; null when the kernel has none (CONFIG_DEBUG_INFO_BTF). */
-export function vmlinuxBtf(): Btf | null {
-  if (vmlinux === undefined) {
-    try {
-      vmlinux = Btf.loadVmlinux(customPath ?? KERNEL_BTF);
-    } catch {
-      vmlinux = null;
-    }
-  }
-  return vmlinux;
 }
