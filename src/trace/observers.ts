@@ -196,7 +196,7 @@ export class Observers {
 
   /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own; false when the session stopped meanwhile. */
   private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<boolean> {
-    const landed = await this.landed(ahead);
+    const landed = await ahead;
     if (!this.ctx.goingOn()) return false;
     const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, landed);
     loads.forEach((load, i) => {
@@ -260,7 +260,7 @@ export class Observers {
 
     const attachTc = async (): Promise<boolean> => {
       if (!first.tcLast) return true;
-      const loaded = await this.landedOne(first.tcLast);
+      const loaded = await first.tcLast.loaded;
       if (!this.ctx.goingOn()) return false;
       attempt('tc', () => {
         const last = this.tcProgram(this.instance(first.tcLast!, loaded));
@@ -306,12 +306,12 @@ export class Observers {
     // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
     const { beforeNat, afterNat } = first;
     if (beforeNat) {
-      const loaded = await this.landedOne(beforeNat);
+      const loaded = await beforeNat.loaded;
       if (!this.ctx.goingOn()) return;
       attempt('netfilter', () => (this.nfPrograms.beforeNat = this.instance(beforeNat, loaded).program));
     }
     if (afterNat) {
-      const loaded = await this.landedOne(afterNat);
+      const loaded = await afterNat.loaded;
       if (!this.ctx.goingOn()) return;
       attempt('netfilter:nat', () => (this.nfPrograms.afterNat = this.instance(afterNat, loaded).program));
     }
@@ -382,22 +382,6 @@ export class Observers {
 
   private tcProgram(inst: ProbeInstance): ProbeInstance['program'] & { id: number } {
     return Object.assign(inst.program, { id: progIdOfFd(inst.program.fd) });
-  }
-
-  /**
-   * What loads set going together became. Where one was refused, the rest
-   * end first: it is loaded again on its own, and libbpf's messages (the
-   * verifier's log, which also tells which build to try next) stay off
-   * while any quiet load is under way.
-   */
-  private async landed(loads: Promise<Array<ProbeInstance[] | null>>): Promise<Array<ProbeInstance[] | null>> {
-    const loaded = await loads;
-    if (loaded.includes(null)) await this.probes.settled();
-    return loaded;
-  }
-
-  private async landedOne(a: Ahead): Promise<ProbeInstance[] | null> {
-    return (await this.landed(Promise.all([a.loaded])))[0]!;
   }
 
   /** The instance asked for: as loaded together with others (`loaded`), else loaded now, and its refusal said. */

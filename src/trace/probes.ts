@@ -169,7 +169,9 @@ export class ProbeSet {
    * loading at once, while the next is opened. Each loads quietly with the
    * build its kind is known to load with, else the first; where that fails
    * the answer is null, for the caller's own load to try the other builds
-   * and quote the verifier. One promise per request.
+   * and quote the verifier. One promise per request; a null comes once every
+   * load has ended and libbpf's messages (process-wide) are on again, so that
+   * the load made on it at once has its log.
    */
   loadTogether(requests: readonly LoadRequest[]): Array<Promise<ProbeInstance[] | null>> {
     const loud = quiet();
@@ -177,7 +179,7 @@ export class ProbeSet {
     const all = Promise.allSettled(loads).then(loud);
     this.inFlight.add(all);
     void all.then(() => this.inFlight.delete(all));
-    return loads;
+    return loads.map((load) => load.then((loaded) => loaded ?? all.then(() => null)));
   }
 
   /** Once every load of loadTogether has ended (before close()). */

@@ -42,7 +42,12 @@ test('objects loaded together share one ring; a refused one is null, and loaded 
     // kfree_skb's second argument is the caller's address, not an skb: refused.
     const refused = set.request('tracepoint', { ...CONFIG, skbArg: 1 }, 'refused tracepoint', 'kfree_skb');
     const tc = set.request('tc', CONFIG, 'test tc observer');
-    const [a, b, t] = await Promise.all(set.loadTogether([good, refused, tc]));
+    const loads = set.loadTogether([good, refused, tc]);
+    // A refusal is answered last, once every load has ended: loaded again at once, it has the log.
+    const order: string[] = [];
+    loads.forEach((load, i) => void load.then(() => order.push(['good', 'refused', 'tc'][i]!)));
+    const [a, b, t] = await Promise.all(loads);
+    assert.equal(order.at(-1), 'refused', order.join(', '));
     assert.ok(a && a[0]!.program.fd > 0, 'the tracepoint loaded');
     assert.equal(b, null);
     assert.ok(t && t[0]!.program.fd > 0, 'the tc observer loaded');
