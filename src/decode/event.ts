@@ -74,6 +74,22 @@ function readComm(view: DataView, bytes: Uint8Array, at: number): string {
   return s;
 }
 
+// A packet's records come one after another, a dozen of them with one skb:
+// the last skb's BigInt is kept with its two words and reused when they
+// match, so most records allocate no BigInt for it.
+let lastSkbLo = 0;
+let lastSkbHi = 0;
+let lastSkb = 0n;
+
+function readSkb(view: DataView, at: number): bigint {
+  const lo = view.getUint32(at, true);
+  const hi = view.getUint32(at + 4, true);
+  if (lo === lastSkbLo && hi === lastSkbHi) return lastSkb;
+  lastSkbLo = lo;
+  lastSkbHi = hi;
+  return (lastSkb = view.getBigUint64(at, true));
+}
+
 /**
  * Decodes one event record. `view` and `bytes` cover the same memory; `at` is
  * the record's offset in them. Returns null for records of another type.
@@ -84,7 +100,7 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
   return {
     flags,
     tsNs: view.getBigUint64(at + F.ts_ns, true),
-    skb: view.getBigUint64(at + F.skb, true),
+    skb: readSkb(view, at + F.skb),
     caller: flags & EventFlags.caller ? view.getBigUint64(at + F.caller, true) : 0n,
     pointId: view.getUint32(at + F.point_id, true),
     cpu: view.getUint32(at + F.cpu, true),

@@ -92,8 +92,9 @@ const utc: SecondCache = { start: 0n, end: 0n, prefix: '' };
 const local: SecondCache = { start: 0n, end: 0n, prefix: '' };
 
 function utcPrefix(sec: bigint): string {
-  // toISOString gives `YYYY-MM-DDTHH:MM:SS.mmmZ`; keep up to the dot.
-  return new Date(Number(sec) * 1000).toISOString().slice(0, 20);
+  // toISOString gives `YYYY-MM-DDTHH:MM:SS.mmmZ` (`+YYYYYY-…` past year 9999); keep up to the dot.
+  const iso = new Date(Number(sec) * 1000).toISOString();
+  return iso.slice(0, iso.length - 4);
 }
 
 function localPrefix(sec: bigint): string {

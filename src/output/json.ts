@@ -3,7 +3,7 @@
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
-import { AddressText, SlotCache } from '../decode/cache.js';
+import { AddressText, SlotCache, mix32 } from '../decode/cache.js';
 import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
@@ -165,104 +165,152 @@ function strOrNull(s: string | null): string {
 }
 
 
-// Cached pieces of the line, kept as bytes. Each holds the JSON of a few
-// fields that repeat across events (same skb, process, namespace, interface,
-// tuple, probe) with the punctuation around them, so a line is a dozen copies
-// and a few numbers written as digits (see line.ts for why not a string).
-// The caches are direct-mapped: a slot holds the last value that hashed there.
+// The line as bytes. A record's fields fall in two runs that repeat from
+// record to record — its start (time to the second, process, where the packet
+// is) and its end (tuple, point) — and two fixed-width values that change at
+// every record: the time's nanoseconds and the skb. Each run is kept as bytes
+// by what it is made of, so a line is two copies and the values written into
+// the first (see line.ts for why not a string). A run is looked for in two
+// slots of its cache, and a miss takes the place of what the second held.
 
-let headPrefix = '';
-let head: Uint8Array = utf8('');
-
-/** `{"v":1,"time":"YYYY-MM-DDTHH:MM:SS.` for the second of `ns`; returns the nanoseconds into it. */
-function timeHead(ns: bigint): number {
-  const frac = utcFraction(ns);
-  const p = utcSecondPrefix();
-  if (p !== headPrefix) {
-    headPrefix = p;
-    head = utf8('{"v":1,"time":"' + p);
-  }
-  return frac;
+/** `{"v":1,"time":"<second>.<nanos>Z","skb":"0x<16 hex>","cpu":…,"len":` (the run up to the length). */
+function headText(e: TraceEvent): string {
+  return '{"v":1,"time":"' + formatTime(e.timeNs) + '","skb":"' + formatSkb(e.skb) + '","cpu":' + e.cpu +
+    ',"process":' + str(formatProcess(e.comm, e.pid)) + ',"pid":' + e.pid +
+    ',"netns":' + formatDecimal(e.netns) + ',"netns_name":' + str(e.netnsName) + ',"mark":' + formatDecimal(e.mark) +
+    ',"iface":' + str(formatIface(e.ifname, e.ifindex)) + ',"ifindex":' + e.ifindex +
+    ',"proto":' + e.protocol + ',"mtu":' + e.mtu + ',"len":';
 }
 
-/** `Z","skb":"0x…","cpu":` */
-const skbSegs = new AddressText(4096, (skb) => utf8('Z","skb":"' + formatSkb(skb) + '","cpu":'));
-
-const procSegs = new SlotCache(1024, () => ({ cpu: NaN, pid: NaN, comm: '', bytes: NO_TEXT }));
-
-/** `cpu,"process":"comm:pid","pid":pid,"netns":` */
-function procSeg(cpu: number, comm: string, pid: number): Uint8Array {
-  const h = pid ^ Math.imul(cpu, 0x9e3779b1);
-  const c = procSegs.at(h ^ (h >>> 12));
-  if (c.pid === pid && c.cpu === cpu && c.comm === comm) return c.bytes;
-  c.cpu = cpu;
-  c.pid = pid;
-  c.comm = comm;
-  return (c.bytes = utf8(cpu + ',"process":' + str(formatProcess(comm, pid)) + ',"pid":' + pid + ',"netns":'));
+/** `,"tuple":{…}` or `,"tuple":null` */
+function tupleText(t: Tuple | null): string {
+  if (t === null) return ',"tuple":null';
+  const p = jsonProto(t.l4proto);
+  return ',"tuple":{"saddr":' + str(t.saddr) + ',"daddr":' + str(t.daddr) + ',"sport":' + t.sport + ',"dport":' + t.dport +
+    ',"proto":' + (typeof p === 'number' ? String(p) : '"' + p + '"') +
+    ',"flags":"' + (t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) : '') + '"}';
 }
 
-interface WhereSeg {
+/** `,"func":…,"probe":{…},"drop_reason":…,"caller":…` (the record goes on or closes after it). */
+function pointText(e: TraceEvent): string {
+  return ',"func":' + str(e.func) + ',"probe":{"type":' + str(e.probe.type) + ',"name":' + str(e.probe.name) +
+    '},"drop_reason":' + strOrNull(e.dropReason) + ',"caller":' + strOrNull(e.caller);
+}
+
+const TIME_OPEN = '{"v":1,"time":"';
+/** From the nanoseconds to the skb's hex digits: 9 digits, then `Z","skb":"0x`. */
+const NANOS_TO_SKB = 9 + 'Z","skb":"0x'.length;
+
+interface HeadRun {
+  /** The second's `YYYY-MM-DDTHH:MM:SS.` (the same string for the whole second). */
+  second: string;
+  cpu: number;
+  pid: number;
+  comm: string;
   netns: number;
-  name: string;
+  netnsName: string;
   mark: number;
   ifindex: number;
   ifname: string;
   proto: number;
   mtu: number;
+  /** Where the nanoseconds start; the skb's 16 hex digits start NANOS_TO_SKB after. */
+  nanosAt: number;
   bytes: Uint8Array;
 }
 
-const whereSegs = new SlotCache<WhereSeg>(1024, () => ({ netns: NaN, name: '', mark: 0, ifindex: 0, ifname: '', proto: 0, mtu: 0, bytes: NO_TEXT }));
+const heads = new SlotCache<HeadRun>(1024, () => ({
+  second: '', cpu: NaN, pid: 0, comm: '', netns: 0, netnsName: '', mark: 0, ifindex: 0, ifname: '', proto: 0, mtu: 0,
+  nanosAt: 0, bytes: NO_TEXT,
+}));
 
-/**
- * `inode,"netns_name":…,"mark":…,"iface":…,"ifindex":…,"proto":…,"mtu":…,"len":`:
- * where the packet is, which changes at a few points of its path. Found by
- * namespace and ifindex both: ifindexes repeat across namespaces (every
- * pod's eth0), and a flood between two of them alternates at one index.
- */
-function whereSeg(e: TraceEvent): Uint8Array {
-  const { netns, netnsName, mark, ifindex, ifname, protocol, mtu } = e;
-  const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
-  const c = whereSegs.at(h ^ (h >>> 10) ^ (h >>> 20));
-  if (
-    c.netns === netns && c.ifindex === ifindex && c.mark === mark && c.proto === protocol && c.mtu === mtu &&
-    c.ifname === ifname && c.name === netnsName
-  ) {
-    return c.bytes;
-  }
-  c.netns = netns;
-  c.name = netnsName;
-  c.mark = mark;
-  c.ifindex = ifindex;
-  c.ifname = ifname;
-  c.proto = protocol;
-  c.mtu = mtu;
-  return (c.bytes = utf8(
-    formatDecimal(netns) + ',"netns_name":' + str(netnsName) + ',"mark":' + formatDecimal(mark) +
-    ',"iface":' + str(formatIface(ifname, ifindex)) + ',"ifindex":' + ifindex +
-    ',"proto":' + protocol + ',"mtu":' + mtu + ',"len":',
-  ));
+function isHeadOf(c: HeadRun, e: TraceEvent, second: string): boolean {
+  return c.pid === e.pid && c.cpu === e.cpu && c.netns === e.netns && c.ifindex === e.ifindex && c.mark === e.mark &&
+    c.proto === e.protocol && c.mtu === e.mtu && c.second === second && c.comm === e.comm && c.ifname === e.ifname &&
+    c.netnsName === e.netnsName;
 }
 
-const NO_TUPLE = utf8(',"tuple":null');
-const tupleSegs = new SlotCache(1024, (): { tuple: Tuple | null; bytes: Uint8Array } => ({ tuple: null, bytes: NO_TEXT }));
-
-/** `,"tuple":{…}` */
-function tupleSeg(t: Tuple): Uint8Array {
-  const c = tupleSegs.at(tupleHash(t));
-  if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.bytes;
-  const p = jsonProto(t.l4proto);
-  const bytes = utf8(
-    ',"tuple":{"saddr":' + str(t.saddr) +
-    ',"daddr":' + str(t.daddr) +
-    ',"sport":' + t.sport +
-    ',"dport":' + t.dport +
-    ',"proto":' + (typeof p === 'number' ? String(p) : '"' + p + '"') +
-    ',"flags":"' + (t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) : '') + '"}',
-  );
-  c.tuple = t;
-  return (c.bytes = bytes);
+/** The run up to `"len":` for `e`'s second and fields (its nanoseconds and skb are another record's: write them over). */
+function headRun(e: TraceEvent, second: string): HeadRun {
+  const h = mix32(e.pid ^ Math.imul(e.cpu, 0x9e3779b1) ^ Math.imul(e.netns, 0x85ebca6b) ^ Math.imul(e.ifindex, 0xc2b2ae35) ^
+    Math.imul(e.mark, 31) ^ Math.imul(e.protocol, 7) ^ e.mtu);
+  const first = heads.at(h);
+  if (isHeadOf(first, e, second)) return first;
+  const c = heads.second(h);
+  if (isHeadOf(c, e, second)) return c;
+  const fill = first.bytes === NO_TEXT ? first : c;
+  fill.second = second;
+  fill.cpu = e.cpu;
+  fill.pid = e.pid;
+  fill.comm = e.comm;
+  fill.netns = e.netns;
+  fill.netnsName = e.netnsName;
+  fill.mark = e.mark;
+  fill.ifindex = e.ifindex;
+  fill.ifname = e.ifname;
+  fill.proto = e.protocol;
+  fill.mtu = e.mtu;
+  fill.nanosAt = TIME_OPEN.length + second.length;
+  fill.bytes = utf8(headText(e));
+  return fill;
 }
+
+interface TailRun {
+  tuple: Tuple | null;
+  func: string;
+  type: string;
+  name: string;
+  dropReason: string | null;
+  caller: string | null;
+  /** Without the closing brace, for records that go on (ct, stack). */
+  open: Uint8Array;
+  /** With it. */
+  closed: Uint8Array;
+}
+
+const tails = new SlotCache<TailRun>(1024, () => ({
+  tuple: null, func: '', type: '', name: '', dropReason: null, caller: null, open: NO_TEXT, closed: NO_TEXT,
+}));
+
+function isTailOf(c: TailRun, e: TraceEvent): boolean {
+  const t = e.tuple;
+  return c.func === e.func && c.name === e.probe.name && c.type === e.probe.type && c.dropReason === e.dropReason &&
+    c.caller === e.caller && (t === null ? c.tuple === null : c.tuple !== null && sameTupleFields(c.tuple, t));
+}
+
+/** `,"tuple":…,"func":…,"caller":…`, the run after the length. */
+function tailRun(e: TraceEvent): TailRun {
+  const { tuple, func, probe, dropReason: drop, caller } = e;
+  const p = Math.imul(func.length, 31) + Math.imul(probe.name.length, 7) + probe.type.length +
+    (func.length > 0 ? Math.imul(func.charCodeAt(func.length - 1), 131) : 0) +
+    (drop === null ? 0 : Math.imul(drop.length, 13)) + (caller === null ? 0 : Math.imul(caller.length, 17));
+  // The two parts mixed apart: a flow's next port must not meet the next point's name.
+  const h = mix32((tuple === null ? 0 : tupleHash(tuple)) ^ Math.imul(p, 0x9e3779b1));
+  const first = tails.at(h);
+  if (isTailOf(first, e)) return first;
+  const c = tails.second(h);
+  if (isTailOf(c, e)) return c;
+  const fill = first.open === NO_TEXT ? first : c;
+  const open = tupleText(tuple) + pointText(e);
+  fill.tuple = tuple;
+  fill.func = func;
+  fill.type = probe.type;
+  fill.name = probe.name;
+  fill.dropReason = drop;
+  fill.caller = caller;
+  fill.open = utf8(open);
+  fill.closed = utf8(open + '}');
+  return fill;
+}
+
+/** An skb's 16 hex digits as four little-endian words of ASCII; null when it has more (not a kernel address). */
+const skbDigits = new AddressText<Uint32Array | null>(4096, (skb) => {
+  const s = formatSkb(skb);
+  if (s.length !== 18) return null;
+  const w = new Uint32Array(4);
+  for (let i = 0; i < 16; i++) w[i >> 2]! |= s.charCodeAt(2 + i) << ((i & 3) * 8);
+  return w;
+});
 
 /** The same flow, or both absent. */
 const sameCtTuple = (a: CtTuple | null, b: CtTuple | null): boolean => (a === null || b === null ? a === b : sameTuple(a, b));
@@ -292,52 +340,6 @@ function ctSeg(ct: CtInfo): Uint8Array {
   return (c.bytes = utf8(',"ct":' + JSON.stringify(toJsonCt(ct))));
 }
 
-interface PointSeg {
-  func: string;
-  type: string;
-  name: string;
-  dropReason: string | null;
-  caller: string | null;
-  /** Without the closing brace, for lines that go on (ct, stack). */
-  open: Uint8Array;
-  /** With the closing brace. */
-  closed: Uint8Array;
-}
-
-const pointSegs = new SlotCache<PointSeg>(512, () => ({ func: '', type: '', name: '', dropReason: null, caller: null, open: NO_TEXT, closed: NO_TEXT }));
-
-/** `,"func":…,"probe":{…},"drop_reason":…,"caller":…`, with or without the final `}`. */
-function pointSeg(e: TraceEvent): PointSeg {
-  const func = e.func;
-  const probe = e.probe;
-  const drop = e.dropReason;
-  const caller = e.caller;
-  const h =
-    Math.imul(func.length, 31) + Math.imul(probe.name.length, 7) + probe.type.length +
-    (func.length > 0 ? Math.imul(func.charCodeAt(func.length - 1), 131) : 0) +
-    (drop === null ? 0 : Math.imul(drop.length, 13)) + (caller === null ? 0 : Math.imul(caller.length, 17));
-  const c = pointSegs.at(h ^ (h >>> 9));
-  if (
-    c.func === func && c.name === probe.name && c.type === probe.type &&
-    c.dropReason === drop && c.caller === caller
-  ) {
-    return c;
-  }
-  const open =
-    ',"func":' + str(func) +
-    ',"probe":{"type":' + str(probe.type) + ',"name":' + str(probe.name) +
-    '},"drop_reason":' + strOrNull(drop) +
-    ',"caller":' + strOrNull(caller);
-  c.func = func;
-  c.type = probe.type;
-  c.name = probe.name;
-  c.dropReason = drop;
-  c.caller = caller;
-  c.open = utf8(open);
-  c.closed = utf8(open + '}');
-  return c;
-}
-
 const CLOSE = 0x7d;
 
 /**
@@ -346,23 +348,28 @@ const CLOSE = 0x7d;
  * more, which matters at a million events a second. Tests check both agree.
  */
 export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: LineEncoder): void {
-  const frac = timeHead(e.timeNs);
-  const t = e.tuple;
-  enc.bytes(head);
-  enc.nanos9(frac);
-  enc.bytes(skbSegs.get(e.skb));
-  enc.bytes(procSeg(e.cpu, e.comm, e.pid));
-  enc.bytes(whereSeg(e));
-  enc.number(e.len);
-  enc.bytes(t === null ? NO_TUPLE : tupleSeg(t));
-  // Tuple changes are rare next to the core fields: the generic path is fine here.
-  if (e.tupleBefore) enc.text(',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore)));
-  const point = pointSeg(e);
-  if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
-    enc.bytes(point.closed);
-    return;
+  const nanos = utcFraction(e.timeNs);
+  const skb = skbDigits.get(e.skb);
+  if (skb !== null && !e.tupleBefore) {
+    const head = headRun(e, utcSecondPrefix());
+    const start = enc.at;
+    enc.bytes(head.bytes);
+    enc.nanos9At(start + head.nanosAt, nanos);
+    enc.wordsAt(start + head.nanosAt + NANOS_TO_SKB, skb);
+    enc.number(e.len);
+    const tail = tailRun(e);
+    if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
+      enc.bytes(tail.closed);
+      return;
+    }
+    enc.bytes(tail.open);
+  } else {
+    // Tuple changes are rare next to the core fields, and skbs that are not kernel addresses come from files: strings are fine here.
+    enc.text(headText(e));
+    enc.number(e.len);
+    enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore)) : '') +
+      pointText(e));
   }
-  enc.bytes(point.open);
   if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.verdict) enc.text(',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict)));

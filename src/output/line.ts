@@ -38,6 +38,8 @@ export const NO_BYTES: Uint8Array = Buffer.alloc(0);
 
 export class LineEncoder {
   private buf = NO_BYTES as Buffer;
+  /** A view of `buf` for writing words, made when the buffer changes. */
+  private view = new DataView(NO_BYTES.buffer, NO_BYTES.byteOffset, 0);
   /** Where the next byte goes. */
   at = 0;
 
@@ -46,7 +48,15 @@ export class LineEncoder {
   /** Starts at `at` of the target, with room for a typical line already made. */
   begin(at: number): void {
     this.at = at;
-    this.buf = this.target.room(at, 4096);
+    this.use(this.target.room(at, 4096));
+  }
+
+  private use(buf: Buffer): Buffer {
+    if (buf !== this.buf) {
+      this.buf = buf;
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    return buf;
   }
 
   /** Encoded bytes so far: the buffer the line is in (valid until the next write). */
@@ -57,7 +67,7 @@ export class LineEncoder {
   private ensure(n: number): Buffer {
     const buf = this.buf;
     if (buf.length - this.at >= n) return buf;
-    return (this.buf = this.target.room(this.at, n));
+    return this.use(this.target.room(this.at, n));
   }
 
   /** Copies bytes (a cached piece). */
@@ -94,14 +104,30 @@ export class LineEncoder {
 
   /** Nanoseconds into a second (0..999999999) as exactly 9 digits. */
   nanos9(frac: number): void {
-    const buf = this.ensure(9);
+    this.ensure(9);
+    this.at += 9;
+    this.nanos9At(this.at - 9, frac);
+  }
+
+  /** Writes nanos9's digits over the 9 bytes at `at`, already written (a copied line's placeholder). */
+  nanos9At(at: number, frac: number): void {
+    const buf = this.buf;
     const a = Math.floor(frac / 1_000_000);
     const r = frac - a * 1_000_000;
     const b = Math.floor(r / 1000);
-    this.digits3(buf, this.at, a);
-    this.digits3(buf, this.at + 3, b);
-    this.digits3(buf, this.at + 6, r - b * 1000);
-    this.at += 9;
+    this.digits3(buf, at, a);
+    this.digits3(buf, at + 3, b);
+    this.digits3(buf, at + 6, r - b * 1000);
+  }
+
+  /**
+   * Writes `words` over the bytes at `at`, already written, four bytes a word,
+   * little-endian: fixed-width ASCII kept as words goes in a few stores, where
+   * a copy of bytes costs a call.
+   */
+  wordsAt(at: number, words: Uint32Array): void {
+    const view = this.view;
+    for (let i = 0; i < words.length; i++) view.setUint32(at + i * 4, words[i]!, true);
   }
 
   private digits3(buf: Buffer, at: number, n: number): void {

@@ -160,10 +160,76 @@ test('cached pieces follow every field that changes', () => {
     { ...e, caller: 'ip_rcv+0x1c' },
     { ...e, skb: e.skb + 0x100n },
     { ...e, timeNs: e.timeNs + 5_000_000_000n },
+    { ...e, timeNs: e.timeNs + 1n },
+    { ...e, cpu: e.cpu + 1 },
+    { ...e, mark: 0xffffffff },
+    { ...e, ifindex: e.ifindex + 1 },
+    { ...e, len: e.len + 1 },
+    { ...e, tuple: { ...t, daddr: '192.0.2.99' } },
+    { ...e, tuple: { ...t, sport: t.sport + 1 } },
+    { ...e, tuple: { ...t, dport: t.dport + 1 } },
+    { ...e, tuple: null },
+    { ...e, probe: { ...e.probe, type: 'kprobe' } },
+    { ...e, tupleBefore: { ...t, daddr: '198.51.100.2' } },
+    // Not kernel addresses (a trace read back from a file can say anything): more digits, a sign.
+    { ...e, skb: 0x1ffff888100000000n },
+    { ...e, skb: -1n },
+    { ...e, skb: 0n },
+    // A year of five digits: the second's prefix is longer, the nanoseconds start later.
+    { ...e, timeNs: 300_000_000_000_000_000_123n },
   ];
   for (const x of [e, ...changed, e]) {
     for (const stack of [false, true]) {
       assert.equal(jsonLine(x, { stack }), JSON.stringify(toJsonRecord(x, { stack })));
+    }
+  }
+});
+
+test('lines stay exact when many runs share the caches', () => {
+  // Enough distinct starts and ends of lines (processes, devices, flows, points) to fill both
+  // slots of many of them and take slots from each other, interleaved, with changing times and skbs.
+  const base = events[0]!;
+  const t = base.tuple!;
+  const all: TraceEvent[] = [];
+  for (let i = 0; i < 3000; i++) {
+    all.push({
+      ...base,
+      timeNs: base.timeNs + BigInt(i) * 333_333_337n,
+      skb: base.skb + BigInt(i % 97) * 0x100n,
+      cpu: i % 3,
+      pid: 1000 + (i % 41),
+      ifindex: 1 + (i % 13),
+      len: 60 + (i % 5),
+      tuple: { ...t, sport: 40000 + (i % 37) },
+      func: ['ip_rcv', 'netif_receive_skb', 'tc:ingress', 'consume_skb'][i % 4]!,
+    });
+  }
+  for (const round of [0, 1]) {
+    for (const x of all) assert.equal(jsonLine(x, { stack: false }), JSON.stringify(toJsonRecord(x, { stack: false })), `round ${round}`);
+  }
+});
+
+test('every field of a line\'s start and end is part of its cached key', () => {
+  // Events that differ in one field only, many values each: some pairs meet in a slot of the
+  // caches, and a field left out of the comparison would give one the other's text.
+  const base = events[0]!;
+  const t = base.tuple!;
+  const vary: Array<(i: number) => Partial<TraceEvent>> = [
+    (i) => ({ cpu: i }), (i) => ({ pid: i }), (i) => ({ comm: 'c' + i }), (i) => ({ netns: 4026531840 + i }),
+    (i) => ({ netnsName: 'ns' + i }), (i) => ({ mark: i }), (i) => ({ ifindex: i }), (i) => ({ ifname: 'if' + i }),
+    (i) => ({ protocol: i }), (i) => ({ mtu: i }), (i) => ({ func: 'f' + i }), (i) => ({ probe: { type: 'kprobe', name: 'p' + i } }),
+    (i) => ({ probe: { type: i % 2 ? 'kprobe' : 'tracepoint', name: 'p' } }), (i) => ({ dropReason: 'R' + i }), (i) => ({ caller: 'c+0x' + i }),
+    (i) => ({ tuple: { ...t, saddr: '192.0.2.' + (i % 256) } }), (i) => ({ tuple: { ...t, daddr: '198.51.100.' + (i % 256) } }),
+    (i) => ({ tuple: { ...t, sport: i } }), (i) => ({ tuple: { ...t, dport: i } }), (i) => ({ tuple: { ...t, l4proto: i % 256 } }),
+    (i) => ({ tuple: { ...t, tcpFlags: i % 256 } }), (i) => ({ timeNs: base.timeNs + BigInt(i) * 1_000_000_000n }),
+    // Times and skbs are written over a cached start: every digit of theirs must be this record's.
+    (i) => ({ timeNs: base.timeNs + BigInt(i) * 1_234_567n }), (i) => ({ skb: base.skb + BigInt(i) * 0x1111n }),
+    (i) => ({ skb: 0x1ffff888100000000n + BigInt(i) }),
+  ];
+  for (const [n, f] of vary.entries()) {
+    const xs = Array.from({ length: 400 }, (_, i) => ({ ...base, ...f(i) }));
+    for (const x of [...xs, ...xs.reverse()]) {
+      assert.equal(jsonLine(x, { stack: false }), JSON.stringify(toJsonRecord(x, { stack: false })), `field ${n}`);
     }
   }
 });
