@@ -20,6 +20,7 @@ import type { RecordOptions } from './record.js';
 import { UsageError } from './values.js';
 
 import { VERSION } from './version.js';
+import { kernelSymbols } from '../kernel/kallsyms.js';
 
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -27,6 +28,7 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   const cfg = buildConfig(opts, expression);
   requirePrivileges();
+  kernelSymbols(); // read on a thread of their own while this one plans
   const summary = await runTrace(cfg, prepare(cfg), {
     say,
     started: (session) => {

@@ -14,6 +14,7 @@ import { commandEnvironment } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { prepare, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
+import { kernelSymbols } from '../kernel/kallsyms.js';
 
 export interface RecordOptions extends RawOptions {
   out?: string;
@@ -46,6 +47,7 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   const { expression, command } = splitCommand(operands, argv);
   const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
   requirePrivileges();
+  kernelSymbols(); // read on a thread of their own while this one plans
   const prepared = prepare(cfg);
   const say = (line: string) => process.stderr.write(`${line}\n`);
 

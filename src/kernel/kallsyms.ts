@@ -28,27 +28,53 @@ export const MAX_SYMBOL_OFFSET = 1 << 20;
 export type Symbols = Pick<Kallsyms, 'lookup' | 'format'>;
 
 /**
- * /proc/kallsyms read and parsed on a thread of its own, started as the
- * probes are attached (not while they load: the kernel verifies them on
- * every core then): the first drop or caller of a trace otherwise stalls the
- * reader for ~100 ms (reading and parsing 120k lines) just as the ring fills
- * fastest. A lookup before the thread is done reads the file itself (sooner
- * than the thread, which takes ~35 ms more to start, would answer).
- * Symbols of BPF programs loaded later are not in it: their stack frames
- * stay addresses (see dropProbeFrames).
+ * /proc/kallsyms read on a thread of its own, parsed here at the first lookup
+ * (~20 ms for 120k lines). The file comes 4 KiB a read(2): 1300 reads, ~40 ms
+ * of the kernel's time, 150 and more under a flood; read here, or a read at a
+ * time on libuv's pool between turns of a busy event loop, it is done late.
+ * The thread runs the few lines of READER, not a module: a worker that loads
+ * modules (and parses there) took ~170 ms of CPU against ~85. A lookup before
+ * the bytes are here reads the file itself. Symbols of BPF programs loaded
+ * later are not in it: their stack frames stay addresses (see dropProbeFrames).
  */
-export function backgroundKallsyms(path = '/proc/kallsyms'): Symbols & { ready: Promise<boolean> } {
+export interface BackgroundSymbols extends Symbols {
+  /** Resolves once the file's bytes are here (true: from the thread; false: read here, or the thread failed). */
+  ready: Promise<boolean>;
+}
+
+/** The thread's program (CommonJS, evaluated): reads workerData.path whole and posts its bytes. */
+const READER = `
+const { openSync, readSync, closeSync } = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
+const fd = openSync(workerData.path, 'r');
+let buf = Buffer.allocUnsafe(8 << 20);
+let len = 0;
+for (let n; (n = readSync(fd, buf, len, buf.length - len, null)) > 0;) {
+  len += n;
+  if (len === buf.length) {
+    const more = Buffer.allocUnsafe(buf.length * 2);
+    buf.copy(more, 0, 0, len);
+    buf = more;
+  }
+}
+closeSync(fd);
+const bytes = new Uint8Array(len);
+bytes.set(buf.subarray(0, len));
+parentPort.postMessage(bytes, [bytes.buffer]);
+`;
+
+export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
+  let bytes: Uint8Array | null = null;
   let symbols: Kallsyms | null = null;
   let worker: Worker | null = null;
   let done: (fromThread: boolean) => void = () => {};
   const ready = new Promise<boolean>((resolve) => (done = resolve));
   try {
-    // From the kernel/ directory, so that the path holds from the bundle too (scripts/build.sh).
-    worker = new Worker(new URL('../kernel/kallsyms-worker.js', import.meta.url), { workerData: { path } });
+    worker = new Worker(READER, { eval: true, workerData: { path } });
     worker.unref();
-    worker.once('message', (parts: KallsymsParts) => {
+    worker.once('message', (b: Uint8Array) => {
       const fromThread = symbols === null;
-      symbols ??= Kallsyms.fromParts(parts);
+      if (fromThread) bytes = b;
       void worker?.terminate();
       worker = null;
       done(fromThread);
@@ -62,24 +88,36 @@ export function backgroundKallsyms(path = '/proc/kallsyms'): Symbols & { ready: 
     worker = null;
     done(false);
   }
-  const loaded = () => {
+  const table = (): Kallsyms => {
     if (symbols === null) {
-      void worker?.terminate();
-      worker = null;
-      symbols = Kallsyms.load(path);
-      done(false);
+      if (bytes !== null) {
+        symbols = parseKallsyms(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        bytes = null;
+      } else {
+        void worker?.terminate();
+        worker = null;
+        symbols = Kallsyms.load(path);
+        done(false);
+      }
     }
     return symbols;
   };
-  return { lookup: (addr) => loaded().lookup(addr), format: (addr) => loaded().format(addr), ready };
+  return { lookup: (addr) => table().lookup(addr), format: (addr) => table().format(addr), ready };
 }
 
-/** A parsed symbol table as plain arrays, to hand between threads. */
-export interface KallsymsParts {
-  hi: Uint32Array;
-  lo: Uint32Array;
-  text: Uint8Array;
-  spans: Uint32Array;
+let shared: BackgroundSymbols | null = null;
+
+/**
+ * The running kernel's symbols, read once per process, on their thread from
+ * the first call. A trace asks before planning, so that the bytes are here
+ * when the first records are. Started once the probes were attached, the
+ * thread ran as the traffic began, slowed by it; the first drop or caller
+ * read the file itself, and a flood overflowed the ring meanwhile. Started
+ * before planning, it makes the start ~25 ms longer here (on two cores, the
+ * probes' verification shares them with it).
+ */
+export function kernelSymbols(): BackgroundSymbols {
+  return (shared ??= backgroundKallsyms());
 }
 
 export class Kallsyms {
@@ -101,15 +139,6 @@ export class Kallsyms {
 
   static load(path = '/proc/kallsyms'): Kallsyms {
     return parseKallsyms(readFileSync(path));
-  }
-
-  /** The table's arrays (sorted), e.g. to post to another thread; fromParts() takes them back. */
-  parts(): KallsymsParts {
-    return { hi: this.hi, lo: this.lo, text: this.text, spans: this.spans };
-  }
-
-  static fromParts(p: KallsymsParts): Kallsyms {
-    return new Kallsyms(p.hi, p.lo, Buffer.from(p.text.buffer, p.text.byteOffset, p.text.byteLength), p.spans);
   }
 
   /** Sorts parallel arrays by address (stable: equal addresses keep input order). */

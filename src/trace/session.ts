@@ -10,7 +10,7 @@ import { decodeEvent } from '../decode/event.js';
 import { TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
-import { backgroundKallsyms } from '../kernel/kallsyms.js';
+import { kernelSymbols } from '../kernel/kallsyms.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
 import type { Sink } from '../output/sink.js';
@@ -152,8 +152,8 @@ export class TraceSession {
 
   private startReading(): void {
     const maps = this.observers.probes.maps!;
-    // Read once the probes are attached: while they load, the kernel verifies them on every core.
-    const symbols = backgroundKallsyms();
+    // On their thread since the trace began (the CLI asks before planning).
+    const symbols = kernelSymbols();
     this.enricher = new Enricher({
       points: this.observers.points,
       names: this.names,

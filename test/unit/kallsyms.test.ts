@@ -112,7 +112,7 @@ test(`/proc/kallsyms: ${real?.size ?? 0} symbols loaded in ${loadMs.toFixed(1)} 
   assert.ok(perLookupNs < 5000, `${perLookupNs} ns per lookup`);
 });
 
-test('backgroundKallsyms: the table parsed on its own thread answers like the one parsed here; a lookup before it is done reads the file itself', async () => {
+test('backgroundKallsyms: the table from the bytes read on its own thread answers like the one parsed here; a lookup before they are here reads the file itself', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pktpath-ks-'));
   try {
     const path = join(dir, 'kallsyms');
@@ -120,7 +120,7 @@ test('backgroundKallsyms: the table parsed on its own thread answers like the on
     const here = parseKallsyms(SNIPPET);
     const addrs = [0xffffffff81001010n, 0xffffffff81003044n, 0xffffffffc0a01014n, 0xffffffffc0a01000n, 0x1000n];
     const threaded = backgroundKallsyms(path);
-    assert.equal(await threaded.ready, true, 'parsed on the thread');
+    assert.equal(await threaded.ready, true, 'read on the thread');
     assert.deepEqual(addrs.map((a) => threaded.format(a)), addrs.map((a) => here.format(a)));
     assert.deepEqual(threaded.lookup(0xffffffff81003044n), here.lookup(0xffffffff81003044n));
     const early = backgroundKallsyms(path);
