@@ -15,8 +15,7 @@ import { probesDir } from '../trace/builds.js';
 import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
-import { prepare, runTrace } from './run.js';
-import { kernelSymbols } from '../kernel/kallsyms.js';
+import { prepareTrace, runTrace } from './run.js';
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '../lab/peer.js');
 const say = (line: string) => process.stderr.write(`demo: ${line}\n`);
@@ -25,8 +24,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Traces what `traffic` sends, in the namespaces `names` only (what runs elsewhere on this machine is not the demo's business). */
 async function traceScene(options: RawOptions, names: string[], traffic: () => Promise<void>): Promise<number> {
   const cfg = buildConfig(options, []);
-  kernelSymbols(); // read on a thread of their own while this one plans
-  const prepared = prepare(cfg, (name) => names.includes(name));
+  const prepared = prepareTrace(cfg, (name) => names.includes(name));
   let session: TraceSession | null = null;
   let attached: () => void = () => {};
   const ready = new Promise<void>((resolve) => (attached = resolve));

@@ -14,13 +14,12 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './ex
 import { addTraceOptions } from './options.js';
 import { type KnownOptions, expandProfiles, loadProfile } from './profiles.js';
 import { addRegressCommands } from './regress.js';
-import { prepare, runTrace } from './run.js';
+import { prepare, prepareTrace, runTrace } from './run.js';
 import { InputFileError } from '../regress/errors.js';
 import type { RecordOptions } from './record.js';
 import { UsageError } from './values.js';
 
 import { VERSION } from './version.js';
-import { kernelSymbols } from '../kernel/kallsyms.js';
 
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -28,8 +27,7 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   const cfg = buildConfig(opts, expression);
   requirePrivileges();
-  kernelSymbols(); // read on a thread of their own while this one plans
-  const summary = await runTrace(cfg, prepare(cfg), {
+  const summary = await runTrace(cfg, prepareTrace(cfg), {
     say,
     started: (session) => {
       const onSignal = () => session.stop('signal');

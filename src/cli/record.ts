@@ -12,9 +12,8 @@ import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
 import { commandEnvironment } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
-import { prepare, runTrace, traceHeader } from './run.js';
+import { prepareTrace, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
-import { kernelSymbols } from '../kernel/kallsyms.js';
 
 export interface RecordOptions extends RawOptions {
   out?: string;
@@ -47,8 +46,7 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   const { expression, command } = splitCommand(operands, argv);
   const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
   requirePrivileges();
-  kernelSymbols(); // read on a thread of their own while this one plans
-  const prepared = prepare(cfg);
+  const prepared = prepareTrace(cfg);
   const say = (line: string) => process.stderr.write(`${line}\n`);
 
   let session: TraceSession | null = null;

@@ -22,6 +22,7 @@ import type { TraceConfig } from './config.js';
 import { activateFilter } from './filter.js';
 import { UsageError } from './values.js';
 import { VERSION } from './version.js';
+import { readKernelSymbolsAhead } from '../kernel/kallsyms.js';
 
 export interface Prepared {
   filter: ActiveFilter;
@@ -37,6 +38,12 @@ export interface Prepared {
  * The filter, kernel view and plan of a run; usage errors surface here,
  * before anything is attached. `only` narrows the namespaces considered (the demo's own).
  */
+/** prepare() for a trace that runs next: the kernel's symbols are read on a thread of their own meanwhile. */
+export function prepareTrace(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
+  readKernelSymbolsAhead();
+  return prepare(cfg, only);
+}
+
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
   if (cfg.kernelBtf !== null) {
     try {

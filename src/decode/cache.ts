@@ -3,8 +3,9 @@
  * process, device and flow at a dozen points a packet — at millions of
  * records a second. One mechanism: direct-mapped, a slot per hash holds the
  * last entry that fell there, and a newer one simply takes its place, so
- * there is nothing to evict, count or clear, and a lookup is an array read
- * and a comparison. SlotCache keeps entries of several fields; NumberText and
+ * there is nothing to count or clear, and a lookup is an array read and a
+ * comparison (SlotCache can also keep two entries per hash, for keys of
+ * several parts). SlotCache keeps entries of several fields; NumberText and
  * AddressText, its two commonest uses (a text by one number, by one
  * address), keep their keys in flat arrays, which is what the hottest
  * lookups need.
@@ -42,7 +43,9 @@ export class SlotCache<E> {
    * see mix32): for caches of keys made of several parts, where a few dozen
    * live keys in a direct-mapped table already make a pair that meets in one
    * slot and takes it from each other at every record. Look in at() then
-   * here; fill here on a miss, unless at()'s entry was never filled.
+   * here; on a miss in both, fill at()'s entry when it is of no use any more
+   * (never filled, or outdated), else this one. (Entries stay in their slots:
+   * one moved to another key's second slot would not be found from its own.)
    */
   second(hash: number): E {
     return this.slots[(hash >>> 16) & this.mask]!;
@@ -100,7 +103,8 @@ export class NumberText<T extends Text = string> {
  * The text may be any value made from the address (its digits as words).
  */
 export class AddressText<T = string> {
-  private readonly keys: bigint[];
+  // null matches no address (every BigInt, -1n too, is one).
+  private readonly keys: Array<bigint | null>;
   private readonly texts: T[];
   private readonly notes: Uint8Array;
   private readonly mask: number;
@@ -111,24 +115,28 @@ export class AddressText<T = string> {
   constructor(size: number, private readonly make: (a: bigint, note: number) => T,
     private readonly noteOf: (a: bigint) => number = () => 0) {
     checkSize(size);
-    this.keys = new Array<bigint>(size).fill(-1n);
+    this.keys = new Array<bigint | null>(size).fill(null);
     this.texts = new Array<T>(size).fill(undefined as unknown as T);
     this.notes = new Uint8Array(size);
     this.mask = size - 1;
   }
 
+  /** The slot of the last get(): a packet's records come in runs, and comparing costs less than hashing. */
+  private last = 0;
+
   get(a: bigint): T {
-    const slot = addressHash(a) & this.mask;
-    if (this.keys[slot] === a) {
-      this.note = this.notes[slot]!;
-      return this.texts[slot]!;
+    let slot = this.last;
+    if (this.keys[slot] !== a) {
+      slot = this.last = addressHash(a) & this.mask;
+      if (this.keys[slot] !== a) {
+        const note = this.noteOf(a);
+        this.texts[slot] = kept(this.make(a, note));
+        this.notes[slot] = note;
+        this.keys[slot] = a;
+      }
     }
-    const note = this.noteOf(a);
-    const text = kept(this.make(a, note));
-    this.keys[slot] = a;
-    this.texts[slot] = text;
-    this.note = this.notes[slot] = note;
-    return text;
+    this.note = this.notes[slot]!;
+    return this.texts[slot]!;
   }
 }
 

@@ -27,16 +27,7 @@ export const MAX_SYMBOL_OFFSET = 1 << 20;
 /** What a trace looks symbols up with. */
 export type Symbols = Pick<Kallsyms, 'lookup' | 'format'>;
 
-/**
- * /proc/kallsyms read on a thread of its own, parsed here at the first lookup
- * (~20 ms for 120k lines). The file comes 4 KiB a read(2): 1300 reads, ~40 ms
- * of the kernel's time, 150 and more under a flood; read here, or a read at a
- * time on libuv's pool between turns of a busy event loop, it is done late.
- * The thread runs the few lines of READER, not a module: a worker that loads
- * modules (and parses there) took ~170 ms of CPU against ~85. A lookup before
- * the bytes are here reads the file itself. Symbols of BPF programs loaded
- * later are not in it: their stack frames stay addresses (see dropProbeFrames).
- */
+/** Symbols read on a thread of their own (backgroundKallsyms). */
 export interface BackgroundSymbols extends Symbols {
   /** Resolves once the file's bytes are here (true: from the thread; false: read here, or the thread failed). */
   ready: Promise<boolean>;
@@ -63,6 +54,16 @@ bytes.set(buf.subarray(0, len));
 parentPort.postMessage(bytes, [bytes.buffer]);
 `;
 
+/**
+ * /proc/kallsyms read on a thread of its own, parsed here at the first lookup
+ * (~20 ms for 120k lines). The file comes 4 KiB a read(2): 1300 reads, ~40 ms
+ * of the kernel's time, 150 and more under a flood; read here, or a read at a
+ * time on libuv's pool between turns of a busy event loop, it is done late.
+ * The thread runs the few lines of READER, not a module: a worker that loads
+ * modules (and parses there) took ~170 ms of CPU against ~85. A lookup before
+ * the bytes are here reads the file itself. Symbols of BPF programs loaded
+ * later are not in it: their stack frames stay addresses (see dropProbeFrames).
+ */
 export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
   let bytes: Uint8Array | null = null;
   let symbols: Kallsyms | null = null;
@@ -81,6 +82,10 @@ export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
     });
     // The first lookup reads the file itself and says what is wrong with it.
     worker.once('error', () => {
+      worker = null;
+      done(false);
+    });
+    worker.once('exit', () => {
       worker = null;
       done(false);
     });
@@ -105,19 +110,24 @@ export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
   return { lookup: (addr) => table().lookup(addr), format: (addr) => table().format(addr), ready };
 }
 
-let shared: BackgroundSymbols | null = null;
+let ahead: BackgroundSymbols | null = null;
 
 /**
- * The running kernel's symbols, read once per process, on their thread from
- * the first call. A trace asks before planning, so that the bytes are here
- * when the first records are. Started once the probes were attached, the
- * thread ran as the traffic began, slowed by it; the first drop or caller
- * read the file itself, and a flood overflowed the ring meanwhile. Started
- * before planning, it makes the start ~25 ms longer here (on two cores, the
- * probes' verification shares them with it).
+ * Starts reading the kernel's symbols for the trace about to start: before
+ * its plan, while this thread plans and the other core is idle, so that they
+ * are here when its first records are. Read once the probes were attached,
+ * they were read beside the traffic, slowed by it, and under a flood the ring
+ * overflowed before the first caller could be named.
  */
+export function readKernelSymbolsAhead(): void {
+  ahead ??= backgroundKallsyms();
+}
+
+/** The symbols for a trace starting now: those read ahead for it, else read from now. Each trace its own: modules come and go. */
 export function kernelSymbols(): BackgroundSymbols {
-  return (shared ??= backgroundKallsyms());
+  const symbols = ahead ?? backgroundKallsyms();
+  ahead = null;
+  return symbols;
 }
 
 export class Kallsyms {

@@ -26,6 +26,19 @@ export function formatSkb(skb: bigint): string {
   return skbText.get(skb);
 }
 
+/** formatSkb's 16 digits as four little-endian words of ASCII, to write over a copied line; null when it has more (not a kernel address). */
+export function skbDigitWords(skb: bigint): Uint32Array | null {
+  return skbWords.get(skb);
+}
+
+const skbWords = new AddressText<Uint32Array | null>(4096, (skb) => {
+  const s = formatSkb(skb);
+  if (s.length !== 2 + HEX_ZEROS.length) return null;
+  const w = new Uint32Array(4);
+  for (let i = 0; i < 16; i++) w[i >> 2]! |= s.charCodeAt(2 + i) << ((i & 3) * 8);
+  return w;
+});
+
 // Marks and namespace inodes take few distinct values, and large numbers are slow to stringify.
 const hexText = new NumberText(1024, (n) => '0x' + n.toString(16));
 const decimalText = new NumberText(1024, (n) => String(n));
@@ -102,13 +115,16 @@ function localPrefix(sec: bigint): string {
   return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()) + '.';
 }
 
-/** Moves the cache to the second holding `ns`; returns the nanoseconds into it. */
+/** Moves the cache to the second holding `ns`; returns the nanoseconds into it (0..999999999). */
 function fracIn(c: SecondCache, ns: bigint, prefix: (sec: bigint) => string): number {
   if (ns >= c.start && ns < c.end) return Number(ns - c.start);
-  const sec = ns / NS_PER_S;
+  // The second at or before `ns` (BigInt division truncates towards zero: times before 1970 go down).
+  let sec = ns / NS_PER_S;
+  if (sec * NS_PER_S > ns) sec -= 1n;
+  // The prefix first: past Date's range it throws, and the cache stays as it was.
+  c.prefix = prefix(sec);
   c.start = sec * NS_PER_S;
   c.end = c.start + NS_PER_S;
-  c.prefix = prefix(sec);
   return Number(ns - c.start);
 }
 

@@ -16,7 +16,8 @@ import { tupleFromJson } from './tuple.js';
 import { tunnelFromJson } from './tunnel.js';
 import { verdictFromJson } from './verdict.js';
 
-const TIME = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/;
+// Years past 9999 (and before 0) as toISOString writes them: six digits and a sign.
+const TIME = /^((?:\d{4}|[+-]\d{6})-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/;
 
 /** `2026-12-03T07:07:27.123456789Z` → nanoseconds since the epoch; null when it is not such a time. */
 export function parseJsonTime(text: string): bigint | null {
@@ -67,11 +68,12 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
     protocol: r.proto,
     mtu: r.mtu,
     len: r.len,
-    tuple: r.tuple === null ? null : tupleFromJson(r.tuple),
+    // Absent fields are null, as the encoders expect (JSON written by other tools may leave them out).
+    tuple: r.tuple == null ? null : tupleFromJson(r.tuple),
     func: r.func,
     probe: { type: r.probe.type, name: r.probe.name },
-    dropReason: r.drop_reason,
-    caller: r.caller,
+    dropReason: r.drop_reason ?? null,
+    caller: r.caller ?? null,
     stack: r.stack ?? null,
   };
   if (r.tuple_before) e.tupleBefore = tupleFromJson(r.tuple_before);

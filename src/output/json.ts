@@ -3,7 +3,7 @@
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
  */
-import { AddressText, SlotCache, mix32 } from '../decode/cache.js';
+import { SlotCache, mix32 } from '../decode/cache.js';
 import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
@@ -17,7 +17,7 @@ import { type JsonTunnel, toJsonTunnel } from './tunnel.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
 import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
-  formatDecimal, formatIface, formatProcess, formatSkb, formatTime, utcFraction, utcSecondPrefix,
+  formatDecimal, formatIface, formatProcess, formatSkb, formatTime, skbDigitWords, utcFraction, utcSecondPrefix,
 } from './format.js';
 import { type JsonTuple, jsonProto, jsonTuple } from './tuple.js';
 
@@ -173,9 +173,12 @@ function strOrNull(s: string | null): string {
 // the first (see line.ts for why not a string). A run is looked for in two
 // slots of its cache, and a miss takes the place of what the second held.
 
+const TIME_OPEN = '{"v":' + JSON_SCHEMA_VERSION + ',"time":"';
+const SKB_OPEN = '","skb":"0x';
+
 /** `{"v":1,"time":"<second>.<nanos>Z","skb":"0x<16 hex>","cpu":…,"len":` (the run up to the length). */
 function headText(e: TraceEvent): string {
-  return '{"v":1,"time":"' + formatTime(e.timeNs) + '","skb":"' + formatSkb(e.skb) + '","cpu":' + e.cpu +
+  return TIME_OPEN + formatTime(e.timeNs) + SKB_OPEN + formatSkb(e.skb).slice(2) + '","cpu":' + e.cpu +
     ',"process":' + str(formatProcess(e.comm, e.pid)) + ',"pid":' + e.pid +
     ',"netns":' + formatDecimal(e.netns) + ',"netns_name":' + str(e.netnsName) + ',"mark":' + formatDecimal(e.mark) +
     ',"iface":' + str(formatIface(e.ifname, e.ifindex)) + ',"ifindex":' + e.ifindex +
@@ -197,9 +200,6 @@ function pointText(e: TraceEvent): string {
     '},"drop_reason":' + strOrNull(e.dropReason) + ',"caller":' + strOrNull(e.caller);
 }
 
-const TIME_OPEN = '{"v":1,"time":"';
-/** From the nanoseconds to the skb's hex digits: 9 digits, then `Z","skb":"0x`. */
-const NANOS_TO_SKB = 9 + 'Z","skb":"0x'.length;
 
 interface HeadRun {
   /** The second's `YYYY-MM-DDTHH:MM:SS.` (the same string for the whole second). */
@@ -214,14 +214,15 @@ interface HeadRun {
   ifname: string;
   proto: number;
   mtu: number;
-  /** Where the nanoseconds start; the skb's 16 hex digits start NANOS_TO_SKB after. */
+  /** Where the nanoseconds' 9 digits start, and the skb's 16 hex digits. */
   nanosAt: number;
+  skbAt: number;
   bytes: Uint8Array;
 }
 
 const heads = new SlotCache<HeadRun>(1024, () => ({
   second: '', cpu: NaN, pid: 0, comm: '', netns: 0, netnsName: '', mark: 0, ifindex: 0, ifname: '', proto: 0, mtu: 0,
-  nanosAt: 0, bytes: NO_TEXT,
+  nanosAt: 0, skbAt: 0, bytes: NO_TEXT,
 }));
 
 function isHeadOf(c: HeadRun, e: TraceEvent, second: string): boolean {
@@ -238,7 +239,8 @@ function headRun(e: TraceEvent, second: string): HeadRun {
   if (isHeadOf(first, e, second)) return first;
   const c = heads.second(h);
   if (isHeadOf(c, e, second)) return c;
-  const fill = first.bytes === NO_TEXT ? first : c;
+  // A start of another second is of no use any more.
+  const fill = first.second !== second ? first : c;
   fill.second = second;
   fill.cpu = e.cpu;
   fill.pid = e.pid;
@@ -250,8 +252,11 @@ function headRun(e: TraceEvent, second: string): HeadRun {
   fill.ifname = e.ifname;
   fill.proto = e.protocol;
   fill.mtu = e.mtu;
+  const text = headText(e);
+  // The text before both is ASCII: characters are bytes.
   fill.nanosAt = TIME_OPEN.length + second.length;
-  fill.bytes = utf8(headText(e));
+  fill.skbAt = text.indexOf(SKB_OPEN) + SKB_OPEN.length;
+  fill.bytes = utf8(text);
   return fill;
 }
 
@@ -274,7 +279,8 @@ const tails = new SlotCache<TailRun>(1024, () => ({
 
 function isTailOf(c: TailRun, e: TraceEvent): boolean {
   const t = e.tuple;
-  return c.func === e.func && c.name === e.probe.name && c.type === e.probe.type && c.dropReason === e.dropReason &&
+  // An entry never filled matches nothing (its fields could be an event's).
+  return c.open !== NO_TEXT && c.func === e.func && c.name === e.probe.name && c.type === e.probe.type && c.dropReason === e.dropReason &&
     c.caller === e.caller && (t === null ? c.tuple === null : c.tuple !== null && sameTupleFields(c.tuple, t));
 }
 
@@ -302,15 +308,6 @@ function tailRun(e: TraceEvent): TailRun {
   fill.closed = utf8(open + '}');
   return fill;
 }
-
-/** An skb's 16 hex digits as four little-endian words of ASCII; null when it has more (not a kernel address). */
-const skbDigits = new AddressText<Uint32Array | null>(4096, (skb) => {
-  const s = formatSkb(skb);
-  if (s.length !== 18) return null;
-  const w = new Uint32Array(4);
-  for (let i = 0; i < 16; i++) w[i >> 2]! |= s.charCodeAt(2 + i) << ((i & 3) * 8);
-  return w;
-});
 
 /** The same flow, or both absent. */
 const sameCtTuple = (a: CtTuple | null, b: CtTuple | null): boolean => (a === null || b === null ? a === b : sameTuple(a, b));
@@ -349,13 +346,13 @@ const CLOSE = 0x7d;
  */
 export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: LineEncoder): void {
   const nanos = utcFraction(e.timeNs);
-  const skb = skbDigits.get(e.skb);
+  const skb = skbDigitWords(e.skb);
   if (skb !== null && !e.tupleBefore) {
     const head = headRun(e, utcSecondPrefix());
     const start = enc.at;
     enc.bytes(head.bytes);
     enc.nanos9At(start + head.nanosAt, nanos);
-    enc.wordsAt(start + head.nanosAt + NANOS_TO_SKB, skb);
+    enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
     if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {

@@ -152,7 +152,7 @@ export class TraceSession {
 
   private startReading(): void {
     const maps = this.observers.probes.maps!;
-    // On their thread since the trace began (the CLI asks before planning).
+    // Read ahead since the trace began (prepareTrace).
     const symbols = kernelSymbols();
     this.enricher = new Enricher({
       points: this.observers.points,

@@ -8,6 +8,7 @@ import {
   formatTime,
   formatTimestamp,
 } from '../../src/output/format.js';
+import { parseJsonTime } from '../../src/output/json-read.js';
 import { formatTuple } from '../../src/output/tuple.js';
 import { protocolName, tcpFlagNames } from '../../src/decode/protocols.js';
 import type { Tuple } from '../../src/output/event.js';
@@ -70,6 +71,14 @@ test('formatTime: RFC 3339 UTC with nanoseconds', () => {
   // Same second after another one: the per-second cache must not leak.
   assert.equal(formatTime(1795757401999999999n), '2026-11-27T05:30:01.999999999Z');
   assert.equal(formatTime(1795757400123456789n), '2026-11-27T05:30:00.123456789Z');
+  // From a trace read back (any time the format can say): before 1970, the second before; past 9999, six digits.
+  assert.equal(formatTime(-1n), '1969-12-31T23:59:59.999999999Z');
+  assert.equal(formatTime(-1_500_000_000n), '1969-12-31T23:59:58.500000000Z');
+  assert.equal(formatTime(-2_000_000_000n), '1969-12-31T23:59:58.000000000Z');
+  assert.equal(formatTime(300_000_000_000_000_000_123n), '+011476-08-15T05:20:00.000000123Z');
+  for (const ns of [-1n, -1_500_000_000n, 300_000_000_000_000_000_123n, 1795757400123456789n]) {
+    assert.equal(parseJsonTime(formatTime(ns)), ns);
+  }
 });
 
 test('formatTimestamp: modes', () => {
@@ -88,6 +97,8 @@ test('formatTimestamp: modes', () => {
 });
 
 test('hex helpers', () => {
+  // First in this process: an address the caches' empty slots could be taken for.
+  assert.equal(formatSkb(-1n), '0x00000000000000-1');
   assert.equal(formatSkb(0xffff8880045c3e00n), '0xffff8880045c3e00');
   assert.equal(formatSkb(0x1234n), '0x0000000000001234');
   assert.equal(formatSkb(0n), '0x0000000000000000');

@@ -130,7 +130,9 @@ test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
     dropReason: 'X\u007f',
     stack: ['a', 'b"c', '\u0000'],
   };
-  for (const e of [...events, odd]) {
+  // Every field of the line's end as in a cache entry never filled: it must not be taken for one.
+  const blank: TraceEvent = { ...events[0]!, func: '', probe: { type: '' as TraceEvent['probe']['type'], name: '' }, dropReason: null, caller: null, tuple: null };
+  for (const e of [blank, ...events, odd]) {
     for (const stack of [false, true]) {
       const line = jsonLine(e, { stack });
       assert.equal(line, JSON.stringify(toJsonRecord(e, { stack })));
@@ -177,6 +179,8 @@ test('cached pieces follow every field that changes', () => {
     { ...e, skb: 0n },
     // A year of five digits: the second's prefix is longer, the nanoseconds start later.
     { ...e, timeNs: 300_000_000_000_000_000_123n },
+    // Before 1970: the nanoseconds into the second before.
+    { ...e, timeNs: -1_500_000_001n },
   ];
   for (const x of [e, ...changed, e]) {
     for (const stack of [false, true]) {

@@ -63,6 +63,18 @@ test('a JSON record read back writes the same record, every section included', (
   }
 });
 
+test('a record without the fields that may be null reads back with them null (JSON written by other tools)', () => {
+  const rec = toJsonRecord(events[0]!, { stack: false }) as unknown as Record<string, unknown>;
+  delete rec['drop_reason'];
+  delete rec['caller'];
+  delete rec['tuple'];
+  const back = eventFromJson(rec as unknown as JsonRecord, events[0]!.timeNs);
+  assert.equal(back.dropReason, null);
+  assert.equal(back.caller, null);
+  assert.equal(back.tuple, null);
+  assert.equal(jsonLine(back, { stack: false }), JSON.stringify(toJsonRecord(back, { stack: false })));
+});
+
 test('the packet section: base64 of the captured bytes, in both JSON writers', () => {
   const e = fullEvent();
   const rec = toJsonRecord(e, { stack: false });
