@@ -2,7 +2,7 @@
  * The whole user-space pipeline on recorded kernel records, no kernel: ring
  * records (struct event, built with the layout of src/decode/layout.ts) are
  * decoded, enriched and formatted to a discarding writer, as the session does.
- * Prints records/s for text and JSON lines.
+ * Prints records/s for text and JSON lines (IPv4, and JSON for IPv6 too).
  *
  *   node dist/bench/pipeline.js [count]
  */
@@ -23,12 +23,12 @@ const RECORDS = 4096;
 const STRIDE = EVENT_LAYOUT.size + 8;
 
 /** A ring-like buffer of records: ~12 points per packet, ~340 packets, like a veth flood. */
-function records(): { view: DataView; bytes: Uint8Array } {
+function records(l3: 4 | 6): { view: DataView; bytes: Uint8Array } {
   const buf = new ArrayBuffer(RECORDS * STRIDE);
   const view = new DataView(buf);
   const bytes = new Uint8Array(buf);
-  const s = parseAddress('192.0.2.1')!.bytes;
-  const d = parseAddress('192.0.2.2')!.bytes;
+  const s = parseAddress(l3 === 4 ? '192.0.2.1' : '2001:db8::1')!.bytes;
+  const d = parseAddress(l3 === 4 ? '192.0.2.2' : '2001:db8::2')!.bytes;
   for (let i = 0; i < RECORDS; i++) {
     const at = i * STRIDE + 8;
     view.setUint32(at + F.type, RecordType.event, true);
@@ -43,13 +43,13 @@ function records(): { view: DataView; bytes: Uint8Array } {
     view.setUint32(at + F.len, 92, true);
     view.setUint32(at + F.mtu, 1500, true);
     view.setInt32(at + F.stack_id, -1, true);
-    view.setUint16(at + F.protocol, 0x0800, true);
+    view.setUint16(at + F.protocol, l3 === 4 ? 0x0800 : 0x86dd, true);
     bytes.set(Buffer.from('iperf3'), at + F.comm);
     bytes.set(s, at + F.tuple + TF.saddr);
     bytes.set(d, at + F.tuple + TF.daddr);
     view.setUint16(at + F.tuple + TF.sport, 40000 + (((i / 12) | 0) % 7), true);
     view.setUint16(at + F.tuple + TF.dport, 5201, true);
-    bytes[at + F.tuple + TF.l3] = 4;
+    bytes[at + F.tuple + TF.l3] = l3;
     bytes[at + F.tuple + TF.l4proto] = 17;
   }
   return { view, bytes };
@@ -61,8 +61,8 @@ class Discard extends Writable {
   }
 }
 
-async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: number): Promise<void> {
-  const { view, bytes } = records();
+async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: number, l3: 4 | 6 = 4): Promise<void> {
+  const { view, bytes } = records(l3);
   const points = ['net_dev_queue', 'net_dev_start_xmit', 'net_dev_xmit', 'netif_rx', 'netif_receive_skb', 'consume_skb',
     'tc', 'tc', 'netfilter', 'netfilter', 'netfilter', 'netfilter'].map((n) => ({ type: 'tracepoint' as const, name: n }));
   const enricher = new Enricher({
@@ -98,3 +98,4 @@ const count = Number(process.argv[2] ?? 1_000_000);
 const text = { tuple: true, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none' as const, color: false };
 await run('text', (w) => new TextSink(w, { header: true, ...text }), count);
 await run('json', (w) => new JsonSink(w, { stack: false }), count);
+await run('json, IPv6', (w) => new JsonSink(w, { stack: false }), count, 6);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAddress, parseAddress } from '../../src/decode/addr.js';
+import { formatAddress, formatIPv6Groups, parseAddress } from '../../src/decode/addr.js';
 import { decodeEvent } from '../../src/decode/event.js';
 import { EVENT_LAYOUT, EventFlags, RecordType } from '../../src/decode/layout.js';
 
@@ -90,6 +90,15 @@ test('addresses: RFC 5952 text, round trips, and rejects', () => {
   }
   assert.equal(formatAddress(parseAddress('2001:0db8:0000:0000:0000:0000:0000:0001')!.bytes, 0, 6), '2001:db8::1');
   assert.equal(formatAddress(parseAddress('2001:db8:0:0:1:0:0:1')!.bytes, 0, 6), '2001:db8::1:0:0:1');
+  // Kept by value: addresses that differ in any one word, many of them, twice, each its own text.
+  const texts: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const g = [0x2001, 0xdb8, i % 3, 0, (i * 7) & 0xffff, 0, i % 5, i & 0xff];
+    texts.push(formatIPv6Groups(g));
+  }
+  for (const round of [0, 1]) {
+    for (const text of texts) assert.equal(formatAddress(parseAddress(text)!.bytes, 0, 6), text, `round ${round}`);
+  }
   for (const bad of ['300.1.1.1', '1.2.3', '01.2.3.4', '1.2.3.4.5', '2001:db8:::1', '1::2::3', '12345::', 'x', '', '1:2:3:4:5:6:7:8:9']) {
     assert.equal(parseAddress(bad), null, bad);
   }
