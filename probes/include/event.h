@@ -170,6 +170,7 @@ enum config_flags {
 	CONFIG_DUMP_SKB = 1 << 9, /* --output-skb (probes/include/sections/dump.h) */
 	CONFIG_DUMP_SHINFO = 1 << 10, /* --output-skb-shared-info */
 	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */
+	CONFIG_DIRECT_LOADS = 1 << 12, /* the injected filter reads packet bytes in place: no prefetch (probes/include/filter.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

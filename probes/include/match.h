@@ -13,11 +13,13 @@
 #include "track.h"
 #include "tunnel.h"
 
-/* Runs the injected pcap filter on a packet's bytes. */
+/* Runs the injected pcap filter on a packet's bytes: from a copy of the
+ * first ones, or in place where the filter was translated so (its loads are
+ * then plain loads the JIT makes fault-safe: no copy of bytes it may not read). */
 static __always_inline bool pcap_match_view(const struct packet_view *v)
 {
 	__u32 scratch[FILTER_SCRATCH_WORDS];
-	filter_scratch(scratch, v->start, v->caplen, v->wirelen, true);
+	filter_scratch(scratch, v->start, v->caplen, v->wirelen, !(CONFIG.flags & CONFIG_DIRECT_LOADS));
 
 	unsigned long verdict;
 	if (v->l2)

@@ -30,6 +30,8 @@ export interface ProbeConfig {
   snaplen: number;
   /** Leave out the current task (pid, comm): the kernel refuses those helpers to this program type. */
   noTask?: boolean;
+  /** The filter injected reads packet bytes in place (a build's packetLoads): no prefetch for it. */
+  directLoads?: boolean;
   /** nf_hook_slow observer: the hooks wanted (nfHookMask), 0 for all. */
   nfHooks?: number;
 }
@@ -49,7 +51,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.tunnelL2 ? ConfigFlags.tunnelL2 : 0) | (cfg.tunnelL3 ? ConfigFlags.tunnelL3 : 0) |
     (cfg.skbMeta ? ConfigFlags.skbMeta : 0) | (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
-    (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0);
+    (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
+    (cfg.directLoads ? ConfigFlags.directLoads : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

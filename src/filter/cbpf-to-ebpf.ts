@@ -1,8 +1,12 @@
 /**
  * Classic BPF (what libpcap compiles a tcpdump expression to) → eBPF, to run
- * inside pktpath's probes. Packet bytes are kernel memory the probes cannot
- * load directly, so every packet load becomes a bounds check against the
- * captured length and a bpf_probe_read_kernel into a scratch buffer.
+ * inside pktpath's probes. Every packet load becomes a bounds check against
+ * the captured length and then, as the kernel allows (`PacketLoads`):
+ * - 'copy': packet bytes are kernel memory the probe cannot load, so from
+ *   the scratch's copy of the first bytes, else bpf_probe_read_kernel;
+ * - 'direct' (6.17+): the probe's packet pointer is read-only untrusted
+ *   memory to the verifier (a char pointer read from a typed sk_buff), which
+ *   a plain load may read, made fault-safe by the JIT: no copy, no call.
  *
  * Contract with the probe's filter region (probes/include/filter.h):
  *   on entry  r8 = address of the packet's first byte (the Ethernet header for
@@ -15,6 +19,8 @@
  *   on exit   r0 = the classic program's return value (0: no match), and
  *             control falls off the end of the generated code.
  *   r6 holds A, r7 holds X; r0-r5 are scratch (the helper call clobbers them).
+ *   'direct' code reads neither the prefetch nor the load buffer: the probe
+ *   does not fill them (CONFIG_DIRECT_LOADS).
  */
 import type { CbpfInsn } from './pcap.js';
 import { Alu, Class, Helper, Jmp, Mode, Size, Src, TO_BE, type EbpfInsn, insn } from '../bpf/insn.js';
@@ -25,6 +31,9 @@ export const R_DATA = 8;
 export const R_SCRATCH = 9;
 export const SCRATCH = { mem: 0, caplen: 64, wirelen: 68, buf: 72, prefetched: 76, prefetch: 80, size: 144 } as const;
 export const PREFETCH_BYTES = 64;
+
+/** How translated code reads packet bytes (see above); the probe's build and configuration must agree. */
+export type PacketLoads = 'copy' | 'direct';
 
 // Classic BPF fields.
 const cls = (c: number) => c & 0x07;
@@ -74,7 +83,11 @@ const ja = () => insn(Class.JMP | Jmp.JA);
  * the bytes it holds, never more than were captured: one comparison decides
  * the fast path, and a fixed offset is one stack load there.
  */
-function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: number | null = null): void {
+function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: number | null, loads: PacketLoads): void {
+  if (loads === 'direct') {
+    emitDirectLoad(e, dst, bytes, constOff);
+    return;
+  }
   const slowJumps: number[] = [];
   const toSlow = (i: EbpfInsn) => {
     slowJumps.push(e.code.length);
@@ -126,6 +139,28 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
   e.code[doneJump]!.off = e.code.length - (doneJump + 1);
 }
 
+/**
+ * dst = P[off .. off+bytes) read in place ('direct'), or fail when outside
+ * the captured bytes. A fixed offset is checked against a constant and read
+ * at it; a computed one (in r4) is added to the packet pointer first.
+ */
+function emitDirectLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: number | null): void {
+  const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
+  e.emit(ldxW(1, R_SCRATCH, SCRATCH.caplen));
+  if (constOff !== null && constOff + bytes <= MAX_INSN_OFF) {
+    e.jump(insn(Class.JMP | Jmp.JLT | Src.K, 1, 0, 0, constOff + bytes), { to: 'fail' });
+    e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_DATA, constOff));
+  } else {
+    e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes));
+    e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
+    e.emit(mov64X(2, R_DATA), insn(Class.ALU64 | Alu.ADD | Src.X, 2, 4), insn(Class.LDX | Mode.MEM | sz, dst, 2, 0));
+  }
+  if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
+}
+
+/** The largest offset an instruction holds (a signed 16-bit field). */
+const MAX_INSN_OFF = 0x7fff;
+
 /** dst = `bytes` bytes at base+off, big-endian, one byte at a time (stack loads must be aligned). */
 function emitByteLoads(e: Emitter, dst: number, bytes: number, base: number, off: number): void {
   for (let i = 0; i < bytes; i++) {
@@ -170,7 +205,7 @@ function reachable(prog: CbpfInsn[]): boolean[] {
 }
 
 /** Translates a classic program; the result falls through at its end with the verdict in r0. */
-export function translate(prog: CbpfInsn[]): EbpfInsn[] {
+export function translate(prog: CbpfInsn[], loads: PacketLoads = 'copy'): EbpfInsn[] {
   if (prog.length === 0) throw new TranslateError('empty program');
   const live = reachable(prog);
   const e = new Emitter();
@@ -197,13 +232,13 @@ export function translate(prog: CbpfInsn[]): EbpfInsn[] {
         else if (m === M.MEM) e.emit(ldxW(dst, R_SCRATCH, memOffset(k, i)));
         else if (m === M.ABS && dst === R_A) {
           e.emit(mov32K(4, k));
-          emitPacketLoad(e, R_A, bytesOf(c, i), k);
+          emitPacketLoad(e, R_A, bytesOf(c, i), k, loads);
         } else if (m === M.IND && dst === R_A) {
           e.emit(mov32K(4, k), mov32X(5, R_X), insn(Class.ALU64 | Alu.ADD | Src.X, 4, 5));
-          emitPacketLoad(e, R_A, bytesOf(c, i));
+          emitPacketLoad(e, R_A, bytesOf(c, i), null, loads);
         } else if (m === M.MSH && dst === R_X) {
           e.emit(mov32K(4, k));
-          emitPacketLoad(e, R_X, 1, k);
+          emitPacketLoad(e, R_X, 1, k, loads);
           e.emit(insn(Class.ALU | Alu.AND | Src.K, R_X, 0, 0, 0xf), insn(Class.ALU | Alu.LSH | Src.K, R_X, 0, 0, 2));
         } else throw new TranslateError(`instruction ${i}: unsupported load 0x${c.toString(16)}`);
         break;

@@ -45,8 +45,9 @@ export function combineExpression(words: string[], flags: FlagFilter): string {
 
 export interface CompiledFilter {
   expression: string;
-  l2: { cbpf: CbpfInsn[]; ebpf: EbpfInsn[] };
-  l3: { cbpf: CbpfInsn[]; ebpf: EbpfInsn[] };
+  /** `ebpf` reads packet bytes as every kernel allows, `direct` in place (PacketLoads: 6.17+, never longer). */
+  l2: { cbpf: CbpfInsn[]; ebpf: EbpfInsn[]; direct: EbpfInsn[] };
+  l3: { cbpf: CbpfInsn[]; ebpf: EbpfInsn[]; direct: EbpfInsn[] };
   /** Said to the user, e.g. when the expression can only match frames with a link-layer header. */
   notes: string[];
 }
@@ -95,7 +96,8 @@ export function compileFilter(expression: string): CompiledFilter {
     notes.push(`filter '${expression}' needs a link-layer header (${e.message}): it matches nothing at points ` +
       'where packets have none (netfilter hooks and tracepoints before the Ethernet header is built)');
   }
-  const compiled = { expression, l2: { cbpf: l2, ebpf: translate(l2) }, l3: { cbpf: l3, ebpf: translate(l3) }, notes };
+  const both = (cbpf: CbpfInsn[]) => ({ cbpf, ebpf: translate(cbpf), direct: translate(cbpf, 'direct') });
+  const compiled = { expression, l2: both(l2), l3: both(l3), notes };
   const size = Math.max(compiled.l2.ebpf.length, compiled.l3.ebpf.length);
   if (size > FILTER_REGION_INSNS) {
     throw new FilterTooLarge(`filter: it needs ${size} eBPF instructions; the probes have room for ${FILTER_REGION_INSNS}: ` +

@@ -34,6 +34,24 @@ export interface ProbeBuild {
    * for many points of the kind.
    */
   slots?: { count: number; slotMap: string };
+  /**
+   * 'direct': the filter reads packet bytes in place, not from a copy
+   * (PacketLoads in src/filter/cbpf-to-ebpf.ts). Tried first where the kernel
+   * is one that allows it (6.17+); a refusal falls back to the same object
+   * with copies.
+   */
+  packetLoads?: 'direct';
+}
+
+/**
+ * Whether this kernel is one that lets a probe load packet bytes in place
+ * (6.17: a char pointer read from a typed struct is read-only untrusted
+ * memory). A guess by release that saves older kernels a refused load; the
+ * load itself decides.
+ */
+export function directLoadsLikely(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m !== null && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 17));
 }
 
 /** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
@@ -47,10 +65,12 @@ const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap:
 export const PROBES = {
   tracepoint: [
     // Filter regions of 1024 instructions: 17 programs verify faster with less to walk (probes/include/filter.h).
+    { file: 'tracepoint.bpf.o', ...TP_PROGRAMS, filterRegion: 1024, packetLoads: 'direct' },
     { file: 'tracepoint.bpf.o', ...TP_PROGRAMS, filterRegion: 1024 },
     // Before 6.2 (no bpf_rdonly_cast): the same probe, slower to verify (probes/include/kread.h).
     { file: 'tracepoint_nocast.bpf.o', ...TP_PROGRAMS, filterRegion: 1024 },
     // A filter that does not fit: regions of 4096.
+    { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS, packetLoads: 'direct' },
     { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
     { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
   ],
@@ -58,11 +78,15 @@ export const PROBES = {
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
   'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
   tc: [
+    { file: 'tc.bpf.o', program: 'pktpath_tc', packetLoads: 'direct' },
     { file: 'tc.bpf.o', program: 'pktpath_tc' },
     { file: 'tc_noct.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup' },
     { file: 'tc_untyped.bpf.o', program: 'pktpath_tc', lacks: 'the conntrack lookup and typed reads (bpf_cast_to_kern_ctx)' },
   ],
-  netfilter: [{ file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] }],
+  netfilter: [
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'], packetLoads: 'direct' },
+    { file: 'netfilter.bpf.o', program: 'pktpath_nf', others: ['pktpath_nf_hook_exit'] },
+  ],
   /** Netfilter where the kernel has no netfilter links: fexit of nf_hook_slow (before 6.2, the build without bpf_rdonly_cast). */
   'nf-hook': [
     { file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
@@ -82,9 +106,14 @@ export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry',
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: number; func: string };
 
-/** The first build of `builds` from `from` on whose filter regions hold a filter of `insns` instructions. */
-export function nextFitting(builds: readonly ProbeBuild[], from: number, insns: number): number {
+/**
+ * The first build of `builds` from `from` on whose filter regions hold a
+ * filter of `insns` instructions, and that reads packets in place only where
+ * `direct` says the kernel may.
+ */
+export function nextFitting(builds: readonly ProbeBuild[], from: number, insns: number, direct: boolean): number {
+  const fits = (b: ProbeBuild) => (b.filterRegion === undefined || insns <= b.filterRegion) && (direct || b.packetLoads !== 'direct');
   let i = from;
-  while (i < builds.length && builds[i]!.filterRegion !== undefined && insns > builds[i]!.filterRegion!) i++;
+  while (i < builds.length && !fits(builds[i]!)) i++;
   return i;
 }

@@ -6,6 +6,7 @@
  * once (loadTogether).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
@@ -20,7 +21,7 @@ import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
 import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
-import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
+import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, directLoadsLikely, nextFitting, probesDir } from './builds.js';
 
 /** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -83,6 +84,9 @@ export class ProbeSet {
 
   /** `stacks`: whether any probe will record stacks (without, the stack map is made with one entry, not 16 MiB of them). */
   constructor(readonly ringSize: number, readonly dir = probesDir(), private readonly stacks = true) {}
+
+  /** Whether builds that read packet bytes in place are worth a try on this kernel. */
+  private readonly directLoads = directLoadsLikely(os.release());
 
   /** The build each kind loaded with (and whether without the task helpers), once one did. */
   private readonly chosen = new Map<ProbeKind, { build: number; noTask: boolean }>();
@@ -188,7 +192,7 @@ export class ProbeSet {
   }
 
   private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
-    const { build, noTask } = this.chosen.get(r.kind) ?? { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter)), noTask: false };
+    const { build, noTask } = this.chosen.get(r.kind) ?? { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter), this.directLoads), noTask: false };
     let opened: ReturnType<ProbeSet['openBuild']>;
     try {
       opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.filter, r.slotData);
@@ -220,7 +224,7 @@ export class ProbeSet {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
     const insns = filterInsns(filter);
-    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns), noTask: false };
+    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: false };
     const refusals: Error[] = [];
     while (build < builds.length) {
       try {
@@ -241,7 +245,7 @@ export class ProbeSet {
         // Once a build loaded, a refusal is this instance's (its target, its filter), not the kernel's.
         if (known) break;
         if (!noTask && refusesTaskHelpers(e as Error)) noTask = true;
-        else build = nextFitting(builds, build + 1, insns);
+        else build = nextFitting(builds, build + 1, insns, this.directLoads);
       }
     }
     throw refusals[refusals.length - 1]!;
@@ -275,7 +279,8 @@ export class ProbeSet {
       if (programs.length > names.length) throw new RangeError(`${programs.length} programs for ${names.length} in ${spec.file}`);
       const loaded = programs.map((_, i) => object.program(names[i]!));
       for (const unused of [...names.slice(programs.length), ...(spec.others ?? [])]) object.program(unused).setAutoload(false);
-      object.rodata().setInitialValue(encodeConfig(config));
+      const direct = spec.packetLoads === 'direct';
+      object.rodata().setInitialValue(encodeConfig(direct ? { ...config, directLoads: true } : config));
       if (spec.slots && slotData) object.map(spec.slots.slotMap).setInitialValue(slotData);
       const shared = this.shared ?? (this.shared = this.createShared(object));
       for (const name of SHARED_MAPS) object.map(name).reuseFd(shared.fds[name]);
@@ -289,8 +294,8 @@ export class ProbeSet {
         if (filter || this.skbExpr || this.tunnel || this.skbMeta) {
           let insns = program.insns();
           if (filter) {
-            insns = injectRegion(insns, FILTER_MAGIC.l2, filter.l2.ebpf, `${p.label}: L2 filter`);
-            insns = injectRegion(insns, FILTER_MAGIC.l3, filter.l3.ebpf, `${p.label}: L3 filter`);
+            insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${p.label}: L2 filter`);
+            insns = injectRegion(insns, FILTER_MAGIC.l3, direct ? filter.l3.direct : filter.l3.ebpf, `${p.label}: L3 filter`);
           }
           // Programs without an skb (XDP) have no region: they match nothing while the expression is set.
           if (this.skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {

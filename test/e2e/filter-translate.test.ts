@@ -6,13 +6,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { BpfObject } from '../../src/bpf/object.js';
 import { testRun } from '../../src/bpf/testrun.js';
-import { translate } from '../../src/filter/cbpf-to-ebpf.js';
+import { type PacketLoads, translate } from '../../src/filter/cbpf-to-ebpf.js';
 import { FILTER_MAGIC, injectRegion } from '../../src/filter/inject.js';
 import { type CbpfInsn, LinkType, compilePcap, pcapVerdict } from '../../src/filter/pcap.js';
-import { probesDir } from '../../src/trace/builds.js';
+import { directLoadsLikely, probesDir } from '../../src/trace/builds.js';
 import { corpus } from '../helpers/packets.js';
 
 const PACKETS = corpus();
@@ -21,27 +22,38 @@ after(() => open.forEach((o) => o.close()));
 
 const PROGRAMS = ['filter_test_l2', 'filter_test_l3', 'filter_test_l2_slow', 'filter_test_l3_slow'];
 
+/**
+ * The ways translated code is run: with the prefetch, as the probes run it
+ * on every kernel; without (every load through the helper); and reading the
+ * packet in place, where the kernel allows it (the probes' first choice there).
+ */
+const WAYS: Array<{ slow: boolean; loads: PacketLoads; says: string }> = [
+  { slow: false, loads: 'copy', says: '' },
+  { slow: true, loads: 'copy', says: ' (no prefetch)' },
+  ...(directLoadsLikely(release()) ? [{ slow: true, loads: 'direct' as const, says: ' (in place)' }] : []),
+];
+
 /** Loads the test probe with `prog` translated into its L2 or L3 region; `slow`: without the prefetch. */
-function load(prog: CbpfInsn[], l3: boolean, slow: boolean) {
+function load(prog: CbpfInsn[], l3: boolean, slow: boolean, loads: PacketLoads = 'copy') {
   const obj = BpfObject.open(join(probesDir(), 'filter_test.bpf.o'), 'filter test');
   open.push(obj);
   const name = `filter_test_${l3 ? 'l3' : 'l2'}${slow ? '_slow' : ''}`;
   for (const p of PROGRAMS) obj.program(p).setAutoload(p === name);
   const p = obj.program(name);
-  p.setInsns(injectRegion(p.insns(), l3 ? FILTER_MAGIC.l3 : FILTER_MAGIC.l2, translate(prog), name));
+  p.setInsns(injectRegion(p.insns(), l3 ? FILTER_MAGIC.l3 : FILTER_MAGIC.l2, translate(prog, loads), name));
   obj.load();
   return p;
 }
 
 function agree(what: string, prog: CbpfInsn[], l3: boolean): { matched: number } {
   let matched = 0;
-  for (const slow of [false, true]) {
-    const p = load(prog, l3, slow);
+  for (const { slow, loads, says } of WAYS) {
+    const p = load(prog, l3, slow, loads);
     for (const { name, frame } of PACKETS) {
       const packet = l3 ? frame.subarray(14) : frame;
       const want = pcapVerdict(prog, packet);
       const got = testRun(p, frame);
-      assert.equal(got, want, `${what}${slow ? ' (no prefetch)' : ''} on '${name}': kernel ${got}, libpcap ${want}`);
+      assert.equal(got, want, `${what}${says} on '${name}': kernel ${got}, libpcap ${want}`);
       if (want && !slow) matched++;
     }
   }
@@ -94,6 +106,9 @@ const HAND: Array<[string, CbpfInsn[]]> = [
     J(0x06, 0, 0, 0), J(0x06, 0, 0, 7)]],
   // ld ind out of bounds: ldx #2000; ld [x+0:4] rejects; ld [x+0:1] likewise
   ['indirect load past the end rejects', [J(0x01, 0, 0, 2000), J(0x40, 0, 0, 0), J(0x06, 0, 0, 1)]],
+  // Offsets past what an instruction holds (32767): computed in place, and out of the packet.
+  ['absolute loads far past the end reject', [J(0x20, 0, 0, 40000), J(0x06, 0, 0, 1)]],
+  ['absolute byte load at 32766 rejects', [J(0x30, 0, 0, 32766), J(0x06, 0, 0, 1)]],
   ['absolute load at the last byte', [J(0x80, 0, 0, 0), J(0x07, 0, 0, 0), J(0x50, 0, 0, 0xffffffff), J(0x06, 0, 0, 0)]],
   ['ld ind b/w and ld imm', [J(0x01, 0, 0, 10), J(0x50, 0, 0, 4), J(0x07, 0, 0, 0), J(0x40, 0, 0, 2), J(0x54, 0, 0, 0x7fffffff),
     J(0x00, 0, 0, 0), J(0x1c, 0, 0, 0), J(0x16, 0, 0, 0)]],
