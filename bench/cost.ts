@@ -11,12 +11,12 @@
  *
  *   node dist/bench/cost.js [seconds per measurement, default 3]
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { vmlinuxBtf } from '../src/bpf/btf/vmlinux.js';
 import { enableRunStats, linkInfos, programs } from '../src/bpf/objects.js';
 import { Lab, twoHosts } from '../src/lab/lab.js';
+import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 const FLOOR_DIR = fileURLToPath(new URL('../../probes/build/floor', import.meta.url));
@@ -82,11 +82,8 @@ const OBSERVERS: Observer[] = [
     name: 'bpftrace, 6 tracepoints reading the IP header, filter matching nothing',
     async start() {
       const unmount = mountTracefs();
-      const probes = ['net:net_dev_queue', 'net:netif_receive_skb', 'net:net_dev_xmit', 'net:netif_rx', 'skb:consume_skb', 'skb:kfree_skb'];
-      const script = `${probes.map((p) => `tracepoint:${p}`).join(', ')} { $s = (struct sk_buff *)args->skbaddr; ` +
-        '$ip = (struct iphdr *)($s->head + $s->network_header); if ($ip->protocol == 17 && $ip->daddr == 0x09090909) { @n = count(); } }';
-      const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-      await whenReady(child, /Attaching \d+ probes/, 'bpftrace');
+      // No traffic goes to this address: every probe reads the header and says no.
+      const child = await startBpftrace(bpftraceScript(17, '203.0.113.9', '@n = count();'));
       await new Promise((r) => setTimeout(r, 500));
       return async () => {
         await stopped(child);
@@ -97,21 +94,6 @@ const OBSERVERS: Observer[] = [
   { name: 'nothing attached, again', start: async () => async () => {} },
 ];
 
-/** bpftrace needs tracefs: mounted for it when it is not, and unmounted after. */
-function mountTracefs(): () => void {
-  if (existsSync('/sys/kernel/tracing/events')) return () => {};
-  execFileSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
-  return () => execFileSync('umount', ['/sys/kernel/tracing']);
-}
-
-function hasBpftrace(): boolean {
-  try {
-    execFileSync('bpftrace', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** enum bpf_link_type */
 const LINK_NAMES: Readonly<Record<number, string>> = { 10: 'netfilter', 11: 'tc (tcx)' };

@@ -18,6 +18,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Lab, twoHosts } from '../src/lab/lab.js';
+import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 
@@ -217,6 +218,36 @@ async function benchFlood(): Promise<void> {
         console.log(`  ${flow.padEnd(12)} ${format.padEnd(6)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ${pad((traced / untraced).toFixed(2), 6)} ` +
           `${pad((res.events / 1e6).toFixed(2) + 'M', 10)} ${pad((res.lost / 1e6).toFixed(2) + 'M', 10)} ` +
           `${pad((total ? (100 * res.lost) / total : 0).toFixed(1), 7)} ${pad((res.events / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad(res.peakRssMb.toFixed(0), 12)}`);
+      }
+      if (!hasBpftrace()) {
+        console.log(`  ${flow.padEnd(12)} bpftrace: skipped, not installed (apt-get install bpftrace)`);
+        continue;
+      }
+      // bpftrace printing a line per event of the flow on its 6 tracepoints, read by the bench.
+      const flood = () => (flow === 'TCP' ? tcpFlood(lab, a, 3) : udpFlood(lab, a, 0, 3));
+      const untraced = await flood();
+      const unmount = mountTracefs();
+      try {
+        const child = await startBpftrace(bpftraceScript(flow === 'TCP' ? 6 : 17, '192.0.2.2', 'printf("%lx %d %s\\n", $s, cpu, probe);'));
+        let lines = 0;
+        let said = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
+          if (said.length < 4096) said += d.toString('latin1').match(/Lost \d+ events/g)?.join('\n') ?? '';
+        });
+        child.stderr!.on('data', (d: Buffer) => (said += d.toString()));
+        const traced = await flood();
+        const exited = new Promise((r) => child.on('exit', r));
+        child.kill('SIGINT');
+        await exited;
+        const lost = [...said.matchAll(/Lost (\d+) events/g)].reduce((n, m) => n + Number(m[1]), 0);
+        const unit = flow === 'TCP' ? ' Gbit/s' : ' kpps';
+        const show = (v: number) => (flow === 'TCP' ? v.toFixed(2) : (v / 1e3).toFixed(0)) + unit;
+        console.log(`  ${flow.padEnd(12)} ${'bpftrace printf'.padEnd(6)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ` +
+          `${pad((traced / untraced).toFixed(2), 6)} ${pad((lines / 1e6).toFixed(2) + 'M', 10)} ${pad((lost / 1e6).toFixed(2) + 'M', 10)} ` +
+          `${pad((lines + lost ? (100 * lost) / (lines + lost) : 0).toFixed(1), 7)} ${pad((lines / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad('—', 12)}`);
+      } finally {
+        unmount();
       }
     }
   } finally {

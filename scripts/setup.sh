@@ -9,6 +9,8 @@ declare -A NEED=(
   [clang-19]=clang-19 [llc-19]=llvm-19 [bpftool]=bpftool [ip]=iproute2 [nft]=nftables
   [iptables]=iptables [ping]=iputils-ping [tcpdump]=tcpdump [tshark]=tshark [iperf3]=iperf3 [setpriv]=util-linux
 )
+# `npm run bench` (--bench) sets bpftrace beside pktpath too.
+[ "${1:-}" = --bench ] && NEED[bpftrace]=bpftrace
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${NEED[$cmd]}")
