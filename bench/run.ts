@@ -203,7 +203,7 @@ async function benchFlood(): Promise<void> {
     }
 
     console.log('  unbounded floods, 3 s: traffic beside the same flood untraced (measured just before), records delivered and lost');
-    console.log(`  ${'flow'.padEnd(12)} ${'format'.padEnd(6)} ${'untraced'.padStart(12)} ${'traced'.padStart(12)} ${'ratio'.padStart(6)} ` +
+    console.log(`  ${'flow'.padEnd(12)} ${'format'.padEnd(15)} ${'untraced'.padStart(12)} ${'traced'.padStart(12)} ${'ratio'.padStart(6)} ` +
       `${'delivered'.padStart(10)} ${'lost'.padStart(10)} ${'lost %'.padStart(7)} ${'rec/s'.padStart(8)} ${'peak RSS MB'.padStart(12)}`);
     for (const flow of ['UDP-64', 'TCP'] as const) {
       for (const format of ['text', 'json'] as const) {
@@ -215,7 +215,7 @@ async function benchFlood(): Promise<void> {
         const unit = flow === 'TCP' ? ' Gbit/s' : ' kpps';
         const show = (v: number) => (flow === 'TCP' ? v.toFixed(2) : (v / 1e3).toFixed(0)) + unit;
         const total = res.events + res.lost;
-        console.log(`  ${flow.padEnd(12)} ${format.padEnd(6)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ${pad((traced / untraced).toFixed(2), 6)} ` +
+        console.log(`  ${flow.padEnd(12)} ${format.padEnd(15)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ${pad((traced / untraced).toFixed(2), 6)} ` +
           `${pad((res.events / 1e6).toFixed(2) + 'M', 10)} ${pad((res.lost / 1e6).toFixed(2) + 'M', 10)} ` +
           `${pad((total ? (100 * res.lost) / total : 0).toFixed(1), 7)} ${pad((res.events / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad(res.peakRssMb.toFixed(0), 12)}`);
       }
@@ -243,7 +243,7 @@ async function benchFlood(): Promise<void> {
         const lost = [...said.matchAll(/Lost (\d+) events/g)].reduce((n, m) => n + Number(m[1]), 0);
         const unit = flow === 'TCP' ? ' Gbit/s' : ' kpps';
         const show = (v: number) => (flow === 'TCP' ? v.toFixed(2) : (v / 1e3).toFixed(0)) + unit;
-        console.log(`  ${flow.padEnd(12)} ${'bpftrace printf'.padEnd(6)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ` +
+        console.log(`  ${flow.padEnd(12)} ${'bpftrace printf'.padEnd(15)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ` +
           `${pad((traced / untraced).toFixed(2), 6)} ${pad((lines / 1e6).toFixed(2) + 'M', 10)} ${pad((lost / 1e6).toFixed(2) + 'M', 10)} ` +
           `${pad((lines + lost ? (100 * lost) / (lines + lost) : 0).toFixed(1), 7)} ${pad((lines / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad('—', 12)}`);
       } finally {
