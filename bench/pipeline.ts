@@ -2,11 +2,19 @@
  * The whole user-space pipeline on recorded kernel records, no kernel: ring
  * records (struct event, built with the layout of src/decode/layout.ts) are
  * decoded, enriched and formatted to a discarding writer, as the session does.
- * Prints records/s for text and JSON lines (IPv4, and JSON for IPv6 too).
+ * Prints records/s for text and JSON lines (IPv4, and JSON for IPv6 too):
+ * the median of ROUNDS rounds each and their range (one round can swing by
+ * half on these machines). Each round is a process of its own running one
+ * format, as a session runs one sink (call sites that see one sink class
+ * stay monomorphic, as they are in a trace), with the flags bin/pktpath
+ * gives Node (its young generation's size among them).
  *
- *   node dist/bench/pipeline.js [count]
+ *   node dist/bench/pipeline.js [count per round]
  */
+import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pktpathNodeFlags } from './node-flags.js';
 import { parseAddress } from '../src/decode/addr.js';
 import { decodeEvent } from '../src/decode/event.js';
 import { EVENT_LAYOUT, EventFlags, RecordType } from '../src/decode/layout.js';
@@ -61,7 +69,8 @@ class Discard extends Writable {
   }
 }
 
-async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: number, l3: 4 | 6 = 4): Promise<void> {
+/** Records per second through decode, enrich, format and write. */
+async function run(makeSink: (w: BatchedWriter) => Sink, count: number, l3: 4 | 6): Promise<number> {
   const { view, bytes } = records(l3);
   const points = ['net_dev_queue', 'net_dev_start_xmit', 'net_dev_xmit', 'netif_rx', 'netif_receive_skb', 'consume_skb',
     'tc', 'tc', 'netfilter', 'netfilter', 'netfilter', 'netfilter'].map((n) => ({ type: 'tracepoint' as const, name: n }));
@@ -90,12 +99,34 @@ async function run(name: string, makeSink: (w: BatchedWriter) => Sink, count: nu
     if (n % RECORDS_PER_TURN === RECORDS_PER_TURN - 1) await new Promise(setImmediate);
   }
   await sink.close();
-  const s = (performance.now() - t0) / 1000;
-  console.log(`${name}: ${(count / s / 1e6).toFixed(2)}M records/s (decode, enrich, format, write)`);
+  return count / ((performance.now() - t0) / 1000);
 }
 
+const ROUNDS = 5;
 const count = Number(process.argv[2] ?? 1_000_000);
 const text = { tuple: true, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none' as const, color: false };
-await run('text', (w) => new TextSink(w, { header: true, ...text }), count);
-await run('json', (w) => new JsonSink(w, { stack: false }), count);
-await run('json, IPv6', (w) => new JsonSink(w, { stack: false }), count, 6);
+const formats = [
+  { name: 'text', l3: 4 as const, sink: (w: BatchedWriter): Sink => new TextSink(w, { header: true, ...text }) },
+  { name: 'json', l3: 4 as const, sink: (w: BatchedWriter): Sink => new JsonSink(w, { stack: false }) },
+  { name: 'json, IPv6', l3: 6 as const, sink: (w: BatchedWriter): Sink => new JsonSink(w, { stack: false }) },
+];
+const only = process.argv[3];
+if (only !== undefined) {
+  // One round of one format: its rate on stdout.
+  const f = formats.find((x) => x.name === only)!;
+  console.log(await run(f.sink, count, f.l3));
+  process.exit(0);
+}
+const rates = formats.map((): number[] => []);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [i, f] of formats.entries()) {
+    const args = [...pktpathNodeFlags(), fileURLToPath(import.meta.url), String(count), f.name];
+    rates[i]!.push(Number(execFileSync(process.execPath, args, { encoding: 'utf8' })));
+  }
+}
+const m = (r: number) => (r / 1e6).toFixed(2);
+for (const [i, f] of formats.entries()) {
+  const sorted = [...rates[i]!].sort((a, b) => a - b);
+  console.log(`${f.name}: ${m(sorted[ROUNDS >> 1]!)}M records/s (decode, enrich, format, write; median of ${ROUNDS}, ` +
+    `${m(sorted[0]!)}–${m(sorted[ROUNDS - 1]!)})`);
+}

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
+import { pktpathNodeFlags } from './node-flags.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 
@@ -101,7 +102,7 @@ function nodeStartMs(): number {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    spawnSync(process.execPath, ['--max-semi-space-size=4', '-e', '0'], { env, stdio: 'ignore' });
+    spawnSync(process.execPath, [...pktpathNodeFlags(), '-e', '0'], { env, stdio: 'ignore' });
     times.push(performance.now() - t0);
   }
   return median(times);
