@@ -7,7 +7,9 @@
  * none of the traffic), with tcpdump writing one veth, with bpftrace where it
  * is installed, and with nothing again. During pktpath's UDP run, each of its
  * programs' nanoseconds per run from the kernel's run-time stats, beside the
- * floor's. Prints figures; asserts nothing.
+ * floor's and those of two partial builds (probes/include/bench.h: returning
+ * before the packet is located, and once it is), which say where the cost of
+ * a packet the filter does not want goes. Prints figures; asserts nothing.
  *
  *   node dist/bench/cost.js [seconds per measurement, default 3]
  */
@@ -20,6 +22,7 @@ import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpft
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 const FLOOR_DIR = fileURLToPath(new URL('../../probes/build/floor', import.meta.url));
+const stageDir = (stage: number) => fileURLToPath(new URL(`../../probes/build/stage${stage}`, import.meta.url));
 const SECONDS = Number(process.argv[2] ?? 3);
 /** A filter none of the traffic matches: every probe runs it to the end and says no. */
 const NO_MATCH = ['udp', 'port', '9'];
@@ -68,6 +71,8 @@ const pktpath = (name: string, args: string[], env: Record<string, string> = {})
 const OBSERVERS: Observer[] = [
   { name: 'nothing attached', start: async () => async () => {} },
   pktpath('floor: pktpath\'s programs returning at once', [], { PKTPATH_PROBES_DIR: FLOOR_DIR }),
+  pktpath('pktpath, returning before it locates the packet', [], { PKTPATH_PROBES_DIR: stageDir(1) }),
+  pktpath('pktpath, returning once the packet is located', [], { PKTPATH_PROBES_DIR: stageDir(2) }),
   pktpath('pktpath, every family, filter matching nothing', []),
   pktpath('pktpath, tracepoints only, filter matching nothing', ['--attach', 'tracepoints']),
   {
@@ -163,7 +168,7 @@ async function main(): Promise<void> {
       try {
         const t = await tcp();
         let u = 0;
-        if (o.name.startsWith('floor') || o.name.startsWith('pktpath, every')) {
+        if (o.name.startsWith('floor') || o.name.startsWith('pktpath, returning') || o.name.startsWith('pktpath, every')) {
           perPoint.set(o.name, await nsPerRun(async () => void (u = await udp())));
         } else {
           u = await udp();
@@ -181,17 +186,25 @@ async function main(): Promise<void> {
       console.log(`  ${r.name.padEnd(72)} ${r.tcp.toFixed(2).padStart(10)} ${(r.tcp / base.tcp).toFixed(2).padStart(6)} ` +
         `${r.udp.toFixed(0).padStart(11)} ${(r.udp / base.udp).toFixed(2).padStart(6)}`);
     }
-    const floor = [...perPoint].find(([k]) => k.startsWith('floor'))?.[1];
-    const traced = [...perPoint].find(([k]) => k.startsWith('pktpath'))?.[1];
+    const stats = (prefix: string) => [...perPoint].find(([k]) => k.startsWith(prefix))?.[1];
+    const floor = stats('floor');
+    const before = stats('pktpath, returning before');
+    const located = stats('pktpath, returning once');
+    const traced = stats('pktpath, every');
     if (floor && traced) {
-      console.log('per program, during the UDP-64 flood (kernel run-time stats): ns per run, pktpath beside the floor');
+      const nsOf = (m: typeof floor | undefined, name: string) => {
+        const s = m?.get(name);
+        return s && s.runs > 0 ? s.ns / s.runs : NaN;
+      };
+      const above = (ns: number, base: number) => `${ns.toFixed(0).padStart(5)} (${ns >= base ? '+' : ''}${(ns - base).toFixed(0)})`.padEnd(13);
+      console.log('per program, during the UDP-64 flood (kernel run-time stats): ns per run, and above the floor, of the');
+      console.log('floor, the builds returning before the packet is located and once it is, and pktpath whole (filter matching nothing)');
+      console.log(`  ${'point'.padEnd(26)} ${'floor'.padStart(5)}   ${'before packet'.padEnd(13)} ${'located'.padEnd(13)} ${'whole'.padEnd(13)} runs (whole)`);
       for (const [name, s] of [...traced].sort((x, y) => y[1].runs - x[1].runs)) {
         if (s.runs === 0) continue;
-        const f = floor.get(name);
-        const fNs = f && f.runs > 0 ? f.ns / f.runs : NaN;
-        const ns = s.ns / s.runs;
-        console.log(`  ${name.padEnd(28)} ${ns.toFixed(0).padStart(5)} ns  floor ${fNs.toFixed(0).padStart(4)} ns  ` +
-          `(+${(ns - fNs).toFixed(0)})  ${s.runs} runs`);
+        const f = nsOf(floor, name);
+        console.log(`  ${name.padEnd(26)} ${f.toFixed(0).padStart(5)}   ${above(nsOf(before, name), f)} ${above(nsOf(located, name), f)} ` +
+          `${above(s.ns / s.runs, f)} ${s.runs}`);
       }
     }
   } finally {

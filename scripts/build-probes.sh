@@ -49,3 +49,10 @@ build probes/tracepoint.bpf.c "$out/floor/tracepoint_wide_nocast.bpf.o" -DPKTPAT
 build probes/tc.bpf.c "$out/floor/tc_noct.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_CT_LOOKUP
 build probes/tc.bpf.c "$out/floor/tc_untyped.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_UNTYPED
 build probes/netfilter.bpf.c "$out/floor/netfilter_nocast.bpf.o" -DPKTPATH_FLOOR -DPKTPATH_NO_RDONLY_CAST
+# The default plan's probes returning at a later stage (probes/include/bench.h), for the bench's breakdown.
+for stage in 1 2; do
+  mkdir -p "$out/stage$stage"
+  build probes/tracepoint.bpf.c "$out/stage$stage/tracepoint.bpf.o" -DPKTPATH_STOP=$stage $NARROW
+  build probes/tc.bpf.c "$out/stage$stage/tc.bpf.o" -DPKTPATH_STOP=$stage
+  build probes/netfilter.bpf.c "$out/stage$stage/netfilter.bpf.o" -DPKTPATH_STOP=$stage
+done

@@ -7,6 +7,7 @@
 #ifndef PKTPATH_MATCH_H
 #define PKTPATH_MATCH_H
 
+#include "bench.h"
 #include "filter.h"
 #include "packet.h"
 #include "skb_expr.h"
@@ -32,8 +33,12 @@ static __always_inline bool pcap_match_view(const struct packet_view *v)
 static __always_inline bool pcap_match(struct sk_buff *skb)
 {
 	struct packet_view v;
+	if (bench_stops_at(STAGE_BEFORE_PACKET))
+		return false;
 	if (!packet_view(skb, &v))
 		return false; /* no header located: nothing to match against */
+	if (bench_stops_at(STAGE_PACKET_LOCATED))
+		return false;
 	return pcap_match_view(&v);
 }
 

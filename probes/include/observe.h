@@ -54,20 +54,6 @@ struct site {
 	__s32 retval;
 };
 
-/* The benchmarks' floor (-DPKTPATH_FLOOR): the same programs, returning at
- * once. The compiler must keep the rest (user space injects the filter into
- * it); the verifier knows the branch and drops it. */
-static __always_inline bool floor_build(void)
-{
-#ifdef PKTPATH_FLOOR
-	__u32 floor = 1;
-	asm volatile("" : "+r"(floor));
-	return floor;
-#else
-	return false;
-#endif
-}
-
 /* A record for the point, its core common to every point filled; NULL (and
  * counted lost) when the ring is full. Sizes must be constants for the
  * verifier: `section_space` is one after inlining, and CONFIG is frozen. */
@@ -122,7 +108,7 @@ static __always_inline void event_end(struct event *e, const struct site *site)
  * that do not match. */
 static __always_inline void observe(struct sk_buff *skb, const struct site *site)
 {
-	if (floor_build())
+	if (bench_stops_at(STAGE_START))
 		return;
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
@@ -168,7 +154,7 @@ out:
  * skb field holds data_hard_start, which the program cannot move). */
 static __always_inline void observe_frame(struct xdp_buff *xdp, const struct site *site)
 {
-	if (floor_build())
+	if (bench_stops_at(STAGE_START))
 		return;
 	struct net_device *dev = xdp->rxq->dev;
 	unsigned char *data = xdp->data;
