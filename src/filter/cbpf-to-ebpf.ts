@@ -77,8 +77,9 @@ const ja = () => insn(Class.JMP | Jmp.JA);
 
 /**
  * dst = P[off .. off+bytes) in network order, or fail when outside the
- * captured bytes. `off` is in r4; `constOff` is its value when the classic
- * load has a fixed offset (ABS, MSH). From the prefetched copy when it holds
+ * captured bytes. `off` is in r4 when it is computed (IND); `constOff` is its
+ * value when the classic load has a fixed one (ABS, MSH), put in r4 only on
+ * the paths that need it. From the prefetched copy when it holds
  * those bytes, else through bpf_probe_read_kernel. The prefetch word counts
  * the bytes it holds, never more than were captured: one comparison decides
  * the fast path, and a fixed offset is one stack load there.
@@ -94,6 +95,7 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
     e.emit(i);
   };
   const fixed = constOff !== null && constOff + bytes <= PREFETCH_BYTES;
+  if (constOff !== null && !fixed) e.emit(mov32K(4, constOff));
   if (fixed) {
     // A fixed offset: the bytes prefetched against the load's end, a constant.
     e.emit(ldxW(1, R_SCRATCH, SCRATCH.prefetched));
@@ -101,8 +103,7 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
     const at = SCRATCH.prefetch + constOff;
     if (at % bytes === 0) {
       // Aligned: one load of the whole field.
-      const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
-      e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_SCRATCH, at));
+      e.emit(insn(Class.LDX | Mode.MEM | loadSize(bytes), dst, R_SCRATCH, at));
       if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
     } else {
       emitByteLoads(e, dst, bytes, R_SCRATCH, at);
@@ -120,8 +121,8 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
   const slow = e.code.length;
   for (const at of slowJumps) e.code[at]!.off = slow - (at + 1);
 
-  // The load's end, in r5 (the fast path of a fixed offset did without it).
-  if (fixed) e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes));
+  // The offset and the load's end, in r4 and r5 (the fast path of a fixed offset did without them).
+  if (fixed) e.emit(mov32K(4, constOff), mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes));
   e.emit(ldxW(1, R_SCRATCH, SCRATCH.caplen));
   e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
   e.emit(
@@ -133,8 +134,7 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
     insn(Class.JMP | Jmp.CALL, 0, 0, 0, Helper.probe_read_kernel),
   );
   e.jump(insn(Class.JMP | Jmp.JNE | Src.K, 0, 0, 0, 0), { to: 'fail' });
-  const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
-  e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_SCRATCH, SCRATCH.buf));
+  e.emit(insn(Class.LDX | Mode.MEM | loadSize(bytes), dst, R_SCRATCH, SCRATCH.buf));
   if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
   e.code[doneJump]!.off = e.code.length - (doneJump + 1);
 }
@@ -145,18 +145,21 @@ function emitPacketLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: num
  * at it; a computed one (in r4) is added to the packet pointer first.
  */
 function emitDirectLoad(e: Emitter, dst: number, bytes: 1 | 2 | 4, constOff: number | null): void {
-  const sz = bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W;
+  const sz = loadSize(bytes);
   e.emit(ldxW(1, R_SCRATCH, SCRATCH.caplen));
   if (constOff !== null && constOff + bytes <= MAX_INSN_OFF) {
     e.jump(insn(Class.JMP | Jmp.JLT | Src.K, 1, 0, 0, constOff + bytes), { to: 'fail' });
     e.emit(insn(Class.LDX | Mode.MEM | sz, dst, R_DATA, constOff));
   } else {
+    if (constOff !== null) e.emit(mov32K(4, constOff));
     e.emit(mov64X(5, 4), insn(Class.ALU64 | Alu.ADD | Src.K, 5, 0, 0, bytes));
     e.jump(insn(Class.JMP | Jmp.JGT | Src.X, 5, 1), { to: 'fail' });
     e.emit(mov64X(2, R_DATA), insn(Class.ALU64 | Alu.ADD | Src.X, 2, 4), insn(Class.LDX | Mode.MEM | sz, dst, 2, 0));
   }
   if (bytes > 1) e.emit(insn(Class.ALU | Alu.END | TO_BE, dst, 0, 0, bytes * 8));
 }
+
+const loadSize = (bytes: 1 | 2 | 4) => (bytes === 1 ? Size.B : bytes === 2 ? Size.H : Size.W);
 
 /** The largest offset an instruction holds (a signed 16-bit field). */
 const MAX_INSN_OFF = 0x7fff;
@@ -231,13 +234,11 @@ export function translate(prog: CbpfInsn[], loads: PacketLoads = 'copy'): EbpfIn
         else if (m === M.LEN) e.emit(ldxW(dst, R_SCRATCH, SCRATCH.wirelen));
         else if (m === M.MEM) e.emit(ldxW(dst, R_SCRATCH, memOffset(k, i)));
         else if (m === M.ABS && dst === R_A) {
-          e.emit(mov32K(4, k));
           emitPacketLoad(e, R_A, bytesOf(c, i), k, loads);
         } else if (m === M.IND && dst === R_A) {
           e.emit(mov32K(4, k), mov32X(5, R_X), insn(Class.ALU64 | Alu.ADD | Src.X, 4, 5));
           emitPacketLoad(e, R_A, bytesOf(c, i), null, loads);
         } else if (m === M.MSH && dst === R_X) {
-          e.emit(mov32K(4, k));
           emitPacketLoad(e, R_X, 1, k, loads);
           e.emit(insn(Class.ALU | Alu.AND | Src.K, R_X, 0, 0, 0xf), insn(Class.ALU | Alu.LSH | Src.K, R_X, 0, 0, 2));
         } else throw new TranslateError(`instruction ${i}: unsupported load 0x${c.toString(16)}`);
