@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { whenReady } from './child.js';
 
 /** The skb tracepoints both tools observe. */
 export const BPFTRACE_POINTS = ['net:net_dev_queue', 'net:netif_receive_skb', 'net:net_dev_xmit', 'net:netif_rx', 'skb:consume_skb', 'skb:kfree_skb'];
@@ -37,22 +38,8 @@ export function mountTracefs(): () => void {
 }
 
 /** bpftrace running `script`, once its probes are attached. */
-export function startBpftrace(script: string): Promise<ChildProcess> {
+export async function startBpftrace(script: string): Promise<ChildProcess> {
   const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`bpftrace did not start:\n${out}`)), 60_000);
-    const look = (d: Buffer) => {
-      out += d.toString();
-      if (/Attaching \d+ probes/.test(out)) {
-        clearTimeout(timer);
-        child.stdout!.off('data', look);
-        child.stderr!.off('data', look);
-        resolve(child);
-      }
-    };
-    child.stdout!.on('data', look);
-    child.stderr!.on('data', look);
-    child.on('exit', () => reject(new Error(`bpftrace exited:\n${out}`)));
-  });
+  await whenReady(child, /Attaching \d+ probes/, 'bpftrace');
+  return child;
 }

@@ -13,12 +13,13 @@
  *
  *   node dist/bench/cost.js [seconds per measurement, default 3]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { vmlinuxBtf } from '../src/bpf/btf/vmlinux.js';
 import { enableRunStats, linkInfos, programs } from '../src/bpf/objects.js';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
+import { stopped, whenReady } from './child.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 const FLOOR_DIR = fileURLToPath(new URL('../../probes/build/floor', import.meta.url));
@@ -30,31 +31,6 @@ const NO_MATCH = ['udp', 'port', '9'];
 interface Observer {
   name: string;
   start(lab: Lab, ns: { a: string; b: string; obs: string }): Promise<() => Promise<void>>;
-}
-
-/** Waits for a line on the child's stderr (or stdout) that matches `ready`. */
-function whenReady(child: ChildProcess, ready: RegExp, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${out}`)), 60_000);
-    const look = (d: Buffer) => {
-      out += d.toString();
-      if (ready.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stderr?.on('data', look);
-    child.stdout?.on('data', look);
-    child.on('exit', () => reject(new Error(`${what} exited:\n${out}`)));
-  });
-}
-
-async function stopped(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.on('exit', r));
-  child.kill('SIGINT');
-  await exited;
 }
 
 /** pktpath in a namespace of the bench's own: it observes that one and the bench's named ones. */

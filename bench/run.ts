@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
+import { stopped } from './child.js';
 import { pktpathNodeFlags } from './node-flags.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
@@ -207,25 +208,24 @@ async function benchFlood(): Promise<void> {
     console.log(`  ${'flow'.padEnd(12)} ${'format'.padEnd(15)} ${'untraced'.padStart(12)} ${'traced'.padStart(12)} ${'ratio'.padStart(6)} ` +
       `${'delivered'.padStart(10)} ${'lost'.padStart(10)} ${'lost %'.padStart(7)} ${'rec/s'.padStart(8)} ${'peak RSS MB'.padStart(12)}`);
     for (const flow of ['UDP-64', 'TCP'] as const) {
+      const flood = () => (flow === 'TCP' ? tcpFlood(lab, a, 3) : udpFlood(lab, a, 0, 3));
+      const show = (v: number) => (flow === 'TCP' ? `${v.toFixed(2)} Gbit/s` : `${(v / 1e3).toFixed(0)} kpps`);
+      const row = (output: string, untraced: number, traced: number, delivered: number, lost: number, rss: string) =>
+        console.log(`  ${flow.padEnd(12)} ${output.padEnd(15)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ` +
+          `${pad((traced / untraced).toFixed(2), 6)} ${pad((delivered / 1e6).toFixed(2) + 'M', 10)} ${pad((lost / 1e6).toFixed(2) + 'M', 10)} ` +
+          `${pad((delivered + lost ? (100 * lost) / (delivered + lost) : 0).toFixed(1), 7)} ${pad((delivered / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad(rss, 12)}`);
       for (const format of ['text', 'json'] as const) {
-        const flood = () => (flow === 'TCP' ? tcpFlood(lab, a, 3) : udpFlood(lab, a, 0, 3));
         const untraced = await flood();
         const run = await trace(format);
         const traced = await flood();
         const res = await run.stop();
-        const unit = flow === 'TCP' ? ' Gbit/s' : ' kpps';
-        const show = (v: number) => (flow === 'TCP' ? v.toFixed(2) : (v / 1e3).toFixed(0)) + unit;
-        const total = res.events + res.lost;
-        console.log(`  ${flow.padEnd(12)} ${format.padEnd(15)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ${pad((traced / untraced).toFixed(2), 6)} ` +
-          `${pad((res.events / 1e6).toFixed(2) + 'M', 10)} ${pad((res.lost / 1e6).toFixed(2) + 'M', 10)} ` +
-          `${pad((total ? (100 * res.lost) / total : 0).toFixed(1), 7)} ${pad((res.events / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad(res.peakRssMb.toFixed(0), 12)}`);
+        row(format, untraced, traced, res.events, res.lost, res.peakRssMb.toFixed(0));
       }
       if (!hasBpftrace()) {
         console.log(`  ${flow.padEnd(12)} bpftrace: skipped, not installed (apt-get install bpftrace)`);
         continue;
       }
       // bpftrace printing a line per event of the flow on its 6 tracepoints, read by the bench.
-      const flood = () => (flow === 'TCP' ? tcpFlood(lab, a, 3) : udpFlood(lab, a, 0, 3));
       const untraced = await flood();
       const unmount = mountTracefs();
       try {
@@ -238,15 +238,9 @@ async function benchFlood(): Promise<void> {
         });
         child.stderr!.on('data', (d: Buffer) => (said += d.toString()));
         const traced = await flood();
-        const exited = new Promise((r) => child.on('exit', r));
-        child.kill('SIGINT');
-        await exited;
+        await stopped(child);
         const lost = [...said.matchAll(/Lost (\d+) events/g)].reduce((n, m) => n + Number(m[1]), 0);
-        const unit = flow === 'TCP' ? ' Gbit/s' : ' kpps';
-        const show = (v: number) => (flow === 'TCP' ? v.toFixed(2) : (v / 1e3).toFixed(0)) + unit;
-        console.log(`  ${flow.padEnd(12)} ${'bpftrace printf'.padEnd(15)} ${pad(show(untraced), 12)} ${pad(show(traced), 12)} ` +
-          `${pad((traced / untraced).toFixed(2), 6)} ${pad((lines / 1e6).toFixed(2) + 'M', 10)} ${pad((lost / 1e6).toFixed(2) + 'M', 10)} ` +
-          `${pad((lines + lost ? (100 * lost) / (lines + lost) : 0).toFixed(1), 7)} ${pad((lines / 3 / 1e6).toFixed(2) + 'M', 8)} ${pad('—', 12)}`);
+        row('bpftrace printf', untraced, traced, lines, lost, '—');
       } finally {
         unmount();
       }
