@@ -48,6 +48,8 @@ export interface JsonRecord {
   probe: { type: ProbeType; name: string };
   drop_reason: string | null;
   caller: string | null;
+  /** VLAN ids, outer first: present only on tagged frames. */
+  vlan?: number[];
   /** Present only when the point knows the packet's conntrack state. */
   ct?: JsonCt;
   /** At tc hooks where other programs run: what they did. */
@@ -135,6 +137,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     drop_reason: e.dropReason,
     caller: e.caller,
   };
+  if (e.vlan) rec.vlan = [...e.vlan];
   if (e.ct) rec.ct = toJsonCt(e.ct);
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
   if (e.nft) rec.nft = toJsonNft(e.nft);
@@ -355,7 +358,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
+    if (!e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
       enc.bytes(tail.closed);
       return;
     }
@@ -367,6 +370,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore)) : '') +
       pointText(e));
   }
+  if (e.vlan) enc.text(',"vlan":[' + e.vlan.join(',') + ']');
   if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.verdict) enc.text(',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict)));
