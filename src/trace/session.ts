@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import { decodeEvent } from '../decode/event.js';
-import { TrackStat } from '../decode/layout.js';
+import { EVENT_LAYOUT, TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
 import { kernelSymbols } from '../kernel/kallsyms.js';
@@ -19,14 +19,22 @@ import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
 import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
-import { TraceInterleave } from './nft.js';
+import { type PendingTrace, TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
+import { RecordOrder, halves, nsSince } from './order.js';
 import { StackSymbols } from './stacks.js';
 import { releaseMemoryAfterAttach } from './memory.js';
 import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
+/**
+ * How long a ring record waits for records stamped before it that the ring
+ * hands over after it (./order.ts): 1 ms of the kernel's clock. Under a TCP
+ * flood from two CPUs they come up to ~0.3 ms late.
+ */
+export const ORDER_WINDOW_NS = 1_000_000;
+const TS_AT = EVENT_LAYOUT.fields.ts_ns;
 
 /** A ring record on its way to the verdict stage, with where its tc hook sits. */
 interface Staged {
@@ -72,6 +80,8 @@ export class TraceSession {
   private ring: RingReader | null = null;
   private enricher: Enricher | null = null;
   private stage: VerdictStage | null = null;
+  /** Ring records on their way to be decoded, put in time order. */
+  private order: RecordOrder | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private lostTimer: NodeJS.Timeout | null = null;
   private topologyTimer: NodeJS.Timeout | null = null;
@@ -81,6 +91,8 @@ export class TraceSession {
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
   private readonly startMonoNs = process.hrtime.bigint();
+  /** The start as a record's time is read against it (./order.ts). */
+  private readonly start = halves(this.startMonoNs);
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
@@ -125,8 +137,11 @@ export class TraceSession {
       while (this.pump()) {
         // Everything the ring holds, before the sinks close.
       }
-      this.flushTraceEvents();
+      this.flushHeld();
       this.stage?.flush();
+      if (this.order !== null && this.order.late > 0) {
+        this.hooks.status(`pktpath: ${this.order.late} records were read over ${ORDER_WINDOW_NS / 1e6} ms after records stamped later: out of time order in the output`);
+      }
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
       const t = this.observers.topologyCounts;
@@ -170,6 +185,7 @@ export class TraceSession {
     });
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
+    this.order = new RecordOrder(ORDER_WINDOW_NS, this.onOrdered);
     this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);
     this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
@@ -209,8 +225,21 @@ export class TraceSession {
   private batch: Staged[] | null = null;
   /** With --output-nft, records wait a pump longer for trace events polled after them. */
   private readonly interleave = new TraceInterleave<Staged>((e) => ({ e, position: null }));
+  /**
+   * With --output-nft, the trace events polled at the last pump: placed at
+   * this one, once the records of their packets have left the order.
+   */
+  private polled: { pending: PendingTrace[]; atNs: bigint } | null = null;
 
-  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
+  /** A record as the ring hands it over: into the order, by its time since the start. */
+  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number, len: number): void => {
+    const limit = this.opts.limit;
+    if (limit > 0 && this.counts.events >= limit) return;
+    this.order!.push(view, bytes, at, len, nsSince(view, at + TS_AT, this.start));
+  };
+
+  /** A record in time order: decoded, named, and on to the verdict stage (with --output-nft, to the pump's batch first). */
+  private readonly onOrdered = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
     if (limit > 0 && this.counts.events >= limit) return;
     const raw = decodeEvent(view, bytes, at);
@@ -241,13 +270,17 @@ export class TraceSession {
     // With nftables' events the ring is read to its end: the records of their packets are all in it.
     const turn = nft ? Infinity : RECORDS_PER_TURN;
     const left = limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity;
-    const read = this.ring.drain(this.onRecord, Math.min(turn, left));
+    const most = Math.min(turn, left);
+    const read = this.ring.drain(this.onRecord, most, (n) => {
+      // Read to its end, the ring holds no record stamped before this drain began that is not still
+      // being committed: those stamped a window before go on. What waits on is copied out of the ring.
+      if (n < most) this.order!.releaseUpTo(Number(polledAtNs) - ORDER_WINDOW_NS);
+      this.order!.settle();
+    });
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
-      const nowNs = this.startWallNs + polledAtNs;
-      const placed = this.interleave.next(this.batch, nft.events(pending, polledAtNs, nowNs));
-      this.batch = null;
-      for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
+      this.placeTraceEvents(nft);
+      this.polled = { pending, atNs: polledAtNs };
     }
     this.stage!.tick(this.nowMs);
     if (this.observers.topology?.pending) this.followTopology();
@@ -260,10 +293,28 @@ export class TraceSession {
     return remain;
   }
 
-  /** The records held back for trace events, with the trace events that came last. */
-  private flushTraceEvents(): void {
+  /**
+   * The pump's batch with the trace events polled at the pump before: the
+   * records of their packets, stamped before that poll, have left the order
+   * by now (pumps are further apart than its window).
+   */
+  private placeTraceEvents(nft: NonNullable<Observers['nft']>): void {
+    const last = this.polled;
+    const traces = last === null ? [] : nft.events(last.pending, last.atNs, this.startWallNs + last.atNs);
+    const placed = this.interleave.next(this.batch!, traces);
+    this.batch = null;
+    for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
+  }
+
+  /** At the end: the records the order holds, those held back for trace events, and the trace events that came last. */
+  private flushHeld(): void {
     const nft = this.observers.nft;
-    if (!nft || !this.stage) return;
+    if (!this.order || !this.stage) return;
+    if (nft) this.batch = [];
+    this.order.flush();
+    if (!nft) return;
+    this.placeTraceEvents(nft);
+    this.polled = null;
     const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
     const traces = nft.events(nft.poll(), polledAtNs, this.startWallNs + polledAtNs);
     for (const { e, position } of this.interleave.flush(traces)) this.stage.push(e, position, this.nowMs);
