@@ -3,7 +3,10 @@
  * one carrying 802.1Q id 100, the other QinQ (802.1ad id 200 outside 802.1Q
  * id 100), tagged as VLAN subinterfaces tag them on a veth (src/lab/vlan.ts):
  * the outer tag offloaded into the skb's metadata, QinQ's inner one in the
- * frame. Every point that sees a tagged frame gives its tuple and its ids.
+ * frame. A third, 802.1Q id 300 on a VXLAN device, which offloads no tag: the
+ * stack pushes it into the frame before the device sends it, leaving the
+ * network header at the IP header, and the frame comes out of the tunnel
+ * tagged. Every point that sees a tagged frame gives its tuple and its ids.
  */
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +23,7 @@ const objects = join(root, 'probes/build');
 const FLOWS = [
   { name: '802.1Q', a: 'vq-a', b: 'vq-b', net: '192.0.2', tags: { id: 100 }, ids: [100] },
   { name: 'QinQ', a: 'qq-a', b: 'qq-b', net: '198.51.100', tags: { id: 100, outer: 200 }, ids: [200, 100] },
+  { name: '802.1Q on VXLAN', a: 'vx0', b: 'vx0', net: '203.0.113', tags: { id: 300 }, ids: [300] },
 ] as const;
 
 before(async () => {
@@ -28,7 +32,16 @@ before(async () => {
   // IPv4 alone, neighbours known: every frame of the test is an IP packet of its pings (no ARP, no IPv6 chatter).
   for (const ns of [A, B]) lab.execSync(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   for (const f of FLOWS) {
-    lab.veth({ ns: A, ifname: f.a, addrs: [`${f.net}.1/24`] }, { ns: B, ifname: f.b, addrs: [`${f.net}.2/24`] });
+    if (f.a === 'vx0') {
+      // Over the 802.1Q veth: its underlay packets are tagged 100 on their way.
+      for (const [ns, local, remote, addr] of [[A, '192.0.2.1', '192.0.2.2', `${f.net}.1/24`], [B, '192.0.2.2', '192.0.2.1', `${f.net}.2/24`]] as const) {
+        lab.execSync(ns, ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '42', 'local', local, 'remote', remote, 'dstport', '4789']);
+        lab.execSync(ns, ['ip', 'addr', 'add', addr, 'dev', 'vx0']);
+        lab.execSync(ns, ['ip', 'link', 'set', 'vx0', 'up']);
+      }
+    } else {
+      lab.veth({ ns: A, ifname: f.a, addrs: [`${f.net}.1/24`] }, { ns: B, ifname: f.b, addrs: [`${f.net}.2/24`] });
+    }
     const mac = (ns: string, dev: string) => /link\/ether (\S+)/.exec(lab.execSync(ns, ['ip', 'link', 'show', 'dev', dev]))![1]!;
     lab.execSync(A, ['ip', 'neigh', 'replace', `${f.net}.2`, 'lladdr', mac(B, f.b), 'dev', f.a, 'nud', 'permanent']);
     lab.execSync(B, ['ip', 'neigh', 'replace', `${f.net}.1`, 'lladdr', mac(A, f.a), 'dev', f.b, 'nud', 'permanent']);
@@ -66,8 +79,11 @@ test('tagged frames carry their tuple and VLAN ids at every point, the tag offlo
     const points = new Set(tagged.map((e) => `${e.func}:${e.tuple!.daddr === `${f.net}.2` ? 'request' : 'reply'}`));
     for (const p of ['netif_receive_skb:request', 'net_dev_start_xmit:reply']) assert.ok(points.has(p), `${f.name}: no tagged ${p} in ${[...points].join(', ')}`);
   }
-  // QinQ's inner tag is in the frame: skb->protocol is 802.1Q there, and the tuple is read behind both tags.
+  // QinQ's inner tag and the VXLAN device's are in the frame: skb->protocol is 802.1Q there, and the tuple
+  // is read behind the tags. The single tag on the veth never is.
   const inFrame = events.filter((e) => e.proto === 0x8100);
-  assert.ok(inFrame.length >= 4, `${inFrame.length} events with the tag in the frame`);
-  assert.ok(inFrame.every((e) => e.tuple!.saddr.startsWith('198.51.100.')), inFrame.map(where).join('\n'));
+  for (const net of ['198.51.100.', '203.0.113.']) {
+    assert.ok(inFrame.filter((e) => e.tuple!.saddr.startsWith(net)).length >= 4, `${net}x: tags in the frame\n${inFrame.map(where).join('\n')}`);
+  }
+  assert.ok(inFrame.every((e) => !e.tuple!.saddr.startsWith('192.0.2.')), inFrame.map(where).join('\n'));
 });
