@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node } from 'yaml';
+import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { didYouMean } from '../decode/names.js';
 import { UsageError } from './values.js';
 
@@ -27,6 +28,9 @@ export interface Profile {
   /** 'built-in', or the file it was read from. */
   source: string;
 }
+
+/** The largest profile file read: one is a few lines. */
+export const PROFILE_FILE_LIMIT = MiB;
 
 /** What a profile may set: the long options of the command, and whether each takes a value. */
 export type KnownOptions = ReadonlyMap<string, { takesValue: boolean }>;
@@ -149,9 +153,10 @@ export function loadProfile(ref: string, known: KnownOptions, dir = profileDir()
   }
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, PROFILE_FILE_LIMIT, 'a profile is a few lines');
   } catch (e) {
-    throw new UsageError(`profile ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof InputFileRefused) throw new UsageError(`profile ${file}: ${e.what}`);
+    throw e;
   }
   return parseProfile(path.basename(file).replace(/\.ya?ml$/, ''), file, text, known);
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { LineCounter, isNode, parseDocument } from 'yaml';
+import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { protocolName } from '../decode/protocols.js';
 import { InputFileError } from './errors.js';
 import { type Cidr, parseCidr } from './vars.js';
@@ -212,12 +213,16 @@ export function parseExpectations(file: string, text: string): Expectations {
   return { file, vars: raw.vars ?? [], varNetns: raw.var_netns ?? null, expect };
 }
 
+/** The largest expectation file read: one is a few KiB. */
+export const EXPECT_FILE_LIMIT = MiB;
+
 export function loadExpectations(file: string): Expectations {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, EXPECT_FILE_LIMIT, 'an expectation file is a few KiB');
   } catch (e) {
-    throw new ExpectFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof InputFileRefused) throw new ExpectFileError(file, 0, e.what);
+    throw e;
   }
   return parseExpectations(file, text);
 }

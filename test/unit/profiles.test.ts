@@ -1,7 +1,7 @@
 /** Profiles: YAML files and built-ins become command-line options; every problem names the file and line. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram, traceOptions, withProfiles } from '../../src/cli/main.js';
@@ -81,4 +81,17 @@ test('withProfiles: the trace, list and record take profiles; other commands are
   assert.deepEqual(withProfiles(program, ['node', 'pktpath', 'doctor']), ['node', 'pktpath', 'doctor']);
   assert.equal(didYouMean('output-stak', known.keys()), 'output-stack');
   assert.equal(didYouMean('zzzzzz', known.keys()), null);
+});
+
+test('profile files: regular ones only, a few lines at most', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-profiles-'));
+  try {
+    symlinkSync('/dev/zero', join(dir, 'zero.yaml'));
+    writeFileSync(join(dir, 'big.yaml'), `description: x\n${'#'.repeat(2 ** 20)}\n`);
+    assert.throws(() => loadProfile('zero', known, dir), (e: Error) => e.message === `profile ${join(dir, 'zero.yaml')}: not a regular file (a character device)`);
+    assert.throws(() => loadProfile('/dev/zero', known, dir), (e: Error) => e.message === 'profile /dev/zero: not a regular file (a character device)');
+    assert.throws(() => loadProfile(join(dir, 'big.yaml'), known, dir), /big\.yaml: larger than 1 MiB; a profile is a few lines$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
