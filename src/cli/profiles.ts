@@ -73,9 +73,11 @@ const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml')
 
 /** Parses a profile file's text; throws UsageError `profile FILE:LINE: what`. */
 export function parseProfile(name: string, file: string, text: string, known: KnownOptions): Profile {
-  const { LineCounter, isMap, isScalar, parseDocument } = yaml();
+  const { LineCounter, isAlias, isMap, isScalar, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  // An alias (`*name`) stands for the node it names: resolved where a value is read, one at a time, never expanded.
+  const deref = (node: unknown) => (isAlias(node) ? node.resolve(doc) : node);
   const lineOf = (node: Node | null | undefined, fallback = 1) =>
     node?.range ? lines.linePos(node.range[0]).line : fallback;
   const fail = (line: number, what: string): never => {
@@ -90,15 +92,18 @@ export function parseProfile(name: string, file: string, text: string, known: Kn
   let description = '';
   const options: Profile['options'] = [];
   for (const pair of (root as import('yaml').YAMLMap).items) {
-    const key = isScalar(pair.key) ? String(pair.key.value) : '';
+    const keyNode = deref(pair.key);
+    const value = deref(pair.value);
+    const key = isScalar(keyNode) ? String(keyNode.value) : '';
     const keyLine = lineOf(pair.key as Node);
     if (key === 'description') {
-      if (!isScalar(pair.value) || typeof pair.value.value !== 'string') fail(keyLine, 'description: a line of text');
-      description = String((pair.value as import('yaml').Scalar).value);
+      if (!isScalar(value) || typeof value.value !== 'string') fail(keyLine, 'description: a line of text');
+      description = String((value as import('yaml').Scalar).value);
     } else if (key === 'options') {
-      if (!isMap(pair.value)) fail(keyLine, 'options: a mapping of option names (without --) to values');
-      for (const opt of (pair.value as import('yaml').YAMLMap).items) {
-        const optName = isScalar(opt.key) ? String(opt.key.value).replace(/^--/, '') : '';
+      if (!isMap(value)) fail(keyLine, 'options: a mapping of option names (without --) to values');
+      for (const opt of (value as import('yaml').YAMLMap).items) {
+        const optKey = deref(opt.key);
+        const optName = isScalar(optKey) ? String(optKey.value).replace(/^--/, '') : '';
         const line = lineOf(opt.key as Node, keyLine);
         if (optName === 'profile') fail(line, 'a profile cannot name another profile');
         const spec = known.get(optName);
@@ -106,7 +111,8 @@ export function parseProfile(name: string, file: string, text: string, known: Kn
           const hint = didYouMean(optName, known.keys());
           fail(line, `unknown option '${optName}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
         }
-        const v = isScalar(opt.value) ? opt.value.value : undefined;
+        const optValue = deref(opt.value);
+        const v = isScalar(optValue) ? optValue.value : undefined;
         if (spec!.takesValue) {
           if (v === undefined || v === null || typeof v === 'object' || typeof v === 'boolean') {
             fail(line, `${optName}: needs a value (a string or a number)`);

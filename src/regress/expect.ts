@@ -20,6 +20,9 @@ export class ExpectFileError extends InputFileError {
   override name = 'ExpectFileError';
 }
 
+/** Aliases (`*name`) resolved at most, counting what each expands to: YAML's own bound on "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
+
 export type Ending = 'dropped' | 'ended';
 
 /** An address or CIDR, with a port or not. */
@@ -140,7 +143,13 @@ export function parseExpectations(file: string, text: string): Expectations {
     const e = doc.errors[0]!;
     throw new ExpectFileError(file, lineOf(e.pos[0]), `not YAML: ${e.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch {
+    // yaml refuses aliases that would expand past the count; nothing else throws here.
+    throw new ExpectFileError(file, 0, 'aliases that expand too far (a "billion laughs"?): write the values out');
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ExpectFileError(file, 0, 'is empty or not a mapping: it needs `expect:` and a list of expectations');
   }

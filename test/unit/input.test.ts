@@ -152,13 +152,20 @@ test('a wrong field or a line out of place: one line naming the file, the line a
   assert.deepEqual(await readAll(file('header-only.jsonl', traceText([HEADER]))), ['header']);
 });
 
-test('expectation files: regular and bounded', () => {
+test('expectation files: regular, bounded, and aliases that expand too far refused naming the file', () => {
   for (const [path, what] of [['/dev/zero', 'not a regular file (a character device)'], [fifo, 'not a regular file (a FIFO)']]) {
     assert.throws(() => loadExpectations(path!), (e: Error) => e.message === `${path}: ${what}`);
   }
   const big = file('big.yaml', `expect:\n  - name: x\n${'#'.repeat(2 ** 20)}\n`);
   assert.throws(() => loadExpectations(big), (e: Error) => e.message === `${big}: larger than 1 MiB; an expectation file is a few KiB`);
   assert.throws(() => loadExpectations(file('e.gz', gzipSync('expect: []\n'))), /e\.gz: gzip-compressed/);
+  const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < 9; i++) levels.push(`${'abcdefghi'[i]}: &${'abcdefghi'[i]} [${Array(9).fill(`*${'abcdefghi'[i - 1]}`).join(',')}]`);
+  const laughs = file('laughs.yaml', `${levels.join('\n')}\nexpect: []\n`);
+  assert.throws(() => loadExpectations(laughs), (e: Error) => e.message === `${laughs}: aliases that expand too far (a "billion laughs"?): write the values out`);
+  // An alias within reason is YAML as usual.
+  const aliased = loadExpectations(file('alias.yaml', 'vars: [&pods 10.244.0.0/16]\nexpect:\n  - name: to pods\n    match: { dst: *pods }\n'));
+  assert.equal(aliased.expect[0]!.match.dst!.text, '10.244.0.0/16');
 });
 
 test('--kernel-btf: a device, a FIFO or a file past 256 MiB is refused before it is read', () => {

@@ -83,6 +83,19 @@ test('withProfiles: the trace, list and record take profiles; other commands are
   assert.equal(didYouMean('zzzzzz', known.keys()), null);
 });
 
+test('aliases in a profile stand for the values they name, one at a time', () => {
+  const p = parseProfile('f', 'f.yaml', [
+    'description: &d DNS both ways',
+    'options:',
+    '  filter-dst-port: &port 53',
+    '  filter-src-port: *port',
+    '  output-tuple: &yes true',
+    '  output-meta: *yes',
+  ].join('\n'), known);
+  assert.equal(p.description, 'DNS both ways');
+  assert.deepEqual(profileArgs(p), ['--filter-dst-port', '53', '--filter-src-port', '53', '--output-tuple', '--output-meta']);
+});
+
 test('profile files: regular ones only, a few lines at most', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pktpath-profiles-'));
   try {
