@@ -29,6 +29,24 @@ export interface Profile {
   source: string;
 }
 
+/**
+ * Options that write, replace or delete files, and what they do: a profile file
+ * (perhaps someone else's) may not give them, the command line may. The
+ * built-in profiles are pktpath's own, and not held to this (ifdump writes a pcapng).
+ */
+const WRITES_FILES: ReadonlyMap<string, string> = new Map([
+  ['output-file', 'writes files'],
+  ['output-pcap', 'writes files'],
+  ['output-json-file', 'writes files'],
+  ['out', 'writes files'],
+  ['ready-file', 'creates and removes a file'],
+  ['force', 'replaces files'],
+  ['output-file-max-size', 'renames and removes files'],
+  ['output-file-max-backups', 'removes files'],
+  ['output-file-compress', 'rewrites files'],
+  ['output-file-max-age', 'deletes files'],
+]);
+
 /** The largest profile file read: one is a few lines. */
 export const PROFILE_FILE_LIMIT = MiB;
 
@@ -106,6 +124,8 @@ export function parseProfile(name: string, file: string, text: string, known: Kn
         const optName = isScalar(optKey) ? String(optKey.value).replace(/^--/, '') : '';
         const line = lineOf(opt.key as Node, keyLine);
         if (optName === 'profile') fail(line, 'a profile cannot name another profile');
+        const writes = WRITES_FILES.get(optName);
+        if (writes) fail(line, `${optName} ${writes}: give it on the command line, not in a profile`);
         const spec = known.get(optName);
         if (!spec) {
           const hint = didYouMean(optName, known.keys());
