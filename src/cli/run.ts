@@ -3,7 +3,6 @@
  * session → sinks. `pktpath` itself and the demo run through runTrace();
  * `pktpath list` stops after prepare(), at the plan.
  */
-import fs from 'node:fs';
 import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
@@ -151,6 +150,8 @@ export interface RunHooks {
   started?(session: TraceSession): void;
   /** Everything that could be attached is: traffic may start. */
   attached?(): void;
+  /** The flag that names the main output file in this command's words (`record`'s --out). */
+  fileFlag?: string;
   /** The record JSON output starts with, made once attached (`pktpath record`). */
   header?: (notObserved: string[]) => JsonHeaderRecord;
 }
@@ -162,15 +163,20 @@ export interface RunHooks {
 export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
-  const { sinks, main, onClosed, dropped } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
-  let ready = false;
+  const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
+    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
+  let failed: Error | null = null;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
     status: hooks.say,
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
-      if (cfg.readyFile !== null) {
-        fs.writeFileSync(cfg.readyFile, '');
-        ready = true;
+      try {
+        ready?.create();
+      } catch (e) {
+        // Its path was checked before attaching: something made a file there since (a runtime failure, exit 1).
+        failed = new Error((e as Error).message);
+        session.stop('ready file');
+        return;
       }
       hooks.attached?.();
     },
@@ -178,9 +184,11 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   onClosed(() => session.stop('output closed'));
   hooks.started?.(session);
   try {
-    return await session.run();
+    const summary = await session.run();
+    if (failed) throw failed;
+    return summary;
   } finally {
-    if (ready) fs.rmSync(cfg.readyFile!, { force: true });
+    ready?.remove();
     const d = dropped();
     if (d.bytes > 0) hooks.say(`pktpath: output: ${d.lines} lines (${d.bytes} bytes) dropped: the reader did not keep up`);
   }
