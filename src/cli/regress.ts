@@ -2,6 +2,7 @@
  * The CI commands: `normalize`, `diff` and `assert`, over traces that
  * `pktpath record` (or `--output-json`) wrote. None needs root or the kernel.
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { type InputFile, type OpenedOutput, discardOutput, openOutputPath } from '../output/files.js';
@@ -63,6 +64,18 @@ function openOut(flag: string, path: string | undefined, force: boolean, inputs:
   return path === undefined ? null : openOutputPath(flag, path, force, inputs);
 }
 
+/** Pieces written in batches of about a MiB, waiting while the reader is behind: no one string of it all. */
+async function writePieces(pieces: Iterable<string>, out: NodeJS.WritableStream): Promise<void> {
+  let batch = '';
+  for (const piece of pieces) {
+    batch += piece;
+    if (batch.length < 1 << 20) continue;
+    if (!out.write(batch)) await once(out, 'drain');
+    batch = '';
+  }
+  if (batch !== '') out.write(batch);
+}
+
 async function normalize(file: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean; force?: boolean }): Promise<number> {
   const { normalizeFile, writeNormalized, writeNormalizedText } = await import('../regress/normalize.js');
   const opened = openOut('--out', f.out, !!f.force, inputsOf(file, f.expect));
@@ -83,15 +96,14 @@ async function normalize(file: string, f: VarFlags & { text?: boolean; out?: str
 
 async function diff(a: string, b: string, f: VarFlags & { json?: boolean; color?: string }): Promise<number> {
   const { normalizeFile } = await import('../regress/normalize.js');
-  const { diffTraces, formatDiff } = await import('../regress/diff.js');
+  const { diffJson, diffTraces, formatDiff } = await import('../regress/diff.js');
   const color = useColor(f.color);
   const expectations = f.expect ? await loadExpectations(f.expect) : null;
   const { opts, vars } = journeyOptions(f, expectations);
   const na = await normalizeFile(a, opts, vars);
   const nb = await normalizeFile(b, opts, vars);
   const result = diffTraces(na, nb);
-  if (f.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(formatDiff(result, { a, b, color }));
+  await writePieces(f.json ? diffJson(result) : formatDiff(result, { a, b, color }), process.stdout);
   return result.changes.length === 0 ? EXIT_OK : EXIT_FAILURE;
 }
 

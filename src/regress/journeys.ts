@@ -284,7 +284,8 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export class FlowSet {
   private readonly flows = new Map<string, Flow>();
 
-  add(j: Journey): void {
+  /** Adds the journey's path, or counts it again; true when the path is new. */
+  add(j: Journey): boolean {
     const { key } = flowOf(j);
     let flow = this.flows.get(key);
     if (!flow) {
@@ -303,6 +304,7 @@ export class FlowSet {
     const path = flow.paths.get(sig);
     if (path) path.repeat++;
     else flow.paths.set(sig, { from, kind, journey: j, repeat: 1 });
+    return path === undefined;
   }
 
   /** Every path of every flow, normalised with `vars`. */
