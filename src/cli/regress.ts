@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
+import { jsonText } from '../output/escape.js';
 import { colorFor } from '../output/paint.js';
 import { COLOR_MODES } from '../output/config.js';
 import type { Expectations } from '../regress/expect.js';
@@ -81,7 +82,7 @@ async function diff(a: string, b: string, f: VarFlags & { json?: boolean; color?
   const na = await normalizeFile(a, opts, vars);
   const nb = await normalizeFile(b, opts, vars);
   const result = diffTraces(na, nb);
-  if (f.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (f.json) process.stdout.write(`${jsonText(result)}\n`);
   else process.stdout.write(formatDiff(result, { a, b, color }));
   return result.changes.length === 0 ? EXIT_OK : EXIT_FAILURE;
 }

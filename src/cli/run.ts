@@ -10,6 +10,7 @@ import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
@@ -165,7 +166,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { sinks, main, onClosed, dropped } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
   let ready = false;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
-    status: hooks.say,
+    status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
       if (cfg.readyFile !== null) {

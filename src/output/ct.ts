@@ -1,6 +1,7 @@
 /** The conntrack section in text (`ct:ESTABLISHED/REPLY status=… DNAT a → b`) and JSON. */
 import { type CtInfo, type CtTuple, natChanges } from '../decode/ct.js';
 import { PORTED_PROTOCOLS } from '../decode/protocols.js';
+import { escapeText } from './escape.js';
 import { formatEndpoint, formatHex } from './format.js';
 import { type JsonProto, jsonProto, l3OfAddress, protoFromJson } from './tuple.js';
 
@@ -8,6 +9,7 @@ import { type JsonProto, jsonProto, l3OfAddress, protoFromJson } from './tuple.j
  * The conntrack column: `ct:ESTABLISHED/REPLY status=SEEN_REPLY|ASSURED|CONFIRMED`,
  * then the translations the entry records (`DNAT 203.0.113.1:80 → 198.51.100.2:8080`).
  * `ct:untracked` for notrack'ed packets, `ct:none` when a lookup found no entry.
+ * Escaped: a recorded trace's states and addresses are any strings.
  */
 export function formatCt(ct: CtInfo): string {
   if (ct.state === 'UNTRACKED') return 'ct:untracked';
@@ -21,7 +23,7 @@ export function formatCt(ct: CtInfo): string {
     s += ' ' + n.kind + ' ' + formatEndpoint(n.from.addr, n.from.port, ported) + ' \u2192 ' +
       formatEndpoint(n.to.addr, n.to.port, ported);
   }
-  return s;
+  return escapeText(s);
 }
 
 export interface JsonCtTuple {

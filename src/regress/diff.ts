@@ -4,6 +4,7 @@
  * conntrack state, NAT rewrite or ending — in words, and for a terminal as
  * marked lines in the spirit of `diff -u`.
  */
+import { escapeStrings } from '../output/escape.js';
 import { stylesFor } from '../output/paint.js';
 import type { NormalizedHop as Hop, NormalizedPacket } from './journeys.js';
 import { type Normalized, endText, hopText } from './normalize.js';
@@ -204,6 +205,9 @@ export function diffTraces(a: Normalized, b: Normalized): DiffResult {
 
 /** For a terminal: the differing packets with marked lines, then each change in words. */
 export function formatDiff(r: DiffResult, opts: { a: string; b: string; color: boolean }): string {
+  // What it prints comes from the traces and their names: escaped (../output/escape.ts).
+  r = escapeStrings(r);
+  opts = escapeStrings(opts);
   const st = stylesFor(opts.color);
   const mark = { ' ': (s: string) => s, '-': st.drop, '+': st.ok };
   let out = '';
