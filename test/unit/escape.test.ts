@@ -12,27 +12,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { escapeLines, escapeMessage, escapeText, isControl, jsonText, quoteText } from '../../src/output/escape.js';
+import { escapeLines, escapeMessage, escapeText, jsonText, quoteText } from '../../src/output/escape.js';
 import { eventFromJson } from '../../src/output/json-read.js';
 import { type JsonRecord, jsonLine, toJsonRecord } from '../../src/output/json.js';
 import { formatSummary, summaryLine } from '../../src/output/summary.js';
 import { TextFormatter } from '../../src/output/text.js';
+import { assertClean } from '../helpers/clean.js';
 import { PKTPATH } from '../helpers/tracer.js';
 
 /** Clear screen, a window title (OSC … BEL), a C1 CSI, a right-to-left override and an isolate, DEL, CR, LF, a tab. */
 const EVIL = '\x1b[2J\x1b]0;owned\x07\u009b31m\u202egnp\u2066\x7f\r\n\t';
-
-/** What must never reach a terminal: C0 but the newline, DEL, C1, bidi controls, line separators. */
-function assertClean(out: Buffer | string, what: string): void {
-  const text = Buffer.isBuffer(out) ? out.toString('utf8') : out;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x0a) continue;
-    if (isControl(c)) {
-      assert.fail(`${what}: U+${c.toString(16).padStart(4, '0')} at ${i}: ${JSON.stringify(text.slice(Math.max(0, i - 40), i + 40))}`);
-    }
-  }
-}
 
 /** escapeText's inverse, as a person reads it. */
 function unescape(s: string): string {
