@@ -10,9 +10,9 @@ import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js
 import { isControl, jsonText } from './escape.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
-import { type Tuple, sameTuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
-import type { CtInfo, CtTuple } from '../decode/ct.js';
-import { type JsonCt, toJsonCt } from './ct.js';
+import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import type { CtInfo } from '../decode/ct.js';
+import { type JsonCt, ctHash, sameCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
 import { type JsonSkbDump, toJsonSkbDump } from './dump.js';
 import { type JsonSkbMeta, toJsonSkbMeta } from './skb-meta.js';
@@ -312,17 +312,6 @@ function tailRun(e: TraceEvent): TailRun {
   return fill;
 }
 
-/** The same flow, or both absent. */
-const sameCtTuple = (a: CtTuple | null, b: CtTuple | null): boolean => (a === null || b === null ? a === b : sameTuple(a, b));
-
-/** Every field of the entry's view equal: the test a cached text of `b` passes for `a`. */
-function sameCt(a: CtInfo, b: CtInfo): boolean {
-  if (a.id !== b.id || a.state !== b.state || a.dir !== b.dir || a.source !== b.source || a.found !== b.found ||
-    a.zone !== b.zone || a.mark !== b.mark || a.error !== b.error || a.status.length !== b.status.length) return false;
-  for (let i = 0; i < a.status.length; i++) if (a.status[i] !== b.status[i]) return false;
-  return sameCtTuple(a.orig, b.orig) && sameCtTuple(a.reply, b.reply);
-}
-
 const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; bytes: Uint8Array } => ({ ct: null, bytes: NO_TEXT }));
 
 /**
@@ -331,10 +320,7 @@ const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; bytes: Uint8Array } =
  * kept, keyed by what it is made of.
  */
 function ctSeg(ct: CtInfo): Uint8Array {
-  const o = ct.orig;
-  const h = (o === null ? 0 : Math.imul(o.sport, 31) + Math.imul(o.dport, 17) + o.l4proto) +
-    Math.imul(ct.status.length, 131) + Math.imul(ct.state.length, 7) + (ct.dir === 'reply' ? 1 : 0) + ct.zone + ct.mark;
-  const c = ctSegs.at(h ^ (h >>> 9));
+  const c = ctSegs.at(ctHash(ct));
   if (c.ct !== null && sameCt(c.ct, ct)) return c.bytes;
   c.ct = ct;
   return (c.bytes = utf8(',"ct":' + jsonText(toJsonCt(ct))));
