@@ -231,6 +231,8 @@ test('error lines: a file name and a value quoted from a file', () => {
   const r = pktpath(['show', name]);
   assert.match(r.stderr.toString(), /^pktpath: .*t\\x1b\[2J.*\.jsonl:1: schema version "\\x9b2J/);
   assert.equal(r.stderr.toString().split('\n').length, 2, 'one line');
+  assert.match(clean(['show', dropped, `--output-tuplex=${EVIL}`], 2), /^$/);
+  assert.match(pktpath(['show', dropped, `--output-tuplex=${EVIL}`]).stderr.toString(), /^pktpath: unknown option '--output-tuplex=\\x1b\[2J/);
   const missing = pktpath(['normalize', join(dir, `no\nsuch${EVIL}`)]);
   assert.equal(missing.code, 2);
   assertClean(missing.stderr, 'a missing file');
