@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { escapeLines, escapeMessage, escapeText, jsonText, quoteText } from '../../src/output/escape.js';
+import { escapeLines, escapeMessage, escapeText, isControl, jsonText, quoteText } from '../../src/output/escape.js';
 import { eventFromJson } from '../../src/output/json-read.js';
 import { type JsonRecord, jsonLine, toJsonRecord } from '../../src/output/json.js';
 import { formatSummary, summaryLine } from '../../src/output/summary.js';
@@ -69,6 +69,14 @@ test('jsonText: the same JSON value, without DEL, C1 or bidi controls raw', () =
   assertClean(text, 'jsonText');
   assert.deepEqual(JSON.parse(text), v);
   assert.equal(jsonText({ s: 'plain' }), JSON.stringify({ s: 'plain' }));
+  // Every character text escapes, JSON escapes too, and no other.
+  for (let c = 0; c < 0x10000; c++) {
+    if (c >= 0xd800 && c <= 0xdfff) continue;
+    const ch = String.fromCharCode(c);
+    const json = jsonText(ch);
+    assert.equal(JSON.parse(json), ch);
+    assert.equal(json.slice(1, -1) === ch, !isControl(c) && c !== 0x22 && c !== 0x5c, `U+${c.toString(16)}`);
+  }
 });
 
 // ---------------------------------------------------------------------------
