@@ -9,6 +9,7 @@ import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
@@ -167,7 +168,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
     { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
   let failed: Error | null = null;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
-    status: hooks.say,
+    status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
       try {

@@ -4,6 +4,7 @@
  * conntrack state, NAT rewrite or ending — in words, and for a terminal as
  * marked lines in the spirit of `diff -u`.
  */
+import { escapeStrings, jsonText } from '../output/escape.js';
 import { stylesFor } from '../output/paint.js';
 import { align } from './align.js';
 import type { NormalizedHop as Hop, NormalizedPacket } from './journeys.js';
@@ -176,6 +177,9 @@ export function diffTraces(a: Normalized, b: Normalized): DiffResult {
  * larger than one string may be).
  */
 export function* formatDiff(r: DiffResult, opts: { a: string; b: string; color: boolean }): Generator<string> {
+  // What it prints comes from the traces and their names: escaped (../output/escape.ts).
+  r = escapeStrings(r);
+  opts = escapeStrings(opts);
   const st = stylesFor(opts.color);
   const mark = { ' ': (s: string) => s, '-': st.drop, '+': st.ok };
   if (r.changes.length === 0) {
@@ -204,8 +208,9 @@ export function* formatDiff(r: DiffResult, opts: { a: string; b: string; color: 
 /** The result as one line of JSON (`JSON.stringify(r)`), in pieces as formatDiff gives them. */
 export function* diffJson(r: DiffResult): Generator<string> {
   yield '{"changes":[';
-  for (const [i, c] of r.changes.entries()) yield (i > 0 ? ',' : '') + JSON.stringify(c);
+  // jsonText: JSON that keeps DEL, C1 and bidi controls from a trace as \u escapes, as every JSON output does.
+  for (const [i, c] of r.changes.entries()) yield (i > 0 ? ',' : '') + jsonText(c);
   yield '],"packets":[';
-  for (const [i, p] of r.packets.entries()) yield (i > 0 ? ',' : '') + JSON.stringify(p);
-  yield `],"lost":${JSON.stringify(r.lost)}}\n`;
+  for (const [i, p] of r.packets.entries()) yield (i > 0 ? ',' : '') + jsonText(p);
+  yield `],"lost":${jsonText(r.lost)}}\n`;
 }

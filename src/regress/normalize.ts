@@ -6,6 +6,7 @@
  * back as it is.
  */
 import type { Writable } from 'node:stream';
+import { escapeText, jsonText } from '../output/escape.js';
 import {
   FlowSet, type Journey, JourneyBuilder, type JourneyOptions, type NormalizedHeader, type NormalizedHop, type NormalizedPacket,
 } from './journeys.js';
@@ -94,12 +95,12 @@ export interface WriteOptions {
 
 /** Writes the normalised form as JSON lines. */
 export function writeNormalized(n: Normalized, out: Writable, opts: WriteOptions = { counts: false }): void {
-  out.write(`${JSON.stringify(opts.noSource ? { ...n.header, kernel: null, command: null } : n.header)}\n`);
+  out.write(`${jsonText(opts.noSource ? { ...n.header, kernel: null, command: null } : n.header)}\n`);
   for (const p of n.packets) {
-    if (opts.counts) out.write(`${JSON.stringify(p)}\n`);
+    if (opts.counts) out.write(`${jsonText(p)}\n`);
     else {
       const { repeat: _repeat, ...path } = p;
-      out.write(`${JSON.stringify(path)}\n`);
+      out.write(`${jsonText(path)}\n`);
     }
   }
 }
@@ -119,17 +120,18 @@ export function endText(e: NormalizedPacket['end']): string {
   return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${e.by ? ` by ${e.by}` : ''}`;
 }
 
-/** The normalised form for a person: a block per flow, a line per hop. */
+/** The normalised form for a person: a block per flow, a line per hop; each line escaped (./escape.ts). */
 export function writeNormalizedText(n: Normalized, out: Writable, opts: WriteOptions = { counts: false }): void {
+  const line = (text: string) => out.write(`${escapeText(text)}\n`);
   let flow = '';
   for (const p of n.packets) {
     if (p.flow !== flow) {
       flow = p.flow;
-      out.write(`flow ${flow}\n`);
+      line(`flow ${flow}`);
     }
-    out.write(`  ${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}${opts.counts ? ` ×${p.repeat}` : ''}\n`);
-    for (const h of p.hops) out.write(`      ${hopText(h)}\n`);
-    out.write(`      ${endText(p.end)}\n`);
+    line(`  ${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}${opts.counts ? ` ×${p.repeat}` : ''}`);
+    for (const h of p.hops) line(`      ${hopText(h)}`);
+    line(`      ${endText(p.end)}`);
   }
   if (n.header.lost > 0) out.write(`(${n.header.lost} records were lost while recording: hops may be missing)\n`);
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { JSON_SCHEMA_VERSION, jsonLine, lostRecord, toJsonRecord } from '../../src/output/json.js';
+import { jsonText } from '../../src/output/escape.js';
 import { JsonSink } from '../../src/output/sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import type { TraceEvent } from '../../src/output/event.js';
@@ -119,7 +120,7 @@ test('lost record', () => {
   );
 });
 
-test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
+test('jsonLine writes exactly jsonText(toJsonRecord(...)): JSON.stringify\'s, with DEL, C1 and bidi controls escaped too', () => {
   const odd: TraceEvent = {
     ...events[4]!,
     comm: 'a"b\\c\n\u0001',
@@ -135,8 +136,8 @@ test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
   for (const e of [blank, ...events, odd]) {
     for (const stack of [false, true]) {
       const line = jsonLine(e, { stack });
-      assert.equal(line, JSON.stringify(toJsonRecord(e, { stack })));
-      JSON.parse(line);
+      assert.equal(line, jsonText(toJsonRecord(e, { stack })));
+      assert.deepEqual(JSON.parse(line), JSON.parse(JSON.stringify(toJsonRecord(e, { stack }))));
     }
   }
 });
