@@ -3,17 +3,17 @@
  * text (through libnftables, the library behind `nft`, so rules read exactly
  * as `nft list` prints them, iptables-nft's included), pktpath's own trace
  * table (made over nfnetlink directly: it must live exactly as long as one
- * socket), and the trace events of the `nftrace` netlink group.
+ * socket). The trace events it turns on are read in ./nft-trace.ts.
  */
 import { NftOutput, type NftContextHandle, libnftables } from '../bpf/native/libnftables.js';
 import {
-  NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrStr, attrString, attrU32BE, attrs, nested,
+  NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrString, attrU32BE, nested,
 } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';
 import { processAlive } from './process.js';
 
 /** nfgenmsg.nfgen_family → nft's family names. */
-const FAMILY_NAMES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
+export const FAMILY_NAMES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
 
 /** nft's hook names → pktpath's netfilter hook names (the inet hooks; ingress/egress are netdev's). */
 export const NFT_HOOKS: Readonly<Record<string, string>> = {
@@ -169,7 +169,7 @@ export function nftConditionText(c: NftCondition): string {
 }
 
 /* nfnetlink, as nf_tables.h defines it (values checked against the kernel's BTF by test/unit/nftables.test.ts). */
-const NFNL_SUBSYS_NFTABLES = 10;
+export const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 0x10;
 const NFNL_MSG_BATCH_END = 0x11;
 const NFT_MSG = { newTable: 0, newChain: 3, newRule: 6, delTable: 2 } as const;
@@ -324,108 +324,4 @@ export function removeStaleTraceTables(netns: Netns, listing: NftListing): strin
     removed.push(t.name);
   }
   return removed;
-}
-
-/* ---- trace events (NFT_MSG_TRACE in NFNLGRP_NFTRACE) ---- */
-
-const NFT_MSG_TRACE = 17;
-const NFNLGRP_NFTRACE = 9;
-const A = {
-  table: 1, chain: 2, ruleHandle: 3, type: 4, verdict: 5, id: 6, networkHeader: 8, transportHeader: 9,
-  iif: 10, oif: 12, mark: 14, nfproto: 15, policy: 16,
-} as const;
-const VERDICT_CODE = 1;
-const VERDICT_CHAIN = 2;
-const TRACE_TYPES: Readonly<Record<number, NftTraceType>> = { 1: 'policy', 2: 'return', 3: 'rule' };
-
-export type NftTraceType = 'rule' | 'return' | 'policy';
-
-/** NF_* and NFT_* verdict codes as nft prints them. */
-const VERDICTS: Readonly<Record<number, string>> = {
-  0: 'drop', 1: 'accept', 2: 'stolen', 3: 'queue', 4: 'repeat', [-1]: 'continue', [-2]: 'break', [-3]: 'jump',
-  [-4]: 'goto', [-5]: 'return',
-};
-
-/** One evaluation nftables reports: a rule that matched, a chain's policy, or a return from a chain. */
-export interface NftTrace {
-  /** The kernel's id for the packet's trace: the same for every evaluation of one packet at one hook pass. */
-  id: number;
-  family: string;
-  table: string;
-  chain: string;
-  /** The rule's handle; null for a policy or return. */
-  handle: number | null;
-  type: NftTraceType;
-  /** e.g. accept, drop, continue, jump; for jumps and gotos `target` names the chain. */
-  verdict: string;
-  target: string | null;
-  /** NFPROTO of the packet (2 IPv4, 10 IPv6). */
-  nfproto: number;
-  iif: number;
-  oif: number;
-  mark: number;
-  /** The packet's headers from the network header on, as the kernel copied them. */
-  network: Buffer | null;
-  transport: Buffer | null;
-}
-
-const be32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readUInt32BE(0) : 0);
-
-/** Parses the payload of one NFT_MSG_TRACE message (nfgenmsg, then big-endian attributes). */
-export function parseTrace(payload: Buffer): NftTrace | null {
-  const a = attrs(payload, 4);
-  const type = TRACE_TYPES[be32(a.get(A.type))];
-  if (type === undefined) return null;
-  let verdict = type === 'return' ? 'return' : 'continue';
-  let target: string | null = null;
-  const v = a.get(A.verdict);
-  if (v) {
-    const va = attrs(v);
-    const code = va.get(VERDICT_CODE);
-    if (code) verdict = VERDICTS[code.readInt32BE(0)] ?? `verdict#${code.readInt32BE(0)}`;
-    target = attrStr(va.get(VERDICT_CHAIN)) ?? null;
-  } else if (type === 'policy') {
-    verdict = VERDICTS[be32(a.get(A.policy))] ?? 'accept';
-  }
-  const handle = a.get(A.ruleHandle);
-  return {
-    id: be32(a.get(A.id)),
-    family: FAMILY_NAMES[payload.readUInt8(0)] ?? `family#${payload.readUInt8(0)}`,
-    table: attrStr(a.get(A.table)) ?? '',
-    chain: attrStr(a.get(A.chain)) ?? '',
-    handle: handle && handle.length >= 8 ? Number(handle.readBigUInt64BE(0)) : null,
-    type,
-    verdict,
-    target,
-    nfproto: be32(a.get(A.nfproto)),
-    iif: be32(a.get(A.iif)),
-    oif: be32(a.get(A.oif)),
-    mark: be32(a.get(A.mark)),
-    network: a.get(A.networkHeader) ?? null,
-    transport: a.get(A.transportHeader) ?? null,
-  };
-}
-
-/** A socket in a namespace's `nftrace` group: what nftables traces there. */
-export class NftTraceMonitor {
-  private constructor(private readonly sock: NetlinkSocket, readonly netns: Netns) {}
-
-  static open(netns: Netns): NftTraceMonitor {
-    return new NftTraceMonitor(withNetns(netns.path, () => NetlinkSocket.open(NETLINK_NETFILTER, [NFNLGRP_NFTRACE])), netns);
-  }
-
-  /** The trace events that arrived since the last call. */
-  poll(): NftTrace[] {
-    const out: NftTrace[] = [];
-    for (const m of this.sock.poll()) {
-      if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_TRACE)) continue;
-      const t = parseTrace(m.payload);
-      if (t) out.push(t);
-    }
-    return out;
-  }
-
-  close(): void {
-    this.sock.close();
-  }
 }
