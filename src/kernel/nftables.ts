@@ -151,12 +151,17 @@ export const TRACE_TABLE_PREFIX = 'pktpath_trace_';
 /** Before anything else of netfilter (NF_IP_PRI_FIRST): conntrack, raw and every rule see the mark. */
 const EARLIEST = -2147483648;
 
-/** One condition of a trace-table rule (the classic filter flags, see src/filter/nft.ts). */
+/** One condition of a trace-table rule (the classic filter flags or a tcpdump expression, see src/filter/nft.ts). */
 export type NftCondition =
   | { kind: 'addr'; field: 'saddr' | 'daddr'; l3: 4 | 6; bytes: number[]; text: string }
   | { kind: 'l4proto'; proto: number }
   | { kind: 'port'; field: 'sport' | 'dport'; port: number }
-  | { kind: 'mark'; value: number; mask: number };
+  | { kind: 'mark'; value: number; mask: number }
+  /** Classic BPF from the IP header on (libpcap's raw-IP program), run by iptables' bpf match through nft_compat. */
+  | { kind: 'bpf'; insns: ReadonlyArray<{ code: number; jt: number; jf: number; k: number }>; text: string };
+
+/** The most instructions the bpf match takes (XT_BPF_MAX_NUM_INSTR). */
+export const XT_BPF_MAX_INSNS = 64;
 
 /** A condition as nft prints it. */
 export function nftConditionText(c: NftCondition): string {
@@ -165,6 +170,7 @@ export function nftConditionText(c: NftCondition): string {
     case 'l4proto': return `meta l4proto ${c.proto}`;
     case 'port': return `th ${c.field} ${c.port}`;
     case 'mark': return c.mask === 0xffffffff ? `meta mark 0x${c.value.toString(16)}` : `meta mark & 0x${c.mask.toString(16)} == 0x${c.value.toString(16)}`;
+    case 'bpf': return `xt match bpf "${c.text}"`;
   }
 }
 
@@ -229,7 +235,27 @@ function conditionExprs(c: NftCondition): Buffer[] {
         expr('bitwise', attrU32BE(1, NFT_REG_1), attrU32BE(2, NFT_REG_1), attrU32BE(3, 4), data(4, nativeU32(c.mask)), data(5, nativeU32(0))),
         cmpEq(nativeU32(c.value & c.mask)),
       ];
+    case 'bpf':
+      return [expr('match', attrString(1 /* NAME */, 'bpf'), attrU32BE(2 /* REV */, 0), attr(3 /* INFO */, xtBpfInfo(c.insns)))];
   }
+}
+
+/**
+ * struct xt_bpf_info (revision 0), in host order: the program's length (u16),
+ * its instructions from byte 4 (struct sock_filter: u16 code, u8 jt, u8 jf,
+ * u32 k), room for 64, then the kernel's pointer to the loaded program.
+ */
+function xtBpfInfo(insns: ReadonlyArray<{ code: number; jt: number; jf: number; k: number }>): Buffer {
+  if (insns.length > XT_BPF_MAX_INSNS) throw new RangeError(`a bpf match takes ${XT_BPF_MAX_INSNS} instructions at most`);
+  const b = Buffer.alloc(4 + 8 * XT_BPF_MAX_INSNS + 4 /* pointer alignment */ + 8);
+  b.writeUInt16LE(insns.length, 0);
+  insns.forEach((i, n) => {
+    b.writeUInt16LE(i.code, 4 + 8 * n);
+    b.writeUInt8(i.jt, 6 + 8 * n);
+    b.writeUInt8(i.jf, 7 + 8 * n);
+    b.writeUInt32LE(i.k >>> 0, 8 + 8 * n);
+  });
+  return b;
 }
 
 const COMMENT = 'pktpath --output-nft';

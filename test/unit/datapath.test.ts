@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDatapath } from '../../src/cli/datapath.js';
 import { tupleFromHeaders } from '../../src/decode/tuple.js';
-import { flagsToNft, nftRulesText } from '../../src/filter/nft.js';
+import { compileFilter } from '../../src/filter/expression.js';
+import { expressionToNft, flagsToNft, nftRulesText } from '../../src/filter/nft.js';
 import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
 import { attr, attrList, attrString, attrStr, attrs, nested } from '../../src/kernel/netlink.js';
 import { parseTrace } from '../../src/kernel/nft-trace.js';
@@ -253,6 +254,28 @@ test('the classic flags become nft rules; either-side flags one rule per side', 
   assert.equal(either.length, 2 * 3 * 2, 'two sides, three protocols with ports, two port sides');
   assert.equal(either[0], 'ip saddr 192.0.2.2 meta l4proto 6 th sport 80');
   assert.deepEqual(nftRulesText(flagsToNft({}, { value: 0x42, mask: 0xff })), ['meta mark & 0xff == 0x42']);
+});
+
+test('a tcpdump expression goes into the trace table as iptables\' bpf match, where it fits', () => {
+  const icmp = compileFilter('icmp');
+  const rules = expressionToNft(icmp, { value: 0x42, mask: 0xff })!;
+  assert.deepEqual(nftRulesText(rules), ['xt match bpf "icmp" meta mark & 0xff == 0x42']);
+  const match = traceTableMessages('t', rules).filter((m) => (m.type & 0xff) === 6)
+    .map((m) => attrList(attrs(m.payload, 4).get(4)!).map(([, e]) => attrs(e)).find((e) => attrStr(e.get(1)) === 'match')!);
+  assert.equal(match.length, 2, 'one rule per chain');
+  const data = attrs(match[0]!.get(2)!);
+  assert.equal(attrStr(data.get(1)), 'bpf');
+  assert.equal(data.get(2)!.readUInt32BE(0), 0, 'revision 0');
+  // struct xt_bpf_info: the length, the program from byte 4, room for 64 instructions, then the kernel's pointer.
+  const info = data.get(3)!;
+  assert.equal(info.length, 528);
+  assert.equal(info.readUInt16LE(0), icmp.l3.cbpf.length);
+  const last = icmp.l3.cbpf[icmp.l3.cbpf.length - 1]!;
+  const at = 4 + 8 * (icmp.l3.cbpf.length - 1);
+  assert.deepEqual([info.readUInt16LE(at), info[at + 2], info[at + 3], info.readUInt32LE(at + 4)], [last.code, last.jt, last.jf, last.k]);
+  // Too long for the match, or needing a link-layer header: nftables traces every packet.
+  assert.equal(expressionToNft(compileFilter(`icmp or ${Array.from({ length: 16 }, (_, i) => `udp port ${i + 1}`).join(' or ')}`)), null);
+  assert.equal(expressionToNft(compileFilter('ether host 02:00:00:00:00:01')), null);
 });
 
 test('the trace table is owned, first of all, and only sets nftrace', () => {
