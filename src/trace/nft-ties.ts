@@ -70,11 +70,15 @@ export interface TiedTrace<F> {
   start: TraceStart;
 }
 
-/** A packet at output can be seen by the netfilter observer after its trace: how late, at most. */
+/**
+ * How long after a trace was read its packet may first show in the ring: at
+ * output the netfilter observer runs microseconds after pktpath's table; a
+ * later packet of the flow first seen past this is not the trace's.
+ */
 export const OUTPUT_SLACK_NS = 1_000_000n;
 const MAX_REMEMBERED = 65536;
-/** Sightings kept per flow: enough for the packets of a busy flow between two reads. */
-const SIGHTINGS = 64;
+/** Sightings kept per flow: the packets of a flow between two reads (5 ms), bounded: 65,536 flows at most. */
+const SIGHTINGS = 16;
 const WAIT = Symbol('wait');
 
 export const flowKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
