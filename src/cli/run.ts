@@ -18,6 +18,8 @@ import { SKB_TRACEPOINTS } from '../plan/catalog.js';
 import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
+import { expressionToNft } from '../filter/nft.js';
+import { XT_BPF_MAX_INSNS } from '../kernel/nftables.js';
 import type { TraceConfig } from './config.js';
 import { activateFilter } from './filter.js';
 import { UsageError } from './values.js';
@@ -74,9 +76,9 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
       '`pktpath list` without it names them all');
   }
   plan.notes.unshift(...notes);
-  if (cfg.output.nft && cfg.filter.nftMatch === null) {
-    plan.notes.push('--output-nft: nft cannot be given a tcpdump expression: nftables traces every packet of the traced ' +
-      'namespaces, and pktpath shows the rules of the packets it traces');
+  if (cfg.output.nft && cfg.filter.nftMatch === null && (filter.compiled === null || expressionToNft(filter.compiled) === null)) {
+    plan.notes.push(`--output-nft: nftables' bpf match cannot be given this expression (${XT_BPF_MAX_INSNS} instructions at most, ` +
+      'from the IP header): nftables traces every packet of the traced namespaces, and pktpath shows the rules of the packets it traces');
   }
   return { filter, kernel, plan, scope: traceScope(filter, only), skbMeta: compileMetadata(cfg.output.skbMetadata) };
 }

@@ -112,6 +112,8 @@ export interface JsonLostRecord {
   time: string;
   count: number;
   total: number;
+  /** Absent for the ring's records. */
+  source?: 'nft';
 }
 
 export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
@@ -390,5 +392,6 @@ export function lostRecord(n: LostNotice): JsonLostRecord {
     time: formatTime(n.timeNs),
     count: n.count,
     total: n.total,
+    ...(n.source ? { source: n.source } : {}),
   };
 }

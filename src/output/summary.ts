@@ -27,6 +27,8 @@ export interface TraceSummary {
   expectedFrees?: Map<string, number>;
   /** Namespaces and devices that came and went while tracing. */
   topology?: TopologyCounts;
+  /** --output-nft: nftables' trace messages read, and lost (its trace sockets' queues full; exact, from the kernel's count). */
+  nft?: { read: number; lost: number };
 }
 
 export interface TopologyCounts {
@@ -46,7 +48,8 @@ export interface SummaryOptions {
 export function summaryLine(s: TraceSummary): string {
   const drops = [...s.drops].map(([r, n]) => `${escapeText(r)}×${n}`).join(', ');
   return `pktpath: ${s.events} events, ${s.lost} lost, in ${(s.durationMs / 1000).toFixed(1)} s` +
-    (drops ? `; drops: ${drops}${s.lost > 0 ? ' (at least: records were lost)' : ''}` : '');
+    (drops ? `; drops: ${drops}${s.lost > 0 ? ' (at least: records were lost)' : ''}` : '') +
+    (s.nft ? `; nft trace events: ${s.nft.read} read, ${s.nft.lost} lost` : '');
 }
 
 /** `1234567` → `1,234,567`. */
@@ -92,6 +95,7 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
     ['events', groupDigits(s.events)],
     ['dropped packets', dropped > 0 ? st.drop(groupDigits(dropped)) : '0'],
     ['lost records', s.lost > 0 ? st.warn(groupDigits(s.lost)) : '0'],
+    ...(s.nft ? [['lost nft trace events', s.nft.lost > 0 ? st.warn(groupDigits(s.nft.lost)) : '0'] as [string, string]] : []),
     ['run time', formatRunTime(s.durationMs)],
     ['points attached', groupDigits(s.attached)],
     ['attach time', formatRunTime(s.attachMs)],

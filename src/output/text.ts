@@ -75,6 +75,10 @@ export function processColumn(comm: string, pid: number): string {
 
 /** The lost-records warning line, without colour. */
 export function formatLost(n: LostNotice): string {
+  if (n.source === 'nft') {
+    const what = n.count === 1 ? 'nft trace event' : 'nft trace events';
+    return `!! lost ${n.count} ${what} (total ${n.total}): nftables' trace socket full; narrow the filter (the --filter-* flags limit what nftables traces)`;
+  }
   const what = n.count === 1 ? 'record' : 'records';
   return `!! lost ${n.count} ${what} (total ${n.total}): ring full; raise --ring-size or narrow the filter`;
 }

@@ -14,6 +14,7 @@ import type { ActiveFilter } from '../filter/active.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
 import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
 import type { NftCondition } from '../kernel/nftables.js';
+import { expressionToNft } from '../filter/nft.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan, TracepointAttachment } from './attachments.js';
@@ -326,7 +327,10 @@ export class Observers {
     }
 
     if (this.ctx.opts.nft) {
-      const nft = (this.nft = new NftTracer(this.ctx.opts.nft.matches, this.ctx.names, this.ctx.status));
+      // A tcpdump expression (no flag rules) goes into the table as it is, where nftables takes it.
+      const { compiled, mark } = this.ctx.filter;
+      const matches = this.ctx.opts.nft.matches ?? (compiled ? expressionToNft(compiled, mark) : null);
+      const nft = (this.nft = new NftTracer(matches, this.ctx.names, this.ctx.status));
       for (const { netns } of kernel.namespaces) {
         if (!(await goOn())) return;
         const e = this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => nft.add(netns));

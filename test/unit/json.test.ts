@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { JSON_SCHEMA_VERSION, jsonLine, lostRecord, toJsonRecord } from '../../src/output/json.js';
 import { jsonText } from '../../src/output/escape.js';
+import { validateJsonLine } from '../helpers/schema.js';
 import { JsonSink } from '../../src/output/sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import type { TraceEvent } from '../../src/output/event.js';
@@ -118,6 +119,9 @@ test('lost record', () => {
     JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34 })),
     '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34}',
   );
+  const nft = JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34, source: 'nft' }));
+  assert.equal(nft, '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34,"source":"nft"}');
+  assert.equal(validateJsonLine(nft), null);
 });
 
 test('jsonLine writes exactly jsonText(toJsonRecord(...)): JSON.stringify\'s, with DEL, C1 and bidi controls escaped too', () => {
