@@ -4,14 +4,16 @@
  * address to the next packet sent from that CPU: --filter-track-skb must not
  * follow the newcomer, and `pktpath normalize` must not join the two into one
  * packet rewritten. Floods pinned to the ping's CPU make that reuse happen.
+ * And the other way: an skb whose data moves to another buffer (forwarded
+ * into a tunnel) is still the one followed.
  */
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, twoHosts } from '../../src/lab/lab.js';
-import { type JsonEvent, startTracer, waitNoPrograms } from '../helpers/tracer.js';
+import { Lab, run, twoHosts } from '../../src/lab/lab.js';
+import { type JsonEvent, pktpathPrivately, startTracer, waitNoPrograms } from '../helpers/tracer.js';
 
 const lab = new Lab();
 let A = '';
@@ -111,5 +113,20 @@ test('a followed skb forwarded into a VXLAN (its data moved for the outer header
   } finally {
     lab.removeNetns(router);
     lab.removeNetns(far);
+  }
+});
+
+test('a plain ping trace normalises with no DNAT or SNAT: a reply at the address of a request freed out of sight is another packet', async () => {
+  for (const [name, scope] of [['all', []], ['only-a', ['--filter-netns', A]]] as const) {
+    const out = join(dir, `ping-${name}.jsonl`);
+    const rec = await run(...pktpathPrivately(['record', '--out', out, ...scope, 'icmp', '--',
+      'ip', 'netns', 'exec', A, 'taskset', '-c', '0', 'ping', '-c', '50', '-i', '0.01', '-W', '1', '192.0.2.2']), 60_000);
+    assert.equal(rec.code, 0, rec.stderr);
+    const norm = await run(...pktpathPrivately(['normalize', out]));
+    assert.equal(norm.code, 0, norm.stderr);
+    const packets = norm.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; hops?: Array<{ at: string; nat?: string }> });
+    const rewrites = packets.flatMap((p) => (p.hops ?? []).filter((h) => h.nat !== undefined).map((h) => `${h.at}: ${h.nat}`));
+    assert.deepEqual(rewrites, [], `${name}: rewrites in a ping trace`);
+    assert.ok(packets.some((p) => p.type === 'packet'), norm.stdout);
   }
 });
