@@ -297,7 +297,7 @@ export class Observers {
     };
     // tc first: its object loads soonest, and each tcx link waits for an RCU grace period while the
     // tracepoints' object still verifies. With --filter-track-skb the tracepoints first: only the points
-    // that free an skb untrack what tc starts tracking.
+    // that free an skb (observed, or watched only) forget what tc starts following.
     for (const step of filter.trackSkb ? [attachTracepoints, attachTc] : [attachTc, attachTracepoints]) {
       if (!(await step())) return;
     }
