@@ -261,6 +261,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
+      trackSkb: !!o.filterTrackSkb,
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

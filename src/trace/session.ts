@@ -270,7 +270,11 @@ export class TraceSession {
 
   private trackingLine(): string {
     const maps = this.observers.probes.maps!;
-    return trackingLine(Number(maps.trackStats.sum(TrackStat.added)), Number(maps.trackStats.sum(TrackStat.freed)), maps.trackedSkbs.count());
+    const stat = (i: number) => Number(maps.trackStats.sum(i));
+    return trackingLine({
+      added: stat(TrackStat.added), freed: stat(TrackStat.freed), stale: stat(TrackStat.stale), moved: stat(TrackStat.moved),
+      live: maps.trackedSkbs.count(),
+    });
   }
 
   /** Lost records are reported in-band, where they happened in the stream: the ring's, then nftables' trace events. */
