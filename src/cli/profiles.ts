@@ -166,6 +166,10 @@ export function userProfileFiles(dir = profileDir()): Map<string, string> {
   return out;
 }
 
+/** The profile files this process read: inputs of the run, which no output of it may replace. */
+const filesRead: string[] = [];
+export const profileFilesRead = (): readonly string[] => filesRead;
+
 /** A profile by name (user profiles shadow built-ins) or by path (it holds a / or ends in .yaml). */
 export function loadProfile(ref: string, known: KnownOptions, dir = profileDir()): Profile {
   const isPath = ref.includes('/') || /\.ya?ml$/.test(ref);
@@ -178,6 +182,7 @@ export function loadProfile(ref: string, known: KnownOptions, dir = profileDir()
     throw new UsageError(`--profile: no profile '${ref}'${hint ? ` (did you mean '${hint}'?)` : ''}; \`pktpath profiles\` lists them`);
   }
   let text: string;
+  filesRead.push(file);
   try {
     text = readRegularText(file, PROFILE_FILE_LIMIT, 'a profile is a few lines');
   } catch (e) {

@@ -37,7 +37,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
   checkTraceFile(file);
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const time = new RecordedTime();
-  const { sinks, main, onClosed, drain } = createSinks(cfg.output, (line) => say(`pktpath: ${line}`), process.stdout, '--output-file', time);
+  const { sinks, main, onClosed, drain } = createSinks(cfg.output, (line) => say(`pktpath: ${line}`),
+    { timing: time, inputs: [{ flag: 'TRACE', path: file }, ...cfg.inputs] });
   let closed = false;
   onClosed(() => (closed = true));
   const limit = cfg.output.limitLines;

@@ -9,6 +9,7 @@ import { LineCounter, isNode, parseDocument } from 'yaml';
 import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { protocolName } from '../decode/protocols.js';
 import { InputFileError } from './errors.js';
+import { type NameTest, globTest, linearRegExp } from './patterns.js';
 import { type Cidr, parseCidr } from './vars.js';
 
 // ajv is CommonJS: under NodeNext its class is the default export's `default`.
@@ -34,7 +35,7 @@ export interface Endpoint {
 
 /** POINT[@NETNS[/IFACE]], POINT with `*` for any run of characters. */
 export interface PointPattern {
-  point: RegExp;
+  point: NameTest;
   netns: string | null;
   iface: string | null;
   text: string;
@@ -116,9 +117,8 @@ export function parsePointPattern(text: string): PointPattern {
   const point = at < 0 ? text : text.slice(0, at);
   const place = at < 0 ? null : text.slice(at + 1);
   const slash = place === null ? -1 : place.indexOf('/');
-  const escaped = point.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   return {
-    point: new RegExp(`^${escaped}$`),
+    point: globTest(point),
     netns: place === null ? null : slash < 0 ? place : place.slice(0, slash),
     iface: place === null || slash < 0 ? null : place.slice(slash + 1),
     text,
@@ -187,9 +187,9 @@ export function parseExpectations(file: string, text: string): Expectations {
   }
   if (raw.var_netns !== undefined) {
     try {
-      new RegExp(raw.var_netns);
+      linearRegExp(raw.var_netns, true);
     } catch (e) {
-      throw new ExpectFileError(file, lineAt(['var_netns']), `var_netns: not a regular expression: ${(e as Error).message}`);
+      throw new ExpectFileError(file, lineAt(['var_netns']), `var_netns: '${raw.var_netns}' ${(e as Error).message}`);
     }
   }
   const expect = raw.expect.map((x, i): Expectation => {

@@ -147,6 +147,7 @@ export class TraceSession {
       durationMs: performance.now() - t0,
       stoppedBy: this.stopReason ?? 'error',
       topology: { ...this.observers.topologyCounts },
+      ...(this.observers.nft ? { nft: { read: this.observers.nft.read, lost: this.observers.nft.lost() } } : {}),
     };
   }
 
@@ -228,15 +229,17 @@ export class TraceSession {
   /** The next turn's pump when this one left records in the ring. */
   private more: NodeJS.Immediate | null = null;
 
-  /** Reads the ring; true when it stopped early and records remain. */
-  private pump(): boolean {
+  /** The trace's clock: monotonic nanoseconds since its start, as the records' sinceStartNs. */
+  private readonly sinceStartNs = (): bigint => process.hrtime.bigint() - this.startMonoNs;
+
+  /** Reads the ring; true when it stopped early and records remain. `last`: no record or trace event waits. */
+  private pump(last = false): boolean {
     if (!this.ring) return false;
     this.nowMs = performance.now();
     const limit = this.opts.limit;
     const nft = this.observers.nft;
     // nftables' events first: the ring then holds every record of their packets up to their hook.
-    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
-    const pending = nft ? nft.poll() : null;
+    const pending = nft ? nft.poll(this.sinceStartNs) : null;
     if (nft) this.batch = [];
     // With nftables' events the ring is read to its end: the records of their packets are all in it.
     const turn = nft ? Infinity : RECORDS_PER_TURN;
@@ -244,10 +247,10 @@ export class TraceSession {
     const read = this.ring.drain(this.onRecord, Math.min(turn, left));
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
-      const nowNs = this.startWallNs + polledAtNs;
-      const placed = this.interleave.next(this.batch, nft.events(pending, polledAtNs, nowNs));
+      const placed = this.interleave.next(this.batch, nft.events(pending, this.startWallNs, last));
       this.batch = null;
       for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
+      if (last) for (const { e, position } of this.interleave.flush([])) this.stage!.push(e, position, this.nowMs);
     }
     this.stage!.tick(this.nowMs);
     if (this.observers.topology?.pending) this.followTopology();
@@ -262,32 +265,31 @@ export class TraceSession {
 
   /** The records held back for trace events, with the trace events that came last. */
   private flushTraceEvents(): void {
-    const nft = this.observers.nft;
-    if (!nft || !this.stage) return;
-    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
-    const traces = nft.events(nft.poll(), polledAtNs, this.startWallNs + polledAtNs);
-    for (const { e, position } of this.interleave.flush(traces)) this.stage.push(e, position, this.nowMs);
+    if (this.observers.nft) this.pump(true);
   }
 
   private trackingLine(): string {
     const maps = this.observers.probes.maps!;
-    return trackingLine(Number(maps.trackStats.sum(TrackStat.added)), Number(maps.trackStats.sum(TrackStat.freed)), maps.trackedSkbs.count());
+    const stat = (i: number) => Number(maps.trackStats.sum(i));
+    return trackingLine({
+      added: stat(TrackStat.added), freed: stat(TrackStat.freed), stale: stat(TrackStat.stale), moved: stat(TrackStat.moved),
+      live: maps.trackedSkbs.count(),
+    });
   }
 
-  /** Lost records are reported in-band, where they happened in the stream. */
+  /** Lost records are reported in-band, where they happened in the stream: the ring's, then nftables' trace events. */
   private checkLost(): void {
     const maps = this.observers.probes.maps;
     if (!maps) return;
+    const timeNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     const total = maps.lost.sum();
-    if (total <= this.lostSeen) return;
-    const count = Number(total - this.lostSeen);
-    this.lostSeen = total;
-    const notice = {
-      timeNs: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)),
-      count,
-      total: Number(total),
-    };
-    for (const s of this.sinks) s.lost(notice);
+    if (total > this.lostSeen) {
+      const notice = { timeNs, count: Number(total - this.lostSeen), total: Number(total) };
+      this.lostSeen = total;
+      for (const s of this.sinks) s.lost(notice);
+    }
+    const nft = this.observers.nft?.newlyLost();
+    if (nft && nft.count > 0) for (const s of this.sinks) s.lost({ timeNs, ...nft, source: 'nft' });
   }
 }
 
