@@ -31,10 +31,9 @@ export type TraceLine =
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A name from the file, as a message shows it: quoted, short, and escaped (it may hold a terminal's control codes, C1 too). */
+/** A name from the file, as a message shows it: quoted and short (the message is escaped once, where it is printed). */
 function quoted(name: string): string {
-  return JSON.stringify(name.length > 60 ? `${name.slice(0, 60)}…` : name)
-    .replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `"${name.length > 60 ? `${name.slice(0, 60)}…` : name}"`;
 }
 
 /** A value from the file, as a message shows it: a string quoted, a structure by its kind. */
