@@ -1,4 +1,4 @@
-/** `pktpath profiles`: every profile --profile takes, where it comes from, and the options it stands for. */
+/** `pktpath profiles`: every profile --profile takes, where it comes from, and the options it stands for; exit 2 when one is broken. */
 import { BUILT_IN_PROFILES, type KnownOptions, type Profile, loadProfile, profileArgs, profileDir, userProfileFiles } from './profiles.js';
 import { escapeText } from '../output/escape.js';
 import { EXIT_OK } from './exit.js';
@@ -24,5 +24,8 @@ export async function listProfiles(known: KnownOptions): Promise<number> {
     process.stdout.write(`${escapeText(p.name)}\t(${escapeText(p.source)})\t${escapeText(p.description)}\n\t${escapeText(profileArgs(p).join(' '))}\n`);
   }
   process.stderr.write(`pktpath: user profiles are read from ${profileDir()}/NAME.yaml\n`);
+  // A broken profile is bad input, said once more where errors go: --profile would refuse it.
+  const broken = shown.filter((p) => 'broken' in p);
+  if (broken.length > 0) throw new UsageError(`${broken[0]!.broken}${broken.length > 1 ? ` (and ${broken.length - 1} more broken: listed above)` : ''}`);
   return EXIT_OK;
 }

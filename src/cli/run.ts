@@ -4,6 +4,7 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { InputFileRefused } from '../bpf/input-file.js';
 import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
@@ -51,8 +52,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
     try {
       useKernelBtf(cfg.kernelBtf);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UsageError(`--kernel-btf: ${cfg.kernelBtf}: ${code ? `cannot read (${code})` : `not a BTF file (${(e as Error).message})`}`);
+      throw new UsageError(`--kernel-btf: ${cfg.kernelBtf}: ${e instanceof InputFileRefused ? e.what : `not a BTF file (${(e as Error).message})`}`);
     }
   }
   const { filter, notes } = activateFilter(cfg.filter);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { LineCounter, isNode, parseDocument } from 'yaml';
+import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { protocolName } from '../decode/protocols.js';
 import { InputFileError } from './errors.js';
 import { type NameTest, globTest, linearRegExp } from './patterns.js';
@@ -19,6 +20,9 @@ export const EXPECT_SCHEMA_URL = new URL('../../../schema/expect.v1.json', impor
 export class ExpectFileError extends InputFileError {
   override name = 'ExpectFileError';
 }
+
+/** Aliases (`*name`) resolved at most, counting what each expands to: YAML's own bound on "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
 
 export type Ending = 'dropped' | 'ended';
 
@@ -139,7 +143,13 @@ export function parseExpectations(file: string, text: string): Expectations {
     const e = doc.errors[0]!;
     throw new ExpectFileError(file, lineOf(e.pos[0]), `not YAML: ${e.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch {
+    // yaml refuses aliases that would expand past the count; nothing else throws here.
+    throw new ExpectFileError(file, 0, 'aliases that expand too far (a "billion laughs"?): write the values out');
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ExpectFileError(file, 0, 'is empty or not a mapping: it needs `expect:` and a list of expectations');
   }
@@ -212,12 +222,16 @@ export function parseExpectations(file: string, text: string): Expectations {
   return { file, vars: raw.vars ?? [], varNetns: raw.var_netns ?? null, expect };
 }
 
+/** The largest expectation file read: one is a few KiB. */
+export const EXPECT_FILE_LIMIT = MiB;
+
 export function loadExpectations(file: string): Expectations {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, EXPECT_FILE_LIMIT, 'an expectation file is a few KiB');
   } catch (e) {
-    throw new ExpectFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof InputFileRefused) throw new ExpectFileError(file, 0, e.what);
+    throw e;
   }
   return parseExpectations(file, text);
 }
