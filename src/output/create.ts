@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { OutputConfig, OutputFileOptions } from './config.js';
-import { type InputFile, OUTPUT_FILE_MODE, type OpenedOutput, OutputPathError, ReadyFile, checkDistinct, checkLaterOutputs, openOutputs } from './files.js';
+import { type InputFile, OUTPUT_FILE_MODE, type OpenedOutput, OutputPathError, ReadyFile, checkDistinct, checkLaterOutputs, discardOutput, openOutputs } from './files.js';
 import { ConnectionSink } from './connections.js';
 import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
@@ -148,7 +148,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void, pla
     const file = files.get(fileFlag);
     if (file) dest = openOutputFile(file, out.files);
   } catch (e) {
-    for (const o of files.values()) fs.closeSync(o.fd);
+    for (const o of files.values()) discardOutput(o);
     throw e;
   }
   const writer = new BatchedWriter(dest, {

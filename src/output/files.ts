@@ -177,7 +177,8 @@ export function openOutputs(wanted: readonly OutputRequest[], force: boolean, in
       if (path !== null) opened.set(flag, openChecked(flag, path, force, taken));
     }
   } catch (e) {
-    for (const o of opened.values()) fs.closeSync(o.fd);
+    // A refusal leaves nothing behind: the files made for it go again.
+    for (const o of opened.values()) discardOutput(o);
     throw e;
   }
   return opened;

@@ -13,7 +13,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -22,7 +22,7 @@ import { FIELD_CASES, FULL_TRACE, ORDER_CASES, traceText } from '../helpers/reco
 import { PKTPATH } from '../helpers/tracer.js';
 
 /** What a file of a case is: its bytes, or a FIFO, a sparse file of a size, a symbolic link, a directory. */
-type Content = string | Buffer | { fifo: true } | { sparse: number } | { link: string } | { dir: true };
+type Content = string | Buffer | { fifo: true } | { sparse: number } | { link: string } | { hard: string } | { dir: true };
 
 interface HostileCase {
   /** What it is about, for the summary: trace file, trace line, expectation, profile, BTF, or a control that must work. */
@@ -41,6 +41,8 @@ interface HostileCase {
   /** Lines on stderr: 1 unless said. */
   lines?: number;
   stdout?: RegExp;
+  /** A live trace (root): run in a network namespace of its own, so that nothing of the machine's is observed. */
+  live?: true;
 }
 
 /** Every case's directory holds these: a good trace, a good expectation file, and a copy of /etc/passwd a profile might aim at. */
@@ -142,7 +144,75 @@ const PROFILE_DIR = 'cfg/pktpath/profiles';
 const XDG = { XDG_CONFIG_HOME: '{d}/cfg' };
 const fullTrace = traceText(FULL_TRACE());
 
+/** A path written where the rules of src/output/files.ts refuse it, and what is said (after `pktpath: `). */
+const G = '{d}/good.jsonl';
+const refusedOutput = (name: string, argv: string[], line: RegExp, files?: HostileCase['files'], live?: true): HostileCase =>
+  ({ kind: 'output path', name, argv, line, files, ...(live ? { live } : {}) });
+const SAME_INPUT = (flag: string, path: string, input: string, inputPath: string) =>
+  say(`${flag}: '${path}' is the same file as ${input} '${inputPath}'`, ', which this command reads; pktpath never writes over its input, --force or not');
+const LINK = (flag: string, path: string) => say(`${flag}: '${path}'`, ' is a symbolic link; pktpath writes only to the file named, never through a link');
+const EXISTS = (flag: string, path: string) => say(`${flag}: '${path}'`, ' exists; pktpath does not overwrite a file unless --force is given');
+const NO_DIR = (flag: string, path: string) => say(`${flag}: '${path}'`, ': its directory does not exist');
+const IS_DIR = (flag: string, path: string) => say(`${flag}: '${path}'`, ' is a directory; name a file in it');
+const EMPTY = (flag: string) => say(`${flag}:`, ' the path is empty');
+const TWIN = (flag: string, path: string, other: string, otherPath: string) => say(`${flag}: '${path}' is the same file as ${other} '${otherPath}'`, '');
+const toPasswd = { 'out': { link: '{d}/passwd' } } as const;
+const hardToGood = (): Record<string, Content> => ({ 'again.jsonl': { hard: '{d}/good.jsonl' } });
+
+const OUTPUT_CASES: HostileCase[] = [
+  // show: its outputs never its trace, never through a link, never over a file unasked.
+  ...['--output-file', '--output-json-file', '--output-pcap'].map((flag) =>
+    refusedOutput(`show ${flag} the trace it reads, --force`, ['show', G, flag, G, '--force'], SAME_INPUT(flag, G, 'TRACE', G))),
+  refusedOutput('show --output-file the trace by another path', ['show', G, '--output-file', '{d}/./good.jsonl', '--force'], SAME_INPUT('--output-file', '{d}/./good.jsonl', 'TRACE', G)),
+  refusedOutput('show --output-file a hard link of the trace', ['show', G, '--output-file', '{d}/again.jsonl', '--force'], SAME_INPUT('--output-file', '{d}/again.jsonl', 'TRACE', G), hardToGood()),
+  refusedOutput('show --output-file a link to passwd, --force', ['show', G, '--output-file', '{d}/out', '--force'], LINK('--output-file', '{d}/out'), toPasswd),
+  refusedOutput('show --output-pcap an existing file', ['show', G, '--output-pcap', '{d}/passwd'], EXISTS('--output-pcap', '{d}/passwd')),
+  refusedOutput('show --output-file \'\'', ['show', G, '--output-file', ''], EMPTY('--output-file')),
+  refusedOutput('show --output-json-file in a missing directory', ['show', G, '--output-json-file', '{d}/no/such/x'], NO_DIR('--output-json-file', '{d}/no/such/x')),
+  refusedOutput('show --output-file a directory', ['show', G, '--output-file', '{d}/sub'], IS_DIR('--output-file', '{d}/sub'), { sub: { dir: true } }),
+  refusedOutput('show --output-file and --output-json-file one new file', ['show', G, '--output-file', '{d}/o', '--output-json-file', '{d}/./o'], TWIN('--output-json-file', '{d}/./o', '--output-file', '{d}/o')),
+  refusedOutput('show --output-file and --output-pcap one existing file, --force', ['show', G, '--output-file', '{d}/passwd', '--output-pcap', '{d}/./passwd', '--force'], TWIN('--output-pcap', '{d}/./passwd', '--output-file', '{d}/passwd')),
+  refusedOutput('show rotation over a FILE.2 that exists', ['show', G, '--output-file', '{d}/o.txt', '--output-file-max-size', '4K'], say('--output-file: \'{d}/o.txt.2\'', ' exists and rotation would replace it; pktpath does not unless --force is given'), { 'o.txt.2': 'older' }),
+  refusedOutput('show rotation over the trace it reads, --force', ['show', '{d}/o.txt.1', '--output-file', '{d}/o.txt', '--output-file-max-size', '4K', '--force'], SAME_INPUT('--output-file', '{d}/o.txt.1', 'TRACE', '{d}/o.txt.1'), { 'o.txt.1': BASIC }),
+  refusedOutput('show rotation of /dev/null', ['show', G, '--output-file', '/dev/null', '--output-file-max-size', '4K'], say('--output-file-max-size: \'/dev/null\'', ' is not a regular file; only a file pktpath makes is rotated')),
+  // normalize --out and assert --junit: opened before anything is read.
+  refusedOutput('normalize --out the trace, --force', ['normalize', G, '--out', G, '--force'], SAME_INPUT('--out', G, 'TRACE', G)),
+  refusedOutput('normalize --out the expectation file, --force', ['normalize', G, '--expect', '{d}/good.yaml', '--out', '{d}/good.yaml', '--force'], SAME_INPUT('--out', '{d}/good.yaml', '--expect', '{d}/good.yaml')),
+  refusedOutput('normalize --out a link to passwd', ['normalize', G, '--out', '{d}/out'], LINK('--out', '{d}/out'), toPasswd),
+  refusedOutput('normalize --out an existing file', ['normalize', G, '--out', '{d}/passwd'], EXISTS('--out', '{d}/passwd')),
+  refusedOutput('normalize --out \'\'', ['normalize', G, '--out', ''], EMPTY('--out')),
+  refusedOutput('normalize --out in a missing directory', ['normalize', G, '--out', '{d}/no/such/x'], NO_DIR('--out', '{d}/no/such/x')),
+  refusedOutput('normalize --out a directory', ['normalize', G, '--out', '{d}/sub', '--force'], IS_DIR('--out', '{d}/sub'), { sub: { dir: true } }),
+  refusedOutput('assert --junit the trace, --force', ['assert', G, '--expect', '{d}/good.yaml', '--junit', G, '--force'], SAME_INPUT('--junit', G, 'TRACE', G)),
+  refusedOutput('assert --junit the expectation file, --force', ['assert', G, '--expect', '{d}/good.yaml', '--junit', '{d}/good.yaml', '--force'], SAME_INPUT('--junit', '{d}/good.yaml', '--expect', '{d}/good.yaml')),
+  refusedOutput('assert --junit a link to passwd, --force', ['assert', G, '--expect', '{d}/good.yaml', '--junit', '{d}/out', '--force'], LINK('--junit', '{d}/out'), toPasswd),
+  refusedOutput('assert --junit an existing file', ['assert', G, '--expect', '{d}/good.yaml', '--junit', '{d}/passwd'], EXISTS('--junit', '{d}/passwd')),
+  refusedOutput('assert --junit \'\'', ['assert', G, '--expect', '{d}/good.yaml', '--junit', ''], EMPTY('--junit')),
+  refusedOutput('assert --junit in a missing directory', ['assert', G, '--expect', '{d}/good.yaml', '--junit', '{d}/no/such/x'], NO_DIR('--junit', '{d}/no/such/x')),
+  refusedOutput('assert --expect \'\'', ['assert', G, '--expect', ''], /^assert: --expect FILE is required$/),
+  // A bad trace under a report asked for: exit 2, and no half-made report left.
+  refusedOutput('assert --junit over a bad trace', ['assert', '{d}/bad.jsonl', '--expect', '{d}/good.yaml', '--junit', '{d}/r.xml'], /^{d}\/bad\.jsonl:1: not JSON/, { 'bad.jsonl': '{"v":1,\n' }),
+  refusedOutput('normalize --out over a bad trace', ['normalize', '{d}/bad.jsonl', '--out', '{d}/n.jsonl'], /^{d}\/bad\.jsonl:1: not JSON/, { 'bad.jsonl': '{"v":1,\n' }),
+  // Live traces (root, in a namespace of their own): the ready file and the outputs, checked before anything is attached.
+  refusedOutput('--ready-file a link to passwd, --force', ['--ready-file', '{d}/out', '--force'], LINK('--ready-file', '{d}/out'), toPasswd, true),
+  refusedOutput('--ready-file an existing file', ['--ready-file', '{d}/passwd'], EXISTS('--ready-file', '{d}/passwd'), undefined, true),
+  refusedOutput('--ready-file in a missing directory', ['--ready-file', '{d}/no/such/ready'], NO_DIR('--ready-file', '{d}/no/such/ready'), undefined, true),
+  refusedOutput('--ready-file a directory', ['--ready-file', '{d}/sub', '--force'], IS_DIR('--ready-file', '{d}/sub'), { sub: { dir: true } }, true),
+  refusedOutput('--ready-file /dev/null, --force', ['--ready-file', '/dev/null', '--force'], say('--ready-file: \'/dev/null\'', ' is not a regular file; the ready file is made and removed by pktpath'), undefined, true),
+  refusedOutput('--ready-file the --output-file, new', ['--output-file', '{d}/t.txt', '--ready-file', '{d}/./t.txt'], TWIN('--ready-file', '{d}/./t.txt', '--output-file', '{d}/t.txt'), undefined, true),
+  refusedOutput('--ready-file the --output-file, existing, --force', ['--output-file', '{d}/passwd', '--ready-file', '{d}/passwd', '--force'], TWIN('--ready-file', '{d}/passwd', '--output-file', '{d}/passwd'), undefined, true),
+  refusedOutput('record --ready-file its --out, --force', ['record', '--out', '{d}/r.jsonl', '--ready-file', '{d}/r.jsonl', '--force', '--', 'true'], TWIN('--ready-file', '{d}/r.jsonl', '--out', '{d}/r.jsonl'), undefined, true),
+  refusedOutput('--ready-file the --kernel-btf it reads, --force', ['--kernel-btf', '/sys/kernel/btf/vmlinux', '--ready-file', '/sys/kernel/btf/vmlinux', '--force'], SAME_INPUT('--ready-file', '/sys/kernel/btf/vmlinux', '--kernel-btf', '/sys/kernel/btf/vmlinux'), undefined, true),
+  refusedOutput('--output-file the profile it reads, --force', ['--profile', '{d}/p.yaml', '--output-file', '{d}/p.yaml', '--force'], SAME_INPUT('--output-file', '{d}/p.yaml', '--profile', '{d}/p.yaml'), { 'p.yaml': 'options:\n  output-tuple: true\n' }, true),
+  refusedOutput('record --out an existing file', ['record', '--out', '{d}/passwd', '--', 'true'], EXISTS('--out', '{d}/passwd'), undefined, true),
+  refusedOutput('record --out a link to passwd, --force', ['record', '--out', '{d}/out', '--force', '--', 'true'], LINK('--out', '{d}/out'), toPasswd, true),
+  refusedOutput('--output-pcap \'\'', ['--output-pcap', ''], /^--output-pcap: needs a file name$/, undefined, true),
+  refusedOutput('--output-json-file a directory', ['--output-json-file', '{d}/sub'], IS_DIR('--output-json-file', '{d}/sub'), { sub: { dir: true } }, true),
+  refusedOutput('--output-file rotation over FILE.1.gz', ['--output-file', '{d}/o.txt', '--output-file-max-size', '4K', '--output-file-compress'], say('--output-file: \'{d}/o.txt.1.gz\'', ' exists and rotation would replace it; pktpath does not unless --force is given'), { 'o.txt.1.gz': 'older' }, true),
+];
+
 const CASES: HostileCase[] = [
+  ...OUTPUT_CASES,
   // Files that are no trace, through every command that reads one.
   ...BAD_TRACES.flatMap((f) => TRACE_COMMANDS.map(([cmd, argv]): HostileCase => ({
     kind: 'trace file', name: `${cmd}: ${f.name}`, argv: argv(f.path), files: f.files, line: say(f.path, f.says),
@@ -243,7 +313,8 @@ function make(dir: string, files: Record<string, Content | (() => Content)>): vo
     else if ('sparse' in c) {
       writeFileSync(path, '');
       truncateSync(path, c.sparse);
-    } else if ('link' in c) symlinkSync(c.link, path);
+    } else if ('link' in c) symlinkSync(c.link.replaceAll('{d}', dir), path);
+    else if ('hard' in c) linkSync(c.hard.replaceAll('{d}', dir), path);
     else mkdirSync(path);
   }
 }
@@ -260,11 +331,13 @@ after(() => {
 
 test('the table: names are unique, and there are cases of every kind', () => {
   assert.equal(new Set(CASES.map((c) => `${c.kind}: ${c.name}`)).size, CASES.length);
-  assert.ok(CASES.length >= 60, `${CASES.length} cases`);
+  assert.ok(CASES.length >= 120, `${CASES.length} cases`);
 });
 
+const isRoot = process.getuid?.() === 0;
+
 for (const [i, c] of CASES.entries()) {
-  test(`${c.kind}: ${c.name}`, () => {
+  test(`${c.kind}: ${c.name}`, { skip: c.live && !isRoot ? 'a live trace needs root' : false }, () => {
     const count = kinds.get(c.kind) ?? { cases: 0, passed: 0 };
     kinds.set(c.kind, { ...count, cases: count.cases + 1 });
     const dir = join(top, String(i));
@@ -275,7 +348,8 @@ for (const [i, c] of CASES.entries()) {
     const rssFile = join(top, `${i}.rss`);
     const t0 = performance.now();
     // GNU time writes the peak RSS to a file (stderr stays pktpath's); timeout kills a pktpath that blocks.
-    const r = spawnSync('/usr/bin/time', ['-o', rssFile, '-f', '%M', 'timeout', '-s', 'KILL', '20', process.execPath, PKTPATH, ...c.argv.map(d)], {
+    const own = c.live ? ['unshare', '--net', '--'] : [];
+    const r = spawnSync('/usr/bin/time', ['-o', rssFile, '-f', '%M', 'timeout', '-s', 'KILL', '20', ...own, process.execPath, PKTPATH, ...c.argv.map(d)], {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...Object.fromEntries(Object.entries(c.env ?? {}).map(([k, v]) => [k, d(v)])) },
       maxBuffer: 64 * MiB,
     });
