@@ -55,7 +55,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
           break;
         case 'lost': {
           const timeNs = parseJsonTime(line.time) ?? 0n;
-          for (const s of sinks) s.lost({ timeNs, count: line.count, total: line.total });
+          const notice = { timeNs, count: line.count, total: line.total, ...(line.source ? { source: line.source } : {}) };
+          for (const s of sinks) s.lost(notice);
           break;
         }
         case 'event': {

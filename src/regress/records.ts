@@ -25,7 +25,7 @@ export const TRACE_LINE_LIMIT = 16 * MiB;
 export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
-  | { kind: 'lost'; count: number; total: number; time: string }
+  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket };
 
@@ -90,7 +90,7 @@ export function classify(text: string): TraceLine {
       return { kind: 'event', record: r as unknown as JsonRecord };
     case 'lost':
       checked(schema.lost, r, 'a lost record');
-      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string };
+      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}) };
     case 'header':
       checked(schema.header, r, 'a header');
       return { kind: 'header', record: r as unknown as JsonHeaderRecord };

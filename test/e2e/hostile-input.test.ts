@@ -277,6 +277,11 @@ const CASES: HostileCase[] = [
   // What pktpath writes still reads: every section, a byte-order mark, aliases in a profile.
   { kind: 'control', name: 'show: every section', argv: ['show', T, '--output-ct', '--output-stack'], files: { 't.jsonl': fullTrace }, code: 0, line: /^3 of 3 events shown$/ },
   { kind: 'control', name: 'normalize: every section, after a UTF-8 byte-order mark', argv: ['normalize', T], files: { 't.jsonl': `\ufeff${fullTrace}` }, code: 0, lines: 0, line: null, stdout: /"type":"packet"/ },
+  {
+    kind: 'control', name: 'show --output-json: a lost record of nft\'s stays nft\'s', argv: ['show', T, '--output-json'], code: 0, line: /^9 of 9 events shown$/,
+    files: { 't.jsonl': `${BASIC}{"v":1,"type":"lost","count":7,"total":7,"time":"2026-11-27T05:30:01.000000000Z","source":"nft"}\n` },
+    stdout: /^\{"v":1,"type":"lost","time":"2026-11-27T05:30:01\.000000000Z","count":7,"total":7,"source":"nft"\}$/m,
+  },
   { kind: 'control', name: 'diff: a trace with itself', argv: ['diff', T, T], files: { 't.jsonl': fullTrace }, code: 0, lines: 0, line: null },
   { kind: 'control', name: 'assert: every section', argv: ['assert', T, '--expect', '{d}/good.yaml'], files: { 't.jsonl': fullTrace }, code: 0, lines: 0, line: null },
   {
