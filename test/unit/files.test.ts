@@ -7,9 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  chmodSync, closeSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync,
+  chmodSync, closeSync, linkSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   OutputPathError, ReadyFile, checkDistinct, checkLaterOutputs, discardOutput, openOutputPath, openOutputs,
@@ -17,17 +16,9 @@ import {
 import { createSinks, openOutputFile } from '../../src/output/create.js';
 import { RotatingFileWriter } from '../../src/output/rotate.js';
 import { buildConfig } from '../../src/cli/config.js';
+import { withDir as withTempDir } from '../helpers/dirs.js';
 
-function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pktpath-files-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => withTempDir('pktpath-files-', fn);
 
 function refused(fn: () => unknown): string {
   try {
@@ -158,4 +149,28 @@ test('a report that could not be finished is removed, if the path still names it
   writeFileSync(path, 'another');
   discardOutput(o);
   assert.equal(readFileSync(path, 'utf8'), 'another');
+}));
+
+test('output files: made 0600, an existing one or a link refused unless --force, the same file twice refused', withDir((dir) => {
+  const f = join(dir, 'trace.txt');
+  const a = openOutputPath('--output-file', f, false);
+  closeSync(a.fd);
+  assert.equal(statSync(f).mode & 0o777, 0o600);
+  assert.match(refused(() => openOutputPath('--output-file', f, false)), /exists; pktpath does not overwrite a file unless --force/);
+  writeFileSync(f, 'old');
+  chmodSync(f, 0o666);
+  const forced = openOutputPath('--output-file', f, true);
+  closeSync(forced.fd);
+  assert.equal(readFileSync(f, 'utf8'), '', '--force empties it');
+  assert.equal(statSync(f).mode & 0o777, 0o600, 'and takes the mode others could read away');
+  const target = join(dir, 'precious');
+  writeFileSync(target, 'keep');
+  symlinkSync(target, join(dir, 'link'));
+  assert.match(refused(() => openOutputPath('--output-file', join(dir, 'link'), true)), /is a symbolic link/);
+  assert.equal(readFileSync(target, 'utf8'), 'keep');
+  assert.match(refused(() => openOutputPath('--output-pcap', dir, true)), /is a directory/);
+  assert.match(refused(() => openOutputPath('--output-file', join(dir, 'no/such/x'), false)), /its directory does not exist/);
+  assert.match(refused(() => openOutputPath('--output-file', '/proc/x', false)), /'\/proc\/x'/);
+  assert.match(refused(() => openOutputs([{ flag: '--output-file', path: join(dir, 'two') }, { flag: '--output-pcap', path: join(dir, '.', 'two') }], false)),
+    /--output-pcap: '.*two' is the same file as --output-file/);
 }));

@@ -1,23 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openOutputPath } from '../../src/output/files.js';
 import { RotatingFileWriter, type RotatingFileOptions } from '../../src/output/rotate.js';
 import { BatchedWriter } from '../../src/output/stream.js';
+import { withDir as withTempDir } from '../helpers/dirs.js';
 
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pktpath-rotate-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir('pktpath-rotate-', fn);
 
 /** A writer on PATH, made as --output-file makes it. */
 function rotating(path: string, opts: RotatingFileOptions): RotatingFileWriter {
