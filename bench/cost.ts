@@ -51,6 +51,9 @@ const OBSERVERS: Observer[] = [
   pktpath('pktpath, returning once the packet is located', [], { PKTPATH_PROBES_DIR: stageDir(2) }),
   pktpath('pktpath, every family, filter matching nothing', []),
   pktpath('pktpath, tracepoints only, filter matching nothing', ['--attach', 'tracepoints']),
+  pktpath('pktpath, every family, --filter-track-skb, filter matching nothing', ['--filter-track-skb']),
+  // The frees --filter-func leaves out are watched for tracking alone: programs that only forget.
+  pktpath('pktpath, --filter-track-skb --filter-func \'^netif_rx$\', filter matching nothing', ['--filter-track-skb', '--filter-func', '^netif_rx$']),
   {
     name: 'tcpdump -w on one veth',
     async start(lab, ns) {
@@ -79,23 +82,30 @@ const OBSERVERS: Observer[] = [
 /** enum bpf_link_type */
 const LINK_NAMES: Readonly<Record<number, string>> = { 10: 'netfilter', 11: 'tc (tcx)' };
 
-/** pktpath's programs by id, named by what they are attached to (tracepoint, tc, netfilter). */
-function pktpathPoints(): Map<number, string> {
+/** Programs loaded from now on have ids above this one. */
+const lastProgramId = () => programs().reduce((max, p) => Math.max(max, p.id), 0);
+
+/**
+ * pktpath's programs by id, named by what they are attached to (tracepoint,
+ * tc, netfilter): those loaded after `since`, so that another pktpath running
+ * on the machine is not counted.
+ */
+function pktpathPoints(since: number): Map<number, string> {
   const btf = vmlinuxBtf();
   const out = new Map<number, string>();
   for (const p of programs()) {
-    if (!p.name.startsWith('pktpath_')) continue;
+    if (!p.name.startsWith('pktpath_') || p.id <= since) continue;
     // tp_btf programs name their tracepoint by BTF id (btf_trace_<name>).
     const target = p.attachBtfId && btf ? btf.nameOf(p.attachBtfId) : '';
     if (target) out.set(p.id, target.replace(/^btf_trace_/, ''));
   }
-  for (const l of linkInfos()) if (!out.has(l.progId) && LINK_NAMES[l.type]) out.set(l.progId, LINK_NAMES[l.type]!);
+  for (const l of linkInfos()) if (!out.has(l.progId) && l.progId > since && LINK_NAMES[l.type]) out.set(l.progId, LINK_NAMES[l.type]!);
   return out;
 }
 
 /** ns per run of each point of pktpath's programs, over `during`. */
-async function nsPerRun(during: () => Promise<void>): Promise<Map<string, { ns: number; runs: number }>> {
-  const names = pktpathPoints();
+async function nsPerRun(since: number, during: () => Promise<void>): Promise<Map<string, { ns: number; runs: number }>> {
+  const names = pktpathPoints(since);
   const stats = enableRunStats();
   try {
     const before = new Map(programs().map((p) => [p.id, p]));
@@ -140,12 +150,14 @@ async function main(): Promise<void> {
         console.log(`  (${o.name}: skipped, bpftrace is not installed: apt-get install bpftrace)`);
         continue;
       }
+      const since = lastProgramId();
       const stop = await o.start(lab, { a, b, obs });
       try {
         const t = await tcp();
         let u = 0;
-        if (o.name.startsWith('floor') || o.name.startsWith('pktpath, returning') || o.name.startsWith('pktpath, every')) {
-          perPoint.set(o.name, await nsPerRun(async () => void (u = await udp())));
+        if (o.name.startsWith('floor') || o.name.startsWith('pktpath, returning') || o.name.startsWith('pktpath, every') ||
+          o.name.startsWith('pktpath, --filter-track-skb')) {
+          perPoint.set(o.name, await nsPerRun(since, async () => void (u = await udp())));
         } else {
           u = await udp();
         }
@@ -166,7 +178,9 @@ async function main(): Promise<void> {
     const floor = stats('floor');
     const before = stats('pktpath, returning before');
     const located = stats('pktpath, returning once');
-    const traced = stats('pktpath, every');
+    const traced = stats('pktpath, every family, filter');
+    const tracking = stats('pktpath, every family, --filter-track-skb');
+    const forgetting = stats('pktpath, --filter-track-skb');
     if (floor && traced) {
       const nsOf = (m: typeof floor | undefined, name: string) => {
         const s = m?.get(name);
@@ -181,6 +195,17 @@ async function main(): Promise<void> {
         const f = nsOf(floor, name);
         console.log(`  ${name.padEnd(26)} ${f.toFixed(0).padStart(5)}   ${above(nsOf(before, name), f)} ${above(nsOf(located, name), f)} ` +
           `${above(s.ns / s.runs, f)} ${s.runs}`);
+      }
+      console.log('--filter-track-skb, during the same flood: ns per run, and above the floor, of each program with tracking on');
+      console.log('(every family: the match path looks the skb up first), and of the programs that only forget (--filter-func leaving the frees out)');
+      console.log(`  ${'point'.padEnd(26)} ${'floor'.padStart(5)}   ${'tracking'.padEnd(13)} ${'forgetting'.padEnd(13)} runs (forgetting)`);
+      for (const name of [...traced.keys()].sort((x, y) => (traced.get(y)!.runs - traced.get(x)!.runs))) {
+        const t = nsOf(tracking, name);
+        const f = nsOf(forgetting, name);
+        if (Number.isNaN(t) && Number.isNaN(f)) continue;
+        const base = nsOf(floor, name);
+        console.log(`  ${name.padEnd(26)} ${base.toFixed(0).padStart(5)}   ${Number.isNaN(t) ? '-'.padEnd(13) : above(t, base)} ` +
+          `${Number.isNaN(f) ? '-'.padEnd(13) : above(f, base)} ${forgetting?.get(name)?.runs ?? 0}`);
       }
     }
   } finally {

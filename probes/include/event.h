@@ -15,7 +15,9 @@
 enum track_stat {
 	TRACK_ADDED = 0, /* skbs that matched and are followed */
 	TRACK_FREED = 1, /* followed skbs forgotten when freed */
-	TRACK_STATS = 2,
+	TRACK_STALE = 2, /* entries dropped: their address held another skb (freed where no probe saw it) */
+	TRACK_MOVED = 3, /* followed on when their data moved to another buffer (pskb_expand_head) */
+	TRACK_STATS = 4,
 };
 
 /* What kind of record a ring entry is (first u32 of every record). */
@@ -195,6 +197,7 @@ struct config {
 struct tp_point {
 	__u32 point_id;
 	__u32 frees;        /* this point frees the skb (kfree_skb, consume_skb): stop following it */
+	__u32 silent;       /* an internal point: it only forgets the followed skbs it frees, and reports nothing */
 	__s32 skb_arg;      /* the argument holding the skb */
 	__s32 reason_arg;   /* the argument holding the drop reason, -1 if none */
 	__s32 location_arg; /* the argument holding the caller address, -1 if none */

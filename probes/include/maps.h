@@ -32,21 +32,28 @@ struct {
 	__uint(value_size, 127 * sizeof(__u64));
 } stacks SEC(".maps");
 
-/* skbs followed by --filter-track-skb, and their data buffers (shared with
- * clones). LRU: an skb freed where no probe sees it is evicted in time instead
+/* --filter-track-skb (track.h): the skbs followed, each with its data buffer
+ * and that data's last bytes when last seen (its generation), and the data
+ * buffers followed, each with the skb it was followed with (clones share
+ * them). LRU: an skb freed where no probe sees it is evicted in time instead
  * of filling the map; user space counts evictions from the stats below. */
+struct tracked_skb {
+	__u64 head;
+	__u64 last_bytes;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
+	__type(key, __u64); /* struct sk_buff * */
+	__type(value, struct tracked_skb);
 } tracked_skbs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
+	__type(key, __u64);   /* a head */
+	__type(value, __u64); /* the struct sk_buff * followed with it */
 } tracked_heads SEC(".maps");
 
 struct {

@@ -145,7 +145,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	event_end(e, site);
 out:
 	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)
-		untrack(skb);
+		forget(skb);
 }
 
 #ifndef PKTPATH_UNTYPED

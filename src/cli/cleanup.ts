@@ -6,6 +6,7 @@
  * tc on kernels without tcx. Those of live sessions are left alone.
  */
 import { tracedNamespaces } from '../kernel/view.js';
+import { escapeText } from '../output/escape.js';
 import { awaitExitOf, removeStaleFilters } from '../trace/clsact.js';
 import { cleanupTraceTables } from '../trace/nft.js';
 import { EXIT_OK, requirePrivileges } from './exit.js';
@@ -25,8 +26,8 @@ export async function cleanup(opts: CleanupOptions = {}): Promise<number> {
   const namespaces = tracedNamespaces();
   const tables = cleanupTraceTables(namespaces);
   const filters = namespaces.flatMap(removeStaleFilters);
-  if (tables.length > 0) process.stderr.write(`pktpath: removed ${tables.length} stale nft ${tables.length === 1 ? 'table' : 'tables'}: ${tables.join(', ')}\n`);
-  if (filters.length > 0) process.stderr.write(`pktpath: removed ${filters.length} stale tc ${filters.length === 1 ? 'filter' : 'filters'}: ${filters.join(', ')}\n`);
+  if (tables.length > 0) process.stderr.write(`pktpath: removed ${tables.length} stale nft ${tables.length === 1 ? 'table' : 'tables'}: ${escapeText(tables.join(', '))}\n`);
+  if (filters.length > 0) process.stderr.write(`pktpath: removed ${filters.length} stale tc ${filters.length === 1 ? 'filter' : 'filters'}: ${escapeText(filters.join(', '))}\n`);
   if (tables.length + filters.length === 0) {
     process.stderr.write('pktpath: nothing to clean up (BPF links go with their process; no stale nft tables or tc filters)\n');
   }

@@ -11,7 +11,9 @@ import { IPPROTO } from '../decode/protocols.js';
 import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
 } from '../output/config.js';
+import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
+import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
@@ -50,6 +52,8 @@ export interface TraceConfig {
   readyFile: string | null;
   /** --kernel-btf: a BTF file used instead of /sys/kernel/btf/vmlinux. */
   kernelBtf: string | null;
+  /** The files the run reads (--kernel-btf, profile files): no output may be one of them. */
+  inputs: InputFile[];
 }
 
 /** The file options as commander hands them over (with the flags they depend on). */
@@ -257,11 +261,16 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
+      trackSkb: !!o.filterTrackSkb,
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
     duration: o.duration !== undefined ? parseCount('--duration', o.duration) : 0,
     readyFile: o.readyFile !== undefined ? nonEmptyPath('--ready-file', o.readyFile) : null,
     kernelBtf: o.kernelBtf !== undefined ? nonEmptyPath('--kernel-btf', o.kernelBtf) : null,
+    inputs: [
+      ...(o.kernelBtf !== undefined ? [{ flag: '--kernel-btf', path: o.kernelBtf }] : []),
+      ...profileFilesRead().map((path) => ({ flag: '--profile', path })),
+    ],
   };
 }

@@ -8,6 +8,7 @@ import {
 } from '../kernel/datapath.js';
 import { NetnsNotFound, resolveNetns } from '../kernel/netns.js';
 import { tracedNamespaces } from '../kernel/view.js';
+import { escapeLines, escapeText, jsonText } from '../output/escape.js';
 import { EXIT_OK, requirePrivileges } from './exit.js';
 import { UsageError } from './values.js';
 
@@ -84,7 +85,7 @@ export function datapathSummary(inv: DatapathInventory): string[] {
       for (const h of Object.values(d.tc)) tc += [...h.tcx, ...h.legacy].filter((p) => !p.own).length;
     }
     const chains = ns.nft ? `${ns.nft.baseChains.length} nft base chains` : 'nft not read';
-    return `datapath: netns ${nsName(ns.netns)}: ${tc} tc programs, ${xdp} XDP, ${chains}`;
+    return escapeText(`datapath: netns ${nsName(ns.netns)}: ${tc} tc programs, ${xdp} XDP, ${chains}`);
   });
 }
 
@@ -102,6 +103,7 @@ export async function datapath(opts: DatapathOptions): Promise<number> {
   const namespaces = datapathNamespaces(opts.filterNetns);
   requirePrivileges();
   const inv = datapathInventory(namespaces);
-  process.stdout.write(opts.json ? `${JSON.stringify({ schema: DATAPATH_SCHEMA, ...inv })}\n` : formatDatapath(inv, opts));
+  // Device, namespace, program and nft names are anyone's: escaped (../output/escape.ts).
+  process.stdout.write(opts.json ? `${jsonText({ schema: DATAPATH_SCHEMA, ...inv })}\n` : escapeLines(formatDatapath(inv, opts)));
   return EXIT_OK;
 }

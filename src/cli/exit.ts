@@ -1,5 +1,6 @@
 /** pktpath's exit codes (a normal stop, a runtime failure, bad usage or input), and leaving with one. */
 import { missingPrivileges } from '../kernel/privileges.js';
+import { escapeMessage } from '../output/escape.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -7,7 +8,7 @@ export const EXIT_USAGE = 2;
 
 /** One line on stderr, then exit. */
 export function fail(code: number, message: string): never {
-  process.stderr.write(`pktpath: ${message}\n`);
+  process.stderr.write(`pktpath: ${escapeMessage(message)}\n`);
   process.exit(code);
 }
 

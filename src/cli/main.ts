@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BpfError } from '../bpf/errors.js';
 import { OutputPathError } from '../output/files.js';
+import { escapeText } from '../output/escape.js';
 import { colorFor } from '../output/paint.js';
 import { formatSummary, summaryLine } from '../output/summary.js';
 import { planPointNames } from '../plan/plan.js';
@@ -75,7 +76,7 @@ async function list(opts: RawOptions, expression: string[]): Promise<number> {
 /** commander's error text in pktpath's style: `pktpath: …`, one line. */
 function oneLine(s: string): string {
   const first = s.trim().split('\n')[0] ?? '';
-  return `${first.replace(/^error: /, 'pktpath: ')}\n`;
+  return `${escapeText(first.replace(/^error: /, 'pktpath: '))}\n`;
 }
 
 export function buildProgram(run: (p: Promise<number>) => void, argv: string[] = process.argv): Command {

@@ -1,5 +1,6 @@
-/** `pktpath profiles`: every profile --profile takes, where it comes from, and the options it stands for. */
+/** `pktpath profiles`: every profile --profile takes, where it comes from, and the options it stands for; exit 2 when one is broken. */
 import { BUILT_IN_PROFILES, type KnownOptions, type Profile, loadProfile, profileArgs, profileDir, userProfileFiles } from './profiles.js';
+import { escapeText } from '../output/escape.js';
 import { EXIT_OK } from './exit.js';
 import { UsageError } from './values.js';
 
@@ -17,11 +18,14 @@ export async function listProfiles(known: KnownOptions): Promise<number> {
   for (const p of BUILT_IN_PROFILES) if (!users.has(p.name)) shown.push(p);
   for (const p of shown) {
     if ('broken' in p) {
-      process.stdout.write(`${p.name}\t(${p.source})\tbroken: ${p.broken}\n`);
+      process.stdout.write(`${escapeText(p.name)}\t(${escapeText(p.source)})\tbroken: ${escapeText(p.broken)}\n`);
       continue;
     }
-    process.stdout.write(`${p.name}\t(${p.source})\t${p.description}\n\t${profileArgs(p).join(' ')}\n`);
+    process.stdout.write(`${escapeText(p.name)}\t(${escapeText(p.source)})\t${escapeText(p.description)}\n\t${escapeText(profileArgs(p).join(' '))}\n`);
   }
   process.stderr.write(`pktpath: user profiles are read from ${profileDir()}/NAME.yaml\n`);
+  // A broken profile is bad input, said once more where errors go: --profile would refuse it.
+  const broken = shown.filter((p) => 'broken' in p);
+  if (broken.length > 0) throw new UsageError(`${broken[0]!.broken}${broken.length > 1 ? ` (and ${broken.length - 1} more broken: listed above)` : ''}`);
   return EXIT_OK;
 }

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node } from 'yaml';
+import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { didYouMean } from '../decode/names.js';
 import { UsageError } from './values.js';
 
@@ -27,6 +28,27 @@ export interface Profile {
   /** 'built-in', or the file it was read from. */
   source: string;
 }
+
+/**
+ * Options that write, replace or delete files, and what they do: a profile file
+ * (perhaps someone else's) may not give them, the command line may. The
+ * built-in profiles are pktpath's own, and not held to this (ifdump writes a pcapng).
+ */
+const WRITES_FILES: ReadonlyMap<string, string> = new Map([
+  ['output-file', 'writes files'],
+  ['output-pcap', 'writes files'],
+  ['output-json-file', 'writes files'],
+  ['out', 'writes files'],
+  ['ready-file', 'creates and removes a file'],
+  ['force', 'replaces files'],
+  ['output-file-max-size', 'renames and removes files'],
+  ['output-file-max-backups', 'removes files'],
+  ['output-file-compress', 'rewrites files'],
+  ['output-file-max-age', 'deletes files'],
+]);
+
+/** The largest profile file read: one is a few lines. */
+export const PROFILE_FILE_LIMIT = MiB;
 
 /** What a profile may set: the long options of the command, and whether each takes a value. */
 export type KnownOptions = ReadonlyMap<string, { takesValue: boolean }>;
@@ -69,9 +91,11 @@ const yaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml')
 
 /** Parses a profile file's text; throws UsageError `profile FILE:LINE: what`. */
 export function parseProfile(name: string, file: string, text: string, known: KnownOptions): Profile {
-  const { LineCounter, isMap, isScalar, parseDocument } = yaml();
+  const { LineCounter, isAlias, isMap, isScalar, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  // An alias (`*name`) stands for the node it names: resolved where a value is read, one at a time, never expanded.
+  const deref = (node: unknown) => (isAlias(node) ? node.resolve(doc) : node);
   const lineOf = (node: Node | null | undefined, fallback = 1) =>
     node?.range ? lines.linePos(node.range[0]).line : fallback;
   const fail = (line: number, what: string): never => {
@@ -86,23 +110,29 @@ export function parseProfile(name: string, file: string, text: string, known: Kn
   let description = '';
   const options: Profile['options'] = [];
   for (const pair of (root as import('yaml').YAMLMap).items) {
-    const key = isScalar(pair.key) ? String(pair.key.value) : '';
+    const keyNode = deref(pair.key);
+    const value = deref(pair.value);
+    const key = isScalar(keyNode) ? String(keyNode.value) : '';
     const keyLine = lineOf(pair.key as Node);
     if (key === 'description') {
-      if (!isScalar(pair.value) || typeof pair.value.value !== 'string') fail(keyLine, 'description: a line of text');
-      description = String((pair.value as import('yaml').Scalar).value);
+      if (!isScalar(value) || typeof value.value !== 'string') fail(keyLine, 'description: a line of text');
+      description = String((value as import('yaml').Scalar).value);
     } else if (key === 'options') {
-      if (!isMap(pair.value)) fail(keyLine, 'options: a mapping of option names (without --) to values');
-      for (const opt of (pair.value as import('yaml').YAMLMap).items) {
-        const optName = isScalar(opt.key) ? String(opt.key.value).replace(/^--/, '') : '';
+      if (!isMap(value)) fail(keyLine, 'options: a mapping of option names (without --) to values');
+      for (const opt of (value as import('yaml').YAMLMap).items) {
+        const optKey = deref(opt.key);
+        const optName = isScalar(optKey) ? String(optKey.value).replace(/^--/, '') : '';
         const line = lineOf(opt.key as Node, keyLine);
         if (optName === 'profile') fail(line, 'a profile cannot name another profile');
+        const writes = WRITES_FILES.get(optName);
+        if (writes) fail(line, `${optName} ${writes}: give it on the command line, not in a profile`);
         const spec = known.get(optName);
         if (!spec) {
           const hint = didYouMean(optName, known.keys());
           fail(line, `unknown option '${optName}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
         }
-        const v = isScalar(opt.value) ? opt.value.value : undefined;
+        const optValue = deref(opt.value);
+        const v = isScalar(optValue) ? optValue.value : undefined;
         if (spec!.takesValue) {
           if (v === undefined || v === null || typeof v === 'object' || typeof v === 'boolean') {
             fail(line, `${optName}: needs a value (a string or a number)`);
@@ -136,6 +166,10 @@ export function userProfileFiles(dir = profileDir()): Map<string, string> {
   return out;
 }
 
+/** The profile files this process read: inputs of the run, which no output of it may replace. */
+const filesRead: string[] = [];
+export const profileFilesRead = (): readonly string[] => filesRead;
+
 /** A profile by name (user profiles shadow built-ins) or by path (it holds a / or ends in .yaml). */
 export function loadProfile(ref: string, known: KnownOptions, dir = profileDir()): Profile {
   const isPath = ref.includes('/') || /\.ya?ml$/.test(ref);
@@ -148,10 +182,12 @@ export function loadProfile(ref: string, known: KnownOptions, dir = profileDir()
     throw new UsageError(`--profile: no profile '${ref}'${hint ? ` (did you mean '${hint}'?)` : ''}; \`pktpath profiles\` lists them`);
   }
   let text: string;
+  filesRead.push(file);
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, PROFILE_FILE_LIMIT, 'a profile is a few lines');
   } catch (e) {
-    throw new UsageError(`profile ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof InputFileRefused) throw new UsageError(`profile ${file}: ${e.what}`);
+    throw e;
   }
   return parseProfile(path.basename(file).replace(/\.ya?ml$/, ''), file, text, known);
 }

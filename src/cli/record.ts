@@ -10,7 +10,7 @@ import os from 'node:os';
 import { summaryLine } from '../output/summary.js';
 import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './config.js';
-import { commandEnvironment } from './environment.js';
+import { commandEnvironment, diesWithPktpath, unrunnable } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { prepareTrace, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
@@ -46,8 +46,14 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   const { expression, command } = splitCommand(operands, argv);
   const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
   requirePrivileges();
-  const prepared = prepareTrace(cfg);
   const say = (line: string) => process.stderr.write(`${line}\n`);
+  // A command that cannot run is told before anything is attached or written, with the shell's status.
+  const cannot = unrunnable(command[0]!);
+  if (cannot) {
+    say(`pktpath: ${command[0]}: ${cannot.why}`);
+    return cannot.status;
+  }
+  const prepared = prepareTrace(cfg);
 
   let session: TraceSession | null = null;
   let child: ChildProcess | null = null;
@@ -64,10 +70,12 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   try {
     const summary = await runTrace(cfg, prepared, {
       say,
+      fileFlag: '--out',
       header: (notObserved) => traceHeader(prepared, argv.slice(2), command, notObserved),
       started: (s) => (session = s),
       attached: () => {
-        child = spawn(command[0]!, command.slice(1), { stdio: ['inherit', 'inherit', 'inherit'], env: commandEnvironment() });
+        const run = diesWithPktpath(command);
+        child = spawn(run[0]!, run.slice(1), { stdio: ['inherit', 'inherit', 'inherit'], env: commandEnvironment() });
         child.once('error', (e: NodeJS.ErrnoException) => {
           say(`pktpath: ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
           status = e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;

@@ -2,8 +2,10 @@
  * The CI commands: `normalize`, `diff` and `assert`, over traces that
  * `pktpath record` (or `--output-json`) wrote. None needs root or the kernel.
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { Command } from 'commander';
+import { type InputFile, type OpenedOutput, discardOutput, openOutputPath } from '../output/files.js';
 import { colorFor } from '../output/paint.js';
 import { COLOR_MODES } from '../output/config.js';
 import type { Expectations } from '../regress/expect.js';
@@ -52,50 +54,80 @@ function journeyOptions(f: VarFlags, expectations: Expectations | null): { opts:
   return { opts: { vars, keepNeighbour: !!f.keepNeighbour }, vars: described };
 }
 
-/** A file to write, opened now: a path that cannot be written is bad input. */
-function openOut(path: string): fs.WriteStream {
-  try {
-    return fs.createWriteStream(path, { fd: fs.openSync(path, 'w') });
-  } catch (e) {
-    throw new UsageError(`--out: cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+/** The files a command reads, as inputs no output may replace. */
+function inputsOf(trace: string, expect: string | undefined): InputFile[] {
+  return [{ flag: 'TRACE', path: trace }, ...(expect !== undefined ? [{ flag: '--expect', path: expect }] : [])];
 }
 
-async function normalize(file: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean }): Promise<number> {
+/** A file the command writes, opened before anything is read (output-file rules: src/output/files.ts); null when not asked. */
+function openOut(flag: string, path: string | undefined, force: boolean, inputs: InputFile[]): OpenedOutput | null {
+  return path === undefined ? null : openOutputPath(flag, path, force, inputs);
+}
+
+/** Pieces written in batches of about a MiB, waiting while the reader is behind: no one string of it all. */
+async function writePieces(pieces: Iterable<string>, out: NodeJS.WritableStream): Promise<void> {
+  let batch = '';
+  for (const piece of pieces) {
+    batch += piece;
+    if (batch.length < 1 << 20) continue;
+    if (!out.write(batch)) await once(out, 'drain');
+    batch = '';
+  }
+  if (batch !== '') out.write(batch);
+}
+
+async function normalize(file: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean; force?: boolean }): Promise<number> {
   const { normalizeFile, writeNormalized, writeNormalizedText } = await import('../regress/normalize.js');
-  const expectations = f.expect ? await loadExpectations(f.expect) : null;
-  const { opts, vars } = journeyOptions(f, expectations);
-  const n = await normalizeFile(file, opts, vars);
-  const out = f.out ? openOut(f.out) : process.stdout;
+  const opened = openOut('--out', f.out, !!f.force, inputsOf(file, f.expect));
+  let n;
+  try {
+    const expectations = f.expect ? await loadExpectations(f.expect) : null;
+    const { opts, vars } = journeyOptions(f, expectations);
+    n = await normalizeFile(file, opts, vars);
+  } catch (e) {
+    if (opened) discardOutput(opened);
+    throw e;
+  }
+  const out = opened ? fs.createWriteStream(opened.path, { fd: opened.fd }) : process.stdout;
   (f.text ? writeNormalizedText : writeNormalized)(n, out, { counts: !!f.counts, noSource: f.source === false });
-  if (f.out) await new Promise<void>((resolve, reject) => (out as fs.WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
+  if (opened) await new Promise<void>((resolve, reject) => (out as fs.WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
   return EXIT_OK;
 }
 
 async function diff(a: string, b: string, f: VarFlags & { json?: boolean; color?: string }): Promise<number> {
   const { normalizeFile } = await import('../regress/normalize.js');
-  const { diffTraces, formatDiff } = await import('../regress/diff.js');
+  const { diffJson, diffTraces, formatDiff } = await import('../regress/diff.js');
   const color = useColor(f.color);
   const expectations = f.expect ? await loadExpectations(f.expect) : null;
   const { opts, vars } = journeyOptions(f, expectations);
   const na = await normalizeFile(a, opts, vars);
   const nb = await normalizeFile(b, opts, vars);
   const result = diffTraces(na, nb);
-  if (f.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(formatDiff(result, { a, b, color }));
+  await writePieces(f.json ? diffJson(result) : formatDiff(result, { a, b, color }), process.stdout);
   return result.changes.length === 0 ? EXIT_OK : EXIT_FAILURE;
 }
 
-async function assertCommand(trace: string, f: { expect?: string; junit?: string; color?: string }): Promise<number> {
-  if (!f.expect) throw new UsageError('assert: --expect FILE is required');
+async function assertCommand(trace: string, f: { expect?: string; junit?: string; color?: string; force?: boolean }): Promise<number> {
+  if (f.expect === undefined || f.expect === '') throw new UsageError('assert: --expect FILE is required');
   const { assertTrace, formatResults } = await import('../regress/assert.js');
   const color = useColor(f.color);
-  const expectations = await loadExpectations(f.expect);
-  const results = await assertTrace(trace, expectations);
+  // Opened first: a report that cannot be written is bad input (exit 2), not a failed expectation found later.
+  const junit = openOut('--junit', f.junit, !!f.force, inputsOf(trace, f.expect));
+  let results;
+  try {
+    results = await assertTrace(trace, await loadExpectations(f.expect));
+  } catch (e) {
+    if (junit) discardOutput(junit);
+    throw e;
+  }
   process.stdout.write(formatResults(results, { color }));
-  if (f.junit) {
+  if (junit) {
     const { junitReport } = await import('../regress/junit.js');
-    fs.writeFileSync(f.junit, junitReport(results, { trace, expectations: f.expect }));
+    try {
+      fs.writeFileSync(junit.fd, junitReport(results, { trace, expectations: f.expect }));
+    } finally {
+      fs.closeSync(junit.fd);
+    }
   }
   return results.every((r) => r.ok) ? EXIT_OK : EXIT_FAILURE;
 }
@@ -108,8 +140,9 @@ export function addRegressCommands(program: Command, run: (p: Promise<number>) =
     .option('--text', 'for a person: a block per flow, a line per hop')
     .option('--counts', 'also write how many packets took each path (they differ between runs)')
     .option('--no-source', 'leave the kernel and command out of the header (golden files shared between machines)')
-    .option('--out <file>', 'write here instead of stdout')
-    .action((trace: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean }) => run(normalize(trace, f)));
+    .option('--out <file>', 'write here instead of stdout (made 0600; an existing file is replaced only with --force)')
+    .option('--force', 'replace the --out file if it exists')
+    .action((trace: string, f: VarFlags & { text?: boolean; out?: string; counts?: boolean; source?: boolean; force?: boolean }) => run(normalize(trace, f)));
 
   addVarOptions(program.command('diff')
     .argument('<a>', 'the trace to compare from (raw or normalised)')
@@ -124,7 +157,8 @@ export function addRegressCommands(program: Command, run: (p: Promise<number>) =
     .argument('<trace>', 'a trace (JSON lines from `pktpath record`)')
     .description('check a trace against an expectation file; exit 0 all hold, 1 one fails, 2 bad input')
     .option('--expect <file>', 'the expectations (YAML, schema/expect.v1.json)')
-    .option('--junit <file>', 'also write a JUnit XML report, one test case per expectation')
+    .option('--junit <file>', 'also write a JUnit XML report, one test case per expectation (made 0600; an existing file is replaced only with --force)')
+    .option('--force', 'replace the --junit file if it exists')
     .option('--color <when>', 'auto, always or never', 'auto')
-    .action((trace: string, f: { expect?: string; junit?: string; color?: string }) => run(assertCommand(trace, f)));
+    .action((trace: string, f: { expect?: string; junit?: string; color?: string; force?: boolean }) => run(assertCommand(trace, f)));
 }

@@ -3,13 +3,14 @@
  * session → sinks. `pktpath` itself and the demo run through runTrace();
  * `pktpath list` stops after prepare(), at the plan.
  */
-import fs from 'node:fs';
 import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { InputFileRefused } from '../bpf/input-file.js';
 import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
@@ -18,6 +19,8 @@ import { SKB_TRACEPOINTS } from '../plan/catalog.js';
 import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
+import { expressionToNft } from '../filter/nft.js';
+import { XT_BPF_MAX_INSNS } from '../kernel/nftables.js';
 import type { TraceConfig } from './config.js';
 import { activateFilter } from './filter.js';
 import { UsageError } from './values.js';
@@ -49,8 +52,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
     try {
       useKernelBtf(cfg.kernelBtf);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UsageError(`--kernel-btf: ${cfg.kernelBtf}: ${code ? `cannot read (${code})` : `not a BTF file (${(e as Error).message})`}`);
+      throw new UsageError(`--kernel-btf: ${cfg.kernelBtf}: ${e instanceof InputFileRefused ? e.what : `not a BTF file (${(e as Error).message})`}`);
     }
   }
   const { filter, notes } = activateFilter(cfg.filter);
@@ -74,9 +76,9 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
       '`pktpath list` without it names them all');
   }
   plan.notes.unshift(...notes);
-  if (cfg.output.nft && cfg.filter.nftMatch === null) {
-    plan.notes.push('--output-nft: nft cannot be given a tcpdump expression: nftables traces every packet of the traced ' +
-      'namespaces, and pktpath shows the rules of the packets it traces');
+  if (cfg.output.nft && cfg.filter.nftMatch === null && (filter.compiled === null || expressionToNft(filter.compiled) === null)) {
+    plan.notes.push(`--output-nft: nftables' bpf match cannot be given this expression (${XT_BPF_MAX_INSNS} instructions at most, ` +
+      'from the IP header): nftables traces every packet of the traced namespaces, and pktpath shows the rules of the packets it traces');
   }
   return { filter, kernel, plan, scope: traceScope(filter, only), skbMeta: compileMetadata(cfg.output.skbMetadata) };
 }
@@ -151,6 +153,8 @@ export interface RunHooks {
   started?(session: TraceSession): void;
   /** Everything that could be attached is: traffic may start. */
   attached?(): void;
+  /** The flag that names the main output file in this command's words (`record`'s --out). */
+  fileFlag?: string;
   /** The record JSON output starts with, made once attached (`pktpath record`). */
   header?: (notObserved: string[]) => JsonHeaderRecord;
 }
@@ -162,15 +166,20 @@ export interface RunHooks {
 export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunHooks): Promise<TraceSummary> {
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
-  const { sinks, main, onClosed, dropped } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`));
-  let ready = false;
+  const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
+    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
+  let failed: Error | null = null;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
-    status: hooks.say,
+    status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
-      if (cfg.readyFile !== null) {
-        fs.writeFileSync(cfg.readyFile, '');
-        ready = true;
+      try {
+        ready?.create();
+      } catch (e) {
+        // Its path was checked before attaching: something made a file there since (a runtime failure, exit 1).
+        failed = new Error((e as Error).message);
+        session.stop('ready file');
+        return;
       }
       hooks.attached?.();
     },
@@ -178,9 +187,11 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   onClosed(() => session.stop('output closed'));
   hooks.started?.(session);
   try {
-    return await session.run();
+    const summary = await session.run();
+    if (failed) throw failed;
+    return summary;
   } finally {
-    if (ready) fs.rmSync(cfg.readyFile!, { force: true });
+    ready?.remove();
     const d = dropped();
     if (d.bytes > 0) hooks.say(`pktpath: output: ${d.lines} lines (${d.bytes} bytes) dropped: the reader did not keep up`);
   }

@@ -37,7 +37,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
   checkTraceFile(file);
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const time = new RecordedTime();
-  const { sinks, main, onClosed, drain } = createSinks(cfg.output, (line) => say(`pktpath: ${line}`), process.stdout, '--output-file', time);
+  const { sinks, main, onClosed, drain } = createSinks(cfg.output, (line) => say(`pktpath: ${line}`),
+    { timing: time, inputs: [{ flag: 'TRACE', path: file }, ...cfg.inputs] });
   let closed = false;
   onClosed(() => (closed = true));
   const limit = cfg.output.limitLines;
@@ -54,7 +55,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
           break;
         case 'lost': {
           const timeNs = parseJsonTime(line.time) ?? 0n;
-          for (const s of sinks) s.lost({ timeNs, count: line.count, total: line.total });
+          const notice = { timeNs, count: line.count, total: line.total, ...(line.source ? { source: line.source } : {}) };
+          for (const s of sinks) s.lost(notice);
           break;
         }
         case 'event': {

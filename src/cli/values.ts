@@ -4,6 +4,7 @@
  */
 import { type Addr, parseAddress } from '../decode/addr.js';
 import { protocolNumber } from '../decode/protocols.js';
+import { linearRegExp } from '../regress/patterns.js';
 
 /** The user's input is wrong: one line, exit 2. */
 export class UsageError extends Error {
@@ -82,12 +83,15 @@ export function parseChoices<T extends string>(flag: string, text: string, choic
   return out;
 }
 
-/** A regular expression matched against whole names (`anchored`), or found anywhere in them, as pwru's --filter-func. */
+/**
+ * A regular expression matched against whole names (`anchored`), or found anywhere in them, as pwru's
+ * --filter-func; in time linear in the name (src/regress/patterns.ts), as the names may come from a trace.
+ */
 export function parseRegex(flag: string, text: string, anchored = true): RegExp {
   try {
-    return new RegExp(anchored ? `^(?:${text})$` : text);
+    return linearRegExp(text, anchored);
   } catch (e) {
-    throw new UsageError(`${flag}: '${text}' is not a regular expression: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: '${text}' ${(e as Error).message}`);
   }
 }
 

@@ -69,6 +69,8 @@ export interface TracepointSlot {
   pointId: number;
   /** The point frees the skb (kfree_skb, consume_skb): followed skbs are forgotten there. */
   frees: boolean;
+  /** An internal point (a free --filter-func left out, for --filter-track-skb): it forgets followed skbs and reports nothing. */
+  silent?: boolean;
   skbArg: number;
   reasonArg: number;
   locationArg: number;
@@ -84,6 +86,7 @@ export function encodeTracepointSlots(slots: readonly TracepointSlot[], count: n
     const at = i * TP_POINT_LAYOUT.size;
     b.writeUInt32LE(s.pointId, at + F.point_id);
     b.writeUInt32LE(s.frees ? 1 : 0, at + F.frees);
+    b.writeUInt32LE(s.silent ? 1 : 0, at + F.silent);
     b.writeInt32LE(s.skbArg, at + F.skb_arg);
     b.writeInt32LE(s.reasonArg, at + F.reason_arg);
     b.writeInt32LE(s.locationArg, at + F.location_arg);

@@ -31,7 +31,7 @@ export const ConfigFlags = {
 } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
-export const TrackStat = { added: 0, freed: 1 } as const;
+export const TrackStat = { added: 0, freed: 1, stale: 2, moved: 3 } as const;
 
 /** enum ct_source: where a conntrack section came from. */
 export const CtSource = { nfct: 1, lookup: 2 } as const;
@@ -76,6 +76,6 @@ export const CONFIG_LAYOUT = {
 
 /** struct tp_point: one tracepoint program's slot of TP_POINTS (probes/tracepoint.bpf.c). */
 export const TP_POINT_LAYOUT = {
-  size: 24,
-  fields: { point_id: 0, frees: 4, skb_arg: 8, reason_arg: 12, location_arg: 16, dev_arg: 20 },
+  size: 28,
+  fields: { point_id: 0, frees: 4, silent: 8, skb_arg: 12, reason_arg: 16, location_arg: 20, dev_arg: 24 },
 } as const;

@@ -46,6 +46,16 @@ export function sameTuple(a: Omit<Tuple, 'tcpFlags'>, b: Omit<Tuple, 'tcpFlags'>
     a.l4proto === b.l4proto;
 }
 
+/**
+ * `b` goes the other way of `a` (its reply): another packet. No NAT turns a
+ * packet around, so where one skb address shows both, the first skb was freed
+ * where no probe saw it (or where the trace does not look) and the address
+ * given to the second.
+ */
+export function turnedAround(a: { readonly saddr: string; readonly daddr: string }, b: { readonly saddr: string; readonly daddr: string }): boolean {
+  return b.saddr === a.daddr && b.daddr === a.saddr && b.saddr !== b.daddr;
+}
+
 /** A hash of every field of a tuple, for caches of its text forms: cheap, from numbers and the ends of the addresses. */
 export function tupleHash(t: Tuple): number {
   const sa = t.saddr;

@@ -1,13 +1,15 @@
 /**
- * The classic --filter-* flags as nft rule conditions, for the table that
- * turns nftables' tracing on (--output-nft) only for the packets pktpath
- * traces. One rule is an AND of conditions; the flags' "either side" forms
- * (--filter-ip, --filter-port) and "any protocol with ports" become
- * alternatives, one rule each.
+ * pktpath's filter as nft rule conditions, for the table that turns
+ * nftables' tracing on (--output-nft) only for the packets pktpath traces.
+ * The classic --filter-* flags become nft's own matches: one rule is an AND
+ * of conditions; the flags' "either side" forms (--filter-ip, --filter-port)
+ * and "any protocol with ports" become alternatives, one rule each. A tcpdump
+ * expression runs as it is, libpcap's program for packets from their IP
+ * header, in iptables' bpf match (through nft_compat), where it fits.
  */
 import type { Addr } from '../decode/addr.js';
-import { type NftCondition, nftConditionText } from '../kernel/nftables.js';
-import type { FlagFilter } from './expression.js';
+import { type NftCondition, XT_BPF_MAX_INSNS, nftConditionText } from '../kernel/nftables.js';
+import type { CompiledFilter, FlagFilter } from './expression.js';
 
 /** Protocols with ports, as a port flag without --filter-proto means them (tcpdump's `port`). */
 const PORTED = [6, 17, 132];
@@ -30,6 +32,20 @@ export function flagsToNft(f: FlagFilter, mark: { value: number; mask: number } 
   let rules: NftCondition[][] = [[]];
   for (const alternatives of conds) rules = rules.flatMap((r) => alternatives.map((a) => [...r, a]));
   return rules;
+}
+
+/**
+ * The rule of a compiled tcpdump expression (the flags are in it), and the
+ * mark; null where nftables cannot be given it: a program longer than the
+ * bpf match takes, or one that needs a link-layer header (netfilter's
+ * packets start at their IP header, and it rejects them all there).
+ */
+export function expressionToNft(f: CompiledFilter, mark: { value: number; mask: number } | null = null): NftCondition[][] | null {
+  const insns = f.l3.cbpf;
+  if (insns.length > XT_BPF_MAX_INSNS || f.notes.length > 0) return null;
+  const rule: NftCondition[] = [{ kind: 'bpf', insns, text: f.expression }];
+  if (mark) rule.push({ kind: 'mark', value: mark.value, mask: mark.mask });
+  return [rule];
 }
 
 /** The rules as nft would print them, for a person. */

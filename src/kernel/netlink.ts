@@ -17,6 +17,14 @@ const SOCK_CLOEXEC = 0o2000000;
 const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
 const MSG_DONTWAIT = 0x40;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33;
+const SO_MEMINFO = 55;
+/** sk_get_meminfo()'s slots (SK_MEMINFO_VARS is 9 since 4.13): the socket's drop counter is the last. */
+const SK_MEMINFO_DROPS = 8;
+const ENOBUFS = 105;
+const EINTR = 4;
 
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
@@ -194,13 +202,54 @@ export class NetlinkSocket {
     return answers;
   }
 
-  /** The messages that have arrived (monitors), without waiting. */
+  /**
+   * The messages that have arrived (monitors), without waiting: the queue is
+   * read until it is empty. A queue that overflowed says ENOBUFS once, and
+   * drops what arrives until it has been read empty: reading goes on past
+   * it, and `drops()` counts what was lost.
+   */
   poll(): NetlinkMessage[] {
     const out: NetlinkMessage[] = [];
     for (;;) {
       const n = c.recv(this.fd, this.buf, this.buf.length, MSG_DONTWAIT);
-      if (n <= 0) return out;
-      out.push(...parseMessages(this.buf, n));
+      if (n > 0) {
+        out.push(...parseMessages(this.buf, n));
+        continue;
+      }
+      if (n === 0) return out;
+      const e = errno();
+      if (e !== ENOBUFS && e !== EINTR) return out; // EAGAIN: read empty.
+    }
+  }
+
+  /**
+   * Messages the kernel could not queue for this socket since it opened
+   * (sk_drops, read with SO_MEMINFO: the Drops column of /proc/net/netlink).
+   * A multicast message that does not fit adds one, as does one dropped while
+   * the socket is marked congested after an overflow; an overflow's ENOBUFS
+   * itself says nothing of how many. netlink hands no SO_RXQ_OVFL count to
+   * recvmsg (netlink_recvmsg never adds it), so the counter is read here.
+   */
+  drops(): number {
+    const mem = Buffer.alloc(4 * (SK_MEMINFO_DROPS + 1));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(mem.length);
+    if (c.getsockopt(this.fd, SOL_SOCKET, SO_MEMINFO, mem, len) < 0) throw new NetlinkError('reading a netlink socket\'s drop count', errno());
+    if (len.readUInt32LE(0) < mem.length) throw new NetlinkError('reading a netlink socket\'s drop count (no SK_MEMINFO_DROPS)', 0);
+    return mem.readUInt32LE(4 * SK_MEMINFO_DROPS);
+  }
+
+  /**
+   * Makes the receive queue hold `bytes` (the kernel doubles the figure for
+   * its bookkeeping; what it counts is each message's whole skb, not its
+   * payload). SO_RCVBUFFORCE passes net.core.rmem_max where pktpath may
+   * (CAP_NET_ADMIN); SO_RCVBUF, capped by it, otherwise.
+   */
+  setReceiveBuffer(bytes: number): void {
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(bytes);
+    if (c.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, v, 4) < 0 && c.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUF, v, 4) < 0) {
+      throw new NetlinkError('sizing a netlink socket\'s receive queue', errno());
     }
   }
 

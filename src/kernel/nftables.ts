@@ -3,17 +3,17 @@
  * text (through libnftables, the library behind `nft`, so rules read exactly
  * as `nft list` prints them, iptables-nft's included), pktpath's own trace
  * table (made over nfnetlink directly: it must live exactly as long as one
- * socket), and the trace events of the `nftrace` netlink group.
+ * socket). The trace events it turns on are read in ./nft-trace.ts.
  */
 import { NftOutput, type NftContextHandle, libnftables } from '../bpf/native/libnftables.js';
 import {
-  NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrStr, attrString, attrU32BE, attrs, nested,
+  NETLINK_NETFILTER, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, attr, attrString, attrU32BE, nested,
 } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';
 import { processAlive } from './process.js';
 
 /** nfgenmsg.nfgen_family → nft's family names. */
-const FAMILY_NAMES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
+export const FAMILY_NAMES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
 
 /** nft's hook names → pktpath's netfilter hook names (the inet hooks; ingress/egress are netdev's). */
 export const NFT_HOOKS: Readonly<Record<string, string>> = {
@@ -151,12 +151,17 @@ export const TRACE_TABLE_PREFIX = 'pktpath_trace_';
 /** Before anything else of netfilter (NF_IP_PRI_FIRST): conntrack, raw and every rule see the mark. */
 const EARLIEST = -2147483648;
 
-/** One condition of a trace-table rule (the classic filter flags, see src/filter/nft.ts). */
+/** One condition of a trace-table rule (the classic filter flags or a tcpdump expression, see src/filter/nft.ts). */
 export type NftCondition =
   | { kind: 'addr'; field: 'saddr' | 'daddr'; l3: 4 | 6; bytes: number[]; text: string }
   | { kind: 'l4proto'; proto: number }
   | { kind: 'port'; field: 'sport' | 'dport'; port: number }
-  | { kind: 'mark'; value: number; mask: number };
+  | { kind: 'mark'; value: number; mask: number }
+  /** Classic BPF from the IP header on (libpcap's raw-IP program), run by iptables' bpf match through nft_compat. */
+  | { kind: 'bpf'; insns: ReadonlyArray<{ code: number; jt: number; jf: number; k: number }>; text: string };
+
+/** The most instructions the bpf match takes (XT_BPF_MAX_NUM_INSTR). */
+export const XT_BPF_MAX_INSNS = 64;
 
 /** A condition as nft prints it. */
 export function nftConditionText(c: NftCondition): string {
@@ -165,11 +170,12 @@ export function nftConditionText(c: NftCondition): string {
     case 'l4proto': return `meta l4proto ${c.proto}`;
     case 'port': return `th ${c.field} ${c.port}`;
     case 'mark': return c.mask === 0xffffffff ? `meta mark 0x${c.value.toString(16)}` : `meta mark & 0x${c.mask.toString(16)} == 0x${c.value.toString(16)}`;
+    case 'bpf': return `xt match bpf "${c.text}"`;
   }
 }
 
 /* nfnetlink, as nf_tables.h defines it (values checked against the kernel's BTF by test/unit/nftables.test.ts). */
-const NFNL_SUBSYS_NFTABLES = 10;
+export const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 0x10;
 const NFNL_MSG_BATCH_END = 0x11;
 const NFT_MSG = { newTable: 0, newChain: 3, newRule: 6, delTable: 2 } as const;
@@ -229,7 +235,27 @@ function conditionExprs(c: NftCondition): Buffer[] {
         expr('bitwise', attrU32BE(1, NFT_REG_1), attrU32BE(2, NFT_REG_1), attrU32BE(3, 4), data(4, nativeU32(c.mask)), data(5, nativeU32(0))),
         cmpEq(nativeU32(c.value & c.mask)),
       ];
+    case 'bpf':
+      return [expr('match', attrString(1 /* NAME */, 'bpf'), attrU32BE(2 /* REV */, 0), attr(3 /* INFO */, xtBpfInfo(c.insns)))];
   }
+}
+
+/**
+ * struct xt_bpf_info (revision 0), in host order: the program's length (u16),
+ * its instructions from byte 4 (struct sock_filter: u16 code, u8 jt, u8 jf,
+ * u32 k), room for 64, then the kernel's pointer to the loaded program.
+ */
+function xtBpfInfo(insns: ReadonlyArray<{ code: number; jt: number; jf: number; k: number }>): Buffer {
+  if (insns.length > XT_BPF_MAX_INSNS) throw new RangeError(`a bpf match takes ${XT_BPF_MAX_INSNS} instructions at most`);
+  const b = Buffer.alloc(4 + 8 * XT_BPF_MAX_INSNS + 4 /* pointer alignment */ + 8);
+  b.writeUInt16LE(insns.length, 0);
+  insns.forEach((i, n) => {
+    b.writeUInt16LE(i.code, 4 + 8 * n);
+    b.writeUInt8(i.jt, 6 + 8 * n);
+    b.writeUInt8(i.jf, 7 + 8 * n);
+    b.writeUInt32LE(i.k >>> 0, 8 + 8 * n);
+  });
+  return b;
 }
 
 const COMMENT = 'pktpath --output-nft';
@@ -324,108 +350,4 @@ export function removeStaleTraceTables(netns: Netns, listing: NftListing): strin
     removed.push(t.name);
   }
   return removed;
-}
-
-/* ---- trace events (NFT_MSG_TRACE in NFNLGRP_NFTRACE) ---- */
-
-const NFT_MSG_TRACE = 17;
-const NFNLGRP_NFTRACE = 9;
-const A = {
-  table: 1, chain: 2, ruleHandle: 3, type: 4, verdict: 5, id: 6, networkHeader: 8, transportHeader: 9,
-  iif: 10, oif: 12, mark: 14, nfproto: 15, policy: 16,
-} as const;
-const VERDICT_CODE = 1;
-const VERDICT_CHAIN = 2;
-const TRACE_TYPES: Readonly<Record<number, NftTraceType>> = { 1: 'policy', 2: 'return', 3: 'rule' };
-
-export type NftTraceType = 'rule' | 'return' | 'policy';
-
-/** NF_* and NFT_* verdict codes as nft prints them. */
-const VERDICTS: Readonly<Record<number, string>> = {
-  0: 'drop', 1: 'accept', 2: 'stolen', 3: 'queue', 4: 'repeat', [-1]: 'continue', [-2]: 'break', [-3]: 'jump',
-  [-4]: 'goto', [-5]: 'return',
-};
-
-/** One evaluation nftables reports: a rule that matched, a chain's policy, or a return from a chain. */
-export interface NftTrace {
-  /** The kernel's id for the packet's trace: the same for every evaluation of one packet at one hook pass. */
-  id: number;
-  family: string;
-  table: string;
-  chain: string;
-  /** The rule's handle; null for a policy or return. */
-  handle: number | null;
-  type: NftTraceType;
-  /** e.g. accept, drop, continue, jump; for jumps and gotos `target` names the chain. */
-  verdict: string;
-  target: string | null;
-  /** NFPROTO of the packet (2 IPv4, 10 IPv6). */
-  nfproto: number;
-  iif: number;
-  oif: number;
-  mark: number;
-  /** The packet's headers from the network header on, as the kernel copied them. */
-  network: Buffer | null;
-  transport: Buffer | null;
-}
-
-const be32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readUInt32BE(0) : 0);
-
-/** Parses the payload of one NFT_MSG_TRACE message (nfgenmsg, then big-endian attributes). */
-export function parseTrace(payload: Buffer): NftTrace | null {
-  const a = attrs(payload, 4);
-  const type = TRACE_TYPES[be32(a.get(A.type))];
-  if (type === undefined) return null;
-  let verdict = type === 'return' ? 'return' : 'continue';
-  let target: string | null = null;
-  const v = a.get(A.verdict);
-  if (v) {
-    const va = attrs(v);
-    const code = va.get(VERDICT_CODE);
-    if (code) verdict = VERDICTS[code.readInt32BE(0)] ?? `verdict#${code.readInt32BE(0)}`;
-    target = attrStr(va.get(VERDICT_CHAIN)) ?? null;
-  } else if (type === 'policy') {
-    verdict = VERDICTS[be32(a.get(A.policy))] ?? 'accept';
-  }
-  const handle = a.get(A.ruleHandle);
-  return {
-    id: be32(a.get(A.id)),
-    family: FAMILY_NAMES[payload.readUInt8(0)] ?? `family#${payload.readUInt8(0)}`,
-    table: attrStr(a.get(A.table)) ?? '',
-    chain: attrStr(a.get(A.chain)) ?? '',
-    handle: handle && handle.length >= 8 ? Number(handle.readBigUInt64BE(0)) : null,
-    type,
-    verdict,
-    target,
-    nfproto: be32(a.get(A.nfproto)),
-    iif: be32(a.get(A.iif)),
-    oif: be32(a.get(A.oif)),
-    mark: be32(a.get(A.mark)),
-    network: a.get(A.networkHeader) ?? null,
-    transport: a.get(A.transportHeader) ?? null,
-  };
-}
-
-/** A socket in a namespace's `nftrace` group: what nftables traces there. */
-export class NftTraceMonitor {
-  private constructor(private readonly sock: NetlinkSocket, readonly netns: Netns) {}
-
-  static open(netns: Netns): NftTraceMonitor {
-    return new NftTraceMonitor(withNetns(netns.path, () => NetlinkSocket.open(NETLINK_NETFILTER, [NFNLGRP_NFTRACE])), netns);
-  }
-
-  /** The trace events that arrived since the last call. */
-  poll(): NftTrace[] {
-    const out: NftTrace[] = [];
-    for (const m of this.sock.poll()) {
-      if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_TRACE)) continue;
-      const t = parseTrace(m.payload);
-      if (t) out.push(t);
-    }
-    return out;
-  }
-
-  close(): void {
-    this.sock.close();
-  }
 }

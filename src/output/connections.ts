@@ -15,6 +15,7 @@
 import type { CtInfo } from '../decode/ct.js';
 import { IPPROTO, protocolName, tcpFlagNames } from '../decode/protocols.js';
 import type { LostNotice, TraceEvent, Tuple } from './event.js';
+import { escapeText } from './escape.js';
 import { formatDuration, formatEndpoint, formatSkb } from './format.js';
 import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
 import { type ColorLevel, type Styles, stylesFor } from './paint.js';
@@ -130,7 +131,7 @@ export class ConnectionSink implements Sink {
     this.out.write(this.format(c));
   }
 
-  /** One connection's block, without a trailing newline. */
+  /** One connection's block, without a trailing newline. Addresses, statuses and points are escaped (a recorded trace's are any strings). */
   format(c: Connection): string {
     const packets = [...c.packets].sort((a, b) => Number(a.events[0]!.timeNs - b.events[0]!.timeNs));
     const t0 = packets[0]!.events[0]!.timeNs;
@@ -138,16 +139,16 @@ export class ConnectionSink implements Sink {
     const orig = c.ct?.orig ?? null;
     const id = c.ct ? formatSkb(c.ct.id) : '(no conntrack)';
     const proto = c.first ? protocolName(c.first.l4proto) ?? String(c.first.l4proto) : '?';
-    const ends = orig
+    const ends = escapeText(orig
       ? `${endpoint(orig.saddr, orig.sport)} ⇄ ${endpoint(orig.daddr, orig.dport)}`
-      : c.first ? `${endpoint(c.first.saddr, c.first.sport)} ⇄ ${endpoint(c.first.daddr, c.first.dport)}` : '-';
+      : c.first ? `${endpoint(c.first.saddr, c.first.sport)} ⇄ ${endpoint(c.first.daddr, c.first.dport)}` : '-');
     let s = this.paint.header(`connection ${id} ${proto} ${ends}`) +
       `  ${packets.length} packet${packets.length === 1 ? '' : 's'} in ${formatDuration(tEnd - t0)}`;
-    if (c.ct && c.ct.status.length > 0) s += `  status=${c.ct.status.join('|')}`;
+    if (c.ct && c.ct.status.length > 0) s += `  status=${escapeText(c.ct.status.join('|'))}`;
     const reply = c.ct?.reply ?? null;
     if (orig && reply && (reply.saddr !== orig.daddr || reply.sport !== orig.dport || reply.daddr !== orig.saddr ||
         reply.dport !== orig.sport)) {
-      s += `\n    reply tuple ${endpoint(reply.saddr, reply.sport)} -> ${endpoint(reply.daddr, reply.dport)} (NAT)`;
+      s += `\n    reply tuple ${escapeText(`${endpoint(reply.saddr, reply.sport)} -> ${endpoint(reply.daddr, reply.dport)}`)} (NAT)`;
     }
     let prev = t0;
     for (const p of packets) {
@@ -156,7 +157,7 @@ export class ConnectionSink implements Sink {
       const t = first.tuple;
       const reply = p.reply ?? (t !== null && c.first !== null && !(t.saddr === c.first.saddr && t.sport === c.first.sport));
       const flags = t && t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) || '-' : '';
-      const path = p.events.map((e) => e.func).join(' → ');
+      const path = escapeText(p.events.map((e) => e.func).join(' → '));
       const end = describeEnding(last, p.how, this.paint);
       s += `\n    ${this.paint.dim(('+' + formatDuration(first.timeNs - prev)).padEnd(12))} ${reply ? '←' : '→'}  ` +
         `${flags.padEnd(8)} ${formatSkb(first.skb)}  ${path}  ${end}`;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { OutputConfig, OutputFileOptions } from './config.js';
-import { OUTPUT_FILE_MODE, type OpenedOutput, openOutputs } from './files.js';
+import { type InputFile, OUTPUT_FILE_MODE, type OpenedOutput, OutputPathError, ReadyFile, checkDistinct, checkLaterOutputs, discardOutput, openOutputs } from './files.js';
 import { ConnectionSink } from './connections.js';
 import { JourneySink, type JourneyOptions } from './journey.js';
 import { colorFor } from './paint.js';
@@ -22,11 +22,21 @@ export function useColor(out: OutputConfig, isTTY: boolean, env = process.env): 
   return colorFor(out.color, isTTY && out.file === null && !out.json, env);
 }
 
+type RotationOptions = Pick<OutputFileOptions, 'maxSize' | 'maxBackups' | 'maxAgeDays' | 'compress'>;
+
+/** Refuses a rotation that would rename a device or replace files not pktpath's (rotated names that exist, without --force). */
+function checkRotation(flag: string, path: string | null, opts: RotationOptions & { force: boolean }, inputs: readonly InputFile[]): void {
+  if (path === null || opts.maxSize === null) return;
+  checkLaterOutputs(flag, RotatingFileWriter.backups(path, opts), opts.force, inputs);
+}
+
 /** The destination of --output-file (opened and checked by openOutputs): rotating when a maximum size is set. */
-export function openOutputFile(file: OpenedOutput, opts: Pick<OutputFileOptions, 'maxSize' | 'maxBackups' | 'maxAgeDays' | 'compress'>): Writable {
+export function openOutputFile(file: OpenedOutput, opts: RotationOptions): Writable {
   if (opts.maxSize === null) return fs.createWriteStream(file.path, { fd: file.fd });
-  fs.closeSync(file.fd);
-  return new RotatingFileWriter(file.path, {
+  if (!file.regular) {
+    throw new OutputPathError(`--output-file-max-size: '${file.path}' is not a regular file; only a file pktpath makes is rotated`);
+  }
+  return new RotatingFileWriter(file.path, file.fd, {
     maxSize: opts.maxSize, maxBackups: opts.maxBackups, maxAgeDays: opts.maxAgeDays, compress: opts.compress,
   });
 }
@@ -94,6 +104,22 @@ export interface SinkSetup {
   dropped: () => { lines: number; bytes: number };
   /** Resolves when the main output can take more (a reader that waits, as `pktpath show` does, drops nothing). */
   drain: () => Promise<void>;
+  /** --ready-file, checked with the outputs: made once attached, removed at the end. */
+  ready: ReadyFile | null;
+}
+
+/** Where a command's sinks write, besides what OutputConfig says. */
+export interface SinkPlaces {
+  /** The main output when there is no --output-file. */
+  stdout?: Writable & { isTTY?: boolean };
+  /** The flag that names the main output file (`record` calls it --out). */
+  fileFlag?: string;
+  /** The collectors' clock and sweeps (a replay's recorded time). */
+  timing?: OutputSinkContext['timing'];
+  /** The files the command reads: no output may be one of them. */
+  inputs?: readonly InputFile[];
+  /** --ready-file's path; null or absent: none. */
+  readyFile?: string | null;
 }
 
 /**
@@ -101,17 +127,30 @@ export interface SinkSetup {
  * pktpath will not write throws OutputPathError before anything is attached.
  * Problems writing later are told through `warn` (a line for a person).
  */
-export function createSinks(out: OutputConfig, warn: (line: string) => void,
-  stdout: Writable & { isTTY?: boolean } = process.stdout, fileFlag = '--output-file',
-  timing?: OutputSinkContext['timing']): SinkSetup {
+export function createSinks(out: OutputConfig, warn: (line: string) => void, places: SinkPlaces = {}): SinkSetup {
+  const { stdout = process.stdout, fileFlag = '--output-file', timing, inputs = [], readyFile = null } = places;
   let closedHandler: () => void = () => {};
+  // All at once first: --force replaces nothing while another path of the command is still to be refused.
+  checkDistinct([
+    { flag: fileFlag, path: out.file }, { flag: '--output-pcap', path: out.files.pcap },
+    { flag: '--output-json-file', path: out.files.jsonFile }, { flag: '--ready-file', path: readyFile },
+  ], inputs);
+  checkRotation(fileFlag, out.file, { ...out.files }, inputs);
   const files = openOutputs([
     { flag: fileFlag, path: out.file },
     { flag: '--output-pcap', path: out.files.pcap },
     { flag: '--output-json-file', path: out.files.jsonFile },
-  ], out.files.force);
-  const file = files.get(fileFlag);
-  const dest: Writable = file ? openOutputFile(file, out.files) : stdout;
+  ], out.files.force, inputs);
+  let ready: ReadyFile | null = null;
+  let dest: Writable = stdout;
+  try {
+    if (readyFile !== null) ready = ReadyFile.check('--ready-file', readyFile, out.files.force, files, inputs);
+    const file = files.get(fileFlag);
+    if (file) dest = openOutputFile(file, out.files);
+  } catch (e) {
+    for (const o of files.values()) discardOutput(o);
+    throw e;
+  }
   const writer = new BatchedWriter(dest, {
     onClosed: () => closedHandler(),
     onError: (err) => {
@@ -137,6 +176,6 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void,
   const main: Sink = more.main ??
     (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
   return {
-    sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(),
+    sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(), ready,
   };
 }

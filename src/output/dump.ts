@@ -3,6 +3,7 @@
  * in text — the kernel's printing of the structs, indented under the event
  * line as stacks are — and in JSON.
  */
+import { escapeText } from './escape.js';
 
 export interface SkbDump {
   /** `(struct sk_buff){ .len = (unsigned int)98, … }` as the kernel prints it from BTF; null where it could not. */
@@ -14,13 +15,13 @@ export interface SkbDump {
   dev: string;
 }
 
-const indent = (text: string) => text.split('\n').filter((l) => l.trim() !== '').map((l) => '    ' + l).join('\n');
+const indent = (text: string) => text.split('\n').filter((l) => l.trim() !== '').map((l) => '    ' + escapeText(l)).join('\n');
 
-/** Lines to append to the event's line (each starts with a newline), '' when there is nothing. */
+/** Lines to append to the event's line (each starts with a newline), '' when there is nothing; escaped, line by line (the device's name and a recorded trace's text are anyone's). */
 export function dumpLines(d: SkbDump): string {
   let s = '';
-  if (d.cb !== null) s += '\n    skb->cb: ' + d.cb;
-  if (d.skb !== null) s += '\n    dev: ' + (d.dev || '-') + '\n' + indent(d.skb);
+  if (d.cb !== null) s += '\n    skb->cb: ' + escapeText(d.cb);
+  if (d.skb !== null) s += '\n    dev: ' + (escapeText(d.dev) || '-') + '\n' + indent(d.skb);
   if (d.sharedInfo !== null) s += '\n' + indent(d.sharedInfo);
   return s;
 }

@@ -88,11 +88,13 @@ export interface TraceEvent {
   dump?: SkbDump | null;
 }
 
-/** Records the kernel could not hand over (ring full). */
+/** Records the kernel could not hand over: the ring was full, or nftables' trace socket (`source: 'nft'`). */
 export interface LostNotice {
   timeNs: bigint;
-  /** Lost since the previous notice. */
+  /** Lost since the previous notice of its source. */
   count: number;
-  /** Lost since the trace started. */
+  /** Lost since the trace started, from its source. */
   total: number;
+  /** Absent: the ring's records. */
+  source?: 'nft';
 }

@@ -22,8 +22,10 @@
  * `caller=` when known; with --output-stack, the frames below it.
  * Marker lines (`tuple:`, `mark:`) sit before the first hop where the value
  * differs from the hop before: NAT, tunnels and marking rules show up there.
+ * Names are escaped (./escape.ts).
  */
 import type { TimestampMode } from './config.js';
+import { escapeText } from './escape.js';
 import type { LostNotice, TraceEvent } from './event.js';
 import { formatDuration, formatHex, formatIface, formatProcess, formatSkb, formatTimestamp, netnsLabel } from './format.js';
 import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
@@ -99,7 +101,7 @@ export class JourneySink implements Sink {
 
     let head = '';
     if (this.opts.timestamp !== 'none') head = formatTimestamp(first, this.opts.timestamp) + ' ';
-    head += formatSkb(first.skb) + ' ' + (formatTuple(first.tuple, this.tupleOpts) || '-') + ' ' + formatProcess(first.comm, first.pid);
+    head += formatSkb(first.skb) + ' ' + (formatTuple(first.tuple, this.tupleOpts) || '-') + ' ' + escapeText(formatProcess(first.comm, first.pid));
     const hops = events.length === 1 ? '1 hop' : events.length + ' hops';
     let s = p.header(head) + '  ' + hops + ' in ' + formatDuration(last.timeNs - first.timeNs) + ', ' + describeEnding(last, how, this.paints);
 
@@ -122,13 +124,13 @@ export class JourneySink implements Sink {
     const p = this.paints;
     let s =
       '  ' + p.dim(pad('+' + formatDuration(deltaNs), PAD_HOP.delta)) +
-      ' ' + pad(e.func, PAD_HOP.func) +
-      ' ' + pad(formatIface(e.ifname, e.ifindex), PAD_HOP.iface) +
-      ' ' + netnsLabel(e);
+      ' ' + pad(escapeText(e.func), PAD_HOP.func) +
+      ' ' + pad(escapeText(formatIface(e.ifname, e.ifindex)), PAD_HOP.iface) +
+      ' ' + escapeText(netnsLabel(e));
     if (e.verdict) s += '  ' + (e.verdict.action === 'drop' ? p.drop(formatVerdict(e.verdict)) : formatVerdict(e.verdict));
     if (e.nft) s += '  ' + (e.nft.verdict === 'drop' ? p.drop(formatNft(e.nft)) : formatNft(e.nft));
-    if (e.dropReason !== null) s += '  ' + p.drop('reason=' + e.dropReason);
-    if (e.caller !== null) s += '  caller=' + e.caller;
+    if (e.dropReason !== null) s += '  ' + p.drop('reason=' + escapeText(e.dropReason));
+    if (e.caller !== null) s += '  caller=' + escapeText(e.caller);
     if (this.opts.stack && e.stack !== null) {
       s += stackLines(e.stack, '  ');
     }

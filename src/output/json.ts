@@ -2,14 +2,17 @@
  * JSON lines records (`--output-json`). Field names and order are a contract
  * (see DESIGN.md "JSON lines"): consumers and recorded traces depend on them,
  * so any change bumps JSON_SCHEMA_VERSION. Zero values are written, not omitted.
+ * Lines are JSON.stringify's, with DEL, C1 and bidi controls as `\u` escapes
+ * too (jsonText, ./escape.ts): JSON lines are printed on terminals.
  */
 import { SlotCache, mix32 } from '../decode/cache.js';
 import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
+import { isControl, jsonText } from './escape.js';
 import { IPPROTO, tcpFlagNames } from '../decode/protocols.js';
 import type { CapturedPacket } from '../decode/packet.js';
-import { type Tuple, sameTuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
-import type { CtInfo, CtTuple } from '../decode/ct.js';
-import { type JsonCt, toJsonCt } from './ct.js';
+import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import type { CtInfo } from '../decode/ct.js';
+import { type JsonCt, ctHash, sameCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
 import { type JsonSkbDump, toJsonSkbDump } from './dump.js';
 import { type JsonSkbMeta, toJsonSkbMeta } from './skb-meta.js';
@@ -111,6 +114,8 @@ export interface JsonLostRecord {
   time: string;
   count: number;
   total: number;
+  /** Absent for the ring's records. */
+  source?: 'nft';
 }
 
 export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecord {
@@ -150,15 +155,15 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
 }
 
 /**
- * Quotes a string as JSON.stringify does. Most strings here (names, symbols,
+ * Quotes a string as jsonText does. Most strings here (names, symbols,
  * addresses) need no escaping; a plain scan for the characters that do is
  * cheaper than a regular expression on such short strings.
  */
 function str(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    // Control characters, '"', '\\', and surrogates (lone ones are escaped).
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+    // Controls, '"', '\\', and surrogates (lone ones are escaped).
+    if (c === 0x22 || c === 0x5c || isControl(c) || (c >= 0xd800 && c <= 0xdfff)) return jsonText(s);
   }
   return '"' + s + '"';
 }
@@ -312,17 +317,6 @@ function tailRun(e: TraceEvent): TailRun {
   return fill;
 }
 
-/** The same flow, or both absent. */
-const sameCtTuple = (a: CtTuple | null, b: CtTuple | null): boolean => (a === null || b === null ? a === b : sameTuple(a, b));
-
-/** Every field of the entry's view equal: the test a cached text of `b` passes for `a`. */
-function sameCt(a: CtInfo, b: CtInfo): boolean {
-  if (a.id !== b.id || a.state !== b.state || a.dir !== b.dir || a.source !== b.source || a.found !== b.found ||
-    a.zone !== b.zone || a.mark !== b.mark || a.error !== b.error || a.status.length !== b.status.length) return false;
-  for (let i = 0; i < a.status.length; i++) if (a.status[i] !== b.status[i]) return false;
-  return sameCtTuple(a.orig, b.orig) && sameCtTuple(a.reply, b.reply);
-}
-
 const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; bytes: Uint8Array } => ({ ct: null, bytes: NO_TEXT }));
 
 /**
@@ -331,19 +325,16 @@ const ctSegs = new SlotCache(256, (): { ct: CtInfo | null; bytes: Uint8Array } =
  * kept, keyed by what it is made of.
  */
 function ctSeg(ct: CtInfo): Uint8Array {
-  const o = ct.orig;
-  const h = (o === null ? 0 : Math.imul(o.sport, 31) + Math.imul(o.dport, 17) + o.l4proto) +
-    Math.imul(ct.status.length, 131) + Math.imul(ct.state.length, 7) + (ct.dir === 'reply' ? 1 : 0) + ct.zone + ct.mark;
-  const c = ctSegs.at(h ^ (h >>> 9));
+  const c = ctSegs.at(ctHash(ct));
   if (c.ct !== null && sameCt(c.ct, ct)) return c.bytes;
   c.ct = ct;
-  return (c.bytes = utf8(',"ct":' + JSON.stringify(toJsonCt(ct))));
+  return (c.bytes = utf8(',"ct":' + jsonText(toJsonCt(ct))));
 }
 
 const CLOSE = 0x7d;
 
 /**
- * Writes `JSON.stringify(toJsonRecord(e, opts))` as bytes, built directly: the
+ * Writes `jsonText(toJsonRecord(e, opts))` as bytes, built directly: the
  * generic serializer walks a fresh object per event and costs several times
  * more, which matters at a million events a second. Tests check both agree.
  */
@@ -367,17 +358,17 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     // Tuple changes are rare next to the core fields, and skbs that are not kernel addresses come from files: strings are fine here.
     enc.text(headText(e));
     enc.number(e.len);
-    enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + JSON.stringify(jsonTuple(e.tupleBefore)) : '') +
+    enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + jsonText(jsonTuple(e.tupleBefore)) : '') +
       pointText(e));
   }
   if (e.vlan) enc.text(',"vlan":[' + e.vlan.join(',') + ']');
   if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
-  if (e.verdict) enc.text(',"verdict":' + JSON.stringify(toJsonVerdict(e.verdict)));
-  if (e.nft) enc.text(',"nft":' + JSON.stringify(toJsonNft(e.nft)));
-  if (e.tunnel) enc.text(',"tunnel":' + JSON.stringify(toJsonTunnel(e.tunnel)));
-  if (e.skbMeta) enc.text(',"skb_metadata":' + JSON.stringify(toJsonSkbMeta(e.skbMeta)));
-  if (e.dump) enc.text(',"skb_dump":' + JSON.stringify(toJsonSkbDump(e.dump)));
+  if (e.verdict) enc.text(',"verdict":' + jsonText(toJsonVerdict(e.verdict)));
+  if (e.nft) enc.text(',"nft":' + jsonText(toJsonNft(e.nft)));
+  if (e.tunnel) enc.text(',"tunnel":' + jsonText(toJsonTunnel(e.tunnel)));
+  if (e.skbMeta) enc.text(',"skb_metadata":' + jsonText(toJsonSkbMeta(e.skbMeta)));
+  if (e.dump) enc.text(',"skb_dump":' + jsonText(toJsonSkbDump(e.dump)));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {
@@ -405,5 +396,6 @@ export function lostRecord(n: LostNotice): JsonLostRecord {
     time: formatTime(n.timeNs),
     count: n.count,
     total: n.total,
+    ...(n.source ? { source: n.source } : {}),
   };
 }

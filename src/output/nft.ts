@@ -3,6 +3,7 @@
  * rule, a chain's policy, a return), in text
  * (`nft inet filter input #7 "udp dport 9999 drop" → DROP`) and JSON.
  */
+import { escapeText, quoteText } from './escape.js';
 
 export interface NftEvaluation {
   family: string;
@@ -21,15 +22,18 @@ export interface NftEvaluation {
   traceId: number;
 }
 
-/** `nft inet filter input #7 "udp dport 9999 drop" → DROP`; policies: `nft inet filter input policy → ACCEPT`. */
+/**
+ * `nft inet filter input #7 "udp dport 9999 drop" → DROP`; policies: `nft inet filter input policy → ACCEPT`.
+ * Escaped: names and rules (their comments above all) are their authors' text.
+ */
 export function formatNft(n: NftEvaluation): string {
   let s = `nft ${n.family} ${n.table} ${n.chain}`;
   if (n.kind === 'policy') s += ' policy';
   else if (n.kind === 'return') s += ' return';
   else s += ` #${n.handle ?? '?'}`;
-  if (n.rule !== null) s += ` ${JSON.stringify(n.rule)}`;
-  s += ` \u2192 ${n.verdict.toUpperCase()}${n.target ? ` ${n.target}` : ''}`;
-  return s;
+  s = escapeText(s);
+  if (n.rule !== null) s += ` ${quoteText(n.rule)}`;
+  return s + escapeText(` \u2192 ${n.verdict.toUpperCase()}${n.target ? ` ${n.target}` : ''}`);
 }
 
 export interface JsonNft {

@@ -4,6 +4,7 @@
  * stops. The grouped outputs (--group-by skb, --group-by ct) are built on it.
  */
 import { FREEING_POINTS, expectedFree } from '../decode/points.js';
+import { escapeText } from './escape.js';
 import type { TraceEvent } from './event.js';
 import type { Styles } from './paint.js';
 
@@ -16,15 +17,15 @@ export type EndKind = 'end' | 'idle' | 'stopped';
 /**
  * How a packet's path ended, in words: `consumed` (freed by consume_skb without
  * a reason), `dropped: REASON` (or `dropped`), `unfinished (idle)` or
- * `unfinished (trace stopped)`; in the style of each.
+ * `unfinished (trace stopped)`; in the style of each, the reason escaped.
  */
 export function describeEnding(last: TraceEvent, how: EndKind, styles: Styles): string {
   if (how === 'idle') return styles.warn('unfinished (idle)');
   if (how === 'stopped') return styles.warn('unfinished (trace stopped)');
   if (last.func === 'consume_skb' && last.dropReason === null) return styles.ok('consumed');
   const normal = expectedFree(last.func, last.dropReason, last.caller);
-  if (normal !== null) return styles.ok(`consumed (${last.dropReason} at ${last.caller?.replace(/\+.*$/, '')}: ${normal})`);
-  return styles.drop(last.dropReason !== null ? 'dropped: ' + last.dropReason : 'dropped');
+  if (normal !== null) return styles.ok(escapeText(`consumed (${last.dropReason} at ${last.caller?.replace(/\+.*$/, '')}: ${normal})`));
+  return styles.drop(last.dropReason !== null ? 'dropped: ' + escapeText(last.dropReason) : 'dropped');
 }
 
 export interface CollectorOptions {

@@ -13,11 +13,16 @@
  * `maxAgeDays` (--output-file-max-age): at each rotation, rotated files last
  * written longer ago than that are deleted, whatever their number.
  */
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import fs, { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { createGzip } from 'node:zlib';
 import { OUTPUT_FILE_MODE, ROTATED_FILE_FLAGS } from './files.js';
+
+const write = promisify(fs.write);
+const close = promisify(fs.close);
+const open = promisify(fs.open);
 
 export interface RotatingFileOptions {
   /** Rotate before a write that would take the file past this many bytes. */
@@ -42,7 +47,8 @@ export class RotatingFileWriter extends Writable {
   readonly path: string;
   private readonly maxSize: number;
   private readonly maxBackups: number;
-  private file: fsp.FileHandle | null = null;
+  /** The current file's descriptor: the first one opened and checked by openOutputs, then each made here. */
+  private file: number | null;
   private size = 0;
   private rotationCount = 0;
   private readonly suffix: string;
@@ -50,7 +56,7 @@ export class RotatingFileWriter extends Writable {
   /** The gzip of the last rotated file, while it runs. */
   private compressing: Promise<void> = Promise.resolve();
 
-  constructor(path: string, opts: RotatingFileOptions) {
+  constructor(path: string, fd: number, opts: RotatingFileOptions) {
     // Checked before super(): the stream opens the file on the next tick.
     if (!Number.isSafeInteger(opts.maxSize) || opts.maxSize < 1) throw new RangeError(`max size ${opts.maxSize} is not a positive size`);
     if (!Number.isSafeInteger(opts.maxBackups) || opts.maxBackups < 0) throw new RangeError(`max backups ${opts.maxBackups} is not a count`);
@@ -60,6 +66,14 @@ export class RotatingFileWriter extends Writable {
     this.maxBackups = opts.maxBackups;
     this.suffix = opts.compress ? '.gz' : '';
     this.maxAgeMs = (opts.maxAgeDays ?? 0) * DAY_MS;
+    this.file = fd;
+  }
+
+  /** The files rotation writes or replaces beside PATH: PATH.1 … PATH.N (.gz), and PATH.1 while it is compressed. */
+  static backups(path: string, opts: Pick<RotatingFileOptions, 'maxBackups' | 'compress'>): string[] {
+    const suffix = opts.compress ? '.gz' : '';
+    const paths = Array.from({ length: opts.maxBackups }, (_, i) => `${path}.${i + 1}${suffix}`);
+    return opts.compress && opts.maxBackups > 0 ? [`${path}.1`, ...paths] : paths;
   }
 
   /** Resolves once every rotated file is written out (compressed, when asked). */
@@ -75,17 +89,6 @@ export class RotatingFileWriter extends Writable {
   /** Bytes in the current file. */
   get currentSize(): number {
     return this.size;
-  }
-
-  override _construct(cb: (err?: Error | null) => void): void {
-    // The file was made (or, with --force, emptied) and checked before anything was attached.
-    fsp.open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE).then(
-      (fh) => {
-        this.file = fh;
-        cb();
-      },
-      (err: Error) => cb(err),
-    );
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -138,10 +141,10 @@ export class RotatingFileWriter extends Writable {
 
   private async put(buf: Buffer): Promise<void> {
     if (buf.length === 0) return;
-    const fh = this.file!;
+    const fd = this.file!;
     let done = 0;
     while (done < buf.length) {
-      const { bytesWritten } = await fh.write(buf, done, buf.length - done);
+      const { bytesWritten } = await write(fd, buf, done, buf.length - done, null);
       done += bytesWritten;
     }
     this.size += buf.length;
@@ -161,7 +164,7 @@ export class RotatingFileWriter extends Writable {
       await fsp.rename(this.path, `${this.path}.1`);
       if (this.suffix !== '') this.compressing = gzipFile(`${this.path}.1`, backup(1));
     }
-    this.file = await fsp.open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE);
+    this.file = await open(this.path, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE);
     this.size = 0;
     this.rotationCount++;
     if (this.maxAgeMs > 0) await this.removeOld(backup);
@@ -177,14 +180,15 @@ export class RotatingFileWriter extends Writable {
   }
 
   private async closeFile(): Promise<void> {
-    const fh = this.file;
+    const fd = this.file;
     this.file = null;
-    if (fh !== null) await fh.close();
+    if (fd !== null) await close(fd);
   }
 }
 
-/** gzips `from` into `to` (made 0600, as every output file), then removes `from`. */
+/** gzips `from` into `to` (made 0600 as every output file, never through a link), then removes `from`. */
 async function gzipFile(from: string, to: string): Promise<void> {
-  await pipeline(createReadStream(from), createGzip(), createWriteStream(to, { flags: 'w', mode: OUTPUT_FILE_MODE }));
+  const fd = await open(to, ROTATED_FILE_FLAGS, OUTPUT_FILE_MODE);
+  await pipeline(createReadStream(from), createGzip(), createWriteStream(to, { fd }));
   await fsp.unlink(from);
 }

@@ -1,5 +1,6 @@
 /** Text and JSON-lines sinks over a BatchedWriter. */
 import type { LostNotice, TraceEvent } from './event.js';
+import { jsonText } from './escape.js';
 import { type JsonHeaderRecord, encodeJsonLine, lostRecord } from './json.js';
 import type { Sink } from './sink.js';
 import type { BatchedWriter } from './stream.js';
@@ -54,7 +55,7 @@ export class JsonSink implements Sink {
 
   /** The line a recorded trace starts with: call before the first event. */
   header(h: JsonHeaderRecord): void {
-    this.out.write(JSON.stringify(h));
+    this.out.write(jsonText(h));
   }
 
   event(e: TraceEvent): void {
@@ -65,7 +66,7 @@ export class JsonSink implements Sink {
 
   lost(notice: LostNotice): void {
     if (this.out.closed) return;
-    this.out.write(JSON.stringify(lostRecord(notice)));
+    this.out.write(jsonText(lostRecord(notice)));
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 /** The skb metadata section (--output-skb-metadata) in text (`skb->mark=0x42 skb->hash=0x9e3779b9`) and JSON. */
+import { escapeText } from './escape.js';
 
 /** One field as read at the point: null when a pointer on the way was NULL or the read faulted. */
 export interface SkbMetaValue {
@@ -6,8 +7,9 @@ export interface SkbMetaValue {
   value: bigint | null;
 }
 
+/** Escaped: a recorded trace's field names are any strings. */
 export function formatSkbMeta(values: readonly SkbMetaValue[]): string {
-  return values.map((v) => v.field + '=' + (v.value === null ? '?' : (v.value < 0n ? '-0x' + (-v.value).toString(16) : '0x' + v.value.toString(16)))).join(' ');
+  return escapeText(values.map((v) => v.field + '=' + (v.value === null ? '?' : (v.value < 0n ? '-0x' + (-v.value).toString(16) : '0x' + v.value.toString(16)))).join(' '));
 }
 
 /** JSON: `{"skb->mark": 66}`, a number where it is exact, else a decimal string; null when unread. */

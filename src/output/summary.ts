@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import type TableType from 'cli-table3';
+import { escapeText } from './escape.js';
 import { stylesFor } from './paint.js';
 
 /** cli-table3 costs every start ~10 ms to import: it is loaded for the first summary table. */
@@ -26,6 +27,8 @@ export interface TraceSummary {
   expectedFrees?: Map<string, number>;
   /** Namespaces and devices that came and went while tracing. */
   topology?: TopologyCounts;
+  /** --output-nft: nftables' trace messages read, and lost (its trace sockets' queues full; exact, from the kernel's count). */
+  nft?: { read: number; lost: number };
 }
 
 export interface TopologyCounts {
@@ -43,9 +46,10 @@ export interface SummaryOptions {
 
 /** The one-line summary every run ends with (stderr). */
 export function summaryLine(s: TraceSummary): string {
-  const drops = [...s.drops].map(([r, n]) => `${r}×${n}`).join(', ');
+  const drops = [...s.drops].map(([r, n]) => `${escapeText(r)}×${n}`).join(', ');
   return `pktpath: ${s.events} events, ${s.lost} lost, in ${(s.durationMs / 1000).toFixed(1)} s` +
-    (drops ? `; drops: ${drops}${s.lost > 0 ? ' (at least: records were lost)' : ''}` : '');
+    (drops ? `; drops: ${drops}${s.lost > 0 ? ' (at least: records were lost)' : ''}` : '') +
+    (s.nft ? `; nft trace events: ${s.nft.read} read, ${s.nft.lost} lost` : '');
 }
 
 /** `1234567` → `1,234,567`. */
@@ -81,7 +85,7 @@ function table(head: string[] | null, rows: string[][]): string {
   return t.toString();
 }
 
-/** The summary as tables, one after another, without a trailing newline. */
+/** The summary as tables, one after another, without a trailing newline; points, reasons and locations escaped. */
 export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
   const st = stylesFor(opts.color);
   const max = Math.max(2, opts.maxRows ?? 30);
@@ -91,6 +95,7 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
     ['events', groupDigits(s.events)],
     ['dropped packets', dropped > 0 ? st.drop(groupDigits(dropped)) : '0'],
     ['lost records', s.lost > 0 ? st.warn(groupDigits(s.lost)) : '0'],
+    ...(s.nft ? [['lost nft trace events', s.nft.lost > 0 ? st.warn(groupDigits(s.nft.lost)) : '0'] as [string, string]] : []),
     ['run time', formatRunTime(s.durationMs)],
     ['points attached', groupDigits(s.attached)],
     ['attach time', formatRunTime(s.attachMs)],
@@ -99,17 +104,17 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
   const parts = [table(null, totals)];
 
   if (s.perPoint.size > 0) {
-    const rows = ranked(s.perPoint, max, 'points').map(([k, v]): [string, string] => [k, groupDigits(v)]);
+    const rows = ranked(s.perPoint, max, 'points').map(([k, v]): [string, string] => [escapeText(k), groupDigits(v)]);
     parts.push(table([st.header('observation point'), st.header('events')], rows));
   }
   if (s.dropSites && s.dropSites.size > 0) {
     const rows = ranked(s.dropSites, max, 'drop sites').map(([k, v]): string[] => {
       const [reason, where] = k.split('\t');
-      return [st.drop(reason!), where ?? '', groupDigits(v)];
+      return [st.drop(escapeText(reason!)), escapeText(where ?? ''), groupDigits(v)];
     });
     parts.push(table([st.header('drop reason'), st.header('location'), st.header('packets')], rows));
   } else if (s.drops.size > 0) {
-    const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [st.drop(k), groupDigits(v)]);
+    const rows = ranked(s.drops, max, 'reasons').map(([k, v]): [string, string] => [st.drop(escapeText(k)), groupDigits(v)]);
     parts.push(table([st.header('drop reason'), st.header('packets')], rows));
   }
   if (s.lost > 0 && s.drops.size > 0) {
@@ -118,7 +123,7 @@ export function formatSummary(s: TraceSummary, opts: SummaryOptions): string {
   if (s.expectedFrees && s.expectedFrees.size > 0) {
     const rows = ranked(s.expectedFrees, max, 'sites').map(([k, v]): string[] => {
       const [reason, where] = k.split('\t');
-      return [reason!, where ?? '', groupDigits(v)];
+      return [escapeText(reason!), escapeText(where ?? ''), groupDigits(v)];
     });
     parts.push(table([st.header('normal frees with a reason (not drops)'), st.header('location'), st.header('packets')], rows));
   }

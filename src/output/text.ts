@@ -3,6 +3,8 @@
  *   [TIME] SKB CPU PROCESS [NETNS MARK/x IFACE PROTO MTU LEN] [TUPLE] FUNC [CALLER] [ct:…] [reason=…]
  * Columns are padded to fixed widths so lines of different packets line up;
  * values longer than their column push the rest right (only PROCESS is cut).
+ * Names and other strings from the event are escaped (./escape.ts) as they
+ * enter a cached piece, once per value rather than once per line.
  */
 import { AddressText, NumberText, SlotCache } from '../decode/cache.js';
 import { type LineEncoder, NO_BYTES as NO_TEXT, lineText, utf8 } from './line.js';
@@ -14,6 +16,7 @@ import {
   formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, timestampWidth,
   utcFraction, utcSecondPrefix,
 } from './format.js';
+import { escapeText } from './escape.js';
 import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, stylesFor } from './paint.js';
 import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
@@ -72,6 +75,10 @@ export function processColumn(comm: string, pid: number): string {
 
 /** The lost-records warning line, without colour. */
 export function formatLost(n: LostNotice): string {
+  if (n.source === 'nft') {
+    const what = n.count === 1 ? 'nft trace event' : 'nft trace events';
+    return `!! lost ${n.count} ${what} (total ${n.total}): nftables' trace socket full; narrow the filter (the --filter-* flags limit what nftables traces)`;
+  }
   const what = n.count === 1 ? 'record' : 'records';
   return `!! lost ${n.count} ${what} (total ${n.total}): ring full; raise --ring-size or narrow the filter`;
 }
@@ -112,7 +119,7 @@ function processSeg(comm: string, pid: number): Uint8Array {
   if (c.pid === pid && c.comm === comm) return c.text;
   c.pid = pid;
   c.comm = comm;
-  return (c.text = utf8(pad(processColumn(comm, pid), COLUMN_WIDTHS.process) + ' '));
+  return (c.text = utf8(pad(processColumn(escapeText(comm), pid), COLUMN_WIDTHS.process) + ' '));
 }
 
 interface MetaEntry {
@@ -146,9 +153,9 @@ function metaSeg(e: TraceEvent, names: boolean): Uint8Array {
   }
   const W = COLUMN_WIDTHS;
   const text = utf8(
-    pad(netnsName !== '' ? netnsName : formatDecimal(netns), W.netns) + ' ' +
+    pad(netnsName !== '' ? escapeText(netnsName) : formatDecimal(netns), W.netns) + ' ' +
     pad(formatHex(mark), W.mark) + ' ' +
-    pad(formatIface(e.ifname, ifindex), W.iface) + ' ' +
+    pad(escapeText(formatIface(e.ifname, ifindex)), W.iface) + ' ' +
     pad(formatEthertype(protocol), W.proto) + ' ' +
     pad(String(mtu), W.mtu) + ' ',
   );
@@ -265,7 +272,7 @@ export class TextFormatter {
       if (ct !== null) s += ' ' + formatCt(ct);
       if (e.verdict) s += ' ' + this.marked(formatVerdict(e.verdict), e.verdict.action === 'drop');
       if (e.nft) s += ' ' + this.marked(formatNft(e.nft), e.nft.verdict === 'drop');
-      if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + e.dropReason + this.red[1];
+      if (e.dropReason !== null) s += ' ' + this.red[0] + 'reason=' + escapeText(e.dropReason) + this.red[1];
       enc.text(s);
     }
 
@@ -324,17 +331,18 @@ export class TextFormatter {
     const c = this.points.at(h ^ (h >>> 9));
     if (c.func === func && c.paint === paint && c.caller === caller && c.dropReason === drop) return c;
 
-    let head = func;
+    const funcText = escapeText(func);
+    let head = funcText;
     if (this.paints !== null) {
       const p = this.paints[paint]!;
-      head = p[0] + func + p[1];
+      head = p[0] + funcText + p[1];
     }
     if (this.opts.caller) {
-      const n = COLUMN_WIDTHS.func - func.length;
+      const n = COLUMN_WIDTHS.func - funcText.length;
       if (n > 0) head += PADS[n]!;
-      head += ' ' + (caller ?? '-');
+      head += ' ' + (caller === null ? '-' : escapeText(caller));
     }
-    const line = drop === null ? head : head + ' ' + this.red[0] + 'reason=' + drop + this.red[1];
+    const line = drop === null ? head : head + ' ' + this.red[0] + 'reason=' + escapeText(drop) + this.red[1];
     c.func = func;
     c.caller = caller;
     c.dropReason = drop;

@@ -1,5 +1,6 @@
 /** The tunnel section in text (`vxlan vni=42 inner 10.0.0.1->10.0.0.2(icmp)`) and JSON. */
 import type { TunnelInfo } from '../decode/tunnel.js';
+import { escapeText } from './escape.js';
 import { type JsonTuple, formatTuple, jsonTuple, tupleFromJson } from './tuple.js';
 
 export type { TunnelInfo };
@@ -7,7 +8,7 @@ export type { TunnelInfo };
 export function formatTunnel(t: TunnelInfo): string {
   let s = t.kind;
   if (t.vni !== null) s += (t.kind === 'gre' ? ' key=' : ' vni=') + t.vni;
-  return s + ' inner ' + (t.inner === null ? '-' : formatTuple(t.inner, { tcpFlags: false }));
+  return escapeText(s) + ' inner ' + (t.inner === null ? '-' : formatTuple(t.inner, { tcpFlags: false }));
 }
 
 export interface JsonTunnel {

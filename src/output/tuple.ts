@@ -6,6 +6,7 @@ import { SlotCache, flat } from '../decode/cache.js';
 import { parseAddress } from '../decode/addr.js';
 import { IPPROTO, PORTED_PROTOCOLS, protocolName, protocolNumber, tcpFlagBits, tcpFlagNames } from '../decode/protocols.js';
 import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
+import { escapeText } from './escape.js';
 import { formatEndpoint } from './format.js';
 
 /**
@@ -13,6 +14,7 @@ import { formatEndpoint } from './format.js';
  * `[2001:db8::1]:80->[2001:db8::2]:5000(udp)`, `192.0.2.1->192.0.2.2(icmp)`.
  * Protocols without ports (icmp, icmp6, unknown numbers) are printed without
  * them. With `tcpFlags`, TCP flags go inside the parentheses: `(tcp:SYN|ACK)`.
+ * Escaped (./escape.ts): a recorded trace's addresses are any strings.
  */
 export function formatTuple(t: Tuple | null, opts: { tcpFlags: boolean }): string {
   if (t === null) return '';
@@ -20,7 +22,7 @@ export function formatTuple(t: Tuple | null, opts: { tcpFlags: boolean }): strin
   const c = cache.at(tupleHash(t));
   if (c.tuple !== null && sameTupleFields(c.tuple, t)) return c.text;
   c.tuple = t;
-  return (c.text = flat(buildTuple(t, opts.tcpFlags)));
+  return (c.text = flat(escapeText(buildTuple(t, opts.tcpFlags))));
 }
 
 // The packets of a flow repeat their tuple at every point they pass.
@@ -63,7 +65,7 @@ export function formatTupleChange(before: Tuple, after: Tuple): string {
     parts.push('SNAT ' + formatEndpoint(before.saddr, before.sport, ported) + ' \u2192 ' +
       formatEndpoint(after.saddr, after.sport, ported));
   }
-  return parts.join(' ');
+  return escapeText(parts.join(' '));
 }
 
 /** JSON `proto`: the schema names tcp, udp, icmp and icmp6; every other protocol stays a number, sctp included. */

@@ -6,6 +6,7 @@
  * (`REDIRECT peer → eth0@pod-b by cni_redirect#412`) and JSON forms.
  */
 import type { RawVerdict } from '../decode/verdict.js';
+import { escapeText } from './escape.js';
 
 /** next: the program let the next one decide (TC_ACT_UNSPEC, TCX_NEXT). */
 export type VerdictAction = 'pass' | 'next' | 'drop' | 'redirect' | 'stolen' | 'unknown';
@@ -52,14 +53,17 @@ function programsText(by: TcVerdict['by']): string {
 const where = (t: VerdictTarget) =>
   `${t.ifname || `if${t.ifindex}`}${t.netnsName ? `@${t.netnsName}` : t.netns ? `@${t.netns}` : ''}`;
 
-/** `REDIRECT peer → eth0@pod-b by cni_redirect#412 [inferred]`, `DROP by cni_policy#7 (TC_INGRESS)`. */
+/**
+ * `REDIRECT peer → eth0@pod-b by cni_redirect#412 [inferred]`, `DROP by cni_policy#7 (TC_INGRESS)`.
+ * Escaped: device, namespace and program names are anyone's.
+ */
 export function formatVerdict(v: TcVerdict): string {
   let s = ACTION_TEXT[v.action];
   if (v.target) s += ` ${v.target.kind === 'unknown' ? '' : `${v.target.kind} `}\u2192 ${where(v.target)}${v.target.direction === 'egress' ? ' (egress)' : ''}`;
   if (v.by.length > 0) s += ` by ${programsText(v.by)}`;
   if (v.reason !== null) s += ` (${v.reason})`;
   if (v.inferred) s += ' [inferred]';
-  return s;
+  return escapeText(s);
 }
 
 export interface JsonVerdict {

@@ -4,7 +4,7 @@
  * what cannot be observed on this kernel. Pure: no system calls.
  */
 import {
-  type NfFamily, type NfHookName, NF_FAMILIES, NF_HOOKS, TC_DIRECTIONS, nfPointName, tcPointName,
+  FREEING_POINTS, type NfFamily, type NfHookName, NF_FAMILIES, NF_HOOKS, TC_DIRECTIONS, nfPointName, tcPointName,
 } from '../decode/points.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { KernelView, TracepointParam } from '../kernel/view.js';
@@ -32,6 +32,8 @@ export interface AttachSelection {
   functionsAsked: boolean;
   /** --filter-trace-tc, --filter-trace-xdp: trace the other programs at those hooks (fentry/fexit on them). */
   tracePrograms: ReadonlySet<ProgramHook>;
+  /** --filter-track-skb: the frees the selection leaves out are watched all the same (`forgets`). */
+  trackSkb: boolean;
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -82,7 +84,7 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
-    tracepoints: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
+    tracepoints: [], forgets: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
     tracePrograms: [], template: { tcDirections: [], netfilter: [] }, notes: [],
   };
   const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
@@ -105,6 +107,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     }
   }
 
+  if (sel.trackSkb) planForgets(kernel, plan);
   if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
@@ -158,6 +161,29 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
   }
   return plan;
+}
+
+/**
+ * --filter-track-skb: the tracepoints that free skbs and that the plan does
+ * not observe, attached all the same to forget what they free, reporting
+ * nothing. Without them an skb freed there stays followed, and the next skb
+ * given its address is taken for it.
+ */
+function planForgets(kernel: KernelView, plan: ProbePlan): void {
+  if (!kernel.features.tracing) {
+    plan.notes.push('--filter-track-skb: this kernel has no BTF-typed tracepoints (tp_btf): frees are not seen; a followed skb ' +
+      'is forgotten when its address holds another data buffer, or evicted for room');
+    return;
+  }
+  const observed = new Set(plan.tracepoints.map((t) => t.name));
+  for (const name of FREEING_POINTS) {
+    if (observed.has(name)) continue;
+    const params = kernel.tracepoints.get(name);
+    const point = params ? tracepointPoint(name, params) : null;
+    if (point) plan.forgets.push(point);
+    else plan.notes.push(`--filter-track-skb: tracepoint ${name}: ${params ? 'carries no skb' : 'not'} in this kernel; ` +
+      'skbs freed there stay followed until their address holds another data buffer');
+  }
 }
 
 /**

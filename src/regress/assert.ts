@@ -4,6 +4,7 @@
  * A failure says which expectation, why, and shows the journey that came
  * nearest, with what differed.
  */
+import { escapeLines, escapeText } from '../output/escape.js';
 import { stylesFor } from '../output/paint.js';
 import type { Endpoint, Expectation, Expectations, Match, PointPattern } from './expect.js';
 import { type FlowTuple, type Hop, type Journey, RAW_JOURNEYS, directionIn, flowOf, normalizedHop, tupleText } from './journeys.js';
@@ -175,12 +176,14 @@ export async function assertTrace(trace: string, expectations: Expectations): Pr
   return expectations.expect.map((x) => evaluate(x, journeys));
 }
 
+/** The results for a person; names and messages escaped (./escape.ts): they quote the trace and the expectations. */
 export function formatResults(results: Result[], opts: { color: boolean }): string {
   const st = stylesFor(opts.color);
   let out = '';
   for (const r of results) {
-    out += r.ok ? `${st.ok('✓')} ${r.name}\n` : `${st.drop('✗')} ${r.name}: ${r.message}\n`;
-    for (const d of r.details) out += `    ${d.replace(/\n/g, '\n    ')}\n`;
+    const name = escapeText(r.name);
+    out += r.ok ? `${st.ok('✓')} ${name}\n` : `${st.drop('✗')} ${name}: ${escapeText(r.message)}\n`;
+    for (const d of r.details) out += `    ${escapeLines(d).replace(/\n/g, '\n    ')}\n`;
   }
   const failed = results.filter((r) => !r.ok).length;
   out += failed === 0 ? st.ok(`all ${results.length} expectations hold\n`) : st.drop(`${failed} of ${results.length} expectations fail\n`);

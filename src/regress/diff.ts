@@ -4,7 +4,9 @@
  * conntrack state, NAT rewrite or ending — in words, and for a terminal as
  * marked lines in the spirit of `diff -u`.
  */
+import { escapeStrings, jsonText } from '../output/escape.js';
 import { stylesFor } from '../output/paint.js';
+import { align } from './align.js';
 import type { NormalizedHop as Hop, NormalizedPacket } from './journeys.js';
 import { type Normalized, endText, hopText } from './normalize.js';
 
@@ -44,39 +46,6 @@ const packetName = (p: NormalizedPacket) => `${p.dir} ${p.tuple}${p.flags ? ` ${
 /** nft evaluations are hops of their own: a rule that no longer matches is a hop removed. */
 const hopKey = (h: Hop) => `${h.at} ${h.netns} ${h.iface}${h.nft ? ` nft ${h.nft}` : ''}`;
 const where = (h: Hop) => `${h.at} in ${h.netns || 'no namespace'}${h.iface ? `/${h.iface}` : ''}`;
-
-/** Pairs of indices of a longest common subsequence by key; greedy in order when the product is too large. */
-export function align<T>(a: readonly T[], b: readonly T[], key: (x: T) => string): Array<[number, number]> {
-  const ka = a.map(key);
-  const kb = b.map(key);
-  if (a.length * b.length > 4_000_000) {
-    const pairs: Array<[number, number]> = [];
-    let j = 0;
-    for (let i = 0; i < ka.length && j < kb.length; i++) {
-      const at = kb.indexOf(ka[i]!, j);
-      if (at >= 0) {
-        pairs.push([i, at]);
-        j = at + 1;
-      }
-    }
-    return pairs;
-  }
-  const n = a.length;
-  const m = b.length;
-  const len: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      len[i]![j] = ka[i] === kb[j] ? len[i + 1]![j + 1]! + 1 : Math.max(len[i + 1]![j]!, len[i]![j + 1]!);
-    }
-  }
-  const pairs: Array<[number, number]> = [];
-  for (let i = 0, j = 0; i < n && j < m;) {
-    if (ka[i] === kb[j]) pairs.push([i++, j++]);
-    else if (len[i + 1]![j]! >= len[i]![j + 1]!) i++;
-    else j++;
-  }
-  return pairs;
-}
 
 function byFlow(packets: readonly NormalizedPacket[]): Map<string, NormalizedPacket[]> {
   const m = new Map<string, NormalizedPacket[]>();
@@ -202,29 +171,46 @@ export function diffTraces(a: Normalized, b: Normalized): DiffResult {
   return { changes, packets, lost: { a: a.header.lost, b: b.header.lost } };
 }
 
-/** For a terminal: the differing packets with marked lines, then each change in words. */
-export function formatDiff(r: DiffResult, opts: { a: string; b: string; color: boolean }): string {
+/**
+ * For a terminal: the differing packets with marked lines, then each change
+ * in words; a piece a packet or change, written as they come (a diff can be
+ * larger than one string may be).
+ */
+export function* formatDiff(r: DiffResult, opts: { a: string; b: string; color: boolean }): Generator<string> {
+  // What it prints comes from the traces and their names: escaped (../output/escape.ts).
+  r = escapeStrings(r);
+  opts = escapeStrings(opts);
   const st = stylesFor(opts.color);
   const mark = { ' ': (s: string) => s, '-': st.drop, '+': st.ok };
-  let out = '';
   if (r.changes.length === 0) {
-    out += `the traces are the same: ${opts.a}, ${opts.b}\n`;
+    yield `the traces are the same: ${opts.a}, ${opts.b}\n`;
   } else {
-    out += st.drop(`--- ${opts.a}`) + '\n' + st.ok(`+++ ${opts.b}`) + '\n';
+    yield st.drop(`--- ${opts.a}`) + '\n' + st.ok(`+++ ${opts.b}`) + '\n';
     let flow = '';
     for (const p of r.packets) {
+      let out = '';
       if (p.flow !== flow) {
         flow = p.flow;
         out += st.header(`@@ flow ${flow}`) + '\n';
       }
       out += `  ${p.packet}\n`;
       for (const l of p.lines) out += mark[l.mark](`${l.mark}     ${l.text}`) + '\n';
+      yield out;
     }
-    out += st.header(`${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`) + '\n';
-    for (const c of r.changes) out += `  ${c.flow}${c.packet ? ` [${c.packet}]` : ''}: ${c.what}\n`;
+    yield st.header(`${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`) + '\n';
+    for (const c of r.changes) yield `  ${c.flow}${c.packet ? ` [${c.packet}]` : ''}: ${c.what}\n`;
   }
   for (const [side, n] of [[opts.a, r.lost.a], [opts.b, r.lost.b]] as const) {
-    if (n > 0) out += st.warn(`${side}: ${n} records were lost while recording; hops may be missing`) + '\n';
+    if (n > 0) yield st.warn(`${side}: ${n} records were lost while recording; hops may be missing`) + '\n';
   }
-  return out;
+}
+
+/** The result as one line of JSON (`JSON.stringify(r)`), in pieces as formatDiff gives them. */
+export function* diffJson(r: DiffResult): Generator<string> {
+  yield '{"changes":[';
+  // jsonText: JSON that keeps DEL, C1 and bidi controls from a trace as \u escapes, as every JSON output does.
+  for (const [i, c] of r.changes.entries()) yield (i > 0 ? ',' : '') + jsonText(c);
+  yield '],"packets":[';
+  for (const [i, p] of r.packets.entries()) yield (i > 0 ? ',' : '') + jsonText(p);
+  yield `],"lost":${jsonText(r.lost)}}\n`;
 }

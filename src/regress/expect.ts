@@ -6,8 +6,10 @@
 import fs from 'node:fs';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import { LineCounter, isNode, parseDocument } from 'yaml';
+import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
 import { protocolName } from '../decode/protocols.js';
 import { InputFileError } from './errors.js';
+import { type NameTest, globTest, linearRegExp } from './patterns.js';
 import { type Cidr, parseCidr } from './vars.js';
 
 // ajv is CommonJS: under NodeNext its class is the default export's `default`.
@@ -18,6 +20,9 @@ export const EXPECT_SCHEMA_URL = new URL('../../../schema/expect.v1.json', impor
 export class ExpectFileError extends InputFileError {
   override name = 'ExpectFileError';
 }
+
+/** Aliases (`*name`) resolved at most, counting what each expands to: YAML's own bound on "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
 
 export type Ending = 'dropped' | 'ended';
 
@@ -30,7 +35,7 @@ export interface Endpoint {
 
 /** POINT[@NETNS[/IFACE]], POINT with `*` for any run of characters. */
 export interface PointPattern {
-  point: RegExp;
+  point: NameTest;
   netns: string | null;
   iface: string | null;
   text: string;
@@ -112,9 +117,8 @@ export function parsePointPattern(text: string): PointPattern {
   const point = at < 0 ? text : text.slice(0, at);
   const place = at < 0 ? null : text.slice(at + 1);
   const slash = place === null ? -1 : place.indexOf('/');
-  const escaped = point.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   return {
-    point: new RegExp(`^${escaped}$`),
+    point: globTest(point),
     netns: place === null ? null : slash < 0 ? place : place.slice(0, slash),
     iface: place === null || slash < 0 ? null : place.slice(slash + 1),
     text,
@@ -139,7 +143,13 @@ export function parseExpectations(file: string, text: string): Expectations {
     const e = doc.errors[0]!;
     throw new ExpectFileError(file, lineOf(e.pos[0]), `not YAML: ${e.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch {
+    // yaml refuses aliases that would expand past the count; nothing else throws here.
+    throw new ExpectFileError(file, 0, 'aliases that expand too far (a "billion laughs"?): write the values out');
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ExpectFileError(file, 0, 'is empty or not a mapping: it needs `expect:` and a list of expectations');
   }
@@ -177,9 +187,9 @@ export function parseExpectations(file: string, text: string): Expectations {
   }
   if (raw.var_netns !== undefined) {
     try {
-      new RegExp(raw.var_netns);
+      linearRegExp(raw.var_netns, true);
     } catch (e) {
-      throw new ExpectFileError(file, lineAt(['var_netns']), `var_netns: not a regular expression: ${(e as Error).message}`);
+      throw new ExpectFileError(file, lineAt(['var_netns']), `var_netns: '${raw.var_netns}' ${(e as Error).message}`);
     }
   }
   const expect = raw.expect.map((x, i): Expectation => {
@@ -212,12 +222,16 @@ export function parseExpectations(file: string, text: string): Expectations {
   return { file, vars: raw.vars ?? [], varNetns: raw.var_netns ?? null, expect };
 }
 
+/** The largest expectation file read: one is a few KiB. */
+export const EXPECT_FILE_LIMIT = MiB;
+
 export function loadExpectations(file: string): Expectations {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, EXPECT_FILE_LIMIT, 'an expectation file is a few KiB');
   } catch (e) {
-    throw new ExpectFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    if (e instanceof InputFileRefused) throw new ExpectFileError(file, 0, e.what);
+    throw e;
   }
   return parseExpectations(file, text);
 }

@@ -13,6 +13,7 @@
  */
 import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
+import { turnedAround } from '../decode/tuple.js';
 import { formatEndpoint } from '../output/format.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
 import type { JsonTuple } from '../output/tuple.js';
@@ -107,6 +108,8 @@ interface Open {
   /** (point, netns, device, tuple) of every hop: a packet passes each once, so a second time is another packet. */
   seen: Set<string>;
   first: FlowTuple | null;
+  /** Every tuple it had, in order (more than one where it was rewritten). */
+  tuples: FlowTuple[];
   flags: string;
   ctOrig: FlowTuple | null;
   hops: Hop[];
@@ -117,14 +120,17 @@ interface Open {
 /**
  * Whether an event on an open journey's skb belongs to another packet: the
  * kernel frees some skbs where no tracepoint sees it (TCP, GRO, UDP reads),
- * and the next packet may get the same memory. A packet does not turn around
- * (its tuple reversed), does not change its TCP flags, and passes each point
- * of each device once.
+ * a trace may leave out the namespace or the point where one was freed, and
+ * the next packet may get the same memory. Wherever it is seen — a socket's
+ * read and a free too — a packet does not turn around (a tuple the reverse of
+ * one it had: a reply, not a NAT) and does not change its TCP flags. And it
+ * passes each point of each device once, but for a socket's reads (one skb
+ * may take several) and its free (which ends it).
  */
 function anotherPacket(j: Open, r: JsonRecord, t: FlowTuple | null, seenKey: string): boolean {
-  if (r.func === 'skb_copy_datagram_iovec' || FREEING_POINTS.has(r.func)) return false;
-  if (t !== null && j.last !== null && t.saddr === j.last.daddr && t.daddr === j.last.saddr && t.saddr !== t.daddr) return true;
+  if (t !== null && j.tuples.some((had) => turnedAround(had, t))) return true;
   if (r.tuple !== null && r.tuple.proto === 'tcp' && j.first?.proto === 'tcp' && r.tuple.flags !== j.flags) return true;
+  if (r.func === 'skb_copy_datagram_iovec' || FREEING_POINTS.has(r.func)) return false;
   return j.seen.has(seenKey);
 }
 
@@ -164,7 +170,10 @@ export class JourneyBuilder {
       j = undefined;
     }
     if (j === undefined) {
-      j = { time: r.time, seen: new Set(), first: t, flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t, neighbour: false };
+      j = {
+        time: r.time, seen: new Set(), first: t, tuples: t ? [t] : [], flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t,
+        neighbour: false,
+      };
       this.open.set(r.skb, j);
     }
     if (r.tuple !== null && (isNeighbourAddress(r.tuple.saddr) || isNeighbourAddress(r.tuple.daddr))) j.neighbour = true;
@@ -192,7 +201,12 @@ export class JourneyBuilder {
       if (j.ctOrig === null && r.ct.orig) j.ctOrig = flowTuple({ ...r.ct.orig, flags: '' });
     }
     if (t !== null) {
-      if (j.last !== null && !sameTuple(j.last, t)) hop.rewrite = { from: j.last, to: t };
+      if (j.last === null) {
+        j.tuples.push(t);
+      } else if (!sameTuple(j.last, t)) {
+        hop.rewrite = { from: j.last, to: t };
+        j.tuples.push(t);
+      }
       j.last = t;
     }
     // A verdict that waited for an observation that never came says nothing about the datapath.
@@ -284,7 +298,8 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export class FlowSet {
   private readonly flows = new Map<string, Flow>();
 
-  add(j: Journey): void {
+  /** Adds the journey's path, or counts it again; true when the path is new. */
+  add(j: Journey): boolean {
     const { key } = flowOf(j);
     let flow = this.flows.get(key);
     if (!flow) {
@@ -303,6 +318,7 @@ export class FlowSet {
     const path = flow.paths.get(sig);
     if (path) path.repeat++;
     else flow.paths.set(sig, { from, kind, journey: j, repeat: 1 });
+    return path === undefined;
   }
 
   /** Every path of every flow, normalised with `vars`. */

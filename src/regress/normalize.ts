@@ -6,10 +6,12 @@
  * back as it is.
  */
 import type { Writable } from 'node:stream';
+import { escapeText, jsonText } from '../output/escape.js';
 import {
   FlowSet, type Journey, JourneyBuilder, type JourneyOptions, type NormalizedHeader, type NormalizedHop, type NormalizedPacket,
 } from './journeys.js';
 import { TraceFileError, readTrace } from './records.js';
+import { Held, pathBytes } from './held.js';
 
 export interface Normalized {
   header: NormalizedHeader;
@@ -20,9 +22,11 @@ type Source = Pick<NormalizedHeader, 'kernel' | 'command'>;
 
 /**
  * Reads a trace file into `builder` (a recorded or plain one), or returns
- * what a normalised one holds; the one loop over a file's lines.
+ * what a normalised one holds; the one loop over a file's lines. What the
+ * caller keeps counts against `held` (the builder's callback adds it): past
+ * its bound, reading stops at that line.
  */
-async function read(file: string, builder: JourneyBuilder): Promise<{ source: Source; normalized: Normalized | null }> {
+async function read(file: string, builder: JourneyBuilder, held: Held): Promise<{ source: Source; normalized: Normalized | null }> {
   let source: Source = { kernel: null, command: null };
   let normalized: Normalized | null = null;
   let events = false;
@@ -47,17 +51,24 @@ async function read(file: string, builder: JourneyBuilder): Promise<{ source: So
       case 'packet':
         if (!normalized) throw new TraceFileError(file, line.line, 'a normalised packet before the normalised header');
         normalized.packets.push({ ...line.record, repeat: line.record.repeat ?? 1 });
+        held.bytes += pathBytes(line.record.hops, line.record.end, line.record.flow, line.record.tuple);
         break;
     }
+    const over = held.over();
+    if (over !== null) throw new TraceFileError(file, line.line, over);
   }
   builder.end();
   return { source, normalized };
 }
 
-/** Every journey of a recorded trace, raw (as `assert` reads them), in the order they end. */
+/** Every journey of a recorded trace, raw (as `assert` reads them), in the order they end; the caller keeps them all. */
 export async function journeysOf(file: string, opts: Pick<JourneyOptions, 'keepNeighbour'>, each: (j: Journey) => void): Promise<{ lost: number }> {
-  const builder = new JourneyBuilder(opts, each);
-  const { normalized } = await read(file, builder);
+  const held = new Held('its journeys');
+  const builder = new JourneyBuilder(opts, (j) => {
+    held.bytes += pathBytes(j.hops, j.end);
+    each(j);
+  });
+  const { normalized } = await read(file, builder, held);
   if (normalized) throw new TraceFileError(file, 1, 'a normalised trace: this needs the recorded one');
   return { lost: builder.lost };
 }
@@ -65,8 +76,11 @@ export async function journeysOf(file: string, opts: Pick<JourneyOptions, 'keepN
 /** The normalised form of a trace file, raw or already normalised. */
 export async function normalizeFile(file: string, opts: JourneyOptions, varsText: string[]): Promise<Normalized> {
   const flows = new FlowSet();
-  const builder = new JourneyBuilder(opts, (j) => flows.add(j));
-  const { source, normalized } = await read(file, builder);
+  const held = new Held('its distinct paths');
+  const builder = new JourneyBuilder(opts, (j) => {
+    if (flows.add(j)) held.bytes += pathBytes(j.hops, j.end);
+  });
+  const { source, normalized } = await read(file, builder, held);
   if (normalized) return normalized;
   const packets = flows.packets(opts.vars);
   return { header: { v: 1, type: 'normalized', ...source, vars: varsText, packets: packets.length, lost: builder.lost }, packets };
@@ -81,12 +95,12 @@ export interface WriteOptions {
 
 /** Writes the normalised form as JSON lines. */
 export function writeNormalized(n: Normalized, out: Writable, opts: WriteOptions = { counts: false }): void {
-  out.write(`${JSON.stringify(opts.noSource ? { ...n.header, kernel: null, command: null } : n.header)}\n`);
+  out.write(`${jsonText(opts.noSource ? { ...n.header, kernel: null, command: null } : n.header)}\n`);
   for (const p of n.packets) {
-    if (opts.counts) out.write(`${JSON.stringify(p)}\n`);
+    if (opts.counts) out.write(`${jsonText(p)}\n`);
     else {
       const { repeat: _repeat, ...path } = p;
-      out.write(`${JSON.stringify(path)}\n`);
+      out.write(`${jsonText(path)}\n`);
     }
   }
 }
@@ -106,17 +120,18 @@ export function endText(e: NormalizedPacket['end']): string {
   return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${e.by ? ` by ${e.by}` : ''}`;
 }
 
-/** The normalised form for a person: a block per flow, a line per hop. */
+/** The normalised form for a person: a block per flow, a line per hop; each line escaped (./escape.ts). */
 export function writeNormalizedText(n: Normalized, out: Writable, opts: WriteOptions = { counts: false }): void {
+  const line = (text: string) => out.write(`${escapeText(text)}\n`);
   let flow = '';
   for (const p of n.packets) {
     if (p.flow !== flow) {
       flow = p.flow;
-      out.write(`flow ${flow}\n`);
+      line(`flow ${flow}`);
     }
-    out.write(`  ${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}${opts.counts ? ` ×${p.repeat}` : ''}\n`);
-    for (const h of p.hops) out.write(`      ${hopText(h)}\n`);
-    out.write(`      ${endText(p.end)}\n`);
+    line(`  ${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}${opts.counts ? ` ×${p.repeat}` : ''}`);
+    for (const h of p.hops) line(`      ${hopText(h)}`);
+    line(`      ${endText(p.end)}`);
   }
   if (n.header.lost > 0) out.write(`(${n.header.lost} records were lost while recording: hops may be missing)\n`);
 }

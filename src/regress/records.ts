@@ -3,110 +3,143 @@
  * JSON-lines trace (`pktpath record`, `--output-json`), or a normalised one
  * (`pktpath normalize`). Every problem names the file and line.
  */
-import fs from 'node:fs';
-import readline from 'node:readline';
+import { MiB } from '../bpf/input-file.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord, type JsonRecord } from '../output/json.js';
 import { InputFileError } from './errors.js';
 import type { NormalizedHeader, NormalizedPacket } from './journeys.js';
+import { checkReadableFile, lineBatches } from './lines.js';
+import * as schema from './schema-checks.js';
 
 /** A trace file that cannot be read as one: `FILE:LINE: what`. */
 export class TraceFileError extends InputFileError {
   override name = 'TraceFileError';
 }
 
+/**
+ * The longest line read: a trace line pktpath writes is under 1 MiB (the
+ * largest: a packet of --pcap-snaplen 65535 in base64, 85 KiB; an --output-skb
+ * dump, a 127-frame stack, a header naming thousands of points).
+ */
+export const TRACE_LINE_LIMIT = 16 * MiB;
+
 export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
-  | { kind: 'lost'; count: number; total: number; time: string }
+  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The fields normalisation reads, checked for their types (not the whole schema: a trace has millions of lines). */
-function checkEvent(r: Record<string, unknown>): string | null {
-  if (typeof r.skb !== 'string' || !/^0x[0-9a-f]+$/.test(r.skb)) return 'skb is not an address';
-  if (typeof r.func !== 'string') return 'func is missing';
-  if (typeof r.time !== 'string') return 'time is missing';
-  if (typeof r.netns !== 'number' || typeof r.netns_name !== 'string') return 'netns is missing';
-  if (typeof r.iface !== 'string') return 'iface is missing';
-  if (r.tuple !== null && !(isObject(r.tuple) && typeof r.tuple.saddr === 'string' && typeof r.tuple.dport === 'number')) {
-    return 'tuple is not a tuple';
-  }
-  if (r.drop_reason !== null && typeof r.drop_reason !== 'string') return 'drop_reason is not a string';
-  if (r.ct !== undefined && !(isObject(r.ct) && typeof r.ct.state === 'string')) return 'ct is not a conntrack record';
-  return null;
+/** A name from the file, as a message shows it: quoted and short (the message is escaped once, where it is printed). */
+function quoted(name: string): string {
+  return `"${name.length > 60 ? `${name.slice(0, 60)}…` : name}"`;
 }
 
-/** What one line is; throws a message (without the place) when it is none of them. */
+/** A value from the file, as a message shows it: a string quoted, a structure by its kind. */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return quoted(v);
+  if (v === undefined) return 'none';
+  return typeof v === 'object' && v !== null ? `(${Array.isArray(v) ? 'an array' : 'an object'})` : JSON.stringify(v);
+}
+
+/** A JSON pointer (`/tuple/daddr`, `/stack/3`) as a field's name: `tuple.daddr`, `stack[3]`, `skb_metadata["skb->hash"]`. */
+function fieldName(pointer: string, last?: unknown): string {
+  const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (last !== undefined) parts.push(String(last));
+  return parts.reduce((out, p) => (/^\d+$/.test(p) ? `${out}[${p}]` : /^[a-z_][a-z0-9_]*$/i.test(p) ? `${out}${out ? '.' : ''}${p}` : `${out}[${quoted(p)}]`), '');
+}
+
+/** The first thing the schema found wrong, naming the field. */
+function schemaProblem(check: schema.SchemaCheck): string {
+  const err = check.errors?.[0];
+  if (!err) return 'does not match the schema';
+  const params = err.params as { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] };
+  switch (err.keyword) {
+    case 'required': return `${fieldName(err.instancePath, params.missingProperty)} is missing`;
+    case 'additionalProperties': return `unknown field ${quoted(params.additionalProperty!)}${err.instancePath ? ` in ${fieldName(err.instancePath)}` : ''}`;
+    case 'enum': return `${fieldName(err.instancePath)} must be one of ${params.allowedValues!.map((v) => JSON.stringify(v)).join(', ')}`;
+    default: return `${fieldName(err.instancePath) || 'the record'} ${err.message ?? 'is not valid'}`;
+  }
+}
+
+/** `r` checked against its kind's schema (schema/event.v1.json, schema/normalized.v1.json). */
+function checked(check: schema.SchemaCheck, r: Record<string, unknown>, kind: string): void {
+  if (!check(r)) throw new Error(`not ${kind}: ${schemaProblem(check)}`);
+}
+
+function notJson(text: string): Error {
+  const nul = text.indexOf('\0');
+  return new Error(nul < 0 ? 'not JSON (a truncated line?)'
+    : `not text: a NUL byte at column ${nul + 1} (a binary file, or UTF-16 without a byte-order mark?)`);
+}
+
+/** What one line is, checked against the schema; throws a message (without the place) when it is none of them. */
 export function classify(text: string): TraceLine {
   let r: unknown;
   try {
     r = JSON.parse(text);
   } catch {
-    throw new Error('not JSON (a truncated line?)');
+    throw notJson(text);
   }
   if (!isObject(r)) throw new Error('not a JSON object');
-  if (r.v !== JSON_SCHEMA_VERSION) throw new Error(`schema version ${JSON.stringify(r.v)}; this pktpath reads version ${JSON_SCHEMA_VERSION}`);
+  if (r.v !== JSON_SCHEMA_VERSION) throw new Error(`schema version ${shown(r.v)}; this pktpath reads version ${JSON_SCHEMA_VERSION}`);
   switch (r.type) {
-    case undefined: {
-      const problem = checkEvent(r);
-      if (problem) throw new Error(`not an event: ${problem}`);
+    case undefined:
+      checked(schema.event, r, 'an event');
       return { kind: 'event', record: r as unknown as JsonRecord };
-    }
     case 'lost':
-      if (typeof r.count !== 'number') throw new Error('lost record without a count');
-      return { kind: 'lost', count: r.count, total: typeof r.total === 'number' ? r.total : r.count, time: typeof r.time === 'string' ? r.time : '' };
+      checked(schema.lost, r, 'a lost record');
+      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}) };
     case 'header':
-      if (!Array.isArray(r.namespaces) || !Array.isArray(r.points)) throw new Error('header without namespaces or points');
+      checked(schema.header, r, 'a header');
       return { kind: 'header', record: r as unknown as JsonHeaderRecord };
     case 'normalized':
+      checked(schema.normalized, r, 'a normalised header');
       return { kind: 'normalized', record: r as unknown as NormalizedHeader };
     case 'packet':
-      if (typeof r.flow !== 'string' || !Array.isArray(r.hops) || !isObject(r.end) || typeof r.end.how !== 'string' ||
-          (r.dir !== '>' && r.dir !== '<')) {
-        throw new Error('not a normalised packet: flow, dir, hops or end missing');
-      }
-      if (!r.hops.every((h: unknown) => isObject(h) && typeof h.at === 'string' && typeof h.netns === 'string')) {
-        throw new Error('not a normalised packet: a hop without its point or namespace');
-      }
+      checked(schema.packet, r, 'a normalised packet');
       return { kind: 'packet', record: r as unknown as NormalizedPacket };
     default:
-      throw new Error(`unknown record type ${JSON.stringify(r.type)}`);
+      throw new Error(`unknown record type ${shown(r.type)}`);
   }
 }
 
-/** Throws TraceFileError unless `file` is a readable file: callers check before they write anything. */
+/** Throws InputFileError unless `file` is a regular file pktpath may read: callers check before they write anything. */
 export function checkTraceFile(file: string): void {
-  try {
-    fs.accessSync(file, fs.constants.R_OK);
-  } catch (e) {
-    throw new TraceFileError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (fs.statSync(file).isDirectory()) throw new TraceFileError(file, 0, 'is a directory');
+  checkReadableFile(file);
 }
 
-/** The lines of a trace file, classified, with their numbers. Empty lines are skipped; an empty file is an error. */
+const TOO_LONG = 'a trace line pktpath writes is under 1 MiB';
+
+/**
+ * The lines of a trace file, classified, with their numbers, in memory
+ * bounded whatever a line holds (./lines.ts). Empty lines are skipped; an
+ * empty file is an error, and so is a header anywhere but first.
+ */
 export async function* readTrace(file: string): AsyncGenerator<TraceLine & { line: number }> {
-  checkTraceFile(file);
-  const input = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
-  const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let n = 0;
-  let any = false;
-  try {
-    for await (const text of lines) {
+  let records = 0;
+  let headers = 0;
+  let events = 0;
+  for await (const batch of lineBatches(file, TRACE_LINE_LIMIT, TOO_LONG)) {
+    for (const text of batch) {
       n++;
       if (text.trim() === '') continue;
-      any = true;
+      let line: TraceLine;
       try {
-        yield { ...classify(text), line: n };
+        line = classify(text);
       } catch (e) {
         throw new TraceFileError(file, n, (e as Error).message);
       }
+      if (line.kind === 'header' || line.kind === 'normalized') {
+        if (headers++ > 0) throw new TraceFileError(file, n, 'a second header: a trace has one, on its first line (two traces joined?)');
+        if (records > 0) throw new TraceFileError(file, n, `a header after ${events > 0 ? 'events' : 'other records'}: a trace's header is its first line`);
+      }
+      if (line.kind === 'event' || line.kind === 'packet') events++;
+      records++;
+      yield { ...line, line: n };
     }
-  } finally {
-    lines.close();
-    input.destroy();
   }
-  if (!any) throw new TraceFileError(file, 0, 'is empty: no records');
+  if (records === 0) throw new TraceFileError(file, 0, 'is empty: no records');
 }

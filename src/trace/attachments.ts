@@ -48,6 +48,12 @@ export interface NfAttachment {
 
 export interface AttachPlan {
   tracepoints: TracepointAttachment[];
+  /**
+   * Internal points, never reported: with --filter-track-skb, the tracepoints
+   * that free skbs and that `tracepoints` leaves out, attached only to forget
+   * the followed skbs freed there.
+   */
+  forgets: TracepointAttachment[];
   functions: FunctionAttachment[];
   /** The backends to try for functions, in order: a function one refuses goes to the next. */
   functionBackends: FunctionBackend[];

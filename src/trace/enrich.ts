@@ -7,7 +7,7 @@ import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import type { SkbMetaValue } from '../output/skb-meta.js';
 import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
-import { type Tuple, sameTuple } from '../decode/tuple.js';
+import { type Tuple, sameTuple, turnedAround } from '../decode/tuple.js';
 import type { RedirectFlags } from '../kernel/btf.js';
 import type { Symbols } from '../kernel/kallsyms.js';
 import type { NameBook } from './names.js';
@@ -179,7 +179,7 @@ export class Enricher {
   private recentSkb: bigint | null = null;
   private recentTuple: Tuple | null = null;
 
-  /** The skb's previous tuple when it differs from this one. */
+  /** The skb's previous tuple when it differs from this one; not when it is this one's reverse (another packet at the address). */
   private tupleChange(skb: bigint, tuple: Tuple | null, frees: boolean): Tuple | null {
     let before: Tuple | null | undefined;
     if (skb === this.recentSkb) {
@@ -197,7 +197,7 @@ export class Enricher {
     } else if (tuple) {
       this.recentTuple = tuple;
     }
-    return before && tuple && !sameTuple(before, tuple) ? before : null;
+    return before && tuple && !sameTuple(before, tuple) && !turnedAround(before, tuple) ? before : null;
   }
 
   private remember(skb: bigint, tuple: Tuple): void {

@@ -7,14 +7,14 @@
  * becomes an event at its hook, tied to the skb whose headers it carries.
  */
 import { FREEING_POINTS } from '../decode/points.js';
-import { type Tuple, tupleFromHeaders } from '../decode/tuple.js';
 import { type Netns } from '../kernel/netns.js';
+import { type NftTrace, NftTraceMonitor } from '../kernel/nft-trace.js';
 import {
-  NFT_HOOKS, Nft, type NftCondition, type NftTrace, NftTraceMonitor, TRACE_TABLE_PREFIX, TraceTable, chainRules, listNft,
-  removeStaleTraceTables,
+  NFT_HOOKS, Nft, type NftCondition, TRACE_TABLE_PREFIX, TraceTable, chainRules, listNft, removeStaleTraceTables,
 } from '../kernel/nftables.js';
 import type { TraceEvent } from '../output/event.js';
 import type { NameBook } from './names.js';
+import { type TraceRead, type TraceStart, TraceTies } from './nft-ties.js';
 
 interface Traced {
   netns: Netns;
@@ -25,49 +25,23 @@ interface Traced {
   hooks: Map<string, string>;
   /** `family table chain` → rule handle → text. */
   rules: Map<string, Map<number, string>>;
-  /**
-   * What the first event of a packet's trace said (only it carries the
-   * headers; jumps name the chain jumped to, not the base chain).
-   */
-  traces: Map<number, TraceStart>;
+  /** The monitor's drop count when last read. */
+  lost: number;
 }
 
-interface TraceStart {
-  hook: string | null;
-  tuple: Tuple | null;
-  seen: Seen | undefined;
-  /** Devices and mark: with the headers, only in the first event. */
-  iif: number;
-  oif: number;
-  mark: number;
-}
-
-/** Where an skb was seen with a tuple, to tie trace events to it. */
-interface Seen {
-  skb: bigint;
-  /** Monotonic, from the trace's start: what the events' `sinceStartNs` is. */
-  sinceStartNs: bigint;
-  cpu: number;
-  pid: number;
-  comm: string;
-  len: number;
-}
-
-/** A trace event read, not yet tied to its skb. */
-export interface PendingTrace {
-  from: Traced;
-  trace: NftTrace;
-}
-
-const MAX_REMEMBERED = 65536;
-/** Sightings kept per flow: packets of a busy flow follow each other closely. */
-const SIGHTINGS = 8;
-const tupleKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
+/** Trace events read, not yet tied to their skb. */
+export type PendingTrace = TraceRead<Traced>;
 
 export class NftTracer {
   private readonly traced = new Map<number, Traced>();
-  private readonly seen = new Map<string, Seen[]>();
   readonly table = `${TRACE_TABLE_PREFIX}${process.pid}`;
+  private readonly ties = new TraceTies<Traced>(this.table);
+  /** When the last poll began reading, since the trace's start. */
+  private readStartNs = 0n;
+  /** Trace messages read, and dropped by the kernel (queue full), in every namespace since the start. */
+  private readBefore = 0;
+  private lostTotal = 0;
+  private lostReported = 0;
 
   /** `matches`: pktpath's filter as nft rules (null: every packet of the namespace). */
   constructor(
@@ -89,7 +63,7 @@ export class NftTracer {
     const monitor = NftTraceMonitor.open(netns);
     try {
       const table = TraceTable.create(netns, this.table, this.matches ?? [[]]);
-      this.traced.set(netns.inode, { netns, table, monitor, hooks: new Map(), rules: new Map(), traces: new Map() });
+      this.traced.set(netns.inode, { netns, table, monitor, hooks: new Map(), rules: new Map(), lost: 0 });
     } catch (e) {
       monitor.close();
       throw e;
@@ -99,6 +73,8 @@ export class NftTracer {
   remove(inode: number): void {
     const t = this.traced.get(inode);
     if (!t) return;
+    this.countLost(t);
+    this.readBefore += t.monitor.read;
     this.traced.delete(inode);
     t.monitor.close();
     t.table.close();
@@ -108,57 +84,83 @@ export class NftTracer {
     for (const inode of [...this.traced.keys()]) this.remove(inode);
   }
 
+  /** Trace messages read from nftables since the start. */
+  get read(): number {
+    let n = this.readBefore;
+    for (const t of this.traced.values()) n += t.monitor.read;
+    return n;
+  }
+
+  /** Trace messages the kernel dropped since the start (the monitors' queues were full): exact, its own count. */
+  lost(): number {
+    for (const t of this.traced.values()) this.countLost(t);
+    return this.lostTotal;
+  }
+
+  /** Messages lost since the last call, and since the start. */
+  newlyLost(): { count: number; total: number } {
+    const total = this.lost();
+    const count = total - this.lostReported;
+    this.lostReported = total;
+    return { count, total };
+  }
+
+  private countLost(t: Traced): void {
+    let now: number;
+    try {
+      now = t.monitor.lost();
+    } catch {
+      return; // A namespace on its way out.
+    }
+    this.lostTotal += now - t.lost;
+    t.lost = now;
+  }
+
   /** Remembers where an skb was seen, so later trace events of its packet find it. */
   note(e: TraceEvent): void {
-    if (e.tuple === null || e.probe.type === 'nft') return;
-    const k = tupleKey(e.netns, e.tuple);
-    let list = this.seen.get(k);
-    if (list === undefined) {
-      if (this.seen.size >= MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value!);
-      this.seen.set(k, (list = []));
-    }
-    const last = list[list.length - 1];
-    if (last?.skb === e.skb) {
-      last.sinceStartNs = e.sinceStartNs;
-      return;
-    }
-    if (list.length >= SIGHTINGS) list.shift();
-    list.push({ skb: e.skb, sinceStartNs: e.sinceStartNs, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len });
+    this.ties.note(e);
   }
 
   /**
    * The trace events that have arrived. Read them before the ring: nftables
    * queues an event while the packet is at the hook, so every ring record of
    * the packet before that hook is in the ring by then (`events()` ties them).
+   * `sinceStartNs`: the trace's clock; what it says before and after the
+   * reads bounds when each event was queued.
    */
-  poll(): PendingTrace[] {
+  poll(sinceStartNs: () => bigint): PendingTrace[] {
+    const startNs = sinceStartNs();
     const out: PendingTrace[] = [];
-    for (const t of this.traced.values()) for (const trace of t.monitor.poll()) out.push({ from: t, trace });
+    for (const t of this.traced.values()) {
+      for (const trace of t.monitor.poll()) out.push({ from: t, netns: t.netns.inode, trace, afterNs: this.readStartNs, byNs: 0n });
+    }
+    const byNs = sinceStartNs();
+    for (const r of out) r.byNs = byNs;
+    this.readStartNs = startNs;
     return out;
   }
 
-  /** Pending traces as events of the stream; `polledAtNs` (since the start, monotonic): when they were read. */
-  events(pending: PendingTrace[], polledAtNs: bigint, nowNs: bigint): TraceEvent[] {
+  /**
+   * Pending traces as events of the stream, once the ring's records read
+   * after them are noted; those whose packet the ring has not shown yet wait
+   * for the next call (`last`: none waits). `startWallNs`: the wall clock at the trace's start.
+   */
+  events(pending: PendingTrace[], startWallNs: bigint, last = false): TraceEvent[] {
     const out: TraceEvent[] = [];
-    for (const { from: t, trace } of pending) {
+    for (const { read, start } of this.ties.settle(pending, last)) {
+      const { from: t, trace } = read;
+      this.placeHook(t, trace, start);
       // Every event is read for its headers (only a chain's first carries them), but pktpath's own
       // table's, and the end of a chain (a rule trace without a handle: its policy or return follows).
-      const start = this.traceStart(t, trace, polledAtNs);
       if (trace.table === this.table && trace.family === 'inet') continue;
       if (trace.type === 'rule' && trace.handle === null) continue;
       // Without the filter in the table, nftables traces every packet: keep those of the packets pktpath traces.
       if (this.matches === null && start.seen === undefined) continue;
-      out.push(this.event(t, trace, start, nowNs, polledAtNs));
+      // Tied, it is dated at its packet's first record: placeTraceEvents looks for it from there.
+      const atNs = start.seen?.firstNs ?? read.byNs;
+      out.push(this.event(t, trace, start, startWallNs + atNs, atNs));
     }
     return out;
-  }
-
-  /** The latest skb of a flow seen before `beforeNs`: the packet whose trace it is. */
-  private sighting(k: string, beforeNs: bigint): Seen | undefined {
-    const list = this.seen.get(k);
-    if (list === undefined) return undefined;
-    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.sinceStartNs <= beforeNs) return list[i];
-    return undefined;
   }
 
   private event(t: Traced, trace: NftTrace, start: TraceStart, nowNs: bigint, sinceStartNs: bigint): TraceEvent {
@@ -200,22 +202,10 @@ export class NftTracer {
     };
   }
 
-  /** The start of the packet's trace: its headers, skb and hook, from its first event. */
-  private traceStart(t: Traced, trace: NftTrace, beforeNs: bigint): TraceStart {
-    let start = t.traces.get(trace.id);
-    const baseHook = this.baseChainHook(t, trace);
-    if (start === undefined || trace.network !== null) {
-      const tuple = trace.network ? tupleFromHeaders(trace.network, trace.transport) : null;
-      start = {
-        hook: baseHook, tuple, seen: tuple ? this.sighting(tupleKey(t.netns.inode, tuple), beforeNs) : undefined,
-        iif: trace.iif, oif: trace.oif, mark: trace.mark,
-      };
-      if (t.traces.size >= MAX_REMEMBERED) t.traces.delete(t.traces.keys().next().value!);
-      t.traces.set(trace.id, start);
-    } else if (baseHook !== null) {
-      start.hook = baseHook;
-    }
-    return start;
+  /** The hook of the trace: its base chain's, kept for the regular chains it jumps to. */
+  private placeHook(t: Traced, trace: NftTrace, start: TraceStart): void {
+    const hook = this.baseChainHook(t, trace);
+    if (hook !== null) start.hook = hook;
   }
 
   /** pktpath's name of the hook of a base chain; null for a regular chain (entered by a jump). */
@@ -300,7 +290,9 @@ export class TraceInterleave<T extends { e: TraceEvent }> {
  * Puts trace events where they happened in a batch of ring events: after the
  * last event of their skb at the same hook (the BPF observer runs there too),
  * else before their skb's end (a drop is decided before the skb is freed),
- * else at the end. Each takes the time of the event it follows.
+ * else at the end. Each takes the time of the event it follows. A trace event
+ * comes dated at its packet's first record: an skb's address is reused for
+ * later packets, so only its events from then to its end are its packet's.
  */
 export function placeTraceEvents<T extends { e: TraceEvent }>(batch: T[], traces: TraceEvent[], wrap: (e: TraceEvent) => T): T[] {
   if (traces.length === 0) return batch;
@@ -310,14 +302,15 @@ export function placeTraceEvents<T extends { e: TraceEvent }>(batch: T[], traces
     let at = -1;
     let end = -1;
     if (n.skb !== 0n) {
-      for (let i = batch.length - 1; i >= 0; i--) {
+      for (let i = 0; i < batch.length; i++) {
         const e = batch[i]!.e;
-        if (e.skb !== n.skb) continue;
+        if (e.skb !== n.skb || e.sinceStartNs < n.sinceStartNs) continue;
         if (e.func === n.func) {
           at = i;
+        } else if (FREEING_POINTS.has(e.func)) {
+          end = i;
           break;
         }
-        if (FREEING_POINTS.has(e.func)) end = i;
       }
     }
     if (at < 0 && end >= 0) at = end - 1;

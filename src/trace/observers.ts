@@ -14,6 +14,7 @@ import type { ActiveFilter } from '../filter/active.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
 import { type Iface, type Netns, withNetns } from '../kernel/netns.js';
 import type { NftCondition } from '../kernel/nftables.js';
+import { expressionToNft } from '../filter/nft.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan, TracepointAttachment } from './attachments.js';
@@ -29,6 +30,9 @@ import { attachedLine } from './status.js';
 import { TcObservers, attachLastTcx } from './tc.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { Topology } from './topology.js';
+
+/** The point id of internal programs: they write no record. */
+const NO_POINT = 0xffffffff;
 
 /** What a session asks of its observers beyond where to attach (part of SessionOptions). */
 export interface ObserverOptions {
@@ -95,6 +99,8 @@ export class Observers {
   /** Tracepoint links and the nf_hook_slow observer; the rest are kept per device and namespace. */
   private readonly links: Link[] = [];
   private tracepoints = 0;
+  /** The plan's internal points (frees watched for --filter-track-skb): links that report nothing. */
+  private readonly forgetLinks: Link[] = [];
   private nfHookFunction = false;
   private functions: FunctionObservers | null = null;
   private functionCount = 0;
@@ -118,14 +124,15 @@ export class Observers {
   }
 
   linkCount(): number {
-    return this.links.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0) + (this.functions?.linkCount ?? 0) +
-      this.nf.linkCount + (this.programs?.linkCount ?? 0);
+    return this.links.length + this.forgetLinks.length + (this.tc ? this.tc.hookCount + this.tc.firstCount : 0) +
+      (this.functions?.linkCount ?? 0) + this.nf.linkCount + (this.programs?.linkCount ?? 0);
   }
 
   attachedLine(ms: number): string {
     return attachedLine({
-      links: this.linkCount(), tracepoints: this.tracepoints, functions: this.functionCount, tcDevices: this.tc?.deviceCount ?? 0,
-      tcFirst: this.tc?.firstCount ?? 0, nfNamespaces: this.nf.namespaceCount, nfHookFunction: this.nfHookFunction, nfMoved: this.nf.moved,
+      links: this.linkCount(), tracepoints: this.tracepoints, forgets: this.forgetLinks.length, functions: this.functionCount,
+      tcDevices: this.tc?.deviceCount ?? 0, tcFirst: this.tc?.firstCount ?? 0, nfNamespaces: this.nf.namespaceCount,
+      nfHookFunction: this.nfHookFunction, nfMoved: this.nf.moved,
       nftNamespaces: this.nft?.namespaceCount ?? null, programs: this.programs?.count ?? 0,
     }, ms);
   }
@@ -138,6 +145,7 @@ export class Observers {
     this.programs?.close();
     await this.functions?.close();
     closeAll(this.links);
+    closeAll(this.forgetLinks);
     // A stop while attaching: loads may still be under way on other threads.
     await this.probes.settled();
     this.probes.close();
@@ -167,7 +175,8 @@ export class Observers {
    */
   private loadFirst(): FirstLoads {
     const { plan, filter } = this.ctx;
-    const tracepoints = plan.tracepoints.length > 0 ? this.tracepointLoads(plan.tracepoints) : null;
+    const { tracepoints: observed, forgets } = plan;
+    const tracepoints = observed.length + forgets.length > 0 ? this.tracepointLoads(observed, forgets) : null;
     const tpRequests = tracepoints ? this.probes.tracepointRequests(this.probeConfig(0), tracepoints, filter.compiled) : [];
     const tcLast = plan.template.tcDirections.length > 0 ? this.tcRequest('last') : null;
     const nf = plan.template.netfilter;
@@ -182,16 +191,17 @@ export class Observers {
     };
   }
 
-  /** The plan's tracepoints as loads, each with its point. */
-  private tracepointLoads(tracepoints: readonly TracepointAttachment[]): TracepointLoad[] {
-    return tracepoints.map((tp) => ({
-      label: `tracepoint ${tp.name}`,
+  /** The plan's tracepoints as loads, each with its point; its internal ones (`forgets`) after them, with none. */
+  private tracepointLoads(tracepoints: readonly TracepointAttachment[], forgets: readonly TracepointAttachment[]): TracepointLoad[] {
+    const load = (tp: TracepointAttachment, silent: boolean): TracepointLoad => ({
+      label: silent ? `tracepoint ${tp.name} (frees, for --filter-track-skb)` : `tracepoint ${tp.name}`,
       target: tp.name,
       slot: {
-        pointId: this.addPoint({ type: 'tracepoint', name: tp.name }), frees: FREEING_POINTS.has(tp.name),
+        pointId: silent ? NO_POINT : this.addPoint({ type: 'tracepoint', name: tp.name }), frees: FREEING_POINTS.has(tp.name), silent,
         skbArg: tp.skbArg, reasonArg: tp.reasonArg, locationArg: tp.locationArg, devArg: tp.devArg,
       },
-    }));
+    });
+    return [...tracepoints.map((tp) => load(tp, false)), ...forgets.map((tp) => load(tp, true))];
   }
 
   /** The plan's tracepoints (one object for up to TP_SLOTS of them), each linked on its own; false when the session stopped meanwhile. */
@@ -203,8 +213,13 @@ export class Observers {
       attempt(load.label, () => {
         const inst = loaded[i]!;
         if (inst instanceof Error) throw inst;
-        this.links.push(attachTracing(inst.program, load.label));
-        this.tracepoints++;
+        const link = attachTracing(inst.program, load.label);
+        if (load.slot.silent) {
+          this.forgetLinks.push(link);
+        } else {
+          this.links.push(link);
+          this.tracepoints++;
+        }
       });
     });
     return true;
@@ -283,7 +298,7 @@ export class Observers {
     };
     // tc first: its object loads soonest, and each tcx link waits for an RCU grace period while the
     // tracepoints' object still verifies. With --filter-track-skb the tracepoints first: only the points
-    // that free an skb untrack what tc starts tracking.
+    // that free an skb (observed, or watched only) forget what tc starts following.
     for (const step of filter.trackSkb ? [attachTracepoints, attachTc] : [attachTc, attachTracepoints]) {
       if (!(await step())) return;
     }
@@ -321,12 +336,15 @@ export class Observers {
     }
     if (plan.nfHookFunction) attempt('netfilter (fexit of nf_hook_slow)', () => this.attachNfHookFunction(plan.nfHookFunction!.hooks));
 
-    if (this.linkCount() === 0) {
+    if (this.linkCount() === this.forgetLinks.length) {
       throw failures[0] ?? new Error('nothing to attach: the filters and --attach leave no observation point');
     }
 
     if (this.ctx.opts.nft) {
-      const nft = (this.nft = new NftTracer(this.ctx.opts.nft.matches, this.ctx.names, this.ctx.status));
+      // A tcpdump expression (no flag rules) goes into the table as it is, where nftables takes it.
+      const { compiled, mark } = this.ctx.filter;
+      const matches = this.ctx.opts.nft.matches ?? (compiled ? expressionToNft(compiled, mark) : null);
+      const nft = (this.nft = new NftTracer(matches, this.ctx.names, this.ctx.status));
       for (const { netns } of kernel.namespaces) {
         if (!(await goOn())) return;
         const e = this.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => nft.add(netns));

@@ -137,7 +137,8 @@ export class TraceSession {
       while (this.pump()) {
         // Everything the ring holds, before the sinks close.
       }
-      this.flushHeld();
+      this.flushTraceEvents();
+      this.order?.flush();
       this.stage?.flush();
       if (this.order !== null && this.order.late > 0) {
         this.hooks.status(`pktpath: ${this.order.late} records were read over ${ORDER_WINDOW_NS / 1e6} ms after records stamped later: out of time order in the output`);
@@ -162,6 +163,7 @@ export class TraceSession {
       durationMs: performance.now() - t0,
       stoppedBy: this.stopReason ?? 'error',
       topology: { ...this.observers.topologyCounts },
+      ...(this.observers.nft ? { nft: { read: this.observers.nft.read, lost: this.observers.nft.lost() } } : {}),
     };
   }
 
@@ -229,7 +231,7 @@ export class TraceSession {
    * With --output-nft, the trace events polled at the last pump: placed at
    * this one, once the records of their packets have left the order.
    */
-  private polled: { pending: PendingTrace[]; atNs: bigint } | null = null;
+  private polled: PendingTrace[] = [];
 
   /** A record as the ring hands it over: into the order, by its time since the start. */
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number, len: number): void => {
@@ -257,30 +259,41 @@ export class TraceSession {
   /** The next turn's pump when this one left records in the ring. */
   private more: NodeJS.Immediate | null = null;
 
-  /** Reads the ring; true when it stopped early and records remain. */
-  private pump(): boolean {
+  /** The trace's clock: monotonic nanoseconds since its start, as the records' sinceStartNs. */
+  private readonly sinceStartNs = (): bigint => process.hrtime.bigint() - this.startMonoNs;
+
+  /** Reads the ring; true when it stopped early and records remain. `last`: no record or trace event waits. */
+  private pump(last = false): boolean {
     if (!this.ring) return false;
     this.nowMs = performance.now();
     const limit = this.opts.limit;
     const nft = this.observers.nft;
+    const drainNs = this.sinceStartNs();
     // nftables' events first: the ring then holds every record of their packets up to their hook.
-    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
-    const pending = nft ? nft.poll() : null;
+    const pending = nft ? nft.poll(this.sinceStartNs) : null;
     if (nft) this.batch = [];
     // With nftables' events the ring is read to its end: the records of their packets are all in it.
     const turn = nft ? Infinity : RECORDS_PER_TURN;
     const left = limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity;
     const most = Math.min(turn, left);
     const read = this.ring.drain(this.onRecord, most, (n) => {
-      // Read to its end, the ring holds no record stamped before this drain began that is not still
-      // being committed: those stamped a window before go on. What waits on is copied out of the ring.
-      if (n < most) this.order!.releaseUpTo(Number(polledAtNs) - ORDER_WINDOW_NS);
+      // At the end nothing waits. Else, read to its end, the ring holds no record stamped before this
+      // drain began that is not still being committed: those stamped a window before go on.
+      if (last) this.order!.flush();
+      else if (n < most) this.order!.releaseUpTo(Number(drainNs) - ORDER_WINDOW_NS);
+      // What waits on is copied out of the ring.
       this.order!.settle();
     });
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
-      this.placeTraceEvents(nft);
-      this.polled = { pending, atNs: polledAtNs };
+      // The trace events polled at the pump before (at the end, these too): the records of their packets,
+      // stamped before that poll, have left the order by now (pumps are further apart than its window).
+      const traces = last ? this.polled.concat(pending) : this.polled;
+      this.polled = last ? [] : pending;
+      const placed = this.interleave.next(this.batch, nft.events(traces, this.startWallNs, last));
+      this.batch = null;
+      for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
+      if (last) for (const { e, position } of this.interleave.flush([])) this.stage!.push(e, position, this.nowMs);
     }
     this.stage!.tick(this.nowMs);
     if (this.observers.topology?.pending) this.followTopology();
@@ -293,52 +306,33 @@ export class TraceSession {
     return remain;
   }
 
-  /**
-   * The pump's batch with the trace events polled at the pump before: the
-   * records of their packets, stamped before that poll, have left the order
-   * by now (pumps are further apart than its window).
-   */
-  private placeTraceEvents(nft: NonNullable<Observers['nft']>): void {
-    const last = this.polled;
-    const traces = last === null ? [] : nft.events(last.pending, last.atNs, this.startWallNs + last.atNs);
-    const placed = this.interleave.next(this.batch!, traces);
-    this.batch = null;
-    for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
-  }
-
-  /** At the end: the records the order holds, those held back for trace events, and the trace events that came last. */
-  private flushHeld(): void {
-    const nft = this.observers.nft;
-    if (!this.order || !this.stage) return;
-    if (nft) this.batch = [];
-    this.order.flush();
-    if (!nft) return;
-    this.placeTraceEvents(nft);
-    this.polled = null;
-    const polledAtNs = process.hrtime.bigint() - this.startMonoNs;
-    const traces = nft.events(nft.poll(), polledAtNs, this.startWallNs + polledAtNs);
-    for (const { e, position } of this.interleave.flush(traces)) this.stage.push(e, position, this.nowMs);
+  /** The records held back for trace events, with the trace events that came last. */
+  private flushTraceEvents(): void {
+    if (this.observers.nft) this.pump(true);
   }
 
   private trackingLine(): string {
     const maps = this.observers.probes.maps!;
-    return trackingLine(Number(maps.trackStats.sum(TrackStat.added)), Number(maps.trackStats.sum(TrackStat.freed)), maps.trackedSkbs.count());
+    const stat = (i: number) => Number(maps.trackStats.sum(i));
+    return trackingLine({
+      added: stat(TrackStat.added), freed: stat(TrackStat.freed), stale: stat(TrackStat.stale), moved: stat(TrackStat.moved),
+      live: maps.trackedSkbs.count(),
+    });
   }
 
-  /** Lost records are reported in-band, where they happened in the stream. */
+  /** Lost records are reported in-band, where they happened in the stream: the ring's, then nftables' trace events. */
   private checkLost(): void {
     const maps = this.observers.probes.maps;
     if (!maps) return;
+    const timeNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     const total = maps.lost.sum();
-    if (total <= this.lostSeen) return;
-    const count = Number(total - this.lostSeen);
-    this.lostSeen = total;
-    const notice = {
-      timeNs: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)),
-      count,
-      total: Number(total),
-    };
-    for (const s of this.sinks) s.lost(notice);
+    if (total > this.lostSeen) {
+      const notice = { timeNs, count: Number(total - this.lostSeen), total: Number(total) };
+      this.lostSeen = total;
+      for (const s of this.sinks) s.lost(notice);
+    }
+    const nft = this.observers.nft?.newlyLost();
+    if (nft && nft.count > 0) for (const s of this.sinks) s.lost({ timeNs, ...nft, source: 'nft' });
   }
 }
 

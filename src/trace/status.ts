@@ -6,6 +6,8 @@ export const plural = (n: number, word: string) => (n === 1 ? word : `${word}s`)
 export interface AttachedState {
   links: number;
   tracepoints: number;
+  /** Frees watched for --filter-track-skb only (internal tracepoints, never reported). */
+  forgets: number;
   /** Kernel functions probed (kprobe, kprobe-multi, fentry). */
   functions: number;
   tcDevices: number;
@@ -24,6 +26,7 @@ export interface AttachedState {
 
 export function attachedLine(a: AttachedState, ms: number): string {
   return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, ` +
+    (a.forgets > 0 ? `${a.forgets} ${plural(a.forgets, 'free')} watched for --filter-track-skb, ` : '') +
     (a.functions > 0 ? `${a.functions} ${plural(a.functions, 'function')}, ` : '') + `tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
     (a.tcFirst > 0 ? ` (first in the chain too at ${a.tcFirst} ${plural(a.tcFirst, 'hook')} with other programs)` : '') +
     (a.nfHookFunction ? ', netfilter at nf_hook_slow' : `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}`) +
@@ -38,9 +41,22 @@ export function topologyLine(t: TopologyCounts, tcDevices: number, nfNamespaces:
     `at the end tc on ${tcDevices} devices, netfilter in ${nfNamespaces} namespaces`;
 }
 
-/** What --filter-track-skb did: followed, forgotten when freed, still followed, evicted for room. */
-export function trackingLine(added: number, freed: number, live: number): string {
-  const evicted = Math.max(0, added - freed - live);
-  return `pktpath: --filter-track-skb followed ${added} skbs: ${freed} forgotten when freed, ${live} still followed, ` +
-    `${evicted} evicted (skbs freed where no probe saw it, or the map full)`;
+/** What --filter-track-skb did with the skbs it followed (TrackStat), and how many its map still holds. */
+export interface TrackingCounts {
+  added: number;
+  /** Forgotten at a point that frees them. */
+  freed: number;
+  /** Dropped when their address was seen holding another skb: freed where no probe saw it. */
+  stale: number;
+  /** Followed on when their data moved to another buffer. */
+  moved: number;
+  live: number;
+}
+
+/** What --filter-track-skb did: followed, forgotten when freed, dropped as stale, still followed, evicted for room. */
+export function trackingLine(t: TrackingCounts): string {
+  const evicted = Math.max(0, t.added - t.freed - t.stale - t.live);
+  return `pktpath: --filter-track-skb followed ${t.added} skbs${t.moved > 0 ? ` (${t.moved} on past a move of their data)` : ''}: ` +
+    `${t.freed} forgotten when freed, ${t.stale} dropped when their address held another skb (freed where no probe saw it), ` +
+    `${t.live} still followed, ${evicted} evicted for room`;
 }

@@ -157,4 +157,7 @@ test('profiles: built-in and user profiles shape the plan; a broken file is one 
   const listed = runPktpath(['profiles'], { env });
   assert.match(listed.stdout, /^tc\t\(.*tc\.yaml\)\ttc only$/m);
   assert.match(listed.stdout, /^drops\t\(built-in\)/m);
+  // Listed all the same, and said where errors go: a broken profile is bad input.
+  assert.equal(listed.code, 2, listed.stderr);
+  assert.match(listed.stderr, /^pktpath: profile .*broken\.yaml:4: unknown option 'output-stak'/m);
 });

@@ -7,10 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDatapath } from '../../src/cli/datapath.js';
 import { tupleFromHeaders } from '../../src/decode/tuple.js';
-import { flagsToNft, nftRulesText } from '../../src/filter/nft.js';
+import { compileFilter } from '../../src/filter/expression.js';
+import { expressionToNft, flagsToNft, nftRulesText } from '../../src/filter/nft.js';
 import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
 import { attr, attrList, attrString, attrStr, attrs, nested } from '../../src/kernel/netlink.js';
-import { TRACE_TABLE_PREFIX, parseChains, parseTrace, traceTableMessages } from '../../src/kernel/nftables.js';
+import { parseTrace } from '../../src/kernel/nft-trace.js';
+import { TRACE_TABLE_PREFIX, parseChains, traceTableMessages } from '../../src/kernel/nftables.js';
 import type { TraceEvent } from '../../src/output/event.js';
 import { jsonLine } from '../../src/output/json.js';
 import { formatNft } from '../../src/output/nft.js';
@@ -125,9 +127,9 @@ test('hooks without other programs pass events straight through', () => {
   assert.equal(out[0]!.verdict, null);
 });
 
-/** A trace event of nftables at `func`, for the skb `skb`. */
-const nftEv = (func: string, skb: bigint, rule: string) => ev(func, {
-  skb, probe: { type: 'nft', name: 'nft' },
+/** A trace event of nftables at `func`, for the skb `skb`, dated (as NftTracer dates it) at its packet's first record `first`. */
+const nftEv = (func: string, skb: bigint, rule: string, first?: TraceEvent) => ev(func, {
+  skb, probe: { type: 'nft', name: 'nft' }, ...(first ? { sinceStartNs: first.sinceStartNs } : {}),
   nft: { family: 'inet', table: 'cni', chain: 'forward', handle: 4, rule, kind: 'rule', verdict: 'drop', target: null, traceId: 1 },
 });
 const wrapped = (e: TraceEvent) => ({ e });
@@ -138,14 +140,24 @@ test('trace events go after their skb at the same hook, else before its end, els
   const B = 0xffff8881000b0000n;
   const batch = [ev('nf:ipv4:pre_routing', { skb: A }), ev('nf:ipv4:forward', { skb: A }), ev('kfree_skb', { skb: A }),
     ev('nf:ipv4:local_in', { skb: B }), ev('consume_skb', { skb: B })].map(wrapped);
-  const atHook = nftEv('nf:ipv4:forward', A, 'drop');
-  const noHook = nftEv('nf:ipv4:input', B, 'accept');
+  const atHook = nftEv('nf:ipv4:forward', A, 'drop', batch[0]!.e);
+  const noHook = nftEv('nf:ipv4:input', B, 'accept', batch[3]!.e);
   const unknown = nftEv('nf:ipv4:forward', 0n, 'accept');
   const placed = placeTraceEvents(batch, [atHook, noHook, unknown], wrapped);
   assert.deepEqual(funcs(placed), ['nf:ipv4:pre_routing', 'nf:ipv4:forward', 'nft nf:ipv4:forward', 'kfree_skb',
     'nf:ipv4:local_in', 'nft nf:ipv4:input', 'consume_skb', 'nft nf:ipv4:forward']);
   assert.equal(atHook.sinceStartNs, batch[1]!.e.sinceStartNs);
   assert.equal(noHook.sinceStartNs, batch[3]!.e.sinceStartNs);
+});
+
+test('an skb\'s address used again by the next packet: each trace event goes into its own packet\'s path', () => {
+  const A = 0xffff8881000a0000n;
+  const first = [ev('netif_receive_skb', { skb: A }), ev('nf:ipv4:local_in', { skb: A }), ev('consume_skb', { skb: A })];
+  const second = [ev('netif_receive_skb', { skb: A }), ev('nf:ipv4:local_in', { skb: A }), ev('consume_skb', { skb: A })];
+  const ofFirst = nftEv('nf:ipv4:local_in', A, 'accept', first[0]);
+  const ofSecond = nftEv('nf:ipv4:local_in', A, 'accept', second[0]);
+  const placed = placeTraceEvents([...first, ...second].map(wrapped), [ofFirst, ofSecond], wrapped).map(({ e }) => e);
+  assert.deepEqual(placed, [first[0], first[1], ofFirst, first[2], second[0], second[1], ofSecond, second[2]]);
 });
 
 test('records wait one pump for trace events polled after them: a drop read before its nft verdict still follows it', () => {
@@ -156,11 +168,11 @@ test('records wait one pump for trace events polled after them: a drop read befo
   const first = [ev('nf:ipv4:pre_routing', { skb: A }), ev('nf:ipv4:forward', { skb: A }), ev('kfree_skb', { skb: A })].map(wrapped);
   assert.deepEqual(interleave.next(first, []), []);
   const second = [ev('netif_receive_skb', { skb: B }), ev('nf:ipv4:forward', { skb: B })].map(wrapped);
-  const out = interleave.next(second, [nftEv('nf:ipv4:forward', A, 'drop')]);
+  const out = interleave.next(second, [nftEv('nf:ipv4:forward', A, 'drop', first[0]!.e)]);
   assert.deepEqual(funcs(out), ['nf:ipv4:pre_routing', 'nf:ipv4:forward', 'nft nf:ipv4:forward', 'kfree_skb']);
   // No longer than one pump: the next one lets the second batch out, with a trace event the last poll brought.
   const third = [ev('consume_skb', { skb: B })].map(wrapped);
-  assert.deepEqual(funcs(interleave.next(third, [nftEv('nf:ipv4:forward', B, 'accept')])),
+  assert.deepEqual(funcs(interleave.next(third, [nftEv('nf:ipv4:forward', B, 'accept', second[0]!.e)])),
     ['netif_receive_skb', 'nf:ipv4:forward', 'nft nf:ipv4:forward']);
   assert.deepEqual(funcs(interleave.flush([])), ['consume_skb']);
   assert.deepEqual(interleave.flush([nftEv('nf:ipv4:forward', 0n, 'accept')]).length, 1);
@@ -242,6 +254,28 @@ test('the classic flags become nft rules; either-side flags one rule per side', 
   assert.equal(either.length, 2 * 3 * 2, 'two sides, three protocols with ports, two port sides');
   assert.equal(either[0], 'ip saddr 192.0.2.2 meta l4proto 6 th sport 80');
   assert.deepEqual(nftRulesText(flagsToNft({}, { value: 0x42, mask: 0xff })), ['meta mark & 0xff == 0x42']);
+});
+
+test('a tcpdump expression goes into the trace table as iptables\' bpf match, where it fits', () => {
+  const icmp = compileFilter('icmp');
+  const rules = expressionToNft(icmp, { value: 0x42, mask: 0xff })!;
+  assert.deepEqual(nftRulesText(rules), ['xt match bpf "icmp" meta mark & 0xff == 0x42']);
+  const match = traceTableMessages('t', rules).filter((m) => (m.type & 0xff) === 6)
+    .map((m) => attrList(attrs(m.payload, 4).get(4)!).map(([, e]) => attrs(e)).find((e) => attrStr(e.get(1)) === 'match')!);
+  assert.equal(match.length, 2, 'one rule per chain');
+  const data = attrs(match[0]!.get(2)!);
+  assert.equal(attrStr(data.get(1)), 'bpf');
+  assert.equal(data.get(2)!.readUInt32BE(0), 0, 'revision 0');
+  // struct xt_bpf_info: the length, the program from byte 4, room for 64 instructions, then the kernel's pointer.
+  const info = data.get(3)!;
+  assert.equal(info.length, 528);
+  assert.equal(info.readUInt16LE(0), icmp.l3.cbpf.length);
+  const last = icmp.l3.cbpf[icmp.l3.cbpf.length - 1]!;
+  const at = 4 + 8 * (icmp.l3.cbpf.length - 1);
+  assert.deepEqual([info.readUInt16LE(at), info[at + 2], info[at + 3], info.readUInt32LE(at + 4)], [last.code, last.jt, last.jf, last.k]);
+  // Too long for the match, or needing a link-layer header: nftables traces every packet.
+  assert.equal(expressionToNft(compileFilter(`icmp or ${Array.from({ length: 16 }, (_, i) => `udp port ${i + 1}`).join(' or ')}`)), null);
+  assert.equal(expressionToNft(compileFilter('ether host 02:00:00:00:00:01')), null);
 });
 
 test('the trace table is owned, first of all, and only sets nftrace', () => {

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { JSON_SCHEMA_VERSION, jsonLine, lostRecord, toJsonRecord } from '../../src/output/json.js';
+import { jsonText } from '../../src/output/escape.js';
+import { validateJsonLine } from '../helpers/schema.js';
 import { JsonSink } from '../../src/output/sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import type { TraceEvent } from '../../src/output/event.js';
@@ -117,9 +119,12 @@ test('lost record', () => {
     JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34 })),
     '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34}',
   );
+  const nft = JSON.stringify(lostRecord({ timeNs: 1795757401500000000n, count: 12, total: 34, source: 'nft' }));
+  assert.equal(nft, '{"v":1,"type":"lost","time":"2026-11-27T05:30:01.500000000Z","count":12,"total":34,"source":"nft"}');
+  assert.equal(validateJsonLine(nft), null);
 });
 
-test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
+test('jsonLine writes exactly jsonText(toJsonRecord(...)): JSON.stringify\'s, with DEL, C1 and bidi controls escaped too', () => {
   const odd: TraceEvent = {
     ...events[4]!,
     comm: 'a"b\\c\n\u0001',
@@ -136,8 +141,8 @@ test('jsonLine writes exactly JSON.stringify(toJsonRecord(...))', () => {
   for (const e of [blank, ...events, odd, tagged]) {
     for (const stack of [false, true]) {
       const line = jsonLine(e, { stack });
-      assert.equal(line, JSON.stringify(toJsonRecord(e, { stack })));
-      JSON.parse(line);
+      assert.equal(line, jsonText(toJsonRecord(e, { stack })));
+      assert.deepEqual(JSON.parse(line), JSON.parse(JSON.stringify(toJsonRecord(e, { stack }))));
     }
   }
 });

@@ -51,6 +51,22 @@ test('the plan places tc on every device and netfilter in every namespace, and s
   assert.ok(plan.netfilter.every((n) => n.priority === -199 && !n.afterNat));
 });
 
+test('--filter-track-skb: the frees --filter-func or --attach leave out are watched all the same, never listed', () => {
+  const netifRx = planProbes(buildConfig({ filterTrackSkb: true, filterFunc: '^net_dev_start_xmit$' }, []).attach, kernel());
+  assert.deepEqual(netifRx.tracepoints.map((t) => t.name), ['net_dev_start_xmit']);
+  // consume_skb is not in this kernel: said, not hidden.
+  assert.deepEqual(netifRx.forgets, [{ name: 'kfree_skb', skbArg: 0, reasonArg: 2, locationArg: 1, devArg: -1 }]);
+  assert.ok(netifRx.notes.some((n) => /--filter-track-skb: tracepoint consume_skb: not in this kernel/.test(n)), netifRx.notes.join('\n'));
+  assert.deepEqual(planPointNames(netifRx), ['net_dev_start_xmit']);
+  assert.deepEqual(planProbes(buildConfig({ filterTrackSkb: true, attach: 'tc' }, []).attach, kernel()).forgets.map((t) => t.name), ['kfree_skb']);
+  // Observed already, or not tracking: nothing more.
+  assert.deepEqual(planProbes(buildConfig({ filterTrackSkb: true }, []).attach, kernel()).forgets, []);
+  assert.deepEqual(planProbes(buildConfig({ filterFunc: '^net_dev_start_xmit$' }, []).attach, kernel()).forgets, []);
+  const noTracing = planProbes(buildConfig({ filterTrackSkb: true, attach: 'tc' }, []).attach, kernel({ tracing: false }));
+  assert.deepEqual(noTracing.forgets, []);
+  assert.ok(noTracing.notes.some((n) => /--filter-track-skb: this kernel has no BTF-typed tracepoints.*frees are not seen/.test(n)));
+});
+
 test('with --output-ct, a second netfilter look right after NAT where NAT rewrites', () => {
   const plan = planProbes(buildConfig({ outputCt: true }, []).attach, kernel());
   const after = plan.netfilter.filter((n) => n.afterNat);

@@ -1,7 +1,7 @@
 /** Profiles: YAML files and built-ins become command-line options; every problem names the file and line. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram, traceOptions, withProfiles } from '../../src/cli/main.js';
@@ -81,4 +81,54 @@ test('withProfiles: the trace, list and record take profiles; other commands are
   assert.deepEqual(withProfiles(program, ['node', 'pktpath', 'doctor']), ['node', 'pktpath', 'doctor']);
   assert.equal(didYouMean('output-stak', known.keys()), 'output-stack');
   assert.equal(didYouMean('zzzzzz', known.keys()), null);
+});
+
+test('a profile file may not give options that write, replace or delete files: the command line may; built-ins may', () => {
+  const record = traceOptions(program.commands.find((c) => c.name() === 'record')!);
+  const refused: Array<[string, string]> = [
+    ['output-file: /etc/passwd', 'output-file writes files'],
+    ['output-pcap: x.pcapng', 'output-pcap writes files'],
+    ['output-json-file: x.jsonl', 'output-json-file writes files'],
+    ['ready-file: /etc/nologin', 'ready-file creates and removes a file'],
+    ['force: true', 'force replaces files'],
+    ['force: false', 'force replaces files'],
+    ['--force: true', 'force replaces files'],
+    ['output-file-max-size: 4K', 'output-file-max-size renames and removes files'],
+    ['output-file-max-backups: 1', 'output-file-max-backups removes files'],
+    ['output-file-compress: true', 'output-file-compress rewrites files'],
+    ['output-file-max-age: 1', 'output-file-max-age deletes files'],
+    ['out: /etc/passwd', 'out writes files'],
+  ];
+  for (const [line, what] of refused) {
+    assert.throws(() => parseProfile('f', 'f.yaml', `description: x\noptions:\n  output-tuple: true\n  ${line}\n`, record),
+      (e: Error) => e.message === `profile f.yaml:4: ${what}: give it on the command line, not in a profile`, line);
+  }
+  // The built-in ifdump writes its pcapng: pktpath's own profiles are trusted.
+  assert.deepEqual(profileArgs(BUILT_IN_PROFILES.find((p) => p.name === 'ifdump')!).slice(2, 4), ['--output-pcap', 'pktpath-ifdump.pcapng']);
+});
+
+test('aliases in a profile stand for the values they name, one at a time', () => {
+  const p = parseProfile('f', 'f.yaml', [
+    'description: &d DNS both ways',
+    'options:',
+    '  filter-dst-port: &port 53',
+    '  filter-src-port: *port',
+    '  output-tuple: &yes true',
+    '  output-meta: *yes',
+  ].join('\n'), known);
+  assert.equal(p.description, 'DNS both ways');
+  assert.deepEqual(profileArgs(p), ['--filter-dst-port', '53', '--filter-src-port', '53', '--output-tuple', '--output-meta']);
+});
+
+test('profile files: regular ones only, a few lines at most', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-profiles-'));
+  try {
+    symlinkSync('/dev/zero', join(dir, 'zero.yaml'));
+    writeFileSync(join(dir, 'big.yaml'), `description: x\n${'#'.repeat(2 ** 20)}\n`);
+    assert.throws(() => loadProfile('zero', known, dir), (e: Error) => e.message === `profile ${join(dir, 'zero.yaml')}: not a regular file (a character device)`);
+    assert.throws(() => loadProfile('/dev/zero', known, dir), (e: Error) => e.message === 'profile /dev/zero: not a regular file (a character device)');
+    assert.throws(() => loadProfile(join(dir, 'big.yaml'), known, dir), /big\.yaml: larger than 1 MiB; a profile is a few lines$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -12,7 +12,7 @@ import type { JsonRecord } from '../../src/output/json.js';
 import { assertTrace, evaluate } from '../../src/regress/assert.js';
 import { diffTraces } from '../../src/regress/diff.js';
 import { parseExpectations } from '../../src/regress/expect.js';
-import { FlowSet, type Journey, JourneyBuilder, RAW_JOURNEYS } from '../../src/regress/journeys.js';
+import { FlowSet, type Journey, JourneyBuilder, RAW_JOURNEYS, tupleText } from '../../src/regress/journeys.js';
 import { junitReport } from '../../src/regress/junit.js';
 import { normalizeFile } from '../../src/regress/normalize.js';
 import { classify } from '../../src/regress/records.js';
@@ -321,4 +321,27 @@ test('diff pairs unchanged paths first: a path gone is one change, not a cascade
     a.done();
     b.done();
   }
+});
+
+test('a reply at the address of a packet whose free the trace did not see is another packet, not a NAT: at a socket read and a free too', () => {
+  const out: Journey[] = [];
+  const b = new JourneyBuilder(RAW_JOURNEYS, (j) => out.push(j));
+  const request: Tcp = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 0, dport: 0, proto: 'icmp', flags: '' };
+  const reply: Tcp = { ...request, saddr: '192.0.2.2', daddr: '192.0.2.1' };
+  // The request leaves A and is freed in B, where the trace does not look; the reply's socket copy gets its address.
+  b.event(ev(1, 'nf:ipv4:local_out', 'a', 'veth-a', request));
+  b.event(ev(1, 'net_dev_xmit', 'a', 'veth-a', request));
+  b.event(ev(1, 'skb_copy_datagram_iovec', 'a', 'veth-a', reply));
+  b.event(ev(1, 'consume_skb', 'a', 'veth-a', reply));
+  // A masqueraded request whose reply, freed at once, comes back on its address: the reverse of its first tuple.
+  const masqueraded: Tcp = { ...request, saddr: '198.51.100.1' };
+  b.event(ev(2, 'nf:ipv4:local_out', 'a', 'veth-a', request));
+  b.event(ev(2, 'nf:ipv4:post_routing', 'a', 'veth-a', masqueraded));
+  b.event(ev(2, 'kfree_skb', 'a', 'veth-a', reply, { drop_reason: 'NO_SOCKET', caller: 'icmp_rcv+0x1c/0x2a0' }));
+  b.end();
+  const rewrites = out.flatMap((j) => j.hops.filter((h) => h.rewrite).map((h) => `${h.at}: ${tupleText(h.rewrite!.from)} → ${tupleText(h.rewrite!.to)}`));
+  assert.deepEqual(rewrites, ['nf:ipv4:post_routing: 192.0.2.1 > 192.0.2.2 → 198.51.100.1 > 192.0.2.2']);
+  const copy = out.find((j) => j.hops[0]?.at === 'skb_copy_datagram_iovec');
+  assert.deepEqual(copy?.first, { proto: 'icmp', saddr: '192.0.2.2', sport: '0', daddr: '192.0.2.1', dport: '0', ported: false });
+  assert.equal(out.find((j) => j.end.how === 'dropped')?.first?.saddr, '192.0.2.2');
 });

@@ -1,21 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RotatingFileWriter } from '../../src/output/rotate.js';
+import { openOutputPath } from '../../src/output/files.js';
+import { RotatingFileWriter, type RotatingFileOptions } from '../../src/output/rotate.js';
 import { BatchedWriter } from '../../src/output/stream.js';
+import { withDir as withTempDir } from '../helpers/dirs.js';
 
-function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pktpath-rotate-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir('pktpath-rotate-', fn);
+
+/** A writer on PATH, made as --output-file makes it. */
+function rotating(path: string, opts: RotatingFileOptions): RotatingFileWriter {
+  return new RotatingFileWriter(path, openOutputPath('--output-file', path, false).fd, opts);
 }
 
 /** `line 01\n`-style lines, all `width` bytes with the newline. */
@@ -40,7 +37,7 @@ function filesOldestFirst(path: string, backups: number): string[] {
 
 test('rotates at line boundaries, keeps the newest lines in PATH', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
-  const w = new RotatingFileWriter(path, { maxSize: 35, maxBackups: 5 });
+  const w = rotating(path, { maxSize: 35, maxBackups: 5 });
   const all = lines(10);
   w.write(all.join('\n') + '\n');
   await end(w);
@@ -54,7 +51,7 @@ test('rotates at line boundaries, keeps the newest lines in PATH', withDir(async
 
 test('keeps at most N backups, deleting the oldest', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
-  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 2 });
+  const w = rotating(path, { maxSize: 20, maxBackups: 2 });
   for (const l of lines(9)) w.write(l + '\n');
   await end(w);
   assert.deepEqual(readdirSync(dir).sort(), ['trace.txt', 'trace.txt.1', 'trace.txt.2']);
@@ -64,7 +61,7 @@ test('keeps at most N backups, deleting the oldest', withDir(async (dir) => {
 
 test('no backups: the file starts over', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
-  const w = new RotatingFileWriter(path, { maxSize: 25, maxBackups: 0 });
+  const w = rotating(path, { maxSize: 25, maxBackups: 0 });
   for (const l of lines(5)) w.write(l + '\n');
   await end(w);
   assert.deepEqual(readdirSync(dir), ['trace.txt']);
@@ -73,7 +70,7 @@ test('no backups: the file starts over', withDir(async (dir) => {
 
 test('a line longer than the limit gets a file of its own, whole', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
-  const w = new RotatingFileWriter(path, { maxSize: 12, maxBackups: 5 });
+  const w = rotating(path, { maxSize: 12, maxBackups: 5 });
   const long = 'x'.repeat(30);
   w.write(`short 1\n${long}\nshort 2\n`);
   w.write(`${long}\n`);
@@ -84,7 +81,7 @@ test('a line longer than the limit gets a file of its own, whole', withDir(async
 test('a chunk that fits exactly does not rotate; existing backups shift', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
   writeFileSync(`${path}.1`, 'from an older run\n');
-  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 3 });
+  const w = rotating(path, { maxSize: 20, maxBackups: 3 });
   w.write('line 0001\nline 0002\n');
   await new Promise((r) => w.write('', r));
   assert.equal(w.rotations, 0);
@@ -99,7 +96,7 @@ test('a chunk that fits exactly does not rotate; existing backups shift', withDi
 
 test('through a BatchedWriter: every line once, in order, none split', withDir(async (dir) => {
   const path = join(dir, 'trace.jsonl');
-  const dest = new RotatingFileWriter(path, { maxSize: 1000, maxBackups: 100 });
+  const dest = rotating(path, { maxSize: 1000, maxBackups: 100 });
   const writer = new BatchedWriter(dest, { isTTY: false, maxDelayMs: 0, batchSize: 700 });
   const want: string[] = [];
   for (let i = 0; i < 500; i++) {
@@ -120,20 +117,24 @@ test('through a BatchedWriter: every line once, in order, none split', withDir(a
   assert.deepEqual(got, want);
 }));
 
-test('a file that cannot be opened is an error on the stream', withDir(async (dir) => {
-  const w = new RotatingFileWriter(join(dir, 'missing', 'trace.txt'), { maxSize: 100, maxBackups: 1 });
+test('a rotation that cannot make its next file is an error on the stream', withDir(async (dir) => {
+  const sub = join(dir, 'sub');
+  mkdirSync(sub);
+  const w = rotating(join(sub, 'trace.txt'), { maxSize: 10, maxBackups: 1 });
+  rmSync(sub, { recursive: true });
+  w.write('line 0001\nline 0002\n');
   const err = await new Promise<Error>((resolve) => w.on('error', resolve));
   assert.match(err.message, /ENOENT/);
 }));
 
 test('bad limits are rejected', () => {
-  assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 0, maxBackups: 1 }), /not a positive size/);
-  assert.throws(() => new RotatingFileWriter('/dev/null', { maxSize: 10, maxBackups: -1 }), /not a count/);
+  assert.throws(() => new RotatingFileWriter('/dev/null', -1, { maxSize: 0, maxBackups: 1 }), /not a positive size/);
+  assert.throws(() => new RotatingFileWriter('/dev/null', -1, { maxSize: 10, maxBackups: -1 }), /not a count/);
 });
 
 test('--output-file-compress: rotated files are gzipped, every line once, in order', withDir(async (dir) => {
   const path = join(dir, 'trace.txt');
-  const w = new RotatingFileWriter(path, { maxSize: 35, maxBackups: 10, compress: true });
+  const w = rotating(path, { maxSize: 35, maxBackups: 10, compress: true });
   const all = lines(20);
   for (const l of all) w.write(l + '\n');
   await end(w);
@@ -153,7 +154,7 @@ test('--output-file-max-age: rotated files older than the limit go at the next r
   writeFileSync(`${path}.2`, 'old\n');
   const tenDaysAgo = (Date.now() - 10 * 86_400_000) / 1000;
   utimesSync(`${path}.2`, tenDaysAgo, tenDaysAgo);
-  const w = new RotatingFileWriter(path, { maxSize: 20, maxBackups: 5, maxAgeDays: 7 });
+  const w = rotating(path, { maxSize: 20, maxBackups: 5, maxAgeDays: 7 });
   for (const l of lines(3)) w.write(l + '\n');
   await end(w);
   // One rotation: PATH → .1, .1 (recent) → .2, .2 (old) → .3, then deleted for its age.

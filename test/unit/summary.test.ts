@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatRunTime, formatSummary, groupDigits, type TraceSummary } from '../../src/output/summary.js';
+import { formatRunTime, formatSummary, groupDigits, summaryLine, type TraceSummary } from '../../src/output/summary.js';
 
 const ESC = /\u001b\[/;
 
@@ -49,6 +49,14 @@ test('no escape codes without colour; the counts are there', () => {
   assert.match(text, /│ attach time +│ +812 ms │/);
   assert.match(text, /│ stopped by +│ +signal │/);
   assert.ok(!text.endsWith('\n'));
+});
+
+test('with --output-nft: nftables\' trace events read and lost, in the line and the table', () => {
+  const s = summary({ nft: { read: 1200, lost: 3456 } });
+  assert.match(summaryLine(s), /; nft trace events: 1200 read, 3456 lost$/);
+  assert.match(formatSummary(s, { color: false }), /│ lost nft trace events +│ +3,456 │/);
+  assert.doesNotMatch(summaryLine(summary()), /nft/);
+  assert.doesNotMatch(formatSummary(summary(), { color: false }), /nft/);
 });
 
 test('points by count, most first, ties by name; drops by count', () => {

@@ -121,6 +121,8 @@ test('lost notice', () => {
     '!! lost 12 records (total 34): ring full; raise --ring-size or narrow the filter',
   );
   assert.match(formatLost({ timeNs: 0n, count: 1, total: 1 }), /^!! lost 1 record \(total 1\)/);
+  assert.equal(formatLost({ timeNs: 0n, count: 3, total: 5, source: 'nft' }),
+    '!! lost 3 nft trace events (total 5): nftables\' trace socket full; narrow the filter (the --filter-* flags limit what nftables traces)');
 });
 
 test('cached columns follow every value they are built from', () => {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Btf } from './btf.js';
+import { MiB, readRegularFile } from '../input-file.js';
 import { mapFile } from '../native/libc.js';
 
 /** The running kernel's own BTF. */
@@ -26,13 +27,22 @@ function kernelBtfBytes(): Uint8Array {
 
 let customPath: string | null = null;
 
+/** The largest BTF file read for --kernel-btf: a kernel's is a few MiB (vmlinux's ~5 MiB). */
+export const BTF_FILE_LIMIT = 256 * MiB;
+
+/** A BTF file given instead of the kernel's, parsed: a regular file, bounded (it may be anyone's). */
+function loadBtfFile(path: string): Btf {
+  return Btf.parse(readRegularFile(path, BTF_FILE_LIMIT, 'a kernel\'s BTF is a few MiB'));
+}
+
 /**
  * Use this BTF file instead of the kernel's (--kernel-btf): for pktpath's own
  * queries and for libbpf's CO-RE relocations. Parsed at once: a file that is
- * not BTF throws here, before anything is loaded.
+ * not BTF throws here, before anything is loaded; one that is not a regular
+ * file, or too large, throws InputFileRefused.
  */
 export function useKernelBtf(path: string): Btf {
-  const btf = Btf.loadVmlinux(path);
+  const btf = loadBtfFile(path);
   customPath = path;
   vmlinux = btf;
   return btf;
@@ -55,7 +65,7 @@ export function releaseVmlinuxBtf(): void {
 export function vmlinuxBtf(): Btf | null {
   if (vmlinux === undefined) {
     try {
-      vmlinux = customPath === null ? Btf.parse(kernelBtfBytes()) : Btf.loadVmlinux(customPath);
+      vmlinux = customPath === null ? Btf.parse(kernelBtfBytes()) : loadBtfFile(customPath);
     } catch {
       vmlinux = null;
     }

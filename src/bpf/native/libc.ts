@@ -38,6 +38,9 @@ export const c = {
   recv: libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as
     (fd: number, level: number, name: number, value: Buffer, len: number) => number,
+  /** `len`: a 4-byte buffer holding the room in `value`, overwritten with what the kernel wrote. */
+  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)') as
+    (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number,
 };
 
 const mallocTrim = libc.func('int malloc_trim(size_t pad)');

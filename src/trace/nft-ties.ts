@@ -1,0 +1,214 @@
+/**
+ * Which skb an nftables trace event is of. The events carry the packet's
+ * headers, never its skb: pktpath ties each packet's trace to an skb the
+ * ring saw of the same flow (namespace and tuple). The two sources are read
+ * at different moments, so a tie goes by when each thing could have happened:
+ *
+ * - A packet's trace starts in pktpath's own table, first at prerouting and
+ *   output: that event is tied, the rest of the trace (its id) follows it.
+ * - Each sighting (one skb of a flow in a namespace) starts one trace at
+ *   most, and a flow's traces take its sightings in order, the earliest
+ *   untied first: two packets of a flow between two reads each get theirs.
+ * - A sighting that ended (freed, or seen in another namespace) before the
+ *   previous read of the socket began is not a candidate: its trace, queued
+ *   before it ended, was read then.
+ * - A trace read by time T is of a packet seen by T, but at output the table
+ *   runs before any observer (the netfilter one follows it, microseconds
+ *   later): a start with no candidate waits for the next read of the ring.
+ *
+ * Only times taken around the reads decide, never the moment a pump began:
+ * a trace queued between that moment and the read is tied like any other.
+ * What no rule can tell apart is a busy flow whose trace events were lost:
+ * its later traces may then take the sightings of the packets before them.
+ */
+import { FREEING_POINTS } from '../decode/points.js';
+import { type Tuple, tupleFromHeaders } from '../decode/tuple.js';
+import type { NftTrace } from '../kernel/nft-trace.js';
+import type { TraceEvent } from '../output/event.js';
+
+/** One skb of a flow in a namespace, from the ring. */
+export interface Sighting {
+  skb: bigint;
+  /** Its first record, since the trace's start (monotonic, the records' clock). */
+  firstNs: bigint;
+  /** When it was freed or went on to another namespace or tuple; null while it may still be here. */
+  endNs: bigint | null;
+  /** A trace start took it. */
+  tied: boolean;
+  cpu: number;
+  pid: number;
+  comm: string;
+  len: number;
+}
+
+/** A trace event as one poll of a namespace's monitor read it. */
+export interface TraceRead<F = unknown> {
+  /** The namespace's state, handed back with the tie. */
+  from: F;
+  netns: number;
+  trace: NftTrace;
+  /** When the previous poll began reading (since the start): whatever was queued before, it read. */
+  afterNs: bigint;
+  /** When this poll had read everything it returned. */
+  byNs: bigint;
+}
+
+/** What the first event of a packet's trace said: its headers, skb and hook. */
+export interface TraceStart {
+  tuple: Tuple | null;
+  seen: Sighting | undefined;
+  /** Devices and mark: with the headers, only in the first event. */
+  iif: number;
+  oif: number;
+  mark: number;
+  /** pktpath's name of the base chain's hook, kept by the caller across the trace's chains. */
+  hook: string | null;
+}
+
+export interface TiedTrace<F> {
+  read: TraceRead<F>;
+  start: TraceStart;
+}
+
+/**
+ * How long after a trace was read its packet may first show in the ring: at
+ * output the netfilter observer runs microseconds after pktpath's table; a
+ * later packet of the flow first seen past this is not the trace's.
+ */
+export const OUTPUT_SLACK_NS = 1_000_000n;
+const MAX_REMEMBERED = 65536;
+/** Sightings kept per flow: the packets of a flow between two reads (5 ms), bounded: 65,536 flows at most. */
+const SIGHTINGS = 16;
+const WAIT = Symbol('wait');
+
+export const flowKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
+
+/** The flows' sightings, and which trace took which. */
+export class Sightings {
+  private readonly flows = new Map<string, Sighting[]>();
+  /** Sightings not ended, by skb: a record of the skb elsewhere ends them. */
+  private readonly open = new Map<bigint, { key: string; s: Sighting }>();
+
+  note(e: TraceEvent): void {
+    const at = this.open.get(e.skb);
+    const key = e.tuple === null ? null : flowKey(e.netns, e.tuple);
+    if (at !== undefined && (key === null || at.key === key)) {
+      if (FREEING_POINTS.has(e.func)) this.end(e.skb, at.s, e.sinceStartNs);
+      return;
+    }
+    if (at !== undefined) this.end(e.skb, at.s, e.sinceStartNs);
+    if (key === null) return;
+    let list = this.flows.get(key);
+    if (list === undefined) {
+      if (this.flows.size >= MAX_REMEMBERED) this.flows.delete(this.flows.keys().next().value!);
+      this.flows.set(key, (list = []));
+    }
+    if (list.length >= SIGHTINGS) list.shift();
+    const s: Sighting = {
+      skb: e.skb, firstNs: e.sinceStartNs, endNs: null, tied: false, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len,
+    };
+    list.push(s);
+    if (FREEING_POINTS.has(e.func)) {
+      s.endNs = e.sinceStartNs;
+      return;
+    }
+    if (this.open.size >= MAX_REMEMBERED) this.open.delete(this.open.keys().next().value!);
+    this.open.set(e.skb, { key, s });
+  }
+
+  /**
+   * The sighting a trace start read in (afterNs, byNs] ties to: the flow's
+   * earliest untied one that may be its packet. None yet: WAIT, unless this
+   * is the last try, which also takes an skb already tied that is still in
+   * the namespace (a packet entering it again, through loopback).
+   */
+  tie(key: string, afterNs: bigint, byNs: bigint, last: boolean): Sighting | undefined | typeof WAIT {
+    const list = this.flows.get(key);
+    if (list !== undefined) {
+      for (const s of list) {
+        if (s.firstNs > byNs + OUTPUT_SLACK_NS) break;
+        if (s.tied || (s.endNs !== null && s.endNs < afterNs)) continue;
+        s.tied = true;
+        return s;
+      }
+    }
+    if (!last) return WAIT;
+    for (let i = (list?.length ?? 0) - 1; i >= 0; i--) {
+      const s = list![i]!;
+      if (s.tied && s.endNs === null && s.firstNs <= byNs + OUTPUT_SLACK_NS) return s;
+    }
+    return undefined;
+  }
+
+  private end(skb: bigint, s: Sighting, atNs: bigint): void {
+    s.endNs = atNs;
+    this.open.delete(skb);
+  }
+}
+
+/**
+ * Trace events in, trace events with their start (skb, headers) out, in the
+ * order read; a start that waits holds back the events of its trace that
+ * follow it, until the next call.
+ */
+export class TraceTies<F> {
+  readonly sightings = new Sightings();
+  private readonly starts = new Map<string, Start<F>>();
+  private waiting: Array<TiedTrace<F> & { start: Start<F> }> = [];
+
+  /** `ownTable`: pktpath's trace table (family inet), where every packet's trace starts. */
+  constructor(private readonly ownTable: string) {}
+
+  /** A ring record, noted before the trace events read with it are settled. */
+  note(e: TraceEvent): void {
+    if (e.probe.type !== 'nft') this.sightings.note(e);
+  }
+
+  /**
+   * The events read now, after those left waiting the last time, with the
+   * start of their trace; `last`: nothing waits any more (the end of the trace).
+   */
+  settle(reads: Array<TraceRead<F>>, last = false): Array<TiedTrace<F>> {
+    const out: Array<TiedTrace<F>> = [];
+    // Left waiting: their packet's records have been read since; a start tries once more, its events follow it.
+    for (const w of this.waiting) {
+      if (w.start.by === w.read) this.tie(w.start, true);
+      out.push(w);
+    }
+    this.waiting = [];
+    for (const read of reads) {
+      const start = this.startOf(read, last);
+      if (start.waiting) this.waiting.push({ read, start });
+      else out.push({ read, start });
+    }
+    return out;
+  }
+
+  private startOf(r: TraceRead<F>, last: boolean): Start<F> {
+    const { trace } = r;
+    const key = `${r.netns}|${trace.id}`;
+    let start = this.starts.get(key);
+    // A new packet (trace ids repeat when an skb is reused for the next packet of a flow), or a trace whose start was lost.
+    if (start === undefined || (trace.network !== null && trace.table === this.ownTable && trace.family === 'inet')) {
+      const tuple = trace.network ? tupleFromHeaders(trace.network, trace.transport) : null;
+      start = { tuple, seen: undefined, waiting: false, by: r, iif: trace.iif, oif: trace.oif, mark: trace.mark, hook: null };
+      this.tie(start, last);
+      if (this.starts.size >= MAX_REMEMBERED) this.starts.delete(this.starts.keys().next().value!);
+      this.starts.set(key, start);
+    }
+    return start;
+  }
+
+  private tie(start: Start<F>, last: boolean): void {
+    const seen = start.tuple ? this.sightings.tie(flowKey(start.by.netns, start.tuple), start.by.afterNs, start.by.byNs, last) : undefined;
+    start.waiting = seen === WAIT;
+    start.seen = seen === WAIT ? undefined : seen;
+  }
+}
+
+interface Start<F> extends TraceStart {
+  /** Its sighting is not in the ring yet. */
+  waiting: boolean;
+  /** The event that started it. */
+  by: TraceRead<F>;
+}
