@@ -19,7 +19,7 @@ import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
 import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
-import { type PendingTrace, TraceInterleave } from './nft.js';
+import { TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
 import { RecordOrder, halves, nsSince } from './order.js';
 import { StackSymbols } from './stacks.js';
@@ -227,11 +227,6 @@ export class TraceSession {
   private batch: Staged[] | null = null;
   /** With --output-nft, records wait a pump longer for trace events polled after them. */
   private readonly interleave = new TraceInterleave<Staged>((e) => ({ e, position: null }));
-  /**
-   * With --output-nft, the trace events polled at the last pump: placed at
-   * this one, once the records of their packets have left the order.
-   */
-  private polled: PendingTrace[] = [];
 
   /** A record as the ring hands it over: into the order, by its time since the start. */
   private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number, len: number): void => {
@@ -268,9 +263,9 @@ export class TraceSession {
     this.nowMs = performance.now();
     const limit = this.opts.limit;
     const nft = this.observers.nft;
-    const drainNs = this.sinceStartNs();
     // nftables' events first: the ring then holds every record of their packets up to their hook.
     const pending = nft ? nft.poll(this.sinceStartNs) : null;
+    const drainNs = this.sinceStartNs();
     if (nft) this.batch = [];
     // With nftables' events the ring is read to its end: the records of their packets are all in it.
     const turn = nft ? Infinity : RECORDS_PER_TURN;
@@ -278,19 +273,16 @@ export class TraceSession {
     const most = Math.min(turn, left);
     const read = this.ring.drain(this.onRecord, most, (n) => {
       // At the end nothing waits. Else, read to its end, the ring holds no record stamped before this
-      // drain began that is not still being committed: those stamped a window before go on.
+      // drain began that is not still being committed: those stamped a window before go on. With
+      // nftables' events, all stamped before: the trace events read just before go among them.
       if (last) this.order!.flush();
-      else if (n < most) this.order!.releaseUpTo(Number(drainNs) - ORDER_WINDOW_NS);
+      else if (n < most) this.order!.releaseUpTo(Number(drainNs) - (nft ? 0 : ORDER_WINDOW_NS));
       // What waits on is copied out of the ring.
       this.order!.settle();
     });
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
-      // The trace events polled at the pump before (at the end, these too): the records of their packets,
-      // stamped before that poll, have left the order by now (pumps are further apart than its window).
-      const traces = last ? this.polled.concat(pending) : this.polled;
-      this.polled = last ? [] : pending;
-      const placed = this.interleave.next(this.batch, nft.events(traces, this.startWallNs, last));
+      const placed = this.interleave.next(this.batch, nft.events(pending, this.startWallNs, last));
       this.batch = null;
       for (const { e, position } of placed) this.stage!.push(e, position, this.nowMs);
       if (last) for (const { e, position } of this.interleave.flush([])) this.stage!.push(e, position, this.nowMs);
