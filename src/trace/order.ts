@@ -72,7 +72,7 @@ export class RecordOrder {
     private readonly window: number,
     /** Where a record goes once it is in order; its bytes stay as they are only during the call. */
     private readonly out: RecordSink,
-    initialBytes = 1 << 22,
+    initialBytes = 1 << 20,
   ) {
     this.arena = new Uint8Array(initialBytes);
     this.arenaView = new DataView(this.arena.buffer);
