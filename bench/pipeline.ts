@@ -1,7 +1,8 @@
 /**
  * The whole user-space pipeline on recorded kernel records, no kernel: ring
  * records (struct event, built with the layout of src/decode/layout.ts) are
- * decoded, enriched and formatted to a discarding writer, as the session does.
+ * decoded, enriched, put in time order and formatted to a discarding writer,
+ * as the session does.
  * Prints records/s for text and JSON lines (IPv4, and JSON for IPv6 too):
  * the median of ROUNDS rounds each and their range (one round can swing by
  * half on these machines). Each round is a process of its own running one
@@ -23,7 +24,8 @@ import { BatchedWriter } from '../src/output/stream.js';
 import type { Sink } from '../src/output/sink.js';
 import { Enricher } from '../src/trace/enrich.js';
 import { NameBook } from '../src/trace/names.js';
-import { RECORDS_PER_TURN } from '../src/trace/session.js';
+import { RecordOrder, halves, nsSince } from '../src/trace/order.js';
+import { ORDER_WINDOW_NS, RECORDS_PER_TURN } from '../src/trace/session.js';
 
 const F = EVENT_LAYOUT.fields;
 const TF = EVENT_LAYOUT.tuple.fields;
@@ -41,7 +43,6 @@ function records(l3: 4 | 6): { view: DataView; bytes: Uint8Array } {
     const at = i * STRIDE + 8;
     view.setUint32(at + F.type, RecordType.event, true);
     view.setUint32(at + F.flags, EventFlags.tuple, true);
-    view.setBigUint64(at + F.ts_ns, 1_000_000_000n + BigInt(i) * 800n, true);
     view.setBigUint64(at + F.skb, 0xffff888100000000n + BigInt((i / 12) | 0) * 0x100n, true);
     view.setUint32(at + F.point_id, i % 12, true);
     view.setUint32(at + F.cpu, i & 1, true);
@@ -61,6 +62,18 @@ function records(l3: 4 | 6): { view: DataView; bytes: Uint8Array } {
     bytes[at + F.tuple + TF.l4proto] = 17;
   }
   return { view, bytes };
+}
+
+/**
+ * Times for the `cycle`th pass over the records: 800 ns apart, going on from
+ * the pass before; one record in 1024 stamped 20 µs early, as a record whose
+ * probe was interrupted between reserving it and reading the clock.
+ */
+function stamp(view: DataView, cycle: number): void {
+  for (let i = 0; i < RECORDS; i++) {
+    const ns = 1_000_000_000 + (cycle * RECORDS + i) * 800 - (i % 1024 === 1023 ? 20_000 : 0);
+    view.setBigUint64(i * STRIDE + 8 + F.ts_ns, BigInt(ns), true);
+  }
 }
 
 class Discard extends Writable {
@@ -89,15 +102,23 @@ async function run(makeSink: (w: BatchedWriter) => Sink, count: number, l3: 4 | 
     redirectFlags: { neigh: 1 << 16, peer: 1 << 17 },
   });
   const sink = makeSink(new BatchedWriter(new Discard(), { isTTY: false }));
+  const order = new RecordOrder(ORDER_WINDOW_NS, (v, b, at) => {
+    const raw = decodeEvent(v, b, at);
+    if (raw) sink.event(enricher.enrich(raw));
+  });
+  const start = halves(1_000_000_000n);
   const t0 = performance.now();
   for (let n = 0; n < count; n++) {
+    if (n % RECORDS === 0) stamp(view, n / RECORDS);
     const at = (n % RECORDS) * STRIDE + 8;
-    const raw = decodeEvent(view, bytes, at);
-    if (raw) sink.event(enricher.enrich(raw));
+    order.push(view, bytes, at, EVENT_LAYOUT.size, nsSince(view, at + F.ts_ns, start));
     // As the session does: a turn of the event loop every so many records, so
-    // finished writes call back and their buffers are reused.
+    // finished writes call back and their buffers are reused; the ring's
+    // records still waiting are copied before it is read again.
+    if (n % RECORDS_PER_TURN === RECORDS_PER_TURN - 1 || n % RECORDS === RECORDS - 1) order.settle();
     if (n % RECORDS_PER_TURN === RECORDS_PER_TURN - 1) await new Promise(setImmediate);
   }
+  order.flush();
   await sink.close();
   return count / ((performance.now() - t0) / 1000);
 }

@@ -48,6 +48,10 @@ enum ct_source {
 	CT_SOURCE_LOOKUP = 2, /* bpf_skb_ct_lookup() on the packet's tuple, at tc */
 };
 
+/* event.vlan: a tag is there (an id may be 0: a priority tag). */
+#define VLAN_TAGGED 0x8000
+#define VLAN_VID_MASK 0x0fff
+
 #define CT_CTINFO_UNTRACKED 7   /* IP_CT_UNTRACKED: no entry, on purpose (notrack) */
 #define CT_CTINFO_NONE 0xff     /* lookups have no ctinfo: see dir and status */
 
@@ -137,7 +141,7 @@ struct event {
 	__u16 protocol;    /* ethertype, host byte order */
 	__u8 hook;         /* EVENT_HAS_NF_HOOK / EVENT_HAS_TC_DIR */
 	__u8 pf;           /* EVENT_HAS_NF_HOOK: NFPROTO_* */
-	__u32 _pad;
+	__u16 vlan[2];     /* VLAN tags at this point, outer first: VLAN_TAGGED | id; 0: none */
 	char comm[16];
 	struct tuple tuple;
 	__u32 cap_len;      /* EVENT_HAS_PACKET: bytes captured, at cap_offset */

@@ -81,7 +81,6 @@ static __always_inline struct event *event_begin(const struct site *site, __u32 
 	e->drop_reason = site->drop_reason;
 	e->hook = site->hook;
 	e->pf = site->pf;
-	e->_pad = 0;
 	e->_pad2 = 0;
 	e->_pad3 = 0;
 	/* Dead code where the kernel refuses these helpers to the program type

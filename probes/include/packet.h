@@ -28,9 +28,10 @@ static __always_inline int read_bytes(void *dst, __u32 len, const void *src)
 	return bpf_probe_read_kernel(dst, len, src);
 }
 
-/* Offset of the network header in an Ethernet frame at `eth`, VLAN tags
- * skipped; the ethertype it carries in *proto (host byte order). */
-static __always_inline __u32 ether_network_offset(unsigned char *eth, __u16 *proto)
+/* Offset of the network header in an Ethernet frame at `eth`, up to two
+ * VLAN tags skipped; the ethertype it carries in *proto (host byte order),
+ * the tags in *tags (when asked: the first in the low half, VLAN_TAGGED | id). */
+static __always_inline __u32 ether_network_offset_tags(unsigned char *eth, __u16 *proto, __u32 *tags)
 {
 	__u32 off = ETH_HLEN;
 	__be16 ethertype = 0;
@@ -39,11 +40,39 @@ static __always_inline __u32 ether_network_offset(unsigned char *eth, __u16 *pro
 	for (int i = 0; i < 2; i++) {
 		if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD))
 			break;
-		read_bytes(&ethertype, sizeof(ethertype), eth + off + 2);
+		__be16 tag[2] = {}; /* the TCI, then the ethertype after it */
+		read_bytes(tag, sizeof(tag), eth + off);
+		if (tags)
+			*tags |= (__u32)(VLAN_TAGGED | (bpf_ntohs(tag[0]) & VLAN_VID_MASK)) << (16 * i);
+		ethertype = tag[1];
 		off += 4;
 	}
 	*proto = bpf_ntohs(ethertype);
 	return off;
+}
+
+static __always_inline __u32 ether_network_offset(unsigned char *eth, __u16 *proto)
+{
+	return ether_network_offset_tags(eth, proto, 0);
+}
+
+/* The outer tag when it is in the skb's metadata (skb->vlan_*: "hardware
+ * accelerated", put there by a VLAN device whose lower device offloads the
+ * tag, as veth does, or taken out of a received frame), as VLAN_TAGGED | id;
+ * 0 when it is not. Before 6.2 the tag's presence is a bit of its own. */
+struct sk_buff___vlan_present {
+	__u8 vlan_present : 1;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u16 vlan_metadata_tag(struct sk_buff *skb)
+{
+	struct sk_buff___vlan_present *old = (void *)skb;
+	if (bpf_core_field_exists(old->vlan_present) && !KREAD_BITFIELD(old, vlan_present))
+		return 0;
+	/* 6.2+: cleared as a whole (vlan_all), so a tag is a protocol. */
+	if (!KREAD(skb, vlan_proto))
+		return 0;
+	return VLAN_TAGGED | (KREAD(skb, vlan_tci) & VLAN_VID_MASK);
 }
 
 /* Offset of the network header from skb->head, or -1. The network header is
@@ -156,24 +185,42 @@ static __always_inline bool local_message(struct sk_buff *skb)
 	return family == PKTPATH_AF_UNIX || family == PKTPATH_AF_NETLINK;
 }
 
-/* The tuple of an skb, from its network header. */
-static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t)
+/* The tuple of an skb, from its network header; its VLAN tags in vlan[],
+ * outer first. A tag in the data (skb->protocol 802.1Q or 802.1ad: received
+ * without offload, or pushed in because the lower device does not offload a
+ * second tag, as under QinQ) leaves the network header at the tag or at the IP
+ * header depending on who put it there: the tags are walked from the MAC header. */
+static __always_inline int parse_tuple(struct sk_buff *skb, struct tuple *t, __u16 vlan[2])
 {
 	unsigned char *head = KREAD(skb, head);
-	int off = network_offset(skb, head);
+	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
+	__u16 outer = vlan_metadata_tag(skb);
+	__u32 tags = 0;
+	int off;
+
+	if (protocol == ETH_P_8021Q || protocol == ETH_P_8021AD) {
+		__u16 mh = KREAD(skb, mac_header);
+		off = mh == (__u16)~0U ? -1 : (int)(mh + ether_network_offset_tags(head + mh, &protocol, &tags));
+	} else {
+		off = network_offset(skb, head);
+	}
+	vlan[0] = outer ? outer : (__u16)tags;
+	vlan[1] = outer ? (__u16)tags : (__u16)(tags >> 16);
 	if (off < 0)
 		return -1;
-	__u16 protocol = bpf_ntohs(KREAD(skb, protocol));
 	if (protocol == 0 && local_message(skb))
 		return -1;
 	return parse_ip(head + off, protocol, t);
 }
 
-/* The tuple of an Ethernet frame (XDP: no skb yet). */
-static __always_inline int parse_frame_tuple(unsigned char *eth, struct tuple *t)
+/* The tuple of an Ethernet frame (XDP: no skb yet), and its tags. */
+static __always_inline int parse_frame_tuple(unsigned char *eth, struct tuple *t, __u16 vlan[2])
 {
 	__u16 protocol;
-	__u32 off = ether_network_offset(eth, &protocol);
+	__u32 tags = 0;
+	__u32 off = ether_network_offset_tags(eth, &protocol, &tags);
+	vlan[0] = (__u16)tags;
+	vlan[1] = (__u16)(tags >> 16);
 	if (protocol != ETH_P_IP && protocol != ETH_P_IPV6)
 		return -1;
 	return parse_ip(eth + off, protocol, t);

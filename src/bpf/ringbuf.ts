@@ -20,7 +20,11 @@ const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
 const HEADER = 8;
 
-/** Called for each record: `at` is the offset of its payload in `view`/`bytes`. */
+/**
+ * Called for each record: `at` is the offset of its payload in `view`/`bytes`.
+ * Its bytes stay as they are until drain() gives the batch's space back (a
+ * wrapped record's copy too: one drain wraps once at most).
+ */
 export type RecordHandler = (view: DataView, bytes: Uint8Array, at: number, len: number) => void;
 
 export class RingReader {
@@ -59,8 +63,12 @@ export class RingReader {
     return Number(this.producer[0]! - this.consumer[0]!);
   }
 
-  /** Hands every complete record to `handler`; returns how many. */
-  drain(handler: RecordHandler, maxRecords = Infinity): number {
+  /**
+   * Hands every complete record to `handler`; returns how many. `read`, when
+   * given, is called with that count once the last record is handed over,
+   * while their bytes are still in place.
+   */
+  drain(handler: RecordHandler, maxRecords = Infinity, read?: (count: number) => void): number {
     if (this.closed) return 0;
     let cons = Number(this.consumer[0]!);
     const prod = Number(this.producer[0]!);
@@ -77,6 +85,7 @@ export class RingReader {
       }
       cons += (len + HEADER + 7) & ~7;
     }
+    read?.(n);
     // Release the space to the kernel once per batch.
     this.consumer[0] = BigInt(cons);
     return n;

@@ -9,7 +9,7 @@ import { type CapturedPacket, decodePacket } from './packet.js';
 import { type RawDump, decodeDump } from './dump.js';
 import { type RawSkbMeta, decodeSkbMeta } from './skb-meta.js';
 import { type RawVerdict, decodeVerdict } from './verdict.js';
-import { type Tuple, decodeTuple } from './tuple.js';
+import { type Tuple, decodeTuple, decodeVlan } from './tuple.js';
 
 /** A record as the probe wrote it, with numbers still numbers. */
 export interface RawEvent {
@@ -36,6 +36,8 @@ export interface RawEvent {
   funcIp: bigint;
   /** EVENT_HAS_TUPLE */
   tuple: Tuple | null;
+  /** VLAN ids, outer first; null for an untagged frame. */
+  vlan: number[] | null;
   /** EVENT_HAS_PACKET */
   packet: CapturedPacket | null;
   /** EVENT_HAS_CT */
@@ -118,6 +120,7 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     comm: readComm(view, bytes, at + F.comm),
     funcIp: flags & EventFlags.func ? view.getBigUint64(at + F.func_ip, true) : 0n,
     tuple: flags & EventFlags.tuple ? decodeTuple(view, bytes, at + F.tuple) : null,
+    vlan: decodeVlan(view, at + F.vlan),
     packet: flags & EventFlags.packet ? decodePacket(view, bytes, at) : null,
     ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,
     verdict: flags & EventFlags.verdict ? decodeVerdict(view, at) : null,

@@ -38,6 +38,9 @@ export const CtSource = { nfct: 1, lookup: 2 } as const;
 /** ct_section.ctinfo for untracked packets, and for lookups (which have none). */
 export const CT_CTINFO_UNTRACKED = 7;
 export const CT_CTINFO_NONE = 0xff;
+/** event.vlan: a tag is there (its id may be 0), and the id's bits. */
+export const VLAN_TAGGED = 0x8000;
+export const VLAN_VID_MASK = 0x0fff;
 
 /**
  * A record is a struct event, then the point's own section (a struct
@@ -49,7 +52,7 @@ export const EVENT_LAYOUT = {
   fields: {
     type: 0, flags: 4, ts_ns: 8, skb: 16, caller: 24, point_id: 32, cpu: 36, pid: 40,
     netns: 44, mark: 48, ifindex: 52, len: 56, mtu: 60, stack_id: 64, drop_reason: 68,
-    protocol: 72, hook: 74, pf: 75, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
+    protocol: 72, hook: 74, pf: 75, vlan: 76, comm: 80, tuple: 96, cap_len: 136, cap_orig_len: 140, cap_l2: 144,
     cap_offset: 146, func_ip: 152,
   },
   tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37, tcp_flags: 38 } },

@@ -1,6 +1,6 @@
-/** The tuple section: addresses, ports and protocol parsed from the packet's IP and transport headers. */
+/** The tuple section: addresses, ports and protocol parsed from the packet's IP and transport headers, and the VLAN tags before them. */
 import { formatAddress } from './addr.js';
-import { EVENT_LAYOUT } from './layout.js';
+import { EVENT_LAYOUT, VLAN_TAGGED, VLAN_VID_MASK } from './layout.js';
 
 /** Never changed once decoded: the text caches of src/output keep the tuples they were made from. */
 export interface Tuple {
@@ -27,6 +27,17 @@ export function decodeTuple(view: DataView, bytes: Uint8Array, at: number): Tupl
     l4proto: bytes[at + TF.l4proto]!,
     tcpFlags: bytes[at + TF.tcp_flags]!,
   };
+}
+
+/**
+ * The VLAN ids of event.vlan at `at`, outer first; null for an untagged frame
+ * (most records: nothing is allocated for them).
+ */
+export function decodeVlan(view: DataView, at: number): number[] | null {
+  const outer = view.getUint16(at, true);
+  if (!(outer & VLAN_TAGGED)) return null;
+  const inner = view.getUint16(at + 2, true);
+  return inner & VLAN_TAGGED ? [outer & VLAN_VID_MASK, inner & VLAN_VID_MASK] : [outer & VLAN_VID_MASK];
 }
 
 /** The same flow in the same direction (TCP flags aside). */

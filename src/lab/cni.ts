@@ -8,13 +8,9 @@
  * host that drops forwarded UDP to port 8888.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import type { Lab } from './lab.js';
-
-// Paths from the lab/ directory hold from the bundle too (scripts/build.sh).
-const HERE = path.dirname(fileURLToPath(import.meta.url));
+import { holdTcx } from './tcx.js';
 
 export const CNI = {
   podA: { addr: '192.0.2.10', gateway: '192.0.2.1' },
@@ -55,32 +51,8 @@ function ifindexOf(ns: string, dev: string): number {
  * Another agent's program at the front of a host-side veth's tcx chain
  * (`monitor.bpf.o`: decides nothing); resolves with its program id.
  */
-export async function attachMonitor(lab: Lab, node: CniNode, objects: string, ifname = 'lxc-a'): Promise<{ id: number; detach(): void }> {
-  const child = lab.spawn(node.host, [process.execPath, path.join(HERE, '../lab/tcx-attach.js'),
-    path.join(objects, 'monitor.bpf.o'), 'cni_monitor', ifname, 'ingress', '-', 'first']);
-  return { id: await attached(child), detach: () => child.kill('SIGTERM') };
-}
-
-/** Waits for the tcx holder to say `attached <id>`. */
-function attached(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`tcx-attach did not attach: ${err.trim()}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /attached (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tcx-attach exited (${code}): ${err.trim()}`));
-    });
-  });
+export function attachMonitor(lab: Lab, node: CniNode, objects: string, ifname = 'lxc-a'): Promise<{ id: number; detach(): void }> {
+  return holdTcx(lab, node.host, { object: path.join(objects, 'monitor.bpf.o'), program: 'cni_monitor', ifname, direction: 'ingress', first: true });
 }
 
 export async function cniNode(lab: Lab, o: CniOptions): Promise<CniNode> {
@@ -98,9 +70,9 @@ export async function cniNode(lab: Lab, o: CniOptions): Promise<CniNode> {
     const rodata = Buffer.alloc(8);
     Buffer.from(CNI.podB.addr.split('.').map(Number)).copy(rodata, 0);
     rodata.writeUInt32LE(ifindexOf(host, 'lxc-b'), 4);
-    const child = lab.spawn(host, [process.execPath, path.join(HERE, '../lab/tcx-attach.js'),
-      path.join(o.objects, 'redirect_peer.bpf.o'), 'cni_redirect', 'lxc-a', 'ingress', rodata.toString('hex')]);
-    redirectId = await attached(child);
+    redirectId = (await holdTcx(lab, host, {
+      object: path.join(o.objects, 'redirect_peer.bpf.o'), program: 'cni_redirect', ifname: 'lxc-a', direction: 'ingress', rodata,
+    })).id;
   }
   let policyId = 0;
   if (o.policy !== false) {

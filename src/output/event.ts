@@ -41,6 +41,12 @@ export interface TraceEvent {
    * changed since (NAT, encapsulation, decapsulation); absent otherwise.
    */
   tupleBefore?: Tuple | null;
+  /**
+   * The VLAN ids the frame carries here, outer first (802.1ad, then 802.1Q):
+   * from the frame, or beside it in the skb where the tag is offloaded. Null
+   * (or absent) for an untagged frame.
+   */
+  vlan?: readonly number[] | null;
   /** Observation point, e.g. `netif_receive_skb`, `tc:ingress`, `nf:ipv4:pre_routing`. */
   func: string;
   probe: { type: ProbeType; name: string };

@@ -51,6 +51,8 @@ export interface JsonRecord {
   probe: { type: ProbeType; name: string };
   drop_reason: string | null;
   caller: string | null;
+  /** VLAN ids, outer first: present only on tagged frames. */
+  vlan?: number[];
   /** Present only when the point knows the packet's conntrack state. */
   ct?: JsonCt;
   /** At tc hooks where other programs run: what they did. */
@@ -140,6 +142,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     drop_reason: e.dropReason,
     caller: e.caller,
   };
+  if (e.vlan) rec.vlan = [...e.vlan];
   if (e.ct) rec.ct = toJsonCt(e.ct);
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
   if (e.nft) rec.nft = toJsonNft(e.nft);
@@ -346,7 +349,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
+    if (!e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
       enc.bytes(tail.closed);
       return;
     }
@@ -358,6 +361,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + jsonText(jsonTuple(e.tupleBefore)) : '') +
       pointText(e));
   }
+  if (e.vlan) enc.text(',"vlan":[' + e.vlan.join(',') + ']');
   if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.verdict) enc.text(',"verdict":' + jsonText(toJsonVerdict(e.verdict)));

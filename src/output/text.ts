@@ -24,7 +24,7 @@ import { formatVerdict } from './verdict.js';
 import { dumpLines } from './dump.js';
 import { formatSkbMeta } from './skb-meta.js';
 import { formatTunnel } from './tunnel.js';
-import { formatTuple, formatTupleChange } from './tuple.js';
+import { formatTuple, formatTupleChange, formatVlan } from './tuple.js';
 
 export interface TextOptions {
   tuple: boolean;
@@ -258,12 +258,14 @@ export class TextFormatter {
 
     const point = this.pointSeg(e);
     const ct = o.ct === true && e.ct ? e.ct : null;
-    if (!e.tupleBefore && ct === null && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta) {
+    const vlan = (o.tuple || o.meta) && e.vlan ? e.vlan : null;
+    if (!e.tupleBefore && ct === null && vlan === null && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta) {
       enc.bytes(point.line);
     } else {
       // Tuple changes and conntrack go between CALLER and the drop reason.
       enc.bytes(point.head);
       let s = '';
+      if (vlan !== null) s += ' ' + formatVlan(vlan);
       if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
       if (e.tunnel) s += ' ' + formatTunnel(e.tunnel);
       if (e.skbMeta) s += ' ' + formatSkbMeta(e.skbMeta);

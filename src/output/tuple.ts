@@ -41,6 +41,11 @@ function buildTuple(t: Tuple, tcpFlags: boolean): string {
   return s + '->' + d + '(' + l4 + ')';
 }
 
+/** The VLAN ids a frame carries, outer first: `vlan=100`, `vlan=200.100` (QinQ). */
+export function formatVlan(ids: readonly number[]): string {
+  return 'vlan=' + ids.join('.');
+}
+
 /**
  * What changed in a packet's tuple since the point before it: `DNAT 192.0.2.2:80 → 198.51.100.2:8080`
  * when only the destination moved, `SNAT …` when only the source did, both when both did, and the

@@ -134,6 +134,7 @@ export class Enricher {
       mtu: raw.mtu,
       len: raw.len,
       tuple: raw.tuple,
+      vlan: raw.vlan,
       func: point.func,
       probe: point.probe,
       dropReason,

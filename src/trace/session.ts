@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import { decodeEvent } from '../decode/event.js';
-import { TrackStat } from '../decode/layout.js';
+import { EVENT_LAYOUT, TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
 import { kernelSymbols } from '../kernel/kallsyms.js';
@@ -21,12 +21,20 @@ import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
 import { TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
+import { RecordOrder, halves, nsSince } from './order.js';
 import { StackSymbols } from './stacks.js';
 import { releaseMemoryAfterAttach } from './memory.js';
 import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
 const POLL_MS = 5;
+/**
+ * How long a ring record waits for records stamped before it that the ring
+ * hands over after it (./order.ts): 1 ms of the kernel's clock. Under a TCP
+ * flood from two CPUs they come up to ~0.3 ms late.
+ */
+export const ORDER_WINDOW_NS = 1_000_000;
+const TS_AT = EVENT_LAYOUT.fields.ts_ns;
 
 /** A ring record on its way to the verdict stage, with where its tc hook sits. */
 interface Staged {
@@ -72,6 +80,8 @@ export class TraceSession {
   private ring: RingReader | null = null;
   private enricher: Enricher | null = null;
   private stage: VerdictStage | null = null;
+  /** Ring records on their way to be decoded, put in time order. */
+  private order: RecordOrder | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private lostTimer: NodeJS.Timeout | null = null;
   private topologyTimer: NodeJS.Timeout | null = null;
@@ -81,6 +91,8 @@ export class TraceSession {
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
   private readonly startMonoNs = process.hrtime.bigint();
+  /** The start as a record's time is read against it (./order.ts). */
+  private readonly start = halves(this.startMonoNs);
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
@@ -126,7 +138,11 @@ export class TraceSession {
         // Everything the ring holds, before the sinks close.
       }
       this.flushTraceEvents();
+      this.order?.flush();
       this.stage?.flush();
+      if (this.order !== null && this.order.late > 0) {
+        this.hooks.status(`pktpath: ${this.order.late} records were read over ${ORDER_WINDOW_NS / 1e6} ms after records stamped later: out of time order in the output`);
+      }
       this.checkLost();
       if (this.filter.trackSkb) this.hooks.status(this.trackingLine());
       const t = this.observers.topologyCounts;
@@ -171,6 +187,7 @@ export class TraceSession {
     });
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
+    this.order = new RecordOrder(ORDER_WINDOW_NS, this.onOrdered);
     this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
     this.pollTimer = setInterval(() => this.pump(), POLL_MS);
     this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
@@ -211,7 +228,15 @@ export class TraceSession {
   /** With --output-nft, records wait a pump longer for trace events polled after them. */
   private readonly interleave = new TraceInterleave<Staged>((e) => ({ e, position: null }));
 
-  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number): void => {
+  /** A record as the ring hands it over: into the order, by its time since the start. */
+  private readonly onRecord = (view: DataView, bytes: Uint8Array, at: number, len: number): void => {
+    const limit = this.opts.limit;
+    if (limit > 0 && this.counts.events >= limit) return;
+    this.order!.push(view, bytes, at, len, nsSince(view, at + TS_AT, this.start));
+  };
+
+  /** A record in time order: decoded, named, and on to the verdict stage (with --output-nft, to the pump's batch first). */
+  private readonly onOrdered = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
     if (limit > 0 && this.counts.events >= limit) return;
     const raw = decodeEvent(view, bytes, at);
@@ -240,11 +265,21 @@ export class TraceSession {
     const nft = this.observers.nft;
     // nftables' events first: the ring then holds every record of their packets up to their hook.
     const pending = nft ? nft.poll(this.sinceStartNs) : null;
+    const drainNs = this.sinceStartNs();
     if (nft) this.batch = [];
     // With nftables' events the ring is read to its end: the records of their packets are all in it.
     const turn = nft ? Infinity : RECORDS_PER_TURN;
     const left = limit > 0 ? Math.max(0, limit - this.counts.events) : Infinity;
-    const read = this.ring.drain(this.onRecord, Math.min(turn, left));
+    const most = Math.min(turn, left);
+    const read = this.ring.drain(this.onRecord, most, (n) => {
+      // At the end nothing waits. Else, read to its end, the ring holds no record stamped before this
+      // drain began that is not still being committed: those stamped a window before go on. With
+      // nftables' events, all stamped before: the trace events read just before go among them.
+      if (last) this.order!.flush();
+      else if (n < most) this.order!.releaseUpTo(Number(drainNs) - (nft ? 0 : ORDER_WINDOW_NS));
+      // What waits on is copied out of the ring.
+      this.order!.settle();
+    });
     const remain = read === turn && turn < left;
     if (nft && pending && this.batch) {
       const placed = this.interleave.next(this.batch, nft.events(pending, this.startWallNs, last));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress, formatIPv6Groups, parseAddress } from '../../src/decode/addr.js';
 import { decodeEvent } from '../../src/decode/event.js';
-import { EVENT_LAYOUT, EventFlags, RecordType } from '../../src/decode/layout.js';
+import { EVENT_LAYOUT, EventFlags, RecordType, VLAN_TAGGED } from '../../src/decode/layout.js';
 
 const F = EVENT_LAYOUT.fields;
 const TF = EVENT_LAYOUT.tuple.fields;
@@ -55,6 +55,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     netns: 4026531840, mark: 0xdead, ifindex: 7, len: 60, mtu: 1500, stackId: -1, dropReason: 12,
     protocol: 0x0800, hook: 3, pf: 2, comm: 'curl', funcIp: 0n,
     tuple: { l3: 4, saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 43210, dport: 80, l4proto: 6, tcpFlags: 0x12 },
+    vlan: null,
     packet: null,
     ct: null,
     verdict: null,
@@ -80,6 +81,21 @@ test('IPv6 tuples; no tuple without the flag; other record types are skipped', (
   assert.equal(decodeEvent(view, bytes, 0)!.tuple, null);
   view.setUint32(F.type, 99, true);
   assert.equal(decodeEvent(view, bytes, 0), null);
+});
+
+test('VLAN tags: outer first, a priority tag (id 0) is a tag, none is null', () => {
+  const { view, bytes } = record(8, () => {});
+  const at = 8 + F.vlan;
+  const ids = () => decodeEvent(view, bytes, 8)!.vlan;
+  assert.equal(ids(), null);
+  view.setUint16(at, VLAN_TAGGED | 100, true);
+  assert.deepEqual(ids(), [100]);
+  view.setUint16(at, VLAN_TAGGED | 200, true);
+  view.setUint16(at + 2, VLAN_TAGGED | 100, true);
+  assert.deepEqual(ids(), [200, 100]);
+  view.setUint16(at, VLAN_TAGGED | 0, true);
+  view.setUint16(at + 2, 0, true);
+  assert.deepEqual(ids(), [0]);
 });
 
 test('addresses: RFC 5952 text, round trips, and rejects', () => {

@@ -137,7 +137,8 @@ test('jsonLine writes exactly jsonText(toJsonRecord(...)): JSON.stringify\'s, wi
   };
   // Every field of the line's end as in a cache entry never filled: it must not be taken for one.
   const blank: TraceEvent = { ...events[0]!, func: '', probe: { type: '' as TraceEvent['probe']['type'], name: '' }, dropReason: null, caller: null, tuple: null };
-  for (const e of [blank, ...events, odd]) {
+  const tagged: TraceEvent = { ...events[0]!, vlan: [200, 100] };
+  for (const e of [blank, ...events, odd, tagged]) {
     for (const stack of [false, true]) {
       const line = jsonLine(e, { stack });
       assert.equal(line, jsonText(toJsonRecord(e, { stack })));

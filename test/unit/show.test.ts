@@ -25,6 +25,7 @@ function fullEvent(): TraceEvent {
   return {
     ...base,
     tupleBefore: { ...base.tuple!, daddr: '203.0.113.9', dport: 8080 },
+    vlan: [200, 100],
     stack: ['ip_rcv+0x1c', 'netif_receive_skb+0x20'],
     ct: {
       source: 'nfct', found: true, state: 'ESTABLISHED', dir: 'reply', id: 0xffff888100abcd00n, status: ['SEEN_REPLY', 'CONFIRMED'],

@@ -184,3 +184,15 @@ test('tuple change and conntrack go between CALLER and the drop reason', () => {
   // The same point without them is unchanged.
   assert.match(f.formatEvent(drop), / nf_hook_slow\+0x91 reason=NETFILTER_DROP$/);
 });
+
+test('VLAN ids after FUNC, outer first, with the tuple or the metadata columns', () => {
+  const e: TraceEvent = { ...events[0]!, caller: null, dropReason: null, vlan: [200, 100] };
+  for (const cols of [{ tuple: true, meta: false }, { tuple: false, meta: true }]) {
+    const f = new TextFormatter({ ...all, ...cols, stack: false, caller: false, timestamp: 'none' });
+    assert.match(f.formatEvent(e), / net_dev_queue vlan=200\.100$/);
+    assert.match(f.formatEvent({ ...e, vlan: [0] }), / net_dev_queue vlan=0$/);
+    assert.match(f.formatEvent({ ...e, vlan: null }), / net_dev_queue$/);
+  }
+  const bare = new TextFormatter({ ...all, tuple: false, meta: false, stack: false, caller: false, timestamp: 'none' });
+  assert.match(bare.formatEvent(e), / net_dev_queue$/);
+});
