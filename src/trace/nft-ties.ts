@@ -77,8 +77,16 @@ export interface TiedTrace<F> {
  */
 export const OUTPUT_SLACK_NS = 1_000_000n;
 const MAX_REMEMBERED = 65536;
-/** Sightings kept per flow: the packets of a flow between two reads (5 ms), bounded: 65,536 flows at most. */
-const SIGHTINGS = 16;
+/**
+ * Sightings kept per flow, and in all: the packets of a flow between two
+ * reads. A read is 5 ms after the last but can be late (a first record that
+ * names a caller parses the kernel's symbols; a loaded machine), and a late
+ * read's traces still each find their packet: 4,096 packets of one flow
+ * (0.8 s of a ping flood), 262,144 in all. Those no trace can take any more
+ * are let go first (`keepUsable`).
+ */
+const SIGHTINGS = 4096;
+const ALL_SIGHTINGS = 262_144;
 const WAIT = Symbol('wait');
 
 export const flowKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
@@ -88,6 +96,7 @@ export class Sightings {
   private readonly flows = new Map<string, Sighting[]>();
   /** Sightings not ended, by skb: a record of the skb elsewhere ends them. */
   private readonly open = new Map<bigint, { key: string; s: Sighting }>();
+  private count = 0;
 
   note(e: TraceEvent): void {
     const at = this.open.get(e.skb);
@@ -98,12 +107,18 @@ export class Sightings {
     }
     if (at !== undefined) this.end(e.skb, at.s, e.sinceStartNs);
     if (key === null) return;
+    while (this.count >= ALL_SIGHTINGS) this.forgetOldestFlow();
     let list = this.flows.get(key);
     if (list === undefined) {
-      if (this.flows.size >= MAX_REMEMBERED) this.flows.delete(this.flows.keys().next().value!);
+      if (this.flows.size >= MAX_REMEMBERED) this.forgetOldestFlow();
       this.flows.set(key, (list = []));
     }
-    if (list.length >= SIGHTINGS) list.shift();
+    if (list.length >= SIGHTINGS) list = this.keepUsable(key, list, -1n);
+    if (list.length >= SIGHTINGS) {
+      list.shift();
+      this.count--;
+    }
+    this.count++;
     const s: Sighting = {
       skb: e.skb, firstNs: e.sinceStartNs, endNs: null, tied: false, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len,
     };
@@ -123,8 +138,9 @@ export class Sightings {
    * the namespace (a packet entering it again, through loopback).
    */
   tie(key: string, afterNs: bigint, byNs: bigint, last: boolean): Sighting | undefined | typeof WAIT {
-    const list = this.flows.get(key);
+    let list = this.flows.get(key);
     if (list !== undefined) {
+      list = this.keepUsable(key, list, afterNs);
       for (const s of list) {
         if (s.firstNs > byNs + OUTPUT_SLACK_NS) break;
         if (s.tied || (s.endNs !== null && s.endNs < afterNs)) continue;
@@ -138,6 +154,31 @@ export class Sightings {
       if (s.tied && s.endNs === null && s.firstNs <= byNs + OUTPUT_SLACK_NS) return s;
     }
     return undefined;
+  }
+
+  /** Sightings held, in all flows. */
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * The flow's sightings some trace may still take: not those tied and
+   * ended, nor those that ended before `afterNs`. Reads come in order and the
+   * starts left waiting try again before any later read, so no later tie
+   * looks before the `afterNs` of the one looking now.
+   */
+  private keepUsable(key: string, list: Sighting[], afterNs: bigint): Sighting[] {
+    const kept = list.filter((s) => s.endNs === null || (!s.tied && s.endNs >= afterNs));
+    if (kept.length === list.length) return list;
+    this.count -= list.length - kept.length;
+    this.flows.set(key, kept);
+    return kept;
+  }
+
+  private forgetOldestFlow(): void {
+    const [key, list] = this.flows.entries().next().value!;
+    this.flows.delete(key);
+    this.count -= list.length;
   }
 
   private end(skb: bigint, s: Sighting, atNs: bigint): void {

@@ -103,3 +103,23 @@ test('a trace of a packet the ring never shows waits one pump, then goes untied'
   assert.deepEqual(p.pump({ fromNs: 6, byNs: 6.1, traces: [] }, []),
     [{ id: 3, table: OWN, firstNs: undefined }, { id: 3, table: 't', firstNs: undefined }]);
 });
+
+test('a read late by 200 ms (40 requests of a ping, 5 ms apart, on one skb address): each trace ties to its own request, in order', () => {
+  const p = new Pumps();
+  assert.deepEqual(p.pump({ fromNs: 1, byNs: 1.1, traces: [] }, []), []);
+  const arrivals = Array.from({ length: 40 }, (_, i) => ms(2 + 5 * i));
+  const out = p.pump({ fromNs: 205, byNs: 205.2, traces: arrivals.flatMap((_, i) => [trace(100 + i, true), trace(100 + i, false)]) },
+    arrivals.flatMap((at) => received(at)));
+  assert.deepEqual(out.map((x) => x.firstNs), arrivals.flatMap((at) => [at, at]));
+});
+
+test('sightings no trace can take are let go: a flow never traced holds none of its ended packets past a read', () => {
+  const p = new Pumps();
+  for (let pump = 0; pump < 50; pump++) {
+    const from = pump * 5;
+    const records = Array.from({ length: 100 }, (_, i) => received(ms(from + i * 0.04), SKB + BigInt(i % 7) * 0x100n)).flat();
+    p.pump({ fromNs: from + 4.9, byNs: from + 4.95, traces: pump === 49 ? [trace(1, true)] : [] }, records);
+  }
+  // The last read's trace looked at the flow: only the packets of the last 5 ms may still be its.
+  assert.ok(p.ties.sightings.size <= 100, `${p.ties.sightings.size} sightings held`);
+});
