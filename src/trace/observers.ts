@@ -8,7 +8,7 @@
  */
 import { type Link, type LoadedProgram, NfHook, attachTracing, closeAll } from '../bpf/link.js';
 import { progIdOfFd } from '../bpf/objects.js';
-import { type ProbeConfig, nfHookMask } from '../decode/config.js';
+import { nfHookMask } from '../decode/config.js';
 import { FREEING_POINTS, type PointInfo } from '../decode/points.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
@@ -112,10 +112,15 @@ export class Observers {
   private programs: ProgramObservers | null = null;
 
   constructor(private readonly ctx: ObserverContext) {
-    this.probes = new ProbeSet(ctx.opts.ringSize, undefined, ctx.opts.stack);
-    this.probes.skbExpr = ctx.filter.skbExpr?.code ?? null;
-    this.probes.tunnel = ctx.filter.tunnel;
-    this.probes.skbMeta = ctx.opts.skbMeta?.code ?? null;
+    const { filter, opts } = ctx;
+    this.probes = new ProbeSet({
+      ringSize: opts.ringSize,
+      config: {
+        stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
+        track: filter.trackSkb, snaplen: opts.snaplen,
+      },
+      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, tunnel: filter.tunnel },
+    });
   }
 
   /** Other programs' entries and exits are traced (their records carry verdicts). */
@@ -156,16 +161,6 @@ export class Observers {
     return this.points.length - 1;
   }
 
-  private probeConfig(pointId: number, extra: Partial<ProbeConfig> = {}): ProbeConfig {
-    const { filter, opts } = this.ctx;
-    return {
-      pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null,
-      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, skbMeta: opts.skbMeta != null, dump: opts.dump, skbArg: 0,
-      netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
-      snaplen: opts.snaplen, ...extra,
-    };
-  }
-
   /**
    * The objects the plan's attachments start from — the tracepoints', the
    * last tc observer's, the netfilter observers' — set loading at once
@@ -174,10 +169,10 @@ export class Observers {
    * again on its own, when its turn comes, to report why.
    */
   private loadFirst(): FirstLoads {
-    const { plan, filter } = this.ctx;
+    const { plan } = this.ctx;
     const { tracepoints: observed, forgets } = plan;
     const tracepoints = observed.length + forgets.length > 0 ? this.tracepointLoads(observed, forgets) : null;
-    const tpRequests = tracepoints ? this.probes.tracepointRequests(this.probeConfig(0), tracepoints, filter.compiled) : [];
+    const tpRequests = tracepoints ? this.probes.tracepointRequests(tracepoints) : [];
     const tcLast = plan.template.tcDirections.length > 0 ? this.tcRequest('last') : null;
     const nf = plan.template.netfilter;
     const beforeNat = nf.some((h) => !h.afterNat) ? this.nfRequest({ type: 'netfilter', name: 'netfilter' }) : null;
@@ -208,7 +203,7 @@ export class Observers {
   private async attachTracepoints({ loads, ahead }: NonNullable<FirstLoads['tracepoints']>, attempt: (what: string, fn: () => void) => void): Promise<boolean> {
     const landed = await ahead;
     if (!this.ctx.goingOn()) return false;
-    const loaded = this.probes.loadTracepoints(this.probeConfig(0), loads, this.ctx.filter.compiled, landed);
+    const loaded = this.probes.loadTracepoints(loads, landed);
     loads.forEach((load, i) => {
       attempt(load.label, () => {
         const inst = loaded[i]!;
@@ -266,8 +261,7 @@ export class Observers {
 
     if (plan.tracePrograms.length > 0) {
       this.programs = new ProgramObservers({
-        probes: this.probes, filter: filter.compiled, addPoint: (info) => this.addPoint(info),
-        config: (id, extra) => this.probeConfig(id, extra), attempt: (what, fn) => this.attempt(what, fn),
+        probes: this.probes, addPoint: (info) => this.addPoint(info), attempt: (what, fn) => this.attempt(what, fn),
       }, new Set(plan.tracePrograms));
       // Other programs found (tc, XDP) load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
       await this.probes.settled();
@@ -359,9 +353,7 @@ export class Observers {
     const tty = process.stderr.isTTY;
     const fn = (this.functions = new FunctionObservers({
       probes: this.probes,
-      filter: this.ctx.filter.compiled,
       addPoint: (info) => this.addPoint(info),
-      config: (id, extra) => this.probeConfig(id, extra),
       goOn,
       progress: (backend, done, total) => {
         if (tty && total >= 256) process.stderr.write(`\rpktpath: attaching ${backend}: ${done}/${total} functions${done === total ? '\n' : ''}`);
@@ -381,8 +373,7 @@ export class Observers {
   private attachNfHookFunction(hooks: NonNullable<AttachPlan['nfHookFunction']>['hooks']): void {
     const id = this.addPoint({ type: 'netfilter', name: 'netfilter' });
     const nfHooks = nfHookMask(hooks.map((h) => ({ ipv6: h.family === 'ipv6', hook: NfHook[h.hook] })));
-    const inst = this.probes.load('nf-hook', this.probeConfig(id, { nfHooks }), 'netfilter observer (fexit of nf_hook_slow)',
-      'nf_hook_slow', this.ctx.filter.compiled);
+    const inst = this.probes.load('nf-hook', { pointId: id, nfHooks }, 'netfilter observer (fexit of nf_hook_slow)', 'nf_hook_slow');
     this.links.push(attachTracing(inst.program, 'fexit of nf_hook_slow'));
     this.nfHookFunction = true;
   }
@@ -390,12 +381,12 @@ export class Observers {
   /** A tc observer instance to load: `last` in every traced chain, `first` where other programs run. */
   private tcRequest(position: 'first' | 'last'): Asked {
     const id = this.addPoint({ type: 'tc', name: 'tc', position });
-    return { id, request: this.probes.request('tc', this.probeConfig(id), `tc observer (${position} in the chain)`, undefined, this.ctx.filter.compiled) };
+    return { id, request: this.probes.request('tc', { pointId: id }, `tc observer (${position} in the chain)`) };
   }
 
   private nfRequest(point: PointInfo): Asked {
     const id = this.addPoint(point);
-    return { id, request: this.probes.request('netfilter', this.probeConfig(id), `${point.name} observer`, undefined, this.ctx.filter.compiled) };
+    return { id, request: this.probes.request('netfilter', { pointId: id }, `${point.name} observer`) };
   }
 
   private tcProgram(inst: ProbeInstance): ProbeInstance['program'] & { id: number } {
