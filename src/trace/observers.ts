@@ -12,7 +12,7 @@ import { type Netns, withNetns } from '../kernel/netns.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan } from './attachments.js';
-import { type AttachFamily, type FamilyContext, type ObserverOptions, refusalLine } from './families/family.js';
+import { type AttachFamily, type FamilyContext, type ObserverOptions, combineReports, refusalLine } from './families/family.js';
 import { FunctionFamily } from './families/functions.js';
 import { NetfilterFamily } from './families/netfilter.js';
 import { NftFamily } from './families/nft.js';
@@ -37,12 +37,6 @@ export interface ObserverContext {
   /** False once the session is stopping: attaching ends at the next step. */
   goingOn(): boolean;
 }
-
-/** The attached line's figures where no family gives them. */
-const NOTHING: AttachedState = {
-  links: 0, tracepoints: 0, forgets: 0, functions: 0, tcDevices: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
-  programs: 0, nfMoved: new Set(), nftNamespaces: null,
-};
 
 export class Observers {
   readonly probes: ProbeSet;
@@ -122,13 +116,7 @@ export class Observers {
 
   /** What every family holds, as the attached line counts it. */
   private state(): AttachedState {
-    const state = { ...NOTHING };
-    for (const f of this.families) {
-      const r = f.report();
-      Object.assign(state, r.line);
-      state.links += r.links;
-    }
-    return state;
+    return combineReports(this.families.map((f) => f.report()));
   }
 
   linkCount(): number {

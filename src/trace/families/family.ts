@@ -93,6 +93,22 @@ export interface AttachFamily {
   report(): FamilyReport;
 }
 
+/** The attached line's figures where no family gives them. */
+const NOTHING: AttachedState = {
+  links: 0, tracepoints: 0, forgets: 0, functions: 0, tcDevices: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
+  programs: 0, nfMoved: new Set(), nftNamespaces: null,
+};
+
+/** What the families hold together, as the "attached N links: …" line counts it: each family's links summed, each its own figures. */
+export function combineReports(reports: readonly FamilyReport[]): AttachedState {
+  const state = { ...NOTHING };
+  for (const r of reports) {
+    Object.assign(state, r.line);
+    state.links += r.links;
+  }
+  return state;
+}
+
 /** A family's refusals, kept for its report and said as the session's. */
 export class Refusals {
   readonly lines: string[] = [];
