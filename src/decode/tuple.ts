@@ -1,6 +1,7 @@
 /** The tuple section: addresses, ports and protocol parsed from the packet's IP and transport headers, and the VLAN tags before them. */
 import { formatAddress } from './addr.js';
 import { EVENT_LAYOUT, VLAN_TAGGED, VLAN_VID_MASK } from './layout.js';
+import { PORTED_PROTOCOLS } from './protocols.js';
 
 /** Never changed once decoded: the text caches of src/output keep the tuples they were made from. */
 export interface Tuple {
@@ -73,8 +74,6 @@ export function sameTupleFields(a: Tuple, b: Tuple): boolean {
     a.l3 === b.l3 && a.saddr === b.saddr && a.daddr === b.daddr;
 }
 
-/** Protocols whose ports the probes read (probes/include/packet.h, parse_l4): TCP, UDP, SCTP. */
-const PORTED = new Set([6, 17, 132]);
 
 /**
  * A tuple from copies of a packet's network and transport headers (what
@@ -103,7 +102,7 @@ export function tupleFromHeaders(network: Uint8Array, transport: Uint8Array | nu
   let sport = 0;
   let dport = 0;
   let tcpFlags = 0;
-  if (transport !== null && PORTED.has(l4proto) && transport.length >= 4) {
+  if (transport !== null && PORTED_PROTOCOLS.has(l4proto) && transport.length >= 4) {
     sport = (transport[0]! << 8) | transport[1]!;
     dport = (transport[2]! << 8) | transport[3]!;
     if (l4proto === 6 && transport.length >= 14) tcpFlags = transport[13]!;
