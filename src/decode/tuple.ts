@@ -1,7 +1,6 @@
 /** The tuple section: addresses, ports and protocol parsed from the packet's IP and transport headers, and the VLAN tags before them. */
 import { formatAddress } from './addr.js';
 import { EVENT_LAYOUT, VLAN_TAGGED, VLAN_VID_MASK } from './layout.js';
-import { PORTED_PROTOCOLS } from './protocols.js';
 
 /** Never changed once decoded: the text caches of src/output keep the tuples they were made from. */
 export interface Tuple {
@@ -72,40 +71,4 @@ export function tupleHash(t: Tuple): number {
 export function sameTupleFields(a: Tuple, b: Tuple): boolean {
   return a.sport === b.sport && a.dport === b.dport && a.l4proto === b.l4proto && a.tcpFlags === b.tcpFlags &&
     a.l3 === b.l3 && a.saddr === b.saddr && a.daddr === b.daddr;
-}
-
-
-/**
- * A tuple from copies of a packet's network and transport headers (what
- * nftables' trace events carry); null when they are not IPv4 or IPv6.
- */
-export function tupleFromHeaders(network: Uint8Array, transport: Uint8Array | null): Tuple | null {
-  if (network.length < 1) return null;
-  const version = network[0]! >> 4;
-  let l4proto: number;
-  let l3: 4 | 6;
-  let saddr: string;
-  let daddr: string;
-  if (version === 4 && network.length >= 20) {
-    l3 = 4;
-    l4proto = network[9]!;
-    saddr = formatAddress(network, 12, 4);
-    daddr = formatAddress(network, 16, 4);
-  } else if (version === 6 && network.length >= 40) {
-    l3 = 6;
-    l4proto = network[6]!;
-    saddr = formatAddress(network, 8, 6);
-    daddr = formatAddress(network, 24, 6);
-  } else {
-    return null;
-  }
-  let sport = 0;
-  let dport = 0;
-  let tcpFlags = 0;
-  if (transport !== null && PORTED_PROTOCOLS.has(l4proto) && transport.length >= 4) {
-    sport = (transport[0]! << 8) | transport[1]!;
-    dport = (transport[2]! << 8) | transport[3]!;
-    if (l4proto === 6 && transport.length >= 14) tcpFlags = transport[13]!;
-  }
-  return { l3, saddr, daddr, sport, dport, l4proto, tcpFlags };
 }
