@@ -7,7 +7,7 @@
  */
 import { packetFromTuple } from '../decode/ip.js';
 import type { Tuple } from '../decode/tuple.js';
-import { type CbpfInsn, FilterSyntaxError, LinkType, compilePcap, pcapVerdict } from './pcap.js';
+import { type CbpfInsn, compileL2L3, pcapVerdict } from './pcap.js';
 
 export interface RecordedFilter {
   expression: string;
@@ -16,21 +16,9 @@ export interface RecordedFilter {
   l3: CbpfInsn[] | null;
 }
 
-/** Compiles for both link types; a syntax error names the expression, as the live filter's does. */
+/** Compiles for both link types, as the live filter does (src/filter/pcap.ts): the same bounds and errors. */
 export function compileRecordedFilter(expression: string): RecordedFilter {
-  let l2: CbpfInsn[];
-  try {
-    l2 = compilePcap(expression, LinkType.ETHERNET);
-  } catch (e) {
-    if (e instanceof FilterSyntaxError) throw new FilterSyntaxError(`filter '${expression}': ${e.message}`);
-    throw e;
-  }
-  let l3: CbpfInsn[] | null;
-  try {
-    l3 = compilePcap(expression, LinkType.RAW);
-  } catch {
-    l3 = null;
-  }
+  const { l2, l3 } = compileL2L3(expression, 'filter');
   return { expression, l2, l3 };
 }
 

@@ -15,7 +15,7 @@ const lab = new Lab(`ppnx${process.pid % 10000}`);
 let A: string;
 let B: string;
 
-before(() => {
+before(async () => {
   A = lab.netns('a');
   B = lab.netns('b');
   lab.veth({ ns: A, ifname: 'veth-a', addrs: ['2001:db8::1/64'] }, { ns: B, ifname: 'veth-b', addrs: ['2001:db8::2/64'] });
@@ -26,6 +26,8 @@ before(() => {
   }
 }
 `);
+  // B reachable before tracing: its address routed, A's neighbour entry made (no datagram waits for discovery).
+  for (let i = 0; i < 20 && (await lab.exec(A, ['ping', '-6', '-c', '1', '-W', '1', '2001:db8::2'])).code !== 0; i++);
 });
 after(async () => {
   lab.cleanup();
@@ -68,7 +70,8 @@ test('a datagram with a hop-by-hop header and the first fragment of one: their n
 
   // The hop-by-hop datagram: one rule event, on the skb the probes saw with that tuple.
   const hbh = preRules(events, 7001);
-  assert.equal(hbh.length, 1, `rule events of the hop-by-hop datagram: ${JSON.stringify(events.filter((e) => e.probe.type === 'nft'))}`);
+  assert.equal(hbh.length, 1, `rule events of the hop-by-hop datagram: ${JSON.stringify(events.filter((e) => e.probe.type === 'nft'))}\n` +
+    `ring: ${JSON.stringify(ring.map((e) => [e.func, e.skb, e.tuple?.dport]))}\n${stderr}`);
   assert.ok(skbsOf(7001).has(hbh[0]!.skb), `tied to skb ${hbh[0]!.skb}, not one of the datagram's`);
   assert.notEqual(hbh[0]!.tuple!.sport, 0);
 
