@@ -7,7 +7,7 @@
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
 import { flagsToNft } from '../filter/nft.js';
 import type { NftCondition } from '../kernel/nftables.js';
-import { IPPROTO } from '../decode/protocols.js';
+import { PORTED_NAMES, PORTED_PROTOCOLS } from '../decode/protocols.js';
 import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
 } from '../output/config.js';
@@ -121,9 +121,6 @@ const MAX_BACKUPS = 1000;
 /** Ten years: past it an age limit means none. */
 const MAX_AGE_DAYS = 3650;
 
-/** Protocols tcpdump's `port` applies to. */
-const PORT_PROTOCOLS: readonly number[] = [IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP];
-
 /** Below this a file would rotate every few lines. */
 const MIN_FILE_SIZE = 4096;
 
@@ -208,8 +205,8 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
   const l3s = [filter.srcIp, filter.dstIp, filter.ip].filter(Boolean).map((a) => a!.l3);
   if (new Set(l3s).size > 1) throw new UsageError('the address filters mix IPv4 and IPv6: no packet can match');
   if ((filter.srcPort || filter.dstPort || filter.port) && filter.proto !== undefined &&
-      !PORT_PROTOCOLS.includes(filter.proto)) {
-    throw new UsageError('port filters need a protocol with ports (tcp, udp, sctp)');
+      !PORTED_PROTOCOLS.has(filter.proto)) {
+    throw new UsageError(`port filters need a protocol with ports (${PORTED_NAMES})`);
   }
 
   const output: OutputConfig = {

@@ -1,12 +1,11 @@
 /** Turns the filter the user asked for into the one the probes run: compiled, resolved against this system. */
 import type { ActiveFilter } from '../filter/active.js';
-import { FilterTooLarge, compileFilter } from '../filter/expression.js';
-import { FilterSyntaxError } from '../filter/pcap.js';
+import { compileFilter } from '../filter/expression.js';
+import { FilterError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
 import { compileTunnelFilter } from '../filter/tunnel.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { InjectError } from '../filter/inject.js';
-import { TranslateError } from '../filter/cbpf-to-ebpf.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
 import type { FilterConfig } from './config.js';
 import { UsageError } from './values.js';
@@ -19,7 +18,7 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     try {
       compiled = compileFilter(f.expression);
     } catch (e) {
-      if (e instanceof FilterSyntaxError || e instanceof TranslateError || e instanceof InjectError || e instanceof FilterTooLarge) {
+      if (e instanceof FilterError || e instanceof InjectError) {
         throw new UsageError(e.message);
       }
       throw e;
@@ -60,7 +59,7 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
   try {
     tunnel = compileTunnelFilter(f.tunnel.l2, f.tunnel.l3);
   } catch (e) {
-    if (e instanceof FilterSyntaxError) throw new UsageError(e.message);
+    if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
   return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, tunnel, trackSkb: f.trackSkb }, notes };

@@ -5,7 +5,7 @@
  * filters, applied to the recorded events. It streams: memory stays bounded
  * whatever the trace's size, and nothing is dropped (it waits for its output).
  */
-import { FilterSyntaxError } from '../filter/pcap.js';
+import { FilterError } from '../filter/pcap.js';
 import { parseJsonTime, eventFromJson } from '../output/json-read.js';
 import { createSinks } from '../output/create.js';
 import { RecordedTime } from '../output/packets.js';
@@ -31,7 +31,7 @@ export async function show(file: string, expression: string[], opts: RawOptions)
       func: cfg.attach.filterFunc,
     });
   } catch (e) {
-    if (e instanceof FilterSyntaxError) throw new UsageError(e.message);
+    if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
   checkTraceFile(file);

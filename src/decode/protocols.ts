@@ -23,10 +23,15 @@ export function protocolNumber(name: string): number | undefined {
   return BY_NAME.get(name);
 }
 
-/** Protocols whose tuple carries ports (tcp, udp, sctp, udplite, dccp). */
-export const PORTED_PROTOCOLS: ReadonlySet<number> = new Set([
-  IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP, IPPROTO.UDPLITE, IPPROTO.DCCP,
-]);
+/**
+ * Protocols with ports: those the probes read them for (probes/include/packet.h,
+ * parse_l4), the only ones a tuple carries ports of, and those tcpdump's `port`
+ * means: tcp, udp, sctp. Every other list of them is this one.
+ */
+export const PORTED_PROTOCOLS: ReadonlySet<number> = new Set([IPPROTO.TCP, IPPROTO.UDP, IPPROTO.SCTP]);
+
+/** The names of PORTED_PROTOCOLS, for messages. */
+export const PORTED_NAMES = [...PORTED_PROTOCOLS].map((n) => IP_PROTOCOLS.get(n)!).join(', ');
 
 /**
  * Names in bit order, the order pwru prints them in: FIN|SYN|RST|PSH|ACK|URG|ECE|CWR,

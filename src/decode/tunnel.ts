@@ -6,7 +6,8 @@
  * inner filters find (probes/include/tunnel.h).
  */
 import type { CapturedPacket } from './packet.js';
-import { type Tuple, tupleFromHeaders } from './tuple.js';
+import { tupleFromPacket } from './ip.js';
+import type { Tuple } from './tuple.js';
 
 export type TunnelKind = 'vxlan' | 'geneve' | 'gre' | 'ipip';
 
@@ -45,11 +46,7 @@ function ipAfterEthernet(b: Uint8Array, at: number): number {
 
 /** The inner tuple from the IP header at `at`. */
 function innerTuple(b: Uint8Array, at: number): Tuple | null {
-  if (at < 0 || at >= b.length) return null;
-  const version = b[at]! >> 4;
-  const ihl = version === 4 ? (b[at]! & 0xf) * 4 : 40;
-  const network = b.subarray(at);
-  return tupleFromHeaders(network, at + ihl < b.length ? b.subarray(at + ihl) : null);
+  return at < 0 ? null : tupleFromPacket(b, at);
 }
 
 /** What the captured packet is a tunnel of; null for a packet that is not encapsulated. */

@@ -22,7 +22,7 @@
  *   'direct' code reads neither the prefetch nor the load buffer: the probe
  *   does not fill them (CONFIG_DIRECT_LOADS).
  */
-import type { CbpfInsn } from './pcap.js';
+import type { CbpfInsnRaw as CbpfInsn } from '../bpf/native/libpcap.js';
 import { Alu, Class, Helper, Jmp, Mode, Size, Src, TO_BE, type EbpfInsn, insn } from '../bpf/insn.js';
 
 export const R_A = 6;

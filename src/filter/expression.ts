@@ -5,10 +5,9 @@
  */
 import type { Addr } from '../decode/addr.js';
 import { protocolName } from '../decode/protocols.js';
-import { translate } from './cbpf-to-ebpf.js';
 import { FILTER_REGION_INSNS } from './inject.js';
 import type { EbpfInsn } from '../bpf/insn.js';
-import { type CbpfInsn, FilterSyntaxError, LinkType, compilePcap } from './pcap.js';
+import { type CbpfInsn, compileL2L3, translateForRegion } from './pcap.js';
 
 export interface FlagFilter {
   srcIp?: Addr;
@@ -54,67 +53,20 @@ export interface CompiledFilter {
 
 const REJECT_ALL: CbpfInsn[] = [{ code: 0x06, jt: 0, jf: 0, k: 0 }];
 
-/** Quotes the part of the expression libpcap's message names, when it names one. */
-function locate(expression: string, message: string): string {
-  const m = /'([^']+)'|"([^"]+)"/.exec(message);
-  const token = m?.[1] ?? m?.[2];
-  if (token) {
-    const at = expression.indexOf(token);
-    if (at >= 0) return ` (at column ${at + 1}: '${token}')`;
-  }
-  return '';
-}
-
 /**
- * Compiles both variants. An expression that libpcap refuses at L2 is an
- * error; one it accepts at L2 only (arp, ether host …) matches nothing where
- * packets have no link-layer header, and the notes say so.
+ * Compiles both variants (src/filter/pcap.ts). An expression that libpcap
+ * refuses at L2 is an error; one it accepts at L2 only (arp, ether host …)
+ * matches nothing where packets have no link-layer header, and the notes say so.
  */
 export function compileFilter(expression: string): CompiledFilter {
-  const notes: string[] = [];
-  // libpcap's optimiser takes time that grows faster than the expression: bounded before it starts.
-  const terms = countTerms(expression);
-  if (terms > MAX_TERMS) {
-    throw new FilterTooLarge(`filter: ${terms} terms; pktpath compiles at most ${MAX_TERMS} (joined by and/or), ` +
-      'and far fewer fit in a probe: narrow it, e.g. with a network (net 192.0.2.0/24) or a port range (portrange 1000-2000)');
-  }
-  let l2: CbpfInsn[];
-  try {
-    l2 = compilePcap(expression, LinkType.ETHERNET);
-  } catch (e) {
-    if (e instanceof FilterSyntaxError) {
-      throw new FilterSyntaxError(`filter '${expression}': ${e.message}${locate(expression, e.message)}`);
-    }
-    throw e;
-  }
-  let l3: CbpfInsn[];
-  try {
-    l3 = compilePcap(expression, LinkType.RAW);
-  } catch (e) {
-    if (!(e instanceof FilterSyntaxError)) throw e;
-    l3 = REJECT_ALL;
-    notes.push(`filter '${expression}' needs a link-layer header (${e.message}): it matches nothing at points ` +
-      'where packets have none (netfilter hooks and tracepoints before the Ethernet header is built)');
-  }
-  const both = (cbpf: CbpfInsn[]) => ({ cbpf, ebpf: translate(cbpf), direct: translate(cbpf, 'direct') });
-  const compiled = { expression, l2: both(l2), l3: both(l3), notes };
-  const size = Math.max(compiled.l2.ebpf.length, compiled.l3.ebpf.length);
-  if (size > FILTER_REGION_INSNS) {
-    throw new FilterTooLarge(`filter: it needs ${size} eBPF instructions; the probes have room for ${FILTER_REGION_INSNS}: ` +
-      'narrow it, e.g. with a network (net 192.0.2.0/24) or a port range (portrange 1000-2000)');
-  }
-  return compiled;
-}
-
-/** More terms than this are refused before libpcap sees them (200 mixed terms compile in about 2 s). */
-export const MAX_TERMS = 200;
-
-/** The expression cannot become a probe's filter: it is too large (the user's to narrow). */
-export class FilterTooLarge extends Error {
-  override name = 'FilterTooLarge';
-}
-
-/** Primitives joined by and/or, counted from the words alone. */
-export function countTerms(expression: string): number {
-  return expression.split(/\b(?:and|or)\b|&&|\|\|/).length;
+  const { l2, l3, l3Refusal } = compileL2L3(expression, 'filter');
+  const notes = l3Refusal === null ? [] : [`filter '${expression}' needs a link-layer header (${l3Refusal}): it matches nothing at points ` +
+    'where packets have none (netfilter hooks and tracepoints before the Ethernet header is built)'];
+  const [t2, t3] = translateForRegion(expression, [l2, l3 ?? REJECT_ALL], { label: 'filter', room: FILTER_REGION_INSNS }, ['copy', 'direct']);
+  return {
+    expression,
+    l2: { cbpf: l2, ebpf: t2!.copy, direct: t2!.direct },
+    l3: { cbpf: l3 ?? REJECT_ALL, ebpf: t3!.copy, direct: t3!.direct },
+    notes,
+  };
 }

@@ -8,11 +8,9 @@
  * header, in iptables' bpf match (through nft_compat), where it fits.
  */
 import type { Addr } from '../decode/addr.js';
+import { PORTED_PROTOCOLS } from '../decode/protocols.js';
 import { type NftCondition, XT_BPF_MAX_INSNS, nftConditionText } from '../kernel/nftables.js';
 import type { CompiledFilter, FlagFilter } from './expression.js';
-
-/** Protocols with ports, as a port flag without --filter-proto means them (tcpdump's `port`). */
-const PORTED = [6, 17, 132];
 
 /** The rules, each a list of conditions; [[]] matches every packet. */
 export function flagsToNft(f: FlagFilter, mark: { value: number; mask: number } | null = null): NftCondition[][] {
@@ -24,7 +22,7 @@ export function flagsToNft(f: FlagFilter, mark: { value: number; mask: number } 
   if (f.dstIp) conds.push([addr('daddr', f.dstIp)]);
   if (f.ip) conds.push([addr('saddr', f.ip), addr('daddr', f.ip)]);
   if (f.proto !== undefined) conds.push([{ kind: 'l4proto', proto: f.proto }]);
-  else if (f.srcPort || f.dstPort || f.port) conds.push(PORTED.map((proto) => ({ kind: 'l4proto', proto })));
+  else if (f.srcPort || f.dstPort || f.port) conds.push([...PORTED_PROTOCOLS].map((proto) => ({ kind: 'l4proto', proto })));
   if (f.srcPort) conds.push([port('sport', f.srcPort)]);
   if (f.dstPort) conds.push([port('dport', f.dstPort)]);
   if (f.port) conds.push([port('sport', f.port), port('dport', f.port)]);

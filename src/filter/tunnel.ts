@@ -5,8 +5,7 @@
  * frame (VXLAN, Geneve, GRE of Ethernet), L3 on the inner IP packet.
  */
 import type { EbpfInsn } from '../bpf/insn.js';
-import { TranslateError, translate } from './cbpf-to-ebpf.js';
-import { FilterSyntaxError, LinkType, compilePcap } from './pcap.js';
+import { LinkType, type LinkTypeValue, compilePcap, translateForRegion } from './pcap.js';
 
 export const TUNNEL_REGION_INSNS = 512;
 export const TUNNEL_MAGIC = { l2: 0x7070746c, l3: 0x70707433 } as const;
@@ -16,21 +15,12 @@ export interface TunnelFilter {
   l3: { expression: string; ebpf: EbpfInsn[] } | null;
 }
 
-function compileOne(flag: string, expression: string, linkType: typeof LinkType.ETHERNET | typeof LinkType.RAW) {
-  let ebpf: EbpfInsn[];
-  try {
-    ebpf = translate(compilePcap(expression, linkType));
-  } catch (e) {
-    if (e instanceof FilterSyntaxError || e instanceof TranslateError) throw new FilterSyntaxError(`${flag} '${expression}': ${e.message}`);
-    throw e;
-  }
-  if (ebpf.length > TUNNEL_REGION_INSNS) {
-    throw new FilterSyntaxError(`${flag} '${expression}': it needs ${ebpf.length} eBPF instructions; the probes have room for ${TUNNEL_REGION_INSNS}`);
-  }
-  return { expression, ebpf };
+function compileOne(label: string, expression: string, linkType: LinkTypeValue) {
+  const [ebpf] = translateForRegion(expression, [compilePcap(expression, { label, linkType })], { label, room: TUNNEL_REGION_INSNS }, ['copy']);
+  return { expression, ebpf: ebpf!.copy };
 }
 
-/** Compiles the inner filters asked for; throws FilterSyntaxError naming the flag. */
+/** Compiles the inner filters asked for; throws FilterError naming the flag. */
 export function compileTunnelFilter(l2: string | null, l3: string | null): TunnelFilter | null {
   if (l2 === null && l3 === null) return null;
   return {

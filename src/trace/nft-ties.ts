@@ -22,13 +22,17 @@
  * its later traces may then take the sightings of the packets before them.
  */
 import { FREEING_POINTS } from '../decode/points.js';
-import { type Tuple, tupleFromHeaders } from '../decode/tuple.js';
+import { type HeadersTuple, tupleFromHeaders } from '../decode/ip.js';
+import { PORTED_PROTOCOLS } from '../decode/protocols.js';
+import type { Tuple } from '../decode/tuple.js';
 import type { NftTrace } from '../kernel/nft-trace.js';
 import type { TraceEvent } from '../output/event.js';
 
 /** One skb of a flow in a namespace, from the ring. */
 export interface Sighting {
   skb: bigint;
+  /** The flow's tuple, as the probes read it. */
+  tuple: Tuple;
   /** Its first record, since the trace's start (monotonic, the records' clock). */
   firstNs: bigint;
   /** When it was freed or went on to another namespace or tuple; null while it may still be here. */
@@ -90,10 +94,33 @@ const ALL_SIGHTINGS = 262_144;
 const WAIT = Symbol('wait');
 
 export const flowKey = (netns: number, t: Tuple) => `${netns}|${t.l4proto}|${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
+const addressKey = (netns: number, t: Tuple) => `${netns}|${t.saddr}|${t.daddr}`;
+
+/**
+ * The flows a trace start's headers may be of, the likeliest first: one when
+ * they name its protocol; when IPv6 extension headers hid it (nftables copies
+ * none of them), those between the same addresses whose ports the transport
+ * copy holds, then those it cannot tell apart (no ports: other protocols, and
+ * later fragments, whose transport copy is payload).
+ */
+function flowsOf(sightings: Sightings, netns: number, h: HeadersTuple, transport: Uint8Array | null): string[][] {
+  if (h.l4Known) return [[flowKey(netns, h.tuple)]];
+  const byPorts: string[] = [];
+  const portless: string[] = [];
+  const ports = transport !== null && transport.length >= 4 ? (transport[0]! << 24 | transport[1]! << 16 | transport[2]! << 8 | transport[3]!) >>> 0 : -1;
+  for (const [key, t] of sightings.flowsBetween(netns, h.tuple)) {
+    const ported = PORTED_PROTOCOLS.has(t.l4proto);
+    if (!ported || (t.sport === 0 && t.dport === 0)) portless.push(key);
+    else if (ports === ((t.sport << 16 | t.dport) >>> 0)) byPorts.push(key);
+  }
+  return [byPorts, portless];
+}
 
 /** The flows' sightings, and which trace took which. */
 export class Sightings {
   private readonly flows = new Map<string, Sighting[]>();
+  /** The flows between two addresses in a namespace, with their tuples. */
+  private readonly between = new Map<string, Map<string, Tuple>>();
   /** Sightings not ended, by skb: a record of the skb elsewhere ends them. */
   private readonly open = new Map<bigint, { key: string; s: Sighting }>();
   private count = 0;
@@ -112,6 +139,10 @@ export class Sightings {
     if (list === undefined) {
       if (this.flows.size >= MAX_REMEMBERED) this.forgetOldestFlow();
       this.flows.set(key, (list = []));
+      const ends = addressKey(e.netns, e.tuple!);
+      let flows = this.between.get(ends);
+      if (flows === undefined) this.between.set(ends, (flows = new Map()));
+      flows.set(key, e.tuple!);
     }
     if (list.length >= SIGHTINGS) list = this.keepUsable(key, list, -1n);
     if (list.length >= SIGHTINGS) {
@@ -120,7 +151,7 @@ export class Sightings {
     }
     this.count++;
     const s: Sighting = {
-      skb: e.skb, firstNs: e.sinceStartNs, endNs: null, tied: false, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len,
+      skb: e.skb, tuple: e.tuple!, firstNs: e.sinceStartNs, endNs: null, tied: false, cpu: e.cpu, pid: e.pid, comm: e.comm, len: e.len,
     };
     list.push(s);
     if (FREEING_POINTS.has(e.func)) {
@@ -132,28 +163,52 @@ export class Sightings {
   }
 
   /**
-   * The sighting a trace start read in (afterNs, byNs] ties to: the flow's
-   * earliest untied one that may be its packet. None yet: WAIT, unless this
-   * is the last try, which also takes an skb already tied that is still in
-   * the namespace (a packet entering it again, through loopback).
+   * The sighting a trace start read in (afterNs, byNs] ties to: the earliest
+   * untied one that may be its packet, of the first group of flows that has
+   * one. None yet: WAIT, unless this is the last try, which also takes an skb
+   * already tied that is still in the namespace (a packet entering it again,
+   * through loopback).
    */
-  tie(key: string, afterNs: bigint, byNs: bigint, last: boolean): Sighting | undefined | typeof WAIT {
-    let list = this.flows.get(key);
-    if (list !== undefined) {
-      list = this.keepUsable(key, list, afterNs);
-      for (const s of list) {
-        if (s.firstNs > byNs + OUTPUT_SLACK_NS) break;
-        if (s.tied || (s.endNs !== null && s.endNs < afterNs)) continue;
-        s.tied = true;
-        return s;
+  tie(groups: readonly string[][], afterNs: bigint, byNs: bigint, last: boolean): Sighting | undefined | typeof WAIT {
+    for (const keys of groups) {
+      let best: Sighting | undefined;
+      for (const key of keys) {
+        const s = this.untied(key, afterNs, byNs);
+        if (s !== undefined && (best === undefined || s.firstNs < best.firstNs)) best = s;
+      }
+      if (best !== undefined) {
+        best.tied = true;
+        return best;
       }
     }
     if (!last) return WAIT;
-    for (let i = (list?.length ?? 0) - 1; i >= 0; i--) {
-      const s = list![i]!;
-      if (s.tied && s.endNs === null && s.firstNs <= byNs + OUTPUT_SLACK_NS) return s;
+    for (const keys of groups) {
+      for (const key of keys) {
+        const list = this.flows.get(key) ?? [];
+        for (let i = list.length - 1; i >= 0; i--) {
+          const s = list[i]!;
+          if (s.tied && s.endNs === null && s.firstNs <= byNs + OUTPUT_SLACK_NS) return s;
+        }
+      }
     }
     return undefined;
+  }
+
+  /** The flow's earliest sighting a trace read in (afterNs, byNs] may take. */
+  private untied(key: string, afterNs: bigint, byNs: bigint): Sighting | undefined {
+    const list = this.flows.get(key);
+    if (list === undefined) return undefined;
+    for (const s of this.keepUsable(key, list, afterNs)) {
+      if (s.firstNs > byNs + OUTPUT_SLACK_NS) break;
+      if (s.tied || (s.endNs !== null && s.endNs < afterNs)) continue;
+      return s;
+    }
+    return undefined;
+  }
+
+  /** The flows between the tuple's addresses in the namespace, by key. */
+  flowsBetween(netns: number, t: Tuple): ReadonlyMap<string, Tuple> {
+    return this.between.get(addressKey(netns, t)) ?? new Map<string, Tuple>();
   }
 
   /** Sightings held, in all flows. */
@@ -179,6 +234,11 @@ export class Sightings {
     const [key, list] = this.flows.entries().next().value!;
     this.flows.delete(key);
     this.count -= list.length;
+    const [netns, , saddr, , daddr] = key.split('|');
+    const ends = `${netns}|${saddr}|${daddr}`;
+    const flows = this.between.get(ends);
+    flows?.delete(key);
+    if (flows?.size === 0) this.between.delete(ends);
   }
 
   private end(skb: bigint, s: Sighting, atNs: bigint): void {
@@ -231,8 +291,10 @@ export class TraceTies<F> {
     let start = this.starts.get(key);
     // A new packet (trace ids repeat when an skb is reused for the next packet of a flow), or a trace whose start was lost.
     if (start === undefined || (trace.network !== null && trace.table === this.ownTable && trace.family === 'inet')) {
-      const tuple = trace.network ? tupleFromHeaders(trace.network, trace.transport) : null;
-      start = { tuple, seen: undefined, waiting: false, by: r, iif: trace.iif, oif: trace.oif, mark: trace.mark, hook: null };
+      const headers = trace.network ? tupleFromHeaders(trace.network, trace.transport) : null;
+      start = {
+        tuple: headers?.tuple ?? null, headers, seen: undefined, waiting: false, by: r, iif: trace.iif, oif: trace.oif, mark: trace.mark, hook: null,
+      };
       this.tie(start, last);
       if (this.starts.size >= MAX_REMEMBERED) this.starts.delete(this.starts.keys().next().value!);
       this.starts.set(key, start);
@@ -241,13 +303,20 @@ export class TraceTies<F> {
   }
 
   private tie(start: Start<F>, last: boolean): void {
-    const seen = start.tuple ? this.sightings.tie(flowKey(start.by.netns, start.tuple), start.by.afterNs, start.by.byNs, last) : undefined;
+    const { headers, by } = start;
+    // Computed at each try: a flow the ring shows only after the trace was read counts too.
+    const flows = headers === null ? [] : flowsOf(this.sightings, by.netns, headers, by.trace.transport);
+    const seen = this.sightings.tie(flows, start.by.afterNs, start.by.byNs, last);
     start.waiting = seen === WAIT;
     start.seen = seen === WAIT ? undefined : seen;
+    // The headers may not have named its transport protocol (IPv6 extension headers): the skb's tuple does.
+    if (start.seen !== undefined && headers !== null && !headers.l4Known) start.tuple = start.seen.tuple;
   }
 }
 
 interface Start<F> extends TraceStart {
+  /** What its headers say of its packet's flow. */
+  headers: HeadersTuple | null;
   /** Its sighting is not in the ring yet. */
   waiting: boolean;
   /** The event that started it. */

@@ -12,7 +12,7 @@ import { BpfObject } from '../../src/bpf/object.js';
 import { testRun } from '../../src/bpf/testrun.js';
 import { type PacketLoads, translate } from '../../src/filter/cbpf-to-ebpf.js';
 import { FILTER_MAGIC, injectRegion } from '../../src/filter/inject.js';
-import { type CbpfInsn, LinkType, compilePcap, pcapVerdict } from '../../src/filter/pcap.js';
+import { type CbpfInsn, compileL2L3, pcapVerdict } from '../../src/filter/pcap.js';
 import { directLoadsLikely, probesDir } from '../../src/trace/builds.js';
 import { corpus } from '../helpers/packets.js';
 
@@ -71,14 +71,9 @@ const EXPRESSIONS = [
 
 for (const expression of EXPRESSIONS) {
   test(`'${expression}': the kernel agrees with libpcap, at L2 and at L3`, () => {
-    const l2 = compilePcap(expression, LinkType.ETHERNET);
+    // L3 null: link-layer only (arp, vlan, ether[…]), where pktpath loads a reject-all program.
+    const { l2, l3 } = compileL2L3(expression, 'filter');
     const m = agree(`L2 '${expression}'`, l2, false);
-    let l3: CbpfInsn[] | null = null;
-    try {
-      l3 = compilePcap(expression, LinkType.RAW);
-    } catch {
-      // Link-layer only (arp, vlan, ether[…]): pktpath loads a reject-all program there.
-    }
     if (l3) agree(`L3 '${expression}'`, l3, true);
     // Every expression is exercised both ways somewhere in the corpus, so a broken translation cannot hide.
     assert.ok(m.matched > 0 || expression.startsWith('ip[8] *') || expression.startsWith('ip[9] <<'),

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDatapath } from '../../src/cli/datapath.js';
-import { tupleFromHeaders } from '../../src/decode/tuple.js';
+import { tupleFromHeaders } from '../../src/decode/ip.js';
 import { compileFilter } from '../../src/filter/expression.js';
 import { expressionToNft, flagsToNft, nftRulesText } from '../../src/filter/nft.js';
 import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
@@ -216,7 +216,8 @@ test('nft trace events parse: table, chain, handle, verdict, the packet\'s heade
   assert.equal(t.id, 0x1234abcd);
   assert.equal(t.iif, 2);
   assert.deepEqual(tupleFromHeaders(t.network!, t.transport), {
-    l3: 4, saddr: '198.51.100.16', daddr: '192.0.2.10', sport: 54321, dport: 9999, l4proto: 17, tcpFlags: 0,
+    tuple: { l3: 4, saddr: '198.51.100.16', daddr: '192.0.2.10', sport: 54321, dport: 9999, l4proto: 17, tcpFlags: 0 },
+    l4Known: true,
   });
   const policy = parseTrace(traceMessage({ type: 1, verdict: 1 }))!;
   assert.equal(policy.type, 'policy');

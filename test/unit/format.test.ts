@@ -36,6 +36,10 @@ test('formatTuple: icmp, icmp6 and unknown protocols have no ports', () => {
   assert.equal(formatTuple(gre, { tcpFlags: false }), '192.0.2.1->192.0.2.2(47)');
   const sctp: Tuple = { ...tcp4, l4proto: 132, tcpFlags: 0 };
   assert.equal(formatTuple(sctp, { tcpFlags: false }), '192.0.2.1:43210->192.0.2.2:80(sctp)');
+  // DCCP and UDP-Lite have ports on the wire, but no probe reads them: a tuple of them carries none to print.
+  const dccp: Tuple = { ...tcp4, l4proto: 33, sport: 0, dport: 0, tcpFlags: 0 };
+  assert.equal(formatTuple(dccp, { tcpFlags: false }), '192.0.2.1->192.0.2.2(33)');
+  assert.equal(formatTuple({ ...dccp, l4proto: 136 }, { tcpFlags: false }), '192.0.2.1->192.0.2.2(136)');
   // Flags are a TCP thing only.
   assert.equal(formatTuple({ ...udp6, tcpFlags: 0x02 }, { tcpFlags: true }), '[2001:db8::1]:80->[2001:db8::2]:5000(udp)');
 });

@@ -123,3 +123,23 @@ test('sightings no trace can take are let go: a flow never traced holds none of 
   // The last read's trace looked at the flow: only the packets of the last 5 ms may still be its.
   assert.ok(p.ties.sightings.size <= 100, `${p.ties.sightings.size} sightings held`);
 });
+
+test('IPv6 with a hop-by-hop header (nftables copies none of it): the trace ties to the flow whose ports the transport copy holds, with its tuple', () => {
+  const p = new Pumps();
+  const V6 = '20010db8000000000000000000000001';
+  const udp = (sport: number, dport: number) => ({ l3: 6 as const, saddr: '2001:db8::1', daddr: '2001:db8::2', sport, dport, l4proto: 17, tcpFlags: 0 });
+  const at = (t: ReturnType<typeof udp>, atNs: bigint, skb: bigint) => received(atNs, skb).map((r) => ({ ...r, protocol: 0x86dd, tuple: t }));
+  // The fixed header only (next header 0, hop-by-hop), then the UDP header from where netfilter found it.
+  const hbh: NftTrace = {
+    ...trace(9, true), nfproto: 10,
+    network: Buffer.from(`6000000000100040${V6}${V6.replace(/1$/, '2')}`, 'hex'), transport: Buffer.from('a4921b59000b0000', 'hex'),
+  };
+  // Read before its packet's records: it waits a pump; another flow between the same addresses, untied, is not its.
+  const OTHER = 0xffff888102aa7000n;
+  assert.deepEqual(p.pump({ fromNs: 1, byNs: 1.1, traces: [hbh] }, at(udp(40000, 53), ms(0.2), OTHER)), []);
+  assert.deepEqual(p.pump({ fromNs: 6, byNs: 6.1, traces: [] }, at(udp(42130, 7001), ms(1.15), SKB)), [{ id: 9, table: OWN, firstNs: ms(1.15) }]);
+  // The start took the skb's tuple: the protocol and ports its headers did not name.
+  const [{ start }] = p.ties.settle([{ from: null, netns: NETNS, trace: { ...hbh, id: 9, table: 't', network: null, transport: null }, afterNs: ms(6), byNs: ms(6.2) }]);
+  assert.deepEqual(start!.tuple, udp(42130, 7001));
+  assert.equal(start!.seen!.skb, SKB);
+});

@@ -12,7 +12,8 @@ import { type JsonRecord, jsonLine, toJsonRecord } from '../../src/output/json.j
 import type { TraceEvent, Tuple } from '../../src/output/event.js';
 import { TextSink } from '../../src/output/sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
-import { compileRecordedFilter, bytesMatch, packetFromTuple, tupleMatches } from '../../src/filter/recorded.js';
+import { compileRecordedFilter, bytesMatch, tupleMatches } from '../../src/filter/recorded.js';
+import { packetFromTuple } from '../../src/decode/ip.js';
 import { compileSelection } from '../../src/regress/select.js';
 import { Collect, loadFixture, root } from '../helpers/fixtures.js';
 import { eth4, ipv4 } from '../helpers/packets.js';
