@@ -13,6 +13,7 @@ import {
 } from '../output/config.js';
 import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
+import { askedSections } from '../output/sections/registry.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
@@ -100,7 +101,6 @@ export interface RawOptions extends RawOutputFileOptions {
   outputNft?: boolean;
   outputPacket?: boolean;
   outputNetnsNames?: boolean;
-  outputTunnel?: boolean;
   outputSkbMetadata?: string;
   outputSkb?: boolean;
   outputSkbSharedInfo?: boolean;
@@ -222,7 +222,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     nft: !!o.outputNft,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
-    tunnel: !!o.outputTunnel,
+    sections: askedSections(o as Record<string, unknown>),
     dump: { skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb },
     skbMetadata: o.outputSkbMetadata !== undefined ? parseFieldList('--output-skb-metadata', o.outputSkbMetadata) : [],
     json: !!o.outputJson,

@@ -14,6 +14,7 @@ import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
+import { sectionMask } from '../output/sections/registry.js';
 import type { TraceSummary } from '../output/summary.js';
 import { SKB_TRACEPOINTS } from '../plan/catalog.js';
 import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
@@ -102,13 +103,9 @@ export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => b
   return only ? () => tracedNamespaces().filter((n) => only(n.name)) : tracedNamespaces;
 }
 
-/** The tunnel section reads an encapsulated packet's first bytes: the outer and inner headers fit in these. */
-export const TUNNEL_SNAPLEN = 160;
-
-/** Packet bytes each event captures: --pcap-snaplen's for pcapng and --output-packet, enough for --output-tunnel. */
+/** Packet bytes each event captures: --pcap-snaplen's for pcapng and --output-packet. */
 function capturedBytes(out: TraceConfig['output']): number {
-  const asked = out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
-  return out.tunnel ? Math.max(asked, TUNNEL_SNAPLEN) : asked;
+  return out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
 }
 
 export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null, skbMeta: CompiledSkbFetch | null = null): SessionOptions {
@@ -122,10 +119,9 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     stack: out.stack,
     snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
-    tunnels: out.tunnel,
     skbMeta,
+    sections: sectionMask(out.sections),
     dump: out.dump,
-    keepPackets: out.files.pcap !== null || out.packet,
   };
 }
 

@@ -46,8 +46,8 @@ export interface OutputConfig {
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /** --output-skb-metadata: skb fields read at every point (up to 4); empty for none. */
   skbMetadata: string[];
-  /** --output-tunnel: the tunnel section on encapsulated packets. */
-  tunnel: boolean;
+  /** The optional sections asked for, by key (--output-tunnel: 'tunnel'; src/output/sections/registry.ts). */
+  sections: string[];
   /** --output-packet: packet bytes captured into the JSON records. */
   packet: boolean;
   json: boolean;

@@ -44,6 +44,8 @@ export interface ObserverOptions {
   snaplen: number;
   /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
   skbMeta?: CompiledSkbFetch | null;
+  /** The optional sections every probe writes (CONFIG.sections: src/output/sections/registry.ts, sectionMask). */
+  sections?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /**
@@ -160,7 +162,7 @@ export class Observers {
     const { filter, opts } = this.ctx;
     return {
       pointId, stack: opts.stack, filter: filter.compiled !== null, skbExpr: filter.skbExpr !== null,
-      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, skbMeta: opts.skbMeta != null, dump: opts.dump, skbArg: 0,
+      tunnelL2: filter.tunnel?.l2 != null, tunnelL3: filter.tunnel?.l3 != null, sections: opts.sections ?? 0, dump: opts.dump, skbArg: 0,
       netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark, track: filter.trackSkb,
       snaplen: opts.snaplen, ...extra,
     };
