@@ -10,9 +10,10 @@ import { jsonText } from '../escape.js';
 import type { Section, SectionContext, SectionOption } from './section.js';
 import { dumpSection } from './dump.js';
 import { skbMetaSection } from './skb-meta.js';
+import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
 
-export const SECTIONS = [tunnelSection, skbMetaSection, dumpSection] as const;
+export const SECTIONS = [tunnelSection, skbMetaSection, dumpSection, skbQueueSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;
