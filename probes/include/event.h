@@ -3,9 +3,9 @@
  * The records pktpath probes send to user space, and the configuration user
  * space gives them. This header is the one definition of that layout:
  * src/decode/layout.ts mirrors it (held by test/unit/layout.test.ts). The
- * optional sections a run asks for (--output-tunnel, --output-skb-metadata,
- * ...) each define their own struct and kind in their helper
- * (sections/NAME.h), mirrored by one TS module (src/output/sections/).
+ * optional sections a run asks for (--output-skb-queue, ...) each define
+ * their own struct and kind in their helper (sections/NAME.h), mirrored by
+ * one TS module (src/output/sections/).
  */
 #ifndef PKTPATH_EVENT_H
 #define PKTPATH_EVENT_H

@@ -44,9 +44,9 @@ export interface OutputConfig {
   netnsNames: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
-  /** --output-skb-metadata: skb fields read at every point (up to 4); empty for none. */
+  /** The skb fields the metadata section reads at every point (up to 4); empty for none. */
   skbMetadata: string[];
-  /** The optional sections asked for, by key (--output-tunnel: 'tunnel'; src/output/sections/registry.ts). */
+  /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */
   sections: string[];
   /** --output-packet: packet bytes captured into the JSON records. */
   packet: boolean;

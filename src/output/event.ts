@@ -9,14 +9,13 @@ import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
 import type { NftEvaluation } from './nft.js';
 import type { SectionFields } from './sections/registry.js';
-import type { TunnelInfo } from './sections/tunnel.js';
 import type { TcVerdict } from './verdict.js';
 
-export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, TunnelInfo, Tuple };
+export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
 
 /**
- * One observation. The optional sections' fields (--output-tunnel,
- * --output-skb-metadata, ...) come from their registry (SectionFields).
+ * One observation. The optional sections' fields (those the run asks for:
+ * --output-skb-queue, ...) come from their registry (SectionFields).
  */
 export interface TraceEvent extends SectionFields {
   /** Wall-clock time, nanoseconds since the epoch. */

@@ -21,7 +21,7 @@ import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, styl
 import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
 import { formatVerdict } from './verdict.js';
-import { hasInlineSection, sectionLines, sectionText } from './sections/registry.js';
+import { hasInlineSection, hasSectionLines, sectionLines, sectionText } from './sections/registry.js';
 import { formatTuple, formatTupleChange, formatVlan } from './tuple.js';
 
 export interface TextOptions {
@@ -273,8 +273,7 @@ export class TextFormatter {
       enc.text(s);
     }
 
-    const below = sectionLines(e);
-    if (below !== '') enc.text(below);
+    if (hasSectionLines(e)) enc.text(sectionLines(e));
     if (o.stack && e.stack !== null) enc.text(stackLines(e.stack));
   }
 

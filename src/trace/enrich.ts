@@ -27,7 +27,7 @@ export interface EnrichOptions {
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
-  /** --output-skb-metadata: the fields each record's section holds, in order. */
+  /** The fields the skb metadata section holds, in order (compiled from the kernel's BTF). */
   skbMeta?: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
@@ -148,7 +148,7 @@ export class Enricher {
       nft: null,
       ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
-    enrichSections(event as unknown as Record<string, unknown>, raw.sections, this.sections);
+    enrichSections(event, raw.sections, this.sections);
     return event;
   }
 

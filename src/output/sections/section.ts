@@ -10,13 +10,13 @@ import type { CompiledSkbFetch } from '../../filter/skb-expr.js';
 
 /** What a section's names come from, beyond its record. */
 export interface SectionContext {
-  /** --output-skb-metadata: the fields each record's section holds, in order. */
+  /** The fields the skb metadata section holds, in order. */
   skbMeta: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
 }
 
 /** A command-line option that asks for a section. */
 export interface SectionOption {
-  /** As commander takes them: `--output-tunnel`, `--output-skb-metadata <fields>`. */
+  /** As commander takes them: `--output-skb-queue`, `--output-skb-cb`. */
   flags: string;
   description: string;
   /** Only where a probe fills the section (a live trace); else `show` takes it too. */
@@ -36,7 +36,7 @@ export interface Section<Key extends string, Raw, Value, JsonKey extends string,
   header: string;
   /** struct <name> of the helper, offsets and size. */
   layout: { struct: string; size: number; fields: Readonly<Record<string, number>> };
-  /** The section at `at` (behind its head); null when the record's section says nothing (a packet that is no tunnel). */
+  /** The section at `at` (behind its head); null when the record's section says nothing (the probe found nothing to report). */
   decode(view: DataView, bytes: Uint8Array, at: number): Raw | null;
   /** The names a user reads; null to leave the section out. */
   enrich(raw: Raw, ctx: SectionContext): Value | null;
