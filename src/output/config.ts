@@ -44,8 +44,8 @@ export interface OutputConfig {
   netnsNames: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
-  /** The skb fields the metadata section reads at every point (up to 4); empty for none. */
-  skbMetadata: string[];
+  /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */
+  sectionValues: Record<string, unknown>;
   /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */
   sections: string[];
   /** --output-packet: packet bytes captured into the JSON records. */

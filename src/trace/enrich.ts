@@ -28,7 +28,7 @@ export interface EnrichOptions {
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
   /** The fields the skb metadata section holds, in order (compiled from the kernel's BTF). */
-  skbMeta?: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
+  skbMeta?: CompiledSkbFetch | null;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
 }

@@ -10,7 +10,9 @@ import { decodeEvent } from '../../src/decode/event.js';
 import { EVENT_LAYOUT, EventFlags, SECTION_HEAD, SectionKind } from '../../src/decode/layout.js';
 import { eventFromJson } from '../../src/output/json-read.js';
 import { toJsonRecord } from '../../src/output/json.js';
-import { SECTIONS, SECTION_DECODERS, optionName, sectionDescriptions, sectionMask } from '../../src/output/sections/registry.js';
+import {
+  SECTIONS, SECTION_DECODERS, SectionOptionError, optionName, sectionDescriptions, sectionMask, sectionValues,
+} from '../../src/output/sections/registry.js';
 import { skbMetaSection } from '../../src/output/sections/skb-meta.js';
 import { TextFormatter } from '../../src/output/text.js';
 import { Enricher } from '../../src/trace/enrich.js';
@@ -35,6 +37,12 @@ test('kinds are distinct, above the point\'s own, and each asks for its bit of C
   assert.equal(optionName('--output-skb-metadata <fields>'), 'outputSkbMetadata');
 });
 
+test('options\' values are checked by their sections, a wrong one named by its option', () => {
+  assert.deepEqual(sectionValues({ outputSkbMetadata: ' skb->mark, skb->hash ', outputTunnel: true }), { outputSkbMetadata: ['skb->mark', 'skb->hash'] });
+  assert.throws(() => sectionValues({ outputSkbMetadata: ' , ' }),
+    (e: unknown) => e instanceof SectionOptionError && /^--output-skb-metadata: name 1 to 4 fields/.test(e.message));
+});
+
 test('sections are found by their heads in any order; kinds the reader does not know are skipped; a bad length ends the walk', () => {
   const unknown = { kind: 31, body: new Uint8Array(24).fill(0xee) };
   const a = recordWith([unknown, { kind: skbMetaSection.kind, body: meta }]);
@@ -51,7 +59,7 @@ test('the enricher names each section; events without one have every section\'s 
   const enricher = new Enricher({
     points: [{ type: 'tracepoint', name: 'net_dev_queue' }], names: new NameBook(), dropReasons: new Map(), startMonoNs: 0n, startWallNs: 0n,
     symbols: null, stacks: null, tupleChanges: false, redirectFlags: null,
-    skbMeta: { fields: ['skb->mark', 'skb->hash'], signed: [false, false] },
+    skbMeta: { fields: ['skb->mark', 'skb->hash'], signed: [false, false], code: [] },
   });
   const a = recordWith([{ kind: skbMetaSection.kind, body: meta }], EventFlags.tuple);
   const e = enricher.enrich(decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!);

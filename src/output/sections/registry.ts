@@ -57,6 +57,41 @@ export function optionName(flags: string): string {
   return flags.split(/[ ,]/)[0]!.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** An option's value that is wrong, or a section a trace cannot prepare: the option and why. */
+export class SectionOptionError extends Error {
+  override name = 'SectionOptionError';
+}
+
+/** Runs `step` for an option; what it throws (but programming errors) becomes that option's SectionOptionError. */
+function forOption<T>(flags: string, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (!(e instanceof Error) || e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError) throw e;
+    throw new SectionOptionError(`${flags.split(' ')[0]}: ${e.message}`);
+  }
+}
+
+/** The values of the sections' options given, checked, by option name (`outputSkbMetadata`). */
+export function sectionValues(opts: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const o of ALL.flatMap((s) => s.options)) {
+    const text = opts[optionName(o.flags)];
+    if (o.parse !== undefined && typeof text === 'string') out[optionName(o.flags)] = forOption(o.flags, () => o.parse!(text));
+  }
+  return out;
+}
+
+/** What a live trace's sections need, made from their options' values (compiled, looked up in the kernel). */
+export function prepareSections(values: Readonly<Record<string, unknown>>): SectionContext {
+  let ctx: SectionContext = { skbMeta: null };
+  for (const o of ALL.flatMap((s) => s.options)) {
+    const value = values[optionName(o.flags)];
+    if (o.prepare !== undefined && value !== undefined) ctx = { ...ctx, ...forOption(o.flags, () => o.prepare!(value)) };
+  }
+  return ctx;
+}
+
 /** The sections the parsed options ask for (any of a section's options given). */
 export function askedSections(opts: Readonly<Record<string, unknown>>): SectionKey[] {
   return ALL.filter((s) => s.options.some((o) => {

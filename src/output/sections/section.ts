@@ -8,10 +8,10 @@
  */
 import type { CompiledSkbFetch } from '../../filter/skb-expr.js';
 
-/** What a section's names come from, beyond its record. */
+/** What a section's names come from, beyond its record: what the sections' options made (prepare). */
 export interface SectionContext {
-  /** The fields the skb metadata section holds, in order. */
-  skbMeta: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
+  /** The fields the skb metadata section holds, in order (and the code that reads them, for the probes). */
+  skbMeta: CompiledSkbFetch | null;
 }
 
 /** A command-line option that asks for a section. */
@@ -21,6 +21,10 @@ export interface SectionOption {
   description: string;
   /** Only where a probe fills the section (a live trace); else `show` takes it too. */
   live: boolean;
+  /** Its value, checked (throws an Error saying what is wrong with it); absent for a flag. */
+  parse?(text: string): unknown;
+  /** What a live trace makes of the parsed value before attaching (throws an Error saying why it cannot). */
+  prepare?(value: unknown): Partial<SectionContext>;
 }
 
 /**

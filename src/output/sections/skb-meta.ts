@@ -5,6 +5,8 @@
  * the order they were asked for, and which of them could be read. Text:
  * `skb->mark=0x42 skb->hash=0x9e3779b9`.
  */
+import { vmlinuxBtf } from '../../bpf/btf/vmlinux.js';
+import { MAX_SKB_META_FIELDS, compileSkbFetch } from '../../filter/skb-expr.js';
 import { escapeText } from '../escape.js';
 import { section } from './section.js';
 
@@ -70,5 +72,17 @@ export const skbMetaSection = section({
     flags: '--output-skb-metadata <fields>',
     description: 'print up to 4 skb fields at every point, comma-separated, read from the kernel\'s BTF (e.g. skb->queue_mapping,skb->hash)',
     live: true,
+    parse(text): string[] {
+      const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+      if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
+        throw new Error(`name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (skb->mark,skb->hash)`);
+      }
+      return fields;
+    },
+    prepare(fields) {
+      const btf = vmlinuxBtf();
+      if (btf === null) throw new Error('this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
+      return { skbMeta: compileSkbFetch(fields as string[], btf) };
+    },
   }],
 });
