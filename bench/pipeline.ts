@@ -19,6 +19,7 @@ import { pktpathNodeFlags } from './node-flags.js';
 import { parseAddress } from '../src/decode/addr.js';
 import { decodeEvent } from '../src/decode/event.js';
 import { EVENT_LAYOUT, EventFlags, RecordType } from '../src/decode/layout.js';
+import { SECTION_DECODERS } from '../src/output/sections/registry.js';
 import { JsonSink, TextSink } from '../src/output/sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { Sink } from '../src/output/sink.js';
@@ -53,6 +54,8 @@ function records(l3: 4 | 6): { view: DataView; bytes: Uint8Array } {
     view.setUint32(at + F.mtu, 1500, true);
     view.setInt32(at + F.stack_id, -1, true);
     view.setUint16(at + F.protocol, l3 === 4 ? 0x0800 : 0x86dd, true);
+    // No sections: the packet bytes (none) start where the core ends, as the probes write it.
+    view.setUint16(at + F.cap_offset, EVENT_LAYOUT.size, true);
     bytes.set(Buffer.from('iperf3'), at + F.comm);
     bytes.set(s, at + F.tuple + TF.saddr);
     bytes.set(d, at + F.tuple + TF.daddr);
@@ -103,7 +106,7 @@ async function run(makeSink: (w: BatchedWriter) => Sink, count: number, l3: 4 | 
   });
   const sink = makeSink(new BatchedWriter(new Discard(), { isTTY: false }));
   const order = new RecordOrder(ORDER_WINDOW_NS, (v, b, at) => {
-    const raw = decodeEvent(v, b, at);
+    const raw = decodeEvent(v, b, at, SECTION_DECODERS);
     if (raw) sink.event(enricher.enrich(raw));
   });
   const start = halves(1_000_000_000n);

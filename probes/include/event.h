@@ -2,9 +2,10 @@
 /*
  * The records pktpath probes send to user space, and the configuration user
  * space gives them. This header is the one definition of that layout:
- * src/decode/layout.ts mirrors it (held by test/unit/layout.test.ts), and
- * each section has one C helper (sections/), one decoder (src/decode) and
- * one formatter (src/output).
+ * src/decode/layout.ts mirrors it (held by test/unit/layout.test.ts). The
+ * optional sections a run asks for (--output-skb-queue, ...) each define
+ * their own struct and kind in their helper (sections/NAME.h), mirrored by
+ * one TS module (src/output/sections/).
  */
 #ifndef PKTPATH_EVENT_H
 #define PKTPATH_EVENT_H
@@ -37,9 +38,23 @@ enum event_flags {
 	EVENT_HAS_CT      = 1 << 7, /* ct holds the packet's conntrack entry (or a lookup's result) */
 	EVENT_HAS_OWN_SRC_MAC = 1 << 8, /* tc egress: the frame's Ethernet source is the device's own address */
 	EVENT_HAS_FUNC    = 1 << 9, /* func_ip is the probed kernel function (function probes) */
-	EVENT_HAS_VERDICT = 1 << 10, /* a struct verdict_section follows the event (BPF program exits) */
-	EVENT_HAS_SKB_META = 1 << 11, /* a struct skb_meta_section ends just before cap_offset (--output-skb-metadata) */
-	EVENT_HAS_DUMP = 1 << 12, /* a struct dump_section precedes it (--output-skb, --output-skb-shared-info, --output-skb-cb) */
+	EVENT_HAS_VERDICT = 1 << 10, /* the record has a verdict section (BPF program exits) */
+};
+
+/* Every section after the event starts with this head: its kind and its
+ * length, so that a reader finds each section where it is, and skips kinds
+ * it does not know. Lengths are multiples of 8 (sections hold u64s). */
+struct section_head {
+	__u16 kind;        /* enum section_kind, or a SECTION_* of sections/NAME.h */
+	__u16 len;         /* bytes, this head included */
+	__u32 _pad;
+};
+
+/* The kinds of the sections a point writes of its own; the optional ones
+ * number theirs from 8 up, in their helpers. */
+enum section_kind {
+	SECTION_CT = 1,
+	SECTION_VERDICT = 2,
 };
 
 /* ct.source: where the conntrack view came from. */
@@ -78,7 +93,7 @@ struct ct_tuple {
 	__u8 _pad[2];
 };
 
-/* EVENT_HAS_CT */
+/* SECTION_CT, at points that read conntrack (EVENT_HAS_CT: it holds an entry or a lookup's result) */
 struct ct_section {
 	__u64 id;        /* struct nf_conn address: the same for every packet of the connection */
 	__u32 status;    /* IPS_* bits */
@@ -93,33 +108,12 @@ struct ct_section {
 	struct ct_tuple reply;
 };
 
-/* EVENT_HAS_VERDICT: what a traced tc program returned (TC_ACT_*, TCX_*). */
+/* SECTION_VERDICT: what a traced tc program returned (TC_ACT_*, TCX_*). */
 struct verdict_section {
 	__s32 retval;
 	__u32 redirect_ifindex; /* TC_ACT_REDIRECT: bpf_redirect_info's target, 0 when unknown */
 	__u32 redirect_flags;   /* its flags: BPF_F_INGRESS 1, BPF_F_NEIGH 2, BPF_F_PEER 4 */
 	__u32 _pad;
-};
-
-/* EVENT_HAS_SKB_META: the skb fields --output-skb-metadata names, in its order. */
-struct skb_meta_section {
-	__u64 values[4];
-	__u32 valid;       /* bit i: values[i] was read (no NULL on the way, no fault) */
-	__u32 _pad;
-};
-
-/* EVENT_HAS_DUMP: the skb as the kernel's BTF prints it (bpf_snprintf_btf:
- * tracing programs only, empty elsewhere), its shared info, and skb->cb. */
-#define DUMP_SKB_BYTES 3072
-#define DUMP_SHINFO_BYTES 1024
-struct dump_section {
-	__u16 skb_len;     /* bytes of text in skb[], 0: none */
-	__u16 shinfo_len;  /* in shinfo[] */
-	__u32 cb_ok;       /* cb[] was read */
-	__u8 cb[48];
-	char dev_name[16]; /* the point's device, the one the event names ('' without one) */
-	char skb[DUMP_SKB_BYTES];
-	char shinfo[DUMP_SHINFO_BYTES];
 };
 
 struct event {
@@ -154,12 +148,14 @@ struct event {
 };
 
 /*
- * A record is a struct event, then the point's own section: a struct
- * ct_section at points that read conntrack (netfilter hooks, tc;
- * EVENT_HAS_CT says whether it holds an entry) or a struct verdict_section
- * at exits of traced BPF programs; then the captured packet bytes at cap_offset. Points that know no
- * conntrack (tracepoints) send records without the section: most records are
- * theirs, and the ring holds more of them.
+ * A record is a struct event, then its sections, each behind a struct
+ * section_head: first the point's own (a ct_section at points that read
+ * conntrack: netfilter hooks, tc; a verdict_section at exits of traced BPF
+ * programs), then the optional ones the run asks for, in the order of
+ * observe(); then the captured packet bytes at cap_offset, where the sections
+ * end. Points that know no conntrack (tracepoints) send records without
+ * sections unless the run asks for some: most records are theirs, and the
+ * ring holds more of them.
  */
 
 /* config.flags */
@@ -172,7 +168,6 @@ enum config_flags {
 	CONFIG_SKB_EXPR = 1 << 5, /* run the injected --filter-skb-expr (probes/include/skb_expr.h) */
 	CONFIG_TUNNEL_L2 = 1 << 6, /* run the injected filter on a tunnel's inner frame (probes/include/tunnel.h) */
 	CONFIG_TUNNEL_L3 = 1 << 7, /* and on its inner packet */
-	CONFIG_SKB_META = 1 << 8, /* read the --output-skb-metadata fields (probes/include/sections/skb_meta.h) */
 	CONFIG_DUMP_SKB = 1 << 9, /* --output-skb (probes/include/sections/dump.h) */
 	CONFIG_DUMP_SHINFO = 1 << 10, /* --output-skb-shared-info */
 	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */
@@ -190,6 +185,7 @@ struct config {
 	__u32 mark_mask;
 	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
 	__u32 nf_hooks;     /* nf_hook_slow: the hooks wanted, bit NFPROTO_IPV4 ? hook : 8 + hook (0: all) */
+	__u32 sections;     /* bit k: write the optional section of kind k (sections/NAME.h) */
 };
 
 /* The tracepoint object carries one program per tracepoint; each reads its

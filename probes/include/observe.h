@@ -21,8 +21,10 @@
 #include "sections/l2.h"
 #include "sections/packet.h"
 #include "sections/skb_meta.h"
+#include "sections/skb_queue.h"
 #include "sections/stack.h"
 #include "sections/tuple.h"
+#include "sections/tunnel.h"
 #include "sections/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -119,10 +121,10 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	if (!netns)
 		netns = skb_netns(skb, dev);
 
-	const __u32 section_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
-	const __u32 dump_space = DUMP_SPACE(CONFIG.flags & DUMP_FLAGS);
-	const __u32 meta_space = SKB_META_SPACE(CONFIG.flags & CONFIG_SKB_META);
-	struct event *e = event_begin(site, section_space + dump_space + meta_space, netns);
+	/* Each section's space is a constant once inlined (the point's kind, the
+	 * frozen CONFIG), and so is where each one starts. */
+	const __u32 own_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
+	struct event *e = event_begin(site, own_space + DUMP_SPACE + SKB_META_SPACE + TUNNEL_SPACE + SKB_QUEUE_SPACE, netns);
 	if (!e)
 		goto out;
 	e->skb = (__u64)skb;
@@ -133,15 +135,23 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->protocol = bpf_ntohs(KREAD(skb, protocol));
 
 	bool is_ip = section_tuple(e, skb);
+	void *at = (void *)(e + 1);
 	if (site->ct != SITE_CT_NONE)
-		section_ct(e, skb, site->ctx, site->ct, is_ip);
+		section_ct(e, skb, site->ctx, site->ct, is_ip, at);
 	else if (site->verdict)
-		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
+		section_verdict(e, at, site->retval, site->redirected);
+	at += own_space;
 	if (site->l2_source)
 		section_l2_source(e, skb, dev);
-	section_dump(e, skb, dev, (void *)(e + 1) + section_space);
-	section_skb_meta(e, skb, (void *)(e + 1) + section_space + dump_space);
-	section_packet(e, skb, (void *)(e + 1) + section_space + dump_space + meta_space);
+	section_dump(skb, dev, at);
+	at += DUMP_SPACE;
+	section_skb_meta(skb, at);
+	at += SKB_META_SPACE;
+	section_tunnel(skb, at);
+	at += TUNNEL_SPACE;
+	section_skb_queue(skb, at);
+	at += SKB_QUEUE_SPACE;
+	section_packet(e, skb, at);
 	event_end(e, site);
 out:
 	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)

@@ -4,8 +4,8 @@
  * headers of a VXLAN (UDP 4789, 8472), Geneve (UDP 6081), GRE or IP-in-IP
  * packet to the start of the inner frame (inner Ethernet header) and of the
  * inner packet (inner IP header), and the filter regions run on them (written
- * by user space before load, as the outer filter's are). src/decode/tunnel.ts
- * names the same encapsulations in user space.
+ * by user space before load, as the outer filter's are). The tunnel section
+ * (sections/tunnel.h) reports the same encapsulations.
  */
 #ifndef PKTPATH_TUNNEL_H
 #define PKTPATH_TUNNEL_H
@@ -27,14 +27,32 @@
 #define GRE_KEY 0x2000
 #define GRE_SEQ 0x1000
 
+/* enum tunnel_kind: what encapsulates (0: nothing pktpath knows). */
+#define TUNNEL_VXLAN 1
+#define TUNNEL_GENEVE 2
+#define TUNNEL_GRE 3
+#define TUNNEL_IPIP 4
+
 /* Where an encapsulated packet's inside starts: `frame` at its Ethernet
- * header (NULL when it has none: IP-in-IP, GRE of IP), `packet` at its IP header. */
+ * header (NULL when it has none: IP-in-IP, GRE of IP), `packet` at its IP
+ * header; what it is, and its VNI or GRE key (read when `want_id`). */
 struct tunnel_inner {
 	unsigned char *frame;
 	unsigned char *packet;
+	__u8 kind;
+	bool has_id;
+	__u32 id;
 };
 
-static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct tunnel_inner *in)
+/* The 24-bit VNI of a VXLAN or Geneve header at `hdr` (bytes 4 to 6). */
+static __always_inline __u32 tunnel_vni(unsigned char *hdr)
+{
+	__u8 b[3] = {};
+	read_bytes(b, 3, hdr + 4);
+	return ((__u32)b[0] << 16) | ((__u32)b[1] << 8) | b[2];
+}
+
+static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct tunnel_inner *in, bool want_id)
 {
 	unsigned char *nh = v->start;
 	if (v->l2) {
@@ -61,6 +79,8 @@ static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct 
 		return false;
 	}
 	in->frame = 0;
+	in->has_id = false;
+	in->id = 0;
 	switch (l4proto) {
 	case IPPROTO_UDP: {
 		__be16 dport = 0;
@@ -68,6 +88,7 @@ static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct 
 		__u16 port = bpf_ntohs(dport);
 		if (port == VXLAN_PORT || port == VXLAN_LINUX_PORT) {
 			in->frame = l4 + 8 + 8;
+			in->kind = TUNNEL_VXLAN;
 		} else if (port == GENEVE_PORT) {
 			__u8 optlen = 0;
 			__be16 proto = 0;
@@ -76,8 +97,13 @@ static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct 
 			if (bpf_ntohs(proto) != ETH_P_TEB)
 				return false;
 			in->frame = l4 + 8 + 8 + (optlen & 0x3f) * 4;
+			in->kind = TUNNEL_GENEVE;
 		} else {
 			return false;
+		}
+		if (want_id) {
+			in->id = tunnel_vni(l4 + 8);
+			in->has_id = true;
 		}
 		break;
 	}
@@ -92,11 +118,19 @@ static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct 
 			in->packet = after;
 		else
 			return false;
+		in->kind = TUNNEL_GRE;
+		if (want_id && (flags & GRE_KEY)) {
+			__be32 key = 0;
+			read_bytes(&key, 4, l4 + 4 + (flags & GRE_CSUM ? 4 : 0));
+			in->id = bpf_ntohl(key);
+			in->has_id = true;
+		}
 		break;
 	}
 	case IPPROTO_IPIP:
 	case IPPROTO_IPV6:
 		in->packet = l4;
+		in->kind = TUNNEL_IPIP;
 		break;
 	default:
 		return false;
@@ -113,7 +147,7 @@ static __always_inline bool tunnel_match(struct sk_buff *skb)
 {
 	struct packet_view v;
 	struct tunnel_inner in;
-	if (!packet_view(skb, &v) || !tunnel_inner_at(&v, &in))
+	if (!packet_view(skb, &v) || !tunnel_inner_at(&v, &in, false))
 		return false;
 	__u32 scratch[FILTER_SCRATCH_WORDS];
 	if (CONFIG.flags & CONFIG_TUNNEL_L2) {

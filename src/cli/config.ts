@@ -13,6 +13,7 @@ import {
 } from '../output/config.js';
 import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
+import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
@@ -100,8 +101,6 @@ export interface RawOptions extends RawOutputFileOptions {
   outputNft?: boolean;
   outputPacket?: boolean;
   outputNetnsNames?: boolean;
-  outputTunnel?: boolean;
-  outputSkbMetadata?: string;
   outputSkb?: boolean;
   outputSkbSharedInfo?: boolean;
   outputSkbCb?: boolean;
@@ -177,10 +176,14 @@ export function parseOutputFileOptions(raw: RawOutputFileOptions): OutputFileOpt
 }
 
 /** `skb->mark,skb->hash`: pwru's list, at most 4. */
-function parseFieldList(flag: string, text: string): string[] {
-  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
-  if (fields.length === 0 || fields.length > 4) throw new UsageError(`${flag}: name 1 to 4 fields, comma-separated (skb->mark,skb->hash)`);
-  return fields;
+/** What `step` finds wrong with a section's option, as a usage error. */
+export function usage<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof SectionOptionError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 function nonEmptyExpr(flag: string, text: string): string {
@@ -219,9 +222,9 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     nft: !!o.outputNft,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
-    tunnel: !!o.outputTunnel,
+    sections: askedSections(o as Record<string, unknown>),
     dump: { skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb },
-    skbMetadata: o.outputSkbMetadata !== undefined ? parseFieldList('--output-skb-metadata', o.outputSkbMetadata) : [],
+    sectionValues: usage(() => sectionValues(o as Record<string, unknown>)),
     json: !!o.outputJson,
     file: o.outputFile ?? null,
     limitLines: o.outputLimitLines !== undefined ? parseCount('--output-limit-lines', o.outputLimitLines) : 0,

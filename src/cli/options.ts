@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_BACKUPS } from '../output/config.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
+import { sectionOptions } from '../output/sections/registry.js';
 import { BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 
 const GROUP = {
@@ -78,19 +79,16 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
-    .option('--output-tunnel', 'for VXLAN, Geneve, GRE and IP-in-IP packets: the tunnel, its VNI or key, and the inner tuple (from their first bytes)')
     .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode');
   if (live) {
     cmd
       .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
         'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
-      .option('--output-skb', 'print the whole struct sk_buff under each event, as the kernel prints it from BTF (tracepoints and function probes)')
-      .option('--output-skb-shared-info', 'print its struct skb_shared_info too (tracepoints and function probes)')
-      .option('--output-skb-cb', 'print the 48 bytes of skb->cb (every point)')
-      .option('--output-skb-metadata <fields>', 'print up to 4 skb fields at every point, comma-separated, read from the kernel\'s BTF (e.g. skb->queue_mapping,skb->hash)')
       .option('--output-packet', 'capture each packet\'s first --pcap-snaplen bytes into its JSON record, ' +
         'so `pktpath show` can filter on any header and write pcapng later');
   }
+  // The optional sections' own (src/output/sections/).
+  for (const o of sectionOptions()) if (live || !o.live) cmd.option(o.flags, o.description);
   cmd.addOption(new Option('--color <when>', 'auto, always or never').default('auto'));
 
   cmd.optionsGroup(GROUP.files)

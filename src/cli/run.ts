@@ -3,9 +3,9 @@
  * session → sinks. `pktpath` itself and the demo run through runTrace();
  * `pktpath list` stops after prepare(), at the plan.
  */
-import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { useKernelBtf } from '../bpf/btf/vmlinux.js';
 import { InputFileRefused } from '../bpf/input-file.js';
-import { type CompiledSkbFetch, SkbExprError, compileSkbFetch } from '../filter/skb-expr.js';
+import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
@@ -14,6 +14,8 @@ import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
+import { prepareSections, sectionMask } from '../output/sections/registry.js';
+import type { SectionContext } from '../output/sections/section.js';
 import type { TraceSummary } from '../output/summary.js';
 import { SKB_TRACEPOINTS } from '../plan/catalog.js';
 import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
@@ -21,7 +23,7 @@ import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { expressionToNft } from '../filter/nft.js';
 import { XT_BPF_MAX_INSNS } from '../kernel/nftables.js';
-import type { TraceConfig } from './config.js';
+import { type TraceConfig, usage } from './config.js';
 import { activateFilter } from './filter.js';
 import { UsageError } from './values.js';
 import { VERSION } from './version.js';
@@ -29,8 +31,8 @@ import { readKernelSymbolsAhead } from '../kernel/kallsyms.js';
 
 export interface Prepared {
   filter: ActiveFilter;
-  /** --output-skb-metadata, compiled against the kernel's BTF; null without it. */
-  skbMeta: CompiledSkbFetch | null;
+  /** What the optional sections asked for need (fields compiled against the kernel's BTF). */
+  sections: SectionContext;
   kernel: KernelView;
   plan: ProbePlan;
   /** The namespaces a live trace follows. */
@@ -80,19 +82,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
     plan.notes.push(`--output-nft: nftables' bpf match cannot be given this expression (${XT_BPF_MAX_INSNS} instructions at most, ` +
       'from the IP header): nftables traces every packet of the traced namespaces, and pktpath shows the rules of the packets it traces');
   }
-  return { filter, kernel, plan, scope: traceScope(filter, only), skbMeta: compileMetadata(cfg.output.skbMetadata) };
-}
-
-function compileMetadata(fields: string[]): CompiledSkbFetch | null {
-  if (fields.length === 0) return null;
-  const btf = vmlinuxBtf();
-  if (btf === null) throw new UsageError('--output-skb-metadata: this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
-  try {
-    return compileSkbFetch(fields, btf);
-  } catch (e) {
-    if (e instanceof SkbExprError) throw new UsageError(`--output-skb-metadata: ${e.message}`);
-    throw e;
-  }
+  return { filter, kernel, plan, scope: traceScope(filter, only), sections: usage(() => prepareSections(cfg.output.sectionValues)) };
 }
 
 /** The namespaces a live trace follows: --filter-netns's, else pktpath's own and every named one (narrowed by `only`). */
@@ -102,13 +92,9 @@ export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => b
   return only ? () => tracedNamespaces().filter((n) => only(n.name)) : tracedNamespaces;
 }
 
-/** The tunnel section reads an encapsulated packet's first bytes: the outer and inner headers fit in these. */
-export const TUNNEL_SNAPLEN = 160;
-
-/** Packet bytes each event captures: --pcap-snaplen's for pcapng and --output-packet, enough for --output-tunnel. */
+/** Packet bytes each event captures: --pcap-snaplen's for pcapng and --output-packet. */
 function capturedBytes(out: TraceConfig['output']): number {
-  const asked = out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
-  return out.tunnel ? Math.max(asked, TUNNEL_SNAPLEN) : asked;
+  return out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
 }
 
 export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null, skbMeta: CompiledSkbFetch | null = null): SessionOptions {
@@ -122,10 +108,9 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     stack: out.stack,
     snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
-    tunnels: out.tunnel,
     skbMeta,
+    sections: sectionMask(out.sections),
     dump: out.dump,
-    keepPackets: out.files.pcap !== null || out.packet,
   };
 }
 
@@ -169,7 +154,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
     { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
   let failed: Error | null = null;
-  const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.skbMeta), plan, kernel, filter, sinks, {
+  const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));

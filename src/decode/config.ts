@@ -14,8 +14,8 @@ export interface ProbeConfig {
   /** Run the inner filters on tunnel packets (--filter-tunnel-pcap-l2/-l3). */
   tunnelL2?: boolean;
   tunnelL3?: boolean;
-  /** Read the --output-skb-metadata fields into each record. */
-  skbMeta?: boolean;
+  /** The optional sections to write (src/output/sections/registry.ts, sectionMask): bit k for kind k. */
+  sections?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /** Functions: the argument holding the skb. */
@@ -50,7 +50,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
     (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.tunnelL2 ? ConfigFlags.tunnelL2 : 0) | (cfg.tunnelL3 ? ConfigFlags.tunnelL3 : 0) |
-    (cfg.skbMeta ? ConfigFlags.skbMeta : 0) | (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
+    (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
     (cfg.directLoads ? ConfigFlags.directLoads : 0);
   b.writeUInt32LE(flags, F.flags);
@@ -61,6 +61,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.mark?.mask ?? 0, F.mark_mask);
   b.writeUInt32LE(cfg.snaplen, F.snaplen);
   b.writeUInt32LE(cfg.nfHooks ?? 0, F.nf_hooks);
+  b.writeUInt32LE(cfg.sections ?? 0, F.sections);
   return b;
 }
 

@@ -31,7 +31,6 @@ export interface RawCt {
 }
 
 /** The section follows the event. */
-const C = EVENT_LAYOUT.size;
 const CF = EVENT_LAYOUT.ct_section.fields;
 const CTF = EVENT_LAYOUT.ct_tuple.fields;
 
@@ -49,9 +48,8 @@ function readCtTuple(view: DataView, bytes: Uint8Array, at: number): CtTuple | n
   };
 }
 
-/** Decodes the conntrack section of the event record at `at` (whose EVENT_HAS_CT flag is set). */
-export function decodeCt(view: DataView, bytes: Uint8Array, at: number): RawCt {
-  const c = at + C;
+/** Decodes the conntrack section at `c` (of a record whose EVENT_HAS_CT flag is set). */
+export function decodeCt(view: DataView, bytes: Uint8Array, c: number): RawCt {
   const id = view.getBigUint64(c + CF.id, true);
   return {
     source: bytes[c + CF.source]!,

@@ -1,13 +1,13 @@
 /**
  * The one decoder of the kernel→user record defined in probes/include/event.h:
- * the fixed core, then each section the record's flags say it carries, each by
- * its own decoder (./tuple.ts, ./ct.ts, ./verdict.ts, ./packet.ts, ./skb-meta.ts, ./dump.ts). Offsets are in ./layout.ts.
+ * the fixed core, then each section where its head says it is — the point's
+ * own (./ct.ts, ./verdict.ts) here, the optional ones by the decoders the
+ * caller hands in (src/output/sections/registry.ts) — then the packet bytes
+ * (./packet.ts). Offsets are in ./layout.ts.
  */
 import { type RawCt, decodeCt } from './ct.js';
-import { EVENT_LAYOUT, EventFlags, RecordType } from './layout.js';
+import { EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind } from './layout.js';
 import { type CapturedPacket, decodePacket } from './packet.js';
-import { type RawDump, decodeDump } from './dump.js';
-import { type RawSkbMeta, decodeSkbMeta } from './skb-meta.js';
 import { type RawVerdict, decodeVerdict } from './verdict.js';
 import { type Tuple, decodeTuple, decodeVlan } from './tuple.js';
 
@@ -44,11 +44,21 @@ export interface RawEvent {
   ct: RawCt | null;
   /** EVENT_HAS_VERDICT */
   verdict: RawVerdict | null;
-  /** EVENT_HAS_SKB_META */
-  skbMeta: RawSkbMeta | null;
-  /** EVENT_HAS_DUMP */
-  dump: RawDump | null;
+  /** The optional sections the record carries, by their decoders' keys; null when it carries none. */
+  sections: Record<string, unknown> | null;
 }
+
+/** An optional section's decoder: `at` is where the section starts, behind its head. */
+export interface SectionDecoder {
+  key: string;
+  decode(view: DataView, bytes: Uint8Array, at: number): unknown;
+}
+
+/** Decoders by section kind. */
+export type SectionDecoders = ReadonlyArray<SectionDecoder | undefined>;
+
+const NO_DECODERS: SectionDecoders = [];
+const HEAD = SECTION_HEAD.size;
 
 const F = EVENT_LAYOUT.fields;
 
@@ -94,12 +104,13 @@ function readSkb(view: DataView, at: number): bigint {
 
 /**
  * Decodes one event record. `view` and `bytes` cover the same memory; `at` is
- * the record's offset in them. Returns null for records of another type.
+ * the record's offset in them; `sections` decodes the optional sections by
+ * kind (those it lacks are skipped). Returns null for records of another type.
  */
-export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawEvent | null {
+export function decodeEvent(view: DataView, bytes: Uint8Array, at: number, sections: SectionDecoders = NO_DECODERS): RawEvent | null {
   if (view.getUint32(at + F.type, true) !== RecordType.event) return null;
   const flags = view.getUint32(at + F.flags, true);
-  return {
+  const raw: RawEvent = {
     flags,
     tsNs: view.getBigUint64(at + F.ts_ns, true),
     skb: readSkb(view, at + F.skb),
@@ -122,9 +133,26 @@ export function decodeEvent(view: DataView, bytes: Uint8Array, at: number): RawE
     tuple: flags & EventFlags.tuple ? decodeTuple(view, bytes, at + F.tuple) : null,
     vlan: decodeVlan(view, at + F.vlan),
     packet: flags & EventFlags.packet ? decodePacket(view, bytes, at) : null,
-    ct: flags & EventFlags.ct ? decodeCt(view, bytes, at) : null,
-    verdict: flags & EventFlags.verdict ? decodeVerdict(view, at) : null,
-    skbMeta: flags & EventFlags.skbMeta ? decodeSkbMeta(view, at) : null,
-    dump: flags & EventFlags.dump ? decodeDump(view, bytes, at, flags) : null,
+    ct: null,
+    verdict: null,
+    sections: null,
   };
+  // The sections lie between the core and the packet bytes, each behind its head.
+  const end = at + view.getUint16(at + F.cap_offset, true);
+  for (let s = at + EVENT_LAYOUT.size; s + HEAD <= end;) {
+    const kind = view.getUint16(s, true);
+    const len = view.getUint16(s + SECTION_HEAD.fields.len, true);
+    if (len < HEAD || s + len > end) break;
+    const body = s + HEAD;
+    if (kind === SectionKind.ct) {
+      if (flags & EventFlags.ct) raw.ct = decodeCt(view, bytes, body);
+    } else if (kind === SectionKind.verdict) {
+      if (flags & EventFlags.verdict) raw.verdict = decodeVerdict(view, body);
+    } else {
+      const d = sections[kind];
+      if (d !== undefined) (raw.sections ??= {})[d.key] = d.decode(view, bytes, body);
+    }
+    s += len;
+  }
+  return raw;
 }

@@ -20,15 +20,22 @@ export const EventFlags = {
   ownSrcMac: 1 << 8,
   func: 1 << 9,
   verdict: 1 << 10,
-  skbMeta: 1 << 11,
-  dump: 1 << 12,
 } as const;
 
 /** enum config_flags */
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, tunnelL2: 1 << 6, tunnelL3: 1 << 7,
-  skbMeta: 1 << 8, dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12,
+  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12,
 } as const;
+
+/**
+ * enum section_kind: the sections a point writes of its own. The optional
+ * sections' kinds are their modules' (src/output/sections/), from 8 up.
+ */
+export const SectionKind = { ct: 1, verdict: 2 } as const;
+
+/** struct section_head: in front of every section, its kind and its length (head included). */
+export const SECTION_HEAD = { size: 8, fields: { kind: 0, len: 2 } } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
 export const TrackStat = { added: 0, freed: 1, stale: 2, moved: 3 } as const;
@@ -43,9 +50,8 @@ export const VLAN_TAGGED = 0x8000;
 export const VLAN_VID_MASK = 0x0fff;
 
 /**
- * A record is a struct event, then the point's own section (a struct
- * ct_section at points that read conntrack, a struct verdict_section at exits
- * of traced BPF programs), then the captured packet bytes at cap_offset.
+ * A record is a struct event, then its sections (each behind a struct
+ * section_head), then the captured packet bytes at cap_offset.
  */
 export const EVENT_LAYOUT = {
   size: 160,
@@ -62,16 +68,12 @@ export const EVENT_LAYOUT = {
   },
   ct_tuple: { size: 40, fields: { saddr: 0, daddr: 16, sport: 32, dport: 34, l3: 36, l4proto: 37 } },
   verdict_section: { size: 16, fields: { retval: 0, redirect_ifindex: 4, redirect_flags: 8 } },
-  /** Ends just before the packet bytes (cap_offset). */
-  skb_meta_section: { size: 40, fields: { values: 0, valid: 32 } },
-  /** Precedes the skb metadata section (when there is one). */
-  dump_section: { size: 4168, fields: { skb_len: 0, shinfo_len: 2, cb_ok: 4, cb: 8, dev_name: 56, skb: 72, shinfo: 3144 } },
 } as const;
 
 /** struct config: the read-only settings each probe instance is loaded with. */
 export const CONFIG_LAYOUT = {
-  size: 36,
-  fields: { point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32 },
+  size: 40,
+  fields: { point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32, sections: 36 },
 } as const;
 
 /** struct tp_point: one tracepoint program's slot of TP_POINTS (probes/tracepoint.bpf.c). */

@@ -14,14 +14,13 @@ export interface RawVerdict {
   redirectFlags: number;
 }
 
-/** The section follows the event. */
-const V = EVENT_LAYOUT.size;
 const VF = EVENT_LAYOUT.verdict_section.fields;
 
+/** Decodes the verdict section at `at`. */
 export function decodeVerdict(view: DataView, at: number): RawVerdict {
   return {
-    retval: view.getInt32(at + V + VF.retval, true),
-    redirectIfindex: view.getUint32(at + V + VF.redirect_ifindex, true),
-    redirectFlags: view.getUint32(at + V + VF.redirect_flags, true),
+    retval: view.getInt32(at + VF.retval, true),
+    redirectIfindex: view.getUint32(at + VF.redirect_ifindex, true),
+    redirectFlags: view.getUint32(at + VF.redirect_flags, true),
   };
 }

@@ -44,10 +44,10 @@ export interface OutputConfig {
   netnsNames: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
-  /** --output-skb-metadata: skb fields read at every point (up to 4); empty for none. */
-  skbMetadata: string[];
-  /** --output-tunnel: the tunnel section on encapsulated packets. */
-  tunnel: boolean;
+  /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */
+  sectionValues: Record<string, unknown>;
+  /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */
+  sections: string[];
   /** --output-packet: packet bytes captured into the JSON records. */
   packet: boolean;
   json: boolean;

@@ -7,15 +7,17 @@ import type { CtInfo } from '../decode/ct.js';
 import type { CapturedPacket } from '../decode/packet.js';
 import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
-import type { TunnelInfo } from '../decode/tunnel.js';
 import type { NftEvaluation } from './nft.js';
-import type { SkbDump } from './dump.js';
-import type { SkbMetaValue } from './skb-meta.js';
+import type { SectionFields } from './sections/registry.js';
 import type { TcVerdict } from './verdict.js';
 
-export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, TunnelInfo, Tuple };
+export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
 
-export interface TraceEvent {
+/**
+ * One observation. The optional sections' fields (those the run asks for:
+ * --output-skb-queue, ...) come from their registry (SectionFields).
+ */
+export interface TraceEvent extends SectionFields {
   /** Wall-clock time, nanoseconds since the epoch. */
   timeNs: bigint;
   /** Nanoseconds since the trace started (for --timestamp relative). */
@@ -80,12 +82,6 @@ export interface TraceEvent {
   ownSrcMac?: boolean;
   /** Events of nftables' own tracing (--output-nft): the rule evaluation they report. */
   nft?: NftEvaluation | null;
-  /** --output-tunnel: what the packet encapsulates (VXLAN, Geneve, GRE, IP-in-IP); null when it is not a tunnel packet. */
-  tunnel?: TunnelInfo | null;
-  /** --output-skb-metadata: the fields asked for, as read at this point. */
-  skbMeta?: SkbMetaValue[] | null;
-  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  dump?: SkbDump | null;
 }
 
 /** Records the kernel could not hand over: the ring was full, or nftables' trace socket (`source: 'nft'`). */

@@ -6,7 +6,6 @@
  */
 import { AddressText, NumberText, SlotCache, flat } from '../decode/cache.js';
 import type { TimestampMode } from './config.js';
-import type { TraceEvent } from './event.js';
 
 const NS_PER_S = 1_000_000_000n;
 const HEX_ZEROS = '0000000000000000';
@@ -170,7 +169,7 @@ function formatRelative(ns: bigint): string {
  * since the trace started for relative.
  */
 export function formatTimestamp(
-  e: Pick<TraceEvent, 'timeNs' | 'sinceStartNs'>,
+  e: { timeNs: bigint; sinceStartNs: bigint },
   mode: TimestampMode,
 ): string {
   switch (mode) {
@@ -228,7 +227,7 @@ export function formatIface(ifname: string, ifindex: number): string {
 }
 
 /** The namespace as people name it: its name under /run/netns, else its inode. */
-export function netnsLabel(e: Pick<TraceEvent, 'netns' | 'netnsName'>): string {
+export function netnsLabel(e: { netns: number; netnsName: string }): string {
   return e.netnsName !== '' ? e.netnsName : formatDecimal(e.netns);
 }
 

@@ -2,18 +2,17 @@
  * JSON lines back into events: the inverse of src/output/json.ts, so a
  * recorded trace (`--output-json`, `pktpath record`) goes through the same
  * sinks as a live one (`pktpath show`); each section's inverse sits beside its
- * JSON form (ct.ts, verdict.ts, nft.ts, tuple.ts, tunnel.ts, skb-meta.ts). Every field the JSON carries comes
+ * JSON form (ct.ts, verdict.ts, nft.ts, tuple.ts, and the optional sections'
+ * modules, through their registry). Every field the JSON carries comes
  * back; what it does not carry (the time since the trace started) is made
  * from the first event read.
  */
 import { ctFromJson } from './ct.js';
-import { skbDumpFromJson } from './dump.js';
 import type { TraceEvent } from './event.js';
 import type { JsonPacket, JsonRecord } from './json.js';
 import { nftFromJson } from './nft.js';
-import { skbMetaFromJson } from './skb-meta.js';
+import { sectionsFromJson } from './sections/registry.js';
 import { tupleFromJson } from './tuple.js';
-import { tunnelFromJson } from './tunnel.js';
 import { verdictFromJson } from './verdict.js';
 
 // Years past 9999 (and before 0) as toISOString writes them: six digits and a sign.
@@ -82,8 +81,6 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
   if (r.verdict) e.verdict = verdictFromJson(r.verdict);
   if (r.nft) e.nft = nftFromJson(r.nft);
   if (r.packet) e.packet = packetFromJson(r.packet);
-  if (r.tunnel) e.tunnel = tunnelFromJson(r.tunnel);
-  if (r.skb_metadata) e.skbMeta = skbMetaFromJson(r.skb_metadata);
-  if (r.skb_dump) e.dump = skbDumpFromJson(r.skb_dump);
+  sectionsFromJson(r, e as unknown as Record<string, unknown>);
   return e;
 }

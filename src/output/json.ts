@@ -14,9 +14,7 @@ import { type Tuple, sameTupleFields, tupleHash } from '../decode/tuple.js';
 import type { CtInfo } from '../decode/ct.js';
 import { type JsonCt, ctHash, sameCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
-import { type JsonSkbDump, toJsonSkbDump } from './dump.js';
-import { type JsonSkbMeta, toJsonSkbMeta } from './skb-meta.js';
-import { type JsonTunnel, toJsonTunnel } from './tunnel.js';
+import { type JsonSectionFields, hasSection, sectionsJsonText, sectionsToJson } from './sections/registry.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
 import type { LostNotice, ProbeType, TraceEvent } from './event.js';
 import {
@@ -29,7 +27,8 @@ export type { JsonProto, JsonTuple } from './tuple.js';
 
 export const JSON_SCHEMA_VERSION = 1;
 
-export interface JsonRecord {
+/** A JSON line's event; the optional sections' fields come from their registry (JsonSectionFields). */
+export interface JsonRecord extends JsonSectionFields {
   v: typeof JSON_SCHEMA_VERSION;
   time: string;
   skb: string;
@@ -59,12 +58,6 @@ export interface JsonRecord {
   verdict?: JsonVerdict;
   /** nftables trace events (--output-nft): the rule evaluation. */
   nft?: JsonNft;
-  /** --output-tunnel, for encapsulated packets: the tunnel and the inner tuple. */
-  tunnel?: JsonTunnel;
-  /** --output-skb-metadata: field → value. */
-  skb_metadata?: JsonSkbMeta;
-  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  skb_dump?: JsonSkbDump;
   /** Present only when stacks are requested. */
   stack?: string[];
   /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
@@ -146,9 +139,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   if (e.ct) rec.ct = toJsonCt(e.ct);
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
   if (e.nft) rec.nft = toJsonNft(e.nft);
-  if (e.tunnel) rec.tunnel = toJsonTunnel(e.tunnel);
-  if (e.skbMeta) rec.skb_metadata = toJsonSkbMeta(e.skbMeta);
-  if (e.dump) rec.skb_dump = toJsonSkbDump(e.dump);
+  sectionsToJson(e, rec as unknown as Record<string, unknown>);
   if (opts.stack) rec.stack = e.stack ?? [];
   if (e.packet) rec.packet = toJsonPacket(e.packet);
   return rec;
@@ -349,7 +340,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta && !e.dump && !e.packet) {
+    if (!e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e)) {
       enc.bytes(tail.closed);
       return;
     }
@@ -366,9 +357,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.
   if (e.verdict) enc.text(',"verdict":' + jsonText(toJsonVerdict(e.verdict)));
   if (e.nft) enc.text(',"nft":' + jsonText(toJsonNft(e.nft)));
-  if (e.tunnel) enc.text(',"tunnel":' + jsonText(toJsonTunnel(e.tunnel)));
-  if (e.skbMeta) enc.text(',"skb_metadata":' + jsonText(toJsonSkbMeta(e.skbMeta)));
-  if (e.dump) enc.text(',"skb_dump":' + jsonText(toJsonSkbDump(e.dump)));
+  if (hasSection(e)) enc.text(sectionsJsonText(e));
   if (opts.stack) {
     const st = e.stack;
     if (st === null || st.length === 0) {

@@ -21,9 +21,7 @@ import { type ColorLevel, PACKET_COLORS, type Paint, packetPaints, paintOf, styl
 import { formatNft } from './nft.js';
 import { stackLines } from './stack.js';
 import { formatVerdict } from './verdict.js';
-import { dumpLines } from './dump.js';
-import { formatSkbMeta } from './skb-meta.js';
-import { formatTunnel } from './tunnel.js';
+import { hasInlineSection, hasSectionLines, sectionLines, sectionText } from './sections/registry.js';
 import { formatTuple, formatTupleChange, formatVlan } from './tuple.js';
 
 export interface TextOptions {
@@ -259,7 +257,7 @@ export class TextFormatter {
     const point = this.pointSeg(e);
     const ct = o.ct === true && e.ct ? e.ct : null;
     const vlan = (o.tuple || o.meta) && e.vlan ? e.vlan : null;
-    if (!e.tupleBefore && ct === null && vlan === null && !e.verdict && !e.nft && !e.tunnel && !e.skbMeta) {
+    if (!e.tupleBefore && ct === null && vlan === null && !e.verdict && !e.nft && !hasInlineSection(e)) {
       enc.bytes(point.line);
     } else {
       // Tuple changes and conntrack go between CALLER and the drop reason.
@@ -267,8 +265,7 @@ export class TextFormatter {
       let s = '';
       if (vlan !== null) s += ' ' + formatVlan(vlan);
       if (e.tupleBefore && e.tuple) s += ' ' + formatTupleChange(e.tupleBefore, e.tuple);
-      if (e.tunnel) s += ' ' + formatTunnel(e.tunnel);
-      if (e.skbMeta) s += ' ' + formatSkbMeta(e.skbMeta);
+      s += sectionText(e);
       if (ct !== null) s += ' ' + formatCt(ct);
       if (e.verdict) s += ' ' + this.marked(formatVerdict(e.verdict), e.verdict.action === 'drop');
       if (e.nft) s += ' ' + this.marked(formatNft(e.nft), e.nft.verdict === 'drop');
@@ -276,7 +273,7 @@ export class TextFormatter {
       enc.text(s);
     }
 
-    if (e.dump) enc.text(dumpLines(e.dump));
+    if (hasSectionLines(e)) enc.text(sectionLines(e));
     if (o.stack && e.stack !== null) enc.text(stackLines(e.stack));
   }
 

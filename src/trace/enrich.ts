@@ -2,9 +2,9 @@
 import { AddressText, SlotCache } from '../decode/cache.js';
 import { ctInfo } from '../decode/ct.js';
 import type { RawEvent } from '../decode/event.js';
-import { parseTunnel } from '../decode/tunnel.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
-import type { SkbMetaValue } from '../output/skb-meta.js';
+import { enrichSections } from '../output/sections/registry.js';
+import type { SectionContext } from '../output/sections/section.js';
 import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
 import { type Tuple, sameTuple, turnedAround } from '../decode/tuple.js';
@@ -27,12 +27,8 @@ export interface EnrichOptions {
   stacks: Pick<StackSymbols, 'frames'> | null;
   /** Note where an skb's tuple changes between points (costs a map lookup per event). */
   tupleChanges: boolean;
-  /** --output-skb-metadata: the fields each record's section holds, in order. */
-  skbMeta?: Pick<CompiledSkbFetch, 'fields' | 'signed'> | null;
-  /** Name what encapsulated packets carry (the tunnel section, from the captured bytes). */
-  tunnels?: boolean;
-  /** Pass the captured bytes on (default); false when they were captured for the tunnel section only. */
-  keepPackets?: boolean;
+  /** The fields the skb metadata section holds, in order (compiled from the kernel's BTF). */
+  skbMeta?: CompiledSkbFetch | null;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
 }
@@ -63,7 +59,11 @@ export class Enricher {
   /** Callers by address: a flood's frees come from a handful of call sites. */
   private readonly callers: AddressText | null;
 
+  /** What the optional sections name their values from. */
+  private readonly sections: SectionContext;
+
   constructor(private readonly o: EnrichOptions) {
+    this.sections = { skbMeta: o.skbMeta ?? null };
     const symbols = o.symbols;
     this.callers = symbols === null ? null : new AddressText(1024, (a) => symbols.format(a));
   }
@@ -118,7 +118,7 @@ export class Enricher {
     let stack: string[] | null = null;
     if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.o.stacks.frames(raw.stackId);
     const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.frees) : null;
-    return {
+    const event: TraceEvent = {
       timeNs: this.o.startWallNs + sinceStartNs,
       sinceStartNs,
       skb: raw.skb,
@@ -140,26 +140,16 @@ export class Enricher {
       dropReason,
       caller,
       stack,
-      packet: this.o.keepPackets === false ? null : raw.packet,
+      packet: raw.packet,
       ct: raw.ct === null ? null : ctInfo(raw.ct),
       // Always present (null when unchanged): one object shape for every event keeps the sinks fast.
       tupleBefore,
       verdict: raw.verdict ? this.returned(raw) : null,
       nft: null,
-      tunnel: this.o.tunnels === true && raw.packet !== null ? parseTunnel(raw.packet) : null,
-      skbMeta: raw.skbMeta !== null && this.o.skbMeta ? this.metaValues(raw.skbMeta) : null,
-      dump: raw.dump === null ? null
-        : { skb: raw.dump.skb, sharedInfo: raw.dump.sharedInfo, cb: raw.dump.cb && Buffer.from(raw.dump.cb).toString('hex'), dev: raw.dump.dev },
       ownSrcMac: (raw.flags & EventFlags.ownSrcMac) !== 0,
     };
-  }
-
-  private metaValues(m: NonNullable<RawEvent['skbMeta']>): SkbMetaValue[] {
-    const { fields, signed } = this.o.skbMeta!;
-    return fields.map((field, i) => ({
-      field,
-      value: m.valid & (1 << i) ? (signed[i] ? BigInt.asIntN(64, m.values[i]!) : m.values[i]!) : null,
-    }));
+    enrichSections(event, raw.sections, this.sections);
+    return event;
   }
 
   /** The verdict a traced program's exit returned; the redirect target is named in the event's namespace. */

@@ -64,7 +64,7 @@ export class Observers {
       ringSize: opts.ringSize,
       config: {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
-        track: filter.trackSkb, snaplen: opts.snaplen,
+        track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0,
       },
       code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, tunnel: filter.tunnel },
     });

@@ -26,9 +26,9 @@ export interface ProbeCode {
 export const NO_CODE: ProbeCode = { filter: null, skbExpr: null, skbMeta: null, tunnel: null };
 
 /** The configuration flags that switch the code on: each runs where it was written. */
-export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'tunnelL2' | 'tunnelL3' | 'skbMeta'> {
+export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'tunnelL2' | 'tunnelL3'> {
   return {
-    filter: code.filter !== null, skbExpr: code.skbExpr !== null, skbMeta: code.skbMeta !== null,
+    filter: code.filter !== null, skbExpr: code.skbExpr !== null,
     tunnelL2: code.tunnel?.l2 != null, tunnelL3: code.tunnel?.l3 != null,
   };
 }

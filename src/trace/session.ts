@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import { decodeEvent } from '../decode/event.js';
+import { SECTION_DECODERS } from '../output/sections/registry.js';
 import { EVENT_LAYOUT, TrackStat } from '../decode/layout.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
@@ -59,12 +60,8 @@ export interface SessionOptions extends ObserverOptions {
   duration: number;
   /** Stop after this many events (0: no limit). */
   limit: number;
-  /** Note where an skb's tuple changes between points (NAT, tunnels). */
+  /** Note where an skb's tuple changes between points (NAT, encapsulation). */
   tupleChanges: boolean;
-  /** --output-tunnel: name what encapsulated packets carry (from their captured first bytes). */
-  tunnels?: boolean;
-  /** Hand the captured bytes on to the sinks (pcapng, --output-packet); else they served the tunnel section only. */
-  keepPackets?: boolean;
 }
 
 export interface SessionHooks {
@@ -180,9 +177,7 @@ export class TraceSession {
       symbols,
       stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
-      tunnels: this.opts.tunnels === true,
       skbMeta: this.opts.skbMeta ?? null,
-      keepPackets: this.opts.keepPackets !== false,
       redirectFlags: this.observers.tracesPrograms ? redirectFlags() : null,
     });
     const tc = this.observers.tc;
@@ -239,7 +234,7 @@ export class TraceSession {
   private readonly onOrdered = (view: DataView, bytes: Uint8Array, at: number): void => {
     const limit = this.opts.limit;
     if (limit > 0 && this.counts.events >= limit) return;
-    const raw = decodeEvent(view, bytes, at);
+    const raw = decodeEvent(view, bytes, at, SECTION_DECODERS);
     if (!raw) return;
     const e = this.enricher!.enrich(raw);
     const position = this.observers.points[raw.pointId]?.position ?? null;

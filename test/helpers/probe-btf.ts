@@ -13,9 +13,11 @@ export const PROBE = join(root, 'probes/build/tracepoint.bpf.o');
 /**
  * The BTF of probes/include/event.h compiled on its own, with a global of each
  * struct and enum: a type only reaches BTF when something refers to it, and
- * the probes refer to the enums only as constants.
+ * the probes refer to the enums only as constants. `sections`: the optional
+ * sections' helpers (under probes/include/sections/) and their structs, taken
+ * in without their code (PKTPATH_LAYOUT_ONLY).
  */
-export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | string {
+export function eventBtf(sections: ReadonlyArray<{ header: string; struct: string }> = []): { btf: Btf; from: string; cleanup: () => void } | string {
   const clang = ['clang-19', 'clang'].find((c) => {
     try { execFileSync(c, ['--version'], { stdio: 'ignore' }); return true; } catch { return false; }
   });
@@ -36,8 +38,9 @@ export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | st
     'struct event pktpath_event_layout;',
     'struct ct_section pktpath_ct_layout;',
     'struct verdict_section pktpath_verdict_layout;',
-    'struct skb_meta_section pktpath_skb_meta_layout;',
-    'struct dump_section pktpath_dump_layout;',
+    'struct section_head pktpath_section_head_layout;',
+    'enum section_kind pktpath_section_kind;',
+    ...sections.flatMap((s) => [`#include "sections/${s.header}"`, `struct ${s.struct} pktpath_${s.struct}_layout;`]),
     'enum record_type pktpath_record_type;',
     'enum event_flags pktpath_event_flags;',
     'enum config_flags pktpath_config_flags;',
@@ -45,7 +48,7 @@ export function eventBtf(): { btf: Btf; from: string; cleanup: () => void } | st
     'enum ct_source pktpath_ct_source;',
     '',
   ].join('\n'));
-  execFileSync(clang, ['-g', '-O2', '-target', 'bpf', '-I', join(root, 'probes/include'), '-c', src, '-o', obj]);
+  execFileSync(clang, ['-g', '-O2', '-target', 'bpf', '-DPKTPATH_LAYOUT_ONLY', '-I', join(root, 'probes/include'), '-c', src, '-o', obj]);
   const raw = readElfSection(obj, '.BTF');
   if (!raw) throw new Error(`${obj} has no .BTF`);
   return { btf: Btf.parse(raw), from: obj, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAddress } from '../../src/decode/addr.js';
 import { decodeEvent } from '../../src/decode/event.js';
-import { CtSource, EVENT_LAYOUT, EventFlags, RecordType } from '../../src/decode/layout.js';
+import { CtSource, EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind } from '../../src/decode/layout.js';
 import { formatCt } from '../../src/output/ct.js';
 import { jsonLine, toJsonRecord } from '../../src/output/json.js';
 import { TextFormatter } from '../../src/output/text.js';
@@ -37,13 +37,17 @@ function writeTuple(v: DataView, b: Uint8Array, at: number, t: { s: string; d: s
 /** A record with a CT section, at offset 8 of a larger buffer (as in the ring). */
 function record(fill: (v: DataView, b: Uint8Array, ct: number) => void, flags: number = EventFlags.ct) {
   const at = 8;
-  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + EVENT_LAYOUT.ct_section.size + 16);
+  const len = SECTION_HEAD.size + EVENT_LAYOUT.ct_section.size;
+  const buf = new ArrayBuffer(at + EVENT_LAYOUT.size + len + 16);
   const v = new DataView(buf, at);
   const b = new Uint8Array(buf, at);
   v.setUint32(F.type, RecordType.event, true);
   v.setUint32(F.flags, flags, true);
-  // The section follows the event.
-  fill(v, b, EVENT_LAYOUT.size);
+  // The section follows the event, behind its head; the packet bytes (none) after it.
+  v.setUint16(EVENT_LAYOUT.size, SectionKind.ct, true);
+  v.setUint16(EVENT_LAYOUT.size + SECTION_HEAD.fields.len, len, true);
+  v.setUint16(F.cap_offset, EVENT_LAYOUT.size + len, true);
+  fill(v, b, EVENT_LAYOUT.size + SECTION_HEAD.size);
   return decodeEvent(new DataView(buf), new Uint8Array(buf), at)!;
 }
 

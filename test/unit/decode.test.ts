@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress, formatIPv6Groups, parseAddress } from '../../src/decode/addr.js';
 import { decodeEvent } from '../../src/decode/event.js';
-import { EVENT_LAYOUT, EventFlags, RecordType, VLAN_TAGGED } from '../../src/decode/layout.js';
+import { EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind, VLAN_TAGGED } from '../../src/decode/layout.js';
 
 const F = EVENT_LAYOUT.fields;
 const TF = EVENT_LAYOUT.tuple.fields;
@@ -59,8 +59,7 @@ test('decodes every field of an IPv4 TCP event', () => {
     packet: null,
     ct: null,
     verdict: null,
-    skbMeta: null,
-    dump: null,
+    sections: null,
   });
 });
 
@@ -177,9 +176,14 @@ test('a traced program\'s exit: its verdict section follows the event, and names
   const VF = EVENT_LAYOUT.verdict_section.fields;
   const { view, bytes } = record(16, (v) => {
     v.setUint32(F.flags, EventFlags.verdict, true);
-    v.setInt32(EVENT_LAYOUT.size + VF.retval, 7, true);
-    v.setUint32(EVENT_LAYOUT.size + VF.redirect_ifindex, 12, true);
-    v.setUint32(EVENT_LAYOUT.size + VF.redirect_flags, 4, true);
+    const len = SECTION_HEAD.size + EVENT_LAYOUT.verdict_section.size;
+    v.setUint16(EVENT_LAYOUT.size, SectionKind.verdict, true);
+    v.setUint16(EVENT_LAYOUT.size + SECTION_HEAD.fields.len, len, true);
+    v.setUint16(F.cap_offset, EVENT_LAYOUT.size + len, true);
+    const at = EVENT_LAYOUT.size + SECTION_HEAD.size;
+    v.setInt32(at + VF.retval, 7, true);
+    v.setUint32(at + VF.redirect_ifindex, 12, true);
+    v.setUint32(at + VF.redirect_flags, 4, true);
   });
   const raw = decodeEvent(view, bytes, 16)!.verdict!;
   assert.deepEqual(raw, { retval: 7, redirectIfindex: 12, redirectFlags: 4 });

@@ -11,7 +11,7 @@ const POINTS = [{ type: 'tracepoint' as const, name: 'net_dev_queue' }, { type: 
 function raw(skb: bigint, pointId: number, tuple: Tuple): RawEvent {
   return {
     flags: 1, tsNs: 1n, skb, caller: 0n, pointId, cpu: 0, pid: 1, netns: 0, mark: 0, ifindex: 0, len: 84, mtu: 1500, stackId: 0,
-    dropReason: 0, protocol: 0x800, hook: 0, pf: 0, comm: 'ping', funcIp: 0n, tuple, vlan: null, packet: null, ct: null, verdict: null, skbMeta: null, dump: null,
+    dropReason: 0, protocol: 0x800, hook: 0, pf: 0, comm: 'ping', funcIp: 0n, tuple, vlan: null, packet: null, ct: null, verdict: null, sections: null,
   };
 }
 

@@ -6,12 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../../src/bpf/elf.js';
-import { CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, TP_POINT_LAYOUT, TrackStat } from '../../src/decode/layout.js';
+import {
+  CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind, TP_POINT_LAYOUT, TrackStat,
+} from '../../src/decode/layout.js';
+import { sectionDescriptions } from '../../src/output/sections/registry.js';
 import { TP_SLOTS } from '../../src/trace/builds.js';
-import { PROBE, eventBtf } from '../helpers/probe-btf.js';
+import { PROBE, eventBtf, root } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {
   const s = btf.structLayout(name);
@@ -54,22 +58,38 @@ test('enums of event.h match src/decode/layout.ts', (t) => {
     assertEnum(got.btf, 'config_flags', 'CONFIG_', ConfigFlags);
     assertEnum(got.btf, 'track_stat', 'TRACK_', TrackStat);
     assertEnum(got.btf, 'ct_source', 'CT_SOURCE_', CtSource);
+    assertEnum(got.btf, 'section_kind', 'SECTION_', SectionKind);
   } finally {
     got.cleanup();
   }
 });
 
-test('struct event, tuple, ct_section, ct_tuple, verdict_section, skb_meta_section and dump_section match src/decode/layout.ts', (t) => {
+test('struct event, tuple, section_head, ct_section, ct_tuple and verdict_section match src/decode/layout.ts', (t) => {
   const got = eventBtf();
   if (typeof got === 'string') return t.skip(got);
   try {
     assertStruct(got.btf, 'event', EVENT_LAYOUT);
     assertStruct(got.btf, 'tuple', EVENT_LAYOUT.tuple);
+    assertStruct(got.btf, 'section_head', SECTION_HEAD);
     assertStruct(got.btf, 'ct_section', EVENT_LAYOUT.ct_section);
     assertStruct(got.btf, 'ct_tuple', EVENT_LAYOUT.ct_tuple);
     assertStruct(got.btf, 'verdict_section', EVENT_LAYOUT.verdict_section);
-    assertStruct(got.btf, 'skb_meta_section', EVENT_LAYOUT.skb_meta_section);
-    assertStruct(got.btf, 'dump_section', EVENT_LAYOUT.dump_section);
+  } finally {
+    got.cleanup();
+  }
+});
+
+test('every optional section\'s struct and kind match its module (src/output/sections/)', (t) => {
+  const sections = sectionDescriptions();
+  const got = eventBtf(sections.map((s) => ({ header: s.header, struct: s.layout.struct })));
+  if (typeof got === 'string') return t.skip(got);
+  try {
+    for (const s of sections) {
+      assertStruct(got.btf, s.layout.struct, s.layout);
+      const text = readFileSync(join(root, 'probes/include/sections', s.header), 'utf8');
+      const kinds = [...text.matchAll(/^#define SECTION_\w+ (\d+)$/gm)].map((m) => Number(m[1]));
+      assert.deepEqual(kinds, [s.kind], `the kind of sections/${s.header}`);
+    }
   } finally {
     got.cleanup();
   }

@@ -9,7 +9,7 @@ import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
 import { readFileSync } from 'node:fs';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
-import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/skb-meta.js';
+import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
 import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS } from '../../src/filter/tunnel.js';
 import { root } from '../helpers/fixtures.js';
 

@@ -13,6 +13,8 @@
 #ifndef PKTPATH_SECTION_CT_H
 #define PKTPATH_SECTION_CT_H
 
+#include "section.h"
+
 /* Where a point learns the conntrack state. */
 enum site_ct {
 	SITE_CT_NONE = 0,
@@ -137,16 +139,15 @@ static __always_inline bool ct_lookup(struct __sk_buff *ctx, const struct tuple 
 }
 #endif
 
-/* Bytes a point of this kind reserves for the section after the event: a
- * constant once inlined, as the verifier wants for the reservation. */
-#define CT_SECTION_SPACE(source) ((source) != SITE_CT_NONE ? sizeof(struct ct_section) : 0)
+/* Bytes a point of this kind reserves for the section. */
+#define CT_SECTION_SPACE(source) SECTION_SPACE(struct ct_section, (source) != SITE_CT_NONE)
 
-/* The section after the event `e`, whose tuple is parsed (`is_ip`): zeroed,
- * then filled from the point's source; EVENT_HAS_CT when it holds an entry
- * or a lookup's result. */
-static __always_inline void section_ct(struct event *e, struct sk_buff *skb, void *ctx, __u8 source, bool is_ip)
+/* The section at `at` of the event `e`, whose tuple is parsed (`is_ip`):
+ * zeroed, then filled from the point's source; EVENT_HAS_CT when it holds an
+ * entry or a lookup's result. */
+static __always_inline void section_ct(struct event *e, struct sk_buff *skb, void *ctx, __u8 source, bool is_ip, void *at)
 {
-	struct ct_section *c = (struct ct_section *)(e + 1);
+	struct ct_section *c = section_open(at, SECTION_CT, sizeof(*c));
 	__builtin_memset(c, 0, sizeof(*c));
 	if (source == SITE_CT_NFCT && ct_from_skb(skb, c))
 		e->flags |= EVENT_HAS_CT;

@@ -3,14 +3,34 @@
  * The dump section (--output-skb, --output-skb-shared-info, --output-skb-cb,
  * pwru's): the skb and its shared info printed by the kernel from its BTF
  * (bpf_snprintf_btf, which only tracing programs may call: probes that are
- * define PKTPATH_TRACING), and the 48 bytes of skb->cb. It sits before the
- * skb metadata section and the packet bytes. Decoded by src/decode/dump.ts.
+ * define PKTPATH_TRACING), and the 48 bytes of skb->cb. Its TS half:
+ * src/output/sections/dump.ts.
  */
 #ifndef PKTPATH_SECTION_DUMP_H
 #define PKTPATH_SECTION_DUMP_H
 
+#define SECTION_DUMP 8
+
+/* The skb as the kernel's BTF prints it (bpf_snprintf_btf: tracing programs
+ * only, empty elsewhere), its shared info, and skb->cb. */
+#define DUMP_SKB_BYTES 3072
+#define DUMP_SHINFO_BYTES 1024
+struct dump_section {
+	__u16 skb_len;     /* bytes of text in skb[], 0: none */
+	__u16 shinfo_len;  /* in shinfo[] */
+	__u32 cb_ok;       /* cb[] was read */
+	__u8 cb[48];
+	char dev_name[16]; /* the point's device, the one the event names ('' without one) */
+	char skb[DUMP_SKB_BYTES];
+	char shinfo[DUMP_SHINFO_BYTES];
+};
+
+#ifndef PKTPATH_LAYOUT_ONLY
+#include "section.h"
+
+/* The parts asked for (--output-skb, --output-skb-shared-info, --output-skb-cb): the section is there when one is. */
 #define DUMP_FLAGS (CONFIG_DUMP_SKB | CONFIG_DUMP_SHINFO | CONFIG_DUMP_CB)
-#define DUMP_SPACE(on) ((on) ? sizeof(struct dump_section) : 0)
+#define DUMP_SPACE SECTION_SPACE(struct dump_section, CONFIG.flags & DUMP_FLAGS)
 
 #ifdef PKTPATH_TRACING
 /* Pointers as they are (BTF_F_PTR_RAW): the skb's own address is how pktpath names it. */
@@ -27,11 +47,11 @@ static __always_inline __u16 dump_btf(char *to, __u32 size, void *ptr, __u32 typ
 }
 #endif
 
-static __always_inline void section_dump(struct event *e, struct sk_buff *skb, struct net_device *dev, void *to)
+static __always_inline void section_dump(struct sk_buff *skb, struct net_device *dev, void *at)
 {
 	if (!(CONFIG.flags & DUMP_FLAGS))
 		return;
-	struct dump_section *d = to;
+	struct dump_section *d = section_open(at, SECTION_DUMP, sizeof(*d));
 	d->skb_len = 0;
 	d->shinfo_len = 0;
 	d->cb_ok = 0;
@@ -51,7 +71,7 @@ static __always_inline void section_dump(struct event *e, struct sk_buff *skb, s
 		d->shinfo_len = dump_btf(d->shinfo, sizeof(d->shinfo), sh, bpf_core_type_id_kernel(struct skb_shared_info));
 	}
 #endif
-	e->flags |= EVENT_HAS_DUMP;
 }
 
+#endif /* PKTPATH_LAYOUT_ONLY */
 #endif

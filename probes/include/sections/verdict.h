@@ -8,7 +8,9 @@
 #ifndef PKTPATH_SECTION_VERDICT_H
 #define PKTPATH_SECTION_VERDICT_H
 
-#define VERDICT_SECTION_SPACE(on) ((on) ? sizeof(struct verdict_section) : 0)
+#include "section.h"
+
+#define VERDICT_SECTION_SPACE(on) SECTION_SPACE(struct verdict_section, on)
 
 /* Before 6.11 the redirect target is a per-CPU variable; since, it lives in
  * the task's bpf_net_context. Whichever this kernel lacks resolves to
@@ -31,11 +33,12 @@ static __always_inline struct bpf_redirect_info *redirect_info(void)
 	return 0;
 }
 
-/* Fills the section at `v` for a program that returned `retval`; a redirect
+/* Fills the section at `at` for a program that returned `retval`; a redirect
  * (`redirected`) to a device by its ifindex names it (a redirect through a
  * map holds a key instead: left unnamed). */
-static __always_inline void section_verdict(struct event *e, struct verdict_section *v, __s32 retval, bool redirected)
+static __always_inline void section_verdict(struct event *e, void *at, __s32 retval, bool redirected)
 {
+	struct verdict_section *v = section_open(at, SECTION_VERDICT, sizeof(*v));
 	v->retval = retval;
 	v->redirect_ifindex = 0;
 	v->redirect_flags = 0;

@@ -26,8 +26,10 @@ export interface ObserverOptions {
   stack: boolean;
   /** Packet bytes to capture per event (0: none). */
   snaplen: number;
-  /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
+  /** The skb metadata section's fields, compiled: what every probe reads into its records; null: none. */
   skbMeta?: CompiledSkbFetch | null;
+  /** The optional sections every probe writes (CONFIG.sections: src/output/sections/registry.ts, sectionMask). */
+  sections?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /**

@@ -1,0 +1,88 @@
+/**
+ * The registry of optional sections (src/output/sections/registry.ts): each
+ * found in a record by its head, whatever its place; each written to JSON and
+ * read back; each described in schema/event.v1.json as its module says.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { decodeEvent } from '../../src/decode/event.js';
+import { EVENT_LAYOUT, EventFlags, SECTION_HEAD, SectionKind } from '../../src/decode/layout.js';
+import { eventFromJson } from '../../src/output/json-read.js';
+import { toJsonRecord } from '../../src/output/json.js';
+import {
+  SECTIONS, SECTION_DECODERS, SectionOptionError, optionName, sectionDescriptions, sectionMask, sectionValues,
+} from '../../src/output/sections/registry.js';
+import { skbMetaSection } from '../../src/output/sections/skb-meta.js';
+import { TextFormatter } from '../../src/output/text.js';
+import { Enricher } from '../../src/trace/enrich.js';
+import { NameBook } from '../../src/trace/names.js';
+import { FULL_EVENT } from '../helpers/records.js';
+import { SCHEMA_URL } from '../helpers/schema.js';
+import { recordWith, struct } from '../helpers/sections.js';
+
+const M = skbMetaSection.layout;
+const meta = struct(M.size, (v) => {
+  v.setBigUint64(M.fields.values, 0x42n, true);
+  v.setBigUint64(M.fields.values + 8, 7n, true);
+  v.setUint32(M.fields.valid, 0b01, true);
+});
+
+test('kinds are distinct, above the point\'s own, and each asks for its bit of CONFIG.sections', () => {
+  const kinds = sectionDescriptions().map((s) => s.kind);
+  assert.equal(new Set(kinds).size, kinds.length);
+  assert.ok(kinds.every((k) => k >= 8 && k < 32 && !(Object.values(SectionKind) as number[]).includes(k)));
+  assert.equal(sectionMask(['skbMeta']), 1 << skbMetaSection.kind);
+  assert.equal(sectionMask([]), 0);
+  assert.equal(optionName('--output-skb-metadata <fields>'), 'outputSkbMetadata');
+});
+
+test('options\' values are checked by their sections, a wrong one named by its option', () => {
+  assert.deepEqual(sectionValues({ outputSkbMetadata: ' skb->mark, skb->hash ', outputTunnel: true }), { outputSkbMetadata: ['skb->mark', 'skb->hash'] });
+  assert.throws(() => sectionValues({ outputSkbMetadata: ' , ' }),
+    (e: unknown) => e instanceof SectionOptionError && /^--output-skb-metadata: name 1 to 4 fields/.test(e.message));
+});
+
+test('sections are found by their heads in any order; kinds the reader does not know are skipped; a bad length ends the walk', () => {
+  const unknown = { kind: 31, body: new Uint8Array(24).fill(0xee) };
+  const a = recordWith([unknown, { kind: skbMetaSection.kind, body: meta }]);
+  const raw = decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!;
+  assert.deepEqual(raw.sections, { skbMeta: { values: [0x42n, 7n, 0n, 0n], valid: 1 } });
+  // Without decoders (or without sections) the record is its core.
+  assert.equal(decodeEvent(a.view, a.bytes, a.at)!.sections, null);
+  // A head whose length runs past the sections: nothing is read from it.
+  a.view.setUint16(a.at + EVENT_LAYOUT.size + SECTION_HEAD.fields.len, 4000, true);
+  assert.equal(decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!.sections, null);
+});
+
+test('the enricher names each section; events without one have every section\'s field, null', () => {
+  const enricher = new Enricher({
+    points: [{ type: 'tracepoint', name: 'net_dev_queue' }], names: new NameBook(), dropReasons: new Map(), startMonoNs: 0n, startWallNs: 0n,
+    symbols: null, stacks: null, tupleChanges: false, redirectFlags: null,
+    skbMeta: { fields: ['skb->mark', 'skb->hash'], signed: [false, false], code: [] },
+  });
+  const a = recordWith([{ kind: skbMetaSection.kind, body: meta }], EventFlags.tuple);
+  const e = enricher.enrich(decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!);
+  assert.deepEqual(e.skbMeta, [{ field: 'skb->mark', value: 0x42n }, { field: 'skb->hash', value: null }]);
+  const plain = recordWith([]);
+  const p = enricher.enrich(decodeEvent(plain.view, plain.bytes, plain.at, SECTION_DECODERS)!);
+  for (const s of SECTIONS) assert.equal((p as unknown as Record<string, unknown>)[s.key], null, s.key);
+  const text = new TextFormatter({ tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false });
+  assert.match(text.formatEvent(e), / skb->mark=0x42 skb->hash=\?$/);
+});
+
+test('each section\'s JSON reads back into the same event, in the order JSON writes them', () => {
+  const e = eventFromJson(FULL_EVENT as never, 0n);
+  const back = toJsonRecord(e, { stack: true }) as unknown as Record<string, unknown>;
+  for (const s of SECTIONS) {
+    const j = (FULL_EVENT as Record<string, unknown>)[s.jsonKey];
+    if (j !== undefined) assert.deepEqual(back[s.jsonKey], j, s.jsonKey);
+  }
+  const keys = Object.keys(back).filter((k) => SECTIONS.some((s) => s.jsonKey === k));
+  assert.deepEqual(keys, SECTIONS.map((s) => s.jsonKey).filter((k) => k in FULL_EVENT));
+});
+
+test('schema/event.v1.json describes each section as its module does', () => {
+  const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as { $defs: { event: { properties: Record<string, unknown> } } };
+  for (const s of sectionDescriptions()) assert.deepEqual(schema.$defs.event.properties[s.jsonKey], s.schema, s.jsonKey);
+});
