@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { PcapngSink } from '../src/output/pcapng.js';
-import { JsonSink, TextSink } from '../src/output/sinks.js';
+import { JsonSink, TextSink } from '../src/output/line-sinks.js';
 import { BatchedWriter } from '../src/output/stream.js';
 import type { TextOptions } from '../src/output/text.js';
-import type { Sink } from '../src/output/sink.js';
+import type { Sink } from '../src/output/pipeline.js';
 import type { TraceEvent } from '../src/output/event.js';
 import { RECORDS_PER_TURN } from '../src/trace/session.js';
 

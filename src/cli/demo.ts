@@ -13,7 +13,7 @@ import { Lab, twoHosts } from '../lab/lab.js';
 import { summaryLine } from '../output/summary.js';
 import { probesDir } from '../trace/builds.js';
 import type { TraceSession } from '../trace/session.js';
-import { type RawOptions, buildConfig } from './config.js';
+import { type RawOptions, buildConfig } from './trace-config.js';
 import { EXIT_FAILURE, EXIT_OK } from './exit.js';
 import { prepareTrace, runTrace } from './run.js';
 

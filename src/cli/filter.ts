@@ -3,11 +3,11 @@ import type { ActiveFilter } from '../filter/active.js';
 import { compileFilter } from '../filter/expression.js';
 import { FilterError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
-import { compileTunnelFilter } from '../filter/tunnel.js';
+import { compileTunnelFilter } from '../filter/tunnel-inner.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { InjectError } from '../filter/inject.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
-import type { FilterConfig } from './config.js';
+import type { FilterConfig } from './trace-config.js';
 import { UsageError } from './values.js';
 
 /** Every problem here is the user's input: a UsageError (exit 2), before anything is attached. */

@@ -9,7 +9,7 @@ import { escapeText } from '../output/escape.js';
 import { colorFor } from '../output/paint.js';
 import { formatSummary, summaryLine } from '../output/summary.js';
 import { planPointNames } from '../plan/plan.js';
-import { type RawOptions, buildConfig } from './config.js';
+import { type RawOptions, buildConfig } from './trace-config.js';
 import { missingPrivileges } from '../kernel/privileges.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './exit.js';
 import { addTraceOptions } from './options.js';

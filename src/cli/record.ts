@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import { summaryLine } from '../output/summary.js';
 import type { TraceSession } from '../trace/session.js';
-import { type RawOptions, buildConfig } from './config.js';
+import { type RawOptions, buildConfig } from './trace-config.js';
 import { commandEnvironment, diesWithPktpath, unrunnable } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { prepareTrace, runTrace, traceHeader } from './run.js';

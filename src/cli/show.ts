@@ -9,10 +9,10 @@ import { FilterError } from '../filter/pcap.js';
 import { parseJsonTime, eventFromJson } from '../output/json-read.js';
 import { createSinks } from '../output/create.js';
 import { RecordedTime } from '../output/packets.js';
-import { JsonSink } from '../output/sinks.js';
+import { JsonSink } from '../output/line-sinks.js';
 import { TraceFileError, checkTraceFile, readTrace } from '../regress/records.js';
-import { compileSelection } from '../regress/select.js';
-import { type RawOptions, buildConfig } from './config.js';
+import { compileSelection } from './show-select.js';
+import { type RawOptions, buildConfig } from './trace-config.js';
 import { EXIT_OK } from './exit.js';
 import { UsageError } from './values.js';
 

@@ -2,7 +2,7 @@
 import type { Netns } from '../kernel/netns.js';
 import type { CompiledFilter } from './expression.js';
 import type { CompiledSkbExpr } from './skb-expr.js';
-import type { TunnelFilter } from './tunnel.js';
+import type { TunnelFilter } from './tunnel-inner.js';
 
 export interface ActiveFilter {
   /** The pcap filter, null when there is no expression. */

@@ -151,7 +151,7 @@ export const TRACE_TABLE_PREFIX = 'pktpath_trace_';
 /** Before anything else of netfilter (NF_IP_PRI_FIRST): conntrack, raw and every rule see the mark. */
 const EARLIEST = -2147483648;
 
-/** One condition of a trace-table rule (the classic filter flags or a tcpdump expression, see src/filter/nft.ts). */
+/** One condition of a trace-table rule (the classic filter flags or a tcpdump expression, see src/filter/nft-rules.ts). */
 export type NftCondition =
   | { kind: 'addr'; field: 'saddr' | 'daddr'; l3: 4 | 6; bytes: number[]; text: string }
   | { kind: 'l4proto'; proto: number }

@@ -19,7 +19,7 @@ import { escapeText } from './escape.js';
 import { formatDuration, formatEndpoint, formatSkb } from './format.js';
 import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
 import { type ColorLevel, type Styles, stylesFor } from './paint.js';
-import type { Sink } from './sink.js';
+import type { Sink } from './pipeline.js';
 import type { BatchedWriter } from './stream.js';
 import { formatLost } from './text.js';
 

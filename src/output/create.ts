@@ -13,8 +13,8 @@ import { colorFor } from './paint.js';
 import type { CollectorOptions } from './packets.js';
 import { PcapngSink } from './pcapng.js';
 import { RotatingFileWriter } from './rotate.js';
-import type { Sink } from './sink.js';
-import { JsonSink, TextSink } from './sinks.js';
+import type { Sink } from './pipeline.js';
+import { JsonSink, TextSink } from './line-sinks.js';
 import { BatchedWriter } from './stream.js';
 
 /** Colour only for a terminal, never with NO_COLOR or into a file, unless forced. */

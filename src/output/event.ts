@@ -9,7 +9,7 @@ import type { ProbeType } from '../decode/points.js';
 import type { Tuple } from '../decode/tuple.js';
 import type { NftEvaluation } from './nft.js';
 import type { SectionFields } from './sections/registry.js';
-import type { TcVerdict } from './verdict.js';
+import type { TcVerdict } from '../decode/verdict.js';
 
 export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
 

@@ -31,7 +31,7 @@ import { formatDuration, formatHex, formatIface, formatProcess, formatSkb, forma
 import { type CollectorOptions, type EndKind, PacketCollector, describeEnding } from './packets.js';
 import { formatNft } from './nft.js';
 import { type ColorLevel, type Styles, stylesFor } from './paint.js';
-import type { Sink } from './sink.js';
+import type { Sink } from './pipeline.js';
 import type { BatchedWriter } from './stream.js';
 import { stackLines } from './stack.js';
 import { COLUMN_WIDTHS, formatLost } from './text.js';

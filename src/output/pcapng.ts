@@ -17,7 +17,7 @@
 import type { Writable } from 'node:stream';
 import type { LostNotice, TraceEvent } from './event.js';
 import { formatSkb, netnsLabel } from './format.js';
-import type { Sink } from './sink.js';
+import type { Sink } from './pipeline.js';
 import { BatchedWriter } from './stream.js';
 
 export const BLOCK_SHB = 0x0a0d0d0a;

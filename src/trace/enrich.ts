@@ -12,7 +12,7 @@ import type { RedirectFlags } from '../kernel/btf.js';
 import type { Symbols } from '../kernel/kallsyms.js';
 import type { NameBook } from './names.js';
 import type { TraceEvent } from '../output/event.js';
-import { type TcVerdict, returnedVerdict } from '../output/verdict.js';
+import { type TcVerdict, returnedVerdict } from '../decode/verdict.js';
 import type { StackSymbols } from './stacks.js';
 
 export interface EnrichOptions {

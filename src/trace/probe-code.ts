@@ -6,11 +6,11 @@
  */
 import type { EbpfInsn } from '../bpf/insn.js';
 import type { BpfProgram } from '../bpf/object.js';
-import type { ProbeConfig } from '../decode/config.js';
+import type { ProbeConfig } from '../decode/probe-config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
-import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
+import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel-inner.js';
 
 export interface ProbeCode {
   /** The tcpdump expression, translated; null: none. */

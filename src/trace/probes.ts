@@ -12,7 +12,7 @@ import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { quiet, quietlyOrAgain, refusesHelper } from '../bpf/log.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
-import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
+import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/probe-config.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
 import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, directLoadsLikely, nextFitting, probesDir } from './builds.js';
 import { NO_CODE, type ProbeCode, codeFlags, filterInsns, writeCode } from './probe-code.js';

@@ -14,7 +14,7 @@ import { dropReasonNames, redirectFlags } from '../kernel/btf.js';
 import { kernelSymbols } from '../kernel/kallsyms.js';
 import type { KernelView } from '../kernel/view.js';
 import type { TraceEvent } from '../output/event.js';
-import type { Sink } from '../output/sink.js';
+import type { Sink } from '../output/pipeline.js';
 import type { TraceSummary } from '../output/summary.js';
 import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';

@@ -23,7 +23,7 @@
 import { FREEING_POINTS } from '../decode/points.js';
 import type { ProgRef } from '../kernel/datapath.js';
 import type { TcVerdict, TraceEvent } from '../output/event.js';
-import type { RedirectKind, VerdictTarget } from '../output/verdict.js';
+import type { RedirectKind, VerdictTarget } from '../decode/verdict.js';
 
 export type Direction = 'ingress' | 'egress';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Btf } from '../../src/bpf/btf/btf.js';
-import { readElfSection } from '../../src/bpf/elf.js';
+import { readElfSection } from './elf.js';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));
 export const PROBE = join(root, 'probes/build/tracepoint.bpf.o');

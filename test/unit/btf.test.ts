@@ -8,7 +8,7 @@ import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { spellType } from '../../src/bpf/btf/spell.js';
 import { functionsTakingPointerTo, tracepointProto } from '../../src/kernel/btf.js';
 import { eventBtf } from '../helpers/probe-btf.js';
-import { readElfSection } from '../../src/bpf/elf.js';
+import { readElfSection } from '../helpers/elf.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const VMLINUX = '/sys/kernel/btf/vmlinux';

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConfig } from '../../src/cli/config.js';
+import { buildConfig } from '../../src/cli/trace-config.js';
 import { commandEnvironment } from '../../src/cli/environment.js';
 import { UsageError, parseRingSize } from '../../src/cli/values.js';
-import { encodeConfig, encodeTracepointSlots } from '../../src/decode/config.js';
+import { encodeConfig, encodeTracepointSlots } from '../../src/decode/probe-config.js';
 import { CONFIG_LAYOUT, TP_POINT_LAYOUT } from '../../src/decode/layout.js';
 import { missingPrivileges } from '../../src/kernel/privileges.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { formatDatapath } from '../../src/cli/datapath.js';
 import { tupleFromHeaders } from '../../src/decode/ip.js';
 import { compileFilter } from '../../src/filter/expression.js';
-import { expressionToNft, flagsToNft, nftRulesText } from '../../src/filter/nft.js';
+import { expressionToNft, flagsToNft, nftRulesText } from '../../src/filter/nft-rules.js';
 import type { DatapathInventory, ProgRef } from '../../src/kernel/datapath.js';
 import { attr, attrList, attrString, attrStr, attrs, nested } from '../../src/kernel/netlink.js';
 import { parseTrace } from '../../src/kernel/nft-trace.js';

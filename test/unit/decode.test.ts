@@ -172,7 +172,7 @@ test('a filter region\'s length is read from the probe: the marker and the no-op
 });
 
 test('a traced program\'s exit: its verdict section follows the event, and names what it returned', async () => {
-  const { returnedVerdict } = await import('../../src/output/verdict.js');
+  const { returnedVerdict } = await import('../../src/decode/verdict.js');
   const VF = EVENT_LAYOUT.verdict_section.fields;
   const { view, bytes } = record(16, (v) => {
     v.setUint32(F.flags, EventFlags.verdict, true);

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { elfSectionData, readElfSection, readElfSections, SHT_NOBITS } from '../../src/bpf/elf.js';
+import { elfSectionData, readElfSection, readElfSections, SHT_NOBITS } from '../helpers/elf.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const PROBE = join(root, 'probes/build/tracepoint.bpf.o');

@@ -15,7 +15,7 @@ import {
 } from '../../src/output/files.js';
 import { createSinks, openOutputFile } from '../../src/output/create.js';
 import { RotatingFileWriter } from '../../src/output/rotate.js';
-import { buildConfig } from '../../src/cli/config.js';
+import { buildConfig } from '../../src/cli/trace-config.js';
 import { withDir as withTempDir } from '../helpers/dirs.js';
 
 const withDir = (fn: (dir: string) => void | Promise<void>) => withTempDir('pktpath-files-', fn);

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { JSON_SCHEMA_VERSION, jsonLine, lostRecord, toJsonRecord } from '../../src/output/json.js';
 import { jsonText } from '../../src/output/escape.js';
 import { validateJsonLine } from '../helpers/schema.js';
-import { JsonSink } from '../../src/output/sinks.js';
+import { JsonSink } from '../../src/output/line-sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import type { TraceEvent } from '../../src/output/event.js';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Btf } from '../../src/bpf/btf/btf.js';
-import { readElfSection } from '../../src/bpf/elf.js';
+import { readElfSection } from '../helpers/elf.js';
 import {
   CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind, TP_POINT_LAYOUT, TrackStat,
 } from '../../src/decode/layout.js';

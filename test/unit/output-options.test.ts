@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Command } from 'commander';
-import { type RawOutputFileOptions, parseFileSize, parseOutputFileOptions } from '../../src/cli/config.js';
+import { type RawOutputFileOptions, parseFileSize, parseOutputFileOptions } from '../../src/cli/trace-config.js';
 import { addOutputFileOptions } from '../../src/cli/options.js';
 import { UsageError, parseByteSize } from '../../src/cli/values.js';
 import type { OutputFileOptions } from '../../src/output/config.js';

@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConfig } from '../../src/cli/config.js';
+import { buildConfig } from '../../src/cli/trace-config.js';
 import { UsageError, parseRegex } from '../../src/cli/values.js';
 import type { TraceEvent } from '../../src/output/event.js';
 import { evaluate } from '../../src/regress/assert.js';
 import { parseExpectations, parsePointPattern } from '../../src/regress/expect.js';
 import type { Journey } from '../../src/regress/journeys.js';
 import { globTest } from '../../src/regress/patterns.js';
-import { compileSelection } from '../../src/regress/select.js';
+import { compileSelection } from '../../src/cli/show-select.js';
 import { Placeholders } from '../../src/regress/vars.js';
 
 const seconds = <T>(f: () => T) => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { compileFilter } from '../../src/filter/expression.js';
 import { FilterError, FilterSyntaxError, FilterTooLarge, MAX_TERMS } from '../../src/filter/pcap.js';
 import { compileRecordedFilter } from '../../src/filter/recorded.js';
-import { compileTunnelFilter } from '../../src/filter/tunnel.js';
+import { compileTunnelFilter } from '../../src/filter/tunnel-inner.js';
 
 /** Each front end, by the flag it names. */
 const FRONT_ENDS: Array<[string, (expression: string) => unknown]> = [

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildConfig } from '../../src/cli/config.js';
+import { buildConfig } from '../../src/cli/trace-config.js';
 import type { KernelView } from '../../src/kernel/view.js';
 import { backendOrder, planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
 

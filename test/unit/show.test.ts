@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import { eventFromJson, parseJsonTime } from '../../src/output/json-read.js';
 import { type JsonRecord, jsonLine, toJsonRecord } from '../../src/output/json.js';
 import type { TraceEvent, Tuple } from '../../src/output/event.js';
-import { TextSink } from '../../src/output/sinks.js';
+import { TextSink } from '../../src/output/line-sinks.js';
 import { BatchedWriter } from '../../src/output/stream.js';
 import { compileRecordedFilter, bytesMatch, tupleMatches } from '../../src/filter/recorded.js';
 import { packetFromTuple } from '../../src/decode/ip.js';
-import { compileSelection } from '../../src/regress/select.js';
+import { compileSelection } from '../../src/cli/show-select.js';
 import { Collect, loadFixture, root } from '../helpers/fixtures.js';
 import { eth4, ipv4 } from '../helpers/packets.js';
 

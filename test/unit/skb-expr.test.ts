@@ -10,7 +10,7 @@ import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-
 import { readFileSync } from 'node:fs';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
 import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
-import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS } from '../../src/filter/tunnel.js';
+import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS } from '../../src/filter/tunnel-inner.js';
 import { root } from '../helpers/fixtures.js';
 
 const btf = vmlinuxBtf();

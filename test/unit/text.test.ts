@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { BatchedWriter } from '../../src/output/stream.js';
-import { TextSink } from '../../src/output/sinks.js';
+import { TextSink } from '../../src/output/line-sinks.js';
 import { TextFormatter, formatLost, processColumn, skbColorIndex, type TextOptions } from '../../src/output/text.js';
 import type { TraceEvent } from '../../src/output/event.js';
 

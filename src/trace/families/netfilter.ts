@@ -6,7 +6,7 @@
  * every namespace at once, told which hooks to report.
  */
 import { type Link, type LoadedProgram, NfHook, attachTracing } from '../../bpf/link.js';
-import { nfHookMask } from '../../decode/config.js';
+import { nfHookMask } from '../../decode/probe-config.js';
 import type { PointInfo } from '../../decode/points.js';
 import type { AttachPlan } from '../attachments.js';
 import { NfObservers, nfWhere } from '../netfilter.js';

@@ -4,7 +4,7 @@
  * selects (../nft.ts reads the traces). It follows what the observers see:
  * it starts once they are attached.
  */
-import { expressionToNft } from '../../filter/nft.js';
+import { expressionToNft } from '../../filter/nft-rules.js';
 import { NftTracer } from '../nft.js';
 import type { LoadRequest } from '../probes.js';
 import type { TopologyListener } from '../topology.js';

@@ -5,7 +5,7 @@
  * one-line message before anything touches the kernel.
  */
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
-import { flagsToNft } from '../filter/nft.js';
+import { flagsToNft } from '../filter/nft-rules.js';
 import type { NftCondition } from '../kernel/nftables.js';
 import { PORTED_NAMES, PORTED_PROTOCOLS } from '../decode/protocols.js';
 import {

@@ -2,7 +2,7 @@
 import type { LostNotice, TraceEvent } from './event.js';
 import { jsonText } from './escape.js';
 import { type JsonHeaderRecord, encodeJsonLine, lostRecord } from './json.js';
-import type { Sink } from './sink.js';
+import type { Sink } from './pipeline.js';
 import type { BatchedWriter } from './stream.js';
 import { TextFormatter, type TextOptions } from './text.js';
 
