@@ -20,6 +20,14 @@ const EFD_NONBLOCK = 0o4000;
 const EVENT_SIZE = 12;
 const MAX_EVENTS = 8;
 
+/**
+ * Pollers not yet closed. Node joins libuv's pool threads as the process
+ * exits: a wait still under way then (an exit that skipped close(), a fatal
+ * error) would hold the exit until a watched fd became readable.
+ */
+const open = new Set<FdPoller>();
+let closeAtExit = false;
+
 export class FdPoller {
   private readonly epfd: number;
   private readonly wakeFd: number;
@@ -39,6 +47,13 @@ export class FdPoller {
       throw new BpfError('creating an eventfd', -e);
     }
     this.control(EPOLL_CTL_ADD, this.wakeFd);
+    open.add(this);
+    if (!closeAtExit) {
+      closeAtExit = true;
+      process.on('exit', () => {
+        for (const p of open) p.close();
+      });
+    }
   }
 
   /**
@@ -77,6 +92,7 @@ export class FdPoller {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    open.delete(this);
     if (!this.waiting) {
       this.release();
       return;

@@ -1,6 +1,7 @@
 /** FdPoller: a wait ends when a watched fd is readable, or (without its callback) when the poller closes. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { FdPoller } from '../../src/bpf/poller.js';
 import { c } from '../../src/bpf/native/libc.js';
 
@@ -46,4 +47,18 @@ test('closing ends a wait under way without its callback', async () => {
   assert.equal(poller.sleeping, false);
   assert.equal(called, false);
   c.close(fd);
+});
+
+test('a wait under way does not hold the process\'s exit', () => {
+  // A child that starts a wait on an fd that never becomes readable, and exits at once.
+  const script = `
+    const { FdPoller } = await import(${JSON.stringify(new URL('../../src/bpf/poller.js', import.meta.url).href)});
+    const { c } = await import(${JSON.stringify(new URL('../../src/bpf/native/libc.js', import.meta.url).href)});
+    const poller = new FdPoller();
+    poller.watch([c.eventfd(0, ${EFD_NONBLOCK})]);
+    poller.wait(() => {});
+    setTimeout(() => process.exit(0), 50);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 5000 });
+  assert.equal(r.signal, null, 'the child did not exit by itself');
+  assert.equal(r.status, 0, r.stderr.toString());
 });
