@@ -6,13 +6,12 @@
  * once (loadTogether).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { quiet, quietlyOrAgain } from '../bpf/log.js';
-import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
-import { c } from '../bpf/native/libc.js';
+import type { Fd } from '../bpf/fd.js';
+import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { EbpfInsn } from '../bpf/insn.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
@@ -20,8 +19,9 @@ import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
 import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
+import { type Capability, capability, has } from '../kernel/caps.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
-import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, directLoadsLikely, nextFitting, probesDir } from './builds.js';
+import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
 
 /** The maps of probes/include/maps.h every instance shares. */
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -29,8 +29,8 @@ type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */
 export interface ProbeMaps {
-  /** The ring buffer's fd, for the reader to map. */
-  eventsFd: number;
+  /** The ring buffer, for the reader to map. */
+  events: LoadedMap;
   lost: PerCpuArray;
   stacks: StackTraceMap;
   trackedSkbs: HashMap;
@@ -73,7 +73,7 @@ export class ProbeSet {
    * from the first object opened, before it loads, so that objects can load
    * at once.
    */
-  private shared: { fds: Record<SharedMap, number>; maps: ProbeMaps } | null = null;
+  private shared: { fds: Record<SharedMap, Fd>; maps: ProbeMaps } | null = null;
 
   /** --filter-skb-expr, compiled: written into every probe with the region. */
   skbExpr: EbpfInsn[] | null = null;
@@ -86,7 +86,7 @@ export class ProbeSet {
   constructor(readonly ringSize: number, readonly dir = probesDir(), private readonly stacks = true) {}
 
   /** Whether builds that read packet bytes in place are worth a try on this kernel. */
-  private readonly directLoads = directLoadsLikely(os.release());
+  private readonly directLoads = has('direct-packet-loads');
 
   /** The build each kind loaded with (and whether without the task helpers), once one did. */
   private readonly chosen = new Map<ProbeKind, { build: number; noTask: boolean }>();
@@ -192,7 +192,8 @@ export class ProbeSet {
   }
 
   private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
-    const { build, noTask } = this.chosen.get(r.kind) ?? { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter), this.directLoads), noTask: false };
+    const { build, noTask } = this.chosen.get(r.kind) ??
+      { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter), this.directLoads), noTask: taskHelpersRefused(r.kind) !== null };
     let opened: ReturnType<ProbeSet['openBuild']>;
     try {
       opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.filter, r.slotData);
@@ -224,8 +225,9 @@ export class ProbeSet {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
     const insns = filterInsns(filter);
-    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: false };
-    const refusals: Error[] = [];
+    const taskRefusal = known ? null : taskHelpersRefused(kind);
+    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: taskRefusal !== null };
+    const refusals: Error[] = taskRefusal ? [taskRefusal] : [];
     while (build < builds.length) {
       try {
         const spec = builds[build]!;
@@ -332,18 +334,18 @@ export class ProbeSet {
   private createShared(object: BpfObject): NonNullable<ProbeSet['shared']> {
     object.map('events').setMaxEntries(this.ringSize);
     if (!this.stacks) object.map('stacks').setMaxEntries(1);
-    const fds: Partial<Record<SharedMap, number>> = {};
+    const fds: Partial<Record<SharedMap, Fd>> = {};
     try {
       for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();
     } catch (e) {
-      for (const fd of Object.values(fds)) c.close(fd);
+      for (const fd of Object.values(fds)) fd.close();
       throw e;
     }
-    const all = fds as Record<SharedMap, number>;
+    const all = fds as Record<SharedMap, Fd>;
     return {
       fds: all,
       maps: {
-        eventsFd: all.events,
+        events: new LoadedMap(all.events),
         lost: new PerCpuArray(all.lost),
         stacks: new StackTraceMap(all.stacks),
         trackedSkbs: new HashMap(all.tracked_skbs, 8),
@@ -361,7 +363,7 @@ export class ProbeSet {
   close(): void {
     this.closed = true;
     for (const object of this.objects.splice(0).reverse()) object.close();
-    for (const fd of Object.values(this.shared?.fds ?? {})) c.close(fd);
+    for (const fd of Object.values(this.shared?.fds ?? {})) fd.close();
     this.shared = null;
   }
 }
@@ -374,7 +376,18 @@ const PLAIN: ProbeConfig = {
 /** The instructions a filter needs in a region: the larger of its two. */
 const filterInsns = (filter: CompiledFilter | null) => (filter ? Math.max(filter.l2.ebpf.length, filter.l3.ebpf.length) : 0);
 
-/** The verifier refused the current task's helpers to this program type. */
+/** Kinds whose program type a kernel may refuse the current task's helpers (tc and netfilter on 6.12), and the capability that says. */
+const TASK_HELPERS: Partial<Record<ProbeKind, Capability>> = { tc: 'task-helpers-tc', netfilter: 'task-helpers-netfilter' };
+
+/** What the kernel said when the capability model tried the current task's helpers in this kind's program type; null where it allows them. */
+function taskHelpersRefused(kind: ProbeKind): Error | null {
+  const cap = TASK_HELPERS[kind];
+  if (cap === undefined || has(cap)) return null;
+  const { error, detail } = capability(cap);
+  return error ?? new Error(detail);
+}
+
+/** The verifier refused the current task's helpers to this program type (where the capability model allowed them). */
 function refusesTaskHelpers(e: Error): boolean {
   return e instanceof BpfError && e.logTail.some((l) => /(cannot use helper|unknown func) bpf_get_current_(comm|pid_tgid)/.test(l));
 }

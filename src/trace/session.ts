@@ -198,7 +198,7 @@ export class TraceSession {
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
     this.order = new RecordOrder(ORDER_WINDOW_NS, this.onOrdered);
-    this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
+    this.ring = new RingReader(maps.events, this.opts.ringSize);
     this.poller = new FdPoller();
     this.reading = true;
     this.pollTimer = setTimeout(this.nextPump, POLL_MS);
@@ -210,7 +210,7 @@ export class TraceSession {
 
   /** What the reader sleeps on: the ring, and nftables' monitors (a namespace's trace events may come alone). */
   private pollFds(): number[] {
-    return [this.observers.probes.maps!.eventsFd, ...(this.observers.nft?.pollFds() ?? [])];
+    return [this.observers.probes.maps!.events.fd.raw, ...(this.observers.nft?.pollFds() ?? [])];
   }
 
   private followTopology(): void {
