@@ -1,7 +1,7 @@
 /**
  * What an idle trace costs the host: pktpath attached in a network namespace
- * of its own where nothing happens (and no named namespace: /run/netns is
- * an empty mount of its own), its threads' context switches counted from
+ * of its own where nothing happens, narrowed to it (and no named namespace:
+ * /run/netns is an empty mount of its own), its threads' context switches counted from
  * /proc over a few seconds. A switch is a wake-up: the main thread's are the
  * ring reader's polls and timers. Prints wake-ups per second; asserts nothing.
  *
@@ -32,8 +32,9 @@ function switches(pid: number): Map<number, number> {
 }
 
 async function main(): Promise<void> {
-  // unshare execs pktpath through sh: the pid is pktpath's.
-  const script = 'mkdir -p /run/netns && mount -t tmpfs none /run/netns && exec "$@"';
+  // unshare execs pktpath through sh: the pid is pktpath's. Narrowed to its own namespace: the host's skbs
+  // (its sockets' among them) pass the skb tracepoints too, and would make it busy, not idle.
+  const script = 'mkdir -p /run/netns && mount -t tmpfs none /run/netns && exec "$@" --filter-netns inode:$(stat -L -c %i /proc/self/ns/net)';
   const child = spawn('unshare', ['--net', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh',
     process.execPath, PKTPATH, '--output-file', '/dev/null', ...ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {

@@ -8,8 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { startTracer } from '../helpers/tracer.js';
 
-/** A network namespace of its own and no named ones (an empty /run/netns of its own): nothing to see but what the test does. */
-const ALONE = ['unshare', '--net', '--mount', '--propagation', 'private', 'sh', '-c', 'mkdir -p /run/netns && mount -t tmpfs none /run/netns && exec "$@"', 'sh'];
+/**
+ * A network namespace of its own, the trace narrowed to it, and no named ones (an empty /run/netns of its
+ * own): nothing to see but what the test does (the skb tracepoints see every namespace's skbs).
+ */
+const ALONE = ['unshare', '--net', '--mount', '--propagation', 'private', 'sh', '-c',
+  'mkdir -p /run/netns && mount -t tmpfs none /run/netns && exec "$@" --filter-netns inode:$(stat -L -c %i /proc/self/ns/net)', 'sh'];
 
 /** Context switches of a thread: each is a wake-up. */
 function switches(pid: number): number {
