@@ -252,7 +252,8 @@ export class TraceSession {
         this.pump();
       });
     } else if (busy) {
-      this.pollTimer = setTimeout(this.nextPump, POLL_MS);
+      // POLL_MS from this pump's start, not its end: a flood's pumps take milliseconds of their own.
+      this.pollTimer = setTimeout(this.nextPump, Math.max(0, POLL_MS - (performance.now() - this.nowMs)));
     } else if (!this.poller!.sleeping) {
       // What was lost while records flowed is told before the quiet.
       this.checkLost();
