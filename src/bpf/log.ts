@@ -83,3 +83,26 @@ export function logTailSince(mark: number, max = 20): string[] {
   const since = lines.slice(Math.min(mark, lines.length));
   return since.slice(-max).map((l) => l.replace(/^libbpf: /, ''));
 }
+
+/**
+ * Lines of a refused load's log that say nothing of why: libbpf's frame
+ * around the verifier log, the verifier's statistics, and libbpf's words on
+ * the program and the object failing as a consequence.
+ */
+const FRAMING = /^-- (BEGIN|END)|processed \d+ insns|failed to load object|^prog '[^']*': (failed to load|BPF program load failed)/;
+
+/** The verifier's (or else libbpf's) last word on why a load was refused, where its log has one. */
+export function refusalReason(logTail: readonly string[]): string | undefined {
+  return logTail.filter((l) => !FRAMING.test(l.trim())).slice(-1)[0]?.trim();
+}
+
+/** A verifier line refusing a helper: the program type may not call it, or the kernel has none of that name. */
+const HELPER_REFUSED = /(?:cannot use helper|unknown func) (bpf_\w+)/;
+
+/** Whether a refused load's log says the program may not call one of `helpers` (named as `bpf_get_current_comm`). */
+export function refusesHelper(logTail: readonly string[], helpers: readonly string[]): boolean {
+  return logTail.some((l) => {
+    const m = HELPER_REFUSED.exec(l);
+    return m !== null && helpers.includes(m[1]!);
+  });
+}

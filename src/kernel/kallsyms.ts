@@ -16,11 +16,6 @@ export interface SymbolHit {
   address: bigint;
 }
 
-/** Symbol types kept: text (t/T) and weak (w/W) symbols. */
-function isTextType(c: number): boolean {
-  return c === 0x74 || c === 0x54 || c === 0x77 || c === 0x57;
-}
-
 /** Offsets past this are taken as "not in any known function" rather than a giant function. */
 export const MAX_SYMBOL_OFFSET = 1 << 20;
 
@@ -33,8 +28,12 @@ export interface BackgroundSymbols extends Symbols {
   ready: Promise<boolean>;
 }
 
-/** The thread's program (CommonJS, evaluated): reads workerData.path whole and posts its bytes. */
-const READER = `
+/**
+ * The thread's program (CommonJS, evaluated): reads workerData.path whole,
+ * scans it, and posts the bytes with the scan. A function, so that
+ * scanKallsyms (declared below) is defined when the source is built.
+ */
+const reader = () => `
 const { openSync, readSync, closeSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
 const fd = openSync(workerData.path, 'r');
@@ -51,31 +50,34 @@ for (let n; (n = readSync(fd, buf, len, buf.length - len, null)) > 0;) {
 closeSync(fd);
 const bytes = new Uint8Array(len);
 bytes.set(buf.subarray(0, len));
-parentPort.postMessage(bytes, [bytes.buffer]);
+const { hi, lo, spans } = (${scanKallsyms.toString()})(bytes);
+parentPort.postMessage({ bytes, hi, lo, spans }, [bytes.buffer, hi.buffer, lo.buffer, spans.buffer]);
 `;
 
 /**
- * /proc/kallsyms read on a thread of its own, parsed here at the first lookup
- * (~20 ms for 120k lines). The file comes 4 KiB a read(2): 1300 reads, ~40 ms
- * of the kernel's time, 150 and more under a flood; read here, or a read at a
- * time on libuv's pool between turns of a busy event loop, it is done late.
- * The thread runs the few lines of READER, not a module: a worker that loads
- * modules (and parses there) took ~170 ms of CPU against ~85. A lookup before
- * the bytes are here reads the file itself. Symbols of BPF programs loaded
+ * /proc/kallsyms read and scanned on a thread of its own. The file comes
+ * 4 KiB a read(2): 1300 reads, ~40 ms of the kernel's time, 150 and more
+ * under a flood; read here, or a read at a time on libuv's pool between turns
+ * of a busy event loop, it is done late. Scanned here at the first lookup, it
+ * held up the first record that names a caller by 35 ms (90 cold, at the
+ * start of a trace), and the ring's reader with it. The thread runs the few
+ * lines of its program and scanKallsyms's source, not a module: a worker that
+ * loads modules took ~170 ms of CPU against ~85. A lookup before the scan is
+ * here reads the file itself. Symbols of BPF programs loaded
  * later are not in it: their stack frames stay addresses (see dropProbeFrames).
  */
 export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
-  let bytes: Uint8Array | null = null;
+  let scanned: (ScannedSymbols & { bytes: Uint8Array }) | null = null;
   let symbols: Kallsyms | null = null;
   let worker: Worker | null = null;
   let done: (fromThread: boolean) => void = () => {};
   const ready = new Promise<boolean>((resolve) => (done = resolve));
   try {
-    worker = new Worker(READER, { eval: true, workerData: { path } });
+    worker = new Worker(reader(), { eval: true, workerData: { path } });
     worker.unref();
-    worker.once('message', (b: Uint8Array) => {
+    worker.once('message', (m: ScannedSymbols & { bytes: Uint8Array }) => {
       const fromThread = symbols === null;
-      if (fromThread) bytes = b;
+      if (fromThread) scanned = m;
       void worker?.terminate();
       worker = null;
       done(fromThread);
@@ -95,9 +97,10 @@ export function backgroundKallsyms(path = '/proc/kallsyms'): BackgroundSymbols {
   }
   const table = (): Kallsyms => {
     if (symbols === null) {
-      if (bytes !== null) {
-        symbols = parseKallsyms(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-        bytes = null;
+      if (scanned !== null) {
+        const { bytes } = scanned;
+        symbols = Kallsyms.of(scanned, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        scanned = null;
       } else {
         void worker?.terminate();
         worker = null;
@@ -151,26 +154,9 @@ export class Kallsyms {
     return parseKallsyms(readFileSync(path));
   }
 
-  /** Sorts parallel arrays by address (stable: equal addresses keep input order). */
-  static sorted(hi: Uint32Array, lo: Uint32Array, text: Buffer, spans: Uint32Array): Kallsyms {
-    const n = hi.length;
-    let sorted = true;
-    for (let i = 1; i < n && sorted; i++) {
-      if (hi[i]! < hi[i - 1]! || (hi[i] === hi[i - 1] && lo[i]! < lo[i - 1]!)) sorted = false;
-    }
-    if (sorted) return new Kallsyms(hi, lo, text, spans);
-    const order = Array.from({ length: n }, (_, i) => i);
-    order.sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]! || a - b);
-    const shi = new Uint32Array(n);
-    const slo = new Uint32Array(n);
-    const sspans = new Uint32Array(4 * n);
-    for (let i = 0; i < n; i++) {
-      const j = order[i]!;
-      shi[i] = hi[j]!;
-      slo[i] = lo[j]!;
-      sspans.set(spans.subarray(4 * j, 4 * j + 4), 4 * i);
-    }
-    return new Kallsyms(shi, slo, text, sspans);
+  /** The table over a scan of `text`. */
+  static of(scanned: ScannedSymbols, text: Buffer): Kallsyms {
+    return new Kallsyms(scanned.hi, scanned.lo, text, scanned.spans);
   }
 
   get size(): number {
@@ -262,14 +248,24 @@ export class Kallsyms {
   }
 }
 
-const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+/** Symbols as scanned from the file: address halves sorted, with their name and module spans in its bytes. */
+export interface ScannedSymbols {
+  hi: Uint32Array;
+  lo: Uint32Array;
+  /** Name start and length, module start and length (0: none), per symbol. */
+  spans: Uint32Array;
+}
 
 /**
- * Parses /proc/kallsyms: `<hex address> <type> <name>[\t[module]]`, read as
- * bytes. Symbols at address 0 (addresses hidden by kptr_restrict) are dropped.
+ * Scans /proc/kallsyms: `<hex address> <type> <name>[\t[module]]`, read as
+ * bytes; keeps text (t/T) and weak (w/W) symbols, sorted by address (stable:
+ * equal addresses keep the file's order). Symbols at address 0 (addresses
+ * hidden by kptr_restrict) are dropped. It refers to nothing outside its
+ * body: the reading thread runs its source as well (READER).
  */
-export function parseKallsyms(input: string | Buffer): Kallsyms {
-  const text = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
+export function scanKallsyms(text: Uint8Array): ScannedSymbols {
+  const hexValue = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+  const isText = (c: number) => c === 0x74 || c === 0x54 || c === 0x77 || c === 0x57;
   const len = text.length;
   // Roughly 40 bytes a line; grown when short.
   let cap = Math.max(16, (len / 32) | 0);
@@ -299,7 +295,7 @@ export function parseKallsyms(input: string | Buffer): Kallsyms {
       h = ((h << 4) | (l >>> 28)) >>> 0;
       l = ((l << 4) | v) >>> 0;
     }
-    if (bad || i === line || i + 3 > end || text[i + 2] !== 0x20 || !isTextType(text[i + 1]!) || (h === 0 && l === 0)) continue;
+    if (bad || i === line || i + 3 > end || text[i + 2] !== 0x20 || !isText(text[i + 1]!) || (h === 0 && l === 0)) continue;
     const nameStart = i + 3;
     let tab = nameStart;
     while (tab < end && text[tab] !== 0x09) tab++;
@@ -333,5 +329,30 @@ export function parseKallsyms(input: string | Buffer): Kallsyms {
     spans[4 * n + 3] = modLen;
     n++;
   }
-  return Kallsyms.sorted(hi.slice(0, n), lo.slice(0, n), text, spans.slice(0, 4 * n));
+  hi = hi.slice(0, n);
+  lo = lo.slice(0, n);
+  spans = spans.slice(0, 4 * n);
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) {
+    if (hi[i]! < hi[i - 1]! || (hi[i] === hi[i - 1] && lo[i]! < lo[i - 1]!)) sorted = false;
+  }
+  if (sorted) return { hi, lo, spans };
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]! || a - b);
+  const shi = new Uint32Array(n);
+  const slo = new Uint32Array(n);
+  const sspans = new Uint32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const j = order[i]!;
+    shi[i] = hi[j]!;
+    slo[i] = lo[j]!;
+    sspans.set(spans.subarray(4 * j, 4 * j + 4), 4 * i);
+  }
+  return { hi: shi, lo: slo, spans: sspans };
+}
+
+/** /proc/kallsyms's contents, parsed here. */
+export function parseKallsyms(input: string | Buffer): Kallsyms {
+  const text = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
+  return Kallsyms.of(scanKallsyms(text), text);
 }

@@ -1,74 +1,57 @@
 /**
  * What a session does when namespaces and devices come and go (./topology.ts
- * notices): observers attached to what appears, released with what goes,
- * names kept current, each step counted and said.
+ * notices): each attach family attaches to what appears and releases what
+ * goes (./families/), names are kept current, each step counted and said.
  */
 import { performance } from 'node:perf_hooks';
-import type { NetlinkSocket } from '../kernel/netlink.js';
-import type { Iface, Netns } from '../kernel/netns.js';
 import type { TopologyCounts } from '../output/summary.js';
-import type { AttachPlan } from './attachments.js';
+import { netnsName } from './families/family.js';
 import type { NameBook } from './names.js';
-import { type NfObservers, nfWhere } from './netfilter.js';
-import type { NftTracer } from './nft.js';
 import { plural } from './status.js';
-import type { TcObservers } from './tc.js';
 import type { TopologyListener } from './topology.js';
-
-export const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netns.name || netns.inode})`;
 
 /** The parts of a session the listener works on. */
 export interface FollowContext {
   counts: TopologyCounts;
   names(): NameBook;
-  tc(): TcObservers | null;
-  nf: NfObservers;
-  nft(): NftTracer | null;
-  netfilterTemplate(): AttachPlan['template']['netfilter'];
-  /** Runs fn; a failure is reported as not observed and returned. */
-  attempt(what: string, fn: () => void): Error | null;
-  attachTc(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void;
-  /** Traces the XDP programs of a namespace's devices (--filter-trace-xdp), inside it. */
-  programsIn(rtnl: NetlinkSocket): void;
+  /** What each family does, in order. */
+  families: ReadonlyArray<Partial<TopologyListener>>;
+  /** The netfilter hooks observed in a namespace (for its line). */
+  nfHooksIn(inode: number): number;
   status(line: string): void;
 }
 
 export function followTopology(ctx: FollowContext): TopologyListener {
+  const { counts, families } = ctx;
   return {
     namespaceAdded: (netns, ifaces, rtnl) => {
       const t0 = performance.now();
-      ctx.counts.namespacesAdded++;
+      counts.namespacesAdded++;
       ctx.names().setNamespace(netns, ifaces);
-      if (ctx.tc()) for (const iface of ifaces) ctx.attempt(tcWhere(netns, iface), () => ctx.attachTc(netns, iface, rtnl));
-      ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
-      for (const h of ctx.netfilterTemplate()) ctx.attempt(nfWhere({ ...h, netns }), () => ctx.nf.add({ ...h, netns }));
-      if (ctx.nft()) ctx.attempt(`nft tracing (netns ${netns.name || netns.inode})`, () => ctx.nft()!.add(netns));
-      ctx.status(`pktpath: netns ${netns.name || netns.inode} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
-        `netfilter at ${ctx.nf.hooksIn(netns.inode)} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
+      for (const f of families) f.namespaceAdded?.(netns, ifaces, rtnl);
+      ctx.status(`pktpath: netns ${netnsName(netns)} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
+        `netfilter at ${ctx.nfHooksIn(netns.inode)} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
     },
     namespaceRemoved: (netns) => {
-      ctx.counts.namespacesRemoved++;
-      ctx.tc()?.remove(netns.inode);
-      ctx.nf.remove(netns.inode);
-      ctx.nft()?.remove(netns.inode);
-      ctx.status(`pktpath: netns ${netns.name || netns.inode} went away: its observers are released`);
+      counts.namespacesRemoved++;
+      for (const f of families) f.namespaceRemoved?.(netns);
+      ctx.status(`pktpath: netns ${netnsName(netns)} went away: its observers are released`);
     },
     deviceAdded: (netns, iface, rtnl) => {
-      ctx.counts.devicesAdded++;
+      counts.devicesAdded++;
       ctx.names().setDevice(netns.inode, iface);
-      ctx.attempt(`XDP programs (netns ${netns.name || netns.inode})`, () => ctx.programsIn(rtnl));
-      if (!ctx.tc()) return;
-      const where = tcWhere(netns, iface);
-      if (ctx.attempt(where, () => ctx.attachTc(netns, iface, rtnl)) === null) ctx.status(`pktpath: device appeared: ${where}`);
+      for (const f of families) f.deviceAdded?.(netns, iface, rtnl);
     },
     deviceRemoved: (netns, ifindex) => {
-      ctx.counts.devicesRemoved++;
-      ctx.tc()?.remove(netns.inode, ifindex);
+      counts.devicesRemoved++;
+      for (const f of families) f.deviceRemoved?.(netns, ifindex);
     },
     deviceRenamed: (netns, iface) => {
       ctx.names().setDevice(netns.inode, iface);
-      ctx.tc()?.rename(netns.inode, iface.ifindex, iface.name);
+      for (const f of families) f.deviceRenamed?.(netns, iface);
     },
-    refresh: (netns, rtnl, legacyChanged) => ctx.tc()?.refresh(netns, rtnl, legacyChanged),
+    refresh: (netns, rtnl, legacyChanged) => {
+      for (const f of families) f.refresh?.(netns, rtnl, legacyChanged);
+    },
   };
 }

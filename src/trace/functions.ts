@@ -9,18 +9,14 @@
  * argument is fetched differ (probes/kprobe.bpf.c, probes/fentry.bpf.c).
  */
 import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAllParallel } from '../bpf/link.js';
-import type { ProbeConfig } from '../decode/config.js';
 import type { PointInfo } from '../decode/points.js';
-import type { CompiledFilter } from '../filter/expression.js';
 import type { FunctionAttachment, FunctionBackend } from './attachments.js';
 import type { ProbeSet } from './probes.js';
 
 export interface FunctionObserverContext {
   probes: ProbeSet;
-  filter: CompiledFilter | null;
   /** Registers a point and returns its id. */
   addPoint(info: PointInfo): number;
-  config(pointId: number, extra: Partial<ProbeConfig>): ProbeConfig;
   /** Lets signals in between batches; false once the session is stopping. */
   goOn(): Promise<boolean>;
   /** Attach progress: `done` of `total` functions with `backend`. */
@@ -78,7 +74,7 @@ export class FunctionObservers {
   private program(kind: 'kprobe' | 'kprobe-multi', skbArg: number) {
     const id = this.ctx.addPoint({ type: 'kprobe', name: 'kprobe', byAddress: true });
     const label = `${kind} observer (skb in argument ${skbArg + 1})`;
-    return this.ctx.probes.load(kind, this.ctx.config(id, { skbArg }), label, undefined, this.ctx.filter).program;
+    return this.ctx.probes.load(kind, { pointId: id, skbArg }, label).program;
   }
 
   /**
@@ -152,7 +148,7 @@ export class FunctionObservers {
     for (const f of functions) {
       try {
         const id = this.ctx.addPoint({ type: 'fentry', name: f.name });
-        const inst = this.ctx.probes.load('fentry', this.ctx.config(id, { skbArg: f.skbArg }), `fentry on ${f.name}`, f.name, this.ctx.filter);
+        const inst = this.ctx.probes.load('fentry', { pointId: id, skbArg: f.skbArg }, `fentry on ${f.name}`, f.name);
         this.links.push(attachTracing(inst.program, `fentry on ${f.name}`));
       } catch (e) {
         fail(f, e);

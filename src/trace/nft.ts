@@ -333,14 +333,9 @@ export function placeTraceEvents<T extends { e: TraceEvent }>(batch: T[], traces
     after.set(at, list);
   }
   const out: T[] = [];
+  // Each placed event is a copy dated at the record it follows: the events handed in stay as they came.
   const place = (list: TraceEvent[] | undefined, like: TraceEvent | undefined) => {
-    for (const n of list ?? []) {
-      if (like) {
-        n.timeNs = like.timeNs;
-        n.sinceStartNs = like.sinceStartNs;
-      }
-      out.push(wrap(n));
-    }
+    for (const n of list ?? []) out.push(wrap(like ? { ...n, timeNs: like.timeNs, sinceStartNs: like.sinceStartNs } : n));
   };
   place(after.get(-1), batch[0]?.e);
   for (let i = 0; i < batch.length; i++) {

@@ -1,46 +1,43 @@
 /**
  * pktpath's own probe objects (probes/*.bpf.c), instantiated per observation
- * point. All instances share one ring buffer, one lost counter, one stack map
- * and the skb-tracking maps: made from the first object's definitions before
- * any object loads, and reused by every one, so that objects can load at
- * once (loadTogether).
+ * point. A set is made with what every instance is loaded with: the
+ * session's configuration and the code written into each (./probe-code.ts);
+ * each load adds its point's own. Every instance shares the set's maps
+ * (./probe-maps.ts), so that objects can load at once (loadTogether).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
-import { quiet, quietlyOrAgain } from '../bpf/log.js';
-import type { Fd } from '../bpf/fd.js';
-import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
-import type { EbpfInsn } from '../bpf/insn.js';
+import { quiet, quietlyOrAgain, refusesHelper } from '../bpf/log.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/config.js';
-import type { CompiledFilter } from '../filter/expression.js';
-import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
-import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
 import { type Capability, capability, has } from '../kernel/caps.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
 import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
+import { NO_CODE, type ProbeCode, codeFlags, filterInsns, writeCode } from './probe-code.js';
+import { type ProbeMaps, SharedMaps } from './probe-maps.js';
 
-/** The maps of probes/include/maps.h every instance shares. */
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
-type SharedMap = (typeof SHARED_MAPS)[number];
-
-/** The shared maps as user space reads them. */
-export interface ProbeMaps {
-  /** The ring buffer, for the reader to map. */
-  events: LoadedMap;
-  lost: PerCpuArray;
-  stacks: StackTraceMap;
-  trackedSkbs: HashMap;
-  /** Indexed by TrackStat. */
-  trackStats: PerCpuArray;
-}
+export type { ProbeMaps };
 
 export interface ProbeInstance {
   object: BpfObject;
   program: BpfProgram;
+}
+
+/** What every instance of a set is configured with: the session's settings (the code's switches follow the code). */
+export type SessionProbeConfig = Omit<ProbeConfig, 'pointId' | 'skbArg' | 'nfHooks' | 'noTask' | 'directLoads' | keyof ReturnType<typeof codeFlags>>;
+
+/** One instance's own settings: its point, and where its skb is (functions), the hooks it reports (nf_hook_slow). */
+export type PointConfig = Pick<ProbeConfig, 'pointId'> & Partial<Pick<ProbeConfig, 'skbArg' | 'nfHooks'>>;
+
+export interface ProbeSetOptions {
+  /** Ring buffer size in bytes (power of two). */
+  ringSize: number;
+  config: SessionProbeConfig;
+  code: ProbeCode;
+  /** Where the built objects are (default: probes/build). */
+  dir?: string;
 }
 
 /** One program of an object: what it attaches to (BTF-typed kinds) and what names it in errors. */
@@ -49,12 +46,11 @@ export interface ProgramLoad {
   target?: AttachTarget;
 }
 
-/** One object to load: its kind, configuration, programs, filter and (kinds with slots) slot data. */
+/** One object to load: its kind, configuration, programs and (kinds with slots) slot data. */
 export interface LoadRequest {
   kind: ProbeKind;
   config: ProbeConfig;
   programs: readonly ProgramLoad[];
-  filter: CompiledFilter | null;
   slotData?: Buffer;
 }
 
@@ -65,25 +61,40 @@ export interface TracepointLoad {
   target: string;
 }
 
+/** The helpers that read the current task (pid, comm): some kernels refuse them to tc and netfilter programs. */
+const TASK_HELPERS = ['bpf_get_current_pid_tgid', 'bpf_get_current_comm'];
+
+/** Kinds whose program type a kernel may refuse the current task's helpers (tc and netfilter on 6.1 and 6.12), and the capability that says. */
+const TASK_HELPER_CAPS: Partial<Record<ProbeKind, Capability>> = { tc: 'task-helpers-tc', netfilter: 'task-helpers-netfilter' };
+
+/** What the kernel said when the capability model tried the current task's helpers in this kind's program type; null where it allows them. */
+function taskHelpersRefused(kind: ProbeKind): Error | null {
+  const cap = TASK_HELPER_CAPS[kind];
+  if (cap === undefined || has(cap)) return null;
+  const { error, detail } = capability(cap);
+  return error ?? new Error(detail);
+}
+
+/** The verifier refused the current task's helpers to this program type (where the capability model allowed them). */
+const refusesTaskHelpers = (e: Error) => e instanceof BpfError && refusesHelper(e.logTail, TASK_HELPERS);
+
 export class ProbeSet {
   private readonly objects: BpfObject[] = [];
   private closed = false;
-  /**
-   * The shared maps' fds (each object reuses them) and their handles: made
-   * from the first object opened, before it loads, so that objects can load
-   * at once.
-   */
-  private shared: { fds: Record<SharedMap, Fd>; maps: ProbeMaps } | null = null;
+  /** Made from the first object opened, before it loads, so that objects can load at once. */
+  private shared: SharedMaps | null = null;
+  private readonly ringSize: number;
+  private readonly dir: string;
+  private readonly code: ProbeCode;
+  /** What every instance is loaded with, but its point's own settings. */
+  private readonly base: Omit<ProbeConfig, 'pointId' | 'skbArg'>;
 
-  /** --filter-skb-expr, compiled: written into every probe with the region. */
-  skbExpr: EbpfInsn[] | null = null;
-  /** --output-skb-metadata, compiled: written into every probe with the region. */
-  skbMeta: EbpfInsn[] | null = null;
-  /** --filter-tunnel-pcap-l2/-l3, translated: written into every probe with the tunnel regions. */
-  tunnel: TunnelFilter | null = null;
-
-  /** `stacks`: whether any probe will record stacks (without, the stack map is made with one entry, not 16 MiB of them). */
-  constructor(readonly ringSize: number, readonly dir = probesDir(), private readonly stacks = true) {}
+  constructor({ ringSize, config, code, dir = probesDir() }: ProbeSetOptions) {
+    this.ringSize = ringSize;
+    this.dir = dir;
+    this.code = code;
+    this.base = { ...config, ...codeFlags(code) };
+  }
 
   /** Whether builds that read packet bytes in place are worth a try on this kernel. */
   private readonly directLoads = has('direct-packet-loads');
@@ -94,33 +105,39 @@ export class ProbeSet {
   readonly degraded: string[] = [];
 
   /**
-   * Loads one instance of a probe; `attachTarget` names the tracepoint or
-   * function for BTF-typed probes, `filter` is injected into its filter
-   * regions. The kind's builds are tried in order until one loads; when none
-   * does, the error is the last build's (the one that asks least of the kernel).
+   * Loads one instance of a probe for a point; `attachTarget` names the
+   * tracepoint or function for BTF-typed probes. The kind's builds are tried
+   * in order until one loads; when none does, the error is the last build's
+   * (the one that asks least of the kernel).
    */
-  load(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget,
-    filter: CompiledFilter | null = null): ProbeInstance {
-    return this.loadRequest(this.request(kind, config, label, attachTarget, filter))[0]!;
+  load(kind: ProbeKind, point: PointConfig, label: string, attachTarget?: AttachTarget): ProbeInstance {
+    return this.loadRequest(this.request(kind, point, label, attachTarget))[0]!;
   }
 
   /** What load() loads, as a request for loadTogether. */
-  request(kind: ProbeKind, config: ProbeConfig, label: string, attachTarget?: AttachTarget, filter: CompiledFilter | null = null): LoadRequest {
+  request(kind: ProbeKind, point: PointConfig, label: string, attachTarget?: AttachTarget): LoadRequest {
+    const config = this.config(point);
     // A kind with slots loaded for one point: the point's slot with no optional arguments.
     const slotData = kind === 'tracepoint'
       ? encodeTracepointSlots([{ pointId: config.pointId, frees: false, skbArg: config.skbArg, reasonArg: -1, locationArg: -1, devArg: -1 }], TP_SLOTS)
       : undefined;
-    return { kind, config, programs: [{ label, target: attachTarget }], filter, slotData };
+    return { kind, config, programs: [{ label, target: attachTarget }], slotData };
   }
 
+  /** The configuration of an instance for `point`. */
+  private config(point: PointConfig): ProbeConfig {
+    return { ...this.base, skbArg: 0, ...point };
+  }
 
   /** The objects loadTracepoints loads for `points` (as few as the slots allow), as requests for loadTogether. */
-  tracepointRequests(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null): LoadRequest[] {
+  tracepointRequests(points: readonly TracepointLoad[]): LoadRequest[] {
     const out: LoadRequest[] = [];
+    // The slots carry each program's point.
+    const config = this.config({ pointId: 0 });
     for (let at = 0; at < points.length; at += TP_SLOTS) {
       const chunk = points.slice(at, at + TP_SLOTS);
       out.push({
-        kind: 'tracepoint', config, programs: chunk.map((p) => ({ label: p.label, target: p.target })), filter,
+        kind: 'tracepoint', config, programs: chunk.map((p) => ({ label: p.label, target: p.target })),
         slotData: encodeTracepointSlots(chunk.map((p) => p.slot), TP_SLOTS),
       });
     }
@@ -134,11 +151,9 @@ export class ProbeSet {
    * `ahead`: what loadTogether made of tracepointRequests(), object by object.
    * Returns, per tracepoint, its instance or why it did not load.
    */
-  loadTracepoints(config: ProbeConfig, points: readonly TracepointLoad[], filter: CompiledFilter | null,
-    ahead: ReadonlyArray<ProbeInstance[] | null> = []): Array<ProbeInstance | Error> {
+  loadTracepoints(points: readonly TracepointLoad[], ahead: ReadonlyArray<ProbeInstance[] | null> = []): Array<ProbeInstance | Error> {
     const out: Array<ProbeInstance | Error> = [];
-    const requests = this.tracepointRequests(config, points, filter);
-    requests.forEach((request, i) => {
+    this.tracepointRequests(points).forEach((request, i) => {
       const loaded = ahead[i];
       if (loaded) {
         out.push(...loaded);
@@ -153,7 +168,7 @@ export class ProbeSet {
         }
         for (const p of points.slice(i * TP_SLOTS, (i + 1) * TP_SLOTS)) {
           try {
-            out.push(...this.loadRequest(this.tracepointRequests(config, [p], filter)[0]!));
+            out.push(...this.loadRequest(this.tracepointRequests([p])[0]!));
           } catch (e1) {
             out.push(e1 as Error);
           }
@@ -193,10 +208,10 @@ export class ProbeSet {
 
   private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
     const { build, noTask } = this.chosen.get(r.kind) ??
-      { build: nextFitting(PROBES[r.kind], 0, filterInsns(r.filter), this.directLoads), noTask: taskHelpersRefused(r.kind) !== null };
+      { build: nextFitting(PROBES[r.kind], 0, filterInsns(this.code), this.directLoads), noTask: taskHelpersRefused(r.kind) !== null };
     let opened: ReturnType<ProbeSet['openBuild']>;
     try {
-      opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.filter, r.slotData);
+      opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.slotData);
     } catch {
       return null;
     }
@@ -221,10 +236,10 @@ export class ProbeSet {
    * builds are tried in order until one loads; when none does, the error is
    * the last build's (the one that asks least of the kernel).
    */
-  loadRequest({ kind, config, programs, filter, slotData }: LoadRequest): ProbeInstance[] {
+  loadRequest({ kind, config, programs, slotData }: LoadRequest): ProbeInstance[] {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
-    const insns = filterInsns(filter);
+    const insns = filterInsns(this.code);
     const taskRefusal = known ? null : taskHelpersRefused(kind);
     let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: taskRefusal !== null };
     const refusals: Error[] = taskRefusal ? [taskRefusal] : [];
@@ -233,7 +248,7 @@ export class ProbeSet {
         const spec = builds[build]!;
         const cfg = noTask ? { ...config, noTask } : config;
         // A refusal is loaded again with libbpf's messages on, for its error to quote them.
-        const loaded = quietlyOrAgain(() => this.loadBuild(kind, spec, cfg, programs, filter, slotData));
+        const loaded = quietlyOrAgain(() => this.loadBuild(kind, spec, cfg, programs, slotData));
         if (!known) {
           this.chosen.set(kind, { build, noTask });
           const lacks = [spec.lacks, noTask ? 'the current task (pid, comm)' : undefined].filter(Boolean);
@@ -254,8 +269,8 @@ export class ProbeSet {
   }
 
   private loadBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, programs: readonly ProgramLoad[],
-    filter: CompiledFilter | null, slotData: Buffer | undefined): ProbeInstance[] {
-    const { object, programs: loaded } = this.openBuild(kind, spec, config, programs, filter, slotData);
+    slotData: Buffer | undefined): ProbeInstance[] {
+    const { object, programs: loaded } = this.openBuild(kind, spec, config, programs, slotData);
     try {
       object.load();
     } catch (e) {
@@ -267,7 +282,7 @@ export class ProbeSet {
 
   /** Opens a build and configures it for `programs`, ready to load. */
   private openBuild(kind: ProbeKind, spec: ProbeBuild, config: ProbeConfig, programs: readonly ProgramLoad[],
-    filter: CompiledFilter | null, slotData: Buffer | undefined): { object: BpfObject; programs: BpfProgram[] } {
+    slotData: Buffer | undefined): { object: BpfObject; programs: BpfProgram[] } {
     const file = path.join(this.dir, spec.file);
     if (!fs.existsSync(file)) {
       throw new BpfError(`opening probe ${file}`, -2, [], 'run `npm run build` to build the probes');
@@ -284,8 +299,7 @@ export class ProbeSet {
       const direct = spec.packetLoads === 'direct';
       object.rodata().setInitialValue(encodeConfig(direct ? { ...config, directLoads: true } : config));
       if (spec.slots && slotData) object.map(spec.slots.slotMap).setInitialValue(slotData);
-      const shared = this.shared ?? (this.shared = this.createShared(object));
-      for (const name of SHARED_MAPS) object.map(name).reuseFd(shared.fds[name]);
+      (this.shared ??= SharedMaps.createFrom(object, this.ringSize, this.base.stack)).shareWith(object);
       programs.forEach((p, i) => {
         const program = loaded[i]!;
         if (TARGETED.has(kind)) {
@@ -293,27 +307,7 @@ export class ProbeSet {
           if (typeof t === 'string') program.setAttachTarget(t);
           else program.setAttachTarget(t.func, t.progFd);
         }
-        if (filter || this.skbExpr || this.tunnel || this.skbMeta) {
-          let insns = program.insns();
-          if (filter) {
-            insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${p.label}: L2 filter`);
-            insns = injectRegion(insns, FILTER_MAGIC.l3, direct ? filter.l3.direct : filter.l3.ebpf, `${p.label}: L3 filter`);
-          }
-          // Programs without an skb (XDP) have no region: they match nothing while the expression is set.
-          if (this.skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {
-            insns = injectRegion(insns, SKB_EXPR_MAGIC, this.skbExpr, `${p.label}: --filter-skb-expr`, SKB_EXPR_REGION_INSNS);
-          }
-          if (this.skbMeta && findRegion(insns, SKB_META_MAGIC) >= 0) {
-            insns = injectRegion(insns, SKB_META_MAGIC, this.skbMeta, `${p.label}: --output-skb-metadata`, SKB_META_REGION_INSNS);
-          }
-          for (const side of ['l2', 'l3'] as const) {
-            const code = this.tunnel?.[side];
-            if (code && findRegion(insns, TUNNEL_MAGIC[side]) >= 0) {
-              insns = injectRegion(insns, TUNNEL_MAGIC[side], code.ebpf, `${p.label}: --filter-tunnel-pcap-${side}`, TUNNEL_REGION_INSNS);
-            }
-          }
-          program.setInsns(insns);
-        }
+        writeCode(program, this.code, p.label, direct);
         // libbpf 1.1 does not know the "netfilter" section: say what it is.
         if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       });
@@ -330,30 +324,6 @@ export class ProbeSet {
     return programs.map((program) => ({ object, program }));
   }
 
-  /** The shared maps, made from `object`'s definitions (every probe has them: probes/include/maps.h). */
-  private createShared(object: BpfObject): NonNullable<ProbeSet['shared']> {
-    object.map('events').setMaxEntries(this.ringSize);
-    if (!this.stacks) object.map('stacks').setMaxEntries(1);
-    const fds: Partial<Record<SharedMap, Fd>> = {};
-    try {
-      for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();
-    } catch (e) {
-      for (const fd of Object.values(fds)) fd.close();
-      throw e;
-    }
-    const all = fds as Record<SharedMap, Fd>;
-    return {
-      fds: all,
-      maps: {
-        events: new LoadedMap(all.events),
-        lost: new PerCpuArray(all.lost),
-        stacks: new StackTraceMap(all.stacks),
-        trackedSkbs: new HashMap(all.tracked_skbs, 8),
-        trackStats: new PerCpuArray(all.track_stats),
-      },
-    };
-  }
-
   /** The shared maps; null until the first instance is loaded. */
   get maps(): ProbeMaps | null {
     return this.shared?.maps ?? null;
@@ -363,34 +333,15 @@ export class ProbeSet {
   close(): void {
     this.closed = true;
     for (const object of this.objects.splice(0).reverse()) object.close();
-    for (const fd of Object.values(this.shared?.fds ?? {})) fd.close();
+    this.shared?.close();
     this.shared = null;
   }
 }
 
 /** A configuration that loads a probe with every optional part off: what `pktpath doctor` tries. */
-const PLAIN: ProbeConfig = {
-  pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0,
+const PLAIN: ProbeSetOptions = {
+  ringSize: 1 << 16, code: NO_CODE, config: { stack: false, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 },
 };
-
-/** The instructions a filter needs in a region: the larger of its two. */
-const filterInsns = (filter: CompiledFilter | null) => (filter ? Math.max(filter.l2.ebpf.length, filter.l3.ebpf.length) : 0);
-
-/** Kinds whose program type a kernel may refuse the current task's helpers (tc and netfilter on 6.12), and the capability that says. */
-const TASK_HELPERS: Partial<Record<ProbeKind, Capability>> = { tc: 'task-helpers-tc', netfilter: 'task-helpers-netfilter' };
-
-/** What the kernel said when the capability model tried the current task's helpers in this kind's program type; null where it allows them. */
-function taskHelpersRefused(kind: ProbeKind): Error | null {
-  const cap = TASK_HELPERS[kind];
-  if (cap === undefined || has(cap)) return null;
-  const { error, detail } = capability(cap);
-  return error ?? new Error(detail);
-}
-
-/** The verifier refused the current task's helpers to this program type (where the capability model allowed them). */
-function refusesTaskHelpers(e: Error): boolean {
-  return e instanceof BpfError && e.logTail.some((l) => /(cannot use helper|unknown func) bpf_get_current_(comm|pid_tgid)/.test(l));
-}
 
 /** What `pktpath doctor` learns of one probe kind: whether a build loads, and what it does without. */
 export interface ProbeLoadResult {
@@ -412,9 +363,9 @@ const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_
 export function probeLoads(kinds: readonly ProbeKind[] = LOADABLE_ALONE): Record<string, ProbeLoadResult> {
   const out: Record<string, ProbeLoadResult> = {};
   for (const kind of kinds) {
-    const set = new ProbeSet(1 << 16, undefined, false);
+    const set = new ProbeSet(PLAIN);
     try {
-      set.load(kind, PLAIN, `pktpath's ${kind} probe`, DOCTOR_TARGETS[kind]);
+      set.load(kind, { pointId: 0 }, `pktpath's ${kind} probe`, DOCTOR_TARGETS[kind]);
       out[kind] = { error: null, degraded: set.degraded[0] ?? null };
     } catch (e) {
       out[kind] = { error: e as Error, degraded: null };

@@ -9,9 +9,7 @@
  */
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
 import { traceTarget } from '../bpf/objects.js';
-import type { ProbeConfig } from '../decode/config.js';
 import type { PointInfo } from '../decode/points.js';
-import type { CompiledFilter } from '../filter/expression.js';
 import { type ProgRef, ProgramBook } from '../kernel/datapath.js';
 import type { NetlinkSocket } from '../kernel/netlink.js';
 import { listDevices } from '../kernel/rtnl.js';
@@ -21,9 +19,7 @@ import type { ProbeSet } from './probes.js';
 
 export interface ProgramObserverContext {
   probes: ProbeSet;
-  filter: CompiledFilter | null;
   addPoint(info: PointInfo): number;
-  config(pointId: number, extra: Partial<ProbeConfig>): ProbeConfig;
   /** Runs fn; a failure is reported as not observed. */
   attempt(what: string, fn: () => void): unknown;
 }
@@ -78,8 +74,8 @@ export class ProgramObservers {
         const name = programPointName(p, exit);
         const id = this.ctx.addPoint({ type: exit ? 'fexit' : 'fentry', name, program: exit ? { id: p.id, name: p.name, hook } : undefined });
         const label = `${exit ? 'fexit' : 'fentry'} on ${hook} program ${p.name}#${p.id} (${target.func})`;
-        const inst = this.ctx.probes.load(PROBE_KIND[hook][exit ? 'exit' : 'entry'], this.ctx.config(id, {}), label,
-          { progFd: target.fd, func: target.func }, this.ctx.filter);
+        const inst = this.ctx.probes.load(PROBE_KIND[hook][exit ? 'exit' : 'entry'], { pointId: id }, label,
+          { progFd: target.fd, func: target.func });
         made.push(attachTracing(inst.program, label));
       }
       this.links.push(...made);

@@ -8,12 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfError } from '../../src/bpf/errors.js';
 import { mapInfos, programs } from '../../src/bpf/objects.js';
+import { NO_CODE } from '../../src/trace/probe-code.js';
 import { ProbeSet, probeLoads } from '../../src/trace/probes.js';
 
-const CONFIG = { pointId: 0, stack: false, filter: false, skbArg: 0, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 };
+const CONFIG = { pointId: 0 };
+const SET = { ringSize: 1 << 16, code: NO_CODE, config: { stack: false, netns: 0, ifindex: 0, mark: null, track: false, snaplen: 0 } };
 
 test('a load the verifier refuses quotes its log', () => {
-  const set = new ProbeSet(1 << 16);
+  const set = new ProbeSet(SET);
   try {
     // kfree_skb's second argument is the caller's address, not an skb: reading it as one is refused.
     assert.throws(() => set.load('tracepoint', { ...CONFIG, skbArg: 1 }, 'test tracepoint', 'kfree_skb'), (e: unknown) => {
@@ -36,7 +38,7 @@ test('every probe kind this kernel can attach loads (with its messages off), as 
 
 test('objects loaded together share one ring; a refused one is null, and loaded again on its own it quotes the verifier', async () => {
   const before = Math.max(0, ...mapInfos().map((m) => m.id));
-  const set = new ProbeSet(1 << 16);
+  const set = new ProbeSet(SET);
   try {
     const good = set.request('tracepoint', CONFIG, 'test tracepoint', 'netif_receive_skb');
     // kfree_skb's second argument is the caller's address, not an skb: refused.
@@ -66,7 +68,7 @@ test('objects loaded together share one ring; a refused one is null, and loaded 
 
 test('a set closed while its objects still load keeps none of them: each is closed as its load ends', async () => {
   const before = Math.max(0, ...programs().map((p) => p.id));
-  const set = new ProbeSet(1 << 16);
+  const set = new ProbeSet(SET);
   const loads = set.loadTogether([
     set.request('tracepoint', CONFIG, 'test tracepoint', 'netif_receive_skb'),
     set.request('tc', CONFIG, 'test tc observer'),

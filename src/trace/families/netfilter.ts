@@ -1,0 +1,90 @@
+/**
+ * The netfilter family: BPF netfilter links at the plan's hooks of each
+ * namespace, from one observer program before NAT and, where the plan asks
+ * for it (--output-ct), one after (../netfilter.ts holds the links); where
+ * the kernel has no netfilter links, one fexit program on nf_hook_slow for
+ * every namespace at once, told which hooks to report.
+ */
+import { type Link, type LoadedProgram, NfHook, attachTracing } from '../../bpf/link.js';
+import { nfHookMask } from '../../decode/config.js';
+import type { PointInfo } from '../../decode/points.js';
+import type { AttachPlan } from '../attachments.js';
+import { NfObservers, nfWhere } from '../netfilter.js';
+import type { LoadRequest } from '../probes.js';
+import type { TopologyListener } from '../topology.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, Refusals } from './family.js';
+
+export class NetfilterFamily implements AttachFamily {
+  private readonly programs: { beforeNat: LoadedProgram | null; afterNat: LoadedProgram | null } = { beforeNat: null, afterNat: null };
+  /** The links at each namespace's hooks. */
+  readonly hooks = new NfObservers(this.programs);
+  /** Without netfilter links: the fexit of nf_hook_slow. */
+  private hookFunction: Link | null = null;
+  private planned: { beforeNat: LoadRequest | null; afterNat: LoadRequest | null } = { beforeNat: null, afterNat: null };
+  private readonly refusals: Refusals;
+
+  constructor(private readonly ctx: FamilyContext) {
+    this.refusals = new Refusals(ctx);
+  }
+
+  plan(): LoadRequest[] {
+    const nf = this.ctx.plan.template.netfilter;
+    this.planned = {
+      beforeNat: nf.some((h) => !h.afterNat) ? this.request({ type: 'netfilter', name: 'netfilter' }) : null,
+      afterNat: nf.some((h) => h.afterNat) ? this.request({ type: 'netfilter', name: 'netfilter:nat', suffix: ':nat' }) : null,
+    };
+    return [this.planned.beforeNat, this.planned.afterNat].filter((r): r is LoadRequest => r !== null);
+  }
+
+  private request(point: PointInfo): LoadRequest {
+    return this.ctx.probes.request('netfilter', { pointId: this.ctx.addPoint(point) }, `${point.name} observer`);
+  }
+
+  async attach(landed: Landed): Promise<boolean> {
+    const { plan, probes } = this.ctx;
+    // One observer instance before NAT, and where the plan asks for it one after NAT, each linked at its hooks.
+    let at = 0;
+    for (const [side, what] of [['beforeNat', 'netfilter'], ['afterNat', 'netfilter:nat']] as const) {
+      const request = this.planned[side];
+      if (!request) continue;
+      const loaded = await landed[at++]!;
+      if (!this.ctx.goingOn()) return false;
+      this.refusals.attempt(what, () => (this.programs[side] = (loaded ?? probes.loadRequest(request))[0]!.program));
+    }
+    for (const n of plan.netfilter) {
+      if (!(await this.ctx.goOn())) return false;
+      this.refusals.attempt(nfWhere(n), () => this.hooks.add(n));
+    }
+    if (plan.nfHookFunction) this.refusals.attempt('netfilter (fexit of nf_hook_slow)', () => this.attachHookFunction(plan.nfHookFunction!.hooks));
+    return true;
+  }
+
+  /** Netfilter without netfilter links: one fexit program on nf_hook_slow for every namespace, told which hooks to report. */
+  private attachHookFunction(hooks: NonNullable<AttachPlan['nfHookFunction']>['hooks']): void {
+    const id = this.ctx.addPoint({ type: 'netfilter', name: 'netfilter' });
+    const nfHooks = nfHookMask(hooks.map((h) => ({ ipv6: h.family === 'ipv6', hook: NfHook[h.hook] })));
+    const inst = this.ctx.probes.load('nf-hook', { pointId: id, nfHooks }, 'netfilter observer (fexit of nf_hook_slow)', 'nf_hook_slow');
+    this.hookFunction = attachTracing(inst.program, 'fexit of nf_hook_slow');
+  }
+
+  readonly follow: Partial<TopologyListener> = {
+    namespaceAdded: (netns) => {
+      for (const h of this.ctx.plan.template.netfilter) this.refusals.attempt(nfWhere({ ...h, netns }), () => this.hooks.add({ ...h, netns }));
+    },
+    namespaceRemoved: (netns) => this.hooks.remove(netns.inode),
+  };
+
+  async detach(): Promise<void> {
+    this.hookFunction?.close();
+    this.hookFunction = null;
+    await this.hooks.closeAll();
+  }
+
+  report(): FamilyReport {
+    return {
+      links: this.hooks.linkCount + (this.hookFunction ? 1 : 0),
+      line: { nfNamespaces: this.hooks.namespaceCount, nfHookFunction: this.hookFunction !== null, nfMoved: this.hooks.moved },
+      refused: this.refusals.lines,
+    };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The BPF-program tracing family (--filter-trace-tc, --filter-trace-xdp):
+ * the entry and exit of every other program at the traced hooks, each
+ * traced once (../progs.ts). tc programs are found as the tc family reads
+ * its hooks (found()); XDP programs on the devices of each traced
+ * namespace, and of those that appear.
+ */
+import type { ProgRef } from '../../kernel/datapath.js';
+import type { NetlinkSocket } from '../../kernel/netlink.js';
+import type { Netns } from '../../kernel/netns.js';
+import type { LoadRequest } from '../probes.js';
+import { ProgramObservers } from '../progs.js';
+import type { TopologyListener } from '../topology.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, Refusals, netnsName } from './family.js';
+
+export class ProgramFamily implements AttachFamily {
+  private readonly observers: ProgramObservers | null;
+  private readonly refusals: Refusals;
+
+  constructor(private readonly ctx: FamilyContext) {
+    this.refusals = new Refusals(ctx);
+    const hooks = ctx.plan.tracePrograms;
+    this.observers = hooks.length === 0 ? null : new ProgramObservers({
+      probes: ctx.probes, addPoint: (info) => ctx.addPoint(info),
+      // One program refused among others: said, and never the reason nothing could be attached.
+      attempt: (what, fn) => this.refusals.attempt(what, fn, true),
+    }, new Set(hooks));
+  }
+
+  /** Other programs' entries and exits are traced (their records carry verdicts). */
+  get active(): boolean {
+    return this.observers !== null;
+  }
+
+  /** For the tc family: the other programs of a hook, as it reads them; null when none are traced. */
+  get found(): ((found: ProgRef[]) => void) | null {
+    const o = this.observers;
+    return o ? (found) => o.addAll(found, 'tc') : null;
+  }
+
+  /** Each traced program gets its trampolines when found. */
+  plan(): LoadRequest[] {
+    return [];
+  }
+
+  async attach(): Promise<boolean> {
+    if (!this.observers?.hooks.has('xdp')) return true;
+    // Programs found load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
+    await this.ctx.probes.settled();
+    for (const { netns } of this.ctx.kernel.namespaces) {
+      if (!(await this.ctx.goOn())) return false;
+      this.refusals.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.ctx.inNamespace(netns, (rtnl) => this.observers!.addXdp(rtnl)));
+    }
+    return true;
+  }
+
+  readonly follow: Partial<TopologyListener> = {
+    namespaceAdded: (netns, _ifaces, rtnl) => this.followXdp(netns, rtnl),
+    deviceAdded: (netns, _iface, rtnl) => this.followXdp(netns, rtnl),
+  };
+
+  /** The XDP programs of a namespace's devices (calling thread inside it). */
+  private followXdp(netns: Netns, rtnl: NetlinkSocket): void {
+    if (this.observers) this.refusals.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.observers!.addXdp(rtnl));
+  }
+
+  detach(): void {
+    this.observers?.close();
+  }
+
+  report(): FamilyReport {
+    return { links: this.observers?.linkCount ?? 0, line: { programs: this.observers?.count ?? 0 }, refused: this.refusals.lines };
+  }
+}

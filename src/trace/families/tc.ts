@@ -1,0 +1,106 @@
+/**
+ * The tc family: pktpath's observer last in each traced chain of each
+ * device (a tcx link, or a cls_bpf filter on a clsact qdisc where the kernel
+ * has no tcx: ../clsact.ts), and first too where other programs run there
+ * (../tc.ts holds the hooks). Devices and namespaces that appear get theirs;
+ * chains that change are read again.
+ */
+import { progIdOfFd } from '../../bpf/objects.js';
+import type { ProgRef } from '../../kernel/datapath.js';
+import type { NetlinkSocket } from '../../kernel/netlink.js';
+import type { Iface, Netns } from '../../kernel/netns.js';
+import { clsactAttacher } from '../clsact.js';
+import type { LoadRequest, ProbeInstance } from '../probes.js';
+import { TcObservers, attachLastTcx } from '../tc.js';
+import type { TopologyListener } from '../topology.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, Refusals, netnsName } from './family.js';
+
+export const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netnsName(netns)})`;
+
+export class TcFamily implements AttachFamily {
+  private observers: TcObservers | null = null;
+  private last: LoadRequest | null = null;
+  private readonly refusals: Refusals;
+
+  /** `foundPrograms`: told the other programs of each hook as they are read (--filter-trace-tc traces them). */
+  constructor(private readonly ctx: FamilyContext, private readonly foundPrograms: ((found: ProgRef[]) => void) | null) {
+    this.refusals = new Refusals(ctx);
+  }
+
+  /** The hooks, once the observer loaded: their other programs, for the verdict stage. */
+  get hooks(): TcObservers | null {
+    return this.observers;
+  }
+
+  plan(): LoadRequest[] {
+    if (this.ctx.plan.template.tcDirections.length === 0) return [];
+    this.last = this.request('last');
+    return [this.last];
+  }
+
+  /** The observer instance to load: `last` in every traced chain, `first` where other programs run. */
+  private request(position: 'first' | 'last'): LoadRequest {
+    const id = this.ctx.addPoint({ type: 'tc', name: 'tc', position });
+    return this.ctx.probes.request('tc', { pointId: id }, `tc observer (${position} in the chain)`);
+  }
+
+  /** The observer as loaded ahead (`loaded`), else loaded now, with its refusal said; and its program's id. */
+  private program(request: LoadRequest, loaded: ProbeInstance[] | null): ProbeInstance['program'] & { id: number } {
+    const { program } = (loaded ?? this.ctx.probes.loadRequest(request))[0]!;
+    return Object.assign(program, { id: progIdOfFd(program.fd) });
+  }
+
+  async attach(landed: Landed): Promise<boolean> {
+    const { plan, kernel, status } = this.ctx;
+    if (!this.last) return true;
+    // Other programs found load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
+    if (this.foundPrograms) await this.ctx.probes.settled();
+    const loaded = await landed[0]!;
+    if (!this.ctx.goingOn()) return false;
+    this.refusals.attempt('tc', () => {
+      const last = this.program(this.last!, loaded);
+      const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), status) : attachLastTcx;
+      this.observers = new TcObservers({ last, first: () => this.program(this.request('first'), null) }, plan.template.tcDirections,
+        status, attach, this.foundPrograms ?? undefined);
+    });
+    const byDevice = new Map<string, { netns: Netns; iface: Iface }>();
+    for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
+    for (const { netns, iface } of this.observers ? byDevice.values() : []) {
+      if (!(await this.ctx.goOn())) return false;
+      this.refusals.attempt(tcWhere(netns, iface), () => this.add(netns, iface, null));
+    }
+    return true;
+  }
+
+  /** Observers on a device (both directions the plan wants). */
+  private add(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
+    this.ctx.inNamespace(netns, (sock) => this.observers!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netnsName(netns)})`), rtnl);
+  }
+
+  readonly follow: Partial<TopologyListener> = {
+    namespaceAdded: (netns, ifaces, rtnl) => {
+      if (this.observers) for (const iface of ifaces) this.refusals.attempt(tcWhere(netns, iface), () => this.add(netns, iface, rtnl));
+    },
+    namespaceRemoved: (netns) => void this.observers?.remove(netns.inode),
+    deviceAdded: (netns, iface, rtnl) => {
+      if (!this.observers) return;
+      const where = tcWhere(netns, iface);
+      if (this.refusals.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: device appeared: ${where}`);
+    },
+    deviceRemoved: (netns, ifindex) => void this.observers?.remove(netns.inode, ifindex),
+    deviceRenamed: (netns, iface) => this.observers?.rename(netns.inode, iface.ifindex, iface.name),
+    refresh: (netns, rtnl, legacyChanged) => this.observers?.refresh(netns, rtnl, legacyChanged),
+  };
+
+  async detach(): Promise<void> {
+    await this.observers?.closeAll();
+  }
+
+  report(): FamilyReport {
+    const o = this.observers;
+    return {
+      links: o ? o.hookCount + o.firstCount : 0, line: { tcDevices: o?.deviceCount ?? 0, tcFirst: o?.firstCount ?? 0 },
+      refused: this.refusals.lines,
+    };
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The code a session writes into every probe it loads, each into its region
+ * (probes/include/filter.h, skb_expr.h): the tcpdump expression (L2 and L3
+ * variants), --filter-skb-expr, --output-skb-metadata's reads and
+ * --filter-tunnel-pcap-l2/-l3. Given whole when the probe set is made.
+ */
+import type { EbpfInsn } from '../bpf/insn.js';
+import type { BpfProgram } from '../bpf/object.js';
+import type { ProbeConfig } from '../decode/config.js';
+import type { CompiledFilter } from '../filter/expression.js';
+import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
+import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel.js';
+
+export interface ProbeCode {
+  /** The tcpdump expression, translated; null: none. */
+  filter: CompiledFilter | null;
+  /** --filter-skb-expr, compiled; null: none. */
+  skbExpr: EbpfInsn[] | null;
+  /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
+  skbMeta: EbpfInsn[] | null;
+  /** --filter-tunnel-pcap-l2/-l3, translated; null: neither. */
+  tunnel: TunnelFilter | null;
+}
+
+export const NO_CODE: ProbeCode = { filter: null, skbExpr: null, skbMeta: null, tunnel: null };
+
+/** The configuration flags that switch the code on: each runs where it was written. */
+export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'tunnelL2' | 'tunnelL3' | 'skbMeta'> {
+  return {
+    filter: code.filter !== null, skbExpr: code.skbExpr !== null, skbMeta: code.skbMeta !== null,
+    tunnelL2: code.tunnel?.l2 != null, tunnelL3: code.tunnel?.l3 != null,
+  };
+}
+
+/** The instructions a filter needs in a region: the larger of its two variants. */
+export const filterInsns = (code: ProbeCode) => (code.filter ? Math.max(code.filter.l2.ebpf.length, code.filter.l3.ebpf.length) : 0);
+
+/**
+ * Writes the code into `program` before it loads. `direct`: the build's
+ * filter reads packet bytes in place (its translation for that). Regions a
+ * program lacks stay unwritten: programs without an skb (XDP) have no
+ * --filter-skb-expr region, and match nothing while it is set.
+ */
+export function writeCode(program: BpfProgram, code: ProbeCode, label: string, direct: boolean): void {
+  const { filter, skbExpr, skbMeta, tunnel } = code;
+  if (!filter && !skbExpr && !skbMeta && !tunnel) return;
+  let insns = program.insns();
+  if (filter) {
+    insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${label}: L2 filter`);
+    insns = injectRegion(insns, FILTER_MAGIC.l3, direct ? filter.l3.direct : filter.l3.ebpf, `${label}: L3 filter`);
+  }
+  if (skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {
+    insns = injectRegion(insns, SKB_EXPR_MAGIC, skbExpr, `${label}: --filter-skb-expr`, SKB_EXPR_REGION_INSNS);
+  }
+  if (skbMeta && findRegion(insns, SKB_META_MAGIC) >= 0) {
+    insns = injectRegion(insns, SKB_META_MAGIC, skbMeta, `${label}: --output-skb-metadata`, SKB_META_REGION_INSNS);
+  }
+  for (const side of ['l2', 'l3'] as const) {
+    const translated = tunnel?.[side];
+    if (translated && findRegion(insns, TUNNEL_MAGIC[side]) >= 0) {
+      insns = injectRegion(insns, TUNNEL_MAGIC[side], translated.ebpf, `${label}: --filter-tunnel-pcap-${side}`, TUNNEL_REGION_INSNS);
+    }
+  }
+  program.setInsns(insns);
+}
