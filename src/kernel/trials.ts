@@ -24,6 +24,8 @@ const NF_ACCEPT = 1;
 /** An unusual netfilter priority, so a trace already attached at its own does not make the probe fail. */
 const PROBE_NF_PRIORITY = 0x7ffffff0;
 const HELPER_GET_CURRENT_PID_TGID = 14;
+const HELPER_GET_CURRENT_COMM = 16;
+const TASK_COMM_LEN = 16;
 
 /** A program to load, and where it attaches (nothing: loading is the trial). */
 export interface Trial {
@@ -42,8 +44,19 @@ const tpBtf = (btf: Btf | null, name: string, insns: EbpfInsn[]): ProgramSpec =>
   attachBtfId: btfId(btf, `btf_trace_${PROBE_TRACEPOINT}`, 'TYPEDEF'),
 });
 
-/** `call helper; r0 = k; exit`: a helper allowed to the program type, or refused by the verifier. */
-const callingHelper = (helper: number, k: number): EbpfInsn[] => [insn(Class.JMP | Jmp.CALL, 0, 0, 0, helper), ...returnImm(k)];
+/**
+ * The current task's helpers as the probes call them (pid, then comm into 16
+ * bytes of stack), then `return k`: some kernels refuse one of them to the
+ * program type (6.12: comm to tc and netfilter), others both.
+ */
+const callingTaskHelpers = (k: number): EbpfInsn[] => [
+  insn(Class.JMP | Jmp.CALL, 0, 0, 0, HELPER_GET_CURRENT_PID_TGID),
+  insn(Class.ALU64 | Alu.MOV | Src.X, 1, 10),
+  insn(Class.ALU64 | Alu.ADD | Src.K, 1, 0, 0, -TASK_COMM_LEN),
+  insn(Class.ALU64 | Alu.MOV | Src.K, 2, 0, 0, TASK_COMM_LEN),
+  insn(Class.JMP | Jmp.CALL, 0, 0, 0, HELPER_GET_CURRENT_COMM),
+  ...returnImm(k),
+];
 
 /**
  * `skb = ctx[0]; r2 = skb->data; r0 = *(u8 *)r2; return 0`: a char pointer
@@ -103,11 +116,11 @@ export const MECHANISM_TRIALS: Record<Mechanism, Trial> = {
 /** Programs that only load: what the probes' builds need of the verifier. */
 export const LOAD_TRIALS = {
   /** The current task's helpers (pid, comm) in a tc program. */
-  'task-helpers-tc': { spec: () => ({ type: ProgType.SCHED_CLS, name: 'feature_tc_task', insns: callingHelper(HELPER_GET_CURRENT_PID_TGID, TCX_NEXT) }) },
+  'task-helpers-tc': { spec: () => ({ type: ProgType.SCHED_CLS, name: 'feature_tc_task', insns: callingTaskHelpers(TCX_NEXT) }) },
   /** The same in a netfilter program (6.12 refuses them there). */
   'task-helpers-netfilter': {
     spec: () => ({
-      type: ProgType.NETFILTER, name: 'feature_nf_task', insns: callingHelper(HELPER_GET_CURRENT_PID_TGID, NF_ACCEPT),
+      type: ProgType.NETFILTER, name: 'feature_nf_task', insns: callingTaskHelpers(NF_ACCEPT),
       expectedAttachType: AttachType.NETFILTER,
     }),
   },
