@@ -97,12 +97,14 @@ static __always_inline struct event *event_begin(const struct site *site, __u32 
 	return e;
 }
 
-/* The stack last (it is the costliest), then the record goes: user space
- * polls the ring on a short timer, no wakeup per record. */
+/* The stack last (it is the costliest), then the record goes. The kernel
+ * wakes the reader only for a record written to a ring it had read to the
+ * end (flags 0): an idle reader sleeps until the first, a busy one reads
+ * batches on a short timer and is not woken per record. */
 static __always_inline void event_end(struct event *e, const struct site *site)
 {
 	section_stack(e, site->ctx, site->stack_ok);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* The filter runs first; nothing is reserved, read or captured for packets

@@ -17,8 +17,3 @@ export const AttachType = {
   TCX_INGRESS: 46,
   TCX_EGRESS: 47,
 } as const;
-
-/** bpf(2) commands used directly. */
-export const Cmd = {
-  LINK_CREATE: 28,
-} as const;

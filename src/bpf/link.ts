@@ -4,12 +4,14 @@
  * even by SIGKILL.
  */
 import fs from 'node:fs';
-import { AttachType, Cmd } from './abi.js';
+import { AttachType } from './abi.js';
+import { type LinkTarget, linkCreate as bpfLinkCreate } from './attr.js';
 import { BpfError, remedyFor } from './errors.js';
 import { logMark, logTailSince } from './log.js';
 import { libbpf } from './native/libbpf.js';
-import { c, errno, sysBpf, sysPerfEventOpen } from './native/libc.js';
+import { c, errno, sysPerfEventOpen } from './native/libc.js';
 import { type Ptr, isNull, nativeStrings } from './native/memory.js';
+import type { Fd } from './fd.js';
 import type { BpfProgram } from './object.js';
 
 export interface Link {
@@ -22,7 +24,7 @@ export interface Link {
 
 /** What attaching needs of a loaded program: its fd (from an object or built from instructions). */
 export interface LoadedProgram {
-  readonly fd: number;
+  readonly fd: Fd;
 }
 
 /** A link created by libbpf (tp_btf, fentry, ...). */
@@ -73,20 +75,13 @@ export function attachTracing(prog: BpfProgram, description: string): Link {
  * BTF-typed program (tp_btf, fentry) to the target it was loaded for (name null).
  */
 export function attachRawTracepoint(prog: LoadedProgram, name: string | null, description: string): Link {
-  const fd = libbpf.raw_tracepoint_open(name, prog.fd);
+  const fd = libbpf.raw_tracepoint_open(name, prog.fd.raw);
   if (fd < 0) throw new BpfError(`attaching ${description}`, fd, [], remedyFor(fd));
   return new FdLink(fd, description);
 }
 
-function linkCreate(prog: LoadedProgram, target: number, attachType: number, extra: (attr: Buffer) => void,
-  description: string): Link {
-  const attr = Buffer.alloc(64);
-  attr.writeUInt32LE(prog.fd, 0);
-  attr.writeUInt32LE(target, 4);
-  attr.writeUInt32LE(attachType, 8);
-  attr.writeUInt32LE(0, 12);
-  extra(attr);
-  const fd = sysBpf(Cmd.LINK_CREATE, attr);
+function linkCreate(prog: LoadedProgram, target: number, attachType: number, how: LinkTarget, description: string): Link {
+  const fd = bpfLinkCreate(prog.fd.raw, target, attachType, how);
   if (fd < 0) throw new BpfError(`attaching ${description}`, fd, [], remedyFor(fd));
   return new FdLink(fd, description);
 }
@@ -103,7 +98,7 @@ const TCX_FLAGS = { first: 1 << 3, last: 1 << 4 } as const;
 export function attachTcx(prog: LoadedProgram, ifindex: number, direction: TcDirection, description: string,
   position: 'first' | 'last' = 'last'): Link {
   const type = direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
-  return linkCreate(prog, ifindex, type, (attr) => attr.writeUInt32LE(TCX_FLAGS[position], 12), description);
+  return linkCreate(prog, ifindex, type, { kind: 'tcx', flags: TCX_FLAGS[position] }, description);
 }
 
 export const NfProto = { ipv4: 2, ipv6: 10 } as const;
@@ -114,12 +109,7 @@ export type NfFamily = keyof typeof NfProto;
 /** A netfilter hook in the calling thread's network namespace (Linux 6.4+). */
 export function attachNetfilter(prog: LoadedProgram, family: NfFamily, hook: NfHookName, priority: number,
   description: string): Link {
-  return linkCreate(prog, 0, AttachType.NETFILTER, (attr) => {
-    attr.writeUInt32LE(NfProto[family], 16);
-    attr.writeUInt32LE(NfHook[hook], 20);
-    attr.writeInt32LE(priority, 24);
-    attr.writeUInt32LE(0, 28);
-  }, description);
+  return linkCreate(prog, 0, AttachType.NETFILTER, { kind: 'netfilter', pf: NfProto[family], hooknum: NfHook[hook], priority }, description);
 }
 
 const KPROBE_PMU_TYPE = '/sys/bus/event_source/devices/kprobe/type';
@@ -150,11 +140,11 @@ export function attachKprobe(prog: LoadedProgram, func: string, description: str
     if (perfFd < 0) throw new BpfError(`attaching ${description}`, perfFd, [], remedyFor(perfFd));
     try {
       // The link keeps its own reference to the perf event.
-      return linkCreate(prog, perfFd, AttachType.PERF_EVENT, () => {}, description);
+      return linkCreate(prog, perfFd, AttachType.PERF_EVENT, { kind: 'plain' }, description);
     } catch (e) {
       if (!(e instanceof BpfError) || e.errno !== -22) throw e;
       // Before BPF_PERF_EVENT links: the perf event holds the program.
-      if (c.ioctl(perfFd, PERF_EVENT_IOC_SET_BPF, prog.fd) < 0 || c.ioctl(perfFd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
+      if (c.ioctl(perfFd, PERF_EVENT_IOC_SET_BPF, prog.fd.raw) < 0 || c.ioctl(perfFd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
         const err = -errno();
         throw new BpfError(`attaching ${description}`, err, [], remedyFor(err));
       }
@@ -173,11 +163,7 @@ export function attachKprobe(prog: LoadedProgram, func: string, description: str
 export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], description: string): Link {
   const names = nativeStrings(funcs);
   try {
-    return linkCreate(prog, 0, AttachType.TRACE_KPROBE_MULTI, (attr) => {
-      attr.writeUInt32LE(0, 16); // flags
-      attr.writeUInt32LE(funcs.length, 20); // cnt
-      attr.writeBigUInt64LE(names.array, 24); // syms
-    }, description);
+    return linkCreate(prog, 0, AttachType.TRACE_KPROBE_MULTI, { kind: 'kprobe-multi', count: funcs.length, syms: names.array }, description);
   } finally {
     names.free();
   }

@@ -3,6 +3,7 @@ import { BpfError, remedyFor } from './errors.js';
 import { installLogCapture, logMark, logTailSince } from './log.js';
 import { kernelBtfPath } from './btf/vmlinux.js';
 import { OBJECT_OPEN_OPTS_SIZE, libbpf } from './native/libbpf.js';
+import { Fd } from './fd.js';
 import { errno } from './native/libc.js';
 import { type Ptr, copyBytes, isNull } from './native/memory.js';
 
@@ -20,13 +21,14 @@ export class BpfProgram {
   }
   /**
    * For BTF-typed programs: the kernel function or tracepoint to attach to,
-   * or, with `progFd`, the function of that BPF program (fentry/fexit on it).
+   * or, with `prog`, the function of that BPF program (fentry/fexit on it).
    */
-  setAttachTarget(target: string, progFd = 0): void {
-    this.check(libbpf.program__set_attach_target(this.ptr, progFd, target), `setting the attach target ${target}`);
+  setAttachTarget(target: string, prog?: Fd): void {
+    this.check(libbpf.program__set_attach_target(this.ptr, prog?.raw ?? 0, target), `setting the attach target ${target}`);
   }
-  get fd(): number {
-    return libbpf.program__fd(this.ptr) as number;
+  /** The loaded program's fd, borrowed: the object owns it. */
+  get fd(): Fd {
+    return Fd.borrow(libbpf.program__fd(this.ptr) as number);
   }
   /** The program's instructions as libbpf will load them (before load: not yet relocated). */
   insns(): Buffer {
@@ -44,12 +46,9 @@ export class BpfProgram {
 
 export class BpfMap {
   constructor(readonly ptr: Ptr, readonly name: string) {}
-  get fd(): number {
-    return libbpf.map__fd(this.ptr) as number;
-  }
   /** Shares a map already created by another object (before load). */
-  reuseFd(fd: number): void {
-    const rc = libbpf.map__reuse_fd(this.ptr, fd) as number;
+  reuseFd(fd: Fd): void {
+    const rc = libbpf.map__reuse_fd(this.ptr, fd.raw) as number;
     if (rc < 0) throw new BpfError(`sharing map ${this.name}`, rc);
   }
   setMaxEntries(n: number): void {
@@ -59,14 +58,14 @@ export class BpfMap {
   /**
    * A new map in the kernel with this one's definition (type, sizes,
    * entries, flags), before load: for maps several objects share, created
-   * before any of them loads. The caller owns the fd.
+   * before any of them loads. The handle owns the fd.
    */
-  createLike(): number {
+  createLike(): Fd {
     const p = this.ptr;
     const fd = libbpf.map_create(libbpf.map__type(p), libbpf.map__name(p).slice(0, 15), libbpf.map__key_size(p),
       libbpf.map__value_size(p), libbpf.map__max_entries(p), libbpf.map__map_flags(p));
     if (fd < 0) throw new BpfError(`creating map ${this.name}`, fd, [], remedyFor(fd));
-    return fd;
+    return Fd.own(fd);
   }
   setInitialValue(data: Buffer): void {
     const rc = libbpf.map__set_initial_value(this.ptr, data, data.length) as number;

@@ -8,21 +8,12 @@
  */
 import { AttachType } from './abi.js';
 import { Btf } from './btf/btf.js';
-import { c, sysBpf } from './native/libc.js';
+import { Fd } from './fd.js';
+import { type BpfObjectKind, enableStats, fdById, nextId, objGetInfoByFd, progQuery } from './attr.js';
+import { c } from './native/libc.js';
 import { withNativeMemory } from './native/memory.js';
 
-const Cmd = {
-  PROG_GET_NEXT_ID: 11,
-  MAP_GET_NEXT_ID: 12,
-  MAP_GET_FD_BY_ID: 14,
-  PROG_GET_FD_BY_ID: 13,
-  OBJ_GET_INFO_BY_FD: 15,
-  PROG_QUERY: 16,
-  LINK_GET_FD_BY_ID: 30,
-  BTF_GET_FD_BY_ID: 19,
-  ENABLE_STATS: 32,
-  LINK_GET_NEXT_ID: 31,
-} as const;
+const BPF_STATS_RUN_TIME = 0;
 
 export const PROG_INFO = {
   size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144,
@@ -53,23 +44,10 @@ export interface LinkInfo {
   detail: Buffer;
 }
 
-function nextIds(cmd: number): number[] {
+function nextIds(kind: Exclude<BpfObjectKind, 'btf'>): number[] {
   const ids: number[] = [];
-  const attr = Buffer.alloc(16);
-  let start = 0;
-  for (;;) {
-    attr.writeUInt32LE(start, 0);
-    attr.writeUInt32LE(0, 4);
-    if (sysBpf(cmd, attr) < 0) return ids;
-    start = attr.readUInt32LE(4);
-    ids.push(start);
-  }
-}
-
-function fdById(cmd: number, id: number): number {
-  const attr = Buffer.alloc(16);
-  attr.writeUInt32LE(id, 0);
-  return sysBpf(cmd, attr);
+  for (let id = nextId(kind, 0); id !== null; id = nextId(kind, id)) ids.push(id);
+  return ids;
 }
 
 /**
@@ -77,19 +55,13 @@ function fdById(cmd: number, id: number): number {
  * memory that starts with `init(address)` for infos that carry pointers to more.
  */
 function infoByFd(fd: number, size: number, infoSize = size, init?: (address: bigint) => Buffer): Buffer | null {
-  const { result, bytes } = withNativeMemory(size, (address) => {
-    const attr = Buffer.alloc(16);
-    attr.writeUInt32LE(fd, 0);
-    attr.writeUInt32LE(infoSize, 4);
-    attr.writeBigUInt64LE(address, 8);
-    return sysBpf(Cmd.OBJ_GET_INFO_BY_FD, attr);
-  }, init);
+  const { result, bytes } = withNativeMemory(size, (address) => objGetInfoByFd(fd, infoSize, address), init);
   return result < 0 ? null : bytes;
 }
 
 /** The id of the program behind a program fd (e.g. one pktpath loaded); 0 when the kernel does not say. */
-export function progIdOfFd(fd: number): number {
-  const b = infoByFd(fd, PROG_INFO.size);
+export function progIdOfFd(fd: Fd): number {
+  const b = infoByFd(fd.raw, PROG_INFO.size);
   return b ? b.readUInt32LE(PROG_INFO.id) : 0;
 }
 
@@ -109,7 +81,7 @@ function progInfoOfFd(fd: number): ProgInfo | null {
 
 /** Info of the program with this id; null when it is gone. */
 export function progInfoById(id: number): ProgInfo | null {
-  const fd = fdById(Cmd.PROG_GET_FD_BY_ID, id);
+  const fd = fdById('prog', id);
   if (fd < 0) return null;
   try {
     return progInfoOfFd(fd);
@@ -120,14 +92,14 @@ export function progInfoById(id: number): ProgInfo | null {
 
 /** Info of every program loaded (those that went away while walking are skipped). */
 export function programs(): ProgInfo[] {
-  return nextIds(Cmd.PROG_GET_NEXT_ID).map(progInfoById).filter((p): p is ProgInfo => p !== null);
+  return nextIds('prog').map(progInfoById).filter((p): p is ProgInfo => p !== null);
 }
 
 /** The info of every object of one kind, walked by id; those that went away while walking are skipped. */
-function allInfos<T>(next: number, byId: number, size: number, read: (info: Buffer, id: number) => T): T[] {
+function allInfos<T>(kind: 'map' | 'link', size: number, read: (info: Buffer, id: number) => T): T[] {
   const out: T[] = [];
-  for (const id of nextIds(next)) {
-    const fd = fdById(byId, id);
+  for (const id of nextIds(kind)) {
+    const fd = fdById(kind, id);
     if (fd < 0) continue;
     try {
       const b = infoByFd(fd, size);
@@ -147,12 +119,12 @@ function objName(b: Buffer, at: number): string {
 
 /** Every map loaded: id and name. */
 export function mapInfos(): Array<{ id: number; name: string }> {
-  return allInfos(Cmd.MAP_GET_NEXT_ID, Cmd.MAP_GET_FD_BY_ID, MAP_INFO.size, (b, id) => ({ id, name: objName(b, MAP_INFO.name) }));
+  return allInfos('map', MAP_INFO.size, (b, id) => ({ id, name: objName(b, MAP_INFO.name) }));
 }
 
 /** Info of every link. */
 export function linkInfos(): LinkInfo[] {
-  return allInfos(Cmd.LINK_GET_NEXT_ID, Cmd.LINK_GET_FD_BY_ID, LINK_INFO.size, (b) => ({
+  return allInfos('link', LINK_INFO.size, (b) => ({
     id: b.readUInt32LE(LINK_INFO.id),
     type: b.readUInt32LE(LINK_INFO.type),
     progId: b.readUInt32LE(LINK_INFO.prog_id),
@@ -175,14 +147,11 @@ const MAX_CHAIN = 64;
 export function tcxChain(ifindex: number, direction: 'ingress' | 'egress'): TcxChain | null {
   const ids = MAX_CHAIN * 4;
   const { result, bytes } = withNativeMemory(ids * 2, (address) => {
-    const attr = Buffer.alloc(72);
-    attr.writeUInt32LE(ifindex, 0);
-    attr.writeUInt32LE(direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS, 4);
-    attr.writeBigUInt64LE(address, 16); // prog_ids
-    attr.writeUInt32LE(MAX_CHAIN, 24); // prog_cnt
-    attr.writeBigUInt64LE(address + BigInt(ids), 40); // link_ids
-    const rc = sysBpf(Cmd.PROG_QUERY, attr);
-    return rc < 0 ? null : { count: attr.readUInt32LE(24), revision: attr.readBigUInt64LE(56) };
+    const q = progQuery({
+      target: ifindex, attachType: direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS,
+      progIds: address, linkIds: address + BigInt(ids), room: MAX_CHAIN,
+    });
+    return q.rc < 0 ? null : q;
   });
   if (result === null) return null;
   const n = Math.min(result.count, MAX_CHAIN);
@@ -195,9 +164,9 @@ export function tcxChain(ifindex: number, direction: 'ingress' | 'egress'): TcxC
   return { progIds, linkIds, revision: result.revision };
 }
 
-/** A loaded program to trace with fentry/fexit: an fd that holds it, and its main function as its BTF names it. */
+/** A loaded program to trace with fentry/fexit: an fd that holds it (the caller's to close), and its main function as its BTF names it. */
 export interface TraceTarget {
-  fd: number;
+  fd: Fd;
   func: string;
 }
 
@@ -210,7 +179,7 @@ const FUNC_INFO_SIZE = 8;
  * (the program's own name is cut at 16 bytes). A string says why it cannot be.
  */
 export function traceTarget(id: number): TraceTarget | string {
-  const fd = fdById(Cmd.PROG_GET_FD_BY_ID, id);
+  const fd = fdById('prog', id);
   if (fd < 0) return 'the program is gone';
   const why = (() => {
     const info = infoByFd(fd, PROG_INFO.size + FUNC_INFO_SIZE, PROG_INFO.size, (address) => {
@@ -224,7 +193,7 @@ export function traceTarget(id: number): TraceTarget | string {
     const btfId = info.readUInt32LE(PROG_INFO.btf_id);
     if (btfId === 0 || info.readUInt32LE(PROG_INFO.nr_func_info) === 0) return 'it was loaded without BTF';
     const func = btfById(btfId)?.nameOf(info.readUInt32LE(PROG_INFO.size + 4)) ?? '';
-    return func ? { fd, func } : `its BTF (id ${btfId}) does not name its main function`;
+    return func ? { fd: Fd.own(fd), func } : `its BTF (id ${btfId}) does not name its main function`;
   })();
   if (typeof why === 'string') c.close(fd);
   return why;
@@ -232,7 +201,7 @@ export function traceTarget(id: number): TraceTarget | string {
 
 /** The BTF object `id` (a program's), parsed; null when it cannot be read. */
 function btfById(id: number): Btf | null {
-  const fd = fdById(Cmd.BTF_GET_FD_BY_ID, id);
+  const fd = fdById('btf', id);
   if (fd < 0) return null;
   try {
     const size = infoByFd(fd, BTF_INFO.size)?.readUInt32LE(BTF_INFO.btf_size) ?? 0;
@@ -257,9 +226,7 @@ function btfById(id: number): Btf | null {
  * few nanoseconds per run, so only benchmarks ask.
  */
 export function enableRunStats(): { close(): void } {
-  const attr = Buffer.alloc(8);
-  attr.writeUInt32LE(0, 0); // BPF_STATS_RUN_TIME
-  const fd = sysBpf(Cmd.ENABLE_STATS, attr);
+  const fd = enableStats(BPF_STATS_RUN_TIME);
   if (fd < 0) throw new Error(`BPF_ENABLE_STATS: ${fd}`);
   return { close: () => void c.close(fd) };
 }

@@ -1,11 +1,11 @@
 /**
  * A program loaded from instructions built in user space (no object file):
- * what feature probes are made of. The handle owns the program's fd.
+ * what the kernel's capabilities are tried with. The handle owns the program's fd.
  */
 import { BpfError, remedyFor } from './errors.js';
 import { type EbpfInsn, encode } from './insn.js';
 import { progLoad } from './native/libbpf.js';
-import { c } from './native/libc.js';
+import { Fd } from './fd.js';
 
 export interface ProgramSpec {
   type: number;
@@ -21,7 +21,7 @@ export interface ProgramSpec {
 const LOG_SIZE = 64 * 1024;
 
 export class Program {
-  private constructor(private fdValue: number, readonly name: string) {}
+  private constructor(readonly fd: Fd, readonly name: string) {}
 
   static load(spec: ProgramSpec): Program {
     const log = Buffer.alloc(LOG_SIZE);
@@ -35,16 +35,10 @@ export class Program {
       const tail = text.split('\n').filter((l) => l.trim() !== '').slice(-5);
       throw new BpfError(`loading ${spec.name}`, fd, tail, remedyFor(fd));
     }
-    return new Program(fd, spec.name);
-  }
-
-  get fd(): number {
-    return this.fdValue;
+    return new Program(Fd.own(fd), spec.name);
   }
 
   close(): void {
-    if (this.fdValue < 0) return;
-    c.close(this.fdValue);
-    this.fdValue = -1;
+    this.fd.close();
   }
 }

@@ -7,6 +7,7 @@
  * once, the rare record that wraps is copied whole into a scratch buffer.
  */
 import { BpfError } from './errors.js';
+import type { LoadedMap } from './maps.js';
 import { c, errno } from './native/libc.js';
 import { type Ptr, viewOf } from './native/memory.js';
 
@@ -38,13 +39,13 @@ export class RingReader {
   private scratch: { view: DataView; bytes: Uint8Array } | null = null;
   private closed = false;
 
-  constructor(mapFd: number, readonly size: number) {
+  constructor(map: LoadedMap, readonly size: number) {
     if (size <= 0 || (size & (size - 1)) !== 0 || size % PAGE !== 0) {
       throw new Error(`ring size ${size} must be a power of two and a multiple of ${PAGE}`);
     }
     this.mask = size - 1;
-    this.consumerPtr = this.map(mapFd, PAGE, PROT_READ | PROT_WRITE, 0, 'consumer page');
-    this.producerPtr = this.map(mapFd, PAGE + size, PROT_READ, PAGE, 'producer page and data');
+    this.consumerPtr = this.map(map.fd.raw, PAGE, PROT_READ | PROT_WRITE, 0, 'consumer page');
+    this.producerPtr = this.map(map.fd.raw, PAGE + size, PROT_READ, PAGE, 'producer page and data');
     this.consumer = new BigUint64Array(viewOf(this.consumerPtr, PAGE), 0, 1);
     this.producer = new BigUint64Array(viewOf(this.producerPtr, PAGE), 0, 1);
     const data = viewOf(this.producerPtr + BigInt(PAGE), size);

@@ -1,9 +1,10 @@
 /** BPF_PROG_TEST_RUN: runs a loaded program once on a packet and returns its return value. */
 import { BpfError } from './errors.js';
+import type { Fd } from './fd.js';
 import { progTestRun } from './native/libbpf.js';
 
-export function testRun(prog: { fd: number; name: string }, data: Uint8Array): number {
-  const { rc, retval } = progTestRun(prog.fd, data);
+export function testRun(prog: { fd: Fd; name: string }, data: Uint8Array): number {
+  const { rc, retval } = progTestRun(prog.fd.raw, data);
   if (rc < 0) throw new BpfError(`test-running ${prog.name}`, rc);
   return retval;
 }

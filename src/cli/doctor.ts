@@ -1,9 +1,9 @@
-/** `pktpath doctor`: what this kernel allows, measured, and what pktpath will use. */
+/** `pktpath doctor`: what this kernel allows (the capability model, src/kernel/caps.ts), and what pktpath will use. */
 import fs from 'node:fs';
 import Table from 'cli-table3';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
-import { kernelFeatures } from '../kernel/features.js';
-import { describeRefusal, kernelRelease, probeMechanisms } from '../kernel/mechanisms.js';
+import { CAPABILITIES, capability, capabilityLabel, has } from '../kernel/caps.js';
+import { describeRefusal, kernelRelease } from '../kernel/mechanisms.js';
 import { missingPrivileges } from '../kernel/privileges.js';
 import { probeLoads } from '../trace/probes.js';
 import { discoverSkbFunctions, functionBackends } from '../kernel/functions.js';
@@ -35,9 +35,11 @@ export async function doctor(): Promise<number> {
     return EXIT_FAILURE;
   }
 
-  const results = probeMechanisms();
-  const table = new Table({ head: ['mechanism', 'status', 'detail'], style: { head: [], border: [] } });
-  for (const r of results) table.push([r.mechanism, r.ok ? 'works' : 'refused', r.ok ? '' : r.detail]);
+  const table = new Table({ head: ['the kernel allows', 'status', 'detail'], style: { head: [], border: [] } });
+  for (const cap of CAPABILITIES) {
+    const r = capability(cap);
+    table.push([capabilityLabel(cap), r.ok ? 'yes' : r.error ? 'refused' : 'no', r.ok ? '' : r.detail]);
+  }
   out.write(`${table.toString()}\n`);
 
   // The mechanism working is not enough: pktpath's own probe must pass this kernel's verifier too.
@@ -48,14 +50,12 @@ export async function doctor(): Promise<number> {
   }
   out.write(`${probes.toString()}\n`);
 
-  const ok = (name: string) => results.find((r) => r.mechanism.startsWith(name))?.ok === true;
   const loaded = (kind: string) => loads[kind]?.error === null;
-  const f = kernelFeatures(btf);
   const uses: string[] = [];
-  if (ok('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
-  if (ok('tcx') && f.tcx && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
-  if (ok('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
-  else if (!f.netfilter && loaded('nf-hook')) uses.push('netfilter hooks (fexit of nf_hook_slow: no netfilter links here)');
+  if (has('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
+  if (has('tcx') && has('tcx-attach-type') && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
+  if (has('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
+  else if (!has('netfilter-attach-type') && loaded('nf-hook')) uses.push('netfilter hooks (fexit of nf_hook_slow: no netfilter links here)');
   const backends = functionBackends().filter((b) => b.ok && loaded(b.backend)).map((b) => b.backend);
   if (backends.length > 0) {
     const many = backendOrder('auto', backends, FENTRY_PREFERRED_MAX + 1)[0]!;

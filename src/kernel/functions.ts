@@ -15,9 +15,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Btf } from '../bpf/btf/btf.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
-import { probeFeature } from '../bpf/features.js';
+import { capability } from './caps.js';
 import { functionsTakingPointerTo } from './btf.js';
-import { describeRefusal } from './mechanisms.js';
 
 export interface SkbFunction {
   name: string;
@@ -152,10 +151,10 @@ export interface BackendAvailability {
   detail: string;
 }
 
-/** Each function backend, tried for real on this kernel (src/bpf/features): never guessed from the version. */
+/** Each function backend, as the capability model found it (tried for real: never guessed from the version). */
 export function functionBackends(): BackendAvailability[] {
   return FUNCTION_BACKENDS.map((backend) => {
-    const r = probeFeature(backend);
-    return r.ok ? { backend, ok: true, detail: 'works' } : { backend, ok: false, detail: describeRefusal(r.error) };
+    const { ok, detail } = capability(backend);
+    return { backend, ok, detail };
   });
 }

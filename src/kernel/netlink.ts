@@ -140,6 +140,11 @@ export class NetlinkSocket {
 
   private constructor(private fd: number, readonly protocol: number) {}
 
+  /** The socket's fd, to wait on until it is readable (-1 once closed). */
+  get pollFd(): number {
+    return this.fd;
+  }
+
   /** A socket in the calling thread's namespace, joined to multicast `groups` (numbers, for monitors). */
   static open(protocol: number, groups: number[] = []): NetlinkSocket {
     const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);

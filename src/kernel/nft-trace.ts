@@ -118,6 +118,11 @@ export class NftTraceMonitor {
     }
   }
 
+  /** The socket's fd: readable when trace events arrived. */
+  get pollFd(): number {
+    return this.sock.pollFd;
+  }
+
   /** The trace events that arrived since the last call. */
   poll(): NftTrace[] {
     const out: NftTrace[] = [];

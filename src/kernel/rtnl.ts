@@ -1,3 +1,4 @@
+import type { Fd } from '../bpf/fd.js';
 /**
  * rtnetlink queries of the calling thread's namespace: devices with their
  * XDP program, the BPF filters of legacy tc (clsact, cls_bpf), pktpath's own
@@ -175,13 +176,13 @@ export function deleteClsact(sock: NetlinkSocket, ifindex: number): void {
 /** tcm_info of a filter: its priority, and the protocol it matches (every one) in network order. */
 const filterInfo = (priority: number) => (((priority & 0xffff) << 16) | (ETH_P_ALL >> 8) | ((ETH_P_ALL & 0xff) << 8)) >>> 0;
 
-/** A direct-action cls_bpf filter of `progFd` at tc priority `priority`; returns its handle (the kernel picks it). */
-export function addBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', progFd: number, name: string,
+/** A direct-action cls_bpf filter of program `prog` at tc priority `priority`; returns its handle (the kernel picks it). */
+export function addBpfFilter(sock: NetlinkSocket, ifindex: number, direction: 'ingress' | 'egress', prog: Fd, name: string,
   priority: number): number {
   const payload = Buffer.concat([
     tcmsg(ifindex, CLSACT_PARENT[direction], 0, filterInfo(priority)),
     attrString(TCA_KIND, 'bpf'),
-    nested(TCA_OPTIONS, attrU32(TCA_BPF_FD, progFd), attrString(TCA_BPF_NAME, name), attrU32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)),
+    nested(TCA_OPTIONS, attrU32(TCA_BPF_FD, prog.raw), attrString(TCA_BPF_NAME, name), attrU32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT)),
   ]);
   sock.request(RTM_NEWTFILTER, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, payload, `adding a tc ${direction} filter to ifindex ${ifindex}`);
   const mine = tcBpfFilters(sock, ifindex).find((f) => f.direction === direction && f.priority === priority && f.name === name);

@@ -5,7 +5,7 @@
  */
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { tracepointProto } from './btf.js';
-import { type KernelFeatures, kernelFeatures } from './features.js';
+import { type KernelFeatures, kernelFeatures } from './caps.js';
 import { type BackendAvailability, type FunctionDiscovery, discoverSkbFunctions, functionBackends } from './functions.js';
 import { type Iface, type Netns, currentNetns, listIfaces, namedNetns, withNetns } from './netns.js';
 
@@ -61,7 +61,7 @@ export function gatherKernelView(tracepoints: readonly string[],
     }
     return { netns, ifaces };
   });
-  const features = kernelFeatures(btf);
+  const features = kernelFeatures();
   let fn: KernelView['functions'] = null;
   if (functions !== 'no' || !features.netfilter) {
     const backends = functionBackends();

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Fd } from '../bpf/fd.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -37,21 +38,10 @@ export interface ProbeBuild {
   /**
    * 'direct': the filter reads packet bytes in place, not from a copy
    * (PacketLoads in src/filter/cbpf-to-ebpf.ts). Tried first where the kernel
-   * is one that allows it (6.17+); a refusal falls back to the same object
-   * with copies.
+   * allows it (6.17+: the capability model's 'direct-packet-loads'); a
+   * refusal falls back to the same object with copies.
    */
   packetLoads?: 'direct';
-}
-
-/**
- * Whether this kernel is one that lets a probe load packet bytes in place
- * (6.17: a char pointer read from a typed struct is read-only untrusted
- * memory). A guess by release that saves older kernels a refused load; the
- * load itself decides.
- */
-export function directLoadsLikely(release: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  return m !== null && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 17));
 }
 
 /** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
@@ -104,7 +94,7 @@ export type ProbeKind = keyof typeof PROBES;
 export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
-export type AttachTarget = string | { progFd: number; func: string };
+export type AttachTarget = string | { progFd: Fd; func: string };
 
 /**
  * The first build of `builds` from `from` on whose filter regions hold a

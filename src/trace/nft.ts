@@ -84,6 +84,11 @@ export class NftTracer {
     for (const inode of [...this.traced.keys()]) this.remove(inode);
   }
 
+  /** The monitors' fds: one is readable when nftables traced a packet. */
+  pollFds(): number[] {
+    return [...this.traced.values()].map((t) => t.monitor.pollFd);
+  }
+
   /** Trace messages read from nftables since the start. */
   get read(): number {
     let n = this.readBefore;
@@ -266,6 +271,11 @@ export class TraceInterleave<T extends { e: TraceEvent }> {
   private held: T[] = [];
 
   constructor(private readonly wrap: (e: TraceEvent) => T) {}
+
+  /** Records held back for the next pump. */
+  get holding(): boolean {
+    return this.held.length > 0;
+  }
 
   /** A pump's records and the trace events polled before them: what can go out now, in order. */
   next(batch: T[], traces: TraceEvent[]): T[] {

@@ -4,8 +4,8 @@
  * skb-tracking maps. Made from the first object's definitions before any
  * object loads, and reused by every one, so that objects can load at once.
  */
-import { HashMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
-import { c } from '../bpf/native/libc.js';
+import type { Fd } from '../bpf/fd.js';
+import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 
 const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
@@ -13,8 +13,8 @@ type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */
 export interface ProbeMaps {
-  /** The ring buffer's fd, for the reader to map. */
-  eventsFd: number;
+  /** The ring buffer, for the reader to map. */
+  events: LoadedMap;
   lost: PerCpuArray;
   stacks: StackTraceMap;
   trackedSkbs: HashMap;
@@ -25,9 +25,9 @@ export interface ProbeMaps {
 export class SharedMaps {
   readonly maps: ProbeMaps;
 
-  private constructor(private readonly fds: Record<SharedMap, number>) {
+  private constructor(private readonly fds: Record<SharedMap, Fd>) {
     this.maps = {
-      eventsFd: fds.events,
+      events: new LoadedMap(fds.events),
       lost: new PerCpuArray(fds.lost),
       stacks: new StackTraceMap(fds.stacks),
       trackedSkbs: new HashMap(fds.tracked_skbs, 8),
@@ -42,14 +42,14 @@ export class SharedMaps {
   static createFrom(object: BpfObject, ringSize: number, stacks: boolean): SharedMaps {
     object.map('events').setMaxEntries(ringSize);
     if (!stacks) object.map('stacks').setMaxEntries(1);
-    const fds: Partial<Record<SharedMap, number>> = {};
+    const fds: Partial<Record<SharedMap, Fd>> = {};
     try {
       for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();
     } catch (e) {
-      for (const fd of Object.values(fds)) c.close(fd);
+      for (const fd of Object.values(fds)) fd.close();
       throw e;
     }
-    return new SharedMaps(fds as Record<SharedMap, number>);
+    return new SharedMaps(fds as Record<SharedMap, Fd>);
   }
 
   /** An object about to load takes these maps for its own (before load). */
@@ -59,6 +59,6 @@ export class SharedMaps {
 
   /** Lets go of the maps (the objects that reuse them keep their own references while open). */
   close(): void {
-    for (const fd of Object.values(this.fds)) c.close(fd);
+    for (const fd of Object.values(this.fds)) fd.close();
   }
 }

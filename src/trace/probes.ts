@@ -6,15 +6,15 @@
  * (./probe-maps.ts), so that objects can load at once (loadTogether).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { AttachType, ProgType } from '../bpf/abi.js';
 import { BpfError } from '../bpf/errors.js';
 import { quiet, quietlyOrAgain, refusesHelper } from '../bpf/log.js';
 import { BpfObject, type BpfProgram } from '../bpf/object.js';
 import { type ProbeConfig, type TracepointSlot, encodeConfig, encodeTracepointSlots } from '../decode/probe-config.js';
+import { type Capability, capability, has } from '../kernel/caps.js';
 import { describeRefusal } from '../kernel/mechanisms.js';
-import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, directLoadsLikely, nextFitting, probesDir } from './builds.js';
+import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
 import { NO_CODE, type ProbeCode, codeFlags, filterInsns, writeCode } from './probe-code.js';
 import { type ProbeMaps, SharedMaps } from './probe-maps.js';
 
@@ -64,7 +64,18 @@ export interface TracepointLoad {
 /** The helpers that read the current task (pid, comm): some kernels refuse them to tc and netfilter programs. */
 const TASK_HELPERS = ['bpf_get_current_pid_tgid', 'bpf_get_current_comm'];
 
-/** The verifier refused the current task's helpers to this program type. */
+/** Kinds whose program type a kernel may refuse the current task's helpers (tc and netfilter on 6.1 and 6.12), and the capability that says. */
+const TASK_HELPER_CAPS: Partial<Record<ProbeKind, Capability>> = { tc: 'task-helpers-tc', netfilter: 'task-helpers-netfilter' };
+
+/** What the kernel said when the capability model tried the current task's helpers in this kind's program type; null where it allows them. */
+function taskHelpersRefused(kind: ProbeKind): Error | null {
+  const cap = TASK_HELPER_CAPS[kind];
+  if (cap === undefined || has(cap)) return null;
+  const { error, detail } = capability(cap);
+  return error ?? new Error(detail);
+}
+
+/** The verifier refused the current task's helpers to this program type (where the capability model allowed them). */
 const refusesTaskHelpers = (e: Error) => e instanceof BpfError && refusesHelper(e.logTail, TASK_HELPERS);
 
 export class ProbeSet {
@@ -86,7 +97,7 @@ export class ProbeSet {
   }
 
   /** Whether builds that read packet bytes in place are worth a try on this kernel. */
-  private readonly directLoads = directLoadsLikely(os.release());
+  private readonly directLoads = has('direct-packet-loads');
 
   /** The build each kind loaded with (and whether without the task helpers), once one did. */
   private readonly chosen = new Map<ProbeKind, { build: number; noTask: boolean }>();
@@ -196,7 +207,8 @@ export class ProbeSet {
   }
 
   private async loadQuietly(r: LoadRequest): Promise<ProbeInstance[] | null> {
-    const { build, noTask } = this.chosen.get(r.kind) ?? { build: nextFitting(PROBES[r.kind], 0, filterInsns(this.code), this.directLoads), noTask: false };
+    const { build, noTask } = this.chosen.get(r.kind) ??
+      { build: nextFitting(PROBES[r.kind], 0, filterInsns(this.code), this.directLoads), noTask: taskHelpersRefused(r.kind) !== null };
     let opened: ReturnType<ProbeSet['openBuild']>;
     try {
       opened = this.openBuild(r.kind, PROBES[r.kind][build]!, noTask ? { ...r.config, noTask } : r.config, r.programs, r.slotData);
@@ -228,8 +240,9 @@ export class ProbeSet {
     const builds: readonly ProbeBuild[] = PROBES[kind];
     const known = this.chosen.get(kind);
     const insns = filterInsns(this.code);
-    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: false };
-    const refusals: Error[] = [];
+    const taskRefusal = known ? null : taskHelpersRefused(kind);
+    let { build, noTask } = known ?? { build: nextFitting(builds, 0, insns, this.directLoads), noTask: taskRefusal !== null };
+    const refusals: Error[] = taskRefusal ? [taskRefusal] : [];
     while (build < builds.length) {
       try {
         const spec = builds[build]!;

@@ -8,7 +8,6 @@
  * without BTF cannot be a trampoline's target: it is reported, not fatal.
  */
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
-import { c } from '../bpf/native/libc.js';
 import { traceTarget } from '../bpf/objects.js';
 import type { PointInfo } from '../decode/points.js';
 import { type ProgRef, ProgramBook } from '../kernel/datapath.js';
@@ -86,7 +85,7 @@ export class ProgramObservers {
       throw e;
     } finally {
       // The trampolines hold the program now.
-      c.close(target.fd);
+      target.fd.close();
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { FdPoller } from '../bpf/poller.js';
 import { RingReader } from '../bpf/ringbuf.js';
 import { decodeEvent } from '../decode/event.js';
 import { SECTION_DECODERS } from '../output/sections/registry.js';
@@ -28,6 +29,11 @@ import { releaseMemoryAfterAttach } from './memory.js';
 import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
+/**
+ * While records flow, the ring is read every POLL_MS (records in batches:
+ * the probes ask the kernel for no wake-up per record); once a read finds
+ * none and nothing waits, the reader sleeps until the ring is readable.
+ */
 const POLL_MS = 5;
 /**
  * How long a ring record waits for records stamped before it that the ring
@@ -79,8 +85,12 @@ export class TraceSession {
   private stage: VerdictStage | null = null;
   /** Ring records on their way to be decoded, put in time order. */
   private order: RecordOrder | null = null;
+  /** The next read while records flow. */
   private pollTimer: NodeJS.Timeout | null = null;
-  private lostTimer: NodeJS.Timeout | null = null;
+  /** Waits on the ring (and nftables' monitors) while nothing flows. */
+  private poller: FdPoller | null = null;
+  private reading = false;
+  private lostCheckedMs = 0;
   private topologyTimer: NodeJS.Timeout | null = null;
   private lostSeen = 0n;
   private nowMs = 0;
@@ -183,30 +193,68 @@ export class TraceSession {
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);
     this.order = new RecordOrder(ORDER_WINDOW_NS, this.onOrdered);
-    this.ring = new RingReader(maps.eventsFd, this.opts.ringSize);
-    this.pollTimer = setInterval(() => this.pump(), POLL_MS);
-    this.lostTimer = setInterval(() => this.checkLost(), LOST_CHECK_MS);
+    this.ring = new RingReader(maps.events, this.opts.ringSize);
+    this.poller = new FdPoller();
+    this.reading = true;
+    this.pollTimer = setTimeout(this.nextPump, POLL_MS);
     if (this.observers.topology !== null) this.topologyTimer = setInterval(() => this.followTopology(), TOPOLOGY_MS);
     // Everything that needs the kernel's BTF has asked it by now: its parsed forms need not stay in memory.
     releaseVmlinuxBtf();
     releaseMemoryAfterAttach();
   }
 
+  /** What the reader sleeps on: the ring, and nftables' monitors (a namespace's trace events may come alone). */
+  private pollFds(): number[] {
+    return [this.observers.probes.maps!.events.fd.raw, ...(this.observers.nft?.pollFds() ?? [])];
+  }
+
   private followTopology(): void {
     try {
       this.observers.topology?.tick();
+      // A namespace added or gone while the reader sleeps: its monitor too.
+      if (this.poller?.sleeping) this.poller.watch(this.pollFds());
     } catch (e) {
       this.hooks.status(`pktpath: following namespaces and devices: ${(e as Error).message}`);
     }
   }
 
   private stopReading(): void {
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.reading = false;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.more) clearImmediate(this.more);
     this.more = null;
-    if (this.lostTimer) clearInterval(this.lostTimer);
+    this.poller?.close();
+    this.poller = null;
     if (this.topologyTimer) clearInterval(this.topologyTimer);
-    this.pollTimer = this.lostTimer = this.topologyTimer = null;
+    this.pollTimer = this.topologyTimer = null;
+  }
+
+  private readonly nextPump = (): void => {
+    this.pollTimer = null;
+    this.pump();
+  };
+
+  /**
+   * After a pump: the next one at once where it left records in the ring, in
+   * POLL_MS while records flow or wait (in the order, for a verdict, for
+   * nftables' events), else none until the ring or a monitor is readable.
+   */
+  private next(remain: boolean, busy: boolean): void {
+    if (!this.reading || this.more !== null || this.pollTimer !== null) return;
+    if (remain) {
+      this.more = setImmediate(() => {
+        this.more = null;
+        this.pump();
+      });
+    } else if (busy) {
+      // POLL_MS from this pump's start, not its end: a flood's pumps take milliseconds of their own.
+      this.pollTimer = setTimeout(this.nextPump, Math.max(0, POLL_MS - (performance.now() - this.nowMs)));
+    } else if (!this.poller!.sleeping) {
+      // What was lost while records flowed is told before the quiet.
+      this.checkLost();
+      this.poller!.watch(this.pollFds());
+      this.poller!.wait(this.nextPump);
+    }
   }
 
   /** An event leaves the session: counted, and handed to every sink. */
@@ -284,12 +332,10 @@ export class TraceSession {
     }
     this.stage!.tick(this.nowMs);
     if (this.observers.topology?.pending) this.followTopology();
-    if (remain && this.more === null && this.pollTimer !== null) {
-      this.more = setImmediate(() => {
-        this.more = null;
-        this.pump();
-      });
-    }
+    if (this.nowMs - this.lostCheckedMs >= LOST_CHECK_MS) this.checkLost();
+    const busy = read > 0 || (pending !== null && pending.length > 0) || this.ring.pending() > 0 || this.order!.size > 0 ||
+      this.stage!.holding || this.interleave.holding || this.observers.topology?.pending === true;
+    this.next(remain, busy);
     return remain;
   }
 
@@ -309,6 +355,7 @@ export class TraceSession {
 
   /** Lost records are reported in-band, where they happened in the stream: the ring's, then nftables' trace events. */
   private checkLost(): void {
+    this.lostCheckedMs = performance.now();
     const maps = this.observers.probes.maps;
     if (!maps) return;
     const timeNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));

@@ -88,6 +88,11 @@ export class VerdictStage {
     this.release();
   }
 
+  /** Events held for a verdict: tick() must be called until none is. */
+  get holding(): boolean {
+    return this.queue.length > this.head;
+  }
+
   /** Gives up verdicts older than the hold time; call it regularly. */
   tick(nowMs: number): void {
     for (let i = this.head; i < this.queue.length; i++) {

@@ -6,14 +6,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { release } from 'node:os';
 import { join } from 'node:path';
 import { BpfObject } from '../../src/bpf/object.js';
 import { testRun } from '../../src/bpf/testrun.js';
 import { type PacketLoads, translate } from '../../src/filter/cbpf-to-ebpf.js';
 import { FILTER_MAGIC, injectRegion } from '../../src/filter/inject.js';
 import { type CbpfInsn, compileL2L3, pcapVerdict } from '../../src/filter/pcap.js';
-import { directLoadsLikely, probesDir } from '../../src/trace/builds.js';
+import { has } from '../../src/kernel/caps.js';
+import { probesDir } from '../../src/trace/builds.js';
 import { corpus } from '../helpers/packets.js';
 
 const PACKETS = corpus();
@@ -30,7 +30,7 @@ const PROGRAMS = ['filter_test_l2', 'filter_test_l3', 'filter_test_l2_slow', 'fi
 const WAYS: Array<{ slow: boolean; loads: PacketLoads; says: string }> = [
   { slow: false, loads: 'copy', says: '' },
   { slow: true, loads: 'copy', says: ' (no prefetch)' },
-  ...(directLoadsLikely(release()) ? [{ slow: true, loads: 'direct' as const, says: ' (in place)' }] : []),
+  ...(has('direct-packet-loads') ? [{ slow: true, loads: 'direct' as const, says: ' (in place)' }] : []),
 ];
 
 /** Loads the test probe with `prog` translated into its L2 or L3 region; `slow`: without the prefetch. */

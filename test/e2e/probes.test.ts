@@ -50,9 +50,9 @@ test('objects loaded together share one ring; a refused one is null, and loaded 
     loads.forEach((load, i) => void load.then(() => order.push(['good', 'refused', 'tc'][i]!)));
     const [a, b, t] = await Promise.all(loads);
     assert.equal(order.at(-1), 'refused', order.join(', '));
-    assert.ok(a && a[0]!.program.fd > 0, 'the tracepoint loaded');
+    assert.ok(a && a[0]!.program.fd.raw > 0, 'the tracepoint loaded');
     assert.equal(b, null);
-    assert.ok(t && t[0]!.program.fd > 0, 'the tc observer loaded');
+    assert.ok(t && t[0]!.program.fd.raw > 0, 'the tc observer loaded');
     const rings = mapInfos().filter((m) => m.id > before && m.name === 'events');
     assert.equal(rings.length, 1, 'one ring for every object');
     assert.throws(() => set.loadRequest(refused), (e: unknown) => {

@@ -8,12 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { linkInfos, programs } from '../../src/bpf/objects.js';
 import { functionBackends } from '../../src/kernel/functions.js';
 import { CNI, cniNode } from '../../src/lab/cni.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
-import { kernelFeatures } from '../../src/kernel/features.js';
-import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
+import { capability, has } from '../../src/kernel/caps.js';
 import { PKTPATH, type JsonEvent, startTracer } from '../helpers/tracer.js';
 
 const KERNEL = process.env.PKTPATH_GUEST_KERNEL ?? 'this kernel';
@@ -27,7 +27,7 @@ const STEPS = [['__ip_local_out'], ['ip_output'], ['dev_queue_xmit', '__dev_queu
 const FUNCS = `^(${STEPS.flat().join('|')})$`;
 /** A set of functions for timing fentry, which loads (verifies) one program per function. */
 const FENTRY_SET = '^(ip|icmp)_(rcv|local|output|finish|send|push)';
-const HAS_TCX = kernelFeatures(vmlinuxBtf()).tcx;
+const HAS_TCX = has('tcx-attach-type');
 const OBJECTS = new URL('../../../probes/build', import.meta.url).pathname;
 /** TCG is slow: attaching takes seconds here. */
 const ATTACH_MS = 240_000;
@@ -55,6 +55,12 @@ const ping = async (lab: Lab, a: string) => {
 test(`${KERNEL}: doctor runs`, () => {
   const out = execFileSync(process.execPath, [PKTPATH, 'doctor'], { encoding: 'utf8' });
   process.stdout.write(`# ${out.split('\n').filter((l) => /^pktpath will use|^skb functions|loads, reduced/.test(l)).join('\n# ')}\n`);
+});
+
+test(`${KERNEL}: the capability model tries packet bytes read in place, and finds what the release says (6.17+)`, () => {
+  const m = /^(\d+)\.(\d+)/.exec(release())!;
+  const expected = Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 17);
+  assert.equal(has('direct-packet-loads'), expected, capability('direct-packet-loads').detail);
 });
 
 for (const backend of BACKENDS) {

@@ -1,11 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PROBES, type ProbeBuild, directLoadsLikely, nextFitting } from '../../src/trace/builds.js';
-
-test('packet bytes read in place are tried from 6.17 on, by release', () => {
-  for (const r of ['6.17.0', '6.18.44-fc-v1272', '6.20.1-arch1-1', '7.0.0']) assert.equal(directLoadsLikely(r), true, r);
-  for (const r of ['6.16.9', '6.12.48+deb12-amd64', '6.1.0-40-amd64', '5.15.0-91-generic', '', 'x']) assert.equal(directLoadsLikely(r), false, r);
-});
+import { PROBES, type ProbeBuild, nextFitting } from '../../src/trace/builds.js';
 
 test('a kind\'s builds: in-place reads first where likely, copies otherwise, the region wide enough either way', () => {
   const tp: readonly ProbeBuild[] = PROBES.tracepoint;

@@ -27,6 +27,13 @@ export const c = {
   /** close(2) on a thread of libuv's pool: closing a kprobe's perf event waits for an RCU grace period. */
   closeAsync: (fd: number): Promise<number> => new Promise((resolve) => closeFn.async(fd, (_err: unknown, rc: number) => resolve(rc))),
   open: libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number,
+  write: libc.func('long write(int fd, const void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number,
+  epoll_create1: libc.func('int epoll_create1(int flags)') as (flags: number) => number,
+  /** `event`: struct epoll_event, packed on x86_64 (12 bytes). */
+  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, const void *event)') as (epfd: number, op: number, fd: number, event: Buffer | null) => number,
+  /** Called with .async: it blocks a thread of libuv's pool, not the event loop. */
+  epoll_wait: libc.func('int epoll_wait(int epfd, _Out_ void *events, int maxevents, int timeout)'),
   setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
