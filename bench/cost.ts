@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { vmlinuxBtf } from '../src/bpf/btf/vmlinux.js';
-import { enableRunStats, linkInfos, programs } from '../src/bpf/objects.js';
+import { enableRunStats, linkInfos, programs } from '../src/bpf/loaded.js';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 import { bpftraceScript, hasBpftrace, mountTracefs, startBpftrace } from './bpftrace.js';
 import { stopped, whenReady } from './child.js';

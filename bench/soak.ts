@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { linkInfos, mapInfos, programs } from '../src/bpf/objects.js';
+import { linkInfos, mapInfos, programs } from '../src/bpf/loaded.js';
 import { Lab, twoHosts } from '../src/lab/lab.js';
 
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));

@@ -6,7 +6,7 @@
  * libnftables. pktpath's own programs are marked as such.
  */
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
-import { type ProgInfo, linkInfos, progInfoById, programs, tcxChain } from '../bpf/objects.js';
+import { type ProgInfo, linkInfos, progInfoById, programs, tcxChain } from '../bpf/loaded.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';
 import { Nft, type NftListing, listNft } from './nftables.js';

@@ -9,7 +9,7 @@
 import { attachTcx } from '../bpf/link.js';
 import { interfaces } from '../bpf/native/libc.js';
 import { BpfObject } from '../bpf/object.js';
-import { progIdOfFd } from '../bpf/objects.js';
+import { progIdOfFd } from '../bpf/loaded.js';
 
 const [file, programName, ifname, direction, rodata, position] = process.argv.slice(2);
 if (!file || !programName || !ifname || (direction !== 'ingress' && direction !== 'egress')) {

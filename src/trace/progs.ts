@@ -8,7 +8,7 @@
  * without BTF cannot be a trampoline's target: it is reported, not fatal.
  */
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
-import { traceTarget } from '../bpf/objects.js';
+import { traceTarget } from '../bpf/loaded.js';
 import type { PointInfo } from '../decode/points.js';
 import { type ProgRef, ProgramBook } from '../kernel/datapath.js';
 import type { NetlinkSocket } from '../kernel/netlink.js';

@@ -6,7 +6,7 @@
  * followed: `add`, `remove`, and `refresh` for chains that changed.
  */
 import { type Link, type LoadedProgram, attachTcx, closeAllParallel } from '../bpf/link.js';
-import { tcxChain } from '../bpf/objects.js';
+import { tcxChain } from '../bpf/loaded.js';
 import { type ProgRef, ProgramBook, tcHooks } from '../kernel/datapath.js';
 import { type NetlinkSocket } from '../kernel/netlink.js';
 import type { Iface, Netns } from '../kernel/netns.js';

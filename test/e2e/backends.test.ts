@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { programs } from '../../src/bpf/objects.js';
+import { programs } from '../../src/bpf/loaded.js';
 import { functionBackends } from '../../src/kernel/functions.js';
 import { pktpathPrivately } from '../helpers/tracer.js';
 

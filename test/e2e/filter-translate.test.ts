@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { BpfObject } from '../../src/bpf/object.js';
-import { testRun } from '../../src/bpf/testrun.js';
+import { testRun } from '../helpers/testrun.js';
 import { type PacketLoads, translate } from '../../src/filter/cbpf-to-ebpf.js';
 import { FILTER_MAGIC, injectRegion } from '../../src/filter/inject.js';
 import { type CbpfInsn, compileL2L3, pcapVerdict } from '../../src/filter/pcap.js';

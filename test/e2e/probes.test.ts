@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfError } from '../../src/bpf/errors.js';
-import { mapInfos, programs } from '../../src/bpf/objects.js';
+import { mapInfos, programs } from '../../src/bpf/loaded.js';
 import { NO_CODE } from '../../src/trace/probe-code.js';
 import { ProbeSet, probeLoads } from '../../src/trace/probes.js';
 

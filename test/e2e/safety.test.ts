@@ -10,7 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { linkInfos, mapInfos, programs } from '../../src/bpf/objects.js';
+import { linkInfos, mapInfos, programs } from '../../src/bpf/loaded.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
 import { PKTPATH, startTracer, waitNoPrograms } from '../helpers/tracer.js';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { linkInfos, programs } from '../../src/bpf/objects.js';
+import { linkInfos, programs } from '../../src/bpf/loaded.js';
 import { functionBackends } from '../../src/kernel/functions.js';
 import { CNI, cniNode } from '../../src/lab/cni.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';

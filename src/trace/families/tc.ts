@@ -5,7 +5,7 @@
  * (../tc.ts holds the hooks). Devices and namespaces that appear get theirs;
  * chains that change are read again.
  */
-import { progIdOfFd } from '../../bpf/objects.js';
+import { progIdOfFd } from '../../bpf/loaded.js';
 import type { ProgRef } from '../../kernel/datapath.js';
 import type { NetlinkSocket } from '../../kernel/netlink.js';
 import type { Iface, Netns } from '../../kernel/netns.js';

@@ -1,12 +1,12 @@
 /**
- * The offsets src/bpf/objects.ts reads kernel objects with (struct
+ * The offsets src/bpf/loaded.ts reads kernel objects with (struct
  * bpf_prog_info, bpf_link_info, bpf_map_info) and the nftables numbers
  * src/kernel/nftables.ts writes, held against the running kernel's BTF.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
-import { BTF_INFO, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/objects.js';
+import { BTF_INFO, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/loaded.js';
 
 const btf = vmlinuxBtf();
 
