@@ -34,6 +34,8 @@ export class FdPoller {
   private readonly watched = new Set<number>();
   /** Where epoll_wait writes (unread: any readiness means "look"); kept while a wait may write it. */
   private readonly events = Buffer.alloc(EVENT_SIZE * MAX_EVENTS);
+  /** The one epoll_event epoll_ctl reads: the set is made again before each sleep. */
+  private readonly ctlEvent = Buffer.alloc(EVENT_SIZE);
   private waiting = false;
   private closed = false;
 
@@ -108,7 +110,7 @@ export class FdPoller {
   }
 
   private control(op: number, fd: number): void {
-    const event = Buffer.alloc(EVENT_SIZE);
+    const event = this.ctlEvent;
     event.writeUInt32LE(EPOLLIN, 0);
     event.writeUInt32LE(fd, 4);
     if (c.epoll_ctl(this.epfd, op, fd, event) === 0) return;

@@ -2,7 +2,7 @@
  * One shape for every attach family of a session (tracepoints, kernel
  * functions, tc, netfilter, other programs' entries and exits, nft tracing):
  * each plans what it loads, attaches it, follows namespaces and devices that
- * come and go, detaches, and reports what it holds and what it was refused.
+ * come and go, detaches, and reports what it holds.
  * The session's observers (../observers.ts) are a loop over them.
  */
 import type { PointInfo } from '../../decode/points.js';
@@ -71,13 +71,12 @@ export interface FamilyContext {
   inNamespace(netns: Netns, fn: (rtnl: NetlinkSocket) => void, rtnl?: NetlinkSocket | null): void;
 }
 
-/** What a family holds: its links, its figures in the "attached N links: …" line, and what it was refused. */
+/** What a family holds: its links and its figures in the "attached N links: …" line (refusals are said as they happen: FamilyContext). */
 export interface FamilyReport {
   /** Links made (tc hooks, netfilter hooks, trampolines, …): counted in the line's N. */
   links: number;
   line: Partial<Omit<AttachedState, 'links'>>;
   /** What the plan asked of this family that could not be attached, each with why. */
-  refused: readonly string[];
 }
 
 /** What a family's planned loads became (ProbeSet.loadTogether), in the order plan() asked for them. */
@@ -109,24 +108,6 @@ export function combineReports(reports: readonly FamilyReport[]): AttachedState 
     state.links += r.links;
   }
   return state;
-}
-
-/** A family's refusals, kept for its report and said as the session's. */
-export class Refusals {
-  readonly lines: string[] = [];
-
-  constructor(private readonly ctx: Pick<FamilyContext, 'attempt' | 'notObserved'>) {}
-
-  attempt(what: string, fn: () => void, aside = false): Error | null {
-    const e = this.ctx.attempt(what, fn, aside);
-    if (e) this.lines.push(refusalLine(what, e));
-    return e;
-  }
-
-  notObserved(line: string): void {
-    this.lines.push(line);
-    this.ctx.notObserved(line);
-  }
 }
 
 /** A refusal as said: what, and the first line of why. */

@@ -6,7 +6,7 @@
  */
 import { FunctionObservers, functionLines } from '../functions.js';
 import type { LoadRequest } from '../probes.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, Refusals } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport } from './family.js';
 
 /** From how many functions a terminal is shown the progress of each backend. */
 const PROGRESS_FROM = 256;
@@ -14,10 +14,8 @@ const PROGRESS_FROM = 256;
 export class FunctionFamily implements AttachFamily {
   private observers: FunctionObservers | null = null;
   private functions = 0;
-  private readonly refusals: Refusals;
 
   constructor(private readonly ctx: FamilyContext) {
-    this.refusals = new Refusals(ctx);
   }
 
   /** Each program is loaded for its backend and skb position as its turn comes. */
@@ -44,7 +42,7 @@ export class FunctionFamily implements AttachFamily {
     this.functions = [...r.byBackend.values()].reduce((a, n) => a + n, 0);
     const { attached, refused } = functionLines(r);
     if (attached) this.ctx.status(`pktpath: ${attached}`);
-    if (refused) this.refusals.notObserved(refused);
+    if (refused) this.ctx.notObserved(refused);
     return this.ctx.goingOn();
   }
 
@@ -53,6 +51,6 @@ export class FunctionFamily implements AttachFamily {
   }
 
   report(): FamilyReport {
-    return { links: this.observers?.linkCount ?? 0, line: { functions: this.functions }, refused: this.refusals.lines };
+    return { links: this.observers?.linkCount ?? 0, line: { functions: this.functions } };
   }
 }

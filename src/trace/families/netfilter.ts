@@ -12,7 +12,7 @@ import type { AttachPlan } from '../attachments.js';
 import { NfObservers, nfWhere } from '../netfilter.js';
 import type { LoadRequest } from '../probes.js';
 import type { TopologyListener } from '../topology.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, Refusals } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed } from './family.js';
 
 export class NetfilterFamily implements AttachFamily {
   private readonly programs: { beforeNat: LoadedProgram | null; afterNat: LoadedProgram | null } = { beforeNat: null, afterNat: null };
@@ -21,10 +21,8 @@ export class NetfilterFamily implements AttachFamily {
   /** Without netfilter links: the fexit of nf_hook_slow. */
   private hookFunction: Link | null = null;
   private planned: { beforeNat: LoadRequest | null; afterNat: LoadRequest | null } = { beforeNat: null, afterNat: null };
-  private readonly refusals: Refusals;
 
   constructor(private readonly ctx: FamilyContext) {
-    this.refusals = new Refusals(ctx);
   }
 
   plan(): LoadRequest[] {
@@ -49,13 +47,13 @@ export class NetfilterFamily implements AttachFamily {
       if (!request) continue;
       const loaded = await landed[at++]!;
       if (!this.ctx.goingOn()) return false;
-      this.refusals.attempt(what, () => (this.programs[side] = (loaded ?? probes.loadRequest(request))[0]!.program));
+      this.ctx.attempt(what, () => (this.programs[side] = (loaded ?? probes.loadRequest(request))[0]!.program));
     }
     for (const n of plan.netfilter) {
       if (!(await this.ctx.goOn())) return false;
-      this.refusals.attempt(nfWhere(n), () => this.hooks.add(n));
+      this.ctx.attempt(nfWhere(n), () => this.hooks.add(n));
     }
-    if (plan.nfHookFunction) this.refusals.attempt('netfilter (fexit of nf_hook_slow)', () => this.attachHookFunction(plan.nfHookFunction!.hooks));
+    if (plan.nfHookFunction) this.ctx.attempt('netfilter (fexit of nf_hook_slow)', () => this.attachHookFunction(plan.nfHookFunction!.hooks));
     return true;
   }
 
@@ -69,7 +67,7 @@ export class NetfilterFamily implements AttachFamily {
 
   readonly follow: Partial<TopologyListener> = {
     namespaceAdded: (netns) => {
-      for (const h of this.ctx.plan.template.netfilter) this.refusals.attempt(nfWhere({ ...h, netns }), () => this.hooks.add({ ...h, netns }));
+      for (const h of this.ctx.plan.template.netfilter) this.ctx.attempt(nfWhere({ ...h, netns }), () => this.hooks.add({ ...h, netns }));
     },
     namespaceRemoved: (netns) => this.hooks.remove(netns.inode),
   };
@@ -83,8 +81,7 @@ export class NetfilterFamily implements AttachFamily {
   report(): FamilyReport {
     return {
       links: this.hooks.linkCount + (this.hookFunction ? 1 : 0),
-      line: { nfNamespaces: this.hooks.namespaceCount, nfHookFunction: this.hookFunction !== null, nfMoved: this.hooks.moved },
-      refused: this.refusals.lines,
+      line: { nfNamespaces: this.hooks.namespaceCount, nfHookFunction: this.hookFunction !== null, nfMoved: this.hooks.moved }
     };
   }
 }

@@ -8,14 +8,12 @@ import { expressionToNft } from '../../filter/nft-rules.js';
 import { NftTracer } from '../nft.js';
 import type { LoadRequest } from '../probes.js';
 import type { TopologyListener } from '../topology.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, Refusals, netnsName } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, netnsName } from './family.js';
 
 export class NftFamily implements AttachFamily {
   private nft: NftTracer | null = null;
-  private readonly refusals: Refusals;
 
   constructor(private readonly ctx: FamilyContext) {
-    this.refusals = new Refusals(ctx);
   }
 
   /** The tracer, with --output-nft once attached: what the session reads. */
@@ -38,7 +36,7 @@ export class NftFamily implements AttachFamily {
     let last: Error | null = null;
     for (const { netns } of kernel.namespaces) {
       if (!(await this.ctx.goOn())) return false;
-      last = this.refusals.attempt(`nft tracing (netns ${netnsName(netns)})`, () => nft.add(netns)) ?? last;
+      last = this.ctx.attempt(`nft tracing (netns ${netnsName(netns)})`, () => nft.add(netns)) ?? last;
     }
     if (nft.namespaceCount === 0) throw last ?? new Error('--output-nft: no namespace to trace');
     return true;
@@ -46,7 +44,7 @@ export class NftFamily implements AttachFamily {
 
   readonly follow: Partial<TopologyListener> = {
     namespaceAdded: (netns) => {
-      if (this.nft) this.refusals.attempt(`nft tracing (netns ${netnsName(netns)})`, () => this.nft!.add(netns));
+      if (this.nft) this.ctx.attempt(`nft tracing (netns ${netnsName(netns)})`, () => this.nft!.add(netns));
     },
     namespaceRemoved: (netns) => this.nft?.remove(netns.inode),
   };
@@ -56,6 +54,6 @@ export class NftFamily implements AttachFamily {
   }
 
   report(): FamilyReport {
-    return { links: 0, line: { nftNamespaces: this.nft?.namespaceCount ?? null }, refused: this.refusals.lines };
+    return { links: 0, line: { nftNamespaces: this.nft?.namespaceCount ?? null } };
   }
 }

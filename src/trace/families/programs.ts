@@ -11,19 +11,17 @@ import type { Netns } from '../../kernel/netns.js';
 import type { LoadRequest } from '../probes.js';
 import { ProgramObservers } from '../progs.js';
 import type { TopologyListener } from '../topology.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, Refusals, netnsName } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, netnsName } from './family.js';
 
 export class ProgramFamily implements AttachFamily {
   private readonly observers: ProgramObservers | null;
-  private readonly refusals: Refusals;
 
   constructor(private readonly ctx: FamilyContext) {
-    this.refusals = new Refusals(ctx);
     const hooks = ctx.plan.tracePrograms;
     this.observers = hooks.length === 0 ? null : new ProgramObservers({
       probes: ctx.probes, addPoint: (info) => ctx.addPoint(info),
       // One program refused among others: said, and never the reason nothing could be attached.
-      attempt: (what, fn) => this.refusals.attempt(what, fn, true),
+      attempt: (what, fn) => this.ctx.attempt(what, fn, true),
     }, new Set(hooks));
   }
 
@@ -49,7 +47,7 @@ export class ProgramFamily implements AttachFamily {
     await this.ctx.probes.settled();
     for (const { netns } of this.ctx.kernel.namespaces) {
       if (!(await this.ctx.goOn())) return false;
-      this.refusals.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.ctx.inNamespace(netns, (rtnl) => this.observers!.addXdp(rtnl)));
+      this.ctx.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.ctx.inNamespace(netns, (rtnl) => this.observers!.addXdp(rtnl)));
     }
     return true;
   }
@@ -61,7 +59,7 @@ export class ProgramFamily implements AttachFamily {
 
   /** The XDP programs of a namespace's devices (calling thread inside it). */
   private followXdp(netns: Netns, rtnl: NetlinkSocket): void {
-    if (this.observers) this.refusals.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.observers!.addXdp(rtnl));
+    if (this.observers) this.ctx.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.observers!.addXdp(rtnl));
   }
 
   detach(): void {
@@ -69,6 +67,6 @@ export class ProgramFamily implements AttachFamily {
   }
 
   report(): FamilyReport {
-    return { links: this.observers?.linkCount ?? 0, line: { programs: this.observers?.count ?? 0 }, refused: this.refusals.lines };
+    return { links: this.observers?.linkCount ?? 0, line: { programs: this.observers?.count ?? 0 } };
   }
 }

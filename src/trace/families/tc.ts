@@ -13,18 +13,18 @@ import { clsactAttacher } from '../clsact.js';
 import type { LoadRequest, ProbeInstance } from '../probes.js';
 import { TcObservers, attachLastTcx } from '../tc.js';
 import type { TopologyListener } from '../topology.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, Refusals, netnsName } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, netnsName } from './family.js';
 
-export const tcWhere = (netns: Netns, iface: Iface) => `tc on ${iface.name} (netns ${netnsName(netns)})`;
+/** `tc on eth0 (netns pod-a)`, `tc ingress on eth0 (netns pod-a)` with a direction. */
+export const tcWhere = (netns: Netns, iface: Iface, direction?: string) =>
+  `tc${direction ? ` ${direction}` : ''} on ${iface.name} (netns ${netnsName(netns)})`;
 
 export class TcFamily implements AttachFamily {
   private observers: TcObservers | null = null;
   private last: LoadRequest | null = null;
-  private readonly refusals: Refusals;
 
   /** `foundPrograms`: told the other programs of each hook as they are read (--filter-trace-tc traces them). */
   constructor(private readonly ctx: FamilyContext, private readonly foundPrograms: ((found: ProgRef[]) => void) | null) {
-    this.refusals = new Refusals(ctx);
   }
 
   /** The hooks, once the observer loaded: their other programs, for the verdict stage. */
@@ -57,7 +57,7 @@ export class TcFamily implements AttachFamily {
     if (this.foundPrograms) await this.ctx.probes.settled();
     const loaded = await landed[0]!;
     if (!this.ctx.goingOn()) return false;
-    this.refusals.attempt('tc', () => {
+    this.ctx.attempt('tc', () => {
       const last = this.program(this.last!, loaded);
       const attach = plan.tcMode === 'clsact' ? clsactAttacher(kernel.namespaces.map((n) => n.netns), status) : attachLastTcx;
       this.observers = new TcObservers({ last, first: () => this.program(this.request('first'), null) }, plan.template.tcDirections,
@@ -67,25 +67,25 @@ export class TcFamily implements AttachFamily {
     for (const t of plan.tc) byDevice.set(`${t.netns.inode}:${t.iface.ifindex}`, { netns: t.netns, iface: t.iface });
     for (const { netns, iface } of this.observers ? byDevice.values() : []) {
       if (!(await this.ctx.goOn())) return false;
-      this.refusals.attempt(tcWhere(netns, iface), () => this.add(netns, iface, null));
+      this.ctx.attempt(tcWhere(netns, iface), () => this.add(netns, iface, null));
     }
     return true;
   }
 
   /** Observers on a device (both directions the plan wants). */
   private add(netns: Netns, iface: Iface, rtnl: NetlinkSocket | null): void {
-    this.ctx.inNamespace(netns, (sock) => this.observers!.add(netns, iface, sock, (d) => `tc ${d} on ${iface.name} (netns ${netnsName(netns)})`), rtnl);
+    this.ctx.inNamespace(netns, (sock) => this.observers!.add(netns, iface, sock, (d) => tcWhere(netns, iface, d)), rtnl);
   }
 
   readonly follow: Partial<TopologyListener> = {
     namespaceAdded: (netns, ifaces, rtnl) => {
-      if (this.observers) for (const iface of ifaces) this.refusals.attempt(tcWhere(netns, iface), () => this.add(netns, iface, rtnl));
+      if (this.observers) for (const iface of ifaces) this.ctx.attempt(tcWhere(netns, iface), () => this.add(netns, iface, rtnl));
     },
     namespaceRemoved: (netns) => void this.observers?.remove(netns.inode),
     deviceAdded: (netns, iface, rtnl) => {
       if (!this.observers) return;
       const where = tcWhere(netns, iface);
-      if (this.refusals.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: device appeared: ${where}`);
+      if (this.ctx.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: device appeared: ${where}`);
     },
     deviceRemoved: (netns, ifindex) => void this.observers?.remove(netns.inode, ifindex),
     deviceRenamed: (netns, iface) => this.observers?.rename(netns.inode, iface.ifindex, iface.name),
@@ -99,8 +99,7 @@ export class TcFamily implements AttachFamily {
   report(): FamilyReport {
     const o = this.observers;
     return {
-      links: o ? o.hookCount + o.firstCount : 0, line: { tcDevices: o?.deviceCount ?? 0, tcFirst: o?.firstCount ?? 0 },
-      refused: this.refusals.lines,
+      links: o ? o.hookCount + o.firstCount : 0, line: { tcDevices: o?.deviceCount ?? 0, tcFirst: o?.firstCount ?? 0 }
     };
   }
 }

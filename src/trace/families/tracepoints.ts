@@ -9,7 +9,7 @@ import { type Link, attachTracing, closeAll } from '../../bpf/link.js';
 import { FREEING_POINTS } from '../../decode/points.js';
 import type { TracepointAttachment } from '../attachments.js';
 import type { LoadRequest, TracepointLoad } from '../probes.js';
-import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed, Refusals } from './family.js';
+import { type AttachFamily, type FamilyContext, type FamilyReport, type Landed } from './family.js';
 
 /** The point id of internal programs: they write no record. */
 const NO_POINT = 0xffffffff;
@@ -19,10 +19,8 @@ export class TracepointFamily implements AttachFamily {
   /** The frees watched for --filter-track-skb: links that report nothing. */
   private readonly forgetLinks: Link[] = [];
   private loads: TracepointLoad[] = [];
-  private readonly refusals: Refusals;
 
   constructor(private readonly ctx: FamilyContext) {
-    this.refusals = new Refusals(ctx);
   }
 
   plan(): LoadRequest[] {
@@ -50,7 +48,7 @@ export class TracepointFamily implements AttachFamily {
     if (!this.ctx.goingOn()) return false;
     const loaded = this.ctx.probes.loadTracepoints(this.loads, ahead);
     this.loads.forEach((load, i) => {
-      this.refusals.attempt(load.label, () => {
+      this.ctx.attempt(load.label, () => {
         const inst = loaded[i]!;
         if (inst instanceof Error) throw inst;
         (load.slot.silent ? this.forgetLinks : this.links).push(attachTracing(inst.program, load.label));
@@ -67,7 +65,7 @@ export class TracepointFamily implements AttachFamily {
   report(): FamilyReport {
     return {
       links: this.links.length + this.forgetLinks.length,
-      line: { tracepoints: this.links.length, forgets: this.forgetLinks.length }, refused: this.refusals.lines,
+      line: { tracepoints: this.links.length, forgets: this.forgetLinks.length }
     };
   }
 }
