@@ -166,8 +166,8 @@ enum config_flags {
 	CONFIG_TRACK = 1 << 3,  /* follow matched skbs whatever their headers become */
 	CONFIG_NO_TASK = 1 << 4, /* the program type may not ask for the current task (pid, comm) on this kernel */
 	CONFIG_SKB_EXPR = 1 << 5, /* run the injected --filter-skb-expr (probes/include/skb_expr.h) */
-	CONFIG_TUNNEL_L2 = 1 << 6, /* run the injected filter on a tunnel's inner frame (probes/include/tunnel.h) */
-	CONFIG_TUNNEL_L3 = 1 << 7, /* and on its inner packet */
+	CONFIG_INNER_L2 = 1 << 6, /* run the injected filter on an encapsulated inner frame (inner_match) */
+	CONFIG_INNER_L3 = 1 << 7, /* and on its inner packet */
 	CONFIG_DUMP_SKB = 1 << 9, /* --output-skb (probes/include/sections/dump.h) */
 	CONFIG_DUMP_SHINFO = 1 << 10, /* --output-skb-shared-info */
 	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */

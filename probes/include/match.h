@@ -78,7 +78,7 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 		return false;
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match(skb))
 		return false;
-	if ((CONFIG.flags & (CONFIG_TUNNEL_L2 | CONFIG_TUNNEL_L3)) && !tunnel_match(skb))
+	if ((CONFIG.flags & (CONFIG_INNER_L2 | CONFIG_INNER_L3)) && !inner_match(skb))
 		return false;
 	if (CONFIG.flags & CONFIG_TRACK)
 		track(skb);
@@ -98,7 +98,7 @@ static __always_inline bool wanted_frame(struct net_device *dev, const struct pa
 	if ((CONFIG.flags & CONFIG_FILTER) && !pcap_match_view(v))
 		return false;
 	/* Encapsulated frames reach XDP too; the inner filters are the skb path's only. */
-	if (CONFIG.flags & (CONFIG_TUNNEL_L2 | CONFIG_TUNNEL_L3))
+	if (CONFIG.flags & (CONFIG_INNER_L2 | CONFIG_INNER_L3))
 		return false;
 	return true;
 }

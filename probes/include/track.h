@@ -13,7 +13,7 @@
  * generation: its data buffer (`head`), what an allocation gets.
  *
  * The buffer of one skb moves in pskb_expand_head (headroom for an outer
- * header when a packet is forwarded into a tunnel, a write into a header a
+ * header when a packet is encapsulated, a write into a header a
  * clone shares), which no tracepoint shows. What no header change touches is
  * the end of the data: NAT rewrites headers, encapsulation adds them in
  * front, decapsulation pulls them from the front, and pskb_expand_head copies

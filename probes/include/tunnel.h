@@ -13,11 +13,11 @@
 #include "filter.h"
 #include "packet.h"
 
-#ifndef TUNNEL_REGION_INSNS
-#define TUNNEL_REGION_INSNS 512
+#ifndef INNER_REGION_INSNS
+#define INNER_REGION_INSNS 512
 #endif
-#define FILTER_MAGIC_TUNNEL_L2 0x7070746c /* marks the region of the inner frame's filter */
-#define FILTER_MAGIC_TUNNEL_L3 0x70707433 /* of the inner packet's */
+#define FILTER_MAGIC_INNER_L2 0x7070746c /* marks the region of the inner frame's filter */
+#define FILTER_MAGIC_INNER_L3 0x70707433 /* of the inner packet's */
 
 #define VXLAN_PORT 4789
 #define VXLAN_LINUX_PORT 8472 /* the kernel's default before IANA's (flannel) */
@@ -143,27 +143,27 @@ static __always_inline bool tunnel_inner_at(const struct packet_view *v, struct 
 }
 
 /* Runs the inner filters on an encapsulated packet; false for one that is not. */
-static __always_inline bool tunnel_match(struct sk_buff *skb)
+static __always_inline bool inner_match(struct sk_buff *skb)
 {
 	struct packet_view v;
 	struct tunnel_inner in;
 	if (!packet_view(skb, &v) || !tunnel_inner_at(&v, &in, false))
 		return false;
 	__u32 scratch[FILTER_SCRATCH_WORDS];
-	if (CONFIG.flags & CONFIG_TUNNEL_L2) {
+	if (CONFIG.flags & CONFIG_INNER_L2) {
 		if (!in.frame)
 			return false;
 		__u32 skip = (__u32)(in.frame - v.start);
 		__u32 caplen = v.caplen > skip ? v.caplen - skip : 0;
 		filter_scratch(scratch, in.frame, caplen, v.wirelen > skip ? v.wirelen - skip : 0, true);
-		if (!FILTER_REGION_SIZED(FILTER_MAGIC_TUNNEL_L2, TUNNEL_REGION_INSNS, in.frame, scratch))
+		if (!FILTER_REGION_SIZED(FILTER_MAGIC_INNER_L2, INNER_REGION_INSNS, in.frame, scratch))
 			return false;
 	}
-	if (CONFIG.flags & CONFIG_TUNNEL_L3) {
+	if (CONFIG.flags & CONFIG_INNER_L3) {
 		__u32 skip = (__u32)(in.packet - v.start);
 		__u32 caplen = v.caplen > skip ? v.caplen - skip : 0;
 		filter_scratch(scratch, in.packet, caplen, v.wirelen > skip ? v.wirelen - skip : 0, true);
-		if (!FILTER_REGION_SIZED(FILTER_MAGIC_TUNNEL_L3, TUNNEL_REGION_INSNS, in.packet, scratch))
+		if (!FILTER_REGION_SIZED(FILTER_MAGIC_INNER_L3, INNER_REGION_INSNS, in.packet, scratch))
 			return false;
 	}
 	return true;

@@ -3,7 +3,7 @@ import type { ActiveFilter } from '../filter/active.js';
 import { compileFilter } from '../filter/expression.js';
 import { FilterError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
-import { compileTunnelFilter } from '../filter/tunnel-inner.js';
+import { compileInnerFilter } from '../filter/inner-packet.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { InjectError } from '../filter/inject.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
@@ -55,12 +55,12 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
       throw e;
     }
   }
-  let tunnel = null;
+  let inner = null;
   try {
-    tunnel = compileTunnelFilter(f.tunnel.l2, f.tunnel.l3);
+    inner = compileInnerFilter(f.inner.l2, f.inner.l3);
   } catch (e) {
     if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
-  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, tunnel, trackSkb: f.trackSkb }, notes };
+  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, inner, trackSkb: f.trackSkb }, notes };
 }

@@ -32,7 +32,7 @@ export interface FilterConfig {
   /** --filter-skb-expr as given (compiled against BTF when the filter is activated). */
   skbExpr: string | null;
   /** --filter-tunnel-pcap-l2/-l3: tcpdump expressions on a tunnel's inner frame and inner packet. */
-  tunnel: { l2: string | null; l3: string | null };
+  inner: { l2: string | null; l3: string | null };
   trackSkb: boolean;
   /**
    * The filter as nft conditions (one per rule), for --output-nft's trace
@@ -247,7 +247,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       ifname: o.filterIfname ?? null,
       mark,
       skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,
-      tunnel: {
+      inner: {
         l2: o.filterTunnelPcapL2 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l2', o.filterTunnelPcapL2) : null,
         l3: o.filterTunnelPcapL3 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l3', o.filterTunnelPcapL3) : null,
       },

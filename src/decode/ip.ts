@@ -4,7 +4,7 @@
  * headers (hop-by-hop, routing, fragment, destination options, AH) walked up
  * to four deep, a later fragment without a transport header, ports for the
  * protocols the probes read them for. Every tuple pktpath makes from packet
- * bytes (nftables' trace events, tunnels' inner packets) comes from here, and
+ * bytes (nftables' trace events, encapsulated inner packets) comes from here, and
  * the headers a recorded tuple describes are written here (`packetFromTuple`).
  */
 import { formatAddress, parseAddress } from './addr.js';

@@ -11,9 +11,9 @@ export interface ProbeConfig {
   filter: boolean;
   /** Run the --filter-skb-expr injected into the probe. */
   skbExpr?: boolean;
-  /** Run the inner filters on tunnel packets (--filter-tunnel-pcap-l2/-l3). */
-  tunnelL2?: boolean;
-  tunnelL3?: boolean;
+  /** Run the inner-packet filters on encapsulated packets (src/filter/inner-packet.ts). */
+  innerL2?: boolean;
+  innerL3?: boolean;
   /** The optional sections to write (src/output/sections/registry.ts, sectionMask): bit k for kind k. */
   sections?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
@@ -49,7 +49,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.pointId, F.point_id);
   const flags = (cfg.stack ? ConfigFlags.stack : 0) | (cfg.filter ? ConfigFlags.filter : 0) |
     (cfg.mark ? ConfigFlags.mark : 0) | (cfg.track ? ConfigFlags.track : 0) | (cfg.noTask ? ConfigFlags.noTask : 0) |
-    (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.tunnelL2 ? ConfigFlags.tunnelL2 : 0) | (cfg.tunnelL3 ? ConfigFlags.tunnelL3 : 0) |
+    (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.innerL2 ? ConfigFlags.innerL2 : 0) | (cfg.innerL3 ? ConfigFlags.innerL3 : 0) |
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
     (cfg.directLoads ? ConfigFlags.directLoads : 0);

@@ -2,7 +2,7 @@
 import type { Netns } from '../kernel/netns.js';
 import type { CompiledFilter } from './expression.js';
 import type { CompiledSkbExpr } from './skb-expr.js';
-import type { TunnelFilter } from './tunnel-inner.js';
+import type { InnerFilter } from './inner-packet.js';
 
 export interface ActiveFilter {
   /** The pcap filter, null when there is no expression. */
@@ -14,7 +14,7 @@ export interface ActiveFilter {
   mark: { value: number; mask: number } | null;
   /** --filter-skb-expr, compiled against this kernel's BTF; null when not given. */
   skbExpr: CompiledSkbExpr | null;
-  /** --filter-tunnel-pcap-l2/-l3, compiled; null when neither is given. */
-  tunnel: TunnelFilter | null;
+  /** The inner-packet filters, compiled; null when neither is given. */
+  inner: InnerFilter | null;
   trackSkb: boolean;
 }

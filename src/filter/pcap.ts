@@ -2,7 +2,7 @@
  * tcpdump expressions → classic BPF, compiled by libpcap itself (bound in
  * src/bpf/native/libpcap.ts), so pktpath filters mean exactly what they mean
  * to tcpdump. The one front end of every filter given as an expression: the
- * live filter, the tunnels' inner filters and `show`'s filter on recorded
+ * live filter, the inner-packet filters and `show`'s filter on recorded
  * events take the same bound on terms, the same fallback where a link-layer
  * header is needed, the same errors (one line naming the flag and the
  * expression) and, for the probes, the same translation and region check.
@@ -39,7 +39,7 @@ export class FilterTooLarge extends FilterError {
 
 /** What an expression is compiled for. */
 export interface PcapTarget {
-  /** What the expression came with, for messages: `filter`, `--filter-tunnel-pcap-l3`. */
+  /** What the expression came with, for messages: `filter`, or the option that gave it. */
   label: string;
   linkType: LinkTypeValue;
   /** The bytes of a packet the program may read. */

@@ -21,7 +21,7 @@
  * (its name, or its inode when it has none), then `reason=` on a drop and
  * `caller=` when known; with --output-stack, the frames below it.
  * Marker lines (`tuple:`, `mark:`) sit before the first hop where the value
- * differs from the hop before: NAT, tunnels and marking rules show up there.
+ * differs from the hop before: NAT, encapsulation and marking rules show up there.
  * Names are escaped (./escape.ts).
  */
 import type { TimestampMode } from './config.js';

@@ -44,7 +44,7 @@ export interface JsonRecord extends JsonSectionFields {
   mtu: number;
   len: number;
   tuple: JsonTuple | null;
-  /** The tuple at the previous point that saw this skb, when it changed since (NAT, tunnels). */
+  /** The tuple at the previous point that saw this skb, when it changed since (NAT, encapsulation). */
   tuple_before?: JsonTuple | null;
   func: string;
   probe: { type: ProbeType; name: string };

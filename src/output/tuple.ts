@@ -1,6 +1,6 @@
 /**
  * The tuple section in text and JSON: pwru's `192.0.2.1:43210->192.0.2.2:80(tcp)`,
- * what changed between two points (NAT, tunnels), and the schema's tuple object.
+ * what changed between two points (NAT, encapsulation), and the schema's tuple object.
  */
 import { SlotCache, flat } from '../decode/cache.js';
 import { parseAddress } from '../decode/addr.js';

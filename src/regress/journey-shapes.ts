@@ -22,7 +22,7 @@ export interface Hop {
   iface: string;
   /** Conntrack state where the point knows it: NEW, ESTABLISHED/REPLY, UNTRACKED, NONE (a lookup found no entry). */
   ct?: string;
-  /** The tuple changed since the hop before (NAT, tunnels): from what, to what. */
+  /** The tuple changed since the hop before (NAT, encapsulation): from what, to what. */
   rewrite?: { from: FlowTuple; to: FlowTuple };
   /** At tc hooks with other programs: what they did (from the event's verdict section). */
   verdict?: HopVerdict;

@@ -66,7 +66,7 @@ export class Observers {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
         track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0,
       },
-      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, tunnel: filter.tunnel },
+      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, inner: filter.inner },
     });
     const family: FamilyContext = {
       ...ctx,

@@ -2,7 +2,7 @@
  * The code a session writes into every probe it loads, each into its region
  * (probes/include/filter.h, skb_expr.h): the tcpdump expression (L2 and L3
  * variants), --filter-skb-expr, --output-skb-metadata's reads and
- * --filter-tunnel-pcap-l2/-l3. Given whole when the probe set is made.
+ * the inner-packet filters. Given whole when the probe set is made.
  */
 import type { EbpfInsn } from '../bpf/insn.js';
 import type { BpfProgram } from '../bpf/object.js';
@@ -10,7 +10,7 @@ import type { ProbeConfig } from '../decode/probe-config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
-import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS, type TunnelFilter } from '../filter/tunnel-inner.js';
+import { INNER_MAGIC, INNER_REGION_INSNS, type InnerFilter } from '../filter/inner-packet.js';
 
 export interface ProbeCode {
   /** The tcpdump expression, translated; null: none. */
@@ -19,17 +19,17 @@ export interface ProbeCode {
   skbExpr: EbpfInsn[] | null;
   /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
   skbMeta: EbpfInsn[] | null;
-  /** --filter-tunnel-pcap-l2/-l3, translated; null: neither. */
-  tunnel: TunnelFilter | null;
+  /** The inner-packet filters (l2: the inner frame, l3: the inner packet), translated; null: neither. */
+  inner: InnerFilter | null;
 }
 
-export const NO_CODE: ProbeCode = { filter: null, skbExpr: null, skbMeta: null, tunnel: null };
+export const NO_CODE: ProbeCode = { filter: null, skbExpr: null, skbMeta: null, inner: null };
 
 /** The configuration flags that switch the code on: each runs where it was written. */
-export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'tunnelL2' | 'tunnelL3'> {
+export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'innerL2' | 'innerL3'> {
   return {
     filter: code.filter !== null, skbExpr: code.skbExpr !== null,
-    tunnelL2: code.tunnel?.l2 != null, tunnelL3: code.tunnel?.l3 != null,
+    innerL2: code.inner?.l2 != null, innerL3: code.inner?.l3 != null,
   };
 }
 
@@ -43,8 +43,8 @@ export const filterInsns = (code: ProbeCode) => (code.filter ? Math.max(code.fil
  * --filter-skb-expr region, and match nothing while it is set.
  */
 export function writeCode(program: BpfProgram, code: ProbeCode, label: string, direct: boolean): void {
-  const { filter, skbExpr, skbMeta, tunnel } = code;
-  if (!filter && !skbExpr && !skbMeta && !tunnel) return;
+  const { filter, skbExpr, skbMeta, inner } = code;
+  if (!filter && !skbExpr && !skbMeta && !inner) return;
   let insns = program.insns();
   if (filter) {
     insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${label}: L2 filter`);
@@ -57,9 +57,9 @@ export function writeCode(program: BpfProgram, code: ProbeCode, label: string, d
     insns = injectRegion(insns, SKB_META_MAGIC, skbMeta, `${label}: --output-skb-metadata`, SKB_META_REGION_INSNS);
   }
   for (const side of ['l2', 'l3'] as const) {
-    const translated = tunnel?.[side];
-    if (translated && findRegion(insns, TUNNEL_MAGIC[side]) >= 0) {
-      insns = injectRegion(insns, TUNNEL_MAGIC[side], translated.ebpf, `${label}: --filter-tunnel-pcap-${side}`, TUNNEL_REGION_INSNS);
+    const translated = inner?.[side];
+    if (translated && findRegion(insns, INNER_MAGIC[side]) >= 0) {
+      insns = injectRegion(insns, INNER_MAGIC[side], translated.ebpf, `${label}: ${translated.option}`, INNER_REGION_INSNS);
     }
   }
   program.setInsns(insns);

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { compileFilter } from '../../src/filter/expression.js';
 import { FilterError, FilterSyntaxError, FilterTooLarge, MAX_TERMS } from '../../src/filter/pcap.js';
 import { compileRecordedFilter } from '../../src/filter/recorded.js';
-import { compileTunnelFilter } from '../../src/filter/tunnel-inner.js';
+import { compileInnerFilter } from '../../src/filter/inner-packet.js';
 
 /** Each front end, by the flag it names. */
 const FRONT_ENDS: Array<[string, (expression: string) => unknown]> = [
   ['filter', compileFilter],
   ['filter', compileRecordedFilter],
-  ['--filter-tunnel-pcap-l3', (e) => compileTunnelFilter(null, e)],
-  ['--filter-tunnel-pcap-l2', (e) => compileTunnelFilter(e, null)],
+  ['--filter-tunnel-pcap-l3', (e) => compileInnerFilter(null, e)],
+  ['--filter-tunnel-pcap-l2', (e) => compileInnerFilter(e, null)],
 ];
 
 /** The error a compile throws, or null. */
@@ -51,7 +51,7 @@ test('more terms than libpcap is given: refused before it compiles, by every fro
 
 test('too large for a probe\'s region: the same error, naming the region\'s room', () => {
   const hosts = Array.from({ length: 5 }, (_, i) => `host 2001:db8::${i + 1}`).join(' or ');
-  const e = refusal((x) => compileTunnelFilter(null, x), hosts);
+  const e = refusal((x) => compileInnerFilter(null, x), hosts);
   assert.ok(e instanceof FilterTooLarge, String(e));
   assert.match(e.message, /^--filter-tunnel-pcap-l3: it needs \d+ eBPF instructions; the probes have room for 512: narrow it/);
   // The live filter's region is larger: the same expression fits there.

@@ -10,7 +10,7 @@ import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-
 import { readFileSync } from 'node:fs';
 import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
 import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
-import { TUNNEL_MAGIC, TUNNEL_REGION_INSNS } from '../../src/filter/tunnel-inner.js';
+import { INNER_MAGIC, INNER_REGION_INSNS } from '../../src/filter/inner-packet.js';
 import { root } from '../helpers/fixtures.js';
 
 const btf = vmlinuxBtf();
@@ -134,9 +134,9 @@ test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.
   assert.equal(define('skb_expr.h', 'SKB_EXPR_MAGIC'), SKB_EXPR_MAGIC);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_REGION_INSNS'), SKB_META_REGION_INSNS);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_MAGIC'), SKB_META_MAGIC);
-  assert.equal(define('tunnel.h', 'TUNNEL_REGION_INSNS'), TUNNEL_REGION_INSNS);
-  assert.equal(define('tunnel.h', 'FILTER_MAGIC_TUNNEL_L2'), TUNNEL_MAGIC.l2);
-  assert.equal(define('tunnel.h', 'FILTER_MAGIC_TUNNEL_L3'), TUNNEL_MAGIC.l3);
+  assert.equal(define('tunnel.h', 'INNER_REGION_INSNS'), INNER_REGION_INSNS);
+  assert.equal(define('tunnel.h', 'FILTER_MAGIC_INNER_L2'), INNER_MAGIC.l2);
+  assert.equal(define('tunnel.h', 'FILTER_MAGIC_INNER_L3'), INNER_MAGIC.l3);
 });
 
 test('--output-skb-metadata: up to 4 numeric fields, each stored in its slot; text and JSON', { skip: skipNoBtf }, () => {

@@ -7,21 +7,29 @@
 import type { EbpfInsn } from '../bpf/insn.js';
 import { LinkType, type LinkTypeValue, compilePcap, translateForRegion } from './pcap.js';
 
-export const TUNNEL_REGION_INSNS = 512;
-export const TUNNEL_MAGIC = { l2: 0x7070746c, l3: 0x70707433 } as const;
+export const INNER_REGION_INSNS = 512;
+export const INNER_MAGIC = { l2: 0x7070746c, l3: 0x70707433 } as const;
 
-export interface TunnelFilter {
-  l2: { expression: string; ebpf: EbpfInsn[] } | null;
-  l3: { expression: string; ebpf: EbpfInsn[] } | null;
+/** One side's expression, translated; `option` names it in messages. */
+export interface InnerSide {
+  option: string;
+  expression: string;
+  ebpf: EbpfInsn[];
 }
 
-function compileOne(label: string, expression: string, linkType: LinkTypeValue) {
-  const [ebpf] = translateForRegion(expression, [compilePcap(expression, { label, linkType })], { label, room: TUNNEL_REGION_INSNS }, ['copy']);
-  return { expression, ebpf: ebpf!.copy };
+export interface InnerFilter {
+  l2: InnerSide | null;
+  l3: InnerSide | null;
+}
+
+function compileOne(option: string, expression: string, linkType: LinkTypeValue): InnerSide {
+  const label = option;
+  const [ebpf] = translateForRegion(expression, [compilePcap(expression, { label, linkType })], { label, room: INNER_REGION_INSNS }, ['copy']);
+  return { option, expression, ebpf: ebpf!.copy };
 }
 
 /** Compiles the inner filters asked for; throws FilterError naming the flag. */
-export function compileTunnelFilter(l2: string | null, l3: string | null): TunnelFilter | null {
+export function compileInnerFilter(l2: string | null, l3: string | null): InnerFilter | null {
   if (l2 === null && l3 === null) return null;
   return {
     l2: l2 === null ? null : compileOne('--filter-tunnel-pcap-l2', l2, LinkType.ETHERNET),
