@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node } from 'yaml';
 import { InputFileRefused, MiB, readRegularText } from '../bpf/input-file.js';
-import { didYouMean } from '../decode/names.js';
+import { didYouMean } from '../filter/did-you-mean.js';
 import { UsageError } from './values.js';
 
 export interface Profile {

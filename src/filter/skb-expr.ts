@@ -14,7 +14,7 @@
  */
 import { type Btf, BtfKind } from '../bpf/btf/btf.js';
 import { Alu, Class, Helper, Jmp, Mode, Size, Src, TO_BE, type EbpfInsn, insn } from '../bpf/insn.js';
-import { didYouMean } from '../decode/names.js';
+import { didYouMean } from './did-you-mean.js';
 import { type CmpOp, type ExprNode, type Operand, SkbExprError, parseSkbExpr } from './skb-expr-parse.js';
 
 export { SkbExprError } from './skb-expr-parse.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram, traceOptions, withProfiles } from '../../src/cli/main.js';
-import { didYouMean } from '../../src/decode/names.js';
+import { didYouMean } from '../../src/filter/did-you-mean.js';
 import { BUILT_IN_PROFILES, expandProfiles, loadProfile, parseProfile, profileArgs } from '../../src/cli/profiles.js';
 
 const program = buildProgram(() => {});
