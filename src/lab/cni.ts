@@ -5,7 +5,10 @@
  * ingress (tcx link) that sends packets for pod B straight into it with
  * bpf_redirect_peer, a policy program on lxc-b's ingress (legacy
  * `tc filter … bpf da`) that drops UDP to port 9999, and an nft rule in the
- * host that drops forwarded UDP to port 8888.
+ * host that drops forwarded UDP to port 8888. On request a third pod set up
+ * as routed CNIs set theirs up: a /32 address and a gateway no one owns, that
+ * the host-side veth (lxc-c) answers for by proxy ARP — or, with proxy ARP
+ * left off, never answers: the pod's packets wait for a neighbour that fails.
  */
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +23,8 @@ export const CNI = {
   /** Dropped by the host's nft forward chain. */
   nftDroppedPort: 8888,
   nftComment: 'cni: block udp 8888',
+  /** The routed pod: its only route is via a gateway address nothing on the node owns. */
+  podC: { addr: '203.0.113.10', gateway: '203.0.113.1' },
 } as const;
 
 export interface CniNode {
@@ -29,6 +34,8 @@ export interface CniNode {
   /** Program ids of the redirect (tcx) and policy (clsact) programs, 0 where not loaded. */
   redirectId: number;
   policyId: number;
+  /** The routed pod's namespace, when asked for. */
+  podC: string | null;
 }
 
 export interface CniOptions {
@@ -37,6 +44,8 @@ export interface CniOptions {
   redirect?: boolean;
   policy?: boolean;
   nft?: boolean;
+  /** The routed /32 pod behind lxc-c; `proxyArp` says whether lxc-c answers for its gateway. */
+  routedPod?: { proxyArp: boolean };
 }
 
 function ip(...args: string[]): string {
@@ -91,5 +100,23 @@ export async function cniNode(lab: Lab, o: CniOptions): Promise<CniNode> {
 }
 `);
   }
-  return { host, podA, podB, redirectId, policyId };
+  const podC = o.routedPod ? routedPod(lab, host, o.routedPod.proxyArp) : null;
+  return { host, podA, podB, redirectId, policyId, podC };
+}
+
+/** Pod C: 203.0.113.10/32, its default route via 203.0.113.1 on-link; the host routes to it over lxc-c. */
+function routedPod(lab: Lab, host: string, proxyArp: boolean): string {
+  const pod = lab.netns('pod-c');
+  lab.veth({ ns: host, ifname: 'lxc-c', addrs: [] }, { ns: pod, ifname: 'eth0', addrs: [`${CNI.podC.addr}/32`] });
+  ip('-n', pod, 'route', 'add', `${CNI.podC.gateway}/32`, 'dev', 'eth0', 'scope', 'link');
+  ip('-n', pod, 'route', 'add', 'default', 'via', CNI.podC.gateway, 'dev', 'eth0');
+  ip('-n', host, 'route', 'add', `${CNI.podC.addr}/32`, 'dev', 'lxc-c');
+  // Proxy ARP answers for an address the host routes out of another device
+  // and does not own: the gateway's route points at a device of its own
+  // (a veth pair of the host's own: this kernel may have no dummy device).
+  lab.veth({ ns: host, ifname: 'cni-gw', addrs: [] }, { ns: host, ifname: 'cni-gw-peer', addrs: [] });
+  ip('-n', host, 'route', 'add', `${CNI.podC.gateway}/32`, 'dev', 'cni-gw');
+  // Answered at once, as routed CNIs set it (the default delays each answer up to 0.8 s).
+  lab.execSync(host, ['sysctl', '-qw', `net.ipv4.conf.lxc-c.proxy_arp=${proxyArp ? 1 : 0}`, 'net.ipv4.neigh.lxc-c.proxy_delay=0']);
+  return pod;
 }
