@@ -155,6 +155,66 @@ export function unannouncedChanged(settings: NetnsSettings): boolean {
     differs('ipv4', UNANNOUNCED_KEYS.ipv4) || differs('ipv6', UNANNOUNCED_KEYS.ipv6);
 }
 
+/** Most files UnannouncedFiles holds open for one namespace; past it, they are read by path, inside the namespace. */
+export const UNANNOUNCED_FILES_LIMIT = 256;
+
+/**
+ * The files of the unannounced values of the calling thread's namespace,
+ * held open: each read again in place (a sysctl file's read asks its
+ * handler anew), without entering the namespace or looking a path up.
+ */
+interface HeldValue {
+  family: 'ipv4' | 'ipv6';
+  dir: string;
+  key: string;
+  fd: number;
+}
+
+export class UnannouncedFiles {
+  private constructor(private readonly files: HeldValue[]) {}
+
+  /** Null where the namespace has too many devices to hold their files open. */
+  static openHere(names: readonly string[]): UnannouncedFiles | null {
+    const dirs = ['all', 'default', ...names.filter(isPathSafeDeviceName)];
+    const count = dirs.length * (UNANNOUNCED_KEYS.ipv4.length + UNANNOUNCED_KEYS.ipv6.length);
+    if (count > UNANNOUNCED_FILES_LIMIT) return null;
+    const files: HeldValue[] = [];
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      for (const dir of dirs) {
+        for (const key of UNANNOUNCED_KEYS[family]) {
+          try {
+            files.push({ family, dir, key, fd: fs.openSync(`${SYSCTL_NET}/${family}/conf/${dir}/${key}`, 'r') });
+          } catch {
+            // A key this kernel lacks, or IPv6 off: nothing to follow there.
+          }
+        }
+      }
+    }
+    return new UnannouncedFiles(files);
+  }
+
+  /** Their values now, in order ('?' for a file whose device went away). */
+  read(): string[] {
+    return this.files.map(({ fd }) => {
+      try {
+        return valueBuf.toString('latin1', 0, fs.readSync(fd, valueBuf, 0, VALUE_BYTES, 0)).trim();
+      } catch {
+        return '?';
+      }
+    });
+  }
+
+  /** Whether `values` (of read()) are those `settings` hold. */
+  agree(values: readonly string[], settings: NetnsSettings): boolean {
+    return this.files.every((f, i) => String(settings[f.family]?.conf[f.dir]?.[f.key] ?? '?') === values[i]);
+  }
+
+  close(): void {
+    for (const f of this.files) fs.closeSync(f.fd);
+    this.files.length = 0;
+  }
+}
+
 /** rtnetlink's groups whose messages say a namespace's settings changed. */
 export const SETTINGS_GROUPS = {
   RTNLGRP_LINK: 1,

@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Netns } from '../kernel/netns.js';
 import { withNetns } from '../kernel/netns.js';
-import { type NetnsSettings, SettingsMonitor, readSettingsHere, unannouncedChanged } from '../kernel/settings.js';
+import { type NetnsSettings, SettingsMonitor, UnannouncedFiles, readSettingsHere, unannouncedChanged } from '../kernel/settings.js';
 import { type SettingsNotice, sameSettings } from '../output/settings.js';
 import { netnsName } from './families/family.js';
 import type { TopologyListener } from './topology.js';
@@ -26,6 +26,21 @@ interface Followed {
   monitor: SettingsMonitor;
   settings: NetnsSettings;
   checkedMs: number;
+  /** The unannounced values' files held open, and their values as last read; null: read by path inside the namespace. */
+  files: UnannouncedFiles | null;
+  values: string;
+}
+
+/**
+ * Inside the namespace: its settings, and the unannounced values' files of
+ * its devices opened. Values that changed between the two readings are left
+ * for the next check to find.
+ */
+function readHere(monitor: SettingsMonitor) {
+  const read = readSettingsHere(monitor.requests);
+  const files = UnannouncedFiles.openHere(read.settings.devices.map((d) => d.name));
+  const now = files?.read() ?? [];
+  return { ...read, files, values: files?.agree(now, read.settings) ? now.join(',') : '' };
 }
 
 export interface SettingsCosts {
@@ -70,9 +85,9 @@ export class SettingsFollower {
         const monitor = SettingsMonitor.openHere();
         try {
           // Opened before the read: a change made during it is seen at the next poll.
-          const { settings, truncated } = readSettingsHere(monitor.requests);
+          const { settings, truncated, files, values } = readHere(monitor);
           if (truncated.length > 0) this.truncated(netns, truncated);
-          return { netns, monitor, settings, checkedMs: performance.now() };
+          return { netns, monitor, settings, checkedMs: performance.now(), files, values };
         } catch (e) {
           monitor.close();
           throw e;
@@ -89,7 +104,9 @@ export class SettingsFollower {
   }
 
   remove(inode: number): void {
-    this.followed.get(inode)?.monitor.close();
+    const f = this.followed.get(inode);
+    f?.monitor.close();
+    f?.files?.close();
     this.followed.delete(inode);
   }
 
@@ -114,7 +131,7 @@ export class SettingsFollower {
         if (!changed && nowMs - f.checkedMs >= UNANNOUNCED_MS) {
           f.checkedMs = nowMs;
           const t0 = cpuMs();
-          changed = withNetns(f.netns.path, () => unannouncedChanged(f.settings));
+          changed = f.files ? f.files.read().join(',') !== f.values : withNetns(f.netns.path, () => unannouncedChanged(f.settings));
           this.costs.checks++;
           this.costs.checkCpuMs += cpuMs() - t0;
         }
@@ -142,7 +159,9 @@ export class SettingsFollower {
   private reread(f: Followed): void {
     const timeNs = this.now();
     const t0 = cpuMs();
-    const { settings, truncated } = withNetns(f.netns.path, () => readSettingsHere(f.monitor.requests));
+    const { settings, truncated, files, values } = withNetns(f.netns.path, () => readHere(f.monitor));
+    f.files?.close();
+    [f.files, f.values] = [files, values];
     this.costs.reads++;
     this.costs.readCpuMs += cpuMs() - t0;
     f.checkedMs = performance.now();

@@ -65,8 +65,10 @@ test('a change while tracing gives a new settings record: netconf, unannounced s
   const tracer = await startTracer(['--filter-netns', router, '--filter-proto', 'udp']);
   let stopped = false;
   try {
-    lab.execSync(router, ['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=1']);
+    // First alone, a value no message announces: found by the low-rate check (every 2 s).
     lab.execSync(router, ['sysctl', '-qw', 'net.ipv4.conf.st-r0.arp_ignore=2']);
+    await sleep(4500);
+    lab.execSync(router, ['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=1']);
     lab.execSync(router, ['ip', 'link', 'set', 'st-r0', 'mtu', '1300']);
     lab.execSync(router, ['ip', 'route', 'add', '203.0.113.0/24', 'via', '192.0.2.2']);
     // The monitors are read every 0.5 s, the unannounced values every 2 s.
@@ -80,6 +82,9 @@ test('a change while tracing gives a new settings record: netconf, unannounced s
     assert.equal(first.ipv4.forwarding, 1);
     assert.equal(first.ipv4.conf['all']!.rp_filter, 2);
     assert.equal(first.devices.find((d) => d.name === 'st-r0')?.mtu, 1400);
+    assert.equal(first.ipv4.conf['st-r0']!.arp_ignore, 0);
+    assert.ok(records.some((r) => r.ipv4.conf['st-r0']!.arp_ignore === 2 && r.devices.find((d) => d.name === 'st-r0')?.mtu === 1400),
+      'arp_ignore alone gave a record of its own');
     assert.equal(last.ipv4.conf['all']!.rp_filter, 1);
     assert.equal(last.ipv4.conf['st-r0']!.arp_ignore, 2);
     assert.equal(last.devices.find((d) => d.name === 'st-r0')?.mtu, 1300);
