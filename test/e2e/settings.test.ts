@@ -170,3 +170,21 @@ test('datapath shows each namespace\'s settings, in text and JSON', () => {
   assert.match(text.stdout, /^ {4}ipv4 conf all: forwarding=1 rp_filter=2 /m);
   assert.match(text.stdout, /^ {4}route ipv4 table main 198\.51\.100\.0\/24 via 192\.0\.2\.2 dev st-r0$/m);
 });
+
+test('a device name with terminal controls: kept in JSON, escaped in text, its sysctls still read', () => {
+  const evil = 'st\u001b[31m\u202e';
+  lab.execSync(host, ['ip', 'link', 'add', evil, 'type', 'veth', 'peer', 'name', 'st-h9']);
+  try {
+    const json = runPktpath(['datapath', '--filter-netns', host, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    assertClean(json.stdout, 'datapath --json');
+    const s = (JSON.parse(json.stdout) as { namespaces: Array<{ settings: JsonSettingsRecord }> }).namespaces[0]!.settings;
+    assert.ok(s.devices.some((d) => d.name === evil && d.kind === 'veth'));
+    assert.deepEqual(s.ipv4.conf[evil], s.ipv4.conf['default'], 'its conf directory is read (a new device\'s copies default)');
+    const text = runPktpath(['datapath', '--filter-netns', host]);
+    assertClean(text.stdout, 'datapath');
+    assert.match(text.stdout, /^ {4}device st\\x1b\[31m\\u202e \(ifindex \d+\) veth mtu 1500 down/m);
+  } finally {
+    lab.execSync(host, ['ip', 'link', 'del', evil]);
+  }
+});
