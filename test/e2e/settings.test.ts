@@ -8,6 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
 import { resolveNetns } from '../../src/kernel/netns.js';
 import { readSettings, readSysctl } from '../../src/kernel/settings.js';
@@ -186,5 +189,29 @@ test('a device name with terminal controls: kept in JSON, escaped in text, its s
     assert.match(text.stdout, /^ {4}device st\\x1b\[31m\\u202e \(ifindex \d+\) veth mtu 1500 down/m);
   } finally {
     lab.execSync(host, ['ip', 'link', 'del', evil]);
+  }
+});
+
+test('record: the trace holds the settings after its header, a change as it came; show and normalize read it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-st30-'));
+  try {
+    const out = join(dir, 'trace.jsonl');
+    const record = runPktpath(['record', '--out', out, '--filter-netns', router, '--filter-proto', 'udp', '--',
+      'bash', '-c', `sleep 0.5; ip -n ${router} link set st-r0 mtu 1350; sleep 2`], { prefix: ['unshare', '--net', '--'] });
+    assert.equal(record.code, 0, record.stderr);
+    const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type?: string });
+    assert.equal(lines[0]!.type, 'header');
+    assert.equal(lines[1]!.type, 'settings', 'the settings read before attaching follow the header');
+    const records = lines.filter((l): l is JsonSettingsRecord => l.type === 'settings');
+    assert.equal(records[0]!.devices.find((d) => d.name === 'st-r0')?.mtu, 1400);
+    assert.equal(records.at(-1)!.devices.find((d) => d.name === 'st-r0')?.mtu, 1350);
+    const show = runPktpath(['show', out, '--output-settings']);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, new RegExp(`^settings netns ${router} \\(inode \\d+\\) changed: device st-r0 mtu 1400→1350$`, 'm'));
+    const norm = runPktpath(['normalize', out]);
+    assert.equal(norm.code, 0, norm.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    lab.execSync(router, ['ip', 'link', 'set', 'st-r0', 'mtu', '1400']);
   }
 });
