@@ -8,6 +8,7 @@
  * leaves only when the reading differs from the last one. Nothing here runs
  * per packet.
  */
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Netns } from '../kernel/netns.js';
 import { withNetns } from '../kernel/netns.js';
@@ -137,8 +138,8 @@ export class SettingsFollower {
         }
         if (changed) this.reread(f);
       } catch (e) {
-        // Gone between two ticks: the topology removes it.
-        this.status(`pktpath: settings of netns ${netnsName(f.netns)} not read: ${(e as Error).message}`);
+        // A namespace that went away says so through the topology; one still there that cannot be read, here.
+        if (fs.existsSync(f.netns.path)) this.status(`pktpath: settings of netns ${netnsName(f.netns)} not read any more: ${(e as Error).message}`);
         this.remove(f.netns.inode);
       }
     }

@@ -111,17 +111,22 @@ test('a namespace made while tracing is read, and its change followed', async ()
   let late = '';
   try {
     late = lab.netns('late');
+    const inode = resolveNetns(late).inode;
     await sleep(1500);
     lab.execSync(late, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     await sleep(3000);
+    // Going away is the topology's to say: nothing about its settings.
+    lab.removeNetns(late);
+    await sleep(1500);
     const { code, stdout, stderr } = await tracer.stop();
     stopped = true;
     assert.equal(code, 0, stderr);
     const records = settingsOf(stdout, late);
     assert.ok(records.length >= 1, `the new namespace's settings are read:\n${stderr}`);
-    assert.equal(records[0]!.netns, resolveNetns(late).inode);
+    assert.equal(records[0]!.netns, inode);
     assert.equal(records.at(-1)!.ipv4.forwarding, 1);
     assert.ok(records.at(-1)!.devices.some((d) => d.name === 'lo' && d.up));
+    assert.doesNotMatch(stderr, /settings of netns/);
   } finally {
     if (!stopped) await tracer.stop().catch(() => {});
     if (late) lab.removeNetns(late);
