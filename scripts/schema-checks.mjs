@@ -19,6 +19,7 @@ const code = standaloneModule.default(ajv, {
   event: `${event.$id}#/$defs/event`,
   lost: `${event.$id}#/$defs/lost`,
   header: `${event.$id}#/$defs/header`,
+  settings: `${event.$id}#/$defs/settings`,
   normalized: `${normalized.$id}#/$defs/header`,
   packet: `${normalized.$id}#/$defs/packet`,
 });

@@ -9,6 +9,7 @@ import {
 import { NetnsNotFound, resolveNetns } from '../kernel/netns.js';
 import { tracedNamespaces } from '../kernel/view.js';
 import { escapeLines, escapeText, jsonText } from '../output/escape.js';
+import { settingsLines } from '../output/settings.js';
 import { EXIT_OK, requirePrivileges } from './exit.js';
 import { UsageError } from './values.js';
 
@@ -61,6 +62,9 @@ export function formatDatapath(inv: DatapathInventory, opts: { all?: boolean } =
         }
       }
       if (ns.nft.tables.length === 0) lines.push('  nft: no tables');
+    }
+    if (ns.settings) {
+      lines.push(`  settings: net.ipv4.ip_forward=${ns.settings.ipv4.forwarding}`, ...settingsLines(ns.settings).map((l) => `  ${l}`));
     }
     for (const e of ns.errors) lines.push(`  not read: ${e}`);
   }

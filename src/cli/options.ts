@@ -79,7 +79,9 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
-    .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode');
+    .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode')
+    .option('--output-settings', 'print each traced namespace\'s settings that decide where packets go (forwarding, rp_filter, ' +
+      'proxy_arp, ARP replies, devices, routes, rules) at the start, and a line whenever they change (JSON output carries them always)');
   if (live) {
     cmd
       .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +

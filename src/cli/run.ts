@@ -108,6 +108,7 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     stack: out.stack,
     snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
+    settings: out.json || out.files.jsonFile !== null || (out.settings ?? false),
     skbMeta,
     sections: sectionMask(out.sections),
     dump: out.dump,

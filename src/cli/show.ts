@@ -11,6 +11,7 @@ import { createSinks } from '../output/create.js';
 import { RecordedTime } from '../output/packets.js';
 import { JsonSink } from '../output/line-sinks.js';
 import { TraceFileError, checkTraceFile, readTrace } from '../regress/records.js';
+import { type NetnsSettings, settingsFromJson } from '../output/settings.js';
 import { compileSelection } from './show-select.js';
 import { type RawOptions, buildConfig } from './trace-config.js';
 import { EXIT_OK } from './exit.js';
@@ -45,6 +46,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
   let startNs: bigint | null = null;
   let read = 0;
   let shown = 0;
+  /** Each namespace's last settings, for the change lines of --output-settings. */
+  const settingsSeen = new Map<number, NetnsSettings>();
   try {
     for await (const line of readTrace(file)) {
       if (closed) break;
@@ -57,6 +60,18 @@ export async function show(file: string, expression: string[], opts: RawOptions)
           const timeNs = parseJsonTime(line.time) ?? 0n;
           const notice = { timeNs, count: line.count, total: line.total, ...(line.source ? { source: line.source } : {}) };
           for (const s of sinks) s.lost(notice);
+          break;
+        }
+        case 'settings': {
+          let r;
+          try {
+            r = settingsFromJson(line.record);
+          } catch (err) {
+            throw new TraceFileError(file, line.line, (err as Error).message);
+          }
+          const notice = { ...r, previous: settingsSeen.get(r.netns) ?? null };
+          settingsSeen.set(r.netns, r.settings);
+          for (const s of sinks) s.settings?.(notice);
           break;
         }
         case 'event': {

@@ -99,6 +99,7 @@ export interface RawOptions extends RawOutputFileOptions {
   outputTcpFlags?: boolean;
   outputCt?: boolean;
   outputNft?: boolean;
+  outputSettings?: boolean;
   outputPacket?: boolean;
   outputNetnsNames?: boolean;
   outputSkb?: boolean;
@@ -220,6 +221,7 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
     tcpFlags: !!o.outputTcpFlags,
     ct: !!o.outputCt,
     nft: !!o.outputNft,
+    settings: !!o.outputSettings,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
     sections: askedSections(o as Record<string, unknown>),

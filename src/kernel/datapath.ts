@@ -11,6 +11,7 @@ import { NETLINK_ROUTE, NetlinkSocket } from './netlink.js';
 import { type Netns, withNetns } from './netns.js';
 import { Nft, type NftListing, listNft } from './nftables.js';
 import { type XdpMode, listDevices, tcBpfFilters } from './rtnl.js';
+import { type NetnsSettings, readSettings } from './settings.js';
 
 export type Direction = 'ingress' | 'egress';
 
@@ -56,6 +57,8 @@ export interface NamespaceDatapath {
   netns: { inode: number; name: string };
   devices: DeviceDatapath[];
   nft: NftListing | null;
+  /** What decides where its packets go (forwarding, rp_filter, ARP, routes…); null where it could not be read. */
+  settings: NetnsSettings | null;
   /** What could not be read here, and why. */
   errors: string[];
 }
@@ -151,7 +154,13 @@ export function namespaceDatapath(book: ProgramBook, netns: Netns): NamespaceDat
   } catch (e) {
     errors.push(`nftables: ${(e as Error).message}`);
   }
-  return { netns: { inode: netns.inode, name: netns.name }, devices, nft, errors };
+  let settings: NetnsSettings | null = null;
+  try {
+    settings = readSettings(netns).settings;
+  } catch (e) {
+    errors.push(`settings: ${(e as Error).message}`);
+  }
+  return { netns: { inode: netns.inode, name: netns.name }, devices, nft, settings, errors };
 }
 
 const NF_FAMILIES: Readonly<Record<number, string>> = { 2: 'ipv4', 10: 'ipv6' };
@@ -191,7 +200,7 @@ export function datapathInventory(namespaces: Netns[], ownIds: ReadonlySet<numbe
     try {
       return namespaceDatapath(book, n);
     } catch (e) {
-      return { netns: { inode: n.inode, name: n.name }, devices: [], nft: null, errors: [(e as Error).message] };
+      return { netns: { inode: n.inode, name: n.name }, devices: [], nft: null, settings: null, errors: [(e as Error).message] };
     }
   });
   netfilter.sort((a, b) => a.family.localeCompare(b.family) || NF_HOOKS.indexOf(a.hook) - NF_HOOKS.indexOf(b.hook) || a.priority - b.priority);

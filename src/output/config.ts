@@ -40,6 +40,8 @@ export interface OutputConfig {
   ct: boolean;
   /** --output-nft: nft rule evaluations of the traced packets (nftables' own tracing). */
   nft: boolean;
+  /** --output-settings: the traced namespaces' settings in text, at the start and at each change (JSON carries them always). */
+  settings?: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */

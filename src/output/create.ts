@@ -174,7 +174,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void, pla
     writer, text, timing, onError: warn, pcapFile: files.get('--output-pcap'), jsonFile: files.get('--output-json-file'), json: { stack: out.stack },
   });
   const main: Sink = more.main ??
-    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text }));
+    (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text, settings: out.settings ?? false }));
   return {
     sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(), ready,
   };

@@ -3,23 +3,33 @@ import type { LostNotice, TraceEvent } from './event.js';
 import { jsonText } from './escape.js';
 import { type JsonHeaderRecord, encodeJsonLine, lostRecord } from './json.js';
 import type { Sink } from './pipeline.js';
+import { type SettingsNotice, settingsNoticeText, toJsonSettings } from './settings.js';
 import type { BatchedWriter } from './stream.js';
 import { TextFormatter, type TextOptions } from './text.js';
 
 export interface TextSinkOptions extends TextOptions {
   /** Print the column header once, when the sink is created. */
   header: boolean;
+  /** --output-settings: each namespace's settings at the start, a line per change. */
+  settings?: boolean;
 }
 
 export class TextSink implements Sink {
   private readonly formatter: TextFormatter;
+  private readonly showSettings: boolean;
 
   constructor(
     private readonly out: BatchedWriter,
     opts: TextSinkOptions,
   ) {
     this.formatter = new TextFormatter(opts);
+    this.showSettings = opts.settings ?? false;
     if (opts.header) out.write(this.formatter.header());
+  }
+
+  settings(notice: SettingsNotice): void {
+    if (!this.showSettings || this.out.closed) return;
+    for (const line of settingsNoticeText(notice)) this.out.write(line);
   }
 
   event(e: TraceEvent): void {
@@ -67,6 +77,11 @@ export class JsonSink implements Sink {
   lost(notice: LostNotice): void {
     if (this.out.closed) return;
     this.out.write(jsonText(lostRecord(notice)));
+  }
+
+  settings(notice: SettingsNotice): void {
+    if (this.out.closed) return;
+    this.out.write(jsonText(toJsonSettings(notice)));
   }
 
   close(): Promise<void> {

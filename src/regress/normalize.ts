@@ -44,6 +44,9 @@ async function read(file: string, builder: JourneyBuilder, held: Held): Promise<
       case 'lost':
         builder.lost += line.count;
         break;
+      case 'settings':
+        // Not part of a normalised trace (yet): journeys are compared without them.
+        break;
       case 'normalized':
         if (events || normalized) throw new TraceFileError(file, line.line, 'a normalised header in the middle of a trace');
         normalized = { header: line.record, packets: [] };

@@ -5,6 +5,7 @@
  */
 import { MiB } from '../bpf/input-file.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord, type JsonRecord } from '../output/json.js';
+import type { JsonSettingsRecord } from '../output/settings.js';
 import { InputFileError } from './errors.js';
 import type { NormalizedHeader, NormalizedPacket } from './journeys.js';
 import { checkReadableFile, lineBatches } from './lines.js';
@@ -26,6 +27,7 @@ export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
   | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
+  | { kind: 'settings'; record: JsonSettingsRecord }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket };
 
@@ -91,6 +93,9 @@ export function classify(text: string): TraceLine {
     case 'lost':
       checked(schema.lost, r, 'a lost record');
       return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}) };
+    case 'settings':
+      checked(schema.settings, r, 'a settings record');
+      return { kind: 'settings', record: r as unknown as JsonSettingsRecord };
     case 'header':
       checked(schema.header, r, 'a header');
       return { kind: 'header', record: r as unknown as JsonHeaderRecord };

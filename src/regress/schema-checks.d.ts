@@ -1,7 +1,7 @@
 /**
  * The validators of each kind of trace line, generated at build time by
  * scripts/schema-checks.mjs (ajv's standalone code) from schema/event.v1.json
- * (event, lost, header) and schema/normalized.v1.json (normalized, packet).
+ * (event, lost, header, settings) and schema/normalized.v1.json (normalized, packet).
  */
 import type { ErrorObject } from 'ajv';
 
@@ -14,5 +14,6 @@ export interface SchemaCheck {
 export declare const event: SchemaCheck;
 export declare const lost: SchemaCheck;
 export declare const header: SchemaCheck;
+export declare const settings: SchemaCheck;
 export declare const normalized: SchemaCheck;
 export declare const packet: SchemaCheck;

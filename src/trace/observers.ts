@@ -23,7 +23,7 @@ import { followTopology } from './follow.js';
 import type { NameBook } from './names.js';
 import { ProbeSet } from './probes.js';
 import { type AttachedState, attachedLine } from './status.js';
-import { Topology } from './topology.js';
+import { Topology, type TopologyListener } from './topology.js';
 
 export type { ObserverOptions };
 
@@ -36,6 +36,8 @@ export interface ObserverContext {
   status(line: string): void;
   /** False once the session is stopping: attaching ends at the next step. */
   goingOn(): boolean;
+  /** What else follows the namespaces that come and go (the settings), after the families. */
+  follow?: Partial<TopologyListener>;
 }
 
 export class Observers {
@@ -172,7 +174,7 @@ export class Observers {
     if (opts.scope !== null) {
       this.topologyWatch = new Topology(opts.scope, filter.ifindex === 0, followTopology({
         counts: this.topologyCounts, names: () => this.ctx.names, nfHooksIn: (inode) => this.nf.hooksIn(inode), status: this.ctx.status,
-        families: [this.tcFamily, this.programs, this.netfilter, this.nftFamily].map((f) => f.follow ?? {}),
+        families: [...[this.tcFamily, this.programs, this.netfilter, this.nftFamily].map((f) => f.follow ?? {}), this.ctx.follow ?? {}],
       }));
       this.topologyWatch.start(kernel.namespaces);
     }

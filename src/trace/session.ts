@@ -26,6 +26,7 @@ import { type ObserverOptions, Observers } from './observers.js';
 import { RecordOrder, halves, nsSince } from './order.js';
 import { StackSymbols } from './stacks.js';
 import { releaseMemoryAfterAttach } from './memory.js';
+import { SettingsFollower } from './settings.js';
 import { topologyLine, trackingLine } from './status.js';
 import { type TcPosition, VerdictStage } from './verdicts.js';
 
@@ -68,6 +69,8 @@ export interface SessionOptions extends ObserverOptions {
   limit: number;
   /** Note where an skb's tuple changes between points (NAT, encapsulation). */
   tupleChanges: boolean;
+  /** Read the traced namespaces' settings and follow their changes (for the sinks that show them). */
+  settings?: boolean;
 }
 
 export interface SessionHooks {
@@ -80,6 +83,8 @@ export interface SessionHooks {
 export class TraceSession {
   private readonly observers: Observers;
   private readonly names: NameBook;
+  /** The traced namespaces' settings, when asked for. */
+  readonly settings: SettingsFollower | null;
   private ring: RingReader | null = null;
   private enricher: Enricher | null = null;
   private stage: VerdictStage | null = null;
@@ -106,14 +111,19 @@ export class TraceSession {
     private readonly opts: SessionOptions,
     plan: AttachPlan,
     /** Where the plan's namespaces and devices get their names from. */
-    kernel: Pick<KernelView, 'namespaces'>,
+    private readonly kernel: Pick<KernelView, 'namespaces'>,
     private readonly filter: ActiveFilter,
     private readonly sinks: Sink[],
     private readonly hooks: SessionHooks,
   ) {
     this.names = NameBook.of(kernel.namespaces);
+    this.settings = opts.settings ? new SettingsFollower(() => this.startWallNs + this.sinceStartNs(),
+      (n) => {
+        for (const s of sinks) s.settings?.(n);
+      }, hooks.status) : null;
     this.observers = new Observers({
       plan, kernel, filter, opts, names: this.names, status: hooks.status, goingOn: () => this.stopReason === null,
+      follow: this.settings?.follow,
     });
   }
 
@@ -129,12 +139,17 @@ export class TraceSession {
     let attachMs = 0;
     try {
       const o = this.observers;
+      // Read before anything is attached: they apply from before the first event.
+      for (const { netns } of this.kernel.namespaces) this.settings?.add(netns);
       await o.attach();
       attachMs = performance.now() - t0;
       for (const d of o.probes.degraded) this.hooks.status(`pktpath: ${d}`);
       if (this.stopReason === null) {
         this.hooks.status(o.attachedLine(attachMs));
         this.hooks.attached?.(o.notObserved);
+        // After the header the attached hook writes.
+        this.settings?.release();
+        this.settings?.start();
       } else {
         this.hooks.status(`pktpath: stopped while attaching (${this.stopReason}): ${o.linkCount()} links made, all released`);
       }
@@ -158,6 +173,7 @@ export class TraceSession {
       }
     } finally {
       this.stopReading();
+      this.settings?.close();
       this.ring?.close();
       await this.observers.close();
       await Promise.allSettled(this.sinks.map((s) => s.close()));

@@ -20,7 +20,12 @@ const dir = mkdtempSync(join(tmpdir(), 'pktpath-show-'));
 const recording = join(dir, 'trace.jsonl');
 const bare = join(dir, 'bare.jsonl');
 let live = '';
+/** The recording's events; `lines`: every record of it (the namespaces' settings too). */
 let records: JsonRecord[] = [];
+let lines: Array<JsonRecord & { type?: string }> = [];
+/** A JSON output's events: the settings records pass whatever the filter (they are no events). */
+const eventsOf = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonRecord & { type?: string })
+  .filter((r) => r.type === undefined);
 const COLUMNS = ['--output-tuple', '--output-meta', '--color', 'never'];
 
 /** pktpath narrowed to `netns` until `traffic` is done; its stdout. */
@@ -47,10 +52,12 @@ before(async () => {
   const { a, b } = twoHosts(lab);
   const ping = () => lab.exec(a, ['ping', '-c', '3', '-i', '0.2', '-W', '2', '192.0.2.2']);
   live = await trace(b, [...COLUMNS, '--output-json-file', recording, '--output-packet'], ping);
-  records = readFileSync(recording, 'utf8').trim().split('\n').map((l) => {
+  lines = readFileSync(recording, 'utf8').trim().split('\n').map((l) => {
     assert.equal(validateJsonLine(l), null, l);
     return JSON.parse(l) as JsonRecord;
   });
+  records = lines.filter((r) => r.type === undefined);
+  assert.ok(lines.some((r) => r.type === 'settings'), 'the recording holds the traced namespace\'s settings');
   await trace(b, ['--output-json', '--output-file', bare], ping);
 });
 after(() => {
@@ -72,20 +79,22 @@ test('the recording rendered as text is the live text of the same run', () => {
 test('JSON again: the same records, field for field; with a filter, the ones it selects', () => {
   const all = show([recording, '--output-json']);
   assert.equal(all.code, 0, all.stderr);
-  assert.deepEqual(all.stdout.trim().split('\n').map((l) => JSON.parse(l)), records);
+  assert.deepEqual(all.stdout.trim().split('\n').map((l) => JSON.parse(l)), lines);
   const replies = show([recording, '--output-json', 'icmp[icmptype] == icmp-echoreply']);
-  const got = replies.stdout.trim().split('\n').map((l) => JSON.parse(l) as JsonRecord);
+  const got = eventsOf(replies.stdout);
+  assert.deepEqual(replies.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type?: string }).filter((r) => r.type === 'settings'),
+    lines.filter((r) => r.type === 'settings'));
   const want = records.filter((e) => e.tuple?.saddr === '192.0.2.2' && e.tuple.proto === 'icmp');
   assert.ok(want.length >= 3, 'the replies were traced');
   assert.deepEqual(got, want);
 });
 
 test('without packet bytes the tuple decides: host and protocol filters on a bare recording', () => {
-  const bareRecords = readFileSync(bare, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as JsonRecord);
+  const bareRecords = eventsOf(readFileSync(bare, 'utf8'));
   assert.ok(bareRecords.every((e) => e.packet === undefined));
   const r = show([bare, '--output-json', '--filter-src-ip', '192.0.2.2', '--filter-proto', 'icmp']);
   assert.equal(r.code, 0, r.stderr);
-  const got = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as JsonRecord);
+  const got = eventsOf(r.stdout);
   const want = bareRecords.filter((e) => e.tuple?.saddr === '192.0.2.2' && e.tuple.proto === 'icmp');
   assert.ok(want.length >= 3);
   assert.deepEqual(got, want);
@@ -120,10 +129,10 @@ test('--output-pcap from the recording: tshark reads every captured packet, with
 
 test('the other filters and the limit on recorded events', () => {
   const points = show([recording, '--output-json', '--filter-func', '^tc:', '--output-limit-lines', '2']);
-  const got = points.stdout.trim().split('\n').map((l) => JSON.parse(l) as JsonRecord);
+  const got = eventsOf(points.stdout);
   assert.deepEqual(got, records.filter((e) => e.func.startsWith('tc:')).slice(0, 2));
   const none = show([recording, '--output-json', '--filter-ifname', 'nope0']);
-  assert.equal(none.stdout, '');
+  assert.deepEqual(eventsOf(none.stdout), []);
   assert.match(none.stderr, /0 of \d+ events shown/);
 });
 

@@ -335,6 +335,7 @@ test('the inventory reads per namespace and validates against its schema', () =>
         tables: [{ family: 'inet', name: 'cni' }],
         baseChains: [{ family: 'inet', table: 'cni', name: 'forward', handle: 1, type: 'filter', hook: 'forward', priority: 0, policy: 'accept', devices: [] }],
       },
+      settings: null,
       errors: [],
     }],
     netfilter: [{ ...prog(600, 'pktpath_nf'), type: 'netfilter', own: true, linkId: 11, family: 'ipv4', hook: 'local_in', priority: -199 }],

@@ -345,3 +345,21 @@ test('a reply at the address of a packet whose free the trace did not see is ano
   assert.deepEqual(copy?.first, { proto: 'icmp', saddr: '192.0.2.2', sport: '0', daddr: '192.0.2.1', dport: '0', ported: false });
   assert.equal(out.find((j) => j.end.how === 'dropped')?.first?.saddr, '192.0.2.2');
 });
+
+test('settings records in a trace are read and left out of its normalised form', async () => {
+  const settings = {
+    v: 1, type: 'settings', time: '2026-01-01T00:00:00.000000000Z', netns: 4026532001, netns_name: 'a',
+    ipv4: { forwarding: 0, conf: { all: { forwarding: 0, rp_filter: 2 } } },
+    devices: [{ ifindex: 2, name: 'veth-a', mtu: 1500, up: true, kind: 'veth', addresses: ['192.0.2.1/24'], lladdr: null }],
+    routes: [], rules: [],
+  };
+  const records = handshake(40001, 0x10);
+  const plain = writeTrace(records);
+  const withSettings = writeTrace([settings, ...records.slice(0, 3), { ...settings, time: '2026-01-01T00:00:00.500000000Z' }, ...records.slice(3)]);
+  try {
+    assert.deepEqual(await normalizeFile(withSettings.file, defaults, []), await normalizeFile(plain.file, defaults, []));
+  } finally {
+    plain.done();
+    withSettings.done();
+  }
+});
