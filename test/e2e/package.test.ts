@@ -123,13 +123,14 @@ test('a trace of a ping between two namespaces: the echo request arrives in the 
   assert.ok(events.every((e) => e.netns_name === nsB), 'an event outside the namespace pktpath was narrowed to');
 });
 
-test('record around a ping, then show of the recording, both installed', async () => {
+test('record around a ping (its header naming the node), then show of the recording, both installed', async () => {
   const out = join(dir, 'ping.jsonl');
-  const rec = await runInstalled(['record', '--out', out, '--filter-netns', nsB, '--filter-ip', DST, '--',
+  const rec = await runInstalled(['record', '--out', out, '--node', 'pk31-node.example', '--filter-netns', nsB, '--filter-ip', DST, '--',
     'ip', 'netns', 'exec', nsA, 'ping', '-c', '2', '-i', '0.2', '-W', '2', DST]);
   assert.equal(rec.code, 0, rec.stderr);
   const records = parseLines(readFileSync(out, 'utf8'));
   assert.equal((records[0] as { type?: string }).type, 'header');
+  assert.equal((records[0] as { node?: string }).node, 'pk31-node.example');
   const events = records.filter((e) => (e as { type?: string }).type === undefined);
   assert.ok(events.some((e) => e.tuple?.saddr === SRC && e.func === 'netif_receive_skb'), 'the recording holds the echo requests');
   const shown = await runInstalled(['show', out, '--output-tuple', '--color', 'never']);
