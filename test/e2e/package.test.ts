@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type SpawnOptions, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
@@ -28,21 +28,25 @@ const SRC = '203.0.113.31';
 const DST = '203.0.113.32';
 /** What pktpath runs (trace, record, demo's lab) beside node: no clang, llvm or bpftool among them. */
 const RUNTIME_COMMANDS = ['node', 'ip', 'ping', 'tc', 'nft', 'unshare', 'sh'];
-/** In a mount namespace of its own: the repository covered, the install read-only, then the command. */
+/**
+ * In a mount namespace of its own: the repository covered, the install read-only, the files named
+ * before `--` (shared libraries) emptied, then the command.
+ */
 const HIDE_AND_RUN = '/usr/bin/mount -t tmpfs pk31 "$1" && /usr/bin/mount --bind "$2" "$2" && ' +
-  '/usr/bin/mount -o remount,bind,ro "$2" && shift 2 && exec "$@"';
+  '/usr/bin/mount -o remount,bind,ro "$2" && shift 2 && ' +
+  'while [ "$1" != -- ]; do /usr/bin/mount --bind /dev/null "$1" || exit 99; shift; done; shift; exec "$@"';
 let nsA = '';
 let nsB = '';
 
 /** The installed pktpath with `args`, from `dir`, with PATH the links only and nothing else of this environment. */
-function installed(args: string[], opts: SpawnOptions = {}) {
-  return spawn('/usr/bin/unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', HIDE_AND_RUN, 'sh', root, prefix, installedBin, ...args],
-    { cwd: dir, env: { PATH: pathDir }, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+function installed(args: string[], opts: SpawnOptions = {}, missing: string[] = []) {
+  return spawn('/usr/bin/unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', HIDE_AND_RUN, 'sh', root, prefix, ...missing, '--',
+    installedBin, ...args], { cwd: dir, env: { PATH: pathDir }, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 }
 
-/** Runs `args` to the end: exit code and what it wrote. */
-function runInstalled(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = installed(args);
+/** Runs `args` to the end (without the libraries `missing`): exit code and what it wrote. */
+function runInstalled(args: string[], missing: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = installed(args, {}, missing);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -137,4 +141,30 @@ test('record around a ping (its header naming the node), then show of the record
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, new RegExp(`${SRC.replaceAll('.', '\\.')}->${DST.replaceAll('.', '\\.')}\\(icmp\\)`));
   assert.match(shown.stderr, new RegExp(`pktpath: ${events.length} of ${events.length} events shown`));
+});
+
+/** Where the dynamic linker finds `soname` (ldconfig's cache). */
+function libraryPath(soname: string): string {
+  const line = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).split('\n').find((l) => l.trim().startsWith(`${soname} `));
+  assert.ok(line, `${soname} is not installed`);
+  return realpathSync(line.split(' => ')[1]!.trim());
+}
+
+test('a runtime library missing: one line naming its Debian and Fedora packages', async () => {
+  // libbpf: nothing runs (exit 1); libpcap: a filter expression cannot be compiled (exit 1); libnftables: the
+  // inventory goes on without nft's chains (exit 0).
+  const cases: [string, string[], number, RegExp][] = [
+    ['libbpf.so.1', ['doctor'], 1, /install libbpf1 \(Debian, Ubuntu\) or libbpf \(Fedora\)/],
+    ['libpcap.so.0.8', ['--filter-netns', nsB, 'icmp'], 1, /install libpcap0\.8 \(Debian, Ubuntu\) or libpcap \(Fedora\)/],
+    ['libnftables.so.1', ['datapath', '--filter-netns', nsB], 0, /install libnftables1 \(Debian, Ubuntu\) or nftables \(Fedora\)/],
+  ];
+  for (const [soname, args, code, packages] of cases) {
+    const r = await runInstalled(args, [libraryPath(soname)]);
+    assert.equal(r.code, code, `${soname}: ${r.stderr}`);
+    const lines = (r.stdout + r.stderr).split('\n').filter((l) => l.includes(soname));
+    assert.equal(lines.length, 1, `${soname}: one line, not:\n${r.stdout}${r.stderr}`);
+    assert.match(lines[0]!, new RegExp(`cannot load .*${soname.replaceAll('.', '\\.')}.*${packages.source}`));
+  }
+  const noBpf = await runInstalled(['doctor'], [libraryPath('libbpf.so.1')]);
+  assert.equal(noBpf.stderr.trim().split('\n').length, 1, `libbpf: one line, no stack:\n${noBpf.stderr}`);
 });
