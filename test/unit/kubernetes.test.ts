@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -143,4 +144,20 @@ test('the one-shot Job: one node by nodeName, its filter and seconds from the Co
   assert.deepEqual(refs.map((r) => r.name), refs.map(() => (config!.object.metadata as Obj).name));
   assert.deepEqual(refs.map((r) => r.key).sort(), keys);
   for (const v of ['$(TRACE_SECONDS)', '$(TRACE_FILTER)']) assert.ok(pod.containers[0]!.args!.includes(v), v);
+});
+
+test('trace-nodes.sh refuses what it would pass to sed or kubectl unchecked, before calling kubectl', () => {
+  const script = join(DIR, 'trace-nodes.sh');
+  // PATH without kubectl: a call to it would exit 127.
+  const run = (...args: string[]) => spawnSync('/bin/bash', [script, ...args], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+  for (const [args, message] of [
+    [['30', 'host 192.0.2.1'], /usage: .*SECONDS 'TCPDUMP EXPRESSION' NODE/],
+    [['30s', 'host 192.0.2.1', 'node-a'], /SECONDS must be a whole number/],
+    [['30', 'host 192.0.2.1', 'node-a', 'x/e'], /'x\/e' is not a node name/],
+    [['30', 'host 192.0.2.1', 'Node_A'], /'Node_A' is not a node name/],
+  ] as const) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
 });
