@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 out=probes/build
 mkdir -p "$out"
 CLANG=${CLANG:-clang-19}
+STRIP=${STRIP:-llvm-strip-19}
 if [ ! -s "$out/vmlinux.h" ]; then
   bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$out/vmlinux.h.tmp"
   mv "$out/vmlinux.h.tmp" "$out/vmlinux.h"
@@ -16,6 +17,9 @@ build() {
   shift 2
   if [ ! -e "$obj" ] || [ -n "$(find "$src" probes/include -newer "$obj" 2>/dev/null | head -n1)" ]; then
     "$CLANG" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I"$out" -Iprobes "$@" -c "$src" -o "$obj"
+    # -g is for BTF (CO-RE relocations, line info): the DWARF beside it is read by nothing and was
+    # half of each object, and of the package that ships them.
+    "$STRIP" -g "$obj"
   fi
 }
 

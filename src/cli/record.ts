@@ -12,12 +12,14 @@ import type { TraceSession } from '../trace/session.js';
 import { type RawOptions, buildConfig } from './trace-config.js';
 import { commandEnvironment, diesWithPktpath, unrunnable } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
+import { nodeName } from './node-name.js';
 import { prepareTrace, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
 
 export interface RecordOptions extends RawOptions {
   out?: string;
   drain?: string;
+  node?: string;
 }
 
 /** Exit statuses of a command that cannot be found, or found but not run, as a shell gives them. */
@@ -45,6 +47,7 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   const drainMs = parseCount('--drain', opts.drain ?? '250');
   const { expression, command } = splitCommand(operands, argv);
   const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
+  const node = nodeName(opts.node);
   requirePrivileges();
   const say = (line: string) => process.stderr.write(`${line}\n`);
   // A command that cannot run is told before anything is attached or written, with the shell's status.
@@ -71,7 +74,7 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
     const summary = await runTrace(cfg, prepared, {
       say,
       fileFlag: '--out',
-      header: (notObserved) => traceHeader(prepared, argv.slice(2), command, notObserved),
+      header: (notObserved) => traceHeader(prepared, argv.slice(2), command, notObserved, node),
       started: (s) => (session = s),
       attached: () => {
         const run = diesWithPktpath(command);

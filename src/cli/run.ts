@@ -116,13 +116,14 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
 }
 
 /** The record a recorded trace starts with: what made it. */
-export function traceHeader(prepared: Prepared, argv: string[], command: string[] | null, notObserved: string[]): JsonHeaderRecord {
+export function traceHeader(prepared: Prepared, argv: string[], command: string[] | null, notObserved: string[], node: string): JsonHeaderRecord {
   const self = currentNetns().inode;
   return {
     v: JSON_SCHEMA_VERSION,
     type: 'header',
     pktpath: VERSION,
     kernel: kernelRelease(),
+    node,
     time: formatTime(BigInt(Date.now()) * 1_000_000n),
     argv,
     command,

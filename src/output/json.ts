@@ -88,6 +88,8 @@ export interface JsonHeaderRecord {
   pktpath: string;
   /** The kernel, as `uname -srm` would say. */
   kernel: string;
+  /** The node the trace was made on (`--node`, else the host name); absent in traces of older versions. */
+  node?: string;
   time: string;
   /** pktpath's own arguments. */
   argv: string[];

@@ -7,12 +7,13 @@
  */
 import koffi from 'koffi';
 import { c } from './libc.js';
+import { loadLibrary } from './library.js';
 import { type Ptr, cString } from './memory.js';
 
 /** What an asynchronous call that could not be made returns. */
 const EIO = 5;
 
-const libbpfSo = koffi.load('libbpf.so.1');
+const libbpfSo = loadLibrary('libbpf', 'libbpf.so.1', { debian: 'libbpf1', fedora: 'libbpf' });
 
 koffi.opaque('bpf_object');
 koffi.opaque('bpf_program');

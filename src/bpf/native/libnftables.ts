@@ -1,6 +1,6 @@
 /** libnftables (libnftables.so.1), bound with koffi on first use: only --output-nft and the inventory need it. */
 import koffi from 'koffi';
-import { loadOptional } from './optional.js';
+import { loadLibrary } from './library.js';
 
 /**
  * libnftables (the library behind `nft`): nft commands run in the network
@@ -25,7 +25,7 @@ let nftLib: Libnftables | null = null;
 /** Binds libnftables on first use: only --output-nft and the inventory need it. */
 export function libnftables(): Libnftables {
   if (nftLib) return nftLib;
-  const so = loadOptional('libnftables', 'libnftables.so.1', 'libnftables1');
+  const so = loadLibrary('libnftables', 'libnftables.so.1', { debian: 'libnftables1', fedora: 'nftables' });
   koffi.opaque('nft_ctx');
   const ctxNew = so.func('nft_ctx *nft_ctx_new(uint32_t flags)');
   const ctxFree = so.func('void nft_ctx_free(nft_ctx *ctx)');

@@ -3,7 +3,7 @@
  * filter expression need it.
  */
 import koffi from 'koffi';
-import { loadOptional } from './optional.js';
+import { loadLibrary } from './library.js';
 
 /** libpcap: compile a tcpdump expression; run classic BPF with libpcap's own interpreter. */
 export interface Libpcap {
@@ -26,7 +26,7 @@ let pcapLib: Libpcap | null = null;
 /** Binds libpcap on first use: only runs with a filter expression need it. */
 export function libpcap(): Libpcap {
   if (pcapLib) return pcapLib;
-  const so = loadOptional('libpcap', 'libpcap.so.0.8', 'libpcap0.8');
+  const so = loadLibrary('libpcap', 'libpcap.so.0.8', { debian: 'libpcap0.8', fedora: 'libpcap' });
   koffi.opaque('pcap_t');
   const Insn = koffi.struct('pktpath_bpf_insn', { code: 'uint16_t', jt: 'uint8_t', jf: 'uint8_t', k: 'uint32_t' });
   koffi.struct('pktpath_bpf_program', { bf_len: 'uint32_t', bf_insns: 'void *' });
