@@ -86,15 +86,13 @@ function flowOfPaths(n: number, changed: boolean): Normalized {
   return { header: { v: 1, type: 'normalized', kernel: null, command: null, vars: [], packets: n, lost: 0 }, packets };
 }
 
-test('diff of one flow of 30,000 distinct paths a side, each changed: every change named, in seconds', () => {
+// How long it takes is bench/regress.ts's to say, not a test's.
+test('diff of one flow of 30,000 distinct paths a side, each changed: every change named', () => {
   const n = 30_000;
-  const t0 = performance.now();
   const r = diffTraces(flowOfPaths(n, false), flowOfPaths(n, true));
-  const seconds = (performance.now() - t0) / 1000;
   // Each path paired with its changed self: a hop added (odd), a hop removed and one added (even).
   const count = (kind: string) => r.changes.filter((c) => c.kind === kind).length;
   assert.equal(count('hop-added'), n);
   assert.equal(count('hop-removed'), n / 2);
   assert.equal(r.changes.length, n * 1.5);
-  assert.ok(seconds < 5, `${seconds.toFixed(1)} s`);
 });
