@@ -21,6 +21,7 @@ import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
 import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
+import type { PodCatalog } from '../kernel/pods.js';
 import { TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
 import { RecordOrder, halves, nsSince } from './order.js';
@@ -68,6 +69,8 @@ export interface SessionOptions extends ObserverOptions {
   limit: number;
   /** Note where an skb's tuple changes between points (NAT, encapsulation). */
   tupleChanges: boolean;
+  /** The node's pods, to name namespaces by (asked again as namespaces appear); null: none. */
+  pods?: PodCatalog | null;
 }
 
 export interface SessionHooks {
@@ -100,6 +103,8 @@ export class TraceSession {
   private readonly startMonoNs = process.hrtime.bigint();
   /** The start as a record's time is read against it (./order.ts). */
   private readonly start = halves(this.startMonoNs);
+  /** Whether a record's namespace is wanted, when the probes cannot tell (filter.only); null: every one is. */
+  private keepNetns: ((inode: number) => boolean) | null = null;
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
@@ -115,6 +120,17 @@ export class TraceSession {
     this.observers = new Observers({
       plan, kernel, filter, opts, names: this.names, status: hooks.status, goingOn: () => this.stopReason === null,
     });
+    const pods = opts.pods;
+    if (pods) {
+      this.names.setPods(pods.pods);
+      // A pod the runtime named since: its name from now on, and (--filter-pod) its namespace followed at the next tick.
+      pods.onChange(() => {
+        this.names.setPods(pods.pods);
+        this.observers.topology?.touch();
+      });
+    }
+    // Several namespaces or pods: the probes keep any namespace, user space keeps those followed.
+    if (filter.only !== null) this.keepNetns = (inode) => this.observers.topology?.watches(inode) ?? false;
   }
 
   /** Ends the session; safe to call any number of times, from signal handlers too. */
@@ -210,7 +226,10 @@ export class TraceSession {
 
   private followTopology(): void {
     try {
+      const appeared = this.observers.topology?.pending === true;
       this.observers.topology?.tick();
+      // A namespace named or gone under /run/netns: a pod's, perhaps; the runtime says whose.
+      if (appeared) void this.opts.pods?.refresh();
       // A namespace added or gone while the reader sleeps: its monitor too.
       if (this.poller?.sleeping) this.poller.watch(this.pollFds());
     } catch (e) {
@@ -284,6 +303,7 @@ export class TraceSession {
     if (limit > 0 && this.counts.events >= limit) return;
     const raw = decodeEvent(view, bytes, at, SECTION_DECODERS);
     if (!raw) return;
+    if (this.keepNetns !== null && !this.keepNetns(raw.netns)) return;
     const e = this.enricher!.enrich(raw);
     const position = this.observers.points[raw.pointId]?.position ?? null;
     if (this.batch !== null) {
