@@ -117,8 +117,12 @@ export class CriClient {
     });
   }
 
-  /** The ready pod sandboxes, each with its network namespace and containers; sandboxes that fail a check are counted in `refused`. */
-  async pods(): Promise<{ pods: Pod[]; refused: number }> {
+  /**
+   * The ready pod sandboxes, each with its network namespace and containers;
+   * sandboxes that fail a check are counted in `refused`. Those in `known` (by
+   * sandbox id) are taken as they were: a list is one call, a new pod three.
+   */
+  async pods(known: ReadonlyMap<string, Pod> = new Map()): Promise<{ pods: Pod[]; refused: number }> {
     type Meta = { name: string; uid: string; namespace: string };
     const list = await this.call<{ items: Array<{ id: string; metadata: Meta | null; state: string }> }>('ListPodSandbox',
       { filter: { state: { state: 'SANDBOX_READY' } } });
@@ -128,6 +132,11 @@ export class CriClient {
       const m = s.metadata;
       if (!m || !SANDBOX_ID.test(s.id) || !isDns1123Label(m.namespace) || !isDns1123Subdomain(m.name) || !UID.test(m.uid)) {
         refused++;
+        continue;
+      }
+      const had = known.get(s.id);
+      if (had) {
+        pods.push(had);
         continue;
       }
       const status = await this.call<{ info: Record<string, string> }>('PodSandboxStatus', { podSandboxId: s.id, verbose: true });

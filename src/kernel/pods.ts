@@ -88,7 +88,7 @@ export class PodCatalog {
   private async ask(): Promise<void> {
     let answer;
     try {
-      answer = await this.client!.pods();
+      answer = await this.client!.pods(new Map([...this.byInode.values()].map((p) => [p.sandboxId, p])));
     } catch (e) {
       this.fail((e as Error).message);
       return;

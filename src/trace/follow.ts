@@ -25,10 +25,8 @@ export interface FollowContext {
 export function followTopology(ctx: FollowContext): TopologyListener {
   const { counts, families } = ctx;
   /** A pod's namespace by the pod's name too, when the runtime has named it. */
-  const label = (netns: Netns): string => {
-    const pod = ctx.names().podOf(netns.inode);
-    return pod ? `${netnsName(netns)} (pod ${pod.namespace}/${pod.name})` : String(netnsName(netns));
-  };
+  const label = (netns: Netns, pod = ctx.names().podOf(netns.inode)): string =>
+    pod ? `${netnsName(netns)} (pod ${pod.namespace}/${pod.name})` : String(netnsName(netns));
   return {
     namespaceAdded: (netns, ifaces, rtnl) => {
       const t0 = performance.now();
@@ -41,7 +39,7 @@ export function followTopology(ctx: FollowContext): TopologyListener {
     namespaceRemoved: (netns) => {
       counts.namespacesRemoved++;
       for (const f of families) f.namespaceRemoved?.(netns);
-      ctx.status(`pktpath: netns ${label(netns)} went away: its observers are released`);
+      ctx.status(`pktpath: netns ${label(netns, ctx.names().podLeaving(netns.inode))} went away: its observers are released`);
     },
     deviceAdded: (netns, iface, rtnl) => {
       counts.devicesAdded++;

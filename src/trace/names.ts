@@ -23,6 +23,8 @@ export class NameBook {
   private readonly netns = new Map<number, string>();
   private readonly ifaces = new Map<number, Map<number, string>>();
   private pods = new Map<number, PodRef>();
+  /** Pods the runtime no longer lists whose namespace may still be followed: named when it goes. */
+  private readonly formerPods = new Map<number, PodRef>();
   /**
    * Changed by every change of a name: a remembered lookup is good for the
    * version it was made in. Each record asks for its namespace and device,
@@ -55,8 +57,17 @@ export class NameBook {
 
   /** The pods by the inode of their namespace (the container runtime's latest answer). */
   setPods(pods: ReadonlyArray<PodRef & { netns: number }>): void {
-    this.pods = new Map(pods.map((p) => [p.netns, { namespace: p.namespace, name: p.name, uid: p.uid }]));
+    const next = new Map(pods.map((p) => [p.netns, { namespace: p.namespace, name: p.name, uid: p.uid }]));
+    for (const [inode, pod] of this.pods) if (!next.has(inode)) this.formerPods.set(inode, pod);
+    this.pods = next;
     this.version++;
+  }
+
+  /** The pod a namespace belongs or belonged to (for the line that says it went away), and forgets the latter. */
+  podLeaving(inode: number): PodRef | null {
+    const pod = this.pods.get(inode) ?? this.formerPods.get(inode) ?? null;
+    this.formerPods.delete(inode);
+    return pod;
   }
 
   podOf(inode: number): PodRef | null {

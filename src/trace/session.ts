@@ -60,6 +60,8 @@ export const RECORDS_PER_TURN = 8192;
 const LOST_CHECK_MS = 250;
 /** How often namespaces, devices and tc chains are looked at again (a change shows within this, plus attaching). */
 const TOPOLOGY_MS = 250;
+/** How often the container runtime is asked for its pods besides when namespaces come and go (one list call). */
+const PODS_MS = 1000;
 
 /** What a session is asked to do beyond where to attach. */
 export interface SessionOptions extends ObserverOptions {
@@ -105,6 +107,7 @@ export class TraceSession {
   private readonly start = halves(this.startMonoNs);
   /** Whether a record's namespace is wanted, when the probes cannot tell (filter.only); null: every one is. */
   private keepNetns: ((inode: number) => boolean) | null = null;
+  private podsAskedMs = 0;
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
@@ -228,8 +231,13 @@ export class TraceSession {
     try {
       const appeared = this.observers.topology?.pending === true;
       this.observers.topology?.tick();
-      // A namespace named or gone under /run/netns: a pod's, perhaps; the runtime says whose.
-      if (appeared) void this.opts.pods?.refresh();
+      // A namespace named or gone under /run/netns: a pod's, perhaps; the runtime says whose. Its
+      // sandbox is ready a moment after its namespace is named: the runtime is asked again now and then.
+      const now = performance.now();
+      if (appeared || now - this.podsAskedMs >= PODS_MS) {
+        this.podsAskedMs = now;
+        void this.opts.pods?.refresh();
+      }
       // A namespace added or gone while the reader sleeps: its monitor too.
       if (this.poller?.sleeping) this.poller.watch(this.pollFds());
     } catch (e) {
