@@ -130,6 +130,20 @@ describe('pods by name through the CRI API', { skip: missing ?? false }, () => {
     console.log(`# web-c followed ${followedMs.toFixed(0)} ms after RunPodSandbox was called`);
   });
 
+  test('--filter-netns given twice: both namespaces, nothing of the node between them', async (t) => {
+    if (skip()) return t.skip(skip()!);
+    const a = node.pods.get('web-a')!;
+    const b = node.pods.get('web-b')!;
+    const tracer = await startTracer(['--cri-socket', node.socket, '--filter-netns', path.basename(a.netnsPath),
+      '--filter-netns', a.netnsPath.replace(path.basename(a.netnsPath), path.basename(b.netnsPath)), '--output-tuple', 'icmp']);
+    const ping = node.inPod('web-a', ['ping', '-c', '1', '-W', '2', b.ip]);
+    const { code, events, stderr } = await tracer.stop();
+    assert.equal(ping.code, 0, ping.out);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(new Set(events.map((e) => e.netns)), new Set([a.netns, b.netns]), 'the bridge in the node namespace is not traced');
+    for (const e of events) assert.equal(podOf(e)?.name, e.netns === a.netns ? 'web-a' : 'web-b');
+  });
+
   test('a runtime socket that is not one: the trace goes on by /run/netns names, said once', async (t) => {
     if (skip()) return t.skip(skip()!);
     const b = node.pods.get('web-b')!;
