@@ -31,6 +31,7 @@ after(async () => {
   assert.deepEqual(problems, [], 'the CRI node left something behind');
   assert.equal(fs.existsSync(node.dir), false);
   assert.equal(fs.existsSync(`/run/netns/${node.nodeNetns}`), false);
+  for (const pod of ['web-a', 'web-b', 'web-c']) assert.equal(node.pods.has(pod), false);
 });
 afterEach(async () => {
   assert.deepEqual(await waitNoPrograms(), [], 'programs of pktpath left loaded');

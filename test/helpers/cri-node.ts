@@ -78,6 +78,8 @@ export class CriNode {
   /** Pod namespaces ever created, for cleanup (their mounts under /run/netns). */
   private readonly netnsPaths = new Set<string>();
   readonly timings: Record<string, number> = {};
+  /** containerd 1.6 puts its shims' sockets under /run/containerd/s whatever its state dir: removed after if it made them. */
+  private readonly madeRunDir = !fs.existsSync('/run/containerd');
 
   async start(): Promise<void> {
     let t = performance.now();
@@ -104,6 +106,8 @@ export class CriNode {
       `[${cri}.cni]`, '  bin_dir = "/usr/lib/cni"', `  conf_dir = "${cni}"`,
       `[${cri}.containerd]`, '  snapshotter = "overlayfs"', '  default_runtime_name = "runc"',
       `[${cri}.containerd.runtimes.runc]`, '  runtime_type = "io.containerd.runc.v2"',
+      // runc's state beside the rest, not under /run/containerd.
+      `[${cri}.containerd.runtimes.runc.options]`, `  Root = "${this.dir}/runc"`,
       '',
     ].join('\n'));
     const log = fs.openSync(path.join(this.dir, 'containerd.log'), 'w');
@@ -218,6 +222,15 @@ export class CriNode {
     for (const m of mounts) spawnSync('umount', ['-l', m]);
     spawnSync('ip', ['netns', 'del', this.nodeNetns]);
     fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.madeRunDir) {
+      for (const d of ['/run/containerd/s', '/run/containerd']) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          if (fs.existsSync(d)) problems.push(`${d} is not empty: ${fs.readdirSync(d).join(' ')}`);
+        }
+      }
+    }
     return problems;
   }
 }
