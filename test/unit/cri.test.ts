@@ -82,3 +82,14 @@ test('no runtime socket: silent unless pods were asked for', async () => {
   assert.equal(quiet.length, 1, 'an explicit --cri-socket that is missing is said');
   assert.match(quiet[0]!, /no socket at \/nonexistent/);
 });
+
+test('--filter-pod and --filter-netns on the command line: repeatable, checked, in the order given', async () => {
+  const { buildConfig } = await import('../../src/cli/trace-config.js');
+  const cfg = buildConfig({ filterPod: ['default/web-0', ' kube-system/dns-1 '], filterNetns: ['a', 'inode:5'], criSocket: '/tmp/cri.sock' }, []);
+  assert.deepEqual(cfg.filter.pods, [{ namespace: 'default', name: 'web-0' }, { namespace: 'kube-system', name: 'dns-1' }]);
+  assert.deepEqual(cfg.filter.netns, ['a', 'inode:5']);
+  assert.equal(cfg.filter.criSocket, '/tmp/cri.sock');
+  assert.deepEqual(buildConfig({}, []).filter.netns, []);
+  assert.throws(() => buildConfig({ filterPod: ['web-0'] }, []), /--filter-pod: 'web-0' is not NAMESPACE\/NAME/);
+  assert.throws(() => buildConfig({ filterNetns: ['a', ' '] }, []), /--filter-netns: empty/);
+});
