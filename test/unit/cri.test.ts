@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CRI_DEADLINE_MS, isDns1123Label, isDns1123Subdomain, parsePodSelector, sandboxNetnsPath } from '../../src/kernel/cri.js';
+import { CRI_DEADLINE_MS, DEFAULT_CRI_SOCKETS, isDns1123Label, isDns1123Subdomain, parsePodSelector, sandboxNetnsPath } from '../../src/kernel/cri.js';
 import { PodCatalog } from '../../src/kernel/pods.js';
 import { netnsLabel } from '../../src/output/format.js';
 
@@ -75,7 +75,19 @@ test('a runtime that never answers: no pods after the deadline, said once, not a
   }
 });
 
-test('no runtime socket: silent unless pods were asked for', async () => {
+test('no runtime socket: silent unless pods were asked for', async (t) => {
+  if (DEFAULT_CRI_SOCKETS.some((s) => fs.existsSync(s))) {
+    t.diagnostic('a container runtime runs here: the default sockets are not absent');
+  } else {
+    const plain: string[] = [];
+    const none = await PodCatalog.open({ socket: null, needed: false, say: (l) => plain.push(l) });
+    assert.equal(plain.length, 0, 'a plain host hears nothing of runtimes');
+    assert.equal(none.live, false);
+    const asked: string[] = [];
+    await PodCatalog.open({ socket: null, needed: true, say: (l) => asked.push(l) });
+    assert.equal(asked.length, 1);
+    assert.match(asked[0]!, /no container runtime socket .*--cri-socket PATH/);
+  }
   const quiet: string[] = [];
   const gone = '/nonexistent/pktpath-cri.sock';
   await PodCatalog.open({ socket: gone, needed: false, say: (l) => quiet.push(l) });
