@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [clang-19]=clang-19 [llc-19]=llvm-19 [bpftool]=bpftool [ip]=iproute2 [nft]=nftables
   [iptables]=iptables [ping]=iputils-ping [tcpdump]=tcpdump [tshark]=tshark [iperf3]=iperf3 [setpriv]=util-linux
+  [containerd]=containerd
 )
 # `npm run bench` (--bench) sets bpftrace beside pktpath too.
 [ "${1:-}" = --bench ] && NEED[bpftrace]=bpftrace
@@ -16,6 +17,9 @@ for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${NEED[$cmd]}")
 done
 [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+# The pods test's node: containerd's CRI plugin runs pods on the CNI bridge (test/e2e/pods.test.ts).
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 # GNU time, for the benchmarks' peak RSS (`time` alone is the shell's keyword).
 [ -x /usr/bin/time ] || missing+=(time)
 ldconfig -p | grep -q 'libbpf.so.1 ' || missing+=(libbpf1)

@@ -26,16 +26,19 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     notes.push(...compiled.notes);
   }
   let netns = null;
-  if (f.netns !== null) {
+  const namespaces = f.netns.map((spec) => {
     try {
-      netns = resolveNetns(f.netns);
+      return resolveNetns(spec);
     } catch (e) {
       if (e instanceof NetnsNotFound) throw new UsageError(e.message);
       throw e;
     }
-  }
+  });
+  const only = namespaces.length > 1 || f.pods.length > 0 ? { namespaces, pods: f.pods } : null;
+  if (only === null && namespaces.length === 1) netns = namespaces[0]!;
   let ifindex = 0;
   if (f.ifname !== null) {
+    if (only !== null) throw new UsageError('--filter-ifname names a device in one namespace: give one --filter-netns with it, no --filter-pod');
     const where = netns ?? currentNetns();
     const iface = withNetns(where.path, listIfaces).find((i) => i.name === f.ifname);
     if (!iface) {
@@ -62,5 +65,5 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
-  return { filter: { compiled, netns, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, inner, trackSkb: f.trackSkb }, notes };
+  return { filter: { compiled, netns, only, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, inner, trackSkb: f.trackSkb }, notes };
 }

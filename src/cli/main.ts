@@ -15,7 +15,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './ex
 import { addTraceOptions } from './options.js';
 import { type KnownOptions, expandProfiles, loadProfile } from './profiles.js';
 import { addRegressCommands } from './regress.js';
-import { prepare, prepareTrace, runTrace } from './run.js';
+import { openPods, prepare, prepareTrace, runTrace } from './run.js';
 import { InputFileError } from '../regress/errors.js';
 import type { RecordOptions } from './record.js';
 import { UsageError } from './values.js';
@@ -28,15 +28,21 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 async function trace(opts: RawOptions, expression: string[]): Promise<number> {
   const cfg = buildConfig(opts, expression);
   requirePrivileges();
-  const summary = await runTrace(cfg, prepareTrace(cfg), {
-    say,
-    started: (session) => {
-      const onSignal = () => session.stop('signal');
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      process.on('SIGHUP', onSignal);
-    },
-  });
+  const pods = await openPods(cfg, say);
+  let summary;
+  try {
+    summary = await runTrace(cfg, prepareTrace(cfg, undefined, pods), {
+      say,
+      started: (session) => {
+        const onSignal = () => session.stop('signal');
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        process.on('SIGHUP', onSignal);
+      },
+    });
+  } finally {
+    pods.close();
+  }
   say(summaryLine(summary));
   if (process.stderr.isTTY) say(formatSummary(summary, { color: colorFor(cfg.output.color, true) }));
   return EXIT_OK;

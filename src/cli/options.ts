@@ -16,6 +16,9 @@ const GROUP = {
   session: 'Session:',
 } as const;
 
+/** A repeatable option's values, in the order given. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 const option = (group: string, flags: string, description: string) => new Option(flags, description).helpGroup(group);
 
 /** Rotation, pcapng and grouping: the outputs beyond pwru's set. */
@@ -51,8 +54,10 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .option('--filter-proto <proto>', 'tcp, udp, icmp, icmp6, sctp or a protocol number')
     .option('--filter-src-port <port>', 'source port')
     .option('--filter-dst-port <port>', 'destination port')
-    .option('--filter-netns <netns>', recorded ? 'only this network namespace: NAME or inode:N'
-      : 'only this network namespace: /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N')
+    .option('--filter-netns <netns>', recorded ? 'only this network namespace: NAME or inode:N (repeatable)'
+      : 'only this network namespace: /proc/PID/ns/net, /run/netns/NAME, NAME or inode:N (repeatable)', collect, [])
+    .option('--filter-pod <ns/name>', recorded ? 'only this pod\'s namespace, as the trace named it (repeatable)'
+      : 'only this Kubernetes pod\'s network namespace, named by the container runtime, followed as it comes and goes (repeatable)', collect, [])
     .option('--filter-mark <value[/mask]>', 'only packets whose skb mark matches')
     .option('--filter-ifname <name>', recorded ? 'only packets on this device' : 'only packets on this device (in --filter-netns, else in the current namespace)');
   if (live) {
@@ -79,7 +84,7 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .addOption(new Option('--timestamp <mode>', 'none, current, relative or absolute').default('none'))
     .option('--output-tcp-flags', 'print TCP flags in the tuple')
     .option('--output-ct', 'print conntrack state, status and NAT where a point knows them (netfilter hooks, tc lookups)')
-    .option('--output-netns-names', 'with --output-meta, name each namespace by its /run/netns name where it has one, not its inode')
+    .option('--output-netns-names', 'with --output-meta, name each namespace by its pod (NAMESPACE/NAME, from the container runtime) or its /run/netns name where it has one, not its inode')
     .option('--output-settings', 'print each traced namespace\'s settings that decide where packets go (forwarding, rp_filter, ' +
       'proxy_arp, ARP replies, devices, routes, rules) at the start, and a line whenever they change (JSON output carries them always)');
   if (live) {
@@ -108,6 +113,7 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .option('--profile <name>', 'start from a named option set (`pktpath profiles` lists them: drops, nat, ifdump and ~/.config/pktpath/profiles/NAME.yaml); options given here win')
     .option('--ring-size <size>', 'ring buffer size (rounded up to a power of two)', '16M')
     .option('--duration <seconds>', 'stop after this many seconds')
-    .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes');
+    .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes')
+    .option('--cri-socket <path>', 'the container runtime\'s CRI socket, which names pods (default: /run/containerd/containerd.sock, else /run/crio/crio.sock)');
   return cmd.optionsGroup('Options:');
 }

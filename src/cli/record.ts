@@ -13,7 +13,7 @@ import { type RawOptions, buildConfig } from './trace-config.js';
 import { commandEnvironment, diesWithPktpath, unrunnable } from './environment.js';
 import { EXIT_FAILURE, requirePrivileges } from './exit.js';
 import { nodeName } from './node-name.js';
-import { prepareTrace, runTrace, traceHeader } from './run.js';
+import { openPods, prepareTrace, runTrace, traceHeader } from './run.js';
 import { UsageError, parseCount } from './values.js';
 
 export interface RecordOptions extends RawOptions {
@@ -56,7 +56,8 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
     say(`pktpath: ${command[0]}: ${cannot.why}`);
     return cannot.status;
   }
-  const prepared = prepareTrace(cfg);
+  const pods = await openPods(cfg, say);
+  const prepared = prepareTrace(cfg, undefined, pods);
 
   let session: TraceSession | null = null;
   let child: ChildProcess | null = null;
@@ -101,5 +102,6 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   } finally {
     for (const [sig, fn] of handlers) process.off(sig, fn);
     if (running()) child!.kill('SIGKILL');
+    pods.close();
   }
 }

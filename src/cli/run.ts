@@ -6,7 +6,8 @@
 import { useKernelBtf } from '../bpf/btf/vmlinux.js';
 import { InputFileRefused } from '../bpf/input-file.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
-import { type Netns, currentNetns } from '../kernel/netns.js';
+import { type Netns, currentNetns, namedNetns } from '../kernel/netns.js';
+import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
@@ -37,6 +38,17 @@ export interface Prepared {
   plan: ProbePlan;
   /** The namespaces a live trace follows. */
   scope: () => Netns[];
+  /** The pods of this node, when a container runtime answers. */
+  pods: PodCatalog | null;
+}
+
+/**
+ * The container runtime's pods, asked before the plan: --filter-pod needs
+ * them, and names are better with them. A node without a runtime socket hears
+ * nothing of it unless --filter-pod was given.
+ */
+export function openPods(cfg: TraceConfig, say: (line: string) => void): Promise<PodCatalog> {
+  return PodCatalog.open({ socket: cfg.filter.criSocket, needed: cfg.filter.pods.length > 0, say: (line) => say(escapeMessage(line)) });
 }
 
 /**
@@ -44,12 +56,12 @@ export interface Prepared {
  * before anything is attached. `only` narrows the namespaces considered (the demo's own).
  */
 /** prepare() for a trace that runs next: the kernel's symbols are read on a thread of their own meanwhile. */
-export function prepareTrace(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
+export function prepareTrace(cfg: TraceConfig, only?: (netnsName: string) => boolean, pods: PodCatalog | null = null): Prepared {
   readKernelSymbolsAhead();
-  return prepare(cfg, only);
+  return prepare(cfg, only, pods);
 }
 
-export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean): Prepared {
+export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean, pods: PodCatalog | null = null): Prepared {
   if (cfg.kernelBtf !== null) {
     try {
       useKernelBtf(cfg.kernelBtf);
@@ -70,7 +82,8 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
       '`pktpath doctor` shows what works');
   }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
-  const kernel = narrowView(view, filter, ifacesOf);
+  const scope = traceScope(filter, only, pods);
+  const kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);
   const plan = planProbes(cfg.attach, kernel);
   if (cfg.attach.filterFunc !== null && planPointNames(plan).length === 0 && plan.template.tcDirections.length === 0 &&
       plan.template.netfilter.length === 0) {
@@ -82,11 +95,32 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean)
     plan.notes.push(`--output-nft: nftables' bpf match cannot be given this expression (${XT_BPF_MAX_INSNS} instructions at most, ` +
       'from the IP header): nftables traces every packet of the traced namespaces, and pktpath shows the rules of the packets it traces');
   }
-  return { filter, kernel, plan, scope: traceScope(filter, only), sections: usage(() => prepareSections(cfg.output.sectionValues)) };
+  if (filter.only && pods?.live) {
+    const absent = filter.only.pods.filter((s) => !pods.pods.some((p) => p.namespace === s.namespace && p.name === s.name));
+    if (absent.length > 0) plan.notes.push(`--filter-pod: no pod ${absent.map(podLabel).join(', ')} on this node yet: traced once the runtime runs it`);
+  }
+  return { filter, kernel, plan, scope, pods, sections: usage(() => prepareSections(cfg.output.sectionValues)) };
 }
 
-/** The namespaces a live trace follows: --filter-netns's, else pktpath's own and every named one (narrowed by `only`). */
-export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => boolean): () => Netns[] {
+/**
+ * The namespaces a live trace follows: --filter-netns's and --filter-pod's
+ * (the pods' as the runtime last answered), else pktpath's own and every
+ * named one (narrowed by `only`).
+ */
+export function traceScope(filter: ActiveFilter, only?: (netnsName: string) => boolean, pods: PodCatalog | null = null): () => Netns[] {
+  const selected = filter.only;
+  if (selected !== null) {
+    return () => {
+      const out = [...selected.namespaces];
+      if (selected.pods.length === 0 || pods === null) return out;
+      const named = namedNetns();
+      for (const p of pods.pods) {
+        if (!selected.pods.some((s) => s.namespace === p.namespace && s.name === p.name) || out.some((n) => n.inode === p.netns)) continue;
+        out.push(named.find((n) => n.inode === p.netns) ?? { inode: p.netns, name: '', path: p.netnsPath });
+      }
+      return out;
+    };
+  }
   const fixed = filter.netns;
   if (fixed !== null) return () => [fixed];
   return only ? () => tracedNamespaces().filter((n) => only(n.name)) : tracedNamespaces;
@@ -112,6 +146,7 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     skbMeta,
     sections: sectionMask(out.sections),
     dump: out.dump,
+    pods: null,
   };
 }
 
@@ -156,7 +191,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
     { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
   let failed: Error | null = null;
-  const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), plan, kernel, filter, sinks, {
+  const session = new TraceSession({ ...sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), pods: prepared.pods }, plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));

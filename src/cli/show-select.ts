@@ -10,8 +10,10 @@ import type { TraceEvent } from '../output/event.js';
 export interface SelectionSpec {
   /** tcpdump expression, the classic flags' included; '' for none. */
   expression: string;
-  /** A name under /run/netns as the trace recorded it, or `inode:N` / N. */
-  netns: string | null;
+  /** Names under /run/netns as the trace recorded them, or `inode:N` / N; empty for any. */
+  netns: readonly string[];
+  /** Pods (NAMESPACE/NAME) as the trace recorded them; with netns, an event in any of them passes. */
+  pods: ReadonlyArray<{ namespace: string; name: string }>;
   ifname: string | null;
   mark: { value: number; mask: number } | null;
   func: RegExp | null;
@@ -55,7 +57,10 @@ export function compileSelection(spec: SelectionSpec): Selection {
     const re = spec.func;
     tests.push((e) => re.test(e.func));
   }
-  if (spec.netns !== null) tests.push(netnsTest(spec.netns));
+  if (spec.netns.length > 0 || spec.pods.length > 0) {
+    const where = [...spec.netns.map(netnsTest), ...spec.pods.map((p) => (e: TraceEvent) => e.pod?.namespace === p.namespace && e.pod.name === p.name)];
+    tests.push((e) => where.some((t) => t(e)));
+  }
   if (spec.ifname !== null) {
     const name = spec.ifname;
     tests.push((e) => e.ifname === name);

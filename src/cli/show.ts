@@ -27,6 +27,7 @@ export async function show(file: string, expression: string[], opts: RawOptions)
     select = compileSelection({
       expression: cfg.filter.expression,
       netns: cfg.filter.netns,
+      pods: cfg.filter.pods,
       ifname: cfg.filter.ifname,
       mark: cfg.filter.mark,
       func: cfg.attach.filterFunc,

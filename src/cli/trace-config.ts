@@ -7,6 +7,7 @@
 import { type FlagFilter, combineExpression } from '../filter/expression.js';
 import { flagsToNft } from '../filter/nft-rules.js';
 import type { NftCondition } from '../kernel/nftables.js';
+import { parsePodSelector } from '../kernel/cri.js';
 import { PORTED_NAMES, PORTED_PROTOCOLS } from '../decode/protocols.js';
 import {
   COLOR_MODES, DEFAULT_MAX_BACKUPS, GROUP_BY, type OutputConfig, type OutputFileOptions, TIMESTAMP_MODES,
@@ -24,8 +25,12 @@ import {
 export interface FilterConfig {
   /** tcpdump expression (the user's, ANDed with the classic flags'); '' for none. */
   expression: string;
-  /** --filter-netns as given: a path, a name under /run/netns, or inode:N. */
-  netns: string | null;
+  /** --filter-netns as given, each a path, a name under /run/netns, or inode:N; empty for none. */
+  netns: string[];
+  /** --filter-pod: the pods (NAMESPACE/NAME) whose namespaces are traced; empty for none. */
+  pods: Array<{ namespace: string; name: string }>;
+  /** --cri-socket: the container runtime's socket; null for the default ones. */
+  criSocket: string | null;
   /** --filter-ifname, resolved in that namespace (or pktpath's own). */
   ifname: string | null;
   mark: { value: number; mask: number } | null;
@@ -85,7 +90,9 @@ export interface RawOptions extends RawOutputFileOptions {
   backend?: string;
   /** `list --funcs` */
   funcs?: boolean;
-  filterNetns?: string;
+  filterNetns?: string[];
+  filterPod?: string[];
+  criSocket?: string;
   filterIfname?: string;
   filterMark?: string;
   filterSkbExpr?: string;
@@ -239,13 +246,24 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
   if (o.filterIfname !== undefined && !/^[^\s/]{1,15}$/.test(o.filterIfname)) {
     throw new UsageError(`--filter-ifname: '${o.filterIfname}' is not an interface name`);
   }
-  if (o.filterNetns !== undefined && o.filterNetns.trim() === '') throw new UsageError('--filter-netns: empty');
+  // A profile may give one as a string.
+  const netns = [o.filterNetns ?? []].flat().map((n) => n.trim());
+  if (netns.some((n) => n === '')) throw new UsageError('--filter-netns: empty');
+  const pods = [o.filterPod ?? []].flat().map((p) => {
+    try {
+      return parsePodSelector(p.trim());
+    } catch (e) {
+      throw new UsageError(`--filter-pod: ${(e as Error).message}`);
+    }
+  });
 
   const mark = o.filterMark !== undefined ? parseMark('--filter-mark', o.filterMark) : null;
   return {
     filter: {
       expression: combineExpression(expression, filter),
-      netns: o.filterNetns?.trim() ?? null,
+      netns,
+      pods,
+      criSocket: o.criSocket !== undefined ? nonEmptyPath('--cri-socket', o.criSocket) : null,
       ifname: o.filterIfname ?? null,
       mark,
       skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,

@@ -7,7 +7,14 @@ import type { InnerFilter } from './inner-packet.js';
 export interface ActiveFilter {
   /** The pcap filter, null when there is no expression. */
   compiled: CompiledFilter | null;
+  /** The one namespace the probes keep (--filter-netns given once, alone); null: the probes keep any. */
   netns: Netns | null;
+  /**
+   * Several namespaces or pods (--filter-netns more than once, --filter-pod):
+   * the trace follows only these and user space keeps only their events. Null
+   * when the selection is the probes' alone (none, or one namespace).
+   */
+  only: { namespaces: Netns[]; pods: Array<{ namespace: string; name: string }> } | null;
   /** The device of --filter-ifname in that namespace, 0 for any. */
   ifindex: number;
   ifname: string | null;

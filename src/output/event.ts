@@ -13,6 +13,13 @@ import type { TcVerdict } from '../decode/verdict.js';
 
 export type { CtInfo, NftEvaluation, ProbeType, TcVerdict, Tuple };
 
+/** A Kubernetes pod: its namespace, name and uid (checked as DNS-1123 names where they enter). */
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
 /**
  * One observation. The optional sections' fields (those the run asks for:
  * --output-skb-queue, ...) come from their registry (SectionFields).
@@ -29,6 +36,8 @@ export interface TraceEvent extends SectionFields {
   netns: number;
   /** Name under /run/netns, '' when it has none. */
   netnsName: string;
+  /** The pod whose network namespace this is, as the container runtime names it; null (or absent) otherwise. */
+  pod?: PodRef | null;
   mark: number;
   ifindex: number;
   /** Interface name in its namespace, '' when unknown. */

@@ -226,8 +226,9 @@ export function formatIface(ifname: string, ifindex: number): string {
   return (c.text = flat(ifname === '' ? String(ifindex) : ifname + ':' + ifindex));
 }
 
-/** The namespace as people name it: its name under /run/netns, else its inode. */
-export function netnsLabel(e: { netns: number; netnsName: string }): string {
+/** The namespace as people name it: its pod's NAMESPACE/NAME, else its name under /run/netns, else its inode. */
+export function netnsLabel(e: { netns: number; netnsName: string; pod?: { namespace: string; name: string } | null }): string {
+  if (e.pod) return e.pod.namespace + '/' + e.pod.name;
   return e.netnsName !== '' ? e.netnsName : formatDecimal(e.netns);
 }
 

@@ -76,6 +76,7 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
     stack: r.stack ?? null,
   };
   if (r.tuple_before) e.tupleBefore = tupleFromJson(r.tuple_before);
+  if (r.pod) e.pod = { namespace: r.pod.namespace, name: r.pod.name, uid: r.pod.uid };
   if (r.vlan) e.vlan = r.vlan;
   if (r.ct) e.ct = ctFromJson(r.ct);
   if (r.verdict) e.verdict = verdictFromJson(r.verdict);

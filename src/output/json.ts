@@ -16,7 +16,7 @@ import { type JsonCt, ctHash, sameCt, toJsonCt } from './ct.js';
 import { type JsonNft, toJsonNft } from './nft.js';
 import { type JsonSectionFields, hasSection, sectionsJsonText, sectionsToJson } from './sections/registry.js';
 import { type JsonVerdict, toJsonVerdict } from './verdict.js';
-import type { LostNotice, ProbeType, TraceEvent } from './event.js';
+import type { LostNotice, PodRef, ProbeType, TraceEvent } from './event.js';
 import {
   formatDecimal, formatIface, formatProcess, formatSkb, formatTime, skbDigitWords, utcFraction, utcSecondPrefix,
 } from './format.js';
@@ -50,6 +50,8 @@ export interface JsonRecord extends JsonSectionFields {
   probe: { type: ProbeType; name: string };
   drop_reason: string | null;
   caller: string | null;
+  /** The pod whose network namespace this is: present only there. */
+  pod?: PodRef;
   /** VLAN ids, outer first: present only on tagged frames. */
   vlan?: number[];
   /** Present only when the point knows the packet's conntrack state. */
@@ -137,6 +139,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
     drop_reason: e.dropReason,
     caller: e.caller,
   };
+  if (e.pod) rec.pod = { namespace: e.pod.namespace, name: e.pod.name, uid: e.pod.uid };
   if (e.vlan) rec.vlan = [...e.vlan];
   if (e.ct) rec.ct = toJsonCt(e.ct);
   if (e.verdict) rec.verdict = toJsonVerdict(e.verdict);
@@ -326,6 +329,17 @@ function ctSeg(ct: CtInfo): Uint8Array {
 
 const CLOSE = 0x7d;
 
+/** `,"pod":{…}`, kept per pod: every record of a pod's namespace carries the same one. */
+const podSegs = new WeakMap<PodRef, Uint8Array>();
+function podSeg(pod: PodRef): Uint8Array {
+  let bytes = podSegs.get(pod);
+  if (bytes === undefined) {
+    bytes = utf8(',"pod":{"namespace":' + str(pod.namespace) + ',"name":' + str(pod.name) + ',"uid":' + str(pod.uid) + '}');
+    podSegs.set(pod, bytes);
+  }
+  return bytes;
+}
+
 /**
  * Writes `jsonText(toJsonRecord(e, opts))` as bytes, built directly: the
  * generic serializer walks a fresh object per event and costs several times
@@ -342,7 +356,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e)) {
+    if (!e.pod && !e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e)) {
       enc.bytes(tail.closed);
       return;
     }
@@ -354,6 +368,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.text(tupleText(e.tuple) + (e.tupleBefore ? ',"tuple_before":' + jsonText(jsonTuple(e.tupleBefore)) : '') +
       pointText(e));
   }
+  if (e.pod) enc.bytes(podSeg(e.pod));
   if (e.vlan) enc.text(',"vlan":[' + e.vlan.join(',') + ']');
   if (e.ct) enc.bytes(ctSeg(e.ct));
   // Verdict and nft sections are rare next to the core fields: the generic path is fine here.

@@ -13,7 +13,7 @@ import type { TimestampMode } from './config.js';
 import { formatCt } from './ct.js';
 import type { LostNotice, TraceEvent } from './event.js';
 import {
-  formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, timestampWidth,
+  formatDecimal, formatEthertype, formatHex, formatIface, formatSkb, formatTimestamp, netnsLabel, timestampWidth,
   utcFraction, utcSecondPrefix,
 } from './format.js';
 import { escapeText } from './escape.js';
@@ -140,7 +140,7 @@ const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, netnsName: '
  */
 function metaSeg(e: TraceEvent, names: boolean): Uint8Array {
   const { netns, mark, ifindex, protocol, mtu } = e;
-  const netnsName = names ? e.netnsName : '';
+  const netnsName = !names ? '' : e.pod ? netnsLabel(e) : e.netnsName;
   const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
   const c = metaCols.at(h ^ (h >>> 9) ^ (h >>> 18));
   if (

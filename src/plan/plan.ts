@@ -66,11 +66,10 @@ export function tracepointPoint(name: string, params: TracepointParam[]): Tracep
  * Narrows where tc and netfilter observers go to what the filter allows: one
  * namespace (--filter-netns), one device (--filter-ifname).
  */
-export function narrowView(kernel: KernelView, only: { netns: Netns | null; ifindex: number }, ifacesOf: (n: Netns) => Iface[]): KernelView {
+export function narrowView(kernel: KernelView, only: { namespaces: readonly Netns[] | null; ifindex: number }, ifacesOf: (n: Netns) => Iface[]): KernelView {
   let namespaces = kernel.namespaces;
-  if (only.netns) {
-    const hit = namespaces.find((n) => n.netns.inode === only.netns!.inode);
-    namespaces = [hit ?? { netns: only.netns, ifaces: ifacesOf(only.netns) }];
+  if (only.namespaces) {
+    namespaces = only.namespaces.map((want) => namespaces.find((n) => n.netns.inode === want.inode) ?? { netns: want, ifaces: ifacesOf(want) });
   }
   if (only.ifindex) {
     namespaces = namespaces.slice(0, 1).map((n) => ({ ...n, ifaces: n.ifaces.filter((i) => i.ifindex === only.ifindex) }));

@@ -127,6 +127,7 @@ export class Enricher {
       comm: raw.comm,
       netns: raw.netns,
       netnsName: where.netnsName,
+      pod: where.pod,
       mark: raw.mark,
       ifindex: raw.ifindex,
       ifname: where.ifname,

@@ -9,6 +9,7 @@ import { netnsName } from './families/family.js';
 import type { NameBook } from './names.js';
 import { plural } from './status.js';
 import type { TopologyListener } from './topology.js';
+import type { Netns } from '../kernel/netns.js';
 
 /** The parts of a session the listener works on. */
 export interface FollowContext {
@@ -23,19 +24,22 @@ export interface FollowContext {
 
 export function followTopology(ctx: FollowContext): TopologyListener {
   const { counts, families } = ctx;
+  /** A pod's namespace by the pod's name too, when the runtime has named it. */
+  const label = (netns: Netns, pod = ctx.names().podOf(netns.inode)): string =>
+    pod ? `${netnsName(netns)} (pod ${pod.namespace}/${pod.name})` : String(netnsName(netns));
   return {
     namespaceAdded: (netns, ifaces, rtnl) => {
       const t0 = performance.now();
       counts.namespacesAdded++;
       ctx.names().setNamespace(netns, ifaces);
       for (const f of families) f.namespaceAdded?.(netns, ifaces, rtnl);
-      ctx.status(`pktpath: netns ${netnsName(netns)} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
+      ctx.status(`pktpath: netns ${label(netns)} appeared: tc on ${ifaces.length} ${plural(ifaces.length, 'device')}, ` +
         `netfilter at ${ctx.nfHooksIn(netns.inode)} hooks (${(performance.now() - t0).toFixed(0)} ms)`);
     },
     namespaceRemoved: (netns) => {
       counts.namespacesRemoved++;
       for (const f of families) f.namespaceRemoved?.(netns);
-      ctx.status(`pktpath: netns ${netnsName(netns)} went away: its observers are released`);
+      ctx.status(`pktpath: netns ${label(netns, ctx.names().podLeaving(netns.inode))} went away: its observers are released`);
     },
     deviceAdded: (netns, iface, rtnl) => {
       counts.devicesAdded++;

@@ -4,11 +4,13 @@
  */
 import { SlotCache } from '../decode/cache.js';
 import type { Iface, Netns } from '../kernel/netns.js';
+import type { PodRef } from '../output/event.js';
 
-/** A namespace's name and a device's in it ('' where either has none). */
+/** A namespace's name and a device's in it ('' where either has none), and the pod that holds the namespace. */
 export interface Where {
   netnsName: string;
   ifname: string;
+  pod: PodRef | null;
 }
 
 interface RecentWhere extends Where {
@@ -20,13 +22,16 @@ interface RecentWhere extends Where {
 export class NameBook {
   private readonly netns = new Map<number, string>();
   private readonly ifaces = new Map<number, Map<number, string>>();
+  private pods = new Map<number, PodRef>();
+  /** Pods the runtime no longer lists whose namespace may still be followed: named when it goes. */
+  private readonly formerPods = new Map<number, PodRef>();
   /**
    * Changed by every change of a name: a remembered lookup is good for the
    * version it was made in. Each record asks for its namespace and device,
    * and a flood's records ask for a handful of them over and over.
    */
   private version = 0;
-  private readonly recent = new SlotCache(256, (): RecentWhere => ({ version: -1, netns: NaN, ifindex: NaN, netnsName: '', ifname: '' }));
+  private readonly recent = new SlotCache(256, (): RecentWhere => ({ version: -1, netns: NaN, ifindex: NaN, netnsName: '', ifname: '', pod: null }));
 
   /** The names of the namespaces a session observes and of their devices. */
   static of(namespaces: ReadonlyArray<{ netns: Pick<Netns, 'inode' | 'name'>; ifaces: readonly Iface[] }>): NameBook {
@@ -50,6 +55,25 @@ export class NameBook {
     this.version++;
   }
 
+  /** The pods by the inode of their namespace (the container runtime's latest answer). */
+  setPods(pods: ReadonlyArray<PodRef & { netns: number }>): void {
+    const next = new Map(pods.map((p) => [p.netns, { namespace: p.namespace, name: p.name, uid: p.uid }]));
+    for (const [inode, pod] of this.pods) if (!next.has(inode)) this.formerPods.set(inode, pod);
+    this.pods = next;
+    this.version++;
+  }
+
+  /** The pod a namespace belongs or belonged to (for the line that says it went away), and forgets the latter. */
+  podLeaving(inode: number): PodRef | null {
+    const pod = this.pods.get(inode) ?? this.formerPods.get(inode) ?? null;
+    this.formerPods.delete(inode);
+    return pod;
+  }
+
+  podOf(inode: number): PodRef | null {
+    return this.pods.get(inode) ?? null;
+  }
+
   netnsName(inode: number): string {
     return this.netns.get(inode) ?? '';
   }
@@ -68,6 +92,7 @@ export class NameBook {
     r.ifindex = ifindex;
     r.netnsName = this.netnsName(inode);
     r.ifname = this.ifname(inode, ifindex);
+    r.pod = this.podOf(inode);
     return r;
   }
 }

@@ -182,6 +182,7 @@ export class NftTracer {
       comm: seen?.comm ?? '',
       netns,
       netnsName: this.names.netnsName(netns),
+      pod: this.names.podOf(netns),
       mark: start.mark,
       ifindex,
       ifname: this.names.ifname(netns, ifindex),

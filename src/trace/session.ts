@@ -21,6 +21,7 @@ import type { AttachPlan } from './attachments.js';
 import { EventCounts } from './counts.js';
 import { Enricher } from './enrich.js';
 import { NameBook } from './names.js';
+import type { PodCatalog } from '../kernel/pods.js';
 import { TraceInterleave } from './nft.js';
 import { type ObserverOptions, Observers } from './observers.js';
 import { RecordOrder, halves, nsSince } from './order.js';
@@ -60,6 +61,8 @@ export const RECORDS_PER_TURN = 8192;
 const LOST_CHECK_MS = 250;
 /** How often namespaces, devices and tc chains are looked at again (a change shows within this, plus attaching). */
 const TOPOLOGY_MS = 250;
+/** How often the container runtime is asked for its pods besides when namespaces come and go (one list call). */
+const PODS_MS = 1000;
 
 /** What a session is asked to do beyond where to attach. */
 export interface SessionOptions extends ObserverOptions {
@@ -71,6 +74,8 @@ export interface SessionOptions extends ObserverOptions {
   tupleChanges: boolean;
   /** Read the traced namespaces' settings and follow their changes (for the sinks that show them). */
   settings?: boolean;
+  /** The node's pods, to name namespaces by (asked again as namespaces appear); null: none. */
+  pods?: PodCatalog | null;
 }
 
 export interface SessionHooks {
@@ -105,6 +110,9 @@ export class TraceSession {
   private readonly startMonoNs = process.hrtime.bigint();
   /** The start as a record's time is read against it (./order.ts). */
   private readonly start = halves(this.startMonoNs);
+  /** Whether a record's namespace is wanted, when the probes cannot tell (filter.only); null: every one is. */
+  private keepNetns: ((inode: number) => boolean) | null = null;
+  private podsAskedMs = 0;
   private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
   constructor(
@@ -125,6 +133,17 @@ export class TraceSession {
       plan, kernel, filter, opts, names: this.names, status: hooks.status, goingOn: () => this.stopReason === null,
       follow: this.settings?.follow,
     });
+    const pods = opts.pods;
+    if (pods) {
+      this.names.setPods(pods.pods);
+      // A pod the runtime named since: its name from now on, and (--filter-pod) its namespace followed at the next tick.
+      pods.onChange(() => {
+        this.names.setPods(pods.pods);
+        this.observers.topology?.touch();
+      });
+    }
+    // Several namespaces or pods: the probes keep any namespace, user space keeps those followed.
+    if (filter.only !== null) this.keepNetns = (inode) => this.observers.topology?.watches(inode) ?? false;
   }
 
   /** Ends the session; safe to call any number of times, from signal handlers too. */
@@ -226,7 +245,15 @@ export class TraceSession {
 
   private followTopology(): void {
     try {
+      const appeared = this.observers.topology?.pending === true;
       this.observers.topology?.tick();
+      // A namespace named or gone under /run/netns: a pod's, perhaps; the runtime says whose. Its
+      // sandbox is ready a moment after its namespace is named: the runtime is asked again now and then.
+      const now = performance.now();
+      if (appeared || now - this.podsAskedMs >= PODS_MS) {
+        this.podsAskedMs = now;
+        void this.opts.pods?.refresh();
+      }
       // A namespace added or gone while the reader sleeps: its monitor too.
       if (this.poller?.sleeping) this.poller.watch(this.pollFds());
     } catch (e) {
@@ -300,6 +327,7 @@ export class TraceSession {
     if (limit > 0 && this.counts.events >= limit) return;
     const raw = decodeEvent(view, bytes, at, SECTION_DECODERS);
     if (!raw) return;
+    if (this.keepNetns !== null && !this.keepNetns(raw.netns)) return;
     const e = this.enricher!.enrich(raw);
     const position = this.observers.points[raw.pointId]?.position ?? null;
     if (this.batch !== null) {

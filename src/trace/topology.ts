@@ -72,6 +72,16 @@ export class Topology {
     return this.dirty;
   }
 
+  /** Looks again at the next tick (the scope changed: a pod the runtime named since). */
+  touch(): void {
+    this.dirty = true;
+  }
+
+  /** Whether a namespace is followed now. */
+  watches(inode: number): boolean {
+    return this.watched.has(inode);
+  }
+
   tick(): void {
     this.dirty = false;
     const now = new Map(this.scope().map((n) => [n.inode, n]));

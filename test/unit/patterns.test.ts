@@ -59,7 +59,7 @@ test('--var-netns ^(a+)+$ against a 31-character namespace name: answered at onc
 
 test('--filter-func (a+)+$ against a long recorded point name: answered at once', () => {
   const func = buildConfig({ filterFunc: '(a+)+$' }, []).attach.filterFunc!;
-  const selection = compileSelection({ expression: '', netns: null, ifname: null, mark: null, func });
+  const selection = compileSelection({ expression: '', netns: [], pods: [], ifname: null, mark: null, func });
   const r = seconds(() => selection({ func: `${'a'.repeat(40)}!` } as TraceEvent));
   assert.equal(r.result, false);
   assert.ok(r.seconds < 1, `${r.seconds.toFixed(1)} s`);

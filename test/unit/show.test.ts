@@ -26,6 +26,7 @@ function fullEvent(): TraceEvent {
   return {
     ...base,
     tupleBefore: { ...base.tuple!, daddr: '203.0.113.9', dport: 8080 },
+    pod: { namespace: 'default', name: 'web-0', uid: '6f1c0de0-2b8e-4d57-9a3c-0d6e5c1b2a90' },
     vlan: [200, 100],
     stack: ['ip_rcv+0x1c', 'netif_receive_skb+0x20'],
     ct: {
@@ -141,12 +142,20 @@ test('captured bytes: the expression runs on them, frame or packet', () => {
 test('the selection: namespace by name or inode, device, mark, point, expression, all ANDed', () => {
   const e = fullEvent();
   const sel = (spec: Partial<Parameters<typeof compileSelection>[0]>) =>
-    compileSelection({ expression: '', netns: null, ifname: null, mark: null, func: null, ...spec })(e);
+    compileSelection({ expression: '', netns: [], pods: [], ifname: null, mark: null, func: null, ...spec })(e);
   assert.equal(sel({}), true);
-  assert.equal(sel({ netns: `inode:${e.netns}` }), true);
-  assert.equal(sel({ netns: String(e.netns + 1) }), false);
-  if (e.netnsName !== '') assert.equal(sel({ netns: e.netnsName }), true);
-  assert.equal(sel({ netns: 'no-such-ns' }), false);
+  assert.equal(sel({ netns: [`inode:${e.netns}`] }), true);
+  assert.equal(sel({ netns: [String(e.netns + 1)] }), false);
+  assert.equal(sel({ netns: [String(e.netns + 1), `inode:${e.netns}`] }), true, 'several namespaces: any of them');
+  if (e.netnsName !== '') assert.equal(sel({ netns: [e.netnsName] }), true);
+  assert.equal(sel({ netns: ['no-such-ns'] }), false);
+  const noPod = { ...e, pod: null };
+  assert.equal(compileSelection({ expression: '', netns: [], pods: [{ namespace: 'default', name: 'web-0' }], ifname: null, mark: null, func: null })(noPod),
+    false, 'an event of no pod');
+  const selPod = sel;
+  assert.equal(selPod({ pods: [{ namespace: 'default', name: 'web-0' }] }), true);
+  assert.equal(selPod({ pods: [{ namespace: 'other', name: 'web-0' }] }), false);
+  assert.equal(selPod({ netns: ['no-such-ns'], pods: [{ namespace: 'default', name: 'web-0' }] }), true, 'a namespace or a pod');
   assert.equal(sel({ ifname: e.ifname }), e.ifname !== '');
   assert.equal(sel({ ifname: 'nope0' }), false);
   assert.equal(sel({ mark: { value: e.mark & 0xff, mask: 0xff } }), true);
