@@ -244,6 +244,16 @@ static __always_inline void flow_netns(struct flow_site *f)
  * compiler would make of reads merged across the points' branches). */
 #define ARG(ctx, i) ({ __u64 __v = (ctx)[i]; asm volatile("" : "+r"(__v)); __v; })
 
+/* An argument that points to something other than a struct (neigh_create's
+ * key, neigh_update's lladdr): kernels before 6.4 refuse to load those from
+ * the context, so it is copied out of it. */
+static __always_inline __u64 arg_copied(__u64 *ctx, int i)
+{
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &ctx[i]);
+	return v;
+}
+
 /* The flow of a lookup, from a flowi4 or flowi6's common part and ports (or ICMP type and code). */
 #define FLOW_FROM(f, flp, icmp)                                                        \
 	do {                                                                            \
@@ -322,7 +332,7 @@ static __always_inline bool neigh_flow(__u64 *ctx, __u8 event, struct flow_site 
 		/* Right after the allocation: the entry has neither key nor device yet. */
 		tbl = (const struct neigh_table *)ARG(ctx, 0);
 		dev = (const struct net_device *)ARG(ctx, 1);
-		key = (const void *)ARG(ctx, 2);
+		key = (const void *)arg_copied(ctx, 2);
 		n = (const struct neighbour *)ARG(ctx, 3);
 		if (!n)
 			return false;
@@ -340,7 +350,7 @@ static __always_inline bool neigh_flow(__u64 *ctx, __u8 event, struct flow_site 
 	a->old_state = -1;
 	if (event == NEIGH_EVENT_UPDATE) {
 		/* neigh_update(n, lladdr, new, flags, nlmsg_pid): before the change */
-		a->lladdr = (const __u8 *)ARG(ctx, 1);
+		a->lladdr = (const __u8 *)arg_copied(ctx, 1);
 		a->old_state = a->state;
 		a->state = (__u8)ARG(ctx, 2);
 	} else if (event != NEIGH_EVENT_CREATE) {
