@@ -115,12 +115,12 @@ test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skb
 });
 
 test(`${KERNEL}: route and neighbour points: the ping's lookup and its ARP, each with its section`, async () => {
-  const { events, stderr } = await traced(['--attach', 'tracepoints', '--filter-func', '^(fib|neigh):', '--output-route', '--output-neigh'], ping);
+  const { events, stderr } = await traced(['--attach', 'tracepoints', '--filter-func', '^(fib6?|neigh):', '--output-route', '--output-neigh'], ping);
   const points = new Set(events.map((e) => e.func));
   process.stdout.write(`# ${KERNEL}: decision points seen: ${[...points].join(', ')}\n`);
   // Points this kernel lacks are said (neigh_cleanup_and_release, optional, is not); the lookup and the neighbour's creation are in every kernel.
   for (const line of stderr.split('\n').filter((l) => /--output-(route|neigh): /.test(l))) process.stdout.write(`# ${KERNEL}: ${line}\n`);
-  assert.doesNotMatch(stderr, /(fib:fib_table_lookup|neigh:neigh_create|neigh:neigh_update): not in this kernel/, stderr);
+  assert.doesNotMatch(stderr, /(fib:fib_table_lookup|fib6:fib6_table_lookup|neigh:neigh_create|neigh:neigh_update): not in this kernel/, stderr);
   const lookups = events.filter((e) => e.func === 'fib:fib_table_lookup');
   assert.ok(lookups.some((e) => e.route!.table_name === 'main' && e.route!.result === 'unicast' && e.route!.oif_name === 'veth-a'),
     lookups.map((e) => JSON.stringify(e.route)).join('\n'));
