@@ -10,8 +10,11 @@
  * floor's and those of two partial builds (probes/include/bench.h: returning
  * before the packet is located, and once it is), which say where the cost of
  * a packet the filter does not want goes. Prints figures; asserts nothing.
+ * With --decisions: nothing attached, the floor and pktpath whole, each with
+ * --output-route --output-neigh, for the route and neighbour programs' ns
+ * per run beside the skb tracepoints'.
  *
- *   node dist/bench/cost.js [seconds per measurement, default 3]
+ *   node dist/bench/cost.js [seconds per measurement, default 3] [--decisions]
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +27,11 @@ import { stopped, whenReady } from './child.js';
 const PKTPATH = fileURLToPath(new URL('../../bin/pktpath', import.meta.url));
 const FLOOR_DIR = fileURLToPath(new URL('../../probes/build/floor', import.meta.url));
 const stageDir = (stage: number) => fileURLToPath(new URL(`../../probes/build/stage${stage}`, import.meta.url));
-const SECONDS = Number(process.argv[2] ?? 3);
+const ARGS = process.argv.slice(2);
+const SECONDS = Number(ARGS.find((a) => !a.startsWith('--')) ?? 3);
+/** --decisions: the route and neighbour points attached too (their programs run on lookups, not on every packet). */
+const DECISIONS = ARGS.includes('--decisions');
+const DECISION_OPTIONS = DECISIONS ? ['--output-route', '--output-neigh'] : [];
 /** A filter none of the traffic matches: every probe runs it to the end and says no. */
 const NO_MATCH = ['udp', 'port', '9'];
 
@@ -37,14 +44,14 @@ interface Observer {
 const pktpath = (name: string, args: string[], env: Record<string, string> = {}): Observer => ({
   name,
   async start(_lab, ns) {
-    const child = spawn('ip', ['netns', 'exec', ns.obs, PKTPATH, ...args, '--output-file', '/dev/null', ...NO_MATCH],
+    const child = spawn('ip', ['netns', 'exec', ns.obs, PKTPATH, ...args, ...DECISION_OPTIONS, '--output-file', '/dev/null', ...NO_MATCH],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     await whenReady(child, /attached/, name);
     return () => stopped(child);
   },
 });
 
-const OBSERVERS: Observer[] = [
+const ALL_OBSERVERS: Observer[] = [
   { name: 'nothing attached', start: async () => async () => {} },
   pktpath('floor: pktpath\'s programs returning at once', [], { PKTPATH_PROBES_DIR: FLOOR_DIR }),
   pktpath('pktpath, returning before it locates the packet', [], { PKTPATH_PROBES_DIR: stageDir(1) }),
@@ -77,6 +84,8 @@ const OBSERVERS: Observer[] = [
   },
   { name: 'nothing attached, again', start: async () => async () => {} },
 ];
+const DECISION_ROWS = new Set(['nothing attached', 'floor: pktpath\'s programs returning at once', 'pktpath, every family, filter matching nothing']);
+const OBSERVERS = DECISIONS ? ALL_OBSERVERS.filter((o) => DECISION_ROWS.has(o.name)) : ALL_OBSERVERS;
 
 
 /** enum bpf_link_type */

@@ -172,6 +172,7 @@ enum config_flags {
 	CONFIG_DUMP_SHINFO = 1 << 10, /* --output-skb-shared-info */
 	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */
 	CONFIG_DIRECT_LOADS = 1 << 12, /* the injected filter reads packet bytes in place: no prefetch (probes/include/filter.h) */
+	CONFIG_NEIGH_ALL = 1 << 13, /* every neighbour event of the traced namespace, whatever the filter (probes/route.bpf.c) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */
@@ -198,6 +199,13 @@ struct tp_point {
 	__s32 reason_arg;   /* the argument holding the drop reason, -1 if none */
 	__s32 location_arg; /* the argument holding the caller address, -1 if none */
 	__s32 dev_arg;      /* the argument holding the device, -1 if none */
+};
+
+/* The route object carries one program per route or neighbour tracepoint;
+ * each reads its own slot (probes/route.bpf.c). */
+struct route_point {
+	__u32 point_id;
+	__u32 kind;         /* enum route_point_kind of probes/route.bpf.c */
 };
 
 #endif

@@ -63,6 +63,27 @@ struct {
 	__type(value, __u64);
 } track_stats SEC(".maps");
 
+/*
+ * The skb this CPU last observed (--output-route, --output-neigh): route and
+ * neighbour tracepoints carry no skb, and tie their events to this one when
+ * it is recent and its flow is theirs (probes/route.bpf.c says why that holds).
+ * Written by observe() for the skbs it reports, only when those sections are asked for.
+ */
+struct cpu_skb {
+	__u64 skb;
+	__u64 ts_ns;
+	__u32 netns;
+	__u32 ifindex;
+	struct tuple tuple;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_skb);
+} cpu_skbs SEC(".maps");
+
 /* Adds one to a per-CPU counter. */
 static __always_inline void count(void *map, __u32 index)
 {

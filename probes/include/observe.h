@@ -20,6 +20,8 @@
 #include "sections/dump.h"
 #include "sections/l2.h"
 #include "sections/packet.h"
+#include "sections/route.h"
+#include "sections/neigh.h"
 #include "sections/skb_meta.h"
 #include "sections/skb_queue.h"
 #include "sections/stack.h"
@@ -97,6 +99,23 @@ static __always_inline struct event *event_begin(const struct site *site, __u32 
 	return e;
 }
 
+/* The skb this CPU reports, for the route and neighbour points that follow
+ * it on this CPU (maps.h: cpu_skbs); nothing unless those sections are asked for. */
+static __always_inline void note_cpu_skb(const struct event *e)
+{
+	if (!SECTION_WANTED(SECTION_ROUTE) && !SECTION_WANTED(SECTION_NEIGH))
+		return;
+	__u32 zero = 0;
+	struct cpu_skb *c = bpf_map_lookup_elem(&cpu_skbs, &zero);
+	if (!c)
+		return;
+	c->skb = e->skb;
+	c->ts_ns = e->ts_ns;
+	c->netns = e->netns;
+	c->ifindex = e->ifindex;
+	c->tuple = e->tuple;
+}
+
 /* The stack last (it is the costliest), then the record goes. The kernel
  * wakes the reader only for a record written to a ring it had read to the
  * end (flags 0): an idle reader sleeps until the first, a busy one reads
@@ -137,6 +156,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	e->protocol = bpf_ntohs(KREAD(skb, protocol));
 
 	bool is_ip = section_tuple(e, skb);
+	note_cpu_skb(e);
 	void *at = (void *)(e + 1);
 	if (site->ct != SITE_CT_NONE)
 		section_ct(e, skb, site->ctx, site->ct, is_ip, at);

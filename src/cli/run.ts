@@ -18,7 +18,7 @@ import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
 import { prepareSections, sectionMask } from '../output/sections/registry.js';
 import type { SectionContext } from '../output/sections/section.js';
 import type { TraceSummary } from '../output/summary.js';
-import { SKB_TRACEPOINTS } from '../plan/catalog.js';
+import { DECISION_TRACEPOINTS, SKB_TRACEPOINTS } from '../plan/catalog.js';
 import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
 import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
@@ -70,7 +70,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     }
   }
   const { filter, notes } = activateFilter(cfg.filter);
-  let view = gatherKernelView(SKB_TRACEPOINTS, cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.tracePrograms.size > 0 ? 'backends' : 'no');
+  let view = gatherKernelView([...SKB_TRACEPOINTS, ...DECISION_TRACEPOINTS.map((d) => d.tracepoint)], cfg.attach.families.has('functions') ? 'if-probeable' : cfg.attach.tracePrograms.size > 0 ? 'backends' : 'no');
   const asked = cfg.attach.backend;
   const refused = asked !== 'auto' ? view.functions?.backends.find((b) => b.backend === asked && !b.ok) : undefined;
   if (refused) {
@@ -145,6 +145,7 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     settings: out.json || out.files.jsonFile !== null || (out.settings ?? false),
     skbMeta,
     sections: sectionMask(out.sections),
+    neighAll: out.neighAll ?? false,
     dump: out.dump,
     pods: null,
   };

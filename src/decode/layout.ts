@@ -25,7 +25,7 @@ export const EventFlags = {
 /** enum config_flags */
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, innerL2: 1 << 6, innerL3: 1 << 7,
-  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12,
+  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13,
 } as const;
 
 /**
@@ -74,6 +74,14 @@ export const EVENT_LAYOUT = {
 export const CONFIG_LAYOUT = {
   size: 40,
   fields: { point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32, sections: 36 },
+} as const;
+
+/** struct route_point: one program's slot of ROUTE_POINTS (probes/route.bpf.c). */
+export const ROUTE_POINT_LAYOUT = { size: 8, fields: { point_id: 0, kind: 4 } } as const;
+
+/** enum route_point_kind of probes/route.bpf.c: which tracepoint a route object's program serves. */
+export const RoutePointKind = {
+  fib4: 1, fib6: 2, neighCreate: 3, neighUpdate: 4, neighUpdateDone: 5, neighTimer: 6, neighSendDone: 7, neighSendDead: 8, neighRelease: 9,
 } as const;
 
 /** struct tp_point: one tracepoint program's slot of TP_POINTS (probes/tracepoint.bpf.c). */

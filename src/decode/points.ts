@@ -39,6 +39,8 @@ export interface PointInfo {
   position?: 'first' | 'last';
   /** One program for many functions (kprobes): each record names its function by address. */
   byAddress?: boolean;
+  /** A point about a flow or a neighbour, not an skb (route and neighbour tracepoints): its records' tuples are not the skb's. */
+  flow?: boolean;
   /** The exit of a traced BPF program: whose verdict its records carry. */
   program?: { id: number; name: string; hook: 'tc' | 'xdp' };
 }

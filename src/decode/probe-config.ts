@@ -2,7 +2,7 @@
  * Encoders of `struct config` and `struct tp_point` (probes/include/event.h):
  * the read-only settings each probe instance is loaded with.
  */
-import { CONFIG_LAYOUT, ConfigFlags, TP_POINT_LAYOUT } from './layout.js';
+import { CONFIG_LAYOUT, ConfigFlags, ROUTE_POINT_LAYOUT, TP_POINT_LAYOUT } from './layout.js';
 
 export interface ProbeConfig {
   pointId: number;
@@ -32,6 +32,8 @@ export interface ProbeConfig {
   noTask?: boolean;
   /** The filter injected reads packet bytes in place (a build's packetLoads): no prefetch for it. */
   directLoads?: boolean;
+  /** Every neighbour event of the traced namespace, whatever the filter (--output-neigh-all). */
+  neighAll?: boolean;
   /** nf_hook_slow observer: the hooks wanted (nfHookMask), 0 for all. */
   nfHooks?: number;
 }
@@ -52,7 +54,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.innerL2 ? ConfigFlags.innerL2 : 0) | (cfg.innerL3 ? ConfigFlags.innerL3 : 0) |
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
-    (cfg.directLoads ? ConfigFlags.directLoads : 0);
+    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);
@@ -92,6 +94,24 @@ export function encodeTracepointSlots(slots: readonly TracepointSlot[], count: n
     b.writeInt32LE(s.reasonArg, at + F.reason_arg);
     b.writeInt32LE(s.locationArg, at + F.location_arg);
     b.writeInt32LE(s.devArg, at + F.dev_arg);
+  });
+  return b;
+}
+
+/** One route object program's settings: its point and which tracepoint it serves (RoutePointKind). */
+export interface RouteSlot {
+  pointId: number;
+  kind: number;
+}
+
+/** ROUTE_POINTS, slot by slot; slots past the given ones stay zero (their programs are not loaded). */
+export function encodeRouteSlots(slots: readonly RouteSlot[], count: number): Buffer {
+  if (slots.length > count) throw new RangeError(`${slots.length} route points for ${count} slots`);
+  const F = ROUTE_POINT_LAYOUT.fields;
+  const b = Buffer.alloc(ROUTE_POINT_LAYOUT.size * count);
+  slots.forEach((s, i) => {
+    b.writeUInt32LE(s.pointId, i * ROUTE_POINT_LAYOUT.size + F.point_id);
+    b.writeUInt32LE(s.kind, i * ROUTE_POINT_LAYOUT.size + F.kind);
   });
   return b;
 }

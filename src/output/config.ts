@@ -50,6 +50,8 @@ export interface OutputConfig {
   sectionValues: Record<string, unknown>;
   /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */
   sections: string[];
+  /** --output-neigh-all: every neighbour event of the traced namespaces passes, whatever the filter. */
+  neighAll?: boolean;
   /** --output-packet: packet bytes captured into the JSON records. */
   packet: boolean;
   json: boolean;

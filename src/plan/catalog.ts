@@ -1,4 +1,5 @@
 /** The observation points pktpath knows, by family, and where netfilter observers sit among the kernel's own hooks. */
+import { RoutePointKind } from '../decode/layout.js';
 import type { NfHookName } from '../decode/points.js';
 
 /**
@@ -52,3 +53,21 @@ export const NF_NAT_PRIORITY_LAST: Partial<Record<NfHookName, number>> = {
   post_routing: 199,
   local_in: 199,
 };
+
+/**
+ * The tracepoints of route and neighbour decisions (--output-route,
+ * --output-neigh): no skb, a flow or a neighbour (probes/route.bpf.c). Each
+ * with its point name (system:event) and what the probe makes of its
+ * arguments; those the kernel lacks are said and left out.
+ */
+export const DECISION_TRACEPOINTS: ReadonlyArray<{ tracepoint: string; name: string; kind: number; section: 'route' | 'neigh' }> = [
+  { tracepoint: 'fib_table_lookup', name: 'fib:fib_table_lookup', kind: RoutePointKind.fib4, section: 'route' },
+  { tracepoint: 'fib6_table_lookup', name: 'fib6:fib6_table_lookup', kind: RoutePointKind.fib6, section: 'route' },
+  { tracepoint: 'neigh_create', name: 'neigh:neigh_create', kind: RoutePointKind.neighCreate, section: 'neigh' },
+  { tracepoint: 'neigh_update', name: 'neigh:neigh_update', kind: RoutePointKind.neighUpdate, section: 'neigh' },
+  { tracepoint: 'neigh_update_done', name: 'neigh:neigh_update_done', kind: RoutePointKind.neighUpdateDone, section: 'neigh' },
+  { tracepoint: 'neigh_timer_handler', name: 'neigh:neigh_timer_handler', kind: RoutePointKind.neighTimer, section: 'neigh' },
+  { tracepoint: 'neigh_event_send_done', name: 'neigh:neigh_event_send_done', kind: RoutePointKind.neighSendDone, section: 'neigh' },
+  { tracepoint: 'neigh_event_send_dead', name: 'neigh:neigh_event_send_dead', kind: RoutePointKind.neighSendDead, section: 'neigh' },
+  { tracepoint: 'neigh_cleanup_and_release', name: 'neigh:neigh_cleanup_and_release', kind: RoutePointKind.neighRelease, section: 'neigh' },
+];

@@ -6,10 +6,11 @@
 import {
   FREEING_POINTS, type NfFamily, type NfHookName, NF_FAMILIES, NF_HOOKS, TC_DIRECTIONS, nfPointName, tcPointName,
 } from '../decode/points.js';
+import { RoutePointKind } from '../decode/layout.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { KernelView, TracepointParam } from '../kernel/view.js';
 import type { AttachPlan, FunctionAttachment, FunctionBackend, ProgramHook, TracepointAttachment } from '../trace/attachments.js';
-import { NF_NAT_PRIORITY, NF_NAT_PRIORITY_LAST, NF_PRIORITY, NF_PRIORITY_LAST, SKB_TRACEPOINTS } from './catalog.js';
+import { DECISION_TRACEPOINTS, NF_NAT_PRIORITY, NF_NAT_PRIORITY_LAST, NF_PRIORITY, NF_PRIORITY_LAST, SKB_TRACEPOINTS } from './catalog.js';
 
 export type Family = 'tracepoints' | 'functions' | 'tc' | 'netfilter';
 export const FAMILIES: readonly Family[] = ['tracepoints', 'functions', 'tc', 'netfilter'];
@@ -34,6 +35,8 @@ export interface AttachSelection {
   tracePrograms: ReadonlySet<ProgramHook>;
   /** --filter-track-skb: the frees the selection leaves out are watched all the same (`forgets`). */
   trackSkb: boolean;
+  /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
+  decisions?: { route: boolean; neigh: boolean };
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -83,7 +86,7 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
-    tracepoints: [], forgets: [], functions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
+    tracepoints: [], forgets: [], functions: [], decisions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
     tracePrograms: [], template: { tcDirections: [], netfilter: [] }, notes: [],
   };
   const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
@@ -106,6 +109,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     }
   }
 
+  if (sel.decisions?.route || sel.decisions?.neigh) planDecisions(sel, kernel, plan);
   if (sel.trackSkb) planForgets(kernel, plan);
   if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
 
@@ -160,6 +164,22 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
   }
   return plan;
+}
+
+/** The route and neighbour tracepoints asked for that this kernel has (--filter-func narrows them too). */
+function planDecisions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan): void {
+  const flag = (section: 'route' | 'neigh') => `--output-${section}`;
+  for (const d of DECISION_TRACEPOINTS) {
+    if (!sel.decisions?.[d.section] || (sel.filterFunc !== null && !sel.filterFunc.test(d.name))) continue;
+    if (!kernel.features.tracing) {
+      plan.notes.push(`${flag(d.section)}: this kernel has no BTF-typed tracepoints (tp_btf); ${d.name} is not observed`);
+    } else if (!kernel.tracepoints.get(d.tracepoint)) {
+      // neigh_cleanup_and_release is optional: older kernels lack it and nothing else depends on it.
+      if (d.kind !== RoutePointKind.neighRelease) plan.notes.push(`${flag(d.section)}: tracepoint ${d.name}: not in this kernel`);
+    } else {
+      plan.decisions.push({ tracepoint: d.tracepoint, name: d.name, kind: d.kind });
+    }
+  }
 }
 
 /**
@@ -221,6 +241,7 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
 /** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */
 export function planPointNames(plan: AttachPlan): string[] {
   const names = plan.tracepoints.map((t) => t.name);
+  for (const d of plan.decisions) names.push(d.name);
   for (const f of plan.functions) names.push(f.name);
   for (const t of plan.tc) names.push(tcPointName(t.direction));
   for (const n of plan.netfilter) names.push(nfPointName(n.family, n.hook));

@@ -46,6 +46,16 @@ export interface NfAttachment {
   afterNat: boolean;
 }
 
+/** A route or neighbour tracepoint (probes/route.bpf.c): no skb; what its program makes of its arguments is `kind`. */
+export interface DecisionAttachment {
+  /** The tracepoint, as BTF names it (btf_trace_<tracepoint>). */
+  tracepoint: string;
+  /** Its point name: system:event. */
+  name: string;
+  /** RoutePointKind (src/decode/layout.ts). */
+  kind: number;
+}
+
 export interface AttachPlan {
   tracepoints: TracepointAttachment[];
   /**
@@ -55,6 +65,8 @@ export interface AttachPlan {
    */
   forgets: TracepointAttachment[];
   functions: FunctionAttachment[];
+  /** Route and neighbour decisions (--output-route, --output-neigh). */
+  decisions: DecisionAttachment[];
   /** The backends to try for functions, in order: a function one refuses goes to the next. */
   functionBackends: FunctionBackend[];
   tc: TcAttachment[];

@@ -47,6 +47,9 @@ export interface ProbeBuild {
 /** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
 export const TP_SLOTS = 24;
 
+/** ROUTE_SLOTS of probes/route.bpf.c: route and neighbour tracepoint programs in its object. */
+export const ROUTE_SLOTS = 9;
+
 const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
@@ -82,6 +85,8 @@ export const PROBES = {
     { file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
     { file: 'netfilter_nocast.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
   ],
+  /** Route and neighbour tracepoints (--output-route, --output-neigh): one object, a program per point. */
+  route: [{ file: 'route.bpf.o', program: 'pktpath_route_', slots: { count: ROUTE_SLOTS, slotMap: '.rodata.points' } }],
   /** Entry and exit of another tc or XDP program (--filter-trace-tc, --filter-trace-xdp). */
   'prog-entry': [progProbe('pktpath_prog_entry')],
   'prog-exit': [progProbe('pktpath_prog_exit')],
@@ -91,7 +96,7 @@ export const PROBES = {
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: Fd; func: string };

@@ -47,6 +47,8 @@ interface NamedPoint {
   probe: { type: ProbeType; name: string };
   /** The skb is freed here (its remembered tuple goes with it). */
   frees: boolean;
+  /** A route or neighbour point: its tuple is a flow's, not the skb's headers. */
+  flow: boolean;
 }
 
 export class Enricher {
@@ -63,7 +65,7 @@ export class Enricher {
   private readonly sections: SectionContext;
 
   constructor(private readonly o: EnrichOptions) {
-    this.sections = { skbMeta: o.skbMeta ?? null };
+    this.sections = { skbMeta: o.skbMeta ?? null, ifname: (netns, ifindex) => o.names.ifname(netns, ifindex) };
     const symbols = o.symbols;
     this.callers = symbols === null ? null : new AddressText(1024, (a) => symbols.format(a));
   }
@@ -80,7 +82,7 @@ export class Enricher {
     let p = this.named.get(key);
     if (p === undefined) {
       const n = this.pointName(raw);
-      p = { func: n.func, probe: { type: n.type, name: n.func }, frees: FREEING_POINTS.has(n.func) };
+      p = { func: n.func, probe: { type: n.type, name: n.func }, frees: FREEING_POINTS.has(n.func), flow: this.o.points[raw.pointId]?.flow === true };
       this.named.set(key, p);
     }
     slot.key = key;
@@ -93,7 +95,7 @@ export class Enricher {
     let p = this.functions.get(ip);
     if (p === undefined) {
       const name = this.o.symbols?.lookup(ip)?.name.replace(/ \[.*\]$/, '') ?? `0x${ip.toString(16)}`;
-      p = { func: name, probe: { type: 'kprobe', name }, frees: FREEING_POINTS.has(name) };
+      p = { func: name, probe: { type: 'kprobe', name }, frees: FREEING_POINTS.has(name), flow: false };
       this.functions.set(ip, p);
     }
     return p;
@@ -117,7 +119,7 @@ export class Enricher {
     if ((raw.flags & EventFlags.caller) && raw.caller !== 0n && this.callers !== null) caller = this.callers.get(raw.caller);
     let stack: string[] | null = null;
     if ((raw.flags & EventFlags.stack) && this.o.stacks) stack = this.o.stacks.frames(raw.stackId);
-    const tupleBefore = this.o.tupleChanges ? this.tupleChange(raw.skb, raw.tuple, point.frees) : null;
+    const tupleBefore = this.o.tupleChanges && !point.flow ? this.tupleChange(raw.skb, raw.tuple, point.frees) : null;
     const event: TraceEvent = {
       timeNs: this.o.startWallNs + sinceStartNs,
       sinceStartNs,

@@ -18,6 +18,7 @@ import { NetfilterFamily } from './families/netfilter.js';
 import { NftFamily } from './families/nft.js';
 import { ProgramFamily } from './families/programs.js';
 import { TcFamily } from './families/tc.js';
+import { DecisionFamily } from './families/decisions.js';
 import { TracepointFamily } from './families/tracepoints.js';
 import { followTopology } from './follow.js';
 import type { NameBook } from './names.js';
@@ -52,6 +53,7 @@ export class Observers {
   private readonly failures: Error[] = [];
 
   private readonly tracepoints: TracepointFamily;
+  private readonly decisions: DecisionFamily;
   private readonly functions: FunctionFamily;
   private readonly tcFamily: TcFamily;
   private readonly netfilter: NetfilterFamily;
@@ -66,7 +68,7 @@ export class Observers {
       ringSize: opts.ringSize,
       config: {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
-        track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0,
+        track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0, neighAll: opts.neighAll ?? false,
       },
       code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, inner: filter.inner },
     });
@@ -88,7 +90,8 @@ export class Observers {
     this.netfilter = new NetfilterFamily(family);
     this.functions = new FunctionFamily(family);
     this.nftFamily = new NftFamily(family);
-    this.families = [this.tracepoints, this.tcFamily, this.netfilter, this.functions, this.programs, this.nftFamily];
+    this.decisions = new DecisionFamily(family);
+    this.families = [this.tracepoints, this.decisions, this.tcFamily, this.netfilter, this.functions, this.programs, this.nftFamily];
   }
 
   /** The tc hooks (their other programs, for verdicts); null without tc observers. */
@@ -183,7 +186,7 @@ export class Observers {
     // tracepoints' object still verifies. With --filter-track-skb the tracepoints first: only the points
     // that free an skb (observed, or watched only) forget what tc starts following.
     const first = filter.trackSkb ? [this.tracepoints, this.tcFamily] : [this.tcFamily, this.tracepoints];
-    for (const f of [...first, this.functions, this.programs, this.netfilter]) {
+    for (const f of [...first, this.decisions, this.functions, this.programs, this.netfilter]) {
       if (!(await f.attach(landed.get(f)!))) return;
     }
     const state = this.state();

@@ -1,14 +1,14 @@
 /**
  * The maps of probes/include/maps.h that every probe instance of a session
- * shares: one ring buffer, one lost counter, one stack map and the
- * skb-tracking maps. Made from the first object's definitions before any
+ * shares: one ring buffer, one lost counter, one stack map, the
+ * skb-tracking maps and the skb each CPU last reported (for route and neighbour points). Made from the first object's definitions before any
  * object loads, and reused by every one, so that objects can load at once.
  */
 import type { Fd } from '../bpf/fd.js';
 import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */

@@ -353,7 +353,7 @@ export interface ProbeLoadResult {
 const LOADABLE_ALONE = (Object.keys(PROBES) as ProbeKind[]).filter((k) => !k.startsWith('prog-'));
 
 /** Targets for the probes that are loaded for one: a function and a tracepoint every kernel with networking has. */
-const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', fentry: 'ip_rcv', 'nf-hook': 'nf_hook_slow' };
+const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', route: 'fib_table_lookup', fentry: 'ip_rcv', 'nf-hook': 'nf_hook_slow' };
 
 /**
  * Whether each of pktpath's own probes loads on this kernel (the verifier

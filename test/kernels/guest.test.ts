@@ -114,6 +114,21 @@ test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skb
   process.stdout.write(`# ${KERNEL}: --filter-skb-expr at ${[...new Set(events.map((e) => e.probe.type))].join(', ')}\n`);
 });
 
+test(`${KERNEL}: route and neighbour points: the ping's lookup and its ARP, each with its section`, async () => {
+  const { events, stderr } = await traced(['--attach', 'tracepoints', '--filter-func', '^(fib6?|neigh):', '--output-route', '--output-neigh'], ping);
+  const points = new Set(events.map((e) => e.func));
+  process.stdout.write(`# ${KERNEL}: decision points seen: ${[...points].join(', ')}\n`);
+  // Points this kernel lacks are said (neigh_cleanup_and_release, optional, is not); the lookup and the neighbour's creation are in every kernel.
+  for (const line of stderr.split('\n').filter((l) => /--output-(route|neigh): /.test(l))) process.stdout.write(`# ${KERNEL}: ${line}\n`);
+  assert.doesNotMatch(stderr, /(fib:fib_table_lookup|fib6:fib6_table_lookup|neigh:neigh_create|neigh:neigh_update): not in this kernel/, stderr);
+  const lookups = events.filter((e) => e.func === 'fib:fib_table_lookup');
+  assert.ok(lookups.some((e) => e.route!.table_name === 'main' && e.route!.result === 'unicast' && e.route!.oif_name === 'veth-a'),
+    lookups.map((e) => JSON.stringify(e.route)).join('\n'));
+  const neighbour = events.filter((e) => e.neigh !== undefined);
+  assert.ok(neighbour.some((e) => e.neigh!.event === 'create' && e.neigh!.address === '192.0.2.2'), neighbour.map((e) => JSON.stringify(e.neigh)).join('\n'));
+  assert.ok(neighbour.some((e) => e.neigh!.state === 'REACHABLE' && e.neigh!.lladdr !== null), neighbour.map((e) => JSON.stringify(e.neigh)).join('\n'));
+});
+
 test(`${KERNEL}: tc and netfilter points, conntrack states`, async (t) => {
   const { events, stderr } = await traced(['--attach', 'tc,netfilter', '--output-ct'], async (lab, a) => {
     // Conntrack runs in a namespace once something there needs it.

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { Btf } from '../../src/bpf/btf/btf.js';
 import { readElfSection } from '../helpers/elf.js';
 import {
-  CONFIG_LAYOUT, ConfigFlags, CtSource, EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind, TP_POINT_LAYOUT, TrackStat,
+  CONFIG_LAYOUT, ConfigFlags, CtSource, ROUTE_POINT_LAYOUT, RoutePointKind, EVENT_LAYOUT, EventFlags, RecordType, SECTION_HEAD, SectionKind, TP_POINT_LAYOUT, TrackStat,
 } from '../../src/decode/layout.js';
 import { sectionDescriptions } from '../../src/output/sections/registry.js';
-import { TP_SLOTS } from '../../src/trace/builds.js';
+import { ROUTE_SLOTS, TP_SLOTS } from '../../src/trace/builds.js';
 import { PROBE, eventBtf, root } from '../helpers/probe-btf.js';
 
 function assertStruct(btf: Btf, name: string, layout: { size: number; fields: Record<string, number> }): void {
@@ -119,4 +119,23 @@ test('struct tp_point matches src/decode/layout.ts; TP_POINTS fills .rodata.poin
   assert.equal(points.vars[0]!.size, TP_POINT_LAYOUT.size * TP_SLOTS);
   const programs = [...btf.idsOfKind('FUNC')].map((id) => btf.typeAs(id, 'FUNC').name).filter((n) => n.startsWith('pktpath_tp_'));
   assert.deepEqual(programs.sort(), Array.from({ length: TP_SLOTS }, (_, i) => `pktpath_tp_${i}`).sort());
+});
+
+test('struct route_point and enum route_point_kind match src/decode/layout.ts; ROUTE_POINTS fills .rodata.points, ROUTE_SLOTS programs', (t) => {
+  const object = join(root, 'probes/build/route.bpf.o');
+  if (!existsSync(object)) return t.skip('probes not built');
+  const btf = Btf.parse(readElfSection(object, '.BTF')!);
+  assertStruct(btf, 'route_point', ROUTE_POINT_LAYOUT);
+  const points = btf.typeAs(btf.findOne('.rodata.points', 'DATASEC')!, 'DATASEC');
+  assert.equal(points.vars.length, 1);
+  assert.equal(btf.typeAs(points.vars[0]!.type, 'VAR').name, 'ROUTE_POINTS');
+  assert.equal(points.vars[0]!.size, ROUTE_POINT_LAYOUT.size * ROUTE_SLOTS);
+  const programs = [...btf.idsOfKind('FUNC')].map((id) => btf.typeAs(id, 'FUNC').name).filter((n) => n.startsWith('pktpath_route_'));
+  assert.deepEqual(programs.sort(), Array.from({ length: ROUTE_SLOTS }, (_, i) => `pktpath_route_${i}`).sort());
+  // The enum is only used as constants (no BTF of it): read from the source.
+  const text = readFileSync(join(root, 'probes/route.bpf.c'), 'utf8');
+  const kinds = Object.fromEntries([...text.matchAll(/^\tROUTE_POINT_(\w+) = (\d+),$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const upper = (key: string) => key.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  assert.deepEqual(Object.fromEntries(Object.entries(RoutePointKind).map(([k, v]) => [upper(k), v])), kinds);
+  assert.match(text, new RegExp(`#define ROUTE_SLOTS ${ROUTE_SLOTS}\\b`));
 });

@@ -10,10 +10,12 @@ import { jsonText } from '../escape.js';
 import type { Section, SectionContext, SectionOption } from './section.js';
 import { dumpSection } from './dump.js';
 import { skbMetaSection } from './skb-meta.js';
+import { neighSection } from './neigh.js';
+import { routeSection } from './route.js';
 import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
 
-export const SECTIONS = [tunnelSection, skbMetaSection, dumpSection, skbQueueSection] as const;
+export const SECTIONS = [tunnelSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;
@@ -117,7 +119,7 @@ export const hasInlineSection = anyOf(INLINE);
 export const hasSectionLines = anyOf(BELOW);
 
 const enrichAll = new Function('event', 'raw', 'ctx', 'list', ALL.map((s, i) =>
-  `{ const r = raw === null ? undefined : raw.${s.key}; event.${s.key} = r === undefined || r === null ? null : list[${i}].enrich(r, ctx); }`).join('\n'),
+  `{ const r = raw === null ? undefined : raw.${s.key}; event.${s.key} = r === undefined || r === null ? null : list[${i}].enrich(r, ctx, event); }`).join('\n'),
 ) as (event: object, raw: Readonly<Record<string, unknown>> | null, ctx: SectionContext, list: readonly AnySection[]) => void;
 
 /**

@@ -12,6 +12,13 @@ import type { CompiledSkbFetch } from '../../filter/skb-expr.js';
 export interface SectionContext {
   /** The fields the skb metadata section holds, in order (and the code that reads them, for the probes). */
   skbMeta: CompiledSkbFetch | null;
+  /** A device's name in a namespace (by inode), for sections that name devices beside the event's own; absent where none are known (show). */
+  ifname?: (netns: number, ifindex: number) => string;
+}
+
+/** What a section's enrich may read of the event it is part of (set before its sections). */
+export interface SectionEventContext {
+  netns: number;
 }
 
 /** A command-line option that asks for a section. */
@@ -43,7 +50,7 @@ export interface Section<Key extends string, Raw, Value, JsonKey extends string,
   /** The section at `at` (behind its head); null when the record's section says nothing (the probe found nothing to report). */
   decode(view: DataView, bytes: Uint8Array, at: number): Raw | null;
   /** The names a user reads; null to leave the section out. */
-  enrich(raw: Raw, ctx: SectionContext): Value | null;
+  enrich(raw: Raw, ctx: SectionContext, event?: SectionEventContext): Value | null;
   /** Text on the event's line, escaped (after the tuple's change, before conntrack). */
   text?(v: Value): string;
   /** Lines under the event's line (each starting with a newline), escaped. */

@@ -30,6 +30,8 @@ export interface ObserverOptions {
   skbMeta?: CompiledSkbFetch | null;
   /** The optional sections every probe writes (CONFIG.sections: src/output/sections/registry.ts, sectionMask). */
   sections?: number;
+  /** --output-neigh-all: every neighbour event of the traced namespaces, whatever the filter. */
+  neighAll?: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /**
