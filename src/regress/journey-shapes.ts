@@ -2,6 +2,8 @@
  * The shapes of journeys (./journeys.ts): a packet's hops as a trace shows
  * them, and the normalised records `normalize` writes and `diff`/`assert` read.
  */
+import type { JsonRecord } from '../output/json.js';
+
 /** A tuple; ports as their decimal text. */
 export interface FlowTuple {
   proto: string;
@@ -67,6 +69,8 @@ export interface Journey {
   ctOrig: FlowTuple | null;
   hops: Hop[];
   end: Ending;
+  /** Its records as the trace has them, when the builder was asked to keep them (explain). */
+  records?: JsonRecord[];
 }
 
 /** A hop as normalised output writes it. */

@@ -7,6 +7,7 @@ import { MiB } from '../bpf/input-file.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord, type JsonRecord } from '../output/json.js';
 import { InputFileError } from './errors.js';
 import type { NormalizedHeader, NormalizedPacket } from './journeys.js';
+import type { ExplanationRecord, SettingsRecord } from './explain/inputs.js';
 import { checkReadableFile, lineBatches } from './lines.js';
 import * as schema from './schema-checks.js';
 
@@ -27,7 +28,11 @@ export type TraceLine =
   | { kind: 'event'; record: JsonRecord }
   | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
   | { kind: 'normalized'; record: NormalizedHeader }
-  | { kind: 'packet'; record: NormalizedPacket };
+  | { kind: 'packet'; record: NormalizedPacket }
+  /** A namespace's settings from its time on (the fields explain reads: ./explain/inputs.ts). */
+  | { kind: 'settings'; record: SettingsRecord }
+  /** Why a journey did not arrive (`--explain`, `pktpath explain --json`). */
+  | { kind: 'explanation'; record: ExplanationRecord };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -100,6 +105,12 @@ export function classify(text: string): TraceLine {
     case 'packet':
       checked(schema.packet, r, 'a normalised packet');
       return { kind: 'packet', record: r as unknown as NormalizedPacket };
+    case 'settings':
+      checked(schema.settings, r, 'a settings record');
+      return { kind: 'settings', record: r as unknown as SettingsRecord };
+    case 'explanation':
+      checked(schema.explanation, r, 'an explanation');
+      return { kind: 'explanation', record: r as unknown as ExplanationRecord };
     default:
       throw new Error(`unknown record type ${shown(r.type)}`);
   }
