@@ -14,6 +14,8 @@ import { Explainer } from '../../src/regress/explain/engine.js';
 import { explainFile, explanationText } from '../../src/regress/explain/file.js';
 import type { ExplainEvent, ExplanationRecord, SettingsRecord } from '../../src/regress/explain/inputs.js';
 import { classify } from '../../src/regress/records.js';
+import { assertTrace } from '../../src/regress/assert.js';
+import { parseExpectations } from '../../src/regress/expect.js';
 
 type Tuple = NonNullable<JsonRecord['tuple']>;
 const NETNS: Record<string, number> = { a: 4026532001, router: 4026532002, b: 4026532003 };
@@ -258,6 +260,30 @@ test('explain reads a trace file: settings records, explanations of a trace reco
     const text = explanationText(explanations[0]!);
     assert.equal(text.split('\n')[0], 'no-socket: no socket for udp port 9999 in b (answered with ICMP port unreachable)');
     assert.doesNotMatch(text, /\u001b/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('assert\'s cause: the packet\'s explanation, or none; a different cause fails in words', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-explain-'));
+  try {
+    const t = udp();
+    const header = { v: 1, type: 'header', pktpath: '0', kernel: 'Linux', time: at(1), argv: [], command: null, points: [], notes: [], namespaces: [] };
+    const lines = [header, ...cross(1, t, 'a', 'veth-a', 'b', 'veth-b'), drop(1, 'b', 'veth-b', t, 'NO_SOCKET', '__udp4_lib_rcv+0x1'),
+      ...cross(2, udp(7777), 'a', 'veth-a', 'b', 'veth-b'), ev(2, 'skb_copy_datagram_iovec', 'b', 'veth-b', udp(7777))];
+    const file = join(dir, 't.jsonl');
+    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const expectations = parseExpectations('e.yaml', [
+      'expect:',
+      '  - { name: refused, match: { dport: 9999 }, cause: no-socket }',
+      '  - { name: served, match: { dport: 7777 }, cause: none }',
+      '  - { name: wrong, match: { dport: 9999 }, cause: forwarding-disabled }',
+    ].join('\n'));
+    const results = await assertTrace(file, expectations);
+    assert.deepEqual(results.map((r) => r.ok), [true, true, false]);
+    assert.match(results[2]!.message, /cause no-socket \(no socket for udp port 9999 in b \(answered with ICMP port unreachable\)\), not forwarding-disabled/);
+    assert.throws(() => parseExpectations('e.yaml', 'expect:\n  - { name: x, cause: bogus }\n'), /cause must be equal to one of the allowed values/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
