@@ -10,6 +10,7 @@ import { type Netns, currentNetns } from '../kernel/netns.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { LiveExplainer } from '../regress/explain/live.js';
 import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/line-sinks.js';
 import { formatTime } from '../output/format.js';
@@ -152,7 +153,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
   const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
-    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
+    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag, explainer: cfg.explain ? new LiveExplainer() : null });
   let failed: Error | null = null;
   const session = new TraceSession(sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),

@@ -236,6 +236,14 @@ export class JourneyBuilder {
     j.hops.push(hop);
   }
 
+  /** The journey on `skb` ended where no point of the trace saw it end (idle, live): it ends now. */
+  endSkb(skb: string): void {
+    const j = this.open.get(skb);
+    if (j === undefined) return;
+    this.open.delete(skb);
+    this.finish(j, { how: 'ended' });
+  }
+
   /** Packets still in flight when the trace ended. */
   end(): void {
     for (const j of this.open.values()) this.finish(j, { how: 'ended' });

@@ -105,8 +105,15 @@ test('conntrack INVALID dropped by a rule: a TCP segment with SYN and FIN', asyn
 });
 
 test('no socket, and a socket whose receive buffer is full', async () => {
-  const none = await recordAndExplain('no-socket', ['udp port 47003'], udpSend(A, B_ADDR, 47003));
+  // Recorded with --explain: the trace holds the explanation record after the journey; explain says the same from the events.
+  const none = await recordAndExplain('no-socket', ['--explain', 'udp port 47003'], udpSend(A, B_ADDR, 47003));
   assert.equal(firstLine(none.text), `no-socket: no socket for udp port 47003 in ${B} (answered with ICMP port unreachable)`);
+  const recorded = readFileSync(join(dir, 'no-socket.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const live = recorded.findIndex((r) => r['type'] === 'explanation');
+  assert.ok(live > 0, 'no explanation record in the trace recorded with --explain');
+  assert.deepEqual(recorded[live], none.json[0]);
+  const freed = recorded.findIndex((r) => r['func'] === 'kfree_skb' && r['skb'] === recorded[live]!['skb']);
+  assert.ok(freed >= 0 && freed < live, 'the explanation follows its journey');
 
   // A reader that binds a small buffer and then reads nothing for a while.
   const reader = lab.spawn(B, [process.execPath, '-e', [

@@ -69,6 +69,11 @@ export class Explainer {
     this.ctx.lost += count;
   }
 
+  /** A journey that went idle, live: the skb's open journey ends here. */
+  endSkb(skb: string): void {
+    this.builder.endSkb(skb);
+  }
+
   /** The trace ended: journeys still open end, then the requests whose replies were dropped are told. */
   end(): void {
     this.builder.end();
