@@ -55,6 +55,8 @@ export interface Ending {
   netns?: string;
   iface?: string;
   by?: string;
+  /** What explain says of it (./explain/): its cause code, in the normalised form; absent when it says nothing. */
+  cause?: string;
 }
 
 /** A journey whose end was seen (or the trace ended). */

@@ -16,6 +16,8 @@ import type { ExplainEvent, ExplanationRecord, SettingsRecord } from '../../src/
 import { classify } from '../../src/regress/records.js';
 import { assertTrace } from '../../src/regress/assert.js';
 import { parseExpectations } from '../../src/regress/expect.js';
+import { diffTraces } from '../../src/regress/diff.js';
+import { normalizeFile } from '../../src/regress/normalize.js';
 
 type Tuple = NonNullable<JsonRecord['tuple']>;
 const NETNS: Record<string, number> = { a: 4026532001, router: 4026532002, b: 4026532003 };
@@ -284,6 +286,31 @@ test('assert\'s cause: the packet\'s explanation, or none; a different cause fai
     assert.deepEqual(results.map((r) => r.ok), [true, true, false]);
     assert.match(results[2]!.message, /cause no-socket \(no socket for udp port 9999 in b \(answered with ICMP port unreachable\)\), not forwarding-disabled/);
     assert.throws(() => parseExpectations('e.yaml', 'expect:\n  - { name: x, cause: bogus }\n'), /cause must be equal to one of the allowed values/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('normalize carries each path\'s cause, and diff says a change of cause in words', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-explain-'));
+  try {
+    const t = udp();
+    const router = settings('router', {
+      ipv4: { forwarding: 0, conf: { all: { forwarding: 0 } } }, devices: [{ ifindex: 2, name: 'veth-r0', addresses: ['192.0.2.254/24'] }],
+    });
+    const path = [...cross(1, t, 'a', 'veth-a', 'router', 'veth-r0'), drop(1, 'router', 'veth-r0', t, 'IP_INADDRERRORS', 'ip_error+0x1')];
+    const write = (name: string, lines: object[]) => {
+      const f = join(dir, name);
+      writeFileSync(f, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      return f;
+    };
+    const opts = { vars: { addresses: [], ephemeralPorts: true, netns: null }, keepNeighbour: false };
+    const before = await normalizeFile(write('a.jsonl', path), opts, []);
+    const after = await normalizeFile(write('b.jsonl', [router, ...path]), opts, []);
+    assert.equal(before.packets[0]!.end.cause, 'no-route');
+    assert.equal(after.packets[0]!.end.cause, 'forwarding-disabled');
+    const words = diffTraces(before, after).changes.map((c) => c.what);
+    assert.deepEqual(words, ['ending: dropped: IP_INADDRERRORS at router/veth-r0 by ip_error, cause no-route → dropped: IP_INADDRERRORS at router/veth-r0 by ip_error, cause forwarding-disabled']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -136,6 +136,8 @@ function forwarding(records: readonly ExplainEvent[], j: Journey, ctx: ExplainCo
 function noRoute(last: ExplainEvent, routes: ExplainEvent[]): Finding {
   const failed = findLast(routes, (r) => FAILED_ROUTES.has(routeOf(r)!.result) && routeOf(r)!.error !== 'EAGAIN');
   const evidence = [...(failed ? [routeLine(failed)] : []), dropLine(last)];
+  // ip_error's EHOSTUNREACH: an unreachable route, or forwarding off, which only the settings tell.
+  if (!failed && last.drop_reason === 'IP_INADDRERRORS') evidence.push({ text: 'the kernel gives this reason for forwarding turned off too: the trace has no settings of this namespace to tell', time: null });
   const dst = last.tuple?.daddr ?? 'its destination';
   const rt = failed?.route;
   const what = rt ? (rt.result === 'error' || rt.result === 'unreachable' ? 'no route' : `a ${rt.result} route`) : 'no route';

@@ -35,6 +35,30 @@ export function explanationRecord(j: Journey, f: Finding): ExplanationRecord {
   return { v: 1, type: 'explanation', time: j.time, skb: j.records?.[0]?.skb ?? '0x0', flow: flowText(j), cause: f.cause, sentence: f.sentence, evidence: f.evidence };
 }
 
+/** An event into journeys: route lookups and neighbour changes into the context (or the records of the journey they are tied to). */
+export function feedEvent(builder: JourneyBuilder, ctx: ExplainContext, r: ExplainEvent): void {
+  if (r.neigh !== undefined) {
+    ctx.addNeigh(r as ExplainEvent & { neigh: NeighSection });
+    return;
+  }
+  if (r.route !== undefined) {
+    if (r.skb === '0x0' || !builder.attach(r)) ctx.addUntiedRoute(r);
+    return;
+  }
+  builder.event(r);
+}
+
+/**
+ * The normalised form's cause: the journey's own explanation at its end (a
+ * request is not told of its reply there: the reply's path carries its
+ * cause), but for `unfinished`, which timing decides. The records go.
+ */
+export function causeOnEnd(j: Journey, ctx: ExplainContext): void {
+  const f = explainJourney(j, ctx);
+  if (f !== null && f.cause !== 'unfinished') j.end = { ...j.end, cause: f.cause };
+  delete j.records;
+}
+
 export class Explainer {
   readonly ctx = new ExplainContext();
   private readonly builder: JourneyBuilder;
@@ -50,15 +74,7 @@ export class Explainer {
   }
 
   event(r: ExplainEvent): void {
-    if (r.neigh !== undefined) {
-      this.ctx.addNeigh(r as ExplainEvent & { neigh: NeighSection });
-      return;
-    }
-    if (r.route !== undefined) {
-      if (r.skb === '0x0' || !this.builder.attach(r)) this.ctx.addUntiedRoute(r);
-      return;
-    }
-    this.builder.event(r);
+    feedEvent(this.builder, this.ctx, r);
   }
 
   settings(s: SettingsRecord): void {
