@@ -74,7 +74,7 @@ function routeLine(r: ExplainEvent): Evidence {
 function nftCause(r: ExplainEvent, records: readonly ExplainEvent[]): Finding {
   const n = r.nft!;
   const what = n.kind === 'policy' ? `the policy of nft chain ${n.family} ${n.table} ${n.chain}`
-    : `nft rule ${n.family} ${n.table} ${n.chain} #${n.handle ?? '?'}${n.rule !== null ? ` "${n.rule}"` : ''}`;
+    : `nft rule ${n.family} ${n.table} ${n.chain} #${n.handle ?? '?'}${n.rule !== null ? ` ${JSON.stringify(n.rule)}` : ''}`;
   const evidence = [said(r, `nft ${n.family} ${n.table} ${n.chain}${n.kind === 'rule' ? ` handle ${n.handle ?? '?'}` : ` ${n.kind}`}${n.rule !== null ? `: ${n.rule}` : ''} → ${n.verdict.toUpperCase()}`)];
   const invalidRule = n.rule !== null && /\bct\s+state\b[^;]*\binvalid\b/i.test(n.rule);
   // Conntrack attaches no entry to a packet it finds INVALID: at netfilter hooks it shows as NONE.
