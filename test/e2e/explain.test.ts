@@ -145,6 +145,19 @@ test('a tc program\'s drop, by name', async () => {
   assert.equal(firstLine(text), `tc-drop: dropped by tc program cni_policy#${node.policyId} at tc:ingress of lxc-b in ${node.host} (TC_INGRESS)`);
 });
 
+test('a tc program\'s redirect into a device that does not take it', async () => {
+  // Pod B's eth0 down: cni_redirect still sends pod A's packets for pod B into it, and the kernel frees them there.
+  cniLab.execSync(node.podB, ['ip', 'link', 'set', 'eth0', 'down']);
+  try {
+    const send = `ip netns exec ${node.podA} ping -c 1 -W 1 ${CNI.podB.addr} >/dev/null; true`;
+    const { text } = await recordAndExplain('redirect', ['--filter-netns', node.host, `icmp and host ${CNI.podB.addr}`], send);
+    assert.equal(firstLine(text), `tc-redirect: redirected by cni_redirect#${node.redirectId} at tc ingress of lxc-a in ${node.host}, ` +
+      'but the redirect failed: freed in skb_do_redirect (its target is down, gone or cannot take it)');
+  } finally {
+    cniLab.execSync(node.podB, ['ip', 'link', 'set', 'eth0', 'up']);
+  }
+});
+
 test('no false causes: a working ping, UDP datagram and TCP exchange are told nothing', async () => {
   const servers = [lab.spawn(B, [process.execPath, PEER, 'udp-serve', '47005']), lab.spawn(B, [process.execPath, PEER, 'tcp-serve', '47006'])];
   await Promise.all(servers.map((s) => new Promise((resolve) => s.stdout!.once('data', resolve))));

@@ -123,6 +123,14 @@ test('a tc program drop names the program; a redirect lists the tc points crosse
   const r = only([ev(2, 'tc:ingress', 'router', 'veth-h', udp(9999, true), { verdict: verdict('redirect', true) }), ev(2, 'netif_receive_skb', 'b', 'eth0', udp(9999, true))]);
   assert.equal(r.cause, 'tc-redirect');
   assert.equal(r.sentence, 'redirected by cni_policy#12 at tc ingress of veth-h in router into eth0@b: tcpdump on veth-h sees only ingress');
+  // Redirected into a device that did not take it: freed (without a reason) right after.
+  const gone = only([ev(3, 'tc:ingress', 'router', 'veth-h', udp(), { verdict: verdict('redirect', true) }), ev(3, 'kfree_skb', 'router', 'veth-h', udp())]);
+  assert.equal(gone.cause, 'tc-redirect');
+  assert.equal(gone.sentence, 'redirected by cni_policy#12 at tc ingress of veth-h in router into eth0@b, but the redirect failed: freed right after');
+  // The verdict stage saw the free next and inferred DROP: the free's caller says the redirect failed.
+  const failed = only([ev(4, 'tc:ingress', 'router', 'lxc-a', udp(), { verdict: verdict('drop', false) }),
+    ev(4, 'kfree_skb', 'router', 'lxc-a', udp(), { drop_reason: 'NOT_SPECIFIED', caller: 'skb_do_redirect+0x1f8' })]);
+  assert.equal(failed.sentence, 'redirected by cni_policy#12 at tc ingress of lxc-a in router, but the redirect failed: freed in skb_do_redirect (its target is down, gone or cannot take it)');
 });
 
 test('forwarding disabled: arrives for an address not its namespace\'s, routed on, never leaves; the drop reason may be missing', () => {

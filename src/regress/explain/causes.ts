@@ -111,6 +111,29 @@ function redirectCause(r: ExplainEvent, records: readonly ExplainEvent[]): Findi
   return { cause: 'tc-redirect', sentence, evidence: tcCrossings(records) };
 }
 
+/**
+ * A redirect the kernel could not carry out: freed right after the tc point
+ * that redirected it, before any point of the target saw it, or by
+ * skb_do_redirect itself (a target down or gone). The verdict stage, seeing
+ * the free next, may have inferred DROP there: the free's caller tells.
+ */
+function failedRedirect(records: readonly ExplainEvent[], last: ExplainEvent, redirect: ExplainEvent | undefined): Finding | null {
+  if (last.func !== 'kfree_skb') return null;
+  const before = records[records.length - 2];
+  const inRedirect = callerOf(last) === 'skb_do_redirect';
+  const at = inRedirect ? findLast(records, (r) => r.func === 'tc:ingress' || r.func === 'tc:egress') : redirect;
+  if (at === undefined || at !== before) return null;
+  const v = at.verdict;
+  const t = v?.action === 'redirect' ? v.target : null;
+  const into = t ? ` into ${t.iface}@${t.netns_name || t.netns}` : '';
+  return {
+    cause: 'tc-redirect',
+    sentence: `redirected by ${programs(v?.by ?? [])} at tc ${at.func.slice(3)} of ${placeOf(at)}${into}, but the redirect failed: ` +
+      `${inRedirect ? 'freed in skb_do_redirect (its target is down, gone or cannot take it)' : 'freed right after'}`,
+    evidence: [...tcCrossings(records), dropLine(last)],
+  };
+}
+
 function forwarding(records: readonly ExplainEvent[], j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding | null {
   const last = records[records.length - 1]!;
   const t = j.last;
@@ -247,7 +270,7 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   const nft = findLast(records, (r) => r.nft !== undefined && r.nft.verdict === 'drop');
   if (nft && (dropped || !freed)) return nftCause(nft, records);
   const tcDrop = findLast(records, (r) => r.verdict !== undefined && r.verdict.action === 'drop');
-  if (tcDrop && (dropped || !freed)) {
+  if (tcDrop && (dropped || !freed || last.func === 'kfree_skb') && callerOf(last) !== 'skb_do_redirect') {
     const v = tcDrop.verdict!;
     const xdp = tcDrop.func.startsWith('xdp');
     return {
@@ -275,6 +298,8 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
     }
     return { cause: 'dropped', sentence: `dropped: ${last.drop_reason ?? 'no reason given'} at ${placeOf(last)}${callerOf(last) ? ` by ${callerOf(last)}` : ''}`, evidence: [dropLine(last)] };
   }
+  const failed = failedRedirect(records, last, redirect);
+  if (failed) return failed;
   if (freed || !MID_PATH.test(last.func)) return null;
   if (failedRoute && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) return noRoute(last, routes);
   if (redirect) return redirectCause(redirect, records);
