@@ -114,6 +114,13 @@ test('no socket, and a socket whose receive buffer is full', async () => {
   assert.deepEqual(recorded[live], none.json[0]);
   const freed = recorded.findIndex((r) => r['func'] === 'kfree_skb' && r['skb'] === recorded[live]!['skb']);
   assert.ok(freed >= 0 && freed < live, 'the explanation follows its journey');
+  // For CI: a cause asked for fails the run; an unknown one is bad usage.
+  const trace = join(dir, 'no-socket.jsonl');
+  assert.equal((await pktpath(['explain', '--fail-on-cause', 'no-socket', trace])).code, 1);
+  assert.equal((await pktpath(['explain', '--fail-on-cause', 'nft-drop,no-route', trace])).code, 0);
+  const bad = await pktpath(['explain', '--fail-on-cause', 'nope', trace]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--fail-on-cause: 'nope' is no cause; one of any, nft-drop/);
 
   // A reader that binds a small buffer and then reads nothing for a while.
   const reader = lab.spawn(B, [process.execPath, '-e', [
