@@ -323,3 +323,20 @@ test('normalize carries each path\'s cause, and diff says a change of cause in w
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('proxy ARP, informational: the next hop answered by a device that does not have its address, once', () => {
+  const t = udp();
+  const neigh = (n: number) => ev(0, 'neigh:neigh_update', 'a', 'veth-a', null, {
+    skb: '0x0', neigh: { event: 'update', family: 4, address: '198.51.100.2', ifindex: 2, iface: 'veth-a', lladdr: '02:00:00:00:00:fe', state: 'REACHABLE', old_state: 'INCOMPLETE', probes: n, error: null },
+  });
+  const router = settings('router', {
+    ipv4: { forwarding: 1, conf: { all: { proxy_arp: 0 }, 'veth-r0': { proxy_arp: 1 } } },
+    devices: [{ ifindex: 2, name: 'veth-r0', lladdr: '02:00:00:00:00:FE', addresses: ['192.0.2.254/24'] }],
+  });
+  const arrived = (skb: number) => [...cross(skb, t, 'a', 'veth-a', 'router', 'veth-r0'), ev(skb, 'nf:ipv4:forward', 'router', 'veth-r0', t), ev(skb, 'net_dev_xmit', 'router', 'veth-r1', t)];
+  const out = explain([router, neigh(1), ...arrived(1), ...arrived(2)]);
+  assert.deepEqual(out.map((e) => e.cause), ['proxy-arp']);
+  assert.equal(out[0]!.sentence, '198.51.100.2 was answered by proxy ARP: veth-r0 in router (proxy_arp=1) answered with its own address 02:00:00:00:00:fe');
+  // Without proxy_arp on the answering device, nothing.
+  assert.deepEqual(explain([settings('router', { devices: router.devices! }), neigh(1), ...arrived(3)]), []);
+});

@@ -11,7 +11,7 @@
 import { FREEING_POINTS } from '../../decode/points.js';
 import type { Journey } from '../journey-shapes.js';
 import { tupleText } from '../journeys.js';
-import { ExplainContext, forwardingOn, holderOf, ipv4Value, netnsText, ownsAddress, rpFilterOn } from './context.js';
+import { ExplainContext, deviceWithLladdr, forwardingOn, holderOf, ipv4Value, netnsText, ownsAddress, rpFilterOn } from './context.js';
 import type { Cause, Evidence, ExplainEvent, NeighSection, RouteSection } from './inputs.js';
 
 export interface Finding {
@@ -258,6 +258,37 @@ function byReason(last: ExplainEvent, records: readonly ExplainEvent[], j: Journ
   return null;
 }
 
+/**
+ * Informational, for a journey that arrived: its next hop was answered by
+ * proxy ARP — the link-layer address the neighbour entry took is a device's
+ * that does not have the address, in a namespace with proxy_arp on it. Told
+ * once per neighbour and answer.
+ */
+function proxyArp(records: readonly ExplainEvent[], j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding | null {
+  const first = records[0]!;
+  const route = findLast(routes, (r) => r.netns === first.netns && routeOf(r)!.result === 'unicast');
+  const hop = route?.route?.gateway ?? j.first?.daddr;
+  if (hop === undefined) return null;
+  const last = records[records.length - 1]!;
+  const answer = findLast(ctx.neighbourChanges(hop, last.time), (e) => e.neigh!.state === 'REACHABLE' && !!e.neigh!.lladdr);
+  const lladdr = answer?.neigh?.lladdr;
+  if (!answer || !lladdr || ctx.proxied.has(`${hop} ${lladdr}`)) return null;
+  const by = deviceWithLladdr(ctx.latestSettings(), lladdr);
+  if (!by || by.addresses.some((a) => a.replace(/\/\d+$/, '') === hop)) return null;
+  const proxy = ipv4Value(by.settings, by.device, 'proxy_arp');
+  if (proxy !== 1) return null;
+  ctx.proxied.add(`${hop} ${lladdr}`);
+  const ns = netnsText(by.settings.netns_name, by.settings.netns);
+  return {
+    cause: 'proxy-arp',
+    sentence: `${hop} was answered by proxy ARP: ${by.device} in ${ns} (proxy_arp=1) answered with its own address ${lladdr}`,
+    evidence: [
+      said(answer, `neighbour ${hop} on ${answer.neigh!.iface ?? deviceOf(answer)} in ${nsOf(answer)}: ${answer.neigh!.old_state ?? '?'} → REACHABLE at ${lladdr}`),
+      { text: `settings of ${ns}: ${by.device} has ${lladdr} and ${by.addresses.join(', ') || 'no address'}, proxy_arp=1`, time: by.settings.time },
+    ],
+  };
+}
+
 /** The journey's explanation, or null when nothing went wrong that the trace shows. */
 export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null {
   const records = (j.records ?? []) as ExplainEvent[];
@@ -300,7 +331,7 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   }
   const failed = failedRedirect(records, last, redirect);
   if (failed) return failed;
-  if (freed || !MID_PATH.test(last.func)) return null;
+  if (freed || !MID_PATH.test(last.func)) return proxyArp(records, j, ctx, routes);
   if (failedRoute && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) return noRoute(last, routes);
   if (redirect) return redirectCause(redirect, records);
   const evidence = [said(last, `last seen at ${last.func} of ${placeOf(last)}; no point saw it freed, delivered or sent on`)];

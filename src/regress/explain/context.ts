@@ -20,6 +20,8 @@ export class ExplainContext {
   private readonly untiedRoutes: ExplainEvent[] = [];
   /** Records the ring (or nftables' socket) lost: hops may be missing. */
   lost = 0;
+  /** Neighbours (address and link-layer address) already told as answered by proxy ARP: told once. */
+  readonly proxied = new Set<string>();
 
   addSettings(s: SettingsRecord): void {
     let list = this.settings.get(s.netns);
@@ -109,6 +111,15 @@ export function holderOf(all: SettingsRecord[], address: string): { settings: Se
     for (const d of s.devices ?? []) {
       if ((d.addresses ?? []).some((x) => bare(x) === a)) return { settings: s, device: d.name, up: d.up ?? null };
     }
+  }
+  return null;
+}
+
+/** The device whose link-layer address is `lladdr`, in any namespace's latest settings. */
+export function deviceWithLladdr(all: SettingsRecord[], lladdr: string): { settings: SettingsRecord; device: string; addresses: string[] } | null {
+  const l = lladdr.toLowerCase();
+  for (const s of all) {
+    for (const d of s.devices ?? []) if (d.lladdr?.toLowerCase() === l) return { settings: s, device: d.name, addresses: d.addresses ?? [] };
   }
   return null;
 }

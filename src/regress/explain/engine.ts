@@ -51,11 +51,12 @@ export function feedEvent(builder: JourneyBuilder, ctx: ExplainContext, r: Expla
 /**
  * The normalised form's cause: the journey's own explanation at its end (a
  * request is not told of its reply there: the reply's path carries its
- * cause), but for `unfinished`, which timing decides. The records go.
+ * cause), but for `unfinished` and `proxy-arp` (told once, on whichever
+ * journey came first), which timing decides. The records go.
  */
 export function causeOnEnd(j: Journey, ctx: ExplainContext): void {
   const f = explainJourney(j, ctx);
-  if (f !== null && f.cause !== 'unfinished') j.end = { ...j.end, cause: f.cause };
+  if (f !== null && f.cause !== 'unfinished' && f.cause !== 'proxy-arp') j.end = { ...j.end, cause: f.cause };
   delete j.records;
 }
 

@@ -61,6 +61,7 @@ export interface SettingsDevice {
   kind?: string;
   /** `192.0.2.1/24`, `2001:db8::1/64`. */
   addresses?: string[];
+  lladdr?: string | null;
 }
 
 /** A `settings` record: one namespace's settings from `time` on. */
