@@ -20,6 +20,7 @@ const code = standaloneModule.default(ajv, {
   lost: `${event.$id}#/$defs/lost`,
   header: `${event.$id}#/$defs/header`,
   settings: `${event.$id}#/$defs/settings`,
+  explanation: `${event.$id}#/$defs/explanation`,
   normalized: `${normalized.$id}#/$defs/header`,
   packet: `${normalized.$id}#/$defs/packet`,
 });

@@ -66,7 +66,7 @@ async function cniScene(lab: Lab): Promise<number> {
   say(`  lxc-a ingress: cni_redirect (tcx link) sends packets for ${CNI.podB.addr} straight into pod B (bpf_redirect_peer)`);
   say(`  lxc-b ingress: cni_policy (tc filter … bpf da) drops UDP to port ${CNI.tcDroppedPort}`);
   say(`  host forward:  nft rule "${CNI.nftComment}"`);
-  const options: RawOptions = { filterIp: CNI.podA.addr, outputNft: true, groupBy: 'skb' };
+  const options: RawOptions = { filterIp: CNI.podA.addr, outputNft: true, groupBy: 'skb', explain: true };
   return traceScene(options, [node.host, node.podA, node.podB], async () => {
     say(`ping ${CNI.podA.addr} → ${CNI.podB.addr}: the request skips the host's stack, the reply does not`);
     await lab.exec(node.podA, ['ping', '-c', '1', '-W', '2', CNI.podB.addr]);
@@ -92,7 +92,7 @@ export async function demo(): Promise<number> {
   try {
     say('scene 1: two hosts');
     const first = await twoHostsScene(lab);
-    say('scene 2: the datapath of a CNI explained (--output-nft --group-by skb)');
+    say('scene 2: the datapath of a CNI explained (--output-nft --group-by skb --explain)');
     const second = await cniScene(lab);
     return first > 0 && second > 0 ? EXIT_OK : EXIT_FAILURE;
   } finally {

@@ -14,6 +14,7 @@ import { missingPrivileges } from '../kernel/privileges.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './exit.js';
 import { addTraceOptions } from './options.js';
 import { type KnownOptions, expandProfiles, loadProfile } from './profiles.js';
+import { addExplainCommand } from './explain.js';
 import { addRegressCommands } from './regress.js';
 import { openPods, prepare, prepareTrace, runTrace } from './run.js';
 import { InputFileError } from '../regress/errors.js';
@@ -116,6 +117,7 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
     .action((file: string, expression: string[], opts: RawOptions) => run(import('./show.js').then((m) => m.show(file, expression, opts))));
 
   addRegressCommands(program, run);
+  addExplainCommand(program, run);
 
   program.command('profiles')
     .description('list the profiles --profile takes: built in, and those under ~/.config/pktpath/profiles')

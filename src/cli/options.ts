@@ -92,7 +92,9 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
       .option('--output-nft', 'show the nft rules (iptables-nft too) each traced packet meets, from nftables\' own tracing; ' +
         'adds a table inet pktpath_trace_PID in each traced namespace, removed on exit')
       .option('--output-packet', 'capture each packet\'s first --pcap-snaplen bytes into its JSON record, ' +
-        'so `pktpath show` can filter on any header and write pcapng later');
+        'so `pktpath show` can filter on any header and write pcapng later')
+      .option('--explain', 'at the end of each packet\'s journey that did not arrive, say why: a cause, a sentence and the ' +
+        'evidence (docs/EXPLAIN.md); in JSON, an explanation record after it');
   }
   // The optional sections' own (src/output/sections/).
   for (const o of sectionOptions()) if (live || !o.live) cmd.option(o.flags, o.description);

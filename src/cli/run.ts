@@ -11,6 +11,7 @@ import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
+import { LiveExplainer } from '../regress/explain/live.js';
 import { escapeMessage } from '../output/escape.js';
 import { JsonSink } from '../output/line-sinks.js';
 import { formatTime } from '../output/format.js';
@@ -142,7 +143,7 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     stack: out.stack,
     snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
-    settings: out.json || out.files.jsonFile !== null || (out.settings ?? false),
+    settings: out.json || out.files.jsonFile !== null || (out.settings ?? false) || cfg.explain,
     skbMeta,
     sections: sectionMask(out.sections),
     neighAll: out.neighAll ?? false,
@@ -190,7 +191,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { filter, kernel, plan } = prepared;
   for (const note of plan.notes) hooks.say(`pktpath: ${note}`);
   const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
-    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag });
+    { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag, explainer: cfg.explain ? new LiveExplainer() : null });
   let failed: Error | null = null;
   const session = new TraceSession({ ...sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), pods: prepared.pods }, plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),

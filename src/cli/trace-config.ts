@@ -60,7 +60,17 @@ export interface TraceConfig {
   kernelBtf: string | null;
   /** The files the run reads (--kernel-btf, profile files): no output may be one of them. */
   inputs: InputFile[];
+  /** --explain: why each journey that did not arrive did not, after it. */
+  explain: boolean;
 }
+
+/**
+ * What --explain reads beyond the events, turned on with it: the route and
+ * neighbour sections (--output-route, --output-neigh), and every neighbour
+ * change of the traced namespaces whatever the filter (a next hop is not the
+ * packet's address). Settings are followed for it too (sessionOptions).
+ */
+export const EXPLAIN_READS: Readonly<Record<string, true>> = { outputRoute: true, outputNeigh: true, outputNeighAll: true };
 
 /** The file options as commander hands them over (with the flags they depend on). */
 export interface RawOutputFileOptions {
@@ -108,6 +118,7 @@ export interface RawOptions extends RawOutputFileOptions {
   outputNft?: boolean;
   outputSettings?: boolean;
   outputPacket?: boolean;
+  explain?: boolean;
   outputNetnsNames?: boolean;
   outputSkb?: boolean;
   outputSkbSharedInfo?: boolean;
@@ -204,7 +215,8 @@ function nonEmptyPath(flag: string, text: string): string {
   return text;
 }
 
-export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
+export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig {
+  const o: RawOptions = raw.explain ? { ...EXPLAIN_READS, ...raw } : raw;
   const filter: FlagFilter = {};
   if (o.filterSrcIp !== undefined) filter.srcIp = parseIp('--filter-src-ip', o.filterSrcIp);
   if (o.filterDstIp !== undefined) filter.dstIp = parseIp('--filter-dst-ip', o.filterDstIp);
@@ -294,5 +306,6 @@ export function buildConfig(o: RawOptions, expression: string[]): TraceConfig {
       ...(o.kernelBtf !== undefined ? [{ flag: '--kernel-btf', path: o.kernelBtf }] : []),
       ...profileFilesRead().map((path) => ({ flag: '--profile', path })),
     ],
+    explain: !!o.explain,
   };
 }

@@ -9,6 +9,7 @@ import type { OutputConfig, OutputFileOptions } from './config.js';
 import { type InputFile, OUTPUT_FILE_MODE, type OpenedOutput, OutputPathError, ReadyFile, checkDistinct, checkLaterOutputs, discardOutput, openOutputs } from './files.js';
 import { ConnectionSink } from './connections.js';
 import { JourneySink, type JourneyOptions } from './journey.js';
+import { ExplainSink, ExplainerInputs, type JourneyExplainer } from './explained.js';
 import { colorFor } from './paint.js';
 import type { CollectorOptions } from './packets.js';
 import { PcapngSink } from './pcapng.js';
@@ -48,6 +49,8 @@ export interface OutputSinkContext {
   text: Omit<JourneyOptions, 'idleMs' | 'maxOpen' | 'clock' | 'every'>;
   /** The collectors' clock and sweeps (--group-by): recorded time in a replay; default: the real ones. */
   timing?: Pick<CollectorOptions, 'clock' | 'every'>;
+  /** --explain: the engine that says why a journey did not arrive; null or absent: none. */
+  explainer?: JourneyExplainer | null;
   /** A side output failed (e.g. the pcap file); the message names the file. */
   onError: (message: string) => void;
   /** Opens the pcapng file. Default: a stream on the file openOutputs opened. */
@@ -69,7 +72,7 @@ export interface OutputSinks {
 
 /** The sinks the file options add to, or put in place of, the text/JSON sink. */
 export function createOutputSinks(opts: OutputFileOptions, ctx: OutputSinkContext): OutputSinks {
-  const grouped = { ...ctx.text, ...ctx.timing };
+  const grouped = { ...ctx.text, ...ctx.timing, explainer: ctx.explainer ?? null };
   const main = opts.groupBy === 'skb' ? new JourneySink(ctx.writer, grouped)
     : opts.groupBy === 'ct' ? new ConnectionSink(ctx.writer, grouped) : null;
   const extra: Sink[] = [];
@@ -116,6 +119,7 @@ export interface SinkPlaces {
   fileFlag?: string;
   /** The collectors' clock and sweeps (a replay's recorded time). */
   timing?: OutputSinkContext['timing'];
+  explainer?: JourneyExplainer | null;
   /** The files the command reads: no output may be one of them. */
   inputs?: readonly InputFile[];
   /** --ready-file's path; null or absent: none. */
@@ -128,7 +132,7 @@ export interface SinkPlaces {
  * Problems writing later are told through `warn` (a line for a person).
  */
 export function createSinks(out: OutputConfig, warn: (line: string) => void, places: SinkPlaces = {}): SinkSetup {
-  const { stdout = process.stdout, fileFlag = '--output-file', timing, inputs = [], readyFile = null } = places;
+  const { stdout = process.stdout, fileFlag = '--output-file', timing, inputs = [], readyFile = null, explainer = null } = places;
   let closedHandler: () => void = () => {};
   // All at once first: --force replaces nothing while another path of the command is still to be refused.
   checkDistinct([
@@ -171,11 +175,13 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void, pla
     color: useColor(out, stdout.isTTY === true),
   };
   const more = createOutputSinks(out.files, {
-    writer, text, timing, onError: warn, pcapFile: files.get('--output-pcap'), jsonFile: files.get('--output-json-file'), json: { stack: out.stack },
+    writer, text, timing, explainer, onError: warn, pcapFile: files.get('--output-pcap'), jsonFile: files.get('--output-json-file'), json: { stack: out.stack },
   });
   const main: Sink = more.main ??
     (out.json ? new JsonSink(writer, { stack: out.stack }) : new TextSink(writer, { header: true, ...text, settings: out.settings ?? false }));
+  // Grouped blocks say it after each block themselves; text and JSON lines through the explaining sink around them.
+  const first = explainer && !(more.main instanceof JourneySink) ? new ExplainSink(main, writer, explainer, out.json, timing) : main;
   return {
-    sinks: [main, ...more.extra], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(), ready,
+    sinks: [first, ...more.extra, ...(explainer ? [new ExplainerInputs(explainer)] : [])], main, onClosed: (fn) => (closedHandler = fn), dropped: () => writer.dropped, drain: () => writer.drain(), ready,
   };
 }

@@ -37,6 +37,7 @@ import { stackLines } from './stack.js';
 import { COLUMN_WIDTHS, formatLost } from './text.js';
 import { formatTuple } from './tuple.js';
 import { formatVerdict } from './verdict.js';
+import { type JourneyExplainer, writeExplained } from './explained.js';
 
 export interface JourneyOptions extends CollectorOptions {
   color: boolean;
@@ -45,6 +46,8 @@ export interface JourneyOptions extends CollectorOptions {
   tcpFlags: boolean;
   stack: boolean;
   timestamp: TimestampMode;
+  /** --explain: why each journey that did not arrive did not, after its block. */
+  explainer?: JourneyExplainer | null;
 }
 
 const PAD_HOP = { delta: 12, func: COLUMN_WIDTHS.func, iface: COLUMN_WIDTHS.iface } as const;
@@ -66,7 +69,9 @@ export class JourneySink implements Sink {
     this.tupleOpts = { tcpFlags: opts.tcpFlags };
     this.paints = stylesFor(opts.color, opts.colorLevel);
     this.packets = new PacketCollector(opts, (events, how) => {
-      if (!this.out.closed) this.out.write(this.formatJourney(events, how));
+      if (this.out.closed) return;
+      this.out.write(this.formatJourney(events, how));
+      if (opts.explainer) writeExplained(this.out, opts.explainer.journey(events, how), false);
     });
   }
 
@@ -89,6 +94,7 @@ export class JourneySink implements Sink {
     if (!this.closed) {
       this.closed = true;
       this.packets.stop();
+      if (this.opts.explainer && !this.out.closed) writeExplained(this.out, this.opts.explainer.end(), false);
     }
     return this.out.close();
   }

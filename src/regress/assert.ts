@@ -10,6 +10,21 @@ import type { Endpoint, Expectation, Expectations, Match, PointPattern } from '.
 import { type FlowTuple, type Hop, type Journey, RAW_JOURNEYS, directionIn, flowOf, normalizedHop, tupleText } from './journeys.js';
 import { endText, hopText, journeysOf } from './normalize.js';
 import { cidrContains } from './vars.js';
+import type { ExplanationRecord } from './explain/inputs.js';
+
+/** Explanations by the journey they explain (its first time and flow); absent where no expectation asks for a cause. */
+export type Causes = ReadonlyMap<string, ExplanationRecord>;
+
+export const causeKey = (time: string, flow: string) => `${time} ${flow}`;
+
+/** What explain said of a unit: its first packet's explanation that has one. */
+function causeOf(u: Unit, causes: Causes): ExplanationRecord | null {
+  for (const p of u.packets) {
+    const e = causes.get(causeKey(p.time, p.first ? `${p.first.proto} ${tupleText(p.first)}` : ''));
+    if (e) return e;
+  }
+  return null;
+}
 
 export interface Result {
   name: string;
@@ -75,7 +90,7 @@ function rewrittenTo(e: Endpoint, first: FlowTuple | null, last: FlowTuple | nul
 }
 
 /** What the unit fails of the expectation's requirements, in words; [] when it does them all. */
-function failures(x: Expectation, u: Unit): string[] {
+function failures(x: Expectation, u: Unit, causes: Causes): string[] {
   const out: string[] = [];
   // A connection ends dropped when one of its packets was.
   const ending = u.packets.find((p) => p.end.how === 'dropped' && (x.reason === undefined || p.end.reason === x.reason))?.end ??
@@ -110,6 +125,11 @@ function failures(x: Expectation, u: Unit): string[] {
     out.push(`not DNATed to ${x.dnat.text}${rewrite ? ` (${normalizedHop(rewrite).nat})` : ''}`);
   }
   if (x.snat && !forward.some((p) => rewrittenTo(x.snat!, p.first, p.last, 'src'))) out.push(`not SNATed to ${x.snat.text}`);
+  if (x.cause !== undefined) {
+    const e = causeOf(u, causes);
+    const have = e?.cause ?? 'none';
+    if (have !== x.cause) out.push(`cause ${have}${e ? ` (${e.sentence})` : ''}, not ${x.cause}`);
+  }
   return out;
 }
 
@@ -138,7 +158,7 @@ function units(journeys: Journey[], connections: boolean): Unit[] {
   return [...flows.values()];
 }
 
-export function evaluate(x: Expectation, journeys: Journey[]): Result {
+export function evaluate(x: Expectation, journeys: Journey[], causes: Causes = new Map()): Result {
   const all = units(journeys, x.connection);
   const selected = all.filter((u) => mismatches(x.match, u).length === 0);
   const what = x.connection ? 'connections' : 'packets';
@@ -158,7 +178,7 @@ export function evaluate(x: Expectation, journeys: Journey[]): Result {
     }
     return { ...base, ok: false, message: `expected ${x.count.text} ${what} matching, found ${selected.length}`, details };
   }
-  const failing = selected.map((u) => ({ u, why: failures(x, u) })).filter((f) => f.why.length > 0);
+  const failing = selected.map((u) => ({ u, why: failures(x, u, causes) })).filter((f) => f.why.length > 0);
   if (failing.length === 0) return { ...base, ok: true, message: `${selected.length} ${what} matched and held`, details: [] };
   const nearest = failing.reduce((a, b) => (b.why.length < a.why.length ? b : a));
   return {
@@ -173,7 +193,12 @@ export function evaluate(x: Expectation, journeys: Journey[]): Result {
 export async function assertTrace(trace: string, expectations: Expectations): Promise<Result[]> {
   const journeys: Journey[] = [];
   await journeysOf(trace, RAW_JOURNEYS, (j) => journeys.push(j));
-  return expectations.expect.map((x) => evaluate(x, journeys));
+  const causes = new Map<string, ExplanationRecord>();
+  if (expectations.expect.some((x) => x.cause !== undefined)) {
+    const { explainFile } = await import('./explain/file.js');
+    for (const e of (await explainFile(trace)).explanations) causes.set(causeKey(e.time, e.flow), e);
+  }
+  return expectations.expect.map((x) => evaluate(x, journeys, causes));
 }
 
 /** The results for a person; names and messages escaped (./escape.ts): they quote the trace and the expectations. */

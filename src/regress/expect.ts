@@ -74,6 +74,8 @@ export interface Expectation {
   ct?: string[];
   dnat?: Endpoint;
   snat?: Endpoint;
+  /** What explain says of it: a cause code, or `none`. */
+  cause?: string;
 }
 
 export interface Expectations {
@@ -217,6 +219,7 @@ export function parseExpectations(file: string, text: string): Expectations {
     if (x.ct !== undefined) e.ct = x.ct as string[];
     if (x.dnat !== undefined) e.dnat = endpoint(at('dnat'), x.dnat);
     if (x.snat !== undefined) e.snat = endpoint(at('snat'), x.snat);
+    if (x.cause !== undefined) e.cause = x.cause as string;
     return e;
   });
   return { file, vars: raw.vars ?? [], varNetns: raw.var_netns ?? null, expect };

@@ -2,6 +2,8 @@
  * The shapes of journeys (./journeys.ts): a packet's hops as a trace shows
  * them, and the normalised records `normalize` writes and `diff`/`assert` read.
  */
+import type { JsonRecord } from '../output/json.js';
+
 /** A tuple; ports as their decimal text. */
 export interface FlowTuple {
   proto: string;
@@ -53,6 +55,8 @@ export interface Ending {
   netns?: string;
   iface?: string;
   by?: string;
+  /** What explain says of it (./explain/): its cause code, in the normalised form; absent when it says nothing. */
+  cause?: string;
 }
 
 /** A journey whose end was seen (or the trace ended). */
@@ -67,6 +71,8 @@ export interface Journey {
   ctOrig: FlowTuple | null;
   hops: Hop[];
   end: Ending;
+  /** Its records as the trace has them, when the builder was asked to keep them (explain). */
+  records?: JsonRecord[];
 }
 
 /** A hop as normalised output writes it. */

@@ -115,6 +115,8 @@ interface Open {
   hops: Hop[];
   last: FlowTuple | null;
   neighbour: boolean;
+  /** Every record of it, in order, when the builder keeps them (explain reads them back). */
+  records?: JsonRecord[];
 }
 
 /**
@@ -140,7 +142,18 @@ export class JourneyBuilder {
   private selfNetns = -1;
   lost = 0;
 
-  constructor(private readonly opts: Pick<JourneyOptions, 'keepNeighbour'>, private readonly done: (j: Journey) => void) {}
+  constructor(
+    private readonly opts: Pick<JourneyOptions, 'keepNeighbour'> & { keepRecords?: boolean },
+    private readonly done: (j: Journey) => void,
+  ) {}
+
+  /** A record about an open journey's skb that is no hop of it (a route lookup made for it): kept with its records. */
+  attach(r: JsonRecord): boolean {
+    const j = this.open.get(r.skb);
+    if (j?.records === undefined) return false;
+    j.records.push(r);
+    return true;
+  }
 
   header(h: JsonHeaderRecord): void {
     this.selfNetns = h.namespaces.find((n) => n.self)?.inode ?? -1;
@@ -155,7 +168,10 @@ export class JourneyBuilder {
     let j = this.open.get(r.skb);
     if (r.nft) {
       // nftables' own trace of a packet: a hop of the journey it belongs to, if it is tied to one.
-      if (j !== undefined) j.hops.push({ at: r.func, netns: this.netnsName(r), iface: r.iface.replace(/:\d+$/, ''), nft: nftText(r.nft) });
+      if (j !== undefined) {
+        j.hops.push({ at: r.func, netns: this.netnsName(r), iface: r.iface.replace(/:\d+$/, ''), nft: nftText(r.nft) });
+        j.records?.push(r);
+      }
       return;
     }
     const t = r.tuple === null ? null : flowTuple(r.tuple);
@@ -174,8 +190,10 @@ export class JourneyBuilder {
         time: r.time, seen: new Set(), first: t, tuples: t ? [t] : [], flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t,
         neighbour: false,
       };
+      if (this.opts.keepRecords) j.records = [];
       this.open.set(r.skb, j);
     }
+    j.records?.push(r);
     if (r.tuple !== null && (isNeighbourAddress(r.tuple.saddr) || isNeighbourAddress(r.tuple.daddr))) j.neighbour = true;
     if (j.first === null && t !== null) {
       j.first = t;
@@ -218,6 +236,14 @@ export class JourneyBuilder {
     j.hops.push(hop);
   }
 
+  /** The journey on `skb` ended where no point of the trace saw it end (idle, live): it ends now. */
+  endSkb(skb: string): void {
+    const j = this.open.get(skb);
+    if (j === undefined) return;
+    this.open.delete(skb);
+    this.finish(j, { how: 'ended' });
+  }
+
   /** Packets still in flight when the trace ended. */
   end(): void {
     for (const j of this.open.values()) this.finish(j, { how: 'ended' });
@@ -229,7 +255,9 @@ export class JourneyBuilder {
     if ((j.first === null || j.neighbour) && !this.opts.keepNeighbour) return;
     // Seen only where it was freed: nothing of a path to compare (a drop is still news).
     if (j.hops.length === 0 && end.how !== 'dropped') return;
-    this.done({ time: j.time, first: j.first, last: j.last, flags: j.flags, ctOrig: j.ctOrig, hops: j.hops, end });
+    const journey: Journey = { time: j.time, first: j.first, last: j.last, flags: j.flags, ctOrig: j.ctOrig, hops: j.hops, end };
+    if (j.records) journey.records = j.records;
+    this.done(journey);
   }
 }
 

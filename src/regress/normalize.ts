@@ -12,6 +12,8 @@ import {
 } from './journeys.js';
 import { TraceFileError, readTrace } from './records.js';
 import { Held, pathBytes } from './held.js';
+import { ExplainContext } from './explain/context.js';
+import { causeOnEnd, feedEvent } from './explain/engine.js';
 
 export interface Normalized {
   header: NormalizedHeader;
@@ -26,7 +28,7 @@ type Source = Pick<NormalizedHeader, 'kernel' | 'command'>;
  * caller keeps counts against `held` (the builder's callback adds it): past
  * its bound, reading stops at that line.
  */
-async function read(file: string, builder: JourneyBuilder, held: Held): Promise<{ source: Source; normalized: Normalized | null }> {
+async function read(file: string, builder: JourneyBuilder, held: Held, ctx: ExplainContext | null = null): Promise<{ source: Source; normalized: Normalized | null }> {
   let source: Source = { kernel: null, command: null };
   let normalized: Normalized | null = null;
   let events = false;
@@ -39,10 +41,15 @@ async function read(file: string, builder: JourneyBuilder, held: Held): Promise<
       case 'event':
         if (normalized) throw new TraceFileError(file, line.line, 'an event in a normalised trace');
         events = true;
-        builder.event(line.record);
+        if (ctx) feedEvent(builder, ctx, line.record);
+        else builder.event(line.record);
+        break;
+      case 'settings':
+        ctx?.addSettings(line.record);
         break;
       case 'lost':
         builder.lost += line.count;
+        if (ctx) ctx.lost += line.count;
         break;
       case 'settings':
         // Not part of a normalised trace (yet): journeys are compared without them.
@@ -80,10 +87,12 @@ export async function journeysOf(file: string, opts: Pick<JourneyOptions, 'keepN
 export async function normalizeFile(file: string, opts: JourneyOptions, varsText: string[]): Promise<Normalized> {
   const flows = new FlowSet();
   const held = new Held('its distinct paths');
-  const builder = new JourneyBuilder(opts, (j) => {
+  const ctx = new ExplainContext();
+  const builder = new JourneyBuilder({ ...opts, keepRecords: true }, (j) => {
+    causeOnEnd(j, ctx);
     if (flows.add(j)) held.bytes += pathBytes(j.hops, j.end);
   });
-  const { source, normalized } = await read(file, builder, held);
+  const { source, normalized } = await read(file, builder, held, ctx);
   if (normalized) return normalized;
   const packets = flows.packets(opts.vars);
   return { header: { v: 1, type: 'normalized', ...source, vars: varsText, packets: packets.length, lost: builder.lost }, packets };
@@ -119,8 +128,9 @@ export function hopText(h: NormalizedHop): string {
 }
 
 export function endText(e: NormalizedPacket['end']): string {
-  if (e.how !== 'dropped') return e.how;
-  return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${e.by ? ` by ${e.by}` : ''}`;
+  const cause = e.cause ? `, cause ${e.cause}` : '';
+  if (e.how !== 'dropped') return `${e.how}${cause}`;
+  return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${e.by ? ` by ${e.by}` : ''}${cause}`;
 }
 
 /** The normalised form for a person: a block per flow, a line per hop; each line escaped (./escape.ts). */

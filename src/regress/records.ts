@@ -8,6 +8,7 @@ import { JSON_SCHEMA_VERSION, type JsonHeaderRecord, type JsonRecord } from '../
 import type { JsonSettingsRecord } from '../output/settings.js';
 import { InputFileError } from './errors.js';
 import type { NormalizedHeader, NormalizedPacket } from './journeys.js';
+import type { ExplanationRecord } from './explain/inputs.js';
 import { checkReadableFile, lineBatches } from './lines.js';
 import * as schema from './schema-checks.js';
 
@@ -29,7 +30,9 @@ export type TraceLine =
   | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
   | { kind: 'settings'; record: JsonSettingsRecord }
   | { kind: 'normalized'; record: NormalizedHeader }
-  | { kind: 'packet'; record: NormalizedPacket };
+  | { kind: 'packet'; record: NormalizedPacket }
+  /** Why a journey did not arrive (`--explain`, `pktpath explain --json`). */
+  | { kind: 'explanation'; record: ExplanationRecord };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -105,6 +108,9 @@ export function classify(text: string): TraceLine {
     case 'packet':
       checked(schema.packet, r, 'a normalised packet');
       return { kind: 'packet', record: r as unknown as NormalizedPacket };
+    case 'explanation':
+      checked(schema.explanation, r, 'an explanation');
+      return { kind: 'explanation', record: r as unknown as ExplanationRecord };
     default:
       throw new Error(`unknown record type ${shown(r.type)}`);
   }

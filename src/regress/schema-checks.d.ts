@@ -1,7 +1,7 @@
 /**
  * The validators of each kind of trace line, generated at build time by
  * scripts/schema-checks.mjs (ajv's standalone code) from schema/event.v1.json
- * (event, lost, header, settings) and schema/normalized.v1.json (normalized, packet).
+ * (event, lost, header, settings, explanation) and schema/normalized.v1.json (normalized, packet).
  */
 import type { ErrorObject } from 'ajv';
 
@@ -17,3 +17,4 @@ export declare const header: SchemaCheck;
 export declare const settings: SchemaCheck;
 export declare const normalized: SchemaCheck;
 export declare const packet: SchemaCheck;
+export declare const explanation: SchemaCheck;

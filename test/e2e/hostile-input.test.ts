@@ -65,6 +65,7 @@ const TRACE_COMMANDS: Array<[string, (t: string) => string[]]> = [
   ['diff (first)', (t) => ['diff', t, '{d}/good.jsonl']],
   ['diff (second)', (t) => ['diff', '{d}/good.jsonl', t]],
   ['assert', (t) => ['assert', t, '--expect', '{d}/good.yaml', '--junit', '{d}/report.xml']],
+  ['explain', (t) => ['explain', t]],
 ];
 
 /** A file that is no trace, at `path` (made from `files`), and what pktpath says of it. */
@@ -220,7 +221,8 @@ const CASES: HostileCase[] = [
   // A line of a trace wrong, through the commands in turn.
   ...[...FIELD_CASES, ...ORDER_CASES].map((c, i): HostileCase => {
     // show renders recorded traces only: a normalised one goes to the commands that read it.
-    const commands = c.normalized ? TRACE_COMMANDS.slice(1) : TRACE_COMMANDS;
+    // explain, like show, reads recorded traces only.
+    const commands = c.normalized ? TRACE_COMMANDS.slice(1, -1) : TRACE_COMMANDS;
     const [cmd, argv] = commands[i % commands.length]!;
     return {
       kind: 'trace line', name: `${cmd}: ${c.name}`, argv: argv(T), files: { 't.jsonl': traceText(c.lines()) },

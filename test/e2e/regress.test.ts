@@ -117,6 +117,12 @@ test('runs of one scenario normalise to identical output, and to the golden one'
     normalized.push(n.stdout);
   }
   for (const [i, n] of normalized.entries()) assert.equal(n, normalized[0], `run ${i} differs from the first`);
+  // Nothing went wrong in the scenario: explain finds no cause in any run.
+  for (const t of runs) {
+    const why = await pktpath(['explain', '--fail-on-cause', 'any', t]);
+    assert.equal(why.code, 0, why.stdout + why.stderr);
+    assert.match(why.stdout, /^nothing to explain/);
+  }
   const d = await pktpath(['diff', runs[0]!, runs[3]!, '--color', 'never']);
   assert.equal(d.code, 0, d.stdout);
 
@@ -138,6 +144,8 @@ test('a dropping nft rule, a DNAT and a removed route each make diff exit 1 and 
   }
   const d1 = await pktpath(['diff', baseline, dropped, '--color', 'never']);
   assert.equal(d1.code, 1, d1.stdout + d1.stderr);
+  const why = await pktpath(['explain', dropped]);
+  assert.equal(why.stdout.split('\n')[0], `nft-drop: dropped by a netfilter rule in ${B} at local_in (--output-nft names the rule)`, why.stdout);
   assert.match(d1.stdout, /udp 192\.0\.2\.1:\$p\d > 192\.0\.2\.2:5353 \[> .*\]: ending: ended → dropped: NETFILTER_DROP at pprg-b\/veth-b by nft_do_chain/);
   const j1 = JSON.parse((await pktpath(['diff', baseline, dropped, '--json'])).stdout) as { changes: Array<{ kind: string }> };
   assert.ok(j1.changes.some((c) => c.kind === 'end'));

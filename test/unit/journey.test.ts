@@ -240,3 +240,27 @@ test('durations', () => {
   assert.equal(formatDuration(1_234_567n), '1.235ms');
   assert.equal(formatDuration(2_500_000_000n), '2.500s');
 });
+
+test('--explain: each dropped journey\'s explanation follows its block; grouped or in JSON lines after the journey', async () => {
+  const { LiveExplainer } = await import('../../src/regress/explain/live.js');
+  const h = harness({ explainer: new LiveExplainer() });
+  for (const e of EVENTS) h.sink.event(e);
+  await h.sink.close();
+  const lines = h.out.text.split('\n');
+  const drop = lines.findIndex((l) => l.includes('kfree_skb'));
+  assert.equal(lines[drop + 1], 'nft-drop: dropped by a netfilter rule in srv at pre_routing (--output-nft names the rule)');
+  assert.equal(lines.filter((l) => /^[a-z-]+: /.test(l)).length, 1, h.out.text);
+
+  const { ExplainSink } = await import('../../src/output/explained.js');
+  const { JsonSink } = await import('../../src/output/line-sinks.js');
+  const out = new Collect();
+  const writer = new BatchedWriter(out, { isTTY: false, maxDelayMs: 0 });
+  const sink = new ExplainSink(new JsonSink(writer, { stack: false }), writer, new LiveExplainer(), true, { every: () => () => {} });
+  for (const e of EVENTS) sink.event(e);
+  await sink.close();
+  const records = out.text.trim().split('\n').map((l) => JSON.parse(l) as { type?: string; func?: string; skb: string; cause?: string });
+  const at = records.findIndex((r) => r.type === 'explanation');
+  assert.equal(records[at]!.cause, 'nft-drop');
+  assert.equal(records[at - 1]!.func, 'kfree_skb');
+  assert.equal(records.filter((r) => r.type === 'explanation').length, 1);
+});

@@ -150,7 +150,7 @@ test('diff names a drop, a hop gone and a flow only on one side, in words', asyn
     const r = diffTraces(a, b);
     const words = r.changes.map((c) => `${c.kind}: ${c.what}`);
     assert.ok(words.includes('hop-removed: no longer passes nf:ipv4:local_in in a/veth-a'), words.join('\n'));
-    assert.ok(words.includes('end: ending: ended → dropped: NETFILTER_DROP at b/veth-b by nf_hook_slow'), words.join('\n'));
+    assert.ok(words.includes('end: ending: ended → dropped: NETFILTER_DROP at b/veth-b by nf_hook_slow, cause nft-drop'), words.join('\n'));
     assert.ok(words.some((w) => w.startsWith('flow-added: flow only in the second trace')), words.join('\n'));
     assert.deepEqual(diffTraces(a, a).changes, []);
   } finally {
