@@ -94,12 +94,13 @@ test('the image: Debian\'s Node 20, the runtime libraries, pktpath as its entryp
   assert.deepEqual(inspect[0].Config.Entrypoint, ['pktpath']);
   const facts = podman(['run', '--rm', '--network=none', '--entrypoint', 'sh', IMAGE, '-c',
     'node --version; dpkg-query -W -f "\\${Package} \\${Version}\\n" nodejs libbpf1 libpcap0.8t64 libnftables1; ' +
-    'command -v clang clang-19 bpftool npm gcc || true; pktpath --version']);
+    'command -v clang clang-19 bpftool npm gcc || true; command -v tar; pktpath --version']);
   assert.equal(facts.code, 0, facts.stderr);
   assert.match(facts.stdout, /^v20\./m, 'Node 20');
   assert.match(facts.stdout, /^nodejs \S+deb13/m, 'nodejs from Debian 13');
   for (const lib of ['libbpf1', 'libpcap0.8t64', 'libnftables1']) assert.match(facts.stdout, new RegExp(`^${lib.replaceAll('.', '\\.')} `, 'm'));
   assert.doesNotMatch(facts.stdout, /\/(clang|clang-19|bpftool|npm|gcc)$/m, 'a build tool in the image');
+  assert.match(facts.stdout, /^\/usr\/bin\/tar$/m, 'tar, for `kubectl cp`');
   assert.match(facts.stdout, /^0\.1\.0$/m);
 });
 
