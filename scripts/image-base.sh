@@ -4,7 +4,8 @@
 # libraries pktpath binds, nothing else. Debian 13 (trixie): its nodejs is Node 20 (bookworm's is 18).
 # Slim like Docker's debian:*-slim: no documentation, manual pages or translations.
 # Cached in $PKTPATH_IMAGE_CACHE (default /var/cache/pktpath-image) under a key made of the suite,
-# the package lists and the options: a second run with the same lists is a lookup.
+# the package lists, the options and the mirrors: a second run with the same lists is a lookup.
+# Delete the tarball to take newer packages (security updates) into the base.
 # Prints the tarball's path, then `base: cached|built in N ms`.
 set -euo pipefail
 suite=trixie
@@ -19,11 +20,14 @@ for cmd in mmdebstrap apt-get sha256sum; do
 done
 [ "$(id -u)" -eq 0 ] || { echo 'pktpath image: mmdebstrap runs as root here (run as root)' >&2; exit 1; }
 
-# This machine's Debian mirrors: the archive and the security archive, as apt is configured.
+# This machine's Debian mirrors, as apt is configured: those serving its own release (and its
+# security updates), not other vendors' repositories.
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 mirrors=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' | sort -u)
-archive=$(awk '$2 !~ /-(security|updates|backports)$/ { print $1; exit }' <<<"$mirrors")
-security=$(awk '$2 ~ /-security$/ { print $1; exit }' <<<"$mirrors")
-[ -n "$archive" ] || { echo 'pktpath image: no Debian archive in apt'\''s sources (apt-get indextargets)' >&2; exit 1; }
+archive=$(awk -v r="$codename" '$2 == r { print $1; exit }' <<<"$mirrors")
+security=$(awk -v r="$codename-security" '$2 == r { print $1; exit }' <<<"$mirrors")
+[ -n "$codename" ] && [ -n "$archive" ] ||
+  { echo "pktpath image: no mirror of this Debian release ('$codename') in apt's sources (apt-get indextargets)" >&2; exit 1; }
 sources=("deb $archive $suite main" "deb $archive $suite-updates main")
 [ -n "$security" ] && sources+=("deb $security $suite-security main")
 

@@ -2,7 +2,8 @@
  * pktpath's image as a node runs it: scripts/image-build.sh (Debian bases by mmdebstrap, cached in
  * /var/cache/pktpath-image; the package of `npm pack`; deploy/Containerfile) into podman storage of
  * this test's own, then the image run as the DaemonSet runs it — privileged, the host's PID and
- * network namespaces, /sys/kernel/btf and /run/netns from the host (and /sys/fs/bpf), a read-only
+ * network namespaces, /sys/kernel/btf and /run/netns from the host (and /sys/fs/bpf), no /proc of
+ * the host's (with the host's PID namespace the container's own shows its processes), a read-only
  * root with a tmpfs for HOME: doctor, and a trace of a ping between two namespaces made here.
  * Everything made here (containers, images, storage, its mounts, namespaces, podman's cache of blob
  * digests) is removed at the end; no container has a network of podman's (no bridge, no CNI state).
