@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [clang-19]=clang-19 [llc-19]=llvm-19 [bpftool]=bpftool [ip]=iproute2 [nft]=nftables
   [iptables]=iptables [ping]=iputils-ping [tcpdump]=tcpdump [tshark]=tshark [iperf3]=iperf3 [setpriv]=util-linux
+  # The pods test (test/e2e/pods.test.ts): containerd's CRI plugin.
   [containerd]=containerd
+  # The image (test/e2e/image.test.ts): its Debian base, podman with runc (crun refuses hybrid cgroups).
+  [mmdebstrap]=mmdebstrap [podman]=podman [runc]=runc
 )
 # `npm run bench` (--bench) sets bpftrace beside pktpath too.
 [ "${1:-}" = --bench ] && NEED[bpftrace]=bpftrace
