@@ -3,7 +3,8 @@
  * run. First two namespaces joined by a veth pair, with ping, UDP and TCP
  * between them; then a CNI-style node (src/lab/cni.ts) where a tc program
  * redirects into a pod, a policy program drops one UDP port and an nft rule
- * another, each explained on its hop. Everything it made is removed.
+ * another, and a routed pod's gateway is answered by no one (proxy ARP off on
+ * its host-side veth): each explained. Everything it made is removed.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,13 +62,15 @@ async function twoHostsScene(lab: Lab): Promise<number> {
 }
 
 async function cniScene(lab: Lab): Promise<number> {
-  const node = await cniNode(lab, { objects: probesDir() });
-  say(`a CNI-style node: ${node.host} with pods ${node.podA} (${CNI.podA.addr}) and ${node.podB} (${CNI.podB.addr})`);
+  const node = await cniNode(lab, { objects: probesDir(), routedPod: { proxyArp: false } });
+  const podC = node.podC!;
+  say(`a CNI-style node: ${node.host} with pods ${node.podA} (${CNI.podA.addr}), ${node.podB} (${CNI.podB.addr}) and ${podC} (${CNI.podC.addr}/32)`);
   say(`  lxc-a ingress: cni_redirect (tcx link) sends packets for ${CNI.podB.addr} straight into pod B (bpf_redirect_peer)`);
   say(`  lxc-b ingress: cni_policy (tc filter … bpf da) drops UDP to port ${CNI.tcDroppedPort}`);
   say(`  host forward:  nft rule "${CNI.nftComment}"`);
+  say(`  lxc-c:         pod C's gateway ${CNI.podC.gateway} is no one's: only proxy ARP on lxc-c could answer for it, and it is off`);
   const options: RawOptions = { filterIp: CNI.podA.addr, outputNft: true, groupBy: 'skb', explain: true };
-  return traceScene(options, [node.host, node.podA, node.podB], async () => {
+  return traceScene(options, [node.host, node.podA, node.podB, podC], async () => {
     say(`ping ${CNI.podA.addr} → ${CNI.podB.addr}: the request skips the host's stack, the reply does not`);
     await lab.exec(node.podA, ['ping', '-c', '1', '-W', '2', CNI.podB.addr]);
     await pause(200);
@@ -76,6 +79,9 @@ async function cniScene(lab: Lab): Promise<number> {
       await lab.exec(node.podB, [process.execPath, PEER, 'udp-send', CNI.podA.addr, String(port), 'hello']);
       await pause(200);
     }
+    // A silent failure: no drop on any rule or program, the pod's ARP is never answered.
+    say(`ping ${CNI.podC.addr} → ${CNI.podA.addr}: pod C asks for its gateway's address, and waits`);
+    await lab.exec(podC, ['ping', '-c', '1', '-W', '5', CNI.podA.addr]);
     await pause(300);
   });
 }

@@ -37,7 +37,7 @@ import { stackLines } from './stack.js';
 import { COLUMN_WIDTHS, formatLost } from './text.js';
 import { formatTuple } from './tuple.js';
 import { formatVerdict } from './verdict.js';
-import { type JourneyExplainer, writeExplained } from './explained.js';
+import { type JourneyExplainer, isUntiedDecision, writeExplained } from './explained.js';
 
 export interface JourneyOptions extends CollectorOptions {
   color: boolean;
@@ -82,6 +82,9 @@ export class JourneySink implements Sink {
 
   event(e: TraceEvent): void {
     if (this.closed || this.out.closed) return;
+    // A route lookup or neighbour change tied to no skb is no packet's hop:
+    // grouped by packet it is left out (explanations cite it; lines and JSON show it).
+    if (isUntiedDecision(e)) return;
     this.packets.add(e);
   }
 

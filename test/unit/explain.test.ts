@@ -236,7 +236,7 @@ test('a drop the engine cannot say more of, and a journey that stopped mid-path'
   assert.equal(d.sentence, 'dropped: SKB_CSUM at veth-b in b by udp_rcv');
   const u = only(cross(2, t, 'a', 'veth-a', 'b', 'veth-b'));
   assert.equal(u.cause, 'unfinished');
-  assert.equal(u.sentence, 'unfinished: last seen at nf:ipv4:pre_routing of veth-b in b');
+  assert.equal(u.sentence, 'last seen at nf:ipv4:pre_routing of veth-b in b');
 });
 
 test('journeys that arrived are told nothing: a ping and its reply, a delivered UDP datagram, a TCP exchange', () => {

@@ -336,7 +336,7 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   if (redirect) return redirectCause(redirect, records);
   const evidence = [said(last, `last seen at ${last.func} of ${placeOf(last)}; no point saw it freed, delivered or sent on`)];
   if (ctx.lost > 0) evidence.push({ text: `${ctx.lost} records were lost while tracing: its later points may be among them`, time: null });
-  return { cause: 'unfinished', sentence: `unfinished: last seen at ${last.func} of ${placeOf(last)}`, evidence };
+  return { cause: 'unfinished', sentence: `last seen at ${last.func} of ${placeOf(last)}`, evidence };
 }
 
 /** `udp 192.0.2.1:40000 > 198.51.100.2:9999`: the journey's flow as first seen. */

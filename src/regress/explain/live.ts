@@ -7,7 +7,6 @@
  */
 import type { TraceEvent } from '../../output/event.js';
 import { type Explained, type JourneyExplainer, isUntiedDecision } from '../../output/explained.js';
-import { formatSkb } from '../../output/format.js';
 import { toJsonRecord } from '../../output/json.js';
 import type { EndKind } from '../../output/packets.js';
 import { type SettingsNotice, toJsonSettings } from '../../output/settings.js';
@@ -28,10 +27,12 @@ export class LiveExplainer implements JourneyExplainer {
     this.explainer.event(toJsonRecord(e, { stack: false }));
   }
 
-  journey(events: readonly TraceEvent[], how: EndKind): Explained[] {
+  journey(events: readonly TraceEvent[], _how: EndKind): Explained[] {
     // Untied decisions came through decision() as they arrived.
     for (const e of events) if (!isUntiedDecision(e)) this.explainer.event(toJsonRecord(e, { stack: false }));
-    if (how !== 'end' && events.length > 0) this.explainer.endSkb(formatSkb(events[0]!.skb));
+    // A journey the output ended because it went idle stays open here: an skb
+    // may wait seconds on a neighbour's queue and go on (or be dropped) after.
+    // What never went on is told when the trace stops (end()).
     return this.take();
   }
 
