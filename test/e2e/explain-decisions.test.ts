@@ -128,6 +128,30 @@ test('MTU: the router\'s way out is smaller than a packet that may not be fragme
   }
 });
 
+test('MTU in a tunnel: VXLAN (df set) over an underlay smaller than the tunnel\'s MTU', async () => {
+  const [inner, far] = ['203.0.113.161', '203.0.113.162'];
+  const vxlan = (ns: string, local: string, remote: string, dev: string, addr: string) => {
+    lab.execSync(ns, ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '42', 'local', local, 'remote', remote, 'dstport', '4789', 'dev', dev, 'df', 'set']);
+    lab.execSync(ns, ['ip', 'addr', 'add', `${addr}/30`, 'dev', 'vx0']);
+    lab.execSync(ns, ['ip', 'link', 'set', 'vx0', 'up']);
+  };
+  vxlan(R, ROUTER_OUT, SERVER, 'veth-r1', inner);
+  try {
+    vxlan(S, SERVER, ROUTER_OUT, 'veth-s', far);
+    // vx0 took its MTU (1450) from the underlay before the underlay shrank: the encapsulated packet no longer fits.
+    lab.execSync(R, ['ip', 'link', 'set', 'veth-r1', 'mtu', '1280']);
+    // A small ping first resolves the tunnel's neighbours: the ARP inside the tunnel, which the filter leaves
+    // out once decapsulated, would otherwise look like outer packets that stopped at veth-s.
+    lab.execSync(C, ['ping', '-c', '1', '-W', '5', far]);
+    const { text } = await recordAndExplain('mtu-vxlan', routed(), `host ${far} or udp port 4789`, pingOnce(C, `-M do -s 1400 ${far}`));
+    assert.equal(firstLine(text), `mtu: too big for veth-r1 in ${R}: 1478 bytes, mtu 1280`);
+    assert.match(text, new RegExp(`icmp_send: ${ROUTER_OUT.replace(/\./g, '\\.')} is told`));
+  } finally {
+    lab.execSync(R, ['ip', 'link', 'set', 'veth-r1', 'mtu', '1500']);
+    for (const ns of [R, S]) lab.execSync(ns, ['sh', '-c', 'ip link del vx0 2>/dev/null; true']);
+  }
+});
+
 test('no false causes: ping, UDP and TCP through the router are told nothing', async () => {
   const servers = [lab.spawn(S, [process.execPath, PEER, 'udp-serve', '47105']), lab.spawn(S, [process.execPath, PEER, 'tcp-serve', '47106'])];
   await Promise.all(servers.map((s) => new Promise((resolve) => s.stdout!.once('data', resolve))));

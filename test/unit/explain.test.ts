@@ -381,6 +381,15 @@ test('a forwarded packet too big for the device its route leads out of; an unrea
   assert.equal(m.sentence, 'too big for veth-r1 in router: 1428 bytes, mtu 1280');
   assert.ok(m.evidence.some((x) => x.text === 'settings of router: veth-r1 (veth) mtu 1280'));
 
+  // A tunnel's outer packet with df set, refused by ip_fragment without a reason: told to the tunnel's own address.
+  const outer: Tuple = { saddr: '198.51.100.1', daddr: '198.51.100.2', sport: 40000, dport: 4789, proto: 'udp', flags: '' };
+  const v = only([
+    ev(3, 'net_dev_start_xmit', 'router', 'vx0', t, { len: 1442, mtu: 1450 }), ev(3, 'icmp_send', 'router', 'veth-r1', outer, { len: 1478, mtu: 1280 }),
+    drop(3, 'router', 'veth-r1', outer, 'NOT_SPECIFIED', 'ip_fragment.constprop.0+0x84'),
+  ]);
+  assert.equal(v.sentence, 'too big for veth-r1 in router: 1478 bytes, mtu 1280');
+  assert.equal(v.evidence[v.evidence.length - 1]!.text, 'icmp_send: 198.51.100.1 is told (fragmentation needed / packet too big)');
+
   const n = only([
     ...cross(2, t, 'a', 'veth-a', 'router', 'veth-r0'),
     ev(2, 'fib:fib_table_lookup', 'router', 'veth-r0', t, { route: { result: 'unreachable', error: 'EHOSTUNREACH', oif_name: '', gateway: null, table_name: 'main' } }),

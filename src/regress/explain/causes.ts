@@ -262,7 +262,8 @@ function mtu(last: ExplainEvent, records: readonly ExplainEvent[], ctx: ExplainC
   if (route && egress !== deviceOf(out)) evidence.push(routeLine(route));
   if (dev?.mtu !== undefined && s) evidence.push({ text: `settings of ${nsOf(last)}: ${dev.name}${dev.kind ? ` (${dev.kind})` : ''} mtu ${dev.mtu}`, time: s.time });
   const icmp = records.find((r) => r.func === 'icmp_send' || r.func === 'icmp6_send');
-  if (icmp) evidence.push(said(icmp, `${icmp.func}: the sender is told (fragmentation needed / packet too big)`));
+  // A tunnel's outer packet tells the tunnel's own address, not the inner sender.
+  if (icmp) evidence.push(said(icmp, `${icmp.func}: ${icmp.tuple?.saddr ?? 'the sender'} is told (fragmentation needed / packet too big)`));
   return { cause: 'mtu', sentence: `too big for ${egress || 'the path'} in ${nsOf(last)}: ${out.len} bytes, mtu ${limit}`, evidence };
 }
 
@@ -372,6 +373,8 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   }
   const failed = failedRedirect(records, last, redirect);
   if (failed) return failed;
+  // Fragmentation refused (DF set, or a tunnel's outer packet with df set): freed without a reason on some kernels.
+  if (last.func === 'kfree_skb' && /^(ip_fragment|ip6_fragment|ip_do_fragment)\b/.test(callerOf(last))) return mtu(last, records, ctx, routes);
   // ip_error frees what an unreachable route stopped without a reason on some kernels (NOT_SPECIFIED).
   if (last.func === 'kfree_skb' && failedRoute && failedRoute.netns === last.netns && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) {
     return noRoute(last, routes);
