@@ -88,6 +88,11 @@ export class ExplainSink implements Sink {
     this.main.lost(notice);
   }
 
+  /** The main sink writes settings records (JSON) or lines (--output-settings): explaining them must not hide them. */
+  settings(notice: SettingsNotice): void {
+    this.main.settings?.(notice);
+  }
+
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;

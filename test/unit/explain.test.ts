@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { JsonRecord } from '../../src/output/json.js';
 import { Explainer } from '../../src/regress/explain/engine.js';
 import { explainFile, explanationText } from '../../src/regress/explain/file.js';
@@ -18,6 +19,9 @@ import { assertTrace } from '../../src/regress/assert.js';
 import { parseExpectations } from '../../src/regress/expect.js';
 import { diffTraces } from '../../src/regress/diff.js';
 import { normalizeFile } from '../../src/regress/normalize.js';
+import { ExplainSink } from '../../src/output/explained.js';
+import { BatchedWriter } from '../../src/output/stream.js';
+import type { SettingsNotice } from '../../src/output/settings.js';
 
 type Tuple = NonNullable<JsonRecord['tuple']>;
 const NETNS: Record<string, number> = { a: 4026532001, router: 4026532002, b: 4026532003 };
@@ -342,4 +346,66 @@ test('proxy ARP, informational: the next hop answered by a device that does not 
   assert.equal(out[0]!.sentence, '198.51.100.2 was answered by proxy ARP: veth-r0 in router (proxy_arp=1) answered with its own address 02:00:00:00:00:fe');
   // Without proxy_arp on the answering device, nothing.
   assert.deepEqual(explain([settings('router', { devices: router.devices! }), neigh(1), ...arrived(3)]), []);
+});
+
+test('a routed pod\'s gateway unanswered: the sender\'s lookup before its skb, the probes sent, the host side\'s proxy_arp', () => {
+  const t: Tuple = { saddr: '203.0.113.10', daddr: '192.0.2.10', sport: 0, dport: 0, proto: 'icmp', flags: '' };
+  const change = (event: 'send_done' | 'timer', probes: number, state = 'INCOMPLETE') => ev(0, event === 'timer' ? 'neigh:neigh_timer_handler' : 'neigh:neigh_event_send_done', 'a', 'eth0', null, {
+    skb: '0x0', neigh: { event, family: 4, address: '203.0.113.1', ifindex: 2, iface: 'eth0', lladdr: null, state: state as 'INCOMPLETE', old_state: null, probes, error: null },
+  });
+  const host = settings('router', { ipv4: { forwarding: 1, conf: { all: { proxy_arp: 0 }, 'lxc-c': { proxy_arp: 0 } } } });
+  const e = only([
+    { ...host, routes: [{ family: 4, table: 'main', dst: '203.0.113.10/32', gateway: null, dev: 'lxc-c', type: 'unicast', src: null }] } as SettingsRecord,
+    // A socket looks its route up before it makes the skb: the lookup is tied to none.
+    ev(0, 'fib:fib_table_lookup', 'a', 'lo', t, { skb: '0x0', route: { result: 'unicast', oif_name: 'eth0', gateway: '203.0.113.1', table_name: 'main' } }),
+    ev(1, 'nf:ipv4:local_out', 'a', 'eth0', t), ev(1, 'nf:ipv4:post_routing', 'a', 'eth0', t),
+    // The first probe's send (repeated for a second queued packet), two retries; the FAILED change comes after the drop.
+    change('send_done', 4), change('send_done', 4), change('timer', 5), change('timer', 6),
+    drop(1, 'a', 'eth0', t, 'NEIGH_FAILED', 'neigh_invalidate+0x1'), change('timer', 6, 'FAILED'),
+  ]);
+  assert.equal(e.sentence, 'no neighbour answered for 203.0.113.1 on eth0 in a (FAILED after 3 probes)');
+  const texts = e.evidence.map((x) => x.text);
+  assert.equal(texts[0], 'route lookup in a (table main): unicast via 203.0.113.1 on eth0');
+  assert.ok(texts.includes('neighbour 203.0.113.1 on eth0 in a: INCOMPLETE after 3 probes, unanswered; failed at the drop'), texts.join('\n'));
+  assert.ok(texts.includes('lxc-c in router routes to 203.0.113.10 and would answer for 203.0.113.1 by proxy ARP: proxy_arp=0 on lxc-c'), texts.join('\n'));
+});
+
+test('a forwarded packet too big for the device its route leads out of; an unreachable route freed without a reason', () => {
+  const t = icmp();
+  const m = only([
+    settings('router', { devices: [{ ifindex: 2, name: 'veth-r0' }, { ifindex: 3, name: 'veth-r1', mtu: 1280 }] }),
+    ...cross(1, t, 'a', 'veth-a', 'router', 'veth-r0').map((r) => ({ ...r, len: 1428 })),
+    ev(1, 'fib:fib_table_lookup', 'router', 'veth-r0', t, { route: { result: 'unicast', oif_name: 'veth-r1', gateway: null, table_name: 'main' } }),
+    ev(1, 'icmp_send', 'router', 'veth-r0', t, { len: 1428 }), drop(1, 'router', 'veth-r0', t, 'PKT_TOO_BIG', 'ip_forward+0x1'),
+  ]);
+  assert.equal(m.sentence, 'too big for veth-r1 in router: 1428 bytes, mtu 1280');
+  assert.ok(m.evidence.some((x) => x.text === 'settings of router: veth-r1 (veth) mtu 1280'));
+
+  // A tunnel's outer packet with df set, refused by ip_fragment without a reason: told to the tunnel's own address.
+  const outer: Tuple = { saddr: '198.51.100.1', daddr: '198.51.100.2', sport: 40000, dport: 4789, proto: 'udp', flags: '' };
+  const v = only([
+    ev(3, 'net_dev_start_xmit', 'router', 'vx0', t, { len: 1442, mtu: 1450 }), ev(3, 'icmp_send', 'router', 'veth-r1', outer, { len: 1478, mtu: 1280 }),
+    drop(3, 'router', 'veth-r1', outer, 'NOT_SPECIFIED', 'ip_fragment.constprop.0+0x84'),
+  ]);
+  assert.equal(v.sentence, 'too big for veth-r1 in router: 1478 bytes, mtu 1280');
+  assert.equal(v.evidence[v.evidence.length - 1]!.text, 'icmp_send: 198.51.100.1 is told (fragmentation needed / packet too big)');
+
+  const n = only([
+    ...cross(2, t, 'a', 'veth-a', 'router', 'veth-r0'),
+    ev(2, 'fib:fib_table_lookup', 'router', 'veth-r0', t, { route: { result: 'unreachable', error: 'EHOSTUNREACH', oif_name: '', gateway: null, table_name: 'main' } }),
+    drop(2, 'router', 'veth-r0', t, 'NOT_SPECIFIED', 'ip_error+0x1'),
+  ]);
+  assert.equal(n.cause, 'no-route');
+  assert.equal(n.sentence, 'no route to 198.51.100.2 in router');
+});
+
+test('--explain keeps the settings records the main output writes: explain reads them back from the trace', async () => {
+  const seen: SettingsNotice[] = [];
+  const main = { event() {}, lost() {}, settings: (n: SettingsNotice) => seen.push(n), close: () => Promise.resolve() };
+  const explainer = { journey: () => [], end: () => [], settings() {}, decision() {} };
+  const sink = new ExplainSink(main, new BatchedWriter(new PassThrough()), explainer, true);
+  const notice = { netns: 1, previous: null } as unknown as SettingsNotice;
+  sink.settings(notice);
+  await sink.close();
+  assert.deepEqual(seen, [notice]);
 });

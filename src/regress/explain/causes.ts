@@ -11,7 +11,7 @@
 import { FREEING_POINTS } from '../../decode/points.js';
 import type { Journey } from '../journey-shapes.js';
 import { tupleText } from '../journeys.js';
-import { ExplainContext, deviceWithLladdr, forwardingOn, holderOf, ipv4Value, netnsText, ownsAddress, rpFilterOn } from './context.js';
+import { ExplainContext, deviceWithLladdr, forwardingOn, holderOf, ipv4Value, netnsText, ownsAddress, routerTowards, rpFilterOn } from './context.js';
 import type { Cause, Evidence, ExplainEvent, NeighSection, RouteSection } from './inputs.js';
 
 export interface Finding {
@@ -54,14 +54,19 @@ function findLast<T>(a: readonly T[], p: (x: T) => boolean): T | undefined {
 
 const routeOf = (r: ExplainEvent): RouteSection | undefined => r.route;
 
-/** The route lookups made for the journey: tied to its skb, or of its flow in its namespaces while it went. */
+/**
+ * The route lookups made for the journey: tied to its skb, else (per namespace) of its flow there
+ * while it went. A socket's lookup comes before its skb: the sender's namespace has only untied ones.
+ */
 function routesOf(records: readonly ExplainEvent[], ctx: ExplainContext, daddr: string | undefined): ExplainEvent[] {
   const tied = records.filter((r) => routeOf(r) !== undefined);
-  if (tied.length > 0 || daddr === undefined) return tied;
+  if (daddr === undefined) return tied;
   const from = records[0]!.time;
   const to = records[records.length - 1]!.time;
-  const namespaces = new Set(records.map((r) => r.netns));
-  return [...namespaces].flatMap((n) => ctx.untiedRoutesFor(n, daddr, from, to)).filter((r) => routeOf(r)!.error !== 'EAGAIN');
+  const withTied = new Set(tied.map((r) => r.netns));
+  const untied = [...new Set(records.map((r) => r.netns))].filter((n) => !withTied.has(n))
+    .flatMap((n) => ctx.untiedRoutesFor(n, daddr, from, to)).filter((r) => routeOf(r)!.error !== 'EAGAIN');
+  return [...untied, ...tied].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
 }
 
 function routeLine(r: ExplainEvent): Evidence {
@@ -184,15 +189,38 @@ function rpFilter(last: ExplainEvent, ctx: ExplainContext, routes: ExplainEvent[
   };
 }
 
+/**
+ * How many solicitations went out before the entry failed: the entry's changes while INCOMPLETE
+ * (the first probe's send, then each retry's timer). The kernel's own counter starts at
+ * ucast_probes, so it is not the number sent; it is the answer where the changes are missing.
+ */
+function probesSent(changes: readonly ExplainEvent[], failed: ExplainEvent): number | null {
+  const tries = changes.filter((e) => e.time <= failed.time && e.neigh!.iface === failed.neigh!.iface && e.neigh!.state === 'INCOMPLETE' &&
+    (e.neigh!.event === 'send_done' || e.neigh!.event === 'timer'));
+  // Each solicitation moves the counter on: one per value, however many packets waited (each queued one's send_done repeats it).
+  const counted = new Set(tries.map((e) => e.neigh!.probes ?? e.time));
+  return counted.size > 0 ? counted.size : failed.neigh!.probes ?? null;
+}
+
 function neighFailed(last: ExplainEvent, j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding {
   const route = findLast(routes, (r) => routeOf(r)!.result === 'unicast');
   const hop = route?.route?.gateway ?? j.last?.daddr ?? '?';
-  const changes = ctx.neighbourChanges(hop, last.time);
-  const failed = findLast(changes, (e) => (e.neigh as NeighSection).state === 'FAILED');
+  const changes = ctx.neighbourChanges(hop, last.time).filter((e) => e.netns === last.netns);
+  // The entry's FAILED change comes after the drops it makes (neigh_invalidate frees the queue first):
+  // a NEIGH_FAILED drop by neigh_invalidate tells the failure, the INCOMPLETE changes before it the probes.
+  const failedChange = findLast(changes, (e) => (e.neigh as NeighSection).state === 'FAILED');
+  const invalidated = last.drop_reason === 'NEIGH_FAILED' && callerOf(last) === 'neigh_invalidate';
+  const failed = failedChange ?? (invalidated ? findLast(changes, (e) => (e.neigh as NeighSection).state === 'INCOMPLETE') : undefined);
   const evidence: Evidence[] = [];
   if (route) evidence.push(routeLine(route));
   const n = failed?.neigh;
-  if (failed && n) evidence.push(said(failed, `neighbour ${n.address} on ${n.iface ?? deviceOf(failed)} in ${nsOf(failed)}: ${n.old_state ?? '?'} → FAILED${n.probes !== undefined ? ` after ${n.probes} probes` : ''}`));
+  const sent = failed ? probesSent(changes, failed) : null;
+  const probes = sent !== null ? ` after ${sent} probes` : '';
+  if (failed && n) {
+    evidence.push(said(failed, failedChange
+      ? `neighbour ${n.address} on ${n.iface ?? deviceOf(failed)} in ${nsOf(failed)}: ${n.old_state ?? 'INCOMPLETE'} → FAILED${probes}`
+      : `neighbour ${n.address} on ${n.iface ?? deviceOf(failed)} in ${nsOf(failed)}: INCOMPLETE${probes}, unanswered; failed at the drop`));
+  }
   evidence.push(dropLine(last));
   const holder = holderOf(ctx.latestSettings(), hop);
   if (holder) {
@@ -203,26 +231,40 @@ function neighFailed(last: ExplainEvent, j: Journey, ctx: ExplainContext, routes
     });
   } else if (ctx.latestSettings().length > 0) {
     evidence.push({ text: `no traced namespace has ${hop}`, time: null });
+    // A routed pod's gateway is no one's: only the host side of its link, by proxy ARP, can answer for it.
+    const saddr = last.tuple?.saddr;
+    const host = saddr === undefined ? null : routerTowards(ctx.latestSettings(), saddr, last.netns);
+    const proxy = host ? ipv4Value(host.settings, host.device, 'proxy_arp') : null;
+    if (host && proxy !== null) {
+      evidence.push({
+        text: `${host.device} in ${netnsText(host.settings.netns_name, host.settings.netns)} routes to ${saddr} and would answer for ${hop} by proxy ARP: proxy_arp=${proxy} on ${host.device}`,
+        time: host.settings.time,
+      });
+    }
   }
   const dev = n?.iface ?? (route?.route?.oif_name || deviceOf(last));
   const s = ctx.settingsAt(last.netns, last.time);
   const proxy = s ? ipv4Value(s, dev, 'proxy_arp') : null;
   if (s && proxy !== null) evidence.push({ text: `settings of ${nsOf(last)}: proxy_arp=${proxy} on ${dev}`, time: s.time });
-  const probes = n?.probes !== undefined ? ` after ${n.probes} probes` : '';
   return { cause: 'neigh-failed', sentence: `no neighbour answered for ${hop} on ${dev} in ${nsOf(last)}${failed ? ` (FAILED${probes})` : ''}`, evidence };
 }
 
-function mtu(last: ExplainEvent, records: readonly ExplainEvent[], ctx: ExplainContext): Finding {
+function mtu(last: ExplainEvent, records: readonly ExplainEvent[], ctx: ExplainContext, routes: ExplainEvent[]): Finding {
   const sent = records.filter((r) => !FREEING_POINTS.has(r.func) && r.netns === last.netns);
   const out = findLast(sent, (r) => r.mtu > 0 && r.len > r.mtu) ?? sent[sent.length - 1] ?? last;
+  // A forwarded packet is too big for the device its route leads out of, not the one it came in on.
+  const route = findLast(routes, (r) => r.netns === last.netns && routeOf(r)!.result === 'unicast' && !!routeOf(r)!.oif_name);
+  const egress = out.len > out.mtu && out.mtu > 0 ? deviceOf(out) : route?.route?.oif_name ?? deviceOf(out);
   const s = ctx.settingsAt(last.netns, last.time);
-  const dev = s?.devices?.find((d) => d.name === deviceOf(out));
-  const limit = dev?.mtu ?? out.mtu;
+  const dev = s?.devices?.find((d) => d.name === egress);
+  const limit = dev?.mtu ?? (egress === deviceOf(out) ? out.mtu : '?');
   const evidence = [dropLine(last), said(out, `${out.len} bytes at ${out.func} of ${placeOf(out)} (mtu ${out.mtu})`)];
+  if (route && egress !== deviceOf(out)) evidence.push(routeLine(route));
   if (dev?.mtu !== undefined && s) evidence.push({ text: `settings of ${nsOf(last)}: ${dev.name}${dev.kind ? ` (${dev.kind})` : ''} mtu ${dev.mtu}`, time: s.time });
   const icmp = records.find((r) => r.func === 'icmp_send' || r.func === 'icmp6_send');
-  if (icmp) evidence.push(said(icmp, `${icmp.func}: the sender is told (fragmentation needed / packet too big)`));
-  return { cause: 'mtu', sentence: `too big for ${deviceOf(out) || 'the path'} in ${nsOf(last)}: ${out.len} bytes, mtu ${limit}`, evidence };
+  // A tunnel's outer packet tells the tunnel's own address, not the inner sender.
+  if (icmp) evidence.push(said(icmp, `${icmp.func}: ${icmp.tuple?.saddr ?? 'the sender'} is told (fragmentation needed / packet too big)`));
+  return { cause: 'mtu', sentence: `too big for ${egress || 'the path'} in ${nsOf(last)}: ${out.len} bytes, mtu ${limit}`, evidence };
 }
 
 function socketCause(cause: 'no-socket' | 'socket-full', last: ExplainEvent, j: Journey): Finding {
@@ -250,7 +292,7 @@ function byReason(last: ExplainEvent, records: readonly ExplainEvent[], j: Journ
   }
   if (reason === 'IP_RPFILTER') return rpFilter(last, ctx, routes);
   if (REASON_NEIGH.has(reason)) return neighFailed(last, j, ctx, routes);
-  if (REASON_MTU.has(reason)) return mtu(last, records, ctx);
+  if (REASON_MTU.has(reason)) return mtu(last, records, ctx, routes);
   if (reason === 'NO_SOCKET') return socketCause('no-socket', last, j);
   if (REASON_SOCKET_FULL.has(reason)) return socketCause('socket-full', last, j);
   if (reason === 'IP_INADDRERRORS' || reason === 'IPV6DISABLED') return forwarding(records, j, ctx, routes) ?? noRoute(last, routes);
@@ -331,6 +373,12 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   }
   const failed = failedRedirect(records, last, redirect);
   if (failed) return failed;
+  // Fragmentation refused (DF set, or a tunnel's outer packet with df set): freed without a reason on some kernels.
+  if (last.func === 'kfree_skb' && /^(ip_fragment|ip6_fragment|ip_do_fragment)\b/.test(callerOf(last))) return mtu(last, records, ctx, routes);
+  // ip_error frees what an unreachable route stopped without a reason on some kernels (NOT_SPECIFIED).
+  if (last.func === 'kfree_skb' && failedRoute && failedRoute.netns === last.netns && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) {
+    return noRoute(last, routes);
+  }
   if (freed || !MID_PATH.test(last.func)) return proxyArp(records, j, ctx, routes);
   if (failedRoute && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) return noRoute(last, routes);
   if (redirect) return redirectCause(redirect, records);

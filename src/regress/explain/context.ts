@@ -65,10 +65,33 @@ export class ExplainContext {
     return (this.neigh.get(bare(address)) ?? []).filter((e) => e.time <= until || e.time.slice(0, 19) === until.slice(0, 19));
   }
 
-  /** Route lookups no skb was tied to, of `netns`, for a flow to `daddr`, between two times. */
+  /**
+   * Route lookups no skb was tied to, of `netns`, for a flow to `daddr`, between two times; and the
+   * last one in the second before `from`: a socket looks its route up before it makes the skb.
+   */
   untiedRoutesFor(netns: number, daddr: string, from: string, to: string): ExplainEvent[] {
-    return this.untiedRoutes.filter((e) => e.netns === netns && e.tuple?.daddr === daddr && e.time >= from && e.time <= to);
+    const ofFlow = this.untiedRoutes.filter((e) => e.netns === netns && e.tuple?.daddr === daddr && e.time <= to);
+    const earlier = secondBefore(from);
+    const before = ofFlow.filter((e) => e.time < from && e.time >= earlier);
+    return [...before.slice(-1), ...ofFlow.filter((e) => e.time >= from)];
   }
+}
+
+/** An event's time one second earlier (`2026-12-07T18:21:11.710141881Z` → `…18:21:10.710141881Z`). */
+function secondBefore(time: string): string {
+  const ms = Date.parse(`${time.slice(0, 19)}Z`);
+  return Number.isNaN(ms) ? time : `${new Date(ms - 1000).toISOString().slice(0, 19)}${time.slice(19)}`;
+}
+
+/** The device of another traced namespace that routes to `address` itself (`address/32 dev lxc-c`): the host side of a routed pod. */
+export function routerTowards(all: SettingsRecord[], address: string, except: number): { settings: SettingsRecord; device: string } | null {
+  const a = bare(address);
+  for (const s of all) {
+    if (s.netns === except) continue;
+    const r = (s.routes ?? []).find((x) => x.dev !== '' && x.type === 'unicast' && bare(x.dst) === a && /\/(32|128)$/.test(x.dst));
+    if (r) return { settings: s, device: r.dev };
+  }
+  return null;
 }
 
 /** One device's IPv4 value, or all's where the device has none. */

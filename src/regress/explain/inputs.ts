@@ -7,7 +7,7 @@
 import type { JsonRecord } from '../../output/json.js';
 import type { JsonNeigh } from '../../output/sections/neigh.js';
 import type { JsonRoute } from '../../output/sections/route.js';
-import type { DeviceConfig, JsonSettingsRecord } from '../../output/settings.js';
+import type { DeviceConfig, JsonSettingsRecord, RouteConfig } from '../../output/settings.js';
 
 // Explain reads the forms their modules define, and only needs some fields of
 // each: what it reads may lack the rest (older traces, hand-written records).
@@ -34,6 +34,7 @@ export type SettingsRecord = Pick<JsonSettingsRecord, 'v' | 'type' | 'time' | 'n
   ipv4?: { forwarding?: number; conf?: Record<string, Ipv4Conf> };
   ipv6?: { conf?: Record<string, { forwarding?: number; disable_ipv6?: number }> };
   devices?: SettingsDevice[];
+  routes?: Array<Partial<RouteConfig> & Pick<RouteConfig, 'dst' | 'dev'>>;
 };
 
 /** Cause codes: docs/EXPLAIN.md tells each. */
