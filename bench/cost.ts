@@ -12,7 +12,8 @@
  * a packet the filter does not want goes. Prints figures; asserts nothing.
  * With --decisions: nothing attached, the floor and pktpath whole, each with
  * --output-route --output-neigh, for the route and neighbour programs' ns
- * per run beside the skb tracepoints'.
+ * per run beside the skb tracepoints' (a ping flood after the UDP one makes
+ * the route lookups the UDP flood's connected sockets skip).
  *
  *   node dist/bench/cost.js [seconds per measurement, default 3] [--decisions]
  */
@@ -32,6 +33,8 @@ const SECONDS = Number(ARGS.find((a) => !a.startsWith('--')) ?? 3);
 /** --decisions: the route and neighbour points attached too (their programs run on lookups, not on every packet). */
 const DECISIONS = ARGS.includes('--decisions');
 const DECISION_OPTIONS = DECISIONS ? ['--output-route', '--output-neigh'] : [];
+/** --decisions: echo requests sent after the UDP flood, each a route lookup. */
+const PING_FLOOD = 50_000;
 /** A filter none of the traffic matches: every probe runs it to the end and says no. */
 const NO_MATCH = ['udp', 'port', '9'];
 
@@ -166,7 +169,11 @@ async function main(): Promise<void> {
         let u = 0;
         if (o.name.startsWith('floor') || o.name.startsWith('pktpath, returning') || o.name.startsWith('pktpath, every') ||
           o.name.startsWith('pktpath, --filter-track-skb')) {
-          perPoint.set(o.name, await nsPerRun(since, async () => void (u = await udp())));
+          perPoint.set(o.name, await nsPerRun(since, async () => {
+            u = await udp();
+            // The flood's connected sockets skip the route lookup: a ping flood's unconnected socket looks each echo up.
+            if (DECISIONS) await lab.exec(a, ['ping', '-q', '-f', '-c', String(PING_FLOOD), '192.0.2.2'], 120_000);
+          }));
         } else {
           u = await udp();
         }
@@ -196,7 +203,8 @@ async function main(): Promise<void> {
         return s && s.runs > 0 ? s.ns / s.runs : NaN;
       };
       const above = (ns: number, base: number) => `${ns.toFixed(0).padStart(5)} (${ns >= base ? '+' : ''}${(ns - base).toFixed(0)})`.padEnd(13);
-      console.log('per program, during the UDP-64 flood (kernel run-time stats): ns per run, and above the floor, of the');
+      console.log(`per program, during the UDP-64 flood${DECISIONS ? ` and ${PING_FLOOD} echo requests flooded (each a route lookup)` : ''} ` +
+        '(kernel run-time stats): ns per run, and above the floor, of the');
       console.log('floor, the builds returning before the packet is located and once it is, and pktpath whole (filter matching nothing)');
       console.log(`  ${'point'.padEnd(26)} ${'floor'.padStart(5)}   ${'before packet'.padEnd(13)} ${'located'.padEnd(13)} ${'whole'.padEnd(13)} runs (whole)`);
       for (const [name, s] of [...traced].sort((x, y) => y[1].runs - x[1].runs)) {
