@@ -45,14 +45,12 @@ async function read(file: string, builder: JourneyBuilder, held: Held, ctx: Expl
         else builder.event(line.record);
         break;
       case 'settings':
+        // Not part of a normalised trace: read only for the causes the paths carry.
         ctx?.addSettings(line.record);
         break;
       case 'lost':
         builder.lost += line.count;
         if (ctx) ctx.lost += line.count;
-        break;
-      case 'settings':
-        // Not part of a normalised trace (yet): journeys are compared without them.
         break;
       case 'normalized':
         if (events || normalized) throw new TraceFileError(file, line.line, 'a normalised header in the middle of a trace');
