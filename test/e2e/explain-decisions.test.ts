@@ -13,10 +13,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CNI, cniNode } from '../../src/lab/cni.js';
-import { Lab, run } from '../../src/lab/lab.js';
+import { Lab } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { pktpathPrivately, waitNoPrograms } from '../helpers/tracer.js';
-import { validateJsonLine } from '../helpers/schema.js';
+import { waitNoPrograms } from '../helpers/tracer.js';
+import { firstLine, inNs, recordAndExplain as recordAndExplainIn } from '../helpers/explained.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
 const lab = new Lab('ex3d');
@@ -52,25 +52,9 @@ function sysctl(ns: string, ...settings: string[]): void {
   lab.execSync(ns, ['sysctl', '-qw', ...settings]);
 }
 
-const pktpath = (args: string[], timeoutMs = 60_000) => run(...pktpathPrivately(args), timeoutMs);
-
-/** Records `shell` with `--explain`, narrowed to `namespaces`, then explains the trace: explain's output (text and JSON). */
-async function recordAndExplain(name: string, namespaces: string[], filter: string, shell: string): Promise<{ text: string; json: Array<Record<string, unknown>> }> {
-  const out = join(dir, `${name}.jsonl`);
-  const narrowed = namespaces.flatMap((n) => ['--filter-netns', n]);
-  const r = await pktpath(['record', '--out', out, '--explain', ...narrowed, filter, '--', 'sh', '-c', shell]);
-  assert.equal(r.code, 0, r.stderr);
-  const text = await pktpath(['explain', out]);
-  assert.equal(text.code, 0, text.stderr);
-  const json = await pktpath(['explain', '--json', out]);
-  assert.equal(json.code, 0, json.stderr);
-  const lines = json.stdout.trim().split('\n').filter(Boolean);
-  for (const l of lines) assert.equal(validateJsonLine(l), null, l);
-  return { text: text.stdout, json: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-const firstLine = (s: string) => s.split('\n')[0];
-const inNs = (ns: string, cmd: string) => `ip netns exec ${ns} ${cmd}`;
+/** Records `shell` with `--explain`, narrowed to `namespaces`, then explains the trace. */
+const recordAndExplain = (name: string, namespaces: string[], filter: string, shell: string) =>
+  recordAndExplainIn(dir, name, ['--explain', ...namespaces.flatMap((n) => ['--filter-netns', n]), filter], shell);
 /** One ping that may fail: the trace, not ping's status, is what is checked. */
 const pingOnce = (ns: string, args: string) => `${inNs(ns, `ping -c 1 -W 1 ${args}`)} >/dev/null; true`;
 /** The router lab's namespaces, which pktpath is narrowed to. */

@@ -11,10 +11,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CNI, type CniNode, cniNode } from '../../src/lab/cni.js';
-import { Lab, run } from '../../src/lab/lab.js';
+import { Lab } from '../../src/lab/lab.js';
 import { root } from '../helpers/probe-btf.js';
-import { pktpathPrivately, waitNoPrograms } from '../helpers/tracer.js';
-import { validateJsonLine } from '../helpers/schema.js';
+import { waitNoPrograms } from '../helpers/tracer.js';
+import { firstLine, inNs, pktpath, recordAndExplain as recordAndExplainIn } from '../helpers/explained.js';
 
 const PEER = join(root, 'dist/src/lab/peer.js');
 const lab = new Lab('ex30');
@@ -42,24 +42,8 @@ afterEach(async () => {
   assert.deepEqual(await waitNoPrograms(), [], 'programs of pktpath left loaded');
 });
 
-const pktpath = (args: string[], timeoutMs = 60_000) => run(...pktpathPrivately(args), timeoutMs);
-
-/** Records `shell` (run in the test's process namespace) with pktpath's `args`, then explains it: explain's output and the trace. */
-async function recordAndExplain(name: string, args: string[], shell: string): Promise<{ text: string; json: Array<Record<string, unknown>> }> {
-  const out = join(dir, `${name}.jsonl`);
-  const r = await pktpath(['record', '--out', out, ...args, '--', 'sh', '-c', shell]);
-  assert.equal(r.code, 0, r.stderr);
-  const text = await pktpath(['explain', out]);
-  assert.equal(text.code, 0, text.stderr);
-  const json = await pktpath(['explain', '--json', out]);
-  assert.equal(json.code, 0, json.stderr);
-  const lines = json.stdout.trim().split('\n').filter(Boolean);
-  for (const l of lines) assert.equal(validateJsonLine(l), null, l);
-  return { text: text.stdout, json: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-const firstLine = (s: string) => s.split('\n')[0];
-const inNs = (ns: string, cmd: string) => `ip netns exec ${ns} ${cmd}`;
+/** Records `shell` (run in the test's process namespace) with pktpath's `args`, then explains it. */
+const recordAndExplain = (name: string, args: string[], shell: string) => recordAndExplainIn(dir, name, args, shell);
 const udpSend = (ns: string, addr: string, port: number) => inNs(ns, `${process.execPath} ${PEER} udp-send ${addr} ${port} hello`);
 
 /** The handle nft gave the one rule of `table inet ex30` in `ns`. */
