@@ -2,9 +2,9 @@
  * pktpath benchmarks on the real kernel (root). Prints figures; asserts nothing.
  * pktpath always runs in a namespace of the bench's own and observes that one
  * and the bench's, never the machine's interfaces.
- *   1. start → attached and SIGINT → exited, with 1, 10 and 50 namespaces of a
- *      veth each: wall time (Node's start included), the attach pktpath
- *      reports, peak RSS.
+ *   1. start → attached and SIGINT → exited, with 1, 10, 50 and 110 namespaces
+ *      of a veth each (a node's pods), --tc-devices auto and all side by side:
+ *      wall time (Node's start included), the attach pktpath reports, peak RSS.
  *   2. every packet of a flow traced to a file, text and JSON: the highest
  *      lossless record rate (bounded UDP floods at fixed rates, doubled until
  *      records are lost, then bisected), and an unbounded flood (UDP 64-byte
@@ -111,26 +111,31 @@ function nodeStartMs(): number {
 
 async function benchAttach(): Promise<void> {
   console.log('start → attached (wall, Node\'s start included) and SIGINT → exited; default plan, filter --filter-dst-ip 192.0.2.2; medians of 3');
+  console.log('  each namespace count twice, side by side: --tc-devices auto (the default: beyond ' +
+    '32 devices, tc observers only where other tc programs run) and --tc-devices all (every device)');
   console.log(`  Node's own start (node -e 0, as bin/pktpath starts it): ${nodeStartMs().toFixed(0)} ms of each wall figure`);
-  console.log(`  ${'namespaces'.padEnd(32)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
-  for (const count of [0, 1, 10, 50]) {
+  console.log(`  ${'namespaces'.padEnd(32)} ${'tc devices'.padEnd(10)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ` +
+    `${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
+  for (const count of [0, 1, 10, 50, 110]) {
     const { lab, obs } = podsLab(`ppat${count}`, count);
     try {
-      const wall: number[] = [], inner: number[] = [], detach: number[] = [], rss: number[] = [];
-      let links = '';
-      for (let i = 0; i < 3; i++) {
-        const run = await startPktpath(obs, ['--filter-dst-ip', '192.0.2.2', '--output-file', '/dev/null']);
-        wall.push(run.attachedAfterMs);
-        inner.push(run.reportedAttachMs);
-        await new Promise((r) => setTimeout(r, 200));
-        const res = await run.stop();
-        detach.push(res.detachMs);
-        rss.push(res.peakRssMb);
-        links = /attached (\d+ links)/.exec(res.stderr)?.[1] ?? '?';
-      }
       const what = count === 0 ? 'pktpath\'s own, no veth' : `${count} + pktpath's own, a veth each`;
-      console.log(`  ${what.padEnd(32)} ${pad(median(wall).toFixed(0), 8)} ${pad(median(inner).toFixed(0), 10)} ` +
-        `${pad(median(detach).toFixed(0), 10)} ${pad(median(rss).toFixed(0), 12)}  ${links}`);
+      for (const tcDevices of ['auto', 'all']) {
+        const wall: number[] = [], inner: number[] = [], detach: number[] = [], rss: number[] = [];
+        let links = '';
+        for (let i = 0; i < 3; i++) {
+          const run = await startPktpath(obs, ['--filter-dst-ip', '192.0.2.2', '--tc-devices', tcDevices, '--output-file', '/dev/null']);
+          wall.push(run.attachedAfterMs);
+          inner.push(run.reportedAttachMs);
+          await new Promise((r) => setTimeout(r, 200));
+          const res = await run.stop();
+          detach.push(res.detachMs);
+          rss.push(res.peakRssMb);
+          links = /attached (\d+ links)/.exec(res.stderr)?.[1] ?? '?';
+        }
+        console.log(`  ${what.padEnd(32)} ${tcDevices.padEnd(10)} ${pad(median(wall).toFixed(0), 8)} ${pad(median(inner).toFixed(0), 10)} ` +
+          `${pad(median(detach).toFixed(0), 10)} ${pad(median(rss).toFixed(0), 12)}  ${links}`);
+      }
     } finally {
       lab.cleanup();
     }

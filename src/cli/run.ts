@@ -9,7 +9,7 @@ import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns, namedNetns } from '../kernel/netns.js';
 import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
-import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
+import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces, withTcPrograms } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
 import { LiveExplainer } from '../regress/explain/live.js';
 import { escapeMessage } from '../output/escape.js';
@@ -20,7 +20,7 @@ import { prepareSections, sectionMask } from '../output/sections/registry.js';
 import type { SectionContext } from '../output/sections/section.js';
 import type { TraceSummary } from '../output/summary.js';
 import { DECISION_TRACEPOINTS, SKB_TRACEPOINTS } from '../plan/catalog.js';
-import { type ProbePlan, narrowView, planPointNames, planProbes } from '../plan/plan.js';
+import { type ProbePlan, narrowView, planPointNames, planProbes, tcDevicePlacement } from '../plan/plan.js';
 import { type SessionOptions, TraceSession } from '../trace/session.js';
 import type { ActiveFilter } from '../filter/active.js';
 import { expressionToNft } from '../filter/nft-rules.js';
@@ -84,8 +84,11 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
   }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const scope = traceScope(filter, only, pods);
-  const kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);
-  const plan = planProbes(cfg.attach, kernel);
+  let kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);
+  const tcDevices = tcDevicePlacement(cfg.attach.tcDevices ?? 'auto', kernel.namespaces.reduce((n, s) => n + s.ifaces.length, 0),
+    filter.only !== null || filter.netns !== null || filter.ifindex !== 0);
+  if (tcDevices === 'programs') kernel = withTcPrograms(kernel);
+  const plan = planProbes({ ...cfg.attach, tcDevices }, kernel);
   if (cfg.attach.filterFunc !== null && planPointNames(plan).length === 0 && plan.template.tcDirections.length === 0 &&
       plan.template.netfilter.length === 0) {
     throw new UsageError(`--filter-func: '${cfg.attach.filterFunc.source}' finds no observation point on this kernel; ` +

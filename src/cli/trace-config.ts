@@ -16,7 +16,7 @@ import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
 import { profileFilesRead } from './profiles.js';
-import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
+import { type AttachSelection, BACKEND_CHOICES, FAMILIES, TC_DEVICE_CHOICES } from '../plan/plan.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
   parseRegex, parseRingSize,
@@ -129,6 +129,7 @@ export interface RawOptions extends RawOutputFileOptions {
   timestamp?: string;
   color?: string;
   attach?: string;
+  tcDevices?: string;
   ringSize?: string;
   duration?: string;
   readyFile?: string;
@@ -296,6 +297,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
       trackSkb: !!o.filterTrackSkb,
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
+      tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

@@ -132,6 +132,20 @@ export function tcHooks(book: ProgramBook, rtnl: NetlinkSocket | null, ifindex: 
   return out;
 }
 
+/**
+ * The devices of the calling thread's namespace (`ifindexes`) where programs
+ * other than pktpath's run at a tc hook: tcx chains, and cls_bpf filters
+ * where `rtnl` is given. pktpath's own are told by `own` and their names.
+ */
+export function devicesWithTcPrograms(book: ProgramBook, rtnl: NetlinkSocket | null, ifindexes: readonly number[]): Set<number> {
+  const busy = new Set<number>();
+  for (const ifindex of ifindexes) {
+    const hooks = tcHooks(book, rtnl, ifindex);
+    if (foreignAt(hooks.ingress).length > 0 || foreignAt(hooks.egress).length > 0) busy.add(ifindex);
+  }
+  return busy;
+}
+
 /** One namespace's devices, their tc and XDP programs, and its nft tables and base chains. */
 export function namespaceDatapath(book: ProgramBook, netns: Netns): NamespaceDatapath {
   const errors: string[] = [];

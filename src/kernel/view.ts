@@ -7,6 +7,8 @@ import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { tracepointProto } from './btf.js';
 import { type KernelFeatures, kernelFeatures } from './caps.js';
 import { type BackendAvailability, type FunctionDiscovery, discoverSkbFunctions, functionBackends } from './functions.js';
+import { ProgramBook, devicesWithTcPrograms } from './datapath.js';
+import { NETLINK_ROUTE, NetlinkSocket } from './netlink.js';
 import { type Iface, type Netns, currentNetns, listIfaces, namedNetns, withNetns } from './netns.js';
 
 /** One parameter of a tracepoint, as BTF describes it (without the leading context pointer). */
@@ -22,7 +24,7 @@ export interface KernelView {
   /** Function probing, when asked about: each backend tried, and the skb functions (null when none can be probed and none were asked for by name). */
   functions: { backends: BackendAvailability[]; discovery: FunctionDiscovery | null } | null;
   /** Namespaces where tc and netfilter observers may go, with their devices. */
-  namespaces: Array<{ netns: Netns; ifaces: Iface[] }>;
+  namespaces: Array<{ netns: Netns; ifaces: Iface[]; tcBusy?: ReadonlySet<number> }>;
 }
 
 /** The namespace pktpath runs in, then every named one; each once. */
@@ -35,6 +37,26 @@ export function tracedNamespaces(): Netns[] {
 
 export function ifacesOf(netns: Netns): Iface[] {
   return withNetns(netns.path, listIfaces);
+}
+
+/** The view with each namespace's devices where other tc programs run (`tcBusy`), for --tc-devices programs. */
+export function withTcPrograms(view: KernelView): KernelView {
+  const book = new ProgramBook();
+  const namespaces = view.namespaces.map((n) => {
+    try {
+      return { ...n, tcBusy: withNetns(n.netns.path, () => {
+        const rtnl = NetlinkSocket.open(NETLINK_ROUTE);
+        try {
+          return devicesWithTcPrograms(book, rtnl, n.ifaces.map((i) => i.ifindex));
+        } finally {
+          rtnl.close();
+        }
+      }) };
+    } catch {
+      return { ...n, tcBusy: new Set<number>() }; // Gone while listing: nothing to attach there.
+    }
+  });
+  return { ...view, namespaces };
 }
 
 /**

@@ -37,6 +37,27 @@ export interface AttachSelection {
   trackSkb: boolean;
   /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
   decisions?: { route: boolean; neigh: boolean };
+  /** --tc-devices: `auto` is resolved by prepare (tcDevicePlacement) before planning; all when absent. */
+  tcDevices?: TcDevices;
+}
+
+export const TC_DEVICE_CHOICES = ['auto', 'all', 'programs'] as const;
+export type TcDevices = (typeof TC_DEVICE_CHOICES)[number];
+export type TcPlacement = Exclude<TcDevices, 'auto'>;
+
+/**
+ * Beyond this many devices `auto` puts tc observers only where other tc
+ * programs run. Each tcx link attached or released waits for an RCU grace
+ * period under rtnl, one after another (~10 ms each on a busy machine): a
+ * node of 110 pods has 330 devices, ~7 s each way. Where no program runs, a
+ * tc hook decides nothing, and the device tracepoints see the packet there.
+ */
+export const TC_DEVICE_BUDGET = 32;
+
+/** What `--tc-devices` comes to: `auto` is all while the traced devices are few or named (--filter-netns, --filter-pod, --filter-ifname). */
+export function tcDevicePlacement(choice: TcDevices, deviceCount: number, named: boolean): TcPlacement {
+  if (choice !== 'auto') return choice;
+  return named || deviceCount <= TC_DEVICE_BUDGET ? 'all' : 'programs';
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -86,8 +107,8 @@ function wants(sel: AttachSelection, family: Family, pointName: string): boolean
 
 export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan {
   const plan: ProbePlan = {
-    tracepoints: [], forgets: [], functions: [], decisions: [], functionBackends: [], tc: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
-    tracePrograms: [], template: { tcDirections: [], netfilter: [] }, notes: [],
+    tracepoints: [], forgets: [], functions: [], decisions: [], functionBackends: [], tc: [], tcAside: [], tcMode: 'tcx', netfilter: [], nfHookFunction: null,
+    tracePrograms: [], template: { tcDirections: [], tcDevices: 'all', netfilter: [] }, notes: [],
   };
   const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
 
@@ -120,11 +141,19 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
       plan.notes.push(`tc: this kernel has no tcx links (Linux 6.6+): tc is observed through cls_bpf filters named pktpath_PID ` +
         'on clsact qdiscs, removed on exit (and by `pktpath cleanup` after a kill); other programs\' verdicts are inferred');
     }
-    {
-      plan.template.tcDirections = [...tcWanted];
-      for (const { netns, ifaces } of kernel.namespaces) {
-        for (const iface of ifaces) for (const direction of tcWanted) plan.tc.push({ netns, iface, direction });
+    plan.template.tcDirections = [...tcWanted];
+    plan.template.tcDevices = sel.tcDevices === 'programs' ? 'programs' : 'all';
+    for (const { netns, ifaces, tcBusy } of kernel.namespaces) {
+      for (const iface of ifaces) {
+        if (plan.template.tcDevices === 'programs' && !tcBusy?.has(iface.ifindex)) plan.tcAside.push({ netns, iface });
+        else for (const direction of tcWanted) plan.tc.push({ netns, iface, direction });
       }
+    }
+    if (plan.template.tcDevices === 'programs') {
+      const devices = new Set(plan.tc.map((t) => `${t.netns.inode}:${t.iface.ifindex}`)).size;
+      plan.notes.push(`tc: observed at the ${devices} ${devices === 1 ? 'device' : 'devices'} where other tc programs run; ` +
+        `the ${plan.tcAside.length} others (no tc program: their packets show at the device tracepoints) get observers when one is attached there` +
+        (sel.tcDevices === 'programs' ? '' : ` (more than ${TC_DEVICE_BUDGET} devices: each tcx link waits for an RCU grace period; --tc-devices all observes every one)`));
     }
   }
 

@@ -70,6 +70,8 @@ export interface AttachPlan {
   /** The backends to try for functions, in order: a function one refuses goes to the next. */
   functionBackends: FunctionBackend[];
   tc: TcAttachment[];
+  /** Devices left without tc observers (--tc-devices programs): observed once another tc program is attached there. */
+  tcAside: Array<{ netns: Netns; iface: Iface }>;
   netfilter: NfAttachment[];
   /** tc through tcx links, or cls_bpf filters on clsact qdiscs where the kernel has no tcx. */
   tcMode: 'tcx' | 'clsact';
@@ -83,6 +85,8 @@ export interface AttachPlan {
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];
+    /** Every device, or only those where other tc programs run (--tc-devices). */
+    tcDevices: 'all' | 'programs';
     netfilter: Array<Omit<NfAttachment, 'netns'>>;
   };
 }

@@ -11,6 +11,8 @@ export interface AttachedState {
   /** Kernel functions probed (kprobe, kprobe-multi, fentry). */
   functions: number;
   tcDevices: number;
+  /** Devices without tc observers (--tc-devices programs): no other tc program there. */
+  tcAside: number;
   /** tc hooks where pktpath also observes first, before other programs. */
   tcFirst: number;
   nfNamespaces: number;
@@ -28,6 +30,7 @@ export function attachedLine(a: AttachedState, ms: number): string {
   return `pktpath: attached ${a.links} links: ${a.tracepoints} tracepoints, ` +
     (a.forgets > 0 ? `${a.forgets} ${plural(a.forgets, 'free')} watched for --filter-track-skb, ` : '') +
     (a.functions > 0 ? `${a.functions} ${plural(a.functions, 'function')}, ` : '') + `tc on ${a.tcDevices} ${plural(a.tcDevices, 'device')}` +
+    (a.tcAside > 0 ? ` (not on ${a.tcAside} without tc programs)` : '') +
     (a.tcFirst > 0 ? ` (first in the chain too at ${a.tcFirst} ${plural(a.tcFirst, 'hook')} with other programs)` : '') +
     (a.nfHookFunction ? ', netfilter at nf_hook_slow' : `, netfilter in ${a.nfNamespaces} ${plural(a.nfNamespaces, 'namespace')}`) +
     (a.programs > 0 ? `, ${a.programs} tc ${plural(a.programs, 'program')} traced` : '') +

@@ -7,7 +7,7 @@
  */
 import { type Link, type LoadedProgram, attachTcx, closeAllParallel } from '../bpf/link.js';
 import { tcxChain } from '../bpf/loaded.js';
-import { type ProgRef, ProgramBook, tcHooks } from '../kernel/datapath.js';
+import { type ProgRef, ProgramBook, devicesWithTcPrograms, tcHooks } from '../kernel/datapath.js';
 import { type NetlinkSocket } from '../kernel/netlink.js';
 import type { Iface, Netns } from '../kernel/netns.js';
 import type { Direction, HookLookup, HookPrograms } from './verdicts.js';
@@ -108,6 +108,11 @@ export class TcObservers {
       n++;
     }
     return n;
+  }
+
+  /** Whether programs other than pktpath's run at a device's tc hooks (calling thread in its namespace; `rtnl` for legacy tc). */
+  othersRunAt(rtnl: NetlinkSocket | null, ifindex: number): boolean {
+    return devicesWithTcPrograms(this.book, rtnl, [ifindex]).size > 0;
   }
 
   rename(inode: number, ifindex: number, name: string): void {

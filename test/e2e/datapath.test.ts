@@ -123,6 +123,28 @@ test('a program attached in front of pktpath\'s first observer later: pktpath go
   monitor.detach();
 });
 
+test('--tc-devices programs: tc observers only where the CNI\'s programs run, and at a device once a program is attached there', async () => {
+  const tracer = await startTracer(['--tc-devices', 'programs', '--filter-proto', 'icmp'], 30_000, inHost());
+  lab.execSync(node.podA, ['ping', '-c', '1', '-W', '1', CNI.podB.addr]);
+  const monitor = await attachMonitor(lab, node, join(root, 'probes/build'), 'lo');
+  after(() => monitor.detach());
+  // A topology tick sees the program on lo and puts observers there.
+  await new Promise((r) => setTimeout(r, 1000));
+  lab.execSync(node.host, ['ping', '-c', '1', '-W', '1', '127.0.0.1']);
+  const { code, events, stderr } = await tracer.stop();
+  monitor.detach();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /tc: observed at the 2 devices where other tc programs run; the \d+ others/);
+  assert.match(stderr, /tc on 2 devices \(not on \d+ without tc programs\)/);
+  assert.match(stderr, /tc programs appeared: tc on lo \(netns /);
+  const tcAt = new Set(events.filter((e) => e.func.startsWith('tc:')).map((e) => `${e.netns_name}/${e.iface.split(':')[0]}`));
+  assert.deepEqual([...tcAt].sort(), [`${node.host}/lo`, `${node.host}/lxc-a`, `${node.host}/lxc-b`].sort());
+  // The pods' devices are still seen, at the device tracepoints and netfilter.
+  assert.ok(events.some((e) => e.netns_name === node.podB && e.iface.startsWith('eth0')), 'pod B\'s eth0 seen');
+  assert.ok(events.some((e) => e.func === 'tc:ingress' && e.iface.startsWith('lo') && e.verdict?.by.some((p) => p.id === monitor.id)),
+    'lo observed first and last around the monitor');
+});
+
 describe('--output-nft', () => {
   test('a drop by a named rule, the rules of an accepted path, and DNAT show at their hooks', async () => {
     const tracer = await startTracer(['--filter-proto', 'udp', '--output-nft'], 30_000, inHost());

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/trace-config.js';
 import type { KernelView } from '../../src/kernel/view.js';
-import { backendOrder, planPointNames, planProbes, tracepointPoint } from '../../src/plan/plan.js';
+import { TC_DEVICE_BUDGET, backendOrder, planPointNames, planProbes, tcDevicePlacement, tracepointPoint } from '../../src/plan/plan.js';
 
 const ns = (inode: number, name: string) => ({ inode, name, path: `/run/netns/${name}` });
 
@@ -49,6 +49,25 @@ test('the plan places tc on every device and netfilter in every namespace, and s
   assert.ok(plan.notes.some((n) => /udp_fail_queue_rcv_skb: carries no skb/.test(n)));
   // Every netfilter observer sits right after conntrack, before NAT.
   assert.ok(plan.netfilter.every((n) => n.priority === -199 && !n.afterNat));
+});
+
+test('--tc-devices: auto observes every device up to the budget or where namespaces are named, else only where other tc programs run', () => {
+  assert.equal(tcDevicePlacement('auto', TC_DEVICE_BUDGET, false), 'all');
+  assert.equal(tcDevicePlacement('auto', TC_DEVICE_BUDGET + 1, false), 'programs');
+  assert.equal(tcDevicePlacement('auto', 331, true), 'all');
+  assert.equal(tcDevicePlacement('all', 331, false), 'all');
+  assert.equal(tcDevicePlacement('programs', 3, true), 'programs');
+
+  const k = kernel();
+  const busy: KernelView = { ...k, namespaces: k.namespaces.map((n) => ({ ...n, tcBusy: new Set(n.netns.inode === 2 ? [2] : []) })) };
+  const plan = planProbes({ ...buildConfig({}, []).attach, tcDevices: 'programs' }, busy);
+  assert.deepEqual(plan.tc.map((t) => `${t.netns.name}:${t.iface.name}:${t.direction}`), ['b:veth-b:ingress', 'b:veth-b:egress']);
+  assert.deepEqual(plan.tcAside.map((t) => `${t.netns.inode}:${t.iface.name}`), ['1:lo', '2:lo']);
+  assert.equal(plan.template.tcDevices, 'programs');
+  assert.ok(plan.notes.some((n) => /tc: observed at the 1 device where other tc programs run; the 2 others/.test(n)), plan.notes.join('\n'));
+  // Netfilter is not narrowed: its links cost no grace period.
+  assert.equal(plan.netfilter.length, 2 * 10);
+  assert.throws(() => buildConfig({ tcDevices: 'some' }, []), /--tc-devices/);
 });
 
 test('--filter-track-skb: the frees --filter-func or --attach leave out are watched all the same, never listed', () => {

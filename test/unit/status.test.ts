@@ -12,9 +12,18 @@ test('--filter-track-skb at exit: forgotten, dropped as stale, still followed, a
 
 test('the frees watched for --filter-track-skb alone are counted apart from the tracepoints observed', () => {
   const state = {
-    links: 3, tracepoints: 1, forgets: 2, functions: 0, tcDevices: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
+    links: 3, tracepoints: 1, forgets: 2, functions: 0, tcDevices: 0, tcAside: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
     programs: 0, nfMoved: new Set<string>(), nftNamespaces: null,
   };
   assert.match(attachedLine(state, 12), /^pktpath: attached 3 links: 1 tracepoints, 2 frees watched for --filter-track-skb, tc on 0 devices/);
   assert.doesNotMatch(attachedLine({ ...state, forgets: 0 }, 12), /watched/);
+});
+
+test('devices left without tc observers (--tc-devices programs) are counted in the attached line', () => {
+  const state = {
+    links: 19, tracepoints: 17, forgets: 0, functions: 0, tcDevices: 1, tcAside: 220, tcFirst: 0, nfNamespaces: 1, nfHookFunction: false,
+    programs: 0, nfMoved: new Set<string>(), nftNamespaces: null,
+  };
+  assert.match(attachedLine(state, 12), /tc on 1 device \(not on 220 without tc programs\), netfilter in 1 namespace/);
+  assert.doesNotMatch(attachedLine({ ...state, tcAside: 0 }, 12), /not on/);
 });

@@ -98,7 +98,7 @@ export interface AttachFamily {
 
 /** The attached line's figures where no family gives them. */
 const NOTHING: AttachedState = {
-  links: 0, tracepoints: 0, forgets: 0, functions: 0, tcDevices: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
+  links: 0, tracepoints: 0, forgets: 0, functions: 0, tcDevices: 0, tcAside: 0, tcFirst: 0, nfNamespaces: 0, nfHookFunction: false,
   programs: 0, nfMoved: new Set(), nftNamespaces: null,
 };
 

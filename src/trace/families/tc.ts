@@ -22,6 +22,8 @@ export const tcWhere = (netns: Netns, iface: Iface, direction?: string) =>
 export class TcFamily implements AttachFamily {
   private observers: TcObservers | null = null;
   private last: LoadRequest | null = null;
+  /** Devices without observers (--tc-devices programs), by namespace inode and ifindex: observed once another tc program runs there. */
+  private readonly aside = new Map<number, Map<number, Iface>>();
 
   /** `foundPrograms`: told the other programs of each hook as they are read (--filter-trace-tc traces them). */
   constructor(private readonly ctx: FamilyContext, private readonly foundPrograms: ((found: ProgRef[]) => void) | null) {
@@ -69,6 +71,7 @@ export class TcFamily implements AttachFamily {
       if (!(await this.ctx.goOn())) return false;
       this.ctx.attempt(tcWhere(netns, iface), () => this.add(netns, iface, null));
     }
+    for (const { netns, iface } of plan.tcAside) this.setAside(netns, iface);
     return true;
   }
 
@@ -77,19 +80,66 @@ export class TcFamily implements AttachFamily {
     this.ctx.inNamespace(netns, (sock) => this.observers!.add(netns, iface, sock, (d) => tcWhere(netns, iface, d)), rtnl);
   }
 
+  private setAside(netns: Netns, iface: Iface): void {
+    let devices = this.aside.get(netns.inode);
+    if (!devices) this.aside.set(netns.inode, (devices = new Map()));
+    devices.set(iface.ifindex, iface);
+  }
+
+  /** A device that appeared: observed, or (--tc-devices programs) set aside while no other tc program runs there. */
+  private place(netns: Netns, iface: Iface, rtnl: NetlinkSocket): 'observed' | 'aside' {
+    if (this.ctx.plan.template.tcDevices === 'programs') {
+      let busy = false;
+      this.ctx.inNamespace(netns, (sock) => (busy = this.observers!.othersRunAt(sock, iface.ifindex)), rtnl);
+      if (!busy) {
+        this.setAside(netns, iface);
+        return 'aside';
+      }
+    }
+    this.add(netns, iface, rtnl);
+    return 'observed';
+  }
+
+  /** Devices set aside where another program now runs get their observers (calling thread in `netns`). */
+  private observeNewlyBusy(netns: Netns, rtnl: NetlinkSocket, legacyChanged: ReadonlySet<number>): void {
+    for (const iface of this.aside.get(netns.inode)?.values() ?? []) {
+      if (!this.observers!.othersRunAt(legacyChanged.has(iface.ifindex) ? rtnl : null, iface.ifindex)) continue;
+      this.aside.get(netns.inode)!.delete(iface.ifindex);
+      const where = tcWhere(netns, iface);
+      if (this.ctx.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: tc programs appeared: ${where}`);
+    }
+  }
+
   readonly follow: Partial<TopologyListener> = {
     namespaceAdded: (netns, ifaces, rtnl) => {
-      if (this.observers) for (const iface of ifaces) this.ctx.attempt(tcWhere(netns, iface), () => this.add(netns, iface, rtnl));
+      if (this.observers) for (const iface of ifaces) this.ctx.attempt(tcWhere(netns, iface), () => this.place(netns, iface, rtnl));
     },
-    namespaceRemoved: (netns) => void this.observers?.remove(netns.inode),
+    namespaceRemoved: (netns) => {
+      this.aside.delete(netns.inode);
+      void this.observers?.remove(netns.inode);
+    },
     deviceAdded: (netns, iface, rtnl) => {
       if (!this.observers) return;
       const where = tcWhere(netns, iface);
-      if (this.ctx.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: device appeared: ${where}`);
+      const placed = { at: 'aside' as 'observed' | 'aside' };
+      if (this.ctx.attempt(where, () => (placed.at = this.place(netns, iface, rtnl))) !== null) return;
+      this.ctx.status(`pktpath: device appeared: ${placed.at === 'observed' ? where
+        : `${iface.name} (netns ${netnsName(netns)}), no tc program there: seen at the device tracepoints`}`);
     },
-    deviceRemoved: (netns, ifindex) => void this.observers?.remove(netns.inode, ifindex),
-    deviceRenamed: (netns, iface) => this.observers?.rename(netns.inode, iface.ifindex, iface.name),
-    refresh: (netns, rtnl, legacyChanged) => this.observers?.refresh(netns, rtnl, legacyChanged),
+    deviceRemoved: (netns, ifindex) => {
+      this.aside.get(netns.inode)?.delete(ifindex);
+      void this.observers?.remove(netns.inode, ifindex);
+    },
+    deviceRenamed: (netns, iface) => {
+      const set = this.aside.get(netns.inode);
+      if (set?.has(iface.ifindex)) set.set(iface.ifindex, iface);
+      this.observers?.rename(netns.inode, iface.ifindex, iface.name);
+    },
+    refresh: (netns, rtnl, legacyChanged) => {
+      if (!this.observers) return;
+      this.observers.refresh(netns, rtnl, legacyChanged);
+      this.observeNewlyBusy(netns, rtnl, legacyChanged);
+    },
   };
 
   async detach(): Promise<void> {
@@ -99,7 +149,8 @@ export class TcFamily implements AttachFamily {
   report(): FamilyReport {
     const o = this.observers;
     return {
-      links: o ? o.hookCount + o.firstCount : 0, line: { tcDevices: o?.deviceCount ?? 0, tcFirst: o?.firstCount ?? 0 }
+      links: o ? o.hookCount + o.firstCount : 0,
+      line: { tcDevices: o?.deviceCount ?? 0, tcFirst: o?.firstCount ?? 0, tcAside: [...this.aside.values()].reduce((n, d) => n + d.size, 0) },
     };
   }
 }
