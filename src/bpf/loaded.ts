@@ -164,6 +164,14 @@ export function tcxChain(ifindex: number, direction: 'ingress' | 'egress'): TcxC
   return { progIds, linkIds, revision: result.revision };
 }
 
+/** How many programs a device's tcx chain holds (calling thread's namespace): a count-only query, 0 where the kernel has no tcx. */
+export function tcxChainLength(ifindex: number, direction: 'ingress' | 'egress'): number {
+  const q = progQuery({
+    target: ifindex, attachType: direction === 'ingress' ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS, progIds: 0n, linkIds: 0n, room: 0,
+  });
+  return q.rc < 0 ? 0 : q.count;
+}
+
 /** A loaded program to trace with fentry/fexit: an fd that holds it (the caller's to close), and its main function as its BTF names it. */
 export interface TraceTarget {
   fd: Fd;

@@ -9,9 +9,14 @@ import fs from 'node:fs';
 import { NETLINK_ROUTE, NetlinkSocket } from '../kernel/netlink.js';
 import { type Iface, NETNS_RUN_DIR, type Netns, listIfaces, withNetns } from '../kernel/netns.js';
 
+const RTNLGRP_LINK = 1;
 const RTNLGRP_TC = 4;
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
 const RTM_NEWTFILTER = 44;
 const RTM_DELTFILTER = 45;
+/** Devices are listed again when the link group says something changed, and every this many ticks all the same (a queue that overflowed). */
+const RELIST_TICKS = 8;
 
 export interface TopologyListener {
   namespaceAdded(netns: Netns, ifaces: Iface[], rtnl: NetlinkSocket): void;
@@ -26,9 +31,11 @@ export interface TopologyListener {
 interface Watched {
   netns: Netns;
   devices: Map<number, string>;
-  /** Requests (legacy tc dumps) and the tc group's notifications of this namespace. */
+  /** Requests (legacy tc dumps), and the link and tc groups' notifications of this namespace. */
   rtnl: NetlinkSocket;
-  tcEvents: NetlinkSocket;
+  events: NetlinkSocket;
+  /** Ticks since its devices were last listed. */
+  sinceListed: number;
 }
 
 export class Topology {
@@ -119,11 +126,11 @@ export class Topology {
 
   private watch(netns: Netns, ifaces: Iface[]): Watched | null {
     try {
-      const { rtnl, tcEvents } = withNetns(netns.path, () => ({
+      const { rtnl, events } = withNetns(netns.path, () => ({
         rtnl: NetlinkSocket.open(NETLINK_ROUTE),
-        tcEvents: NetlinkSocket.open(NETLINK_ROUTE, [RTNLGRP_TC]),
+        events: NetlinkSocket.open(NETLINK_ROUTE, [RTNLGRP_LINK, RTNLGRP_TC]),
       }));
-      const w: Watched = { netns, devices: new Map(ifaces.map((i) => [i.ifindex, i.name])), rtnl, tcEvents };
+      const w: Watched = { netns, devices: new Map(ifaces.map((i) => [i.ifindex, i.name])), rtnl, events, sinceListed: 0 };
       this.watched.set(netns.inode, w);
       return w;
     } catch {
@@ -133,16 +140,26 @@ export class Topology {
 
   private unwatch(w: Watched): void {
     w.rtnl.close();
-    w.tcEvents.close();
+    w.events.close();
     this.watched.delete(w.netns.inode);
   }
 
-  /** Inside the namespace: devices added, removed, renamed; chains to re-read. */
+  /** Inside the namespace: what its notifications say changed; chains to re-read. */
   private follow(w: Watched): void {
     const legacyChanged = new Set<number>();
-    for (const m of w.tcEvents.poll()) {
+    // Listing a namespace's devices every tick was most of an idle trace's work at a node's worth of pods.
+    let linksChanged = ++w.sinceListed >= RELIST_TICKS;
+    for (const m of w.events.poll()) {
       if (m.type === RTM_NEWTFILTER || m.type === RTM_DELTFILTER) legacyChanged.add(m.payload.readInt32LE(4));
+      else if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) linksChanged = true;
     }
+    if (linksChanged) this.listDevices(w);
+    this.listener.refresh(w.netns, w.rtnl, legacyChanged);
+  }
+
+  /** Inside the namespace: devices added, removed, renamed since the last listing. */
+  private listDevices(w: Watched): void {
+    w.sinceListed = 0;
     const ifaces = listIfaces();
     const seen = new Set<number>();
     for (const iface of ifaces) {
@@ -161,6 +178,5 @@ export class Topology {
       w.devices.delete(ifindex);
       this.listener.deviceRemoved(w.netns, ifindex);
     }
-    this.listener.refresh(w.netns, w.rtnl, legacyChanged);
   }
 }

@@ -237,6 +237,24 @@ test('a namespace with a veth created 2 s after the start is traced', async () =
   assert.match(stderr, /while tracing: namespaces \+2/);
 });
 
+test('a device added, renamed and removed in a traced namespace while tracing: observed, then released', async () => {
+  const tracer = await startTracer(['--filter-proto', 'icmp'], 30_000, inHost());
+  const step = async (cmd: string[]) => {
+    lab.execSync(node.host, ['ip', 'link', ...cmd]);
+    await new Promise((r) => setTimeout(r, 1000));
+  };
+  try {
+    await step(['add', 'ppdev0', 'type', 'veth', 'peer', 'name', 'ppdev0p']);
+    await step(['set', 'ppdev0', 'name', 'ppdev1']);
+    await step(['del', 'ppdev1']);
+  } finally {
+    const { code, stderr } = await tracer.stop();
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, new RegExp(`device appeared: tc on ppdev0 \\(netns ${node.host}\\)`));
+    assert.match(stderr, /while tracing: namespaces \+\d+ -\d+, devices \+2 -2;/);
+  }
+});
+
 test('a recorded trace normalises with the verdicts and the nft rules on its hops', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pktpath-cni-'));
   after(() => rmSync(dir, { recursive: true, force: true }));

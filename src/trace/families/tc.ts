@@ -5,7 +5,7 @@
  * (../tc.ts holds the hooks). Devices and namespaces that appear get theirs;
  * chains that change are read again.
  */
-import { progIdOfFd } from '../../bpf/loaded.js';
+import { progIdOfFd, tcxChainLength } from '../../bpf/loaded.js';
 import type { ProgRef } from '../../kernel/datapath.js';
 import type { NetlinkSocket } from '../../kernel/netlink.js';
 import type { Iface, Netns } from '../../kernel/netns.js';
@@ -103,7 +103,10 @@ export class TcFamily implements AttachFamily {
   /** Devices set aside where another program now runs get their observers (calling thread in `netns`). */
   private observeNewlyBusy(netns: Netns, rtnl: NetlinkSocket, legacyChanged: ReadonlySet<number>): void {
     for (const iface of this.aside.get(netns.inode)?.values() ?? []) {
-      if (!this.observers!.othersRunAt(legacyChanged.has(iface.ifindex) ? rtnl : null, iface.ifindex)) continue;
+      const legacy = legacyChanged.has(iface.ifindex);
+      // Each tick, for every device set aside: a count-only query first, the chain's programs read only where it has some.
+      if (!legacy && tcxChainLength(iface.ifindex, 'ingress') + tcxChainLength(iface.ifindex, 'egress') === 0) continue;
+      if (!this.observers!.othersRunAt(legacy ? rtnl : null, iface.ifindex)) continue;
       this.aside.get(netns.inode)!.delete(iface.ifindex);
       const where = tcWhere(netns, iface);
       if (this.ctx.attempt(where, () => this.add(netns, iface, rtnl)) === null) this.ctx.status(`pktpath: tc programs appeared: ${where}`);
