@@ -4,7 +4,8 @@
  * and the bench's, never the machine's interfaces.
  *   1. start → attached and SIGINT → exited, with 1, 10, 50 and 110 namespaces
  *      of a veth each (a node's pods), --tc-devices auto and all side by side:
- *      wall time (Node's start included), the attach pktpath reports, peak RSS.
+ *      wall time (Node's start included), the attach pktpath reports, peak RSS,
+ *      and the CPU an idle trace takes following them (2 s, once attached).
  *   2. every packet of a flow traced to a file, text and JSON: the highest
  *      lossless record rate (bounded UDP floods at fixed rates, doubled until
  *      records are lost, then bisected), and an unbounded flood (UDP 64-byte
@@ -38,6 +39,8 @@ interface Stopped {
 interface Run {
   attachedAfterMs: number;
   reportedAttachMs: number;
+  /** The process's CPU time (user + system) so far, ms. */
+  cpuMs(): number;
   stop(): Promise<Stopped>;
 }
 
@@ -58,6 +61,7 @@ function startPktpath(netns: string, args: string[]): Promise<Run> {
       resolve({
         attachedAfterMs: performance.now() - t0,
         reportedAttachMs: Number(m[1]),
+        cpuMs: () => cpuMs(child.pid!),
         async stop() {
           const peakRssMb = peakRss(child.pid!);
           const t1 = performance.now();
@@ -80,6 +84,12 @@ function peakRss(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** utime + stime of a process, ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -115,26 +125,30 @@ async function benchAttach(): Promise<void> {
     '32 devices, tc observers only where other tc programs run) and --tc-devices all (every device)');
   console.log(`  Node's own start (node -e 0, as bin/pktpath starts it): ${nodeStartMs().toFixed(0)} ms of each wall figure`);
   console.log(`  ${'namespaces'.padEnd(32)} ${'tc devices'.padEnd(10)} ${'wall ms'.padStart(8)} ${'attach ms'.padStart(10)} ` +
-    `${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)}  links`);
+    `${'detach ms'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'idle CPU %'.padStart(11)}  links`);
   for (const count of [0, 1, 10, 50, 110]) {
     const { lab, obs } = podsLab(`ppat${count}`, count);
     try {
       const what = count === 0 ? 'pktpath\'s own, no veth' : `${count} + pktpath's own, a veth each`;
       for (const tcDevices of ['auto', 'all']) {
-        const wall: number[] = [], inner: number[] = [], detach: number[] = [], rss: number[] = [];
+        const wall: number[] = [], inner: number[] = [], detach: number[] = [], rss: number[] = [], idle: number[] = [];
         let links = '';
         for (let i = 0; i < 3; i++) {
           const run = await startPktpath(obs, ['--filter-dst-ip', '192.0.2.2', '--tc-devices', tcDevices, '--output-file', '/dev/null']);
           wall.push(run.attachedAfterMs);
           inner.push(run.reportedAttachMs);
-          await new Promise((r) => setTimeout(r, 200));
+          // What following the namespaces costs once attached and nothing happens: CPU over 2 s, a second after the attached line.
+          await new Promise((r) => setTimeout(r, 1000));
+          const cpu0 = run.cpuMs();
+          await new Promise((r) => setTimeout(r, 2000));
+          idle.push((run.cpuMs() - cpu0) / 20);
           const res = await run.stop();
           detach.push(res.detachMs);
           rss.push(res.peakRssMb);
           links = /attached (\d+ links)/.exec(res.stderr)?.[1] ?? '?';
         }
         console.log(`  ${what.padEnd(32)} ${tcDevices.padEnd(10)} ${pad(median(wall).toFixed(0), 8)} ${pad(median(inner).toFixed(0), 10)} ` +
-          `${pad(median(detach).toFixed(0), 10)} ${pad(median(rss).toFixed(0), 12)}  ${links}`);
+          `${pad(median(detach).toFixed(0), 10)} ${pad(median(rss).toFixed(0), 12)} ${pad(median(idle).toFixed(1), 11)}  ${links}`);
       }
     } finally {
       lab.cleanup();
