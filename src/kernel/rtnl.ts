@@ -11,6 +11,9 @@ import {
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
+const RTM_NEWQDISC = 36;
+const RTM_DELQDISC = 37;
+const RTM_GETQDISC = 38;
 const RTM_GETTFILTER = 46;
 const IFLA_IFNAME = 3;
 const IFLA_XDP = 43;
@@ -76,6 +79,17 @@ export interface TcBpfFilter {
   directAction: boolean;
 }
 
+/** The devices of the socket's namespace with a clsact or ingress qdisc: the only ones legacy tc filters can be on at those hooks. */
+export function devicesWithClsact(sock: NetlinkSocket): Set<number> {
+  const out = new Set<number>();
+  for (const m of sock.request(RTM_GETQDISC, NLM_F_DUMP, Buffer.alloc(20), 'listing qdiscs')) {
+    if (m.type !== RTM_NEWQDISC) continue;
+    const kind = attrStr(attrs(m.payload, 20).get(TCA_KIND));
+    if (kind === 'clsact' || kind === 'ingress') out.add(m.payload.readInt32LE(4));
+  }
+  return out;
+}
+
 /** The cls_bpf filters of a device's clsact qdisc, in the order tc runs them (by priority). */
 export function tcBpfFilters(sock: NetlinkSocket, ifindex: number): TcBpfFilter[] {
   const out: TcBpfFilter[] = [];
@@ -127,8 +141,6 @@ export function linkEvents(sock: NetlinkSocket): LinkEvent[] {
 
 /* ---- legacy tc: pktpath's own cls_bpf filters, on kernels without tcx ---- */
 
-const RTM_NEWQDISC = 36;
-const RTM_DELQDISC = 37;
 const RTM_NEWTFILTER = 44;
 const RTM_DELTFILTER = 45;
 const TCA_BPF_FD = 6;

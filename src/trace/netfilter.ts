@@ -8,7 +8,6 @@
 import { BpfError } from '../bpf/errors.js';
 import { type Link, type LoadedProgram, attachNetfilter, closeAll, closeAllParallel } from '../bpf/link.js';
 import { nfPointName } from '../decode/points.js';
-import { withNetns } from '../kernel/netns.js';
 import type { NfAttachment } from './attachments.js';
 
 const EBUSY = -16;
@@ -37,29 +36,27 @@ export class NfObservers {
     return this.links.get(inode)?.length ?? 0;
   }
 
-  /** The observer at one hook of one namespace; throws when it cannot be attached. */
+  /** The observer at one hook of one namespace (the calling thread in it: withNetns); throws when it cannot be attached. */
   add(n: NfAttachment): void {
     const prog = n.afterNat ? this.programs.afterNat : this.programs.beforeNat;
     if (!prog) return;
-    withNetns(n.netns.path, () => {
-      const step = n.priorityLast >= n.priority ? 1 : -1;
-      for (let priority = n.priority; ; priority += step) {
-        try {
-          const link = attachNetfilter(prog, n.family, n.hook, priority, nfWhere({ ...n, priority }));
-          let list = this.links.get(n.netns.inode);
-          if (!list) this.links.set(n.netns.inode, (list = []));
-          list.push(link);
-          if (priority !== n.priority) this.moved.add(`${n.priority}→${priority}`);
-          return;
-        } catch (e) {
-          if (!(e instanceof BpfError) || e.errno !== EBUSY) throw e;
-          if (priority === n.priorityLast) {
-            throw new BpfError(`attaching ${nfWhere(n)}`, EBUSY, [],
-              `priorities ${n.priority} to ${n.priorityLast} are all taken (by other pktpath sessions?)`);
-          }
+    const step = n.priorityLast >= n.priority ? 1 : -1;
+    for (let priority = n.priority; ; priority += step) {
+      try {
+        const link = attachNetfilter(prog, n.family, n.hook, priority, nfWhere({ ...n, priority }));
+        let list = this.links.get(n.netns.inode);
+        if (!list) this.links.set(n.netns.inode, (list = []));
+        list.push(link);
+        if (priority !== n.priority) this.moved.add(`${n.priority}→${priority}`);
+        return;
+      } catch (e) {
+        if (!(e instanceof BpfError) || e.errno !== EBUSY) throw e;
+        if (priority === n.priorityLast) {
+          throw new BpfError(`attaching ${nfWhere(n)}`, EBUSY, [],
+            `priorities ${n.priority} to ${n.priorityLast} are all taken (by other pktpath sessions?)`);
         }
       }
-    });
+    }
   }
 
   /** Releases the observers of a namespace that went away. */

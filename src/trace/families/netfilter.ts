@@ -8,7 +8,8 @@
 import { type Link, type LoadedProgram, NfHook, attachTracing } from '../../bpf/link.js';
 import { nfHookMask } from '../../decode/probe-config.js';
 import type { PointInfo } from '../../decode/points.js';
-import type { AttachPlan } from '../attachments.js';
+import { type Netns, withNetns } from '../../kernel/netns.js';
+import type { AttachPlan, NfAttachment } from '../attachments.js';
 import { NfObservers, nfWhere } from '../netfilter.js';
 import type { LoadRequest } from '../probes.js';
 import type { TopologyListener } from '../topology.js';
@@ -49,12 +50,26 @@ export class NetfilterFamily implements AttachFamily {
       if (!this.ctx.goingOn()) return false;
       this.ctx.attempt(what, () => (this.programs[side] = (loaded ?? probes.loadRequest(request))[0]!.program));
     }
-    for (const n of plan.netfilter) {
+    // Each namespace entered once for all its hooks: 1100 links at 110 pods.
+    const byNamespace = new Map<number, NfAttachment[]>();
+    for (const n of plan.netfilter) byNamespace.set(n.netns.inode, [...(byNamespace.get(n.netns.inode) ?? []), n]);
+    for (const hooks of byNamespace.values()) {
       if (!(await this.ctx.goOn())) return false;
-      this.ctx.attempt(nfWhere(n), () => this.hooks.add(n));
+      this.addIn(hooks[0]!.netns, hooks);
     }
     if (plan.nfHookFunction) this.ctx.attempt('netfilter (fexit of nf_hook_slow)', () => this.attachHookFunction(plan.nfHookFunction!.hooks));
     return true;
+  }
+
+  /** The observers at `hooks`, all in `netns`: each one that fails is said, and a namespace gone fails them all. */
+  private addIn(netns: Netns, hooks: NfAttachment[]): void {
+    try {
+      withNetns(netns.path, () => {
+        for (const n of hooks) this.ctx.attempt(nfWhere(n), () => this.hooks.add(n));
+      });
+    } catch (e) {
+      for (const n of hooks) this.ctx.attempt(nfWhere(n), () => { throw e; });
+    }
   }
 
   /** Netfilter without netfilter links: one fexit program on nf_hook_slow for every namespace, told which hooks to report. */
@@ -66,9 +81,7 @@ export class NetfilterFamily implements AttachFamily {
   }
 
   readonly follow: Partial<TopologyListener> = {
-    namespaceAdded: (netns) => {
-      for (const h of this.ctx.plan.template.netfilter) this.ctx.attempt(nfWhere({ ...h, netns }), () => this.hooks.add({ ...h, netns }));
-    },
+    namespaceAdded: (netns) => this.addIn(netns, this.ctx.plan.template.netfilter.map((h) => ({ ...h, netns }))),
     namespaceRemoved: (netns) => this.hooks.remove(netns.inode),
   };
 
