@@ -109,7 +109,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
     .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed)`)
     .option('--tc-devices <which>', `where tc observers go: all (every device), programs (devices where other tc programs run: the rest show at the ` +
-      `device tracepoints), auto (all up to ${TC_DEVICE_BUDGET} devices or with --filter-netns/--filter-pod/--filter-ifname, else programs; default auto)`)
+      `device tracepoints), auto, the default: all up to ${TC_DEVICE_BUDGET} devices, with --filter-netns/--filter-pod/--filter-ifname, or with tc asked for by --attach ` +
+      'or --filter-func, else programs)')
     .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`)
     .option('--kernel-btf <path>', 'read the kernel\'s types from this BTF file instead of /sys/kernel/btf/vmlinux (CO-RE relocations, fields, drop reasons)');
 

@@ -86,7 +86,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
   const scope = traceScope(filter, only, pods);
   let kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);
   const tcDevices = tcDevicePlacement(cfg.attach.tcDevices ?? 'auto', kernel.namespaces.reduce((n, s) => n + s.ifaces.length, 0),
-    filter.only !== null || filter.netns !== null || filter.ifindex !== 0);
+    filter.only !== null || filter.netns !== null || filter.ifindex !== 0 || cfg.attach.tcAsked === true);
   if (tcDevices === 'programs') kernel = withTcPrograms(kernel);
   const plan = planProbes({ ...cfg.attach, tcDevices }, kernel);
   if (cfg.attach.filterFunc !== null && planPointNames(plan).length === 0 && plan.template.tcDirections.length === 0 &&

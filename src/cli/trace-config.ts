@@ -17,6 +17,7 @@ import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES, TC_DEVICE_CHOICES } from '../plan/plan.js';
+import { TC_DIRECTIONS, tcPointName } from '../decode/points.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
   parseRegex, parseRingSize,
@@ -226,6 +227,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
   if (o.filterSrcPort !== undefined) filter.srcPort = parsePort('--filter-src-port', o.filterSrcPort);
   if (o.filterDstPort !== undefined) filter.dstPort = parsePort('--filter-dst-port', o.filterDstPort);
   if (o.filterPort !== undefined) filter.port = parsePort('--filter-port', o.filterPort);
+  const filterFunc = o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc, false) : null;
   const l3s = [filter.srcIp, filter.dstIp, filter.ip].filter(Boolean).map((a) => a!.l3);
   if (new Set(l3s).size > 1) throw new UsageError('the address filters mix IPv4 and IPv6: no packet can match');
   if ((filter.srcPort || filter.dstPort || filter.port) && filter.proto !== undefined &&
@@ -290,7 +292,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     },
     attach: {
       families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
-      filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc, false) : null,
+      filterFunc,
       afterNat: output.ct,
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
@@ -298,6 +300,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       trackSkb: !!o.filterTrackSkb,
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
+      tcAsked: (o.attach ?? '').split(',').some((f) => f.trim() === 'tc') || (filterFunc !== null && TC_DIRECTIONS.some((d) => filterFunc.test(tcPointName(d)))),
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

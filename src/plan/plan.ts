@@ -39,6 +39,8 @@ export interface AttachSelection {
   decisions?: { route: boolean; neigh: boolean };
   /** --tc-devices: `auto` is resolved by prepare (tcDevicePlacement) before planning; all when absent. */
   tcDevices?: TcDevices;
+  /** The user asked for tc points by name (--attach tc, or --filter-func finding them): `auto` observes every device. */
+  tcAsked?: boolean;
 }
 
 export const TC_DEVICE_CHOICES = ['auto', 'all', 'programs'] as const;
@@ -54,7 +56,11 @@ export type TcPlacement = Exclude<TcDevices, 'auto'>;
  */
 export const TC_DEVICE_BUDGET = 32;
 
-/** What `--tc-devices` comes to: `auto` is all while the traced devices are few or named (--filter-netns, --filter-pod, --filter-ifname). */
+/**
+ * What `--tc-devices` comes to: `auto` is all while the traced devices are
+ * few, or named (--filter-netns, --filter-pod, --filter-ifname), or tc
+ * points were asked for by name.
+ */
 export function tcDevicePlacement(choice: TcDevices, deviceCount: number, named: boolean): TcPlacement {
   if (choice !== 'auto') return choice;
   return named || deviceCount <= TC_DEVICE_BUDGET ? 'all' : 'programs';

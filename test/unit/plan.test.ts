@@ -68,6 +68,11 @@ test('--tc-devices: auto observes every device up to the budget or where namespa
   // Netfilter is not narrowed: its links cost no grace period.
   assert.equal(plan.netfilter.length, 2 * 10);
   assert.throws(() => buildConfig({ tcDevices: 'some' }, []), /--tc-devices/);
+  // tc points asked for by name: auto observes them everywhere (prepare passes tcAsked as `named`).
+  assert.equal(buildConfig({ attach: 'tracepoints,tc' }, []).attach.tcAsked, true);
+  assert.equal(buildConfig({ filterFunc: 'kfree_skb|tc:' }, []).attach.tcAsked, true);
+  assert.equal(buildConfig({ filterFunc: 'kfree_skb' }, []).attach.tcAsked, false);
+  assert.equal(buildConfig({}, []).attach.tcAsked, false);
 });
 
 test('--filter-track-skb: the frees --filter-func or --attach leave out are watched all the same, never listed', () => {
