@@ -187,6 +187,8 @@ struct config {
 	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
 	__u32 nf_hooks;     /* nf_hook_slow: the hooks wanted, bit NFPROTO_IPV4 ? hook : 8 + hook (0: all) */
 	__u32 sections;     /* bit k: write the optional section of kind k (sections/NAME.h) */
+	__u16 dump_skb_room;    /* --output-skb: bytes of the skb's text (sections/dump.h; --set-percpu-buf) */
+	__u16 dump_shinfo_room; /* --output-skb-shared-info: of its shared info's */
 };
 
 /* The tracepoint object carries one program per tracepoint; each reads its

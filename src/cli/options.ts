@@ -6,6 +6,8 @@ import { Command, Option } from 'commander';
 import { DEFAULT_MAX_BACKUPS } from '../output/config.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { sectionOptions } from '../output/sections/registry.js';
+import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM } from '../output/sections/dump.js';
+import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
 import { BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 
 const GROUP = {
@@ -103,7 +105,10 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
   cmd.optionsGroup(GROUP.files)
     .option('--output-file <path>', 'write to a file instead of stdout');
   addOutputFileOptions(cmd);
-  if (recorded) return cmd.optionsGroup('Options:');
+  if (recorded) {
+    addPwruTuningOptions(cmd, false);
+    return cmd.optionsGroup('Options:');
+  }
 
   cmd.optionsGroup(GROUP.attach)
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
@@ -117,5 +122,19 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes')
     .option('--cri-socket <path>', 'the container runtime\'s CRI socket, which names pods (default: /run/containerd/containerd.sock, else /run/crio/crio.sock)');
+  addPwruTuningOptions(cmd, true);
   return cmd.optionsGroup('Options:');
+}
+
+/** pwru's tuning flags, each in the group --help shows it in; `live`: those only a live trace has. */
+function addPwruTuningOptions(cmd: Command, live: boolean): void {
+  cmd.addOption(option(GROUP.output, '--netns-names-max-length <n>',
+    `with --output-netns-names, cut namespace names in text to n characters (${MIN_NETNS_NAME_CHARS} at least, as pwru; JSON keeps them whole)`));
+  if (!live) return;
+  cmd
+    .addOption(option(GROUP.output, '--set-percpu-buf <bytes>',
+      `room for each struct --output-skb and --output-skb-shared-info print, in bytes (${MIN_DUMP_ROOM}-${MAX_DUMP_ROOM}; ` +
+      `default ${DEFAULT_DUMP_ROOM.skb} for the skb, ${DEFAULT_DUMP_ROOM.sharedInfo} for its shared info)`))
+    .addOption(option(GROUP.attach, '--filter-kprobe-batch <n>', 'kprobes attached between two looks at signals and progress, with the kprobe backend (default 64)'))
+    .addOption(option(GROUP.session, '--debug', 'print libbpf\'s messages and the verifier\'s log of every program loaded to stderr (escaped)'));
 }

@@ -12,7 +12,8 @@ import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
 import { LiveExplainer } from '../regress/explain/live.js';
-import { escapeMessage } from '../output/escape.js';
+import { escapeLines, escapeMessage } from '../output/escape.js';
+import { enableDebugLog } from '../bpf/log.js';
 import { JsonSink } from '../output/line-sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
@@ -63,6 +64,8 @@ export function prepareTrace(cfg: TraceConfig, only?: (netnsName: string) => boo
 }
 
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean, pods: PodCatalog | null = null): Prepared {
+  // Before the kernel is tried: its trials load programs too.
+  if (cfg.debug) enableDebugLog((text) => process.stderr.write(escapeLines(text)));
   if (cfg.kernelBtf !== null) {
     try {
       useKernelBtf(cfg.kernelBtf);

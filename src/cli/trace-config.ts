@@ -15,6 +15,8 @@ import {
 import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
+import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM, dumpRoom } from '../output/sections/dump.js';
+import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
@@ -62,6 +64,8 @@ export interface TraceConfig {
   inputs: InputFile[];
   /** --explain: why each journey that did not arrive did not, after it. */
   explain: boolean;
+  /** --debug: libbpf's messages and every verifier log on stderr. */
+  debug: boolean;
 }
 
 /**
@@ -133,6 +137,11 @@ export interface RawOptions extends RawOutputFileOptions {
   duration?: string;
   readyFile?: string;
   kernelBtf?: string;
+  // pwru's tuning flags
+  setPercpuBuf?: string;
+  netnsNamesMaxLength?: string;
+  filterKprobeBatch?: string;
+  debug?: boolean;
 }
 
 const MAX_BACKUPS = 1000;
@@ -243,9 +252,13 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     settings: !!o.outputSettings,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
+    netnsNamesMax: parseNetnsNamesMax(o.netnsNamesMaxLength),
     sections: askedSections(o as Record<string, unknown>),
     neighAll: !!(o as Record<string, unknown>).outputNeighAll,
-    dump: { skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb },
+    dump: {
+      skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb,
+      room: o.setPercpuBuf === undefined ? DEFAULT_DUMP_ROOM : dumpRoom(parseRange('--set-percpu-buf', o.setPercpuBuf, MIN_DUMP_ROOM, MAX_DUMP_ROOM)),
+    },
     sectionValues: usage(() => sectionValues(o as Record<string, unknown>)),
     json: !!o.outputJson,
     file: o.outputFile ?? null,
@@ -296,6 +309,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
       trackSkb: !!o.filterTrackSkb,
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
+      kprobeBatch: o.filterKprobeBatch !== undefined ? parseRange('--filter-kprobe-batch', o.filterKprobeBatch, 1, MAX_KPROBE_BATCH) : null,
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
@@ -307,5 +321,15 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       ...profileFilesRead().map((path) => ({ flag: '--profile', path })),
     ],
     explain: !!o.explain,
+    debug: !!o.debug,
   };
+}
+
+/** A kprobe batch past this would hold off signals for seconds. */
+const MAX_KPROBE_BATCH = 4096;
+
+/** --netns-names-max-length: pwru's uint8, raised to its floor of 10 as pwru does; 0 (not given) keeps names whole. */
+export function parseNetnsNamesMax(text: string | undefined): number {
+  if (text === undefined) return 0;
+  return Math.max(MIN_NETNS_NAME_CHARS, parseRange('--netns-names-max-length', text, 1, 255));
 }

@@ -16,8 +16,8 @@ export interface ProbeConfig {
   innerL3?: boolean;
   /** The optional sections to write (src/output/sections/registry.ts, sectionMask): bit k for kind k. */
   sections?: number;
-  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb; the rooms of the texts (--set-percpu-buf). */
+  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** Functions: the argument holding the skb. */
   skbArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
@@ -64,6 +64,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.snaplen, F.snaplen);
   b.writeUInt32LE(cfg.nfHooks ?? 0, F.nf_hooks);
   b.writeUInt32LE(cfg.sections ?? 0, F.sections);
+  b.writeUInt16LE(cfg.dump?.skb ? cfg.dump.room?.skb ?? 0 : 0, F.dump_skb_room);
+  b.writeUInt16LE(cfg.dump?.sharedInfo ? cfg.dump.room?.sharedInfo ?? 0 : 0, F.dump_shinfo_room);
   return b;
 }
 

@@ -44,8 +44,10 @@ export interface OutputConfig {
   settings?: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
+  /** --netns-names-max-length: names in text cut to this many characters (0: whole). */
+  netnsNamesMax?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
+  dump: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */
   sectionValues: Record<string, unknown>;
   /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */

@@ -37,6 +37,8 @@ export interface AttachSelection {
   trackSkb: boolean;
   /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
   decisions?: { route: boolean; neigh: boolean };
+  /** --filter-kprobe-batch: kprobes made between two looks at the event loop (kprobe backend); null: the default. */
+  kprobeBatch?: number | null;
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -112,6 +114,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   if (sel.decisions?.route || sel.decisions?.neigh) planDecisions(sel, kernel, plan);
   if (sel.trackSkb) planForgets(kernel, plan);
   if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
+  planKprobeBatch(sel, kernel, plan);
 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
   if (tcWanted.length > 0) {
@@ -236,6 +239,18 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
   }
   plan.functions = functions;
   plan.functionBackends = backendOrder(sel.backend, usable, functions.length);
+}
+
+/** --filter-kprobe-batch: said in one line where the kprobe backend is not used (pwru's flag has no other meaning). */
+function planKprobeBatch(sel: AttachSelection, kernel: KernelView, plan: ProbePlan): void {
+  if (sel.kprobeBatch === undefined || sel.kprobeBatch === null) return;
+  plan.kprobeBatch = sel.kprobeBatch;
+  if (plan.functionBackends.includes('kprobe')) return;
+  const kprobe = kernel.functions?.backends.find((b) => b.backend === 'kprobe');
+  const why = !sel.families.has('functions') ? '--attach leaves out functions'
+    : kprobe && !kprobe.ok ? `this kernel refuses kprobes: ${kprobe.detail}`
+      : plan.functions.length === 0 ? 'no function is probed' : `--backend ${sel.backend} does not use it`;
+  plan.notes.push(`--filter-kprobe-batch: applies to the kprobe backend, not used here (${why}); ignored`);
 }
 
 /** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */
