@@ -189,6 +189,8 @@ struct config {
 	__u32 sections;     /* bit k: write the optional section of kind k (sections/NAME.h) */
 	__u16 dump_skb_room;    /* --output-skb: bytes of the skb's text (sections/dump.h; --set-percpu-buf) */
 	__u16 dump_shinfo_room; /* --output-skb-shared-info: of its shared info's */
+	__u16 skb_meta_bytes;   /* --output-skb-metadata: bytes of its values (sections/skb_meta.h) */
+	__u16 _pad;
 };
 
 /* The tracepoint object carries one program per tracepoint; each reads its

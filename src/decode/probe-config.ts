@@ -16,6 +16,8 @@ export interface ProbeConfig {
   innerL3?: boolean;
   /** The optional sections to write (src/output/sections/registry.ts, sectionMask): bit k for kind k. */
   sections?: number;
+  /** --output-skb-metadata: bytes of its values (CompiledSkbFetch.bytes). */
+  skbMetaBytes?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb; the rooms of the texts (--set-percpu-buf). */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** Functions: the argument holding the skb. */
@@ -66,6 +68,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.sections ?? 0, F.sections);
   b.writeUInt16LE(cfg.dump?.skb ? cfg.dump.room?.skb ?? 0 : 0, F.dump_skb_room);
   b.writeUInt16LE(cfg.dump?.sharedInfo ? cfg.dump.room?.sharedInfo ?? 0 : 0, F.dump_shinfo_room);
+  b.writeUInt16LE(cfg.skbMetaBytes ?? 0, F.skb_meta_bytes);
   return b;
 }
 
