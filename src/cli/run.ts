@@ -28,6 +28,7 @@ import { expressionToNft } from '../filter/nft-rules.js';
 import { XT_BPF_MAX_INSNS } from '../kernel/nftables.js';
 import { type TraceConfig, usage } from './trace-config.js';
 import { activateFilter } from './filter.js';
+import { checkXdpExpressions } from './xdp-expr.js';
 import { UsageError } from './values.js';
 import { VERSION } from './version.js';
 import { readKernelSymbolsAhead } from '../kernel/kallsyms.js';
@@ -81,6 +82,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new Error(`--backend ${asked}: this kernel refuses it (${refused.detail}); \`pktpath doctor\` shows what works, --backend auto picks it`);
   }
   const fentry = view.functions?.backends.find((b) => b.backend === 'fentry');
+  checkXdpExpressions(cfg, fentry);
   if (cfg.attach.tracePrograms.size > 0 && !fentry?.ok) {
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');

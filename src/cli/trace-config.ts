@@ -17,6 +17,7 @@ import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
 import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM, dumpRoom } from '../output/sections/dump.js';
 import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
+import { MAX_SKB_META_FIELDS } from '../filter/skb-expr.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
@@ -38,6 +39,8 @@ export interface FilterConfig {
   mark: { value: number; mask: number } | null;
   /** --filter-skb-expr as given (compiled against BTF when the filter is activated). */
   skbExpr: string | null;
+  /** --filter-xdp-expr as given: the same language on the xdp_buff of traced XDP programs (src/cli/xdp-expr.ts). */
+  xdpExpr: string | null;
   /** --filter-tunnel-pcap-l2/-l3: tcpdump expressions on a tunnel's inner frame and inner packet. */
   inner: { l2: string | null; l3: string | null };
   trackSkb: boolean;
@@ -142,6 +145,8 @@ export interface RawOptions extends RawOutputFileOptions {
   netnsNamesMaxLength?: string;
   filterKprobeBatch?: string;
   debug?: boolean;
+  filterXdpExpr?: string;
+  outputXdpMetadata?: string;
 }
 
 const MAX_BACKUPS = 1000;
@@ -253,6 +258,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
     netnsNamesMax: parseNetnsNamesMax(o.netnsNamesMaxLength),
+    xdpMetadata: o.outputXdpMetadata !== undefined ? parseFieldList('--output-xdp-metadata', o.outputXdpMetadata, 'xdp->rxq->queue_index') : null,
     sections: askedSections(o as Record<string, unknown>),
     neighAll: !!(o as Record<string, unknown>).outputNeighAll,
     dump: {
@@ -293,6 +299,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       ifname: o.filterIfname ?? null,
       mark,
       skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,
+      xdpExpr: o.filterXdpExpr !== undefined ? nonEmptyExpr('--filter-xdp-expr', o.filterXdpExpr) : null,
       inner: {
         l2: o.filterTunnelPcapL2 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l2', o.filterTunnelPcapL2) : null,
         l3: o.filterTunnelPcapL3 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l3', o.filterTunnelPcapL3) : null,
@@ -323,6 +330,15 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     explain: !!o.explain,
     debug: !!o.debug,
   };
+}
+
+/** A comma-separated list of 1 to MAX_SKB_META_FIELDS fields (--output-xdp-metadata; --output-skb-metadata's is its section's). */
+export function parseFieldList(flag: string, text: string, example: string): string[] {
+  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
+    throw new UsageError(`${flag}: name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (${example})`);
+  }
+  return fields;
 }
 
 /** A kprobe batch past this would hold off signals for seconds. */

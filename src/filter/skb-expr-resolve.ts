@@ -15,9 +15,11 @@ type FieldOperand = Extract<Operand, { kind: 'field' }>;
 export interface ExprRoot {
   name: string;
   struct: string;
+  /** A field of it, for messages. */
+  example: string;
 }
 
-export const SKB_ROOT: ExprRoot = { name: 'skb', struct: 'sk_buff' };
+export const SKB_ROOT: ExprRoot = { name: 'skb', struct: 'sk_buff', example: 'skb->len' };
 
 /** Where a field is and how to read it. */
 export interface FieldAccess {
@@ -106,7 +108,7 @@ export function resolveField(btf: Btf, f: FieldOperand, root: ExprRoot = SKB_ROO
     pointee = structNamed(btf, f.cast.struct, f.cast.at, 'cast');
     where = `(struct ${f.cast.struct} *)`;
   } else {
-    if (f.root !== root.name) throw new SkbExprError(f.at, `'${f.root}': fields start at ${root.name} (e.g. ${root.name}->len)`);
+    if (f.root !== root.name) throw new SkbExprError(f.at, `'${f.root}': fields start at ${root.name} (e.g. ${root.example})`);
     pointee = structNamed(btf, root.struct, f.at, 'root');
     where = root.name;
   }
@@ -151,7 +153,7 @@ export function resolveField(btf: Btf, f: FieldOperand, root: ExprRoot = SKB_ROO
     typeId = m.typeId;
     where = `${where}${step.op}${step.name}`;
   }
-  if (inRegister) throw new SkbExprError(f.at, `${root.name} is the pointer itself: compare one of its fields (e.g. ${root.name}->len)`);
+  if (inRegister) throw new SkbExprError(f.at, `${root.name} is the pointer itself: compare one of its fields (e.g. ${root.example})`);
 
   let bigEndian = false;
   for (let id = typeId, depth = 0; depth < 16; depth++) {

@@ -46,6 +46,8 @@ export interface OutputConfig {
   netnsNames: boolean;
   /** --netns-names-max-length: names in text cut to this many characters (0: whole). */
   netnsNamesMax?: number;
+  /** --output-xdp-metadata: fields of traced XDP programs' xdp_buff (src/cli/xdp-expr.ts); null: not asked. */
+  xdpMetadata?: string[] | null;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */

@@ -128,3 +128,22 @@ test('--filter-kprobe-batch: one line where the kprobe backend is not used, exit
   assert.equal(bad.stderr, 'pktpath: --filter-kprobe-batch: \'0\' is out of range (1-4096)\n');
   assert.deepEqual(await waitNoPrograms(), []);
 });
+
+test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s xdp_buff, then refused in one line where fentry is', async () => {
+  const fentryRefused = /│ fentry\s+│ refused/.test(runPktpath(['doctor']).stdout);
+  const run = (args: string[]) => runPktpath([...inB(), '--filter-trace-xdp', ...args]);
+  // A wrong field: a usage error with its column, whatever the kernel allows.
+  const bad = run(['--filter-xdp-expr', 'xdp->rxq->dev->ifidx == 9']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'pktpath: --filter-xdp-expr: at column 16: struct net_device has no field \'ifidx\' (did you mean \'ifindex\'?)\n');
+  const alone = runPktpath([...inB(), '--output-xdp-metadata', 'xdp->rxq->queue_index']);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /^pktpath: --output-xdp-metadata: reads the xdp_buff of the XDP programs --filter-trace-xdp traces: add --filter-trace-xdp\n$/);
+  const good = run(['--filter-xdp-expr', 'xdp->rxq->dev->ifindex == 9', '--output-xdp-metadata', 'xdp->rxq->queue_index,xdp->data[0:14]']);
+  assert.equal(good.code, 1, good.stderr);
+  assert.equal(good.stderr.trim().split('\n').length, 1, good.stderr);
+  if (fentryRefused) {
+    assert.match(good.stderr, /^pktpath: --filter-xdp-expr, --output-xdp-metadata: read the xdp_buff of traced XDP programs through fentry, which this kernel refuses \(.+\); `pktpath doctor` shows what works\n$/);
+  }
+  assert.deepEqual(await waitNoPrograms(), []);
+});

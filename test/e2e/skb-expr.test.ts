@@ -151,7 +151,7 @@ test('--output-skb-metadata: the fields read where the event is, equal to the co
   assert.ok(rx.length > 0 && rx.every((e) => e.skb_metadata!['skb->dev->ifindex'] === e.ifindex));
   const bad = runPktpath(['--filter-netns', B, '--output-skb-metadata', 'skb->dev->name']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed\n$/);
+  assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed \(or a byte range of it: \[0:16\]\)\n$/);
 });
 
 test('--output-skb-metadata: sixteen fields with pointer casts and byte ranges read the packet as it is on the wire', async () => {

@@ -16,6 +16,8 @@ import type { TraceEvent } from '../../src/output/event.js';
 import type { KernelView } from '../../src/kernel/view.js';
 import { planProbes } from '../../src/plan/plan.js';
 import { loadFixture } from '../helpers/fixtures.js';
+import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
+import { checkXdpExpressions } from '../../src/cli/xdp-expr.js';
 
 test('--set-percpu-buf: each printed struct gets that room, rounded up to 8; the default is pktpath\'s 3072/1024', () => {
   assert.deepEqual(buildConfig({}, []).output.dump.room, DEFAULT_DUMP_ROOM);
@@ -120,4 +122,31 @@ test('--filter-kprobe-batch: the kprobe backend\'s batch; one line where that ba
 test('--debug is a switch of the run', () => {
   assert.equal(buildConfig({}, []).debug, false);
   assert.equal(buildConfig({ debug: true }, []).debug, true);
+});
+
+const skipNoBtf = vmlinuxBtf() === null ? 'no kernel BTF' : false;
+const fentry = (ok: boolean) => ({ backend: 'fentry' as const, ok, detail: ok ? 'works' : 'loading: → EPERM' });
+
+test('--filter-xdp-expr, --output-xdp-metadata: parsed, checked against xdp_buff in BTF, refused where fentry is', { skip: skipNoBtf }, () => {
+  const cfg = (o: Record<string, unknown>) => buildConfig({ filterTraceXdp: true, ...o }, []);
+  assert.equal(cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9' }).filter.xdpExpr, 'xdp->rxq->dev->ifindex == 9');
+  assert.deepEqual(cfg({ outputXdpMetadata: ' xdp->rxq->queue_index, xdp->data_end ' }).output.xdpMetadata, ['xdp->rxq->queue_index', 'xdp->data_end']);
+  assert.equal(buildConfig({}, []).output.xdpMetadata, null);
+  assert.throws(() => cfg({ outputXdpMetadata: Array.from({ length: 17 }, () => 'xdp->data').join(',') }),
+    /^UsageError: --output-xdp-metadata: name 1 to 16 fields, comma-separated \(xdp->rxq->queue_index\)$/);
+  assert.throws(() => cfg({ filterXdpExpr: ' ' }), /--filter-xdp-expr: the expression is empty/);
+
+  const usage = (o: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => checkXdpExpressions(buildConfig(o, []), fentry(true)), (e: unknown) => e instanceof UsageError && re.test(e.message), JSON.stringify(o));
+  usage({ filterXdpExpr: 'xdp->data' }, /^--filter-xdp-expr: reads the xdp_buff of the XDP programs --filter-trace-xdp traces: add --filter-trace-xdp$/);
+  usage({ filterTraceXdp: true, filterXdpExpr: 'xdp->rxq->dev->ifidx == 9' },
+    /^--filter-xdp-expr: at column 16: struct net_device has no field 'ifidx' \(did you mean 'ifindex'\?\)$/);
+  usage({ filterTraceXdp: true, filterXdpExpr: 'skb->len > 1' }, /^--filter-xdp-expr: at column 1: 'skb': fields start at xdp \(e\.g\. xdp->data\)$/);
+  usage({ filterTraceXdp: true, outputXdpMetadata: 'xdp->rxq->dev->name' }, /^--output-xdp-metadata: .*char\[16\]: only numbers and pointers/);
+  // Valid on this BTF: the kernel decides.
+  const both = cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9', outputXdpMetadata: 'xdp->rxq->queue_index,xdp->data[0:14]' });
+  assert.throws(() => checkXdpExpressions(both, fentry(false)), (e: Error) => !(e instanceof UsageError) && e.message ===
+    '--filter-xdp-expr, --output-xdp-metadata: read the xdp_buff of traced XDP programs through fentry, which this kernel refuses (loading: → EPERM); `pktpath doctor` shows what works');
+  assert.throws(() => checkXdpExpressions(both, fentry(true)), (e: Error) => !(e instanceof UsageError) && /does not carry them yet/.test(e.message));
+  assert.doesNotThrow(() => checkXdpExpressions(cfg({}), fentry(false)));
 });
