@@ -112,7 +112,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
 
   cmd.optionsGroup(GROUP.attach)
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
-    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed)`)
+    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed); ` +
+      'none: only the BPF programs --filter-trace-tc/--filter-trace-xdp trace')
     .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`)
     .option('--kernel-btf <path>', 'read the kernel\'s types from this BTF file instead of /sys/kernel/btf/vmlinux (CO-RE relocations, fields, drop reasons)');
 

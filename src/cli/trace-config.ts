@@ -19,7 +19,7 @@ import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM, dumpRoom } from '../ou
 import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
 import { MAX_SKB_META_FIELDS } from '../filter/skb-expr.js';
 import { profileFilesRead } from './profiles.js';
-import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
+import { type AttachSelection, BACKEND_CHOICES, FAMILIES, type Family } from '../plan/plan.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
   parseRegex, parseRingSize,
@@ -308,7 +308,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },
     attach: {
-      families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
+      families: parseFamilies(o),
       filterFunc: o.filterFunc !== undefined ? parseRegex('--filter-func', o.filterFunc, false) : null,
       afterNat: output.ct,
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
@@ -339,6 +339,18 @@ export function parseFieldList(flag: string, text: string, example: string): str
     throw new UsageError(`${flag}: name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (${example})`);
   }
   return fields;
+}
+
+/**
+ * --attach: the families, or `none` — no kernel family, the mode that traces
+ * only BPF programs (--filter-trace-tc, --filter-trace-xdp), as pwru#394 asks.
+ */
+export function parseFamilies(o: Pick<RawOptions, 'attach' | 'filterTraceTc' | 'filterTraceXdp'>): Set<Family> {
+  if (o.attach?.trim() !== 'none') return parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES);
+  if (!o.filterTraceTc && !o.filterTraceXdp) {
+    throw new UsageError('--attach none: traces only BPF programs: give --filter-trace-tc or --filter-trace-xdp (or name the families to attach)');
+  }
+  return new Set();
 }
 
 /** A kprobe batch past this would hold off signals for seconds. */

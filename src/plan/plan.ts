@@ -162,10 +162,8 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     }
   }
   // Trampolines on BPF programs need what fentry needs (prepare() refuses the option where it does not work).
+  // Where tc is not observed (--attach none: BPF programs only), the programs family reads each device's tc hooks itself.
   plan.tracePrograms = fentry?.ok === true ? [...sel.tracePrograms] : [];
-  if (plan.tracePrograms.includes('tc') && tcWanted.length === 0) {
-    plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
-  }
   return plan;
 }
 

@@ -147,3 +147,18 @@ test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s x
   }
   assert.deepEqual(await waitNoPrograms(), []);
 });
+
+test('--attach none: BPF programs only; where fentry is refused, one line and exit 1, nothing attached', async () => {
+  const fentryRefused = /│ fentry\s+│ refused/.test(runPktpath(['doctor']).stdout);
+  const none = runPktpath([...inB(), '--attach', 'none']);
+  assert.equal(none.code, 2);
+  assert.equal(none.stderr, 'pktpath: --attach none: traces only BPF programs: give --filter-trace-tc or --filter-trace-xdp (or name the families to attach)\n');
+  if (!fentryRefused) return;
+  for (const flags of [['--filter-trace-tc'], ['--filter-trace-xdp'], ['--filter-trace-tc', '--filter-trace-xdp']]) {
+    const r = runPktpath([...inB(), '--attach', 'none', ...flags, '--duration', '1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^pktpath: --filter-trace-(tc|xdp)(\/--filter-trace-xdp)?: tracing BPF programs needs fentry, which this kernel refuses \(.+\); `pktpath doctor` shows what works\n$/);
+    assert.equal(r.stdout, '');
+  }
+  assert.deepEqual(await waitNoPrograms(), []);
+});
