@@ -209,6 +209,26 @@ test(`${KERNEL}: --filter-trace-xdp: an XDP program's entry and exit, with the v
   }
 });
 
+test(`${KERNEL}: --attach none: BPF programs only, a CNI's tc programs and their verdicts, no kernel point`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('pn');
+  try {
+    const node = await cniNode(lab, { objects: OBJECTS, redirect: false, nft: false });
+    const run = await startTracer(['--attach', 'none', '--filter-trace-tc', '--filter-proto', 'udp'], ATTACH_MS);
+    lab.execSync(node.podB, ['bash', '-c', `echo x > /dev/udp/${CNI.podA.addr}/${CNI.tcDroppedPort}; echo x > /dev/udp/${CNI.podA.addr}/7777`]);
+    const r = await run.stop();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /attached \d+ links: 0 tracepoints, tc on 0 devices, netfilter in 0 namespaces/);
+    // Found by reading the devices' hooks (no tc observer of pktpath's): the programs' trampolines alone.
+    assert.ok(r.events.length > 0 && r.events.every((e) => e.probe.type === 'fentry' || e.probe.type === 'fexit'),
+      [...new Set(r.events.map((e) => e.func))].join(', '));
+    const policy = r.events.filter((e) => e.func === 'bpf:cni_policy:exit');
+    assert.equal(policy.find((e) => e.tuple?.dport === CNI.tcDroppedPort)?.verdict?.action, 'drop', r.stderr);
+    assert.equal(policy.find((e) => e.tuple?.dport === 7777)?.verdict?.action, 'pass');
+  } finally {
+    lab.cleanup();
+  }
+});
+
 test(`${KERNEL}: nothing left after SIGKILL while attached`, async () => {
   const lab = new Lab('pk');
   try {
