@@ -11,6 +11,8 @@ export interface ProbeConfig {
   filter: boolean;
   /** Run the --filter-skb-expr injected into the probe. */
   skbExpr?: boolean;
+  /** Run the --filter-xdp-expr injected into the probe (XDP program probes). */
+  xdpExpr?: boolean;
   /** Run the inner-packet filters on encapsulated packets (src/filter/inner-packet.ts). */
   innerL2?: boolean;
   innerL3?: boolean;
@@ -56,7 +58,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.innerL2 ? ConfigFlags.innerL2 : 0) | (cfg.innerL3 ? ConfigFlags.innerL3 : 0) |
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
-    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0);
+    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0) | (cfg.xdpExpr ? ConfigFlags.xdpExpr : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

@@ -20,6 +20,8 @@ export interface ExprRoot {
 }
 
 export const SKB_ROOT: ExprRoot = { name: 'skb', struct: 'sk_buff', example: 'skb->len' };
+/** --filter-xdp-expr, --output-xdp-metadata: a traced XDP program's xdp_buff. */
+export const XDP_ROOT: ExprRoot = { name: 'xdp', struct: 'xdp_buff', example: 'xdp->data' };
 
 /** Where a field is and how to read it. */
 export interface FieldAccess {

@@ -25,6 +25,8 @@ export { type FieldAccess, resolveField } from './skb-expr-resolve.js';
 
 export const SKB_EXPR_REGION_INSNS = 256;
 export const SKB_EXPR_MAGIC = 0x70706b65;
+/** --filter-xdp-expr's region (XDP program probes), the same size. */
+export const XDP_EXPR_MAGIC = 0x70707865;
 /** Bytes of the region's stack scratch: the longest string compared, with its NUL. */
 const SCRATCH_BYTES = 32;
 

@@ -229,6 +229,27 @@ test(`${KERNEL}: --attach none: BPF programs only, a CNI's tc programs and their
   }
 });
 
+test(`${KERNEL}: --filter-xdp-expr with --attach none: only the frames of an XDP program whose xdp_buff matches`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('pe');
+  try {
+    const { a, b } = twoHosts(lab);
+    lab.execSync(b, ['ip', 'link', 'set', 'dev', 'veth-b', 'xdpgeneric', 'obj', `${OBJECTS}/xdp_policy.bpf.o`, 'sec', 'xdp']);
+    const ifindex = Number(lab.execSync(b, ['cat', '/sys/class/net/veth-b/ifindex']).trim());
+    const args = ['--attach', 'none', '--filter-trace-xdp', '--filter-proto', 'udp', '--filter-xdp-expr'];
+    const [match, other] = [await startTracer([...args, `xdp->rxq->dev->ifindex == ${ifindex}`], ATTACH_MS),
+      await startTracer([...args, `xdp->rxq->dev->ifindex == ${ifindex + 1000}`], ATTACH_MS)];
+    lab.execSync(a, ['bash', '-c', 'echo x > /dev/udp/192.0.2.2/7777; echo x > /dev/udp/192.0.2.2/9999']);
+    const [m, o] = [await match.stop(), await other.stop()];
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(o.code, 0, o.stderr);
+    assert.ok(m.events.some((e) => e.func === 'bpf:xdp_policy:exit' && e.verdict?.action === 'drop'), `${JSON.stringify(m.events)}\n${m.stderr}`);
+    assert.ok(m.events.every((e) => e.probe.type === 'fentry' || e.probe.type === 'fexit'));
+    assert.deepEqual(o.events, [], 'no frame of another device');
+  } finally {
+    lab.cleanup();
+  }
+});
+
 test(`${KERNEL}: nothing left after SIGKILL while attached`, async () => {
   const lab = new Lab('pk');
   try {

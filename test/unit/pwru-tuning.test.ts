@@ -18,6 +18,7 @@ import { planProbes } from '../../src/plan/plan.js';
 import { loadFixture } from '../helpers/fixtures.js';
 import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { checkXdpExpressions } from '../../src/cli/xdp-expr.js';
+import { activateFilter } from '../../src/cli/filter.js';
 
 test('--set-percpu-buf: each printed struct gets that room, rounded up to 8; the default is pktpath\'s 3072/1024', () => {
   assert.deepEqual(buildConfig({}, []).output.dump.room, DEFAULT_DUMP_ROOM);
@@ -139,14 +140,18 @@ test('--filter-xdp-expr, --output-xdp-metadata: parsed, checked against xdp_buff
   const usage = (o: Record<string, unknown>, re: RegExp) =>
     assert.throws(() => checkXdpExpressions(buildConfig(o, []), fentry(true)), (e: unknown) => e instanceof UsageError && re.test(e.message), JSON.stringify(o));
   usage({ filterXdpExpr: 'xdp->data' }, /^--filter-xdp-expr: reads the xdp_buff of the XDP programs --filter-trace-xdp traces: add --filter-trace-xdp$/);
-  usage({ filterTraceXdp: true, filterXdpExpr: 'xdp->rxq->dev->ifidx == 9' },
-    /^--filter-xdp-expr: at column 16: struct net_device has no field 'ifidx' \(did you mean 'ifindex'\?\)$/);
-  usage({ filterTraceXdp: true, filterXdpExpr: 'skb->len > 1' }, /^--filter-xdp-expr: at column 1: 'skb': fields start at xdp \(e\.g\. xdp->data\)$/);
+  // The filter is compiled with the others, as --filter-skb-expr is.
+  const filterError = (expr: string, re: RegExp) => assert.throws(() => activateFilter(buildConfig({ filterTraceXdp: true, filterXdpExpr: expr }, []).filter),
+    (e: unknown) => e instanceof UsageError && re.test(e.message), expr);
+  filterError('xdp->rxq->dev->ifidx == 9', /^--filter-xdp-expr: at column 16: struct net_device has no field 'ifidx' \(did you mean 'ifindex'\?\)$/);
+  filterError('skb->len > 1', /^--filter-xdp-expr: at column 1: 'skb': fields start at xdp \(e\.g\. xdp->data\)$/);
+  assert.ok(activateFilter(buildConfig({ filterTraceXdp: true, filterXdpExpr: 'xdp->rxq->dev->ifindex == 9' }, []).filter).filter.xdpExpr!.code.length > 0);
   usage({ filterTraceXdp: true, outputXdpMetadata: 'xdp->rxq->dev->name' }, /^--output-xdp-metadata: .*char\[16\]: only numbers and pointers/);
   // Valid on this BTF: the kernel decides.
   const both = cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9', outputXdpMetadata: 'xdp->rxq->queue_index,xdp->data[0:14]' });
   assert.throws(() => checkXdpExpressions(both, fentry(false)), (e: Error) => !(e instanceof UsageError) && e.message ===
     '--filter-xdp-expr, --output-xdp-metadata: read the xdp_buff of traced XDP programs through fentry, which this kernel refuses (loading: → EPERM); `pktpath doctor` shows what works');
-  assert.throws(() => checkXdpExpressions(both, fentry(true)), (e: Error) => !(e instanceof UsageError) && /does not carry them yet/.test(e.message));
+  assert.throws(() => checkXdpExpressions(both, fentry(true)), (e: Error) => !(e instanceof UsageError) && /^--output-xdp-metadata: .*does not carry it yet/.test(e.message));
+  assert.doesNotThrow(() => checkXdpExpressions(cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9' }), fentry(true)));
   assert.doesNotThrow(() => checkXdpExpressions(cfg({}), fentry(false)));
 });

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
 import { readFileSync } from 'node:fs';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
+import {
+  SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC, compileSkbExpr, compileSkbFetch, resolveField,
+} from '../../src/filter/skb-expr.js';
 import { formatSkbMeta, skbMetaValues, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
 import { INNER_MAGIC, INNER_REGION_INSNS } from '../../src/filter/inner-packet.js';
 import { root } from '../helpers/fixtures.js';
@@ -132,6 +134,7 @@ test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.
   };
   assert.equal(define('skb_expr.h', 'SKB_EXPR_REGION_INSNS'), SKB_EXPR_REGION_INSNS);
   assert.equal(define('skb_expr.h', 'SKB_EXPR_MAGIC'), SKB_EXPR_MAGIC);
+  assert.equal(define('skb_expr.h', 'XDP_EXPR_MAGIC'), XDP_EXPR_MAGIC);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_REGION_INSNS'), SKB_META_REGION_INSNS);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_MAGIC'), SKB_META_MAGIC);
   assert.equal(define('tunnel.h', 'INNER_REGION_INSNS'), INNER_REGION_INSNS);
