@@ -173,6 +173,7 @@ enum config_flags {
 	CONFIG_DUMP_CB = 1 << 11, /* --output-skb-cb */
 	CONFIG_DIRECT_LOADS = 1 << 12, /* the injected filter reads packet bytes in place: no prefetch (probes/include/filter.h) */
 	CONFIG_NEIGH_ALL = 1 << 13, /* every neighbour event of the traced namespace, whatever the filter (probes/route.bpf.c) */
+	CONFIG_XDP_EXPR = 1 << 14, /* run the injected --filter-xdp-expr on traced XDP programs' frames (probes/include/skb_expr.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */
@@ -187,6 +188,10 @@ struct config {
 	__u32 snaplen;      /* capture this many packet bytes per event (0: none) */
 	__u32 nf_hooks;     /* nf_hook_slow: the hooks wanted, bit NFPROTO_IPV4 ? hook : 8 + hook (0: all) */
 	__u32 sections;     /* bit k: write the optional section of kind k (sections/NAME.h) */
+	__u16 dump_skb_room;    /* --output-skb: bytes of the skb's text (sections/dump.h; --set-percpu-buf) */
+	__u16 dump_shinfo_room; /* --output-skb-shared-info: of its shared info's */
+	__u16 skb_meta_bytes;   /* --output-skb-metadata: bytes of its values (sections/skb_meta.h) */
+	__u16 _pad;
 };
 
 /* The tracepoint object carries one program per tracepoint; each reads its

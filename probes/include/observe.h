@@ -199,6 +199,8 @@ static __always_inline void observe_frame(struct xdp_buff *xdp, const struct sit
 
 	if (!wanted_frame(dev, &v, netns))
 		return;
+	if ((CONFIG.flags & CONFIG_XDP_EXPR) && !xdp_expr_match(xdp))
+		return;
 	const __u32 section_space = VERDICT_SECTION_SPACE(site->verdict);
 	struct event *e = event_begin(site, section_space, netns);
 	if (!e)

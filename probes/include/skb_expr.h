@@ -25,4 +25,14 @@ static __always_inline bool skb_expr_match(struct sk_buff *skb)
 	return r0 != 0;
 }
 
+/* --filter-xdp-expr: the same language on a traced XDP program's xdp_buff
+ * (r8), in a region of its own; only XDP program probes have it. */
+#define XDP_EXPR_MAGIC 0x70707865
+static __always_inline bool xdp_expr_match(struct xdp_buff *xdp)
+{
+	__u64 scratch[SKB_EXPR_SCRATCH_BYTES / 8];
+	unsigned long r0 = FILTER_REGION_SIZED(XDP_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, xdp, scratch);
+	return r0 != 0;
+}
+
 #endif

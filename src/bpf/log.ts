@@ -10,13 +10,38 @@ const lines: string[] = [];
 const MAX_LINES = 4000;
 let installed = false;
 let echoLevel = -1;
+/** Where echoed messages go: stderr as they are, or the debug echo (escaped by its caller's rules). */
+let echo: (text: string) => void = (text) => process.stderr.write(text);
+/** The verifier's log level asked for every program loaded (0: only on a failure). */
+let verifierLogLevel = 0;
+
+/**
+ * --debug: every message of libbpf, and the verifier's log of every program
+ * loaded (successful loads too), handed to `out`, from the next object opened on.
+ */
+export function enableDebugLog(out: (text: string) => void): void {
+  echo = out;
+  verifierLogLevel = 1;
+  installed = false;
+  installLogCapture();
+}
+
+/** The log level to load programs with (BPF_LOG_LEVEL1 under --debug). */
+export function debugVerifierLogLevel(): number {
+  return verifierLogLevel;
+}
+
+/** Under --debug, the verifier's log of a program loaded from instructions (libbpf's loads print their own). */
+export function debugVerifierLog(name: string, log: string): void {
+  if (verifierLogLevel > 0 && log.trim() !== '') echo(`prog '${name}': -- BEGIN PROG LOAD LOG --\n${log}-- END PROG LOAD LOG --\n`);
+}
 
 export function installLogCapture(): void {
   if (installed) return;
   installed = true;
-  echoLevel = process.env.PKTPATH_LIBBPF_DEBUG ? 2 : -1;
+  echoLevel = process.env.PKTPATH_LIBBPF_DEBUG || verifierLogLevel > 0 ? 2 : -1;
   setLibbpfPrint((level, text) => {
-    if (level <= echoLevel) process.stderr.write(text);
+    if (level <= echoLevel) echo(text);
     if (level > LEVEL_INFO) return;
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
@@ -41,7 +66,7 @@ function quietEnd(): void {
  * Runs `fn` with libbpf's messages off, and again with them on if it threw:
  * loading an object, libbpf says thousands of things (each a call from C
  * into JavaScript: ~25 ms for the default plan), and only a failure's need
- * quoting. With PKTPATH_LIBBPF_DEBUG they stay on.
+ * quoting. With --debug (or PKTPATH_LIBBPF_DEBUG) they stay on.
  */
 export function quietlyOrAgain<T>(fn: () => T): T {
   installLogCapture();

@@ -1,6 +1,6 @@
 /** An eBPF object file (through libbpf): open, configure, load, and find its programs and maps. */
 import { BpfError, remedyFor } from './errors.js';
-import { installLogCapture, logMark, logTailSince } from './log.js';
+import { debugVerifierLogLevel, installLogCapture, logMark, logTailSince } from './log.js';
 import { kernelBtfPath } from './btf/vmlinux.js';
 import { OBJECT_OPEN_OPTS_SIZE, libbpf } from './native/libbpf.js';
 import { Fd } from './fd.js';
@@ -83,9 +83,11 @@ export class BpfObject {
     installLogCapture();
     const mark = logMark();
     const custom = kernelBtfPath();
-    const opts = custom === null ? null : {
+    // With a log level, libbpf prints each program's verifier log (its own buffer) after a successful load too.
+    const logLevel = debugVerifierLogLevel();
+    const opts = custom === null && logLevel === 0 ? null : {
       sz: OBJECT_OPEN_OPTS_SIZE, object_name: null, relaxed_maps: false, pin_root_path: null, attach_prog_fd_stub: 0,
-      kconfig: null, btf_custom_path: custom,
+      kconfig: null, btf_custom_path: custom, kernel_log_buf: null, kernel_log_size: 0, kernel_log_level: logLevel,
     };
     const ptr = libbpf.object__open_file(path, opts) as Ptr | null;
     if (isNull(ptr)) {

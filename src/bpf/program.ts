@@ -4,6 +4,7 @@
  */
 import { BpfError, remedyFor } from './errors.js';
 import { type EbpfInsn, encode } from './insn.js';
+import { debugVerifierLog } from './log.js';
 import { progLoad } from './native/libbpf.js';
 import { Fd } from './fd.js';
 
@@ -30,8 +31,9 @@ export class Program {
       attachBtfId: spec.attachBtfId ?? 0,
       log,
     });
+    const text = log.toString('utf8', 0, Math.max(0, log.indexOf(0)));
+    debugVerifierLog(spec.name, text);
     if (fd < 0) {
-      const text = log.toString('utf8', 0, Math.max(0, log.indexOf(0)));
       const tail = text.split('\n').filter((l) => l.trim() !== '').slice(-5);
       throw new BpfError(`loading ${spec.name}`, fd, tail, remedyFor(fd));
     }

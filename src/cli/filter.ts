@@ -5,12 +5,26 @@ import { FilterError } from '../filter/pcap.js';
 import { SkbExprError, compileSkbExpr } from '../filter/skb-expr.js';
 import { compileInnerFilter } from '../filter/inner-packet.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import type { Btf } from '../bpf/btf/btf.js';
+import { XDP_ROOT } from '../filter/skb-expr-resolve.js';
 import { InjectError } from '../filter/inject.js';
 import { NetnsNotFound, currentNetns, listIfaces, resolveNetns, withNetns } from '../kernel/netns.js';
 import type { FilterConfig } from './trace-config.js';
 import { UsageError } from './values.js';
 
 /** Every problem here is the user's input: a UsageError (exit 2), before anything is attached. */
+/** What `compile` makes of an expression with the kernel's BTF; its errors a usage error naming `flag`. */
+export function withBtf<T>(flag: string, compile: (btf: Btf) => T): T {
+  const btf = vmlinuxBtf();
+  if (btf === null) throw new UsageError(`${flag}: this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in`);
+  try {
+    return compile(btf);
+  } catch (e) {
+    if (e instanceof SkbExprError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
+  }
+}
+
 export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: string[] } {
   let compiled = null;
   const notes: string[] = [];
@@ -47,17 +61,8 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     ifindex = iface.ifindex;
     netns = where;
   }
-  let skbExpr = null;
-  if (f.skbExpr !== null) {
-    const btf = vmlinuxBtf();
-    if (btf === null) throw new UsageError('--filter-skb-expr: this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
-    try {
-      skbExpr = compileSkbExpr(f.skbExpr, btf);
-    } catch (e) {
-      if (e instanceof SkbExprError) throw new UsageError(`--filter-skb-expr: ${e.message}`);
-      throw e;
-    }
-  }
+  const skbExpr = f.skbExpr === null ? null : withBtf('--filter-skb-expr', (btf) => compileSkbExpr(f.skbExpr!, btf));
+  const xdpExpr = f.xdpExpr === null ? null : withBtf('--filter-xdp-expr', (btf) => compileSkbExpr(f.xdpExpr!, btf, XDP_ROOT));
   let inner = null;
   try {
     inner = compileInnerFilter(f.inner.l2, f.inner.l3);
@@ -65,5 +70,5 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
-  return { filter: { compiled, netns, only, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, inner, trackSkb: f.trackSkb }, notes };
+  return { filter: { compiled, netns, only, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, xdpExpr, inner, trackSkb: f.trackSkb }, notes };
 }

@@ -6,6 +6,8 @@ import { Command, Option } from 'commander';
 import { DEFAULT_MAX_BACKUPS } from '../output/config.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { sectionOptions } from '../output/sections/registry.js';
+import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM } from '../output/sections/dump.js';
+import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
 import { BACKEND_CHOICES, FAMILIES, TC_DEVICE_BUDGET } from '../plan/plan.js';
 
 const GROUP = {
@@ -103,11 +105,15 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
   cmd.optionsGroup(GROUP.files)
     .option('--output-file <path>', 'write to a file instead of stdout');
   addOutputFileOptions(cmd);
-  if (recorded) return cmd.optionsGroup('Options:');
+  if (recorded) {
+    addPwruTuningOptions(cmd, false);
+    return cmd.optionsGroup('Options:');
+  }
 
   cmd.optionsGroup(GROUP.attach)
     .option('--filter-func <regex>', 'observation points to attach: those whose name the regex finds, as pwru (e.g. "kfree_skb|tc:", "nf:ipv4")')
-    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed)`)
+    .option('--attach <families>', `families to attach: ${FAMILIES.join(',')} (functions where the kernel lets them be probed); ` +
+      'none: only the BPF programs --filter-trace-tc/--filter-trace-xdp trace')
     .option('--tc-devices <which>', `where tc observers go: all (every device), programs (devices where other tc programs run: the rest show at the ` +
       `device tracepoints), auto, the default: all up to ${TC_DEVICE_BUDGET} devices, with --filter-netns/--filter-pod/--filter-ifname, or with tc asked for by --attach ` +
       'or --filter-func, else programs)')
@@ -120,5 +126,21 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--ready-file <path>', 'create this file once everything is attached (removed on exit), for scripts and readiness probes')
     .option('--cri-socket <path>', 'the container runtime\'s CRI socket, which names pods (default: /run/containerd/containerd.sock, else /run/crio/crio.sock)');
+  addPwruTuningOptions(cmd, true);
   return cmd.optionsGroup('Options:');
+}
+
+/** pwru's tuning flags, each in the group --help shows it in; `live`: those only a live trace has. */
+function addPwruTuningOptions(cmd: Command, live: boolean): void {
+  cmd.addOption(option(GROUP.output, '--netns-names-max-length <n>',
+    `with --output-netns-names, cut namespace names in text to n characters (${MIN_NETNS_NAME_CHARS} at least, as pwru; JSON keeps them whole)`));
+  if (!live) return;
+  cmd
+    .addOption(option(GROUP.filters, '--filter-xdp-expr <expr>', 'with --filter-trace-xdp, only frames whose xdp_buff fields match, as --filter-skb-expr: e.g. \'xdp->rxq->dev->ifindex == 9\' (needs fentry)'))
+    .addOption(option(GROUP.output, '--output-xdp-metadata <fields>', 'pwru\'s: xdp_buff fields of traced XDP programs\' frames (e.g. xdp->rxq->queue_index): checked against the kernel\'s BTF, then refused: not carried by pktpath\'s XDP program probe yet'))
+    .addOption(option(GROUP.output, '--set-percpu-buf <bytes>',
+      `room for each struct --output-skb and --output-skb-shared-info print, in bytes (${MIN_DUMP_ROOM}-${MAX_DUMP_ROOM}; ` +
+      `default ${DEFAULT_DUMP_ROOM.skb} for the skb, ${DEFAULT_DUMP_ROOM.sharedInfo} for its shared info)`))
+    .addOption(option(GROUP.attach, '--filter-kprobe-batch <n>', 'kprobes attached between two looks at signals and progress, with the kprobe backend (default 64)'))
+    .addOption(option(GROUP.session, '--debug', 'print libbpf\'s messages and the verifier\'s log of every program loaded to stderr (escaped)'));
 }

@@ -12,7 +12,8 @@ import { kernelRelease } from '../kernel/mechanisms.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces, withTcPrograms } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
 import { LiveExplainer } from '../regress/explain/live.js';
-import { escapeMessage } from '../output/escape.js';
+import { escapeLines, escapeMessage } from '../output/escape.js';
+import { enableDebugLog } from '../bpf/log.js';
 import { JsonSink } from '../output/line-sinks.js';
 import { formatTime } from '../output/format.js';
 import { JSON_SCHEMA_VERSION, type JsonHeaderRecord } from '../output/json.js';
@@ -27,6 +28,7 @@ import { expressionToNft } from '../filter/nft-rules.js';
 import { XT_BPF_MAX_INSNS } from '../kernel/nftables.js';
 import { type TraceConfig, usage } from './trace-config.js';
 import { activateFilter } from './filter.js';
+import { checkXdpExpressions } from './xdp-expr.js';
 import { UsageError } from './values.js';
 import { VERSION } from './version.js';
 import { readKernelSymbolsAhead } from '../kernel/kallsyms.js';
@@ -63,6 +65,8 @@ export function prepareTrace(cfg: TraceConfig, only?: (netnsName: string) => boo
 }
 
 export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean, pods: PodCatalog | null = null): Prepared {
+  // Before the kernel is tried: its trials load programs too.
+  if (cfg.debug) enableDebugLog((text) => process.stderr.write(escapeLines(text)));
   if (cfg.kernelBtf !== null) {
     try {
       useKernelBtf(cfg.kernelBtf);
@@ -78,6 +82,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new Error(`--backend ${asked}: this kernel refuses it (${refused.detail}); \`pktpath doctor\` shows what works, --backend auto picks it`);
   }
   const fentry = view.functions?.backends.find((b) => b.backend === 'fentry');
+  checkXdpExpressions(cfg, fentry);
   if (cfg.attach.tracePrograms.size > 0 && !fentry?.ok) {
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');

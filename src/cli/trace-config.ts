@@ -15,8 +15,11 @@ import {
 import type { InputFile } from '../output/files.js';
 import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
+import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM, dumpRoom } from '../output/sections/dump.js';
+import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
+import { MAX_SKB_META_FIELDS } from '../filter/skb-expr.js';
 import { profileFilesRead } from './profiles.js';
-import { type AttachSelection, BACKEND_CHOICES, FAMILIES, TC_DEVICE_CHOICES } from '../plan/plan.js';
+import { type AttachSelection, BACKEND_CHOICES, FAMILIES, type Family, TC_DEVICE_CHOICES } from '../plan/plan.js';
 import { TC_DIRECTIONS, tcPointName } from '../decode/points.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
@@ -37,6 +40,8 @@ export interface FilterConfig {
   mark: { value: number; mask: number } | null;
   /** --filter-skb-expr as given (compiled against BTF when the filter is activated). */
   skbExpr: string | null;
+  /** --filter-xdp-expr as given: the same language on the xdp_buff of traced XDP programs (src/cli/xdp-expr.ts). */
+  xdpExpr: string | null;
   /** --filter-tunnel-pcap-l2/-l3: tcpdump expressions on a tunnel's inner frame and inner packet. */
   inner: { l2: string | null; l3: string | null };
   trackSkb: boolean;
@@ -63,6 +68,8 @@ export interface TraceConfig {
   inputs: InputFile[];
   /** --explain: why each journey that did not arrive did not, after it. */
   explain: boolean;
+  /** --debug: libbpf's messages and every verifier log on stderr. */
+  debug: boolean;
 }
 
 /**
@@ -135,6 +142,13 @@ export interface RawOptions extends RawOutputFileOptions {
   duration?: string;
   readyFile?: string;
   kernelBtf?: string;
+  // pwru's tuning flags
+  setPercpuBuf?: string;
+  netnsNamesMaxLength?: string;
+  filterKprobeBatch?: string;
+  debug?: boolean;
+  filterXdpExpr?: string;
+  outputXdpMetadata?: string;
 }
 
 const MAX_BACKUPS = 1000;
@@ -246,9 +260,14 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     settings: !!o.outputSettings,
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
+    netnsNamesMax: parseNetnsNamesMax(o.netnsNamesMaxLength),
+    xdpMetadata: o.outputXdpMetadata !== undefined ? parseFieldList('--output-xdp-metadata', o.outputXdpMetadata, 'xdp->rxq->queue_index') : null,
     sections: askedSections(o as Record<string, unknown>),
     neighAll: !!(o as Record<string, unknown>).outputNeighAll,
-    dump: { skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb },
+    dump: {
+      skb: !!o.outputSkb, sharedInfo: !!o.outputSkbSharedInfo, cb: !!o.outputSkbCb,
+      room: o.setPercpuBuf === undefined ? DEFAULT_DUMP_ROOM : dumpRoom(parseRange('--set-percpu-buf', o.setPercpuBuf, MIN_DUMP_ROOM, MAX_DUMP_ROOM)),
+    },
     sectionValues: usage(() => sectionValues(o as Record<string, unknown>)),
     json: !!o.outputJson,
     file: o.outputFile ?? null,
@@ -283,6 +302,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       ifname: o.filterIfname ?? null,
       mark,
       skbExpr: o.filterSkbExpr !== undefined ? nonEmptyExpr('--filter-skb-expr', o.filterSkbExpr) : null,
+      xdpExpr: o.filterXdpExpr !== undefined ? nonEmptyExpr('--filter-xdp-expr', o.filterXdpExpr) : null,
       inner: {
         l2: o.filterTunnelPcapL2 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l2', o.filterTunnelPcapL2) : null,
         l3: o.filterTunnelPcapL3 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l3', o.filterTunnelPcapL3) : null,
@@ -291,7 +311,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },
     attach: {
-      families: parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES),
+      families: parseFamilies(o),
       filterFunc,
       afterNat: output.ct,
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
@@ -301,6 +321,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
       tcAsked: (o.attach ?? '').split(',').some((f) => f.trim() === 'tc') || (filterFunc !== null && TC_DIRECTIONS.some((d) => filterFunc.test(tcPointName(d)))),
+      kprobeBatch: o.filterKprobeBatch !== undefined ? parseRange('--filter-kprobe-batch', o.filterKprobeBatch, 1, MAX_KPROBE_BATCH) : null,
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),
@@ -312,5 +333,36 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       ...profileFilesRead().map((path) => ({ flag: '--profile', path })),
     ],
     explain: !!o.explain,
+    debug: !!o.debug,
   };
+}
+
+/** A comma-separated list of 1 to MAX_SKB_META_FIELDS fields (--output-xdp-metadata; --output-skb-metadata's is its section's). */
+export function parseFieldList(flag: string, text: string, example: string): string[] {
+  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
+    throw new UsageError(`${flag}: name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (${example})`);
+  }
+  return fields;
+}
+
+/**
+ * --attach: the families, or `none` — no kernel family, the mode that traces
+ * only BPF programs (--filter-trace-tc, --filter-trace-xdp), as pwru#394 asks.
+ */
+export function parseFamilies(o: Pick<RawOptions, 'attach' | 'filterTraceTc' | 'filterTraceXdp'>): Set<Family> {
+  if (o.attach?.trim() !== 'none') return parseChoices('--attach', o.attach ?? FAMILIES.join(','), FAMILIES);
+  if (!o.filterTraceTc && !o.filterTraceXdp) {
+    throw new UsageError('--attach none: traces only BPF programs: give --filter-trace-tc or --filter-trace-xdp (or name the families to attach)');
+  }
+  return new Set();
+}
+
+/** A kprobe batch past this would hold off signals for seconds. */
+const MAX_KPROBE_BATCH = 4096;
+
+/** --netns-names-max-length: pwru's uint8, raised to its floor of 10 as pwru does; 0 (not given) keeps names whole. */
+export function parseNetnsNamesMax(text: string | undefined): number {
+  if (text === undefined) return 0;
+  return Math.max(MIN_NETNS_NAME_CHARS, parseRange('--netns-names-max-length', text, 1, 255));
 }

@@ -25,7 +25,7 @@ export const EventFlags = {
 /** enum config_flags */
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, innerL2: 1 << 6, innerL3: 1 << 7,
-  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13,
+  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13, xdpExpr: 1 << 14,
 } as const;
 
 /**
@@ -72,8 +72,11 @@ export const EVENT_LAYOUT = {
 
 /** struct config: the read-only settings each probe instance is loaded with. */
 export const CONFIG_LAYOUT = {
-  size: 40,
-  fields: { point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32, sections: 36 },
+  size: 48,
+  fields: {
+    point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32, sections: 36,
+    dump_skb_room: 40, dump_shinfo_room: 42, skb_meta_bytes: 44, _pad: 46,
+  },
 } as const;
 
 /** struct route_point: one program's slot of ROUTE_POINTS (probes/route.bpf.c). */

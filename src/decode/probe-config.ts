@@ -11,13 +11,17 @@ export interface ProbeConfig {
   filter: boolean;
   /** Run the --filter-skb-expr injected into the probe. */
   skbExpr?: boolean;
+  /** Run the --filter-xdp-expr injected into the probe (XDP program probes). */
+  xdpExpr?: boolean;
   /** Run the inner-packet filters on encapsulated packets (src/filter/inner-packet.ts). */
   innerL2?: boolean;
   innerL3?: boolean;
   /** The optional sections to write (src/output/sections/registry.ts, sectionMask): bit k for kind k. */
   sections?: number;
-  /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean };
+  /** --output-skb-metadata: bytes of its values (CompiledSkbFetch.bytes). */
+  skbMetaBytes?: number;
+  /** --output-skb, --output-skb-shared-info, --output-skb-cb; the rooms of the texts (--set-percpu-buf). */
+  dump?: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** Functions: the argument holding the skb. */
   skbArg: number;
   /** Only this namespace (inode) and device (ifindex in it); 0 for any. */
@@ -54,7 +58,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.innerL2 ? ConfigFlags.innerL2 : 0) | (cfg.innerL3 ? ConfigFlags.innerL3 : 0) |
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
-    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0);
+    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0) | (cfg.xdpExpr ? ConfigFlags.xdpExpr : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);
@@ -64,6 +68,9 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt32LE(cfg.snaplen, F.snaplen);
   b.writeUInt32LE(cfg.nfHooks ?? 0, F.nf_hooks);
   b.writeUInt32LE(cfg.sections ?? 0, F.sections);
+  b.writeUInt16LE(cfg.dump?.skb ? cfg.dump.room?.skb ?? 0 : 0, F.dump_skb_room);
+  b.writeUInt16LE(cfg.dump?.sharedInfo ? cfg.dump.room?.sharedInfo ?? 0 : 0, F.dump_shinfo_room);
+  b.writeUInt16LE(cfg.skbMetaBytes ?? 0, F.skb_meta_bytes);
   return b;
 }
 

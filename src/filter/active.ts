@@ -21,6 +21,8 @@ export interface ActiveFilter {
   mark: { value: number; mask: number } | null;
   /** --filter-skb-expr, compiled against this kernel's BTF; null when not given. */
   skbExpr: CompiledSkbExpr | null;
+  /** --filter-xdp-expr, compiled against this kernel's BTF (xdp_buff); null when not given. */
+  xdpExpr?: CompiledSkbExpr | null;
   /** The inner-packet filters, compiled; null when neither is given. */
   inner: InnerFilter | null;
   trackSkb: boolean;

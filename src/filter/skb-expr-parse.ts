@@ -7,9 +7,13 @@
  *   !(skb->pkt_type == 0) || skb->sk->__sk_common.skc_dport == 0x5000
  *
  * Operands: a field path starting at `skb` (`->` through pointers, `.` into
- * structs), optionally masked (`& N`); numbers (decimal, 0x hex, negative);
- * double-quoted strings. A field alone is true when it is not zero. Every
- * error carries the column it is at.
+ * structs), optionally masked (`& N`); a pointer cast of a sum of fields and
+ * numbers, then a path from it (`((struct iphdr *)(skb->head +
+ * skb->network_header))->ttl`); a byte range of a pointer or an array
+ * (`skb->head[skb->mac_header:14]`: N bytes from the index, which is a field
+ * or a number); numbers (decimal, 0x hex, negative); double-quoted strings.
+ * A field alone is true when it is not zero. Every error carries the column
+ * it is at.
  */
 
 export class SkbExprError extends Error {
@@ -28,9 +32,23 @@ export interface PathStep {
   at: number;
 }
 
+/** `((struct NAME *)(a + b))`: the address the path starts from, as a pointer to struct NAME. */
+export interface CastBase {
+  struct: string;
+  terms: Operand[];
+  at: number;
+}
+
+/** `[index:length]` after a pointer or an array: `length` bytes from the index. */
+export interface ByteRange {
+  index: Operand;
+  length: number;
+  at: number;
+}
+
 export type Operand =
-  /** `text`: the path as written (`skb->dev->name`), for messages. */
-  | { kind: 'field'; root: string; path: PathStep[]; mask: bigint | null; at: number; text: string }
+  /** `text`: the path as written (`skb->dev->name`), for messages; `root` is '' after a cast. */
+  | { kind: 'field'; root: string; path: PathStep[]; mask: bigint | null; at: number; text: string; cast?: CastBase; range?: ByteRange }
   | { kind: 'number'; value: bigint; at: number }
   | { kind: 'string'; value: string; at: number };
 
@@ -47,7 +65,10 @@ type Token =
   | { t: 'op'; v: string; at: number }
   | { t: 'end'; at: number };
 
-const OPERATORS = ['->', '==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '&', '.', '(', ')'];
+const OPERATORS = ['->', '==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '&', '.', '(', ')', '[', ']', ':', '+', '*'];
+
+/** Bytes a range may name: what a probe copies per field. */
+export const MAX_RANGE_BYTES = 64;
 
 function tokenize(text: string): Token[] {
   const out: Token[] = [];
@@ -106,9 +127,22 @@ class Parser {
     return this.tokens[this.pos]!;
   }
 
-  private isOp(v: string): boolean {
-    const t = this.peek();
+  private isOp(v: string, ahead = 0): boolean {
+    const t = this.tokens[Math.min(this.pos + ahead, this.tokens.length - 1)]!;
     return t.t === 'op' && t.v === v;
+  }
+
+  /** `((struct`: a cast, not a group. */
+  private castAhead(): boolean {
+    const t = this.tokens[Math.min(this.pos + 2, this.tokens.length - 1)]!;
+    return this.isOp('(') && this.isOp('(', 1) && t.t === 'ident' && t.v === 'struct';
+  }
+
+  private expect(op: string, what: string): Token {
+    const t = this.peek();
+    if (!this.isOp(op)) throw new SkbExprError(t.at, `'${op}' expected ${what}, not ${this.describe(t)}`);
+    this.pos++;
+    return t;
   }
 
   private describe(t: Token): string {
@@ -145,7 +179,7 @@ class Parser {
       this.pos++;
       return { kind: 'not', operand: this.unary() };
     }
-    if (this.isOp('(')) {
+    if (this.isOp('(') && !this.castAhead()) {
       const open = this.peek();
       this.pos++;
       const inner = this.or();
@@ -180,8 +214,21 @@ class Parser {
       this.pos++;
       return { kind: 'string', value: t.v, at: t.at };
     }
-    if (t.t !== 'ident') throw new SkbExprError(t.at, `a field (skb->…), a number or a string expected, not ${this.describe(t)}`);
-    this.pos++;
+    const f = this.castAhead() ? this.cast() : this.field();
+    if (this.isOp('[')) f.range = this.range();
+    else if (this.isOp('&')) {
+      this.pos++;
+      const m = this.peek();
+      if (m.t !== 'num') throw new SkbExprError(m.at, 'a number expected after & (a mask)');
+      this.pos++;
+      f.mask = m.v;
+    }
+    f.text = this.text.slice(f.at - 1, this.peek().at - 1).trim().replace(/\s*&[^&]*$/, '');
+    return f;
+  }
+
+  /** `->a.b->c` after a root or a cast. */
+  private steps(): PathStep[] {
     const path: PathStep[] = [];
     while (this.isOp('->') || this.isOp('.')) {
       const op = (this.tokens[this.pos++] as { v: string }).v as '->' | '.';
@@ -190,16 +237,59 @@ class Parser {
       this.pos++;
       path.push({ op, name: name.v, at: name.at });
     }
-    const end = path.length > 0 ? path[path.length - 1]!.at + path[path.length - 1]!.name.length - 1 : t.at + t.v.length - 1;
-    let mask: bigint | null = null;
-    if (this.isOp('&')) {
+    return path;
+  }
+
+  private field(): Extract<Operand, { kind: 'field' }> {
+    const t = this.peek();
+    if (t.t !== 'ident') throw new SkbExprError(t.at, `a field (skb->…), a number or a string expected, not ${this.describe(t)}`);
+    this.pos++;
+    const path = this.steps();
+    return { kind: 'field', root: t.v, path, mask: null, at: t.at, text: this.text.slice(t.at - 1, this.peek().at - 1).trim() };
+  }
+
+  /** `((struct NAME *)X)->path` or `((struct NAME *)(X + Y + N))->path`. */
+  private cast(): Extract<Operand, { kind: 'field' }> {
+    const at = this.peek().at;
+    this.pos += 3;
+    const name = this.peek();
+    if (name.t !== 'ident') throw new SkbExprError(name.at, 'a struct name expected after \'struct\'');
+    this.pos++;
+    this.expect('*', 'in the cast (struct NAME *)');
+    this.expect(')', 'to close the cast (struct NAME *)');
+    const terms: Operand[] = [];
+    if (this.isOp('(')) {
       this.pos++;
-      const m = this.peek();
-      if (m.t !== 'num') throw new SkbExprError(m.at, 'a number expected after & (a mask)');
-      this.pos++;
-      mask = m.v;
+      do {
+        const term = this.peek();
+        terms.push(term.t === 'num' ? (this.pos++, { kind: 'number', value: term.v, at: term.at }) : this.field());
+      } while (this.isOp('+') && ++this.pos);
+      this.expect(')', 'after the address (a + b)');
+    } else {
+      terms.push(this.field());
     }
-    return { kind: 'field', root: t.v, path, mask, at: t.at, text: this.text.slice(t.at - 1, end).trim() };
+    this.expect(')', 'around the cast: ((struct NAME *)p)->field');
+    const path = this.steps();
+    if (path.length === 0 || path[0]!.op !== '->') {
+      throw new SkbExprError(this.peek().at, `'->' expected after the cast to struct ${name.v} *`);
+    }
+    return { kind: 'field', root: '', path, mask: null, at, text: '', cast: { struct: name.v, terms, at: name.at } };
+  }
+
+  /** `[index:length]`: index a field or a number, length a number. */
+  private range(): ByteRange {
+    const at = this.peek().at;
+    this.pos++;
+    const i = this.peek();
+    const index: Operand = i.t === 'num' ? (this.pos++, { kind: 'number', value: i.v, at: i.at }) : this.field();
+    this.expect(':', 'between the index and the length ([index:length])');
+    const n = this.peek();
+    if (n.t !== 'num' || n.v < 1n || n.v > BigInt(MAX_RANGE_BYTES)) {
+      throw new SkbExprError(n.at, `a length of 1 to ${MAX_RANGE_BYTES} bytes expected, not ${this.describe(n)}`);
+    }
+    this.pos++;
+    this.expect(']', 'to close the range');
+    return { index, length: Number(n.v), at };
   }
 }
 

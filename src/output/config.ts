@@ -44,8 +44,12 @@ export interface OutputConfig {
   settings?: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
+  /** --netns-names-max-length: names in text cut to this many characters (0: whole). */
+  netnsNamesMax?: number;
+  /** --output-xdp-metadata: fields of traced XDP programs' xdp_buff (src/cli/xdp-expr.ts); null: not asked. */
+  xdpMetadata?: string[] | null;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
-  dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
+  dump: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */
   sectionValues: Record<string, unknown>;
   /** The optional sections asked for, by their keys on TraceEvent (src/output/sections/registry.ts). */

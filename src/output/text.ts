@@ -38,6 +38,17 @@ export interface TextOptions {
   colorLevel?: ColorLevel;
   /** NETNS shows the namespace's name where it has one (--output-netns-names), else its inode. */
   netnsNames?: boolean;
+  /** --netns-names-max-length: names cut to this many characters (0: whole). */
+  netnsNamesMax?: number;
+}
+
+/** pwru's floor for --netns-names-max-length: shorter asks get this many. */
+export const MIN_NETNS_NAME_CHARS = 10;
+
+/** A name cut to `max` characters (code points, before escaping: an escape is never cut in two); 0 keeps it whole. */
+export function cutName(name: string, max: number): string {
+  if (max <= 0 || name.length <= max) return name;
+  return [...name].slice(0, max).join('');
 }
 
 export const COLUMN_WIDTHS = {
@@ -138,9 +149,9 @@ const metaCols = new SlotCache<MetaEntry>(512, () => ({ netns: NaN, netnsName: '
  * NETNS MARK/x IFACE PROTO MTU, padded, with the space before LEN. LEN varies
  * between the packets of one interface and stays a piece of its own.
  */
-function metaSeg(e: TraceEvent, names: boolean): Uint8Array {
+function metaSeg(e: TraceEvent, names: boolean, max: number): Uint8Array {
   const { netns, mark, ifindex, protocol, mtu } = e;
-  const netnsName = !names ? '' : e.pod ? netnsLabel(e) : e.netnsName;
+  const netnsName = !names ? '' : cutName(e.pod ? netnsLabel(e) : e.netnsName, max);
   const h = netns ^ Math.imul(ifindex, 0x9e3779b1) ^ Math.imul(mark, 31) ^ Math.imul(protocol, 7) ^ mtu;
   const c = metaCols.at(h ^ (h >>> 9) ^ (h >>> 18));
   if (
@@ -249,7 +260,7 @@ export class TextFormatter {
     enc.bytes(cpuColumn.get(e.cpu));
     enc.bytes(processSeg(e.comm, e.pid));
     if (o.meta) {
-      enc.bytes(metaSeg(e, o.netnsNames === true));
+      enc.bytes(metaSeg(e, o.netnsNames === true, o.netnsNamesMax ?? 0));
       enc.bytes(lenColumn.get(e.len));
     }
     if (o.tuple) enc.bytes(this.tupleSeg(e.tuple));

@@ -41,6 +41,8 @@ export interface AttachSelection {
   tcDevices?: TcDevices;
   /** The user asked for tc points by name (--attach tc, or --filter-func finding them): `auto` observes every device. */
   tcAsked?: boolean;
+  /** --filter-kprobe-batch: kprobes made between two looks at the event loop (kprobe backend); null: the default. */
+  kprobeBatch?: number | null;
 }
 
 export const TC_DEVICE_CHOICES = ['auto', 'all', 'programs'] as const;
@@ -139,6 +141,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   if (sel.decisions?.route || sel.decisions?.neigh) planDecisions(sel, kernel, plan);
   if (sel.trackSkb) planForgets(kernel, plan);
   if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
+  planKprobeBatch(sel, kernel, plan);
 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
   if (tcWanted.length > 0) {
@@ -194,10 +197,8 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
     }
   }
   // Trampolines on BPF programs need what fentry needs (prepare() refuses the option where it does not work).
+  // Where tc is not observed (--attach none: BPF programs only), the programs family reads each device's tc hooks itself.
   plan.tracePrograms = fentry?.ok === true ? [...sel.tracePrograms] : [];
-  if (plan.tracePrograms.includes('tc') && tcWanted.length === 0) {
-    plan.notes.push('--filter-trace-tc: traces the programs at the tc hooks pktpath observes, and --attach/--filter-func leave out tc');
-  }
   return plan;
 }
 
@@ -271,6 +272,18 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
   }
   plan.functions = functions;
   plan.functionBackends = backendOrder(sel.backend, usable, functions.length);
+}
+
+/** --filter-kprobe-batch: said in one line where the kprobe backend is not used (pwru's flag has no other meaning). */
+function planKprobeBatch(sel: AttachSelection, kernel: KernelView, plan: ProbePlan): void {
+  if (sel.kprobeBatch === undefined || sel.kprobeBatch === null) return;
+  plan.kprobeBatch = sel.kprobeBatch;
+  if (plan.functionBackends.includes('kprobe')) return;
+  const kprobe = kernel.functions?.backends.find((b) => b.backend === 'kprobe');
+  const why = !sel.families.has('functions') ? '--attach leaves out functions'
+    : kprobe && !kprobe.ok ? `this kernel refuses kprobes: ${kprobe.detail}`
+      : plan.functions.length === 0 ? 'no function is probed' : `--backend ${sel.backend} does not use it`;
+  plan.notes.push(`--filter-kprobe-batch: applies to the kprobe backend, not used here (${why}); ignored`);
 }
 
 /** Every observation point name the plan attaches, deduplicated, for `pktpath list`. */

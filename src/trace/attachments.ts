@@ -69,6 +69,8 @@ export interface AttachPlan {
   decisions: DecisionAttachment[];
   /** The backends to try for functions, in order: a function one refuses goes to the next. */
   functionBackends: FunctionBackend[];
+  /** The kprobe backend: kprobes made between two looks at the event loop (--filter-kprobe-batch). */
+  kprobeBatch?: number;
   tc: TcAttachment[];
   /** Devices left without tc observers (--tc-devices programs): observed once another tc program is attached there. */
   tcAside: Array<{ netns: Netns; iface: Iface }>;

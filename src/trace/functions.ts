@@ -21,6 +21,8 @@ export interface FunctionObserverContext {
   goOn(): Promise<boolean>;
   /** Attach progress: `done` of `total` functions with `backend`. */
   progress(backend: FunctionBackend, done: number, total: number): void;
+  /** --filter-kprobe-batch (default KPROBE_BATCH). */
+  kprobeBatch?: number;
 }
 
 export interface FunctionAttachResult {
@@ -32,8 +34,8 @@ export interface FunctionAttachResult {
   ms: Map<FunctionBackend, number>;
 }
 
-/** How many kprobes are made between two looks at the event loop (signals, progress). */
-const KPROBE_BATCH = 64;
+/** How many kprobes are made between two looks at the event loop (signals, progress), unless --filter-kprobe-batch says. */
+export const KPROBE_BATCH = 64;
 
 export class FunctionObservers {
   private readonly links: Link[] = [];
@@ -134,7 +136,7 @@ export class FunctionObservers {
           fail(f, e);
         }
       }
-      if (++done % KPROBE_BATCH === 0) {
+      if (++done % (this.ctx.kprobeBatch ?? KPROBE_BATCH) === 0) {
         this.ctx.progress('kprobe', done, functions.length);
         if (!(await this.ctx.goOn())) return;
       }

@@ -9,7 +9,7 @@ import type { BpfProgram } from '../bpf/object.js';
 import type { ProbeConfig } from '../decode/probe-config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS } from '../filter/skb-expr.js';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC } from '../filter/skb-expr.js';
 import { INNER_MAGIC, INNER_REGION_INSNS, type InnerFilter } from '../filter/inner-packet.js';
 
 export interface ProbeCode {
@@ -17,6 +17,8 @@ export interface ProbeCode {
   filter: CompiledFilter | null;
   /** --filter-skb-expr, compiled; null: none. */
   skbExpr: EbpfInsn[] | null;
+  /** --filter-xdp-expr, compiled; null: none. */
+  xdpExpr?: EbpfInsn[] | null;
   /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
   skbMeta: EbpfInsn[] | null;
   /** The inner-packet filters (l2: the inner frame, l3: the inner packet), translated; null: neither. */
@@ -26,9 +28,9 @@ export interface ProbeCode {
 export const NO_CODE: ProbeCode = { filter: null, skbExpr: null, skbMeta: null, inner: null };
 
 /** The configuration flags that switch the code on: each runs where it was written. */
-export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'innerL2' | 'innerL3'> {
+export function codeFlags(code: ProbeCode): Pick<ProbeConfig, 'filter' | 'skbExpr' | 'xdpExpr' | 'innerL2' | 'innerL3'> {
   return {
-    filter: code.filter !== null, skbExpr: code.skbExpr !== null,
+    filter: code.filter !== null, skbExpr: code.skbExpr !== null, xdpExpr: code.xdpExpr != null,
     innerL2: code.inner?.l2 != null, innerL3: code.inner?.l3 != null,
   };
 }
@@ -43,8 +45,8 @@ export const filterInsns = (code: ProbeCode) => (code.filter ? Math.max(code.fil
  * --filter-skb-expr region, and match nothing while it is set.
  */
 export function writeCode(program: BpfProgram, code: ProbeCode, label: string, direct: boolean): void {
-  const { filter, skbExpr, skbMeta, inner } = code;
-  if (!filter && !skbExpr && !skbMeta && !inner) return;
+  const { filter, skbExpr, xdpExpr, skbMeta, inner } = code;
+  if (!filter && !skbExpr && !xdpExpr && !skbMeta && !inner) return;
   let insns = program.insns();
   if (filter) {
     insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${label}: L2 filter`);
@@ -52,6 +54,9 @@ export function writeCode(program: BpfProgram, code: ProbeCode, label: string, d
   }
   if (skbExpr && findRegion(insns, SKB_EXPR_MAGIC) >= 0) {
     insns = injectRegion(insns, SKB_EXPR_MAGIC, skbExpr, `${label}: --filter-skb-expr`, SKB_EXPR_REGION_INSNS);
+  }
+  if (xdpExpr && findRegion(insns, XDP_EXPR_MAGIC) >= 0) {
+    insns = injectRegion(insns, XDP_EXPR_MAGIC, xdpExpr, `${label}: --filter-xdp-expr`, SKB_EXPR_REGION_INSNS);
   }
   if (skbMeta && findRegion(insns, SKB_META_MAGIC) >= 0) {
     insns = injectRegion(insns, SKB_META_MAGIC, skbMeta, `${label}: --output-skb-metadata`, SKB_META_REGION_INSNS);

@@ -1,6 +1,7 @@
 /**
  * Observers of the other programs on the traced devices: tc programs
- * (--filter-trace-tc, found at each hook pktpath's tc observers watch) and
+ * (--filter-trace-tc, found at each hook pktpath's tc observers watch, or on
+ * each device where pktpath observes no tc: --attach none) and
  * XDP programs (--filter-trace-xdp, found on each traced device). A
  * trampoline runs at the entry (fentry) and one at the exit (fexit) of each,
  * loaded for it (probes/bpfprog.bpf.c); the exit's record carries what the
@@ -10,7 +11,7 @@
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
 import { traceTarget } from '../bpf/loaded.js';
 import type { PointInfo } from '../decode/points.js';
-import { type ProgRef, ProgramBook } from '../kernel/datapath.js';
+import { type ProgRef, ProgramBook, foreignAt, tcHooks } from '../kernel/datapath.js';
 import type { NetlinkSocket } from '../kernel/netlink.js';
 import { listDevices } from '../kernel/rtnl.js';
 import type { ProgramHook } from './attachments.js';
@@ -58,10 +59,18 @@ export class ProgramObservers {
     }
   }
 
-  /** The XDP programs of the devices of a namespace (`rtnl`: a route socket of it). */
-  addXdp(rtnl: NetlinkSocket): void {
-    if (!this.hooks.has('xdp')) return;
-    this.addAll(listDevices(rtnl).flatMap((d) => (d.xdp ? [this.book.ref(d.xdp.progId)] : [])), 'xdp');
+  /**
+   * The programs of the devices of a namespace (`rtnl`: a route socket of
+   * it): XDP, and tc where `tc` (no tc observer of pktpath reads the hooks).
+   */
+  addDevices(rtnl: NetlinkSocket, tc: boolean): void {
+    const devices = listDevices(rtnl);
+    if (this.hooks.has('xdp')) this.addAll(devices.flatMap((d) => (d.xdp ? [this.book.ref(d.xdp.progId)] : [])), 'xdp');
+    if (!tc || !this.hooks.has('tc')) return;
+    for (const d of devices) {
+      const hooks = tcHooks(this.book, rtnl, d.ifindex);
+      this.addAll([...foreignAt(hooks.ingress), ...foreignAt(hooks.egress)], 'tc');
+    }
   }
 
   /** Traces one program; throws with why it cannot. */

@@ -151,7 +151,53 @@ test('--output-skb-metadata: the fields read where the event is, equal to the co
   assert.ok(rx.length > 0 && rx.every((e) => e.skb_metadata!['skb->dev->ifindex'] === e.ifindex));
   const bad = runPktpath(['--filter-netns', B, '--output-skb-metadata', 'skb->dev->name']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed\n$/);
+  assert.match(bad.stderr, /^pktpath: --output-skb-metadata: at column 1: skb->dev->name is char\[16\]: only numbers and pointers can be printed \(or a byte range of it: \[0:16\]\)\n$/);
+});
+
+test('--output-skb-metadata: sixteen fields with pointer casts and byte ranges read the packet as it is on the wire', async () => {
+  const mac = (ns: string, dev: string) => /link\/ether ([0-9a-f:]+)/.exec(lab.execSync(ns, ['ip', 'link', 'show', dev]))![1]!.replaceAll(':', '');
+  const ip = '((struct iphdr *)(skb->head + skb->network_header))';
+  const fields = [
+    'skb->head[skb->mac_header:14]', `${ip}->ttl`, `${ip}->saddr`, `${ip}->daddr`, `${ip}->protocol`, 'skb->len', 'skb->mark',
+    'skb->dev->ifindex', 'skb->protocol', 'skb->cb[0:4]', 'skb->network_header', 'skb->mac_header', 'skb->head[skb->network_header:20]',
+    'skb->dev->name[0:6]', 'skb->hash', 'skb->sk',
+  ];
+  assert.equal(fields.length, 16);
+  const [events] = await traceTogether([['--filter-func', '^netif_receive_skb$', '--output-skb-metadata', fields.join(',')]], async () => {
+    const r = await lab.exec(A, ['ping', '-c', '2', '-i', '0.2', '-t', '33', '-W', '2', '192.0.2.2']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  // The requests arriving on veth-b (replies go the other way, out of this filter's namespace's receive side).
+  const rx = events!.filter((e) => e.iface.startsWith('veth-b:'));
+  assert.ok(rx.length >= 2, `${rx.length} events on veth-b`);
+  const header = mac(B, 'veth-b') + mac(A, 'veth-a') + '0800';
+  for (const e of rx) {
+    const m = e.skb_metadata!;
+    assert.deepEqual(Object.keys(m), fields, 'each field asked, in order');
+    assert.deepEqual(m['skb->head[skb->mac_header:14]'], { hex: header }, 'the Ethernet header as sent');
+    assert.equal(m[`${ip}->ttl`], 33);
+    assert.equal(m[`${ip}->saddr`], 0xc0000201);
+    assert.equal(m[`${ip}->daddr`], 0xc0000202);
+    assert.equal(m[`${ip}->protocol`], 1);
+    assert.equal(m['skb->len'], e.len);
+    assert.equal(m['skb->dev->ifindex'], e.ifindex);
+    assert.equal(m['skb->protocol'], 0x0800);
+    assert.equal(m['skb->network_header'], (m['skb->mac_header'] as number) + 14);
+    // The IP header's bytes: version and length 0x45, the TTL at byte 8, protocol ICMP, the addresses at 12..19.
+    const iph = (m['skb->head[skb->network_header:20]'] as { hex: string }).hex;
+    assert.match(iph, /^45/);
+    assert.equal(iph.slice(16, 20), '2101');
+    assert.equal(iph.slice(24), 'c0000201c0000202');
+    assert.deepEqual(m['skb->dev->name[0:6]'], { hex: Buffer.from('veth-b').toString('hex') });
+  }
+  // Text prints the bytes as hex, the numbers as pwru does.
+  const bad = runPktpath(['--filter-netns', B, '--output-skb-metadata', Array.from({ length: 17 }, () => 'skb->len').join(',')]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'pktpath: --output-skb-metadata: name 1 to 16 fields, comma-separated (skb->mark,skb->hash)\n');
+  const range = runPktpath(['--filter-netns', B, '--output-skb-metadata', 'skb->len[0:4]']);
+  assert.equal(range.code, 2);
+  assert.match(range.stderr, /^pktpath: --output-skb-metadata: at column 9: skb->len is unsigned int: a byte range needs a pointer or an array\n$/);
+  assert.deepEqual(await waitNoPrograms(), []);
 });
 
 test('--output-skb, --output-skb-shared-info, --output-skb-cb: the kernel\'s own printing of the skb at each tracepoint', async () => {

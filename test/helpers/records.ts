@@ -23,7 +23,7 @@ export const FULL_EVENT = {
   },
   nft: { family: 'inet', table: 'filter', chain: 'input', handle: 7, rule: 'udp dport 9999 drop', kind: 'rule', verdict: 'drop', target: null, trace_id: 99 },
   tunnel: { kind: 'vxlan', vni: 42, inner: { saddr: '10.0.0.1', daddr: '10.0.0.2', sport: 0, dport: 0, proto: 'icmp', flags: '' } },
-  skb_metadata: { 'skb->hash': 2654435769, 'skb->sk': null, 'skb->tstamp': '1152921504606846976' },
+  skb_metadata: { 'skb->hash': 2654435769, 'skb->sk': null, 'skb->tstamp': '1152921504606846976', 'skb->head[skb->mac_header:6]': { hex: '0200c0000201' } },
   skb_dump: { dev: 'eth0', skb: '(struct sk_buff){\n .len = (unsigned int)60,\n}', shared_info: null, cb: '00'.repeat(48) },
   stack: ['ip_rcv+0x1c', 'netif_receive_skb+0x20'],
   packet: { l2: true, orig_len: 60, data: 'AgAAAAACAgAAAAABCABFAAAcAAEAAEARAADAAAIBwAACAgTSADUACAAA' },

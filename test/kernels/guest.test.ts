@@ -209,6 +209,47 @@ test(`${KERNEL}: --filter-trace-xdp: an XDP program's entry and exit, with the v
   }
 });
 
+test(`${KERNEL}: --attach none: BPF programs only, a CNI's tc programs and their verdicts, no kernel point`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('pn');
+  try {
+    const node = await cniNode(lab, { objects: OBJECTS, redirect: false, nft: false });
+    const run = await startTracer(['--attach', 'none', '--filter-trace-tc', '--filter-proto', 'udp'], ATTACH_MS);
+    lab.execSync(node.podB, ['bash', '-c', `echo x > /dev/udp/${CNI.podA.addr}/${CNI.tcDroppedPort}; echo x > /dev/udp/${CNI.podA.addr}/7777`]);
+    const r = await run.stop();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /attached \d+ links: 0 tracepoints, tc on 0 devices, netfilter in 0 namespaces/);
+    // Found by reading the devices' hooks (no tc observer of pktpath's): the programs' trampolines alone.
+    assert.ok(r.events.length > 0 && r.events.every((e) => e.probe.type === 'fentry' || e.probe.type === 'fexit'),
+      [...new Set(r.events.map((e) => e.func))].join(', '));
+    const policy = r.events.filter((e) => e.func === 'bpf:cni_policy:exit');
+    assert.equal(policy.find((e) => e.tuple?.dport === CNI.tcDroppedPort)?.verdict?.action, 'drop', r.stderr);
+    assert.equal(policy.find((e) => e.tuple?.dport === 7777)?.verdict?.action, 'pass');
+  } finally {
+    lab.cleanup();
+  }
+});
+
+test(`${KERNEL}: --filter-xdp-expr with --attach none: only the frames of an XDP program whose xdp_buff matches`, { skip: !BACKENDS.includes('fentry') && 'no fentry here' }, async () => {
+  const lab = new Lab('pe');
+  try {
+    const { a, b } = twoHosts(lab);
+    lab.execSync(b, ['ip', 'link', 'set', 'dev', 'veth-b', 'xdpgeneric', 'obj', `${OBJECTS}/xdp_policy.bpf.o`, 'sec', 'xdp']);
+    const ifindex = Number(lab.execSync(b, ['cat', '/sys/class/net/veth-b/ifindex']).trim());
+    const args = ['--attach', 'none', '--filter-trace-xdp', '--filter-proto', 'udp', '--filter-xdp-expr'];
+    const [match, other] = [await startTracer([...args, `xdp->rxq->dev->ifindex == ${ifindex}`], ATTACH_MS),
+      await startTracer([...args, `xdp->rxq->dev->ifindex == ${ifindex + 1000}`], ATTACH_MS)];
+    lab.execSync(a, ['bash', '-c', 'echo x > /dev/udp/192.0.2.2/7777; echo x > /dev/udp/192.0.2.2/9999']);
+    const [m, o] = [await match.stop(), await other.stop()];
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(o.code, 0, o.stderr);
+    assert.ok(m.events.some((e) => e.func === 'bpf:xdp_policy:exit' && e.verdict?.action === 'drop'), `${JSON.stringify(m.events)}\n${m.stderr}`);
+    assert.ok(m.events.every((e) => e.probe.type === 'fentry' || e.probe.type === 'fexit'));
+    assert.deepEqual(o.events, [], 'no frame of another device');
+  } finally {
+    lab.cleanup();
+  }
+});
+
 test(`${KERNEL}: nothing left after SIGKILL while attached`, async () => {
   const lab = new Lab('pk');
   try {

@@ -133,8 +133,22 @@ test('without netfilter links but with fentry, netfilter is observed at nf_hook_
 test('--filter-trace-tc: planned where fentry works, with a note when tc is left out', () => {
   assert.deepEqual(planProbes(buildConfig({ filterTraceTc: true, filterTraceXdp: true }, []).attach, kernel({}, fentryOk)).tracePrograms, ['tc', 'xdp']);
   assert.deepEqual(planProbes(buildConfig({ filterTraceTc: true }, []).attach, kernel()).tracePrograms, []);
+  // Where tc is not observed, its programs are traced all the same (the programs family reads the hooks).
   const noTc = planProbes(buildConfig({ filterTraceTc: true, attach: 'tracepoints' }, []).attach, kernel({}, fentryOk));
-  assert.ok(noTc.notes.some((n) => /--filter-trace-tc: .*leave out tc/.test(n)));
+  assert.deepEqual(noTc.tracePrograms, ['tc']);
+  assert.deepEqual(noTc.template.tcDirections, []);
+  assert.ok(!noTc.notes.some((n) => n.includes('--filter-trace-tc')), noTc.notes.join('\n'));
+});
+
+test('--attach none: BPF programs only, no kernel family; refused without --filter-trace-tc/-xdp', () => {
+  const only = planProbes(buildConfig({ attach: 'none', filterTraceTc: true, filterTraceXdp: true }, []).attach, kernel({}, fentryOk));
+  assert.deepEqual([only.tracepoints, only.functions, only.tc, only.netfilter, only.forgets], [[], [], [], [], []]);
+  assert.deepEqual(only.template, { tcDirections: [], netfilter: [] });
+  assert.deepEqual(only.tracePrograms, ['tc', 'xdp']);
+  assert.deepEqual(buildConfig({ attach: ' none ', filterTraceXdp: true }, []).attach.families, new Set());
+  assert.throws(() => buildConfig({ attach: 'none' }, []),
+    /^UsageError: --attach none: traces only BPF programs: give --filter-trace-tc or --filter-trace-xdp \(or name the families to attach\)$/);
+  assert.throws(() => buildConfig({ attach: 'none,tc', filterTraceTc: true }, []), /--attach: 'none' is not one of/);
 });
 
 const backends = (ok: string[]) => (['kprobe-multi', 'kprobe', 'fentry'] as const).map((backend) =>

@@ -22,11 +22,14 @@ import { SCHEMA_URL } from '../helpers/schema.js';
 import { recordWith, struct } from '../helpers/sections.js';
 
 const M = skbMetaSection.layout;
-const meta = struct(M.size, (v) => {
-  v.setBigUint64(M.fields.values, 0x42n, true);
-  v.setBigUint64(M.fields.values + 8, 7n, true);
+/** The section with two numbers' slots after the struct: 0x42 (read) and 7 (not). */
+const meta = struct(M.size + 16, (v) => {
+  v.setBigUint64(M.size, 0x42n, true);
+  v.setBigUint64(M.size + 8, 7n, true);
+  v.setUint16(M.fields.bytes, 16, true);
   v.setUint32(M.fields.valid, 0b01, true);
 });
+const META_DATA = new Uint8Array([0x42, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
 
 test('kinds are distinct, above the point\'s own, and each asks for its bit of CONFIG.sections', () => {
   const kinds = sectionDescriptions().map((s) => s.kind);
@@ -40,14 +43,14 @@ test('kinds are distinct, above the point\'s own, and each asks for its bit of C
 test('options\' values are checked by their sections, a wrong one named by its option', () => {
   assert.deepEqual(sectionValues({ outputSkbMetadata: ' skb->mark, skb->hash ', outputTunnel: true }), { outputSkbMetadata: ['skb->mark', 'skb->hash'] });
   assert.throws(() => sectionValues({ outputSkbMetadata: ' , ' }),
-    (e: unknown) => e instanceof SectionOptionError && /^--output-skb-metadata: name 1 to 4 fields/.test(e.message));
+    (e: unknown) => e instanceof SectionOptionError && /^--output-skb-metadata: name 1 to 16 fields/.test(e.message));
 });
 
 test('sections are found by their heads in any order; kinds the reader does not know are skipped; a bad length ends the walk', () => {
   const unknown = { kind: 31, body: new Uint8Array(24).fill(0xee) };
   const a = recordWith([unknown, { kind: skbMetaSection.kind, body: meta }]);
   const raw = decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!;
-  assert.deepEqual(raw.sections, { skbMeta: { values: [0x42n, 7n, 0n, 0n], valid: 1 } });
+  assert.deepEqual(raw.sections, { skbMeta: { valid: 1, data: META_DATA } });
   // Without decoders (or without sections) the record is its core.
   assert.equal(decodeEvent(a.view, a.bytes, a.at)!.sections, null);
   // A head whose length runs past the sections: nothing is read from it.
@@ -59,7 +62,7 @@ test('the enricher names each section; events without one have every section\'s 
   const enricher = new Enricher({
     points: [{ type: 'tracepoint', name: 'net_dev_queue' }], names: new NameBook(), dropReasons: new Map(), startMonoNs: 0n, startWallNs: 0n,
     symbols: null, stacks: null, tupleChanges: false, redirectFlags: null,
-    skbMeta: { fields: ['skb->mark', 'skb->hash'], signed: [false, false], code: [] },
+    skbMeta: { fields: ['skb->mark', 'skb->hash'], signed: [false, false], slots: [{ offset: 0, size: 8, bytes: 0 }, { offset: 8, size: 8, bytes: 0 }], bytes: 16, code: [] },
   });
   const a = recordWith([{ kind: skbMetaSection.kind, body: meta }], EventFlags.tuple);
   const e = enricher.enrich(decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!);

@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
 import { readFileSync } from 'node:fs';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, compileSkbExpr, compileSkbFetch, resolveField } from '../../src/filter/skb-expr.js';
-import { formatSkbMeta, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
+import {
+  SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC, compileSkbExpr, compileSkbFetch, resolveField,
+} from '../../src/filter/skb-expr.js';
+import { formatSkbMeta, skbMetaValues, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
 import { INNER_MAGIC, INNER_REGION_INSNS } from '../../src/filter/inner-packet.js';
 import { root } from '../helpers/fixtures.js';
 
@@ -132,6 +134,7 @@ test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.
   };
   assert.equal(define('skb_expr.h', 'SKB_EXPR_REGION_INSNS'), SKB_EXPR_REGION_INSNS);
   assert.equal(define('skb_expr.h', 'SKB_EXPR_MAGIC'), SKB_EXPR_MAGIC);
+  assert.equal(define('skb_expr.h', 'XDP_EXPR_MAGIC'), XDP_EXPR_MAGIC);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_REGION_INSNS'), SKB_META_REGION_INSNS);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_MAGIC'), SKB_META_MAGIC);
   assert.equal(define('tunnel.h', 'INNER_REGION_INSNS'), INNER_REGION_INSNS);
@@ -139,19 +142,91 @@ test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.
   assert.equal(define('tunnel.h', 'FILTER_MAGIC_INNER_L3'), INNER_MAGIC.l3);
 });
 
-test('--output-skb-metadata: up to 4 numeric fields, each stored in its slot; text and JSON', { skip: skipNoBtf }, () => {
+test('--output-skb-metadata: up to 16 fields, each in its own slot after the mask word; only the slots asked for', { skip: skipNoBtf }, () => {
   const f = compileSkbFetch(['skb->mark', 'skb->hash', 'skb->dev->ifindex', 'skb->sk'], btf!);
   assert.deepEqual(f.fields, ['skb->mark', 'skb->hash', 'skb->dev->ifindex', 'skb->sk']);
   assert.deepEqual(f.signed, [false, false, true, false]);
+  assert.deepEqual(f.slots.map((s) => s.offset), [0, 8, 16, 24]);
+  assert.equal(f.bytes, 32);
   assert.ok(f.code.length < SKB_META_REGION_INSNS);
-  // One store per field, to the slots after the reads' 32 bytes of scratch.
+  // One store of each value to its slot (behind the 8 bytes of the mask), and the mask's own stores.
   const stores = f.code.filter((i) => i.code === 0x7b && i.dst === 9).map((i) => i.off);
-  assert.deepEqual(stores, [32, 40, 48, 56]);
-  assert.throws(() => compileSkbFetch(['skb->dev->name'], btf!), /char\[16\]: only numbers and pointers/);
+  assert.deepEqual(stores.filter((o) => o !== 0), [8, 16, 24, 32]);
+  assert.equal(stores.filter((o) => o === 0).length, 4);
+  // Byte ranges take their length rounded up to 8; casts read from the address they sum.
+  const wide = compileSkbFetch([
+    'skb->head[skb->mac_header:14]', '((struct iphdr *)(skb->head + skb->network_header))->ttl', 'skb->cb[0:8]', 'skb->len',
+  ], btf!);
+  assert.deepEqual(wide.slots, [{ offset: 0, size: 16, bytes: 14 }, { offset: 16, size: 8, bytes: 0 }, { offset: 24, size: 8, bytes: 8 }, { offset: 32, size: 8, bytes: 0 }]);
+  assert.equal(wide.bytes, 40);
+  // Sixteen of the costliest kind fit the region.
+  const sixteen = Array.from({ length: 16 }, (_, i) => i % 2 ? `((struct iphdr *)(skb->head + skb->network_header))->daddr` : `skb->head[skb->mac_header:${64 - i}]`);
+  assert.ok(compileSkbFetch(sixteen, btf!).code.length <= SKB_META_REGION_INSNS);
+  assert.throws(() => compileSkbFetch(['skb->dev->name'], btf!), /char\[16\]: only numbers and pointers can be printed \(or a byte range of it: \[0:16\]\)/);
+  assert.doesNotThrow(() => compileSkbFetch(['skb->dev->name[0:16]'], btf!));
   assert.throws(() => compileSkbFetch(['skb->mark > 1'], btf!), /is not a field/);
-  assert.throws(() => compileSkbFetch(['skb->a', 'skb->b', 'skb->c', 'skb->d', 'skb->e'], btf!), /1 to 4 fields/);
+  assert.throws(() => compileSkbFetch(Array.from({ length: 17 }, () => 'skb->len'), btf!), /1 to 16 fields/);
   assert.throws(() => compileSkbFetch(['skb->hsah'], btf!), /did you mean 'hash'/);
-  const values = [{ field: 'skb->mark', value: 0x42n }, { field: 'skb->sk', value: null }, { field: 'skb->x', value: -1n }];
-  assert.equal(formatSkbMeta(values), 'skb->mark=0x42 skb->sk=? skb->x=-0x1');
-  assert.deepEqual(toJsonSkbMeta([...values, { field: 'big', value: 2n ** 63n }]), { 'skb->mark': 66, 'skb->sk': null, 'skb->x': -1, big: '9223372036854775808' });
+  assert.throws(() => compileSkbFetch(['skb->len[0:4]'], btf!), /skb->len is unsigned int: a byte range needs a pointer or an array/);
+  assert.throws(() => compileSkbFetch(['skb->cb[40:16]'], btf!), /goes past the end of char\[48\] \(48 bytes\)/);
+  assert.throws(() => compileSkbFetch(['((struct nosuch *)skb->head)->x'], btf!), /has no struct nosuch/);
+  assert.throws(() => compileSkbFetch(['((struct iphdr *)(skb->head + skb->cb))->ttl'], btf!), /skb->cb is char\[48\], not a number or a pointer/);
+  assert.throws(() => compileSkbFetch(['((struct iphdr *)skb->head)->tll'], btf!), /struct iphdr has no field 'tll' \(did you mean 'ttl'\?\)/);
+  const values = [{ field: 'skb->mark', value: 0x42n }, { field: 'skb->sk', value: null }, { field: 'skb->x', value: -1n }, { field: 'skb->head[0:2]', value: { hex: '0a0b' } }];
+  assert.equal(formatSkbMeta(values), 'skb->mark=0x42 skb->sk=? skb->x=-0x1 skb->head[0:2]=0a0b');
+  assert.deepEqual(toJsonSkbMeta([...values, { field: 'big', value: 2n ** 63n }]),
+    { 'skb->mark': 66, 'skb->sk': null, 'skb->x': -1, 'skb->head[0:2]': { hex: '0a0b' }, big: '9223372036854775808' });
+});
+
+test('the section\'s values decode by their slots: numbers, byte ranges, what could not be read', () => {
+  const data = new Uint8Array(32);
+  const v = new DataView(data.buffer);
+  v.setBigUint64(0, 0xfffffffffffffffen, true);
+  data.set([0x02, 0x00, 0xc0, 0x00, 0x02, 0x01, 0x08, 0x00], 8);
+  data.set([0x02, 0x00, 0xc0, 0x00, 0x02, 0x02], 16);
+  v.setBigUint64(24, 64n, true);
+  const fetch = {
+    fields: ['a', 'b[0:6]', 'c[0:6]', 'ttl'], signed: [true, false, false, false],
+    slots: [{ offset: 0, bytes: 0 }, { offset: 8, bytes: 6 }, { offset: 16, bytes: 6 }, { offset: 24, bytes: 0 }],
+  };
+  assert.deepEqual(skbMetaValues({ valid: 0b1011, data }, fetch), [
+    { field: 'a', value: -2n }, { field: 'b[0:6]', value: { hex: '0200c0000201' } }, { field: 'c[0:6]', value: null }, { field: 'ttl', value: 64n },
+  ]);
+  // A section shorter than the slots (a recorded one, a wrong build): what is not there is unread.
+  assert.deepEqual(skbMetaValues({ valid: 0b1111, data: data.subarray(0, 12) }, fetch).map((x) => x.value), [-2n, null, null, null]);
+});
+
+test('casts and byte ranges parse with their columns; what is wrong says where', () => {
+  const v = (text: string) => (parseSkbExpr(text) as Extract<ExprNode, { kind: 'truthy' }>).value as Extract<ExprNode, { kind: 'truthy' }>['value'] & { kind: 'field' };
+  const cast = v('((struct iphdr *)(skb->head + skb->network_header + 2))->ttl');
+  assert.equal(cast.root, '');
+  assert.equal(cast.cast!.struct, 'iphdr');
+  assert.deepEqual(cast.cast!.terms.map((t) => t.kind === 'field' ? t.text : String((t as { value: bigint }).value)), ['skb->head', 'skb->network_header', '2']);
+  assert.deepEqual(cast.path.map((p) => p.name), ['ttl']);
+  assert.equal(cast.text, '((struct iphdr *)(skb->head + skb->network_header + 2))->ttl');
+  assert.equal(v('((struct tcphdr *)skb->data)->dest').cast!.terms.length, 1);
+  const range = v('skb->head[skb->mac_header:14]');
+  assert.equal(range.range!.length, 14);
+  assert.equal((range.range!.index as { text: string }).text, 'skb->mac_header');
+  assert.equal(range.text, 'skb->head[skb->mac_header:14]');
+  assert.equal((v('skb->cb[4:4]').range!.index as { value: bigint }).value, 4n);
+  // A cast compared, and a group still a group.
+  assert.equal(parseSkbExpr('((struct iphdr *)skb->data)->ttl == 64').kind, 'cmp');
+  assert.equal(parseSkbExpr('(skb->len > 1) && !(skb->mark == 0)').kind, 'and');
+  const cases: Array<[string, RegExp]> = [
+    ['skb->head[0:65]', /^at column 13: a length of 1 to 64 bytes expected, not '65'$/],
+    ['skb->head[0:0]', /a length of 1 to 64 bytes expected/],
+    ['skb->head[0 14]', /^at column 13: ':' expected between the index and the length/],
+    ['skb->head[0:4', /^at column 14: '\]' expected to close the range, not the end$/],
+    ['((struct iphdr)skb->head)->ttl', /^at column 15: '\*' expected in the cast/],
+    ['((struct iphdr *)skb->head).ttl', /'->' expected after the cast to struct iphdr \*/],
+    ['((struct iphdr *)(skb->head + ))->ttl', /a field \(skb->…\), a number or a string expected, not '\)'/],
+  ];
+  for (const [text, re] of cases) assert.throws(() => parseSkbExpr(text), (e: unknown) => e instanceof SkbExprError && re.test(e.message), text);
+});
+
+test('a byte range is printed, not compared; a cast compares as any field', { skip: skipNoBtf }, () => {
+  assert.throws(() => compileSkbExpr('skb->head[0:2] == 1', btf!), /at column 10: a byte range can be printed \(--output-skb-metadata\), not compared/);
+  assert.ok(compileSkbExpr('((struct iphdr *)(skb->head + skb->network_header))->ttl == 64', btf!).code.length < SKB_EXPR_REGION_INSNS);
+  assert.throws(() => compileSkbExpr('((struct iphdr *)(skb->head + skb->network_header))->ttl == 256', btf!), /256 does not fit/);
 });

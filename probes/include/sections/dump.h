@@ -12,17 +12,18 @@
 #define SECTION_DUMP 8
 
 /* The skb as the kernel's BTF prints it (bpf_snprintf_btf: tracing programs
- * only, empty elsewhere), its shared info, and skb->cb. */
-#define DUMP_SKB_BYTES 3072
-#define DUMP_SHINFO_BYTES 1024
+ * only, no room elsewhere), its shared info, and skb->cb. The texts follow
+ * the struct, in the room CONFIG gives each (--set-percpu-buf): the record
+ * grows only by what is asked. */
 struct dump_section {
-	__u16 skb_len;     /* bytes of text in skb[], 0: none */
-	__u16 shinfo_len;  /* in shinfo[] */
+	__u16 skb_len;     /* bytes of text of the skb, 0: none */
+	__u16 shinfo_len;  /* of its shared info */
+	__u16 skb_room;    /* bytes after the struct for the skb's text */
+	__u16 shinfo_room; /* then for the shared info's */
 	__u32 cb_ok;       /* cb[] was read */
+	__u32 _pad;
 	__u8 cb[48];
 	char dev_name[16]; /* the point's device, the one the event names ('' without one) */
-	char skb[DUMP_SKB_BYTES];
-	char shinfo[DUMP_SHINFO_BYTES];
 };
 
 #ifndef PKTPATH_LAYOUT_ONLY
@@ -30,7 +31,16 @@ struct dump_section {
 
 /* The parts asked for (--output-skb, --output-skb-shared-info, --output-skb-cb): the section is there when one is. */
 #define DUMP_FLAGS (CONFIG_DUMP_SKB | CONFIG_DUMP_SHINFO | CONFIG_DUMP_CB)
-#define DUMP_SPACE SECTION_SPACE(struct dump_section, CONFIG.flags & DUMP_FLAGS)
+#ifdef PKTPATH_TRACING
+#define DUMP_SKB_ROOM ((CONFIG.flags & CONFIG_DUMP_SKB) ? (__u32)CONFIG.dump_skb_room : 0)
+#define DUMP_SHINFO_ROOM ((CONFIG.flags & CONFIG_DUMP_SHINFO) ? (__u32)CONFIG.dump_shinfo_room : 0)
+#else
+#define DUMP_SKB_ROOM 0
+#define DUMP_SHINFO_ROOM 0
+#endif
+/* A constant for the verifier: CONFIG is frozen. User space keeps the rooms multiples of 8. */
+#define DUMP_SECTION_BYTES ((__u32)sizeof(struct dump_section) + DUMP_SKB_ROOM + DUMP_SHINFO_ROOM)
+#define DUMP_SPACE ((CONFIG.flags & DUMP_FLAGS) ? (__u32)sizeof(struct section_head) + DUMP_SECTION_BYTES : 0)
 
 #ifdef PKTPATH_TRACING
 /* Pointers as they are (BTF_F_PTR_RAW): the skb's own address is how pktpath names it. */
@@ -51,10 +61,13 @@ static __always_inline void section_dump(struct sk_buff *skb, struct net_device 
 {
 	if (!(CONFIG.flags & DUMP_FLAGS))
 		return;
-	struct dump_section *d = section_open(at, SECTION_DUMP, sizeof(*d));
+	struct dump_section *d = section_open(at, SECTION_DUMP, DUMP_SECTION_BYTES);
 	d->skb_len = 0;
 	d->shinfo_len = 0;
+	d->skb_room = DUMP_SKB_ROOM;
+	d->shinfo_room = DUMP_SHINFO_ROOM;
 	d->cb_ok = 0;
+	d->_pad = 0;
 	d->dev_name[0] = 0;
 	/* Printed from BTF, skb->dev is only a pointer: the device is named beside it. */
 	if (dev && (CONFIG.flags & (CONFIG_DUMP_SKB | CONFIG_DUMP_SHINFO)))
@@ -62,13 +75,14 @@ static __always_inline void section_dump(struct sk_buff *skb, struct net_device 
 	if (CONFIG.flags & CONFIG_DUMP_CB)
 		d->cb_ok = bpf_probe_read_kernel(d->cb, sizeof(d->cb), __builtin_preserve_access_index(&skb->cb)) == 0;
 #ifdef PKTPATH_TRACING
-	if (CONFIG.flags & CONFIG_DUMP_SKB)
-		d->skb_len = dump_btf(d->skb, sizeof(d->skb), skb, bpf_core_type_id_kernel(struct sk_buff));
-	if (CONFIG.flags & CONFIG_DUMP_SHINFO) {
+	char *text = (char *)(d + 1);
+	if (DUMP_SKB_ROOM)
+		d->skb_len = dump_btf(text, DUMP_SKB_ROOM, skb, bpf_core_type_id_kernel(struct sk_buff));
+	if (DUMP_SHINFO_ROOM) {
 		/* skb_shinfo(): the end of the data area (an offset from head on 64-bit kernels). */
 		unsigned char *head = KREAD(skb, head);
 		struct skb_shared_info *sh = (void *)(head + KREAD(skb, end));
-		d->shinfo_len = dump_btf(d->shinfo, sizeof(d->shinfo), sh, bpf_core_type_id_kernel(struct skb_shared_info));
+		d->shinfo_len = dump_btf(text + DUMP_SKB_ROOM, DUMP_SHINFO_ROOM, sh, bpf_core_type_id_kernel(struct skb_shared_info));
 	}
 #endif
 }

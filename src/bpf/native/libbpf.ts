@@ -91,6 +91,9 @@ const ObjectOpenOpts = koffi.struct('pktpath_bpf_object_open_opts', {
   attach_prog_fd_stub: 'uint32_t',
   kconfig: 'const char *',
   btf_custom_path: 'const char *',
+  kernel_log_buf: 'char *',
+  kernel_log_size: 'size_t',
+  kernel_log_level: 'uint32_t',
 });
 export const OBJECT_OPEN_OPTS_SIZE = koffi.sizeof(ObjectOpenOpts);
 

@@ -37,9 +37,21 @@ export interface JsonSkbDump {
 
 const LAYOUT = {
   struct: 'dump_section',
-  size: 4168,
-  fields: { skb_len: 0, shinfo_len: 2, cb_ok: 4, cb: 8, dev_name: 56, skb: 72, shinfo: 3144 },
+  size: 80,
+  fields: { skb_len: 0, shinfo_len: 2, skb_room: 4, shinfo_room: 6, cb_ok: 8, _pad: 12, cb: 16, dev_name: 64 },
 } as const;
+
+/** The texts' rooms when --set-percpu-buf is not given: pktpath's (pwru gives each 4092). */
+export const DEFAULT_DUMP_ROOM = { skb: 3072, sharedInfo: 1024 } as const;
+/** --set-percpu-buf's range: a section's length is 16 bits, and the two texts share it. */
+export const MIN_DUMP_ROOM = 256;
+export const MAX_DUMP_ROOM = 32000;
+
+/** --set-percpu-buf: the room of each text, rounded up to 8 bytes (sections stay 8-byte aligned in the record). */
+export function dumpRoom(bytes: number): { skb: number; sharedInfo: number } {
+  const room = Math.ceil(bytes / 8) * 8;
+  return { skb: room, sharedInfo: room };
+}
 const F = LAYOUT.fields;
 const decoder = new TextDecoder();
 
@@ -66,13 +78,15 @@ export const dumpSection = section({
   header: 'dump.h',
   layout: LAYOUT,
   decode(view, bytes, d): RawDump {
-    const text = (lenAt: number, textAt: number) => {
-      const n = view.getUint16(d + lenAt, true);
+    // The texts follow the struct, each in its room; a length past its room is not believed.
+    const text = (lenAt: number, roomAt: number, textAt: number) => {
+      const n = Math.min(view.getUint16(d + lenAt, true), view.getUint16(d + roomAt, true));
       return n === 0 ? null : decoder.decode(bytes.subarray(d + textAt, d + textAt + n));
     };
+    const skbRoom = view.getUint16(d + F.skb_room, true);
     return {
-      skb: text(F.skb_len, F.skb),
-      sharedInfo: text(F.shinfo_len, F.shinfo),
+      skb: text(F.skb_len, F.skb_room, LAYOUT.size),
+      sharedInfo: text(F.shinfo_len, F.shinfo_room, LAYOUT.size + skbRoom),
       cb: view.getUint32(d + F.cb_ok, true) ? bytes.slice(d + F.cb, d + F.cb + 48) : null,
       dev: cString(bytes, d + F.dev_name, 16),
     };

@@ -1,9 +1,10 @@
 /**
  * The skb metadata section (--output-skb-metadata, pwru's;
- * probes/include/sections/skb_meta.h): the values of up to four skb fields,
- * read by code compiled from the kernel's BTF (src/filter/skb-expr.ts), in
- * the order they were asked for, and which of them could be read. Text:
- * `skb->mark=0x42 skb->hash=0x9e3779b9`.
+ * probes/include/sections/skb_meta.h): the values of up to sixteen skb
+ * fields (numbers, or bytes of a range), read by code compiled from the
+ * kernel's BTF (src/filter/skb-expr.ts), in the order they were asked for,
+ * and which of them could be read. The section carries only the slots asked
+ * for. Text: `skb->mark=0x42 skb->head[skb->mac_header:6]=0200c0000201`.
  */
 import { vmlinuxBtf } from '../../bpf/btf/vmlinux.js';
 import { MAX_SKB_META_FIELDS, compileSkbFetch } from '../../filter/skb-expr.js';
@@ -11,34 +12,61 @@ import { escapeText } from '../escape.js';
 import { section } from './section.js';
 
 export interface RawSkbMeta {
-  values: bigint[];
-  /** Bit i: values[i] was read. */
+  /** Bit i: field i was read. */
   valid: number;
+  /** The values, each in its slot (CompiledSkbFetch.slots). */
+  data: Uint8Array;
+}
+
+/** A byte range's bytes, hex. */
+export interface SkbMetaBytes {
+  hex: string;
 }
 
 /** One field as read at the point: null when a pointer on the way was NULL or the read faulted. */
 export interface SkbMetaValue {
   field: string;
-  value: bigint | null;
+  value: bigint | SkbMetaBytes | null;
 }
 
-/** JSON: `{"skb->mark": 66}`, a number where it is exact, else a decimal string; null when unread. */
-export type JsonSkbMeta = Record<string, number | string | null>;
+/** JSON: `{"skb->mark": 66}`, a number where it is exact, else a decimal string; `{"hex": "…"}` for a byte range; null when unread. */
+export type JsonSkbMeta = Record<string, number | string | SkbMetaBytes | null>;
 
-const LAYOUT = { struct: 'skb_meta_section', size: 40, fields: { values: 0, valid: 32 } } as const;
+const LAYOUT = { struct: 'skb_meta_section', size: 8, fields: { valid: 0, bytes: 4, _pad: 6 } } as const;
+/** The most values a section carries: 16 byte ranges of 64 bytes. */
+const MAX_VALUE_BYTES = 16 * 64;
+
+function valueText(v: SkbMetaValue['value']): string {
+  if (v === null) return '?';
+  if (typeof v !== 'bigint') return v.hex;
+  return v < 0n ? '-0x' + (-v).toString(16) : '0x' + v.toString(16);
+}
 
 /** Escaped: a recorded trace's field names are any strings. */
 export function formatSkbMeta(values: readonly SkbMetaValue[]): string {
-  return escapeText(values.map((v) => v.field + '=' + (v.value === null ? '?' : (v.value < 0n ? '-0x' + (-v.value).toString(16) : '0x' + v.value.toString(16)))).join(' '));
+  return escapeText(values.map((v) => v.field + '=' + valueText(v.value)).join(' '));
 }
 
 export function toJsonSkbMeta(values: readonly SkbMetaValue[]): JsonSkbMeta {
   const out: JsonSkbMeta = {};
-  for (const v of values) {
-    out[v.field] = v.value === null ? null
-      : v.value <= BigInt(Number.MAX_SAFE_INTEGER) && v.value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v.value) : v.value.toString();
+  for (const { field, value: v } of values) {
+    out[field] = v === null ? null : typeof v !== 'bigint' ? { hex: v.hex }
+      : v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
   }
   return out;
+}
+
+/** The section's values by the compiled fields' slots. */
+export function skbMetaValues(m: RawSkbMeta, fetch: { fields: string[]; signed: boolean[]; slots: ReadonlyArray<{ offset: number; bytes: number }> }): SkbMetaValue[] {
+  const view = new DataView(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+  return fetch.fields.map((field, i) => {
+    const slot = fetch.slots[i]!;
+    const end = slot.offset + Math.max(slot.bytes, 8);
+    if (!(m.valid & (1 << i)) || end > m.data.length) return { field, value: null };
+    if (slot.bytes > 0) return { field, value: { hex: Buffer.from(m.data.subarray(slot.offset, slot.offset + slot.bytes)).toString('hex') } };
+    const raw = view.getBigUint64(slot.offset, true);
+    return { field, value: fetch.signed[i] ? BigInt.asIntN(64, raw) : raw };
+  });
 }
 
 export const skbMetaSection = section({
@@ -46,31 +74,34 @@ export const skbMetaSection = section({
   kind: 9,
   header: 'skb_meta.h',
   layout: LAYOUT,
-  decode(view, _bytes, at): RawSkbMeta {
-    const values: bigint[] = [];
-    for (let i = 0; i < 4; i++) values.push(view.getBigUint64(at + LAYOUT.fields.values + 8 * i, true));
-    return { values, valid: view.getUint32(at + LAYOUT.fields.valid, true) };
+  decode(view, bytes, at): RawSkbMeta {
+    const n = Math.min(view.getUint16(at + LAYOUT.fields.bytes, true), MAX_VALUE_BYTES);
+    return { valid: view.getUint32(at + LAYOUT.fields.valid, true), data: bytes.slice(at + LAYOUT.size, at + LAYOUT.size + n) };
   },
   enrich(m: RawSkbMeta, ctx): SkbMetaValue[] | null {
-    if (ctx.skbMeta === null) return null;
-    const { fields, signed } = ctx.skbMeta;
-    return fields.map((field, i) => ({
-      field,
-      value: m.valid & (1 << i) ? (signed[i] ? BigInt.asIntN(64, m.values[i]!) : m.values[i]!) : null,
-    }));
+    return ctx.skbMeta === null ? null : skbMetaValues(m, ctx.skbMeta);
   },
   text: formatSkbMeta,
   jsonKey: 'skb_metadata',
   toJson: toJsonSkbMeta,
-  fromJson: (j: JsonSkbMeta): SkbMetaValue[] => Object.entries(j).map(([field, v]) => ({ field, value: v === null ? null : BigInt(v) })),
+  fromJson: (j: JsonSkbMeta): SkbMetaValue[] => Object.entries(j).map(([field, v]) =>
+    ({ field, value: v === null ? null : typeof v === 'object' ? { hex: v.hex } : BigInt(v) })),
   schema: {
-    description: 'With --output-skb-metadata: each field asked for (skb->mark, ...) and its value at this point; a decimal string past 2^53, null when a pointer on the way was NULL.',
+    description: 'With --output-skb-metadata: each field asked for (skb->mark, ...) and its value at this point; a decimal string past 2^53, ' +
+      '{"hex": ...} for a byte range (skb->head[skb->mac_header:14]), null when a pointer on the way was NULL or the read faulted.',
     type: 'object',
-    additionalProperties: { type: ['integer', 'string', 'null'] },
+    additionalProperties: {
+      anyOf: [
+        { type: ['integer', 'string', 'null'] },
+        { type: 'object', properties: { hex: { type: 'string', pattern: '^([0-9a-f]{2})+$' } }, required: ['hex'], additionalProperties: false },
+      ],
+    },
   },
   options: [{
     flags: '--output-skb-metadata <fields>',
-    description: 'print up to 4 skb fields at every point, comma-separated, read from the kernel\'s BTF (e.g. skb->queue_mapping,skb->hash)',
+    description: `print up to ${MAX_SKB_META_FIELDS} skb fields at every point, comma-separated, read from the kernel's BTF: numbers, ` +
+      'pointer casts and byte ranges (e.g. skb->queue_mapping,skb->hash,skb->head[skb->mac_header:14],' +
+      '((struct iphdr *)(skb->head + skb->network_header))->ttl)',
     live: true,
     parse(text): string[] {
       const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');

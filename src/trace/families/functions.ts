@@ -34,6 +34,7 @@ export class FunctionFamily implements AttachFamily {
       probes,
       addPoint: (info) => this.ctx.addPoint(info),
       goOn: () => this.ctx.goOn(),
+      kprobeBatch: plan.kprobeBatch,
       progress: (backend, done, total) => {
         if (tty && total >= PROGRESS_FROM) process.stderr.write(`\rpktpath: attaching ${backend}: ${done}/${total} functions${done === total ? '\n' : ''}`);
       },

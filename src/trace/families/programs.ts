@@ -2,8 +2,9 @@
  * The BPF-program tracing family (--filter-trace-tc, --filter-trace-xdp):
  * the entry and exit of every other program at the traced hooks, each
  * traced once (../progs.ts). tc programs are found as the tc family reads
- * its hooks (found()); XDP programs on the devices of each traced
- * namespace, and of those that appear.
+ * its hooks (found()), or, where it observes no tc (--attach none: BPF
+ * programs only), on the devices of each traced namespace when the trace
+ * starts and as devices appear, as XDP programs are.
  */
 import type { ProgRef } from '../../kernel/datapath.js';
 import type { NetlinkSocket } from '../../kernel/netlink.js';
@@ -15,6 +16,8 @@ import { type AttachFamily, type FamilyContext, type FamilyReport, netnsName } f
 
 export class ProgramFamily implements AttachFamily {
   private readonly observers: ProgramObservers | null;
+  /** tc programs are found here, not by the tc family: it observes no tc hook. */
+  private readonly ownTc: boolean;
 
   constructor(private readonly ctx: FamilyContext) {
     const hooks = ctx.plan.tracePrograms;
@@ -23,6 +26,7 @@ export class ProgramFamily implements AttachFamily {
       // One program refused among others: said, and never the reason nothing could be attached.
       attempt: (what, fn) => this.ctx.attempt(what, fn, true),
     }, new Set(hooks));
+    this.ownTc = hooks.includes('tc') && ctx.plan.template.tcDirections.length === 0;
   }
 
   /** Other programs' entries and exits are traced (their records carry verdicts). */
@@ -33,7 +37,7 @@ export class ProgramFamily implements AttachFamily {
   /** For the tc family: the other programs of a hook, as it reads them; null when none are traced. */
   get found(): ((found: ProgRef[]) => void) | null {
     const o = this.observers;
-    return o ? (found) => o.addAll(found, 'tc') : null;
+    return o && !this.ownTc ? (found) => o.addAll(found, 'tc') : null;
   }
 
   /** Each traced program gets its trampolines when found. */
@@ -42,24 +46,24 @@ export class ProgramFamily implements AttachFamily {
   }
 
   async attach(): Promise<boolean> {
-    if (!this.observers?.hooks.has('xdp')) return true;
+    if (!this.observers?.hooks.has('xdp') && !this.ownTc) return true;
     // Programs found load probes of kinds not loaded yet: with no quiet load under way, so that a refusal quotes the verifier.
     await this.ctx.probes.settled();
     for (const { netns } of this.ctx.kernel.namespaces) {
       if (!(await this.ctx.goOn())) return false;
-      this.ctx.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.ctx.inNamespace(netns, (rtnl) => this.observers!.addXdp(rtnl)));
+      this.ctx.attempt(`programs (netns ${netnsName(netns)})`, () => this.ctx.inNamespace(netns, (rtnl) => this.observers!.addDevices(rtnl, this.ownTc)));
     }
     return true;
   }
 
   readonly follow: Partial<TopologyListener> = {
-    namespaceAdded: (netns, _ifaces, rtnl) => this.followXdp(netns, rtnl),
-    deviceAdded: (netns, _iface, rtnl) => this.followXdp(netns, rtnl),
+    namespaceAdded: (netns, _ifaces, rtnl) => this.followDevices(netns, rtnl),
+    deviceAdded: (netns, _iface, rtnl) => this.followDevices(netns, rtnl),
   };
 
-  /** The XDP programs of a namespace's devices (calling thread inside it). */
-  private followXdp(netns: Netns, rtnl: NetlinkSocket): void {
-    if (this.observers) this.ctx.attempt(`XDP programs (netns ${netnsName(netns)})`, () => this.observers!.addXdp(rtnl));
+  /** The programs of a namespace's devices (calling thread inside it). */
+  private followDevices(netns: Netns, rtnl: NetlinkSocket): void {
+    if (this.observers) this.ctx.attempt(`programs (netns ${netnsName(netns)})`, () => this.observers!.addDevices(rtnl, this.ownTc));
   }
 
   detach(): void {
