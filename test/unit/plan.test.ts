@@ -143,7 +143,7 @@ test('--filter-trace-tc: planned where fentry works, with a note when tc is left
 test('--attach none: BPF programs only, no kernel family; refused without --filter-trace-tc/-xdp', () => {
   const only = planProbes(buildConfig({ attach: 'none', filterTraceTc: true, filterTraceXdp: true }, []).attach, kernel({}, fentryOk));
   assert.deepEqual([only.tracepoints, only.functions, only.tc, only.netfilter, only.forgets], [[], [], [], [], []]);
-  assert.deepEqual(only.template, { tcDirections: [], netfilter: [] });
+  assert.deepEqual(only.template, { tcDirections: [], tcDevices: 'all', netfilter: [] });
   assert.deepEqual(only.tracePrograms, ['tc', 'xdp']);
   assert.deepEqual(buildConfig({ attach: ' none ', filterTraceXdp: true }, []).attach.families, new Set());
   assert.throws(() => buildConfig({ attach: 'none' }, []),
