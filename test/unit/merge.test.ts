@@ -143,9 +143,10 @@ for (const skewMs of [0, 37, -120]) {
     assert.equal(result.merged.pairs, 80);
     assert.equal(result.merged.ambiguous, 0);
     assert.notEqual(b.uncertainty_ns, null);
-    // What was added to b's times is minus its skew, within the bound it reports (the wire's 20 µs).
+    // What was added to b's times is minus its skew, within the bound it reports.
     assert.ok(Math.abs(b.offset_ns + skew) <= b.uncertainty_ns!, `offset ${b.offset_ns} for skew ${skew} ± ${b.uncertainty_ns}`);
-    assert.ok(b.uncertainty_ns! <= 20000);
+    // The wire's 20 µs each way, and a µs from net_dev_start_xmit to the hand-off on node a.
+    assert.ok(b.uncertainty_ns! <= 21000, `uncertainty ${b.uncertainty_ns}`);
     const out = records(lines);
     assert.equal(out.length, g.a.length + g.b.length);
     // In time order, and each packet's departure before its arrival.
