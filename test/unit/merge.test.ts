@@ -60,18 +60,22 @@ function ev(node: 'a' | 'b', skb: number, trueNs: number, skew: number, func: st
  * one window: only the outer IP id tells them apart), each answered; node b's
  * clock runs `skewNs` ahead of node a's. The wire takes 20 µs each way.
  */
-function scenario(n: number, skewNs: number, opts: { packets?: boolean; dnat?: boolean } = {}): Gen {
+function scenario(n: number, skewNs: number, opts: { packets?: boolean; dnat?: boolean; underlay?: 'vxlan' | 'geneve' | 'routed' } = {}): Gen {
   const g: Gen = { a: [], b: [], hops: [] };
   const podA = '203.0.113.1';
   const podB = '203.0.113.2';
   const svc = '198.51.100.10';
   const outerAB = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40000, dport: 4789, proto: 'udp' as const, flags: '' };
   const outerBA = { saddr: '192.0.2.2', daddr: '192.0.2.1', sport: 40001, dport: 4789, proto: 'udp' as const, flags: '' };
-  const wire = (id: number, seq: number, outer: T, inner: T) => ({
-    tunnel: { kind: 'vxlan' as const, vni: 42, inner },
-    ...(opts.packets !== false ? { packet: { l2: true, orig_len: 106, data: vxlanBytes(id, seq) } } : {}),
-    tuple: outer,
-  });
+  const underlay = opts.underlay ?? 'vxlan';
+  // A tunnel's identity from its captured bytes; a routed underlay's from the wire section (the inner packet is the one on the wire).
+  const wire = (id: number, seq: number, outer: T, inner: T) => (underlay === 'routed'
+    ? { tuple: inner, wire: { ip_id: id, ip_len: 84, l4_id: seq, inner: null } }
+    : {
+      tunnel: { kind: underlay, vni: 42, inner },
+      ...(opts.packets !== false ? { packet: { l2: true, orig_len: 106, data: vxlanBytes(id, seq) } } : {}),
+      tuple: outer,
+    });
   for (let k = 0; k < n; k++) {
     const t = 1e9 + k * 5e6;
     const req = icmp(podA, podB);
@@ -157,6 +161,18 @@ for (const skewMs of [0, 37, -120]) {
     for (const [j, rs] of journeys) {
       assert.deepEqual([...new Set(rs.map((r) => r.node))], j.startsWith('node-a') ? ['node-a', 'node-b'] : ['node-b', 'node-a'], `journey ${j} crosses once`);
     }
+  });
+}
+
+for (const underlay of ['geneve', 'routed'] as const) {
+  test(`merge: over a ${underlay} underlay, each packet one journey across both nodes and the skew recovered`, async () => {
+    const { result, lines } = await runMerge(scenario(20, -120e6, { underlay }));
+    assert.equal(result.merged.pairs, 40);
+    assert.equal(result.merged.ambiguous, 0);
+    const b = result.merged.nodes[1]!;
+    assert.ok(Math.abs(b.offset_ns - 120e6) <= b.uncertainty_ns!, `offset ${b.offset_ns} ± ${b.uncertainty_ns}`);
+    const out = records(lines);
+    assert.equal(new Set(out.map((r) => r.journey)).size, 40);
   });
 }
 
