@@ -17,6 +17,8 @@ import { OffsetBounds, solveOffsets } from '../../src/regress/merge/offsets.js';
 import { HeldHeap } from '../../src/regress/merge/kway.js';
 import { packetIdentity } from '../../src/regress/merge/wire.js';
 import { clockJson, readClockAnchor, tightestBracket } from '../../src/trace/clock.js';
+import { streamLineBatches } from '../../src/regress/lines.js';
+import { parseNodeOf } from '../../src/cli/merge.js';
 
 const BASE_MS = Date.parse('2026-12-01T00:00:00Z');
 const time = (ns: number) => {
@@ -244,4 +246,23 @@ test('clock: the narrowest bracket of readings is the instant, half its width th
   const read = readClockAnchor();
   assert.ok(read.uncertaintyNs >= 0 && read.wallNs > read.monoNs);
   assert.match(clockJson(read).kernel_ns, /^\d+$/);
+});
+
+test('merge: a stream\'s lines across chunks, a line longer than the limit refused as soon as it is', async () => {
+  async function* chunks(parts: string[]) {
+    for (const p of parts) yield Buffer.from(p);
+  }
+  const got: string[] = [];
+  for await (const b of streamLineBatches('fifo', chunks(['{"a":', '1}\n{"b"', ':2}\n', '{"c":3}']), 64, 'why')) got.push(...b);
+  assert.deepEqual(got, ['{"a":1}', '{"b":2}', '{"c":3}']);
+  await assert.rejects(async () => {
+    for await (const _ of streamLineBatches('fifo', chunks(['x'.repeat(40), 'y'.repeat(40)]), 64, 'lines are short')) void _;
+  }, /fifo:1: a line longer than 64 bytes; lines are short/);
+});
+
+test('merge: --node-of names files merged, with node names', () => {
+  assert.deepEqual([...parseNodeOf(['a.json=node-a', 'x=y.json=node-b'], ['a.json', 'x=y.json'])], [['a.json', 'node-a'], ['x=y.json', 'node-b']]);
+  assert.throws(() => parseNodeOf(['a.json=Node_A'], ['a.json']), /not a node name/);
+  assert.throws(() => parseNodeOf(['b.json=node-b'], ['a.json']), /not one of the traces merged/);
+  assert.throws(() => parseNodeOf(['a.json'], ['a.json']), /is not FILE=NODE/);
 });

@@ -47,6 +47,11 @@ export interface MergeResult {
   written: number;
   /** Records written after later ones (a stream quiet past the window, or a node out of order by more). */
   late: number;
+  /**
+   * The pairs and ambiguous arrivals of the journeys written, with the clocks aligned (a departure no later than its
+   * arrival): the header's are those that bounded the offsets, a window either side, and may count more ambiguous.
+   */
+  writtenPairs: { pairs: number; ambiguous: number };
 }
 
 type Line = TraceLine & { line: number; text: string };
@@ -289,5 +294,5 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     }
     await flush();
   });
-  return { merged: merged!, offsets: solved, written, late };
+  return { merged: merged!, offsets: solved, written, late, writtenPairs: { pairs: pairer!.pairs, ambiguous: pairer!.ambiguous } };
 }
