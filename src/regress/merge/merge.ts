@@ -7,7 +7,7 @@
  * come from the pairs of their first window, held before the header is
  * written. Memory is bounded by the window, not by the traces.
  */
-import { escapeJsonLine } from '../../output/escape.js';
+import { escapeJsonLine, jsonText } from '../../output/escape.js';
 import { formatTime } from '../../output/format.js';
 import { parseJsonTime } from '../../output/json-read.js';
 import type { JsonHeaderRecord, JsonMerged, JsonRecord } from '../../output/json.js';
@@ -150,6 +150,7 @@ interface HeldRecord {
   /** Held only while the offsets are not known (a stream's first window): what pairing reads. */
   record: JsonRecord | null;
 }
+
 /** The merged trace's header: what every input's said, and how they were merged. */
 export function mergedHeader(opened: ReadonlyArray<{ header: JsonHeaderRecord | null; node: string }>, merged: JsonMerged, o: MergeOptions, time: string): JsonHeaderRecord {
   const uniq = (xs: string[]) => [...new Set(xs)];
@@ -204,7 +205,7 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     await write(b);
   };
   const writeHeader = async (firstTime: string) => {
-    batch += JSON.stringify(mergedHeader(opened, merged!, o, firstTime)) + '\n';
+    batch += jsonText(mergedHeader(opened, merged!, o, firstTime)) + '\n';
     await flush();
   };
 
