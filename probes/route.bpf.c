@@ -37,6 +37,15 @@ enum route_point_kind {
 	ROUTE_POINT_NEIGH_RELEASE = 9,
 };
 
+/* The neighbour points follow enum neigh_event's order: a point's event is its offset from the first. */
+_Static_assert(ROUTE_POINT_NEIGH_UPDATE - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_UPDATE - NEIGH_EVENT_CREATE &&
+	       ROUTE_POINT_NEIGH_UPDATE_DONE - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_UPDATE_DONE - NEIGH_EVENT_CREATE &&
+	       ROUTE_POINT_NEIGH_TIMER - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_TIMER - NEIGH_EVENT_CREATE &&
+	       ROUTE_POINT_NEIGH_SEND_DONE - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_SEND_DONE - NEIGH_EVENT_CREATE &&
+	       ROUTE_POINT_NEIGH_SEND_DEAD - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_SEND_DEAD - NEIGH_EVENT_CREATE &&
+	       ROUTE_POINT_NEIGH_RELEASE - ROUTE_POINT_NEIGH_CREATE == NEIGH_EVENT_RELEASE - NEIGH_EVENT_CREATE,
+	       "route_point_kind's neighbour points and enum neigh_event in one order");
+
 const volatile struct route_point ROUTE_POINTS[ROUTE_SLOTS] SEC(".rodata.points") = {};
 
 /*
