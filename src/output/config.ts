@@ -44,6 +44,8 @@ export interface OutputConfig {
   settings?: boolean;
   /** --output-netns-names: namespace names in place of inodes in text. */
   netnsNames: boolean;
+  /** A NODE column in text and grouped blocks: `pktpath show` of a merged trace sets it. */
+  node?: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean };
   /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */

@@ -171,6 +171,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void, pla
     tcpFlags: out.tcpFlags,
     ct: out.ct,
     netnsNames: out.netnsNames,
+    node: out.node === true,
     timestamp: out.timestamp,
     color: useColor(out, stdout.isTTY === true),
   };

@@ -64,6 +64,10 @@ export interface JsonRecord extends JsonSectionFields {
   stack?: string[];
   /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
   packet?: JsonPacket;
+  /** The node whose trace it comes from: present in merged traces (`pktpath merge`) only. */
+  node?: string;
+  /** The packet's journey across nodes, in merged traces: the events of one journey share it. */
+  journey?: string;
 }
 
 export interface JsonPacket {
@@ -103,6 +107,15 @@ export interface JsonHeaderRecord {
   notes: string[];
   /** The namespaces observed: inode, name (empty when it has none), whether it is pktpath's own. */
   namespaces: Array<{ inode: number; name: string; self: boolean }>;
+  /** A merged trace (`pktpath merge`): the nodes it joins and how their clocks were aligned. */
+  merged?: JsonMerged;
+}
+
+export interface JsonMerged {
+  nodes: Array<{ node: string; source: string; records: number; offset_ns: number; uncertainty_ns: number; pairs: number }>;
+  window_ms?: number;
+  pairs?: number;
+  ambiguous?: number;
 }
 
 export interface JsonLostRecord {
@@ -147,6 +160,8 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   sectionsToJson(e, rec as unknown as Record<string, unknown>);
   if (opts.stack) rec.stack = e.stack ?? [];
   if (e.packet) rec.packet = toJsonPacket(e.packet);
+  if (e.node !== undefined) rec.node = e.node;
+  if (e.journey !== undefined) rec.journey = e.journey;
   return rec;
 }
 
@@ -356,7 +371,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.pod && !e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e)) {
+    if (!e.pod && !e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e) && e.node === undefined && e.journey === undefined) {
       enc.bytes(tail.closed);
       return;
     }
@@ -386,6 +401,9 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     }
   }
   if (e.packet) enc.text(',"packet":' + JSON.stringify(toJsonPacket(e.packet)));
+  // Merged traces only: written as they were read.
+  if (e.node !== undefined) enc.text(',"node":' + str(e.node));
+  if (e.journey !== undefined) enc.text(',"journey":' + str(e.journey));
   enc.byte(CLOSE);
 }
 

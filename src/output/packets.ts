@@ -5,6 +5,7 @@
  */
 import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { escapeText } from './escape.js';
+import { formatSkb } from './format.js';
 import type { TraceEvent } from './event.js';
 import type { Styles } from './paint.js';
 
@@ -37,6 +38,27 @@ export interface CollectorOptions {
   clock?: () => number;
   /** Calls `fn` every `everyMs` until the returned function is called. Default: an unref'd setInterval. */
   every?: (fn: () => void, everyMs: number) => () => void;
+}
+
+/**
+ * What a packet's events are gathered by: its journey where a merged trace
+ * gives one (one packet across nodes), else its skb — on its node, where the
+ * trace names one (two nodes' skbs may share an address).
+ */
+export function packetKey(skb: string, node: string | undefined, journey: string | undefined): string {
+  return journey ?? (node !== undefined ? `${node}:${skb}` : skb);
+}
+
+/**
+ * Whether an event at a freeing point ends its packet. It does, but in a
+ * journey that crossed nodes (merge paired it: its key is not its own
+ * `NODE:SKB`) on the node it started on: there the sent skb is freed once
+ * the device is done with it, and the packet goes on at the next node.
+ */
+export function freeEnds(func: string, skb: string, node: string | undefined, journey: string | undefined, firstNode: string | undefined): boolean {
+  if (!FREEING_POINTS.has(func)) return false;
+  if (journey === undefined || node === undefined || journey === `${node}:${skb}`) return true;
+  return node !== firstNode;
 }
 
 interface Open {
@@ -86,7 +108,7 @@ export class RecordedTime {
 }
 
 export class PacketCollector {
-  private readonly open = new Map<bigint, Open>();
+  private readonly open = new Map<bigint | string, Open>();
   private readonly idleMs: number;
   private readonly maxOpen: number;
   readonly clock: () => number;
@@ -113,18 +135,22 @@ export class PacketCollector {
 
   add(e: TraceEvent): void {
     const now = this.clock();
-    let p = this.open.get(e.skb);
+    // A live trace's events carry no node: the skb is the key, as a bigint (no string made per event).
+    const merged = e.node !== undefined || e.journey !== undefined;
+    const skbText = merged ? formatSkb(e.skb) : '';
+    const key = merged ? packetKey(skbText, e.node, e.journey) : e.skb;
+    let p = this.open.get(key);
     if (p === undefined) {
       if (this.open.size >= this.maxOpen) this.evictOldest();
       p = { events: [e], lastSeen: now };
-      this.open.set(e.skb, p);
+      this.open.set(key, p);
     } else {
       p.events.push(e);
       p.lastSeen = now;
     }
-    if (FREEING_POINTS.has(e.func)) {
+    if (merged ? freeEnds(e.func, skbText, e.node, e.journey, p.events[0]!.node) : FREEING_POINTS.has(e.func)) {
       // The address is free again: the next event on it is another packet.
-      this.open.delete(e.skb);
+      this.open.delete(key);
       this.complete(p.events, 'end');
     }
   }
