@@ -62,6 +62,13 @@ const podGateway = (k: number) => `198.51.100.${16 * k + 1}`;
 const podAddr = (k: number) => `198.51.100.${16 * k + 2}`;
 /** One Geneve device per peer (Geneve devices have one remote each). */
 const genevePeer = (k: number) => `gnv${k}`;
+/**
+ * Fixed link addresses, so that neighbours are written in, not asked for:
+ * no ARP crosses a tunnel or the underlay while a test traces (flannel
+ * writes its VXLAN neighbours and forwarding entries the same way).
+ */
+const mac = (kind: number, k: number, p = 0) => `02:00:00:${kind.toString(16).padStart(2, '0')}:0${k}:0${p}`;
+const MAC = { underlay: 1, vxlan: 2, geneve: 3 } as const;
 
 /** Whether this kernel makes devices of the kind (Geneve and VXLAN may be left out of a build). */
 export function canMakeLink(kind: 'vxlan' | 'geneve'): boolean {
@@ -94,6 +101,7 @@ export function cluster(lab: Lab, underlay: Underlay, count = 3): Cluster {
     const name = `node${k}`;
     const ns = lab.netns(name);
     lab.veth({ ns, ifname: 'eth0', addrs: [`${underlayAddr(k)}/24`] }, { ns: wire, ifname: name, addrs: [] });
+    sh(ns, 'ip', 'link', 'set', 'eth0', 'address', mac(MAC.underlay, k));
     sh(wire, 'ip', 'link', 'set', name, 'master', 'br0');
     sh(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     const pod = lab.netns(`${name}-pod`);
@@ -103,30 +111,34 @@ export function cluster(lab: Lab, underlay: Underlay, count = 3): Cluster {
     const tunnelTo = (peer: number) => (underlay === 'vxlan' ? 'vx0' : underlay === 'geneve' ? genevePeer(peer) : 'eth0');
     return { name, ns, underlay: underlayAddr(k), overlay: underlay === 'routed' ? '' : overlayAddr(k), pod: { ns: pod, addr: podAddr(k) }, tunnelTo };
   });
-  for (const node of nodes) {
+  for (const [i, node] of nodes.entries()) {
+    const k = i + 1;
     const sh1 = (...cmd: string[]) => sh(node.ns, ...cmd);
     if (underlay === 'vxlan') {
-      // One multipoint device, flooding to every peer (flannel's shape, with learning left on).
-      sh1('ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(CLUSTER.vni), 'local', node.underlay,
-        'dstport', String(CLUSTER.vxlanPort), 'dev', 'eth0');
+      // One multipoint device; each peer's address and forwarding entry written in, as flannel does.
+      sh1('ip', 'link', 'add', 'vx0', 'address', mac(MAC.vxlan, k), 'type', 'vxlan', 'id', String(CLUSTER.vni), 'local', node.underlay,
+        'dstport', String(CLUSTER.vxlanPort), 'dev', 'eth0', 'nolearning');
       sh1('ip', 'addr', 'add', `${node.overlay}/24`, 'dev', 'vx0');
       sh1('ip', 'link', 'set', 'vx0', 'up');
-      for (const peer of nodes) {
-        if (peer === node) continue;
-        sh1('bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer.underlay);
-      }
     }
     for (const [j, peer] of nodes.entries()) {
       if (peer === node) continue;
       const p = j + 1;
-      if (underlay === 'geneve') {
+      const neigh = (addr: string, lladdr: string, dev: string) =>
+        sh1('ip', 'neigh', 'replace', addr, 'lladdr', lladdr, 'dev', dev, 'nud', 'permanent');
+      if (underlay === 'vxlan') {
+        sh1('bridge', 'fdb', 'append', mac(MAC.vxlan, p), 'dev', 'vx0', 'dst', peer.underlay);
+        neigh(peer.overlay, mac(MAC.vxlan, p), 'vx0');
+      } else if (underlay === 'geneve') {
         // Point to point: this node's overlay address paired with the peer's on a device per peer.
         const dev = genevePeer(p);
-        sh1('ip', 'link', 'add', dev, 'type', 'geneve', 'id', String(CLUSTER.vni), 'remote', peer.underlay,
-          'dstport', String(CLUSTER.genevePort));
+        sh1('ip', 'link', 'add', dev, 'address', mac(MAC.geneve, k, p), 'type', 'geneve', 'id', String(CLUSTER.vni),
+          'remote', peer.underlay, 'dstport', String(CLUSTER.genevePort));
         sh1('ip', 'addr', 'add', node.overlay, 'peer', peer.overlay, 'dev', dev);
         sh1('ip', 'link', 'set', dev, 'up');
+        neigh(peer.overlay, mac(MAC.geneve, p, k), dev);
       }
+      neigh(peer.underlay, mac(MAC.underlay, p), 'eth0');
       const via = underlay === 'routed' ? peer.underlay : peer.overlay;
       sh1('ip', 'route', 'add', podNet(p), 'via', via, 'dev', node.tunnelTo(p));
     }

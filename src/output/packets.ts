@@ -50,20 +50,31 @@ export function packetKey(skb: string, node: string | undefined, journey: string
 }
 
 /**
- * Whether an event at a freeing point ends its packet. It does, but in a
- * journey that crossed nodes (merge paired it: its key is not its own
- * `NODE:SKB`) on the node it started on: there the sent skb is freed once
- * the device is done with it, and the packet goes on at the next node.
+ * What a freeing point does to a merged trace's journey (merge names a
+ * journey after its first skb, `NODE:SKB`, whether or not it crossed nodes):
+ * on another node than the one it started on, or as a drop, it ends it; on
+ * its first node a consumed skb may have been sent (a device frees what it
+ * sent), and the next node's events go on with the journey: it is held —
+ * ended by the next event of its key on that node (the address holds another
+ * packet), or once idle. Null: not a freeing point.
  */
-export function freeEnds(func: string, skb: string, node: string | undefined, journey: string | undefined, firstNode: string | undefined): boolean {
-  if (!FREEING_POINTS.has(func)) return false;
-  if (journey === undefined || node === undefined || journey === `${node}:${skb}`) return true;
-  return node !== firstNode;
+export function mergedFree(
+  e: { func: string; dropReason: string | null; caller: string | null; node?: string | undefined },
+  firstNode: string | undefined,
+): 'end' | 'hold' | null {
+  if (!FREEING_POINTS.has(e.func)) return null;
+  const dropped = e.func === 'kfree_skb' && e.dropReason !== null && expectedFree(e.func, e.dropReason, e.caller) === null;
+  return dropped || e.node !== firstNode ? 'end' : 'hold';
 }
+
+/** Whether an event of a held journey's key is another packet: one on the node the journey was freed on. */
+export const heldBy = (node: string | undefined, firstNode: string | undefined) => node === firstNode;
 
 interface Open {
   events: TraceEvent[];
   lastSeen: number;
+  /** A merged journey freed on its first node: it ends when it goes idle or its key is taken (mergedFree). */
+  held?: boolean;
 }
 
 function defaultEvery(fn: () => void, everyMs: number): () => void {
@@ -140,6 +151,11 @@ export class PacketCollector {
     const skbText = merged ? formatSkb(e.skb) : '';
     const key = merged ? packetKey(skbText, e.node, e.journey) : e.skb;
     let p = this.open.get(key);
+    if (p?.held === true && heldBy(e.node, p.events[0]!.node)) {
+      this.open.delete(key);
+      this.complete(p.events, 'end');
+      p = undefined;
+    }
     if (p === undefined) {
       if (this.open.size >= this.maxOpen) this.evictOldest();
       p = { events: [e], lastSeen: now };
@@ -148,7 +164,9 @@ export class PacketCollector {
       p.events.push(e);
       p.lastSeen = now;
     }
-    if (merged ? freeEnds(e.func, skbText, e.node, e.journey, p.events[0]!.node) : FREEING_POINTS.has(e.func)) {
+    const free = merged ? mergedFree(e, p.events[0]!.node) : FREEING_POINTS.has(e.func) ? 'end' : null;
+    if (free === 'hold') p.held = true;
+    if (free === 'end') {
       // The address is free again: the next event on it is another packet.
       this.open.delete(key);
       this.complete(p.events, 'end');
@@ -160,7 +178,7 @@ export class PacketCollector {
     for (const [skb, p] of this.open) {
       if (now - p.lastSeen >= this.idleMs) {
         this.open.delete(skb);
-        this.complete(p.events, 'idle');
+        this.complete(p.events, p.held === true ? 'end' : 'idle');
       }
     }
     this.afterSweep(now);
@@ -169,7 +187,7 @@ export class PacketCollector {
   /** Completes every packet still open; no more sweeps. */
   stop(): void {
     this.stopTimer();
-    for (const p of this.open.values()) this.complete(p.events, 'stopped');
+    for (const p of this.open.values()) this.complete(p.events, p.held === true ? 'end' : 'stopped');
     this.open.clear();
   }
 
@@ -178,6 +196,6 @@ export class PacketCollector {
     if (first.done === true) return;
     const [skb, p] = first.value;
     this.open.delete(skb);
-    this.complete(p.events, 'idle');
+    this.complete(p.events, p.held === true ? 'end' : 'idle');
   }
 }

@@ -15,7 +15,7 @@ import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
 import { turnedAround } from '../decode/tuple.js';
 import { formatEndpoint } from '../output/format.js';
-import { freeEnds, packetKey } from '../output/packets.js';
+import { heldBy, mergedFree, packetKey } from '../output/packets.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
 import type { JsonTuple } from '../output/tuple.js';
 import { NO_VARS, Placeholders, type VarOptions } from './vars.js';
@@ -122,6 +122,8 @@ interface Open {
   records?: JsonRecord[];
   /** The node its first event was on (merged traces). */
   node: string | undefined;
+  /** A merged journey freed on its first node, and how: held until its key is taken there or the trace ends. */
+  held: Ending | null;
 }
 
 /**
@@ -173,6 +175,12 @@ export class JourneyBuilder {
     // A merged trace's journey spans nodes: its events share it, whatever their skbs.
     const key = packetKey(r.skb, r.node, r.journey);
     let j = this.open.get(key);
+    if (j?.held && heldBy(r.node, j.node)) {
+      // A merged journey freed on its first node: the next event of its key there is another packet.
+      this.open.delete(key);
+      this.finish(j, j.held);
+      j = undefined;
+    }
     if (r.nft) {
       // nftables' own trace of a packet: a hop of the journey it belongs to, if it is tied to one.
       if (j !== undefined) {
@@ -195,7 +203,7 @@ export class JourneyBuilder {
     if (j === undefined) {
       j = {
         time: r.time, seen: new Set(), first: t, tuples: t ? [t] : [], flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t,
-        neighbour: false, node: r.node,
+        neighbour: false, node: r.node, held: null,
       };
       if (this.opts.keepRecords) j.records = [];
       this.open.set(key, j);
@@ -206,18 +214,25 @@ export class JourneyBuilder {
       j.first = t;
       j.flags = r.tuple!.flags;
     }
-    if (freeEnds(r.func, r.skb, r.node, r.journey, j.node)) {
-      this.open.delete(key);
+    if (FREEING_POINTS.has(r.func)) {
       const dropped = r.func === 'kfree_skb' && r.drop_reason !== null && r.drop_reason !== 'NOT_SPECIFIED' &&
         expectedFree(r.func, r.drop_reason, r.caller) === null;
-      this.finish(j, dropped
+      const end: Ending = dropped
         ? { how: 'dropped', reason: r.drop_reason!, netns, iface, ...(r.node !== undefined ? { node: r.node } : {}),
           by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
-        : { how: 'ended' });
+        : { how: 'ended' };
+      // In a merged trace, freed where it started it may have been sent on: held (mergedFree).
+      const merged = r.journey !== undefined ? mergedFree({ func: r.func, dropReason: r.drop_reason, caller: r.caller, node: r.node }, j.node) : 'end';
+      if (merged === 'hold' && !dropped) {
+        j.held = end;
+        return;
+      }
+      this.open.delete(key);
+      this.finish(j, end);
       return;
     }
-    // On the node it left (a merged journey): the sent skb freed, the packet goes on elsewhere.
-    if (FREEING_POINTS.has(r.func)) return;
+    // Sent on from where it was held: it goes on.
+    if (j.held && r.node !== j.node) j.held = null;
     // A retransmission is the same packet again: the point that says so is not part of its path.
     if (r.func === 'tcp_retransmit_skb') return;
     j.seen.add(seenKey);
@@ -253,12 +268,12 @@ export class JourneyBuilder {
     const j = this.open.get(skb);
     if (j === undefined) return;
     this.open.delete(skb);
-    this.finish(j, { how: 'ended' });
+    this.finish(j, j.held ?? { how: 'ended' });
   }
 
   /** Packets still in flight when the trace ended. */
   end(): void {
-    for (const j of this.open.values()) this.finish(j, { how: 'ended' });
+    for (const j of this.open.values()) this.finish(j, j.held ?? { how: 'ended' });
     this.open.clear();
   }
 

@@ -53,9 +53,9 @@ const OUT_2TO1 = vxlan('192.0.2.12', '192.0.2.11', 52000);
 
 const S1 = '0xffff888100000100';
 const S2 = '0xffff888200000100';
-/** Paired journeys, named as merge names them (whatever the name: not a `NODE:SKB` of their own events). */
-const J_REQUEST = 'j1';
-const J_REPLY = 'j2';
+/** Journeys as merge names them: after their first skb, `NODE:SKB`, on every node they cross. */
+const J_REQUEST = `node1:${S1}`;
+const J_REPLY = `node2:${S2}`;
 
 const ctOf = (id: string, dir: 'orig' | 'reply', state: 'NEW' | 'ESTABLISHED') => ({
   source: 'nfct' as const, found: true, state, dir, id, status: ['CONFIRMED'], zone: 0, mark: 0, error: 0,
@@ -124,6 +124,12 @@ function mergedTrace(drop = false): object[] {
     rec('node3', `node3:${S1}`, S1, place.eth3, 'net_dev_queue', vxlan('192.0.2.13', '192.0.2.11', 53000)),
     rec('node3', `node3:${S1}`, S1, place.eth3, 'consume_skb', vxlan('192.0.2.13', '192.0.2.11', 53000)),
   );
+  // node1's next packet on the request's address: a journey of the same name, another packet.
+  r.push(
+    rec('node1', J_REQUEST, S1, place.pod1, 'net_dev_queue', icmp(POD1, '192.0.2.11')),
+    rec('node1', J_REQUEST, S1, place.lxc1, 'netif_receive_skb', icmp(POD1, '192.0.2.11')),
+    rec('node1', J_REQUEST, S1, place.lxc1, 'consume_skb', icmp(POD1, '192.0.2.11')),
+  );
   return [HEADER, ...r];
 }
 
@@ -166,7 +172,7 @@ test('--group-by skb: one block per journey across nodes, with the encapsulation
   for (const e of eventsOf(mergedTrace())) sink.event(e);
   await sink.close();
   const blocks = out.text.trim().split(/\n(?=0x)/);
-  assert.equal(blocks.length, 3, out.text);
+  assert.equal(blocks.length, 4, out.text);
   const request = blocks.find((b) => b.startsWith(`${S1} ${POD1}->${POD2}(icmp)`))!;
   assert.ok(request, out.text);
   assert.match(request.split('\n')[0]!, /15 hops in .*, consumed, across node1 → node2$/);
@@ -177,6 +183,8 @@ test('--group-by skb: one block per journey across nodes, with the encapsulation
   const reply = blocks.find((b) => b.startsWith(`${S2} ${POD2}->${POD1}(icmp)`))!;
   assert.match(reply.split('\n')[0]!, /6 hops .* across node2 → node1$/);
   assert.ok(blocks.some((b) => b.startsWith(`${S1} 192.0.2.13:53000->192.0.2.11:4789(udp)`) && /2 hops/.test(b)));
+  // Freed on node1 and not sent on: consumed there, a block of its own.
+  assert.ok(blocks.some((b) => b.startsWith(`${S1} ${POD1}->192.0.2.11(icmp)`) && /3 hops in .*, consumed$/m.test(b.split('\n')[0]!)), out.text);
 });
 
 test('--group-by ct: the request and its reply are one connection, though each node has an entry of its own', async () => {
@@ -185,7 +193,7 @@ test('--group-by ct: the request and its reply are one connection, though each n
   for (const e of eventsOf(mergedTrace())) sink.event(e);
   await sink.close();
   const conns = out.text.trim().split('\n').filter((l) => l.startsWith('connection '));
-  assert.equal(conns.length, 2, out.text); // the ping's, and node3's packet (no conntrack)
+  assert.equal(conns.length, 3, out.text); // the ping's, node3's packet and node1's last (no conntrack)
   assert.match(conns[0]!, /icmp 198\.51\.100\.18:0 ⇄ 198\.51\.100\.34:0 {2}2 packets/);
   assert.match(out.text, /→ .* node1: net_dev_queue → .* → node2: netif_receive_skb → /);
   assert.match(out.text, /← .* node2: net_dev_queue → .* → node1: netif_receive_skb → /);
@@ -212,6 +220,8 @@ test('normalize: hops name their node, as placeholders where names vary; diff na
     const request = na.packets.find((p) => p.tuple === `${POD1} > ${POD2}`)!;
     // The frees are no hops: node1's of the sent skb, node2's at the pod.
     assert.equal(request.hops.length, 13);
+    // node1's later packet on the request's address and journey name: a path of its own.
+    assert.ok(na.packets.some((p) => p.tuple === `${POD1} > 192.0.2.11` && p.hops.length === 2 && p.end.how === 'ended'));
     assert.deepEqual([...new Set(request.hops.map((h) => h.node))], ['node1', 'node2']);
     const text = new Collect();
     writeNormalizedText(na, text);
