@@ -163,6 +163,8 @@ export class PacketCollector {
     } else {
       p.events.push(e);
       p.lastSeen = now;
+      // Sent on from where it was held: it goes on.
+      if (p.held === true && e.node !== p.events[0]!.node) p.held = false;
     }
     const free = merged ? mergedFree(e, p.events[0]!.node) : FREEING_POINTS.has(e.func) ? 'end' : null;
     if (free === 'hold') p.held = true;
