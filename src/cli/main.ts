@@ -15,6 +15,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, requirePrivileges } from './ex
 import { addTraceOptions } from './options.js';
 import { type KnownOptions, expandProfiles, loadProfile } from './profiles.js';
 import { addExplainCommand } from './explain.js';
+import { addMergeCommand } from './merge.js';
 import { addRegressCommands } from './regress.js';
 import { openPods, prepare, prepareTrace, runTrace } from './run.js';
 import { InputFileError } from '../regress/errors.js';
@@ -118,6 +119,7 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
 
   addRegressCommands(program, run);
   addExplainCommand(program, run);
+  addMergeCommand(program, run, argv);
 
   program.command('profiles')
     .description('list the profiles --profile takes: built in, and those under ~/.config/pktpath/profiles')

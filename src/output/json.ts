@@ -64,9 +64,9 @@ export interface JsonRecord extends JsonSectionFields {
   stack?: string[];
   /** The bytes captured at this point, when packets are captured (--output-packet, --output-pcap). */
   packet?: JsonPacket;
-  /** The node whose trace it comes from: present in merged traces (`pktpath merge`) only. */
+  /** In a merged trace: the node the record was made on. */
   node?: string;
-  /** The packet's journey across nodes, in merged traces: the events of one journey share it. */
+  /** In a merged trace: the packet's journey across nodes (`<node>:<skb>` of its first record). */
   journey?: string;
 }
 
@@ -107,15 +107,45 @@ export interface JsonHeaderRecord {
   notes: string[];
   /** The namespaces observed: inode, name (empty when it has none), whether it is pktpath's own. */
   namespaces: Array<{ inode: number; name: string; self: boolean }>;
-  /** A merged trace (`pktpath merge`): the nodes it joins and how their clocks were aligned. */
+  /** How the kernel's times became the records' wall-clock times. */
+  clock?: JsonClock;
+  /** A trace `pktpath merge` made: its inputs, one a node, and how their clocks were aligned. */
   merged?: JsonMerged;
 }
 
+/** The mapping of the kernel's clock to the wall clock, read once at the start (src/trace/clock.ts). */
+export interface JsonClock {
+  /** The kernel clock the probes stamp records with (bpf_ktime_get_ns: CLOCK_MONOTONIC). */
+  kernel: 'monotonic';
+  /** An instant on that clock, ns, as a decimal string (it outgrows a double's integers). */
+  kernel_ns: string;
+  /** The same instant on the wall clock (CLOCK_REALTIME). */
+  time: string;
+  /** Half the narrowest bracket of the readings the pair was taken from, ns. */
+  uncertainty_ns: number;
+}
+
+export interface JsonMergedNode {
+  node: string;
+  /** The input it was read from, as named on the command line. */
+  source: string;
+  /** Records read from it (a stream's: those of the first window, read before the header was written). */
+  records: number;
+  /** What was added to its times, ns. */
+  offset_ns: number;
+  /** How far the offset may be off, ns; null where the pairs bound it on one side only, or not at all. */
+  uncertainty_ns: number | null;
+  /** Pairs across the wire it took part in. */
+  pairs: number;
+}
+
 export interface JsonMerged {
-  nodes: Array<{ node: string; source: string; records: number; offset_ns: number; uncertainty_ns: number; pairs: number }>;
-  window_ms?: number;
-  pairs?: number;
-  ambiguous?: number;
+  nodes: JsonMergedNode[];
+  /** The node whose clock the others were aligned to. */
+  reference: string;
+  window_ms: number;
+  pairs: number;
+  ambiguous: number;
 }
 
 export interface JsonLostRecord {

@@ -47,8 +47,10 @@ export function checkReadableFile(file: string): void {
  * read, without their newlines; the last one also when it has none. A line
  * longer than `limit` bytes throws InputFileError `FILE:LINE: a line longer
  * than …; <why>`, as does a file that is not a regular one or not UTF-8 text.
+ * `atEnd`, asked at the end of what was written so far, says whether to read
+ * on (a file still growing: `merge --follow`).
  */
-export async function* lineBatches(file: string, limit: number, why: string): AsyncGenerator<string[]> {
+export async function* lineBatches(file: string, limit: number, why: string, atEnd?: () => Promise<boolean>): AsyncGenerator<string[]> {
   const { fd } = refusedAsInput(file, () => openRegularFile(file));
   // What a line may hold, and room for the read that finds its end.
   const buf = Buffer.allocUnsafe(limit + READ_SIZE);
@@ -71,6 +73,7 @@ export async function* lineBatches(file: string, limit: number, why: string): As
       }
       if (first) start = refusedAsInput(file, () => textStart(file, buf.subarray(0, n)));
       if (n === 0) {
+        if (atEnd !== undefined && (await atEnd())) continue;
         if (end > start) yield [buf.toString('utf8', start, end)];
         return;
       }
@@ -95,4 +98,39 @@ export async function* lineBatches(file: string, limit: number, why: string): As
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The lines of a stream (a FIFO, stdin) in batches as they come, without
+ * their newlines, in memory bounded as lineBatches': a line longer than
+ * `limit` bytes throws InputFileError as soon as it is.
+ */
+export async function* streamLineBatches(name: string, stream: AsyncIterable<Buffer>, limit: number, why: string): AsyncGenerator<string[]> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let lines = 0;
+  let first = true;
+  for await (let chunk of stream) {
+    if (first && chunk.length > 0) {
+      first = false;
+      chunk = chunk.subarray(refusedAsInput(name, () => textStart(name, chunk)));
+    }
+    const last = chunk.lastIndexOf(NEWLINE);
+    if (last < 0) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes > limit) throw new InputFileError(name, lines + 1, `a line longer than ${sizeText(limit)}; ${why}`);
+      continue;
+    }
+    const text = Buffer.concat([...pending, chunk.subarray(0, last)]).toString('utf8');
+    const rest = chunk.subarray(last + 1);
+    pending = rest.length > 0 ? [Buffer.from(rest)] : [];
+    pendingBytes = rest.length;
+    const batch = text.split('\n');
+    const at = batch.findIndex((l) => l.length > limit && Buffer.byteLength(l) > limit);
+    if (at >= 0) throw new InputFileError(name, lines + at + 1, `a line longer than ${sizeText(limit)}; ${why}`);
+    lines += batch.length;
+    yield batch;
+  }
+  if (pendingBytes > 0) yield [Buffer.concat(pending).toString('utf8')];
 }

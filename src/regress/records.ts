@@ -9,7 +9,7 @@ import type { JsonSettingsRecord } from '../output/settings.js';
 import { InputFileError } from './errors.js';
 import type { NormalizedHeader, NormalizedPacket } from './journeys.js';
 import type { ExplanationRecord } from './explain/inputs.js';
-import { checkReadableFile, lineBatches } from './lines.js';
+import { checkReadableFile, lineBatches, streamLineBatches } from './lines.js';
 import * as schema from './schema-checks.js';
 
 /** A trace file that cannot be read as one: `FILE:LINE: what`. */
@@ -128,12 +128,32 @@ const TOO_LONG = 'a trace line pktpath writes is under 1 MiB';
  * bounded whatever a line holds (./lines.ts). Empty lines are skipped; an
  * empty file is an error, and so is a header anywhere but first.
  */
-export async function* readTrace(file: string): AsyncGenerator<TraceLine & { line: number }> {
+export function readTrace(file: string): AsyncGenerator<TraceLine & { line: number }> {
+  return classifyLines(file, readTraceLines(file));
+}
+
+/** A trace file's lines in batches, unclassified (classifyLines classifies them). */
+export function readTraceLines(file: string): AsyncGenerator<string[]> {
+  return lineBatches(file, TRACE_LINE_LIMIT, TOO_LONG);
+}
+
+/** A trace's lines as a FIFO or stdin gives them (`merge`), bounded as a file's. */
+export function streamTraceLines(name: string, stream: AsyncIterable<Buffer>): AsyncGenerator<string[]> {
+  return streamLineBatches(name, stream, TRACE_LINE_LIMIT, TOO_LONG);
+}
+
+/** A file's lines read on while `atEnd` says it is still being written (`merge --follow`). */
+export function followTraceLines(file: string, atEnd: () => Promise<boolean>): AsyncGenerator<string[]> {
+  return lineBatches(file, TRACE_LINE_LIMIT, TOO_LONG, atEnd);
+}
+
+/** Batches of a trace's lines, classified (readTrace's rules), `name` in every message. */
+export async function* classifyLines(file: string, batches: AsyncIterable<string[]>): AsyncGenerator<TraceLine & { line: number }> {
   let n = 0;
   let records = 0;
   let headers = 0;
   let events = 0;
-  for await (const batch of lineBatches(file, TRACE_LINE_LIMIT, TOO_LONG)) {
+  for await (const batch of batches) {
     for (const text of batch) {
       n++;
       if (text.trim() === '') continue;

@@ -82,7 +82,7 @@ const HEADER = {
   argv: ['merge', 'node1.jsonl', 'node2.jsonl', 'node3.jsonl'], command: null, points: [], notes: [], namespaces: [],
   merged: {
     nodes: ['node1', 'node2', 'node3'].map((node) => ({ node, source: `${node}.jsonl`, records: 10, offset_ns: 0, uncertainty_ns: 20000, pairs: 2 })),
-    window_ms: 1000, pairs: 2, ambiguous: 0,
+    reference: 'node1', window_ms: 1000, pairs: 2, ambiguous: 0,
   },
 };
 

@@ -1,0 +1,220 @@
+/**
+ * `pktpath merge` on synthetic per-node traces: a VXLAN ping between pods on
+ * two nodes and its replies, a DNAT before encapsulation, clock skews
+ * injected into one node's times, packets that cannot be told apart; the
+ * offsets recovered within their bound, every cross-node hop in order, one
+ * journey per packet, and every line valid against the schema.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JsonHeaderRecord, JsonRecord } from '../../src/output/json.js';
+import { classify, readTraceLines } from '../../src/regress/records.js';
+import { type MergeResult, mergeTraces } from '../../src/regress/merge/merge.js';
+import { OffsetBounds, solveOffsets } from '../../src/regress/merge/offsets.js';
+import { HeldHeap } from '../../src/regress/merge/kway.js';
+import { packetIdentity } from '../../src/regress/merge/wire.js';
+
+const BASE_MS = Date.parse('2026-12-01T00:00:00Z');
+const time = (ns: number) => {
+  const ms = Math.floor(ns / 1e6);
+  return `${new Date(BASE_MS + ms).toISOString().slice(0, 19)}.${String(ns - Math.floor(ns / 1e9) * 1e9).padStart(9, '0')}Z`;
+};
+
+type T = { saddr: string; daddr: string; sport: number; dport: number; proto: 'icmp' | 'udp' | 'tcp'; flags: string };
+const icmp = (saddr: string, daddr: string): T => ({ saddr, daddr, sport: 0, dport: 0, proto: 'icmp', flags: '' });
+
+/** IPv4 + UDP(4789) + VXLAN + inner Ethernet + IPv4 + ICMP echo: the outer IP id is `id`. */
+function vxlanBytes(id: number, seq: number): string {
+  const b = Buffer.alloc(14 + 20 + 8 + 8 + 14 + 20 + 8);
+  b.writeUInt16BE(0x0800, 12);
+  b[14] = 0x45; b.writeUInt16BE(b.length - 14, 16); b.writeUInt16BE(id, 18); b[22] = 64; b[23] = 17;
+  b.set([192, 0, 2, 1], 26); b.set([192, 0, 2, 2], 30);
+  b.writeUInt16BE(40000, 34); b.writeUInt16BE(4789, 36);
+  b[42] = 0x08; b.writeUIntBE(42, 46, 3);
+  b.writeUInt16BE(0x0800, 62);
+  b[64] = 0x45; b[73] = 1; b.writeUInt16BE(seq, 90);
+  return b.toString('base64');
+}
+
+interface Gen {
+  a: JsonRecord[];
+  b: JsonRecord[];
+  /** Per packet: its departure (true time) and arrival (true time). */
+  hops: Array<{ dep: number; arr: number }>;
+}
+
+function ev(node: 'a' | 'b', skb: number, trueNs: number, skew: number, func: string, iface: string, tuple: T | null, extra: Partial<JsonRecord> = {}): JsonRecord {
+  return {
+    v: 1, time: time(trueNs + skew), skb: `0xffff888${node === 'a' ? 'a' : 'b'}${skb.toString(16).padStart(8, '0')}`, cpu: 0, process: 'x:1', pid: 1,
+    netns: 4026532000, netns_name: `${node}-${iface.startsWith('eth0') ? 'node' : 'pod'}`, mark: 0, iface: `${iface}:2`, ifindex: 2, proto: 2048,
+    mtu: 1500, len: 98, tuple, func, probe: { type: func.startsWith('tc:') ? 'tc' : 'tracepoint', name: func }, drop_reason: null, caller: null, ...extra,
+  };
+}
+
+/**
+ * `n` pings from a pod on node a to a pod on node b, 5 ms apart (many inside
+ * one window: only the outer IP id tells them apart), each answered; node b's
+ * clock runs `skewNs` ahead of node a's. The wire takes 20 µs each way.
+ */
+function scenario(n: number, skewNs: number, opts: { packets?: boolean; dnat?: boolean } = {}): Gen {
+  const g: Gen = { a: [], b: [], hops: [] };
+  const podA = '203.0.113.1';
+  const podB = '203.0.113.2';
+  const svc = '198.51.100.10';
+  const outerAB = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40000, dport: 4789, proto: 'udp' as const, flags: '' };
+  const outerBA = { saddr: '192.0.2.2', daddr: '192.0.2.1', sport: 40001, dport: 4789, proto: 'udp' as const, flags: '' };
+  const wire = (id: number, seq: number, outer: T, inner: T) => ({
+    tunnel: { kind: 'vxlan' as const, vni: 42, inner },
+    ...(opts.packets !== false ? { packet: { l2: true, orig_len: 106, data: vxlanBytes(id, seq) } } : {}),
+    tuple: outer,
+  });
+  for (let k = 0; k < n; k++) {
+    const t = 1e9 + k * 5e6;
+    const req = icmp(podA, podB);
+    const first = opts.dnat ? icmp(podA, svc) : req;
+    // Node a: the pod sends, the node routes (and DNATs), encapsulates, sends on eth0.
+    g.a.push(ev('a', k, t, 0, 'net_dev_queue', 'eth0-pod', first));
+    g.a.push(ev('a', k, t + 2000, 0, 'netif_receive_skb', 'veth-a', first));
+    g.a.push(ev('a', k, t + 3000, 0, 'nf:ipv4:pre_routing', 'veth-a', req, opts.dnat ? { tuple_before: first } : {}));
+    g.a.push(ev('a', k, t + 5000, 0, 'net_dev_queue', 'vxlan0', req));
+    const w = wire(1000 + k, k, outerAB, req);
+    g.a.push(ev('a', k, t + 8000, 0, 'net_dev_start_xmit', 'eth0', w.tuple, w));
+    g.a.push(ev('a', k, t + 9000, 0, 'net_dev_xmit', 'eth0', w.tuple, w));
+    // Node b: eth0 receives, vxlan0 decapsulates, the pod receives.
+    const arr = t + 9000 + 20000;
+    g.b.push(ev('b', k, arr, skewNs, 'netif_receive_skb', 'eth0', w.tuple, w));
+    g.b.push(ev('b', k, arr + 3000, skewNs, 'netif_receive_skb', 'vxlan0', req));
+    g.b.push(ev('b', k, arr + 6000, skewNs, 'net_dev_xmit', 'veth-b', req));
+    g.b.push(ev('b', k, arr + 8000, skewNs, 'consume_skb', 'eth0-pod', req));
+    g.hops.push({ dep: t + 9000, arr });
+    // The reply, from b's pod back to a's.
+    const r = arr + 100000;
+    const rep = icmp(podB, podA);
+    const rw = wire(5000 + k, k, outerBA, rep);
+    g.b.push(ev('b', 1000 + k, r, skewNs, 'net_dev_queue', 'eth0-pod', rep));
+    g.b.push(ev('b', 1000 + k, r + 4000, skewNs, 'net_dev_xmit', 'eth0', rw.tuple, rw));
+    const rarr = r + 4000 + 20000;
+    g.a.push(ev('a', 1000 + k, rarr, 0, 'tc:ingress', 'eth0', rw.tuple, rw));
+    g.a.push(ev('a', 1000 + k, rarr + 2000, 0, 'netif_receive_skb', 'vxlan0', rep));
+    g.a.push(ev('a', 1000 + k, rarr + 5000, 0, 'consume_skb', 'eth0-pod', rep));
+    g.hops.push({ dep: r + 4000, arr: rarr });
+  }
+  const byTime = (x: JsonRecord, y: JsonRecord) => (x.time < y.time ? -1 : x.time > y.time ? 1 : 0);
+  g.a.sort(byTime);
+  g.b.sort(byTime);
+  return g;
+}
+
+const header = (node: string): JsonHeaderRecord => ({
+  v: 1, type: 'header', pktpath: '0.1.0', kernel: 'Linux 6.18 x86_64', node, time: time(0), argv: [], command: null,
+  points: ['net_dev_xmit'], notes: [], namespaces: [{ inode: 4026532000, name: `${node}-node`, self: false }],
+});
+
+async function runMerge(g: Gen, o: { headers?: boolean; reference?: string } = {}): Promise<{ result: MergeResult; lines: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-merge-'));
+  try {
+    const files = (['a', 'b'] as const).map((n) => {
+      const f = join(dir, `${n}.jsonl`);
+      const body = g[n].map((r) => JSON.stringify(r)).join('\n') + '\n';
+      writeFileSync(f, (o.headers === false ? '' : JSON.stringify(header(`node-${n}`)) + '\n') + body);
+      return f;
+    });
+    let text = '';
+    const result = await mergeTraces(files.map((f, i) => ({ name: f, stream: false, lines: () => readTraceLines(f), node: o.headers === false ? `node-${'ab'[i]}` : undefined })),
+      { windowMs: 2000, version: 'test', argv: ['merge'], reference: o.reference }, async (s) => { text += s; });
+    return { result, lines: text.trimEnd().split('\n') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const records = (lines: string[]) => lines.slice(1).map((l) => JSON.parse(l) as JsonRecord);
+
+for (const skewMs of [0, 37, -120]) {
+  test(`merge: a clock ${skewMs} ms off is recovered within its bound, and every cross-node hop is in order`, async () => {
+    const skew = skewMs * 1e6;
+    const g = scenario(40, skew);
+    const { result, lines } = await runMerge(g);
+    const b = result.merged.nodes[1]!;
+    assert.equal(result.merged.pairs, 80);
+    assert.equal(result.merged.ambiguous, 0);
+    assert.notEqual(b.uncertainty_ns, null);
+    // What was added to b's times is minus its skew, within the bound it reports (the wire's 20 µs).
+    assert.ok(Math.abs(b.offset_ns + skew) <= b.uncertainty_ns!, `offset ${b.offset_ns} for skew ${skew} ± ${b.uncertainty_ns}`);
+    assert.ok(b.uncertainty_ns! <= 20000);
+    const out = records(lines);
+    assert.equal(out.length, g.a.length + g.b.length);
+    // In time order, and each packet's departure before its arrival.
+    for (let i = 1; i < out.length; i++) assert.ok(out[i - 1]!.time <= out[i]!.time, `line ${i + 2} out of order`);
+    const journeys = new Map<string, JsonRecord[]>();
+    for (const r of out) journeys.set(r.journey!, [...(journeys.get(r.journey!) ?? []), r]);
+    assert.equal(journeys.size, 80, 'one journey per packet');
+    for (const [j, rs] of journeys) {
+      assert.deepEqual([...new Set(rs.map((r) => r.node))], j.startsWith('node-a') ? ['node-a', 'node-b'] : ['node-b', 'node-a'], `journey ${j} crosses once`);
+    }
+  });
+}
+
+test('merge: a DNAT before encapsulation keeps one journey from the pod on node a to the pod on node b', async () => {
+  const { result, lines } = await runMerge(scenario(3, 37e6, { dnat: true }));
+  assert.equal(result.merged.ambiguous, 0);
+  const out = records(lines);
+  const first = out.find((r) => r.tuple?.daddr === '198.51.100.10')!;
+  const journey = out.filter((r) => r.journey === first.journey);
+  assert.ok(journey.some((r) => r.tuple_before), 'the rewrite is in the journey');
+  assert.ok(journey.some((r) => r.node === 'node-b' && r.iface === 'veth-b:2' && r.tuple?.daddr === '203.0.113.2'), 'so is node b\'s pod');
+});
+
+test('merge: packets the records cannot tell apart are reported ambiguous, not paired', async () => {
+  const { result, lines } = await runMerge(scenario(5, 0, { packets: false }));
+  assert.ok(result.merged.ambiguous > 0);
+  const out = records(lines);
+  // Every arrival left unpaired keeps its own node's journey.
+  for (const r of out.filter((x) => x.node === 'node-b' && x.func === 'netif_receive_skb' && x.iface === 'eth0:2').slice(1)) {
+    assert.ok(r.journey!.startsWith('node-b:'), `${r.journey} was guessed`);
+  }
+});
+
+test('merge: the output validates against the schema: header with `merged`, records with node and journey', async () => {
+  const { lines, result } = await runMerge(scenario(4, -120e6), { headers: false, reference: 'node-b' });
+  assert.equal(result.merged.reference, 'node-b');
+  assert.equal(result.merged.nodes[1]!.offset_ns, 0);
+  const kinds = lines.map((l) => classify(l).kind);
+  assert.equal(kinds[0], 'header');
+  assert.ok(kinds.slice(1).every((k) => k === 'event'));
+  const h = JSON.parse(lines[0]!) as JsonHeaderRecord;
+  assert.deepEqual(h.merged!.nodes.map((n) => [n.node, n.records]), [['node-a', 4 * 9], ['node-b', 4 * 6]]);
+});
+
+test('merge: offsets are bounded through chains of nodes, and pairs in one direction bound one side', () => {
+  const b = new OffsetBounds(3);
+  // 0 → 1 arrives 10 µs later on 1's clock; 1 → 0 arrives 30 µs later on 0's: 1 is within [-10, +30] µs of 0.
+  b.add(0, 1, 0, 10_000);
+  b.add(1, 0, 0, 30_000);
+  // 1 → 2 only: 2's offset is bounded below alone.
+  b.add(1, 2, 100_000, 50_000);
+  const s = solveOffsets(b, 0);
+  assert.deepEqual(s[1], { offsetNs: 10_000, uncertaintyNs: 20_000, inconsistent: false });
+  assert.equal(s[2]!.uncertaintyNs, null);
+  assert.equal(s[2]!.offsetNs, 40_000, "the least correction that orders 1 → 2 whatever 1's offset in its bounds");
+});
+
+test('merge: the held records leave in time, then node, then input order', () => {
+  const h = new HeldHeap<{ t: number; node: number; seq: number }>();
+  for (const x of [{ t: 5, node: 1, seq: 0 }, { t: 5, node: 0, seq: 3 }, { t: 1, node: 2, seq: 1 }, { t: 5, node: 0, seq: 2 }]) h.push(x);
+  const out = [];
+  while (h.size) out.push(h.pop()!);
+  assert.deepEqual(out.map((x) => [x.t, x.node, x.seq]), [[1, 2, 1], [5, 0, 2], [5, 0, 3], [5, 1, 0]]);
+});
+
+test('merge: a packet\'s identity is read from its captured bytes, whatever its TTL', () => {
+  const bytes = Buffer.from(vxlanBytes(1234, 7), 'base64');
+  const a = packetIdentity(bytes, true)!;
+  bytes[22] = 63;
+  const b = packetIdentity(bytes, true)!;
+  assert.deepEqual(a.id, { ipId: 1234, ipLen: bytes.length - 14, l4: 0 });
+  assert.equal(a.hash, b.hash);
+});
