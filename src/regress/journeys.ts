@@ -15,7 +15,7 @@ import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
 import { turnedAround } from '../decode/tuple.js';
 import { formatEndpoint } from '../output/format.js';
-import { heldBy, mergedFree, packetKey } from '../output/packets.js';
+import { NodePath, packetKey } from '../output/packets.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
 import type { JsonTuple } from '../output/tuple.js';
 import { NO_VARS, Placeholders, type VarOptions } from './vars.js';
@@ -120,9 +120,9 @@ interface Open {
   neighbour: boolean;
   /** Every record of it, in order, when the builder keeps them (explain reads them back). */
   records?: JsonRecord[];
-  /** The node its first event was on (merged traces). */
-  node: string | undefined;
-  /** A merged journey freed on its first node, and how: held until its key is taken there or the trace ends. */
+  /** A merged trace's journey: where it has been (NodePath). */
+  path?: NodePath;
+  /** How it ended where it was held (NodePath), if it does not go on. */
   held: Ending | null;
 }
 
@@ -175,10 +175,10 @@ export class JourneyBuilder {
     // A merged trace's journey spans nodes: its events share it, whatever their skbs.
     const key = packetKey(r.skb, r.node, r.journey);
     let j = this.open.get(key);
-    if (j?.held && heldBy(r.node, j.node)) {
-      // A merged journey freed on its first node: the next event of its key there is another packet.
+    if (j?.path?.another(r.node, r.func)) {
+      // A merged journey's name taken by another packet (NodePath): it ended before.
       this.open.delete(key);
-      this.finish(j, j.held);
+      this.finish(j, j.held ?? { how: 'ended' });
       j = undefined;
     }
     if (r.nft) {
@@ -203,8 +203,9 @@ export class JourneyBuilder {
     if (j === undefined) {
       j = {
         time: r.time, seen: new Set(), first: t, tuples: t ? [t] : [], flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t,
-        neighbour: false, node: r.node, held: null,
+        neighbour: false, held: null,
       };
+      if (r.journey !== undefined) j.path = new NodePath(r.node);
       if (this.opts.keepRecords) j.records = [];
       this.open.set(key, j);
     }
@@ -221,18 +222,18 @@ export class JourneyBuilder {
         ? { how: 'dropped', reason: r.drop_reason!, netns, iface, ...(r.node !== undefined ? { node: r.node } : {}),
           by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
         : { how: 'ended' };
-      // In a merged trace, freed where it started it may have been sent on: held (mergedFree).
-      const merged = r.journey !== undefined ? mergedFree({ func: r.func, dropReason: r.drop_reason, caller: r.caller, node: r.node }, j.node) : 'end';
-      if (merged === 'hold' && !dropped) {
-        j.held = end;
-        return;
-      }
+      // In a merged trace, freed where it started it may have been sent on; freed where it was sent from, it goes on.
+      const merged = j.path ? j.path.note({ func: r.func, dropReason: r.drop_reason, caller: r.caller, node: r.node }) : 'end';
+      if (merged === 'hold') j.held = end;
+      if (merged !== 'end') return;
       this.open.delete(key);
       this.finish(j, end);
       return;
     }
-    // Sent on from where it was held: it goes on.
-    if (j.held && r.node !== j.node) j.held = null;
+    if (j.path) {
+      j.path.note({ func: r.func, dropReason: null, caller: null, node: r.node });
+      if (!j.path.held) j.held = null;
+    }
     // A retransmission is the same packet again: the point that says so is not part of its path.
     if (r.func === 'tcp_retransmit_skb') return;
     j.seen.add(seenKey);

@@ -25,6 +25,7 @@ import { assertTrace } from '../../src/regress/assert.js';
 import { parseExpectations } from '../../src/regress/expect.js';
 import { explainFile } from '../../src/regress/explain/file.js';
 import { NO_VARS } from '../../src/regress/vars.js';
+import { type Journey, JourneyBuilder } from '../../src/regress/journeys.js';
 import { Collect } from '../helpers/fixtures.js';
 import { validateJsonLine } from '../helpers/schema.js';
 
@@ -97,9 +98,10 @@ function mergedTrace(drop = false): object[] {
     rec('node1', J_REQUEST, S1, place.vx1, 'net_dev_queue', REQUEST),
     rec('node1', J_REQUEST, S1, place.eth1, 'net_dev_queue', OUT_1TO2, { tuple_before: REQUEST }),
     rec('node1', J_REQUEST, S1, place.eth1, 'net_dev_start_xmit', OUT_1TO2),
-    // Sent: node1 frees its skb; the packet goes on at node2.
-    rec('node1', J_REQUEST, S1, place.eth1, 'consume_skb', OUT_1TO2),
     rec('node2', J_REQUEST, S2, place.eth2, 'netif_receive_skb', OUT_1TO2),
+    // Sent: node1's transmit ends and it frees its skb after node2 has it; the packet goes on at node2.
+    rec('node1', J_REQUEST, S1, place.eth1, 'net_dev_xmit', OUT_1TO2),
+    rec('node1', J_REQUEST, S1, place.eth1, 'consume_skb', OUT_1TO2),
     rec('node2', J_REQUEST, S2, place.vx2, 'netif_receive_skb', REQUEST, { tuple_before: OUT_1TO2 }),
     rec('node2', J_REQUEST, S2, place.vx2, 'nf:ipv4:pre_routing', REQUEST, { ct: ctOf(CT2, 'orig', 'NEW') }),
   ];
@@ -175,11 +177,11 @@ test('--group-by skb: one block per journey across nodes, with the encapsulation
   assert.equal(blocks.length, 4, out.text);
   const request = blocks.find((b) => b.startsWith(`${S1} ${POD1}->${POD2}(icmp)`))!;
   assert.ok(request, out.text);
-  assert.match(request.split('\n')[0]!, /15 hops in .*, consumed, across node1 → node2$/);
+  assert.match(request.split('\n')[0]!, /16 hops in .*, consumed, across node1 → node2$/);
   assert.match(request, /tuple: 198\.51\.100\.18->198\.51\.100\.34\(icmp\) ⇒ 192\.0\.2\.11:51000->192\.0\.2\.12:4789\(udp\)/);
   assert.match(request, /tuple: 192\.0\.2\.11:51000->192\.0\.2\.12:4789\(udp\) ⇒ 198\.51\.100\.18->198\.51\.100\.34\(icmp\)/);
   const hops = request.split('\n').filter((l) => /^ {2}\+/.test(l));
-  assert.deepEqual(hops.map((l) => l.trim().split(/\s+/)[1]), [...Array(8).fill('node1'), ...Array(7).fill('node2')]);
+  assert.deepEqual(hops.map((l) => l.trim().split(/\s+/)[1]), [...Array(7).fill('node1'), 'node2', 'node1', 'node1', ...Array(6).fill('node2')]);
   const reply = blocks.find((b) => b.startsWith(`${S2} ${POD2}->${POD1}(icmp)`))!;
   assert.match(reply.split('\n')[0]!, /6 hops .* across node2 → node1$/);
   assert.ok(blocks.some((b) => b.startsWith(`${S1} 192.0.2.13:53000->192.0.2.11:4789(udp)`) && /2 hops/.test(b)));
@@ -219,7 +221,7 @@ test('normalize: hops name their node, as placeholders where names vary; diff na
     const na = await normalizeFile(a.file, { vars, keepNeighbour: false }, []);
     const request = na.packets.find((p) => p.tuple === `${POD1} > ${POD2}`)!;
     // The frees are no hops: node1's of the sent skb, node2's at the pod.
-    assert.equal(request.hops.length, 13);
+    assert.equal(request.hops.length, 14);
     // node1's later packet on the request's address and journey name: a path of its own.
     assert.ok(na.packets.some((p) => p.tuple === `${POD1} > 192.0.2.11` && p.hops.length === 2 && p.end.how === 'ended'));
     assert.deepEqual([...new Set(request.hops.map((h) => h.node))], ['node1', 'node2']);
@@ -293,4 +295,34 @@ test('explain: a drop on node2 explained in the journey that started on node1', 
   } finally {
     t.done();
   }
+});
+
+test('a name taken on a node the journey left is another packet (TCP frees unseen); the transmit\'s end there is not', async () => {
+  clock = 0;
+  const name = `node1:${S1}`;
+  const syn = { saddr: POD1, daddr: POD2, sport: 40000, dport: 8080, proto: 'tcp' as const, flags: 'SYN' };
+  const next = { ...syn, sport: 40001 };
+  const records = [
+    rec('node1', name, S1, place.lxc1, 'nf:ipv4:forward', syn),
+    rec('node1', name, S1, place.eth1, 'net_dev_start_xmit', syn),
+    rec('node2', name, S2, place.eth2, 'netif_receive_skb', syn),
+    rec('node1', name, S1, place.eth1, 'net_dev_xmit', syn),
+    rec('node2', name, S2, place.lxc2, 'net_dev_queue', syn),
+    // No free seen on either node; node1's next SYN on the same address takes the name.
+    rec('node1', name, S1, place.lxc1, 'nf:ipv4:forward', next),
+    rec('node1', name, S1, place.eth1, 'net_dev_start_xmit', next),
+  ];
+  const journeys: Journey[] = [];
+  const builder = new JourneyBuilder({ keepNeighbour: true }, (j) => journeys.push(j));
+  for (const r of records) builder.event(r);
+  builder.end();
+  assert.deepEqual(journeys.map((j) => j.hops.map((h) => `${h.node} ${h.at}`)), [
+    ['node1 nf:ipv4:forward', 'node1 net_dev_start_xmit', 'node2 netif_receive_skb', 'node1 net_dev_xmit', 'node2 net_dev_queue'],
+    ['node1 nf:ipv4:forward', 'node1 net_dev_start_xmit'],
+  ]);
+  const out = new Collect();
+  const sink = new JourneySink(new BatchedWriter(out), { color: false, tcpFlags: false, stack: false, timestamp: 'none', node: true, every: () => () => {} });
+  for (const r of records) sink.event(eventFromJson(r, 0n));
+  await sink.close();
+  assert.deepEqual(out.text.split('\n').filter((l) => l.startsWith('0x')).map((l) => / (\d+) hops? /.exec(l)![1]), ['5', '2']);
 });
