@@ -27,6 +27,7 @@
 #include "sections/stack.h"
 #include "sections/tuple.h"
 #include "sections/tunnel.h"
+#include "sections/wire.h"
 #include "sections/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -145,7 +146,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	/* Each section's space is a constant once inlined (the point's kind, the
 	 * frozen CONFIG), and so is where each one starts. */
 	const __u32 own_space = CT_SECTION_SPACE(site->ct) + VERDICT_SECTION_SPACE(site->verdict);
-	struct event *e = event_begin(site, own_space + DUMP_SPACE + SKB_META_SPACE + TUNNEL_SPACE + SKB_QUEUE_SPACE, netns);
+	struct event *e = event_begin(site, own_space + DUMP_SPACE + SKB_META_SPACE + TUNNEL_SPACE + SKB_QUEUE_SPACE + WIRE_SPACE, netns);
 	if (!e)
 		goto out;
 	e->skb = (__u64)skb;
@@ -173,6 +174,8 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	at += TUNNEL_SPACE;
 	section_skb_queue(skb, at);
 	at += SKB_QUEUE_SPACE;
+	section_wire(skb, at);
+	at += WIRE_SPACE;
 	section_packet(e, skb, at);
 	event_end(e, site);
 out:

@@ -109,7 +109,7 @@ export function buildProgram(run: (p: Promise<number>) => void, argv: string[] =
     .description('attach, run COMMAND (the traffic), and write its trace as JSON lines that start with a header')
     .addOption(new Option('--out <file>', 'the trace file').helpGroup('Record:'))
     .addOption(new Option('--drain <ms>', 'after COMMAND exits, keep reading this long').default('250').helpGroup('Record:'))
-    .addOption(new Option('--node <name>', 'the node the trace is made on, in its header (default: the host name; a DNS-1123 name)').helpGroup('Record:'))
+    .addOption(new Option('--node <name>', 'the node the trace is made on, in its header (default: the host name; a DNS-1123 name); also turns on --output-wire and --output-tunnel, what `pktpath merge` pairs nodes\' packets by').helpGroup('Record:'))
     .action((operands: string[], opts: RecordOptions) => run(import('./record.js').then((m) => m.record(opts, operands, argv))));
 
   addTraceOptions(program.command('show'), true)

@@ -133,6 +133,9 @@ async function merge(traces: string[], f: MergeFlags, argv: string[]): Promise<n
         say(`merge: ambiguous: ${nodes[a.node]} skb ${a.skb} received what ${a.journeys.join(' and ')} each sent (${a.key}); not paired`);
       },
     }, write);
+    result.offsets.forEach((x, i) => {
+      if (x.inconsistent) say(`merge: the pairs of ${result.merged.nodes[i]!.node} contradict each other (a clock stepped during the trace, or a packet was paired wrongly): its offset is their middle, unbounded`);
+    });
     if (shown > AMBIGUOUS_LINES) say(`merge: ${shown - AMBIGUOUS_LINES} more ambiguous pairs not shown`);
     const m = result.merged;
     const offsets = m.nodes.map((n) => `${n.node} ${n.offset_ns >= 0 ? '+' : ''}${n.offset_ns} ns${n.uncertainty_ns === null ? ' (unbounded)' : ` ±${n.uncertainty_ns}`}`);

@@ -46,7 +46,9 @@ export async function record(opts: RecordOptions, operands: string[], argv: stri
   if (opts.outputFile !== undefined) throw new UsageError('record: the trace goes to --out; --output-file does not combine with it');
   const drainMs = parseCount('--drain', opts.drain ?? '250');
   const { expression, command } = splitCommand(operands, argv);
-  const cfg = buildConfig({ ...opts, outputJson: true, outputFile: opts.out }, expression);
+  // A trace named for its node is one of several to merge: what pairs its packets with the other nodes' goes in.
+  const forMerge = opts.node !== undefined ? { outputWire: true, outputTunnel: true } : {};
+  const cfg = buildConfig({ ...opts, ...forMerge, outputJson: true, outputFile: opts.out }, expression);
   const node = nodeName(opts.node);
   requirePrivileges();
   const say = (line: string) => process.stderr.write(`${line}\n`);

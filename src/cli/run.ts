@@ -3,6 +3,7 @@
  * session → sinks. `pktpath` itself and the demo run through runTrace();
  * `pktpath list` stops after prepare(), at the plan.
  */
+import { clockJson } from '../trace/clock.js';
 import { useKernelBtf } from '../bpf/btf/vmlinux.js';
 import { InputFileRefused } from '../bpf/input-file.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
@@ -196,7 +197,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const session = new TraceSession({ ...sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), pods: prepared.pods }, plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
-      if (hooks.header && main instanceof JsonSink) main.header(hooks.header(notObserved));
+      if (hooks.header && main instanceof JsonSink) main.header({ ...hooks.header(notObserved), clock: clockJson(session.clock) });
       try {
         ready?.create();
       } catch (e) {

@@ -3,6 +3,7 @@
  * decode, enrich, fan out to the sinks, and detach on every way out. Links are fd-owned, so a
  * session killed outright still leaves nothing attached.
  */
+import { type ClockAnchor, readClockAnchor } from './clock.js';
 import { performance } from 'node:perf_hooks';
 import { releaseVmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { FdPoller } from '../bpf/poller.js';
@@ -107,13 +108,15 @@ export class TraceSession {
   private readonly counts = new EventCounts();
   private stopReason: string | null = null;
   private wake: (() => void) | null = null;
-  private readonly startMonoNs = process.hrtime.bigint();
+  /** The kernel's clock and the wall clock read at one instant (./clock.ts): records' times are placed by it. */
+  readonly clock: ClockAnchor = readClockAnchor();
+  private readonly startMonoNs = this.clock.monoNs;
   /** The start as a record's time is read against it (./order.ts). */
   private readonly start = halves(this.startMonoNs);
   /** Whether a record's namespace is wanted, when the probes cannot tell (filter.only); null: every one is. */
   private keepNetns: ((inode: number) => boolean) | null = null;
   private podsAskedMs = 0;
-  private readonly startWallNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+  private readonly startWallNs = this.clock.wallNs;
 
   constructor(
     private readonly opts: SessionOptions,

@@ -38,6 +38,7 @@ export const c = {
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)'),
   munmap: libc.func('int munmap(void *addr, size_t length)'),
   gettid: libc.func('int gettid(void)') as () => number,
+  clock_gettime: libc.func('int clock_gettime(int clk, _Out_ void *ts)') as (clk: number, ts: Buffer) => number,
   ioctl: libc.func('int ioctl(int fd, unsigned long request, int arg)') as (fd: number, request: number, arg: number) => number,
   socket: libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number,
   bind: libc.func('int bind(int fd, const void *addr, uint32_t len)') as (fd: number, addr: Buffer, len: number) => number,

@@ -14,8 +14,9 @@ import { neighSection } from './neigh.js';
 import { routeSection } from './route.js';
 import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
+import { wireSection } from './wire.js';
 
-export const SECTIONS = [tunnelSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection] as const;
+export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;

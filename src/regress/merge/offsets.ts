@@ -82,7 +82,7 @@ export function solveOffsets(bounds: OffsetBounds, reference: number): NodeOffse
     const inconsistent = hi === -Infinity || lo === Infinity || lo > hi;
     const loKnown = Number.isFinite(lo);
     const hiKnown = Number.isFinite(hi);
-    if (loKnown && hiKnown) return { offsetNs: Math.round((lo + hi) / 2), uncertaintyNs: Math.ceil(Math.abs(hi - lo) / 2), inconsistent };
+    if (loKnown && hiKnown) return { offsetNs: Math.round((lo + hi) / 2), uncertaintyNs: inconsistent ? null : Math.ceil((hi - lo) / 2), inconsistent };
     // One side bounded: the least correction within it (none, when the clocks already order the pairs).
     if (loKnown) return { offsetNs: Math.max(0, lo), uncertaintyNs: null, inconsistent };
     if (hiKnown) return { offsetNs: Math.min(0, hi), uncertaintyNs: null, inconsistent };

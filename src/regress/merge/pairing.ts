@@ -17,6 +17,9 @@ import { FREEING_POINTS } from '../../decode/points.js';
 import type { JsonRecord } from '../../output/json.js';
 import { pointDirection, wireKey } from './wire.js';
 
+/** Sending points that fire after the device took the packet (and may have delivered it). */
+const AFTER_HANDOFF: ReadonlySet<string> = new Set(['net_dev_xmit']);
+
 /** One skb on one node, from its first record to the one that frees it. */
 export class Instance {
   /** The instance whose journey this one continues (its departure), null for a journey's first. */
@@ -117,8 +120,10 @@ export class Pairer {
     if (dir === 'tx') {
       inst.mayArrive = false;
       if (wk !== null) {
-        if (!inst.tx.has(wk.key)) this.index(wk.key, { inst, t });
-        inst.tx.set(wk.key, t);
+        const known = inst.tx.has(wk.key);
+        if (!known) this.index(wk.key, { inst, t });
+        // net_dev_xmit fires once the driver returns: a veth's peer has received the packet by then. Not a departure time.
+        if (!known || !AFTER_HANDOFF.has(r.func)) inst.tx.set(wk.key, t);
       }
     } else if (dir === 'rx' && wk !== null && inst.mayArrive) {
       inst.mayArrive = false;
