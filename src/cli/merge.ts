@@ -139,7 +139,9 @@ async function merge(traces: string[], f: MergeFlags, argv: string[]): Promise<n
     if (shown > AMBIGUOUS_LINES) say(`merge: ${shown - AMBIGUOUS_LINES} more ambiguous pairs not shown`);
     const m = result.merged;
     const offsets = m.nodes.map((n) => `${n.node} ${n.offset_ns >= 0 ? '+' : ''}${n.offset_ns} ns${n.uncertainty_ns === null ? ' (unbounded)' : ` ±${n.uncertainty_ns}`}`);
-    say(`merge: ${result.written} records of ${m.nodes.length} nodes; ${m.pairs} pairs, ${m.ambiguous} ambiguous; offsets to ${m.reference}: ${offsets.join(', ')}` +
+    const w = result.writtenPairs;
+    const paired = w.pairs === m.pairs && w.ambiguous === m.ambiguous ? '' : ` (clocks aligned: ${w.pairs} pairs, ${w.ambiguous} ambiguous)`;
+    say(`merge: ${result.written} records of ${m.nodes.length} nodes; ${m.pairs} pairs, ${m.ambiguous} ambiguous${paired}; offsets to ${m.reference}: ${offsets.join(', ')}` +
       (result.late > 0 ? `; ${result.late} records written late (out of order by more than --window)` : ''));
   } catch (e) {
     // A merge that did not finish leaves no half-written trace behind.

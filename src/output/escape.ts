@@ -145,5 +145,10 @@ const jsonEscape = (ch: string) => '\\u' + ch.charCodeAt(0).toString(16).padStar
  * text is ASCII, so every such character is in a string.)
  */
 export function jsonText(v: unknown): string {
-  return JSON.stringify(v).replace(JSON_RAW, jsonEscape);
+  return escapeJsonLine(JSON.stringify(v));
+}
+
+/** A JSON text (a line read from a file, valid JSON) with the same characters escaped as jsonText escapes. */
+export function escapeJsonLine(text: string): string {
+  return text.replace(JSON_RAW, jsonEscape);
 }

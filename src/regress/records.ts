@@ -148,7 +148,7 @@ export function followTraceLines(file: string, atEnd: () => Promise<boolean>): A
 }
 
 /** Batches of a trace's lines, classified (readTrace's rules), `name` in every message. */
-export async function* classifyLines(file: string, batches: AsyncIterable<string[]>): AsyncGenerator<TraceLine & { line: number }> {
+export async function* classifyLines(file: string, batches: AsyncIterable<string[]>): AsyncGenerator<TraceLine & { line: number; text: string }> {
   let n = 0;
   let records = 0;
   let headers = 0;
@@ -169,7 +169,7 @@ export async function* classifyLines(file: string, batches: AsyncIterable<string
       }
       if (line.kind === 'event' || line.kind === 'packet') events++;
       records++;
-      yield { ...line, line: n };
+      yield { ...line, line: n, text };
     }
   }
   if (records === 0) throw new TraceFileError(file, 0, 'is empty: no records');

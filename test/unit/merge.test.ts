@@ -17,6 +17,8 @@ import { OffsetBounds, solveOffsets } from '../../src/regress/merge/offsets.js';
 import { HeldHeap } from '../../src/regress/merge/kway.js';
 import { packetIdentity } from '../../src/regress/merge/wire.js';
 import { clockJson, readClockAnchor, tightestBracket } from '../../src/trace/clock.js';
+import { streamLineBatches } from '../../src/regress/lines.js';
+import { parseNodeOf } from '../../src/cli/merge.js';
 
 const BASE_MS = Date.parse('2026-12-01T00:00:00Z');
 const time = (ns: number) => {
@@ -60,18 +62,22 @@ function ev(node: 'a' | 'b', skb: number, trueNs: number, skew: number, func: st
  * one window: only the outer IP id tells them apart), each answered; node b's
  * clock runs `skewNs` ahead of node a's. The wire takes 20 µs each way.
  */
-function scenario(n: number, skewNs: number, opts: { packets?: boolean; dnat?: boolean } = {}): Gen {
+function scenario(n: number, skewNs: number, opts: { packets?: boolean; dnat?: boolean; underlay?: 'vxlan' | 'geneve' | 'routed' } = {}): Gen {
   const g: Gen = { a: [], b: [], hops: [] };
   const podA = '203.0.113.1';
   const podB = '203.0.113.2';
   const svc = '198.51.100.10';
   const outerAB = { saddr: '192.0.2.1', daddr: '192.0.2.2', sport: 40000, dport: 4789, proto: 'udp' as const, flags: '' };
   const outerBA = { saddr: '192.0.2.2', daddr: '192.0.2.1', sport: 40001, dport: 4789, proto: 'udp' as const, flags: '' };
-  const wire = (id: number, seq: number, outer: T, inner: T) => ({
-    tunnel: { kind: 'vxlan' as const, vni: 42, inner },
-    ...(opts.packets !== false ? { packet: { l2: true, orig_len: 106, data: vxlanBytes(id, seq) } } : {}),
-    tuple: outer,
-  });
+  const underlay = opts.underlay ?? 'vxlan';
+  // A tunnel's identity from its captured bytes; a routed underlay's from the wire section (the inner packet is the one on the wire).
+  const wire = (id: number, seq: number, outer: T, inner: T) => (underlay === 'routed'
+    ? { tuple: inner, wire: { ip_id: id, ip_len: 84, l4_id: seq, inner: null } }
+    : {
+      tunnel: { kind: underlay, vni: 42, inner },
+      ...(opts.packets !== false ? { packet: { l2: true, orig_len: 106, data: vxlanBytes(id, seq) } } : {}),
+      tuple: outer,
+    });
   for (let k = 0; k < n; k++) {
     const t = 1e9 + k * 5e6;
     const req = icmp(podA, podB);
@@ -160,6 +166,18 @@ for (const skewMs of [0, 37, -120]) {
   });
 }
 
+for (const underlay of ['geneve', 'routed'] as const) {
+  test(`merge: over a ${underlay} underlay, each packet one journey across both nodes and the skew recovered`, async () => {
+    const { result, lines } = await runMerge(scenario(20, -120e6, { underlay }));
+    assert.equal(result.merged.pairs, 40);
+    assert.equal(result.merged.ambiguous, 0);
+    const b = result.merged.nodes[1]!;
+    assert.ok(Math.abs(b.offset_ns - 120e6) <= b.uncertainty_ns!, `offset ${b.offset_ns} ± ${b.uncertainty_ns}`);
+    const out = records(lines);
+    assert.equal(new Set(out.map((r) => r.journey)).size, 40);
+  });
+}
+
 test('merge: a DNAT before encapsulation keeps one journey from the pod on node a to the pod on node b', async () => {
   const { result, lines } = await runMerge(scenario(3, 37e6, { dnat: true }));
   assert.equal(result.merged.ambiguous, 0);
@@ -228,4 +246,23 @@ test('clock: the narrowest bracket of readings is the instant, half its width th
   const read = readClockAnchor();
   assert.ok(read.uncertaintyNs >= 0 && read.wallNs > read.monoNs);
   assert.match(clockJson(read).kernel_ns, /^\d+$/);
+});
+
+test('merge: a stream\'s lines across chunks, a line longer than the limit refused as soon as it is', async () => {
+  async function* chunks(parts: string[]) {
+    for (const p of parts) yield Buffer.from(p);
+  }
+  const got: string[] = [];
+  for await (const b of streamLineBatches('fifo', chunks(['{"a":', '1}\n{"b"', ':2}\n', '{"c":3}']), 64, 'why')) got.push(...b);
+  assert.deepEqual(got, ['{"a":1}', '{"b":2}', '{"c":3}']);
+  await assert.rejects(async () => {
+    for await (const _ of streamLineBatches('fifo', chunks(['x'.repeat(40), 'y'.repeat(40)]), 64, 'lines are short')) void _;
+  }, /fifo:1: a line longer than 64 bytes; lines are short/);
+});
+
+test('merge: --node-of names files merged, with node names', () => {
+  assert.deepEqual([...parseNodeOf(['a.json=node-a', 'x=y.json=node-b'], ['a.json', 'x=y.json'])], [['a.json', 'node-a'], ['x=y.json', 'node-b']]);
+  assert.throws(() => parseNodeOf(['a.json=Node_A'], ['a.json']), /not a node name/);
+  assert.throws(() => parseNodeOf(['b.json=node-b'], ['a.json']), /not one of the traces merged/);
+  assert.throws(() => parseNodeOf(['a.json'], ['a.json']), /is not FILE=NODE/);
 });

@@ -7,9 +7,10 @@
  * come from the pairs of their first window, held before the header is
  * written. Memory is bounded by the window, not by the traces.
  */
+import { escapeJsonLine, jsonText } from '../../output/escape.js';
 import { formatTime } from '../../output/format.js';
 import { parseJsonTime } from '../../output/json-read.js';
-import type { JsonHeaderRecord, JsonMerged } from '../../output/json.js';
+import type { JsonHeaderRecord, JsonMerged, JsonRecord } from '../../output/json.js';
 import { InputFileError } from '../errors.js';
 import { type TraceLine, classifyLines } from '../records.js';
 import { HeldHeap, type MergeInputLoop, runWindowed } from './kway.js';
@@ -46,9 +47,14 @@ export interface MergeResult {
   written: number;
   /** Records written after later ones (a stream quiet past the window, or a node out of order by more). */
   late: number;
+  /**
+   * The pairs and ambiguous arrivals of the journeys written, with the clocks aligned (a departure no later than its
+   * arrival): the header's are those that bounded the offsets, a window either side, and may count more ambiguous.
+   */
+  writtenPairs: { pairs: number; ambiguous: number };
 }
 
-type Line = TraceLine & { line: number };
+type Line = TraceLine & { line: number; text: string };
 
 interface Opened {
   source: MergeSource;
@@ -136,8 +142,13 @@ interface HeldRecord {
   node: number;
   seq: number;
   raw: number;
-  line: Line;
+  /** The line as read (valid JSON, checked): written with node, journey and time spliced in, not parsed again. */
+  text: string;
+  /** Its time as written, to be replaced when its node's offset is not 0. */
+  time: string;
   inst: Instance | null;
+  /** Held only while the offsets are not known (a stream's first window): what pairing reads. */
+  record: JsonRecord | null;
 }
 
 /** The merged trace's header: what every input's said, and how they were merged. */
@@ -194,7 +205,7 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     await write(b);
   };
   const writeHeader = async (firstTime: string) => {
-    batch += JSON.stringify(mergedHeader(opened, merged!, o, firstTime)) + '\n';
+    batch += jsonText(mergedHeader(opened, merged!, o, firstTime)) + '\n';
     await flush();
   };
 
@@ -227,19 +238,20 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
   let late = 0;
   let lastOut = -Infinity;
 
-  const place = (h: HeldRecord) => {
+  const place = (h: HeldRecord, record: JsonRecord | null) => {
     h.t = h.raw + offsetsNow[h.node]!;
-    h.inst = h.line.kind === 'event' ? pairer!.ingest(h.node, h.line.record, h.t) : null;
+    h.inst = record !== null ? pairer!.ingest(h.node, record, h.t) : null;
+    h.record = null;
     heap.push(h);
   };
+  const nodeFields = nodes.map((n) => `,"node":${JSON.stringify(n)}`);
   const out = (h: HeldRecord) => {
     if (h.t < lastOut) late++;
     else lastOut = h.t;
-    const r = (h.line as { record?: Record<string, unknown> }).record ?? lostRecord(h.line);
-    if (offsetsNow[h.node] !== 0) r.time = clock.text(h.t);
-    r.node = nodes[h.node];
-    if (h.inst !== null) r.journey = h.inst.journey;
-    batch += JSON.stringify(r) + '\n';
+    let text = h.text;
+    if (offsetsNow[h.node] !== 0) text = text.replace(`"time":${JSON.stringify(h.time)}`, `"time":"${clock.text(h.t)}"`);
+    const end = text.lastIndexOf('}');
+    batch += escapeJsonLine(text.slice(0, end) + nodeFields[h.node] + (h.inst !== null ? `,"journey":${JSON.stringify(h.inst.journey)}` : '') + text.slice(end)) + '\n';
     written++;
   };
   const endCalibration = async () => {
@@ -250,20 +262,21 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     for (const h of held) h.t = h.raw + offsetsNow[h.node]!;
     held.sort((a, b) => a.t - b.t || a.node - b.node || a.seq - b.seq);
     await writeHeader(held.length > 0 ? clock.text(held[0]!.t) : formatTime(BigInt(Date.now()) * 1_000_000n));
-    for (const h of held) place(h);
+    for (const h of held) place(h, h.record);
   };
 
   await runWindowed(opened.map((x): MergeInputLoop<Line> => ({ items: x.lines, stream: x.source.stream })), {
     windowNs, idleMs: o.idleMs ?? 1000, offsets: offsetsNow, stopped: o.stopped,
     timeOf: (i, l) => timeOf(opened[i]!.source.name, l, clock),
     read: (i, l, t) => {
-      const h: HeldRecord = { t, node: i, seq: seq++, raw: t, line: l, inst: null };
+      const record = l.kind === 'event' ? l.record : null;
+      const h: HeldRecord = { t, node: i, seq: seq++, raw: t, text: l.text, time: timeText(l), inst: null, record };
       firstT ??= t;
       if (calibration !== null && merged === null) {
         calibrationRecords[i]!++;
-        if (l.kind === 'event') calibrator!.ingest(i, l.record, t);
+        if (record !== null) calibrator!.ingest(i, record, t);
         calibration.push(h);
-      } else place(h);
+      } else place(h, record);
     },
     progress: (s) => {
       pairer?.expire(s);
@@ -282,11 +295,5 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     }
     await flush();
   });
-  return { merged: merged!, offsets: solved, written, late };
-}
-
-/** A lost record back in its JSON form (the reader keeps its fields, not the object). */
-function lostRecord(l: Line): Record<string, unknown> {
-  const x = l as Extract<Line, { kind: 'lost' }>;
-  return { v: 1, type: 'lost', time: x.time, count: x.count, total: x.total, ...(x.source ? { source: x.source } : {}) };
+  return { merged: merged!, offsets: solved, written, late, writtenPairs: { pairs: pairer!.pairs, ambiguous: pairer!.ambiguous } };
 }
