@@ -264,6 +264,18 @@ for (const underlay of ['vxlan', 'routed'] as const) {
       assert.equal(shown.code, 0, shown.stderr);
       assert.match(shown.stdout, /consumed[^\n]*, across node1 → node2\n/);
       assert.match(shown.stdout, /consumed[^\n]*, across node2 → node1\n/);
+      // assert: a node's devices, in order, the pod's by its namespace.
+      const dev = c.nodes[0]!.tunnelTo(2);
+      writeFileSync(out('expect.yaml'), `expect:
+  - name: pod to pod across the nodes
+    match: { proto: icmp, dst: ${c.nodes[1]!.pod.addr} }
+    passes: [node1:eth0@${c.nodes[0]!.pod.ns}, node1:lxc0, node1:${dev}, node2:${dev}, node2:lxc0, node2:eth0@${c.nodes[1]!.pod.ns}]
+  - name: not by node3
+    match: { proto: icmp, dst: ${c.nodes[1]!.pod.addr} }
+    avoids: [node3:eth0]
+`);
+      const checked = runPktpath(['assert', out('merged-a.jsonl'), '--expect', out('expect.yaml')]);
+      assert.equal(checked.code, 0, checked.stdout + checked.stderr);
     });
 
     test('the Service DNAT on node1: one journey from the Service address to the pod behind it', () => {
