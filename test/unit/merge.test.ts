@@ -266,3 +266,24 @@ test('merge: --node-of names files merged, with node names', () => {
   assert.throws(() => parseNodeOf(['b.json=node-b'], ['a.json']), /not one of the traces merged/);
   assert.throws(() => parseNodeOf(['a.json'], ['a.json']), /is not FILE=NODE/);
 });
+
+test('merge: streams (FIFOs, stdin, --follow) are read once, the offsets from their first window, the same journeys as files', async () => {
+  const g = scenario(30, 37e6);
+  const fromFiles = await runMerge(g);
+  async function* batches(lines: string[]) {
+    for (let i = 0; i < lines.length; i += 7) yield lines.slice(i, i + 7);
+  }
+  const text = (n: 'a' | 'b') => [JSON.stringify(header(`node-${n}`)), ...g[n].map((r) => JSON.stringify(r))];
+  let out = '';
+  const result = await mergeTraces((['a', 'b'] as const).map((n) => ({ name: `${n}.fifo`, stream: true, lines: () => batches(text(n)) })),
+    { windowMs: 50, version: 'test', argv: ['merge'] }, async (s) => { out += s; });
+  const lines = out.trimEnd().split('\n');
+  const b = result.merged.nodes[1]!;
+  assert.ok(Math.abs(b.offset_ns + 37e6) <= b.uncertainty_ns!, `offset ${b.offset_ns} ± ${b.uncertainty_ns}`);
+  // The header counts the first window's records; every record is written all the same.
+  assert.ok(result.merged.nodes[0]!.records < g.a.length);
+  assert.equal(result.written, g.a.length + g.b.length);
+  assert.equal(result.late, 0);
+  const journeys = (ls: string[]) => records(ls).map((r) => `${r.node} ${r.skb} ${r.func} ${r.journey}`).sort();
+  assert.deepEqual(journeys(lines), journeys(fromFiles.lines));
+});

@@ -254,15 +254,19 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     batch += escapeJsonLine(text.slice(0, end) + nodeFields[h.node] + (h.inst !== null ? `,"journey":${JSON.stringify(h.inst.journey)}` : '') + text.slice(end)) + '\n';
     written++;
   };
-  const endCalibration = async () => {
+  const endCalibration = async (upTo: number) => {
     calibrator!.end();
     merged = summary(calibrationBounds, calibrationRecords, calibrator!.pairs, calibrator!.ambiguous);
     pairer = alignedPairer();
     const held = calibration!.splice(0);
     for (const h of held) h.t = h.raw + offsetsNow[h.node]!;
     held.sort((a, b) => a.t - b.t || a.node - b.node || a.seq - b.seq);
-    await writeHeader(held.length > 0 ? clock.text(held[0]!.t) : formatTime(BigInt(Date.now()) * 1_000_000n));
+    // All placed before anything is awaited: records read meanwhile come after them.
+    batch += jsonText(mergedHeader(opened, merged!, o, held.length > 0 ? clock.text(held[0]!.t) : formatTime(BigInt(Date.now()) * 1_000_000n))) + '\n';
     for (const h of held) place(h, h.record);
+    // The held records' arrivals decided as far as the inputs have been read (progress came before there was a pairer).
+    if (upTo !== Infinity) pairer.expire(upTo + windowNs);
+    await flush();
   };
 
   await runWindowed(opened.map((x): MergeInputLoop<Line> => ({ items: x.lines, stream: x.source.stream })), {
@@ -285,7 +289,7 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
   }, async (upTo) => {
     if (merged === null) {
       if (upTo !== Infinity && (firstT === null || upTo < firstT)) return;
-      await endCalibration();
+      await endCalibration(upTo);
     }
     // The inputs ended: every arrival is decided before the last records leave.
     if (upTo === Infinity) pairer!.end();
