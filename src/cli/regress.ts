@@ -21,6 +21,7 @@ const useColor = (when: string | undefined) => colorFor(parseChoice('--color', w
 interface VarFlags {
   var: string[];
   varNetns?: string;
+  varNode?: string;
   keepPorts?: boolean;
   keepNeighbour?: boolean;
   expect?: string;
@@ -33,6 +34,7 @@ function addVarOptions(cmd: Command): Command {
   return cmd
     .option('--var <cidr>', 'addresses that differ between runs (pod IPs), as placeholders $a1, $a2, …; repeatable', collect, [])
     .option('--var-netns <regex>', 'namespace names that differ between runs, as placeholders $n1, $n2, …')
+    .option('--var-node <regex>', 'node names that differ between runs (merged traces), as placeholders $node1, $node2, …')
     .option('--keep-ports', 'keep ephemeral ports (32768 and up) instead of placeholders $p1, $p2, …')
     .option('--keep-neighbour', 'keep ARP and IPv6 neighbour discovery (left out: timing decides whether they happen)');
 }
@@ -49,8 +51,10 @@ function journeyOptions(f: VarFlags, expectations: Expectations | null): { opts:
     addresses,
     ephemeralPorts: !f.keepPorts,
     netns: netnsText === null ? null : parseRegex('--var-netns', netnsText),
+    node: f.varNode === undefined ? null : parseRegex('--var-node', f.varNode),
   };
-  const described = [...texts, ...(vars.ephemeralPorts ? ['ephemeral ports'] : []), ...(netnsText ? [`netns ${netnsText}`] : [])];
+  const described = [...texts, ...(vars.ephemeralPorts ? ['ephemeral ports'] : []), ...(netnsText ? [`netns ${netnsText}`] : []),
+    ...(f.varNode !== undefined ? [`node ${f.varNode}`] : [])];
   return { opts: { vars, keepNeighbour: !!f.keepNeighbour }, vars: described };
 }
 

@@ -20,6 +20,12 @@ import { UsageError } from './values.js';
 /** Events handed to the sinks between two waits for the output to drain. */
 const DRAIN_EVERY = 4096;
 
+/** Whether the trace's header says `pktpath merge` made it. */
+async function isMerged(file: string): Promise<boolean> {
+  for await (const line of readTrace(file)) return line.kind === 'header' && line.record.merged !== undefined;
+  return false;
+}
+
 export async function show(file: string, expression: string[], opts: RawOptions): Promise<number> {
   const cfg = buildConfig(opts, expression);
   let select;
@@ -37,6 +43,8 @@ export async function show(file: string, expression: string[], opts: RawOptions)
     throw e;
   }
   checkTraceFile(file);
+  // A merged trace's events carry their node: a NODE column, in lines and grouped blocks.
+  if (await isMerged(file)) cfg.output.node = true;
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const time = new RecordedTime();
   const { sinks, main, onClosed, drain } = createSinks(cfg.output, (line) => say(`pktpath: ${line}`),

@@ -48,6 +48,8 @@ export interface OutputConfig {
   netnsNamesMax?: number;
   /** --output-xdp-metadata: fields of traced XDP programs' xdp_buff (src/cli/xdp-expr.ts); null: not asked. */
   xdpMetadata?: string[] | null;
+  /** A NODE column in text and grouped blocks: `pktpath show` of a merged trace sets it. */
+  node?: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */
   dump: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** The values of the sections' options (src/output/sections/registry.ts, sectionValues), by option name. */

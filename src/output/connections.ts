@@ -41,6 +41,8 @@ interface Packet {
 
 interface Connection {
   key: string;
+  /** Every key that names it: in a merged trace, each node's conntrack entry its packets carried. */
+  keys: Set<string>;
   ct: CtInfo | null;
   /** The first packet's tuple: the original direction when conntrack did not say. */
   first: Tuple | null;
@@ -55,6 +57,19 @@ export function flowKey(t: Tuple): string {
   const a = endpoint(t.saddr, t.sport);
   const b = endpoint(t.daddr, t.dport);
   return `${t.l4proto} ${a < b ? `${a} ${b}` : `${b} ${a}`}`;
+}
+
+/**
+ * The conntrack entries a packet's events name, as keys: one per node a
+ * merged journey crossed (entries are a node's own; their addresses may
+ * repeat on another node).
+ */
+function ctKeys(events: readonly TraceEvent[]): string[] {
+  const keys = new Set<string>();
+  for (const e of events) {
+    if (e.ct && e.ct.found && e.ct.id !== 0n) keys.add(`ct ${e.node ?? ''} ${e.ct.id}`);
+  }
+  return [...keys];
 }
 
 function knownCt(events: readonly TraceEvent[]): CtInfo | null {
@@ -96,7 +111,7 @@ export class ConnectionSink implements Sink {
     if (!this.closed) {
       this.closed = true;
       this.packets.stop();
-      for (const c of [...this.connections.values()].sort((a, b) => startOf(a) - startOf(b))) this.print(c);
+      for (const c of [...new Set(this.connections.values())].sort((a, b) => startOf(a) - startOf(b))) this.print(c);
       this.connections.clear();
     }
     return this.out.close();
@@ -105,11 +120,19 @@ export class ConnectionSink implements Sink {
   private addPacket(events: TraceEvent[], how: EndKind): void {
     const ct = knownCt(events);
     const tuple = events.find((e) => e.tuple !== null)?.tuple ?? null;
-    const key = ct ? `ct ${ct.id}` : tuple ? `flow ${flowKey(tuple)}` : 'other';
-    let conn = this.connections.get(key);
-    if (!conn) {
-      conn = { key, ct, first: tuple, packets: [], lastSeen: 0 };
-      this.connections.set(key, conn);
+    const keys = ctKeys(events);
+    if (keys.length === 0) keys.push(tuple ? `flow ${flowKey(tuple)}` : 'other');
+    // A packet that crossed nodes names each node's entry: the connections they named are one.
+    const found = [...new Set(keys.map((k) => this.connections.get(k)).filter((c) => c !== undefined))];
+    let conn = found[0];
+    if (!conn) conn = { key: keys[0]!, keys: new Set(), ct, first: tuple, packets: [], lastSeen: 0 };
+    for (const other of found.slice(1)) {
+      conn.packets.push(...other.packets);
+      for (const k of other.keys) keys.push(k);
+    }
+    for (const k of keys) {
+      conn.keys.add(k);
+      this.connections.set(k, conn);
     }
     if (ct) conn.ct = ct; // the latest status (SEEN_REPLY, ASSURED …)
     conn.packets.push({ events, how, reply: ct ? ct.dir === 'reply' : null });
@@ -118,9 +141,9 @@ export class ConnectionSink implements Sink {
 
   private flushIdle(now: number): void {
     if (this.out.closed) return;
-    for (const [key, c] of this.connections) {
+    for (const c of new Set(this.connections.values())) {
       if (now - c.lastSeen >= this.idleMs) {
-        this.connections.delete(key);
+        for (const k of c.keys) this.connections.delete(k);
         this.print(c);
       }
     }
@@ -157,7 +180,8 @@ export class ConnectionSink implements Sink {
       const t = first.tuple;
       const reply = p.reply ?? (t !== null && c.first !== null && !(t.saddr === c.first.saddr && t.sport === c.first.sport));
       const flags = t && t.l4proto === IPPROTO.TCP ? tcpFlagNames(t.tcpFlags) || '-' : '';
-      const path = escapeText(p.events.map((e) => e.func).join(' → '));
+      // In a merged trace each node's stretch is named where it starts.
+      const path = escapeText(p.events.map((e, i) => (e.node !== undefined && e.node !== p.events[i - 1]?.node ? `${e.node}: ` : '') + e.func).join(' → '));
       const end = describeEnding(last, p.how, this.paint);
       s += `\n    ${this.paint.dim(('+' + formatDuration(first.timeNs - prev)).padEnd(12))} ${reply ? '←' : '→'}  ` +
         `${flags.padEnd(8)} ${formatSkb(first.skb)}  ${path}  ${end}`;

@@ -172,6 +172,7 @@ export function createSinks(out: OutputConfig, warn: (line: string) => void, pla
     ct: out.ct,
     netnsNames: out.netnsNames,
     netnsNamesMax: out.netnsNamesMax ?? 0,
+    node: out.node === true,
     timestamp: out.timestamp,
     color: useColor(out, stdout.isTTY === true),
   };

@@ -91,6 +91,10 @@ export interface TraceEvent extends SectionFields {
   ownSrcMac?: boolean;
   /** Events of nftables' own tracing (--output-nft): the rule evaluation they report. */
   nft?: NftEvaluation | null;
+  /** The node whose trace it comes from: present in merged traces (`pktpath merge`) only. */
+  node?: string;
+  /** The packet's journey across nodes, in merged traces: the events of one journey share it. */
+  journey?: string;
 }
 
 /** Records the kernel could not hand over: the ring was full, or nftables' trace socket (`source: 'nft'`). */

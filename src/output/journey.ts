@@ -34,7 +34,7 @@ import { type ColorLevel, type Styles, stylesFor } from './paint.js';
 import type { Sink } from './pipeline.js';
 import type { BatchedWriter } from './stream.js';
 import { stackLines } from './stack.js';
-import { COLUMN_WIDTHS, formatLost } from './text.js';
+import { COLUMN_WIDTHS, formatLost, nodeColumn } from './text.js';
 import { formatTuple } from './tuple.js';
 import { formatVerdict } from './verdict.js';
 import { type JourneyExplainer, isUntiedDecision, writeExplained } from './explained.js';
@@ -48,6 +48,8 @@ export interface JourneyOptions extends CollectorOptions {
   timestamp: TimestampMode;
   /** --explain: why each journey that did not arrive did not, after its block. */
   explainer?: JourneyExplainer | null;
+  /** Each hop's node (merged traces: a journey's block spans the nodes it crossed). */
+  node?: boolean;
 }
 
 const PAD_HOP = { delta: 12, func: COLUMN_WIDTHS.func, iface: COLUMN_WIDTHS.iface } as const;
@@ -113,6 +115,8 @@ export class JourneySink implements Sink {
     head += formatSkb(first.skb) + ' ' + (formatTuple(first.tuple, this.tupleOpts) || '-') + ' ' + escapeText(formatProcess(first.comm, first.pid));
     const hops = events.length === 1 ? '1 hop' : events.length + ' hops';
     let s = p.header(head) + '  ' + hops + ' in ' + formatDuration(last.timeNs - first.timeNs) + ', ' + describeEnding(last, how, this.paints);
+    const nodes = this.opts.node ? [...new Set(events.map((e) => e.node ?? '-'))] : [];
+    if (nodes.length > 1) s += ', across ' + escapeText(nodes.join(' → '));
 
     let prev: TraceEvent | null = null;
     let prevTuple = '';
@@ -133,7 +137,7 @@ export class JourneySink implements Sink {
     const p = this.paints;
     let s =
       '  ' + p.dim(pad('+' + formatDuration(deltaNs), PAD_HOP.delta)) +
-      ' ' + pad(escapeText(e.func), PAD_HOP.func) +
+      ' ' + (this.opts.node ? nodeColumn(e.node) : '') + pad(escapeText(e.func), PAD_HOP.func) +
       ' ' + pad(escapeText(formatIface(e.ifname, e.ifindex)), PAD_HOP.iface) +
       ' ' + escapeText(netnsLabel(e));
     if (e.verdict) s += '  ' + (e.verdict.action === 'drop' ? p.drop(formatVerdict(e.verdict)) : formatVerdict(e.verdict));

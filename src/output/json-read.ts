@@ -82,6 +82,8 @@ export function eventFromJson(r: JsonRecord, startNs: bigint): TraceEvent {
   if (r.verdict) e.verdict = verdictFromJson(r.verdict);
   if (r.nft) e.nft = nftFromJson(r.nft);
   if (r.packet) e.packet = packetFromJson(r.packet);
+  if (r.node !== undefined) e.node = r.node;
+  if (r.journey !== undefined) e.journey = r.journey;
   sectionsFromJson(r, e as unknown as Record<string, unknown>);
   return e;
 }

@@ -190,6 +190,7 @@ export function toJsonRecord(e: TraceEvent, opts: { stack: boolean }): JsonRecor
   sectionsToJson(e, rec as unknown as Record<string, unknown>);
   if (opts.stack) rec.stack = e.stack ?? [];
   if (e.packet) rec.packet = toJsonPacket(e.packet);
+  if (e.node !== undefined) Object.assign(rec, { node: e.node }, e.journey !== undefined && { journey: e.journey });
   return rec;
 }
 
@@ -210,7 +211,6 @@ function str(s: string): string {
 function strOrNull(s: string | null): string {
   return s === null ? 'null' : str(s);
 }
-
 
 // The line as bytes. A record's fields fall in two runs that repeat from
 // record to record — its start (time to the second, process, where the packet
@@ -246,7 +246,6 @@ function pointText(e: TraceEvent): string {
   return ',"func":' + str(e.func) + ',"probe":{"type":' + str(e.probe.type) + ',"name":' + str(e.probe.name) +
     '},"drop_reason":' + strOrNull(e.dropReason) + ',"caller":' + strOrNull(e.caller);
 }
-
 
 interface HeadRun {
   /** The second's `YYYY-MM-DDTHH:MM:SS.` (the same string for the whole second). */
@@ -399,7 +398,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     enc.wordsAt(start + head.skbAt, skb);
     enc.number(e.len);
     const tail = tailRun(e);
-    if (!e.pod && !e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e)) {
+    if (!e.pod && !e.vlan && !e.ct && !opts.stack && !e.verdict && !e.nft && !e.packet && !hasSection(e) && e.node === undefined) {
       enc.bytes(tail.closed);
       return;
     }
@@ -429,6 +428,7 @@ export function encodeJsonLine(e: TraceEvent, opts: { stack: boolean }, enc: Lin
     }
   }
   if (e.packet) enc.text(',"packet":' + JSON.stringify(toJsonPacket(e.packet)));
+  if (e.node !== undefined) enc.text(',"node":' + str(e.node) + (e.journey !== undefined ? ',"journey":' + str(e.journey) : ''));
   enc.byte(CLOSE);
 }
 

@@ -5,6 +5,7 @@
  */
 import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { escapeText } from './escape.js';
+import { formatSkb } from './format.js';
 import type { TraceEvent } from './event.js';
 import type { Styles } from './paint.js';
 
@@ -39,9 +40,68 @@ export interface CollectorOptions {
   every?: (fn: () => void, everyMs: number) => () => void;
 }
 
+/**
+ * What a packet's events are gathered by: its journey where a merged trace
+ * gives one (one packet across nodes), else its skb — on its node, where the
+ * trace names one (two nodes' skbs may share an address).
+ */
+export function packetKey(skb: string, node: string | undefined, journey: string | undefined): string {
+  return journey ?? (node !== undefined ? `${node}:${skb}` : skb);
+}
+
+/** Points of a node a packet has left that still come after it left: its transmit's end, the free of what was sent. */
+const AFTER_LEAVING: ReadonlySet<string> = new Set(['net_dev_xmit', ...FREEING_POINTS]);
+
+/**
+ * Where a merged trace's journey has been, to tell its packet from a later
+ * one of the same name. merge names a journey after its first skb on its
+ * first node, `NODE:SKB`, and follows an skb on a node until a freeing point
+ * shows; where none shows (TCP frees its skbs unseen), the next packet on the
+ * address takes the name on. So a record of the name is another packet on a
+ * node the journey has left (but for the transmit's end and the free of what
+ * was sent there), and on its one node once it was freed there: a packet
+ * freed where it started is held, for it may have been sent on (a device
+ * frees what it sent) — the next node's records go on with it — and ends
+ * when the name is taken there again or it goes idle.
+ */
+export class NodePath {
+  private readonly nodes: Array<string | undefined>;
+  /** Freed on its one node so far. */
+  held = false;
+
+  constructor(first: string | undefined) {
+    this.nodes = [first];
+  }
+
+  private get here(): string | undefined {
+    return this.nodes[this.nodes.length - 1];
+  }
+
+  /** Whether a record of the journey's name on `node` at `func` is another packet. */
+  another(node: string | undefined, func: string): boolean {
+    if (node === this.here) return this.held;
+    return this.nodes.includes(node) && !AFTER_LEAVING.has(func);
+  }
+
+  /** Notes a record of the journey; what its free does: end it, hold it (above), or nothing (not a free, or on a node it left). */
+  note(e: { func: string; dropReason: string | null; caller: string | null; node?: string | undefined }): 'end' | 'hold' | null {
+    if (!this.nodes.includes(e.node)) {
+      this.nodes.push(e.node);
+      this.held = false;
+    }
+    if (!FREEING_POINTS.has(e.func) || e.node !== this.here) return null;
+    const dropped = e.func === 'kfree_skb' && e.dropReason !== null && expectedFree(e.func, e.dropReason, e.caller) === null;
+    if (dropped || this.nodes.length > 1) return 'end';
+    this.held = true;
+    return 'hold';
+  }
+}
+
 interface Open {
   events: TraceEvent[];
   lastSeen: number;
+  /** A merged trace's journey: where it has been (NodePath). */
+  path?: NodePath;
 }
 
 function defaultEvery(fn: () => void, everyMs: number): () => void {
@@ -86,7 +146,7 @@ export class RecordedTime {
 }
 
 export class PacketCollector {
-  private readonly open = new Map<bigint, Open>();
+  private readonly open = new Map<bigint | string, Open>();
   private readonly idleMs: number;
   private readonly maxOpen: number;
   readonly clock: () => number;
@@ -113,18 +173,30 @@ export class PacketCollector {
 
   add(e: TraceEvent): void {
     const now = this.clock();
-    let p = this.open.get(e.skb);
+    // A live trace's events carry no node: the skb is the key, as a bigint (no string made per event).
+    const merged = e.node !== undefined || e.journey !== undefined;
+    const skbText = merged ? formatSkb(e.skb) : '';
+    const key = merged ? packetKey(skbText, e.node, e.journey) : e.skb;
+    let p = this.open.get(key);
+    if (p?.path?.another(e.node, e.func) === true) {
+      // The name was taken by another packet: the journey ended before it.
+      this.open.delete(key);
+      this.complete(p.events, p.path.held ? 'end' : 'idle');
+      p = undefined;
+    }
     if (p === undefined) {
       if (this.open.size >= this.maxOpen) this.evictOldest();
       p = { events: [e], lastSeen: now };
-      this.open.set(e.skb, p);
+      if (merged) p.path = new NodePath(e.node);
+      this.open.set(key, p);
     } else {
       p.events.push(e);
       p.lastSeen = now;
     }
-    if (FREEING_POINTS.has(e.func)) {
+    const free = p.path ? p.path.note(e) : FREEING_POINTS.has(e.func) ? 'end' : null;
+    if (free === 'end') {
       // The address is free again: the next event on it is another packet.
-      this.open.delete(e.skb);
+      this.open.delete(key);
       this.complete(p.events, 'end');
     }
   }
@@ -134,7 +206,7 @@ export class PacketCollector {
     for (const [skb, p] of this.open) {
       if (now - p.lastSeen >= this.idleMs) {
         this.open.delete(skb);
-        this.complete(p.events, 'idle');
+        this.complete(p.events, p.path?.held === true ? 'end' : 'idle');
       }
     }
     this.afterSweep(now);
@@ -143,7 +215,7 @@ export class PacketCollector {
   /** Completes every packet still open; no more sweeps. */
   stop(): void {
     this.stopTimer();
-    for (const p of this.open.values()) this.complete(p.events, 'stopped');
+    for (const p of this.open.values()) this.complete(p.events, p.path?.held === true ? 'end' : 'stopped');
     this.open.clear();
   }
 
@@ -152,6 +224,6 @@ export class PacketCollector {
     if (first.done === true) return;
     const [skb, p] = first.value;
     this.open.delete(skb);
-    this.complete(p.events, 'idle');
+    this.complete(p.events, p.path?.held === true ? 'end' : 'idle');
   }
 }

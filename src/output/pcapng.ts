@@ -124,6 +124,7 @@ function writeUtf8(buf: Buffer, s: string, off: number): number {
 /** The comment of a packet: where it was seen, which skb, which namespace, and why it was dropped. */
 export function packetComment(e: TraceEvent): string {
   let s = e.func + ' skb=' + formatSkb(e.skb) + ' netns=' + netnsLabel(e);
+  if (e.node !== undefined) s += ' node=' + e.node;
   if (e.dropReason !== null) s += ' reason=' + e.dropReason;
   return s;
 }
@@ -139,11 +140,11 @@ export interface PcapngEncoderOptions {
  */
 export class PcapngEncoder {
   readonly snaplen: number;
-  /** Interface ids per netns, then per (ifindex << 1 | l2). */
-  private readonly ifaces = new Map<number, Map<number, number>>();
+  /** Interface ids per netns (per node and netns in a merged trace), then per (ifindex << 1 | l2). */
+  private readonly ifaces = new Map<number | string, Map<number, number>>();
   private nextId = 0;
   // Runs of packets on one interface are the common case: skip the maps for them.
-  private lastNetns = -1;
+  private lastNetns: number | string = -1;
   private lastKey = -1;
   private lastId = -1;
   // DataView writes are cheaper than Buffer's checked writeUInt32LE; one view per buffer.
@@ -170,7 +171,7 @@ export class PcapngEncoder {
     if (p == null) return 0;
     const cap = Math.min(p.data.length, this.snaplen);
     // An IDB is its two names and under 200 bytes more.
-    const idb = 200 + (e.ifname.length + e.netnsName.length) * 3;
+    const idb = 200 + (e.ifname.length + e.netnsName.length + (e.node?.length ?? 0) * 2) * 3;
     return idb + epbBound(cap, packetComment(e));
   }
 
@@ -193,18 +194,20 @@ export class PcapngEncoder {
 
     let id = this.lastId;
     const key = e.ifindex * 2 + (p.l2 ? 1 : 0);
-    if (e.netns !== this.lastNetns || key !== this.lastKey) {
-      const known = this.ifaces.get(e.netns)?.get(key);
+    // Two nodes' namespaces may share an inode: in a merged trace the node is part of the place.
+    const place = e.node === undefined ? e.netns : `${e.node} ${e.netns}`;
+    if (place !== this.lastNetns || key !== this.lastKey) {
+      const known = this.ifaces.get(place)?.get(key);
       if (known === undefined) {
         const idb = this.describe(e, p.l2);
         if (room < idb.length + epbMax) return -1;
         idb.copy(buf, off);
         off += idb.length;
-        id = this.register(e.netns, key);
+        id = this.register(place, key);
       } else {
         id = known;
       }
-      this.lastNetns = e.netns;
+      this.lastNetns = place;
       this.lastKey = key;
       this.lastId = id;
     }
@@ -242,7 +245,7 @@ export class PcapngEncoder {
     return off + 4;
   }
 
-  private register(netns: number, key: number): number {
+  private register(netns: number | string, key: number): number {
     let byIf = this.ifaces.get(netns);
     if (byIf === undefined) {
       byIf = new Map();
@@ -259,8 +262,9 @@ export class PcapngEncoder {
     return interfaceDescriptionBlock({
       linktype: l2 ? LINKTYPE_ETHERNET : LINKTYPE_RAW,
       snaplen: this.snaplen,
-      name: (e.ifname !== '' ? e.ifname : 'if' + e.ifindex) + '@' + ns,
-      description: `ifindex ${e.ifindex} in netns ${e.netns}` + (l2 ? '' : ', from the network header'),
+      name: (e.node !== undefined ? e.node + ':' : '') + (e.ifname !== '' ? e.ifname : 'if' + e.ifindex) + '@' + ns,
+      description: `ifindex ${e.ifindex} in netns ${e.netns}` + (e.node !== undefined ? ` on node ${e.node}` : '') +
+        (l2 ? '' : ', from the network header'),
     });
   }
 }

@@ -40,6 +40,8 @@ export interface TextOptions {
   netnsNames?: boolean;
   /** --netns-names-max-length: names cut to this many characters (0: whole). */
   netnsNamesMax?: number;
+  /** A NODE column first: the node each event comes from (merged traces). */
+  node?: boolean;
 }
 
 /** pwru's floor for --netns-names-max-length: shorter asks get this many. */
@@ -52,6 +54,7 @@ export function cutName(name: string, max: number): string {
 }
 
 export const COLUMN_WIDTHS = {
+  node: 12,
   skb: 18,
   cpu: 3,
   process: 16,
@@ -129,6 +132,11 @@ function processSeg(comm: string, pid: number): Uint8Array {
   c.pid = pid;
   c.comm = comm;
   return (c.text = utf8(pad(processColumn(escapeText(comm), pid), COLUMN_WIDTHS.process) + ' '));
+}
+
+/** The padded NODE column and its space; `-` for an event of no node. */
+export function nodeColumn(node: string | undefined): string {
+  return pad(node === undefined ? '-' : escapeText(node), COLUMN_WIDTHS.node) + ' ';
 }
 
 interface MetaEntry {
@@ -232,6 +240,7 @@ export class TextFormatter {
     const W = COLUMN_WIDTHS;
     let s = '';
     if (this.tsWidth > 0) s += pad('TIME', this.tsWidth) + ' ';
+    if (o.node) s += pad('NODE', W.node) + ' ';
     s += pad('SKB', W.skb) + ' ' + pad('CPU', W.cpu) + ' ' + pad('PROCESS', W.process);
     if (o.meta) {
       s +=
@@ -256,6 +265,7 @@ export class TextFormatter {
   encodeEvent(e: TraceEvent, enc: LineEncoder): void {
     const o = this.opts;
     this.timeSeg(e, enc);
+    if (o.node) enc.text(nodeColumn(e.node));
     enc.bytes(this.skbSeg(e.skb));
     enc.bytes(cpuColumn.get(e.cpu));
     enc.bytes(processSeg(e.comm, e.pid));

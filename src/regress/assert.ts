@@ -44,8 +44,12 @@ interface Unit {
   hops: Hop[];
 }
 
+const onDevice = (d: NonNullable<PointPattern['device']>, h: Hop) =>
+  h.node === d.node && h.iface === d.iface && (d.where === null || d.where === h.pod || d.where === h.netns);
+
 const matchesPoint = (p: PointPattern, h: Hop) =>
-  p.point.test(h.at) && (p.netns === null || p.netns === h.netns) && (p.iface === null || p.iface === h.iface);
+  (p.point.test(h.at) && (p.netns === null || p.netns === h.netns) && (p.iface === null || p.iface === h.iface)) ||
+  (p.device !== null && onDevice(p.device, h));
 
 const endpointHolds = (e: Endpoint, addr: string, port: string) =>
   cidrContains(e.net, addr) && (e.port === null || String(e.port) === port);

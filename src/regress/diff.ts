@@ -8,7 +8,7 @@ import { escapeStrings, jsonText } from '../output/escape.js';
 import { stylesFor } from '../output/paint.js';
 import { align } from './align.js';
 import type { NormalizedHop as Hop, NormalizedPacket } from './journeys.js';
-import { type Normalized, endText, hopText } from './normalize.js';
+import { type Normalized, endText, hopText, onNode } from './normalize.js';
 
 export type ChangeKind =
   | 'flow-removed' | 'flow-added' | 'packet-removed' | 'packet-added'
@@ -44,8 +44,8 @@ export interface DiffResult {
 
 const packetName = (p: NormalizedPacket) => `${p.dir} ${p.tuple}${p.flags ? ` ${p.flags}` : ''}`;
 /** nft evaluations are hops of their own: a rule that no longer matches is a hop removed. */
-const hopKey = (h: Hop) => `${h.at} ${h.netns} ${h.iface}${h.nft ? ` nft ${h.nft}` : ''}`;
-const where = (h: Hop) => `${h.at} in ${h.netns || 'no namespace'}${h.iface ? `/${h.iface}` : ''}`;
+const hopKey = (h: Hop) => `${h.at} ${h.node ?? ''} ${h.netns} ${h.iface}${h.nft ? ` nft ${h.nft}` : ''}`;
+const where = (h: Hop) => `${h.at} in ${h.netns || 'no namespace'}${h.iface ? `/${h.iface}` : ''}${onNode(h.node)}`;
 
 function byFlow(packets: readonly NormalizedPacket[]): Map<string, NormalizedPacket[]> {
   const m = new Map<string, NormalizedPacket[]>();

@@ -33,13 +33,23 @@ export interface Endpoint {
   text: string;
 }
 
-/** POINT[@NETNS[/IFACE]], POINT with `*` for any run of characters. */
+/**
+ * POINT[@NETNS[/IFACE]], POINT with `*` for any run of characters; or, in a
+ * merged trace, NODE:DEVICE[@POD|@NETNS] (any point on that device of that
+ * node). Point names have colons too (`tc:ingress`): a text that reads both
+ * ways holds where either reading does.
+ */
 export interface PointPattern {
   point: NameTest;
   netns: string | null;
   iface: string | null;
+  /** The NODE:DEVICE reading, where the text has that shape. */
+  device: { node: string; iface: string; where: string | null } | null;
   text: string;
 }
+
+/** NODE:DEVICE[@WHERE]: a node's name (DNS-1123), a device name (no `:`, `@`, `/`, `*`), a pod `NAMESPACE/NAME` or a namespace. */
+const NODE_DEVICE = /^([a-z0-9](?:[-a-z0-9.]*[a-z0-9])?):([^:@/*\s]+)(?:@(.+))?$/;
 
 export interface Match {
   proto?: string;
@@ -119,10 +129,12 @@ export function parsePointPattern(text: string): PointPattern {
   const point = at < 0 ? text : text.slice(0, at);
   const place = at < 0 ? null : text.slice(at + 1);
   const slash = place === null ? -1 : place.indexOf('/');
+  const nd = NODE_DEVICE.exec(text);
   return {
     point: globTest(point),
     netns: place === null ? null : slash < 0 ? place : place.slice(0, slash),
     iface: place === null || slash < 0 ? null : place.slice(slash + 1),
+    device: nd ? { node: nd[1]!, iface: nd[2]!, where: nd[3] ?? null } : null,
     text,
   };
 }

@@ -22,6 +22,10 @@ export interface Hop {
   netns: string;
   /** Device name; '' where the point names none. */
   iface: string;
+  /** The node it was seen on (merged traces). */
+  node?: string;
+  /** The pod whose namespace it is, `NAMESPACE/NAME`, where the trace named one. */
+  pod?: string;
   /** Conntrack state where the point knows it: NEW, ESTABLISHED/REPLY, UNTRACKED, NONE (a lookup found no entry). */
   ct?: string;
   /** The tuple changed since the hop before (NAT, encapsulation): from what, to what. */
@@ -54,6 +58,8 @@ export interface Ending {
   reason?: string;
   netns?: string;
   iface?: string;
+  /** The node it was dropped on (merged traces). */
+  node?: string;
   by?: string;
   /** What explain says of it (./explain/): its cause code, in the normalised form; absent when it says nothing. */
   cause?: string;
@@ -80,6 +86,8 @@ export interface NormalizedHop {
   at: string;
   netns: string;
   iface: string;
+  /** The node (merged traces), a placeholder where node names vary (--var-node). */
+  node?: string;
   ct?: string;
   /** `DNAT a → b`, `SNAT a → b`, both, or `tuple A → B` when the packet became another (encapsulation). */
   nat?: string;

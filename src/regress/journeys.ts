@@ -15,6 +15,7 @@ import { FREEING_POINTS, expectedFree } from '../decode/points.js';
 import { PORTED_PROTOCOLS, protocolName, protocolNumber } from '../decode/protocols.js';
 import { turnedAround } from '../decode/tuple.js';
 import { formatEndpoint } from '../output/format.js';
+import { NodePath, packetKey } from '../output/packets.js';
 import type { JsonHeaderRecord, JsonRecord } from '../output/json.js';
 import type { JsonTuple } from '../output/tuple.js';
 import { NO_VARS, Placeholders, type VarOptions } from './vars.js';
@@ -36,9 +37,10 @@ interface Names {
   address(a: string): string;
   port(p: string): string;
   netns(n: string): string;
+  node(n: string): string;
 }
 
-const RAW: Names = { address: (a) => a, port: (p) => p, netns: (n) => n };
+const RAW: Names = { address: (a) => a, port: (p) => p, netns: (n) => n, node: (n) => n };
 
 function endpoint(addr: string, port: string, ported: boolean, n: Names): string {
   return formatEndpoint(n.address(addr), ported ? n.port(port) : port, ported);
@@ -64,6 +66,7 @@ function rewriteText(a: FlowTuple, b: FlowTuple, n: Names): string {
 /** The hop as normalised output writes it: names through `n`, the rewrite in words. */
 export function normalizedHop(h: Hop, n: Names = RAW): NormalizedHop {
   const out: NormalizedHop = { at: h.at, netns: n.netns(h.netns), iface: h.iface };
+  if (h.node !== undefined) out.node = n.node(h.node);
   if (h.ct !== undefined) out.ct = h.ct;
   if (h.rewrite) out.nat = rewriteText(h.rewrite.from, h.rewrite.to, n);
   if (h.verdict) out.verdict = verdictText(h.verdict, n);
@@ -117,6 +120,10 @@ interface Open {
   neighbour: boolean;
   /** Every record of it, in order, when the builder keeps them (explain reads them back). */
   records?: JsonRecord[];
+  /** A merged trace's journey: where it has been (NodePath). */
+  path?: NodePath;
+  /** How it ended where it was held (NodePath), if it does not go on. */
+  held: Ending | null;
 }
 
 /**
@@ -149,7 +156,7 @@ export class JourneyBuilder {
 
   /** A record about an open journey's skb that is no hop of it (a route lookup made for it): kept with its records. */
   attach(r: JsonRecord): boolean {
-    const j = this.open.get(r.skb);
+    const j = this.open.get(packetKey(r.skb, r.node, r.journey));
     if (j?.records === undefined) return false;
     j.records.push(r);
     return true;
@@ -165,7 +172,15 @@ export class JourneyBuilder {
   }
 
   event(r: JsonRecord): void {
-    let j = this.open.get(r.skb);
+    // A merged trace's journey spans nodes: its events share it, whatever their skbs.
+    const key = packetKey(r.skb, r.node, r.journey);
+    let j = this.open.get(key);
+    if (j?.path?.another(r.node, r.func)) {
+      // A merged journey's name taken by another packet (NodePath): it ended before.
+      this.open.delete(key);
+      this.finish(j, j.held ?? { how: 'ended' });
+      j = undefined;
+    }
     if (r.nft) {
       // nftables' own trace of a packet: a hop of the journey it belongs to, if it is tied to one.
       if (j !== undefined) {
@@ -178,20 +193,21 @@ export class JourneyBuilder {
     const netns = this.netnsName(r);
     const colon = r.iface.lastIndexOf(':');
     const iface = colon > 0 ? r.iface.slice(0, colon) : '';
-    const seenKey = `${r.func} ${netns} ${iface} ${t ? tupleText(t) : ''}`;
+    const seenKey = `${r.func} ${r.node ?? ''} ${netns} ${iface} ${t ? tupleText(t) : ''}`;
     if (j !== undefined && anotherPacket(j, r, t, seenKey)) {
       // The skb was freed where no tracepoint sees it, and its memory holds a new packet.
-      this.open.delete(r.skb);
+      this.open.delete(key);
       this.finish(j, { how: 'ended' });
       j = undefined;
     }
     if (j === undefined) {
       j = {
         time: r.time, seen: new Set(), first: t, tuples: t ? [t] : [], flags: r.tuple?.flags ?? '', ctOrig: null, hops: [], last: t,
-        neighbour: false,
+        neighbour: false, held: null,
       };
+      if (r.journey !== undefined) j.path = new NodePath(r.node);
       if (this.opts.keepRecords) j.records = [];
-      this.open.set(r.skb, j);
+      this.open.set(key, j);
     }
     j.records?.push(r);
     if (r.tuple !== null && (isNeighbourAddress(r.tuple.saddr) || isNeighbourAddress(r.tuple.daddr))) j.neighbour = true;
@@ -200,13 +216,23 @@ export class JourneyBuilder {
       j.flags = r.tuple!.flags;
     }
     if (FREEING_POINTS.has(r.func)) {
-      this.open.delete(r.skb);
       const dropped = r.func === 'kfree_skb' && r.drop_reason !== null && r.drop_reason !== 'NOT_SPECIFIED' &&
         expectedFree(r.func, r.drop_reason, r.caller) === null;
-      this.finish(j, dropped
-        ? { how: 'dropped', reason: r.drop_reason!, netns, iface, by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
-        : { how: 'ended' });
+      const end: Ending = dropped
+        ? { how: 'dropped', reason: r.drop_reason!, netns, iface, ...(r.node !== undefined ? { node: r.node } : {}),
+          by: (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '') }
+        : { how: 'ended' };
+      // In a merged trace, freed where it started it may have been sent on; freed where it was sent from, it goes on.
+      const merged = j.path ? j.path.note({ func: r.func, dropReason: r.drop_reason, caller: r.caller, node: r.node }) : 'end';
+      if (merged === 'hold') j.held = end;
+      if (merged !== 'end') return;
+      this.open.delete(key);
+      this.finish(j, end);
       return;
+    }
+    if (j.path) {
+      j.path.note({ func: r.func, dropReason: null, caller: null, node: r.node });
+      if (!j.path.held) j.held = null;
     }
     // A retransmission is the same packet again: the point that says so is not part of its path.
     if (r.func === 'tcp_retransmit_skb') return;
@@ -214,6 +240,8 @@ export class JourneyBuilder {
     // A socket may read one skb in several calls.
     if (r.func === 'skb_copy_datagram_iovec' && j.hops[j.hops.length - 1]?.at === r.func) return;
     const hop: Hop = { at: r.func, netns, iface };
+    if (r.node !== undefined) hop.node = r.node;
+    if (r.pod) hop.pod = `${r.pod.namespace}/${r.pod.name}`;
     if (r.ct) {
       hop.ct = r.ct.found ? r.ct.state + (r.ct.dir === 'reply' ? '/REPLY' : '') : r.ct.state === 'UNTRACKED' ? 'UNTRACKED' : 'NONE';
       if (j.ctOrig === null && r.ct.orig) j.ctOrig = flowTuple({ ...r.ct.orig, flags: '' });
@@ -241,12 +269,12 @@ export class JourneyBuilder {
     const j = this.open.get(skb);
     if (j === undefined) return;
     this.open.delete(skb);
-    this.finish(j, { how: 'ended' });
+    this.finish(j, j.held ?? { how: 'ended' });
   }
 
   /** Packets still in flight when the trace ended. */
   end(): void {
-    for (const j of this.open.values()) this.finish(j, { how: 'ended' });
+    for (const j of this.open.values()) this.finish(j, j.held ?? { how: 'ended' });
     this.open.clear();
   }
 
@@ -360,7 +388,7 @@ export class FlowSet {
       flags: p.kind,
       tuple: p.journey.first ? tupleText(p.journey.first, n) : '',
       hops: p.journey.hops.map((h) => normalizedHop(h, n)),
-      end: p.journey.end.how === 'dropped' ? { ...p.journey.end, netns: n.netns(p.journey.end.netns ?? '') } : p.journey.end,
+      end: p.journey.end.how === 'dropped' ? droppedEnd(p.journey.end, n) : p.journey.end,
       repeat: p.repeat,
     });
     const byName = new Map<string, Map<string, NormalizedPacket>>();
@@ -386,6 +414,12 @@ export class FlowSet {
     }
     return out;
   }
+}
+
+function droppedEnd(end: Ending, n: Names): Ending {
+  const out = { ...end, netns: n.netns(end.netns ?? '') };
+  if (end.node !== undefined) out.node = n.node(end.node);
+  return out;
 }
 
 function flowName(named: FlowTuple | null, n: Names): string {

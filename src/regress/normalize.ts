@@ -115,9 +115,12 @@ export function writeNormalized(n: Normalized, out: Writable, opts: WriteOptions
   }
 }
 
-/** One hop as a person reads it: `nf:ipv4:local_in b/veth-b ct=NEW DNAT a → b`. */
+/** ` on NODE` for a place on a node (merged traces), else nothing. */
+export const onNode = (node: string | undefined) => (node !== undefined ? ` on ${node}` : '');
+
+/** One hop as a person reads it: `nf:ipv4:local_in b/veth-b ct=NEW DNAT a → b` (`… b/veth-b on node2 …` in a merged trace). */
 export function hopText(h: NormalizedHop): string {
-  let s = `${h.at} ${h.netns}${h.iface ? `/${h.iface}` : ''}`;
+  let s = `${h.at} ${h.netns}${h.iface ? `/${h.iface}` : ''}${onNode(h.node)}`;
   if (h.ct) s += ` ct=${h.ct}`;
   if (h.nat) s += ` ${h.nat}`;
   if (h.verdict) s += ` ${h.verdict}`;
@@ -128,7 +131,7 @@ export function hopText(h: NormalizedHop): string {
 export function endText(e: NormalizedPacket['end']): string {
   const cause = e.cause ? `, cause ${e.cause}` : '';
   if (e.how !== 'dropped') return `${e.how}${cause}`;
-  return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${e.by ? ` by ${e.by}` : ''}${cause}`;
+  return `dropped: ${e.reason} at ${e.netns}${e.iface ? `/${e.iface}` : ''}${onNode(e.node)}${e.by ? ` by ${e.by}` : ''}${cause}`;
 }
 
 /** The normalised form for a person: a block per flow, a line per hop; each line escaped (./escape.ts). */

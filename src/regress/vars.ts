@@ -2,7 +2,7 @@
  * What differs between two runs of one scenario and is not the datapath's
  * doing: addresses handed out at run time (pod IPs), ephemeral ports, the
  * names of namespaces made per run. Each such value becomes a placeholder,
- * `$a1`, `$p1`, `$n1`, numbered within its flow in the order of the output.
+ * `$a1`, `$p1`, `$n1` (`$node1` for a node), numbered within its flow in the order of the output.
  */
 import { parseAddress } from '../decode/addr.js';
 
@@ -46,6 +46,8 @@ export interface VarOptions {
   ephemeralPorts: boolean;
   /** Namespace names that differ per run. */
   netns: RegExp | null;
+  /** Node names that differ per run (merged traces). */
+  node?: RegExp | null;
 }
 
 export const NO_VARS: VarOptions = { addresses: [], ephemeralPorts: false, netns: null };
@@ -59,11 +61,12 @@ export class Placeholders {
   private readonly addrs = new Map<string, string>();
   private readonly ports = new Map<string, string>();
   private readonly names = new Map<string, string>();
-  private readonly counts = { a: 0, p: 0, n: 0 };
+  private readonly nodes = new Map<string, string>();
+  private readonly counts = { a: 0, p: 0, n: 0, node: 0 };
 
   constructor(readonly opts: VarOptions, private readonly masked = false) {}
 
-  private mark(kind: 'a' | 'p' | 'n'): string {
+  private mark(kind: 'a' | 'p' | 'n' | 'node'): string {
     return this.masked ? `$${kind}` : `$${kind}${++this.counts[kind]}`;
   }
 
@@ -88,11 +91,19 @@ export class Placeholders {
   }
 
   netns(name: string): string {
-    if (this.opts.netns === null || !this.opts.netns.test(name)) return name;
-    let p = this.names.get(name);
+    return this.named(name, this.opts.netns, this.names, 'n');
+  }
+
+  node(name: string): string {
+    return this.named(name, this.opts.node ?? null, this.nodes, 'node');
+  }
+
+  private named(name: string, varies: RegExp | null, seen: Map<string, string>, kind: 'n' | 'node'): string {
+    if (varies === null || !varies.test(name)) return name;
+    let p = seen.get(name);
     if (p === undefined) {
-      p = this.mark('n');
-      this.names.set(name, p);
+      p = this.mark(kind);
+      seen.set(name, p);
     }
     return p;
   }

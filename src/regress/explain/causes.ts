@@ -21,8 +21,11 @@ export interface Finding {
 }
 
 const deviceOf = (r: ExplainEvent) => r.iface.replace(/:\d+$/, '');
-const placeOf = (r: ExplainEvent) => `${deviceOf(r) ? `${deviceOf(r)} in ` : ''}${netnsText(r.netns_name, r.netns)}`;
-const nsOf = (r: ExplainEvent) => netnsText(r.netns_name, r.netns);
+/** The namespace, and in a merged trace its node: `ns-b`, `ns-b on node2`. */
+const nsOf = (r: ExplainEvent) => `${netnsText(r.netns_name, r.netns)}${r.node !== undefined ? ` on ${r.node}` : ''}`;
+const placeOf = (r: ExplainEvent) => `${deviceOf(r) ? `${deviceOf(r)} in ` : ''}${nsOf(r)}`;
+/** One namespace of one node: inodes are a node's own (a merged trace's nodes may repeat them). */
+const samePlace = (a: ExplainEvent, b: ExplainEvent) => a.netns === b.netns && a.node === b.node;
 const said = (r: ExplainEvent, text: string): Evidence => ({ text, time: r.time });
 const callerOf = (r: ExplainEvent) => (r.caller ?? '').replace(/\+0x[0-9a-f]+.*$/, '');
 
@@ -83,7 +86,7 @@ function nftCause(r: ExplainEvent, records: readonly ExplainEvent[]): Finding {
   const evidence = [said(r, `nft ${n.family} ${n.table} ${n.chain}${n.kind === 'rule' ? ` handle ${n.handle ?? '?'}` : ` ${n.kind}`}${n.rule !== null ? `: ${n.rule}` : ''} → ${n.verdict.toUpperCase()}`)];
   const invalidRule = n.rule !== null && /\bct\s+state\b[^;]*\binvalid\b/i.test(n.rule);
   // Conntrack attaches no entry to a packet it finds INVALID: at netfilter hooks it shows as NONE.
-  const untracked = findLast(records, (x) => x.ct !== undefined && x.ct.source === 'nfct' && x.time <= r.time && x.netns === r.netns);
+  const untracked = findLast(records, (x) => x.ct !== undefined && x.ct.source === 'nfct' && x.time <= r.time && samePlace(x, r));
   if (invalidRule) {
     if (untracked?.ct && !untracked.ct.found) evidence.push(said(untracked, `conntrack had no entry for it at ${untracked.func} (ct NONE): it found it INVALID`));
     return { cause: 'ct-invalid', sentence: `dropped as conntrack INVALID by ${what} in ${nsOf(r)}`, evidence };
@@ -109,7 +112,7 @@ function redirectCause(r: ExplainEvent, records: readonly ExplainEvent[]): Findi
   const t = v.target;
   const dir = r.func === 'tc:ingress' ? 'ingress' : 'egress';
   const into = t ? `${t.iface}@${t.netns_name || t.netns}${t.direction === 'egress' ? ' (egress)' : ''}` : 'another device';
-  const seen = records.filter((x) => deviceOf(x) === deviceOf(r) && x.netns === r.netns && /^tc:/.test(x.func)).map((x) => x.func.slice(3));
+  const seen = records.filter((x) => deviceOf(x) === deviceOf(r) && samePlace(x, r) && /^tc:/.test(x.func)).map((x) => x.func.slice(3));
   const only = [...new Set(seen)];
   const sentence = `redirected by ${programs(v.by)} at tc ${dir} of ${placeOf(r)} into ${into}` +
     (only.length === 1 ? `: tcpdump on ${deviceOf(r)} sees only ${only[0]}` : '');
@@ -143,9 +146,9 @@ function forwarding(records: readonly ExplainEvent[], j: Journey, ctx: ExplainCo
   const last = records[records.length - 1]!;
   const t = j.last;
   if (t === null) return null;
-  const arrival = records.find((r) => r.netns === last.netns && ARRIVING.test(r.func));
+  const arrival = records.find((r) => samePlace(r, last) && ARRIVING.test(r.func));
   if (!arrival) return null;
-  if (records.some((r) => r.netns === last.netns && r.time >= arrival.time && LEAVING.test(r.func))) return null;
+  if (records.some((r) => samePlace(r, last) && r.time >= arrival.time && LEAVING.test(r.func))) return null;
   const s = ctx.settingsAt(last.netns, arrival.time);
   if (!s || ownsAddress(s, t.daddr) || (s.devices ?? []).length === 0) return null;
   const family = t.daddr.includes(':') ? 6 : 4;
@@ -153,7 +156,7 @@ function forwarding(records: readonly ExplainEvent[], j: Journey, ctx: ExplainCo
   const f = forwardingOn(s, family, iif);
   if (!f || f.value !== 0) return null;
   const evidence = [said(arrival, `arrived at ${placeOf(arrival)} for ${t.daddr}, which is none of ${nsOf(arrival)}'s addresses`)];
-  const route = findLast(routes, (r) => r.netns === last.netns && routeOf(r)!.result === 'unicast');
+  const route = findLast(routes, (r) => samePlace(r, last) && routeOf(r)!.result === 'unicast');
   if (route) evidence.push(routeLine(route));
   evidence.push({ text: `settings of ${nsOf(arrival)}: ${f.text}`, time: s.time });
   if (FREEING_POINTS.has(last.func)) evidence.push(dropLine(last));
@@ -179,7 +182,7 @@ function rpFilter(last: ExplainEvent, ctx: ExplainContext, routes: ExplainEvent[
   const evidence = [dropLine(last)];
   if (s && v !== null) evidence.push({ text: `settings of ${nsOf(last)}: rp_filter=${v} (${RP_FILTER_MODE[v] ?? v}) on ${iif} (the larger of all's and ${iif}'s)`, time: s.time });
   const saddr = last.tuple?.saddr;
-  const back = saddr === undefined ? undefined : findLast(routes, (r) => r.netns === last.netns && r.tuple?.daddr === saddr);
+  const back = saddr === undefined ? undefined : findLast(routes, (r) => samePlace(r, last) && r.tuple?.daddr === saddr);
   if (back) evidence.push(routeLine(back));
   const mode = v !== null ? `, ${RP_FILTER_MODE[v] ?? v}` : '';
   return {
@@ -205,7 +208,7 @@ function probesSent(changes: readonly ExplainEvent[], failed: ExplainEvent): num
 function neighFailed(last: ExplainEvent, j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding {
   const route = findLast(routes, (r) => routeOf(r)!.result === 'unicast');
   const hop = route?.route?.gateway ?? j.last?.daddr ?? '?';
-  const changes = ctx.neighbourChanges(hop, last.time).filter((e) => e.netns === last.netns);
+  const changes = ctx.neighbourChanges(hop, last.time).filter((e) => samePlace(e, last));
   // The entry's FAILED change comes after the drops it makes (neigh_invalidate frees the queue first):
   // a NEIGH_FAILED drop by neigh_invalidate tells the failure, the INCOMPLETE changes before it the probes.
   const failedChange = findLast(changes, (e) => (e.neigh as NeighSection).state === 'FAILED');
@@ -250,10 +253,10 @@ function neighFailed(last: ExplainEvent, j: Journey, ctx: ExplainContext, routes
 }
 
 function mtu(last: ExplainEvent, records: readonly ExplainEvent[], ctx: ExplainContext, routes: ExplainEvent[]): Finding {
-  const sent = records.filter((r) => !FREEING_POINTS.has(r.func) && r.netns === last.netns);
+  const sent = records.filter((r) => !FREEING_POINTS.has(r.func) && samePlace(r, last));
   const out = findLast(sent, (r) => r.mtu > 0 && r.len > r.mtu) ?? sent[sent.length - 1] ?? last;
   // A forwarded packet is too big for the device its route leads out of, not the one it came in on.
-  const route = findLast(routes, (r) => r.netns === last.netns && routeOf(r)!.result === 'unicast' && !!routeOf(r)!.oif_name);
+  const route = findLast(routes, (r) => samePlace(r, last) && routeOf(r)!.result === 'unicast' && !!routeOf(r)!.oif_name);
   const egress = out.len > out.mtu && out.mtu > 0 ? deviceOf(out) : route?.route?.oif_name ?? deviceOf(out);
   const s = ctx.settingsAt(last.netns, last.time);
   const dev = s?.devices?.find((d) => d.name === egress);
@@ -280,7 +283,7 @@ function socketCause(cause: 'no-socket' | 'socket-full', last: ExplainEvent, j: 
 function byReason(last: ExplainEvent, records: readonly ExplainEvent[], j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding | null {
   const reason = last.drop_reason ?? '';
   if (reason === 'NETFILTER_DROP') {
-    const hook = findLast(records, (r) => r.func.startsWith('nf:') && r.netns === last.netns);
+    const hook = findLast(records, (r) => r.func.startsWith('nf:') && samePlace(r, last));
     return {
       cause: 'nft-drop',
       sentence: `dropped by a netfilter rule in ${nsOf(last)}${hook ? ` at ${hook.func.replace(/^nf:ipv[46]:/, '')}` : ''} (--output-nft names the rule)`,
@@ -308,7 +311,7 @@ function byReason(last: ExplainEvent, records: readonly ExplainEvent[], j: Journ
  */
 function proxyArp(records: readonly ExplainEvent[], j: Journey, ctx: ExplainContext, routes: ExplainEvent[]): Finding | null {
   const first = records[0]!;
-  const route = findLast(routes, (r) => r.netns === first.netns && routeOf(r)!.result === 'unicast');
+  const route = findLast(routes, (r) => samePlace(r, first) && routeOf(r)!.result === 'unicast');
   const hop = route?.route?.gateway ?? j.first?.daddr;
   if (hop === undefined) return null;
   const last = records[records.length - 1]!;
@@ -376,7 +379,7 @@ export function explainJourney(j: Journey, ctx: ExplainContext): Finding | null 
   // Fragmentation refused (DF set, or a tunnel's outer packet with df set): freed without a reason on some kernels.
   if (last.func === 'kfree_skb' && /^(ip_fragment|ip6_fragment|ip_do_fragment)\b/.test(callerOf(last))) return mtu(last, records, ctx, routes);
   // ip_error frees what an unreachable route stopped without a reason on some kernels (NOT_SPECIFIED).
-  if (last.func === 'kfree_skb' && failedRoute && failedRoute.netns === last.netns && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) {
+  if (last.func === 'kfree_skb' && failedRoute && samePlace(failedRoute, last) && !records.some((r) => r.time > failedRoute.time && LEAVING.test(r.func))) {
     return noRoute(last, routes);
   }
   if (freed || !MID_PATH.test(last.func)) return proxyArp(records, j, ctx, routes);
