@@ -188,6 +188,20 @@ test('merge: a DNAT before encapsulation keeps one journey from the pod on node 
   assert.ok(journey.some((r) => r.node === 'node-b' && r.iface === 'veth-b:2' && r.tuple?.daddr === '203.0.113.2'), 'so is node b\'s pod');
 });
 
+test('merge: an skb address that holds the next packet without a free seen is another journey, named <node>:<skb>#N', async () => {
+  const g = scenario(3, 0, { underlay: 'routed' });
+  // Node a sends every request from one skb address and no free of it is recorded (as TCP frees what it sent).
+  const reused = g.a[0]!.skb;
+  g.a = g.a.map((r) => (r.tuple?.saddr === '203.0.113.1' ? { ...r, skb: reused } : r));
+  const { result, lines } = await runMerge(g);
+  assert.equal(result.merged.pairs, 6);
+  const requests = records(lines).filter((r) => r.tuple?.saddr === '203.0.113.1');
+  const names = [...new Set(requests.map((r) => r.journey))];
+  assert.deepEqual(names, [`node-a:${reused}`, `node-a:${reused}#2`, `node-a:${reused}#3`]);
+  // Each continues on node b under its own name.
+  for (const name of names) assert.ok(requests.some((r) => r.journey === name && r.node === 'node-b'), `${name} on node-b`);
+});
+
 test('merge: packets the records cannot tell apart are reported ambiguous, not paired', async () => {
   const { result, lines } = await runMerge(scenario(5, 0, { packets: false }));
   assert.ok(result.merged.ambiguous > 0);

@@ -15,7 +15,7 @@
  */
 import { FREEING_POINTS } from '../../decode/points.js';
 import type { JsonRecord } from '../../output/json.js';
-import { pointDirection, wireKey } from './wire.js';
+import { heldPacket, pointDirection, wireKey } from './wire.js';
 
 /** Sending points that fire after the device took the packet (and may have delivered it). */
 const AFTER_HANDOFF: ReadonlySet<string> = new Set(['net_dev_xmit']);
@@ -29,6 +29,8 @@ export class Instance {
   readonly rx = new Map<string, number>();
   /** Its skb came from outside the node, so far: no sending point yet, no receiving point with a key. */
   mayArrive = true;
+  /** The packet its skb holds (heldPacket), once a record says. */
+  held: string | null = null;
   lastT: number;
   constructor(readonly node: number, readonly label: string, t: number) {
     this.lastT = t;
@@ -86,6 +88,8 @@ export interface PairerOptions {
 
 export class Pairer {
   private readonly instances = new Map<string, Instance>();
+  /** How many instances each `<node>:<skb>` has had: the second is named `<node>:<skb>#2`, so that journeys' names are never reused. */
+  private readonly named = new Map<string, number>();
   /** Departures by key: every instance that sent it, in the last two windows. */
   private readonly entries = new Map<string, Entry[]>();
   /** Keys in the order first indexed, with when: what expires. */
@@ -110,10 +114,16 @@ export class Pairer {
   ingest(node: number, r: JsonRecord, t: number): Instance {
     const id = `${node}:${r.skb}`;
     let inst = this.instances.get(id);
+    const held = heldPacket(r);
+    // Its address holds another packet now: the last one's free went unseen.
+    if (inst !== undefined && held !== null && inst.held !== null && held !== inst.held) inst = undefined;
     if (inst === undefined) {
-      inst = new Instance(node, `${this.o.nodes[node]}:${r.skb}`, t);
+      const n = (this.named.get(id) ?? 0) + 1;
+      this.named.set(id, n);
+      inst = new Instance(node, `${this.o.nodes[node]}:${r.skb}${n > 1 ? `#${n}` : ''}`, t);
       this.instances.set(id, inst);
     }
+    if (held !== null) inst.held = held;
     inst.lastT = t;
     const dir = pointDirection(r.func);
     const wk = dir === null ? null : wireKey(r);
@@ -165,7 +175,7 @@ export class Pairer {
     if (best === null) return;
     if (journeys.size > 1) {
       this.ambiguous++;
-      this.o.onAmbiguous?.({ node: arr.node, skb: arr.label.slice(arr.label.lastIndexOf(':') + 1), key, journeys: [...journeys].sort(), t });
+      this.o.onAmbiguous?.({ node: arr.node, skb: arr.label.slice(arr.label.lastIndexOf(':') + 1).replace(/#\d+$/, ''), key, journeys: [...journeys].sort(), t });
       return;
     }
     arr.parent = best;

@@ -125,3 +125,21 @@ export function wireKey(r: WithWire): WireKey | null {
   if (t) key += `|${t.kind}:${t.vni ?? '-'}:${tupleKey(t.inner)}#${wire?.inner ? identityKey({ ipId: wire.inner.ip_id, ipLen: wire.inner.ip_len, l4: wire.inner.l4_id }) : ''}`;
   return { key, hash: captured?.hash ?? null };
 }
+
+/**
+ * Which packet an skb holds, as far as its records say: the innermost
+ * packet's IPv4 id, else the TCP sequence or ICMP echo id and sequence; null
+ * where neither is known. A DNAT, an encapsulation or GRO leave it as it is;
+ * an skb's address taken by the next packet after a free no tracepoint saw
+ * (TCP frees what it sent that way) changes it.
+ */
+export function heldPacket(r: JsonRecord): string | null {
+  const w = r as WithWire;
+  const inner = r.tunnel != null;
+  const ids = w.wire ? (inner ? w.wire.inner : w.wire) : null;
+  const id = ids ? { ipId: ids.ip_id, l4: ids.l4_id } : capturedIdentity(r)?.id ?? null;
+  if (id === null || (inner && !w.wire)) return null;
+  if (id.ipId !== null && id.ipId !== 0) return `id${id.ipId}`;
+  const proto = (inner ? r.tunnel!.inner : r.tuple)?.proto;
+  return id.l4 !== null && (proto === 'tcp' || proto === 'icmp' || proto === 'icmp6') ? `l4${id.l4}` : null;
+}
