@@ -312,8 +312,8 @@ for (const underlay of ['vxlan', 'routed'] as const) {
       });
     }
 
-    // A ping alone: merge follows an skb on a node until a freeing point shows, and TCP frees its
-    // skbs unseen, so which of a connection's later segments it pairs across the wire differs from run to run.
+    // A ping alone: the TCP connection of one run leaves conntrack entries that the next run's
+    // segments meet at tc (ct=NEW where the first saw NONE), a difference of the scene, not of the path.
     test('diff: two merged runs of a ping are the same; an nft drop on node2 is a difference on node2', async () => {
       const runs = [];
       for (const name of ['p1', 'p2']) runs.push(await merge(await recordRun(lab, c, `${underlay}-${name}`, ping), out(`merged-${name}.jsonl`)));
