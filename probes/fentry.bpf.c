@@ -4,7 +4,10 @@
  * calls it with the function's arguments, BTF-typed, so it reads fields as
  * cheaply as a tracepoint does. One instance per function (a trampoline
  * program is loaded for its target); user space sets the target and the
- * skb's argument position.
+ * skb's argument position. Its exit (--output-retval) sends what the function
+ * returned, tied to the entry's record (include/sections/retval.h); there
+ * user space sets the function's argument count in CONFIG.skb_arg: the return
+ * value follows the arguments.
  */
 /* A tracing program: it may print the skb from BTF (--output-skb). */
 #define PKTPATH_TRACING 1
@@ -25,5 +28,12 @@ int pktpath_fentry(__u64 *ctx)
 		.stack_ok = true,
 	};
 	observe(skb, &site);
+	return 0;
+}
+
+SEC("fexit")
+int pktpath_fexit(__u64 *ctx)
+{
+	retval_send(bpf_get_func_ip(ctx), ctx_ret(ctx, CONFIG.skb_arg));
 	return 0;
 }

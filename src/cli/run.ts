@@ -82,6 +82,13 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');
   }
+  if (cfg.output.sections.includes('retval')) {
+    if (!cfg.attach.families.has('functions')) throw new UsageError('--output-retval: return values are those of kernel functions: --attach needs functions');
+    if (!fentry?.ok) {
+      throw new Error(`--output-retval: return values need fexit, which this kernel refuses (fentry: ${fentry?.detail ?? 'not tried'}); ` +
+        '`pktpath doctor` shows what works');
+    }
+  }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const scope = traceScope(filter, only, pods);
   const kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);

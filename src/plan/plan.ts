@@ -232,7 +232,7 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
   const functions: FunctionAttachment[] = [];
   for (const f of fn.discovery.functions) {
     if (tracepoints.has(f.name) || !wants(sel, 'functions', f.name)) continue;
-    functions.push({ name: f.name, skbArg: f.skbArg });
+    functions.push({ name: f.name, skbArg: f.skbArg, module: f.module });
   }
   plan.functions = functions;
   plan.functionBackends = backendOrder(sel.backend, usable, functions.length);

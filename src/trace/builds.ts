@@ -67,7 +67,9 @@ export const PROBES = {
     { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
     { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
   ],
-  fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
+  fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry', others: ['pktpath_fexit'] }],
+  /** A function's return (--output-retval): its entry's record again, with the value. */
+  fexit: [{ file: 'fentry.bpf.o', program: 'pktpath_fexit', others: ['pktpath_fentry'] }],
   kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
   'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
   tc: [
@@ -96,7 +98,7 @@ export const PROBES = {
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: Fd; func: string };

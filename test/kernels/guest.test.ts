@@ -34,12 +34,12 @@ const ATTACH_MS = 240_000;
 
 const pktpathPrograms = () => programs().filter((p) => p.name.startsWith('pktpath_')).length;
 
-async function traced(args: string[], traffic: (lab: Lab, a: string) => Promise<void>): Promise<{ events: JsonEvent[]; stderr: string }> {
+async function traced(args: string[], traffic: (lab: Lab, a: string, b: string) => Promise<void>): Promise<{ events: JsonEvent[]; stderr: string }> {
   const lab = new Lab('pg');
   try {
-    const { a } = twoHosts(lab);
+    const { a, b } = twoHosts(lab);
     const run = await startTracer(['--filter-dst-ip', '192.0.2.2', ...args], ATTACH_MS);
-    await traffic(lab, a);
+    await traffic(lab, a, b);
     const r = await run.stop();
     assert.equal(r.code, 0, r.stderr);
     return { events: r.events, stderr: r.stderr };
@@ -91,6 +91,34 @@ for (const backend of BACKENDS) {
     const line = /pktpath: functions: .*/.exec(stderr)?.[0] ?? '';
     process.stdout.write(`# ${KERNEL} ${backend}: ${line} (whole run ${Date.now() - t0} ms)\n`);
     assert.match(line, new RegExp(`\\d+ with ${backend}`));
+  });
+}
+
+for (const backend of BACKENDS.includes('fentry') ? BACKENDS : []) {
+  test(`${KERNEL}: --output-retval with ${backend} entries: a dropped path's and a normal path's return values, each after its entry`, async () => {
+    const { events, stderr } = await traced(
+      ['--attach', 'functions', '--backend', backend, '--filter-func', '^(nf_hook_slow|ip_rcv|ip_local_deliver)$', '--output-retval'],
+      async (lab, a, b) => {
+        await lab.exec(a, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
+        // B's input drops the next request: nf_hook_slow returns NF_DROP's error.
+        lab.nft(b, 'table inet t {\n chain i {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n');
+        await lab.exec(a, ['ping', '-c', '1', '-W', '1', '192.0.2.2']);
+      },
+    );
+    const exits = events.filter((e) => e.probe.type === 'fexit');
+    const seen = exits.map((e) => `${e.func} → ${e.retval?.text}`);
+    process.stdout.write(`# ${KERNEL} ${backend}: return values seen: ${[...new Set(seen)].join(', ')}\n`);
+    assert.match(stderr, /return values: 3 functions with fexit/);
+    assert.ok(exits.some((e) => e.func === 'ip_rcv' && e.retval?.text === '0'), seen.join('\n'));
+    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '1'), seen.join('\n'));
+    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '-EPERM' && e.retval.value === -1), seen.join('\n'));
+    // Each exit repeats its entry's packet, and comes after it: the same skb and function, earlier.
+    for (const x of exits) {
+      assert.equal(x.tuple?.daddr, '192.0.2.2', JSON.stringify(x));
+      const at = events.indexOf(x);
+      assert.ok(events.slice(0, at).some((e) => e.probe.type !== 'fexit' && e.skb === x.skb && e.func === x.func), `no entry before ${JSON.stringify(x)}`);
+      assert.ok(x.retval!.duration_ns > 0);
+    }
   });
 }
 
