@@ -14,6 +14,14 @@
 #include "include/observe.h"
 #include "include/args.h"
 
+#ifdef PKTPATH_NO_FUNC_IP
+/* Before bpf_get_func_ip (5.15): the program is the function's own, and user
+ * space names its records by their point. Return values need the helper. */
+#define FUNC_IP(ctx) 0
+#else
+#define FUNC_IP(ctx) bpf_get_func_ip(ctx)
+#endif
+
 SEC("fentry")
 int pktpath_fentry(__u64 *ctx)
 {
@@ -24,7 +32,7 @@ int pktpath_fentry(__u64 *ctx)
 		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
-		.func_ip = bpf_get_func_ip(ctx),
+		.func_ip = FUNC_IP(ctx),
 		.stack_ok = true,
 	};
 	observe(skb, &site);

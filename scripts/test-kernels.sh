@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `npm run test:kernels`: boots stock Debian kernels (6.1, 6.12) under qemu
+# `npm run test:kernels`: boots stock Debian kernels (5.10, 6.1, 6.12) under qemu
 # (TCG: no KVM here) with this machine's root shared read-only, runs
 # test/kernels/guest.test.js inside each, and reports the guests' results
 # in the Node test runner's TAP, each test named after its kernel. Exits 1
 # when a test fails or a guest reports nothing.
-#   scripts/test-kernels.sh [debian-6.1 debian-6.12]
+#   scripts/test-kernels.sh [debian-5.10 debian-6.1 debian-6.12]
 # PKTPATH_GUEST_TESTS: what node --test runs in the guest (default: the whole file;
 # e.g. "--test-name-pattern=retval dist/test/kernels/guest.test.js").
 set -euo pipefail
@@ -14,7 +14,7 @@ CACHE=${PKTPATH_KERNEL_CACHE:-/var/cache/pktpath-kernels}
 bash scripts/fetch-kernels.sh >&2
 [ -e dist/test/kernels/guest.test.js ] || npm run build >&2
 kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || kernels=(debian-6.1 debian-6.12)
+[ ${#kernels[@]} -gt 0 ] || kernels=(debian-5.10 debian-6.1 debian-6.12)
 
 status=0
 for k in "${kernels[@]}"; do

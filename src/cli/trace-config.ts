@@ -19,7 +19,7 @@ import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES } from '../plan/plan.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
-  parseRegex, parseRingSize,
+  parseModules, parseRegex, parseRingSize,
 } from './values.js';
 
 export interface FilterConfig {
@@ -98,6 +98,8 @@ export interface RawOptions extends RawOutputFileOptions {
   filterPort?: string;
   filterFunc?: string;
   backend?: string;
+  kmods?: string;
+  allKmods?: boolean;
   /** `list --funcs` */
   funcs?: boolean;
   filterNetns?: string[];
@@ -296,6 +298,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
       trackSkb: !!o.filterTrackSkb,
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
+      kmods: o.allKmods ? 'all' : o.kmods !== undefined ? parseModules('--kmods', o.kmods) : [],
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

@@ -53,6 +53,11 @@ export function moduleBtf(module: string, btf: Btf | null = vmlinuxBtf(), btfDir
   return m;
 }
 
+/** Whether the module is loaded with BTF of its own (its functions can be found and probed). */
+export function moduleHasBtf(module: string, btfDir = BTF_DIR): boolean {
+  return fs.existsSync(path.join(btfDir, module));
+}
+
 /** Every function taking an skb, from vmlinux and module BTF; the first declaration of a name wins. */
 export function btfSkbFunctions(btf: Btf | null = vmlinuxBtf(), btfDir = BTF_DIR): SkbFunction[] {
   if (!btf) return [];

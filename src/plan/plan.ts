@@ -37,6 +37,8 @@ export interface AttachSelection {
   trackSkb: boolean;
   /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
   decisions?: { route: boolean; neigh: boolean };
+  /** Functions of kernel modules too, as pwru: those of the modules named (--kmods), or of all (--all-kmods); none by default. */
+  kmods?: 'all' | readonly string[];
 }
 
 export interface ProbePlan extends AttachPlan {
@@ -230,7 +232,9 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
   // A tracepoint of the same name (consume_skb) already shows the function: it is not probed twice.
   const tracepoints = new Set(plan.tracepoints.map((t) => t.name));
   const functions: FunctionAttachment[] = [];
+  const kmods = sel.kmods ?? [];
   for (const f of fn.discovery.functions) {
+    if (f.module !== null && kmods !== 'all' && !kmods.includes(f.module)) continue;
     if (tracepoints.has(f.name) || !wants(sel, 'functions', f.name)) continue;
     functions.push({ name: f.name, skbArg: f.skbArg, module: f.module });
   }

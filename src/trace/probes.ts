@@ -308,7 +308,7 @@ export class ProbeSet {
           if (typeof t === 'string') program.setAttachTarget(t);
           else program.setAttachTarget(t.func, t.progFd);
         }
-        writeCode(program, this.code, p.label, direct);
+        if (!spec.unfiltered) writeCode(program, this.code, p.label, direct);
         // libbpf 1.1 does not know the "netfilter" section: say what it is.
         if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       });
