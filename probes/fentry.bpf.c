@@ -42,6 +42,6 @@ int pktpath_fentry(__u64 *ctx)
 SEC("fexit")
 int pktpath_fexit(__u64 *ctx)
 {
-	retval_send(bpf_get_func_ip(ctx), ctx_ret(ctx, CONFIG.skb_arg));
+	retval_send(bpf_get_func_ip(ctx), ctx_arg(ctx, CONFIG.skb_arg));
 	return 0;
 }

@@ -21,19 +21,7 @@ static __always_inline __u64 ctx_arg(__u64 *ctx, int n)
 	case 2: return CTX_ARG(ctx, 2);
 	case 3: return CTX_ARG(ctx, 3);
 	case 4: return CTX_ARG(ctx, 4);
-	default: return 0;
-	}
-}
-
-/* fexit: the return value follows the function's `n` arguments. */
-static __always_inline __u64 ctx_ret(__u64 *ctx, int n)
-{
-	switch (n) {
-	case 0: return CTX_ARG(ctx, 0);
-	case 1: return CTX_ARG(ctx, 1);
-	case 2: return CTX_ARG(ctx, 2);
-	case 3: return CTX_ARG(ctx, 3);
-	case 4: return CTX_ARG(ctx, 4);
+	/* Beyond: where fexit finds the return value, after the function's arguments. */
 	case 5: return CTX_ARG(ctx, 5);
 	case 6: return CTX_ARG(ctx, 6);
 	case 7: return CTX_ARG(ctx, 7);

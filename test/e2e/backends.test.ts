@@ -62,3 +62,12 @@ test('--output-retval where the kernel refuses fexit: one line naming the refusa
   assert.equal(usage.status, 2, usage.stderr);
   assert.match(usage.stderr, /^pktpath: --output-retval: return values are those of kernel functions: --attach needs functions\n$/);
 });
+
+test('--kmods naming a module without BTF: one line, exit 2, nothing attached', () => {
+  const before = pktpathPrograms();
+  const r = pktpath(['--kmods', 'pktpath_no_such_module', '--duration', '1']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, 'pktpath: --kmods: module \'pktpath_no_such_module\' is not loaded with BTF (no /sys/kernel/btf/pktpath_no_such_module): ' +
+    'load it (modprobe pktpath_no_such_module) or leave it out\n');
+  assert.equal(pktpathPrograms(), before);
+});
