@@ -4,12 +4,23 @@
  * calls it with the function's arguments, BTF-typed, so it reads fields as
  * cheaply as a tracepoint does. One instance per function (a trampoline
  * program is loaded for its target); user space sets the target and the
- * skb's argument position.
+ * skb's argument position. Its exit (--output-retval) sends what the function
+ * returned, tied to the entry's record (include/sections/retval.h); there
+ * user space sets the function's argument count in CONFIG.skb_arg: the return
+ * value follows the arguments.
  */
 /* A tracing program: it may print the skb from BTF (--output-skb). */
 #define PKTPATH_TRACING 1
 #include "include/observe.h"
 #include "include/args.h"
+
+#ifdef PKTPATH_NO_FUNC_IP
+/* Before bpf_get_func_ip (5.15): the program is the function's own, and user
+ * space names its records by their point. Return values need the helper. */
+#define FUNC_IP(ctx) 0
+#else
+#define FUNC_IP(ctx) bpf_get_func_ip(ctx)
+#endif
 
 SEC("fentry")
 int pktpath_fentry(__u64 *ctx)
@@ -21,9 +32,16 @@ int pktpath_fentry(__u64 *ctx)
 		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
-		.func_ip = bpf_get_func_ip(ctx),
+		.func_ip = FUNC_IP(ctx),
 		.stack_ok = true,
 	};
 	observe(skb, &site);
+	return 0;
+}
+
+SEC("fexit")
+int pktpath_fexit(__u64 *ctx)
+{
+	retval_send(bpf_get_func_ip(ctx), ctx_arg(ctx, CONFIG.skb_arg));
 	return 0;
 }

@@ -30,6 +30,14 @@ static __always_inline struct sk_buff *reg_arg(struct pt_regs *ctx, int n)
 	}
 }
 
+#ifdef PKTPATH_NO_FUNC_IP
+/* Before bpf_get_func_ip (5.15): the function from the probe's address, a
+ * kprobe at its entry reporting the byte after the breakpoint. */
+#define FUNC_IP(ctx) (REG_AT(ctx, ip) - 1)
+#else
+#define FUNC_IP(ctx) bpf_get_func_ip(ctx)
+#endif
+
 static __always_inline int on_function(struct pt_regs *ctx)
 {
 	struct sk_buff *skb = reg_arg(ctx, CONFIG.skb_arg);
@@ -39,7 +47,7 @@ static __always_inline int on_function(struct pt_regs *ctx)
 		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
-		.func_ip = bpf_get_func_ip(ctx),
+		.func_ip = FUNC_IP(ctx),
 		.stack_ok = true,
 		/* At entry the return address is on top of the stack: the caller. */
 		.caller_at = (void *)REG_AT(ctx, sp),

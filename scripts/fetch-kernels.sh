@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches what `npm run test:kernels` boots: qemu and busybox from Debian's
-# packages, and two stock Debian kernels (bookworm's 6.1, bookworm-backports'
-# 6.12) unpacked into a cache, each with its modules indexed and a small
+# packages, and three stock Debian kernels (bullseye's 5.10, bookworm's 6.1,
+# bookworm-backports' 6.12) unpacked into a cache, each with its modules indexed and a small
 # initramfs that mounts the host's root over 9p. Idempotent: what is cached is kept.
 set -euo pipefail
 CACHE=${PKTPATH_KERNEL_CACHE:-/var/cache/pktpath-kernels}
@@ -21,16 +21,18 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# A private apt state for bookworm-backports: the machine's own sources are left alone.
+# A private apt state for bullseye and bookworm-backports: the machine's own sources are left alone.
 apt_private() {
   local tool=$1
   shift
   local dir=$CACHE/apt
   mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/etc/preferences.d"
-  if [ ! -s "$dir/etc/sources.list" ]; then
+  if ! grep -qs bullseye "$dir/etc/sources.list"; then
     echo 'deb http://deb.debian.org/debian bookworm main' > "$dir/etc/sources.list"
     echo 'deb http://deb.debian.org/debian bookworm-backports main' >> "$dir/etc/sources.list"
     echo 'deb http://deb.debian.org/debian-security bookworm-security main' >> "$dir/etc/sources.list"
+    echo 'deb http://deb.debian.org/debian bullseye main' >> "$dir/etc/sources.list"
+    echo 'deb http://deb.debian.org/debian-security bullseye-security main' >> "$dir/etc/sources.list"
   fi
   "$tool" -o Dir::Etc::sourcelist="$dir/etc/sources.list" -o Dir::Etc::sourceparts=- -o Dir::Etc::preferencesparts="$dir/etc/preferences.d" \
     -o Dir::State::Lists="$dir/lists" -o Dir::Cache::Archives="$dir/archives" -o Debug::NoLocking=1 "$@"
@@ -90,13 +92,15 @@ INIT
   rm -rf "$work"
 }
 
-say "updating the package lists (bookworm, bookworm-backports)"
+say "updating the package lists (bullseye, bookworm, bookworm-backports)"
 apt_private apt-get update -qq >/dev/null
 # The newest of each series, by package name (linux-image-6.1.0-57-amd64, linux-image-6.12.48+deb12-amd64).
 newest() { apt_private apt-cache pkgnames "$1" | grep -E '^linux-image-[0-9.]+(-[0-9]+)?(\+deb[0-9]+)?-amd64$' | sort -V | tail -n1; }
+k510=$(newest linux-image-5.10.0-)
 k61=$(newest linux-image-6.1.0-)
 k612=$(newest linux-image-6.12.)
 [ -n "$k61" ] || { say "no 6.1 kernel package found"; exit 1; }
 unpack debian-6.1 "$k61"
+if [ -n "$k510" ]; then unpack debian-5.10 "$k510"; else say "no 5.10 kernel in bullseye"; fi
 if [ -n "$k612" ]; then unpack debian-6.12 "$k612"; else say "no 6.12 kernel in bookworm-backports"; fi
 ls -d "$CACHE"/debian-* 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `npm run test:kernels`: boots stock Debian kernels (6.1, 6.12) under qemu
+# `npm run test:kernels`: boots stock Debian kernels (5.10, 6.1, 6.12) under qemu
 # (TCG: no KVM here) with this machine's root shared read-only, runs
 # test/kernels/guest.test.js inside each, and reports the guests' results
 # in the Node test runner's TAP, each test named after its kernel. Exits 1
 # when a test fails or a guest reports nothing.
-#   scripts/test-kernels.sh [debian-6.1 debian-6.12]
+#   scripts/test-kernels.sh [debian-5.10 debian-6.1 debian-6.12]
+# PKTPATH_GUEST_TESTS: what node --test runs in the guest (default: the whole file;
+# e.g. "--test-name-pattern=retval dist/test/kernels/guest.test.js").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -12,6 +14,7 @@ CACHE=${PKTPATH_KERNEL_CACHE:-/var/cache/pktpath-kernels}
 bash scripts/fetch-kernels.sh >&2
 [ -e dist/test/kernels/guest.test.js ] || npm run build >&2
 kernels=("$@")
+# debian-5.10 is fetched and runs when named: its attach of every function by kprobe and its route points still fail.
 [ ${#kernels[@]} -gt 0 ] || kernels=(debian-6.1 debian-6.12)
 
 status=0
@@ -25,7 +28,7 @@ KERNEL_VERSION=$(cat "$dir/version")
 KERNEL_DIR=$dir
 KERNEL_NAME=$k
 REPO=$REPO
-GUEST_TESTS=dist/test/kernels/guest.test.js
+GUEST_TESTS='${PKTPATH_GUEST_TESTS:-dist/test/kernels/guest.test.js}'
 ENV
   t0=$(date +%s)
   timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \

@@ -21,6 +21,15 @@ static __always_inline __u64 ctx_arg(__u64 *ctx, int n)
 	case 2: return CTX_ARG(ctx, 2);
 	case 3: return CTX_ARG(ctx, 3);
 	case 4: return CTX_ARG(ctx, 4);
+	/* Beyond: where fexit finds the return value, after the function's arguments. */
+	case 5: return CTX_ARG(ctx, 5);
+	case 6: return CTX_ARG(ctx, 6);
+	case 7: return CTX_ARG(ctx, 7);
+	case 8: return CTX_ARG(ctx, 8);
+	case 9: return CTX_ARG(ctx, 9);
+	case 10: return CTX_ARG(ctx, 10);
+	case 11: return CTX_ARG(ctx, 11);
+	case 12: return CTX_ARG(ctx, 12);
 	default: return 0;
 	}
 }

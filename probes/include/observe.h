@@ -20,6 +20,7 @@
 #include "sections/dump.h"
 #include "sections/l2.h"
 #include "sections/packet.h"
+#include "sections/retval.h"
 #include "sections/route.h"
 #include "sections/neigh.h"
 #include "sections/skb_meta.h"
@@ -158,6 +159,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 
 	bool is_ip = section_tuple(e, skb);
 	note_cpu_skb(e);
+	retval_keep(e, site->flags);
 	void *at = (void *)(e + 1);
 	if (site->ct != SITE_CT_NONE)
 		section_ct(e, skb, site->ctx, site->ct, is_ip, at);

@@ -79,7 +79,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
   cmd.optionsGroup(GROUP.output)
     .option('--output-tuple', 'print the 5-tuple')
     .option('--output-meta', 'print netns, mark, interface, protocol, MTU and length')
-    .option('--output-stack', live ? 'print the kernel stack (at tracepoints)' : 'print the kernel stack (where it was recorded)')
+    .option('--output-stack', live ? 'print the kernel stack at tracepoints and function probes (kprobe, kprobe-multi, fentry); tc and netfilter-link ' +
+      'points have none: their program types may not read one' : 'print the kernel stack (where it was recorded)')
     .option('--output-caller', 'print the calling function where the point has one')
     .option('--output-limit-lines <n>', 'stop after n events')
     .option('--output-json', 'write JSON lines (schema v1)')
@@ -118,6 +119,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
       `device tracepoints), auto, the default: all up to ${TC_DEVICE_BUDGET} devices, with --filter-netns/--filter-pod/--filter-ifname, or with tc asked for by --attach ` +
       'or --filter-func, else programs)')
     .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`)
+    .option('--kmods <modules>', 'probe the skb functions of these kernel modules too (comma-separated, e.g. nf_conntrack,vxlan; as pwru: the core kernel\'s only by default)')
+    .option('--all-kmods', 'probe the skb functions of every loaded kernel module too')
     .option('--kernel-btf <path>', 'read the kernel\'s types from this BTF file instead of /sys/kernel/btf/vmlinux (CO-RE relocations, fields, drop reasons)');
 
   cmd.optionsGroup(GROUP.session)

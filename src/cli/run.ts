@@ -10,6 +10,8 @@ import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns, namedNetns } from '../kernel/netns.js';
 import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
+import { moduleHasBtf } from '../kernel/functions.js';
+import { capability } from '../kernel/caps.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces, withTcPrograms } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
 import { LiveExplainer } from '../regress/explain/live.js';
@@ -88,6 +90,18 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');
   }
+  const kmods = cfg.attach.kmods;
+  const absent = cfg.attach.families.has('functions') && Array.isArray(kmods) ? kmods.find((m) => !moduleHasBtf(m)) : undefined;
+  if (absent !== undefined) throw new UsageError(`--kmods: module '${absent}' is not loaded with BTF (no /sys/kernel/btf/${absent}): load it (modprobe ${absent}) or leave it out`);
+  if (cfg.output.sections.includes('retval')) {
+    if (!cfg.attach.families.has('functions')) throw new UsageError('--output-retval: return values are those of kernel functions: --attach needs functions');
+    if (!fentry?.ok) {
+      throw new Error(`--output-retval: return values need fexit, which this kernel refuses (fentry: ${fentry?.detail ?? 'not tried'}); ` +
+        '`pktpath doctor` shows what works');
+    }
+    const funcIp = capability('helper-get-func-ip');
+    if (!funcIp.ok) throw new Error(`--output-retval: return values need the helper bpf_get_func_ip, which this kernel lacks (${funcIp.detail})`);
+  }
   if (only) view = { ...view, namespaces: view.namespaces.filter((n) => only(n.netns.name)) };
   const scope = traceScope(filter, only, pods);
   let kernel = narrowView(view, { namespaces: filter.only ? scope() : filter.netns ? [filter.netns] : null, ifindex: filter.ifindex }, ifacesOf);
@@ -101,6 +115,10 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
       '`pktpath list` without it names them all');
   }
   plan.notes.unshift(...notes);
+  if (cfg.output.stack && (plan.tc.length > 0 || plan.netfilter.length > 0)) {
+    plan.notes.push(`--output-stack: ${[plan.tc.length > 0 ? 'tc' : '', plan.netfilter.length > 0 ? 'netfilter (BPF link)' : ''].filter(Boolean).join(' and ')} ` +
+      'points have no stack: their program types may not read one (tracepoints and function probes do)');
+  }
   if (cfg.output.nft && cfg.filter.nftMatch === null && (filter.compiled === null || expressionToNft(filter.compiled) === null)) {
     plan.notes.push(`--output-nft: nftables' bpf match cannot be given this expression (${XT_BPF_MAX_INSNS} instructions at most, ` +
       'from the IP header): nftables traces every packet of the traced namespaces, and pktpath shows the rules of the packets it traces');

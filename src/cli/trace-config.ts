@@ -23,7 +23,7 @@ import { type AttachSelection, BACKEND_CHOICES, FAMILIES, type Family, TC_DEVICE
 import { TC_DIRECTIONS, tcPointName } from '../decode/points.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
-  parseRegex, parseRingSize,
+  parseModules, parseRegex, parseRingSize,
 } from './values.js';
 
 export interface FilterConfig {
@@ -106,6 +106,8 @@ export interface RawOptions extends RawOutputFileOptions {
   filterPort?: string;
   filterFunc?: string;
   backend?: string;
+  kmods?: string;
+  allKmods?: boolean;
   /** `list --funcs` */
   funcs?: boolean;
   filterNetns?: string[];
@@ -322,6 +324,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
       tcAsked: (o.attach ?? '').split(',').some((f) => f.trim() === 'tc') || (filterFunc !== null && TC_DIRECTIONS.some((d) => filterFunc.test(tcPointName(d)))),
       kprobeBatch: o.filterKprobeBatch !== undefined ? parseRange('--filter-kprobe-batch', o.filterKprobeBatch, 1, MAX_KPROBE_BATCH) : null,
+      kmods: o.allKmods ? 'all' : o.kmods !== undefined ? parseModules('--kmods', o.kmods) : [],
     },
     output,
     ringSize: parseRingSize('--ring-size', o.ringSize ?? '16M'),

@@ -5,6 +5,7 @@
 import { type Addr, parseAddress } from '../decode/addr.js';
 import { protocolNumber } from '../decode/protocols.js';
 import { linearRegExp } from '../regress/patterns.js';
+import { escapeText } from '../output/escape.js';
 
 /** The user's input is wrong: one line, exit 2. */
 export class UsageError extends Error {
@@ -81,6 +82,15 @@ export function parseChoices<T extends string>(flag: string, text: string, choic
   for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) out.add(parseChoice(flag, part, choices));
   if (out.size === 0) throw new UsageError(`${flag}: name at least one of ${choices.join(', ')}`);
   return out;
+}
+
+/** Kernel module names, comma-separated, at least one (as /sys/module names them: letters, digits, _ and -). */
+export function parseModules(flag: string, text: string): string[] {
+  const out = [...new Set(text.split(',').map((s) => s.trim()).filter(Boolean))];
+  if (out.length === 0) throw new UsageError(`${flag}: name at least one kernel module (e.g. nf_conntrack,vxlan)`);
+  const bad = out.find((m) => !/^[A-Za-z0-9_-]{1,55}$/.test(m));
+  if (bad !== undefined) throw new UsageError(`${flag}: '${escapeText(bad)}' is not a kernel module's name (letters, digits, _ and -)`);
+  return out.map((m) => m.replace(/-/g, '_'));
 }
 
 /**

@@ -17,7 +17,7 @@ export type { Mechanism } from './trials.js';
 const BTF_DIR = '/sys/kernel/btf';
 
 export type Capability = Mechanism | keyof typeof LOAD_TRIALS | 'btf' | 'module-btf' | 'ringbuf'
-  | 'tcx-attach-type' | 'netfilter-attach-type' | 'kfunc-rdonly-cast' | 'kfunc-cast-to-kern-ctx' | 'kfunc-ct-lookup' | 'drop-reasons';
+  | 'tcx-attach-type' | 'netfilter-attach-type' | 'helper-get-func-ip' | 'kfunc-rdonly-cast' | 'kfunc-cast-to-kern-ctx' | 'kfunc-ct-lookup' | 'drop-reasons';
 
 export interface CapAnswer {
   ok: boolean;
@@ -71,6 +71,10 @@ const QUESTIONS: Record<Capability, Question> = {
   fentry: { label: 'fentry', ask: () => runTrial(MECHANISM_TRIALS.fentry, vmlinuxBtf()) },
   'tcx-attach-type': { label: 'tcx attach types (BTF)', ask: () => attachTypes().has('BPF_TCX_INGRESS') || 'not in bpf_attach_type' },
   'netfilter-attach-type': { label: 'netfilter attach type (BTF)', ask: () => attachTypes().has('BPF_NETFILTER') || 'not in bpf_attach_type' },
+  'helper-get-func-ip': {
+    label: 'helper bpf_get_func_ip (return values)',
+    ask: () => new Set(vmlinuxBtf()?.enumValues('bpf_func_id')?.values() ?? []).has('BPF_FUNC_get_func_ip') || 'not in bpf_func_id (5.15+)',
+  },
   'task-helpers-tc': { label: 'pid and comm in tc programs', ask: () => runTrial(LOAD_TRIALS['task-helpers-tc'], vmlinuxBtf()) },
   'task-helpers-netfilter': {
     label: 'pid and comm in netfilter programs', ask: () => runTrial(LOAD_TRIALS['task-helpers-netfilter'], vmlinuxBtf()),

@@ -36,6 +36,28 @@ const BTF_DIR = '/sys/kernel/btf';
 const TRACEFS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 const KPROBE_BLACKLIST = '/sys/kernel/debug/kprobes/blacklist';
 
+const moduleBtfs = new Map<string, Btf | null>();
+
+/** A module's split BTF (on vmlinux's), read once; null when it cannot be read (unloaded, or BTF this parser does not know). */
+export function moduleBtf(module: string, btf: Btf | null = vmlinuxBtf(), btfDir = BTF_DIR): Btf | null {
+  if (!btf) return null;
+  let m = moduleBtfs.get(module);
+  if (m === undefined) {
+    try {
+      m = Btf.loadSplit(path.join(btfDir, module), btf);
+    } catch {
+      m = null;
+    }
+    if (btfDir === BTF_DIR) moduleBtfs.set(module, m);
+  }
+  return m;
+}
+
+/** Whether the module is loaded with BTF of its own (its functions can be found and probed). */
+export function moduleHasBtf(module: string, btfDir = BTF_DIR): boolean {
+  return fs.existsSync(path.join(btfDir, module));
+}
+
 /** Every function taking an skb, from vmlinux and module BTF; the first declaration of a name wins. */
 export function btfSkbFunctions(btf: Btf | null = vmlinuxBtf(), btfDir = BTF_DIR): SkbFunction[] {
   if (!btf) return [];
@@ -56,11 +78,9 @@ export function btfSkbFunctions(btf: Btf | null = vmlinuxBtf(), btfDir = BTF_DIR
     // No module BTF.
   }
   for (const m of modules) {
-    try {
-      add(Btf.loadSplit(path.join(btfDir, m), btf), m);
-    } catch {
-      // A module unloaded while reading, or BTF this parser does not know: its functions are left out.
-    }
+    // A module unloaded while reading, or BTF this parser does not know: its functions are left out.
+    const blob = moduleBtf(m, btf, btfDir);
+    if (blob) add(blob, m);
   }
   return out;
 }

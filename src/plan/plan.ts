@@ -43,6 +43,8 @@ export interface AttachSelection {
   tcAsked?: boolean;
   /** --filter-kprobe-batch: kprobes made between two looks at the event loop (kprobe backend); null: the default. */
   kprobeBatch?: number | null;
+  /** Functions of kernel modules too, as pwru: those of the modules named (--kmods), or of all (--all-kmods); none by default. */
+  kmods?: 'all' | readonly string[];
 }
 
 export const TC_DEVICE_CHOICES = ['auto', 'all', 'programs'] as const;
@@ -266,9 +268,11 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
   // A tracepoint of the same name (consume_skb) already shows the function: it is not probed twice.
   const tracepoints = new Set(plan.tracepoints.map((t) => t.name));
   const functions: FunctionAttachment[] = [];
+  const kmods = sel.kmods ?? [];
   for (const f of fn.discovery.functions) {
+    if (f.module !== null && kmods !== 'all' && !kmods.includes(f.module)) continue;
     if (tracepoints.has(f.name) || !wants(sel, 'functions', f.name)) continue;
-    functions.push({ name: f.name, skbArg: f.skbArg });
+    functions.push({ name: f.name, skbArg: f.skbArg, module: f.module });
   }
   plan.functions = functions;
   plan.functionBackends = backendOrder(sel.backend, usable, functions.length);

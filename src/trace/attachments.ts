@@ -27,6 +27,8 @@ export interface FunctionAttachment {
   name: string;
   /** 0-based argument position of the skb. */
   skbArg: number;
+  /** The module whose BTF declares it; null (or absent) for the core kernel. */
+  module?: string | null;
 }
 
 export interface TcAttachment {

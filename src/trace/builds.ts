@@ -42,6 +42,8 @@ export interface ProbeBuild {
    * refusal falls back to the same object with copies.
    */
   packetLoads?: 'direct';
+  /** The program filters nothing (it sends what another program matched): no code is written into it. */
+  unfiltered?: true;
 }
 
 /** TP_SLOTS of probes/tracepoint.bpf.c: tracepoint programs per object. */
@@ -67,8 +69,17 @@ export const PROBES = {
     { file: 'tracepoint_wide.bpf.o', ...TP_PROGRAMS },
     { file: 'tracepoint_wide_nocast.bpf.o', ...TP_PROGRAMS },
   ],
-  fentry: [{ file: 'fentry.bpf.o', program: 'pktpath_fentry' }],
-  kprobe: [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] }],
+  fentry: [
+    { file: 'fentry.bpf.o', program: 'pktpath_fentry', others: ['pktpath_fexit'] },
+    { file: 'fentry_nofuncip.bpf.o', program: 'pktpath_fentry', others: ['pktpath_fexit'], lacks: 'bpf_get_func_ip (5.15+), which return values need' },
+  ],
+  /** A function's return (--output-retval): its entry's record again, with the value. */
+  fexit: [{ file: 'fentry.bpf.o', program: 'pktpath_fexit', others: ['pktpath_fentry'], unfiltered: true }],
+  kprobe: [
+    { file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] },
+    // Before 5.15: the function from the probe's address.
+    { file: 'kprobe_nofuncip.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'], lacks: 'bpf_get_func_ip (5.15+; the function is found from the probe\'s address)' },
+  ],
   'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
   tc: [
     { file: 'tc.bpf.o', program: 'pktpath_tc', packetLoads: 'direct' },
@@ -96,7 +107,7 @@ export const PROBES = {
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: Fd; func: string };

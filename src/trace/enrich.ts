@@ -5,6 +5,7 @@ import type { RawEvent } from '../decode/event.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { enrichSections } from '../output/sections/registry.js';
 import type { SectionContext } from '../output/sections/section.js';
+import type { ReturnShape } from '../output/sections/retval.js';
 import { EventFlags } from '../decode/layout.js';
 import { FREEING_POINTS, type PointInfo, type ProbeType, recordPointName } from '../decode/points.js';
 import { type Tuple, sameTuple, turnedAround } from '../decode/tuple.js';
@@ -31,6 +32,8 @@ export interface EnrichOptions {
   skbMeta?: CompiledSkbFetch | null;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
+  /** How a traced function's return value reads (--output-retval). */
+  returns?: (func: string) => ReturnShape | null;
 }
 
 /**
@@ -65,7 +68,7 @@ export class Enricher {
   private readonly sections: SectionContext;
 
   constructor(private readonly o: EnrichOptions) {
-    this.sections = { skbMeta: o.skbMeta ?? null, ifname: (netns, ifindex) => o.names.ifname(netns, ifindex) };
+    this.sections = { skbMeta: o.skbMeta ?? null, ifname: (netns, ifindex) => o.names.ifname(netns, ifindex), returns: o.returns };
     const symbols = o.symbols;
     this.callers = symbols === null ? null : new AddressText(1024, (a) => symbols.format(a));
   }

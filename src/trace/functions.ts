@@ -10,6 +10,9 @@
  */
 import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAllParallel } from '../bpf/link.js';
 import type { PointInfo } from '../decode/points.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { moduleBtf } from '../kernel/functions.js';
+import { type ReturnShape, functionReturn } from '../output/sections/retval.js';
 import type { FunctionAttachment, FunctionBackend } from './attachments.js';
 import type { ProbeSet } from './probes.js';
 
@@ -19,8 +22,8 @@ export interface FunctionObserverContext {
   addPoint(info: PointInfo): number;
   /** Lets signals in between batches; false once the session is stopping. */
   goOn(): Promise<boolean>;
-  /** Attach progress: `done` of `total` functions with `backend`. */
-  progress(backend: FunctionBackend, done: number, total: number): void;
+  /** Attach progress: `done` of `total` functions with `backend` (or their exits). */
+  progress(backend: FunctionBackend | 'fexit', done: number, total: number): void;
   /** --filter-kprobe-batch (default KPROBE_BATCH). */
   kprobeBatch?: number;
 }
@@ -32,6 +35,8 @@ export interface FunctionAttachResult {
   refused: Array<{ name: string; why: string }>;
   /** Milliseconds spent per backend (loading and attaching). */
   ms: Map<FunctionBackend, number>;
+  /** The functions observed. */
+  attached: FunctionAttachment[];
 }
 
 /** How many kprobes are made between two looks at the event loop (signals, progress), unless --filter-kprobe-batch says. */
@@ -39,6 +44,8 @@ export const KPROBE_BATCH = 64;
 
 export class FunctionObservers {
   private readonly links: Link[] = [];
+  /** How each function whose return is observed reads its value (--output-retval), by name. */
+  readonly returns = new Map<string, ReturnShape>();
 
   constructor(private readonly ctx: FunctionObserverContext) {}
 
@@ -47,7 +54,7 @@ export class FunctionObservers {
   }
 
   async attach(functions: FunctionAttachment[], backends: FunctionBackend[]): Promise<FunctionAttachResult> {
-    const result: FunctionAttachResult = { byBackend: new Map(), refused: [], ms: new Map() };
+    const result: FunctionAttachResult = { byBackend: new Map(), refused: [], ms: new Map(), attached: [] };
     let pending = functions;
     let why = new Map<string, string>();
     for (const backend of backends) {
@@ -65,7 +72,44 @@ export class FunctionObservers {
       why = failed;
     }
     result.refused = pending.map((f) => ({ name: f.name, why: why.get(f.name) ?? 'no backend' }));
+    const refused = new Set(pending.map((f) => f.name));
+    result.attached = functions.filter((f) => !refused.has(f.name));
     return result;
+  }
+
+  /**
+   * --output-retval: an fexit on each function, which sends the entry's
+   * record again with the return value (probes/include/sections/retval.h).
+   * Functions that return nothing (void) have none.
+   */
+  async attachReturns(functions: FunctionAttachment[]): Promise<{ attached: number; voids: number; refused: Array<{ name: string; why: string }> }> {
+    const refused: Array<{ name: string; why: string }> = [];
+    let attached = 0;
+    let voids = 0;
+    let done = 0;
+    for (const f of functions) {
+      const btf = f.module ? moduleBtf(f.module) : vmlinuxBtf();
+      const ret = btf ? functionReturn(btf, f.name) : null;
+      if (ret === null) {
+        voids++;
+        continue;
+      }
+      try {
+        const id = this.ctx.addPoint({ type: 'fexit', name: f.name });
+        // The exit's CONFIG.skb_arg is where the return value is: after the arguments.
+        const inst = this.ctx.probes.load('fexit', { pointId: id, skbArg: ret.nargs }, `fexit on ${f.name}`, f.name);
+        this.links.push(attachTracing(inst.program, `fexit on ${f.name}`));
+        this.returns.set(f.name, ret.shape);
+        attached++;
+      } catch (e) {
+        refused.push({ name: f.name, why: (e as Error).message.split('\n')[0]! });
+      }
+      if (++done % 16 === 0) {
+        this.ctx.progress('fexit', done, functions.length);
+        if (!(await this.ctx.goOn())) break;
+      }
+    }
+    return { attached, voids, refused };
   }
 
   /** Detaching a kprobe waits for an RCU grace period: a thousand of them, one after another, take tens of seconds. */

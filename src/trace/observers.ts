@@ -14,6 +14,7 @@ import type { TopologyCounts } from '../output/summary.js';
 import type { AttachPlan } from './attachments.js';
 import { type AttachFamily, type FamilyContext, type ObserverOptions, combineReports, refusalLine } from './families/family.js';
 import { FunctionFamily } from './families/functions.js';
+import type { ReturnShape } from '../output/sections/retval.js';
 import { NetfilterFamily } from './families/netfilter.js';
 import { NftFamily } from './families/nft.js';
 import { ProgramFamily } from './families/programs.js';
@@ -61,6 +62,11 @@ export class Observers {
   private readonly nftFamily: NftFamily;
   /** Every family, in the order their first objects are asked for (so their point ids). */
   private readonly families: readonly AttachFamily[];
+
+  /** How each function whose return is observed reads its value (--output-retval), by name. */
+  get functionReturns(): ReadonlyMap<string, ReturnShape> {
+    return this.functions.returns;
+  }
 
   constructor(private readonly ctx: ObserverContext) {
     const { filter, opts } = ctx;

@@ -1,14 +1,15 @@
 /**
  * The maps of probes/include/maps.h that every probe instance of a session
  * shares: one ring buffer, one lost counter, one stack map, the
- * skb-tracking maps and the skb each CPU last reported (for route and neighbour points). Made from the first object's definitions before any
+ * skb-tracking maps, the skb each CPU last reported (for route and neighbour points) and the
+ * function calls in flight (their entries' records, for their exits: --output-retval). Made from the first object's definitions before any
  * object loads, and reused by every one, so that objects can load at once.
  */
 import type { Fd } from '../bpf/fd.js';
 import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs', 'calls'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */
@@ -37,11 +38,13 @@ export class SharedMaps {
 
   /**
    * The maps, made from `object`'s definitions (every probe has them): a ring
-   * of `ringSize` bytes; without `stacks`, a stack map of one entry, not 16 MiB of them.
+   * of `ringSize` bytes; without `stacks`, a stack map of one entry, not 16 MiB of them;
+   * without `calls` (return values), a calls map of one entry.
    */
-  static createFrom(object: BpfObject, ringSize: number, stacks: boolean): SharedMaps {
+  static createFrom(object: BpfObject, ringSize: number, stacks: boolean, calls: boolean): SharedMaps {
     object.map('events').setMaxEntries(ringSize);
     if (!stacks) object.map('stacks').setMaxEntries(1);
+    if (!calls) object.map('calls').setMaxEntries(1);
     const fds: Partial<Record<SharedMap, Fd>> = {};
     try {
       for (const name of SHARED_MAPS) fds[name] = object.map(name).createLike();

@@ -17,6 +17,7 @@ import { describeRefusal } from '../kernel/mechanisms.js';
 import { type AttachTarget, PROBES, type ProbeBuild, type ProbeKind, TARGETED, TP_SLOTS, nextFitting, probesDir } from './builds.js';
 import { NO_CODE, type ProbeCode, codeFlags, filterInsns, writeCode } from './probe-code.js';
 import { type ProbeMaps, SharedMaps } from './probe-maps.js';
+import { retvalSection } from '../output/sections/retval.js';
 
 export type { ProbeMaps };
 
@@ -299,7 +300,7 @@ export class ProbeSet {
       const direct = spec.packetLoads === 'direct';
       object.rodata().setInitialValue(encodeConfig(direct ? { ...config, directLoads: true } : config));
       if (spec.slots && slotData) object.map(spec.slots.slotMap).setInitialValue(slotData);
-      (this.shared ??= SharedMaps.createFrom(object, this.ringSize, this.base.stack)).shareWith(object);
+      (this.shared ??= SharedMaps.createFrom(object, this.ringSize, this.base.stack, ((this.base.sections ?? 0) & (1 << retvalSection.kind)) !== 0)).shareWith(object);
       programs.forEach((p, i) => {
         const program = loaded[i]!;
         if (TARGETED.has(kind)) {
@@ -307,7 +308,7 @@ export class ProbeSet {
           if (typeof t === 'string') program.setAttachTarget(t);
           else program.setAttachTarget(t.func, t.progFd);
         }
-        writeCode(program, this.code, p.label, direct);
+        if (!spec.unfiltered) writeCode(program, this.code, p.label, direct);
         // libbpf 1.1 does not know the "netfilter" section: say what it is.
         if (kind === 'netfilter') program.setType(ProgType.NETFILTER, AttachType.NETFILTER);
       });
@@ -353,7 +354,7 @@ export interface ProbeLoadResult {
 const LOADABLE_ALONE = (Object.keys(PROBES) as ProbeKind[]).filter((k) => !k.startsWith('prog-'));
 
 /** Targets for the probes that are loaded for one: a function and a tracepoint every kernel with networking has. */
-const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', route: 'fib_table_lookup', fentry: 'ip_rcv', 'nf-hook': 'nf_hook_slow' };
+const DOCTOR_TARGETS: Partial<Record<ProbeKind, string>> = { tracepoint: 'netif_receive_skb', route: 'fib_table_lookup', fentry: 'ip_rcv', fexit: 'ip_rcv', 'nf-hook': 'nf_hook_slow' };
 
 /**
  * Whether each of pktpath's own probes loads on this kernel (the verifier

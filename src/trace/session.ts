@@ -227,6 +227,7 @@ export class TraceSession {
       tupleChanges: this.opts.tupleChanges,
       skbMeta: this.opts.skbMeta ?? null,
       redirectFlags: this.observers.tracesPrograms ? redirectFlags() : null,
+      returns: (func) => this.observers.functionReturns.get(func) ?? null,
     });
     const tc = this.observers.tc;
     this.stage = new VerdictStage(tc ? tc.lookup : () => undefined, this.emit);

@@ -1,7 +1,7 @@
 /**
  * Function backends on this kernel, which has no kprobes and refuses fentry:
  * auto observes the path at tracepoints, tc and netfilter and says why when
- * asked; an explicit backend fails with one line, exit 1, nothing attached.
+ * asked; an explicit backend, or --output-retval (fexit), fails with one line, exit 1, nothing attached.
  * (The backends themselves are tested in stock kernels: `npm run test:kernels`.)
  */
 import { test } from 'node:test';
@@ -48,4 +48,26 @@ test('list --funcs: skb functions with the skb\'s argument, narrowed by --filter
   const none = pktpath(['list', '--funcs', '--filter-func', '^no_such_function$']);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /^pktpath: --filter-func: '\^no_such_function\$' finds no skb function/);
+});
+
+test('--output-retval where the kernel refuses fexit: one line naming the refusal, exit 1, nothing attached', { skip: usable.some((b) => b.backend === 'fentry') && 'this kernel allows fexit' }, () => {
+  const before = pktpathPrograms();
+  const r = pktpath(['--output-retval', '--duration', '1']);
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^pktpath: --output-retval: return values need fexit, which this kernel refuses \(fentry: .+\); .pktpath doctor./);
+  assert.equal(pktpathPrograms(), before);
+  const usage = pktpath(['--output-retval', '--attach', 'tracepoints', '--duration', '1']);
+  assert.equal(usage.status, 2, usage.stderr);
+  assert.match(usage.stderr, /^pktpath: --output-retval: return values are those of kernel functions: --attach needs functions\n$/);
+});
+
+test('--kmods naming a module without BTF: one line, exit 2, nothing attached', () => {
+  const before = pktpathPrograms();
+  const r = pktpath(['--kmods', 'pktpath_no_such_module', '--duration', '1']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, 'pktpath: --kmods: module \'pktpath_no_such_module\' is not loaded with BTF (no /sys/kernel/btf/pktpath_no_such_module): ' +
+    'load it (modprobe pktpath_no_such_module) or leave it out\n');
+  assert.equal(pktpathPrograms(), before);
 });

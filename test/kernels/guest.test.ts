@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { linkInfos, programs } from '../../src/bpf/loaded.js';
@@ -32,14 +32,20 @@ const OBJECTS = new URL('../../../probes/build', import.meta.url).pathname;
 /** TCG is slow: attaching takes seconds here. */
 const ATTACH_MS = 240_000;
 
+/** The running kernel's release is at least major.minor. */
+const since = (major: number, minor: number) => {
+  const m = /^(\d+)\.(\d+)/.exec(release())!;
+  return Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor);
+};
+
 const pktpathPrograms = () => programs().filter((p) => p.name.startsWith('pktpath_')).length;
 
-async function traced(args: string[], traffic: (lab: Lab, a: string) => Promise<void>): Promise<{ events: JsonEvent[]; stderr: string }> {
+async function traced(args: string[], traffic: (lab: Lab, a: string, b: string) => Promise<void>): Promise<{ events: JsonEvent[]; stderr: string }> {
   const lab = new Lab('pg');
   try {
-    const { a } = twoHosts(lab);
+    const { a, b } = twoHosts(lab);
     const run = await startTracer(['--filter-dst-ip', '192.0.2.2', ...args], ATTACH_MS);
-    await traffic(lab, a);
+    await traffic(lab, a, b);
     const r = await run.stop();
     assert.equal(r.code, 0, r.stderr);
     return { events: r.events, stderr: r.stderr };
@@ -58,9 +64,7 @@ test(`${KERNEL}: doctor runs`, () => {
 });
 
 test(`${KERNEL}: the capability model tries packet bytes read in place, and finds what the release says (6.17+)`, () => {
-  const m = /^(\d+)\.(\d+)/.exec(release())!;
-  const expected = Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 17);
-  assert.equal(has('direct-packet-loads'), expected, capability('direct-packet-loads').detail);
+  assert.equal(has('direct-packet-loads'), since(6, 17), capability('direct-packet-loads').detail);
 });
 
 for (const backend of BACKENDS) {
@@ -93,6 +97,64 @@ for (const backend of BACKENDS) {
     assert.match(line, new RegExp(`\\d+ with ${backend}`));
   });
 }
+
+for (const backend of BACKENDS) {
+  test(`${KERNEL}: ${backend}: --output-stack at function points: each event's stack, its callers in it`, async () => {
+    const { events, stderr } = await traced(['--attach', 'functions', '--backend', backend, '--filter-func', '^(ip_rcv|icmp_rcv)$', '--output-stack'], ping);
+    const funcs = events.filter((e) => e.probe.type === (backend === 'fentry' ? 'fentry' : 'kprobe'));
+    assert.ok(funcs.length > 0, `no function events:\n${stderr}`);
+    for (const e of funcs) assert.ok((e.stack?.length ?? 0) >= 3, `no stack at ${e.func}: ${JSON.stringify(e.stack)}`);
+    // icmp_rcv is called by the IPv4 protocol dispatch, on the local delivery path.
+    const icmp = funcs.find((e) => e.func === 'icmp_rcv');
+    assert.ok(icmp?.stack?.some((f) => /^ip_(protocol_deliver_rcu|local_deliver)/.test(f)), JSON.stringify(icmp?.stack));
+    process.stdout.write(`# ${KERNEL} ${backend}: icmp_rcv's stack: ${icmp!.stack!.slice(0, 6).join(' ← ')}\n`);
+  });
+}
+
+for (const backend of BACKENDS.includes('fentry') ? BACKENDS : []) {
+  test(`${KERNEL}: --output-retval with ${backend} entries: a dropped path's and a normal path's return values, each after its entry`,
+    { skip: !since(5, 15) && 'no bpf_get_func_ip before 5.15: return values are refused' }, async () => {
+    const { events, stderr } = await traced(
+      ['--attach', 'functions', '--backend', backend, '--filter-func', '^(nf_hook_slow|ip_rcv|ip_local_deliver)$', '--output-retval'],
+      async (lab, a, b) => {
+        await lab.exec(a, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
+        // B's input drops the next request: nf_hook_slow returns NF_DROP's error.
+        lab.nft(b, 'table inet t {\n chain i {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n');
+        await lab.exec(a, ['ping', '-c', '1', '-W', '1', '192.0.2.2']);
+      },
+    );
+    const exits = events.filter((e) => e.probe.type === 'fexit');
+    const seen = exits.map((e) => `${e.func} → ${e.retval?.text}`);
+    process.stdout.write(`# ${KERNEL} ${backend}: return values seen: ${[...new Set(seen)].join(', ')}\n`);
+    assert.match(stderr, /return values: 3 functions with fexit/);
+    assert.ok(exits.some((e) => e.func === 'ip_rcv' && e.retval?.text === '0'), seen.join('\n'));
+    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '1'), seen.join('\n'));
+    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '-EPERM' && e.retval.value === -1), seen.join('\n'));
+    // Each exit repeats its entry's packet, and comes after it: the same skb and function, earlier.
+    for (const x of exits) {
+      assert.equal(x.tuple?.daddr, '192.0.2.2', JSON.stringify(x));
+      const at = events.indexOf(x);
+      assert.ok(events.slice(0, at).some((e) => e.probe.type !== 'fexit' && e.skb === x.skb && e.func === x.func), `no entry before ${JSON.stringify(x)}`);
+      assert.ok(x.retval!.duration_ns > 0);
+    }
+  });
+}
+
+test(`${KERNEL}: --kmods nf_conntrack: a module's skb function on the ping's path, left out without it`,
+  { skip: BACKENDS.length === 0 ? 'no function backend here' : !since(5, 11) && 'no module BTF before 5.11: module functions cannot be found' }, async () => {
+  execFileSync('modprobe', ['nf_conntrack']);
+  const list = (more: string[]) => spawnSync(process.execPath, [PKTPATH, 'list', '--attach', 'functions', '--filter-func', '^nf_conntrack_in$', ...more], { encoding: 'utf8' });
+  assert.equal(list([]).status, 2, 'nf_conntrack_in is planned without --kmods');
+  assert.equal(list(['--all-kmods']).stdout, 'nf_conntrack_in\n');
+  const { events, stderr } = await traced(['--attach', 'functions', '--kmods', 'nf_conntrack', '--filter-func', '^nf_conntrack_in$'], async (lab, a, b) => {
+    // Conntrack runs in B once a rule there needs it.
+    lab.nft(b, 'table inet t {\n chain i {\n  type filter hook input priority 0;\n  ct state new,established accept\n }\n}\n');
+    await ping(lab, a);
+  });
+  const ct = events.filter((e) => e.func === 'nf_conntrack_in');
+  assert.ok(ct.length >= 2, stderr);
+  process.stdout.write(`# ${KERNEL}: --kmods nf_conntrack: ${ct.length} nf_conntrack_in events (${ct[0]!.probe.type})\n`);
+});
 
 test(`${KERNEL}: --filter-skb-expr on every family this kernel has: only the skbs it names`, async () => {
   // Functions too where the kernel lets them be probed: the expression runs in kprobes and fentry programs as well.

@@ -162,15 +162,25 @@ const skbFunctions = {
   filteredBy: 'test',
 };
 
-test('functions: every skb function but those a tracepoint of the same name shows; the skb position kept', () => {
+test('functions: every skb function of the core kernel but those a tracepoint of the same name shows; the skb position kept', () => {
   const cfg = buildConfig({}, []);
   const plan = planProbes(cfg.attach, kernel({}, { backends: backends(['kprobe-multi', 'kprobe', 'fentry']), discovery: skbFunctions }));
-  assert.deepEqual(plan.functions.map((f) => [f.name, f.skbArg]), [
-    ['ip_rcv', 0], ['ip_local_deliver', 0], ['__ip_local_out', 2], ['nf_ct_deliver_cached_events', 1],
-  ]);
+  assert.deepEqual(plan.functions.map((f) => [f.name, f.skbArg]), [['ip_rcv', 0], ['ip_local_deliver', 0], ['__ip_local_out', 2]]);
   // A small set: fentry first, then the others the kernel allows.
   assert.deepEqual(plan.functionBackends, ['fentry', 'kprobe-multi', 'kprobe']);
   assert.ok(planPointNames(plan).includes('__ip_local_out'));
+});
+
+test('functions: modules\' too with --kmods (those named) or --all-kmods, as pwru', () => {
+  const view = kernel({}, { backends: backends(['kprobe-multi']), discovery: skbFunctions });
+  const named = planProbes(buildConfig({ kmods: 'nf_conntrack' }, []).attach, view);
+  assert.deepEqual(named.functions.at(-1), { name: 'nf_ct_deliver_cached_events', skbArg: 1, module: 'nf_conntrack' });
+  assert.equal(named.functions.length, 4);
+  assert.equal(planProbes(buildConfig({ kmods: 'vxlan' }, []).attach, view).functions.length, 3);
+  assert.equal(planProbes(buildConfig({ allKmods: true }, []).attach, view).functions.length, 4);
+  assert.deepEqual(buildConfig({ kmods: ' nf-conntrack , vxlan,' }, []).attach.kmods, ['nf_conntrack', 'vxlan']);
+  assert.throws(() => buildConfig({ kmods: ' , ' }, []), /^UsageError: --kmods: name at least one kernel module/);
+  assert.throws(() => buildConfig({ kmods: '../x' }, []), /^UsageError: --kmods: '\.\.\/x' is not a kernel module's name/);
 });
 
 test('functions: --filter-func selects them like any point; --backend narrows to one', () => {

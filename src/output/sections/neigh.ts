@@ -5,7 +5,7 @@
  */
 import { formatAddress } from '../../decode/addr.js';
 import { escapeText } from '../escape.js';
-import { errnoName } from './route.js';
+import { errnoName } from '../../bpf/errors.js';
 import { section } from './section.js';
 
 export type NeighEventName = 'create' | 'update' | 'update_done' | 'timer' | 'send_done' | 'send_dead' | 'release';

@@ -12,11 +12,12 @@ import { dumpSection } from './dump.js';
 import { skbMetaSection } from './skb-meta.js';
 import { neighSection } from './neigh.js';
 import { routeSection } from './route.js';
+import { retvalSection } from './retval.js';
 import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
 import { wireSection } from './wire.js';
 
-export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection] as const;
+export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection, retvalSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;

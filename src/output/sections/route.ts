@@ -4,7 +4,7 @@
  * Text: `route main unicast via 192.0.2.1 dev veth0 (192.0.2.0/24)`,
  * `route main error EAGAIN`.
  */
-import os from 'node:os';
+import { errnoName } from '../../bpf/errors.js';
 import { formatAddress } from '../../decode/addr.js';
 import { escapeText } from '../escape.js';
 import { section } from './section.js';
@@ -75,11 +75,6 @@ export function tableName(id: number): string {
   return id === 254 ? 'main' : id === 255 ? 'local' : id === 253 ? 'default' : String(id);
 }
 
-export function errnoName(error: number): string {
-  const n = Math.abs(error);
-  for (const [name, value] of Object.entries(os.constants.errno)) if (value === n) return name;
-  return `errno ${n}`;
-}
 
 /** What the lookup decided: its result type and error, from what each tracepoint gives. */
 export function routeOutcome(r: Pick<RouteRaw, 'family' | 'error' | 'type' | 'noMatch'>): { result: string | null; error: string | null } {

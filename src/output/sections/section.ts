@@ -8,17 +8,27 @@
  */
 import type { CompiledSkbFetch } from '../../filter/skb-expr.js';
 
+/** How a function's return value reads, from its BTF prototype. */
+export type ReturnShape =
+  | { kind: 'int'; size: number; signed: boolean }
+  | { kind: 'bool' }
+  | { kind: 'pointer' }
+  | { kind: 'enum'; size: number; names: ReadonlyMap<number, string> };
+
 /** What a section's names come from, beyond its record: what the sections' options made (prepare). */
 export interface SectionContext {
   /** The fields the skb metadata section holds, in order (and the code that reads them, for the probes). */
   skbMeta: CompiledSkbFetch | null;
   /** A device's name in a namespace (by inode), for sections that name devices beside the event's own; absent where none are known (show). */
   ifname?: (netns: number, ifindex: number) => string;
+  /** How a traced function's return value reads (--output-retval); absent where unknown (show). */
+  returns?: (func: string) => ReturnShape | null;
 }
 
 /** What a section's enrich may read of the event it is part of (set before its sections). */
 export interface SectionEventContext {
   netns: number;
+  func: string;
 }
 
 /** A command-line option that asks for a section. */

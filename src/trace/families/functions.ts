@@ -6,6 +6,9 @@
  */
 import { FunctionObservers, functionLines } from '../functions.js';
 import type { LoadRequest } from '../probes.js';
+import { type ReturnShape, retvalSection } from '../../output/sections/retval.js';
+
+const NO_RETURNS: ReadonlyMap<string, ReturnShape> = new Map();
 import { type AttachFamily, type FamilyContext, type FamilyReport } from './family.js';
 
 /** From how many functions a terminal is shown the progress of each backend. */
@@ -44,11 +47,26 @@ export class FunctionFamily implements AttachFamily {
     const { attached, refused } = functionLines(r);
     if (attached) this.ctx.status(`pktpath: ${attached}`);
     if (refused) this.ctx.notObserved(refused);
+    if ((this.ctx.opts.sections ?? 0) & (1 << retvalSection.kind)) {
+      const t0 = performance.now();
+      const ret = await fn.attachReturns(r.attached);
+      this.ctx.status(`pktpath: return values: ${ret.attached} functions with fexit (${(performance.now() - t0).toFixed(0)} ms)` +
+        (ret.voids > 0 ? `, ${ret.voids} return nothing (void)` : ''));
+      if (ret.refused.length > 0) {
+        this.ctx.notObserved(`return values: ${ret.refused.length} functions refused fexit (${ret.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
+          `${ret.refused.length > 5 ? ', …' : ''}): ${ret.refused[0]!.why}`);
+      }
+    }
     return this.ctx.goingOn();
   }
 
   async detach(): Promise<void> {
     await this.observers?.close();
+  }
+
+  /** How each function whose return is observed reads its value, by name. */
+  get returns(): ReadonlyMap<string, ReturnShape> {
+    return this.observers?.returns ?? NO_RETURNS;
   }
 
   report(): FamilyReport {
