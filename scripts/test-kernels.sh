@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `npm run test:kernels`: boots stock Debian kernels (5.10, 6.1, 6.12) under qemu
 # (TCG: no KVM here) with this machine's root shared read-only, runs
-# test/kernels/guest.test.js inside each, and reports the guests' results
+# test/kernels/*.test.js inside each, and reports the guests' results
 # in the Node test runner's TAP, each test named after its kernel. Exits 1
 # when a test fails or a guest reports nothing.
 #   scripts/test-kernels.sh [debian-5.10 debian-6.1 debian-6.12]
-# PKTPATH_GUEST_TESTS: what node --test runs in the guest (default: the whole file;
+# PKTPATH_GUEST_TESTS: what node --test runs in the guest (default: every test/kernels/*.test.js;
 # e.g. "--test-name-pattern=retval dist/test/kernels/guest.test.js").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ KERNEL_VERSION=$(cat "$dir/version")
 KERNEL_DIR=$dir
 KERNEL_NAME=$k
 REPO=$REPO
-GUEST_TESTS='${PKTPATH_GUEST_TESTS:-dist/test/kernels/guest.test.js}'
+GUEST_TESTS='${PKTPATH_GUEST_TESTS:-dist/test/kernels/*.test.js}'
 ENV
   t0=$(date +%s)
   timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \

@@ -1,23 +1,19 @@
 /**
- * Run inside a stock kernel booted under qemu (scripts/test-kernels.sh), as
- * PID 1's child: a ping between two namespaces, traced with each function
- * backend the kernel allows, and the tc, netfilter and conntrack points the
- * kernel can show. The guest is private: everything it traces is the test's.
+ * The end-to-end scenarios run inside each stock kernel (scripts/test-kernels.sh):
+ * a ping between two namespaces, traced with each function backend the kernel
+ * allows, and the tc, netfilter and conntrack points the kernel can show.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { release } from 'node:os';
-import { linkInfos, programs } from '../../src/bpf/loaded.js';
-import { functionBackends } from '../../src/kernel/functions.js';
+import { linkInfos } from '../../src/bpf/loaded.js';
 import { CNI, cniNode } from '../../src/lab/cni.js';
 import { Lab, twoHosts } from '../../src/lab/lab.js';
 import { capability, has } from '../../src/kernel/caps.js';
-import { PKTPATH, type JsonEvent, startTracer } from '../helpers/tracer.js';
+import { PKTPATH, startTracer } from '../helpers/tracer.js';
+import { ATTACH_MS, BACKENDS, KERNEL, OBJECTS, ping, pktpathPrograms, since, traced } from './guest.js';
 
-const KERNEL = process.env.PKTPATH_GUEST_KERNEL ?? 'this kernel';
-const BACKENDS = functionBackends().filter((b) => b.ok).map((b) => b.backend);
 /**
  * The echo request's way out of A and into B, in the order the kernel meets
  * these functions (dev_queue_xmit is an inline wrapper of __dev_queue_xmit
@@ -28,35 +24,6 @@ const FUNCS = `^(${STEPS.flat().join('|')})$`;
 /** A set of functions for timing fentry, which loads (verifies) one program per function. */
 const FENTRY_SET = '^(ip|icmp)_(rcv|local|output|finish|send|push)';
 const HAS_TCX = has('tcx-attach-type');
-const OBJECTS = new URL('../../../probes/build', import.meta.url).pathname;
-/** TCG is slow: attaching takes seconds here. */
-const ATTACH_MS = 240_000;
-
-/** The running kernel's release is at least major.minor. */
-const since = (major: number, minor: number) => {
-  const m = /^(\d+)\.(\d+)/.exec(release())!;
-  return Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor);
-};
-
-const pktpathPrograms = () => programs().filter((p) => p.name.startsWith('pktpath_')).length;
-
-async function traced(args: string[], traffic: (lab: Lab, a: string, b: string) => Promise<void>): Promise<{ events: JsonEvent[]; stderr: string }> {
-  const lab = new Lab('pg');
-  try {
-    const { a, b } = twoHosts(lab);
-    const run = await startTracer(['--filter-dst-ip', '192.0.2.2', ...args], ATTACH_MS);
-    await traffic(lab, a, b);
-    const r = await run.stop();
-    assert.equal(r.code, 0, r.stderr);
-    return { events: r.events, stderr: r.stderr };
-  } finally {
-    lab.cleanup();
-  }
-}
-
-const ping = async (lab: Lab, a: string) => {
-  await lab.exec(a, ['ping', '-c', '2', '-i', '0.3', '-W', '2', '192.0.2.2']);
-};
 
 test(`${KERNEL}: doctor runs`, () => {
   const out = execFileSync(process.execPath, [PKTPATH, 'doctor'], { encoding: 'utf8' });
