@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
  * Waits for output of the child's (stderr or stdout) that matches `ready`,
  * then stops listening: what it prints after is the caller's.
  */
-export function whenReady(child: ChildProcess, ready: RegExp, what: string): Promise<void> {
+export function whenReady(child: ChildProcess, ready: RegExp, what: string, timeoutMs = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = '';
     const done = () => {
@@ -27,7 +27,7 @@ export function whenReady(child: ChildProcess, ready: RegExp, what: string): Pro
     const timer = setTimeout(() => {
       done();
       reject(new Error(`${what} did not start:\n${out}`));
-    }, 60_000);
+    }, timeoutMs);
     child.stderr?.on('data', look);
     child.stdout?.on('data', look);
     child.on('exit', exited);

@@ -7,6 +7,8 @@
 #   scripts/test-kernels.sh [debian-5.10 debian-6.1 debian-6.12]
 # PKTPATH_GUEST_TESTS: what node --test runs in the guest (default: every test/kernels/*.test.js;
 # e.g. "--test-name-pattern=retval dist/test/kernels/guest.test.js").
+# PKTPATH_GUEST_SCRIPT: a shell command the guest runs instead of the tests (a bench:
+# `npm run bench:kernels`); what it prints is printed here, and its exit status is this script's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -29,6 +31,7 @@ KERNEL_DIR=$dir
 KERNEL_NAME=$k
 REPO=$REPO
 GUEST_TESTS='${PKTPATH_GUEST_TESTS:-dist/test/kernels/*.test.js}'
+GUEST_SCRIPT='${PKTPATH_GUEST_SCRIPT:-}'
 ENV
   t0=$(date +%s)
   timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
@@ -37,7 +40,10 @@ ENV
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$share,mount_tag=results,security_model=none" > "$share/qemu.log" 2>&1 || true
   echo "# $k: $(head -n1 "$share/console.log" 2>/dev/null || echo 'no console') — whole boot and run $(( $(date +%s) - t0 )) s"
-  if [ ! -s "$share/result.tap" ]; then
+  if [ -n "${PKTPATH_GUEST_SCRIPT:-}" ]; then
+    cat "$share/console.log" 2>/dev/null || true
+    [ "$(cat "$share/exit" 2>/dev/null)" = 0 ] || { echo "# $k: the guest's script failed"; status=1; }
+  elif [ ! -s "$share/result.tap" ]; then
     echo "not ok - $k: the guest reported nothing"
     cat "$share/console.log" "$share/qemu.log" 2>/dev/null | sed 's/^/# /' | tail -n 40 || true
     status=1

@@ -28,7 +28,7 @@ ip link set lo up
 cd /run/repo
 echo "guest: $(uname -r) up in $(cut -d' ' -f1 /proc/uptime) s" > /mnt/console.log
 if [ -n "$GUEST_SCRIPT" ]; then
-  sh -c "$GUEST_SCRIPT" >> /mnt/console.log 2>&1
+  PKTPATH_GUEST_KERNEL="$KERNEL_NAME" sh -c "$GUEST_SCRIPT" >> /mnt/console.log 2>&1
 else
   PKTPATH_GUEST_KERNEL="$KERNEL_NAME" node --test --test-concurrency=1 --test-reporter=tap $GUEST_TESTS > /mnt/result.tap 2>> /mnt/console.log
 fi
