@@ -82,13 +82,15 @@ int pktpath_xdp_exit(__u64 *ctx)
  * of the run's packet while a matching run is under way on this CPU. One
  * instance per function; the map operations' carry the map section.
  */
+/* `op` is 0 for helpers that are no map operation: a constant once inlined,
+ * as the ring's reservation size must be. */
 static __always_inline void on_helper(struct bpf_map *map, enum bpfmap_op op, const void *key, const void *value)
 {
-	struct event *e = prog_run_event(map ? BPFMAP_SPACE : 0);
+	struct event *e = prog_run_event(op ? BPFMAP_SPACE : 0);
 	if (!e)
 		return;
 	e->cpu = bpf_get_smp_processor_id();
-	if (map)
+	if (op)
 		section_bpfmap((void *)(e + 1), map, op, key, value);
 	bpf_ringbuf_submit(e, 0);
 }
