@@ -174,6 +174,7 @@ enum config_flags {
 	CONFIG_DIRECT_LOADS = 1 << 12, /* the injected filter reads packet bytes in place: no prefetch (probes/include/filter.h) */
 	CONFIG_NEIGH_ALL = 1 << 13, /* every neighbour event of the traced namespace, whatever the filter (probes/route.bpf.c) */
 	CONFIG_XDP_EXPR = 1 << 14, /* run the injected --filter-xdp-expr on traced XDP programs' frames (probes/include/skb_expr.h) */
+	CONFIG_PROG_RUN = 1 << 15, /* a traced program's entry keeps its run for its helpers' records (probes/include/prog_run.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

@@ -30,6 +30,8 @@
 #include "sections/tunnel.h"
 #include "sections/wire.h"
 #include "sections/verdict.h"
+#include "sections/bpfmap.h"
+#include "prog_run.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -56,6 +58,7 @@ struct site {
 	bool stack_ok;      /* the program type may call bpf_get_stackid */
 	bool l2_source;     /* tc egress: say whether the frame's source is the device's address */
 	bool verdict;       /* a traced BPF program's exit: send its verdict (retval) */
+	bool run_begins;    /* a traced BPF program's entry: its helpers' records are of this packet (prog_run.h) */
 	bool redirected;    /* the verdict is a redirect: read its target */
 	__s32 retval;
 };
@@ -160,6 +163,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 	bool is_ip = section_tuple(e, skb);
 	note_cpu_skb(e);
 	retval_keep(e, site->flags);
+	prog_run_begin(e, site->run_begins);
 	void *at = (void *)(e + 1);
 	if (site->ct != SITE_CT_NONE)
 		section_ct(e, skb, site->ctx, site->ct, is_ip, at);
@@ -220,6 +224,7 @@ static __always_inline void observe_frame(struct xdp_buff *xdp, const struct sit
 	e->protocol = bpf_ntohs(ethertype);
 
 	section_frame_tuple(e, data);
+	prog_run_begin(e, site->run_begins);
 	if (site->verdict)
 		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
 	section_packet_view(e, &v, (void *)(e + 1) + section_space);

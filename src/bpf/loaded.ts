@@ -16,12 +16,14 @@ import { withNativeMemory } from './native/memory.js';
 const BPF_STATS_RUN_TIME = 0;
 
 export const PROG_INFO = {
-  size: 232, type: 0, id: 4, tag: 8, name: 64, ifindex: 80, netns_ino: 96, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144,
+  size: 232, type: 0, id: 4, tag: 8, xlated_prog_len: 20, xlated_prog_insns: 32, name: 64, ifindex: 80, netns_ino: 96, btf_id: 128, func_info_rec_size: 132, func_info: 136, nr_func_info: 144,
   run_time_ns: 192, run_cnt: 200, attach_btf_id: 224,
 } as const;
 export const BTF_INFO = { size: 32, btf: 0, btf_size: 8 } as const;
 export const LINK_INFO = { size: 64, type: 0, id: 4, prog_id: 8, union: 16 } as const;
-export const MAP_INFO = { size: 88, type: 0, id: 4, name: 24 } as const;
+export const MAP_INFO = {
+  size: 88, type: 0, id: 4, key_size: 8, value_size: 12, name: 24, btf_id: 64, btf_key_type_id: 68, btf_value_type_id: 72,
+} as const;
 
 export interface ProgInfo {
   id: number;
@@ -205,6 +207,75 @@ export function traceTarget(id: number): TraceTarget | string {
   })();
   if (typeof why === 'string') c.close(fd);
   return why;
+}
+
+/** Bytes of a program's translated instructions read at most (a program has at most a million instructions; helpers are what is looked for). */
+const MAX_XLATED_BYTES = 1 << 20;
+
+/** bpf_insn: code, dst/src registers, off, imm. BPF_JMP | BPF_CALL, and the call of a helper or kernel function: src_reg 0. */
+const INSN_SIZE = 8;
+const BPF_CALL_CODE = 0x85;
+
+/**
+ * The helper functions program `id` calls, as their offsets from the kernel's
+ * __bpf_call_base: its translated instructions (after the verifier's
+ * rewrites, so map helpers name the map's own functions, and inlined helpers
+ * are gone). Empty where the kernel hides them (imm 0 without the right to
+ * read kernel addresses); null when the program is gone.
+ */
+export function progHelperCalls(id: number): number[] | null {
+  const fd = fdById('prog', id);
+  if (fd < 0) return null;
+  try {
+    const len = Math.min(infoByFd(fd, PROG_INFO.size)?.readUInt32LE(PROG_INFO.xlated_prog_len) ?? 0, MAX_XLATED_BYTES);
+    if (len === 0) return [];
+    const bytes = infoByFd(fd, PROG_INFO.size + len, PROG_INFO.size, (address) => {
+      const b = Buffer.alloc(PROG_INFO.size);
+      b.writeUInt32LE(len, PROG_INFO.xlated_prog_len);
+      b.writeBigUInt64LE(address + BigInt(PROG_INFO.size), PROG_INFO.xlated_prog_insns);
+      return b;
+    });
+    if (!bytes) return [];
+    const calls = new Set<number>();
+    for (let at = PROG_INFO.size; at + INSN_SIZE <= bytes.length; at += INSN_SIZE) {
+      const imm = bytes.readInt32LE(at + 4);
+      if (bytes[at] === BPF_CALL_CODE && (bytes[at + 1]! >> 4) === 0 && imm !== 0) calls.add(imm);
+    }
+    return [...calls];
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** A map as BPF_OBJ_GET_INFO_BY_FD describes it, with its BTF when it was created with one. */
+export interface MapTypes {
+  id: number;
+  name: string;
+  keySize: number;
+  valueSize: number;
+  /** The map's BTF and its key and value types in it; null without BTF (or when it cannot be read). */
+  btf: { btf: Btf; key: number; value: number } | null;
+}
+
+/** Map `id` described; null when it is gone. */
+export function mapTypes(id: number): MapTypes | null {
+  const fd = fdById('map', id);
+  if (fd < 0) return null;
+  let b: Buffer | null;
+  try {
+    b = infoByFd(fd, MAP_INFO.size);
+  } finally {
+    c.close(fd);
+  }
+  if (!b) return null;
+  const btfId = b.readUInt32LE(MAP_INFO.btf_id);
+  const key = b.readUInt32LE(MAP_INFO.btf_key_type_id);
+  const value = b.readUInt32LE(MAP_INFO.btf_value_type_id);
+  const btf = btfId !== 0 && value !== 0 ? btfById(btfId) : null;
+  return {
+    id, name: objName(b, MAP_INFO.name), keySize: b.readUInt32LE(MAP_INFO.key_size), valueSize: b.readUInt32LE(MAP_INFO.value_size),
+    btf: btf ? { btf, key, value } : null,
+  };
 }
 
 /** The BTF object `id` (a program's), parsed; null when it cannot be read. */

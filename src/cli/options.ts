@@ -69,7 +69,10 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
       .option('--filter-tunnel-pcap-l3 <expr>', 'only tunnel packets (VXLAN, Geneve, GRE, IP-in-IP) whose inner IP packet matches this tcpdump expression')
       .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
       .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
-      .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)');
+      .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
+      .option('--filter-track-bpf-helpers', 'with --filter-trace-tc/-xdp, also the helper calls those programs make on a matching packet, at the kernel ' +
+        'function each lands in (bpf_redirect, htab_map_update_elem, __htab_map_lookup_elem...; needs fentry). Helpers the verifier inlines are ' +
+        'not seen: array map lookups, bpf_get_smp_processor_id...');
   }
   cmd
     .option('--filter-ip <ip>', 'source or destination address')

@@ -86,6 +86,10 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
   }
   const fentry = view.functions?.backends.find((b) => b.backend === 'fentry');
   checkXdpExpressions(cfg, fentry);
+  if (cfg.attach.trackBpfHelpers && !fentry?.ok) {
+    throw new Error(`--filter-track-bpf-helpers${cfg.output.sections.includes('bpfmap') ? ', --output-bpfmap' : ''}: helper calls are seen through fentry/fexit ` +
+      `on the traced programs and the helpers' kernel functions, which this kernel refuses (${fentry?.detail ?? 'not tried'}); \`pktpath doctor\` shows what works`);
+  }
   if (cfg.attach.tracePrograms.size > 0 && !fentry?.ok) {
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');

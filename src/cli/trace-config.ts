@@ -119,6 +119,7 @@ export interface RawOptions extends RawOutputFileOptions {
   filterTrackSkb?: boolean;
   filterTraceTc?: boolean;
   filterTraceXdp?: boolean;
+  filterTrackBpfHelpers?: boolean;
   outputTuple?: boolean;
   outputMeta?: boolean;
   outputStack?: boolean;
@@ -319,6 +320,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       backend: o.backend !== undefined ? parseChoice('--backend', o.backend, BACKEND_CHOICES) : 'auto',
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
+      trackBpfHelpers: parseTrackHelpers(o, output.sections),
       trackSkb: !!o.filterTrackSkb,
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
@@ -359,6 +361,18 @@ export function parseFamilies(o: Pick<RawOptions, 'attach' | 'filterTraceTc' | '
     throw new UsageError('--attach none: traces only BPF programs: give --filter-trace-tc or --filter-trace-xdp (or name the families to attach)');
   }
   return new Set();
+}
+
+/** --filter-track-bpf-helpers: helper calls of the programs --filter-trace-tc/-xdp trace; --output-bpfmap: their map operations. */
+export function parseTrackHelpers(o: Pick<RawOptions, 'filterTrackBpfHelpers' | 'filterTraceTc' | 'filterTraceXdp'>, sections: readonly string[]): boolean {
+  const track = !!o.filterTrackBpfHelpers;
+  if (sections.includes('bpfmap') && !track) {
+    throw new UsageError('--output-bpfmap: map operations are seen as helper calls of traced programs: add --filter-track-bpf-helpers');
+  }
+  if (track && !o.filterTraceTc && !o.filterTraceXdp) {
+    throw new UsageError('--filter-track-bpf-helpers: follows the helper calls of the programs --filter-trace-tc/--filter-trace-xdp trace: add one of them');
+  }
+  return track;
 }
 
 /** A kprobe batch past this would hold off signals for seconds. */

@@ -25,7 +25,7 @@ export const EventFlags = {
 /** enum config_flags */
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, innerL2: 1 << 6, innerL3: 1 << 7,
-  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13, xdpExpr: 1 << 14,
+  dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13, xdpExpr: 1 << 14, progRun: 1 << 15,
 } as const;
 
 /**

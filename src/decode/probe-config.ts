@@ -38,6 +38,8 @@ export interface ProbeConfig {
   directLoads?: boolean;
   /** Every neighbour event of the traced namespace, whatever the filter (--output-neigh-all). */
   neighAll?: boolean;
+  /** A traced BPF program's entry keeps its run for its helpers' records (--filter-track-bpf-helpers). */
+  progRun?: boolean;
   /** nf_hook_slow observer: the hooks wanted (nfHookMask), 0 for all. */
   nfHooks?: number;
 }
@@ -58,7 +60,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.skbExpr ? ConfigFlags.skbExpr : 0) | (cfg.innerL2 ? ConfigFlags.innerL2 : 0) | (cfg.innerL3 ? ConfigFlags.innerL3 : 0) |
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
-    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0) | (cfg.xdpExpr ? ConfigFlags.xdpExpr : 0);
+    (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0) | (cfg.xdpExpr ? ConfigFlags.xdpExpr : 0) |
+    (cfg.progRun ? ConfigFlags.progRun : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

@@ -33,6 +33,8 @@ export interface AttachSelection {
   functionsAsked: boolean;
   /** --filter-trace-tc, --filter-trace-xdp: trace the other programs at those hooks (fentry/fexit on them). */
   tracePrograms: ReadonlySet<ProgramHook>;
+  /** --filter-track-bpf-helpers: the helper calls of the traced programs, at the kernel functions they land in. */
+  trackBpfHelpers?: boolean;
   /** --filter-track-skb: the frees the selection leaves out are watched all the same (`forgets`). */
   trackSkb: boolean;
   /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
@@ -201,6 +203,7 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   // Trampolines on BPF programs need what fentry needs (prepare() refuses the option where it does not work).
   // Where tc is not observed (--attach none: BPF programs only), the programs family reads each device's tc hooks itself.
   plan.tracePrograms = fentry?.ok === true ? [...sel.tracePrograms] : [];
+  plan.trackBpfHelpers = plan.tracePrograms.length > 0 && sel.trackBpfHelpers === true;
   return plan;
 }
 

@@ -86,6 +86,8 @@ export interface AttachPlan {
   nfHookFunction: { hooks: Array<{ family: NfFamily; hook: NfHookName }> } | null;
   /** --filter-trace-tc, --filter-trace-xdp: the entry and exit of every other program at these hooks of the traced devices. */
   tracePrograms: ProgramHook[];
+  /** --filter-track-bpf-helpers: their helper calls too (probes/include/prog_run.h). */
+  trackBpfHelpers?: boolean;
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];

@@ -52,7 +52,8 @@ export const TP_SLOTS = 24;
 /** ROUTE_SLOTS of probes/route.bpf.c: route and neighbour tracepoint programs in its object. */
 export const ROUTE_SLOTS = 9;
 
-const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
+const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit',
+  'pktpath_helper', 'pktpath_map_update', 'pktpath_map_delete', 'pktpath_map_lookup', 'pktpath_htab_lookup'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
 const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
@@ -103,11 +104,18 @@ export const PROBES = {
   'prog-exit': [progProbe('pktpath_prog_exit')],
   'prog-xdp-entry': [progProbe('pktpath_xdp_entry')],
   'prog-xdp-exit': [progProbe('pktpath_xdp_exit')],
+  /** The kernel functions traced programs' helper calls land in (--filter-track-bpf-helpers): they send the run's record, filtering nothing. */
+  helper: [{ ...progProbe('pktpath_helper'), unfiltered: true }],
+  'map-update': [{ ...progProbe('pktpath_map_update'), unfiltered: true }],
+  'map-delete': [{ ...progProbe('pktpath_map_delete'), unfiltered: true }],
+  'map-lookup': [{ ...progProbe('pktpath_map_lookup'), unfiltered: true }],
+  'htab-lookup': [{ ...progProbe('pktpath_htab_lookup'), unfiltered: true }],
 } as const satisfies Record<string, readonly ProbeBuild[]>;
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit']);
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit',
+  'helper', 'map-update', 'map-delete', 'map-lookup', 'htab-lookup']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: Fd; func: string };

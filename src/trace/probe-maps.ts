@@ -2,14 +2,14 @@
  * The maps of probes/include/maps.h that every probe instance of a session
  * shares: one ring buffer, one lost counter, one stack map, the
  * skb-tracking maps, the skb each CPU last reported (for route and neighbour points) and the
- * function calls in flight (their entries' records, for their exits: --output-retval). Made from the first object's definitions before any
+ * function calls in flight (their entries' records, for their exits: --output-retval), the traced BPF program running on each CPU (--filter-track-bpf-helpers). Made from the first object's definitions before any
  * object loads, and reused by every one, so that objects can load at once.
  */
 import type { Fd } from '../bpf/fd.js';
 import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs', 'calls'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs', 'calls', 'prog_runs'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */

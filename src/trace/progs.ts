@@ -7,6 +7,9 @@
  * loaded for it (probes/bpfprog.bpf.c); the exit's record carries what the
  * program returned, so its verdict is told, not inferred. A program loaded
  * without BTF cannot be a trampoline's target: it is reported, not fatal.
+ * With --filter-track-bpf-helpers, the kernel functions each program's helper
+ * calls land in are traced too, each once for every program (their records
+ * are of the packet the calling program runs on: probes/include/prog_run.h).
  */
 import { type Link, attachTracing, closeAll } from '../bpf/link.js';
 import { traceTarget } from '../bpf/loaded.js';
@@ -14,6 +17,9 @@ import type { PointInfo } from '../decode/points.js';
 import { type ProgRef, ProgramBook, foreignAt, tcHooks } from '../kernel/datapath.js';
 import type { NetlinkSocket } from '../kernel/netlink.js';
 import { listDevices } from '../kernel/rtnl.js';
+import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { programHelperCalls } from '../kernel/helpers.js';
 import type { ProgramHook } from './attachments.js';
 import type { ProbeSet } from './probes.js';
 
@@ -23,6 +29,8 @@ export interface ProgramObserverContext {
   addPoint(info: PointInfo): number;
   /** Runs fn; a failure is reported as not observed. */
   attempt(what: string, fn: () => void): unknown;
+  /** --filter-track-bpf-helpers: trace the programs' helper calls too. */
+  helpers?: boolean;
 }
 
 /** The name of a traced program's points: `bpf:cni_redirect` (entry) and `bpf:cni_redirect:exit`. */
@@ -39,6 +47,9 @@ export class ProgramObservers {
   /** Programs that could not be traced: said once, not tried again at every look at their hook. */
   private readonly refused = new Set<number>();
   private readonly book = new ProgramBook();
+  /** Helper functions traced, or refused (said once): by kernel function. */
+  private readonly helpers = new Set<string>();
+  private symbols: Kallsyms | null = null;
 
   constructor(private readonly ctx: ProgramObserverContext, readonly hooks: ReadonlySet<ProgramHook>) {}
 
@@ -89,6 +100,7 @@ export class ProgramObservers {
       }
       this.links.push(...made);
       this.traced.add(p.id);
+      if (this.ctx.helpers) this.ctx.attempt(`helper calls of ${hook} program ${p.name || 'prog'}#${p.id}`, () => this.addHelpers(p.id));
     } catch (e) {
       closeAll(made);
       throw e;
@@ -98,8 +110,28 @@ export class ProgramObservers {
     }
   }
 
+  /** The helper functions program `id` calls that are not traced yet (each attempt its own: one refused function is said, the others go on). */
+  private addHelpers(id: number): void {
+    const btf = vmlinuxBtf();
+    if (!btf) throw new Error('the kernel has no BTF (/sys/kernel/btf/vmlinux)');
+    // Read now: the symbols of the session are read in the background, without an index by name.
+    this.symbols ??= Kallsyms.load();
+    for (const call of programHelperCalls(id, this.symbols, btf) ?? []) {
+      if (this.helpers.has(call.func)) continue;
+      this.helpers.add(call.func);
+      this.ctx.attempt(`helper function ${call.func}`, () => {
+        const exit = call.kind === 'map-lookup' || call.kind === 'htab-lookup';
+        const pointId = this.ctx.addPoint({ type: exit ? 'fexit' : 'fentry', name: call.func });
+        const label = `${exit ? 'fexit' : 'fentry'} on helper function ${call.func}`;
+        const inst = this.ctx.probes.load(call.kind, { pointId }, label, call.func);
+        this.links.push(attachTracing(inst.program, label));
+      });
+    }
+  }
+
   close(): void {
     closeAll(this.links);
     this.traced.clear();
+    this.helpers.clear();
   }
 }

@@ -148,6 +148,24 @@ test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s x
   assert.deepEqual(await waitNoPrograms(), []);
 });
 
+test('--filter-track-bpf-helpers, --output-bpfmap: each needs what it builds on (usage, exit 2); where fentry is refused, one line and exit 1, nothing attached', async () => {
+  const fentryRefused = /│ fentry\s+│ refused/.test(runPktpath(['doctor']).stdout);
+  const alone = runPktpath([...inB(), '--filter-track-bpf-helpers']);
+  assert.equal(alone.code, 2);
+  assert.equal(alone.stderr, 'pktpath: --filter-track-bpf-helpers: follows the helper calls of the programs --filter-trace-tc/--filter-trace-xdp trace: add one of them\n');
+  const mapsAlone = runPktpath([...inB(), '--filter-trace-tc', '--output-bpfmap']);
+  assert.equal(mapsAlone.code, 2);
+  assert.equal(mapsAlone.stderr, 'pktpath: --output-bpfmap: map operations are seen as helper calls of traced programs: add --filter-track-bpf-helpers\n');
+  if (!fentryRefused) return;
+  for (const flags of [['--filter-track-bpf-helpers'], ['--filter-track-bpf-helpers', '--output-bpfmap']]) {
+    const r = runPktpath([...inB(), '--filter-trace-tc', ...flags, '--duration', '1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^pktpath: --filter-track-bpf-helpers(, --output-bpfmap)?: helper calls are seen through fentry\/fexit on the traced programs and the helpers' kernel functions, which this kernel refuses \(.+\); `pktpath doctor` shows what works\n$/);
+    assert.equal(r.stdout, '');
+  }
+  assert.deepEqual(await waitNoPrograms(), []);
+});
+
 test('--attach none: BPF programs only; where fentry is refused, one line and exit 1, nothing attached', async () => {
   const fentryRefused = /│ fentry\s+│ refused/.test(runPktpath(['doctor']).stdout);
   const none = runPktpath([...inB(), '--attach', 'none']);

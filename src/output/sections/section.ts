@@ -6,6 +6,7 @@
  * it. The decoder, the enricher, the text and JSON encoders and the JSON
  * reader go through ./registry.ts, never through a section by name.
  */
+import type { MapTypes } from '../../bpf/loaded.js';
 import type { CompiledSkbFetch } from '../../filter/skb-expr.js';
 
 /** How a function's return value reads, from its BTF prototype. */
@@ -23,6 +24,8 @@ export interface SectionContext {
   ifname?: (netns: number, ifindex: number) => string;
   /** How a traced function's return value reads (--output-retval); absent where unknown (show). */
   returns?: (func: string) => ReturnShape | null;
+  /** A BPF map described by id (--output-bpfmap); absent: the running kernel's, looked up once each. */
+  maps?: (id: number) => MapTypes | null;
 }
 
 /** What a section's enrich may read of the event it is part of (set before its sections). */

@@ -25,6 +25,7 @@ export class ProgramFamily implements AttachFamily {
       probes: ctx.probes, addPoint: (info) => ctx.addPoint(info),
       // One program refused among others: said, and never the reason nothing could be attached.
       attempt: (what, fn) => this.ctx.attempt(what, fn, true),
+      helpers: ctx.plan.trackBpfHelpers === true,
     }, new Set(hooks));
     this.ownTc = hooks.includes('tc') && ctx.plan.template.tcDirections.length === 0;
   }
