@@ -86,6 +86,10 @@ export interface AttachPlan {
   nfHookFunction: { hooks: Array<{ family: NfFamily; hook: NfHookName }> } | null;
   /** --filter-trace-tc, --filter-trace-xdp: the entry and exit of every other program at these hooks of the traced devices. */
   tracePrograms: ProgramHook[];
+  /** --filter-track-skb where fexit is allowed: the functions that make clones and copies, whose exits follow what they made. */
+  copies?: string[];
+  /** --filter-non-skb-funcs: functions without an skb, reported in the window of a wanted skb's function (fentry; `functions` get fexits too). */
+  nonSkbFuncs?: string[];
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];
