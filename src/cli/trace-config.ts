@@ -325,7 +325,7 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
       trackSkb: !!o.filterTrackSkb || !!o.filterTrackSkbByStackid,
-      nonSkbFuncs: o.filterNonSkbFuncs !== undefined ? parseFunctionNames('--filter-non-skb-funcs', o.filterNonSkbFuncs) : [],
+      nonSkbFuncs: o.filterNonSkbFuncs !== undefined && [o.filterNonSkbFuncs].flat().length > 0 ? parseFunctionNames('--filter-non-skb-funcs', o.filterNonSkbFuncs) : [],
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
       tcAsked: (o.attach ?? '').split(',').some((f) => f.trim() === 'tc') || (filterFunc !== null && TC_DIRECTIONS.some((d) => filterFunc.test(tcPointName(d)))),
