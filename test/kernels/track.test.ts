@@ -62,7 +62,7 @@ test(`${KERNEL}: --filter-track-skb-by-stackid: the skb a veth's XDP makes anew 
   const only = await xdpCrossing(['--filter-track-skb']);
   assert.ok(only.events.some((e) => e.func === 'net_dev_start_xmit'), only.stderr);
   assert.equal(only.events.filter((e) => e.func === 'icmp_rcv').length, 0, 'the new skb followed without the stack');
-  process.stdout.write(`# ${KERNEL}: ${remade.length} requests at icmp_rcv in ${made.size} new skbs\n`);
+  process.stdout.write(`# ${KERNEL}: ${remade.length} icmp_rcv events in the ${made.size} new skbs\n`);
 });
 
 /**
