@@ -35,7 +35,9 @@ int pktpath_fentry(__u64 *ctx)
 		.func_ip = FUNC_IP(ctx),
 		.stack_ok = true,
 	};
-	observe(skb, &site);
+	/* --filter-non-skb-funcs: this CPU is in a wanted skb's function until its fexit (window.h). */
+	if (observe(skb, &site) && (CONFIG.flags & CONFIG_WINDOW))
+		window_open(skb);
 	return 0;
 }
 

@@ -18,7 +18,9 @@ enum track_stat {
 	TRACK_FREED = 1, /* followed skbs forgotten when freed */
 	TRACK_STALE = 2, /* entries dropped: their address held another skb (freed where no probe saw it) */
 	TRACK_MOVED = 3, /* followed on when their data moved to another buffer (pskb_expand_head) */
-	TRACK_STATS = 4,
+	TRACK_BY_STACK = 4, /* taken up as seen on the kernel stack of a followed skb (--filter-track-skb-by-stackid) */
+	TRACK_COPIED = 5, /* clones and copies of followed skbs, seen made (fexit on skb_clone, skb_copy, ...) */
+	TRACK_STATS = 6,
 };
 
 /* What kind of record a ring entry is (first u32 of every record). */
@@ -175,6 +177,8 @@ enum config_flags {
 	CONFIG_NEIGH_ALL = 1 << 13, /* every neighbour event of the traced namespace, whatever the filter (probes/route.bpf.c) */
 	CONFIG_XDP_EXPR = 1 << 14, /* run the injected --filter-xdp-expr on traced XDP programs' frames (probes/include/skb_expr.h) */
 	CONFIG_PROG_RUN = 1 << 15, /* a traced program's entry keeps its run for its helpers' records (probes/include/prog_run.h) */
+	CONFIG_TRACK_STACK = 1 << 16, /* --filter-track-skb-by-stackid: skbs seen on a followed skb's kernel stack are followed (track.h) */
+	CONFIG_WINDOW = 1 << 17, /* --filter-non-skb-funcs: a function observer opens its CPU's window on a wanted skb (window.h) */
 };
 
 /* Read-only configuration of an object's programs, written by user space before load. */

@@ -63,6 +63,40 @@ struct {
 	__type(value, __u64);
 } track_stats SEC(".maps");
 
+/* --filter-track-skb-by-stackid (track.h): the followed skb last seen on
+ * each kernel stack (by the stack's base), and the stack each was noted on,
+ * so that its free ends its entry wherever it happens. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);   /* a kernel stack's base */
+	__type(value, __u64); /* the struct sk_buff * last seen on it */
+} stack_skbs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);   /* struct sk_buff * */
+	__type(value, __u64); /* the stack it was noted on */
+} skb_stacks SEC(".maps");
+
+/*
+ * --filter-non-skb-funcs (window.h): the wanted skb whose function this CPU
+ * is in, and how many of its calls are open.
+ */
+struct cpu_window {
+	__u64 skb;
+	__u32 depth;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_window);
+} cpu_windows SEC(".maps");
+
 /*
  * The skb this CPU last observed (--output-route, --output-neigh): route and
  * neighbour tracepoints carry no skb, and tie their events to this one when

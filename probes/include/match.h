@@ -59,8 +59,15 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *d
 /* `*netns` is the point's namespace when it knows it (0: derived here when needed). */
 static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, __u32 *netns)
 {
-	if ((CONFIG.flags & CONFIG_TRACK) && is_tracked(skb))
+	if ((CONFIG.flags & CONFIG_TRACK) && is_tracked(skb)) {
+		stack_note(skb);
 		return true;
+	}
+	if (stack_adopts(skb)) {
+		track(skb);
+		stack_note(skb);
+		return true;
+	}
 	if (CONFIG.netns) {
 		if (!*netns)
 			*netns = skb_netns(skb, dev);
@@ -80,8 +87,10 @@ static __always_inline bool wanted(struct sk_buff *skb, struct net_device *dev, 
 		return false;
 	if ((CONFIG.flags & (CONFIG_INNER_L2 | CONFIG_INNER_L3)) && !inner_match(skb))
 		return false;
-	if (CONFIG.flags & CONFIG_TRACK)
+	if (CONFIG.flags & CONFIG_TRACK) {
 		track(skb);
+		stack_note(skb);
+	}
 	return true;
 }
 

@@ -16,6 +16,7 @@
 #include "event.h"
 #include "maps.h"
 #include "match.h"
+#include "window.h"
 #include "sections/ct.h"
 #include "sections/dump.h"
 #include "sections/l2.h"
@@ -60,6 +61,7 @@ struct site {
 	bool verdict;       /* a traced BPF program's exit: send its verdict (retval) */
 	bool run_begins;    /* a traced BPF program's entry: its helpers' records are of this packet (prog_run.h) */
 	bool redirected;    /* the verdict is a redirect: read its target */
+	bool under;         /* a function without an skb, in a wanted skb's window: reported without the filter (window.h) */
 	__s32 retval;
 };
 
@@ -132,18 +134,18 @@ static __always_inline void event_end(struct event *e, const struct site *site)
 }
 
 /* The filter runs first; nothing is reserved, read or captured for packets
- * that do not match. */
-static __always_inline void observe(struct sk_buff *skb, const struct site *site)
+ * that do not match. Whether the packet was wanted. */
+static __always_inline bool observe(struct sk_buff *skb, const struct site *site)
 {
 	if (bench_stops_at(STAGE_START))
-		return;
+		return false;
 	/* A point's own device argument is right even when skb->dev has already
 	 * moved on (a veth hands the skb to its peer inside net_dev_xmit). */
 	struct net_device *dev = site->dev ? site->dev : KREAD_PTR(skb, dev);
 	__u32 netns = site->netns;
 
-	if (!wanted(skb, dev, &netns))
-		return;
+	if (!site->under && !wanted(skb, dev, &netns))
+		return false;
 	if (!netns)
 		netns = skb_netns(skb, dev);
 
@@ -187,6 +189,7 @@ static __always_inline void observe(struct sk_buff *skb, const struct site *site
 out:
 	if ((CONFIG.flags & CONFIG_TRACK) && site->frees)
 		forget(skb);
+	return true;
 }
 
 #ifndef PKTPATH_UNTYPED

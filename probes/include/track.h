@@ -90,6 +90,70 @@ static __always_inline void drop_stale(__u64 key, __u64 head)
 	drop_head_of(key, head);
 }
 
+/*
+ * --filter-track-skb-by-stackid, as pwru: an skb the kernel rebuilds (veth's
+ * XDP making a new skb of a shared one, a bridge or tunnel making another)
+ * carries none of the old one's identity, but is made on the same kernel
+ * stack while the old one is in hand. Each followed skb is noted for the
+ * stack it is seen on (by the stack's base: kernel stacks are THREAD_SIZE,
+ * 16 KiB on x86-64, and aligned to it); another skb seen on that stack while
+ * the noted one lives is followed from then on. The entry ends with the
+ * noted skb's free, wherever that is. A stack not aligned to its size (some
+ * IRQ stacks) may read as two bases: fewer skbs are taken up, never others.
+ */
+#define KERNEL_STACK_SIZE 16384
+
+static __always_inline __u64 stack_base(void)
+{
+	__u64 base = 0;
+	void *here = &base;
+	/* The stack pointer's bits as a number (the verifier lets a privileged
+	 * loader read them so: CAP_PERFMON). */
+	bpf_probe_read_kernel(&base, sizeof(base), &here);
+	return base & ~(__u64)(KERNEL_STACK_SIZE - 1);
+}
+
+static __always_inline void stack_note(struct sk_buff *skb)
+{
+	if (!(CONFIG.flags & CONFIG_TRACK_STACK))
+		return;
+	__u64 base = stack_base();
+	__u64 key = (__u64)skb;
+	__u64 *noted = bpf_map_lookup_elem(&stack_skbs, &base);
+	if (noted && *noted == key)
+		return;
+	bpf_map_update_elem(&stack_skbs, &base, &key, BPF_ANY);
+	bpf_map_update_elem(&skb_stacks, &key, &base, BPF_ANY);
+}
+
+/* Another skb on the stack of a followed one that lives: its successor. */
+static __always_inline bool stack_adopts(struct sk_buff *skb)
+{
+	if (!(CONFIG.flags & CONFIG_TRACK_STACK))
+		return false;
+	__u64 base = stack_base();
+	__u64 *noted = bpf_map_lookup_elem(&stack_skbs, &base);
+	if (!noted || *noted == (__u64)skb)
+		return false;
+	count(&track_stats, TRACK_BY_STACK);
+	return true;
+}
+
+/* A freed skb's stack entry goes, wherever the free happens. */
+static __always_inline void stack_forget(__u64 key)
+{
+	if (!(CONFIG.flags & CONFIG_TRACK_STACK))
+		return;
+	__u64 *base = bpf_map_lookup_elem(&skb_stacks, &key);
+	if (!base)
+		return;
+	__u64 b = *base;
+	__u64 *noted = bpf_map_lookup_elem(&stack_skbs, &b);
+	if (noted && *noted == key)
+		bpf_map_delete_elem(&stack_skbs, &b);
+	bpf_map_delete_elem(&skb_stacks, &key);
+}
+
 static __always_inline bool is_tracked(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb;
@@ -131,6 +195,19 @@ static __always_inline void track(struct sk_buff *skb)
 }
 
 /*
+ * A clone or copy of `from` was made (fexit on skb_clone, skb_copy, ...):
+ * followed when `from` is. Clones would be found by their shared data as
+ * well; copies have data of their own, and only this sees them made.
+ */
+static __always_inline void track_copy(struct sk_buff *from, struct sk_buff *copy)
+{
+	if (!copy || !is_tracked(from))
+		return;
+	track(copy);
+	count(&track_stats, TRACK_COPIED);
+}
+
+/*
  * The skb is being freed. One lookup when its data is not followed: every
  * followed skb has its current buffer in tracked_heads, so the freeing points
  * (which see every skb the machine frees there) cost little more than their
@@ -139,6 +216,7 @@ static __always_inline void track(struct sk_buff *skb)
  */
 static __always_inline void forget(struct sk_buff *skb)
 {
+	stack_forget((__u64)skb);
 	__u64 head = skb_head(skb);
 	__u64 *owner = bpf_map_lookup_elem(&tracked_heads, &head);
 	if (!owner)

@@ -70,5 +70,5 @@ export function activateFilter(f: FilterConfig): { filter: ActiveFilter; notes: 
     if (e instanceof FilterError) throw new UsageError(e.message);
     throw e;
   }
-  return { filter: { compiled, netns, only, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, xdpExpr, inner, trackSkb: f.trackSkb }, notes };
+  return { filter: { compiled, netns, only, ifindex, ifname: f.ifname, mark: f.mark, skbExpr, xdpExpr, inner, trackSkb: f.trackSkb, trackStack: f.trackStack }, notes };
 }

@@ -67,7 +67,10 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
       .option('--filter-skb-expr <expr>', 'only skbs whose fields match, read from the kernel\'s BTF: e.g. \'skb->len > 1000 && skb->dev->name == "eth0"\'')
       .option('--filter-tunnel-pcap-l2 <expr>', 'only tunnel packets (VXLAN, Geneve, GRE of Ethernet) whose inner frame matches this tcpdump expression')
       .option('--filter-tunnel-pcap-l3 <expr>', 'only tunnel packets (VXLAN, Geneve, GRE, IP-in-IP) whose inner IP packet matches this tcpdump expression')
-      .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels)')
+      .option('--filter-track-skb', 'keep following a matched skb whatever its headers become (NAT, tunnels), and its clones and copies ' +
+        '(copies seen made only where the kernel allows fexit)')
+      .option('--filter-track-skb-by-stackid', 'follow skbs as --filter-track-skb (which it implies), and also an skb seen on the kernel stack of a followed one while that ' +
+        'one lives: the skb a veth\'s XDP or a bridge makes anew (as pwru; any point that runs on the kernel stack)')
       .option('--filter-trace-tc', 'trace the other tc programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
       .option('--filter-trace-xdp', 'trace the XDP programs on the traced devices: entry, exit and the verdict each returns (needs fentry)')
       .option('--filter-track-bpf-helpers', 'with --filter-trace-tc/-xdp, also the helper calls those programs make on a matching packet, at the kernel ' +
@@ -122,6 +125,8 @@ export function addTraceOptions(cmd: Command, recorded = false): Command {
       `device tracepoints), auto, the default: all up to ${TC_DEVICE_BUDGET} devices, with --filter-netns/--filter-pod/--filter-ifname, or with tc asked for by --attach ` +
       'or --filter-func, else programs)')
     .option('--backend <backend>', `how kernel functions are probed: ${BACKEND_CHOICES.join(', ')} (the best this kernel allows, found by trying)`)
+    .option('--filter-non-skb-funcs <funcs>', 'also probe these kernel functions that take no skb (comma-separated, as pwru): each call is ' +
+      'reported, tied to the skb, while a wanted skb\'s function runs on its CPU (fentry and fexit on the skb functions: narrow them with --filter-func; repeatable)', collect, [])
     .option('--kmods <modules>', 'probe the skb functions of these kernel modules too (comma-separated, e.g. nf_conntrack,vxlan; as pwru: the core kernel\'s only by default)')
     .option('--all-kmods', 'probe the skb functions of every loaded kernel module too')
     .option('--kernel-btf <path>', 'read the kernel\'s types from this BTF file instead of /sys/kernel/btf/vmlinux (CO-RE relocations, fields, drop reasons)');

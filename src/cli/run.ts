@@ -4,13 +4,13 @@
  * `pktpath list` stops after prepare(), at the plan.
  */
 import { clockJson } from '../trace/clock.js';
-import { useKernelBtf } from '../bpf/btf/vmlinux.js';
+import { useKernelBtf, vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { InputFileRefused } from '../bpf/input-file.js';
 import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns, namedNetns } from '../kernel/netns.js';
 import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
-import { moduleHasBtf } from '../kernel/functions.js';
+import { moduleBtf, moduleHasBtf } from '../kernel/functions.js';
 import { capability } from '../kernel/caps.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces, withTcPrograms } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
@@ -94,6 +94,7 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new Error(`--filter-trace-${[...cfg.attach.tracePrograms].join('/--filter-trace-')}: tracing BPF programs needs fentry, which this kernel refuses (${fentry?.detail ?? 'not tried'}); ` +
       '`pktpath doctor` shows what works');
   }
+  checkNonSkbFuncs(cfg, fentry);
   const kmods = cfg.attach.kmods;
   const absent = cfg.attach.families.has('functions') && Array.isArray(kmods) ? kmods.find((m) => !moduleHasBtf(m)) : undefined;
   if (absent !== undefined) throw new UsageError(`--kmods: module '${absent}' is not loaded with BTF (no /sys/kernel/btf/${absent}): load it (modprobe ${absent}) or leave it out`);
@@ -118,6 +119,9 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     throw new UsageError(`--filter-func: '${cfg.attach.filterFunc.source}' finds no observation point on this kernel; ` +
       '`pktpath list` without it names them all');
   }
+  if (cfg.attach.nonSkbFuncs?.length && plan.functions.length === 0) {
+    throw new UsageError('--filter-non-skb-funcs: no skb function is probed (see --filter-func and --attach): their calls open the window the functions are reported in');
+  }
   plan.notes.unshift(...notes);
   if (cfg.output.stack && (plan.tc.length > 0 || plan.netfilter.length > 0)) {
     plan.notes.push(`--output-stack: ${[plan.tc.length > 0 ? 'tc' : '', plan.netfilter.length > 0 ? 'netfilter (BPF link)' : ''].filter(Boolean).join(' and ')} ` +
@@ -132,6 +136,31 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
     if (absent.length > 0) plan.notes.push(`--filter-pod: no pod ${absent.map(podLabel).join(', ')} on this node yet: traced once the runtime runs it`);
   }
   return { filter, kernel, plan, scope, pods, sections: usage(() => prepareSections(cfg.output.sectionValues)) };
+}
+
+/**
+ * --filter-non-skb-funcs: a window opened at a traced skb function's fentry
+ * and closed at its fexit (probes/include/window.h), so fentry it is; and
+ * functions this kernel has.
+ */
+function checkNonSkbFuncs(cfg: TraceConfig, fentry: { ok: boolean; detail: string } | undefined): void {
+  const names = cfg.attach.nonSkbFuncs ?? [];
+  if (names.length === 0) return;
+  const flag = '--filter-non-skb-funcs';
+  if (!cfg.attach.families.has('functions')) throw new UsageError(`${flag}: reported in the window of a traced skb function: --attach needs functions`);
+  const asked = cfg.attach.backend;
+  if (asked !== 'auto' && asked !== 'fentry') {
+    throw new UsageError(`${flag}: the window closes at each skb function's fexit, which --backend ${asked} has not: give --backend fentry or leave it out`);
+  }
+  if (!fentry?.ok) {
+    throw new Error(`${flag}: needs fentry and fexit (a traced skb function opens the window at its entry and closes it at its exit), ` +
+      `which this kernel refuses (${fentry?.detail ?? 'not tried'}); \`pktpath doctor\` shows what works`);
+  }
+  const btf = vmlinuxBtf();
+  const kmods = cfg.attach.kmods;
+  const btfs = [btf, ...(Array.isArray(kmods) ? kmods.map((m) => moduleBtf(m)) : [])].filter((b) => b !== null);
+  const absent = names.find((f) => !btfs.some((b) => b.findOne(f, 'FUNC') !== null));
+  if (absent !== undefined) throw new UsageError(`${flag}: no function '${absent}' in this kernel's BTF (nor in --kmods' modules): \`pktpath list --funcs\` names skb functions; see /proc/kallsyms`);
 }
 
 /**

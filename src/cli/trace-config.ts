@@ -23,7 +23,7 @@ import { type AttachSelection, BACKEND_CHOICES, FAMILIES, type Family, TC_DEVICE
 import { TC_DIRECTIONS, tcPointName } from '../decode/points.js';
 import {
   UsageError, parseByteSize, parseChoice, parseChoices, parseCount, parseIp, parseMark, parsePort, parseProto, parseRange,
-  parseModules, parseRegex, parseRingSize,
+  parseFunctionNames, parseModules, parseRegex, parseRingSize,
 } from './values.js';
 
 export interface FilterConfig {
@@ -45,6 +45,8 @@ export interface FilterConfig {
   /** --filter-tunnel-pcap-l2/-l3: tcpdump expressions on a tunnel's inner frame and inner packet. */
   inner: { l2: string | null; l3: string | null };
   trackSkb: boolean;
+  /** --filter-track-skb-by-stackid (it follows with --filter-track-skb): skbs seen on a followed skb's kernel stack are followed too. */
+  trackStack: boolean;
   /**
    * The filter as nft conditions (one per rule), for --output-nft's trace
    * table; null when a tcpdump expression says more than nft can be told.
@@ -117,6 +119,8 @@ export interface RawOptions extends RawOutputFileOptions {
   filterMark?: string;
   filterSkbExpr?: string;
   filterTrackSkb?: boolean;
+  filterTrackSkbByStackid?: boolean;
+  filterNonSkbFuncs?: string | string[];
   filterTraceTc?: boolean;
   filterTraceXdp?: boolean;
   filterTrackBpfHelpers?: boolean;
@@ -310,7 +314,8 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
         l2: o.filterTunnelPcapL2 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l2', o.filterTunnelPcapL2) : null,
         l3: o.filterTunnelPcapL3 !== undefined ? nonEmptyExpr('--filter-tunnel-pcap-l3', o.filterTunnelPcapL3) : null,
       },
-      trackSkb: !!o.filterTrackSkb,
+      trackSkb: !!o.filterTrackSkb || !!o.filterTrackSkbByStackid,
+      trackStack: !!o.filterTrackSkbByStackid,
       nftMatch: expression.join(' ').trim() === '' ? flagsToNft(filter, mark) : null,
     },
     attach: {
@@ -321,7 +326,8 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
       functionsAsked: o.backend !== undefined || (o.attach ?? '').split(',').some((f) => f.trim() === 'functions'),
       tracePrograms: new Set([...(o.filterTraceTc ? ['tc' as const] : []), ...(o.filterTraceXdp ? ['xdp' as const] : [])]),
       trackBpfHelpers: parseTrackHelpers(o, output.sections),
-      trackSkb: !!o.filterTrackSkb,
+      trackSkb: !!o.filterTrackSkb || !!o.filterTrackSkbByStackid,
+      nonSkbFuncs: o.filterNonSkbFuncs !== undefined && [o.filterNonSkbFuncs].flat().length > 0 ? parseFunctionNames('--filter-non-skb-funcs', o.filterNonSkbFuncs) : [],
       decisions: { route: output.sections.includes('route'), neigh: output.sections.includes('neigh') },
       tcDevices: parseChoice('--tc-devices', o.tcDevices ?? 'auto', TC_DEVICE_CHOICES),
       tcAsked: (o.attach ?? '').split(',').some((f) => f.trim() === 'tc') || (filterFunc !== null && TC_DIRECTIONS.some((d) => filterFunc.test(tcPointName(d)))),

@@ -93,6 +93,15 @@ export function parseModules(flag: string, text: string): string[] {
   return out.map((m) => m.replace(/-/g, '_'));
 }
 
+/** --filter-non-skb-funcs: kernel function names, comma-separated (pwru's list; repeatable here). */
+export function parseFunctionNames(flag: string, given: string | string[]): string[] {
+  const out = [...new Set([given].flat().flatMap((t) => t.split(',')).map((s) => s.trim()).filter(Boolean))];
+  if (out.length === 0) throw new UsageError(`${flag}: name at least one kernel function (e.g. fib_validate_source)`);
+  const bad = out.find((f) => !/^[A-Za-z_][A-Za-z0-9_.]{0,127}$/.test(f));
+  if (bad !== undefined) throw new UsageError(`${flag}: '${escapeText(bad)}' is not a kernel function's name (letters, digits, _ and .)`);
+  return out;
+}
+
 /**
  * A regular expression matched against whole names (`anchored`), or found anywhere in them, as pwru's
  * --filter-func; in time linear in the name (src/regress/patterns.ts), as the names may come from a trace.

@@ -26,6 +26,7 @@ export const EventFlags = {
 export const ConfigFlags = {
   stack: 1 << 0, filter: 1 << 1, mark: 1 << 2, track: 1 << 3, noTask: 1 << 4, skbExpr: 1 << 5, innerL2: 1 << 6, innerL3: 1 << 7,
   dumpSkb: 1 << 9, dumpShinfo: 1 << 10, dumpCb: 1 << 11, directLoads: 1 << 12, neighAll: 1 << 13, xdpExpr: 1 << 14, progRun: 1 << 15,
+  trackStack: 1 << 16, window: 1 << 17,
 } as const;
 
 /**
@@ -38,7 +39,7 @@ export const SectionKind = { ct: 1, verdict: 2 } as const;
 export const SECTION_HEAD = { size: 8, fields: { kind: 0, len: 2 } } as const;
 
 /** enum track_stat: indices of the per-CPU track_stats counters. */
-export const TrackStat = { added: 0, freed: 1, stale: 2, moved: 3 } as const;
+export const TrackStat = { added: 0, freed: 1, stale: 2, moved: 3, byStack: 4, copied: 5 } as const;
 
 /** enum ct_source: where a conntrack section came from. */
 export const CtSource = { nfct: 1, lookup: 2 } as const;

@@ -30,6 +30,10 @@ export interface ProbeConfig {
   mark: { value: number; mask: number } | null;
   /** Follow matched skbs (--filter-track-skb). */
   track: boolean;
+  /** And the skbs seen on a followed skb's kernel stack (--filter-track-skb-by-stackid). */
+  trackStack?: boolean;
+  /** Function observers open their CPU's window on a wanted skb (--filter-non-skb-funcs). */
+  window?: boolean;
   /** Packet bytes to capture per event (0: none). */
   snaplen: number;
   /** Leave out the current task (pid, comm): the kernel refuses those helpers to this program type. */
@@ -61,7 +65,8 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
     (cfg.dump?.skb ? ConfigFlags.dumpSkb : 0) |
     (cfg.dump?.sharedInfo ? ConfigFlags.dumpShinfo : 0) | (cfg.dump?.cb ? ConfigFlags.dumpCb : 0) |
     (cfg.directLoads ? ConfigFlags.directLoads : 0) | (cfg.neighAll ? ConfigFlags.neighAll : 0) | (cfg.xdpExpr ? ConfigFlags.xdpExpr : 0) |
-    (cfg.progRun ? ConfigFlags.progRun : 0);
+    (cfg.progRun ? ConfigFlags.progRun : 0) |
+    (cfg.trackStack ? ConfigFlags.trackStack : 0) | (cfg.window ? ConfigFlags.window : 0);
   b.writeUInt32LE(flags, F.flags);
   b.writeInt32LE(cfg.skbArg, F.skb_arg);
   b.writeUInt32LE(cfg.netns, F.netns);

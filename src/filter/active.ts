@@ -26,4 +26,6 @@ export interface ActiveFilter {
   /** The inner-packet filters, compiled; null when neither is given. */
   inner: InnerFilter | null;
   trackSkb: boolean;
+  /** --filter-track-skb-by-stackid. */
+  trackStack?: boolean;
 }

@@ -35,8 +35,10 @@ export interface AttachSelection {
   tracePrograms: ReadonlySet<ProgramHook>;
   /** --filter-track-bpf-helpers: the helper calls of the traced programs, at the kernel functions they land in. */
   trackBpfHelpers?: boolean;
-  /** --filter-track-skb: the frees the selection leaves out are watched all the same (`forgets`). */
+  /** --filter-track-skb: the frees the selection leaves out are watched all the same (`forgets`), clones and copies seen made where fexit is allowed. */
   trackSkb: boolean;
+  /** --filter-non-skb-funcs: functions without an skb, reported in the window of a wanted skb's function. */
+  nonSkbFuncs?: readonly string[];
   /** --output-route, --output-neigh: the route and neighbour tracepoints (whatever --attach says: they are asked for by name). */
   decisions?: { route: boolean; neigh: boolean };
   /** --tc-devices: `auto` is resolved by prepare (tcDevicePlacement) before planning; all when absent. */
@@ -145,6 +147,8 @@ export function planProbes(sel: AttachSelection, kernel: KernelView): ProbePlan 
   if (sel.decisions?.route || sel.decisions?.neigh) planDecisions(sel, kernel, plan);
   if (sel.trackSkb) planForgets(kernel, plan);
   if (sel.families.has('functions')) planFunctions(sel, kernel, plan);
+  if (sel.trackSkb) planCopies(sel, kernel, plan);
+  if (sel.nonSkbFuncs?.length) plan.nonSkbFuncs = [...sel.nonSkbFuncs];
   planKprobeBatch(sel, kernel, plan);
 
   const tcWanted = TC_DIRECTIONS.filter((d) => wants(sel, 'tc', tcPointName(d)));
@@ -278,7 +282,28 @@ function planFunctions(sel: AttachSelection, kernel: KernelView, plan: ProbePlan
     functions.push({ name: f.name, skbArg: f.skbArg, module: f.module });
   }
   plan.functions = functions;
-  plan.functionBackends = backendOrder(sel.backend, usable, functions.length);
+  // The window of --filter-non-skb-funcs closes at each function's fexit: the functions go to fentry.
+  plan.functionBackends = sel.nonSkbFuncs?.length ? usable.filter((b) => b === 'fentry') : backendOrder(sel.backend, usable, functions.length);
+}
+
+/** The functions that make a clone or copy of an skb (pskb_copy is inline: __pskb_copy_fclone is what runs). */
+export const COPY_FUNCTIONS = ['skb_clone', 'skb_copy', '__pskb_copy_fclone', 'skb_copy_expand'] as const;
+
+/**
+ * --filter-track-skb: a clone shares its source's data and is followed by it
+ * anywhere; a copy has data of its own, and is followed only where fexit sees
+ * it made. Where the kernel refuses fexit, one line says what is lost.
+ */
+function planCopies(sel: AttachSelection, kernel: KernelView, plan: ProbePlan): void {
+  const fentry = kernel.functions?.backends.find((b) => b.backend === 'fentry');
+  const found = new Set(kernel.functions?.discovery?.functions.map((f) => f.name) ?? []);
+  if (fentry?.ok && found.size > 0) {
+    plan.copies = COPY_FUNCTIONS.filter((f) => found.has(f));
+    return;
+  }
+  const why = !sel.families.has('functions') ? '--attach leaves out functions' : `this kernel refuses fexit (${fentry?.detail ?? 'not tried'})`;
+  plan.notes.push(`--filter-track-skb: copies of followed skbs (skb_copy, pskb_copy, skb_copy_expand) are not followed: ${why}; ` +
+    'clones are, by the data they share');
 }
 
 /** --filter-kprobe-batch: said in one line where the kprobe backend is not used (pwru's flag has no other meaning). */

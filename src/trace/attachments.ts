@@ -88,6 +88,10 @@ export interface AttachPlan {
   tracePrograms: ProgramHook[];
   /** --filter-track-bpf-helpers: their helper calls too (probes/include/prog_run.h). */
   trackBpfHelpers?: boolean;
+  /** --filter-track-skb where fexit is allowed: the functions that make clones and copies, whose exits follow what they made. */
+  copies?: string[];
+  /** --filter-non-skb-funcs: functions without an skb, reported in the window of a wanted skb's function (fentry; `functions` get fexits too). */
+  nonSkbFuncs?: string[];
   /** What a namespace or device that appears while tracing gets (the same as the ones there at the start). */
   template: {
     tcDirections: TcDirection[];

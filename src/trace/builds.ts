@@ -56,6 +56,10 @@ const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp
   'pktpath_helper', 'pktpath_map_update', 'pktpath_map_delete', 'pktpath_map_lookup', 'pktpath_htab_lookup'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
+const TRACKERS = ['pktpath_copy_exit', 'pktpath_under', 'pktpath_window_exit'];
+// Exits that follow or close, and report nothing: no code is theirs to run.
+const trackProbe = (program: string): ProbeBuild => ({ file: 'track.bpf.o', program, others: TRACKERS.filter((p) => p !== program), unfiltered: true });
+
 const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
 
 export const PROBES = {
@@ -97,6 +101,12 @@ export const PROBES = {
     { file: 'netfilter.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
     { file: 'netfilter_nocast.bpf.o', program: 'pktpath_nf_hook_exit', others: ['pktpath_nf'] },
   ],
+  /** --filter-track-skb where fexit is allowed: the skb a clone or copy function made, followed when its source is. */
+  'copy-exit': [trackProbe('pktpath_copy_exit')],
+  /** --filter-non-skb-funcs: a function without an skb, reported in its CPU's window (probes/include/window.h). */
+  under: [{ file: 'track.bpf.o', program: 'pktpath_under', others: TRACKERS.filter((p) => p !== 'pktpath_under') }],
+  /** The exit of an observed skb function: it closes its CPU's window. */
+  'window-exit': [trackProbe('pktpath_window_exit')],
   /** Route and neighbour tracepoints (--output-route, --output-neigh): one object, a program per point. */
   route: [{ file: 'route.bpf.o', program: 'pktpath_route_', slots: { count: ROUTE_SLOTS, slotMap: '.rodata.points' } }],
   /** Entry and exit of another tc or XDP program (--filter-trace-tc, --filter-trace-xdp). */
@@ -114,8 +124,8 @@ export const PROBES = {
 export type ProbeKind = keyof typeof PROBES;
 
 /** Kinds whose programs are loaded for one kernel function, tracepoint or BPF program (BTF-typed: fentry, fexit, tp_btf). */
-export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'nf-hook', 'prog-entry', 'prog-exit', 'prog-xdp-entry', 'prog-xdp-exit',
-  'helper', 'map-update', 'map-delete', 'map-lookup', 'htab-lookup']);
+export const TARGETED: ReadonlySet<ProbeKind> = new Set(['tracepoint', 'route', 'fentry', 'fexit', 'copy-exit', 'under', 'window-exit', 'nf-hook', 'prog-entry', 'prog-exit',
+  'prog-xdp-entry', 'prog-xdp-exit', 'helper', 'map-update', 'map-delete', 'map-lookup', 'htab-lookup']);
 
 /** What a targeted probe is loaded for: a kernel function or tracepoint by name, or a function of a loaded BPF program. */
 export type AttachTarget = string | { progFd: Fd; func: string };

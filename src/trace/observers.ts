@@ -21,6 +21,7 @@ import { ProgramFamily } from './families/programs.js';
 import { TcFamily } from './families/tc.js';
 import { DecisionFamily } from './families/decisions.js';
 import { TracepointFamily } from './families/tracepoints.js';
+import { TrackFamily } from './families/track.js';
 import { followTopology } from './follow.js';
 import type { NameBook } from './names.js';
 import { ProbeSet } from './probes.js';
@@ -60,6 +61,7 @@ export class Observers {
   private readonly netfilter: NetfilterFamily;
   private readonly programs: ProgramFamily;
   private readonly nftFamily: NftFamily;
+  private readonly track: TrackFamily;
   /** Every family, in the order their first objects are asked for (so their point ids). */
   private readonly families: readonly AttachFamily[];
 
@@ -76,7 +78,7 @@ export class Observers {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
         track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0, neighAll: opts.neighAll ?? false,
         progRun: ctx.plan.trackBpfHelpers === true,
-        skbMetaBytes: opts.skbMeta?.bytes ?? 0,
+        skbMetaBytes: opts.skbMeta?.bytes ?? 0, trackStack: filter.trackStack ?? false, window: (ctx.plan.nonSkbFuncs?.length ?? 0) > 0,
       },
       code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, xdpExpr: filter.xdpExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, inner: filter.inner },
     });
@@ -99,7 +101,8 @@ export class Observers {
     this.functions = new FunctionFamily(family);
     this.nftFamily = new NftFamily(family);
     this.decisions = new DecisionFamily(family);
-    this.families = [this.tracepoints, this.decisions, this.tcFamily, this.netfilter, this.functions, this.programs, this.nftFamily];
+    this.track = new TrackFamily(family, () => this.functions.attached);
+    this.families = [this.tracepoints, this.decisions, this.tcFamily, this.netfilter, this.functions, this.track, this.programs, this.nftFamily];
   }
 
   /** The tc hooks (their other programs, for verdicts); null without tc observers. */
@@ -194,7 +197,7 @@ export class Observers {
     // tracepoints' object still verifies. With --filter-track-skb the tracepoints first: only the points
     // that free an skb (observed, or watched only) forget what tc starts following.
     const first = filter.trackSkb ? [this.tracepoints, this.tcFamily] : [this.tcFamily, this.tracepoints];
-    for (const f of [...first, this.decisions, this.functions, this.programs, this.netfilter]) {
+    for (const f of [...first, this.decisions, this.functions, this.track, this.programs, this.netfilter]) {
       if (!(await f.attach(landed.get(f)!))) return;
     }
     const state = this.state();

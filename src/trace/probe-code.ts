@@ -48,7 +48,8 @@ export function writeCode(program: BpfProgram, code: ProbeCode, label: string, d
   const { filter, skbExpr, xdpExpr, skbMeta, inner } = code;
   if (!filter && !skbExpr && !xdpExpr && !skbMeta && !inner) return;
   let insns = program.insns();
-  if (filter) {
+  // A function without an skb reports its window's skb, which was filtered where the window opened: no filter region.
+  if (filter && findRegion(insns, FILTER_MAGIC.l2) >= 0) {
     insns = injectRegion(insns, FILTER_MAGIC.l2, direct ? filter.l2.direct : filter.l2.ebpf, `${label}: L2 filter`);
     insns = injectRegion(insns, FILTER_MAGIC.l3, direct ? filter.l3.direct : filter.l3.ebpf, `${label}: L3 filter`);
   }

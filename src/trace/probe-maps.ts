@@ -9,7 +9,8 @@ import type { Fd } from '../bpf/fd.js';
 import { HashMap, LoadedMap, PerCpuArray, StackTraceMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 
-const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'cpu_skbs', 'calls', 'prog_runs'] as const;
+const SHARED_MAPS = ['events', 'lost', 'stacks', 'tracked_skbs', 'tracked_heads', 'track_stats', 'stack_skbs', 'skb_stacks', 'cpu_windows', 'cpu_skbs', 'calls',
+  'prog_runs'] as const;
 type SharedMap = (typeof SHARED_MAPS)[number];
 
 /** The shared maps as user space reads them. */

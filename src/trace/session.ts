@@ -397,7 +397,7 @@ export class TraceSession {
     const stat = (i: number) => Number(maps.trackStats.sum(i));
     return trackingLine({
       added: stat(TrackStat.added), freed: stat(TrackStat.freed), stale: stat(TrackStat.stale), moved: stat(TrackStat.moved),
-      live: maps.trackedSkbs.count(),
+      byStack: stat(TrackStat.byStack), copied: stat(TrackStat.copied), live: maps.trackedSkbs.count(),
     });
   }
 

@@ -54,12 +54,21 @@ export interface TrackingCounts {
   /** Followed on when their data moved to another buffer. */
   moved: number;
   live: number;
+  /** Taken up as seen on a followed skb's kernel stack (--filter-track-skb-by-stackid). */
+  byStack?: number;
+  /** Clones and copies seen made from followed skbs (fexit). */
+  copied?: number;
 }
 
 /** What --filter-track-skb did: followed, forgotten when freed, dropped as stale, still followed, evicted for room. */
 export function trackingLine(t: TrackingCounts): string {
   const evicted = Math.max(0, t.added - t.freed - t.stale - t.live);
-  return `pktpath: --filter-track-skb followed ${t.added} skbs${t.moved > 0 ? ` (${t.moved} on past a move of their data)` : ''}: ` +
+  const how = [
+    t.moved > 0 ? `${t.moved} on past a move of their data` : '',
+    t.byStack ? `${t.byStack} taken up on a followed skb's kernel stack` : '',
+    t.copied ? `${t.copied} clones and copies seen made` : '',
+  ].filter(Boolean);
+  return `pktpath: --filter-track-skb followed ${t.added} skbs${how.length > 0 ? ` (${how.join(', ')})` : ''}: ` +
     `${t.freed} forgotten when freed, ${t.stale} dropped when their address held another skb (freed where no probe saw it), ` +
     `${t.live} still followed, ${evicted} evicted for room`;
 }

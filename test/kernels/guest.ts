@@ -31,8 +31,10 @@ export async function traced(args: string[], traffic: (lab: Lab, a: string, b: s
   try {
     const { a, b } = twoHosts(lab);
     const run = await startTracer(['--filter-dst-ip', '192.0.2.2', ...args], ATTACH_MS);
-    await traffic(lab, a, b);
+    // The tracer is stopped whatever the traffic did: a tracer left running keeps the guest's test process alive.
+    const sent = await traffic(lab, a, b).then(() => null, (e: unknown) => e);
     const r = await run.stop();
+    if (sent) throw sent;
     assert.equal(r.code, 0, r.stderr);
     return { events: r.events, stderr: r.stderr };
   } finally {

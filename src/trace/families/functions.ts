@@ -6,6 +6,7 @@
  */
 import { FunctionObservers, functionLines } from '../functions.js';
 import type { LoadRequest } from '../probes.js';
+import type { FunctionAttachment } from '../attachments.js';
 import { type ReturnShape, retvalSection } from '../../output/sections/retval.js';
 
 const NO_RETURNS: ReadonlyMap<string, ReturnShape> = new Map();
@@ -17,6 +18,8 @@ const PROGRESS_FROM = 256;
 export class FunctionFamily implements AttachFamily {
   private observers: FunctionObservers | null = null;
   private functions = 0;
+  /** The functions observed (with fentry when the plan's window asks for it). */
+  attached: readonly FunctionAttachment[] = [];
 
   constructor(private readonly ctx: FamilyContext) {
   }
@@ -44,6 +47,7 @@ export class FunctionFamily implements AttachFamily {
     }));
     const r = await fn.attach(plan.functions, plan.functionBackends);
     this.functions = [...r.byBackend.values()].reduce((a, n) => a + n, 0);
+    this.attached = r.attached;
     const { attached, refused } = functionLines(r);
     if (attached) this.ctx.status(`pktpath: ${attached}`);
     if (refused) this.ctx.notObserved(refused);
