@@ -55,6 +55,9 @@ export const ROUTE_SLOTS = 9;
 const PROGRAM_TRACERS = ['pktpath_prog_entry', 'pktpath_prog_exit', 'pktpath_xdp_entry', 'pktpath_xdp_exit'];
 const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', program, others: PROGRAM_TRACERS.filter((p) => p !== program) });
 
+const KPROBE_PROGRAMS = ['pktpath_kprobe', 'pktpath_kprobe_multi', 'pktpath_kretprobe', 'pktpath_kretprobe_multi'];
+const kprobeProbe = (program: string): ProbeBuild => ({ file: 'kprobe.bpf.o', program, others: KPROBE_PROGRAMS.filter((p) => p !== program) });
+
 const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
 
 export const PROBES = {
@@ -76,11 +79,14 @@ export const PROBES = {
   /** A function's return (--output-retval): its entry's record again, with the value. */
   fexit: [{ file: 'fentry.bpf.o', program: 'pktpath_fexit', others: ['pktpath_fentry'], unfiltered: true }],
   kprobe: [
-    { file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] },
+    kprobeProbe('pktpath_kprobe'),
     // Before 5.15: the function from the probe's address.
-    { file: 'kprobe_nofuncip.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'], lacks: 'bpf_get_func_ip (5.15+; the function is found from the probe\'s address)' },
+    { ...kprobeProbe('pktpath_kprobe'), file: 'kprobe_nofuncip.bpf.o', lacks: 'bpf_get_func_ip (5.15+; the function is found from the probe\'s address)' },
   ],
-  'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
+  'kprobe-multi': [kprobeProbe('pktpath_kprobe_multi')],
+  /** A function's return where fexit is not used (--output-retval with kprobes): as fexit's, the entry's record again. */
+  kretprobe: [{ ...kprobeProbe('pktpath_kretprobe'), unfiltered: true }],
+  'kretprobe-multi': [{ ...kprobeProbe('pktpath_kretprobe_multi'), unfiltered: true }],
   tc: [
     { file: 'tc.bpf.o', program: 'pktpath_tc', packetLoads: 'direct' },
     { file: 'tc.bpf.o', program: 'pktpath_tc' },

@@ -75,9 +75,10 @@ export class Observers {
       config: {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
         track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0, neighAll: opts.neighAll ?? false,
-        skbMetaBytes: opts.skbMeta?.bytes ?? 0,
+        skbMetaBytes: opts.skbMeta?.bytes ?? 0, xdpMetaBytes: opts.xdpMeta?.bytes ?? 0,
       },
-      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, xdpExpr: filter.xdpExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, inner: filter.inner },
+      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, xdpExpr: filter.xdpExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null,
+        xdpMeta: opts.xdpMeta?.code ?? null, inner: filter.inner },
     });
     const family: FamilyContext = {
       ...ctx,

@@ -16,8 +16,9 @@ import { retvalSection } from './retval.js';
 import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
 import { wireSection } from './wire.js';
+import { xdpMetaSection } from './xdp-meta.js';
 
-export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection, retvalSection] as const;
+export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, xdpMetaSection, dumpSection, skbQueueSection, routeSection, neighSection, retvalSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;
