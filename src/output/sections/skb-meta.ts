@@ -76,7 +76,6 @@ interface FieldSectionSpec<Key extends string, JsonKey extends string> {
   key: Key;
   kind: number;
   header: string;
-  struct: string;
   jsonKey: JsonKey;
   /** The fields the section holds, compiled (its option's prepare made them). */
   fields(ctx: SectionContext): CompiledSkbFetch | null | undefined;
@@ -85,14 +84,13 @@ interface FieldSectionSpec<Key extends string, JsonKey extends string> {
   option: SectionOption;
 }
 
-/** A section of fields read by compiled code (./xdp-meta.ts is the other): one layout, decoder, text and JSON. */
+/** A section of fields read by compiled code (./xdp-meta.ts is the other): one layout (struct skb_meta_section), decoder, text and JSON. */
 export function fieldSection<Key extends string, JsonKey extends string>(spec: FieldSectionSpec<Key, JsonKey>) {
-  const layout = { ...LAYOUT, struct: spec.struct };
   return section({
     key: spec.key,
     kind: spec.kind,
     header: spec.header,
-    layout,
+    layout: LAYOUT,
     decode(view, bytes, at): RawSkbMeta {
       const n = Math.min(view.getUint16(at + LAYOUT.fields.bytes, true), MAX_VALUE_BYTES);
       return { valid: view.getUint32(at + LAYOUT.fields.valid, true), data: bytes.slice(at + LAYOUT.size, at + LAYOUT.size + n) };
@@ -140,7 +138,6 @@ export const skbMetaSection = fieldSection({
   key: 'skbMeta',
   kind: 9,
   header: 'skb_meta.h',
-  struct: 'skb_meta_section',
   jsonKey: 'skb_metadata',
   fields: (ctx) => ctx.skbMeta,
   description: 'With --output-skb-metadata: each field asked for (skb->mark, ...) and its value at this point; a decimal string past 2^53, ' +

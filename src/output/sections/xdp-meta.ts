@@ -13,7 +13,6 @@ export const xdpMetaSection = fieldSection({
   key: 'xdpMeta',
   kind: 16,
   header: 'xdp_meta.h',
-  struct: 'xdp_meta_section',
   jsonKey: 'xdp_metadata',
   fields: (ctx) => ctx.xdpMeta,
   description: 'With --output-xdp-metadata, at a traced XDP program (--filter-trace-xdp): each xdp_buff field asked for (xdp->rxq->queue_index, ...) ' +
