@@ -12,7 +12,7 @@
 
 #include "skb_meta.h"
 
-#define SECTION_XDP_META 16
+#define SECTION_XDP_META 17
 
 #ifndef PKTPATH_LAYOUT_ONLY
 #define XDP_META_REGION_INSNS 1024

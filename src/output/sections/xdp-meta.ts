@@ -11,7 +11,7 @@ import { fieldSection, fieldsBtf, parseFields } from './skb-meta.js';
 
 export const xdpMetaSection = fieldSection({
   key: 'xdpMeta',
-  kind: 16,
+  kind: 17,
   header: 'xdp_meta.h',
   jsonKey: 'xdp_metadata',
   fields: (ctx) => ctx.xdpMeta,
