@@ -5,7 +5,10 @@
  * many functions at once with kprobe-multi, or to each with a kprobe. The
  * function comes from bpf_get_func_ip(), the caller from the return address
  * on top of the stack at entry. Arguments are plain registers, untyped: every
- * field is read with bpf_probe_read_kernel (include/kread.h).
+ * field is read with bpf_probe_read_kernel (include/kread.h). Their returns
+ * (--output-retval where fexit is refused or kprobes are asked for): a
+ * kretprobe, or kprobe-multi with its return flag, sends what the function
+ * returned, tied to the entry's record (include/sections/retval.h).
  */
 #define PKTPATH_UNTYPED 1
 /* A tracing program: it may print the skb from BTF (--output-skb). */
@@ -66,4 +69,25 @@ SEC("kprobe.multi")
 int pktpath_kprobe_multi(struct pt_regs *ctx)
 {
 	return on_function(ctx);
+}
+
+/* The return register, tied to the entry by the task and the function: in a
+ * kretprobe bpf_get_func_ip names the function as it does at its entry
+ * (5.15+; the builds before it are never loaded for returns). */
+static __always_inline int on_return(struct pt_regs *ctx)
+{
+	retval_send(bpf_get_func_ip(ctx), REG_AT(ctx, ax));
+	return 0;
+}
+
+SEC("kretprobe")
+int pktpath_kretprobe(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+SEC("kretprobe.multi")
+int pktpath_kretprobe_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx);
 }

@@ -196,7 +196,7 @@ struct config {
 	__u16 dump_skb_room;    /* --output-skb: bytes of the skb's text (sections/dump.h; --set-percpu-buf) */
 	__u16 dump_shinfo_room; /* --output-skb-shared-info: of its shared info's */
 	__u16 skb_meta_bytes;   /* --output-skb-metadata: bytes of its values (sections/skb_meta.h) */
-	__u16 _pad;
+	__u16 xdp_meta_bytes;   /* --output-xdp-metadata: of its values (sections/xdp_meta.h) */
 };
 
 /* The tracepoint object carries one program per tracepoint; each reads its

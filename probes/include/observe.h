@@ -30,6 +30,7 @@
 #include "sections/tuple.h"
 #include "sections/tunnel.h"
 #include "sections/wire.h"
+#include "sections/xdp_meta.h"
 #include "sections/verdict.h"
 #include "sections/bpfmap.h"
 #include "prog_run.h"
@@ -213,7 +214,8 @@ static __always_inline void observe_frame(struct xdp_buff *xdp, const struct sit
 		return;
 	if ((CONFIG.flags & CONFIG_XDP_EXPR) && !xdp_expr_match(xdp))
 		return;
-	const __u32 section_space = VERDICT_SECTION_SPACE(site->verdict);
+	const __u32 own_space = VERDICT_SECTION_SPACE(site->verdict);
+	const __u32 section_space = own_space + XDP_META_SPACE;
 	struct event *e = event_begin(site, section_space, netns);
 	if (!e)
 		return;
@@ -230,6 +232,7 @@ static __always_inline void observe_frame(struct xdp_buff *xdp, const struct sit
 	prog_run_begin(e, site->run_begins);
 	if (site->verdict)
 		section_verdict(e, (void *)(e + 1), site->retval, site->redirected);
+	section_xdp_meta(xdp, (void *)(e + 1) + own_space);
 	section_packet_view(e, &v, (void *)(e + 1) + section_space);
 	event_end(e, site);
 }

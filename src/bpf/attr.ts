@@ -34,7 +34,7 @@ export const ATTR = {
   query: { target_fd: 0, attach_type: 4, prog_ids: 16, prog_cnt: 24, link_ids: 40, revision: 56 },
   linkCreate: { prog_fd: 0, target_fd: 4, attach_type: 8, flags: 12 },
   linkCreateNetfilter: { pf: 16, hooknum: 20, priority: 24 },
-  linkCreateKprobeMulti: { cnt: 20, syms: 24 },
+  linkCreateKprobeMulti: { flags: 16, cnt: 20, syms: 24 },
   enableStats: { type: 0 },
 } as const;
 
@@ -100,7 +100,7 @@ export type LinkTarget =
   | { kind: 'tcx'; flags: number }
   | { kind: 'netfilter'; pf: number; hooknum: number; priority: number }
   /** `syms`: a native array of `count` C strings. */
-  | { kind: 'kprobe-multi'; count: number; syms: bigint };
+  | { kind: 'kprobe-multi'; count: number; syms: bigint; retprobe?: boolean };
 
 /** BPF_LINK_CREATE: a link of program `progFd` to `target` (an ifindex, a perf event's fd, or 0). */
 export function linkCreate(progFd: number, target: number, attachType: number, how: LinkTarget): number {
@@ -124,6 +124,8 @@ export function packLinkCreate(progFd: number, target: number, attachType: numbe
       attr.writeInt32LE(how.priority, ATTR.linkCreateNetfilter.priority);
       break;
     case 'kprobe-multi':
+      // BPF_F_KPROBE_MULTI_RETURN: at the functions' returns.
+      if (how.retprobe) attr.writeUInt32LE(1, ATTR.linkCreateKprobeMulti.flags);
       attr.writeUInt32LE(how.count, ATTR.linkCreateKprobeMulti.cnt);
       attr.writeBigUInt64LE(how.syms, ATTR.linkCreateKprobeMulti.syms);
       break;

@@ -119,11 +119,11 @@ const PERF_EVENT_IOC_ENABLE = 0x2400;
 const PERF_EVENT_IOC_SET_BPF = 0x40042408;
 
 /**
- * A kprobe on `func` through the kprobe PMU (perf_event_open): a BPF_PERF_EVENT
+ * A kprobe on `func` (its return with `retprobe`: a kretprobe) through the kprobe PMU (perf_event_open): a BPF_PERF_EVENT
  * link (Linux 5.15+), else the program set on the perf event itself, whose fd
  * then is the link.
  */
-export function attachKprobe(prog: LoadedProgram, func: string, description: string): Link {
+export function attachKprobe(prog: LoadedProgram, func: string, description: string, retprobe = false): Link {
   let pmuType: number;
   try {
     pmuType = Number(fs.readFileSync(KPROBE_PMU_TYPE, 'utf8').trim());
@@ -135,6 +135,8 @@ export function attachKprobe(prog: LoadedProgram, func: string, description: str
     const attr = Buffer.alloc(PERF_ATTR_SIZE);
     attr.writeUInt32LE(pmuType, 0);
     attr.writeUInt32LE(PERF_ATTR_SIZE, 4);
+    // The PMU's `retprobe` format bit (config:0): a kretprobe.
+    if (retprobe) attr.writeBigUInt64LE(1n, 8);
     attr.writeBigUInt64LE(name.addresses[0]!, 56); // kprobe_func (config1)
     let perfFd = sysPerfEventOpen(attr, -1, 0, PERF_FLAG_FD_CLOEXEC);
     if (perfFd < 0) throw new BpfError(`attaching ${description}`, perfFd, [], remedyFor(perfFd));
@@ -159,11 +161,11 @@ export function attachKprobe(prog: LoadedProgram, func: string, description: str
   }
 }
 
-/** kprobe-multi: one link for every function in `funcs` (Linux 5.18+, CONFIG_FPROBE). */
-export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], description: string): Link {
+/** kprobe-multi: one link for every function in `funcs` (Linux 5.18+, CONFIG_FPROBE), at their returns with `retprobe`. */
+export function attachKprobeMulti(prog: LoadedProgram, funcs: string[], description: string, retprobe = false): Link {
   const names = nativeStrings(funcs);
   try {
-    return linkCreate(prog, 0, AttachType.TRACE_KPROBE_MULTI, { kind: 'kprobe-multi', count: funcs.length, syms: names.array }, description);
+    return linkCreate(prog, 0, AttachType.TRACE_KPROBE_MULTI, { kind: 'kprobe-multi', count: funcs.length, syms: names.array, retprobe }, description);
   } finally {
     names.free();
   }

@@ -64,7 +64,9 @@ export async function doctor(): Promise<number> {
       (few !== many ? `, ${few} for up to ${FENTRY_PREFERRED_MAX} functions` : '') + ')');
   }
   if (backends.includes('fentry')) uses.push('tc program tracing (--filter-trace-tc: fentry/fexit on them)');
-  if (backends.length > 0 && has('fentry') && loaded('fexit')) uses.push('return values of skb functions (--output-retval: fexit)');
+  const returns = [...(has('fentry') && loaded('fexit') ? ['fexit'] : []),
+    ...(backends.some((b) => b !== 'fentry') && has('helper-get-func-ip') ? ['kretprobes with --backend kprobe/kprobe-multi'] : [])];
+  if (returns.length > 0) uses.push(`return values of skb functions (--output-retval: ${returns.join('; ')})`);
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
   if (backends.length === 0) {
     out.write('skb functions: no backend works here (kprobe, kprobe-multi and fentry are refused above); --backend auto ' +

@@ -148,7 +148,6 @@ function addPwruTuningOptions(cmd: Command, live: boolean): void {
   if (!live) return;
   cmd
     .addOption(option(GROUP.filters, '--filter-xdp-expr <expr>', 'with --filter-trace-xdp, only frames whose xdp_buff fields match, as --filter-skb-expr: e.g. \'xdp->rxq->dev->ifindex == 9\' (needs fentry)'))
-    .addOption(option(GROUP.output, '--output-xdp-metadata <fields>', 'pwru\'s: xdp_buff fields of traced XDP programs\' frames (e.g. xdp->rxq->queue_index): checked against the kernel\'s BTF, then refused: not carried by pktpath\'s XDP program probe yet'))
     .addOption(option(GROUP.output, '--set-percpu-buf <bytes>',
       `room for each struct --output-skb and --output-skb-shared-info print, in bytes (${MIN_DUMP_ROOM}-${MAX_DUMP_ROOM}; ` +
       `default ${DEFAULT_DUMP_ROOM.skb} for the skb, ${DEFAULT_DUMP_ROOM.sharedInfo} for its shared info)`))

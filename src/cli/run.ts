@@ -100,8 +100,11 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
   if (absent !== undefined) throw new UsageError(`--kmods: module '${absent}' is not loaded with BTF (no /sys/kernel/btf/${absent}): load it (modprobe ${absent}) or leave it out`);
   if (cfg.output.sections.includes('retval')) {
     if (!cfg.attach.families.has('functions')) throw new UsageError('--output-retval: return values are those of kernel functions: --attach needs functions');
-    if (!fentry?.ok) {
-      throw new Error(`--output-retval: return values need fexit, which this kernel refuses (fentry: ${fentry?.detail ?? 'not tried'}); ` +
+    // fexit where fentry may be used, else kretprobes of the kprobe backends (src/trace/functions.ts, returnProbe).
+    const backends = (view.functions?.backends ?? []).filter((b) => asked === 'auto' || b.backend === asked);
+    if (!backends.some((b) => b.ok)) {
+      const why = backends.map((b) => `${b.backend}: ${b.detail}`).join('; ') || 'no function backend';
+      throw new Error(`--output-retval: return values need fexit or kretprobes, which this kernel refuses (${why}); ` +
         '`pktpath doctor` shows what works');
     }
     const funcIp = capability('helper-get-func-ip');
@@ -192,7 +195,8 @@ function capturedBytes(out: TraceConfig['output']): number {
   return out.files.pcap !== null || out.packet ? out.files.snaplen : 0;
 }
 
-export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null, skbMeta: CompiledSkbFetch | null = null): SessionOptions {
+export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null = null,
+  meta: { skbMeta?: CompiledSkbFetch | null; xdpMeta?: CompiledSkbFetch | null } = {}): SessionOptions {
   const out = cfg.output;
   return {
     nft: out.nft ? { matches: cfg.filter.nftMatch } : null,
@@ -204,7 +208,8 @@ export function sessionOptions(cfg: TraceConfig, scope: (() => Netns[]) | null =
     snaplen: capturedBytes(out),
     tupleChanges: out.ct || out.json || out.files.jsonFile !== null,
     settings: out.json || out.files.jsonFile !== null || (out.settings ?? false) || cfg.explain,
-    skbMeta,
+    skbMeta: meta.skbMeta ?? null,
+    xdpMeta: meta.xdpMeta ?? null,
     sections: sectionMask(out.sections),
     neighAll: out.neighAll ?? false,
     dump: out.dump,
@@ -253,7 +258,7 @@ export async function runTrace(cfg: TraceConfig, prepared: Prepared, hooks: RunH
   const { sinks, main, onClosed, dropped, ready } = createSinks(cfg.output, (line) => hooks.say(`pktpath: ${line}`),
     { inputs: cfg.inputs, readyFile: cfg.readyFile, fileFlag: hooks.fileFlag, explainer: cfg.explain ? new LiveExplainer() : null });
   let failed: Error | null = null;
-  const session = new TraceSession({ ...sessionOptions(cfg, prepared.scope, prepared.sections.skbMeta), pods: prepared.pods }, plan, kernel, filter, sinks, {
+  const session = new TraceSession({ ...sessionOptions(cfg, prepared.scope, prepared.sections), pods: prepared.pods }, plan, kernel, filter, sinks, {
     status: (line) => hooks.say(escapeMessage(line)),
     attached: (notObserved) => {
       if (hooks.header && main instanceof JsonSink) main.header({ ...hooks.header(notObserved), clock: clockJson(session.clock) });

@@ -17,7 +17,6 @@ import { DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../output/pcapng.js';
 import { SectionOptionError, askedSections, sectionValues } from '../output/sections/registry.js';
 import { DEFAULT_DUMP_ROOM, MAX_DUMP_ROOM, MIN_DUMP_ROOM, dumpRoom } from '../output/sections/dump.js';
 import { MIN_NETNS_NAME_CHARS } from '../output/text.js';
-import { MAX_SKB_META_FIELDS } from '../filter/skb-expr.js';
 import { profileFilesRead } from './profiles.js';
 import { type AttachSelection, BACKEND_CHOICES, FAMILIES, type Family, TC_DEVICE_CHOICES } from '../plan/plan.js';
 import { TC_DIRECTIONS, tcPointName } from '../decode/points.js';
@@ -155,7 +154,6 @@ export interface RawOptions extends RawOutputFileOptions {
   filterKprobeBatch?: string;
   debug?: boolean;
   filterXdpExpr?: string;
-  outputXdpMetadata?: string;
 }
 
 const MAX_BACKUPS = 1000;
@@ -268,7 +266,6 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     packet: !!o.outputPacket,
     netnsNames: !!o.outputNetnsNames,
     netnsNamesMax: parseNetnsNamesMax(o.netnsNamesMaxLength),
-    xdpMetadata: o.outputXdpMetadata !== undefined ? parseFieldList('--output-xdp-metadata', o.outputXdpMetadata, 'xdp->rxq->queue_index') : null,
     sections: askedSections(o as Record<string, unknown>),
     neighAll: !!(o as Record<string, unknown>).outputNeighAll,
     dump: {
@@ -346,15 +343,6 @@ export function buildConfig(raw: RawOptions, expression: string[]): TraceConfig 
     explain: !!o.explain,
     debug: !!o.debug,
   };
-}
-
-/** A comma-separated list of 1 to MAX_SKB_META_FIELDS fields (--output-xdp-metadata; --output-skb-metadata's is its section's). */
-export function parseFieldList(flag: string, text: string, example: string): string[] {
-  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
-  if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
-    throw new UsageError(`${flag}: name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (${example})`);
-  }
-  return fields;
 }
 
 /**

@@ -76,7 +76,7 @@ export const CONFIG_LAYOUT = {
   size: 48,
   fields: {
     point_id: 0, flags: 4, skb_arg: 8, netns: 12, ifindex: 16, mark: 20, mark_mask: 24, snaplen: 28, nf_hooks: 32, sections: 36,
-    dump_skb_room: 40, dump_shinfo_room: 42, skb_meta_bytes: 44, _pad: 46,
+    dump_skb_room: 40, dump_shinfo_room: 42, skb_meta_bytes: 44, xdp_meta_bytes: 46,
   },
 } as const;
 

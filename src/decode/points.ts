@@ -10,7 +10,7 @@ import { EventFlags } from './layout.js';
 export type { NfFamily, NfHookName, TcDirection };
 
 /** The kind of probe behind a point (JSON `probe.type`). */
-export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'fentry' | 'fexit' | 'nft';
+export type ProbeType = 'tracepoint' | 'tc' | 'netfilter' | 'kprobe' | 'kretprobe' | 'fentry' | 'fexit' | 'nft';
 
 export const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];
 export const NF_FAMILIES: readonly NfFamily[] = ['ipv4', 'ipv6'];

@@ -20,6 +20,8 @@ export interface ProbeConfig {
   sections?: number;
   /** --output-skb-metadata: bytes of its values (CompiledSkbFetch.bytes). */
   skbMetaBytes?: number;
+  /** --output-xdp-metadata: bytes of its values (sections/xdp_meta.h). */
+  xdpMetaBytes?: number;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb; the rooms of the texts (--set-percpu-buf). */
   dump?: { skb: boolean; sharedInfo: boolean; cb: boolean; room?: { skb: number; sharedInfo: number } };
   /** Functions: the argument holding the skb. */
@@ -79,6 +81,7 @@ export function encodeConfig(cfg: ProbeConfig): Buffer {
   b.writeUInt16LE(cfg.dump?.skb ? cfg.dump.room?.skb ?? 0 : 0, F.dump_skb_room);
   b.writeUInt16LE(cfg.dump?.sharedInfo ? cfg.dump.room?.sharedInfo ?? 0 : 0, F.dump_shinfo_room);
   b.writeUInt16LE(cfg.skbMetaBytes ?? 0, F.skb_meta_bytes);
+  b.writeUInt16LE(cfg.xdpMetaBytes ?? 0, F.xdp_meta_bytes);
   return b;
 }
 

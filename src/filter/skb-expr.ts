@@ -167,6 +167,8 @@ export function compileSkbExpr(expression: string, btf: Btf, root: ExprRoot = SK
 
 export const SKB_META_REGION_INSNS = 1024;
 export const SKB_META_MAGIC = 0x70706d64;
+/** --output-xdp-metadata's region (XDP program probes, probes/include/sections/xdp_meta.h), the same size. */
+export const XDP_META_MAGIC = 0x70707864;
 /** Fields one section carries (pwru's is 4). */
 export const MAX_SKB_META_FIELDS = 16;
 /** Where the values start in the section (probes/include/sections/skb_meta.h): after the 8 bytes of the valid mask. */

@@ -46,8 +46,6 @@ export interface OutputConfig {
   netnsNames: boolean;
   /** --netns-names-max-length: names in text cut to this many characters (0: whole). */
   netnsNamesMax?: number;
-  /** --output-xdp-metadata: fields of traced XDP programs' xdp_buff (src/cli/xdp-expr.ts); null: not asked. */
-  xdpMetadata?: string[] | null;
   /** A NODE column in text and grouped blocks: `pktpath show` of a merged trace sets it. */
   node?: boolean;
   /** --output-skb, --output-skb-shared-info, --output-skb-cb. */

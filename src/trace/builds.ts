@@ -59,6 +59,8 @@ const progProbe = (program: string): ProbeBuild => ({ file: 'bpfprog.bpf.o', pro
 const TRACKERS = ['pktpath_copy_exit', 'pktpath_under', 'pktpath_window_exit'];
 // Exits that follow or close, and report nothing: no code is theirs to run.
 const trackProbe = (program: string): ProbeBuild => ({ file: 'track.bpf.o', program, others: TRACKERS.filter((p) => p !== program), unfiltered: true });
+const KPROBE_PROGRAMS = ['pktpath_kprobe', 'pktpath_kprobe_multi', 'pktpath_kretprobe', 'pktpath_kretprobe_multi'];
+const kprobeProbe = (program: string): ProbeBuild => ({ file: 'kprobe.bpf.o', program, others: KPROBE_PROGRAMS.filter((p) => p !== program) });
 
 const TP_PROGRAMS = { program: 'pktpath_tp_', slots: { count: TP_SLOTS, slotMap: '.rodata.points' } };
 
@@ -81,11 +83,14 @@ export const PROBES = {
   /** A function's return (--output-retval): its entry's record again, with the value. */
   fexit: [{ file: 'fentry.bpf.o', program: 'pktpath_fexit', others: ['pktpath_fentry'], unfiltered: true }],
   kprobe: [
-    { file: 'kprobe.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'] },
+    kprobeProbe('pktpath_kprobe'),
     // Before 5.15: the function from the probe's address.
-    { file: 'kprobe_nofuncip.bpf.o', program: 'pktpath_kprobe', others: ['pktpath_kprobe_multi'], lacks: 'bpf_get_func_ip (5.15+; the function is found from the probe\'s address)' },
+    { ...kprobeProbe('pktpath_kprobe'), file: 'kprobe_nofuncip.bpf.o', lacks: 'bpf_get_func_ip (5.15+; the function is found from the probe\'s address)' },
   ],
-  'kprobe-multi': [{ file: 'kprobe.bpf.o', program: 'pktpath_kprobe_multi', others: ['pktpath_kprobe'] }],
+  'kprobe-multi': [kprobeProbe('pktpath_kprobe_multi')],
+  /** A function's return where fexit is not used (--output-retval with kprobes): as fexit's, the entry's record again. */
+  kretprobe: [{ ...kprobeProbe('pktpath_kretprobe'), unfiltered: true }],
+  'kretprobe-multi': [{ ...kprobeProbe('pktpath_kretprobe_multi'), unfiltered: true }],
   tc: [
     { file: 'tc.bpf.o', program: 'pktpath_tc', packetLoads: 'direct' },
     { file: 'tc.bpf.o', program: 'pktpath_tc' },

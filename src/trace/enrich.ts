@@ -30,6 +30,8 @@ export interface EnrichOptions {
   tupleChanges: boolean;
   /** The fields the skb metadata section holds, in order (compiled from the kernel's BTF). */
   skbMeta?: CompiledSkbFetch | null;
+  /** The fields the XDP metadata section holds, in order. */
+  xdpMeta?: CompiledSkbFetch | null;
   /** The kernel's redirect flags, for traced programs' verdicts; null when no program is traced (reading them scans the kernel's BTF). */
   redirectFlags: RedirectFlags | null;
   /** How a traced function's return value reads (--output-retval). */
@@ -68,16 +70,17 @@ export class Enricher {
   private readonly sections: SectionContext;
 
   constructor(private readonly o: EnrichOptions) {
-    this.sections = { skbMeta: o.skbMeta ?? null, ifname: (netns, ifindex) => o.names.ifname(netns, ifindex), returns: o.returns };
+    this.sections = { skbMeta: o.skbMeta ?? null, xdpMeta: o.xdpMeta ?? null, ifname: (netns, ifindex) => o.names.ifname(netns, ifindex), returns: o.returns };
     const symbols = o.symbols;
     this.callers = symbols === null ? null : new AddressText(1024, (a) => symbols.format(a));
   }
 
-  /** Functions of programs that serve many (kprobes), by address. */
+  /** Functions of programs that serve many (kprobes; kretprobes: their returns), by address. */
   private readonly functions = new Map<bigint, NamedPoint>();
+  private readonly returning = new Map<bigint, NamedPoint>();
 
   private point(raw: RawEvent): NamedPoint {
-    if (raw.flags & EventFlags.func && this.o.points[raw.pointId]?.byAddress) return this.functionPoint(raw.funcIp);
+    if (raw.flags & EventFlags.func && this.o.points[raw.pointId]?.byAddress) return this.functionPoint(raw.funcIp, this.o.points[raw.pointId]!.type);
     const key = raw.pointId * 0x40000 + (raw.flags & (EventFlags.nfHook | EventFlags.tcDir) ? (raw.hook << 8) | raw.pf | 0x10000 : 0);
     // A slot by key before the map: a flood's dozen points each find theirs in one comparison.
     const slot = this.recentPoints.at(key ^ (key >>> 8) ^ (key >>> 18));
@@ -94,18 +97,20 @@ export class Enricher {
   }
 
   /** The function at `ip` (the kernel may report it a few bytes in: after an endbr64). */
-  private functionPoint(ip: bigint): NamedPoint {
-    let p = this.functions.get(ip);
+  private functionPoint(ip: bigint, type: ProbeType): NamedPoint {
+    const known = type === 'kretprobe' ? this.returning : this.functions;
+    let p = known.get(ip);
     if (p === undefined) {
       const name = this.o.symbols?.lookup(ip)?.name.replace(/ \[.*\]$/, '') ?? `0x${ip.toString(16)}`;
-      p = { func: name, probe: { type: 'kprobe', name }, frees: FREEING_POINTS.has(name), flow: false };
-      this.functions.set(ip, p);
+      p = { func: name, probe: { type, name }, frees: type !== 'kretprobe' && FREEING_POINTS.has(name), flow: false };
+      known.set(ip, p);
     }
     return p;
   }
 
   pointName(raw: RawEvent): { type: ProbeType; func: string } {
-    if (raw.flags & EventFlags.func && this.o.points[raw.pointId]?.byAddress) return { type: 'kprobe', func: this.functionPoint(raw.funcIp).func };
+    const byAddress = raw.flags & EventFlags.func ? this.o.points[raw.pointId] : undefined;
+    if (byAddress?.byAddress) return { type: byAddress.type, func: this.functionPoint(raw.funcIp, byAddress.type).func };
     const p = this.o.points[raw.pointId] ?? { type: 'tracepoint' as ProbeType, name: `point#${raw.pointId}` };
     return { type: p.type, func: recordPointName(p, raw.flags, raw.hook, raw.pf) };
   }

@@ -12,7 +12,7 @@ import { type Link, attachKprobe, attachKprobeMulti, attachTracing, closeAllPara
 import type { PointInfo } from '../decode/points.js';
 import { vmlinuxBtf } from '../bpf/btf/vmlinux.js';
 import { moduleBtf } from '../kernel/functions.js';
-import { type ReturnShape, functionReturn } from '../output/sections/retval.js';
+import { type FunctionReturn, type ReturnShape, functionReturn } from '../output/sections/retval.js';
 import type { FunctionAttachment, FunctionBackend } from './attachments.js';
 import type { ProbeSet } from './probes.js';
 
@@ -37,6 +37,28 @@ export interface FunctionAttachResult {
   ms: Map<FunctionBackend, number>;
   /** The functions observed. */
   attached: FunctionAttachment[];
+  /** The backend that took each function observed, by name. */
+  backendOf: Map<string, FunctionBackend>;
+}
+
+/** How a function's return is observed (--output-retval). */
+export type ReturnProbe = 'fexit' | 'kretprobe' | 'kretprobe-multi';
+
+/**
+ * fexit wherever the plan may use fentry (as before kprobes could); else
+ * (--backend kprobe or kprobe-multi, or a kernel that refuses fentry) the
+ * return probe of the backend that took the function's entry.
+ */
+export function returnProbe(entry: FunctionBackend, planned: readonly FunctionBackend[]): ReturnProbe {
+  if (planned.includes('fentry') || entry === 'fentry') return 'fexit';
+  return entry === 'kprobe-multi' ? 'kretprobe-multi' : 'kretprobe';
+}
+
+/** What attachReturns did: functions whose return is observed, by probe; those that return nothing; refusals. */
+export interface ReturnAttachResult {
+  byProbe: Map<ReturnProbe, number>;
+  voids: number;
+  refused: Array<{ name: string; why: string }>;
 }
 
 /** How many kprobes are made between two looks at the event loop (signals, progress), unless --filter-kprobe-batch says. */
@@ -54,7 +76,7 @@ export class FunctionObservers {
   }
 
   async attach(functions: FunctionAttachment[], backends: FunctionBackend[]): Promise<FunctionAttachResult> {
-    const result: FunctionAttachResult = { byBackend: new Map(), refused: [], ms: new Map(), attached: [] };
+    const result: FunctionAttachResult = { byBackend: new Map(), refused: [], ms: new Map(), attached: [], backendOf: new Map() };
     let pending = functions;
     let why = new Map<string, string>();
     for (const backend of backends) {
@@ -68,6 +90,7 @@ export class FunctionObservers {
       if (!(await this.ctx.goOn())) return result;
       result.byBackend.set(backend, pending.length - failed.size);
       result.ms.set(backend, performance.now() - t0);
+      for (const f of pending) if (!failed.has(f.name)) result.backendOf.set(f.name, backend);
       pending = pending.filter((f) => failed.has(f.name));
       why = failed;
     }
@@ -78,38 +101,99 @@ export class FunctionObservers {
   }
 
   /**
-   * --output-retval: an fexit on each function, which sends the entry's
-   * record again with the return value (probes/include/sections/retval.h).
-   * Functions that return nothing (void) have none.
+   * --output-retval: a return probe on each function (returnProbe: fexit,
+   * kretprobe or kprobe-multi's), which sends the entry's record again with
+   * the return value (probes/include/sections/retval.h). Functions that
+   * return nothing (void) have none.
    */
-  async attachReturns(functions: FunctionAttachment[]): Promise<{ attached: number; voids: number; refused: Array<{ name: string; why: string }> }> {
-    const refused: Array<{ name: string; why: string }> = [];
-    let attached = 0;
-    let voids = 0;
-    let done = 0;
-    for (const f of functions) {
+  async attachReturns(r: Pick<FunctionAttachResult, 'attached' | 'backendOf'>, planned: readonly FunctionBackend[]): Promise<ReturnAttachResult> {
+    const out: ReturnAttachResult = { byProbe: new Map(), voids: 0, refused: [] };
+    const byProbe = new Map<ReturnProbe, Array<{ f: FunctionAttachment; ret: FunctionReturn }>>();
+    for (const f of r.attached) {
       const btf = f.module ? moduleBtf(f.module) : vmlinuxBtf();
       const ret = btf ? functionReturn(btf, f.name) : null;
       if (ret === null) {
-        voids++;
+        out.voids++;
         continue;
       }
+      const probe = returnProbe(r.backendOf.get(f.name) ?? 'fentry', planned);
+      let list = byProbe.get(probe);
+      if (!list) byProbe.set(probe, (list = []));
+      list.push({ f, ret });
+    }
+    for (const [probe, list] of byProbe) {
+      const failed = new Map<string, string>();
+      const fail = (f: FunctionAttachment, e: unknown) => failed.set(f.name, (e as Error).message.split('\n')[0]!);
+      if (probe === 'fexit') await this.fexits(list, fail);
+      else await this.kretprobes(probe, list.map((x) => x.f), fail);
+      for (const { f, ret } of list) if (!failed.has(f.name)) this.returns.set(f.name, ret.shape);
+      out.byProbe.set(probe, list.length - failed.size);
+      out.refused.push(...[...failed].map(([name, why]) => ({ name, why })));
+      if (!(await this.ctx.goOn())) break;
+    }
+    return out;
+  }
+
+  /** A trampoline program per function, told where its return value is: after the arguments. */
+  private async fexits(list: Array<{ f: FunctionAttachment; ret: FunctionReturn }>, fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+    let done = 0;
+    for (const { f, ret } of list) {
       try {
         const id = this.ctx.addPoint({ type: 'fexit', name: f.name });
-        // The exit's CONFIG.skb_arg is where the return value is: after the arguments.
         const inst = this.ctx.probes.load('fexit', { pointId: id, skbArg: ret.nargs }, `fexit on ${f.name}`, f.name);
         this.links.push(attachTracing(inst.program, `fexit on ${f.name}`));
-        this.returns.set(f.name, ret.shape);
-        attached++;
       } catch (e) {
-        refused.push({ name: f.name, why: (e as Error).message.split('\n')[0]! });
+        fail(f, e);
       }
       if (++done % 16 === 0) {
-        this.ctx.progress('fexit', done, functions.length);
-        if (!(await this.ctx.goOn())) break;
+        this.ctx.progress('fexit', done, list.length);
+        if (!(await this.ctx.goOn())) return;
       }
     }
-    return { attached, voids, refused };
+  }
+
+  /** One program for every function: its records name their function by the entry's address. */
+  private async kretprobes(probe: 'kretprobe' | 'kretprobe-multi', functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+    let prog;
+    try {
+      const id = this.ctx.addPoint({ type: 'kretprobe', name: 'kretprobe', byAddress: true });
+      prog = this.ctx.probes.load(probe, { pointId: id }, `${probe} observer (return values)`).program;
+    } catch (e) {
+      for (const f of functions) fail(f, e);
+      return;
+    }
+    if (probe === 'kretprobe-multi') {
+      this.attachHalving(functions, (set) => attachKprobeMulti(prog, set.map((f) => f.name), `kprobe-multi on the returns of ${set.length} functions`, true), fail);
+      return;
+    }
+    let done = 0;
+    for (const f of functions) {
+      try {
+        this.links.push(attachKprobe(prog, f.name, `kretprobe on ${f.name}`, true));
+      } catch (e) {
+        fail(f, e);
+      }
+      if (++done % (this.ctx.kprobeBatch ?? KPROBE_BATCH) === 0 && !(await this.ctx.goOn())) return;
+    }
+  }
+
+  /**
+   * One kprobe-multi link for a set. A link fails whole when one function
+   * cannot be probed: the set is halved until the culprits are alone, so one
+   * bad function costs a few tries, not the set.
+   */
+  private attachHalving(set: FunctionAttachment[], attach: (set: FunctionAttachment[]) => Link, fail: (f: FunctionAttachment, e: unknown) => void): void {
+    try {
+      this.links.push(attach(set));
+    } catch (e) {
+      if (set.length === 1) {
+        fail(set[0]!, e);
+        return;
+      }
+      const half = set.length >> 1;
+      this.attachHalving(set.slice(0, half), attach, fail);
+      this.attachHalving(set.slice(half), attach, fail);
+    }
   }
 
   /** Detaching a kprobe waits for an RCU grace period: a thousand of them, one after another, take tens of seconds. */
@@ -123,11 +207,7 @@ export class FunctionObservers {
     return this.ctx.probes.load(kind, { pointId: id, skbArg }, label).program;
   }
 
-  /**
-   * One link per skb position. A link fails whole when one function cannot
-   * be probed: the set is halved until the culprits are alone, so one bad
-   * function costs a few tries, not the set.
-   */
+  /** One link per skb position (attachHalving). */
   private async kprobeMulti(functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
     let done = 0;
     for (const [skbArg, group] of bySkbArg(functions)) {
@@ -138,20 +218,7 @@ export class FunctionObservers {
         for (const f of group) fail(f, e);
         continue;
       }
-      const attachSet = (set: FunctionAttachment[]): void => {
-        try {
-          this.links.push(attachKprobeMulti(prog, set.map((f) => f.name), `kprobe-multi on ${set.length} functions (skb in argument ${skbArg + 1})`));
-        } catch (e) {
-          if (set.length === 1) {
-            fail(set[0]!, e);
-            return;
-          }
-          const half = set.length >> 1;
-          attachSet(set.slice(0, half));
-          attachSet(set.slice(half));
-        }
-      };
-      attachSet(group);
+      this.attachHalving(group, (set) => attachKprobeMulti(prog, set.map((f) => f.name), `kprobe-multi on ${set.length} functions (skb in argument ${skbArg + 1})`), fail);
       done += group.length;
       this.ctx.progress('kprobe-multi', done, functions.length);
       if (!(await this.ctx.goOn())) return;

@@ -77,10 +77,11 @@ export class Observers {
       config: {
         stack: opts.stack, dump: opts.dump, netns: filter.netns?.inode ?? 0, ifindex: filter.ifindex, mark: filter.mark,
         track: filter.trackSkb, snaplen: opts.snaplen, sections: opts.sections ?? 0, neighAll: opts.neighAll ?? false,
-        progRun: ctx.plan.trackBpfHelpers === true,
+        progRun: ctx.plan.trackBpfHelpers === true, xdpMetaBytes: opts.xdpMeta?.bytes ?? 0,
         skbMetaBytes: opts.skbMeta?.bytes ?? 0, trackStack: filter.trackStack ?? false, window: (ctx.plan.nonSkbFuncs?.length ?? 0) > 0,
       },
-      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, xdpExpr: filter.xdpExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null, inner: filter.inner },
+      code: { filter: filter.compiled, skbExpr: filter.skbExpr?.code ?? null, xdpExpr: filter.xdpExpr?.code ?? null, skbMeta: opts.skbMeta?.code ?? null,
+        xdpMeta: opts.xdpMeta?.code ?? null, inner: filter.inner },
     });
     const family: FamilyContext = {
       ...ctx,

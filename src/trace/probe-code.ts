@@ -1,7 +1,7 @@
 /**
  * The code a session writes into every probe it loads, each into its region
  * (probes/include/filter.h, skb_expr.h): the tcpdump expression (L2 and L3
- * variants), --filter-skb-expr, --output-skb-metadata's reads and
+ * variants), --filter-skb-expr, --output-skb-metadata's and --output-xdp-metadata's reads and
  * the inner-packet filters. Given whole when the probe set is made.
  */
 import type { EbpfInsn } from '../bpf/insn.js';
@@ -9,7 +9,7 @@ import type { BpfProgram } from '../bpf/object.js';
 import type { ProbeConfig } from '../decode/probe-config.js';
 import type { CompiledFilter } from '../filter/expression.js';
 import { FILTER_MAGIC, findRegion, injectRegion } from '../filter/inject.js';
-import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC } from '../filter/skb-expr.js';
+import { SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC, XDP_META_MAGIC } from '../filter/skb-expr.js';
 import { INNER_MAGIC, INNER_REGION_INSNS, type InnerFilter } from '../filter/inner-packet.js';
 
 export interface ProbeCode {
@@ -21,6 +21,8 @@ export interface ProbeCode {
   xdpExpr?: EbpfInsn[] | null;
   /** --output-skb-metadata, compiled: the fields every probe reads into its records; null: none. */
   skbMeta: EbpfInsn[] | null;
+  /** --output-xdp-metadata, compiled: the xdp_buff fields XDP program probes read into their records; null: none. */
+  xdpMeta?: EbpfInsn[] | null;
   /** The inner-packet filters (l2: the inner frame, l3: the inner packet), translated; null: neither. */
   inner: InnerFilter | null;
 }
@@ -45,8 +47,8 @@ export const filterInsns = (code: ProbeCode) => (code.filter ? Math.max(code.fil
  * --filter-skb-expr region, and match nothing while it is set.
  */
 export function writeCode(program: BpfProgram, code: ProbeCode, label: string, direct: boolean): void {
-  const { filter, skbExpr, xdpExpr, skbMeta, inner } = code;
-  if (!filter && !skbExpr && !xdpExpr && !skbMeta && !inner) return;
+  const { filter, skbExpr, xdpExpr, skbMeta, xdpMeta, inner } = code;
+  if (!filter && !skbExpr && !xdpExpr && !skbMeta && !xdpMeta && !inner) return;
   let insns = program.insns();
   // A function without an skb reports its window's skb, which was filtered where the window opened: no filter region.
   if (filter && findRegion(insns, FILTER_MAGIC.l2) >= 0) {
@@ -61,6 +63,9 @@ export function writeCode(program: BpfProgram, code: ProbeCode, label: string, d
   }
   if (skbMeta && findRegion(insns, SKB_META_MAGIC) >= 0) {
     insns = injectRegion(insns, SKB_META_MAGIC, skbMeta, `${label}: --output-skb-metadata`, SKB_META_REGION_INSNS);
+  }
+  if (xdpMeta && findRegion(insns, XDP_META_MAGIC) >= 0) {
+    insns = injectRegion(insns, XDP_META_MAGIC, xdpMeta, `${label}: --output-xdp-metadata`, SKB_META_REGION_INSNS);
   }
   for (const side of ['l2', 'l3'] as const) {
     const translated = inner?.[side];

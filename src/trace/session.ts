@@ -226,6 +226,7 @@ export class TraceSession {
       stacks: this.opts.stack ? new StackSymbols(maps.stacks, symbols) : null,
       tupleChanges: this.opts.tupleChanges,
       skbMeta: this.opts.skbMeta ?? null,
+      xdpMeta: this.opts.xdpMeta ?? null,
       redirectFlags: this.observers.tracesPrograms ? redirectFlags() : null,
       returns: (func) => this.observers.functionReturns.get(func) ?? null,
     });

@@ -129,7 +129,7 @@ test('--filter-kprobe-batch: one line where the kprobe backend is not used, exit
   assert.deepEqual(await waitNoPrograms(), []);
 });
 
-test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s xdp_buff, then refused in one line where fentry is', async () => {
+test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s xdp_buff, refused in one line where fentry is', async () => {
   const fentryRefused = /│ fentry\s+│ refused/.test(runPktpath(['doctor']).stdout);
   const run = (args: string[]) => runPktpath([...inB(), '--filter-trace-xdp', ...args]);
   // A wrong field: a usage error with its column, whatever the kernel allows.
@@ -139,10 +139,10 @@ test('--filter-xdp-expr, --output-xdp-metadata: checked against this kernel\'s x
   const alone = runPktpath([...inB(), '--output-xdp-metadata', 'xdp->rxq->queue_index']);
   assert.equal(alone.code, 2);
   assert.match(alone.stderr, /^pktpath: --output-xdp-metadata: reads the xdp_buff of the XDP programs --filter-trace-xdp traces: add --filter-trace-xdp\n$/);
-  const good = run(['--filter-xdp-expr', 'xdp->rxq->dev->ifindex == 9', '--output-xdp-metadata', 'xdp->rxq->queue_index,xdp->data[0:14]']);
-  assert.equal(good.code, 1, good.stderr);
-  assert.equal(good.stderr.trim().split('\n').length, 1, good.stderr);
+  // Where fentry works, both run: test/kernels/probe.test.ts and guest.test.ts show them on real frames.
   if (fentryRefused) {
+    const good = run(['--filter-xdp-expr', 'xdp->rxq->dev->ifindex == 9', '--output-xdp-metadata', 'xdp->rxq->queue_index,xdp->data[0:14]']);
+    assert.equal(good.code, 1, good.stderr);
     assert.match(good.stderr, /^pktpath: --filter-xdp-expr, --output-xdp-metadata: read the xdp_buff of traced XDP programs through fentry, which this kernel refuses \(.+\); `pktpath doctor` shows what works\n$/);
   }
   assert.deepEqual(await waitNoPrograms(), []);

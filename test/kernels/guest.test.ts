@@ -78,34 +78,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-for (const backend of BACKENDS.includes('fentry') ? BACKENDS : []) {
-  test(`${KERNEL}: --output-retval with ${backend} entries: a dropped path's and a normal path's return values, each after its entry`,
-    { skip: !since(5, 15) && 'no bpf_get_func_ip before 5.15: return values are refused' }, async () => {
-    const { events, stderr } = await traced(
-      ['--attach', 'functions', '--backend', backend, '--filter-func', '^(nf_hook_slow|ip_rcv|ip_local_deliver)$', '--output-retval'],
-      async (lab, a, b) => {
-        await lab.exec(a, ['ping', '-c', '1', '-W', '2', '192.0.2.2']);
-        // B's input drops the next request: nf_hook_slow returns NF_DROP's error.
-        lab.nft(b, 'table inet t {\n chain i {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n');
-        await lab.exec(a, ['ping', '-c', '1', '-W', '1', '192.0.2.2']);
-      },
-    );
-    const exits = events.filter((e) => e.probe.type === 'fexit');
-    const seen = exits.map((e) => `${e.func} → ${e.retval?.text}`);
-    process.stdout.write(`# ${KERNEL} ${backend}: return values seen: ${[...new Set(seen)].join(', ')}\n`);
-    assert.match(stderr, /return values: 3 functions with fexit/);
-    assert.ok(exits.some((e) => e.func === 'ip_rcv' && e.retval?.text === '0'), seen.join('\n'));
-    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '1'), seen.join('\n'));
-    assert.ok(exits.some((e) => e.func === 'nf_hook_slow' && e.retval?.text === '-EPERM' && e.retval.value === -1), seen.join('\n'));
-    // Each exit repeats its entry's packet, and comes after it: the same skb and function, earlier.
-    for (const x of exits) {
-      assert.equal(x.tuple?.daddr, '192.0.2.2', JSON.stringify(x));
-      const at = events.indexOf(x);
-      assert.ok(events.slice(0, at).some((e) => e.probe.type !== 'fexit' && e.skb === x.skb && e.func === x.func), `no entry before ${JSON.stringify(x)}`);
-      assert.ok(x.retval!.duration_ns > 0);
-    }
-  });
-}
+// --output-retval's scenarios (fexit and kretprobes): ./probe.test.ts.
 
 test(`${KERNEL}: --kmods nf_conntrack: a module's skb function on the ping's path, left out without it`,
   { skip: BACKENDS.length === 0 ? 'no function backend here' : !since(5, 11) && 'no module BTF before 5.11: module functions cannot be found' }, async () => {

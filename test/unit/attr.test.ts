@@ -38,6 +38,13 @@ test('each command\'s attr is packed where union bpf_attr has its fields', (t) =
   holds(['enable_stats'], ATTR.enableStats);
 });
 
+test('a kprobe-multi link\'s attr: at the functions\' returns, BPF_F_KPROBE_MULTI_RETURN in its flags', () => {
+  const entry = packLinkCreate(7, 0, 42, { kind: 'kprobe-multi', count: 3, syms: 0x1000n });
+  const exit = packLinkCreate(7, 0, 42, { kind: 'kprobe-multi', count: 3, syms: 0x1000n, retprobe: true });
+  assert.deepEqual([entry.readUInt32LE(16), entry.readUInt32LE(20), entry.readBigUInt64LE(24)], [0, 3, 0x1000n]);
+  assert.deepEqual([exit.readUInt32LE(16), exit.readUInt32LE(20), exit.readBigUInt64LE(24)], [1, 3, 0x1000n]);
+});
+
 test('a netfilter link\'s attr: program, attach type, family, hook and a negative priority', () => {
   const attr = packLinkCreate(7, 0, 45, { kind: 'netfilter', pf: 10, hooknum: 1, priority: -199 });
   assert.deepEqual([attr.readUInt32LE(0), attr.readUInt32LE(8), attr.readUInt32LE(16), attr.readUInt32LE(20), attr.readInt32LE(24)], [7, 45, 10, 1, -199]);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../../src/cli/trace-config.js';
 import type { KernelView } from '../../src/kernel/view.js';
+import { returnProbe } from '../../src/trace/functions.js';
 import { TC_DEVICE_BUDGET, backendOrder, planPointNames, planProbes, tcDevicePlacement, tracepointPoint } from '../../src/plan/plan.js';
 
 const ns = (inode: number, name: string) => ({ inode, name, path: `/run/netns/${name}` });
@@ -188,6 +189,15 @@ test('functions: --filter-func selects them like any point; --backend narrows to
   const plan = planProbes(cfg.attach, kernel({}, { backends: backends(['kprobe', 'fentry']), discovery: skbFunctions }));
   assert.deepEqual(plan.functions.map((f) => f.name), ['ip_rcv', 'ip_local_deliver']);
   assert.deepEqual(plan.functionBackends, ['kprobe']);
+});
+
+test('--output-retval: fexit wherever the plan may use fentry, else the return probe of the entry\'s backend', () => {
+  assert.equal(returnProbe('kprobe-multi', ['kprobe-multi', 'kprobe', 'fentry']), 'fexit');
+  assert.equal(returnProbe('fentry', ['fentry']), 'fexit');
+  assert.equal(returnProbe('kprobe-multi', ['kprobe-multi']), 'kretprobe-multi');
+  assert.equal(returnProbe('kprobe', ['kprobe']), 'kretprobe');
+  // fentry refused: what kprobe-multi refused went to kprobe.
+  assert.equal(returnProbe('kprobe', ['kprobe-multi', 'kprobe']), 'kretprobe');
 });
 
 test('backend order: auto takes what works, kprobe-multi first for a large set, fentry first for a small one', () => {

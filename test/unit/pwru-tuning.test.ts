@@ -19,6 +19,7 @@ import { loadFixture } from '../helpers/fixtures.js';
 import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { checkXdpExpressions } from '../../src/cli/xdp-expr.js';
 import { activateFilter } from '../../src/cli/filter.js';
+import { prepareSections } from '../../src/output/sections/registry.js';
 
 test('--set-percpu-buf: each printed struct gets that room, rounded up to 8; the default is pktpath\'s 3072/1024', () => {
   assert.deepEqual(buildConfig({}, []).output.dump.room, DEFAULT_DUMP_ROOM);
@@ -128,11 +129,17 @@ test('--debug is a switch of the run', () => {
 const skipNoBtf = vmlinuxBtf() === null ? 'no kernel BTF' : false;
 const fentry = (ok: boolean) => ({ backend: 'fentry' as const, ok, detail: ok ? 'works' : 'loading: → EPERM' });
 
-test('--filter-xdp-expr, --output-xdp-metadata: parsed, checked against xdp_buff in BTF, refused where fentry is', { skip: skipNoBtf }, () => {
+test('--filter-xdp-expr, --output-xdp-metadata: parsed, checked against xdp_buff in BTF, compiled, refused where fentry is', { skip: skipNoBtf }, () => {
   const cfg = (o: Record<string, unknown>) => buildConfig({ filterTraceXdp: true, ...o }, []);
   assert.equal(cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9' }).filter.xdpExpr, 'xdp->rxq->dev->ifindex == 9');
-  assert.deepEqual(cfg({ outputXdpMetadata: ' xdp->rxq->queue_index, xdp->data_end ' }).output.xdpMetadata, ['xdp->rxq->queue_index', 'xdp->data_end']);
-  assert.equal(buildConfig({}, []).output.xdpMetadata, null);
+  const meta = cfg({ outputXdpMetadata: ' xdp->rxq->queue_index, xdp->data_end ' }).output;
+  assert.deepEqual(meta.sectionValues.outputXdpMetadata, ['xdp->rxq->queue_index', 'xdp->data_end']);
+  assert.ok(meta.sections.includes('xdpMeta'));
+  // Compiled against the xdp_buff, as the section's option prepares it for the probes.
+  const fetch = prepareSections(meta.sectionValues).xdpMeta!;
+  assert.deepEqual(fetch.fields, ['xdp->rxq->queue_index', 'xdp->data_end']);
+  assert.equal(fetch.bytes, 16);
+  assert.ok(!buildConfig({}, []).output.sections.includes('xdpMeta'));
   assert.throws(() => cfg({ outputXdpMetadata: Array.from({ length: 17 }, () => 'xdp->data').join(',') }),
     /^UsageError: --output-xdp-metadata: name 1 to 16 fields, comma-separated \(xdp->rxq->queue_index\)$/);
   assert.throws(() => cfg({ filterXdpExpr: ' ' }), /--filter-xdp-expr: the expression is empty/);
@@ -151,7 +158,7 @@ test('--filter-xdp-expr, --output-xdp-metadata: parsed, checked against xdp_buff
   const both = cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9', outputXdpMetadata: 'xdp->rxq->queue_index,xdp->data[0:14]' });
   assert.throws(() => checkXdpExpressions(both, fentry(false)), (e: Error) => !(e instanceof UsageError) && e.message ===
     '--filter-xdp-expr, --output-xdp-metadata: read the xdp_buff of traced XDP programs through fentry, which this kernel refuses (loading: → EPERM); `pktpath doctor` shows what works');
-  assert.throws(() => checkXdpExpressions(both, fentry(true)), (e: Error) => !(e instanceof UsageError) && /^--output-xdp-metadata: .*does not carry it yet/.test(e.message));
+  assert.doesNotThrow(() => checkXdpExpressions(both, fentry(true)));
   assert.doesNotThrow(() => checkXdpExpressions(cfg({ filterXdpExpr: 'xdp->rxq->dev->ifindex == 9' }), fentry(true)));
   assert.doesNotThrow(() => checkXdpExpressions(cfg({}), fentry(false)));
 });

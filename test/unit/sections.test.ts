@@ -14,6 +14,7 @@ import {
   SECTIONS, SECTION_DECODERS, SectionOptionError, optionName, sectionDescriptions, sectionMask, sectionValues,
 } from '../../src/output/sections/registry.js';
 import { skbMetaSection } from '../../src/output/sections/skb-meta.js';
+import { xdpMetaSection } from '../../src/output/sections/xdp-meta.js';
 import { TextFormatter } from '../../src/output/text.js';
 import { Enricher } from '../../src/trace/enrich.js';
 import { NameBook } from '../../src/trace/names.js';
@@ -72,6 +73,22 @@ test('the enricher names each section; events without one have every section\'s 
   for (const s of SECTIONS) assert.equal((p as unknown as Record<string, unknown>)[s.key], null, s.key);
   const text = new TextFormatter({ tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false });
   assert.match(text.formatEvent(e), / skb->mark=0x42 skb->hash=\?$/);
+});
+
+test('the XDP metadata section is named by --output-xdp-metadata\'s fields, beside the skb\'s; text and JSON as the skb\'s', () => {
+  const fetch = (fields: string[]) => ({ fields, signed: fields.map(() => false), slots: fields.map((_, i) => ({ offset: 8 * i, size: 8, bytes: 0 })), bytes: 8 * fields.length, code: [] });
+  const enricher = new Enricher({
+    points: [{ type: 'fentry', name: 'bpf:xdp_policy' }], names: new NameBook(), dropReasons: new Map(), startMonoNs: 0n, startWallNs: 0n,
+    symbols: null, stacks: null, tupleChanges: false, redirectFlags: null,
+    skbMeta: fetch(['skb->mark', 'skb->hash']), xdpMeta: fetch(['xdp->rxq->queue_index', 'xdp->frame_sz']),
+  });
+  const a = recordWith([{ kind: xdpMetaSection.kind, body: meta }], EventFlags.tuple);
+  const e = enricher.enrich(decodeEvent(a.view, a.bytes, a.at, SECTION_DECODERS)!);
+  assert.deepEqual(e.xdpMeta, [{ field: 'xdp->rxq->queue_index', value: 0x42n }, { field: 'xdp->frame_sz', value: null }]);
+  assert.equal(e.skbMeta, null);
+  const text = new TextFormatter({ tuple: false, meta: false, stack: false, caller: false, tcpFlags: false, timestamp: 'none', color: false });
+  assert.match(text.formatEvent(e), / xdp->rxq->queue_index=0x42 xdp->frame_sz=\?$/);
+  assert.deepEqual((toJsonRecord(e, { stack: false }) as unknown as Record<string, unknown>).xdp_metadata, { 'xdp->rxq->queue_index': 66, 'xdp->frame_sz': null });
 });
 
 test('each section\'s JSON reads back into the same event, in the order JSON writes them', () => {

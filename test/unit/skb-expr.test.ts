@@ -9,7 +9,7 @@ import { vmlinuxBtf } from '../../src/bpf/btf/vmlinux.js';
 import { type ExprNode, SkbExprError, parseSkbExpr } from '../../src/filter/skb-expr-parse.js';
 import { readFileSync } from 'node:fs';
 import {
-  SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC, compileSkbExpr, compileSkbFetch, resolveField,
+  SKB_EXPR_MAGIC, SKB_EXPR_REGION_INSNS, SKB_META_MAGIC, SKB_META_REGION_INSNS, XDP_EXPR_MAGIC, XDP_META_MAGIC, compileSkbExpr, compileSkbFetch, resolveField,
 } from '../../src/filter/skb-expr.js';
 import { formatSkbMeta, skbMetaValues, toJsonSkbMeta } from '../../src/output/sections/skb-meta.js';
 import { INNER_MAGIC, INNER_REGION_INSNS } from '../../src/filter/inner-packet.js';
@@ -137,6 +137,8 @@ test('the regions\' sizes and markers are the probes\' (probes/include/skb_expr.
   assert.equal(define('skb_expr.h', 'XDP_EXPR_MAGIC'), XDP_EXPR_MAGIC);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_REGION_INSNS'), SKB_META_REGION_INSNS);
   assert.equal(define('sections/skb_meta.h', 'SKB_META_MAGIC'), SKB_META_MAGIC);
+  assert.equal(define('sections/xdp_meta.h', 'XDP_META_REGION_INSNS'), SKB_META_REGION_INSNS);
+  assert.equal(define('sections/xdp_meta.h', 'XDP_META_MAGIC'), XDP_META_MAGIC);
   assert.equal(define('tunnel.h', 'INNER_REGION_INSNS'), INNER_REGION_INSNS);
   assert.equal(define('tunnel.h', 'FILTER_MAGIC_INNER_L2'), INNER_MAGIC.l2);
   assert.equal(define('tunnel.h', 'FILTER_MAGIC_INNER_L3'), INNER_MAGIC.l3);

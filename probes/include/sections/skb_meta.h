@@ -12,7 +12,8 @@
 
 /* The fields --output-skb-metadata names, in its order: the valid mask,
  * then `bytes` of values, each in its slot (8 bytes for a number, a byte
- * range rounded up to 8), as user space compiled them (CONFIG.skb_meta_bytes). */
+ * range rounded up to 8), as user space compiled them (CONFIG.skb_meta_bytes).
+ * --output-xdp-metadata's section has the same form (sections/xdp_meta.h). */
 struct skb_meta_section {
 	__u32 valid;       /* bit i: field i was read (no NULL on the way, no fault) */
 	__u16 bytes;       /* of values after the struct */
@@ -29,18 +30,24 @@ struct skb_meta_section {
 #define SKB_META_SPACE (SECTION_WANTED(SECTION_SKB_META) ? \
 	(__u32)(sizeof(struct section_head) + sizeof(struct skb_meta_section)) + CONFIG.skb_meta_bytes : 0)
 
-/* Fills the section at `at` when asked for. The region reads with r8 = the
- * skb and r9 = the section: the mask in its first word while it runs (left
- * in r0), each value in its slot. */
+/* Fills a section of fields (this one, sections/xdp_meta.h) at `at`: the
+ * region `magic` reads with r8 = `root` and r9 = the section, the mask in its
+ * first word while it runs (left in r0), each value in its slot. A macro: the
+ * marker is an immediate of the region's first instruction. */
+#define FIELDS_SECTION(kind, magic, insns, root, at, nbytes) ({                          \
+	struct skb_meta_section *__m = section_open(at, kind, sizeof(*__m) + (nbytes)); \
+	unsigned long __r0 = FILTER_REGION_SIZED(magic, insns, root, __m);             \
+	__m->valid = (__u32)__r0;                                                      \
+	__m->bytes = (nbytes);                                                         \
+	__m->_pad = 0;                                                                 \
+})
+
+/* Fills the section at `at` when asked for. */
 static __always_inline void section_skb_meta(struct sk_buff *skb, void *at)
 {
 	if (!SECTION_WANTED(SECTION_SKB_META))
 		return;
-	struct skb_meta_section *m = section_open(at, SECTION_SKB_META, sizeof(*m) + CONFIG.skb_meta_bytes);
-	unsigned long r0 = FILTER_REGION_SIZED(SKB_META_MAGIC, SKB_META_REGION_INSNS, skb, m);
-	m->valid = (__u32)r0;
-	m->bytes = CONFIG.skb_meta_bytes;
-	m->_pad = 0;
+	FIELDS_SECTION(SECTION_SKB_META, SKB_META_MAGIC, SKB_META_REGION_INSNS, skb, at, CONFIG.skb_meta_bytes);
 }
 
 #endif /* PKTPATH_LAYOUT_ONLY */

@@ -17,8 +17,10 @@ import { skbQueueSection } from './skb-queue.js';
 import { tunnelSection } from './tunnel.js';
 import { wireSection } from './wire.js';
 import { bpfmapSection } from './bpfmap.js';
+import { xdpMetaSection } from './xdp-meta.js';
 
-export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, dumpSection, skbQueueSection, routeSection, neighSection, retvalSection, bpfmapSection] as const;
+export const SECTIONS = [tunnelSection, wireSection, skbMetaSection, xdpMetaSection, dumpSection, skbQueueSection, routeSection, neighSection, retvalSection,
+  bpfmapSection] as const;
 
 type Listed = (typeof SECTIONS)[number];
 type ValueOf<S> = S extends Section<string, unknown, infer V, string, unknown> ? V : never;

@@ -129,7 +129,7 @@ export const retvalSection = section({
   toJson: (r: Retval): JsonRetval => ({ value: r.value, text: r.text, duration_ns: r.durationNs }),
   fromJson: (j: JsonRetval): Retval => ({ value: j.value, text: j.text, durationNs: j.duration_ns }),
   schema: {
-    description: 'With --output-retval, at a function\'s exit (probe type fexit): what it returned, read by its BTF type, and how long after its entry\'s record.',
+    description: 'With --output-retval, at a function\'s exit (probe type fexit, or kretprobe where kprobes observe it): what it returned, read by its BTF type, and how long after its entry\'s record.',
     type: 'object',
     properties: {
       value: { description: 'The return register as its type reads it; a pointer as a hex string.', oneOf: [{ type: 'integer' }, { type: 'string', pattern: '^0x[0-9a-f]+$' }] },
@@ -141,7 +141,7 @@ export const retvalSection = section({
   },
   options: [{
     flags: '--output-retval',
-    description: 'also report each traced kernel function\'s return (fexit), with its value read by its BTF type (errno names, NULL, enum names) and the time since its entry',
+    description: 'also report each traced kernel function\'s return (fexit; kretprobes with --backend kprobe/kprobe-multi or where fentry is refused), with its value read by its BTF type (errno names, NULL, enum names) and the time since its entry',
     live: true,
   }],
 });

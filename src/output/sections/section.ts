@@ -20,6 +20,8 @@ export type ReturnShape =
 export interface SectionContext {
   /** The fields the skb metadata section holds, in order (and the code that reads them, for the probes). */
   skbMeta: CompiledSkbFetch | null;
+  /** The fields the XDP metadata section holds (--output-xdp-metadata), compiled against the xdp_buff; absent where none. */
+  xdpMeta?: CompiledSkbFetch | null;
   /** A device's name in a namespace (by inode), for sections that name devices beside the event's own; absent where none are known (show). */
   ifname?: (netns: number, ifindex: number) => string;
   /** How a traced function's return value reads (--output-retval); absent where unknown (show). */

@@ -9,7 +9,9 @@
 import { vmlinuxBtf } from '../../bpf/btf/vmlinux.js';
 import { MAX_SKB_META_FIELDS, compileSkbFetch } from '../../filter/skb-expr.js';
 import { escapeText } from '../escape.js';
-import { section } from './section.js';
+import type { Btf } from '../../bpf/btf/btf.js';
+import { type CompiledSkbFetch } from '../../filter/skb-expr.js';
+import { type SectionContext, type SectionOption, section } from './section.js';
 
 export interface RawSkbMeta {
   /** Bit i: field i was read. */
@@ -69,51 +71,84 @@ export function skbMetaValues(m: RawSkbMeta, fetch: { fields: string[]; signed: 
   });
 }
 
-export const skbMetaSection = section({
+/** What one field section is made of beyond what both share (the skb's, the xdp_buff's). */
+interface FieldSectionSpec<Key extends string, JsonKey extends string> {
+  key: Key;
+  kind: number;
+  header: string;
+  jsonKey: JsonKey;
+  /** The fields the section holds, compiled (its option's prepare made them). */
+  fields(ctx: SectionContext): CompiledSkbFetch | null | undefined;
+  /** What the schema says the section is. */
+  description: string;
+  option: SectionOption;
+}
+
+/** A section of fields read by compiled code (./xdp-meta.ts is the other): one layout (struct skb_meta_section), decoder, text and JSON. */
+export function fieldSection<Key extends string, JsonKey extends string>(spec: FieldSectionSpec<Key, JsonKey>) {
+  return section({
+    key: spec.key,
+    kind: spec.kind,
+    header: spec.header,
+    layout: LAYOUT,
+    decode(view, bytes, at): RawSkbMeta {
+      const n = Math.min(view.getUint16(at + LAYOUT.fields.bytes, true), MAX_VALUE_BYTES);
+      return { valid: view.getUint32(at + LAYOUT.fields.valid, true), data: bytes.slice(at + LAYOUT.size, at + LAYOUT.size + n) };
+    },
+    enrich(m: RawSkbMeta, ctx): SkbMetaValue[] | null {
+      const fetch = spec.fields(ctx);
+      return fetch ? skbMetaValues(m, fetch) : null;
+    },
+    text: formatSkbMeta,
+    jsonKey: spec.jsonKey,
+    toJson: toJsonSkbMeta,
+    fromJson: (j: JsonSkbMeta): SkbMetaValue[] => Object.entries(j).map(([field, v]) =>
+      ({ field, value: v === null ? null : typeof v === 'object' ? { hex: v.hex } : BigInt(v) })),
+    schema: {
+      description: spec.description,
+      type: 'object',
+      additionalProperties: {
+        anyOf: [
+          { type: ['integer', 'string', 'null'] },
+          { type: 'object', properties: { hex: { type: 'string', pattern: '^([0-9a-f]{2})+$' } }, required: ['hex'], additionalProperties: false },
+        ],
+      },
+    },
+    options: [spec.option],
+  });
+}
+
+/** --output-skb-metadata's and --output-xdp-metadata's list: 1 to MAX_SKB_META_FIELDS fields, comma-separated. */
+export function parseFields(text: string, example: string): string[] {
+  const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
+    throw new Error(`name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (${example})`);
+  }
+  return fields;
+}
+
+/** The kernel's BTF, to find the fields in. */
+export function fieldsBtf(): Btf {
+  const btf = vmlinuxBtf();
+  if (btf === null) throw new Error('this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
+  return btf;
+}
+
+export const skbMetaSection = fieldSection({
   key: 'skbMeta',
   kind: 9,
   header: 'skb_meta.h',
-  layout: LAYOUT,
-  decode(view, bytes, at): RawSkbMeta {
-    const n = Math.min(view.getUint16(at + LAYOUT.fields.bytes, true), MAX_VALUE_BYTES);
-    return { valid: view.getUint32(at + LAYOUT.fields.valid, true), data: bytes.slice(at + LAYOUT.size, at + LAYOUT.size + n) };
-  },
-  enrich(m: RawSkbMeta, ctx): SkbMetaValue[] | null {
-    return ctx.skbMeta === null ? null : skbMetaValues(m, ctx.skbMeta);
-  },
-  text: formatSkbMeta,
   jsonKey: 'skb_metadata',
-  toJson: toJsonSkbMeta,
-  fromJson: (j: JsonSkbMeta): SkbMetaValue[] => Object.entries(j).map(([field, v]) =>
-    ({ field, value: v === null ? null : typeof v === 'object' ? { hex: v.hex } : BigInt(v) })),
-  schema: {
-    description: 'With --output-skb-metadata: each field asked for (skb->mark, ...) and its value at this point; a decimal string past 2^53, ' +
-      '{"hex": ...} for a byte range (skb->head[skb->mac_header:14]), null when a pointer on the way was NULL or the read faulted.',
-    type: 'object',
-    additionalProperties: {
-      anyOf: [
-        { type: ['integer', 'string', 'null'] },
-        { type: 'object', properties: { hex: { type: 'string', pattern: '^([0-9a-f]{2})+$' } }, required: ['hex'], additionalProperties: false },
-      ],
-    },
-  },
-  options: [{
+  fields: (ctx) => ctx.skbMeta,
+  description: 'With --output-skb-metadata: each field asked for (skb->mark, ...) and its value at this point; a decimal string past 2^53, ' +
+    '{"hex": ...} for a byte range (skb->head[skb->mac_header:14]), null when a pointer on the way was NULL or the read faulted.',
+  option: {
     flags: '--output-skb-metadata <fields>',
     description: `print up to ${MAX_SKB_META_FIELDS} skb fields at every point, comma-separated, read from the kernel's BTF: numbers, ` +
       'pointer casts and byte ranges (e.g. skb->queue_mapping,skb->hash,skb->head[skb->mac_header:14],' +
       '((struct iphdr *)(skb->head + skb->network_header))->ttl)',
     live: true,
-    parse(text): string[] {
-      const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
-      if (fields.length === 0 || fields.length > MAX_SKB_META_FIELDS) {
-        throw new Error(`name 1 to ${MAX_SKB_META_FIELDS} fields, comma-separated (skb->mark,skb->hash)`);
-      }
-      return fields;
-    },
-    prepare(fields) {
-      const btf = vmlinuxBtf();
-      if (btf === null) throw new Error('this kernel has no BTF (/sys/kernel/btf/vmlinux) to find the fields in');
-      return { skbMeta: compileSkbFetch(fields as string[], btf) };
-    },
-  }],
+    parse: (text) => parseFields(text, 'skb->mark,skb->hash'),
+    prepare: (fields) => ({ skbMeta: compileSkbFetch(fields as string[], fieldsBtf()) }),
+  },
 });

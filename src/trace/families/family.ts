@@ -28,6 +28,8 @@ export interface ObserverOptions {
   snaplen: number;
   /** The skb metadata section's fields, compiled: what every probe reads into its records; null: none. */
   skbMeta?: CompiledSkbFetch | null;
+  /** The XDP metadata section's fields, compiled against the xdp_buff: what XDP program probes read into their records; null: none. */
+  xdpMeta?: CompiledSkbFetch | null;
   /** The optional sections every probe writes (CONFIG.sections: src/output/sections/registry.ts, sectionMask). */
   sections?: number;
   /** --output-neigh-all: every neighbour event of the traced namespaces, whatever the filter. */

@@ -53,11 +53,12 @@ export class FunctionFamily implements AttachFamily {
     if (refused) this.ctx.notObserved(refused);
     if ((this.ctx.opts.sections ?? 0) & (1 << retvalSection.kind)) {
       const t0 = performance.now();
-      const ret = await fn.attachReturns(r.attached);
-      this.ctx.status(`pktpath: return values: ${ret.attached} functions with fexit (${(performance.now() - t0).toFixed(0)} ms)` +
+      const ret = await fn.attachReturns(r, plan.functionBackends);
+      const used = [...ret.byProbe].filter(([, n]) => n > 0).map(([p, n]) => `${n} functions with ${p}`);
+      this.ctx.status(`pktpath: return values: ${used.join(', ') || 'no function'} (${(performance.now() - t0).toFixed(0)} ms)` +
         (ret.voids > 0 ? `, ${ret.voids} return nothing (void)` : ''));
       if (ret.refused.length > 0) {
-        this.ctx.notObserved(`return values: ${ret.refused.length} functions refused fexit (${ret.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
+        this.ctx.notObserved(`return values: ${ret.refused.length} functions refused a return probe (${ret.refused.slice(0, 5).map((f) => f.name).join(', ')}` +
           `${ret.refused.length > 5 ? ', …' : ''}): ${ret.refused[0]!.why}`);
       }
     }
