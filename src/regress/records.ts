@@ -27,7 +27,7 @@ export const TRACE_LINE_LIMIT = 16 * MiB;
 export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
-  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
+  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft'; node?: string }
   | { kind: 'settings'; record: JsonSettingsRecord }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket }
@@ -95,7 +95,8 @@ export function classify(text: string): TraceLine {
       return { kind: 'event', record: r as unknown as JsonRecord };
     case 'lost':
       checked(schema.lost, r, 'a lost record');
-      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}) };
+      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}),
+        ...(typeof r.node === 'string' ? { node: r.node } : {}) };
     case 'settings':
       checked(schema.settings, r, 'a settings record');
       return { kind: 'settings', record: r as unknown as JsonSettingsRecord };
