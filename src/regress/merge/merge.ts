@@ -17,7 +17,7 @@ import { formatTime } from '../../output/format.js';
 import { parseJsonTime } from '../../output/json-read.js';
 import type { JsonHeaderRecord, JsonMerged, JsonMergedNode, JsonRecord } from '../../output/json.js';
 import { InputFileError } from '../errors.js';
-import { type TraceLine, classifyLines } from '../records.js';
+import { type NumberedLine, classifyBatches } from '../records.js';
 import { HeldHeap, type MergeInputLoop, runWindowed } from './kway.js';
 import { OffsetBounds, type NodeOffset, solveOffsets } from './offsets.js';
 import { type Ambiguity, type Instance, type Pair, Pairer } from './pairing.js';
@@ -29,6 +29,11 @@ export interface MergeSource {
   lines(): AsyncIterable<string[]>;
   /** A FIFO, stdin or a followed file: read once. */
   stream: boolean;
+  /**
+   * A regular file's identity and state (device, inode, size, times): the same before and after the
+   * second pass, the file is what the first pass read and checked, and its lines are not checked again.
+   */
+  stamp?(): string;
   /** Its node, from --node-of; else its header's (a merged trace's: its header's nodes). */
   node?: string;
 }
@@ -59,7 +64,7 @@ export interface MergeResult {
   writtenPairs: { pairs: number; ambiguous: number };
 }
 
-type Line = TraceLine & { line: number; text: string };
+type Line = NumberedLine;
 
 interface Opened {
   source: MergeSource;
@@ -68,26 +73,26 @@ interface Opened {
   nodes: string[];
   /** A merged trace's nodes as its header gives them; null for a node's own trace. */
   carried: JsonMergedNode[] | null;
-  lines: AsyncIterable<Line>;
+  lines: AsyncIterable<Line[]>;
 }
 
-/** The first line apart: the header, if any, and the lines after it. */
-async function openSource(s: MergeSource): Promise<{ header: JsonHeaderRecord | null; lines: AsyncIterable<Line> }> {
-  const it = classifyLines(s.name, s.lines())[Symbol.asyncIterator]();
+/** The first line apart: the header, if any, and the lines after it, in batches; `check` false: lines checked by a pass before. */
+async function openSource(s: MergeSource, check: boolean): Promise<{ header: JsonHeaderRecord | null; lines: AsyncIterable<Line[]> }> {
+  const it = classifyBatches(s.name, s.lines(), check)[Symbol.asyncIterator]();
   const first = await it.next();
-  const header = !first.done && first.value.kind === 'header' ? first.value.record : null;
-  async function* rest(): AsyncGenerator<Line> {
-    if (!first.done && first.value.kind !== 'header') yield first.value;
+  const header = !first.done && first.value[0]!.kind === 'header' ? first.value[0]!.record : null;
+  async function* rest(): AsyncGenerator<Line[]> {
+    if (!first.done) yield header === null ? first.value : first.value.slice(1);
     for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
   }
   return { header, lines: rest() };
 }
 
-async function openAll(sources: readonly MergeSource[]): Promise<Opened[]> {
+async function openAll(sources: readonly MergeSource[], check = true): Promise<Opened[]> {
   const out: Opened[] = [];
   const byNode = new Map<string, string>();
   for (const source of sources) {
-    const { header, lines } = await openSource(source);
+    const { header, lines } = await openSource(source, check);
     const carried = header?.merged?.nodes ?? null;
     if (carried !== null && source.node !== undefined) throw new InputFileError(source.name, 0, 'a merged trace names its nodes: --node-of is for a trace whose header names none');
     const node = source.node ?? header?.node;
@@ -140,10 +145,29 @@ function indexNodes(opened: readonly Opened[]): NodeIndex {
 /** Times in ns since the first read, as doubles (exact for 104 days): the merge compares millions of them. */
 class Clock {
   base: bigint | null = null;
+  /** The last full second parsed (`YYYY-MM-DDTHH:MM:SS`) and its time: most times share it, and need only their nanoseconds read. */
+  private second = '';
+  private secondT = 0;
   of(text: string, where: () => string): number {
+    if (this.second !== '' && text.length === 30 && text.charCodeAt(19) === 46 /* . */ && text.charCodeAt(29) === 90 /* Z */ && text.startsWith(this.second)) {
+      let ns = 0;
+      for (let i = 20; i < 29; i++) {
+        const d = text.charCodeAt(i) - 48;
+        if (d < 0 || d > 9) return this.parsed(text, where);
+        ns = ns * 10 + d;
+      }
+      return this.secondT + ns;
+    }
+    return this.parsed(text, where);
+  }
+  private parsed(text: string, where: () => string): number {
     const ns = parseJsonTime(text);
     if (ns === null) throw new Error(`${where()}: time ${JSON.stringify(text.slice(0, 40))} is not a UTC time`);
     this.base ??= ns;
+    if (text.length === 30 && text.charCodeAt(19) === 46) {
+      this.second = text.slice(0, 19);
+      this.secondT = Number(ns - BigInt(text.slice(20, 29)) - this.base);
+    }
     return Number(ns - this.base);
   }
   text(t: number): string {
@@ -251,6 +275,10 @@ export function mergedHeader(opened: ReadonlyArray<{ header: JsonHeaderRecord | 
 export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptions, write: (text: string) => Promise<void>): Promise<MergeResult> {
   const clock = new Clock();
   const streaming = sources.some((s) => s.stream);
+  const stamps = sources.map((s) => s.stamp?.());
+  // Every file as the first pass read it: its lines were checked then.
+  const unchanged = () => sources.every((s, i) => stamps[i] !== undefined && s.stamp!() === stamps[i]);
+  let checkedAgain = true;
   let opened = await openAll(sources);
   let nodes = indexNodes(opened);
   const named = o.reference === undefined ? 0 : nodes.names.indexOf(o.reference);
@@ -307,7 +335,8 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     merged = summary(count, first.pairs, first.ambiguous);
     const earliest = Math.min(...first.firstT.map((t, i) => t + offsetsNow[i]!));
     headerTime = Number.isFinite(earliest) ? clock.text(earliest) : formatTime(BigInt(Date.now()) * 1_000_000n);
-    opened = await openAll(sources);
+    checkedAgain = !unchanged();
+    opened = await openAll(sources, checkedAgain);
     nodes = indexNodes(opened);
     pairer = alignedPairer();
     await writeHeader(headerTime);
@@ -389,5 +418,9 @@ export async function mergeTraces(sources: readonly MergeSource[], o: MergeOptio
     }
     await flush();
   });
+  if (!checkedAgain && !unchanged()) {
+    const changed = sources.find((s, i) => s.stamp!() !== stamps[i])!;
+    throw new InputFileError(changed.name, 0, 'changed while it was merged (merge reads a file twice): merge a copy, or use --follow for a file still written');
+  }
   return { merged: merged!, offsets: solved, written, late, writtenPairs: { pairs: pairer!.pairs, ambiguous: pairer!.ambiguous } };
 }

@@ -29,9 +29,9 @@ const AFTER_HANDOFF: ReadonlySet<string> = new Set(['net_dev_xmit']);
 export class Instance {
   /** The instance whose journey this one continues (its departure), null for a journey's first. */
   parent: Instance | null = null;
-  /** Last sending time per key; the first receiving time with a key (the pairing's times). */
-  readonly tx = new Map<string, number>();
-  readonly rx = new Map<string, number>();
+  /** Last sending time per key (made at its first); the first receiving time with a key (the pairing's times). */
+  tx: Map<string, number> | null = null;
+  rxT = 0;
   /** Its skb came from outside the node, so far: no sending point yet, no receiving point with a key. */
   mayArrive = true;
   /** The packet its skb holds (heldPacket), once a record says. */
@@ -153,6 +153,7 @@ export class Pairer {
     if (dir === 'tx') {
       inst.mayArrive = false;
       if (wk !== null) {
+        inst.tx ??= new Map();
         const known = inst.tx.has(wk.key);
         if (!known) this.index(wk.key, { inst, t });
         // net_dev_xmit fires once the driver returns: a veth's peer has received the packet by then. Not a departure time.
@@ -160,7 +161,7 @@ export class Pairer {
       }
     } else if (dir === 'rx' && wk !== null && inst.mayArrive) {
       inst.mayArrive = false;
-      inst.rx.set(wk.key, t);
+      inst.rxT = t;
       this.arrivals.push({ inst, key: wk.key, t });
     }
     if (FREEING_POINTS.has(r.func)) this.instances.delete(id);
@@ -185,7 +186,7 @@ export class Pairer {
     let bestT = -Infinity;
     const journeys = new Set<string>();
     for (const e of this.entries.get(key) ?? []) {
-      const sent = e.inst.tx.get(key)!;
+      const sent = e.inst.tx!.get(key)!;
       if (this.inputOf(e.inst.node) === this.inputOf(arr.node) || Math.abs(sent - t) > w || (slack !== null && sent > t + slack)) continue;
       const root = e.inst.root();
       if (root === arr) continue;
@@ -252,6 +253,6 @@ export class Pairer {
   }
 
   private finish(p: { dep: Instance; arr: Instance; key: string }): void {
-    this.o.onPair?.({ from: p.dep.node, to: p.arr.node, depT: p.dep.tx.get(p.key)!, arrT: p.arr.rx.get(p.key)! });
+    this.o.onPair?.({ from: p.dep.node, to: p.arr.node, depT: p.dep.tx!.get(p.key)!, arrT: p.arr.rxT });
   }
 }
