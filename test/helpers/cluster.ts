@@ -91,8 +91,9 @@ export function exchange(to: 'pod' | 'service', waitS = 1) {
     await lab.exec(c.nodes[0]!.pod.ns, ['ping', '-c', '1', '-W', String(waitS), addr], 20_000 * waitS);
     const server = await tcpServer(lab, c.nodes[1]!.pod.ns, CLUSTER.service.targetPort);
     const tcp = await lab.exec(c.nodes[0]!.pod.ns, [process.execPath, PEER, 'tcp-connect', addr, String(port), 'hello'], 20_000 * waitS);
+    const listening = tcp.code === 0 ? '' : (await lab.exec(c.nodes[1]!.pod.ns, ['ss', '-tlnH'])).stdout;
     server.kill('SIGKILL');
-    assert.equal(tcp.code, 0, `tcp-connect to ${addr}:${port}: exit ${tcp.code} ${tcp.stderr}`);
+    assert.equal(tcp.code, 0, `tcp-connect to ${addr}:${port}: exit ${tcp.code} ${tcp.stderr}; listening in ${c.nodes[1]!.pod.ns}: ${listening}`);
   };
 }
 

@@ -352,3 +352,25 @@ test('merge of merged traces: a node in two inputs, a record of a node its heade
   const stray = [ab.lines[0]!, ...ab.lines.slice(1).map((l) => l.replace('"node":"node-b"', '"node":"node-c"'))];
   await assert.rejects(mergeFiles([stray]), /a record of node node-c, which its header does not name/);
 });
+
+test('merge: a file that changes during the second pass (read then unchecked) is refused; one changed before it is checked again', async () => {
+  const g = scenario(2, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-merge-'));
+  try {
+    const files = (['a', 'b'] as const).map((n) => {
+      const f = join(dir, `${n}.jsonl`);
+      writeFileSync(f, [JSON.stringify(header(`node-${n}`)), ...g[n].map((r) => JSON.stringify(r))].join('\n') + '\n');
+      return f;
+    });
+    // The stamps asked: before the first pass, before the second, after it.
+    const merging = (stamps: string[]) => {
+      let asked = 0;
+      return mergeTraces(files.map((f, i) => ({ name: f, stream: false, lines: () => readTraceLines(f),
+        stamp: () => (i === 1 ? stamps[Math.min(asked++, stamps.length - 1)]! : 'same') })), { windowMs: 2000, version: 'test', argv: ['merge'] }, async () => {});
+    };
+    await assert.rejects(merging(['x', 'x', 'y']), /b\.jsonl.*changed while it was merged \(merge reads a file twice\)/);
+    assert.equal((await merging(['x', 'y', 'y'])).written, g.a.length + g.b.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
