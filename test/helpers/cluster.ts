@@ -29,6 +29,8 @@ export const eventsOf = (lines: Line[]) => lines.filter((l): l is JsonRecord => 
 export interface RunPlace {
   file(name: string): string;
   attachMs?: number;
+  /** More for each `pktpath record` (the points to attach). */
+  recordArgs?: string[];
 }
 
 /**
@@ -46,7 +48,7 @@ export async function recordRun(lab: Lab, c: Cluster, at: RunPlace, name: string
       '--filter-netns', n.ns, '--filter-netns', n.pod.ns, `icmp or tcp or udp port ${CLUSTER.vxlanPort} or udp port ${CLUSTER.genevePort}`,
       // What merge pairs packets by on the wire besides the wire section --node turns on: the captured
       // bytes (told apart by their hash where keys are alike) and the tunnel's headers.
-      '--output-packet', '--output-tunnel',
+      '--output-packet', '--output-tunnel', ...(at.recordArgs ?? []),
       '--', 'sh', '-c', `while [ ! -e ${stop} ]; do sleep 0.05; done`], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
