@@ -5,9 +5,11 @@
  * on the receiver, the wire section on each, the receiver freeing it), 50,000
  * records a second in all, each node's clock a millisecond further off. The merge runs as its own process under GNU time, to
  * /dev/null: wall time, records per second (both passes over the files) and
- * peak RSS. The traces are removed after. Prints figures; asserts nothing.
+ * peak RSS. With --against, another checkout's bin/pktpath merges the same
+ * traces right after, and the two are compared (ratios: the other's over
+ * this one's). The traces are removed after. Prints figures; asserts nothing.
  *
- *   node dist/bench/merge.js [nodes] [records]
+ *   node dist/bench/merge.js [nodes] [records] [--against OTHER/bin/pktpath]
  */
 import { createWriteStream, mkdtempSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +20,10 @@ const SEND = ['nf:ipv4:local_out', 'nf:ipv4:post_routing', 'tc:egress', 'net_dev
 const RECEIVE = ['netif_rx', 'netif_receive_skb', 'tc:ingress', 'nf:ipv4:pre_routing', 'nf:ipv4:local_in', 'consume_skb'];
 // (The sender's skb is the receiver's too in a lab on one kernel; here each node's skbs are its own.)
 
-const nodes = Number(process.argv[2] ?? 10);
-const records = Number(process.argv[3] ?? 1_000_000);
+const args = process.argv.slice(2);
+const against = args.includes('--against') ? args.splice(args.indexOf('--against'), 2)[1] : undefined;
+const nodes = Number(args[0] ?? 10);
+const records = Number(args[1] ?? 1_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'pktpath-bench-merge-'));
 
 function time(ns: number): string {
@@ -73,11 +77,20 @@ try {
   const files = await writeTraces();
   const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
   console.log(`merge: ${nodes} traces × ~${records.toLocaleString('en')} records (${(bytes / 2 ** 30).toFixed(2)} GiB) written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const r = run(['merge', ...files, '--out', '/dev/null']);
   const total = nodes * records;
   const rate = (s: number) => Math.round(total / s).toLocaleString('en');
-  console.log(`merge: ${r.seconds.toFixed(1)} s wall (${rate(r.seconds)} records/s), ${r.cpuSeconds.toFixed(1)} s CPU (${rate(r.cpuSeconds)} records/s of one core), ` +
-    `two passes over the files; peak RSS ${r.rssMiB.toFixed(0)} MiB; exit ${r.code}`);
+  const measure = (who: string, pktpath?: string) => {
+    const r = run(['merge', ...files, '--out', '/dev/null'], pktpath);
+    console.log(`merge (${who}): ${r.seconds.toFixed(1)} s wall (${rate(r.seconds)} records/s), ${r.cpuSeconds.toFixed(1)} s CPU (${rate(r.cpuSeconds)} records/s of one core), ` +
+      `two passes over the files; peak RSS ${r.rssMiB.toFixed(0)} MiB; exit ${r.code}`);
+    return r;
+  };
+  const r = measure('this checkout');
+  if (against !== undefined) {
+    const o = measure(against, against);
+    console.log(`merge: ${against} over this checkout: wall ×${(o.seconds / r.seconds).toFixed(2)}, CPU ×${(o.cpuSeconds / r.cpuSeconds).toFixed(2)}, ` +
+      `peak RSS ×${(o.rssMiB / r.rssMiB).toFixed(2)}`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

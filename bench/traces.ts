@@ -42,12 +42,12 @@ export async function writeTrace(path: string, records: number, drops: boolean):
 }
 
 /**
- * Runs a pktpath command as its own process under GNU time: wall seconds, CPU seconds (user + system: what the
+ * Runs a pktpath command (this checkout's, or `pktpath` another's) as its own process under GNU time: wall seconds, CPU seconds (user + system: what the
  * command cost, whatever else the machine runs) and peak RSS as the kernel accounts them.
  */
-export function run(args: string[]): { seconds: number; cpuSeconds: number; rssMiB: number; code: number | null } {
+export function run(args: string[], pktpath = PKTPATH): { seconds: number; cpuSeconds: number; rssMiB: number; code: number | null } {
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', PKTPATH, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', pktpath, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const seconds = (performance.now() - t0) / 1000;
   const [kib, user, sys] = (r.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number);
   return { seconds, cpuSeconds: user! + sys!, rssMiB: kib! / 1024, code: r.status };

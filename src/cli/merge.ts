@@ -101,7 +101,11 @@ async function sources(traces: readonly string[], f: MergeFlags, stopped: () => 
     }
     checkTraceFile(name);
     if (f.follow) return { name, stream: true, node, lines: () => followTraceLines(name, following(name, stopped)) };
-    return { name, stream: false, node, lines: () => readTraceLines(name) };
+    const stamp = () => {
+      const st = fs.statSync(name, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    };
+    return { name, stream: false, node, stamp, lines: () => readTraceLines(name) };
   }));
 }
 

@@ -174,8 +174,3 @@ export function dropOnNode2(lab: Lab, c: Cluster): void {
 }
 `);
 }
-
-/** Removes node 2's drop again. */
-export function undropOnNode2(lab: Lab, c: Cluster): void {
-  lab.execSync(c.nodes[1]!.ns, ['nft', 'delete', 'table', 'inet', 'pktpath-drop']);
-}

@@ -27,7 +27,7 @@ export const TRACE_LINE_LIMIT = 16 * MiB;
 export type TraceLine =
   | { kind: 'header'; record: JsonHeaderRecord }
   | { kind: 'event'; record: JsonRecord }
-  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft' }
+  | { kind: 'lost'; count: number; total: number; time: string; source?: 'nft'; node?: string }
   | { kind: 'settings'; record: JsonSettingsRecord }
   | { kind: 'normalized'; record: NormalizedHeader }
   | { kind: 'packet'; record: NormalizedPacket }
@@ -68,9 +68,9 @@ function schemaProblem(check: schema.SchemaCheck): string {
   }
 }
 
-/** `r` checked against its kind's schema (schema/event.v1.json, schema/normalized.v1.json). */
-function checked(check: schema.SchemaCheck, r: Record<string, unknown>, kind: string): void {
-  if (!check(r)) throw new Error(`not ${kind}: ${schemaProblem(check)}`);
+/** `r` checked against its kind's schema (schema/event.v1.json, schema/normalized.v1.json); `check` false: a line checked before. */
+function checked(check: schema.SchemaCheck, r: Record<string, unknown>, kind: string, again = true): void {
+  if (again && !check(r)) throw new Error(`not ${kind}: ${schemaProblem(check)}`);
 }
 
 function notJson(text: string): Error {
@@ -79,8 +79,11 @@ function notJson(text: string): Error {
     : `not text: a NUL byte at column ${nul + 1} (a binary file, or UTF-16 without a byte-order mark?)`);
 }
 
-/** What one line is, checked against the schema; throws a message (without the place) when it is none of them. */
-export function classify(text: string): TraceLine {
+/**
+ * What one line is, checked against the schema; throws a message (without the place) when it is none of them.
+ * `check` false: only its type read, for a line read and checked before (merge's second pass over a file unchanged).
+ */
+export function classify(text: string, check = true): TraceLine {
   let r: unknown;
   try {
     r = JSON.parse(text);
@@ -91,25 +94,26 @@ export function classify(text: string): TraceLine {
   if (r.v !== JSON_SCHEMA_VERSION) throw new Error(`schema version ${shown(r.v)}; this pktpath reads version ${JSON_SCHEMA_VERSION}`);
   switch (r.type) {
     case undefined:
-      checked(schema.event, r, 'an event');
+      checked(schema.event, r, 'an event', check);
       return { kind: 'event', record: r as unknown as JsonRecord };
     case 'lost':
-      checked(schema.lost, r, 'a lost record');
-      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}) };
+      checked(schema.lost, r, 'a lost record', check);
+      return { kind: 'lost', count: r.count as number, total: r.total as number, time: r.time as string, ...(r.source === 'nft' ? { source: 'nft' as const } : {}),
+        ...(typeof r.node === 'string' ? { node: r.node } : {}) };
     case 'settings':
-      checked(schema.settings, r, 'a settings record');
+      checked(schema.settings, r, 'a settings record', check);
       return { kind: 'settings', record: r as unknown as JsonSettingsRecord };
     case 'header':
-      checked(schema.header, r, 'a header');
+      checked(schema.header, r, 'a header', check);
       return { kind: 'header', record: r as unknown as JsonHeaderRecord };
     case 'normalized':
-      checked(schema.normalized, r, 'a normalised header');
+      checked(schema.normalized, r, 'a normalised header', check);
       return { kind: 'normalized', record: r as unknown as NormalizedHeader };
     case 'packet':
-      checked(schema.packet, r, 'a normalised packet');
+      checked(schema.packet, r, 'a normalised packet', check);
       return { kind: 'packet', record: r as unknown as NormalizedPacket };
     case 'explanation':
-      checked(schema.explanation, r, 'an explanation');
+      checked(schema.explanation, r, 'an explanation', check);
       return { kind: 'explanation', record: r as unknown as ExplanationRecord };
     default:
       throw new Error(`unknown record type ${shown(r.type)}`);
@@ -147,19 +151,28 @@ export function followTraceLines(file: string, atEnd: () => Promise<boolean>): A
   return lineBatches(file, TRACE_LINE_LIMIT, TOO_LONG, atEnd);
 }
 
+export type NumberedLine = TraceLine & { line: number; text: string };
+
 /** Batches of a trace's lines, classified (readTrace's rules), `name` in every message. */
-export async function* classifyLines(file: string, batches: AsyncIterable<string[]>): AsyncGenerator<TraceLine & { line: number; text: string }> {
+export async function* classifyLines(file: string, batches: AsyncIterable<string[]>): AsyncGenerator<NumberedLine> {
+  for await (const batch of classifyBatches(file, batches)) yield* batch;
+}
+
+/** classifyLines a batch at a time (no promise per line); `check` false: lines checked before, only parsed (see classify). */
+export async function* classifyBatches(file: string, batches: AsyncIterable<string[]>, check = true): AsyncGenerator<NumberedLine[]> {
   let n = 0;
   let records = 0;
   let headers = 0;
   let events = 0;
   for await (const batch of batches) {
+    const out: NumberedLine[] = [];
     for (const text of batch) {
       n++;
       if (text.trim() === '') continue;
-      let line: TraceLine;
+      let line: NumberedLine;
       try {
-        line = classify(text);
+        // Its own object, fresh from JSON: numbered in place.
+        line = classify(text, check) as NumberedLine;
       } catch (e) {
         throw new TraceFileError(file, n, (e as Error).message);
       }
@@ -169,8 +182,11 @@ export async function* classifyLines(file: string, batches: AsyncIterable<string
       }
       if (line.kind === 'event' || line.kind === 'packet') events++;
       records++;
-      yield { ...line, line: n, text };
+      line.line = n;
+      line.text = text;
+      out.push(line);
     }
+    if (out.length > 0) yield out;
   }
   if (records === 0) throw new TraceFileError(file, 0, 'is empty: no records');
 }

@@ -301,3 +301,76 @@ test('merge: streams (FIFOs, stdin, --follow) are read once, the offsets from th
   const journeys = (ls: string[]) => records(ls).map((r) => `${r.node} ${r.skb} ${r.func} ${r.journey}`).sort();
   assert.deepEqual(journeys(lines), journeys(fromFiles.lines));
 });
+
+/** `pktpath merge` of files holding `inputs`' lines, in that order: its lines. */
+async function mergeFiles(inputs: string[][], o: { reference?: string } = {}): Promise<{ result: MergeResult; lines: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-merge-'));
+  try {
+    const files = inputs.map((lines, i) => {
+      const f = join(dir, `${i}.jsonl`);
+      writeFileSync(f, lines.join('\n') + '\n');
+      return f;
+    });
+    let text = '';
+    const result = await mergeTraces(files.map((f) => ({ name: f, stream: false, lines: () => readTraceLines(f) })),
+      { windowMs: 2000, version: 'test', argv: ['merge'], reference: o.reference }, async (s) => { text += s; });
+    return { result, lines: text.trimEnd().split('\n') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('merge of merged traces: nodes and journeys kept, journeys joined across the inputs, offsets and pairs carried', async () => {
+  const g = scenario(20, 37e6);
+  const text = (n: 'a' | 'b') => [JSON.stringify(header(`node-${n}`)), ...g[n].map((r) => JSON.stringify(r))];
+  const direct = await runMerge(g);
+  // Each node merged alone first: its journeys its own; merged again, each request and reply one journey across both.
+  const [a, b] = await Promise.all([mergeFiles([text('a')]), mergeFiles([text('b')])]);
+  const again = await mergeFiles([a.lines, b.lines]);
+  assert.deepEqual(again.lines.slice(1), direct.lines.slice(1));
+  assert.equal(again.result.merged.pairs, direct.result.merged.pairs);
+  assert.deepEqual(again.result.merged.nodes.map((n) => [n.node, n.records, n.offset_ns, n.pairs]),
+    direct.result.merged.nodes.map((n) => [n.node, n.records, n.offset_ns, n.pairs]));
+  // A merged trace and a node's own: the same; the merged one's header carried, its journeys kept as they were.
+  const ab = await mergeFiles([direct.lines]);
+  assert.deepEqual(ab.lines.slice(1), direct.lines.slice(1));
+  assert.equal(ab.result.merged.pairs, 40);
+  const mixed = await mergeFiles([a.lines, text('b')], { reference: 'node-b' });
+  assert.equal(mixed.result.merged.reference, 'node-b');
+  const byRecord = (ls: string[]) => records(ls).map((r) => `${r.node} ${r.skb} ${r.func} ${r.journey}`).sort();
+  assert.deepEqual(byRecord(mixed.lines), byRecord(direct.lines));
+  const nb = mixed.result.merged.nodes.find((n) => n.node === 'node-b')!;
+  assert.equal(nb.offset_ns, 0);
+  for (const l of [...again.lines, ...mixed.lines]) assert.doesNotThrow(() => classify(l), l);
+});
+
+test('merge of merged traces: a node in two inputs, a record of a node its header does not name, --node-of on one: refused', async () => {
+  const g = scenario(2, 0);
+  const text = (n: 'a' | 'b') => [JSON.stringify(header(`node-${n}`)), ...g[n].map((r) => JSON.stringify(r))];
+  const ab = await mergeFiles([text('a'), text('b')]);
+  await assert.rejects(mergeFiles([ab.lines, text('b')]), /has node node-b, as .* has: merge takes each node's records from one input/);
+  const stray = [ab.lines[0]!, ...ab.lines.slice(1).map((l) => l.replace('"node":"node-b"', '"node":"node-c"'))];
+  await assert.rejects(mergeFiles([stray]), /a record of node node-c, which its header does not name/);
+});
+
+test('merge: a file that changes during the second pass (read then unchecked) is refused; one changed before it is checked again', async () => {
+  const g = scenario(2, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'pktpath-merge-'));
+  try {
+    const files = (['a', 'b'] as const).map((n) => {
+      const f = join(dir, `${n}.jsonl`);
+      writeFileSync(f, [JSON.stringify(header(`node-${n}`)), ...g[n].map((r) => JSON.stringify(r))].join('\n') + '\n');
+      return f;
+    });
+    // The stamps asked: before the first pass, before the second, after it.
+    const merging = (stamps: string[]) => {
+      let asked = 0;
+      return mergeTraces(files.map((f, i) => ({ name: f, stream: false, lines: () => readTraceLines(f),
+        stamp: () => (i === 1 ? stamps[Math.min(asked++, stamps.length - 1)]! : 'same') })), { windowMs: 2000, version: 'test', argv: ['merge'] }, async () => {});
+    };
+    await assert.rejects(merging(['x', 'x', 'y']), /b\.jsonl.*changed while it was merged \(merge reads a file twice\)/);
+    assert.equal((await merging(['x', 'y', 'y'])).written, g.a.length + g.b.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -61,8 +61,8 @@ export class HeldHeap<T extends Held> {
 }
 
 export interface MergeInputLoop<R> {
-  /** The input's items, in its order. */
-  items: AsyncIterable<R>;
+  /** The input's items, in its order, a batch at a time. */
+  items: AsyncIterable<R[]>;
   /** A stream that may fall quiet (FIFO, stdin, a followed file). */
   stream: boolean;
 }
@@ -122,25 +122,27 @@ export async function runWindowed<R>(inputs: ReadonlyArray<MergeInputLoop<R>>, o
 
   const loop = async (i: number) => {
     let count = 0;
-    for await (const item of inputs[i]!.items) {
+    for await (const batch of inputs[i]!.items) {
       if (o.stopped?.()) break;
-      const t = o.timeOf(i, item);
       lastData[i] = Date.now();
-      if (t === null) continue;
-      if (t > frontier[i]!) frontier[i] = t;
-      o.read(i, item, t);
-      if ((++count & 255) === 0) {
-        release();
-        await releasing;
-        // Ahead of the slowest by more than a window: wait for it (a stream quiet long enough is not waited for).
-        while (frontier[i]! + o.offsets[i]! > slowest() + o.windowNs && !o.stopped?.()) {
-          await new Promise<void>((resolve) => {
-            waiting.push(resolve);
-            setTimeout(resolve, o.idleMs).unref();
-          });
+      for (const item of batch) {
+        const t = o.timeOf(i, item);
+        if (t === null) continue;
+        if (t > frontier[i]!) frontier[i] = t;
+        o.read(i, item, t);
+        if ((++count & 255) === 0) {
+          release();
+          await releasing;
+          // Ahead of the slowest by more than a window: wait for it (a stream quiet long enough is not waited for).
+          while (frontier[i]! + o.offsets[i]! > slowest() + o.windowNs && !o.stopped?.()) {
+            await new Promise<void>((resolve) => {
+              waiting.push(resolve);
+              setTimeout(resolve, o.idleMs).unref();
+            });
+          }
+          wake();
         }
       }
-      if ((count & 255) === 0) wake();
     }
     ended[i] = true;
     wake();

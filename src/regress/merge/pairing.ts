@@ -12,6 +12,11 @@
  * is known. An arrival whose key finds departures of more than one journey is
  * ambiguous: counted and reported, never guessed. Memory: the instances and
  * keys of the last two windows.
+ *
+ * A merged trace merged again keeps its journeys: a record that carries one
+ * joins the instance that first carried it on its input (paired there
+ * already), and only that first instance may arrive from a node of another
+ * input; a departure is never looked for again on the arrival's own input.
  */
 import { FREEING_POINTS } from '../../decode/points.js';
 import type { JsonRecord } from '../../output/json.js';
@@ -24,15 +29,16 @@ const AFTER_HANDOFF: ReadonlySet<string> = new Set(['net_dev_xmit']);
 export class Instance {
   /** The instance whose journey this one continues (its departure), null for a journey's first. */
   parent: Instance | null = null;
-  /** Last sending time per key; the first receiving time with a key (the pairing's times). */
-  readonly tx = new Map<string, number>();
-  readonly rx = new Map<string, number>();
+  /** Last sending time per key (made at its first); the first receiving time with a key (the pairing's times). */
+  tx: Map<string, number> | null = null;
+  rxT = 0;
   /** Its skb came from outside the node, so far: no sending point yet, no receiving point with a key. */
   mayArrive = true;
   /** The packet its skb holds (heldPacket), once a record says. */
   held: string | null = null;
   lastT: number;
-  constructor(readonly node: number, readonly label: string, t: number) {
+  /** @param carried the journey its records came with (a merged trace merged again), else null */
+  constructor(readonly node: number, readonly label: string, t: number, readonly carried: string | null = null) {
     this.lastT = t;
   }
 
@@ -73,6 +79,8 @@ interface Entry {
 export interface PairerOptions {
   /** Node names by index (labels `<node>:<skb>`). */
   nodes: readonly string[];
+  /** Each node's input (nodes of one merged trace share one, and were paired there); default a node its own. */
+  inputOf?: readonly number[];
   /** How far apart a departure and its arrival may be, ns (in the times given). */
   windowNs: number;
   /**
@@ -90,6 +98,8 @@ export class Pairer {
   private readonly instances = new Map<string, Instance>();
   /** How many instances each `<node>:<skb>` has had: the second is named `<node>:<skb>#2`, so that journeys' names are never reused. */
   private readonly named = new Map<string, number>();
+  /** The first instance of each journey records came with, and when the journey was last seen. */
+  private readonly carried = new Map<string, { inst: Instance; lastT: number }>();
   /** Departures by key: every instance that sent it, in the last two windows. */
   private readonly entries = new Map<string, Entry[]>();
   /** Keys in the order first indexed, with when: what expires. */
@@ -105,6 +115,10 @@ export class Pairer {
 
   constructor(private readonly o: PairerOptions) {}
 
+  private inputOf(node: number): number {
+    return this.o.inputOf?.[node] ?? node;
+  }
+
   /**
    * The instance a record belongs to, with what it sent noted and its
    * arrival queued; `t` in ns, as ordered. An instance is an arrival when its
@@ -115,14 +129,23 @@ export class Pairer {
     const id = `${node}:${r.skb}`;
     let inst = this.instances.get(id);
     const held = heldPacket(r);
-    // Its address holds another packet now: the last one's free went unseen.
-    if (inst !== undefined && held !== null && inst.held !== null && held !== inst.held) inst = undefined;
+    const carried = r.journey ?? null;
+    // Its address holds another packet now: the last one's free went unseen (or the merge before said so).
+    if (inst !== undefined && ((held !== null && inst.held !== null && held !== inst.held) || inst.carried !== carried)) inst = undefined;
     if (inst === undefined) {
       const n = (this.named.get(id) ?? 0) + 1;
       this.named.set(id, n);
-      inst = new Instance(node, `${this.o.nodes[node]}:${r.skb}${n > 1 ? `#${n}` : ''}`, t);
+      const first = carried === null ? undefined : this.carried.get(carried);
+      inst = new Instance(node, carried !== null && first === undefined ? carried : `${this.o.nodes[node]}:${r.skb}${n > 1 ? `#${n}` : ''}`, t, carried);
+      if (first !== undefined) {
+        // Paired already, by the merge that wrote it.
+        inst.parent = first.inst;
+        inst.mayArrive = false;
+      } else if (carried !== null) this.carried.set(carried, { inst, lastT: t });
       this.instances.set(id, inst);
     }
+    const journey = carried === null ? undefined : this.carried.get(carried);
+    if (journey !== undefined) journey.lastT = t;
     if (held !== null) inst.held = held;
     inst.lastT = t;
     const dir = pointDirection(r.func);
@@ -130,6 +153,7 @@ export class Pairer {
     if (dir === 'tx') {
       inst.mayArrive = false;
       if (wk !== null) {
+        inst.tx ??= new Map();
         const known = inst.tx.has(wk.key);
         if (!known) this.index(wk.key, { inst, t });
         // net_dev_xmit fires once the driver returns: a veth's peer has received the packet by then. Not a departure time.
@@ -137,7 +161,7 @@ export class Pairer {
       }
     } else if (dir === 'rx' && wk !== null && inst.mayArrive) {
       inst.mayArrive = false;
-      inst.rx.set(wk.key, t);
+      inst.rxT = t;
       this.arrivals.push({ inst, key: wk.key, t });
     }
     if (FREEING_POINTS.has(r.func)) this.instances.delete(id);
@@ -162,8 +186,8 @@ export class Pairer {
     let bestT = -Infinity;
     const journeys = new Set<string>();
     for (const e of this.entries.get(key) ?? []) {
-      const sent = e.inst.tx.get(key)!;
-      if (e.inst.node === arr.node || Math.abs(sent - t) > w || (slack !== null && sent > t + slack)) continue;
+      const sent = e.inst.tx!.get(key)!;
+      if (this.inputOf(e.inst.node) === this.inputOf(arr.node) || Math.abs(sent - t) > w || (slack !== null && sent > t + slack)) continue;
       const root = e.inst.root();
       if (root === arr) continue;
       journeys.add(root.label);
@@ -218,6 +242,7 @@ export class Pairer {
     if (now - this.lastSweep >= this.o.windowNs) {
       this.lastSweep = now;
       for (const [id, inst] of this.instances) if (inst.lastT < horizon) this.instances.delete(id);
+      for (const [j, c] of this.carried) if (c.lastT < horizon) this.carried.delete(j);
     }
   }
 
@@ -228,6 +253,6 @@ export class Pairer {
   }
 
   private finish(p: { dep: Instance; arr: Instance; key: string }): void {
-    this.o.onPair?.({ from: p.dep.node, to: p.arr.node, depT: p.dep.tx.get(p.key)!, arrT: p.arr.rx.get(p.key)! });
+    this.o.onPair?.({ from: p.dep.node, to: p.arr.node, depT: p.dep.tx!.get(p.key)!, arrT: p.arr.rxT });
   }
 }
