@@ -54,6 +54,7 @@ export async function doctor(): Promise<number> {
   const uses: string[] = [];
   if (has('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
   if (has('tcx') && has('tcx-attach-type') && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
+  else if (loaded('tc')) uses.push('tc ingress/egress (cls_bpf filters on clsact: no tcx links here)');
   if (has('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
   else if (!has('netfilter-attach-type') && loaded('nf-hook')) uses.push('netfilter hooks (fexit of nf_hook_slow: no netfilter links here)');
   const backends = functionBackends().filter((b) => b.ok && loaded(b.backend)).map((b) => b.backend);
@@ -64,7 +65,8 @@ export async function doctor(): Promise<number> {
       (few !== many ? `, ${few} for up to ${FENTRY_PREFERRED_MAX} functions` : '') + ')');
   }
   if (backends.includes('fentry')) uses.push('tc program tracing (--filter-trace-tc: fentry/fexit on them)');
-  if (backends.length > 0 && has('fentry') && loaded('fexit')) uses.push('return values of skb functions (--output-retval: fexit)');
+  // Return values need bpf_get_func_ip too (5.15): --output-retval refuses them without it (src/cli/run.ts).
+  if (backends.length > 0 && has('fentry') && loaded('fexit') && has('helper-get-func-ip')) uses.push('return values of skb functions (--output-retval: fexit)');
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
   if (backends.length === 0) {
     out.write('skb functions: no backend works here (kprobe, kprobe-multi and fentry are refused above); --backend auto ' +
