@@ -234,9 +234,10 @@ static __always_inline void flow_event_end(__u64 *ctx, struct event *e, __u32 sp
 	event_end(e, &site);
 }
 
+/* bpf_get_current_task, not its BTF twin (5.11): read through probe reads, it loads on 5.10 too. */
 static __always_inline __u32 current_netns(void)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 }
 

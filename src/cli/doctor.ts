@@ -54,6 +54,7 @@ export async function doctor(): Promise<number> {
   const uses: string[] = [];
   if (has('tp_btf') && loaded('tracepoint')) uses.push('skb tracepoints (tp_btf)');
   if (has('tcx') && has('tcx-attach-type') && loaded('tc')) uses.push('tc ingress/egress (tcx links)');
+  else if (loaded('tc')) uses.push('tc ingress/egress (cls_bpf filters on clsact: no tcx links here)');
   if (has('netfilter') && loaded('netfilter')) uses.push('netfilter hooks (BPF links, IPv4 and IPv6)');
   else if (!has('netfilter-attach-type') && loaded('nf-hook')) uses.push('netfilter hooks (fexit of nf_hook_slow: no netfilter links here)');
   const backends = functionBackends().filter((b) => b.ok && loaded(b.backend)).map((b) => b.backend);
@@ -64,9 +65,10 @@ export async function doctor(): Promise<number> {
       (few !== many ? `, ${few} for up to ${FENTRY_PREFERRED_MAX} functions` : '') + ')');
   }
   if (backends.includes('fentry')) uses.push('tc program tracing (--filter-trace-tc: fentry/fexit on them)');
+  // Return values need bpf_get_func_ip (5.15) whichever probe reads them: --output-retval refuses them without it (src/cli/run.ts).
   const returns = [...(has('fentry') && loaded('fexit') ? ['fexit'] : []),
-    ...(backends.some((b) => b !== 'fentry') && has('helper-get-func-ip') ? ['kretprobes with --backend kprobe/kprobe-multi'] : [])];
-  if (returns.length > 0) uses.push(`return values of skb functions (--output-retval: ${returns.join('; ')})`);
+    ...(backends.some((b) => b !== 'fentry') ? ['kretprobes with --backend kprobe/kprobe-multi'] : [])];
+  if (returns.length > 0 && has('helper-get-func-ip')) uses.push(`return values of skb functions (--output-retval: ${returns.join('; ')})`);
   out.write(`pktpath will use: ${uses.join(', ') || 'nothing: no mechanism works'}\n`);
   if (backends.length === 0) {
     out.write('skb functions: no backend works here (kprobe, kprobe-multi and fentry are refused above); --backend auto ' +

@@ -10,7 +10,7 @@ import type { CompiledSkbFetch } from '../filter/skb-expr.js';
 import { type Netns, currentNetns, namedNetns } from '../kernel/netns.js';
 import { PodCatalog, podLabel } from '../kernel/pods.js';
 import { kernelRelease } from '../kernel/mechanisms.js';
-import { moduleBtf, moduleHasBtf } from '../kernel/functions.js';
+import { moduleBtf, moduleHasBtf, moduleLoaded } from '../kernel/functions.js';
 import { capability } from '../kernel/caps.js';
 import { gatherKernelView, ifacesOf, type KernelView, tracedNamespaces, withTcPrograms } from '../kernel/view.js';
 import { createSinks } from '../output/create.js';
@@ -97,7 +97,12 @@ export function prepare(cfg: TraceConfig, only?: (netnsName: string) => boolean,
   checkNonSkbFuncs(cfg, fentry);
   const kmods = cfg.attach.kmods;
   const absent = cfg.attach.families.has('functions') && Array.isArray(kmods) ? kmods.find((m) => !moduleHasBtf(m)) : undefined;
-  if (absent !== undefined) throw new UsageError(`--kmods: module '${absent}' is not loaded with BTF (no /sys/kernel/btf/${absent}): load it (modprobe ${absent}) or leave it out`);
+  if (absent !== undefined) {
+    // Loaded yet without BTF: the kernel (before 5.11, or without CONFIG_DEBUG_INFO_BTF_MODULES) gives modules none.
+    throw new UsageError(moduleLoaded(absent)
+      ? `--kmods: module '${absent}' is loaded but has no BTF (no /sys/kernel/btf/${absent}: module BTF needs Linux 5.11+ built with CONFIG_DEBUG_INFO_BTF_MODULES): leave it out`
+      : `--kmods: module '${absent}' is not loaded with BTF (no /sys/kernel/btf/${absent}): load it (modprobe ${absent}) or leave it out`);
+  }
   if (cfg.output.sections.includes('retval')) {
     if (!cfg.attach.families.has('functions')) throw new UsageError('--output-retval: return values are those of kernel functions: --attach needs functions');
     // fexit where fentry may be used, else kretprobes of the kprobe backends (src/trace/functions.ts, returnProbe).

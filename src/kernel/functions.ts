@@ -53,6 +53,11 @@ export function moduleBtf(module: string, btf: Btf | null = vmlinuxBtf(), btfDir
   return m;
 }
 
+/** Whether the module is loaded (with or without BTF). */
+export function moduleLoaded(module: string): boolean {
+  return fs.existsSync(path.join('/sys/module', module));
+}
+
 /** Whether the module is loaded with BTF of its own (its functions can be found and probed). */
 export function moduleHasBtf(module: string, btfDir = BTF_DIR): boolean {
   return fs.existsSync(path.join(btfDir, module));

