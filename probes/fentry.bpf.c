@@ -14,14 +14,6 @@
 #include "include/observe.h"
 #include "include/args.h"
 
-#ifdef PKTPATH_NO_FUNC_IP
-/* Before bpf_get_func_ip (5.15): the program is the function's own, and user
- * space names its records by their point. Return values need the helper. */
-#define FUNC_IP(ctx) 0
-#else
-#define FUNC_IP(ctx) bpf_get_func_ip(ctx)
-#endif
-
 SEC("fentry")
 int pktpath_fentry(__u64 *ctx)
 {
@@ -32,7 +24,7 @@ int pktpath_fentry(__u64 *ctx)
 		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
-		.func_ip = FUNC_IP(ctx),
+		.func_ip = TRAMPOLINE_FUNC_IP(ctx),
 		.stack_ok = true,
 	};
 	/* --filter-non-skb-funcs: this CPU is in a wanted skb's function until its fexit (window.h). */

@@ -36,7 +36,7 @@ int pktpath_under(__u64 *ctx)
 		.point_id = CONFIG.point_id,
 		.ctx = ctx,
 		.flags = EVENT_HAS_FUNC,
-		.func_ip = bpf_get_func_ip(ctx),
+		.func_ip = TRAMPOLINE_FUNC_IP(ctx),
 		.stack_ok = true,
 		.under = true,
 	};

@@ -41,6 +41,7 @@ build probes/tc.bpf.c "$out/tc_untyped.bpf.o" -DPKTPATH_UNTYPED
 # Function probes before bpf_get_func_ip (5.15): the function from the probe's address (kprobes) or its point (fentry).
 build probes/kprobe.bpf.c "$out/kprobe_nofuncip.bpf.o" -DPKTPATH_NO_FUNC_IP
 build probes/fentry.bpf.c "$out/fentry_nofuncip.bpf.o" -DPKTPATH_NO_FUNC_IP
+build probes/track.bpf.c "$out/track_nofuncip.bpf.o" -DPKTPATH_NO_FUNC_IP
 # Netfilter on kernels before bpf_rdonly_cast (6.2): probes/include/kread.h.
 build probes/netfilter.bpf.c "$out/netfilter_nocast.bpf.o" -DPKTPATH_NO_RDONLY_CAST
 # The benchmarks' floor (bench/run.ts): every probe built to return at once (PKTPATH_PROBES_DIR points at it).

@@ -8,6 +8,15 @@
 #ifndef PKTPATH_ARGS_H
 #define PKTPATH_ARGS_H
 
+/* The function a trampoline program (fentry, fexit) runs for. Before
+ * bpf_get_func_ip (5.15, the *_nofuncip builds) the program is that
+ * function's own, and user space names its records by their point. */
+#ifdef PKTPATH_NO_FUNC_IP
+#define TRAMPOLINE_FUNC_IP(ctx) 0
+#else
+#define TRAMPOLINE_FUNC_IP(ctx) bpf_get_func_ip(ctx)
+#endif
+
 /* Each argument is loaded with its own fixed-offset instruction: the verifier
  * refuses context loads through a computed pointer, which is what the
  * compiler would otherwise make of a switch over the index. */

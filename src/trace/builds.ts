@@ -109,7 +109,10 @@ export const PROBES = {
   /** --filter-track-skb where fexit is allowed: the skb a clone or copy function made, followed when its source is. */
   'copy-exit': [trackProbe('pktpath_copy_exit')],
   /** --filter-non-skb-funcs: a function without an skb, reported in its CPU's window (probes/include/window.h). */
-  under: [{ file: 'track.bpf.o', program: 'pktpath_under', others: TRACKERS.filter((p) => p !== 'pktpath_under') }],
+  under: [
+    { file: 'track.bpf.o', program: 'pktpath_under', others: TRACKERS.filter((p) => p !== 'pktpath_under') },
+    { file: 'track_nofuncip.bpf.o', program: 'pktpath_under', others: TRACKERS.filter((p) => p !== 'pktpath_under'), lacks: 'bpf_get_func_ip (5.15+)' },
+  ],
   /** The exit of an observed skb function: it closes its CPU's window. */
   'window-exit': [trackProbe('pktpath_window_exit')],
   /** Route and neighbour tracepoints (--output-route, --output-neigh): one object, a program per point. */
