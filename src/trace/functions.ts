@@ -86,7 +86,7 @@ export class FunctionObservers {
       const fail = (f: FunctionAttachment, e: unknown) => failed.set(f.name, (e as Error).message.split('\n')[0]!);
       if (backend === 'kprobe-multi') await this.kprobeMulti(pending, fail);
       else if (backend === 'kprobe') await this.kprobes(pending, fail);
-      else await this.fentries(pending, fail);
+      else await this.trampolines('fentry', pending.map((f) => ({ f, arg: f.skbArg })), fail);
       if (!(await this.ctx.goOn())) return result;
       result.byBackend.set(backend, pending.length - failed.size);
       result.ms.set(backend, performance.now() - t0);
@@ -124,7 +124,7 @@ export class FunctionObservers {
     for (const [probe, list] of byProbe) {
       const failed = new Map<string, string>();
       const fail = (f: FunctionAttachment, e: unknown) => failed.set(f.name, (e as Error).message.split('\n')[0]!);
-      if (probe === 'fexit') await this.fexits(list, fail);
+      if (probe === 'fexit') await this.trampolines('fexit', list.map(({ f, ret }) => ({ f, arg: ret.nargs })), fail);
       else await this.kretprobes(probe, list.map((x) => x.f), fail);
       for (const { f, ret } of list) if (!failed.has(f.name)) this.returns.set(f.name, ret.shape);
       out.byProbe.set(probe, list.length - failed.size);
@@ -132,24 +132,6 @@ export class FunctionObservers {
       if (!(await this.ctx.goOn())) break;
     }
     return out;
-  }
-
-  /** A trampoline program per function, told where its return value is: after the arguments. */
-  private async fexits(list: Array<{ f: FunctionAttachment; ret: FunctionReturn }>, fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
-    let done = 0;
-    for (const { f, ret } of list) {
-      try {
-        const id = this.ctx.addPoint({ type: 'fexit', name: f.name });
-        const inst = this.ctx.probes.load('fexit', { pointId: id, skbArg: ret.nargs }, `fexit on ${f.name}`, f.name);
-        this.links.push(attachTracing(inst.program, `fexit on ${f.name}`));
-      } catch (e) {
-        fail(f, e);
-      }
-      if (++done % 16 === 0) {
-        this.ctx.progress('fexit', done, list.length);
-        if (!(await this.ctx.goOn())) return;
-      }
-    }
   }
 
   /** One program for every function: its records name their function by the entry's address. */
@@ -255,23 +237,28 @@ export class FunctionObservers {
     this.ctx.progress('kprobe', done, functions.length);
   }
 
-  /** A trampoline program per function: each is loaded (verified) for its target. */
-  private async fentries(functions: FunctionAttachment[], fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
+  /**
+   * A trampoline program per function, each loaded (verified) for its
+   * target: told where its skb is (fentry) or its return value, after the
+   * arguments (fexit).
+   */
+  private async trampolines(kind: 'fentry' | 'fexit', list: Array<{ f: FunctionAttachment; arg: number }>,
+    fail: (f: FunctionAttachment, e: unknown) => void): Promise<void> {
     let done = 0;
-    for (const f of functions) {
+    for (const { f, arg } of list) {
       try {
-        const id = this.ctx.addPoint({ type: 'fentry', name: f.name });
-        const inst = this.ctx.probes.load('fentry', { pointId: id, skbArg: f.skbArg }, `fentry on ${f.name}`, f.name);
-        this.links.push(attachTracing(inst.program, `fentry on ${f.name}`));
+        const id = this.ctx.addPoint({ type: kind, name: f.name });
+        const inst = this.ctx.probes.load(kind, { pointId: id, skbArg: arg }, `${kind} on ${f.name}`, f.name);
+        this.links.push(attachTracing(inst.program, `${kind} on ${f.name}`));
       } catch (e) {
         fail(f, e);
       }
       if (++done % 16 === 0) {
-        this.ctx.progress('fentry', done, functions.length);
+        this.ctx.progress(kind, done, list.length);
         if (!(await this.ctx.goOn())) return;
       }
     }
-    this.ctx.progress('fentry', done, functions.length);
+    this.ctx.progress(kind, done, list.length);
   }
 }
 
